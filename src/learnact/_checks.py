@@ -1,0 +1,37 @@
+"""Small argument checks shared by the whole package (private)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["check_positive", "check_fraction", "check_positive_int", "did_you_mean"]
+
+
+def check_positive(value: float, name: str) -> float:
+    """Return ``value`` if it is a finite number > 0, else raise ``ValueError``."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 or value != value:
+        raise ValueError(f"{name} must be > 0, got {name}={value!r}")
+    if value == float("inf"):
+        raise ValueError(f"{name} must be finite, got {name}={value!r}")
+    return float(value)
+
+
+def check_positive_int(value: int, name: str) -> int:
+    """Return ``value`` if it is an int >= 1, else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
+    return value
+
+
+def check_fraction(value: float, name: str) -> float:
+    """Return ``value`` if it lies strictly inside (0, 1), else raise ``ValueError``."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
+        raise ValueError(f"{name} must be in (0, 1), got {name}={value!r}")
+    return float(value)
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """A ``" (did you mean 'x'?)"`` suffix for the closest option, or ``""``."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

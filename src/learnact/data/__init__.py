@@ -1,0 +1,6 @@
+"""Data: sources, per-seed splits, scaling."""
+
+from .sources import BUILTIN_DATASETS, Dataset, load_dataset
+from .splits import Split, Standardizer, split_dataset
+
+__all__ = ["BUILTIN_DATASETS", "Dataset", "Split", "Standardizer", "load_dataset", "split_dataset"]

@@ -1,0 +1,115 @@
+"""Per-seed splits and the standard scaler fitted on the training part only."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from ..exceptions import CheckpointError
+from .sources import Dataset
+
+__all__ = ["Standardizer", "Split", "split_dataset"]
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Per-feature ``(x - mean) / scale`` (scikit-learn's StandardScaler maths).
+
+    Shape:
+        - mean, scale: ``(d,)``
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    feature_names: tuple[str, ...] = ()
+
+    @classmethod
+    def fit(cls, X: np.ndarray, feature_names: tuple[str, ...] = ()) -> Standardizer:
+        """Fit on ``X`` of shape ``(n, d)``; zero-variance features get scale 1."""
+        from sklearn.preprocessing import StandardScaler
+
+        sk = StandardScaler().fit(X)
+        return cls(np.asarray(sk.mean_, dtype=np.float64), np.asarray(sk.scale_, dtype=np.float64),
+                   tuple(feature_names))
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Standardise ``X`` of shape ``(n, d)``."""
+        if X.ndim != 2 or X.shape[1] != self.mean.shape[0]:
+            raise ValueError(f"expected X of shape (n, {self.mean.shape[0]}), got {X.shape}")
+        return (X - self.mean) / self.scale
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "standard", "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "feature_names": list(self.feature_names)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Standardizer:
+        try:
+            mean = np.asarray(d["mean"], dtype=np.float64)
+            scale = np.asarray(d["scale"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"preprocessing JSON is malformed ({exc}); rerun the study to rewrite it") from None
+        if mean.shape != scale.shape or mean.ndim != 1:
+            raise CheckpointError("preprocessing JSON is malformed (mean/scale shapes differ); rerun the study")
+        return cls(mean, scale, tuple(d.get("feature_names", ())))
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> Standardizer:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"cannot read preprocessing {str(path)!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Split:
+    """One seed's standardised train / validation / test parts (float32).
+
+    ``idx_*`` are row indices into the original data set.
+
+    Shape:
+        - X_*: ``(n_part, d)``; y_*: ``(n_part,)`` integer labels
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    idx_train: np.ndarray
+    idx_val: np.ndarray
+    idx_test: np.ndarray
+    scaler: Standardizer
+    n_classes: int
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X_train.shape[1])
+
+
+def split_dataset(ds: Dataset, seed: int, test_size: float = 0.25, val_size: float = 0.2) -> Split:
+    """The protocol's split for one seed.
+
+    Stratified train/test split (``random_state=seed``); a scaler fitted on
+    the training part alone and applied to both; then a stratified
+    train/validation split of the scaled training part (same seed).
+    """
+    idx = np.arange(len(ds.y))
+    X_tr, X_te, y_tr, y_te, i_tr, i_te = train_test_split(
+        ds.X, ds.y, idx, test_size=test_size, random_state=seed, stratify=ds.y)
+    scaler = Standardizer.fit(X_tr, ds.feature_names)
+    X_tr = scaler.transform(X_tr)
+    X_te = scaler.transform(X_te)
+    X_tr, X_va, y_tr, y_va, i_tr, i_va = train_test_split(
+        X_tr, y_tr, i_tr, test_size=val_size, random_state=seed, stratify=y_tr)
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+    return Split(f32(X_tr), y_tr, f32(X_va), y_va, f32(X_te), y_te, i_tr, i_va, i_te, scaler, ds.n_classes)

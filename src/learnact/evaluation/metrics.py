@@ -1,0 +1,125 @@
+"""Classification metrics on predicted probabilities.
+
+Each metric is a small function with metadata (:class:`Metric`): name,
+whether higher is better, and a display format. Binary tasks take the
+probability of the positive class, shape ``(n,)``; multi-class tasks take
+``(n, n_classes)`` probabilities and use macro / one-vs-rest forms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn import metrics as skm
+
+__all__ = ["Metric", "METRICS", "compute_metrics", "expected_calibration_error", "predicted_labels"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric and how to read it.
+
+    Attributes:
+        name: Column name in results tables.
+        label: Human-readable name for figures and tables.
+        higher_is_better: Direction of improvement.
+        fmt: Python format spec for display (``".4f"``).
+        fn: ``(y_true, prob) -> float``.
+    """
+
+    name: str
+    label: str
+    higher_is_better: bool
+    fmt: str
+    fn: Callable[[np.ndarray, np.ndarray], float]
+
+
+def predicted_labels(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Hard labels: ``prob > threshold`` (binary, ``(n,)``) or arg-max (``(n, k)``)."""
+    prob = np.asarray(prob)
+    if prob.ndim == 1:
+        return (prob > threshold).astype(np.int64)
+    return prob.argmax(axis=1).astype(np.int64)
+
+
+def _proba_matrix(prob: np.ndarray) -> np.ndarray:
+    prob = np.asarray(prob, dtype=np.float64)
+    return np.stack([1 - prob, prob], axis=1) if prob.ndim == 1 else prob
+
+
+def _accuracy(y: np.ndarray, p: np.ndarray) -> float:
+    return float(skm.accuracy_score(y, predicted_labels(p)))
+
+
+def _f1(y: np.ndarray, p: np.ndarray) -> float:
+    avg = "binary" if np.asarray(p).ndim == 1 else "macro"
+    return float(skm.f1_score(y, predicted_labels(p), average=avg, zero_division=0))
+
+
+def _roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    if np.asarray(p).ndim == 1:
+        return float(skm.roc_auc_score(y, p))
+    return float(skm.roc_auc_score(y, p, multi_class="ovr", average="macro", labels=np.arange(p.shape[1])))
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    P = np.clip(_proba_matrix(p), 1e-15, 1 - 1e-15)
+    P = P / P.sum(axis=1, keepdims=True)
+    return float(-np.mean(np.log(P[np.arange(len(y)), np.asarray(y)])))
+
+
+def _brier(y: np.ndarray, p: np.ndarray) -> float:
+    P = _proba_matrix(p)
+    if np.asarray(p).ndim == 1:
+        return float(np.mean((np.asarray(p, dtype=np.float64) - y) ** 2))
+    onehot = np.eye(P.shape[1])[np.asarray(y)]
+    return float(np.mean(np.sum((P - onehot) ** 2, axis=1)))
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
+    """ECE with equal-width confidence bins: ``sum_b |B|/n * |acc(B) - conf(B)|``.
+
+    Confidence is the probability of the predicted class (top-label calibration).
+    """
+    P = _proba_matrix(p)
+    conf = P.max(axis=1)
+    correct = (P.argmax(axis=1) == np.asarray(y)).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        mask = bins == b
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(ece)
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("accuracy", "Accuracy", True, ".4f", _accuracy),
+        Metric("f1", "F1", True, ".4f", _f1),
+        Metric("roc_auc", "ROC-AUC", True, ".4f", _roc_auc),
+        Metric("log_loss", "Log loss", False, ".4f", _log_loss),
+        Metric("brier", "Brier score", False, ".4f", _brier),
+        Metric("ece", "ECE", False, ".4f", expected_calibration_error),
+    )
+}
+
+
+def compute_metrics(y_true: np.ndarray, prob: np.ndarray) -> dict[str, float]:
+    """All registered metrics.
+
+    Args:
+        y_true: Integer labels, shape ``(n,)``.
+        prob: Positive-class probability ``(n,)`` or class probabilities ``(n, k)``.
+
+    Returns:
+        ``{metric name: value}`` in :data:`METRICS` order.
+    """
+    y = np.asarray(y_true).astype(np.int64)
+    return {name: m.fn(y, prob) for name, m in METRICS.items()}

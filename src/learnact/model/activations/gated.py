@@ -1,0 +1,204 @@
+"""Gated mixtures of candidate activations: ``y = sum_k g_k * phi_k(x)``.
+
+The mixture weights are ``g = softmax(z / T)`` over the candidate axis. The
+logits ``z`` are either learned parameters (static gates, one set per layer or
+per neuron) or produced from a context vector by a small gating head
+(input-dependent gates). :func:`mix_candidates`, :func:`softmax_gate` and
+:func:`gate_entropy` are the maths, written once and shared by every engine;
+:class:`GatedActivation` is the only object that holds gate parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from ..._checks import check_positive, check_positive_int
+from .candidates import Candidate, get_candidate
+
+__all__ = [
+    "GateKind",
+    "GatedActivation",
+    "gate_entropy",
+    "mix_candidates",
+    "softmax_gate",
+]
+
+GateKind = Literal["layer", "neuron", "input"]
+
+
+def softmax_gate(logits: Tensor, temperature: Tensor | float) -> Tensor:
+    """Mixture weights ``softmax(logits / T)`` over the last axis.
+
+    Args:
+        logits: Gate logits, candidates on the last axis.
+        temperature: ``T > 0``; a scalar or a tensor broadcastable to ``logits``.
+
+    Shape:
+        - logits: ``(*, c)``
+        - output: ``(*, c)``, non-negative, summing to one on the last axis.
+    """
+    return torch.softmax(logits / temperature, dim=-1)
+
+
+def gate_entropy(weights: Tensor) -> Tensor:
+    """Entropy ``H(g) = -sum_k g_k log g_k`` of mixture weights, in nats.
+
+    Zero weights contribute zero (``0 log 0 = 0``).
+
+    Args:
+        weights: Non-negative weights summing to one on the last axis.
+
+    Returns:
+        Entropy for each leading index.
+
+    Shape:
+        - weights: ``(*, c)``
+        - output: ``(*)``
+    """
+    return -torch.special.xlogy(weights, weights).sum(dim=-1)
+
+
+def mix_candidates(x: Tensor, weights: Tensor, functions: Sequence[Candidate]) -> Tensor:
+    """Convex combination ``sum_k weights[..., k] * functions[k](x)``.
+
+    Args:
+        x: Pre-activations.
+        weights: Mixture weights, candidates on the last axis; ``weights[..., k]``
+            must broadcast against ``x`` (e.g. ``(c,)`` for one gate per layer,
+            ``(d, c)`` per neuron, ``(b, 1, c)`` per sample).
+        functions: The ``c`` candidate functions, in the weights' order.
+
+    Shape:
+        - x: ``(*, d)``
+        - weights: ``(**, c)`` with ``**`` broadcastable to ``(*, d)``
+        - output: ``(*, d)``
+    """
+    out = weights[..., 0] * functions[0](x)
+    for k in range(1, len(functions)):
+        out = out + weights[..., k] * functions[k](x)
+    return out
+
+
+class GatedActivation(nn.Module):
+    """A learned mixture of candidate activations (drop-in ``nn.Module``).
+
+    Args:
+        candidates: Names from the candidate registry, e.g. ``("relu", "tanh")``.
+        gate: ``"layer"``: one logit vector shared by all units and samples;
+            ``"neuron"``: one logit vector per unit (needs ``width``);
+            ``"input"``: logits from a gating head applied to a context vector.
+        width: Number of units ``d`` (required for ``gate="neuron"``; for
+            ``gate="input"`` the default context width when none is given).
+        temperature: Softmax temperature ``T > 0`` (a buffer; schedules may change it).
+        context_dim: Width of the context fed to the gating head (``gate="input"``);
+            defaults to ``width`` (the pre-activation itself is the context).
+        gate_hidden: Hidden width of the gating head
+            ``Linear(context_dim, gate_hidden) -> ReLU -> Linear(gate_hidden, c)``.
+
+    Static logits start at zero, i.e. a uniform mixture.
+
+    Shape:
+        - x: ``(b, d)`` pre-activations
+        - context: ``(b, context_dim)`` (input gates only; defaults to ``x``)
+        - output: ``(b, d)``
+    """
+
+    temperature: Tensor
+
+    def __init__(
+        self,
+        candidates: Sequence[str] = ("relu", "tanh", "sigmoid"),
+        *,
+        gate: GateKind = "layer",
+        width: int | None = None,
+        temperature: float = 1.0,
+        context_dim: int | None = None,
+        gate_hidden: int = 16,
+    ) -> None:
+        super().__init__()
+        names = tuple(candidates)
+        if not names:
+            raise ValueError("candidates must name at least one activation, got candidates=()")
+        if len(set(names)) != len(names):
+            raise ValueError(f"candidates must not repeat a name, got candidates={names!r}")
+        self.functions = [get_candidate(n) for n in names]
+        self.candidates = names
+        if gate not in ("layer", "neuron", "input"):
+            raise ValueError(f"gate must be 'layer', 'neuron' or 'input', got gate={gate!r}")
+        self.gate = gate
+        check_positive(temperature, "temperature")
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        c = len(names)
+        self.logits: nn.Parameter | None = None
+        self.head: nn.Sequential | None = None
+        if gate == "layer":
+            self.logits = nn.Parameter(torch.zeros(c))
+        elif gate == "neuron":
+            if width is None:
+                raise ValueError("gate='neuron' needs width (the number of units), got width=None")
+            check_positive_int(width, "width")
+            self.logits = nn.Parameter(torch.zeros(width, c))
+        else:
+            dim = context_dim if context_dim is not None else width
+            if dim is None:
+                raise ValueError("gate='input' needs context_dim (or width), got neither")
+            check_positive_int(dim, "context_dim")
+            check_positive_int(gate_hidden, "gate_hidden")
+            self.head = nn.Sequential(nn.Linear(dim, gate_hidden), nn.ReLU(), nn.Linear(gate_hidden, c))
+        self.width = width
+        self.context_dim = context_dim
+
+    @property
+    def n_candidates(self) -> int:
+        """Number of candidates ``c``."""
+        return len(self.candidates)
+
+    def gate_logits(self, context: Tensor | None = None) -> Tensor:
+        """Raw logits: ``(c,)`` per layer, ``(d, c)`` per neuron, ``(b, c)`` per sample."""
+        if self.head is not None:
+            if context is None:
+                raise ValueError("input-dependent gates need a context tensor, got context=None")
+            return self.head(context)
+        assert self.logits is not None
+        return self.logits
+
+    def gate_weights(self, context: Tensor | None = None) -> Tensor:
+        """Mixture weights ``softmax(z / T)``.
+
+        Shape:
+            - output: ``(c,)`` (layer), ``(d, c)`` (neuron) or ``(b, c)`` (input)
+        """
+        return softmax_gate(self.gate_logits(context), self.temperature)
+
+    def entropy(self, context: Tensor | None = None) -> Tensor:
+        """Gate entropy in nats, averaged over units (neuron) or samples (input).
+
+        Shape:
+            - output: ``()``
+        """
+        return gate_entropy(self.gate_weights(context)).mean()
+
+    def forward_with_weights(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Mixture output and the weights used.
+
+        Returns:
+            ``(y, g)`` with ``y`` of shape ``(b, d)`` and ``g`` as in :meth:`gate_weights`.
+        """
+        if self.head is not None and context is None:
+            context = x
+        weights = self.gate_weights(context)
+        w = weights.unsqueeze(-2) if self.head is not None else weights
+        return mix_candidates(x, w, self.functions), weights
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.forward_with_weights(x, context)[0]
+
+    def extra_repr(self) -> str:
+        return (
+            f"candidates={list(self.candidates)}, gate={self.gate!r}, "
+            f"temperature={float(self.temperature):g}"
+        )

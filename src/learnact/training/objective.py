@@ -1,0 +1,52 @@
+"""The training objective: task loss plus the signed gate-entropy term.
+
+``loss = task + lambda * sum_layers H(g_layer)``; ``lambda > 0`` pushes each
+layer toward selecting one candidate, ``lambda < 0`` toward blending. For
+input-dependent gates ``H`` is the mean entropy over the batch's samples, for
+per-neuron gates the mean over units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..model.activations import gate_entropy
+
+__all__ = ["task_loss", "entropy_term", "targets_tensor"]
+
+
+def targets_tensor(y: object, n_classes: int) -> Tensor:
+    """Labels as the loss expects them: float ``(b, 1)`` (binary) or long ``(b,)``."""
+    t = torch.as_tensor(y)
+    return t.to(torch.float32).reshape(-1, 1) if n_classes == 2 else t.to(torch.long).reshape(-1)
+
+
+def task_loss(logits: Tensor, target: Tensor) -> Tensor:
+    """Mean binary cross-entropy on ``sigmoid(logits)`` or multi-class cross-entropy.
+
+    The binary form is ``BCELoss(sigmoid(z), y)`` as in the paper's backbone
+    (sigmoid output unit), which keeps runs bit-comparable with it.
+
+    Shape:
+        - logits: ``(b, 1)`` binary or ``(b, n_classes)``
+        - target: ``(b, 1)`` float (binary) or ``(b,)`` long
+        - output: ``()``
+    """
+    if logits.shape[-1] == 1:
+        return F.binary_cross_entropy(torch.sigmoid(logits), target)
+    return F.cross_entropy(logits, target)
+
+
+def entropy_term(gates: Sequence[Tensor | None]) -> Tensor | None:
+    """Sum over gated layers of the mean gate entropy, or ``None`` if no layer is gated."""
+    total: Tensor | None = None
+    for g in gates:
+        if g is None:
+            continue
+        h = gate_entropy(g).mean()
+        total = h if total is None else total + h
+    return total
