@@ -1,9 +1,9 @@
 """Experiments: study files, engines, the runner."""
 
 from .artifacts import TrainedRun, build_artifacts, predict_proba
-from .engines import ENGINES, build_model, sequential_engine, train_one
+from .engines import ENGINES, build_model, prepare_splits, sequential_engine, train_group, train_one
 from .grid import list_presets, load_study, study_from_dict
-from .runner import StudyResult, prepare_splits, run_study
+from .runner import StudyResult, run_study
 
 __all__ = [
     "ENGINES",
@@ -18,5 +18,6 @@ __all__ = [
     "run_study",
     "sequential_engine",
     "study_from_dict",
+    "train_group",
     "train_one",
 ]

@@ -11,12 +11,23 @@ import resource
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from ..config import RunConfig
-from ..data import Split
+from ..data import Split, load_dataset, split_dataset
+from ..store import RunArtifacts
 from ..model import MLP, init_parameters_
 from ..training import fit, run_generator
-from .artifacts import TrainedRun
+from .artifacts import TrainedRun, build_artifacts
 
-__all__ = ["Engine", "ENGINES", "build_model", "train_one", "sequential_engine", "peak_memory_mb", "split_key"]
+__all__ = [
+    "Engine",
+    "ENGINES",
+    "build_model",
+    "train_one",
+    "sequential_engine",
+    "peak_memory_mb",
+    "split_key",
+    "prepare_splits",
+    "train_group",
+]
 
 Engine = Callable[[Sequence[RunConfig], Mapping[tuple, Split]], Iterator[TrainedRun]]
 
@@ -24,6 +35,21 @@ Engine = Callable[[Sequence[RunConfig], Mapping[tuple, Split]], Iterator[Trained
 def split_key(run: RunConfig) -> tuple:
     """Key of the data split a run uses (data settings and seed)."""
     return (run.data.dataset, run.data.target, run.data.test_size, run.data.val_size, run.seed)
+
+
+def prepare_splits(runs: Sequence[RunConfig]) -> dict[tuple, Split]:
+    """Load each data set once and split it for every seed the runs need."""
+    datasets = {}
+    splits: dict[tuple, Split] = {}
+    for run in runs:
+        key = split_key(run)
+        if key in splits:
+            continue
+        dkey = (run.data.dataset, run.data.target)
+        if dkey not in datasets:
+            datasets[dkey] = load_dataset(run.data.dataset, run.data.target)
+        splits[key] = split_dataset(datasets[dkey], run.seed, run.data.test_size, run.data.val_size)
+    return splits
 
 
 def peak_memory_mb() -> float:
@@ -56,3 +82,16 @@ def sequential_engine(runs: Sequence[RunConfig], splits: Mapping[tuple, Split]) 
 
 
 ENGINES: dict[str, Engine] = {"sequential": sequential_engine}
+
+
+def train_group(engine: str, runs: Sequence[RunConfig], threads: int = 1) -> list[RunArtifacts]:
+    """Train ``runs`` with ``engine`` in this process and return their artefacts.
+
+    A plain top-level function of picklable arguments, so executors (process
+    pools, Dask workers) can run it; it loads and splits the data itself.
+    """
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    splits = prepare_splits(runs)
+    return [build_artifacts(t) for t in ENGINES[engine](runs, splits)]

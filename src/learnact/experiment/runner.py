@@ -7,14 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import RunConfig, StudyConfig
-from ..data import Split, load_dataset, split_dataset
+from ..config import StudyConfig
 from ..exceptions import ConfigError
 from .. import store
 from .artifacts import build_artifacts
-from .engines import ENGINES, split_key
+from .engines import ENGINES, prepare_splits
 
-__all__ = ["StudyResult", "run_study", "prepare_splits"]
+__all__ = ["StudyResult", "run_study"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -34,21 +33,6 @@ class StudyResult:
     n_runs: int
     n_trained: int
     n_skipped: int
-
-
-def prepare_splits(runs: list[RunConfig]) -> dict[tuple, Split]:
-    """Load each data set once and split it for every seed the runs need."""
-    datasets = {}
-    splits: dict[tuple, Split] = {}
-    for run in runs:
-        key = split_key(run)
-        if key in splits:
-            continue
-        dkey = (run.data.dataset, run.data.target)
-        if dkey not in datasets:
-            datasets[dkey] = load_dataset(run.data.dataset, run.data.target)
-        splits[key] = split_dataset(datasets[dkey], run.seed, run.data.test_size, run.data.val_size)
-    return splits
 
 
 def run_study(
