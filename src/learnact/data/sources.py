@@ -80,7 +80,7 @@ def _load_csv(path: Path, target: str | None) -> Dataset:
     missing = features.columns[features.isna().any()].tolist() + ([target] if frame[target].isna().any() else [])
     if missing:
         raise DataError(f"CSV {str(path)!r} has missing values in columns {missing}; fill or drop them first")
-    text = [c for c in features.columns if not np.issubdtype(features[c].dtype, np.number)]
+    text = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if text:
         raise DataError(f"CSV {str(path)!r} has non-numeric feature columns {text}; encode them as numbers first")
     classes, y = np.unique(frame[target].astype(str).to_numpy(), return_inverse=True)

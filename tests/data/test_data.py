@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from learnact.data import Standardizer, load_dataset, split_dataset
+from learnact.exceptions import DataError
+
+
+def test_breast_cancer_shape(breast_cancer):
+    assert breast_cancer.X.shape == (569, 30) and breast_cancer.n_classes == 2
+
+
+def test_split_sizes_stratified_and_disjoint(breast_cancer):
+    sp = split_dataset(breast_cancer, seed=7)
+    assert (len(sp.y_train), len(sp.y_val), len(sp.y_test)) == (340, 86, 143)
+    all_idx = np.concatenate([sp.idx_train, sp.idx_val, sp.idx_test])
+    assert sorted(all_idx.tolist()) == list(range(569))
+    overall = breast_cancer.y.mean()
+    for part in (sp.y_train, sp.y_val, sp.y_test):
+        assert abs(part.mean() - overall) < 0.02
+    assert sp.X_train.dtype == np.float32
+
+
+def test_scaler_uses_the_training_part_only(breast_cancer):
+    sp = split_dataset(breast_cancer, seed=21)
+    train_part = breast_cancer.X[np.concatenate([sp.idx_train, sp.idx_val])]
+    np.testing.assert_allclose(sp.scaler.mean, train_part.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(sp.scaler.scale, train_part.std(axis=0), rtol=1e-10)
+    assert not np.allclose(sp.scaler.mean, breast_cancer.X.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(sp.X_test, (breast_cancer.X[sp.idx_test] - sp.scaler.mean) / sp.scaler.scale,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_split_depends_on_seed(breast_cancer):
+    a, b = split_dataset(breast_cancer, 1), split_dataset(breast_cancer, 2)
+    assert not np.array_equal(a.idx_test, b.idx_test)
+    np.testing.assert_array_equal(a.idx_test, split_dataset(breast_cancer, 1).idx_test)
+
+
+def test_scaler_json_roundtrip(tmp_path, breast_cancer):
+    sc = split_dataset(breast_cancer, 1).scaler
+    sc.save(tmp_path / "p.json")
+    back = Standardizer.load(tmp_path / "p.json")
+    np.testing.assert_array_equal(back.mean, sc.mean)
+    np.testing.assert_array_equal(back.transform(breast_cancer.X[:3]), sc.transform(breast_cancer.X[:3]))
+
+
+def _csv(tmp_path, text):
+    p = tmp_path / "d.csv"
+    p.write_text(text)
+    return str(p)
+
+
+def test_csv_loads_and_bad_csvs_name_the_problem(tmp_path):
+    rows = "\n".join(f"{i},{i * 0.5},{'yes' if i % 2 else 'no'}" for i in range(20))
+    ds = load_dataset(_csv(tmp_path, "a,b,label\n" + rows + "\n"))
+    assert ds.X.shape == (20, 2) and ds.class_names == ("no", "yes")
+    with pytest.raises(DataError, match=r"non-numeric feature columns \['b'\]"):
+        load_dataset(_csv(tmp_path, "a,b,label\n" + "\n".join(f"{i},x{i},{i % 2}" for i in range(20))))
+    with pytest.raises(DataError, match=r"missing values in columns \['b'\]"):
+        load_dataset(_csv(tmp_path, "a,b,label\n" + "\n".join(f"{i},{'' if i == 3 else i},{i % 2}"
+                                                             for i in range(20))))
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset(str(tmp_path / "missing.csv"))
+    with pytest.raises(DataError, match="unknown dataset 'iris2'"):
+        load_dataset("iris2")

@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from learnact.model.activations import get_candidate, list_candidates, register_candidate
+
+REQUIRED = {"relu", "tanh", "sigmoid", "gelu", "silu", "elu", "softplus", "leaky_relu", "identity", "sin"}
+
+
+def test_registry_has_required_candidates():
+    assert REQUIRED <= set(list_candidates())
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_candidate_contract(name):
+    fn = get_candidate(name)
+    x = torch.linspace(-6, 6, 97).reshape(1, 97).repeat(4, 1)
+    y = fn(x)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    extreme = torch.tensor([-1e4, -50.0, 0.0, 50.0, 1e4])
+    assert torch.isfinite(fn(extreme)).all()
+    # float64 gradient check, away from the kink of piecewise-linear candidates
+    xd = torch.tensor([-1.3, -0.4, 0.35, 1.7, 2.9], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(fn, (xd,))
+    assert fn(xd).dtype == torch.float64
+
+
+def test_candidate_values_match_torch_reference():
+    x = torch.linspace(-3, 3, 11)
+    assert torch.allclose(get_candidate("relu")(x), torch.clamp(x, min=0))
+    assert torch.allclose(get_candidate("sigmoid")(x), 1 / (1 + torch.exp(-x)))
+    assert torch.allclose(get_candidate("sin")(x), torch.sin(x))
+    assert torch.allclose(get_candidate("leaky_relu")(x), torch.where(x > 0, x, 0.01 * x))
+
+
+def test_unknown_candidate_lists_valid_names():
+    with pytest.raises(ValueError, match=r"unknown activation 'tahn' \(did you mean 'tanh'\?\); valid: .*relu"):
+        get_candidate("tahn")
+
+
+def test_register_twice_is_an_error():
+    with pytest.raises(ValueError, match="already registered"):
+        register_candidate("relu", torch.relu)
