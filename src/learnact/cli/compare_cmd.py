@@ -2,6 +2,93 @@
 
 from __future__ import annotations
 
-from .app import app  # noqa: F401
+import math
+from pathlib import Path
+from typing import Optional
 
-__all__: list[str] = []
+import pandas as pd
+import typer
+
+from .app import app
+
+__all__ = ["compare", "format_comparisons"]
+
+
+def _p(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
+
+
+def format_comparisons(table: pd.DataFrame) -> list[dict[str, str]]:
+    """Display strings of each comparison row (the terminal table's cells).
+
+    Keys: ``metric, variant, n, mean, diff, ci, t, p, p_holm, wilcoxon_p, wtl, status``.
+    """
+    from ..evaluation import describe_quantity
+
+    out = []
+    for _, r in table.iterrows():
+        fmt = describe_quantity(str(r["metric"])).fmt
+        if not r["comparable"]:
+            out.append({"metric": str(r["metric"]), "variant": str(r["variant"]), "n": str(int(r["n_shared"])),
+                        "mean": "-", "diff": "-", "ci": "-", "t": "-", "p": "-", "p_holm": "-",
+                        "wilcoxon_p": "-", "wtl": "-", "status": str(r["status"])})
+            continue
+        dfmt = "+" + fmt
+        out.append({
+            "metric": str(r["metric"]), "variant": str(r["variant"]), "n": str(int(r["n_shared"])),
+            "mean": f"{r['mean_variant']:{fmt}} vs {r['mean_reference']:{fmt}}",
+            "diff": f"{r['mean_diff']:{dfmt}}",
+            "ci": f"[{r['ci_low']:{dfmt}}, {r['ci_high']:{dfmt}}]",
+            "t": f"{r['t_stat']:+.2f}", "p": _p(r["p_value"]), "p_holm": _p(r["p_holm"]),
+            "wilcoxon_p": _p(r["wilcoxon_p"]), "wtl": f"{r['wins']}/{r['ties']}/{r['losses']}",
+            "status": str(r["status"]),
+        })
+    return out
+
+
+@app.command()
+def compare(
+    study: Path = typer.Argument(..., help="Study folder (made by `learnact run`)."),
+    reference: Optional[str] = typer.Option(
+        None, "--reference", "-r",
+        help="Reference variant (default: the study's reference, else the best fixed baseline by ROC-AUC)."),
+    metric: Optional[list[str]] = typer.Option(
+        None, "--metric", "-m", help="Metric to compare; repeat for several (default: roc_auc, accuracy, f1)."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the full comparison table to this CSV file."),
+) -> None:
+    """Compare every variant with a reference on shared seeds (corrected t-test, Wilcoxon, Holm)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..evaluation import DEFAULT_COMPARISON_METRICS, paired_comparisons, resolve_reference, tidy_results
+    from ..exceptions import RunStoreError
+
+    if not study.is_dir():
+        raise RunStoreError(f"study folder {str(study)!r} does not exist")
+    tidy = tidy_results(study)
+    if tidy.empty:
+        raise RunStoreError(f"study folder {str(study)!r} has no finished runs; run `learnact run` first")
+    ref = resolve_reference(tidy, reference)
+    how = ("given" if reference is not None else
+           "the study's reference" if tidy.attrs.get("reference") == ref else "best fixed baseline by ROC-AUC")
+    table = paired_comparisons(tidy, ref, tuple(metric) if metric else DEFAULT_COMPARISON_METRICS)
+    if csv is not None:
+        if not csv.parent.is_dir():
+            raise FileNotFoundError(f"folder of --csv {str(csv)!r} does not exist; create it first")
+        table.to_csv(csv, index=False)
+    ratio = table["test_train_ratio"].dropna()
+    title = f"{study.name}: variants vs {ref} ({how})"
+    t = Table(title=title, caption=(
+        f"diff = variant - reference, paired on shared seeds; 95% CI and t/p from the Nadeau-Bengio corrected "
+        f"t-test (n_test/n_train = {ratio.iloc[0]:.3f}); " if len(ratio) else "") +
+        "p_holm: Holm over the variants of one metric; W/T/L: seeds where the variant is better/equal/worse.")
+    for col, justify in (("metric", "left"), ("variant", "left"), ("n", "right"), ("mean (var vs ref)", "right"),
+                         ("diff", "right"), ("95% CI", "right"), ("t", "right"), ("p", "right"),
+                         ("p_holm", "right"), ("Wilcoxon p", "right"), ("W/T/L", "right"), ("status", "left")):
+        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for cells in format_comparisons(table):
+        t.add_row(cells["metric"], cells["variant"], cells["n"], cells["mean"], cells["diff"], cells["ci"],
+                  cells["t"], cells["p"], cells["p_holm"], cells["wilcoxon_p"], cells["wtl"], cells["status"])
+    Console(width=max(160, Console().width)).print(t)

@@ -1,5 +1,88 @@
-"""Evaluation: metrics, gate diagnostics, seed statistics, aggregation."""
+"""Evaluation: metrics, the tidy results table, seed statistics, paired comparisons, gate diagnostics.
 
+Reads run folders only (never a live model or the training code), so every
+table can be rebuilt from disk:
+
+- :func:`tidy_results` / :func:`write_results` / :func:`load_results`: one row
+  per run and quantity (metrics, costs, gate statistics);
+- :func:`seed_aggregates`: n, mean, sample std, t interval, median, IQR per
+  variant and quantity;
+- :func:`paired_comparisons`: every variant against a reference on shared
+  seeds (corrected resampled t-test, Wilcoxon, win/tie/loss, Holm);
+- :func:`gate_diagnostics` / :func:`diagnostics_table`: what the gates learned.
+"""
+
+from .aggregate import AGGREGATE_COLUMNS, COST_COLUMNS, leaderboard, runs_table, seed_aggregates
+from .comparison import COMPARISON_COLUMNS, DEFAULT_COMPARISON_METRICS, paired_comparisons, resolve_reference
+from .diagnostics import (
+    DEFAULT_COLLAPSE_THRESHOLD,
+    DIAGNOSTIC_COLUMNS,
+    diagnostics_table,
+    effective_candidates,
+    entropy_nats,
+    gate_diagnostics,
+    gate_statistics,
+)
 from .metrics import METRICS, Metric, compute_metrics, expected_calibration_error, predicted_labels
+from .quantities import COSTS, Quantity, describe_quantity
+from .results import (
+    RESULTS_COLUMNS,
+    RESULTS_FILE,
+    VARIANT_COLUMNS,
+    load_results,
+    study_reference,
+    tidy_results,
+    write_results,
+)
+from .statistics import (
+    PairedTest,
+    SeedSummary,
+    corrected_resampled_ttest,
+    holm_adjust,
+    summarize_seeds,
+    t_interval,
+    wilcoxon_signed_rank,
+    win_tie_loss,
+)
 
-__all__ = ["METRICS", "Metric", "compute_metrics", "expected_calibration_error", "predicted_labels"]
+__all__ = [
+    "AGGREGATE_COLUMNS",
+    "COMPARISON_COLUMNS",
+    "COSTS",
+    "COST_COLUMNS",
+    "DEFAULT_COLLAPSE_THRESHOLD",
+    "DEFAULT_COMPARISON_METRICS",
+    "DIAGNOSTIC_COLUMNS",
+    "METRICS",
+    "Metric",
+    "PairedTest",
+    "Quantity",
+    "RESULTS_COLUMNS",
+    "RESULTS_FILE",
+    "SeedSummary",
+    "VARIANT_COLUMNS",
+    "compute_metrics",
+    "corrected_resampled_ttest",
+    "describe_quantity",
+    "diagnostics_table",
+    "effective_candidates",
+    "entropy_nats",
+    "expected_calibration_error",
+    "gate_diagnostics",
+    "gate_statistics",
+    "holm_adjust",
+    "leaderboard",
+    "load_results",
+    "paired_comparisons",
+    "predicted_labels",
+    "resolve_reference",
+    "runs_table",
+    "seed_aggregates",
+    "study_reference",
+    "summarize_seeds",
+    "t_interval",
+    "tidy_results",
+    "wilcoxon_signed_rank",
+    "win_tie_loss",
+    "write_results",
+]

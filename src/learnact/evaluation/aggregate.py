@@ -1,4 +1,4 @@
-"""Per-run tables from a study folder and seed aggregates per variant."""
+"""Seed aggregates per variant: the tidy-table summary and the run-level leaderboard."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ import pandas as pd
 
 from .. import store
 from .metrics import METRICS
+from .quantities import describe_quantity
+from .results import VARIANT_COLUMNS, variant_fields
+from .statistics import summarize_seeds
 
-__all__ = ["runs_table", "leaderboard", "COST_COLUMNS"]
+__all__ = ["runs_table", "leaderboard", "seed_aggregates", "COST_COLUMNS", "AGGREGATE_COLUMNS"]
+
+AGGREGATE_COLUMNS = ("variant", "metric", "group", "label", "higher_is_better", "n", "mean", "std", "sem",
+                     "ci_low", "ci_high", "median", "q1", "q3", "iqr", "min", "max")
+"""Leading columns of :func:`seed_aggregates`; the variant's fields follow."""
 
 COST_COLUMNS = ("n_params", "train_time_s", "best_epoch", "epochs_run", "peak_memory_mb")
 
@@ -46,3 +53,37 @@ def leaderboard(runs: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     table = pd.DataFrame(out)
     asc = not METRICS[sort_by].higher_is_better if sort_by in METRICS else False
     return table.sort_values(f"{sort_by}_mean", ascending=asc, kind="stable").reset_index(drop=True)
+
+
+def seed_aggregates(tidy: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Summaries over seeds of every quantity of every variant.
+
+    Args:
+        tidy: A tidy results table (:func:`~learnact.evaluation.results.tidy_results`).
+        confidence: Coverage of the t interval of the mean.
+
+    Returns:
+        One row per variant and quantity, in table order, with columns
+        :data:`AGGREGATE_COLUMNS` (``n`` counts finite values; ``std`` is the
+        sample std; ``ci_low``/``ci_high`` the t interval, NaN when ``n < 2``;
+        ``q1``/``q3``/``iqr`` the quartiles) followed by the variant's fields
+        (:data:`~learnact.evaluation.results.VARIANT_COLUMNS`).
+
+    Raises:
+        ValueError: ``tidy`` lacks the ``variant``, ``metric`` or ``value`` column.
+    """
+    missing = [c for c in ("variant", "metric", "value") if c not in tidy.columns]
+    if missing:
+        raise ValueError(f"tidy table lacks columns {missing}; build it with tidy_results(study_dir)")
+    out = []
+    for (variant, metric), group in tidy.groupby(["variant", "metric"], sort=False):
+        q = describe_quantity(str(metric))
+        s = summarize_seeds(group["value"].to_numpy(dtype=float), confidence)
+        out.append({"variant": variant, "metric": metric, "group": q.group, "label": q.label,
+                    "higher_is_better": q.higher_is_better, **vars(s)})
+    table = pd.DataFrame(out, columns=list(AGGREGATE_COLUMNS))
+    if table.empty:
+        return table
+    fields = variant_fields(tidy)
+    extra = [c for c in VARIANT_COLUMNS if c in fields.columns]
+    return table.merge(fields[["variant", *extra]], on="variant", how="left", sort=False)

@@ -1,0 +1,180 @@
+"""Paired comparisons of every variant against a reference variant on shared seeds.
+
+A seed fixes the data split as well as the initialisation, so two variants
+run on the same seed are paired: the per-seed difference removes the split's
+effect. For each metric and each variant the table gives the mean difference
+with its interval, Nadeau and Bengio's corrected resampled t-test, the
+Wilcoxon signed-rank test, win/tie/loss counts, and Holm-adjusted p-values
+across the variants compared on that metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .._checks import did_you_mean
+from .quantities import describe_quantity
+from .statistics import corrected_resampled_ttest, holm_adjust, wilcoxon_signed_rank, win_tie_loss
+
+__all__ = ["DEFAULT_COMPARISON_METRICS", "COMPARISON_COLUMNS", "resolve_reference", "paired_comparisons"]
+
+DEFAULT_COMPARISON_METRICS = ("roc_auc", "accuracy", "f1")
+"""The paper's headline metrics."""
+
+COMPARISON_COLUMNS = (
+    "metric", "variant", "reference", "higher_is_better", "comparable", "status", "n_shared", "seeds",
+    "mean_variant", "mean_reference", "mean_diff", "std_diff", "ci_low", "ci_high", "effect_size",
+    "t_stat", "df", "p_value", "p_holm", "wilcoxon_stat", "wilcoxon_p", "wilcoxon_p_holm",
+    "wins", "ties", "losses", "n_train", "n_test", "test_train_ratio",
+)
+"""Columns of :func:`paired_comparisons`, in order."""
+
+
+def _variants(tidy: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(tidy["variant"].astype(str)))
+
+
+def resolve_reference(tidy: pd.DataFrame, reference: str | None = None, by: str = "roc_auc") -> str:
+    """The variant the others are compared with.
+
+    In order: ``reference`` if given; else the study's ``reference`` field
+    (``tidy.attrs["reference"]``, set from ``study.json`` by
+    :func:`~learnact.evaluation.results.tidy_results`); else the fixed
+    activation variant with the best mean ``by`` over seeds; else, with no
+    fixed variant, the best variant overall.
+
+    Raises:
+        ValueError: ``reference`` (or the study's reference) is not a variant
+            of the table; the message suggests the closest name.
+    """
+    names = _variants(tidy)
+    if not names:
+        raise ValueError("the results table has no runs; nothing to compare")
+    if reference is None:
+        study_ref = tidy.attrs.get("reference")
+        if study_ref is not None:
+            if study_ref not in names:
+                raise ValueError(f"the study's reference {study_ref!r} has no finished runs; "
+                                 f"pass a reference, one of: {', '.join(names)}")
+            return str(study_ref)
+    elif reference not in names:
+        raise ValueError(f"unknown reference {reference!r}{did_you_mean(reference, names)}; "
+                         f"variants: {', '.join(names)}")
+    else:
+        return reference
+    q = describe_quantity(by)
+    rows = tidy[tidy["metric"] == by]
+    if rows.empty:
+        raise ValueError(f"cannot choose a default reference: no {by!r} values in the table")
+    fixed = rows[rows["kind"] == "fixed"] if "kind" in rows.columns else rows.iloc[0:0]
+    pool = fixed if not fixed.empty else rows
+    means = pool.groupby("variant", sort=False)["value"].mean()
+    best = means.idxmin() if q.higher_is_better is False else means.idxmax()
+    return str(best)
+
+
+def _per_seed(tidy: pd.DataFrame, metric: str, column: str = "value") -> pd.DataFrame:
+    rows = tidy[tidy["metric"] == metric]
+    return rows.pivot_table(index="seed", columns="variant", values=column, aggfunc="mean", sort=True)
+
+
+def paired_comparisons(
+    tidy: pd.DataFrame,
+    reference: str | None = None,
+    metrics: Sequence[str] = DEFAULT_COMPARISON_METRICS,
+    *,
+    confidence: float = 0.95,
+    tie_tol: float = 1e-12,
+) -> pd.DataFrame:
+    """Compare every variant with the reference on the seeds both finished.
+
+    For each metric and variant, with ``d_j = x_variant - x_reference`` on the
+    ``n`` shared seeds: the mean difference and its interval, which uses the
+    Nadeau--Bengio corrected variance ``(1/n + n_test/n_train) * var(d)``
+    (so it agrees with the corrected t-test), the corrected t statistic and
+    p-value, the Wilcoxon signed-rank test, win/tie/loss counts (a win is a
+    seed where the variant is better in the metric's direction), and
+    Holm-adjusted p-values over the comparable variants of the same metric
+    (each test adjusted separately). ``n_train`` is the number of rows the
+    weights were fitted on (the validation rows, used for early stopping
+    only, are not counted: the more conservative choice) and ``n_test`` the
+    test rows, both from the runs' ``preprocessing.json`` split sizes.
+
+    A variant with fewer than two shared seeds (finite values on both sides)
+    is reported with ``comparable=False``, ``status="not comparable (...)"``
+    and no numbers (NaN / missing).
+
+    Args:
+        tidy: A tidy results table (:func:`~learnact.evaluation.results.tidy_results`).
+        reference: Reference variant; see :func:`resolve_reference`.
+        metrics: Quantities to compare (any name of the tidy table's ``metric``).
+        confidence: Coverage of the interval of the mean difference.
+        tie_tol: Differences with ``|d| <= tie_tol`` count as ties.
+
+    Returns:
+        One row per metric and non-reference variant (metric-major, variants
+        in table order), with columns :data:`COMPARISON_COLUMNS`.
+
+    Raises:
+        ValueError: Unknown reference or metric (with a suggestion), or an
+            empty table.
+    """
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    ref = resolve_reference(tidy, reference)
+    present = list(dict.fromkeys(tidy["metric"].astype(str)))
+    for m in metrics:
+        if m not in present:
+            raise ValueError(f"unknown metric {m!r}{did_you_mean(m, present)}; available: {', '.join(present)}")
+    others = [v for v in _variants(tidy) if v != ref]
+    rows = []
+    for metric in metrics:
+        q = describe_quantity(metric)
+        values = _per_seed(tidy, metric)
+        n_train = _per_seed(tidy, metric, "n_train")
+        n_test = _per_seed(tidy, metric, "n_test")
+        block = []
+        for variant in others:
+            base = {"metric": metric, "variant": variant, "reference": ref, "higher_is_better": q.higher_is_better}
+            pair = values[[variant, ref]].dropna() if variant in values else values.iloc[0:0]
+            seeds = [int(s) for s in pair.index]
+            n = len(seeds)
+            if n < 2:
+                block.append({**base, "comparable": False, "n_shared": n, "seeds": ",".join(map(str, seeds)),
+                              "status": f"not comparable ({n} shared seed{'s' if n != 1 else ''}; need 2)"})
+                continue
+            d = (pair[variant] - pair[ref]).to_numpy(dtype=float)
+            sizes_train = pd.concat([n_train.loc[seeds, variant], n_train.loc[seeds, ref]])
+            sizes_test = pd.concat([n_test.loc[seeds, variant], n_test.loc[seeds, ref]])
+            tr, te = float(sizes_train.mean()), float(sizes_test.mean())
+            ratio = te / tr if np.isfinite(tr) and np.isfinite(te) and tr > 0 else float("nan")
+            if not np.isfinite(ratio):
+                raise ValueError(f"split sizes missing for variant {variant!r} or {ref!r}; "
+                                 "rebuild the table from run folders with preprocessing.json")
+            test = corrected_resampled_ttest(d, ratio, confidence)
+            w_stat, w_p = wilcoxon_signed_rank(d)
+            wins, ties, losses = win_tie_loss(d, q.higher_is_better, tie_tol)
+            block.append({
+                **base, "comparable": True, "status": "ok", "n_shared": n, "seeds": ",".join(map(str, seeds)),
+                "mean_variant": float(pair[variant].mean()), "mean_reference": float(pair[ref].mean()),
+                "mean_diff": test.mean_diff, "std_diff": test.std_diff, "ci_low": test.ci_low,
+                "ci_high": test.ci_high,
+                "effect_size": test.mean_diff / test.std_diff if test.std_diff > 0 else float("nan"),
+                "t_stat": test.t, "df": test.df, "p_value": test.p_value,
+                "wilcoxon_stat": w_stat, "wilcoxon_p": w_p, "wins": wins, "ties": ties, "losses": losses,
+                "n_train": tr, "n_test": te, "test_train_ratio": ratio,
+            })
+        p_holm = holm_adjust([r.get("p_value", np.nan) for r in block])
+        w_holm = holm_adjust([r.get("wilcoxon_p", np.nan) for r in block])
+        for r, ph, wh in zip(block, p_holm, w_holm, strict=True):
+            r["p_holm"], r["wilcoxon_p_holm"] = float(ph), float(wh)
+        rows.extend(block)
+    table = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+    for col in ("wins", "ties", "losses", "df"):
+        table[col] = table[col].astype("Int64")
+    table["comparable"] = table["comparable"].astype(bool)
+    table.attrs["reference"] = ref
+    return table

@@ -1,0 +1,268 @@
+"""The tidy results table of a study: one row per run and quantity, rebuilt from run folders alone.
+
+Columns (:data:`RESULTS_COLUMNS`, stable for the report builder):
+
+- ``run_id, variant, seed`` identify the run;
+- ``kind, activation, candidates, gate, gate_source, gate_hidden,
+  temperature, entropy_weight, max_epochs, patience, lr, weight_decay,
+  batch_size, hidden, dataset`` describe the variant (``""`` or NaN where a
+  field does not apply, e.g. ``temperature`` of a fixed activation;
+  ``candidates`` joined with ``+``, ``hidden`` with ``-``);
+- ``n_train, n_val, n_test`` are the run's split sizes (rows);
+- ``metric, group, value``: the quantity's name, its group (``performance``,
+  ``cost`` or ``gate``; see :mod:`learnact.evaluation.quantities`) and value.
+
+``results.csv`` in the study folder holds the same table
+(:func:`write_results`, :func:`load_results`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import store
+from ..config import RunConfig, StudyConfig
+from ..exceptions import RunStoreError
+from .diagnostics import DEFAULT_COLLAPSE_THRESHOLD, gate_diagnostics
+from .metrics import METRICS
+from .quantities import COSTS, GATE_STATISTICS, gate_quantity
+
+__all__ = [
+    "RESULTS_FILE",
+    "ID_COLUMNS",
+    "VARIANT_COLUMNS",
+    "SPLIT_COLUMNS",
+    "RESULTS_COLUMNS",
+    "study_runs",
+    "study_reference",
+    "run_rows",
+    "tidy_results",
+    "write_results",
+    "load_results",
+    "variant_fields",
+]
+
+RESULTS_FILE = "results.csv"
+ID_COLUMNS = ("run_id", "variant", "seed")
+VARIANT_COLUMNS = ("kind", "activation", "candidates", "gate", "gate_source", "gate_hidden", "temperature",
+                   "entropy_weight", "max_epochs", "patience", "lr", "weight_decay", "batch_size", "hidden",
+                   "dataset")
+SPLIT_COLUMNS = ("n_train", "n_val", "n_test")
+RESULTS_COLUMNS = (*ID_COLUMNS, *VARIANT_COLUMNS, *SPLIT_COLUMNS, "metric", "group", "value")
+_STRING_COLUMNS = ("run_id", "variant", "kind", "activation", "candidates", "gate", "gate_source", "hidden",
+                   "dataset", "metric", "group")
+
+
+def _check_study_dir(study_dir: Path) -> Path:
+    folder = Path(study_dir)
+    if not folder.is_dir():
+        raise RunStoreError(f"study folder {str(folder)!r} does not exist")
+    return folder
+
+
+def _study_config(folder: Path) -> StudyConfig | None:
+    path = folder / "study.json"
+    if not path.is_file():
+        return None
+    try:
+        return StudyConfig.model_validate(json.loads(path.read_text()))
+    except Exception:  # an older or hand-edited study.json: fall back to every finished run
+        return None
+
+
+def study_reference(study_dir: Path) -> str | None:
+    """The ``reference`` variant named in the study's ``study.json``, if any."""
+    path = Path(study_dir) / "study.json"
+    if not path.is_file():
+        return None
+    try:
+        ref = json.loads(path.read_text()).get("reference")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return ref if isinstance(ref, str) else None
+
+
+def study_runs(study_dir: Path) -> Iterator[tuple[Path, RunConfig]]:
+    """Finished run folders of a study with their configs, in study order.
+
+    When ``study.json`` is readable, only runs that belong to the study as it
+    is now configured are kept (a folder left over from an earlier version of
+    the study is skipped), ordered variant by variant as in the study, seeds
+    ascending. Without it, every finished run is used. If two finished runs
+    share a variant and seed, the most recently finished one is kept, with a
+    warning.
+
+    Raises:
+        RunStoreError: The study folder does not exist, or a run folder is corrupt.
+    """
+    folder = _check_study_dir(study_dir)
+    study = _study_config(folder)
+    planned = {r.run_id for r in study.runs()} if study is not None else None
+    order = {v.name: i for i, v in enumerate(study.variants)} if study is not None else {}
+    found: dict[tuple[str, int], tuple[Path, RunConfig]] = {}
+    for run_folder in store.finished_runs(folder):
+        if planned is not None and run_folder.name not in planned:
+            continue
+        cfg = store.read_run_config(run_folder)
+        key = (cfg.variant, cfg.seed)
+        if key in found:
+            other = found[key][0]
+            newer = max((other, run_folder), key=lambda p: (p / store.DONE).stat().st_mtime)
+            warnings.warn(f"two finished runs for variant {cfg.variant!r} seed {cfg.seed}: {other.name!r} and "
+                          f"{run_folder.name!r}; using the newer {newer.name!r}", stacklevel=2)
+            if newer is other:
+                continue
+        found[key] = (run_folder, cfg)
+    first_seen = {}
+    for variant, _ in found:
+        first_seen.setdefault(variant, len(order) + len(first_seen))
+    rank = {**first_seen, **order}
+    for key in sorted(found, key=lambda k: (rank[k[0]], k[1])):
+        yield found[key]
+
+
+def _variant_record(cfg: RunConfig) -> dict[str, Any]:
+    act = cfg.activation
+    fixed = act.kind == "fixed"
+    gated_input = not fixed and act.gate == "input"
+    nan = float("nan")
+    return {
+        "kind": act.kind,
+        "activation": act.activation if fixed else "",
+        "candidates": "" if fixed else "+".join(act.candidates),
+        "gate": "" if fixed else act.gate,
+        "gate_source": act.gate_source if gated_input else "",
+        "gate_hidden": float(act.gate_hidden) if gated_input else nan,
+        "temperature": nan if fixed else float(act.temperature),
+        "entropy_weight": float(cfg.train.entropy_weight),
+        "max_epochs": cfg.train.max_epochs,
+        "patience": cfg.train.patience,
+        "lr": cfg.train.lr,
+        "weight_decay": cfg.train.weight_decay,
+        "batch_size": cfg.train.batch_size,
+        "hidden": "-".join(str(w) for w in cfg.backbone.hidden),
+        "dataset": cfg.data.dataset,
+    }
+
+
+def _split_sizes(folder: Path) -> dict[str, float]:
+    split = store.read_preprocessing(folder).get("split", {})
+    return {f"n_{part}": float(len(split[part])) if isinstance(split.get(part), list) else float("nan")
+            for part in ("train", "val", "test")}
+
+
+def run_rows(
+    run_folder: Path, cfg: RunConfig | None = None, collapse_threshold: float = DEFAULT_COLLAPSE_THRESHOLD
+) -> list[dict[str, Any]]:
+    """Tidy rows of one finished run: every metric, cost and gate statistic.
+
+    Args:
+        run_folder: The run folder.
+        cfg: Its config (read from ``config.json`` when omitted).
+        collapse_threshold: For the ``gate<layer>_collapsed`` statistic.
+
+    Returns:
+        One dict per quantity with the keys of :data:`RESULTS_COLUMNS`.
+    """
+    folder = Path(run_folder)
+    cfg = cfg if cfg is not None else store.read_run_config(folder)
+    base = {"run_id": folder.name, "variant": cfg.variant, "seed": cfg.seed, **_variant_record(cfg),
+            **_split_sizes(folder)}
+    metrics = store.read_metrics(folder)
+    values: list[tuple[str, str, float]] = []
+    for name in METRICS:
+        values.append((name, "performance", metrics.get(name, float("nan"))))
+    for name in COSTS:
+        values.append((name, "cost", metrics.get(name, float("nan"))))
+    for diag in gate_diagnostics(folder, collapse_threshold):
+        layer = diag["layer"]
+        for stat in GATE_STATISTICS:
+            values.append((gate_quantity(layer, stat), "gate", diag[stat]))
+        for cand, share in diag["argmax_share"].items():
+            values.append((gate_quantity(layer, f"argmax_{cand}"), "gate", share))
+    rows = []
+    for name, group, value in values:
+        v = float(value) if value is not None else float("nan")
+        rows.append({**base, "metric": name, "group": group, "value": v})
+    return rows
+
+
+def tidy_results(study_dir: Path, collapse_threshold: float = DEFAULT_COLLAPSE_THRESHOLD) -> pd.DataFrame:
+    """The study's tidy results table, rebuilt from its run folders.
+
+    One row per finished run and quantity (performance metrics, costs, and
+    gate statistics of each gated layer), columns :data:`RESULTS_COLUMNS`.
+    ``DataFrame.attrs["reference"]`` holds the study's reference variant
+    from ``study.json`` (or ``None``).
+
+    Args:
+        study_dir: The study folder.
+        collapse_threshold: For the ``gate<layer>_collapsed`` statistic.
+
+    Raises:
+        RunStoreError: The folder does not exist or a run folder is corrupt.
+    """
+    rows: list[dict[str, Any]] = []
+    for folder, cfg in study_runs(study_dir):
+        rows.extend(run_rows(folder, cfg, collapse_threshold))
+    table = pd.DataFrame(rows, columns=list(RESULTS_COLUMNS))
+    table["seed"] = table["seed"].astype(np.int64)
+    table.attrs["reference"] = study_reference(study_dir)
+    return table
+
+
+def write_results(study_dir: Path, collapse_threshold: float = DEFAULT_COLLAPSE_THRESHOLD) -> Path:
+    """Rebuild the tidy table from the run folders and write ``results.csv``.
+
+    The file is written to a temporary name and renamed, so a reader never
+    sees half a table.
+
+    Returns:
+        The path of ``results.csv`` in the study folder.
+    """
+    folder = _check_study_dir(study_dir)
+    table = tidy_results(folder, collapse_threshold)
+    path = folder / RESULTS_FILE
+    tmp = folder / f".{RESULTS_FILE}.tmp-{os.getpid()}"
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def load_results(study_dir: Path) -> pd.DataFrame:
+    """Read ``results.csv`` back: the same columns and dtypes as :func:`tidy_results`.
+
+    Raises:
+        RunStoreError: The folder or file is missing, or the file lacks columns.
+    """
+    folder = _check_study_dir(study_dir)
+    path = folder / RESULTS_FILE
+    if not path.is_file():
+        raise RunStoreError(f"no {RESULTS_FILE} in {str(folder)!r}; build it with "
+                            "learnact.evaluation.write_results(study_dir)")
+    try:
+        table = pd.read_csv(path, dtype={c: str for c in _STRING_COLUMNS}, keep_default_na=False,
+                            na_values={c: ["", "nan", "NaN"] for c in RESULTS_COLUMNS if c not in _STRING_COLUMNS})
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise RunStoreError(f"corrupt {str(path)!r} ({exc}); rebuild it with write_results") from None
+    missing = [c for c in RESULTS_COLUMNS if c not in table.columns]
+    if missing:
+        raise RunStoreError(f"{str(path)!r} lacks columns {missing}; rebuild it with write_results")
+    table = table[list(RESULTS_COLUMNS)]
+    table["seed"] = table["seed"].astype(np.int64)
+    table.attrs["reference"] = study_reference(folder)
+    return table
+
+
+def variant_fields(tidy: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant (in table order) with its :data:`VARIANT_COLUMNS`."""
+    cols = [c for c in ("variant", *VARIANT_COLUMNS) if c in tidy.columns]
+    return tidy[cols].drop_duplicates("variant").reset_index(drop=True)

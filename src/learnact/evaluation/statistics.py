@@ -1,0 +1,270 @@
+"""Statistics across seeds: summaries, paired tests, multiple-comparison correction.
+
+Every function takes plain arrays (one value per seed) and returns numbers,
+so each can be checked against a worked example. The paired tests treat the
+per-seed differences ``d_j = x_variant(seed j) - x_reference(seed j)``; the
+seeds change the data split as well as the initialisation, so the runs are
+repeated random train/test splits and the corrected resampled t-test of
+Nadeau and Bengio (2003) applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "SeedSummary",
+    "PairedTest",
+    "summarize_seeds",
+    "t_interval",
+    "corrected_resampled_ttest",
+    "wilcoxon_signed_rank",
+    "holm_adjust",
+    "win_tie_loss",
+]
+
+
+def _finite(values: np.ndarray | list[float]) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    return arr[np.isfinite(arr)]
+
+
+def _check_confidence(confidence: float) -> None:
+    if not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got confidence={confidence!r}")
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """Summary of one quantity over seeds (non-finite values are dropped).
+
+    Attributes:
+        n: Number of finite values.
+        mean, std: Mean and sample standard deviation (``ddof=1``; NaN if ``n < 2``).
+        sem: Standard error of the mean, ``std / sqrt(n)``.
+        ci_low, ci_high: Two-sided t confidence interval of the mean (NaN if ``n < 2``).
+        median, q1, q3, iqr: Median, quartiles (linear interpolation) and ``q3 - q1``.
+        min, max: Extremes.
+    """
+
+    n: int
+    mean: float
+    std: float
+    sem: float
+    ci_low: float
+    ci_high: float
+    median: float
+    q1: float
+    q3: float
+    iqr: float
+    min: float
+    max: float
+
+
+def t_interval(values: np.ndarray | list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided Student-t confidence interval of the mean.
+
+    ``mean -/+ t_{(1+confidence)/2, n-1} * s / sqrt(n)`` with the sample std ``s``.
+
+    Args:
+        values: One value per seed; non-finite values are dropped.
+        confidence: Coverage in (0, 1).
+
+    Returns:
+        ``(low, high)``; ``(nan, nan)`` with fewer than two values.
+
+    Shape:
+        - values: ``(k,)``
+    """
+    _check_confidence(confidence)
+    x = _finite(values)
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+def summarize_seeds(values: np.ndarray | list[float], confidence: float = 0.95) -> SeedSummary:
+    """n, mean, sample std, t interval, median and IQR of per-seed values.
+
+    Args:
+        values: One value per seed; non-finite values are dropped.
+        confidence: Coverage of the interval.
+
+    Shape:
+        - values: ``(k,)``
+    """
+    x = _finite(values)
+    nan = float("nan")
+    if len(x) == 0:
+        _check_confidence(confidence)
+        return SeedSummary(0, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan)
+    std = float(x.std(ddof=1)) if len(x) > 1 else nan
+    low, high = t_interval(x, confidence)
+    q1, med, q3 = (float(v) for v in np.percentile(x, [25, 50, 75]))
+    return SeedSummary(
+        n=len(x), mean=float(x.mean()), std=std, sem=std / np.sqrt(len(x)) if len(x) > 1 else nan,
+        ci_low=low, ci_high=high, median=med, q1=q1, q3=q3, iqr=q3 - q1,
+        min=float(x.min()), max=float(x.max()),
+    )
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Corrected resampled t-test on paired per-seed differences.
+
+    Attributes:
+        n: Number of paired differences.
+        mean_diff: Mean difference ``mean(d)``.
+        std_diff: Sample standard deviation of the differences.
+        se: Corrected standard error ``sqrt((1/n + n_test/n_train) * std_diff**2)``.
+        t: ``mean_diff / se``.
+        df: Degrees of freedom ``n - 1``.
+        p_value: Two-sided p-value from Student's t with ``df`` degrees of freedom.
+        ci_low, ci_high: Confidence interval ``mean_diff -/+ t_crit * se`` (the same
+            corrected variance, so the interval excludes 0 exactly when
+            ``p_value < 1 - confidence``).
+    """
+
+    n: int
+    mean_diff: float
+    std_diff: float
+    se: float
+    t: float
+    df: int
+    p_value: float
+    ci_low: float
+    ci_high: float
+
+
+def corrected_resampled_ttest(
+    diffs: np.ndarray | list[float], test_train_ratio: float, confidence: float = 0.95
+) -> PairedTest:
+    """Nadeau and Bengio's corrected resampled t-test.
+
+    Repeated random splits share most of their training data, so the per-split
+    differences are positively correlated and the plain paired t-test is far
+    too liberal. The correction inflates the variance of the mean:
+
+        t = mean(d) / sqrt((1/n + n_test/n_train) * var(d)),   df = n - 1.
+
+    Args:
+        diffs: Per-seed differences ``x_variant - x_reference``; non-finite
+            values are dropped.
+        test_train_ratio: ``n_test / n_train`` of one split (``>= 0``; 0 gives
+            the plain paired t-test).
+        confidence: Coverage of the interval.
+
+    Returns:
+        The test; every field NaN when fewer than two differences remain. With
+        zero variance, ``t`` is 0 (p = 1) when the mean is 0, else ``+-inf`` (p = 0).
+
+    Shape:
+        - diffs: ``(k,)``
+    """
+    _check_confidence(confidence)
+    if not isinstance(test_train_ratio, (int, float)) or not test_train_ratio >= 0 \
+            or not np.isfinite(test_train_ratio):
+        raise ValueError(f"test_train_ratio must be a finite number >= 0, got test_train_ratio={test_train_ratio!r}")
+    d = _finite(diffs)
+    n = len(d)
+    nan = float("nan")
+    if n < 2:
+        return PairedTest(n, float(d.mean()) if n else nan, nan, nan, nan, max(n - 1, 0), nan, nan, nan)
+    mean = float(d.mean())
+    sd = float(d.std(ddof=1))
+    se = float(np.sqrt((1.0 / n + test_train_ratio) * sd**2))
+    if se > 0:
+        t = mean / se
+    else:
+        t = 0.0 if mean == 0 else float(np.sign(mean) * np.inf)
+    p = float(2 * stats.t.sf(abs(t), n - 1))
+    half = float(stats.t.ppf((1 + confidence) / 2, n - 1) * se)
+    return PairedTest(n, mean, sd, se, float(t), n - 1, p, mean - half, mean + half)
+
+
+def wilcoxon_signed_rank(diffs: np.ndarray | list[float]) -> tuple[float, float]:
+    """Two-sided Wilcoxon signed-rank test of paired differences (scipy).
+
+    Zero differences are dropped (``zero_method="wilcox"``); scipy picks the
+    exact distribution for small samples. With five seeds the smallest
+    possible two-sided p-value is 0.0625.
+
+    Args:
+        diffs: Per-seed differences; non-finite values are dropped.
+
+    Returns:
+        ``(statistic, p_value)``: the smaller of the signed-rank sums and its
+        p-value; ``(nan, nan)`` with fewer than two differences, and
+        ``(0.0, 1.0)`` when every difference is zero (no evidence either way).
+
+    Shape:
+        - diffs: ``(k,)``
+    """
+    d = _finite(diffs)
+    if len(d) < 2:
+        return float("nan"), float("nan")
+    if not np.any(d != 0):
+        return 0.0, 1.0
+    res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
+    return float(res.statistic), float(res.pvalue)
+
+
+def holm_adjust(p_values: np.ndarray | list[float]) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values.
+
+    Sorted ascending, the i-th smallest of ``m`` p-values (``i = 1..m``)
+    becomes ``max_{j <= i} min(1, (m - j + 1) * p_(j))``. NaN entries (tests
+    that could not be run) stay NaN and do not count towards ``m``.
+
+    Args:
+        p_values: Raw p-values in any order.
+
+    Returns:
+        Adjusted p-values in the input order.
+
+    Shape:
+        - p_values: ``(m,)``
+        - output: ``(m,)``
+    """
+    p = np.asarray(p_values, dtype=np.float64).reshape(-1)
+    bad = p[np.isfinite(p) & ((p < 0) | (p > 1))]
+    if len(bad):
+        raise ValueError(f"p-values must lie in [0, 1], got {bad.tolist()}")
+    out = np.full_like(p, np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = len(idx)
+    if m == 0:
+        return out
+    order = idx[np.argsort(p[idx], kind="stable")]
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+def win_tie_loss(
+    diffs: np.ndarray | list[float], higher_is_better: bool | None = True, tol: float = 1e-12
+) -> tuple[int, int, int]:
+    """Count seeds where the variant beats, ties or loses to the reference.
+
+    Args:
+        diffs: Per-seed differences ``x_variant - x_reference``; non-finite dropped.
+        higher_is_better: Direction of the metric; ``None`` counts "higher"
+            as a win (for quantities without a better direction).
+        tol: Differences with ``|d| <= tol`` are ties.
+
+    Returns:
+        ``(wins, ties, losses)``.
+
+    Shape:
+        - diffs: ``(k,)``
+    """
+    d = _finite(diffs)
+    if higher_is_better is False:
+        d = -d
+    ties = int(np.sum(np.abs(d) <= tol))
+    wins = int(np.sum(d > tol))
+    return wins, ties, len(d) - wins - ties
