@@ -90,6 +90,7 @@ class Split:
     idx_test: np.ndarray
     scaler: Standardizer
     n_classes: int
+    class_names: tuple[str, ...] = ()
 
     @property
     def n_features(self) -> int:
@@ -112,4 +113,5 @@ def split_dataset(ds: Dataset, seed: int, test_size: float = 0.25, val_size: flo
     X_tr, X_va, y_tr, y_va, i_tr, i_va = train_test_split(
         X_tr, y_tr, i_tr, test_size=val_size, random_state=seed, stratify=y_tr)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
-    return Split(f32(X_tr), y_tr, f32(X_va), y_va, f32(X_te), y_te, i_tr, i_va, i_te, scaler, ds.n_classes)
+    return Split(f32(X_tr), y_tr, f32(X_va), y_va, f32(X_te), y_te, i_tr, i_va, i_te, scaler, ds.n_classes,
+                 ds.class_names)

@@ -91,6 +91,7 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
             "scaler": t.split.scaler.to_dict(),
             "dataset": t.run.data.dataset,
             "n_classes": t.split.n_classes,
+            "class_names": list(t.split.class_names),
             "split": {"train": t.split.idx_train.tolist(), "val": t.split.idx_val.tolist(),
                       "test": t.split.idx_test.tolist()},
         },

@@ -1,0 +1,48 @@
+"""``learnact predict``: apply a finished run to new rows."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import app
+
+__all__ = ["predict"]
+
+
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., help="A run folder (STUDY/runs/<run_id>)."),
+    data: str = typer.Argument(..., help="CSV file with the feature columns, or a built-in data set name."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write predictions to this CSV (default: stdout)."),
+) -> None:
+    """Predict class probabilities with a saved run (weights + preprocessing)."""
+    import pandas as pd
+
+    from ..data import BUILTIN_DATASETS, load_dataset
+    from ..exceptions import DataError
+    from ..experiment.loading import load_run, predict_table
+
+    run = load_run(run_dir)
+    if data in BUILTIN_DATASETS:
+        ds = load_dataset(data)
+        frame = pd.DataFrame(ds.X, columns=list(ds.feature_names))
+    else:
+        path = Path(data)
+        if not path.is_file():
+            raise DataError(f"input {data!r} is neither a file nor a built-in data set ({', '.join(BUILTIN_DATASETS)})")
+        try:
+            frame = pd.read_csv(path)
+        except Exception as exc:  # pandas raises many types
+            raise DataError(f"cannot read CSV {data!r}: {exc}") from None
+    table = predict_table(run, frame)
+    if out is not None:
+        if not out.parent.is_dir():
+            raise FileNotFoundError(f"output folder {str(out.parent)!r} does not exist; create it first")
+        table.to_csv(out, index=False)
+        print(f"wrote {len(table)} predictions to {out}")
+    else:
+        table.to_csv(sys.stdout, index=False)
