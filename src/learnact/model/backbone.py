@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ..config import ActivationConfig
 from .activations import FixedActivation, GatedActivation
+from .activations.families import get_family
 
 __all__ = ["MLP", "build_activation", "init_parameters_", "count_parameters"]
 
@@ -35,6 +36,8 @@ def build_activation(spec: ActivationSpec, width: int, context_dim: int) -> nn.M
     cfg = _as_config(spec)
     if cfg.kind == "fixed":
         return FixedActivation(cfg.activation)
+    if cfg.kind != "gated":
+        return get_family(cfg.kind)()
     return GatedActivation(
         cfg.candidates, gate=cfg.gate, width=width, temperature=cfg.temperature,
         context_dim=context_dim, gate_hidden=cfg.gate_hidden,
