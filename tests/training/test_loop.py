@@ -69,3 +69,19 @@ def test_entropy_sign_convention(breast_cancer):
     h_blend = sum(blend.fit.history[-1].gate_entropy)
     assert h_sel < h_blend
     assert h_sel < 2 * math.log(3) - 0.05
+
+
+def test_diverging_run_is_recorded_not_fatal(breast_cancer):
+    """A non-finite loss stops training; the run is kept, flagged, and its metrics are NaN, not an error."""
+    import dataclasses
+
+    split = split_dataset(breast_cancer, 3)
+    X = split.X_train.copy()
+    X[5, 0] = np.inf  # poisons the first mini-batch that contains row 5
+    bad = dataclasses.replace(split, X_train=X)
+    cfg = RunConfig(variant="v", seed=3, train=TrainConfig(max_epochs=20, patience=20))
+    t = train_one(cfg, bad)
+    assert t.fit.diverged_epoch == 1 and t.fit.epochs_run == 1
+    art = build_artifacts(t)
+    assert art.metrics["diverged_epoch"] == 1
+    assert math.isnan(art.metrics["accuracy"]) and math.isnan(art.metrics["roc_auc"])

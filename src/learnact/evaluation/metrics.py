@@ -119,7 +119,10 @@ def compute_metrics(y_true: np.ndarray, prob: np.ndarray) -> dict[str, float]:
         prob: Positive-class probability ``(n,)`` or class probabilities ``(n, k)``.
 
     Returns:
-        ``{metric name: value}`` in :data:`METRICS` order.
+        ``{metric name: value}`` in :data:`METRICS` order; all NaN when any
+        probability is not finite (a diverged run).
     """
     y = np.asarray(y_true).astype(np.int64)
+    if not np.all(np.isfinite(prob)):
+        return {name: float("nan") for name in METRICS}
     return {name: m.fn(y, prob) for name, m in METRICS.items()}

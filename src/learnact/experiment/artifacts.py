@@ -57,6 +57,7 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
         best_epoch=t.fit.best_epoch,
         epochs_run=t.fit.epochs_run,
         best_val_loss=t.fit.best_val_loss,
+        diverged_epoch=t.fit.diverged_epoch,
         peak_memory_mb=t.peak_memory_mb,
     )
     pred = {"row": t.split.idx_test, "y_true": t.split.y_test}

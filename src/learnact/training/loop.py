@@ -7,6 +7,7 @@ Every other engine is checked against this one.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -35,6 +36,9 @@ class FitResult:
         epochs_run: Epochs actually run (early stopping may end before max).
         best_val_loss: Validation loss at ``best_epoch``.
         train_time_s: Wall time of training in seconds.
+        diverged_epoch: First epoch whose training or validation loss was not
+            finite (training stops there; the best earlier weights are kept),
+            or ``None``.
     """
 
     history: list[EpochRecord] = field(default_factory=list)
@@ -42,6 +46,7 @@ class FitResult:
     epochs_run: int = 0
     best_val_loss: float = float("inf")
     train_time_s: float = 0.0
+    diverged_epoch: int | None = None
 
 
 def gate_summary(gates: list[Tensor | None]) -> tuple[list[list[float] | None], list[float | None]]:
@@ -102,8 +107,11 @@ def fit(model: MLP, split: Split, cfg: TrainConfig, generator: torch.Generator) 
             v_logits, v_gates = model.forward_with_gates(Xv)
             val = float(task_loss(v_logits, yv))
         gw, ge = gate_summary(v_gates)
-        result.history.append(EpochRecord(
-            epoch, (sum_task + lam * sum_ent) / n, sum_task / n, sum_ent / n, val, gw, ge))
+        train_obj = (sum_task + lam * sum_ent) / n
+        result.history.append(EpochRecord(epoch, train_obj, sum_task / n, sum_ent / n, val, gw, ge))
+        if not (math.isfinite(val) and math.isfinite(train_obj)):
+            result.diverged_epoch = epoch
+            break
         if val < result.best_val_loss - cfg.min_delta:
             result.best_val_loss = val
             result.best_epoch = epoch

@@ -29,7 +29,8 @@ def task_loss(logits: Tensor, target: Tensor) -> Tensor:
     """Mean binary cross-entropy on ``sigmoid(logits)`` or multi-class cross-entropy.
 
     The binary form is ``BCELoss(sigmoid(z), y)`` as in the paper's backbone
-    (sigmoid output unit), which keeps runs bit-comparable with it.
+    (sigmoid output unit), which keeps runs bit-comparable with it. Non-finite
+    logits (a diverged run) give a NaN loss instead of an error.
 
     Shape:
         - logits: ``(b, 1)`` binary or ``(b, n_classes)``
@@ -37,6 +38,8 @@ def task_loss(logits: Tensor, target: Tensor) -> Tensor:
         - output: ``()``
     """
     if logits.shape[-1] == 1:
+        if not bool(torch.isfinite(logits).all()):
+            return logits.sum() * float("nan")
         return F.binary_cross_entropy(torch.sigmoid(logits), target)
     return F.cross_entropy(logits, target)
 
