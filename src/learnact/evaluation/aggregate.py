@@ -82,6 +82,7 @@ def seed_aggregates(tidy: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
         out.append({"variant": variant, "metric": metric, "group": q.group, "label": q.label,
                     "higher_is_better": q.higher_is_better, **vars(s)})
     table = pd.DataFrame(out, columns=list(AGGREGATE_COLUMNS))
+    table["higher_is_better"] = table["higher_is_better"].astype(object)  # True / False / None
     if table.empty:
         return table
     fields = variant_fields(tidy)

@@ -139,7 +139,8 @@ def paired_comparisons(
         block = []
         for variant in others:
             base = {"metric": metric, "variant": variant, "reference": ref, "higher_is_better": q.higher_is_better}
-            pair = values[[variant, ref]].dropna() if variant in values else values.iloc[0:0]
+            has_both = variant in values.columns and ref in values.columns
+            pair = values[[variant, ref]].dropna() if has_both else pd.DataFrame(columns=[variant, ref])
             seeds = [int(s) for s in pair.index]
             n = len(seeds)
             if n < 2:
@@ -176,5 +177,6 @@ def paired_comparisons(
     for col in ("wins", "ties", "losses", "df"):
         table[col] = table[col].astype("Int64")
     table["comparable"] = table["comparable"].astype(bool)
+    table["higher_is_better"] = table["higher_is_better"].astype(object)  # True / False / None
     table.attrs["reference"] = ref
     return table

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .. import store
-from ..config import RunConfig, StudyConfig
+from ..config import RunConfig
 from ..exceptions import RunStoreError
 from .diagnostics import DEFAULT_COLLAPSE_THRESHOLD, gate_diagnostics
 from .metrics import METRICS
@@ -68,49 +68,45 @@ def _check_study_dir(study_dir: Path) -> Path:
     return folder
 
 
-def _study_config(folder: Path) -> StudyConfig | None:
+def _study_file(folder: Path) -> dict[str, Any]:
     path = folder / "study.json"
     if not path.is_file():
-        return None
+        return {}
     try:
-        return StudyConfig.model_validate(json.loads(path.read_text()))
-    except Exception:  # an older or hand-edited study.json: fall back to every finished run
-        return None
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def _variant_order(folder: Path) -> dict[str, int]:
+    variants = _study_file(folder).get("variants")
+    names = [v.get("name") for v in variants if isinstance(v, dict)] if isinstance(variants, list) else []
+    return {n: i for i, n in enumerate(dict.fromkeys(n for n in names if isinstance(n, str)))}
 
 
 def study_reference(study_dir: Path) -> str | None:
     """The ``reference`` variant named in the study's ``study.json``, if any."""
-    path = Path(study_dir) / "study.json"
-    if not path.is_file():
-        return None
-    try:
-        ref = json.loads(path.read_text()).get("reference")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return None
+    ref = _study_file(Path(study_dir)).get("reference")
     return ref if isinstance(ref, str) else None
 
 
 def study_runs(study_dir: Path) -> Iterator[tuple[Path, RunConfig]]:
     """Finished run folders of a study with their configs, in study order.
 
-    When ``study.json`` is readable, only runs that belong to the study as it
-    is now configured are kept (a folder left over from an earlier version of
-    the study is skipped), ordered variant by variant as in the study, seeds
-    ascending. Without it, every finished run is used. If two finished runs
-    share a variant and seed, the most recently finished one is kept, with a
-    warning.
+    Every folder under ``runs/`` with a DONE marker counts (the runner moves
+    runs a study no longer plans out of ``runs/``). Variants come in the
+    order of ``study.json`` (unknown ones after, as found), seeds ascending.
+    If two finished runs share a variant and seed, the most recently
+    finished one is kept, with a warning.
 
     Raises:
         RunStoreError: The study folder does not exist, or a run folder is corrupt.
     """
     folder = _check_study_dir(study_dir)
-    study = _study_config(folder)
-    planned = {r.run_id for r in study.runs()} if study is not None else None
-    order = {v.name: i for i, v in enumerate(study.variants)} if study is not None else {}
+    order = _variant_order(folder)
     found: dict[tuple[str, int], tuple[Path, RunConfig]] = {}
     for run_folder in store.finished_runs(folder):
-        if planned is not None and run_folder.name not in planned:
-            continue
         cfg = store.read_run_config(run_folder)
         key = (cfg.variant, cfg.seed)
         if key in found:
@@ -121,9 +117,10 @@ def study_runs(study_dir: Path) -> Iterator[tuple[Path, RunConfig]]:
             if newer is other:
                 continue
         found[key] = (run_folder, cfg)
-    first_seen = {}
+    first_seen: dict[str, int] = {}
     for variant, _ in found:
-        first_seen.setdefault(variant, len(order) + len(first_seen))
+        if variant not in order:
+            first_seen.setdefault(variant, len(order) + len(first_seen))
     rank = {**first_seen, **order}
     for key in sorted(found, key=lambda k: (rank[k[0]], k[1])):
         yield found[key]
@@ -132,16 +129,17 @@ def study_runs(study_dir: Path) -> Iterator[tuple[Path, RunConfig]]:
 def _variant_record(cfg: RunConfig) -> dict[str, Any]:
     act = cfg.activation
     fixed = act.kind == "fixed"
-    gated_input = not fixed and act.gate == "input"
+    gated = act.kind == "gated"  # other kinds (learnable families) have no gate fields
+    gated_input = gated and act.gate == "input"
     nan = float("nan")
     return {
         "kind": act.kind,
         "activation": act.activation if fixed else "",
-        "candidates": "" if fixed else "+".join(act.candidates),
-        "gate": "" if fixed else act.gate,
+        "candidates": "+".join(act.candidates) if gated else "",
+        "gate": act.gate if gated else "",
         "gate_source": act.gate_source if gated_input else "",
         "gate_hidden": float(act.gate_hidden) if gated_input else nan,
-        "temperature": nan if fixed else float(act.temperature),
+        "temperature": float(act.temperature) if gated else nan,
         "entropy_weight": float(cfg.train.entropy_weight),
         "max_epochs": cfg.train.max_epochs,
         "patience": cfg.train.patience,

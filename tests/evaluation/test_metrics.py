@@ -1,0 +1,84 @@
+"""Metrics against scikit-learn and by-hand values (binary and multi-class)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from learnact.evaluation import METRICS, compute_metrics, expected_calibration_error, predicted_labels
+
+
+@pytest.fixture()
+def binary():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    p = np.clip(0.6 * y + 0.4 * rng.random(200) - 0.1, 0.01, 0.99)
+    return y, p
+
+
+@pytest.fixture()
+def multiclass():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 150)
+    logits = rng.normal(size=(150, 3)) + 1.5 * np.eye(3)[y]
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return y, p
+
+
+def test_registry_metadata():
+    assert list(METRICS) == ["accuracy", "f1", "roc_auc", "log_loss", "brier", "ece"]
+    assert [m.higher_is_better for m in METRICS.values()] == [True, True, True, False, False, False]
+    for m in METRICS.values():
+        assert format(0.5, m.fmt) and m.label
+
+
+def test_binary_metrics_match_sklearn(binary):
+    y, p = binary
+    got = compute_metrics(y, p)
+    hard = (p > 0.5).astype(int)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, hard), abs=1e-12)
+    assert got["f1"] == pytest.approx(skm.f1_score(y, hard), abs=1e-12)
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
+    assert got["log_loss"] == pytest.approx(skm.log_loss(y, p), abs=1e-12)
+    assert got["brier"] == pytest.approx(skm.brier_score_loss(y, p), abs=1e-12)
+
+
+def test_multiclass_metrics_match_sklearn(multiclass):
+    y, p = multiclass
+    got = compute_metrics(y, p)
+    hard = p.argmax(axis=1)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, hard), abs=1e-12)
+    assert got["f1"] == pytest.approx(skm.f1_score(y, hard, average="macro"), abs=1e-12)
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p, multi_class="ovr", average="macro"), abs=1e-12)
+    assert got["log_loss"] == pytest.approx(skm.log_loss(y, p), abs=1e-12)
+    # Multi-class Brier by hand: mean over samples of the squared distance to the one-hot label.
+    assert got["brier"] == pytest.approx(np.mean(np.sum((p - np.eye(3)[y]) ** 2, axis=1)), abs=1e-12)
+
+
+def test_binary_threshold_is_strict():
+    assert predicted_labels(np.array([0.5, 0.5000001, 0.2])).tolist() == [0, 1, 0]
+
+
+def test_ece_worked_example():
+    # Four samples, 10 equal-width bins of top-label confidence:
+    #   p=0.95 (y=1): conf 0.95, correct  -> bin [0.9, 1.0]
+    #   p=0.92 (y=0): conf 0.92, wrong    -> bin [0.9, 1.0]
+    #   p=0.30 (y=0): conf 0.70, correct  -> bin (0.6, 0.7]
+    #   p=0.65 (y=0): conf 0.65, wrong    -> bin (0.6, 0.7]
+    # bin (0.9,1]: acc 0.5, conf 0.935 -> 2/4 * 0.435; bin (0.6,0.7]: acc 0.5, conf 0.675 -> 2/4 * 0.175
+    y = np.array([1, 0, 0, 0])
+    p = np.array([0.95, 0.92, 0.30, 0.65])
+    assert expected_calibration_error(y, p) == pytest.approx(0.5 * 0.435 + 0.5 * 0.175, abs=1e-12)
+
+
+def test_ece_perfectly_calibrated_is_zero():
+    y = np.array([1, 1, 1, 1, 0])
+    p = np.full(5, 0.8)  # confidence 0.8 in one bin, 4/5 correct
+    assert expected_calibration_error(y, p) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_roc_auc_single_class_is_nan():
+    assert math.isnan(compute_metrics(np.ones(4, dtype=int), np.array([0.2, 0.6, 0.7, 0.9]))["roc_auc"])

@@ -1,0 +1,153 @@
+"""Seed statistics and paired tests against hand-worked values and scipy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from learnact.evaluation import (
+    corrected_resampled_ttest,
+    holm_adjust,
+    summarize_seeds,
+    t_interval,
+    wilcoxon_signed_rank,
+    win_tie_loss,
+)
+
+T_975_DF4 = 2.7764451051977987  # Student t quantile 0.975, 4 degrees of freedom (printed tables: 2.776)
+
+
+def t4_two_sided_p(t: float) -> float:
+    """Closed form of Student's t with 4 degrees of freedom: F(t) = 1/2 + 3/8 x (1 - t^2 / (12 (1 + t^2/4)))
+    with x = t / sqrt(1 + t^2/4); the two-sided p-value is 2 (1 - F(|t|))."""
+    a = abs(t)
+    x = a / math.sqrt(1 + a * a / 4)
+    cdf = 0.5 + 3 / 8 * x * (1 - a * a / (12 * (1 + a * a / 4)))
+    return 2 * (1 - cdf)
+
+
+def test_t4_closed_form_is_right():
+    # Sanity of the helper on table values: t = 2.776 is the two-sided 5% point, t = 0 gives p = 1.
+    assert t4_two_sided_p(T_975_DF4) == pytest.approx(0.05, abs=1e-12)
+    assert t4_two_sided_p(0.0) == pytest.approx(1.0)
+
+
+def test_summarize_seeds_worked_example():
+    s = summarize_seeds([1.0, 2.0, 3.0, 4.0, 10.0])
+    # mean 4; squared deviations 9+4+1+0+36 = 50; sample variance 50/4 = 12.5
+    assert s.n == 5 and s.mean == pytest.approx(4.0)
+    assert s.std == pytest.approx(math.sqrt(12.5))
+    assert s.sem == pytest.approx(math.sqrt(12.5) / math.sqrt(5))
+    half = T_975_DF4 * math.sqrt(12.5) / math.sqrt(5)
+    assert (s.ci_low, s.ci_high) == pytest.approx((4.0 - half, 4.0 + half))
+    assert (s.median, s.q1, s.q3, s.iqr) == pytest.approx((3.0, 2.0, 4.0, 2.0))
+    assert (s.min, s.max) == (1.0, 10.0)
+
+
+def test_summarize_seeds_drops_nan_and_handles_one_value():
+    s = summarize_seeds([0.9, float("nan")])
+    assert s.n == 1 and s.mean == 0.9 and math.isnan(s.std) and math.isnan(s.ci_low) and s.iqr == 0.0
+    assert summarize_seeds([]).n == 0 and math.isnan(summarize_seeds([]).mean)
+
+
+def test_t_interval_confidence_is_validated():
+    with pytest.raises(ValueError, match="confidence=1.5"):
+        t_interval([1.0, 2.0], confidence=1.5)
+
+
+def test_corrected_ttest_worked_example():
+    d = [0.01, 0.02, -0.005, 0.015, 0.01]
+    # mean 0.01; deviations 0, .01, -.015, .005, 0 -> sum of squares 3.5e-4; var = 3.5e-4 / 4 = 8.75e-5
+    # corrected variance of the mean: (1/5 + 0.25) * 8.75e-5 = 3.9375e-5
+    se = math.sqrt(3.9375e-5)
+    t = 0.01 / se  # 1.59364...
+    res = corrected_resampled_ttest(d, test_train_ratio=0.25)
+    assert res.n == 5 and res.df == 4
+    assert res.mean_diff == pytest.approx(0.01)
+    assert res.std_diff == pytest.approx(math.sqrt(8.75e-5))
+    assert res.se == pytest.approx(se)
+    assert res.t == pytest.approx(1.5936381457791, rel=1e-10)
+    assert res.t == pytest.approx(t)
+    assert res.p_value == pytest.approx(t4_two_sided_p(t), abs=1e-12)
+    assert res.p_value == pytest.approx(0.18622, abs=5e-5)
+    assert (res.ci_low, res.ci_high) == pytest.approx((0.01 - T_975_DF4 * se, 0.01 + T_975_DF4 * se))
+
+
+def test_zero_ratio_is_the_plain_paired_ttest():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=7), rng.normal(size=7) + 0.3
+    res = corrected_resampled_ttest(b - a, test_train_ratio=0.0)
+    ref = stats.ttest_rel(b, a)
+    assert res.t == pytest.approx(ref.statistic) and res.p_value == pytest.approx(ref.pvalue)
+
+
+def test_correction_shrinks_t_by_the_variance_factor():
+    d = np.array([0.3, 0.1, 0.25, -0.05, 0.2, 0.15])
+    plain = corrected_resampled_ttest(d, 0.0)
+    corrected = corrected_resampled_ttest(d, 143 / 340)
+    assert corrected.t == pytest.approx(plain.t * math.sqrt((1 / 6) / (1 / 6 + 143 / 340)))
+    assert corrected.p_value > plain.p_value
+
+
+@pytest.mark.parametrize("d", [[0.02, -0.01, 0.03, 0.0, 0.05], [-0.1, -0.2, 0.01], [1.0, 2.0, 3.0, 4.0]])
+def test_interval_excludes_zero_iff_p_below_alpha(d):
+    res = corrected_resampled_ttest(d, 0.42)
+    assert (res.ci_low > 0 or res.ci_high < 0) == (res.p_value < 0.05)
+
+
+def test_corrected_ttest_edge_cases():
+    one = corrected_resampled_ttest([0.1], 0.4)
+    assert one.n == 1 and math.isnan(one.t) and math.isnan(one.p_value)
+    same = corrected_resampled_ttest([0.0, 0.0, 0.0], 0.4)
+    assert same.t == 0.0 and same.p_value == 1.0
+    shift = corrected_resampled_ttest([0.01, 0.01, 0.01], 0.4)
+    assert shift.t == math.inf and shift.p_value == 0.0
+    with pytest.raises(ValueError, match="test_train_ratio=-0.1"):
+        corrected_resampled_ttest([0.1, 0.2], -0.1)
+
+
+@pytest.mark.parametrize(
+    "d",
+    [
+        [0.01, 0.02, -0.005, 0.015, 0.01],
+        [0.3, -0.1, 0.2, 0.4, -0.05, 0.25, 0.1],
+        [0.02, 0.0, 0.01, -0.03, 0.0, 0.05],  # zeros are dropped
+        [-0.1, -0.2, -0.3, -0.4, -0.5],
+    ],
+)
+def test_wilcoxon_matches_scipy(d):
+    stat, p = wilcoxon_signed_rank(d)
+    ref = stats.wilcoxon(d, zero_method="wilcox")
+    assert stat == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue)
+
+
+def test_wilcoxon_smallest_p_with_five_seeds_and_edge_cases():
+    # All five differences of one sign: exact two-sided p = 2 / 2^5 = 0.0625.
+    assert wilcoxon_signed_rank([1.0, 2.0, 3.0, 4.0, 5.0]) == (0.0, pytest.approx(0.0625))
+    assert wilcoxon_signed_rank([0.0, 0.0, 0.0]) == (0.0, 1.0)
+    assert all(math.isnan(v) for v in wilcoxon_signed_rank([0.3]))
+
+
+def test_holm_worked_example():
+    # Sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> running max 0.06.
+    got = holm_adjust([0.01, 0.04, 0.03, 0.005])
+    assert got.tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_holm_caps_at_one_and_skips_nan():
+    assert holm_adjust([0.5, 0.6]).tolist() == [1.0, 1.0]
+    got = holm_adjust([0.02, float("nan"), 0.04])  # m = 2: 0.02*2 = 0.04, 0.04*1 -> max 0.04
+    assert got[0] == pytest.approx(0.04) and math.isnan(got[1]) and got[2] == pytest.approx(0.04)
+    assert holm_adjust([]).size == 0
+    with pytest.raises(ValueError, match=r"\[1.5\]"):
+        holm_adjust([0.1, 1.5])
+
+
+def test_win_tie_loss_respects_direction():
+    d = [0.1, 0.0, -0.2, 0.3, 1e-15]
+    assert win_tie_loss(d, higher_is_better=True) == (2, 2, 1)
+    assert win_tie_loss(d, higher_is_better=False) == (1, 2, 2)
+    assert win_tie_loss([0.1, float("nan")]) == (1, 0, 0)
