@@ -1,0 +1,128 @@
+"""Plot helpers shared by the figure modules (private)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+
+from .study_view import StudyView
+
+__all__ = ["Row", "grouped_rows", "apply_rows", "seed_offsets", "wrap_name", "grid_shape", "pick_showcase"]
+
+Row = tuple[str, str]
+"""``("heading", text)`` or ``("variant", name)``, top to bottom."""
+
+
+def grouped_rows(view: StudyView, variants: Sequence[str] | None = None,
+                 sort_key: Callable[[str], float] | None = None) -> list[Row]:
+    """Rows of a per-variant chart: fixed baselines set apart from learnable variants.
+
+    Args:
+        view: The study.
+        variants: Variants to show (default: all), kept in study order unless
+            ``sort_key`` is given (ascending within each group).
+        sort_key: Optional ordering within each group.
+
+    Returns:
+        Rows with a heading row before each group, when both groups are present.
+    """
+    chosen = list(view.variants if variants is None else variants)
+    groups = [("Fixed baselines", [v for v in chosen if view.is_fixed(v)]),
+              ("Learnable activations", [v for v in chosen if not view.is_fixed(v)])]
+    groups = [(h, sorted(vs, key=sort_key) if sort_key else vs) for h, vs in groups if vs]
+    rows: list[Row] = []
+    for heading, members in groups:
+        if len(groups) > 1:
+            rows.append(("heading", heading))
+        rows.extend(("variant", v) for v in members)
+    return rows
+
+
+def apply_rows(ax: Axes, rows: Sequence[Row], *, labels: bool = True) -> dict[str, float]:
+    """Put the rows on the y axis of ``ax`` (top to bottom); returns variant -> y.
+
+    Heading rows get a bold label and a thin rule; variant rows their full name.
+    """
+    ys: dict[str, float] = {}
+    ticks, texts = [], []
+    for i, (kind, text) in enumerate(rows):
+        ticks.append(i)
+        texts.append(text)
+        if kind == "variant":
+            ys[text] = float(i)
+        elif i > 0:
+            ax.axhline(i - 0.5, color="0.55", lw=0.8, ls="-", zorder=0)
+    ax.set_yticks(ticks)
+    if labels:
+        ax.set_yticklabels(texts)
+        for tick, (kind, _) in zip(ax.get_yticklabels(), rows, strict=True):
+            if kind == "heading":
+                tick.set_fontweight("bold")
+                tick.set_fontstyle("italic")
+    else:
+        ax.tick_params(axis="y", labelleft=False)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.grid(axis="y", visible=False)
+    return ys
+
+
+def seed_offsets(n: int, width: float = 0.25) -> np.ndarray:
+    """Small, deterministic vertical offsets for ``n`` seed dots on one row."""
+    if n <= 1:
+        return np.zeros(max(n, 0))
+    return np.linspace(-width / 2, width / 2, n)
+
+
+def wrap_name(name: str, width: int = 24) -> str:
+    """Break a long variant name over lines at underscores (nothing is cut)."""
+    if len(name) <= width:
+        return name
+    parts = name.split("_")
+    lines, current = [], ""
+    for part in parts:
+        piece = part if not current else f"{current}_{part}"
+        if current and len(piece) > width:
+            lines.append(current + "_")
+            current = part
+        else:
+            current = piece
+    lines.append(current)
+    return "\n".join(lines)
+
+
+def grid_shape(n: int, max_cols: int) -> tuple[int, int]:
+    """Rows and columns of a panel grid for ``n`` panels."""
+    cols = max(1, min(n, max_cols))
+    return (n + cols - 1) // cols, cols
+
+
+def pick_showcase(view: StudyView, metric: str = "roc_auc", limit: int = 4) -> list[str]:
+    """A few variants that tell the story: the reference, then the best of each family.
+
+    The reference is the study's, else the best fixed baseline; then the best
+    variant of each gate family (per layer, per neuron, input), by mean ``metric``.
+    """
+    from .style import variant_family
+
+    def best(pool: list[str]) -> str | None:
+        scored = [(view.mean_metric(v, metric), v) for v in pool]
+        scored = [s for s in scored if np.isfinite(s[0])]
+        return max(scored)[1] if scored else (pool[0] if pool else None)
+
+    chosen: list[str] = []
+    ref = view.reference or best(view.fixed)
+    if ref is not None:
+        chosen.append(ref)
+    for family in ("layer", "neuron", "input"):
+        pick = best([v for v in view.gated if variant_family(view.config(v)) == family])
+        if pick is not None and pick not in chosen:
+            chosen.append(pick)
+    if len(chosen) < 2:
+        for v in sorted(view.variants, key=lambda v: -np.nan_to_num(view.mean_metric(v, metric), nan=-np.inf)):
+            if v not in chosen:
+                chosen.append(v)
+            if len(chosen) >= 2:
+                break
+    return chosen[:limit]

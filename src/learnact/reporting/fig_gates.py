@@ -1,0 +1,218 @@
+"""What the gates learned: selectivity across seeds, weights per layer, evolution over epochs."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from ._plot import apply_rows, grid_shape, grouped_rows, seed_offsets, wrap_name
+from .study_view import NothingToShow, StudyView
+from .style import candidate_color, new_figure, variant_colors
+
+__all__ = ["gate_selectivity_figure", "gate_weights_figure", "gate_evolution_figure", "layer_panels"]
+
+_MARKERS = ["o", "s", "^", "D", "v", "P"]
+
+
+def _require_gated(view: StudyView) -> list[str]:
+    if not view.gated:
+        raise NothingToShow("the study has no gated variant")
+    return view.gated
+
+
+def _layers(view: StudyView, variants: list[str]) -> list[int]:
+    return sorted({int(g["layer"]) for v in variants for g in view.gated_layers(v)})
+
+
+def gate_selectivity_figure(view: StudyView) -> tuple[Figure, str]:
+    """Figure 5: gate entropy and maximum gate weight per layer, one dot per seed.
+
+    Both statistics are means over the test samples (input gates), over the
+    units (per-neuron gates) or the layer's single weight vector; the large
+    marker is the mean over seeds with its 95% t interval.
+    """
+    variants = _require_gated(view)
+    layers = _layers(view, variants)
+    rows = grouped_rows(view, variants)
+    colors = variant_colors(view)
+    fig = new_figure(7.6, 1.0 + 0.3 * len(rows) * max(1, len(layers)) ** 0.5)
+    axes = fig.subplots(1, 2, sharey=True)
+    n_cand = max(len(g["candidates"]) for v in variants for g in view.gated_layers(v))
+    span = 0.5 / max(1, len(layers))
+    for j, (ax, stat) in enumerate(zip(axes, ("entropy_mean", "max_weight_mean"), strict=True)):
+        ys = apply_rows(ax, rows, labels=j == 0)
+        for v, y in ys.items():
+            for i, layer in enumerate(layers):
+                name = f"gate{layer}_{stat}"
+                vals = view.run_quantity(v, name)
+                if not np.isfinite(vals).any():
+                    continue
+                yy = y + (i - (len(layers) - 1) / 2) * span
+                ax.scatter(vals, yy + seed_offsets(len(vals), 0.6 * span), s=8, color=colors[v], alpha=0.5, lw=0)
+                agg = view.aggregate(v, name)
+                if agg is not None and np.isfinite(agg["ci_low"]):
+                    ax.errorbar(agg["mean"], yy, xerr=[[agg["mean"] - agg["ci_low"]], [agg["ci_high"] - agg["mean"]]],
+                                fmt="none", ecolor="0.2", elinewidth=1, capsize=2)
+                ax.plot(np.nanmean(vals), yy, _MARKERS[i % len(_MARKERS)], ms=5.5, mfc=colors[v], mec="0.1", mew=0.7)
+        ax.grid(axis="x", visible=True)
+    axes[0].axvline(np.log(n_cand), color="0.4", ls="--", lw=0.9)
+    axes[0].set_xlabel("Gate entropy H(g) (nats)")
+    axes[0].set_xlim(left=-0.03 * np.log(n_cand), right=np.log(n_cand) * 1.04)
+    axes[1].axvline(1 / n_cand, color="0.4", ls="--", lw=0.9)
+    axes[1].set_xlabel("Maximum gate weight max_k g_k")
+    axes[1].set_xlim(1 / n_cand - 0.03, 1.02)
+    handles = [Line2D([], [], ls="none", marker=_MARKERS[i % len(_MARKERS)], mfc="0.6", mec="0.1",
+                      label=f"layer {layer}") for i, layer in enumerate(layers)]
+    handles.append(Line2D([], [], color="0.4", ls="--", lw=0.9, label=f"uniform mixture ({n_cand} candidates)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+    return fig, "Small dots: seeds; large markers: mean over seeds with 95% t interval."
+
+
+def _stacked(ax: Axes, y: float, weights: np.ndarray, names: list[str], height: float) -> None:
+    left = 0.0
+    for w, name in zip(weights, names, strict=True):
+        ax.barh(y, w, left=left, height=height, color=candidate_color(name), edgecolor="white", lw=0.5)
+        if w >= 0.12:
+            ax.text(left + w / 2, y, f"{w:.2f}", ha="center", va="center", fontsize=6.5, color="white")
+        left += w
+
+
+def _static_panels(fig: Figure, view: StudyView, variants: list[str], layers: list[int]) -> set[str]:
+    axes = fig.subplots(1, len(layers), sharey=True, squeeze=False)[0]
+    rows = [("variant", v) for v in variants]
+    seen: set[str] = set()
+    for j, (ax, layer) in enumerate(zip(axes, layers, strict=True)):
+        ys = apply_rows(ax, rows, labels=j == 0)
+        for v, y in ys.items():
+            per_seed, names = [], []
+            for run in view.runs[v]:
+                g = next((g for g in run.gates() if int(g["layer"]) == layer and g.get("weights") is not None), None)
+                if g is not None:
+                    w = np.asarray(g["weights"], dtype=float)
+                    per_seed.append(w.reshape(-1, w.shape[-1]).mean(axis=0))
+                    names = list(g["candidates"])
+            if per_seed:
+                _stacked(ax, y, np.mean(per_seed, axis=0), names, 0.65)
+                seen.update(names)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(f"Layer {layer}: gate weight (mean over seeds)")
+        ax.grid(axis="x", visible=True)
+    fig.suptitle("Static gates: mean mixture weights", fontsize=9)
+    return seen
+
+
+def _input_panels(fig: Figure, view: StudyView, variants: list[str], layers: list[int]) -> set[str]:
+    axes = fig.subplots(1, len(layers), sharey=True, squeeze=False)[0]
+    rows = [("variant", v) for v in variants]
+    seen: set[str] = set()
+    for j, (ax, layer) in enumerate(zip(axes, layers, strict=True)):
+        ys = apply_rows(ax, rows, labels=j == 0)
+        for v, y in ys.items():
+            info = next((g for g in view.gated_layers(v) if int(g["layer"]) == layer), None)
+            if info is None:
+                continue
+            names = list(info["candidates"])
+            pooled = [w for run in view.runs[v] if (w := run.sample_gates(layer, names)) is not None]
+            if not pooled:
+                continue
+            data = np.concatenate(pooled)
+            pos = y + seed_offsets(len(names), 0.6)
+            box = ax.boxplot([data[:, k] for k in range(len(names))], positions=pos, vert=False, widths=0.16,
+                             whis=(5, 95), showfliers=False, patch_artist=True, manage_ticks=False)
+            for patch, name in zip(box["boxes"], names, strict=True):
+                patch.set(facecolor=candidate_color(name), edgecolor="0.2", lw=0.6)
+            for med in box["medians"]:
+                med.set(color="0.1", lw=1)
+            seen.update(names)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(f"Layer {layer}: per-sample gate weight")
+        ax.grid(axis="x", visible=True)
+    fig.suptitle("Input-dependent gates: distribution over test samples (all seeds)", fontsize=9)
+    return seen
+
+
+def gate_weights_figure(view: StudyView) -> tuple[Figure, str]:
+    """Figure 8a: gate weights per layer (stacked bars for static gates, box plots for input gates)."""
+    variants = _require_gated(view)
+    layers = _layers(view, variants)
+    static = [v for v in variants if view.config(v).activation.gate != "input"]
+    inputs = [v for v in variants if view.config(v).activation.gate == "input"]
+    parts = [p for p in ((static, _static_panels, 0.32), (inputs, _input_panels, 0.55)) if p[0]]
+    heights = [1.0 + k * len(vs) for vs, _, k in parts]
+    fig = new_figure(3.2 * len(layers) + 2.2, sum(heights) + 0.4)
+    subs = fig.subfigures(len(parts), 1, height_ratios=heights, squeeze=False)[:, 0]
+    seen: set[str] = set()
+    for sub, (vs, draw, _) in zip(subs, parts, strict=True):
+        seen |= draw(sub, view, vs, layers)
+    order = [c for v in variants for g in view.gated_layers(v) for c in g["candidates"]]
+    names = list(dict.fromkeys(c for c in order if c in seen))
+    fig.legend(handles=[Patch(color=candidate_color(c), label=c) for c in names], loc="outside lower center",
+               ncols=len(names), title="Candidate activation")
+    detail = ("Stacked bars: mean over seeds (and over units for per-neuron gates). "
+              "Boxes: quartiles; whiskers: 5th to 95th percentile over the test samples of all seeds.")
+    return fig, detail
+
+
+def layer_panels(fig: Figure, n_variants: int, n_layers: int) -> tuple[np.ndarray, int]:
+    """A grid with one panel per (variant, layer), layers of a variant side by side.
+
+    Returns:
+        Axes of shape ``(n_variants, n_layers)`` and the number of grid columns.
+    """
+    per_row = max(1, 4 // n_layers) if n_layers <= 4 else 1
+    n_rows, n_cols = grid_shape(n_variants, per_row)
+    grid = np.atleast_2d(fig.subplots(n_rows, n_cols * n_layers, squeeze=False))
+    out = np.empty((n_variants, n_layers), dtype=object)
+    for i in range(n_rows * n_cols):
+        r, c = divmod(i, n_cols)
+        for layer in range(n_layers):
+            ax = grid[r, c * n_layers + layer]
+            if i < n_variants:
+                out[i, layer] = ax
+            else:
+                ax.set_visible(False)
+    return out, n_cols * n_layers
+
+
+def gate_evolution_figure(view: StudyView) -> tuple[Figure, str]:
+    """Figure 8b: mean gate weight per candidate over epochs (validation set), per variant and layer."""
+    variants = _require_gated(view)
+    layers = _layers(view, variants)
+    if not any(rec.get("gate_weights") for v in variants for rec in view.runs[v][0].history()[:1]):
+        raise NothingToShow("the runs' histories hold no gate weights")
+    fig = new_figure(1, 1)
+    axes, n_cols = layer_panels(fig, len(variants), len(layers))
+    fig.set_size_inches(2.15 * n_cols + 0.3, 1.75 * ((len(variants) * len(layers) + n_cols - 1) // n_cols) + 0.6)
+    names_seen: list[str] = []
+    for i, v in enumerate(variants):
+        for j, layer in enumerate(layers):
+            ax = axes[i, j]
+            info = next((g for g in view.gated_layers(v) if int(g["layer"]) == layer), None)
+            ax.set_title(f"{wrap_name(v, 22)}\nlayer {layer}", fontsize=7.5)
+            if info is None:
+                ax.set_axis_off()
+                continue
+            names = list(info["candidates"])
+            names_seen.extend(n for n in names if n not in names_seen)
+            curves = [np.array([rec["gate_weights"][layer - 1] for rec in run.history()], dtype=float)
+                      for run in view.runs[v] if run.history() and run.history()[0].get("gate_weights")]
+            common = min(len(c) for c in curves)
+            mean = np.mean([c[:common] for c in curves], axis=0)
+            for k, name in enumerate(names):
+                for c in curves:
+                    ax.plot(np.arange(1, len(c) + 1), c[:, k], color=candidate_color(name), lw=0.6, alpha=0.35)
+                ax.plot(np.arange(1, common + 1), mean[:, k], color=candidate_color(name), lw=1.6)
+            ax.set_ylim(0, 1)
+            ax.tick_params(labelsize=7)
+            ax.set_xlabel("Epoch", fontsize=7.5)
+            if j == 0:
+                ax.set_ylabel("Gate weight", fontsize=7.5)
+    fig.legend(handles=[Patch(color=candidate_color(c), label=c) for c in names_seen], loc="outside lower center",
+               ncols=len(names_seen), title="Candidate activation")
+    detail = ("Gate weights averaged over the validation set after each epoch. Thin lines: single seeds "
+              "(each stops at its own early-stopping epoch); bold lines: mean over seeds up to the epoch "
+              "every seed reached.")
+    return fig, detail

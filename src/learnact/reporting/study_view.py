@@ -1,0 +1,237 @@
+"""A read-only view of a finished study folder, the only input of the report pack.
+
+Everything here comes from disk (``study.json`` when present, and the run
+folders through :mod:`learnact.store` and :mod:`learnact.evaluation`); nothing trains or loads a model. A
+study whose run folders were copied elsewhere without ``study.json`` still
+works: names, seeds and settings are then taken from the run configs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import store
+from ..config import RunConfig
+from ..evaluation import seed_aggregates, tidy_results
+from ..evaluation.results import study_runs
+from ..exceptions import RunStoreError
+
+__all__ = ["RunView", "StudyView", "load_study_view", "NothingToShow"]
+
+
+class NothingToShow(Exception):
+    """Raised by a figure or table builder when the study has nothing for it.
+
+    The message says why (``"no gated variant"``) and ends up in ``index.md``.
+    """
+
+
+@dataclass
+class RunView:
+    """One finished run: its folder, config and metrics; other files read lazily.
+
+    Attributes:
+        folder: The run folder.
+        config: The resolved run config.
+        metrics: ``metrics.json``.
+    """
+
+    folder: Path
+    config: RunConfig
+    metrics: dict[str, Any]
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def variant(self) -> str:
+        """The variant name."""
+        return self.config.variant
+
+    @property
+    def seed(self) -> int:
+        """The seed."""
+        return self.config.seed
+
+    def history(self) -> list[dict[str, Any]]:
+        """Per-epoch records (``history.jsonl``), read once."""
+        if "history" not in self._cache:
+            self._cache["history"] = store.read_history(self.folder)
+        return self._cache["history"]
+
+    def predictions(self) -> pd.DataFrame:
+        """Test predictions (``predictions.csv``), read once."""
+        if "predictions" not in self._cache:
+            self._cache["predictions"] = store.read_predictions(self.folder)
+        return self._cache["predictions"]
+
+    def gates(self) -> list[dict[str, Any]]:
+        """Per-layer gate records (``gates.json``), read once."""
+        if "gates" not in self._cache:
+            self._cache["gates"] = store.read_gates(self.folder)
+        return self._cache["gates"]
+
+    def probabilities(self) -> np.ndarray:
+        """Predicted probabilities: ``(n,)`` (binary) or ``(n, k)``."""
+        pred = self.predictions()
+        if "prob" in pred.columns:
+            return pred["prob"].to_numpy(dtype=np.float64)
+        cols = sorted((c for c in pred.columns if c.startswith("prob_")), key=lambda c: int(c[5:]))
+        if not cols:
+            raise RunStoreError(f"predictions of {str(self.folder)!r} have no prob column")
+        return pred[cols].to_numpy(dtype=np.float64)
+
+    def sample_gates(self, layer: int, candidates: list[str]) -> np.ndarray | None:
+        """Per-sample gate weights of an input-dependent layer, ``(n, c)``; ``None`` if absent."""
+        pred = self.predictions()
+        cols = [f"gate{layer}_{name}" for name in candidates]
+        if not all(c in pred.columns for c in cols):
+            return None
+        return pred[cols].to_numpy(dtype=np.float64)
+
+
+@dataclass
+class StudyView:
+    """A finished study: its settings and its runs grouped by variant.
+
+    Attributes:
+        folder: The study folder.
+        name: Study name (``study.json``) or the folder's name.
+        seeds: Seeds of the study, in its order.
+        reference: The study's reference variant, or ``None``.
+        variants: Variant names in study order (fixed baselines first).
+        runs: Finished runs per variant, in seed order.
+        settings: Resolved ``study.json`` (``{}`` when absent).
+    """
+
+    folder: Path
+    name: str
+    seeds: list[int]
+    reference: str | None
+    variants: list[str]
+    runs: dict[str, list[RunView]]
+    settings: dict[str, Any]
+
+    def config(self, variant: str) -> RunConfig:
+        """The run config of a variant's first run (activation and training settings)."""
+        return self.runs[variant][0].config
+
+    def is_fixed(self, variant: str) -> bool:
+        """True for fixed-activation baselines."""
+        return self.config(variant).activation.kind == "fixed"
+
+    @cached_property
+    def gated(self) -> list[str]:
+        """Gated variants, in study order."""
+        return [v for v in self.variants if not self.is_fixed(v)]
+
+    @cached_property
+    def fixed(self) -> list[str]:
+        """Fixed-activation variants, in study order."""
+        return [v for v in self.variants if self.is_fixed(v)]
+
+    def all_runs(self) -> list[RunView]:
+        """Every finished run, variant-major."""
+        return [r for v in self.variants for r in self.runs[v]]
+
+    def metric_values(self, variant: str, metric: str) -> np.ndarray:
+        """One value per seed of ``metric`` (from ``metrics.json``)."""
+        return np.array([float(r.metrics.get(metric, np.nan)) for r in self.runs[variant]], dtype=np.float64)
+
+    def mean_metric(self, variant: str, metric: str) -> float:
+        """Mean over seeds, ignoring missing values (NaN if none)."""
+        vals = self.metric_values(variant, metric)
+        vals = vals[np.isfinite(vals)]
+        return float(vals.mean()) if len(vals) else float("nan")
+
+    def gated_layers(self, variant: str) -> list[dict[str, Any]]:
+        """The ``gates.json`` records of the variant's gated layers (from its first run)."""
+        return [g for g in self.runs[variant][0].gates() if g.get("gate", "fixed") != "fixed"]
+
+    @cached_property
+    def tidy(self) -> pd.DataFrame:
+        """The tidy results table (:func:`learnact.evaluation.tidy_results`)."""
+        return tidy_results(self.folder)
+
+    @cached_property
+    def aggregates(self) -> pd.DataFrame:
+        """Seed aggregates per variant and quantity (:func:`learnact.evaluation.seed_aggregates`)."""
+        return seed_aggregates(self.tidy)
+
+    def aggregate(self, variant: str, quantity: str) -> pd.Series | None:
+        """The aggregate row of one variant and quantity, or ``None`` when absent."""
+        agg = self.aggregates
+        rows = agg[(agg["variant"] == variant) & (agg["metric"] == quantity)]
+        return rows.iloc[0] if len(rows) else None
+
+    def run_quantity(self, variant: str, quantity: str) -> np.ndarray:
+        """Per-seed values of a tidy-table quantity (metric, cost or gate statistic), seed order."""
+        rows = self.tidy[(self.tidy["variant"] == variant) & (self.tidy["metric"] == quantity)]
+        by_seed = dict(zip(rows["seed"].astype(int), rows["value"].astype(float), strict=True))
+        return np.array([by_seed.get(r.seed, np.nan) for r in self.runs[variant]], dtype=np.float64)
+
+    @cached_property
+    def dataset_label(self) -> str:
+        """Readable data set name (``"Breast Cancer"`` or a CSV file's name)."""
+        ds = self.config(self.variants[0]).data.dataset
+        return Path(ds).name if ("/" in ds or ds.endswith(".csv")) else ds.replace("_", " ").title()
+
+
+def _study_settings(folder: Path) -> dict[str, Any]:
+    path = folder / "study.json"
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunStoreError(f"corrupt file {str(path)!r} ({exc}); rerun the study to rewrite it") from None
+    return raw if isinstance(raw, dict) else {}
+
+
+def load_study_view(study_dir: Path | str) -> StudyView:
+    """Read a study folder's settings and finished runs.
+
+    Args:
+        study_dir: A folder made by ``learnact run`` (``runs/<run_id>/...``).
+
+    Raises:
+        FileNotFoundError: ``study_dir`` does not exist or is not a folder.
+        RunStoreError: It holds no finished run, or a run file is corrupt.
+    """
+    folder = Path(study_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"study folder {str(folder)!r} does not exist")
+    done = list(study_runs(folder))
+    if not done:
+        raise RunStoreError(
+            f"study folder {str(folder)!r} has no finished runs (expected runs/<run_id>/DONE); "
+            "run the study first with `learnact run`")
+    settings = _study_settings(folder)
+    runs: dict[str, list[RunView]] = {}
+    for path, cfg in done:
+        runs.setdefault(cfg.variant, []).append(RunView(path, cfg, store.read_metrics(path)))
+    declared = [v.get("name") for v in settings.get("variants", []) if isinstance(v, dict)]
+    order = [v for v in declared if v in runs] + sorted(v for v in runs if v not in declared)
+    fixed = [v for v in order if runs[v][0].config.activation.kind == "fixed"]
+    order = fixed + [v for v in order if v not in fixed]
+    seeds_declared = [int(s) for s in settings.get("seeds", [])]
+    seen = sorted({r.seed for rs in runs.values() for r in rs})
+    seeds = [s for s in seeds_declared if s in seen] + [s for s in seen if s not in seeds_declared]
+    rank = {s: i for i, s in enumerate(seeds)}
+    for rs in runs.values():
+        rs.sort(key=lambda r: rank[r.seed])
+    reference = settings.get("reference")
+    return StudyView(
+        folder=folder,
+        name=str(settings.get("name") or folder.resolve().name),
+        seeds=seeds,
+        reference=reference if reference in runs else None,
+        variants=order,
+        runs=runs,
+        settings=settings,
+    )

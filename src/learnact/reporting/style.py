@@ -1,0 +1,157 @@
+"""Shared look of every figure: variant and candidate colours, labels, saving.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot
+and no global backend switch), inside :data:`RC` via :func:`figure_style`,
+and saved as PNG (screens) and PDF (vector, for LaTeX) with a tight bounding
+box so that no label is clipped.
+
+Colours are fixed per variant for the whole report: each family (fixed
+baselines, per-layer gates, per-neuron gates, input-dependent gates) has its
+own hue and its members get evenly spaced shades of it, in study order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+from matplotlib.figure import Figure
+
+from ..config import RunConfig
+from .study_view import StudyView
+
+__all__ = [
+    "RC",
+    "figure_style",
+    "new_figure",
+    "save_figure",
+    "variant_family",
+    "FAMILY_LABELS",
+    "variant_colors",
+    "candidate_color",
+    "describe_activation",
+    "format_number",
+]
+
+RC: dict[str, Any] = {
+    "font.size": 9,
+    "axes.titlesize": 9.5,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "legend.frameon": False,
+    "savefig.dpi": 150,
+    "pdf.fonttype": 42,
+    "figure.constrained_layout.use": True,
+}
+"""Matplotlib settings of every report figure."""
+
+FAMILY_LABELS = {
+    "fixed": "Fixed baselines",
+    "layer": "Static gate (per layer)",
+    "neuron": "Static gate (per neuron)",
+    "input": "Input-dependent gate",
+}
+"""Readable names of the variant families."""
+
+_FAMILY_CMAPS = {"fixed": "Greys", "layer": "Blues", "neuron": "Greens", "input": "Oranges"}
+
+_CANDIDATE_COLORS = {
+    "relu": "#1b9e77",
+    "tanh": "#d95f02",
+    "sigmoid": "#7570b3",
+    "gelu": "#e7298a",
+    "silu": "#66a61e",
+    "elu": "#e6ab02",
+    "softplus": "#a6761d",
+    "leaky_relu": "#1f78b4",
+    "identity": "#666666",
+    "sin": "#b15928",
+}
+_EXTRA = ["#8dd3c7", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5", "#bc80bd", "#ccebc5"]
+
+
+@contextmanager
+def figure_style() -> Iterator[None]:
+    """Apply :data:`RC` for the figures built inside the block."""
+    with matplotlib.rc_context(RC):
+        yield
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A constrained-layout figure of ``width x height`` inches (no pyplot state)."""
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
+    """Save ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` in ``folder``.
+
+    Returns:
+        The two paths written.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{stem}.png", folder / f"{stem}.pdf"]
+    for path in paths:
+        fig.savefig(path, bbox_inches="tight", pad_inches=0.05, metadata=_metadata(path.suffix))
+    return paths
+
+
+def _metadata(suffix: str) -> dict[str, Any]:
+    # Fixed metadata keeps PDFs reproducible byte for byte (no creation date).
+    return {"CreationDate": None} if suffix == ".pdf" else {}
+
+
+def variant_family(config: RunConfig) -> str:
+    """``"fixed"``, ``"layer"``, ``"neuron"`` or ``"input"``."""
+    act = config.activation
+    return "fixed" if act.kind == "fixed" else act.gate
+
+
+def variant_colors(view: StudyView) -> dict[str, tuple[float, float, float, float]]:
+    """One RGBA colour per variant: the family's hue, shades in study order."""
+    families: dict[str, list[str]] = {}
+    for v in view.variants:
+        families.setdefault(variant_family(view.config(v)), []).append(v)
+    colors = {}
+    for fam, members in families.items():
+        cmap = matplotlib.colormaps[_FAMILY_CMAPS[fam]]
+        lo, hi = (0.45, 0.85) if fam != "fixed" else (0.4, 0.8)
+        n = len(members)
+        for i, v in enumerate(members):
+            colors[v] = cmap(hi - (hi - lo) * (i / (n - 1)) if n > 1 else 0.7)
+    return colors
+
+
+def candidate_color(name: str) -> str:
+    """A fixed colour per candidate activation name (same in every figure)."""
+    if name in _CANDIDATE_COLORS:
+        return _CANDIDATE_COLORS[name]
+    return _EXTRA[sum(map(ord, name)) % len(_EXTRA)]
+
+
+def describe_activation(config: RunConfig) -> str:
+    """Short readable description: ``"tanh"`` or ``"layer gate over relu/tanh/sigmoid, T=0.7"``."""
+    act = config.activation
+    if act.kind == "fixed":
+        return f"fixed {act.activation}"
+    where = {"layer": "per-layer gate", "neuron": "per-neuron gate", "input": "input gate"}[act.gate]
+    if act.gate == "input":
+        where += f" ({act.gate_source} input)"
+    text = f"{where} over {'/'.join(act.candidates)}, T={format_number(act.temperature)}"
+    if config.train.entropy_weight:
+        text += f", lambda={format_number(config.train.entropy_weight)}"
+    return text
+
+
+def format_number(value: float) -> str:
+    """Compact text of a setting (``0.7``, ``0.001``, ``2``)."""
+    return f"{value:g}"
