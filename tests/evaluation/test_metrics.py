@@ -82,3 +82,11 @@ def test_ece_perfectly_calibrated_is_zero():
 
 def test_roc_auc_single_class_is_nan():
     assert math.isnan(compute_metrics(np.ones(4, dtype=int), np.array([0.2, 0.6, 0.7, 0.9]))["roc_auc"])
+
+
+def test_multiclass_auc_skips_a_class_missing_from_the_test_set(multiclass):
+    y, p = multiclass
+    keep = y != 2  # class 2 has no test sample: its one-vs-rest AUC is undefined
+    y2, p2 = y[keep], p[keep]
+    by_hand = np.mean([skm.roc_auc_score(y2 == k, p2[:, k]) for k in (0, 1)])
+    assert compute_metrics(y2, p2)["roc_auc"] == pytest.approx(by_hand, abs=1e-12)

@@ -20,6 +20,11 @@ def _p(value: float) -> str:
     return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
 
 
+def _signed(value: float, fmt: str) -> str:
+    text = f"{value:+{fmt}}"
+    return text[1:] if float(text) == 0 else text  # "0.0000", never "-0.0000"
+
+
 def format_comparisons(table: pd.DataFrame) -> list[dict[str, str]]:
     """Display strings of each comparison row (the terminal table's cells).
 
@@ -35,12 +40,11 @@ def format_comparisons(table: pd.DataFrame) -> list[dict[str, str]]:
                         "mean": "-", "diff": "-", "ci": "-", "t": "-", "p": "-", "p_holm": "-",
                         "wilcoxon_p": "-", "wtl": "-", "status": str(r["status"])})
             continue
-        dfmt = "+" + fmt
         out.append({
             "metric": str(r["metric"]), "variant": str(r["variant"]), "n": str(int(r["n_shared"])),
             "mean": f"{r['mean_variant']:{fmt}} vs {r['mean_reference']:{fmt}}",
-            "diff": f"{r['mean_diff']:{dfmt}}",
-            "ci": f"[{r['ci_low']:{dfmt}}, {r['ci_high']:{dfmt}}]",
+            "diff": _signed(r["mean_diff"], fmt),
+            "ci": f"[{_signed(r['ci_low'], fmt)}, {_signed(r['ci_high'], fmt)}]",
             "t": f"{r['t_stat']:+.2f}", "p": _p(r["p_value"]), "p_holm": _p(r["p_holm"]),
             "wilcoxon_p": _p(r["wilcoxon_p"]), "wtl": f"{r['wins']}/{r['ties']}/{r['losses']}",
             "status": str(r["status"]),

@@ -116,7 +116,15 @@ def paired_comparisons(
 
     Returns:
         One row per metric and non-reference variant (metric-major, variants
-        in table order), with columns :data:`COMPARISON_COLUMNS`.
+        in table order), with columns :data:`COMPARISON_COLUMNS`:
+        ``comparable``/``status``; ``n_shared`` and ``seeds`` (comma-joined);
+        ``mean_variant``/``mean_reference`` over the shared seeds;
+        ``mean_diff``, ``std_diff`` (sample std of ``d``), ``ci_low``/``ci_high``;
+        ``effect_size`` = ``mean_diff / std_diff`` (paired Cohen's d_z);
+        ``t_stat``, ``df``, ``p_value``, ``p_holm``; ``wilcoxon_stat``,
+        ``wilcoxon_p``, ``wilcoxon_p_holm``; ``wins``/``ties``/``losses``;
+        ``n_train``, ``n_test`` and ``test_train_ratio`` used by the correction.
+        ``attrs["reference"]`` names the reference.
 
     Raises:
         ValueError: Unknown reference or metric (with a suggestion), or an

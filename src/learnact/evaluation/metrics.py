@@ -59,11 +59,17 @@ def _f1(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def _roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    if len(np.unique(y)) < 2:
-        return float("nan")
-    if np.asarray(p).ndim == 1:
-        return float(skm.roc_auc_score(y, p))
-    return float(skm.roc_auc_score(y, p, multi_class="ovr", average="macro", labels=np.arange(p.shape[1])))
+    """Binary ROC-AUC, or the macro average of one-vs-rest AUCs (multi-class).
+
+    A class with no positive (or no negative) test sample has no AUC and is
+    left out of the average; NaN when no class has one.
+    """
+    y = np.asarray(y)
+    p = np.asarray(p, dtype=np.float64)
+    if p.ndim == 1:
+        return float(skm.roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+    aucs = [skm.roc_auc_score(y == k, p[:, k]) for k in range(p.shape[1]) if 0 < np.sum(y == k) < len(y)]
+    return float(np.mean(aucs)) if aucs else float("nan")
 
 
 def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
