@@ -1,18 +1,37 @@
 """Typed, immutable configuration objects.
 
 Configs validate on construction and report every problem at once (pydantic
-v2, ``extra="forbid"``). :class:`RunConfig` is the fully resolved description
-of one training run; its :attr:`RunConfig.run_id` is a stable id derived from
-everything that affects the result.
+v2, strict types, ``extra="forbid"``). :class:`RunConfig` is the fully
+resolved description of one training run; its :attr:`RunConfig.run_id` is a
+stable id derived from everything that affects the result, so changing a field
+changes the ids of exactly the runs it affects.
+
+:func:`format_validation_error` turns a pydantic error into one
+:class:`~learnact.exceptions.ConfigError` whose message names the path of each
+bad field, its value and what is valid (``train.patience: must be >= 1, got 0``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import annotated_types
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
 from ._checks import did_you_mean
 from .exceptions import ConfigError
@@ -22,48 +41,68 @@ __all__ = [
     "BackboneConfig",
     "DataConfig",
     "TrainConfig",
+    "TrainOverrides",
     "RunConfig",
     "VariantConfig",
     "StudyConfig",
     "TRAIN_FIELDS",
     "ACTIVATION_FIELDS",
+    "MAX_SEED",
+    "check_variant_names",
+    "check_reference",
+    "describe_errors",
     "format_validation_error",
+    "config_error",
 ]
+
+MAX_SEED = 2**32 - 1
+"""Largest seed: scikit-learn's ``random_state`` must fit in 32 bits."""
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    # strict: a config file's "300" is an error, not silently the integer 300
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, strict=True,
+                              allow_inf_nan=False)
 
 
 class DataConfig(_Frozen):
     """Where the data comes from and how each seed splits it.
 
-    ``dataset`` is a built-in name (``"breast_cancer"``) or the path of a CSV
-    file; for a CSV, ``target`` names the label column (default: the last).
-    Per seed: stratified train/test split (``test_size``), scaler fitted on the
-    training part only, then a stratified train/validation split of the
-    training part (``val_size``).
+    ``dataset`` is a built-in name (``"breast_cancer"``, ``"wine"``) or the
+    path of a CSV file; for a CSV, ``target`` names the label column (default:
+    the last). Per seed: stratified train/test split (``test_size``), scaler
+    fitted on the training part only, then a stratified train/validation split
+    of the training part (``val_size``).
     """
 
     dataset: str = "breast_cancer"
-    target: str | None = None
+    target: Optional[str] = None
     test_size: float = Field(0.25, gt=0, lt=1)
     val_size: float = Field(0.2, gt=0, lt=1)
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        from .data.sources import BUILTIN_DATASETS
+
+        if v in BUILTIN_DATASETS or v.lower().endswith(".csv"):
+            return v
+        raise ValueError(f"unknown dataset {v!r}{did_you_mean(v, BUILTIN_DATASETS)}; "
+                         f"use one of {', '.join(sorted(BUILTIN_DATASETS))} or a path ending in .csv")
 
 
 class BackboneConfig(_Frozen):
     """MLP widths: ``in -> hidden[0] -> ... -> hidden[-1] -> out``."""
 
-    hidden: tuple[int, ...] = (64, 32)
+    hidden: tuple[int, ...] = Field((64, 32), strict=False)
 
     @field_validator("hidden")
     @classmethod
     def _widths(cls, v: tuple[int, ...]) -> tuple[int, ...]:
         if not v:
-            raise ValueError("hidden must list at least one layer width")
-        bad = [w for w in v if w < 1]
-        if bad:
-            raise ValueError(f"hidden widths must be >= 1, got {list(v)}")
+            raise ValueError("must list at least one layer width, got []")
+        if any(w < 1 for w in v):
+            raise ValueError(f"every width must be >= 1, got {list(v)}")
         return v
 
 
@@ -78,26 +117,38 @@ class ActivationConfig(_Frozen):
 
     kind: Literal["fixed", "gated"] = "gated"
     activation: str = "relu"
-    candidates: tuple[str, ...] = ("relu", "tanh", "sigmoid")
+    candidates: tuple[str, ...] = Field(("relu", "tanh", "sigmoid"), strict=False)
     gate: Literal["layer", "neuron", "input"] = "layer"
     gate_source: Literal["network", "layer"] = "network"
     gate_hidden: int = Field(16, ge=1)
     temperature: float = Field(1.0, gt=0)
 
-    @model_validator(mode="after")
-    def _names(self) -> ActivationConfig:
+    @field_validator("activation")
+    @classmethod
+    def _activation(cls, v: str) -> str:
         from .model.activations import get_candidate
 
-        if self.kind == "fixed":
-            get_candidate(self.activation)
-        else:
-            if not self.candidates:
-                raise ValueError("candidates must name at least one activation, got []")
-            for name in self.candidates:
+        get_candidate(v)  # unknown names raise, listing the valid ones
+        return v
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from .model.activations import get_candidate
+
+        if not v:
+            raise ValueError("must name at least one activation, got []")
+        problems = []
+        for name in v:
+            try:
                 get_candidate(name)
-            if len(set(self.candidates)) != len(self.candidates):
-                raise ValueError(f"candidates must not repeat a name, got {list(self.candidates)}")
-        return self
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError("; ".join(problems))
+        if len(set(v)) != len(v):
+            raise ValueError(f"must not repeat a name, got {list(v)}")
+        return v
 
     def canonical(self) -> dict[str, Any]:
         """Only the fields that matter for this kind (used for run ids)."""
@@ -123,6 +174,19 @@ class TrainConfig(_Frozen):
     entropy_weight: float = 0.0
 
 
+def _optional_fields(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s fields as ``Optional`` with default ``None`` and the same constraints."""
+    return {name: (Optional[info.annotation], FieldInfo.merge_field_infos(info, default=None))
+            for name, info in model.model_fields.items()}
+
+
+TrainOverrides = create_model(  # type: ignore[call-overload]
+    "TrainOverrides",
+    __base__=_Frozen,
+    __doc__="A variant's changes to the study's :class:`TrainConfig` (``None``: inherit).",
+    **_optional_fields(TrainConfig),
+)
+
 TRAIN_FIELDS = tuple(TrainConfig.model_fields)
 ACTIVATION_FIELDS = tuple(ActivationConfig.model_fields)
 
@@ -131,7 +195,7 @@ class RunConfig(_Frozen):
     """Everything one run needs: a variant's resolved settings and one seed."""
 
     variant: str
-    seed: int
+    seed: int = Field(ge=0, le=MAX_SEED)
     data: DataConfig = DataConfig()
     backbone: BackboneConfig = BackboneConfig()
     activation: ActivationConfig = ActivationConfig()
@@ -155,87 +219,266 @@ class RunConfig(_Frozen):
         return f"{self.variant}__s{self.seed}__{self.fingerprint()}"
 
 
+def _check_name(v: str, what: str) -> str:
+    if not v or any(ch in v for ch in '/\\:*?"<>| ') or v.startswith("."):
+        raise ValueError(f"{what} must be non-empty, not start with '.', and have no spaces or path "
+                         f"characters (/\\:*?\"<>|), got {v!r}")
+    return v
+
+
 class VariantConfig(_Frozen):
     """A named variant: activation settings plus optional training overrides."""
 
     name: str
     activation: ActivationConfig = ActivationConfig()
-    train: dict[str, Any] = Field(default_factory=dict)
+    train: TrainOverrides = TrainOverrides()  # type: ignore[valid-type]
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not v or any(ch in v for ch in '/\\:*?"<>| '):
-            raise ValueError(f"variant name must be non-empty without spaces or path characters, got {v!r}")
-        return v
+        return _check_name(v, "variant name")
 
-    @field_validator("train")
-    @classmethod
-    def _train_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for key in v:
-            if key not in TRAIN_FIELDS:
-                raise ValueError(f"unknown training field {key!r}{did_you_mean(key, TRAIN_FIELDS)}")
-        return v
+    @field_serializer("train")
+    def _dump_train(self, v: BaseModel) -> dict[str, Any]:
+        return v.model_dump(exclude_none=True)
+
+    def resolve_train(self, base: TrainConfig) -> TrainConfig:
+        """``base`` with this variant's overrides applied."""
+        changes = self.train.model_dump(exclude_none=True)
+        return TrainConfig.model_validate({**base.model_dump(), **changes}) if changes else base
+
+
+def check_variant_names(names: Sequence[str]) -> str | None:
+    """The problem with a study's variant names (empty list, repeats), or ``None``."""
+    if not names:
+        return "a study needs at least one variant"
+    dup = sorted({n for n in names if list(names).count(n) > 1})
+    if dup:
+        return f"variant names must be unique, repeated: {dup}; give each variant its own name"
+    return None
+
+
+def check_reference(reference: str, names: Sequence[str]) -> str | None:
+    """The problem with a study's reference variant (not one of ``names``), or ``None``."""
+    if reference in names:
+        return None
+    return f"must name a variant, got {reference!r}{did_you_mean(reference, names)}; variants: {', '.join(names)}"
 
 
 class StudyConfig(_Frozen):
-    """A study: shared settings, seeds, and the (already expanded) variants."""
+    """A study: shared settings, seeds, and the (already expanded) variants.
+
+    ``seeds`` is a list of integers, or ``{"count": n, "base": b}`` for
+    ``b, b+1, ..., b+n-1``.
+    """
 
     name: str = "study"
-    seeds: tuple[int, ...] = (1, 7, 21, 42, 99)
+    seeds: tuple[int, ...] = Field((1, 7, 21, 42, 99), strict=False)
     data: DataConfig = DataConfig()
     backbone: BackboneConfig = BackboneConfig()
     train: TrainConfig = TrainConfig()
-    variants: tuple[VariantConfig, ...]
-    reference: str | None = None
+    variants: tuple[VariantConfig, ...] = Field(strict=False)
+    reference: Optional[str] = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "study name")
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_range(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            extra = sorted(set(v) - {"count", "base"})
+            count, base = v.get("count"), v.get("base", 0)
+            ok = all(isinstance(x, int) and not isinstance(x, bool) for x in (count, base))
+            if extra or not ok or count < 1 or base < 0 or base + count - 1 > MAX_SEED:
+                raise ValueError(f"as a table must be {{count = N, base = B}} with integers N >= 1 and "
+                                 f"B >= 0 (base defaults to 0), got {v!r}")
+            return list(range(base, base + count))
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v:
+            raise ValueError("must list at least one seed, got []")
+        bad = [s for s in v if not 0 <= s <= MAX_SEED]
+        if bad:
+            raise ValueError(f"must be integers in [0, {MAX_SEED}], got {bad}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"must not repeat, got {list(v)}")
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, v: tuple[VariantConfig, ...]) -> tuple[VariantConfig, ...]:
+        problem = check_variant_names([x.name for x in v])
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("reference")
+    @classmethod
+    def _reference(cls, v: str | None, info: ValidationInfo) -> str | None:
+        variants = info.data.get("variants")
+        if v is not None and variants is not None:
+            problem = check_reference(v, [x.name for x in variants])
+            if problem:
+                raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
-    def _unique(self) -> StudyConfig:
-        names = [v.name for v in self.variants]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"variant names must be unique, repeated: {dup}")
-        if not self.variants:
-            raise ValueError("a study needs at least one variant")
-        if not self.seeds:
-            raise ValueError("a study needs at least one seed")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must not repeat, got {list(self.seeds)}")
-        if self.reference is not None and self.reference not in names:
-            raise ValueError(f"reference {self.reference!r} is not a variant{did_you_mean(self.reference, names)}")
+    def _variant_training(self) -> StudyConfig:
+        # overrides are valid one by one; this re-checks the merged settings
+        for v in self.variants:
+            v.resolve_train(self.train)
         return self
 
     def runs(self) -> list[RunConfig]:
         """One resolved :class:`RunConfig` per variant x seed (variant-major)."""
         out = []
         for v in self.variants:
-            train = self.train.model_copy(update=v.train) if v.train else self.train
-            train = TrainConfig.model_validate(train.model_dump())
+            train = v.resolve_train(self.train)
             for seed in self.seeds:
-                out.append(
-                    RunConfig(
-                        variant=v.name,
-                        seed=seed,
-                        data=self.data,
-                        backbone=self.backbone,
-                        activation=v.activation,
-                        train=train,
-                    )
-                )
+                out.append(RunConfig(variant=v.name, seed=seed, data=self.data, backbone=self.backbone,
+                                     activation=v.activation, train=train))
         return out
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> ConfigError:
-    """One :class:`ConfigError` listing every problem with its field path."""
-    lines = []
-    for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+# --- error messages -----------------------------------------------------------------------------------------------
+
+_TYPE_NAMES = {
+    "int_type": "an integer", "float_type": "a number", "string_type": "a string", "bool_type": "true or false",
+    "tuple_type": "a list", "list_type": "a list", "dict_type": "a table", "model_type": "a table",
+    "model_attributes_type": "a table",
+}
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``tuple[VariantConfig, ...]``, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _locate(root: type[BaseModel], loc: Sequence[Any]) -> tuple[type[BaseModel] | None, FieldInfo | None]:
+    """The model holding the field at ``loc`` and that field's info (``None`` where unknown)."""
+    model: type[BaseModel] | None = root
+    info: FieldInfo | None = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None or part not in model.model_fields:
+            return model, None
+        info = model.model_fields[part]
+        if part is loc[-1]:
+            return model, info
+        model = _model_in(info.annotation)
+    return model, info
+
+
+def _range_text(info: FieldInfo | None) -> str | None:
+    if info is None:
+        return None
+    lo = hi = None
+    for m in info.metadata:
+        if isinstance(m, annotated_types.Gt):
+            lo = ("(", m.gt)
+        elif isinstance(m, annotated_types.Ge):
+            lo = ("[", m.ge)
+        elif isinstance(m, annotated_types.Lt):
+            hi = (")", m.lt)
+        elif isinstance(m, annotated_types.Le):
+            hi = ("]", m.le)
+    if lo and hi:
+        return f"must be in {lo[0]}{lo[1]:g}, {hi[1]:g}{hi[0]}"
+    if lo:
+        return f"must be {'>' if lo[0] == '(' else '>='} {lo[1]:g}"
+    if hi:
+        return f"must be {'<' if hi[0] == ')' else '<='} {hi[1]:g}"
+    return None
+
+
+def _got(value: Any) -> str:
+    return f"got {value!r} ({type(value).__name__})"
+
+
+def _message(e: dict[str, Any], root: type[BaseModel] | None) -> str:
+    kind, value, loc = e["type"], e.get("input"), e["loc"]
+    model, info = _locate(root, loc) if root is not None else (None, None)
+    if kind == "extra_forbidden":
+        key = str(loc[-1]) if loc else "?"
+        valid = list(model.model_fields) if model is not None else []
+        hint = did_you_mean(key, valid)
+        return f"unknown key{hint}" + ("" if hint or not valid else f"; valid keys: {', '.join(valid)}")
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        text = _range_text(info) or e["msg"].replace("Input should be", "must be")
+        return f"{text}, got {value!r}"
+    if kind == "literal_error":
+        expected = e.get("ctx", {}).get("expected", "")
+        options = [str(a) for a in typing.get_args(info.annotation)] if info is not None else []
+        options = [o for a in options for o in ([a] if a != "NoneType" else [])]
+        hint = did_you_mean(str(value), options) if options else ""
+        return f"must be one of {expected.replace(' or ', ', ')}, got {value!r}{hint}"
+    if kind in _TYPE_NAMES:
+        return f"expected {_TYPE_NAMES[kind]}, {_got(value)}"
+    if kind == "finite_number":
+        return f"must be a finite number, got {value!r}"
+    if kind == "missing":
+        return "required key is missing"
+    msg = e["msg"]
+    if msg.startswith("Value error, "):
+        return msg[len("Value error, "):]
+    return f"{msg}, got {value!r}"
+
+
+def describe_errors(err: ValidationError, root: type[BaseModel] | None = None) -> list[tuple[tuple[Any, ...], str]]:
+    """Each problem of ``err`` as ``(loc, message)``.
+
+    Args:
+        err: The pydantic error.
+        root: The model that was validated; lets messages suggest keys and
+            name valid ranges and options.
+    """
+    return [(tuple(e["loc"]), _message(e, root)) for e in err.errors()]
+
+
+def _path(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def format_validation_error(err: ValidationError, prefix: str = "", root: type[BaseModel] | None = None,
+                            path: Callable[[tuple[Any, ...]], str] | None = None) -> ConfigError:
+    """One :class:`ConfigError` listing every problem with its field path.
+
+    Args:
+        err: The pydantic error.
+        prefix: Put in front of every path (``"variants[2]"``).
+        root: The model that was validated (better messages, see :func:`describe_errors`).
+        path: Turns a ``loc`` into the path shown; default ``data.test_size``, ``hidden[1]``.
+    """
+    lines: list[str] = []
+    for loc, msg in describe_errors(err, root):
+        where = path(loc) if path is not None else _path(loc)
         if prefix:
-            path = f"{prefix}.{path}"
-        msg = e["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"{path}: {msg}")
-    return ConfigError("invalid config: " + "; ".join(lines))
+            where = f"{prefix}.{where}" if where != "(top level)" else prefix
+        line = f"{where}: {msg}"
+        if line not in lines:
+            lines.append(line)
+    return config_error(lines)
+
+
+def config_error(problems: Sequence[str]) -> ConfigError:
+    """One :class:`ConfigError` for ``problems`` (``"path: message"`` each), numbered when several."""
+    if len(problems) == 1:
+        return ConfigError(f"invalid config: {problems[0]}")
+    listed = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, start=1))
+    return ConfigError(f"invalid config, {len(problems)} problems: {listed}")

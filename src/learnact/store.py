@@ -2,13 +2,19 @@
 
 Layout of a study folder::
 
-    study.json              resolved study config
+    study.json              resolved study config (a study file: `learnact run -c` reads it)
+    study.log               one line per event of every session on this folder
+    .lock                   held (flock) by the process running the study
     runs/<run_id>/          config.json, history.jsonl, metrics.json,
                             predictions.csv, gates.json, weights.safetensors,
                             preprocessing.json, DONE (written last)
+    superseded/<run_id>/    finished runs the current study no longer plans
+                            (moved back if a later study plans them again)
 
 A run folder is first written under ``runs/.tmp-<run_id>-<pid>`` and renamed
-into place, so a killed process never leaves a folder that looks finished.
+into place, so a killed process never leaves a folder that looks finished; a
+folder being replaced is first renamed to ``runs/.old-...``. Names starting
+with ``.`` are never runs, and :func:`clean_partial` removes them.
 Loading never unpickles: weights are safetensors, everything else is JSON/CSV.
 """
 
@@ -18,9 +24,8 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
-
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 import torch
@@ -43,9 +48,14 @@ __all__ = [
     "load_state",
     "finished_runs",
     "clean_partial",
+    "retire_runs",
+    "restore_runs",
+    "write_json_atomic",
+    "SUPERSEDED_DIR",
 ]
 
 RUNS_DIR = "runs"
+SUPERSEDED_DIR = "superseded"
 
 
 @dataclass
@@ -71,6 +81,8 @@ class RunArtifacts:
     gates: list[dict[str, Any]]
     state: dict[str, torch.Tensor]
     preprocessing: dict[str, Any] = field(default_factory=dict)
+
+
 DONE = "DONE"
 
 
@@ -115,10 +127,22 @@ def write_run(study_dir: Path, art: RunArtifacts) -> Path:
     save_file({k: v.contiguous() for k, v in art.state.items()}, str(tmp / "weights.safetensors"),
               metadata={"run_id": art.run.run_id})
     (tmp / DONE).write_text("")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    if final.exists():  # --force: move the old run aside in one step, never half-delete it in place
+        old = final.parent / f".old-{final.name}-{os.getpid()}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
     return final
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write ``payload`` as indented JSON to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=1, default=_json_default) + "\n")
+    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> Any:
@@ -198,13 +222,52 @@ def finished_runs(study_dir: Path) -> list[Path]:
 
 
 def clean_partial(study_dir: Path) -> int:
-    """Remove half-written run folders (temporary or without DONE); returns how many."""
+    """Remove half-written run folders (temporary, being replaced, or without DONE); returns how many.
+
+    Only safe while holding the study folder's lock (another process may be writing).
+    """
     root = Path(study_dir) / RUNS_DIR
     if not root.is_dir():
         return 0
     n = 0
     for p in root.iterdir():
-        if p.is_dir() and (p.name.startswith(".tmp-") or not (p / DONE).is_file()):
+        if p.name.startswith(".") and p.is_file():
+            p.unlink(missing_ok=True)
+            n += 1
+        elif p.is_dir() and (p.name.startswith(".") or not (p / DONE).is_file()):
             shutil.rmtree(p, ignore_errors=True)
             n += 1
     return n
+
+
+def retire_runs(study_dir: Path, keep: set[str]) -> list[str]:
+    """Move finished runs whose id is not in ``keep`` to ``superseded/``; returns their ids.
+
+    A study folder's tables then hold exactly the current study's runs, and
+    nothing trained is deleted.
+    """
+    moved = []
+    for folder in finished_runs(study_dir):
+        if folder.name not in keep:
+            target = Path(study_dir) / SUPERSEDED_DIR / folder.name
+            target.parent.mkdir(exist_ok=True)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(folder, target)
+            moved.append(folder.name)
+    return moved
+
+
+def restore_runs(study_dir: Path, wanted: set[str]) -> list[str]:
+    """Move finished runs in ``superseded/`` whose id is in ``wanted`` back to ``runs/``; returns their ids."""
+    root = Path(study_dir) / SUPERSEDED_DIR
+    if not root.is_dir():
+        return []
+    restored = []
+    for folder in sorted(root.iterdir()):
+        target = Path(study_dir) / RUNS_DIR / folder.name
+        if folder.name in wanted and (folder / DONE).is_file() and not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            os.replace(folder, target)
+            restored.append(folder.name)
+    return restored

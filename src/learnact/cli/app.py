@@ -34,7 +34,7 @@ def list_cmd(what: str = typer.Argument("all", help="presets | activations | all
 
 
 # Each command lives in its own module and registers itself on ``app``.
-from . import compare_cmd, predict_cmd, report_cmd, run_cmd  # noqa: E402,F401
+from . import compare_cmd, init_cmd, predict_cmd, report_cmd, run_cmd  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,19 +1,23 @@
-"""``learnact run``: train a study and print its leaderboard."""
+"""``learnact run``: train a study (resumable) on an executor and print its leaderboard."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from ..experiment.executors import DEFAULT_CONNECT_TIMEOUT_S, EXECUTORS
+from ..experiment.runner import DEFAULT_ENGINE, STUDY_FILE
 from .app import app
 
-__all__ = ["run"]
+__all__ = ["run", "default_out"]
 
 
-def _default_out(name: str) -> Path:
+def default_out(name: str) -> Path:
+    """A new folder name in the current folder: ``learnact-study-<name>-<YYYYmmdd-HHMMSS>``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = Path(f"learnact-study-{name}-{stamp}")
     n = 1
@@ -23,34 +27,78 @@ def _default_out(name: str) -> Path:
     return path
 
 
+def _study_source(preset: str | None, config: Path | None, out: Path | None) -> tuple[str | Path, str]:
+    """What to load, and how to describe it: --config, --preset, the study in --out, or the paper preset."""
+    if preset is not None and config is not None:
+        raise ValueError(f"give --preset or --config, not both (got --preset {preset} --config {config})")
+    if config is not None:
+        return config, f"config {config}"
+    if preset is not None:
+        return preset, f"preset {preset}"
+    if out is not None and (out / STUDY_FILE).is_file():
+        return out / STUDY_FILE, f"the study already in {out}"
+    return "paper", "preset paper"
+
+
+def _note(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(f"learnact: {text}", file=sys.stderr, flush=True)
+
+
 @app.command()
 def run(
-    preset: str = typer.Option("paper", "--preset", "-p", help="Built-in study: paper (75 runs) or headline (15)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Study file (.toml/.yaml); overrides --preset."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Study folder (default: a new folder, printed)."),
-    engine: str = typer.Option("sequential", "--engine", help="Training engine."),
+    preset: Optional[str] = typer.Option(
+        None, "--preset", "-p", help="Built-in study: paper (75 runs) or headline (15). Default: paper, or the "
+                                     "study already in --out."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Study file (.toml/.yaml/.json)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Study folder; rerunning into it resumes (default: a new folder, printed)."),
+    engine: str = typer.Option(DEFAULT_ENGINE, "--engine", help="Training engine (see `learnact list`)."),
+    executor: str = typer.Option(
+        "local", "--executor", "-x", help=f"Where runs train: {' | '.join(EXECUTORS)}."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", "-w", help="Worker processes for --executor processes (default: CPU count)."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://HOST:8786."),
+    connect_timeout: float = typer.Option(
+        DEFAULT_CONNECT_TIMEOUT_S, "--connect-timeout", help="Seconds to wait for the Dask scheduler."),
+    group_size: Optional[int] = typer.Option(
+        None, "--group-size", help="Most runs per task (default: 1 for sequential, else split per worker)."),
     force: bool = typer.Option(False, "--force", help="Retrain runs that are already finished."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    threads: int = typer.Option(1, "--threads", help="Torch intra-op threads (1 is fastest for small MLPs)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (errors still print)."),
+    threads: int = typer.Option(1, "--threads", help="Torch threads per task (1 is fastest for small MLPs)."),
 ) -> None:
-    """Run a study (default: the paper's full study) and print its leaderboard."""
-    import torch
-
+    """Run a study (default: the paper's full study), resumably, and print its leaderboard."""
     from ..evaluation.aggregate import leaderboard, runs_table
-    from ..experiment import load_study, run_study
-    from .display import print_leaderboard, progress_reporter
+    from ..experiment import load_study
+    from ..experiment.engines import ENGINES
+    from ..experiment.executors import open_executor
+    from ..experiment.runner import run_study
+    from .display import print_leaderboard
+    from .progress import study_progress
 
-    study = load_study(config if config is not None else preset)
-    folder = out if out is not None else _default_out(study.name)
+    source, described = _study_source(preset, config, out)
+    study = load_study(source)
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    if group_size is not None and group_size < 1:
+        raise ValueError(f"--group-size must be >= 1, got {group_size}")
+    folder = out if out is not None else default_out(study.name)
     if not folder.parent.is_dir():
         raise FileNotFoundError(f"output folder's parent {str(folder.parent)!r} does not exist; create it first")
-    torch.set_num_threads(max(1, threads))
-    with progress_reporter(quiet, len(study.runs())) as progress:
-        result = run_study(study, folder, engine=engine, force=force, progress=progress)
+    with open_executor(executor, workers=workers, scheduler=scheduler, connect_timeout_s=connect_timeout) as pool:
+        _note(quiet, f"study {study.name!r} from {described}; folder {folder} (log: {folder / 'study.log'}); "
+                     f"executor {pool.description}")
+        with study_progress(quiet) as progress:
+            result = run_study(study, folder, engine=engine, executor=pool, group_size=group_size, threads=threads,
+                               force=force, progress=progress)
+    if result.superseded:
+        _note(quiet, f"{len(result.superseded)} finished runs of an earlier study in this folder are not part of "
+                     f"this one; moved to {folder / 'superseded'}")
     table = leaderboard(runs_table(folder))
     table.to_csv(folder / "leaderboard.csv", index=False)
     print_leaderboard(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
                                    f"({result.n_trained} trained, {result.n_skipped} already done)")
     print(f"study folder: {folder}")
-
-

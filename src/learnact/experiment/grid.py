@@ -1,16 +1,26 @@
-"""Study files: load TOML/YAML, expand variant grids, validate everything at once.
+"""Study files: load TOML/YAML/JSON, expand variant grids, validate everything at once.
 
-A variant table lists activation fields (``kind``, ``activation``,
-``candidates``, ``gate``, ``gate_source``, ``gate_hidden``, ``temperature``)
-and training overrides (any :class:`~learnact.config.TrainConfig` field).
-A list value sweeps that field (``temperature = [0.3, 0.7]``); ``candidates``
-sweeps only when given a list of lists. ``name`` is a template filled with the
-swept values (``"static_T{temperature}"``).
+A study file has top-level ``name``, ``seeds`` (a list, or
+``{count = N, base = B}``), ``reference``, the tables ``data``, ``backbone``
+and ``train`` (:mod:`learnact.config`), and a list of ``variants``. A variant
+table lists activation fields (``kind``, ``activation``, ``candidates``,
+``gate``, ``gate_source``, ``gate_hidden``, ``temperature``) and training
+overrides (any :class:`~learnact.config.TrainConfig` field). A list value
+sweeps that field (``temperature = [0.3, 0.7]``); ``candidates`` sweeps only
+when given a list of lists. Several swept fields give their full grid.
+``name`` is a template filled with the values (``"static_T{temperature}"``);
+without one, names are generated from the swept fields.
+
+Every problem of a file is reported in one :class:`~learnact.exceptions.ConfigError`,
+each with the path of its field (``variants[1].temperature[2]: must be > 0,
+got 0``), before any data is read.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -19,17 +29,34 @@ from typing import Any
 from pydantic import ValidationError
 
 from .._checks import did_you_mean
-from ..config import ACTIVATION_FIELDS, TRAIN_FIELDS, StudyConfig, VariantConfig, format_validation_error
+from ..config import (
+    ACTIVATION_FIELDS,
+    TRAIN_FIELDS,
+    StudyConfig,
+    check_reference,
+    check_variant_names,
+    config_error,
+    describe_errors,
+)
 from ..exceptions import ConfigError
 
-__all__ = ["load_study", "study_from_dict", "expand_variant", "list_presets", "format_value"]
+__all__ = [
+    "load_study",
+    "study_from_dict",
+    "study_to_dict",
+    "expand_variant",
+    "list_presets",
+    "format_value",
+    "STUDY_SUFFIXES",
+]
 
+STUDY_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
 _LIST_FIELDS = {"candidates"}
 _VARIANT_KEYS = ("name", *ACTIVATION_FIELDS, *TRAIN_FIELDS)
 
 
 def list_presets() -> list[str]:
-    """Names of the built-in study presets."""
+    """Names of the built-in study presets (files in ``learnact/presets``)."""
     return sorted(p.name[:-5] for p in resources.files("learnact.presets").iterdir() if p.name.endswith(".toml"))
 
 
@@ -50,123 +77,259 @@ def _is_sweep(key: str, value: Any) -> bool:
     return True
 
 
-def expand_variant(table: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    """Expand one variant table into its grid of plain variant dicts.
+def _expand(table: dict[str, Any], where: str) -> tuple[list[tuple[dict[str, Any], dict[str, int]]], list[str]]:
+    """Expand one variant table; returns ``(values, sweep positions)`` per variant and the problems found.
+
+    Unknown keys are reported and left out, so the rest of the table is still checked.
+    """
+    problems = []
+    known = {}
+    for key, value in table.items():
+        if key in _VARIANT_KEYS:
+            known[key] = value
+            continue
+        hint = did_you_mean(str(key), _VARIANT_KEYS)
+        problems.append(f"{where}.{key}: unknown key{hint}" + ("" if hint else f"; valid keys: {', '.join(_VARIANT_KEYS)}"))
+    swept = [k for k, v in known.items() if k != "name" and _is_sweep(k, v)]
+    for k in swept:
+        if not known[k]:
+            problems.append(f"{where}.{k}: a sweep needs at least one value, got []")
+    template = known.get("name")
+    if template is None:
+        template = "_".join([format_value(known.get("kind", "gated"))] + [f"{k}{{{k}}}" for k in swept])
+    elif not isinstance(template, str):
+        problems.append(f"{where}.name: expected a string, got {template!r} ({type(template).__name__})")
+        return [], problems
+    if any(not known[k] for k in swept):
+        return [], problems
+    out = []
+    for combo in itertools.product(*(range(len(known[k])) for k in swept)):
+        values = dict(known)
+        values.update({k: known[k][j] for k, j in zip(swept, combo, strict=True)})
+        try:
+            name = template.format(**{k: format_value(v) for k, v in values.items()})
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            problems.append(f"{where}.name: template {template!r} cannot be filled ({exc!r}); use "
+                            f"{{field}} with fields of this variant, e.g. {{temperature}}")
+            return [], problems
+        values["name"] = name
+        out.append((values, dict(zip(swept, combo, strict=True))))
+    names = [v["name"] for v, _ in out]
+    if len(set(names)) != len(names):
+        problems.append(f"{where}.name: template {template!r} gives repeated names; include every swept field "
+                        f"({', '.join('{' + k + '}' for k in swept)}) in it")
+        return [], problems
+    return out, problems
+
+
+def expand_variant(table: dict[str, Any], where: str = "variants[0]") -> list[dict[str, Any]]:
+    """Expand one variant table into its grid of plain (flat) variant dicts.
+
+    Args:
+        table: One ``[[variants]]`` table.
+        where: Its path, used in error messages.
 
     Raises:
         ConfigError: Unknown keys (with a suggestion), an empty sweep, or a
-            name template that does not make names unique.
+            name template that cannot be filled or does not make names unique.
     """
-    problems = []
-    for key in table:
-        if key not in _VARIANT_KEYS:
-            problems.append(f"{where}.{key}: unknown key{did_you_mean(key, _VARIANT_KEYS)}")
+    out, problems = _expand(table, where)
     if problems:
-        raise ConfigError("invalid config: " + "; ".join(problems))
-    swept = [k for k, v in table.items() if k != "name" and _is_sweep(k, v)]
-    for k in swept:
-        if not table[k]:
-            raise ConfigError(f"invalid config: {where}.{k}: a sweep needs at least one value, got []")
-    template = table.get("name")
-    if template is None:
-        template = "_".join([str(table.get("kind", "gated"))] + [f"{k}{{{k}}}" for k in swept])
-    out = []
-    for combo in itertools.product(*(table[k] for k in swept)):
-        values = dict(table)
-        values.update(dict(zip(swept, combo, strict=True)))
-        try:
-            name = str(template).format(**{k: format_value(v) for k, v in values.items()})
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(f"invalid config: {where}.name: template {template!r} refers to unknown field {exc}") from None
-        values["name"] = name
-        out.append(values)
-    names = [v["name"] for v in out]
-    if len(set(names)) != len(names):
-        raise ConfigError(
-            f"invalid config: {where}.name: template {template!r} gives repeated names; "
-            f"include every swept field ({', '.join(swept)}) in it")
+        raise config_error(problems)
+    return [values for values, _ in out]
+
+
+def _structured(values: dict[str, Any]) -> dict[str, Any]:
+    """Flat variant values as :class:`~learnact.config.VariantConfig` input."""
+    return {"name": values["name"],
+            "activation": {k: v for k, v in values.items() if k in ACTIVATION_FIELDS},
+            "train": {k: v for k, v in values.items() if k in TRAIN_FIELDS}}
+
+
+def _loc_text(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _variant_config(values: dict[str, Any]) -> VariantConfig:
-    act = {k: v for k, v in values.items() if k in ACTIVATION_FIELDS}
-    train = {k: v for k, v in values.items() if k in TRAIN_FIELDS}
-    return VariantConfig(name=values["name"], activation=act, train=train)
+def study_from_dict(raw: Any) -> StudyConfig:
+    """Build a validated :class:`StudyConfig` from a parsed study file.
 
-
-def study_from_dict(raw: dict[str, Any]) -> StudyConfig:
-    """Build a validated :class:`StudyConfig` from a parsed study file."""
+    Raises:
+        ConfigError: Every problem found, each with the path of its field.
+    """
     if not isinstance(raw, dict):
-        raise ConfigError(f"invalid config: expected a table at the top level, got {type(raw).__name__}")
+        raise ConfigError(f"invalid config: expected a table of settings at the top level, got "
+                          f"{type(raw).__name__}; start from `learnact init`")
     raw = dict(raw)
-    tables = raw.pop("variants", None)
-    if not isinstance(tables, list) or not tables:
-        raise ConfigError("invalid config: variants: a study needs at least one [[variants]] table")
     problems: list[str] = []
-    variants: list[VariantConfig] = []
+    tables = raw.pop("variants", None)
+    if tables is None:
+        problems.append("variants: a study needs at least one variant ([[variants]] tables in TOML, "
+                        "a list under `variants:` in YAML)")
+        tables = []
+    elif not isinstance(tables, list):
+        problems.append(f"variants: expected a list of tables ([[variants]] in TOML), got {type(tables).__name__}")
+        tables = []
+    elif not tables:
+        problems.append("variants: a study needs at least one variant, got []")
+    variants: list[dict[str, Any]] = []
+    origins: list[tuple[int, dict[str, int]]] = []
+    complete = True
     for i, table in enumerate(tables):
         where = f"variants[{i}]"
         if not isinstance(table, dict):
-            problems.append(f"{where}: expected a table, got {type(table).__name__}")
+            problems.append(f"{where}: expected a table of variant settings, got {table!r}")
+            complete = False
             continue
-        try:
-            expanded = expand_variant(table, where)
-        except ConfigError as exc:
-            problems.append(str(exc).removeprefix("invalid config: "))
-            continue
-        for values in expanded:
-            try:
-                variants.append(_variant_config(values))
-            except ValidationError as exc:
-                problems.append(str(format_validation_error(exc, f"{where}({values['name']})"))
-                                .removeprefix("invalid config: "))
-    seeds = raw.get("seeds")
-    if isinstance(seeds, dict):
-        extra = set(seeds) - {"count", "base"}
-        if extra or not isinstance(seeds.get("count"), int) or seeds["count"] < 1:
-            problems.append("seeds: use a list of integers or {count = N, base = B} with N >= 1")
-        else:
-            raw["seeds"] = list(range(int(seeds.get("base", 0)), int(seeds.get("base", 0)) + seeds["count"]))
+        expanded, found = _expand(table, where)
+        problems.extend(found)
+        complete = complete and bool(expanded)
+        for values, sweep_pos in expanded:
+            variants.append(_structured(values))
+            origins.append((i, sweep_pos))
+    names = [v["name"] for v in variants]
+    if names:
+        problem = check_variant_names(names)
+        if problem:
+            problems.append(f"variants: {problem}")
+    reference = raw.get("reference")
+    if complete and names and isinstance(reference, str):
+        problem = check_reference(reference, names)
+        if problem:
+            problems.append(f"reference: {problem}")
+
+    def path(loc: tuple[Any, ...]) -> str:
+        if len(loc) >= 2 and loc[0] == "variants" and isinstance(loc[1], int) and loc[1] < len(origins):
+            table_index, sweep_pos = origins[loc[1]]
+            rest = loc[2:]
+            if rest and rest[0] in ("activation", "train"):
+                rest = rest[1:]
+            where = f"variants[{table_index}]"
+            if not rest:
+                return where
+            field, rest = rest[0], rest[1:]
+            where += f".{field}"
+            if field in sweep_pos:
+                where += f"[{sweep_pos[field]}]"
+            return where + _loc_text(rest)
+        return _loc_text(loc) or "(top level)"
+
     try:
-        study = StudyConfig.model_validate({**raw, "variants": variants}) if not problems else None
+        study = StudyConfig.model_validate({**raw, "variants": variants})
     except ValidationError as exc:
-        problems.append(str(format_validation_error(exc)).removeprefix("invalid config: "))
         study = None
-    if problems or study is None:
-        raise ConfigError("invalid config: " + "; ".join(problems))
+        for loc, msg in describe_errors(exc, StudyConfig):
+            if loc and loc[0] == "variants" and len(loc) == 1 and not variants:
+                continue  # already reported above
+            problems.append(f"{path(loc)}: {msg}")
+    if study is not None:
+        problems.extend(_dataset_problems(study))
+    unique = sorted(dict.fromkeys(problems), key=_section_rank)
+    if unique or study is None:
+        raise config_error(unique or ["study could not be built"])
     return study
 
 
+_SECTIONS = ("name", "seeds", "reference", "data", "backbone", "train", "variants")
+
+
+def _section_rank(problem: str) -> int:
+    """Order problems as a study file reads: top-level keys, data, ..., variants (stable within)."""
+    head = re.split(r"[.\[:]", problem, maxsplit=1)[0]
+    return _SECTIONS.index(head) if head in _SECTIONS else len(_SECTIONS)
+
+
+def _dataset_problems(study: StudyConfig) -> list[str]:
+    """A CSV data set must exist (checked without reading it)."""
+    dataset = study.data.dataset
+    if dataset.lower().endswith(".csv") and not Path(dataset).is_file():
+        return [f"data.dataset: CSV file {dataset!r} does not exist (relative paths start in the folder "
+                f"learnact runs in, {str(Path.cwd())!r}); give an existing path"]
+    return []
+
+
+def study_to_dict(study: StudyConfig) -> dict[str, Any]:
+    """The resolved study in the study-file format: every variant spelled out, no sweeps.
+
+    ``study_from_dict(study_to_dict(s))`` plans the same runs with the same
+    ids as ``s``; the study folder keeps this as ``study.json``.
+    """
+    out: dict[str, Any] = {"name": study.name, "seeds": list(study.seeds)}
+    if study.reference is not None:
+        out["reference"] = study.reference
+    out["data"] = study.data.model_dump(mode="json", exclude_none=True)
+    out["backbone"] = study.backbone.model_dump(mode="json")
+    out["train"] = study.train.model_dump(mode="json")
+    out["variants"] = [
+        {"name": v.name, **v.activation.canonical(), **v.train.model_dump(mode="json", exclude_none=True)}
+        for v in study.variants
+    ]
+    return out
+
+
+def _yaml_load(text: str) -> Any:
+    """``yaml.safe_load`` that also reads ``1e-3`` as a number (YAML 1.1 reads it as text)."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _parse(text: str, suffix: str, label: str) -> Any:
+    if suffix == ".toml":
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config {label!r} is not valid TOML: {exc}; fix the syntax at that line") from None
+    if suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config {label!r} is not valid JSON: {exc}") from None
+    import yaml
+
+    try:
+        return _yaml_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {label!r} is not valid YAML: {exc}; fix the syntax at that line") from None
+
+
 def load_study(source: str | Path) -> StudyConfig:
-    """Load a study from a preset name (``"paper"``) or a ``.toml`` / ``.yaml`` file.
+    """Load a study from a preset name (``"paper"``) or a ``.toml`` / ``.yaml`` / ``.json`` file.
+
+    Nothing but the file is read: data sets are only checked by name (a CSV
+    path must exist).
 
     Raises:
         ConfigError: Missing file, parse error, or any invalid field (all listed).
     """
-    text_source = str(source)
-    path = Path(text_source)
-    if text_source in list_presets() and not path.exists():
-        text = resources.files("learnact.presets").joinpath(f"{text_source}.toml").read_text()
+    label = str(source)
+    path = Path(label)
+    presets = list_presets()
+    if label in presets and not path.exists():
+        text = resources.files("learnact.presets").joinpath(f"{label}.toml").read_text()
         suffix = ".toml"
     else:
-        if not path.is_file():
+        if path.is_dir() and (path / "study.json").is_file():
+            path = path / "study.json"
+        elif not path.is_file():
             raise ConfigError(
-                f"config {text_source!r} is neither a file nor a preset; presets: {', '.join(list_presets())}")
-        text = path.read_text()
+                f"config {label!r} is neither a file nor a preset{did_you_mean(label, presets)}; presets: "
+                f"{', '.join(presets)}; or write an example file with `learnact init`")
         suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            raw = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            import yaml
-
-            raw = yaml.safe_load(text)
-        else:
-            raise ConfigError(f"config {text_source!r}: unknown file type {suffix!r}; use .toml, .yaml or .yml")
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"config {text_source!r} is not valid {suffix[1:].upper()}: {exc}") from None
-    except Exception as exc:  # yaml.YAMLError
-        raise ConfigError(f"config {text_source!r} is not valid YAML: {exc}") from None
-    return study_from_dict(raw)
+        if suffix not in STUDY_SUFFIXES:
+            raise ConfigError(f"config {label!r}: unknown file type {suffix!r}; use one of {', '.join(STUDY_SUFFIXES)}")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config {label!r} cannot be read: {exc}") from None
+    return study_from_dict(_parse(text, suffix, label))

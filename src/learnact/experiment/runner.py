@@ -1,21 +1,44 @@
-"""Run a study: plan runs, skip finished ones, train the rest, store results."""
+"""Run a study: plan runs, skip finished ones, train the rest on an executor, store results.
+
+The runner holds the study folder's lock for the whole session, writes the
+resolved config (``study.json``), removes half-written runs, moves runs the
+study no longer plans to ``superseded/``, and then keeps a few groups of runs
+in flight on a :class:`concurrent.futures.Executor`. Each group's artefacts
+come back to this process and are written to the run store as soon as the
+group finishes, so an interrupted study keeps everything that finished.
+Every event also goes to ``study.log`` in the study folder.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+import math
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import StudyConfig
-from ..exceptions import ConfigError
 from .. import store
-from .artifacts import build_artifacts
-from .engines import ENGINES, prepare_splits
+from ..config import RunConfig, StudyConfig
+from ..exceptions import ConfigError, LearnactError, RunStoreError
+from .engines import ENGINES
+from .executors import ExecutorPool, InProcessExecutor, run_group
+from .grid import study_to_dict
+from .lock import study_lock
 
-__all__ = ["StudyResult", "run_study"]
+__all__ = ["DEFAULT_ENGINE", "LOG_FILE", "STUDY_FILE", "StudyResult", "plan_groups", "run_study"]
+
+DEFAULT_ENGINE = "sequential"
+"""Engine used when none is named (the CLI's ``--engine`` default too)."""
+
+LOG_FILE = "study.log"
+STUDY_FILE = "study.json"
 
 Progress = Callable[[int, int, str], None]
+
+_WORKER_LOST = ("BrokenProcessPool", "KilledWorker", "CommClosedError")
 
 
 @dataclass(frozen=True)
@@ -27,19 +50,137 @@ class StudyResult:
         n_runs: Runs in the study.
         n_trained: Runs trained by this call.
         n_skipped: Runs already finished on disk and skipped.
+        trained: Ids of the runs trained by this call, in the order written.
+        superseded: Ids of finished runs moved to ``superseded/`` (not in this study).
+        restored: Ids of runs moved back from ``superseded/`` (planned again, not retrained).
+        n_cleaned: Half-written run folders removed before training.
     """
 
     folder: Path
     n_runs: int
     n_trained: int
     n_skipped: int
+    trained: tuple[str, ...] = ()
+    superseded: tuple[str, ...] = ()
+    restored: tuple[str, ...] = ()
+    n_cleaned: int = 0
+
+
+def _stack_key(run: RunConfig) -> tuple[object, ...]:
+    """Runs that may share a task: same data settings and the same backbone shape."""
+    return (run.data, run.backbone)
+
+
+def plan_groups(runs: Sequence[RunConfig], engine: str = DEFAULT_ENGINE, n_slots: int = 1,
+                group_size: int | None = None) -> list[list[RunConfig]]:
+    """Split runs into groups; each group is one task for an executor.
+
+    Args:
+        runs: Runs to train, in plan order.
+        engine: The engine name. ``"sequential"`` gains nothing from grouping,
+            so its groups are single runs (written one by one).
+        n_slots: Tasks the executor runs at once; other engines split each
+            set of compatible runs into about this many groups.
+        group_size: Most runs per group (overrides the automatic choice).
+
+    Returns:
+        Groups in plan order; runs in a group share data settings and backbone.
+    """
+    if group_size is not None and (isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1):
+        raise ConfigError(f"group size must be an integer >= 1, got {group_size!r}")
+    buckets: dict[tuple[object, ...], list[RunConfig]] = {}
+    for run in runs:
+        buckets.setdefault(_stack_key(run), []).append(run)
+    groups = []
+    for bucket in buckets.values():
+        size = group_size or (1 if engine == "sequential" else math.ceil(len(bucket) / max(1, n_slots)))
+        groups.extend(bucket[i:i + size] for i in range(0, len(bucket), size))
+    return groups
+
+
+@dataclass
+class _Session:
+    """Bookkeeping of one call (the log and what was written)."""
+
+    folder: Path
+    total: int
+    done: int
+    progress: Progress | None
+    log: logging.Logger
+    trained: list[str] = field(default_factory=list)
+
+    def write(self, group: Sequence[RunConfig], artifacts: Sequence[store.RunArtifacts]) -> None:
+        expected = sorted(r.run_id for r in group)
+        got = sorted(a.run.run_id for a in artifacts)
+        if got != expected:
+            raise RunStoreError(f"the engine returned runs {got} for a task of runs {expected}; "
+                                f"this is a bug in the engine, please report it")
+        for art in artifacts:
+            store.write_run(self.folder, art)
+            self.done += 1
+            self.trained.append(art.run.run_id)
+            m = art.metrics
+            self.log.info("trained %s (%d/%d) accuracy=%.4f roc_auc=%.4f epochs=%s", art.run.run_id, self.done,
+                          self.total, m.get("accuracy", float("nan")), m.get("roc_auc", float("nan")),
+                          m.get("epochs_run", "?"))
+            if self.progress:
+                self.progress(self.done, self.total, art.run.run_id)
+
+
+def _study_logger(folder: Path) -> logging.Logger:
+    """A logger of its own (outside the logging tree) that appends to ``study.log``."""
+    log = logging.Logger(f"learnact.study:{folder}", logging.INFO)
+    handler = logging.FileHandler(folder / LOG_FILE, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    log.addHandler(handler)
+    return log
+
+
+def _close(log: logging.Logger) -> None:
+    for handler in list(log.handlers):
+        handler.close()
+        log.removeHandler(handler)
+
+
+def _pump(session: _Session, pool: ExecutorPool, groups: list[list[RunConfig]], engine: str,
+          threads: int) -> None:
+    """Keep up to ``pool.max_in_flight`` groups in flight; write each group as it finishes."""
+    pending: dict[Future[list[store.RunArtifacts]], list[RunConfig]] = {}
+    queue = iter(groups)
+    try:
+        while True:
+            while len(pending) < pool.max_in_flight:
+                group = next(queue, None)
+                if group is None:
+                    break
+                pending[pool.executor.submit(run_group, engine, group, threads)] = group
+            if not pending:
+                return
+            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for future in [f for f in pending if f in finished]:  # submission order
+                group = pending.pop(future)
+                session.write(group, future.result())
+    except BaseException as exc:
+        for future in pending:
+            future.cancel()
+        if isinstance(exc, KeyboardInterrupt):
+            session.log.warning("interrupted; %d runs finished, rerun to resume", session.done)
+            raise
+        session.log.error("stopped: %s\n%s", exc, traceback.format_exc().rstrip())
+        if type(exc).__name__ in _WORKER_LOST:
+            raise LearnactError(f"a worker stopped while training ({type(exc).__name__}: {exc}); it may have run "
+                                f"out of memory. Finished runs are kept: rerun the same command to resume") from exc
+        raise
 
 
 def run_study(
     study: StudyConfig,
     folder: Path,
     *,
-    engine: str = "sequential",
+    engine: str = DEFAULT_ENGINE,
+    executor: ExecutorPool | Executor | None = None,
+    group_size: int | None = None,
+    threads: int = 1,
     force: bool = False,
     progress: Progress | None = None,
 ) -> StudyResult:
@@ -49,27 +190,70 @@ def run_study(
         study: The validated study.
         folder: Study folder (created if missing; its parent must exist).
         engine: Name in :data:`~learnact.experiment.engines.ENGINES`.
+        executor: Where groups train: an :class:`~learnact.experiment.executors.ExecutorPool`
+            from :func:`~learnact.experiment.executors.open_executor`, any
+            :class:`concurrent.futures.Executor` (one task at a time is kept in
+            flight), or ``None`` for this process.
+        group_size: Most runs per task (default: see :func:`plan_groups`).
+        threads: Torch threads per task.
         force: Retrain runs even if finished.
-        progress: Called as ``progress(done, total, run_id)`` after each run.
+        progress: Called as ``progress(done, total, run_id)`` after each run
+            is written, and once at the start with ``run_id=""``.
+
+    Raises:
+        ConfigError: Unknown engine, bad option, or the folder's parent missing.
+        StudyInUseError: Another process is running a study in ``folder``.
     """
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
+    if executor is None:
+        pool = ExecutorPool(InProcessExecutor(), 1, "local: this process")
+    elif isinstance(executor, ExecutorPool):
+        pool = executor
+    else:
+        pool = ExecutorPool(executor, 1, type(executor).__name__)
+    if group_size is not None and (isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1):
+        raise ConfigError(f"group size must be an integer >= 1, got {group_size!r}")
+    runs = study.runs()
     folder = Path(folder)
     if not folder.parent.is_dir():
         raise ConfigError(f"output folder's parent {str(folder.parent)!r} does not exist; create it first")
     folder.mkdir(exist_ok=True)
-    (folder / "study.json").write_text(json.dumps(study.model_dump(mode="json"), indent=1))
-    store.clean_partial(folder)
-    runs = study.runs()
+    with study_lock(folder):
+        log = _study_logger(folder)
+        try:
+            return _run_locked(study, folder, runs, engine, pool, group_size, threads, force, progress, log)
+        finally:
+            _close(log)
+
+
+def _run_locked(study: StudyConfig, folder: Path, runs: list[RunConfig], engine: str, pool: ExecutorPool,
+                group_size: int | None, threads: int, force: bool, progress: Progress | None,
+                log: logging.Logger) -> StudyResult:
+    start = time.perf_counter()
+    store.write_json_atomic(folder / STUDY_FILE, study_to_dict(study))
+    n_cleaned = store.clean_partial(folder)
+    ids = {r.run_id for r in runs}
+    restored = store.restore_runs(folder, ids)
+    superseded = store.retire_runs(folder, ids)
     todo = [r for r in runs if force or not store.is_done(folder, r)]
-    done = len(runs) - len(todo)
+    groups = plan_groups(todo, engine, pool.n_slots, group_size)
+    log.info("session start: study %r, %d runs: %d finished, %d to train%s; engine %s, executor %s, %d tasks",
+             study.name, len(runs), len(runs) - len(todo), len(todo), " (--force)" if force else "", engine,
+             pool.description, len(groups))
+    if n_cleaned:
+        log.info("removed %d half-written run folders", n_cleaned)
+    if superseded:
+        log.info("moved %d finished runs this study does not plan to %s/: %s", len(superseded),
+                 store.SUPERSEDED_DIR, ", ".join(superseded))
+    if restored:
+        log.info("moved %d runs back from %s/: %s", len(restored), store.SUPERSEDED_DIR, ", ".join(restored))
+    session = _Session(folder, len(runs), len(runs) - len(todo), progress, log)
     if progress:
-        progress(done, len(runs), "")
-    if todo:
-        splits = prepare_splits(todo)
-        for trained in ENGINES[engine](todo, splits):
-            store.write_run(folder, build_artifacts(trained))
-            done += 1
-            if progress:
-                progress(done, len(runs), trained.run.run_id)
-    return StudyResult(folder, len(runs), len(todo), len(runs) - len(todo))
+        progress(session.done, len(runs), "")
+    _pump(session, pool, groups, engine, threads)
+    log.info("session end: trained %d runs in %.1f s", len(session.trained), time.perf_counter() - start)
+    return StudyResult(folder, len(runs), len(todo), len(runs) - len(todo), tuple(session.trained),
+                       tuple(superseded), tuple(restored), n_cleaned)

@@ -1,0 +1,73 @@
+"""An exclusive lock on a study folder, so two processes never write one study.
+
+The lock is an OS file lock (``flock`` on POSIX, ``msvcrt.locking`` on
+Windows) on ``<study>/.lock``. The operating system releases it when the
+holder exits, however it exits (``kill -9`` included), so a stale lock file
+never blocks a rerun. The file holds the holder's pid, host and start time,
+for the message the second process prints.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..exceptions import StudyInUseError
+
+__all__ = ["LOCK_FILE", "study_lock"]
+
+LOCK_FILE = ".lock"
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the lock without waiting; ``False`` if another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextmanager
+def study_lock(folder: Path) -> Iterator[Path]:
+    """Hold the lock on an existing study folder for the ``with`` block.
+
+    Args:
+        folder: The study folder (must exist).
+
+    Yields:
+        The lock file's path.
+
+    Raises:
+        StudyInUseError: Another process holds the lock; the message names it.
+    """
+    path = Path(folder) / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not _try_lock(fd):
+            holder = os.read(fd, 200).decode(errors="replace").strip()
+            who = f" ({holder})" if holder else ""
+            raise StudyInUseError(
+                f"study folder {str(folder)!r} is in use by another learnact process{who}; wait for it to "
+                f"finish, or pass another --out folder")
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+                 .encode())
+        yield path
+    finally:
+        os.close(fd)  # releases the lock; the file stays (removing it would race a waiting process)
