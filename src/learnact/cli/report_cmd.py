@@ -2,6 +2,28 @@
 
 from __future__ import annotations
 
-from .app import app  # noqa: F401
+from pathlib import Path
+from typing import Optional
 
-__all__: list[str] = []
+import typer
+
+from .app import app
+
+__all__ = ["report"]
+
+
+@app.command()
+def report(
+    study: Path = typer.Argument(..., help="Study folder (made by `learnact run`)."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also compile report.tex to report.pdf (needs latexmk)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: STUDY/report)."),
+) -> None:
+    """Build STUDY/report: figures (PNG + PDF), tables (CSV, Markdown, LaTeX), report.tex and index.md.
+
+    Reads the study folder only; nothing is retrained.
+    """
+    from ..reporting import build_report
+
+    folder = build_report(study, pdf=pdf, out=out)
+    print(f"report: {folder / 'index.md'}")
+    print(f"latex:  {folder / ('report.pdf' if pdf else 'report.tex')}")

@@ -1,0 +1,119 @@
+"""The report's figures: what each shows, how it is built, and how it is captioned."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from .fig_cases import case_studies_figure
+from .fig_gates import gate_evolution_figure, gate_selectivity_figure, gate_weights_figure
+from .fig_performance import confusion_figure, cost_figure, leaderboard_figure, roc_figure
+from .fig_shapes import activation_shapes_figure
+from .fig_sweeps import entropy_weight_sweep_figure, temperature_sweep_figure
+from .fig_training import loss_curves_figure
+from .study_view import NothingToShow, StudyView
+from .style import figure_style, save_figure
+
+__all__ = ["FigureSpec", "FIGURES", "FigureResult", "build_figures"]
+
+Builder = Callable[[StudyView], "Figure | tuple[Figure, str]"]
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure of the report.
+
+    Attributes:
+        name: File stem in ``report/figures/``.
+        title: Short title (index and LaTeX section).
+        caption: What the figure shows. Text between ``$`` signs is LaTeX math (kept in
+            ``report.tex``, and rendered by GitHub in ``index.md``); the rest is plain text.
+        build: ``view -> Figure`` or ``(Figure, detail sentence)``; raises
+            :class:`NothingToShow` when the study has nothing for it.
+    """
+
+    name: str
+    title: str
+    caption: str
+    build: Builder
+
+
+@dataclass(frozen=True)
+class FigureResult:
+    """A built figure (``paths`` set) or a skipped one (``skipped`` says why).
+
+    Attributes:
+        spec: The figure's spec.
+        detail: Study-specific sentence for the caption (plain text).
+        paths: The PNG and PDF written.
+        skipped: Why the figure was not drawn, or ``None``.
+    """
+
+    spec: FigureSpec
+    detail: str = ""
+    paths: tuple[Path, ...] = ()
+    skipped: str | None = None
+
+
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("leaderboard", "Leaderboard",
+               "Test accuracy, F1 and ROC-AUC per variant: small dots are seeds, large markers the mean over "
+               "seeds with its 95% t interval; fixed baselines are set apart from learnable activations, the "
+               "dotted line marks the reference.", leaderboard_figure),
+    FigureSpec("roc", "Mean ROC curves",
+               "Mean ROC curve over seeds with a $\\pm 1$ standard deviation band for the reference and the best "
+               "variant of each gate family, over the full range and zoomed into the top-left corner.",
+               roc_figure),
+    FigureSpec("loss_curves", "Training and validation loss",
+               "Training (solid) and validation (dashed) cross-entropy per epoch, fixed versus learnable "
+               "activations; the circle marks the epoch whose weights were kept.", loss_curves_figure),
+    FigureSpec("cost", "Cost",
+               "Trainable parameters, training wall time and epochs until early stopping: mean $\\pm$ one "
+               "standard deviation over seeds (dots are seeds).", cost_figure),
+    FigureSpec("gate_selectivity", "Gate entropy and selectivity",
+               "Gate entropy (diversity) and maximum gate weight (selectivity) per hidden layer across seeds; "
+               "the dashed line is a uniform mixture.", gate_selectivity_figure),
+    FigureSpec("sweep_temperature", "Temperature sweep",
+               "Test metrics and gate entropy against the softmax temperature $T$.", temperature_sweep_figure),
+    FigureSpec("sweep_entropy_weight", "Entropy-weight sweep",
+               "Test metrics and gate entropy against the entropy weight $\\lambda$ (loss = task + "
+               "$\\lambda H(g)$; $\\lambda > 0$ pushes each layer toward one candidate).", entropy_weight_sweep_figure),
+    FigureSpec("activation_shapes", "Learned activation shapes",
+               "The learned activation $\\varphi(x) = \\sum_k g_k \\varphi_k(x)$ of each gated layer, one line "
+               "per seed.", activation_shapes_figure),
+    FigureSpec("gate_weights", "Gate weights per layer",
+               "Mixture weights per hidden layer: stacked mean weights for static gates, distributions over "
+               "test samples for input-dependent gates.", gate_weights_figure),
+    FigureSpec("gate_evolution", "Gate weights during training",
+               "Evolution of the gate weights per candidate over the training epochs.", gate_evolution_figure),
+    FigureSpec("confusion", "Confusion matrices",
+               "Mean confusion matrix per variant over seeds, each row normalised to the true class "
+               "(percent, $\\pm$ standard deviation over seeds).", confusion_figure),
+    FigureSpec("case_studies", "Case studies",
+               "Per-sample gate weights for misclassified, confidently correct and least certain test samples "
+               "of one run, next to the mean over all its test samples.", case_studies_figure),
+)
+"""Every figure of the report, in reading order."""
+
+
+def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] = FIGURES) -> list[FigureResult]:
+    """Build and save every figure (PNG and PDF) into ``folder``.
+
+    A figure the study has nothing for is skipped with its reason; any other
+    error propagates.
+    """
+    results = []
+    for spec in specs:
+        with figure_style():
+            try:
+                built = spec.build(view)
+            except NothingToShow as why:
+                results.append(FigureResult(spec, skipped=str(why)))
+                continue
+            fig, detail = built if isinstance(built, tuple) else (built, "")
+            paths = save_figure(fig, folder, spec.name)
+        results.append(FigureResult(spec, detail, tuple(paths)))
+    return results

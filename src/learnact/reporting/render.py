@@ -1,0 +1,146 @@
+"""Tables for people: one formatted table rendered to Markdown and LaTeX (booktabs), plus CSV.
+
+A :class:`Table` holds display cells (text with an optional bold flag), the
+row groups that get a rule between them, and the numeric data behind it
+(written as CSV, for machines). Numbers are formatted in Python, so the
+LaTeX needs only ``booktabs`` and ``graphicx``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["Cell", "Table", "latex_escape", "to_markdown", "to_latex", "write_table"]
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+    "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
+}
+_UNICODE_MATH = {
+    "\u00b1": r"\ensuremath{\pm}", "\u03bb": r"\ensuremath{\lambda}", "\u03c6": r"\ensuremath{\varphi}",
+    "\u0394": r"\ensuremath{\Delta}", "\u2212": r"\ensuremath{-}", "\u2264": r"\ensuremath{\le}",
+    "\u2265": r"\ensuremath{\ge}", "\u00d7": r"\ensuremath{\times}", "\u2013": r"\textendash{}", "\u2014": r"\textemdash{}",
+    "\u2026": r"\dots{}", "\u00b7": r"\ensuremath{\cdot}", "\u2192": r"\ensuremath{\to}",
+}
+_LATEX_RE = re.compile("|".join(re.escape(k) for k in [*_LATEX_SPECIALS, *_UNICODE_MATH]))
+_MINUS_RE = re.compile(r"(?<![\w.])-(?=\d)")
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX special characters and map the few Unicode symbols used (\u00b1, \u03bb, ...) to math.
+
+    A hyphen that starts a number (``-0.002``) becomes a math minus.
+
+    >>> print(latex_escape("adaptive_T0.7 & 5% -0.1"))
+    adaptive\\_T0.7 \\& 5\\% \\ensuremath{-}0.1
+    """
+    escaped = _LATEX_RE.sub(lambda m: _LATEX_SPECIALS.get(m.group(0)) or _UNICODE_MATH[m.group(0)], str(text))
+    return _MINUS_RE.sub(r"\\ensuremath{-}", escaped)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One display cell: its text and whether it is set in bold (best of its column)."""
+
+    text: str
+    bold: bool = False
+
+
+@dataclass
+class Table:
+    """A formatted table and the numeric data behind it.
+
+    Attributes:
+        name: File stem (``"leaderboard"``).
+        caption: Caption (plain text; escaped for LaTeX when rendered).
+        header: Column headers (plain text).
+        rows: Display rows, one :class:`Cell` per column.
+        align: One LaTeX alignment letter per column (``"l"``, ``"r"``, ``"c"``).
+        rules_before: Row indices that get a ``\\midrule`` (group boundaries).
+        group_titles: Row index -> title of a group row spanning all columns.
+        data: The numbers, written as CSV.
+        notes: A sentence under the table (legend of bold, abbreviations).
+        title: Short title for the index (defaults to the name).
+    """
+
+    name: str
+    caption: str
+    header: list[str]
+    rows: list[list[Cell]]
+    align: str
+    data: pd.DataFrame
+    rules_before: list[int] = field(default_factory=list)
+    group_titles: dict[int, str] = field(default_factory=dict)
+    notes: str = ""
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        widths = {len(r) for r in self.rows}
+        if widths - {len(self.header)} or len(self.align) != len(self.header):
+            raise ValueError(f"table {self.name!r}: header has {len(self.header)} columns, align "
+                             f"{self.align!r}, rows have {sorted(widths)}")
+
+
+def _md_cell(cell: Cell) -> str:
+    text = cell.text.replace("|", "\\|")
+    return f"**{text}**" if cell.bold and text else text
+
+
+def to_markdown(table: Table) -> str:
+    """The table as GitHub-flavoured Markdown (bold best cells, group rows in italics)."""
+    align = {"l": ":---", "r": "---:", "c": ":---:"}
+    lines = ["| " + " | ".join(table.header) + " |", "| " + " | ".join(align[a] for a in table.align) + " |"]
+    for i, row in enumerate(table.rows):
+        if i in table.group_titles:
+            lines.append("| " + " | ".join([f"*{table.group_titles[i]}*"] + [""] * (len(row) - 1)) + " |")
+        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
+    if table.notes:
+        lines += ["", table.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _tex_cell(cell: Cell) -> str:
+    text = latex_escape(cell.text)
+    return f"\\textbf{{{text}}}" if cell.bold and text else text
+
+
+def to_latex(table: Table, label_prefix: str = "tab:") -> str:
+    """The table as a ``table`` float with ``booktabs`` rules, scaled down only if wider than the line."""
+    n = len(table.header)
+    body = [r"\toprule", " & ".join(f"\\textbf{{{latex_escape(h)}}}" for h in table.header) + r" \\", r"\midrule"]
+    for i, row in enumerate(table.rows):
+        if i in table.rules_before and i > 0:
+            body.append(r"\midrule")
+        if i in table.group_titles:
+            body.append(f"\\multicolumn{{{n}}}{{l}}{{\\textit{{{latex_escape(table.group_titles[i])}}}}} \\\\")
+        body.append(" & ".join(_tex_cell(c) for c in row) + r" \\")
+    body.append(r"\bottomrule")
+    caption = latex_escape(table.caption) + (" " + latex_escape(table.notes) if table.notes else "")
+    return "\n".join([
+        r"% Generated by learnact (learnact report); needs \usepackage{booktabs,graphicx}.",
+        r"\begin{table}",
+        r"\centering",
+        r"\small",
+        f"\\caption{{{caption}}}",
+        f"\\label{{{label_prefix}{table.name}}}",
+        r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
+        f"\\begin{{tabular}}{{{table.align}}}",
+        *body,
+        r"\end{tabular}}",
+        r"\end{table}",
+        "",
+    ])
+
+
+def write_table(table: Table, folder: Path) -> list[Path]:
+    """Write ``<name>.csv``, ``<name>.md`` and ``<name>.tex`` into ``folder``; returns the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{table.name}.{ext}" for ext in ("csv", "md", "tex")]
+    table.data.to_csv(paths[0], index=False, float_format="%.10g")
+    paths[1].write_text(to_markdown(table), encoding="utf-8")
+    paths[2].write_text(to_latex(table), encoding="utf-8")
+    return paths

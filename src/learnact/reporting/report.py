@@ -1,0 +1,149 @@
+"""Build a study's report pack from its folder alone: figures, tables, ``report.tex``, ``index.md``.
+
+Layout of ``STUDY/report/``::
+
+    index.md                 every table inline, every figure as a thumbnail
+    report.tex (report.pdf)  standalone LaTeX document (PDF with ``pdf=True``)
+    figures/<name>.png|pdf   see :data:`~learnact.reporting.figures.FIGURES`
+    tables/<name>.csv|md|tex leaderboard, comparisons, gate_diagnostics
+
+Nothing is trained and no model is loaded: the numbers come from
+:mod:`learnact.evaluation` and the run folders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..evaluation import resolve_reference
+from .figures import FIGURES, build_figures
+from .index import index_markdown
+from .latex import ReportError, TEX_INSTALL_HINT, compile_pdf, latexmk_available, report_tex
+from .render import Table, write_table
+from .study_view import NothingToShow, StudyView, load_study_view
+from .style import format_number
+from .tables import comparison_table, diagnostics_summary_table, leaderboard_table
+
+__all__ = ["REPORT_DIR", "TABLES", "build_report", "protocol_paragraphs", "caption_suffix"]
+
+REPORT_DIR = "report"
+"""Name of the report folder inside a study folder."""
+
+TABLES: tuple[tuple[str, Callable[[StudyView], Table]], ...] = (
+    ("leaderboard", leaderboard_table),
+    ("comparisons", comparison_table),
+    ("gate_diagnostics", diagnostics_summary_table),
+)
+"""The report's tables: name and builder."""
+
+
+def _span(values: Sequence[float]) -> str:
+    lo, hi = min(values), max(values)
+    return format_number(lo) if lo == hi else f"{format_number(lo)}\u2013{format_number(hi)}"
+
+
+def caption_suffix(view: StudyView) -> str:
+    """Sentence appended to figure captions: data set and seeds."""
+    seeds = ", ".join(map(str, view.seeds))
+    return f"Data: {view.dataset_label} test sets; {len(view.seeds)} seeds ({seeds})."
+
+
+def protocol_paragraphs(view: StudyView) -> list[str]:
+    """Plain-text paragraphs describing the study, taken from its saved configs."""
+    n_runs = sum(len(r) for r in view.runs.values())
+    configs = [view.config(v) for v in view.variants]
+    first = configs[0]
+    tidy = view.tidy
+    sizes = tidy.drop_duplicates("run_id")[["n_train", "n_val", "n_test"]].median()
+    paras = [
+        f"Study \u201c{view.name}\u201d: {len(view.variants)} variants ({len(view.fixed)} fixed baselines, "
+        f"{len(view.gated)} learnable) and {len(view.seeds)} seeds ({', '.join(map(str, view.seeds))}), "
+        f"{n_runs} finished runs. Everything below is computed from the saved run folders, without retraining.",
+        f"Data: {view.dataset_label}. For each seed, a stratified train/test split (test share "
+        f"{format_number(first.data.test_size)}), a scaler fitted on the training part only, and a stratified "
+        f"train/validation split of the training part (validation share {format_number(first.data.val_size)}); "
+        f"about {sizes['n_train']:.0f} training, {sizes['n_val']:.0f} validation and {sizes['n_test']:.0f} test "
+        "rows per seed. The seed sets the split as well as the initialisation.",
+        f"Model and training: an MLP with hidden widths {', '.join(map(str, first.backbone.hidden))}; Adam "
+        f"(learning rate {_span([c.train.lr for c in configs])}, weight decay "
+        f"{_span([c.train.weight_decay for c in configs])}, batch size "
+        f"{_span([c.train.batch_size for c in configs])}); early stopping on the validation loss (at most "
+        f"{_span([c.train.max_epochs for c in configs])} epochs, patience {_span([c.train.patience for c in configs])}"
+        ", per variant) with the best weights restored.",
+    ]
+    if view.gated:
+        cands = list(dict.fromkeys(c for v in view.gated for c in view.config(v).activation.candidates))
+        gates = list(dict.fromkeys(view.config(v).activation.gate for v in view.gated))
+        temps = [view.config(v).activation.temperature for v in view.gated]
+        lams = [view.config(v).train.entropy_weight for v in view.gated]
+        paras.append(
+            f"Learnable activations mix the candidates {', '.join(cands)} with gates softmax(z / T) "
+            f"({', '.join(gates)} gates; T {_span(temps)}); the objective is the task loss plus \u03bb times the "
+            f"summed gate entropy of the layers (\u03bb {_span(lams)}; \u03bb > 0 favours selecting one candidate).")
+    try:
+        ref = resolve_reference(tidy)
+    except ValueError:
+        ref = None
+    stats = ("Statistics: mean and sample standard deviation over seeds, with 95% Student-t intervals of the mean.")
+    if ref is not None and len(view.variants) > 1:
+        stats += (f" Paired comparisons with the reference {ref} use the seeds both finished: the Nadeau\u2013Bengio "
+                  "corrected resampled t-test and the Wilcoxon signed-rank test, Holm-adjusted over the variants "
+                  "of each metric.")
+    paras.append(stats)
+    return paras
+
+
+def _clean(folder: Path) -> None:
+    """Remove files an earlier build of the report wrote (only those names)."""
+    stale = [folder / "figures" / f"{s.name}.{ext}" for s in FIGURES for ext in ("png", "pdf")]
+    stale += [folder / "tables" / f"{name}.{ext}" for name, _ in TABLES for ext in ("csv", "md", "tex")]
+    stale += [folder / "report.pdf"]
+    for path in stale:
+        path.unlink(missing_ok=True)
+
+
+def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | None = None) -> Path:
+    """Build the report pack of a finished study.
+
+    Args:
+        study_dir: The study folder (``study.json`` and ``runs/``).
+        pdf: Also compile ``report.tex`` to ``report.pdf`` with ``latexmk``.
+        out: Report folder (default: ``<study_dir>/report``).
+
+    Returns:
+        The report folder.
+
+    Raises:
+        FileNotFoundError: ``study_dir`` does not exist.
+        RunStoreError: It holds no finished run, or a run folder is corrupt.
+        ReportError: ``pdf=True`` and ``latexmk`` is missing (everything else
+            is built first; the message says what to install) or LaTeX failed.
+    """
+    view = load_study_view(study_dir)
+    folder = Path(out) if out is not None else view.folder / REPORT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    _clean(folder)
+    tables, skipped_tables = [], []
+    for name, builder in TABLES:
+        try:
+            table = builder(view)
+        except NothingToShow as why:
+            skipped_tables.append((name, str(why)))
+            continue
+        write_table(table, folder / "tables")
+        tables.append(table)
+    figures = build_figures(view, folder / "figures")
+    title = f"learnact report: {view.name}"
+    protocol = protocol_paragraphs(view)
+    tex = folder / "report.tex"
+    tex.write_text(report_tex(title, protocol, tables, figures, caption_suffix(view), skipped_tables),
+                   encoding="utf-8")
+    will_compile = pdf and latexmk_available()
+    (folder / "index.md").write_text(index_markdown(title, protocol, tables, figures, skipped_tables, will_compile),
+                                     encoding="utf-8")
+    if pdf:
+        if not will_compile:
+            raise ReportError(f"report built in {folder} but not report.pdf: latexmk not found; {TEX_INSTALL_HINT}")
+        compile_pdf(tex)
+    return folder
