@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -15,6 +16,9 @@ from .style import candidate_color, new_figure, variant_colors
 __all__ = ["gate_selectivity_figure", "gate_weights_figure", "gate_evolution_figure", "layer_panels"]
 
 _MARKERS = ["o", "s", "^", "D", "v", "P"]
+# Matplotlib 3.10 renamed boxplot's ``vert=False`` to ``orientation="horizontal"``.
+_HORIZONTAL = ({"orientation": "horizontal"} if tuple(map(int, matplotlib.__version__.split(".")[:2])) >= (3, 10)
+               else {"vert": False})
 
 
 def _require_gated(view: StudyView) -> list[str]:
@@ -120,8 +124,8 @@ def _input_panels(fig: Figure, view: StudyView, variants: list[str], layers: lis
                 continue
             data = np.concatenate(pooled)
             pos = y + seed_offsets(len(names), 0.6)
-            box = ax.boxplot([data[:, k] for k in range(len(names))], positions=pos, vert=False, widths=0.16,
-                             whis=(5, 95), showfliers=False, patch_artist=True, manage_ticks=False)
+            box = ax.boxplot([data[:, k] for k in range(len(names))], positions=pos, widths=0.16, whis=(5, 95),
+                             showfliers=False, patch_artist=True, manage_ticks=False, **_HORIZONTAL)
             for patch, name in zip(box["boxes"], names, strict=True):
                 patch.set(facecolor=candidate_color(name), edgecolor="0.2", lw=0.6)
             for med in box["medians"]:

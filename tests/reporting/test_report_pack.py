@@ -1,0 +1,102 @@
+"""The whole report pack from a tiny stored study: every file, readable LaTeX, a PDF that compiles."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pandas as pd
+import pytest
+
+from learnact.reporting import FIGURES, TABLES, compile_pdf, latexmk_available, load_study_view
+from learnact.reporting.sweeps import find_sweeps
+
+FIGURE_NAMES = [spec.name for spec in FIGURES]
+TABLE_NAMES = [name for name, _ in TABLES]
+
+
+def test_every_figure_and_table_exists_and_is_not_empty(tiny_report):
+    # The tiny study has a fixed baseline, T and lambda sweeps and an input gate: nothing may be skipped.
+    for name in FIGURE_NAMES:
+        for ext in ("png", "pdf"):
+            path = tiny_report / "figures" / f"{name}.{ext}"
+            assert path.is_file() and path.stat().st_size > 1000, path
+    for name in TABLE_NAMES:
+        for ext in ("csv", "md", "tex"):
+            path = tiny_report / "tables" / f"{name}.{ext}"
+            assert path.is_file() and path.stat().st_size > 100, path
+    for name in ("report.tex", "index.md"):
+        assert (tiny_report / name).stat().st_size > 1000
+    assert "Not drawn" not in (tiny_report / "index.md").read_text()
+
+
+def test_png_is_a_png_and_pdf_is_a_pdf(tiny_report):
+    assert (tiny_report / "figures" / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tiny_report / "figures" / "roc.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_index_links_every_figure_and_table(tiny_report):
+    index = (tiny_report / "index.md").read_text()
+    for name in FIGURE_NAMES:
+        assert f'<img src="figures/{name}.png"' in index
+        assert f"(figures/{name}.pdf)" in index
+    for name in TABLE_NAMES:
+        assert f"(tables/{name}.csv)" in index and f"(tables/{name}.tex)" in index
+
+
+def test_report_tex_includes_every_table_and_figure_with_study_captions(tiny_report):
+    tex = (tiny_report / "report.tex").read_text()
+    for name in TABLE_NAMES:
+        assert f"\\input{{tables/{name}.tex}}" in tex
+    for name in FIGURE_NAMES:
+        assert f"{{figures/{name}.pdf}}" in tex
+    assert tex.count("\\caption{") == len(FIGURE_NAMES)
+    assert "Data: Breast Cancer test sets; 2 seeds (1, 2)." in tex
+    assert "static\\_cold" in tex  # variant names escaped, also inside captions
+
+
+def test_latex_tables_are_booktabs_escaped_and_bold_the_best(tiny_report):
+    tex = (tiny_report / "tables" / "leaderboard.tex").read_text()
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    assert "siunitx" not in tex and "\\usepackage" not in tex
+    body = tex[tex.index("\\toprule"):]
+    assert re.search(r"(?<!\\)_", body) is None, "unescaped underscore in the table body"
+    assert "fixed\\_tanh" in body and "input\\_gate" in body
+    # The best mean ROC-AUC (from the CSV) is the bold one.
+    data = pd.read_csv(tiny_report / "tables" / "leaderboard.csv")
+    best = data.loc[data["roc_auc_mean"].idxmax()]
+    row = next(line for line in body.splitlines() if line.startswith(best["variant"].replace("_", "\\_") + " &"))
+    roc_cell = row.split(" & ")[4]
+    assert roc_cell.startswith("\\textbf{") and f"{best['roc_auc_mean']:.4f}" in roc_cell
+
+
+def test_leaderboard_sets_fixed_baselines_apart(tiny_report):
+    md = (tiny_report / "tables" / "leaderboard.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ")][2:]
+    assert rows[0].startswith("| *Fixed baselines*") and rows[1].startswith("| fixed_tanh ")
+    assert rows[2].startswith("| *Learnable activations*")
+
+
+def test_sweeps_come_from_settings_not_names(tiny_study):
+    view = load_study_view(tiny_study)
+    (temps,) = find_sweeps(view, "temperature")
+    assert temps.values == (0.5, 0.7, 1.0)
+    assert temps.variants == ("static_cold", "reg_none", "static_warm")
+    (lams,) = find_sweeps(view, "entropy_weight")
+    assert lams.values == (0.0, 0.01) and lams.variants == ("reg_none", "reg_strong")
+
+
+def test_gate_diagnostics_table_covers_every_gated_layer(tiny_report):
+    data = pd.read_csv(tiny_report / "tables" / "gate_diagnostics.csv")
+    assert len(data) == 6 * 2  # six gated variants, two hidden layers
+    assert set(data["gate"]) == {"layer", "neuron", "input"}
+    assert (data["n_seeds"] == 2).all()
+
+
+@pytest.mark.skipif(not latexmk_available(),
+                    reason="latexmk not found: install texlive-latex-base texlive-latex-recommended lmodern latexmk")
+def test_report_tex_compiles_to_pdf(tiny_report, tmp_path):
+    copy = tmp_path / "report"
+    shutil.copytree(tiny_report, copy)
+    pdf = compile_pdf(copy / "report.tex")
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 50_000

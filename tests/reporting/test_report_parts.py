@@ -1,0 +1,81 @@
+"""Worked examples for the report's parts: escaping, table rendering, case selection, activation shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from learnact.reporting import Cell, Table, latex_escape, to_latex, to_markdown
+from learnact.reporting.fig_cases import select_cases
+from learnact.reporting.fig_shapes import effective_activation
+from learnact.reporting.latex import latex_text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("adaptive_T0.7_lam0.01", r"adaptive\_T0.7\_lam0.01"),
+    ("50% & #1 {x} $y ~ z^2", r"50\% \& \#1 \{x\} \$y \textasciitilde{} z\textasciicircum{}2"),
+    ("0.97 \u00b1 0.01", r"0.97 \ensuremath{\pm} 0.01"),
+    ("[-0.002, +0.001] ROC-AUC", r"[\ensuremath{-}0.002, +0.001] ROC-AUC"),
+    ("epochs 300\u2013450, \u03bb", r"epochs 300\textendash{}450, \ensuremath{\lambda}"),
+    ("back\\slash", r"back\textbackslash{}slash"),
+])
+def test_latex_escape(text, expected):
+    assert latex_escape(text) == expected
+
+
+def test_caption_math_is_kept_and_text_escaped():
+    assert latex_text(r"weight $\lambda > 0$ for run_1") == r"weight $\lambda > 0$ for run\_1"
+    with pytest.raises(ValueError, match="unbalanced"):
+        latex_text("costs $5")
+
+
+def _table() -> Table:
+    rows = [[Cell("base_relu"), Cell("0.97 \u00b1 0.01", bold=True)], [Cell("gate|x"), Cell("0.95 \u00b1 0.02")]]
+    return Table("demo", "Demo of x_y.", ["Variant", "Accuracy"], rows, "lr", pd.DataFrame({"a": [1]}),
+                 rules_before=[1], group_titles={0: "Fixed", 1: "Learnable"}, notes="Bold: best.")
+
+
+def test_markdown_bolds_best_and_escapes_pipes():
+    md = to_markdown(_table())
+    assert "| base_relu | **0.97 \u00b1 0.01** |" in md
+    assert "| gate\\|x | 0.95 \u00b1 0.02 |" in md
+    assert md.index("*Fixed*") < md.index("base_relu") < md.index("*Learnable*") < md.index("gate")
+    assert "| :--- | ---: |" in md
+
+
+def test_latex_table_is_booktabs_with_bold_rules_and_caption():
+    tex = to_latex(_table())
+    assert r"\begin{tabular}{lr}" in tex and r"\toprule" in tex and r"\bottomrule" in tex
+    assert r"base\_relu & \textbf{0.97 \ensuremath{\pm} 0.01} \\" in tex
+    assert tex.count(r"\midrule") == 2  # after the header and before the second group
+    assert r"\caption{Demo of x\_y. Bold: best.}" in tex and r"\label{tab:demo}" in tex
+
+
+def test_table_rejects_ragged_rows():
+    with pytest.raises(ValueError, match="header has 2 columns"):
+        Table("bad", "", ["a", "b"], [[Cell("x")]], "lr", pd.DataFrame())
+
+
+def test_select_cases_picks_wrong_correct_and_least_certain():
+    pred = pd.DataFrame({"y_true": [1, 0, 1, 0, 1, 0]})
+    prob = np.array([0.99, 0.02, 0.10, 0.90, 0.55, 0.48])
+    cases = select_cases(pred, prob, per_group=2)
+    # Confidence of the predicted class: 0.99, 0.98, 0.90, 0.90, 0.55, 0.52.
+    assert cases["wrong"] == [2, 3]            # misclassified, most confident first (ties keep row order)
+    assert cases["correct"] == [0, 1]          # correct, most confident first
+    assert cases["least certain"] == [5, 4]    # the rest, closest to chance first
+
+
+def test_effective_activation_uses_the_registered_candidates():
+    x = np.linspace(-3, 3, 13)
+    xt = torch.as_tensor(x)
+    one_hot = effective_activation(x, np.array([0.0, 1.0, 0.0]), ["relu", "tanh", "sigmoid"])
+    np.testing.assert_allclose(one_hot, np.tanh(x), atol=1e-12)
+    per_unit = effective_activation(x, np.array([[0.5, 0.5], [0.25, 0.75]]), ["relu", "sigmoid"])
+    assert per_unit.shape == (2, 13)
+    expected = 0.25 * torch.relu(xt) + 0.75 * torch.sigmoid(xt)
+    np.testing.assert_allclose(per_unit[1], expected.numpy(), atol=1e-12)
+    with pytest.raises(ValueError, match="2 candidates"):
+        effective_activation(x, np.ones(3) / 3, ["relu", "tanh"])
