@@ -196,10 +196,10 @@ class RunConfig(_Frozen):
 
     variant: str
     seed: int = Field(ge=0, le=MAX_SEED)
-    data: DataConfig = DataConfig()
-    backbone: BackboneConfig = BackboneConfig()
-    activation: ActivationConfig = ActivationConfig()
-    train: TrainConfig = TrainConfig()
+    data: DataConfig = Field(default_factory=DataConfig)
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
+    activation: ActivationConfig = Field(default_factory=ActivationConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
 
     def fingerprint(self) -> str:
         """Hash of everything that affects the result (not the variant's name)."""
@@ -230,8 +230,8 @@ class VariantConfig(_Frozen):
     """A named variant: activation settings plus optional training overrides."""
 
     name: str
-    activation: ActivationConfig = ActivationConfig()
-    train: TrainOverrides = TrainOverrides()  # type: ignore[valid-type]
+    activation: ActivationConfig = Field(default_factory=ActivationConfig)
+    train: TrainOverrides = Field(default_factory=TrainOverrides)  # type: ignore[valid-type]
 
     @field_validator("name")
     @classmethod
@@ -274,9 +274,9 @@ class StudyConfig(_Frozen):
 
     name: str = "study"
     seeds: tuple[int, ...] = Field((1, 7, 21, 42, 99), strict=False)
-    data: DataConfig = DataConfig()
-    backbone: BackboneConfig = BackboneConfig()
-    train: TrainConfig = TrainConfig()
+    data: DataConfig = Field(default_factory=DataConfig)
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     variants: tuple[VariantConfig, ...] = Field(strict=False)
     reference: Optional[str] = None
 

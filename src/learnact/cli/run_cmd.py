@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -14,6 +15,8 @@ from ..experiment.runner import DEFAULT_ENGINE, STUDY_FILE
 from .app import app
 
 __all__ = ["run", "default_out"]
+
+Progress = Callable[[int, int, str], None]
 
 
 def default_out(name: str) -> Path:
@@ -38,6 +41,21 @@ def _study_source(preset: str | None, config: Path | None, out: Path | None) -> 
     if out is not None and (out / STUDY_FILE).is_file():
         return out / STUDY_FILE, f"the study already in {out}"
     return "paper", "preset paper"
+
+
+def _announced(progress: Progress | None, note: str) -> Progress | None:
+    """``progress`` that first prints ``note`` (once the study folder is ours: a refused run prints one line)."""
+    if progress is None:
+        return None
+    shown: list[bool] = []
+
+    def update(done: int, total: int, run_id: str) -> None:
+        if not shown:
+            shown.append(True)
+            print(f"learnact: {note}", file=sys.stderr, flush=True)
+        progress(done, total, run_id)
+
+    return update
 
 
 def _note(quiet: bool, text: str) -> None:
@@ -89,11 +107,11 @@ def run(
     if not folder.parent.is_dir():
         raise FileNotFoundError(f"output folder's parent {str(folder.parent)!r} does not exist; create it first")
     with open_executor(executor, workers=workers, scheduler=scheduler, connect_timeout_s=connect_timeout) as pool:
-        _note(quiet, f"study {study.name!r} from {described}; folder {folder} (log: {folder / 'study.log'}); "
-                     f"executor {pool.description}")
+        note = (f"study {study.name!r} from {described}; folder {folder} (log: {folder / 'study.log'}); "
+                f"executor {pool.description}")
         with study_progress(quiet) as progress:
             result = run_study(study, folder, engine=engine, executor=pool, group_size=group_size, threads=threads,
-                               force=force, progress=progress)
+                               force=force, progress=_announced(progress, note))
     if result.superseded:
         _note(quiet, f"{len(result.superseded)} finished runs of an earlier study in this folder are not part of "
                      f"this one; moved to {folder / 'superseded'}")

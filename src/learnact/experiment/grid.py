@@ -9,7 +9,8 @@ overrides (any :class:`~learnact.config.TrainConfig` field). A list value
 sweeps that field (``temperature = [0.3, 0.7]``); ``candidates`` sweeps only
 when given a list of lists. Several swept fields give their full grid.
 ``name`` is a template filled with the values (``"static_T{temperature}"``);
-without one, names are generated from the swept fields.
+without one, names are generated from the kind and the swept values
+(``gated_T0.5_lam0.01``, ``fixed_relu``, ``gated_patience20``).
 
 Every problem of a file is reported in one :class:`~learnact.exceptions.ConfigError`,
 each with the path of its field (``variants[1].temperature[2]: must be > 0,
@@ -53,6 +54,9 @@ __all__ = [
 STUDY_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
 _LIST_FIELDS = {"candidates"}
 _VARIANT_KEYS = ("name", *ACTIVATION_FIELDS, *TRAIN_FIELDS)
+# generated names: `gated_T0.5_lam0.01`, `fixed_relu`; other swept fields appear as `<field><value>`
+_NAME_PREFIX = {"temperature": "T", "entropy_weight": "lam", "activation": "", "candidates": "", "gate": "",
+                "gate_source": "", "kind": ""}
 
 
 def list_presets() -> list[str]:
@@ -89,14 +93,16 @@ def _expand(table: dict[str, Any], where: str) -> tuple[list[tuple[dict[str, Any
             known[key] = value
             continue
         hint = did_you_mean(str(key), _VARIANT_KEYS)
-        problems.append(f"{where}.{key}: unknown key{hint}" + ("" if hint else f"; valid keys: {', '.join(_VARIANT_KEYS)}"))
+        valid = "" if hint else f"; valid keys: {', '.join(_VARIANT_KEYS)}"
+        problems.append(f"{where}.{key}: unknown key{hint}{valid}")
     swept = [k for k, v in known.items() if k != "name" and _is_sweep(k, v)]
     for k in swept:
         if not known[k]:
             problems.append(f"{where}.{k}: a sweep needs at least one value, got []")
     template = known.get("name")
     if template is None:
-        template = "_".join([format_value(known.get("kind", "gated"))] + [f"{k}{{{k}}}" for k in swept])
+        template = "_".join([format_value(known.get("kind", "gated"))]
+                            + [f"{_NAME_PREFIX.get(k, k)}{{{k}}}" for k in swept])
     elif not isinstance(template, str):
         problems.append(f"{where}.name: expected a string, got {template!r} ({type(template).__name__})")
         return [], problems

@@ -1,0 +1,346 @@
+"""`learnact run`: kill -9 and resume, the folder lock, config errors, progress and output (issue 4)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from learnact import store
+from learnact.cli.app import app
+from learnact.cli.errors import run_cli
+from learnact.cli.progress import format_duration, study_progress
+from learnact.cli.run_cmd import _study_source
+from learnact.evaluation.aggregate import runs_table
+from learnact.experiment.grid import study_from_dict
+from learnact.experiment.runner import run_study
+
+CLI = [sys.executable, "-m", "learnact"]
+
+
+def _table(folder: Path) -> pd.DataFrame:
+    """Per-run metrics without the machine-dependent columns, in a fixed order."""
+    table = runs_table(folder).drop(columns=["train_time_s", "peak_memory_mb"])
+    return table.sort_values("run_id").reset_index(drop=True)
+
+
+def _stamps(folder: Path) -> dict[str, tuple[int, int]]:
+    """Identity of every DONE marker: a rewritten run gets a new one."""
+    return {p.name: ((p / "DONE").stat().st_ino, (p / "DONE").stat().st_mtime_ns)
+            for p in store.finished_runs(folder)}
+
+
+def _last_session_trained(folder: Path) -> list[str]:
+    """Run ids the last session in study.log trained."""
+    lines = (folder / "study.log").read_text().splitlines()
+    start = max(i for i, line in enumerate(lines) if "session start" in line)
+    return [line.split(" INFO trained ")[1].split()[0] for line in lines[start:] if " INFO trained " in line]
+
+
+# 4 variants x 6 seeds = 24 short runs: long enough to be killed in the middle
+KILL_STUDY = {
+    "name": "killme",
+    "seeds": {"count": 6, "base": 0},
+    "backbone": {"hidden": [8]},
+    "train": {"max_epochs": 6, "patience": 6},
+    "variants": [
+        {"name": "fixed_{activation}", "kind": "fixed", "activation": ["relu", "tanh"]},
+        {"name": "gated_T{temperature}", "temperature": [0.5, 1.0]},
+    ],
+}
+
+
+def _wait_for(predicate, what: str, proc: subprocess.Popen | None = None, limit_s: float = 180.0) -> None:
+    """Poll ``predicate``; fail (not hang) if ``proc`` exits first or nothing happens for minutes."""
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"process exited ({proc.returncode}) before {what}: {err[-2000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.005)
+
+
+def test_kill_9_then_rerun_resumes_without_retraining_finished_runs(tmp_path):
+    config = tmp_path / "kill.json"
+    config.write_text(json.dumps(KILL_STUDY))
+    folder = tmp_path / "study"
+    total = len(study_from_dict(KILL_STUDY).runs())
+    command = [*CLI, "run", "--config", str(config), "--out", str(folder), "--quiet"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: len(list((folder / "runs").glob("*/DONE"))) >= 3, "3 runs finished", proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    finished = _stamps(folder)
+    assert 3 <= len(finished) < total, "the study must be killed in the middle"
+    assert "session end" not in (folder / "study.log").read_text()
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    trained = _last_session_trained(folder)
+    assert len(trained) == total - len(finished)
+    assert not set(trained) & set(finished), "a run that had a DONE marker was trained again"
+    after = _stamps(folder)
+    assert {rid: after[rid] for rid in finished} == finished  # DONE markers untouched
+    assert len(after) == total
+    assert not [p for p in (folder / "runs").iterdir() if p.name.startswith(".")]
+
+    reference = tmp_path / "uninterrupted"
+    run_study(study_from_dict(KILL_STUDY), reference)
+    pd.testing.assert_frame_equal(_table(folder), _table(reference))
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from learnact.experiment import load_study, run_study
+
+    folder, config, started, gate = (Path(a) for a in sys.argv[1:5])
+
+    def progress(done, total, run_id):
+        if run_id and not started.exists():  # hold the study open after its first run
+            started.write_text("")
+            deadline = time.monotonic() + 300
+            while not gate.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    result = run_study(load_study(config), folder, progress=progress)
+    print(result.n_trained)
+""")
+
+
+def _snapshot(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
+
+
+def test_a_second_process_on_the_same_folder_stops_and_the_first_finishes_intact(tmp_path):
+    config = tmp_path / "tiny.json"
+    study = {**KILL_STUDY, "seeds": [1, 2]}
+    config.write_text(json.dumps(study))
+    folder, started, gate = tmp_path / "study", tmp_path / "started", tmp_path / "gate"
+    first = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), str(config), str(started), str(gate)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(started.exists, "the first process holds the study", first)
+        before = _snapshot(folder)
+        second = subprocess.run([*CLI, "run", "--config", str(config), "--out", str(folder)],
+                                capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2
+        assert second.stderr.startswith(
+            f"learnact: error: study folder {str(folder)!r} is in use by another learnact process (pid {first.pid} on ")
+        assert "wait for it to finish, or pass another --out folder" in second.stderr
+        assert "Traceback" not in second.stderr and len(second.stderr.strip().splitlines()) == 1
+        assert _snapshot(folder) == before  # the second process wrote nothing
+        assert first.poll() is None
+    finally:
+        gate.write_text("")
+        out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    n_runs = len(study_from_dict(study).runs())
+    assert out.strip() == str(n_runs)
+    assert len(store.finished_runs(folder)) == n_runs
+    log = (folder / "study.log").read_text()
+    assert log.count("session start") == 1 and log.count("session end: trained 8 runs") == 1
+
+
+GOOD = """
+name = "tiny"
+seeds = [1, 2]
+[backbone]
+hidden = [8]
+[train]
+max_epochs = 3
+[[variants]]
+name = "v{temperature}"
+kind = "gated"
+temperature = 1.0
+"""
+
+
+def _bad(tmp_path, old: str, new: str, suffix: str = ".toml") -> Path:
+    assert old in GOOD
+    path = tmp_path / f"bad{suffix}"
+    path.write_text(textwrap.dedent(GOOD.replace(old, new)))
+    return path
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ('name = "tiny"', 'nmae = "tiny"', "nmae: unknown key (did you mean 'name'?)"),
+        ("[train]", "[train]\npatiense = 3", "train.patiense: unknown key (did you mean 'patience'?)"),
+        ("[backbone]", "[backbone]\nhiden = 3", "backbone.hiden: unknown key (did you mean 'hidden'?)"),
+        ("[backbone]", "[data]\ntest_szie = 0.3\n[backbone]",
+         "data.test_szie: unknown key (did you mean 'test_size'?)"),
+        ("temperature = 1.0", "temprature = 1.0", "variants[0].temprature: unknown key (did you mean 'temperature'?)"),
+        ("max_epochs = 3", 'max_epochs = "3"', "train.max_epochs: expected an integer, got '3' (str)"),
+        ("temperature = 1.0", "temperature = 0.0", "variants[0].temperature: must be > 0, got 0.0"),
+        ("temperature = 1.0", "temperature = [1.0, -0.5]", "variants[0].temperature[1]: must be > 0, got -0.5"),
+        ("max_epochs = 3", "max_epochs = 3\npatience = 0", "train.patience: must be >= 1, got 0"),
+        ("[backbone]", "[data]\ntest_size = 1.0\n[backbone]", "data.test_size: must be in (0, 1), got 1.0"),
+        ("hidden = [8]", "hidden = [8, 0]", "backbone.hidden: every width must be >= 1, got [8, 0]"),
+        ('kind = "gated"', 'kind = "gated"\ncandidates = []',
+         "variants[0].candidates: must name at least one activation"),
+        ('kind = "gated"', 'kind = "gated"\ncandidates = ["relu", "tahn"]',
+         "variants[0].candidates: unknown activation 'tahn' (did you mean 'tanh'?); valid: elu, gelu, identity"),
+        ("[backbone]", '[data]\ndataset = "iris"\n[backbone]',
+         "data.dataset: unknown dataset 'iris'; use one of breast_cancer, wine or a path ending in .csv"),
+        ("[backbone]", '[data]\ndataset = "missing.csv"\n[backbone]',
+         "data.dataset: CSV file 'missing.csv' does not exist"),
+        ("seeds = [1, 2]", "seeds = {count = 0}", "seeds: as a table must be {count = N, base = B}"),
+        ("[[variants]]", "x = 1\n[[variants]]", "train.x: unknown key; valid keys: lr, weight_decay"),
+    ],
+)
+def test_config_errors_exit_2_with_one_line_and_write_nothing(tmp_path, monkeypatch, capsys, old, new, expected):
+    monkeypatch.chdir(tmp_path)
+    path = _bad(tmp_path, old, new)
+    rc = run_cli(app, ["run", "--config", str(path), "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert captured.err.startswith("learnact: error: invalid config") and expected in captured.err
+    assert "Traceback" not in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert captured.out == ""
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_yaml_config_errors_have_the_same_paths(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "bad.yaml"
+    path.write_text("seeds: [1]\ntrain: {patience: 0}\n"
+                    "variants:\n  - name: v{temperature}\n    temperature: [1.0, 0]\n")
+    assert run_cli(app, ["run", "-c", str(path), "-o", "out"]) == 2
+    err = capsys.readouterr().err
+    assert "train.patience: must be >= 1, got 0" in err and "variants[0].temperature[1]: must be > 0, got 0" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_errors_come_before_any_data_is_read(tmp_path, monkeypatch, capsys):
+    def touched(*args, **kwargs):
+        raise AssertionError("data was read")
+
+    monkeypatch.setattr("learnact.experiment.engines.load_dataset", touched)
+    monkeypatch.setattr("learnact.data.load_dataset", touched)
+    path = _bad(tmp_path, "max_epochs = 3", "max_epochs = 0")
+    assert run_cli(app, ["run", "-c", str(path), "-o", str(tmp_path / "out")]) == 2
+    assert "train.max_epochs: must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_all_problems_in_one_line_from_a_real_process(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(textwrap.dedent("""
+        name = "bad"
+        seeds = [1]
+        [data]
+        test_size = 1.5
+        [train]
+        patience = 0
+        max_epoch = 3
+        [[variants]]
+        name = "v{temperature}"
+        temperature = [0.0, 1.0]
+        candidates = ["relu", "tahn"]
+    """))
+    proc = subprocess.run([*CLI, "run", "--config", str(path), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("learnact: error: invalid config, 5 problems: (1) data.test_size: must be in (0, 1)")
+    for part in ("train.patience: must be >= 1, got 0", "train.max_epoch: unknown key (did you mean 'max_epochs'?)",
+                 "variants[0].temperature[0]: must be > 0, got 0.0",
+                 "variants[0].candidates: unknown activation 'tahn'"):
+        assert part in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_option_errors_exit_2(tmp_path, capsys):
+    path = _bad(tmp_path, "max_epochs = 3", "max_epochs = 3")
+    cases = [
+        (["--preset", "paper", "--config", str(path)], "give --preset or --config, not both"),
+        (["--config", str(path), "--engine", "warp"], "unknown engine 'warp'; valid: sequential"),
+        (["--config", str(path), "--executor", "ray"], "unknown executor 'ray'; valid: local, processes, dask"),
+        (["--config", str(path), "--workers", "2"], "--workers applies to --executor processes"),
+        (["--config", str(path), "--out", str(tmp_path / "no" / "dir")], "does not exist; create it first"),
+    ]
+    for args, message in cases:
+        assert run_cli(app, ["run", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_run_prints_progress_lines_log_and_leaderboard_then_resumes_from_the_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = _bad(tmp_path, "max_epochs = 3", "max_epochs = 3")
+    assert run_cli(app, ["run", "--config", str(path)]) == 0
+    captured = capsys.readouterr()
+    folders = [p for p in tmp_path.iterdir() if p.name.startswith("learnact-study-tiny-")]
+    assert len(folders) == 1  # the default folder, named after the study
+    folder = folders[0].name
+    assert captured.out.strip().endswith(f"study folder: {folder}")
+    assert "tiny: 1 variants x 2 seeds (2 trained, 0 already done)" in captured.out
+    assert captured.err.startswith(f"learnact: study 'tiny' from config {path}; folder {folder} (log: ")
+    assert f"folder {folder} (log: {folder}/study.log)" in captured.err
+    assert "learnact: [1/2] elapsed" in captured.err and "ETA" in captured.err
+    assert (tmp_path / folder / "leaderboard.csv").is_file()
+    # the folder alone is enough to resume: the resolved study is in it
+    assert run_cli(app, ["run", "--out", folder, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "(0 trained, 2 already done)" in captured.out and captured.err == ""
+
+
+def test_no_study_given_means_the_paper_preset(tmp_path):
+    assert _study_source(None, None, None) == ("paper", "preset paper")
+    assert _study_source(None, None, tmp_path) == ("paper", "preset paper")
+    assert _study_source("headline", None, None) == ("headline", "preset headline")
+    (tmp_path / "study.json").write_text("{}")
+    assert _study_source(None, None, tmp_path)[0] == tmp_path / "study.json"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_plain_lines_otherwise_nothing_when_quiet():
+    tty = _Terminal()
+    with study_progress(False, tty) as update:
+        update(1, 4, "")
+        for done in (2, 3, 4):
+            update(done, 4, f"run{done}")
+    text = tty.getvalue()
+    assert "4/4" in text and "ETA" in text and "elapsed" in text
+    plain = io.StringIO()
+    with study_progress(False, plain) as update:
+        update(1, 4, "")
+        update(2, 4, "run2")
+    assert plain.getvalue().splitlines()[0] == "learnact: 4 runs, 1 already finished"
+    assert plain.getvalue().splitlines()[1].startswith("learnact: [2/4] elapsed 0s, ETA ")
+    with study_progress(True, plain) as update:
+        assert update is None
+
+
+@pytest.mark.parametrize("seconds, text", [(0.4, "0s"), (42, "42s"), (185, "3m05s"), (7620, "2h07m")])
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text
+
+
+def test_threads_are_restored_after_a_local_run(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    run_study(study_from_dict({**KILL_STUDY, "seeds": [1], "variants": KILL_STUDY["variants"][:1]}),
+              tmp_path / "s", threads=2)
+    assert torch.get_num_threads() == before

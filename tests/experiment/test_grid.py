@@ -1,0 +1,253 @@
+"""Study files: TOML/YAML/JSON, grid expansion and names, presets, load-time validation (issue 4)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from learnact.exceptions import ConfigError
+from learnact.experiment.example import EXAMPLE_TOML, EXAMPLE_YAML, example_text
+from learnact.experiment.grid import (
+    expand_variant,
+    list_presets,
+    load_study,
+    study_from_dict,
+    study_to_dict,
+)
+
+GOOD_TOML = """
+name = "grid"
+seeds = {count = 2, base = 5}
+[backbone]
+hidden = [8]
+[train]
+max_epochs = 4
+[[variants]]
+name = "T{temperature}_lam{entropy_weight}"
+temperature = [0.5, 1.0]
+entropy_weight = [0.0, 0.01]
+[[variants]]
+kind = "fixed"
+activation = ["relu", "tanh"]
+[[variants]]
+name = "c_{candidates}"
+candidates = [["relu", "tanh"], ["silu", "sigmoid"]]
+"""
+
+GOOD_YAML = """
+name: grid
+seeds: {count: 2, base: 5}
+backbone: {hidden: [8]}
+train: {max_epochs: 4}
+variants:
+  - name: "T{temperature}_lam{entropy_weight}"
+    temperature: [0.5, 1.0]
+    entropy_weight: [0.0, 0.01]
+  - kind: fixed
+    activation: [relu, tanh]
+  - name: "c_{candidates}"
+    candidates: [[relu, tanh], [silu, sigmoid]]
+"""
+
+
+def _write(tmp_path, text, name="study.toml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_grid_expansion_names_and_seeds(tmp_path):
+    study = load_study(_write(tmp_path, GOOD_TOML))
+    assert [v.name for v in study.variants] == [
+        "T0.5_lam0", "T0.5_lam0.01", "T1_lam0", "T1_lam0.01",
+        "fixed_relu", "fixed_tanh",
+        "c_relu-tanh", "c_silu-sigmoid",
+    ]
+    assert study.seeds == (5, 6)
+    assert len(study.runs()) == 16
+    by_name = {v.name: v for v in study.variants}
+    assert by_name["T1_lam0.01"].activation.temperature == 1.0
+    assert by_name["T1_lam0.01"].train.entropy_weight == 0.01
+    assert by_name["c_silu-sigmoid"].activation.candidates == ("silu", "sigmoid")
+    assert by_name["fixed_tanh"].activation.activation == "tanh"
+
+
+def test_yaml_and_toml_give_the_same_study(tmp_path):
+    a = load_study(_write(tmp_path, GOOD_TOML))
+    b = load_study(_write(tmp_path, GOOD_YAML, "study.yaml"))
+    assert [r.run_id for r in a.runs()] == [r.run_id for r in b.runs()]
+
+
+def test_yaml_reads_exponent_floats(tmp_path):
+    path = _write(tmp_path, "variants: [{name: a}]\ntrain: {lr: 1e-3, weight_decay: 5E-4}\n", "s.yml")
+    study = load_study(path)
+    assert study.train.lr == pytest.approx(1e-3) and study.train.weight_decay == pytest.approx(5e-4)
+
+
+def test_resolved_study_round_trips_through_json(tmp_path):
+    study = load_study(_write(tmp_path, GOOD_TOML))
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(study_to_dict(study)))
+    again = load_study(path)
+    assert [r.run_id for r in again.runs()] == [r.run_id for r in study.runs()]
+    assert all("temperature" not in v or not isinstance(v["temperature"], list)
+               for v in study_to_dict(study)["variants"])  # resolved: no sweeps left
+
+
+def test_a_study_folder_loads_its_study_json(tmp_path):
+    study = load_study(_write(tmp_path, GOOD_TOML))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "study.json").write_text(json.dumps(study_to_dict(study)))
+    assert [r.run_id for r in load_study(folder).runs()] == [r.run_id for r in study.runs()]
+
+
+def test_presets_are_files_and_load():
+    assert {"paper", "headline"} <= set(list_presets())
+    paper = load_study("paper")
+    assert len(paper.runs()) == 75 and paper.reference == "baseline_tanh"
+    assert len(load_study("headline").runs()) == 15
+
+
+@pytest.mark.parametrize("path", ["study.toml", "study.yaml", "study.yml"])
+def test_the_init_example_loads_cleanly(tmp_path, path):
+    text = example_text(tmp_path / path)
+    assert text.count("#") > 20  # commented
+    target = tmp_path / path
+    target.write_text(text)
+    study = load_study(target)
+    assert study.reference == "baseline_tanh" and len(study.variants) == 7 and study.seeds == (0, 1, 2, 3, 4)
+
+
+def test_toml_and_yaml_examples_are_the_same_study(tmp_path):
+    (tmp_path / "a.toml").write_text(EXAMPLE_TOML.format(filename="a.toml"))
+    (tmp_path / "a.yaml").write_text(EXAMPLE_YAML.format(filename="a.yaml"))
+    a, b = load_study(tmp_path / "a.toml"), load_study(tmp_path / "a.yaml")
+    assert [r.run_id for r in a.runs()] == [r.run_id for r in b.runs()]
+
+
+def test_example_text_rejects_other_suffixes(tmp_path):
+    with pytest.raises(ConfigError, match="must end in .toml, .yaml or .yml"):
+        example_text(tmp_path / "study.txt")
+
+
+def test_generated_names():
+    out = expand_variant({"temperature": [0.5, 1.0], "entropy_weight": [0.01], "patience": [20]})
+    assert [v["name"] for v in out] == ["gated_T0.5_lam0.01_patience20", "gated_T1_lam0.01_patience20"]
+    assert [v["name"] for v in expand_variant({"kind": "gated", "candidates": [["relu", "tanh"], ["silu"]]})] == [
+        "gated_relu-tanh", "gated_silu"]
+
+
+def test_expand_variant_direct():
+    out = expand_variant({"name": "x{temperature}", "temperature": [1.0, 2.0], "patience": 3})
+    assert [(v["name"], v["temperature"], v["patience"]) for v in out] == [("x1", 1.0, 3), ("x2", 2.0, 3)]
+    with pytest.raises(ConfigError, match=r"variants\[0\].name: template 'x' gives repeated names; include every "
+                                          r"swept field \(\{temperature\}\)"):
+        expand_variant({"name": "x", "temperature": [1.0, 2.0]})
+    with pytest.raises(ConfigError, match=r"template 'x\{tmp\}' cannot be filled"):
+        expand_variant({"name": "x{tmp}", "temperature": [1.0, 2.0]})
+
+
+def _error(raw) -> str:
+    with pytest.raises(ConfigError) as info:
+        study_from_dict(raw)
+    return str(info.value)
+
+
+GOOD = {"seeds": [1], "variants": [{"name": "v", "temperature": 1.0}]}
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"seed": [1]}, "seed: unknown key (did you mean 'seeds'?)"),
+        ({"data": {"tset_size": 0.3}}, "data.tset_size: unknown key (did you mean 'test_size'?)"),
+        ({"backbone": {"hiden": [8]}}, "backbone.hiden: unknown key (did you mean 'hidden'?)"),
+        ({"train": {"patiense": 3}}, "train.patiense: unknown key (did you mean 'patience'?)"),
+        ({"variants": [{"name": "v", "temprature": 1.0}]}, "variants[0].temprature: unknown key (did you mean "
+                                                            "'temperature'?)"),
+        ({"train": {"max_epochs": "many"}}, "train.max_epochs: expected an integer, got 'many' (str)"),
+        ({"train": {"lr": True}}, "train.lr: expected a number, got True (bool)"),
+        ({"variants": [{"name": "v", "temperature": 0}]}, "variants[0].temperature: must be > 0, got 0"),
+        ({"variants": [{"name": "v{temperature}", "temperature": [0.5, -1.0]}]},
+         "variants[0].temperature[1]: must be > 0, got -1.0"),
+        ({"train": {"patience": 0}}, "train.patience: must be >= 1, got 0"),
+        ({"variants": [{"name": "v", "patience": 0}]}, "variants[0].patience: must be >= 1, got 0"),
+        ({"data": {"test_size": 1.0}}, "data.test_size: must be in (0, 1), got 1.0"),
+        ({"data": {"test_size": 0}}, "data.test_size: must be in (0, 1), got 0"),
+        ({"backbone": {"hidden": [8, 0]}}, "backbone.hidden: every width must be >= 1, got [8, 0]"),
+        ({"variants": [{"name": "v", "candidates": []}]}, "variants[0].candidates: must name at least one activation"),
+        ({"variants": [{"name": "v", "temperature": []}]}, "variants[0].temperature: a sweep needs at least one value"),
+        ({"variants": [{"name": "v", "candidates": ["relu", "tahn"]}]},
+         "variants[0].candidates: unknown activation 'tahn' (did you mean 'tanh'?); valid: "),
+        ({"variants": [{"name": "v{candidates}", "candidates": [["relu"], ["sigmoid", "tahn"]]}]},
+         "variants[0].candidates[1]: unknown activation 'tahn'"),
+        ({"variants": [{"name": "v", "kind": "fixed", "activation": "rleu"}]},
+         "variants[0].activation: unknown activation 'rleu' (did you mean 'relu'?)"),
+        ({"data": {"dataset": "iris"}}, "data.dataset: unknown dataset 'iris'; use one of breast_cancer, wine"),
+        ({"data": {"dataset": "no/such/file.csv"}}, "data.dataset: CSV file 'no/such/file.csv' does not exist"),
+        ({"seeds": {"count": 0}}, "seeds: as a table must be {count = N, base = B}"),
+        ({"seeds": [1, 1]}, "seeds: must not repeat, got [1, 1]"),
+        ({"seeds": "1"}, "seeds: expected a list, got '1' (str)"),
+        ({"reference": "vv"}, "reference: must name a variant, got 'vv' (did you mean 'v'?)"),
+        ({"variants": [{"name": "a"}, {"name": "a"}]}, "variants: variant names must be unique, repeated: ['a']"),
+        ({"variants": []}, "variants: a study needs at least one variant, got []"),
+        ({"variants": {"name": "a"}}, "variants: expected a list of tables"),
+        ({"variants": [{"name": "v", "kind": "gatd"}]},
+         "variants[0].kind: must be one of 'fixed', 'gated', got 'gatd' (did you mean 'gated'?)"),
+    ],
+)
+def test_each_bad_input_gives_its_message(change, expected):
+    assert expected in _error({**GOOD, **change})
+
+
+def test_missing_variants_and_non_table_top_level():
+    assert "variants: a study needs at least one variant" in _error({"seeds": [1]})
+    assert "expected a table of settings at the top level, got list" in _error([1, 2])
+
+
+def test_all_problems_are_reported_at_once_in_file_order():
+    raw = {
+        "sed": 1,
+        "data": {"test_size": 1.5, "dataset": "iris"},
+        "backbone": {"hidden": [0]},
+        "train": {"patience": 0, "max_epoch": 3},
+        "variants": [
+            {"name": "b_{activation}", "kind": "fixed", "activation": ["relu", "tahn"]},
+            {"name": "s{temperature}", "temperature": [0.5, 0.0], "candidates": [], "patiense": 2},
+        ],
+        "reference": "nope",
+    }
+    text = _error(raw)
+    expected = [
+        "reference: must name a variant, got 'nope'",
+        "data.dataset: unknown dataset 'iris'",
+        "data.test_size: must be in (0, 1), got 1.5",
+        "backbone.hidden: every width must be >= 1, got [0]",
+        "train.patience: must be >= 1, got 0",
+        "train.max_epoch: unknown key (did you mean 'max_epochs'?)",
+        "variants[1].patiense: unknown key (did you mean 'patience'?)",
+        "variants[0].activation[1]: unknown activation 'tahn'",
+        "variants[1].candidates: must name at least one activation",
+        "variants[1].temperature[1]: must be > 0, got 0.0",
+        "sed: unknown key (did you mean 'seed",
+    ]
+    assert text.startswith(f"invalid config, {len(expected)} problems: (1) ")
+    positions = [text.index(part) for part in expected]
+    assert positions == sorted(positions)
+    # a problem in a field shared by a sweep's variants is reported once
+    assert _error({"seeds": [1], "variants": [{"name": "v{temperature}", "temperature": [1.0, 2.0],
+                                               "patience": 0}]}).count("patience") == 1
+
+
+def test_load_errors_for_files(tmp_path):
+    with pytest.raises(ConfigError, match="neither a file nor a preset \\(did you mean 'paper'\\?\\); presets: "):
+        load_study("pape")
+    with pytest.raises(ConfigError, match="unknown file type '.txt'"):
+        load_study(_write(tmp_path, "x", "s.txt"))
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_study(_write(tmp_path, "name = ", "s.toml"))
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_study(_write(tmp_path, "a: [1,", "s.yaml"))
