@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import Future
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
 
 import pandas as pd
 import pytest
@@ -11,8 +13,8 @@ from experiment_helpers import result_table, tiny_raw
 
 from learnact import store
 from learnact.config import RunConfig
-from learnact.exceptions import ConfigError, RunStoreError
-from learnact.experiment.executors import InProcessExecutor, run_group
+from learnact.exceptions import ConfigError, LearnactError, RunStoreError
+from learnact.experiment.executors import ExecutorPool, InProcessExecutor, run_group
 from learnact.experiment.grid import load_study, study_from_dict
 from learnact.experiment.runner import LOG_FILE, plan_groups, run_study
 
@@ -159,3 +161,18 @@ def test_results_for_other_runs_are_refused(tmp_path, tiny_study):
     with pytest.raises(RunStoreError, match="the engine returned runs .* for a task of runs"):
         run_study(tiny_study, tmp_path / "study", executor=_WrongRuns())
     assert store.finished_runs(tmp_path / "study") == []
+
+
+class _CrashingPool(ProcessPoolExecutor):
+    """A pool whose worker dies in the first task, as one killed for memory would."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        return super().submit(os._exit, 1)
+
+
+def test_a_dead_worker_gives_a_clear_message(tmp_path, tiny_study):
+    with _CrashingPool(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with pytest.raises(LearnactError, match="a worker stopped while training \\(BrokenProcessPool: .*Finished "
+                                                "runs are kept: rerun the same command to resume"):
+            run_study(tiny_study, tmp_path / "study", executor=ExecutorPool(pool, 1, "crash"))
+    assert "stopped: " in (tmp_path / "study" / LOG_FILE).read_text()

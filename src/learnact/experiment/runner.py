@@ -170,6 +170,10 @@ def _pump(session: _Session, pool: ExecutorPool, groups: list[list[RunConfig]], 
         if type(exc).__name__ in _WORKER_LOST:
             raise LearnactError(f"a worker stopped while training ({type(exc).__name__}: {exc}); it may have run "
                                 f"out of memory. Finished runs are kept: rerun the same command to resume") from exc
+        if isinstance(exc, ImportError) and pool.description.startswith("dask"):
+            raise LearnactError(f"a task failed to import on a Dask worker ({exc}); install the same learnact "
+                                f"version on every worker (pip install 'learnact[cluster]'), then rerun to "
+                                f"resume") from exc
         raise
 
 
