@@ -86,5 +86,5 @@ def test_families_train_inside_the_backbone(name):
         loss = torch.nn.functional.binary_cross_entropy_with_logits(m(X), y)
         loss.backward()
         opt.step()
-        first = first if first is not None else float(loss)
+        first = first if first is not None else float(loss.detach())
     assert float(loss) < first
