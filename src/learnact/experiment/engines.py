@@ -2,11 +2,14 @@
 
 An engine is ``(runs, splits) -> iterator of TrainedRun`` in any order. The
 sequential engine calls the reference trainer once per run; it is the
-reference every other engine must match.
+reference every other engine must match. The vectorised engine trains
+groups of runs as stacked models (:mod:`learnact.training.vectorized`); in
+its default reference mode every run is bit-identical to its sequential twin.
 """
 
 from __future__ import annotations
 
+import functools
 import resource
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -15,6 +18,9 @@ from ..data import Split, load_dataset, split_dataset
 from ..store import RunArtifacts
 from ..model import MLP, init_parameters_
 from ..training import fit, run_generator
+from ..training.scheduling import default_workers, plan_stacks, run_stacks
+from ..training.streams import StreamMode
+from ..training.vectorized import StackedFit, fit_stacked
 from .artifacts import TrainedRun, build_artifacts
 
 __all__ = [
@@ -23,6 +29,7 @@ __all__ = [
     "build_model",
     "train_one",
     "sequential_engine",
+    "vectorized_engine",
     "peak_memory_mb",
     "split_key",
     "prepare_splits",
@@ -81,7 +88,65 @@ def sequential_engine(runs: Sequence[RunConfig], splits: Mapping[tuple, Split]) 
         yield train_one(run, splits[split_key(run)])
 
 
-ENGINES: dict[str, Engine] = {"sequential": sequential_engine}
+def vectorized_engine(
+    runs: Sequence[RunConfig],
+    splits: Mapping[tuple, Split],
+    *,
+    mode: StreamMode = "reference",
+    workers: int | None = None,
+    max_members: int = 64,
+) -> Iterator[TrainedRun]:
+    """Train runs as stacked models, many members at once.
+
+    Each run is built and initialised exactly as :func:`train_one` does it;
+    runs that can share a stack are grouped (:func:`~learnact.training.scheduling.plan_stacks`)
+    and the stacks are trained on ``workers`` threads. Runs come back stack by
+    stack, each with its own model (best weights), history and split.
+
+    Args:
+        runs: The runs to train.
+        splits: Their data splits, by :func:`split_key`.
+        mode: ``"reference"``: every run draws its reference random stream and
+            is bit-identical to the sequential engine; ``"fast"``: mini-batch
+            orders from a vectorised hash of (seed, epoch) instead (not
+            bit-comparable).
+        workers: Worker threads (default: PyTorch's thread budget, see
+            :func:`~learnact.training.scheduling.default_workers`); each uses
+            one intra-op thread.
+        max_members: Largest stack.
+    """
+    runs = list(runs)
+    if not runs:
+        return
+    models, generators, member_splits = [], [], []
+    for run in runs:
+        split = splits[split_key(run)]
+        generator = run_generator(run.seed)
+        models.append(init_parameters_(build_model(run, split), generator))
+        generators.append(generator)
+        member_splits.append(split)
+    configs = [r.train for r in runs]
+    stacks = plan_stacks(models, configs, member_splits, max_members=max_members)
+
+    def job(members: list[int]) -> Callable[[], StackedFit]:
+        return functools.partial(
+            fit_stacked, [models[i] for i in members], [member_splits[i] for i in members],
+            [configs[i] for i in members], generators=[generators[i] for i in members],
+            seeds=[runs[i].seed for i in members], mode=mode)
+
+    costs = [sum(configs[i].max_epochs * sum(p.numel() for p in models[i].parameters()) for i in m) for m in stacks]
+    n_workers = default_workers() if workers is None else workers
+    for index, fitted in run_stacks([job(m) for m in stacks], costs, n_workers):
+        memory = peak_memory_mb()
+        for i, result in zip(stacks[index], fitted.results, strict=True):
+            yield TrainedRun(runs[i], models[i], result, member_splits[i], memory)
+
+
+ENGINES: dict[str, Engine] = {
+    "sequential": sequential_engine,
+    "vectorized": vectorized_engine,
+    "vectorized-fast": functools.partial(vectorized_engine, mode="fast"),
+}
 
 
 def train_group(engine: str, runs: Sequence[RunConfig], threads: int = 1) -> list[RunArtifacts]:
