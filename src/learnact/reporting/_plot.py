@@ -101,7 +101,8 @@ def grid_shape(n: int, max_cols: int) -> tuple[int, int]:
 def pick_showcase(view: StudyView, metric: str = "roc_auc", limit: int = 4) -> list[str]:
     """A few variants that tell the story: the reference, then the best of each family.
 
-    The reference is the study's, else the best fixed baseline; then the best
+    The reference is :attr:`StudyView.baseline` (the study's reference, else the
+    best fixed baseline by ROC-AUC); then the best
     variant of each gate family (per layer, per neuron, input), by mean ``metric``.
     """
     from .style import variant_family
@@ -112,7 +113,7 @@ def pick_showcase(view: StudyView, metric: str = "roc_auc", limit: int = 4) -> l
         return max(scored)[1] if scored else (pool[0] if pool else None)
 
     chosen: list[str] = []
-    ref = view.reference or best(view.fixed)
+    ref = view.baseline if view.baseline is not None else best(view.fixed)
     if ref is not None:
         chosen.append(ref)
     for family in ("layer", "neuron", "input"):

@@ -44,7 +44,7 @@ def _row_chart(fig: Figure, view: StudyView, quantities: list[str | None], *, so
         key = lambda v: sign * np.nan_to_num(view.mean_metric(v, sort_by), nan=-np.inf)  # noqa: E731
     rows = grouped_rows(view, sort_key=key)
     axes = fig.subplots(1, len(quantities), sharey=True, squeeze=False)[0]
-    ref = view.reference
+    ref = view.baseline
     for j, (ax, q) in enumerate(zip(axes, quantities, strict=True)):
         ys = apply_rows(ax, rows, labels=j == 0)
         ax.set_xlabel(xlabels[j])
@@ -65,16 +65,20 @@ def _row_chart(fig: Figure, view: StudyView, quantities: list[str | None], *, so
     return [axes, ys]
 
 
-def leaderboard_figure(view: StudyView) -> Figure:
+def _reference_note(view: StudyView) -> str:
+    return f"Dotted line: the reference {view.baseline}." if view.baseline is not None else ""
+
+
+def leaderboard_figure(view: StudyView) -> tuple[Figure, str]:
     """Figure 1: accuracy, F1 and ROC-AUC per variant (seed dots, mean, 95% CI)."""
     n_rows = len(grouped_rows(view))
     fig = new_figure(8.0, 0.8 + 0.26 * n_rows)
     labels = [f"{METRICS[m].label} (test set)" for m in LEADERBOARD_METRICS]
     _row_chart(fig, view, list(LEADERBOARD_METRICS), sort_by="roc_auc", xlabels=labels)
-    return fig
+    return fig, _reference_note(view)
 
 
-def cost_figure(view: StudyView) -> Figure:
+def cost_figure(view: StudyView) -> tuple[Figure, str]:
     """Figure 4: trainable parameters, and training time and epochs run (mean +- std over seeds)."""
     n_rows = len(grouped_rows(view))
     fig = new_figure(8.0, 0.8 + 0.26 * n_rows)
@@ -91,7 +95,7 @@ def cost_figure(view: StudyView) -> Figure:
     axes[0].set_xlim(0, top * 1.3)
     for ax in axes[1:]:
         ax.set_xlim(left=0)
-    return fig
+    return fig, _reference_note(view)
 
 
 def mean_roc(runs: list[RunView], grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,8 +149,9 @@ def roc_figure(view: StudyView) -> Figure:
                     label=f"{v}\n{auc}" if ax is full else None)
     lo = max(0.0, np.floor((floor - 0.05) * 20) / 20)
     full.plot([0, 1], [0, 1], color="0.6", ls="--", lw=0.8, label="chance")
+    multiclass = view.runs[chosen[0]][0].probabilities().ndim == 2
     full.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="False positive rate", ylabel="True positive rate",
-             title="Full range")
+             title="Full range" + (" (macro average, one-vs-rest)" if multiclass else ""))
     zoom.set(xlim=(0, 0.2), ylim=(lo, 1.005), xlabel="False positive rate", ylabel="True positive rate",
              title="Top-left corner (zoomed)")
     zoom.xaxis.set_major_locator(MaxNLocator(5))

@@ -23,16 +23,13 @@ _LAYER_STYLES = ["-", "--", ":", "-."]
 
 
 def _points(view: StudyView, sweep: Sweep, quantity: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    means, lows, highs = [], [], []
+    """Mean and 95% t interval over seeds at each value of the sweep (NaN where missing)."""
+    rows = []
     for v in sweep.variants:
         agg = view.aggregate(v, quantity)
-        if agg is None:
-            means.append(np.nan), lows.append(np.nan), highs.append(np.nan)
-            continue
-        means.append(float(agg["mean"]))
-        lows.append(float(agg["ci_low"]))
-        highs.append(float(agg["ci_high"]))
-    return np.array(means), np.array(lows), np.array(highs)
+        rows.append((np.nan,) * 3 if agg is None else (agg["mean"], agg["ci_low"], agg["ci_high"]))
+    mean, low, high = np.array(rows, dtype=np.float64).T
+    return mean, low, high
 
 
 def _draw(ax: Axes, x: np.ndarray, mean: np.ndarray, low: np.ndarray, high: np.ndarray, color: object,
@@ -85,7 +82,7 @@ def sweep_figure(view: StudyView, field: str) -> tuple[Figure, str]:
     fig = new_figure(3.0 * (len(SWEEP_METRICS) + 1) + 0.4, 3.4)
     axes = fig.subplots(1, len(SWEEP_METRICS) + 1)
     all_values = sorted({x for s in sweeps for x in s.values})
-    ref = view.reference if view.reference and view.is_fixed(view.reference) else None
+    ref = view.baseline if view.baseline is not None and view.is_fixed(view.baseline) else None
     for j, sweep in enumerate(sweeps):
         x = _positions(sweeps, j, sweep.values, all_values)
         color = colors[sweep.variants[len(sweep.variants) // 2]]
@@ -113,7 +110,7 @@ def sweep_figure(view: StudyView, field: str) -> tuple[Figure, str]:
     labels.append(f"uniform mixture (ln {n_cand})")
     layers = sorted({int(g["layer"]) for s in sweeps for v in s.variants for g in view.gated_layers(v)})
     for i, layer in enumerate(layers):
-        handles.append(Line2D([], [], color="0.3", ls=_LAYER_STYLES[i % len(_LAYER_STYLES)], label=f"entropy, layer {layer}"))
+        handles.append(Line2D([], [], color="0.3", ls=_LAYER_STYLES[i % len(_LAYER_STYLES)]))
         labels.append(f"entropy, layer {layer}")
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 3))
     symbol = SWEEP_FIELDS[field][1]

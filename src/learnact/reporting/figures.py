@@ -61,8 +61,8 @@ class FigureResult:
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("leaderboard", "Leaderboard",
                "Test accuracy, F1 and ROC-AUC per variant: small dots are seeds, large markers the mean over "
-               "seeds with its 95% t interval; fixed baselines are set apart from learnable activations, the "
-               "dotted line marks the reference.", leaderboard_figure),
+               "seeds with its 95% t interval; fixed baselines are set apart from learnable activations, each "
+               "group sorted by mean ROC-AUC.", leaderboard_figure),
     FigureSpec("roc", "Mean ROC curves",
                "Mean ROC curve over seeds with a $\\pm 1$ standard deviation band for the reference and the best "
                "variant of each gate family, over the full range and zoomed into the top-left corner.",

@@ -61,7 +61,8 @@ def _figure_block(result: FigureResult, suffix: str) -> str:
     return "\n".join([
         r"\begin{figure}",
         r"\centering",
-        f"\\includegraphics[width=\\linewidth,height=0.82\\textheight,keepaspectratio]{{figures/{result.spec.name}.pdf}}",
+        r"\includegraphics[width=\linewidth,height=0.82\textheight,keepaspectratio]"
+        f"{{figures/{result.spec.name}.pdf}}",
         f"\\caption{{{caption}}}",
         f"\\label{{fig:{result.spec.name}}}",
         r"\end{figure}",

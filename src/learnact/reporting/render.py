@@ -23,7 +23,8 @@ _LATEX_SPECIALS = {
 _UNICODE_MATH = {
     "\u00b1": r"\ensuremath{\pm}", "\u03bb": r"\ensuremath{\lambda}", "\u03c6": r"\ensuremath{\varphi}",
     "\u0394": r"\ensuremath{\Delta}", "\u2212": r"\ensuremath{-}", "\u2264": r"\ensuremath{\le}",
-    "\u2265": r"\ensuremath{\ge}", "\u00d7": r"\ensuremath{\times}", "\u2013": r"\textendash{}", "\u2014": r"\textemdash{}",
+    "\u2265": r"\ensuremath{\ge}", "\u00d7": r"\ensuremath{\times}", "\u2013": r"\textendash{}",
+    "\u2014": r"\textemdash{}",
     "\u2026": r"\dots{}", "\u00b7": r"\ensuremath{\cdot}", "\u2192": r"\ensuremath{\to}",
 }
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in [*_LATEX_SPECIALS, *_UNICODE_MATH]))

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..evaluation import resolve_reference
 from .figures import FIGURES, build_figures
 from .index import index_markdown
 from .latex import ReportError, TEX_INSTALL_HINT, compile_pdf, latexmk_available, report_tex
@@ -81,10 +80,7 @@ def protocol_paragraphs(view: StudyView) -> list[str]:
             f"Learnable activations mix the candidates {', '.join(cands)} with gates softmax(z / T) "
             f"({', '.join(gates)} gates; T {_span(temps)}); the objective is the task loss plus \u03bb times the "
             f"summed gate entropy of the layers (\u03bb {_span(lams)}; \u03bb > 0 favours selecting one candidate).")
-    try:
-        ref = resolve_reference(tidy)
-    except ValueError:
-        ref = None
+    ref = view.baseline
     stats = ("Statistics: mean and sample standard deviation over seeds, with 95% Student-t intervals of the mean.")
     if ref is not None and len(view.variants) > 1:
         stats += (f" Paired comparisons with the reference {ref} use the seeds both finished: the Nadeau\u2013Bengio "

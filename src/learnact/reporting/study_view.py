@@ -19,7 +19,7 @@ import pandas as pd
 
 from .. import store
 from ..config import RunConfig
-from ..evaluation import seed_aggregates, tidy_results
+from ..evaluation import resolve_reference, seed_aggregates, tidy_results
 from ..evaluation.results import study_runs
 from ..exceptions import RunStoreError
 
@@ -157,6 +157,18 @@ class StudyView:
     def tidy(self) -> pd.DataFrame:
         """The tidy results table (:func:`learnact.evaluation.tidy_results`)."""
         return tidy_results(self.folder)
+
+    @cached_property
+    def baseline(self) -> str | None:
+        """The variant others are compared with: the study's reference, else the best fixed baseline.
+
+        Resolved by :func:`learnact.evaluation.resolve_reference`, so figures and
+        the paired-comparison table agree.
+        """
+        try:
+            return resolve_reference(self.tidy)
+        except ValueError:
+            return None
 
     @cached_property
     def aggregates(self) -> pd.DataFrame:

@@ -36,6 +36,11 @@ def _fmt(value: float, spec: str) -> str:
     return "n/a" if not np.isfinite(value) else format(value, spec)
 
 
+def _pm(mean: float, std: float, spec: str) -> str:
+    """``mean \u00b1 std``, or the mean alone when there is no spread (a single seed)."""
+    return f"{_fmt(mean, spec)} \u00b1 {_fmt(std, spec)}" if np.isfinite(std) else _fmt(mean, spec)
+
+
 def _signed(value: float, decimals: int = 4) -> str:
     """``+0.0012`` / ``-0.0012``; a value that rounds to zero is ``0.0000`` (no sign)."""
     text = f"{value:+.{decimals}f}"
@@ -87,8 +92,7 @@ def leaderboard_table(view: StudyView, columns: Sequence[str] = LEADERBOARD_COLU
                         f"{q}_ci_low": float(agg["ci_low"]) if agg is not None else np.nan,
                         f"{q}_ci_high": float(agg["ci_high"]) if agg is not None else np.nan})
             spec = ",.0f" if q == "n_params" else info.fmt
-            text = _fmt(mean, spec) if q == "n_params" and not (std > 0) else \
-                f"{_fmt(mean, spec)} \u00b1 {_fmt(std, spec)}"
+            text = _pm(mean, std, spec) if q != "n_params" or std > 0 else _fmt(mean, spec)
             row.append(Cell(text, v in best[q]))
         records.append(rec)
         cells[v] = row
@@ -164,7 +168,7 @@ def diagnostics_summary_table(view: StudyView) -> Table:
                 vals = group[stat].to_numpy(dtype=float)
                 mean, std = vals.mean(), vals.std(ddof=1) if len(vals) > 1 else np.nan
                 rec[f"{stat}_mean"], rec[f"{stat}_std"] = mean, std
-                row.append(Cell(f"{_fmt(mean, spec)} \u00b1 {_fmt(std, spec)}"))
+                row.append(Cell(_pm(mean, std, spec)))
             weights = []
             for c in cands:
                 rec[f"weight_{c}"] = float(group[f"weight_mean_{c}"].mean())
