@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Optional
 
 import annotated_types
@@ -29,7 +29,6 @@ from pydantic import (
     create_model,
     field_serializer,
     field_validator,
-    model_validator,
 )
 from pydantic.fields import FieldInfo
 
@@ -180,7 +179,7 @@ def _optional_fields(model: type[BaseModel]) -> dict[str, Any]:
             for name, info in model.model_fields.items()}
 
 
-TrainOverrides = create_model(  # type: ignore[call-overload]
+TrainOverrides: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "TrainOverrides",
     __base__=_Frozen,
     __doc__="A variant's changes to the study's :class:`TrainConfig` (``None``: inherit).",
@@ -291,8 +290,8 @@ class StudyConfig(_Frozen):
         if isinstance(v, dict):
             extra = sorted(set(v) - {"count", "base"})
             count, base = v.get("count"), v.get("base", 0)
-            ok = all(isinstance(x, int) and not isinstance(x, bool) for x in (count, base))
-            if extra or not ok or count < 1 or base < 0 or base + count - 1 > MAX_SEED:
+            if (extra or not isinstance(count, int) or not isinstance(base, int) or isinstance(count, bool)
+                    or isinstance(base, bool) or count < 1 or base < 0 or base + count - 1 > MAX_SEED):
                 raise ValueError(f"as a table must be {{count = N, base = B}} with integers N >= 1 and "
                                  f"B >= 0 (base defaults to 0), got {v!r}")
             return list(range(base, base + count))
@@ -327,13 +326,6 @@ class StudyConfig(_Frozen):
             if problem:
                 raise ValueError(problem)
         return v
-
-    @model_validator(mode="after")
-    def _variant_training(self) -> StudyConfig:
-        # overrides are valid one by one; this re-checks the merged settings
-        for v in self.variants:
-            v.resolve_train(self.train)
-        return self
 
     def runs(self) -> list[RunConfig]:
         """One resolved :class:`RunConfig` per variant x seed (variant-major)."""
@@ -370,13 +362,12 @@ def _locate(root: type[BaseModel], loc: Sequence[Any]) -> tuple[type[BaseModel] 
     """The model holding the field at ``loc`` and that field's info (``None`` where unknown)."""
     model: type[BaseModel] | None = root
     info: FieldInfo | None = None
-    for part in loc:
-        if isinstance(part, int):
-            continue
+    names = [part for part in loc if not isinstance(part, int)]
+    for i, part in enumerate(names):
         if model is None or part not in model.model_fields:
             return model, None
         info = model.model_fields[part]
-        if part is loc[-1]:
+        if i == len(names) - 1:
             return model, info
         model = _model_in(info.annotation)
     return model, info
@@ -385,7 +376,8 @@ def _locate(root: type[BaseModel], loc: Sequence[Any]) -> tuple[type[BaseModel] 
 def _range_text(info: FieldInfo | None) -> str | None:
     if info is None:
         return None
-    lo = hi = None
+    lo: tuple[str, Any] | None = None
+    hi: tuple[str, Any] | None = None
     for m in info.metadata:
         if isinstance(m, annotated_types.Gt):
             lo = ("(", m.gt)
@@ -408,7 +400,7 @@ def _got(value: Any) -> str:
     return f"got {value!r} ({type(value).__name__})"
 
 
-def _message(e: dict[str, Any], root: type[BaseModel] | None) -> str:
+def _message(e: Mapping[str, Any], root: type[BaseModel] | None) -> str:
     kind, value, loc = e["type"], e.get("input"), e["loc"]
     model, info = _locate(root, loc) if root is not None else (None, None)
     if kind == "extra_forbidden":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -79,7 +78,7 @@ def test_kill_9_then_rerun_resumes_without_retraining_finished_runs(tmp_path):
     command = [*CLI, "run", "--config", str(config), "--out", str(folder), "--quiet"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: len(list((folder / "runs").glob("*/DONE"))) >= 3, "3 runs finished", proc)
+        _wait_for(lambda: len(store.finished_runs(folder)) >= 3, "3 runs finished", proc)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)

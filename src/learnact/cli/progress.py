@@ -30,6 +30,7 @@ def _rich_bar(stream: TextIO) -> Iterator[Progress]:
         BarColumn,
         MofNCompleteColumn,
         Progress as RichProgress,
+        TaskID,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
@@ -38,7 +39,7 @@ def _rich_bar(stream: TextIO) -> Iterator[Progress]:
     bar = RichProgress(TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                        TextColumn("{task.description}"), console=Console(file=stream))
-    task: list[int] = []
+    task: list[TaskID] = []
 
     def update(done: int, total: int, run_id: str) -> None:
         if not task:  # created at the first call, so skipped runs do not count toward the speed

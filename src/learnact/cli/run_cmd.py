@@ -71,7 +71,8 @@ def run(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Study file (.toml/.yaml/.json)."),
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Study folder; rerunning into it resumes (default: a new folder, printed)."),
-    engine: str = typer.Option(DEFAULT_ENGINE, "--engine", help="Training engine (an unknown name lists the valid ones)."),
+    engine: str = typer.Option(
+        DEFAULT_ENGINE, "--engine", help="Training engine (an unknown name lists the valid ones)."),
     executor: str = typer.Option(
         "local", "--executor", "-x", help=f"Where runs train: {' | '.join(EXECUTORS)}."),
     workers: Optional[int] = typer.Option(

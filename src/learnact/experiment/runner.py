@@ -91,7 +91,7 @@ def plan_groups(runs: Sequence[RunConfig], engine: str = DEFAULT_ENGINE, n_slots
     buckets: dict[tuple[object, ...], list[RunConfig]] = {}
     for run in runs:
         buckets.setdefault(_stack_key(run), []).append(run)
-    groups = []
+    groups: list[list[RunConfig]] = []
     for bucket in buckets.values():
         size = group_size or (1 if engine == "sequential" else math.ceil(len(bucket) / max(1, n_slots)))
         groups.extend(bucket[i:i + size] for i in range(0, len(bucket), size))
