@@ -8,8 +8,10 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from .study_view import StudyView
+from .style import candidate_color, variant_family
 
-__all__ = ["Row", "grouped_rows", "apply_rows", "seed_offsets", "wrap_name", "grid_shape", "pick_showcase"]
+__all__ = ["Row", "grouped_rows", "apply_rows", "seed_offsets", "stacked_bar", "wrap_name", "grid_shape",
+           "pick_showcase"]
 
 Row = tuple[str, str]
 """``("heading", text)`` or ``("variant", name)``, top to bottom."""
@@ -75,6 +77,16 @@ def seed_offsets(n: int, width: float = 0.25) -> np.ndarray:
     return np.linspace(-width / 2, width / 2, n)
 
 
+def stacked_bar(ax: Axes, y: float, weights: np.ndarray, names: list[str], height: float) -> None:
+    """One horizontal bar of mixture weights, a segment per candidate (labelled when wide enough)."""
+    left = 0.0
+    for w, name in zip(weights, names, strict=True):
+        ax.barh(y, w, left=left, height=height, color=candidate_color(name), edgecolor="white", lw=0.5)
+        if w >= 0.12:
+            ax.text(left + w / 2, y, f"{w:.2f}", ha="center", va="center", fontsize=6.5, color="white")
+        left += w
+
+
 def wrap_name(name: str, width: int = 24) -> str:
     """Break a long variant name over lines at underscores (nothing is cut)."""
     if len(name) <= width:
@@ -105,8 +117,6 @@ def pick_showcase(view: StudyView, metric: str = "roc_auc", limit: int = 4) -> l
     best fixed baseline by ROC-AUC); then the best
     variant of each gate family (per layer, per neuron, input), by mean ``metric``.
     """
-    from .style import variant_family
-
     def best(pool: list[str]) -> str | None:
         scored = [(view.mean_metric(v, metric), v) for v in pool]
         scored = [s for s in scored if np.isfinite(s[0])]

@@ -8,8 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ..evaluation import predicted_labels
-from ._plot import Row, apply_rows, pick_showcase
-from .fig_gates import _stacked
+from ._plot import Row, apply_rows, pick_showcase, stacked_bar
 from .study_view import NothingToShow, RunView, StudyView
 from .style import candidate_color, new_figure, variant_family
 
@@ -93,7 +92,7 @@ def case_studies_figure(view: StudyView) -> tuple[Figure, str]:
         ys = apply_rows(ax, rows, labels=j == 0)
         for label, y in ys.items():
             i = positions[label]
-            _stacked(ax, y, weights.mean(axis=0) if i is None else weights[i], cands, 0.7)
+            stacked_bar(ax, y, weights.mean(axis=0) if i is None else weights[i], cands, 0.7)
         ax.set_xlim(0, 1)
         ax.set_xlabel(f"Layer {info['layer']}: gate weight")
         ax.grid(axis="x", visible=True)

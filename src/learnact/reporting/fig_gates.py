@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ._plot import apply_rows, grid_shape, grouped_rows, seed_offsets, wrap_name
+from ._plot import apply_rows, grid_shape, grouped_rows, seed_offsets, stacked_bar, wrap_name
 from .study_view import NothingToShow, StudyView
 from .style import candidate_color, new_figure, variant_colors
 
@@ -75,15 +75,6 @@ def gate_selectivity_figure(view: StudyView) -> tuple[Figure, str]:
     return fig, "Small dots: seeds; large markers: mean over seeds with 95% t interval."
 
 
-def _stacked(ax: Axes, y: float, weights: np.ndarray, names: list[str], height: float) -> None:
-    left = 0.0
-    for w, name in zip(weights, names, strict=True):
-        ax.barh(y, w, left=left, height=height, color=candidate_color(name), edgecolor="white", lw=0.5)
-        if w >= 0.12:
-            ax.text(left + w / 2, y, f"{w:.2f}", ha="center", va="center", fontsize=6.5, color="white")
-        left += w
-
-
 def _static_panels(fig: Figure, view: StudyView, variants: list[str], layers: list[int]) -> set[str]:
     axes = fig.subplots(1, len(layers), sharey=True, squeeze=False)[0]
     rows = [("variant", v) for v in variants]
@@ -99,7 +90,7 @@ def _static_panels(fig: Figure, view: StudyView, variants: list[str], layers: li
                     per_seed.append(w.reshape(-1, w.shape[-1]).mean(axis=0))
                     names = list(g["candidates"])
             if per_seed:
-                _stacked(ax, y, np.mean(per_seed, axis=0), names, 0.65)
+                stacked_bar(ax, y, np.mean(per_seed, axis=0), names, 0.65)
                 seen.update(names)
         ax.set_xlim(0, 1)
         ax.set_xlabel(f"Layer {layer}: gate weight (mean over seeds)")

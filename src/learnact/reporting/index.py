@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from .figures import FigureResult
 from .render import Table, to_markdown
 
-__all__ = ["index_markdown"]
+__all__ = ["THUMBNAIL_WIDTH", "index_markdown"]
 
 THUMBNAIL_WIDTH = 420
 """Width of figure thumbnails in pixels."""

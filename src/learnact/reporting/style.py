@@ -32,7 +32,6 @@ __all__ = [
     "FAMILY_LABELS",
     "variant_colors",
     "candidate_color",
-    "describe_activation",
     "format_number",
 ]
 
@@ -136,20 +135,6 @@ def candidate_color(name: str) -> str:
     if name in _CANDIDATE_COLORS:
         return _CANDIDATE_COLORS[name]
     return _EXTRA[sum(map(ord, name)) % len(_EXTRA)]
-
-
-def describe_activation(config: RunConfig) -> str:
-    """Short readable description: ``"tanh"`` or ``"layer gate over relu/tanh/sigmoid, T=0.7"``."""
-    act = config.activation
-    if act.kind == "fixed":
-        return f"fixed {act.activation}"
-    where = {"layer": "per-layer gate", "neuron": "per-neuron gate", "input": "input gate"}[act.gate]
-    if act.gate == "input":
-        where += f" ({act.gate_source} input)"
-    text = f"{where} over {'/'.join(act.candidates)}, T={format_number(act.temperature)}"
-    if config.train.entropy_weight:
-        text += f", lambda={format_number(config.train.entropy_weight)}"
-    return text
 
 
 def format_number(value: float) -> str:
