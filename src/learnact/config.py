@@ -47,6 +47,9 @@ __all__ = [
     "TRAIN_FIELDS",
     "ACTIVATION_FIELDS",
     "MAX_SEED",
+    "DEFAULT_ENGINE",
+    "EXECUTORS",
+    "DEFAULT_CONNECT_TIMEOUT_S",
     "check_variant_names",
     "check_reference",
     "describe_errors",
@@ -56,6 +59,14 @@ __all__ = [
 
 MAX_SEED = 2**32 - 1
 """Largest seed: scikit-learn's ``random_state`` must fit in 32 bits."""
+
+# How a study runs (defaults of `learnact run`; here so the CLI can show them without loading training code).
+DEFAULT_ENGINE = "sequential"
+"""Engine used when none is named (``learnact run --engine``)."""
+EXECUTORS = ("local", "processes", "dask")
+"""Where groups of runs can train (``learnact run --executor``)."""
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+"""Seconds to wait for a Dask scheduler before giving up."""
 
 
 class _Frozen(BaseModel):

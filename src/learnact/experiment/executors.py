@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..config import RunConfig
+from ..config import DEFAULT_CONNECT_TIMEOUT_S, EXECUTORS, RunConfig
 from ..exceptions import ConfigError
 from ..store import RunArtifacts
 from .engines import train_group
@@ -35,9 +35,6 @@ __all__ = [
     "open_executor",
     "run_group",
 ]
-
-EXECUTORS = ("local", "processes", "dask")
-DEFAULT_CONNECT_TIMEOUT_S = 5.0
 
 T = TypeVar("T")
 

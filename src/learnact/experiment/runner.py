@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import store
-from ..config import RunConfig, StudyConfig
+from ..config import DEFAULT_ENGINE, RunConfig, StudyConfig
 from ..exceptions import ConfigError, LearnactError, RunStoreError
 from .engines import ENGINES
 from .executors import ExecutorPool, InProcessExecutor, run_group
@@ -29,9 +29,6 @@ from .grid import study_to_dict
 from .lock import study_lock
 
 __all__ = ["DEFAULT_ENGINE", "LOG_FILE", "STUDY_FILE", "StudyResult", "plan_groups", "run_study"]
-
-DEFAULT_ENGINE = "sequential"
-"""Engine used when none is named (the CLI's ``--engine`` default too)."""
 
 LOG_FILE = "study.log"
 STUDY_FILE = "study.json"
