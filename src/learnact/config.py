@@ -122,16 +122,29 @@ class ActivationConfig(_Frozen):
     ``kind="fixed"`` applies ``activation``; ``kind="gated"`` mixes
     ``candidates`` with ``softmax(z / temperature)`` gates of granularity
     ``gate``. Input-dependent gates read ``gate_source``: the network input
-    (the paper's preset) or the layer's own input.
+    (the paper's preset) or the layer's own input. Any other ``kind`` names a
+    learnable family (``prelu``, ``swish``, ``rational``, ``pwl``, ``maxout``,
+    ``kernel``, ``neural``; see :mod:`learnact.model.activations.families`),
+    whose parameters are shared by the layer's units.
     """
 
-    kind: Literal["fixed", "gated"] = "gated"
+    kind: str = "gated"
     activation: str = "relu"
     candidates: tuple[str, ...] = Field(("relu", "tanh", "sigmoid"), strict=False)
     gate: Literal["layer", "neuron", "input"] = "layer"
     gate_source: Literal["network", "layer"] = "network"
     gate_hidden: int = Field(16, ge=1)
     temperature: float = Field(1.0, gt=0)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        from .model.activations.families import list_families
+
+        valid = ["fixed", "gated", *list_families()]
+        if v not in valid:
+            raise ValueError(f"must be one of {', '.join(valid)}, got {v!r}{did_you_mean(v, valid)}")
+        return v
 
     @field_validator("activation")
     @classmethod
@@ -164,6 +177,8 @@ class ActivationConfig(_Frozen):
         """Only the fields that matter for this kind (used for run ids)."""
         if self.kind == "fixed":
             return {"kind": "fixed", "activation": self.activation}
+        if self.kind != "gated":
+            return {"kind": self.kind}
         out = self.model_dump(exclude={"activation"})
         out["candidates"] = list(self.candidates)
         if self.gate != "input":

@@ -75,7 +75,7 @@ def test_kill_9_then_rerun_resumes_without_retraining_finished_runs(tmp_path):
     config.write_text(json.dumps(KILL_STUDY))
     folder = tmp_path / "study"
     total = len(study_from_dict(KILL_STUDY).runs())
-    command = [*CLI, "run", "--config", str(config), "--out", str(folder), "--quiet"]
+    command = [*CLI, "run", "--config", str(config), "--out", str(folder), "--quiet", "--no-report"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: len(store.finished_runs(folder)) >= 3, "3 runs finished", proc)
@@ -288,14 +288,19 @@ def test_run_prints_progress_lines_log_and_leaderboard_then_resumes_from_the_fol
     folders = [p for p in tmp_path.iterdir() if p.name.startswith("learnact-study-tiny-")]
     assert len(folders) == 1  # the default folder, named after the study
     folder = folders[0].name
-    assert captured.out.strip().endswith(f"study folder: {folder}")
+    assert f"\nstudy folder: {folder}\n" in captured.out
+    # the main job ends with the leaderboard and the report's path
+    assert captured.out.strip().splitlines()[-1] == f"report:       {folder}/report/index.md  " \
+                                                    f"(LaTeX: {folder}/report/report.tex)"
+    assert (tmp_path / folder / "report" / "index.md").is_file()
+    assert (tmp_path / folder / "results.csv").is_file()
     assert "tiny: 1 variants x 2 seeds (2 trained, 0 already done)" in captured.out
     assert captured.err.startswith(f"learnact: study 'tiny' from config {path}; folder {folder} (log: ")
     assert f"folder {folder} (log: {folder}/study.log)" in captured.err
     assert "learnact: [1/2] elapsed" in captured.err and "ETA" in captured.err
     assert (tmp_path / folder / "leaderboard.csv").is_file()
     # the folder alone is enough to resume: the resolved study is in it
-    assert run_cli(app, ["run", "--out", folder, "--quiet"]) == 0
+    assert run_cli(app, ["run", "--out", folder, "--quiet", "--no-report"]) == 0
     captured = capsys.readouterr()
     assert "(0 trained, 2 already done)" in captured.out and captured.err == ""
 

@@ -79,7 +79,7 @@ def test_dask_cluster_gives_the_same_results(tmp_path, study_file, local_table, 
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
         folder = tmp_path / "study"
-        rc = run_cli(app, ["run", "--config", str(study_file), "--out", str(folder), "--quiet",
+        rc = run_cli(app, ["run", "--config", str(study_file), "--out", str(folder), "--quiet", "--no-report",
                            "--executor", "dask", "--scheduler", cluster.scheduler_address])
     assert rc == 0, capsys.readouterr().err
     log = (folder / LOG_FILE).read_text()

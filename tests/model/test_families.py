@@ -88,3 +88,23 @@ def test_families_train_inside_the_backbone(name):
         opt.step()
         first = first if first is not None else float(loss.detach())
     assert float(loss) < first
+
+
+def test_families_are_chosen_by_kind_in_a_study(tmp_path):
+    from learnact import store
+    from learnact.config import ActivationConfig
+    from learnact.experiment import run_study, study_from_dict
+    from learnact.model import count_parameters
+
+    with pytest.raises(ValueError, match=r"got 'prelux' \(did you mean 'prelu'\?\)"):
+        ActivationConfig(kind="prelux")
+    study = study_from_dict({"name": "fam", "seeds": [1], "train": {"max_epochs": 3},
+                             "variants": [{"name": "f_{kind}", "kind": FAMILIES}]})
+    run_study(study, tmp_path / "s", engine="sequential")
+    runs = store.finished_runs(tmp_path / "s")
+    assert len(runs) == len(FAMILIES)
+    n_params = {store.read_run_config(r).activation.kind: store.read_metrics(r)["n_params"] for r in runs}
+    base = count_parameters(MLP(30, (64, 32), 1, "relu"))
+    for name in FAMILIES:
+        own = sum(p.numel() for p in get_family(name)().parameters())
+        assert n_params[name] == base + 2 * own

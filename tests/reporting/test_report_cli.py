@@ -56,8 +56,6 @@ def test_building_a_report_loads_no_training_code(fixed_only_study):
     assert (fixed_only_study / "report" / "tables" / "leaderboard.csv").is_file()
 
 
-@pytest.mark.xfail(strict=True, reason="src/learnact/cli/run_cmd.py imports learnact.experiment at module level, "
-                                       "so every `learnact` command loads the training code; make it lazy")
 def test_learnact_report_command_loads_no_training_code(fixed_only_study):
     imported = _run("from learnact.cli.app import app\nfrom learnact.cli.errors import run_cli\n"
                     f"assert run_cli(app, ['report', {str(fixed_only_study)!r}]) == 0")

@@ -1,46 +1,10 @@
-"""Terminal output: progress display and the leaderboard table."""
+"""Terminal output: the leaderboard table."""
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Callable
-
 import pandas as pd
 
-__all__ = ["progress_reporter", "print_leaderboard"]
-
-
-@contextmanager
-def progress_reporter(quiet: bool, total: int) -> Iterator[Callable[[int, int, str], None] | None]:
-    """A progress callback: a rich bar on a terminal, plain lines otherwise, nothing if quiet."""
-    if quiet:
-        yield None
-        return
-    if sys.stderr.isatty():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-            TimeRemainingColumn
-
-        bar = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                       TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.description}"),
-                       transient=True)
-        task = bar.add_task("", total=total)
-        with bar:
-            def update(done: int, n: int, run_id: str) -> None:
-                bar.update(task, completed=done, total=n, description=run_id)
-            yield update
-        return
-    start = time.perf_counter()
-    step = max(1, total // 20)
-
-    def plain(done: int, n: int, run_id: str) -> None:
-        if run_id and (done % step == 0 or done == n):
-            elapsed = time.perf_counter() - start
-            print(f"[{done}/{n}] {elapsed:6.1f}s {run_id}", file=sys.stderr, flush=True)
-
-    yield plain
+__all__ = ["print_leaderboard"]
 
 
 def print_leaderboard(table: pd.DataFrame, title: str = "leaderboard") -> None:

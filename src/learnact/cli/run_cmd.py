@@ -87,8 +87,11 @@ def run(
     force: bool = typer.Option(False, "--force", help="Retrain runs that are already finished."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (errors still print)."),
     threads: int = typer.Option(1, "--threads", help="Torch threads per task (1 is fastest for small MLPs)."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Build the report pack at the end."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also compile report.pdf (needs latexmk)."),
 ) -> None:
     """Run a study (default: the paper's full study), resumably, and print its leaderboard."""
+    from ..evaluation import write_results
     from ..evaluation.aggregate import leaderboard, runs_table
     from ..experiment import load_study
     from ..experiment.engines import ENGINES
@@ -119,6 +122,16 @@ def run(
                      f"this one; moved to {folder / 'superseded'}")
     table = leaderboard(runs_table(folder))
     table.to_csv(folder / "leaderboard.csv", index=False)
+    write_results(folder)
+    report_dir = None
+    if report:
+        from ..reporting import build_report
+
+        _note(quiet, "building the report pack (figures, tables, report.tex) ...")
+        report_dir = build_report(folder, pdf=pdf)
     print_leaderboard(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
                                    f"({result.n_trained} trained, {result.n_skipped} already done)")
     print(f"study folder: {folder}")
+    print(f"statistics:   learnact compare {folder}")
+    if report_dir is not None:
+        print(f"report:       {report_dir / 'index.md'}  (LaTeX: {report_dir / 'report.tex'})")
