@@ -25,3 +25,15 @@ def test_readme_opens_with_the_two_setup_commands():
     assert "learnact run" in first[0] and "pytest" in first[1]
     ci = (README.parent / ".ci" / "run").read_text()
     assert first[1].split("#")[0].strip() in ci
+
+
+def test_readme_study_file_example_loads(tmp_path):
+    from learnact.experiment import load_study
+
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks
+    for i, text in enumerate(blocks):
+        path = tmp_path / f"example{i}.toml"
+        path.write_text(text)
+        study = load_study(path)
+        assert len(study.runs()) > 0
