@@ -22,8 +22,9 @@ share a stack with gated ones without paying for the mixture.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -91,6 +92,8 @@ class Segment:
     layers: tuple[LayerActivation, ...]
     functions: list[list[Candidate]]
     temperature: list[Tensor | None]
+    gate_params: list[tuple[Tensor, ...]] = field(default_factory=list)
+    rows: slice | None = None
 
     @property
     def gated(self) -> bool:
@@ -110,8 +113,8 @@ def aligned_members(t: Tensor) -> Tensor:
         - t: ``(K, *)``; output: same shape and values
     """
     K = t.shape[0]
-    per = t[0].numel() if K else 0
-    if t.is_contiguous() and per % _ALIGN == 0 and t.data_ptr() % _ALIGN_BYTES == 0:
+    per = math.prod(t.shape[1:])
+    if per % _ALIGN == 0 and t.data_ptr() % _ALIGN_BYTES == 0 and t.is_contiguous():
         return t
     padded = -(-per // _ALIGN) * _ALIGN
     buf = t.new_empty(K, padded)[:, :per]
@@ -133,7 +136,7 @@ def member_rows(t: Tensor) -> Tensor:
         - t: ``(K, *)``; output: same shape and values
     """
     K = t.shape[0]
-    per = t[0].numel() if K else 0
+    per = math.prod(t.shape[1:])
     if per % _CHUNK == 0 and t.is_contiguous():
         return t
     return torch.nn.functional.pad(t.reshape(K, per), (0, 1))[:, :per].view(t.shape)
@@ -162,17 +165,28 @@ class _HeadVector(torch.autograd.Function):
         return torch.bmm(grad, W), torch.bmm(grad.transpose(1, 2), h), grad.sum(1)
 
 
-def _linear(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
-    """``Linear`` for every member: ``x @ W^T + b``.
+@dataclass(frozen=True)
+class _Linear:
+    """One stacked ``Linear``: weight ``(K, o, i)`` and bias ``(K, o)`` (autograd leaves or slices)."""
 
-    Shape:
-        - x: ``(K, b, i)``, W: ``(K, o, i)``, b: ``(K, o)``; output ``(K, b, o)``
-    """
-    if W.shape[1] == 1:
-        return _HeadVector.apply(x, W, b)
-    if W.shape[1] < _ALIGN:
-        x = aligned_members(x)
-    return torch.baddbmm(b.unsqueeze(1), x, W.transpose(1, 2))
+    weight: Tensor
+    bias: Tensor
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x @ W^T + b`` for every member.
+
+        The transposed and broadcast views are made on every call: views of
+        a leaf made before an in-place optimiser update lose their link to it.
+
+        Shape:
+            - x: ``(K, b, i)``; output ``(K, b, o)``
+        """
+        out = self.weight.shape[1]
+        if out == 1:
+            return _HeadVector.apply(x, self.weight, self.bias)
+        if out < _ALIGN:
+            x = aligned_members(x)
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
 
 
 class StackedMLP:
@@ -236,6 +250,8 @@ class StackedMLP:
                 self.segments.append(self._segment(models[start:i], sigs[start], start))
                 start = i
         self.params: dict[str, Tensor] = {}
+        self._pads: list[Tensor] = []
+        self._pads_for = -1
         self._views()
 
     # ----------------------------------------------------------------- layout
@@ -285,19 +301,52 @@ class StackedMLP:
                 for name, shape, b in zip(self.names, self.shapes, self.blocks(buffer), strict=True)}
 
     def _views(self) -> None:
-        self.params = {name: b.view(self._K, *shape)
+        K = self._K
+        self.params = {name: b.view(K, *shape)
                        for name, shape, b in zip(self.names, self.shapes, self.blocks(self.flat), strict=True)}
 
     def leaves(self) -> list[Tensor]:
-        """Autograd leaves viewing :attr:`flat`, in parameter order (valid until compaction)."""
+        """Autograd leaves viewing :attr:`flat`, in parameter order.
+
+        Valid (and updated in place by the optimiser) until the next
+        compaction; the views the forward pass reads are built here once.
+        """
         self._views()
         for p in self.params.values():
             p.requires_grad_(True)
+        p = self.params
+        self._linears = [_Linear(p[f"blocks.{i}.linear.weight"], p[f"blocks.{i}.linear.bias"])
+                         for i in range(len(self.hidden))]
+        self._head = _Linear(p["head.weight"], p["head.bias"])
+        whole = len(self.segments) == 1
+        for seg in self.segments:
+            rows = slice(seg.start, seg.start + seg.size)
+            seg.gate_params = []
+            for i, act in enumerate(seg.layers):
+                prefix = f"blocks.{i}.activation."
+                names = {"fixed": (), "layer": ("logits",), "neuron": ("logits",),
+                         "input": ("head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias")}[act.kind]
+                seg.gate_params.append(tuple(p[prefix + n] for n in names))
+            seg.rows = None if whole else rows
         return list(self.params.values())
 
     def flatten_grads(self, grads: Sequence[Tensor]) -> Tensor:
-        """Per-parameter gradients packed like :attr:`flat`."""
-        return self._pack([g.reshape(self._K, -1) for g in grads])
+        """Per-parameter gradients ``(K, *shape)`` packed like :attr:`flat` (one ``cat``)."""
+        K = self._K
+        if self._pads_for != K:
+            starts = self._block_starts(K)
+            self._pads = [torch.zeros(starts[i + 1] - starts[i] - K * size) for i, size in enumerate(self.sizes)]
+            self._pads_for = K
+        pieces: list[Tensor] = []
+        for g, pad in zip(grads, self._pads, strict=True):
+            pieces.append(g.reshape(-1))
+            if pad.numel():
+                pieces.append(pad)
+        return torch.cat(pieces)
+
+    def param_blocks(self, buffer: Tensor) -> list[Tensor]:
+        """``(K, *shape)`` views of each parameter in a buffer laid out like :attr:`flat`."""
+        return [b.view(self._K, *shape) for b, shape in zip(self.blocks(buffer), self.shapes, strict=True)]
 
     def select_(self, keep: Tensor) -> None:
         """Keep only stack rows ``keep`` (ascending), e.g. the members still training."""
@@ -334,28 +383,26 @@ class StackedMLP:
         act = seg.layers[layer]
         T = seg.temperature[layer]
         assert T is not None
-        rows = slice(seg.start, seg.start + seg.size)
-        prefix = f"blocks.{layer}.activation."
-        p = self.params
+        params = seg.gate_params[layer]
+        if seg.rows is not None:
+            params = tuple(t[seg.rows] for t in params)
         if act.kind == "layer":
-            return softmax_gate(p[prefix + "logits"][rows], T)
+            return softmax_gate(params[0], T)
         if act.kind == "neuron":
-            return softmax_gate(p[prefix + "logits"][rows], T.unsqueeze(2))
+            return softmax_gate(params[0], T.unsqueeze(2))
         assert context is not None
-        hid = _linear(context, p[prefix + "head.0.weight"][rows], p[prefix + "head.0.bias"][rows])
-        logits = _linear(torch.relu(hid), p[prefix + "head.2.weight"][rows], p[prefix + "head.2.bias"][rows])
+        hid = _Linear(params[0], params[1])(context)
+        logits = _Linear(params[2], params[3])(torch.relu(hid))
         return softmax_gate(logits, T.unsqueeze(2))
 
-    def _activate(self, seg: Segment, layer: int, z: Tensor, x: Tensor, h: Tensor
+    def _activate(self, seg: Segment, layer: int, z: Tensor, x: Tensor | None, h: Tensor | None
                   ) -> tuple[Tensor, Tensor | None]:
         act = seg.layers[layer]
         fns = seg.functions[layer]
         z = member_rows(z)
         if act.kind == "fixed":
             return fns[0](z), None
-        context = None
-        if act.kind == "input":
-            context = x if act.source == "network" else h
+        context = (x if act.source == "network" else h) if act.kind == "input" else None
         g = self._gate(seg, layer, context)
         if act.kind == "layer":
             w = g.view(g.shape[0], 1, 1, g.shape[1])
@@ -368,6 +415,8 @@ class StackedMLP:
     def forward(self, x: Tensor) -> tuple[Tensor, list[list[Tensor | None]]]:
         """Logits of every member and, per segment and hidden layer, the gate weights.
 
+        Call :meth:`leaves` first (and again after :meth:`select_`).
+
         Returns:
             ``(logits, gates)`` with ``gates[s][l]`` the weights of segment
             ``s`` in layer ``l``: ``(n_s, c)`` (layer gate), ``(n_s, d, c)``
@@ -377,25 +426,36 @@ class StackedMLP:
             - x: ``(K, b, in_features)``
             - logits: ``(K, b, out_features)``
         """
-        p = self.params
-        gates: list[list[Tensor | None]] = [[] for _ in self.segments]
-        sizes = [s.size for s in self.segments]
-        xs = torch.split(x, sizes) if len(sizes) > 1 else [x]
+        segments = self.segments
+        gates: list[list[Tensor | None]] = [[] for _ in segments]
         h = x
-        for layer in range(len(self.hidden)):
-            z = _linear(h, p[f"blocks.{layer}.linear.weight"], p[f"blocks.{layer}.linear.bias"])
-            if len(self.segments) == 1:
-                h, g = self._activate(self.segments[0], layer, z, x, h)
+        if len(segments) == 1:
+            seg = segments[0]
+            for layer, linear in enumerate(self._linears):
+                h, g = self._activate(seg, layer, linear(h), x, h)
                 gates[0].append(g)
-                continue
+            return self._head(h), gates
+        sizes = [seg.size for seg in segments]
+        xs = x.split(sizes) if self._needs_network_input else [None] * len(segments)
+        for layer, linear in enumerate(self._linears):
+            zs = linear(h).split(sizes)
+            hs = h.split(sizes) if self._needs_layer_input[layer] else [None] * len(segments)
             outs = []
-            for i, (seg, zs, xi, hi) in enumerate(zip(self.segments, torch.split(z, sizes), xs,
-                                                        torch.split(h, sizes), strict=True)):
-                out, g = self._activate(seg, layer, zs, xi, hi)
+            for i, seg in enumerate(segments):
+                out, g = self._activate(seg, layer, zs[i], xs[i], hs[i])
                 outs.append(out)
                 gates[i].append(g)
             h = torch.cat(outs)
-        return _linear(h, p["head.weight"], p["head.bias"]), gates
+        return self._head(h), gates
+
+    @property
+    def _needs_network_input(self) -> bool:
+        return any(a.kind == "input" and a.source == "network" for seg in self.segments for a in seg.layers)
+
+    @property
+    def _needs_layer_input(self) -> list[bool]:
+        return [any(seg.layers[i].kind == "input" and seg.layers[i].source == "layer" for seg in self.segments)
+                for i in range(len(self.hidden))]
 
 
 def _segment_key(sig: tuple[LayerActivation, ...]) -> tuple:

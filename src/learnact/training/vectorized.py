@@ -230,8 +230,7 @@ def fit_stacked(
             grads = torch.autograd.grad(total, leaves, allow_unused=True, materialize_grads=True)
             step += 1
             with torch.no_grad():
-                grad = stack.flatten_grads(grads)
-                _adam_step_(stack.flat, grad, exp_avg, exp_avg_sq, step, lr, wd)
+                _adam_step_(stack.flat, stack.flatten_grads(grads), exp_avg, exp_avg_sq, step, lr, wd)
         with torch.no_grad():
             v_logits, v_gates = stack.forward(Xv)
             val = member_task_loss(v_logits, Yv).double()
@@ -311,7 +310,13 @@ def _gate_summary(g: Tensor | None) -> tuple[Tensor, Tensor] | None:
 
 def _adam_step_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step: int, lr: float,
                 weight_decay: float) -> None:
-    """``torch.optim.Adam``'s single-tensor update (L2 in the gradient), operation for operation."""
+    """``torch.optim.Adam``'s update (L2 in the gradient), operation for operation.
+
+    The same element-wise operations, in the same order, as the optimiser's
+    single-tensor path applies to each parameter, here to the whole flat
+    buffer at once; element-wise results do not depend on the layout, so each
+    member's values match a lone run's bit for bit.
+    """
     if weight_decay != 0:
         grad = grad.add(param, alpha=weight_decay)
     exp_avg.lerp_(grad, 1 - _BETA1)
