@@ -18,9 +18,9 @@ from ..data import Split, load_dataset, split_dataset
 from ..store import RunArtifacts
 from ..model import MLP, init_parameters_
 from ..training import fit, run_generator
-from ..training.scheduling import default_workers, plan_stacks, run_stacks
+from ..training.scheduling import Executor, default_workers, plan_stacks, run_stacks
 from ..training.streams import StreamMode
-from ..training.vectorized import StackedFit, fit_stacked
+from ..training.vectorized import StackedFit, fit_stacked, load_parameters_
 from .artifacts import TrainedRun, build_artifacts
 
 __all__ = [
@@ -94,6 +94,7 @@ def vectorized_engine(
     *,
     mode: StreamMode = "reference",
     workers: int | None = None,
+    executor: Executor = "auto",
     max_members: int = 64,
 ) -> Iterator[TrainedRun]:
     """Train runs as stacked models, many members at once.
@@ -110,9 +111,11 @@ def vectorized_engine(
             is bit-identical to the sequential engine; ``"fast"``: mini-batch
             orders from a vectorised hash of (seed, epoch) instead (not
             bit-comparable).
-        workers: Worker threads (default: PyTorch's thread budget, see
+        workers: Parallel workers (default: PyTorch's thread budget, see
             :func:`~learnact.training.scheduling.default_workers`); each uses
             one intra-op thread.
+        executor: Where stacks run: ``"auto"`` (forked processes where
+            possible, else threads), ``"processes"``, ``"threads"`` or ``"inline"``.
         max_members: Largest stack.
     """
     runs = list(runs)
@@ -136,10 +139,10 @@ def vectorized_engine(
 
     costs = [sum(configs[i].max_epochs * sum(p.numel() for p in models[i].parameters()) for i in m) for m in stacks]
     n_workers = default_workers() if workers is None else workers
-    for index, fitted in run_stacks([job(m) for m in stacks], costs, n_workers):
+    for index, fitted in run_stacks([job(m) for m in stacks], costs, n_workers, executor):
         memory = peak_memory_mb()
-        for i, result in zip(stacks[index], fitted.results, strict=True):
-            yield TrainedRun(runs[i], models[i], result, member_splits[i], memory)
+        for i, result, state in zip(stacks[index], fitted.results, fitted.states, strict=True):
+            yield TrainedRun(runs[i], load_parameters_(models[i], state), result, member_splits[i], memory)
 
 
 ENGINES: dict[str, Engine] = {

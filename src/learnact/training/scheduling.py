@@ -9,18 +9,23 @@ parameters cost a few scalars). Large groups are cut into stacks of at most
 of one seed tend to stop at similar epochs, so stacks of short-lived seeds
 finish early instead of every stack dragging a few long runs along.
 
-:func:`run_stacks` trains stacks on a pool of worker threads (PyTorch
-releases the GIL inside its kernels), largest estimated cost first, with one
-intra-op thread each, and yields each stack's result when it is done.
+:func:`run_stacks` trains stacks on a pool of worker processes (forked, so
+nothing is pickled on the way in; each uses one intra-op thread), largest
+estimated cost first, and yields each stack's result as soon as it is done.
+Where ``fork`` is unavailable, or inside a daemonic process (e.g. a worker
+of an outer process pool), stacks run on threads or in the calling thread.
+Threads are a weak substitute: a stacked step launches many small kernels and
+the Python between them holds the GIL.
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
 
@@ -29,9 +34,10 @@ from ..data import Split
 from ..model import MLP
 from .vectorized import stack_key
 
-__all__ = ["plan_stacks", "run_stacks", "default_workers", "single_thread"]
+__all__ = ["Executor", "plan_stacks", "run_stacks", "default_workers", "single_thread"]
 
 T = TypeVar("T")
+Executor = Literal["auto", "processes", "threads", "inline"]
 
 #: Members whose only difference is a gate this small (per member, relative to
 #: the Linear parameters) share a stack with fixed-activation members.
@@ -128,18 +134,50 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers: int) -> Iterator[tuple[int, T]]:
-    """Run ``jobs`` (one per stack) on ``workers`` threads; yield ``(index, result)`` as each ends.
+_JOBS: Sequence[Callable[[], Any]] = ()
 
-    Jobs start in order of decreasing ``costs`` (longest first), which keeps
-    the workers busy until the end. With one worker they run in this thread.
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+def _run_job(index: int) -> tuple[int, Any]:
+    return index, _JOBS[index]()
+
+
+def _can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
+
+
+def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers: int,
+               executor: Executor = "auto") -> Iterator[tuple[int, T]]:
+    """Run ``jobs`` (one per stack) on ``workers`` workers; yield ``(index, result)`` as each ends.
+
+    Args:
+        jobs: Zero-argument callables; with processes, their results are pickled back.
+        costs: Estimated cost of each job; the most expensive start first.
+        workers: Parallel workers (1: run in this thread, in cost order).
+        executor: ``"processes"`` (forked workers), ``"threads"``, ``"inline"``,
+            or ``"auto"``: processes where they can be forked, else threads.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got workers={workers}")
+    if executor not in ("auto", "processes", "threads", "inline"):
+        raise ValueError(f"executor must be 'auto', 'processes', 'threads' or 'inline', got executor={executor!r}")
     order = sorted(range(len(jobs)), key=lambda i: -costs[i])
-    if workers == 1 or len(jobs) == 1:
+    if workers == 1 or len(jobs) == 1 or executor == "inline":
         for i in order:
             yield i, jobs[i]()
+        return
+    workers = min(workers, len(jobs))
+    if executor in ("auto", "processes") and _can_fork():
+        global _JOBS
+        _JOBS = jobs
+        try:
+            with multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
+                yield from pool.imap_unordered(_run_job, order, chunksize=1)
+        finally:
+            _JOBS = ()
         return
     with single_thread(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="learnact-stack") as pool:
         pending: dict[Future, int] = {pool.submit(jobs[i]): i for i in order}

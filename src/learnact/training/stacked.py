@@ -5,13 +5,18 @@ each named parameter of :class:`~learnact.model.MLP` is a contiguous
 ``(K, *shape)`` block of it, so the optimiser, snapshots and compaction are a
 handful of operations on one tensor. The forward pass runs every member at
 once with batched matrix products and the activation maths of
-:mod:`learnact.model.activations` (no second copy of it): candidates,
-:func:`mix_candidates`, :func:`softmax_gate` and :func:`gate_entropy` are
-applied to stacked tensors whose per-member slices see exactly the
+:mod:`learnact.model.activations` (candidates, :func:`mix_candidates`,
+:func:`softmax_gate`; no second copy of it). Per-member slices see exactly the
 element-wise operations, and the matrix products exactly the kernels, that a
-lone model sees; autograd then differentiates the same graph. That is what
-makes the reference mode of :mod:`.vectorized` bit-identical to the
-reference trainer.
+lone model sees, which is what makes the reference mode of
+:mod:`.vectorized` bit-identical to the reference trainer.
+
+Training does not build an autograd graph: :meth:`StackedMLP.forward` can
+record a :class:`Tape` of the intermediate values, and
+:func:`~.stacked_backward.backward_` derives the gradients by hand, writing
+them straight into a buffer laid out like the parameters. Each candidate's
+derivative still comes from autograd (the candidate's own backward node,
+recorded on the spot), so registered candidates need nothing extra.
 
 Members are ordered in **segments**: runs of members with the same
 activation in every hidden layer (a fixed candidate, or a gate). Matrix
@@ -31,19 +36,24 @@ from torch import Tensor
 
 from ..model import MLP, FixedActivation, GatedActivation
 from ..model.activations import Candidate, get_candidate, mix_candidates, softmax_gate
+from ._products import ALIGN_BYTES, aligned_members, linear
 
-__all__ = ["LayerActivation", "Segment", "StackedMLP", "activation_signature", "aligned_members"]
+__all__ = [
+    "LayerActivation",
+    "Segment",
+    "StackedMLP",
+    "Tape",
+    "Unit",
+    "activation_signature",
+    "aligned_members",
+    "member_rows",
+]
 
 #: Element-wise CPU kernels process chunks of this many float32 values, then
 #: finish with a scalar loop; some functions (sigmoid, gelu, ...) differ in the
 #: last bit between the two paths.
 _CHUNK = 32
-#: Matrix-vector kernels read their operands differently depending on the
-#: address alignment (bytes); lone tensors are allocated on this boundary.
-_ALIGN_BYTES = 64
-_ALIGN = _ALIGN_BYTES // 4
-
-
+_ALIGN = ALIGN_BYTES // 4
 @dataclass(frozen=True)
 class LayerActivation:
     """One member's activation in one hidden layer.
@@ -75,6 +85,11 @@ def activation_signature(model: MLP) -> tuple[LayerActivation, ...]:
     return tuple(_layer_activation(model, i) for i in range(len(model.hidden)))
 
 
+def _segment_key(sig: tuple[LayerActivation, ...]) -> tuple:
+    """Sort key: fixed segments first (by name), then gated ones."""
+    return tuple((a.kind != "fixed", a.kind, a.candidates, a.source or "") for a in sig)
+
+
 @dataclass
 class Segment:
     """A contiguous run of members with the same activations.
@@ -92,8 +107,11 @@ class Segment:
     layers: tuple[LayerActivation, ...]
     functions: list[list[Candidate]]
     temperature: list[Tensor | None]
-    gate_params: list[tuple[Tensor, ...]] = field(default_factory=list)
-    rows: slice | None = None
+
+    @property
+    def rows(self) -> slice:
+        """The segment's rows in the stack."""
+        return slice(self.start, self.start + self.size)
 
     @property
     def gated(self) -> bool:
@@ -101,36 +119,66 @@ class Segment:
         return any(a.kind != "fixed" for a in self.layers)
 
 
-def aligned_members(t: Tensor) -> Tensor:
-    """``t``, or a copy in which each member's slice starts on an aligned address.
+class Unit:
+    """One segment's activation in one hidden layer, with its views precomputed.
 
-    A lone tensor starts on a :data:`_ALIGN_BYTES` boundary and is contiguous;
-    some BLAS kernels (matrix-vector products, tiny outputs) round differently
-    when handed another alignment. The copy pads each member to a whole number
-    of aligned blocks.
+    Built after every compaction; views into the parameter and gradient
+    buffers stay valid while the optimiser updates them in place.
 
-    Shape:
-        - t: ``(K, *)``; output: same shape and values
+    Attributes:
+        rows: The segment's stack rows (``None`` when it spans the stack).
+        kind: ``"fixed"``, ``"layer"``, ``"neuron"`` or ``"input"``.
+        source: Input-dependent gates: ``"network"`` or ``"layer"``.
+        functions: The candidate functions.
+        direct: Per candidate, whether its backward node can be called directly.
+        temperature: ``(n, 1)`` (layer gates) or ``(n, 1, 1)`` temperatures.
+        params: Gate parameters (logits, or the head's two weights and biases).
+        grads: Their gradient views, in the same order.
     """
-    K = t.shape[0]
-    per = math.prod(t.shape[1:])
-    if per % _ALIGN == 0 and t.data_ptr() % _ALIGN_BYTES == 0 and t.is_contiguous():
-        return t
-    padded = -(-per // _ALIGN) * _ALIGN
-    buf = t.new_empty(K, padded)[:, :per]
-    buf.copy_(t.reshape(K, per))
-    return buf.view(t.shape)
+
+    __slots__ = ("rows", "kind", "source", "functions", "direct", "temperature", "params", "grads")
+
+    def __init__(self, rows: slice | None, kind: str, source: str | None, functions: list[Candidate],
+                 temperature: Tensor | None, params: tuple[Tensor, ...], grads: tuple[Tensor, ...]) -> None:
+        from .stacked_backward import reads_input_directly
+
+        self.direct = tuple(reads_input_directly(fn) for fn in functions)
+        self.rows = rows
+        self.kind = kind
+        self.source = source
+        self.functions = functions
+        self.temperature = temperature
+        self.params = params
+        self.grads = grads
+
+
+@dataclass
+class Tape:
+    """Intermediate values of one training forward pass, for :func:`~.stacked_backward.backward_`.
+
+    Attributes:
+        inputs: Per hidden layer, its input ``(K, b, i)``; then the head's input.
+        records: Per hidden layer, one tuple per segment:
+            ``(z, outputs, weights, gate, context, head_pre, head_hidden)``,
+            where ``z`` is the pre-activation the candidates read (an autograd
+            leaf), ``outputs`` the candidates' outputs (with their backward
+            nodes), ``weights`` each candidate's mixture weight as broadcast
+            against ``z`` and the rest ``None`` unless gated / input-dependent.
+    """
+
+    inputs: list[Tensor] = field(default_factory=list)
+    records: list[list[tuple]] = field(default_factory=list)
 
 
 def member_rows(t: Tensor) -> Tensor:
-    """``t``, or a view in which each member's values are their own kernel row.
+    """``t``, or a copy in which each member's values are their own kernel row.
 
     Element-wise kernels vectorise chunks of :data:`_CHUNK` values from the
     start of each contiguous row and finish with a scalar loop. When a
     member's slice is a whole number of chunks, a contiguous stack already
     gives each value the path it takes in a lone tensor; otherwise the values
     are copied into rows padded by one element, so the chunking restarts at
-    each member (this is differentiable).
+    each member.
 
     Shape:
         - t: ``(K, *)``; output: same shape and values
@@ -140,53 +188,6 @@ def member_rows(t: Tensor) -> Tensor:
     if per % _CHUNK == 0 and t.is_contiguous():
         return t
     return torch.nn.functional.pad(t.reshape(K, per), (0, 1))[:, :per].view(t.shape)
-
-
-class _HeadVector(torch.autograd.Function):
-    """A one-output Linear for every member with a lone ``Linear``'s rounding.
-
-    A lone ``Linear(d, 1)`` is a matrix-vector product; per member,
-    ``w (1, d) @ x^T (d, b)`` on aligned operands reproduces it. The
-    backward returns the input gradient contiguous, the layout a lone
-    model's gradient has, so reductions further down add in the same order.
-    """
-
-    @staticmethod
-    def forward(ctx, h: Tensor, W: Tensor, b: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(h, W)
-        h = aligned_members(h)
-        out = torch.bmm(aligned_members(W), h.transpose(1, 2))
-        return (out + b.unsqueeze(2)).transpose(1, 2)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # type: ignore[override]
-        h, W = ctx.saved_tensors
-        grad = grad.contiguous()
-        return torch.bmm(grad, W), torch.bmm(grad.transpose(1, 2), h), grad.sum(1)
-
-
-@dataclass(frozen=True)
-class _Linear:
-    """One stacked ``Linear``: weight ``(K, o, i)`` and bias ``(K, o)`` (autograd leaves or slices)."""
-
-    weight: Tensor
-    bias: Tensor
-
-    def __call__(self, x: Tensor) -> Tensor:
-        """``x @ W^T + b`` for every member.
-
-        The transposed and broadcast views are made on every call: views of
-        a leaf made before an in-place optimiser update lose their link to it.
-
-        Shape:
-            - x: ``(K, b, i)``; output ``(K, b, o)``
-        """
-        out = self.weight.shape[1]
-        if out == 1:
-            return _HeadVector.apply(x, self.weight, self.bias)
-        if out < _ALIGN:
-            x = aligned_members(x)
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
 
 
 class StackedMLP:
@@ -226,17 +227,15 @@ class StackedMLP:
                 if shapes.setdefault(name, tuple(p.shape)) != tuple(p.shape):
                     raise ValueError(f"models cannot share a stack: parameter {name!r} has shapes "
                                      f"{shapes[name]} and {tuple(p.shape)}")
-        linear = [n for n in shapes if not n.split(".")[2:3] == ["activation"]]
+        linear_names = {n for n in shapes if ".activation." not in n}
         for m in models:
-            own = {n for n, _ in m.named_parameters()}
-            if not set(linear) <= own:
-                raise ValueError(f"models cannot share a stack: a model lacks {sorted(set(linear) - own)}")
+            missing = linear_names - {n for n, _ in m.named_parameters()}
+            if missing:
+                raise ValueError(f"models cannot share a stack: a model lacks {sorted(missing)}")
         self.names = list(shapes)
         self.shapes = [shapes[n] for n in self.names]
-        self.sizes = [int(torch.Size(s).numel()) for s in self.shapes]
+        self.sizes = [int(math.prod(s)) for s in self.shapes]
         self.hidden = models[0].hidden
-        self.in_features = models[0].in_features
-        self.out_features = models[0].out_features
         self._K = len(models)
         values = []
         for name, size in zip(self.names, self.sizes, strict=True):
@@ -249,10 +248,7 @@ class StackedMLP:
             if i == len(models) or _segment_key(sigs[i]) != _segment_key(sigs[start]):
                 self.segments.append(self._segment(models[start:i], sigs[start], start))
                 start = i
-        self.params: dict[str, Tensor] = {}
-        self._pads: list[Tensor] = []
-        self._pads_for = -1
-        self._views()
+        self._refresh()
 
     # ----------------------------------------------------------------- layout
     @property
@@ -269,8 +265,7 @@ class StackedMLP:
         return starts
 
     def _pack(self, blocks: Sequence[Tensor]) -> Tensor:
-        K = blocks[0].shape[0]
-        starts = self._block_starts(K)
+        starts = self._block_starts(blocks[0].shape[0])
         buf = torch.zeros(starts[-1])
         for b, lo in zip(blocks, starts, strict=False):
             buf[lo:lo + b.numel()] = b.reshape(-1)
@@ -282,8 +277,13 @@ class StackedMLP:
         starts = self._block_starts(K)
         return [buffer[lo:lo + K * size].view(K, size) for lo, size in zip(starts, self.sizes, strict=False)]
 
+    def views(self, buffer: Tensor) -> dict[str, Tensor]:
+        """Named ``(K, *shape)`` views of a buffer laid out like :attr:`flat`."""
+        return {name: b.view(self._K, *shape)
+                for name, shape, b in zip(self.names, self.shapes, self.blocks(buffer), strict=True)}
+
     def new_buffer(self) -> Tensor:
-        """A zero buffer laid out like :attr:`flat` (for optimiser state)."""
+        """A zero buffer laid out like :attr:`flat` (gradients, optimiser state)."""
         return torch.zeros_like(self.flat)
 
     def select_buffer(self, buffer: Tensor, keep: Tensor) -> Tensor:
@@ -300,53 +300,32 @@ class StackedMLP:
         return {name: b[row].view(shape).clone()
                 for name, shape, b in zip(self.names, self.shapes, self.blocks(buffer), strict=True)}
 
-    def _views(self) -> None:
-        K = self._K
-        self.params = {name: b.view(K, *shape)
-                       for name, shape, b in zip(self.names, self.shapes, self.blocks(self.flat), strict=True)}
+    def _refresh(self) -> None:
+        self.params = self.views(self.flat)
+        self.grad = self.new_buffer()
+        self.grads = self.views(self.grad)
+        p, gr = self.params, self.grads
+        self.linears = [(p[f"blocks.{i}.linear.weight"], p[f"blocks.{i}.linear.bias"],
+                         gr[f"blocks.{i}.linear.weight"], gr[f"blocks.{i}.linear.bias"])
+                        for i in range(len(self.hidden))]
+        self.linears.append((p["head.weight"], p["head.bias"], gr["head.weight"], gr["head.bias"]))
+        self.units = [[self._unit(seg, layer) for seg in self.segments] for layer in range(len(self.hidden))]
+        self.sizes_by_segment = [seg.size for seg in self.segments]
+        self.network_context = any(u.kind == "input" and u.source == "network" for us in self.units for u in us)
+        self.layer_context = [any(u.kind == "input" and u.source == "layer" for u in us) for us in self.units]
 
-    def leaves(self) -> list[Tensor]:
-        """Autograd leaves viewing :attr:`flat`, in parameter order.
-
-        Valid (and updated in place by the optimiser) until the next
-        compaction; the views the forward pass reads are built here once.
-        """
-        self._views()
-        for p in self.params.values():
-            p.requires_grad_(True)
-        p = self.params
-        self._linears = [_Linear(p[f"blocks.{i}.linear.weight"], p[f"blocks.{i}.linear.bias"])
-                         for i in range(len(self.hidden))]
-        self._head = _Linear(p["head.weight"], p["head.bias"])
-        whole = len(self.segments) == 1
-        for seg in self.segments:
-            rows = slice(seg.start, seg.start + seg.size)
-            seg.gate_params = []
-            for i, act in enumerate(seg.layers):
-                prefix = f"blocks.{i}.activation."
-                names = {"fixed": (), "layer": ("logits",), "neuron": ("logits",),
-                         "input": ("head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias")}[act.kind]
-                seg.gate_params.append(tuple(p[prefix + n] for n in names))
-            seg.rows = None if whole else rows
-        return list(self.params.values())
-
-    def flatten_grads(self, grads: Sequence[Tensor]) -> Tensor:
-        """Per-parameter gradients ``(K, *shape)`` packed like :attr:`flat` (one ``cat``)."""
-        K = self._K
-        if self._pads_for != K:
-            starts = self._block_starts(K)
-            self._pads = [torch.zeros(starts[i + 1] - starts[i] - K * size) for i, size in enumerate(self.sizes)]
-            self._pads_for = K
-        pieces: list[Tensor] = []
-        for g, pad in zip(grads, self._pads, strict=True):
-            pieces.append(g.reshape(-1))
-            if pad.numel():
-                pieces.append(pad)
-        return torch.cat(pieces)
-
-    def param_blocks(self, buffer: Tensor) -> list[Tensor]:
-        """``(K, *shape)`` views of each parameter in a buffer laid out like :attr:`flat`."""
-        return [b.view(self._K, *shape) for b, shape in zip(self.blocks(buffer), self.shapes, strict=True)]
+    def _unit(self, seg: Segment, layer: int) -> Unit:
+        act = seg.layers[layer]
+        rows = None if seg.size == self._K else seg.rows
+        prefix = f"blocks.{layer}.activation."
+        names = {"fixed": (), "layer": ("logits",), "neuron": ("logits",),
+                 "input": ("head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias")}[act.kind]
+        params = tuple(self.params[prefix + n] if rows is None else self.params[prefix + n][rows] for n in names)
+        grads = tuple(self.grads[prefix + n] if rows is None else self.grads[prefix + n][rows] for n in names)
+        T = seg.temperature[layer]
+        if T is not None and act.kind != "layer":
+            T = T.unsqueeze(2)
+        return Unit(rows, act.kind, act.source, seg.functions[layer], T, params, grads)
 
     def select_(self, keep: Tensor) -> None:
         """Keep only stack rows ``keep`` (ascending), e.g. the members still training."""
@@ -357,7 +336,7 @@ class StackedMLP:
         segments = []
         start = 0
         for seg in self.segments:
-            rows = kept[seg.start:seg.start + seg.size]
+            rows = kept[seg.rows]
             n = int(rows.sum())
             if n:
                 local = rows.nonzero().squeeze(1)
@@ -366,9 +345,8 @@ class StackedMLP:
                 start += n
         self.segments = segments
         self._K = int(keep.numel())
-        self._views()
+        self._refresh()
 
-    # ---------------------------------------------------------------- forward
     def _segment(self, models: Sequence[MLP], layers: tuple[LayerActivation, ...], start: int) -> Segment:
         functions = [[get_candidate(n) for n in a.candidates] for a in layers]
         temps: list[Tensor | None] = []
@@ -379,43 +357,55 @@ class StackedMLP:
                 temps.append(torch.tensor([[float(m.activations[i].temperature)] for m in models]))
         return Segment(start, len(models), layers, functions, temps)
 
-    def _gate(self, seg: Segment, layer: int, context: Tensor | None) -> Tensor:
-        act = seg.layers[layer]
-        T = seg.temperature[layer]
-        assert T is not None
-        params = seg.gate_params[layer]
-        if seg.rows is not None:
-            params = tuple(t[seg.rows] for t in params)
-        if act.kind == "layer":
-            return softmax_gate(params[0], T)
-        if act.kind == "neuron":
-            return softmax_gate(params[0], T.unsqueeze(2))
+    # ---------------------------------------------------------------- forward
+    def gate_weights(self, unit: Unit, context: Tensor | None, record: list | None = None) -> Tensor:
+        """Mixture weights of a gated unit: ``(n, c)``, ``(n, d, c)`` or ``(n, b, c)``.
+
+        ``record``, if given, receives the input-dependent head's context,
+        first Linear output (an autograd leaf) and ReLU output (with its node).
+        """
+        kind = unit.kind
+        params = unit.params
+        if kind != "input":
+            return softmax_gate(params[0], unit.temperature)
         assert context is not None
-        hid = _Linear(params[0], params[1])(context)
-        logits = _Linear(params[2], params[3])(torch.relu(hid))
-        return softmax_gate(logits, T.unsqueeze(2))
+        hid = linear(context, params[0], params[1])
+        if record is None:
+            return softmax_gate(linear(torch.relu(hid), params[2], params[3]), unit.temperature)
+        hid.requires_grad_(True)
+        relu_out = torch.relu(hid)
+        record.extend((context, hid, relu_out))
+        return softmax_gate(linear(relu_out.detach(), params[2], params[3]), unit.temperature)
 
-    def _activate(self, seg: Segment, layer: int, z: Tensor, x: Tensor | None, h: Tensor | None
-                  ) -> tuple[Tensor, Tensor | None]:
-        act = seg.layers[layer]
-        fns = seg.functions[layer]
+    def _activate(self, unit: Unit, z: Tensor, x: Tensor | None, h: Tensor | None,
+                  records: list | None) -> tuple[Tensor, Tensor | None]:
+        fns = unit.functions
         z = member_rows(z)
-        if act.kind == "fixed":
-            return fns[0](z), None
-        context = (x if act.source == "network" else h) if act.kind == "input" else None
-        g = self._gate(seg, layer, context)
-        if act.kind == "layer":
-            w = g.view(g.shape[0], 1, 1, g.shape[1])
-        elif act.kind == "neuron":
-            w = g.unsqueeze(1)
-        else:
-            w = g.unsqueeze(-2)
-        return mix_candidates(z, w, fns), g
+        if records is None:
+            if unit.kind == "fixed":
+                return fns[0](z), None
+            g = self.gate_weights(unit, x if unit.source == "network" else h)
+            return mix_candidates(z, _broadcast_weights(g, unit.kind), fns), g
+        z = z.requires_grad_(True) if z._base is None else z.detach().requires_grad_(True)
+        if unit.kind == "fixed":
+            out = fns[0](z)
+            records.append((z, (out,), None, None, None, None, None))
+            return out.detach(), None
+        extra: list = []
+        g = self.gate_weights(unit, x if unit.source == "network" else h, extra)
+        w = _broadcast_weights(g, unit.kind)
+        outs = tuple(fn(z) for fn in fns)
+        weights = tuple(w[..., k] for k in range(len(fns)))
+        records.append((z, outs, weights, g, *(extra or (None, None, None))))
+        recorded = [lambda _, o=o: o.detach() for o in outs]
+        return mix_candidates(z, w, recorded), g
 
-    def forward(self, x: Tensor) -> tuple[Tensor, list[list[Tensor | None]]]:
+    def forward(self, x: Tensor, tape: Tape | None = None) -> tuple[Tensor, list[list[Tensor | None]]]:
         """Logits of every member and, per segment and hidden layer, the gate weights.
 
-        Call :meth:`leaves` first (and again after :meth:`select_`).
+        Args:
+            x: The members' inputs.
+            tape: If given, filled with what :func:`~.stacked_backward.backward_` needs.
 
         Returns:
             ``(logits, gates)`` with ``gates[s][l]`` the weights of segment
@@ -426,38 +416,42 @@ class StackedMLP:
             - x: ``(K, b, in_features)``
             - logits: ``(K, b, out_features)``
         """
-        segments = self.segments
-        gates: list[list[Tensor | None]] = [[] for _ in segments]
+        n_seg = len(self.segments)
+        gates: list[list[Tensor | None]] = [[] for _ in range(n_seg)]
+        sizes = self.sizes_by_segment
+        single = n_seg == 1
+        none = [None] * n_seg
+        xs = [x] if single else (list(x.split(sizes)) if self.network_context else none)
         h = x
-        if len(segments) == 1:
-            seg = segments[0]
-            for layer, linear in enumerate(self._linears):
-                h, g = self._activate(seg, layer, linear(h), x, h)
+        for layer, units in enumerate(self.units):
+            W, b = self.linears[layer][:2]
+            z = linear(h, W, b)
+            records: list | None = None
+            if tape is not None:
+                tape.inputs.append(h)
+                records = []
+                tape.records.append(records)
+            if single:
+                h, g = self._activate(units[0], z, x, h, records)
                 gates[0].append(g)
-            return self._head(h), gates
-        sizes = [seg.size for seg in segments]
-        xs = x.split(sizes) if self._needs_network_input else [None] * len(segments)
-        for layer, linear in enumerate(self._linears):
-            zs = linear(h).split(sizes)
-            hs = h.split(sizes) if self._needs_layer_input[layer] else [None] * len(segments)
+                continue
+            hs = h.split(sizes) if self.layer_context[layer] else none
             outs = []
-            for i, seg in enumerate(segments):
-                out, g = self._activate(seg, layer, zs[i], xs[i], hs[i])
+            for i, (unit, zs) in enumerate(zip(units, z.split(sizes), strict=True)):
+                out, g = self._activate(unit, zs, xs[i], hs[i], records)
                 outs.append(out)
                 gates[i].append(g)
             h = torch.cat(outs)
-        return self._head(h), gates
-
-    @property
-    def _needs_network_input(self) -> bool:
-        return any(a.kind == "input" and a.source == "network" for seg in self.segments for a in seg.layers)
-
-    @property
-    def _needs_layer_input(self) -> list[bool]:
-        return [any(seg.layers[i].kind == "input" and seg.layers[i].source == "layer" for seg in self.segments)
-                for i in range(len(self.hidden))]
+        if tape is not None:
+            tape.inputs.append(h)
+        W, b = self.linears[-1][:2]
+        return linear(h, W, b), gates
 
 
-def _segment_key(sig: tuple[LayerActivation, ...]) -> tuple:
-    """Sort key: fixed segments first (by name), then gated ones."""
-    return tuple((a.kind != "fixed", a.kind, a.candidates, a.source or "") for a in sig)
+def _broadcast_weights(g: Tensor, kind: str) -> Tensor:
+    """Mixture weights shaped to broadcast against ``(n, b, d)`` pre-activations (candidates last)."""
+    if kind == "layer":
+        return g.view(g.shape[0], 1, 1, g.shape[1])
+    if kind == "neuron":
+        return g.unsqueeze(1)
+    return g.unsqueeze(-2)

@@ -33,34 +33,28 @@ from ..model import MLP
 from ..model.activations import gate_entropy
 from .history import EpochRecord
 from .loop import FitResult
-from .stacked import StackedMLP, member_rows
+from .stacked import StackedMLP, Tape, member_rows
+from .stacked_backward import backward_, loss_gradient
 from .streams import PermutationStreams, StreamMode
 
-__all__ = ["StackedFit", "fit_stacked", "member_task_loss", "stack_key"]
+__all__ = ["StackedFit", "fit_stacked", "load_parameters_", "member_task_loss", "stack_key"]
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 
 
-class _MemberBCE(torch.autograd.Function):
-    """Per-member mean binary cross-entropy, differentiated as a lone model's loss is.
+def _binary_probabilities(logits: Tensor) -> tuple[Tensor, Tensor | None]:
+    """``sigmoid(logits)`` per member, and the mask of members with a non-finite logit (or ``None``).
 
-    A lone ``binary_cross_entropy(p, y)`` (mean) backpropagates
-    ``(p - y) / max((1 - p) p, eps)`` and then divides by the batch size; the
-    backward here performs those two steps in that order.
+    The reference loss is NaN for a batch with a non-finite logit (a diverged
+    run) instead of an error; such members get harmless probabilities here and
+    their loss is set to NaN afterwards.
     """
-
-    @staticmethod
-    def forward(ctx, prob: Tensor, target: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(prob, target)
-        return F.binary_cross_entropy(prob, target, reduction="none").mean(dim=(1, 2))
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        prob, target = ctx.saved_tensors
-        g = torch.ops.aten.binary_cross_entropy_backward(
-            grad.view(-1, 1, 1).expand_as(prob), prob, target, None, 0)
-        g.div_(prob.shape[1] * prob.shape[2])
-        return g, None
+    finite = torch.isfinite(logits).all(dim=2).all(dim=1)
+    bad = None if bool(finite.all()) else ~finite
+    prob = torch.sigmoid(member_rows(logits))
+    if bad is not None:
+        prob = torch.where(bad.view(-1, 1, 1), 0.5, prob)
+    return prob, bad
 
 
 def member_task_loss(logits: Tensor, target: Tensor) -> Tensor:
@@ -72,9 +66,35 @@ def member_task_loss(logits: Tensor, target: Tensor) -> Tensor:
         - output: ``(K,)``
     """
     if logits.shape[-1] == 1:
-        return _MemberBCE.apply(torch.sigmoid(member_rows(logits)), target)
+        prob, bad = _binary_probabilities(logits)
+        task = F.binary_cross_entropy(prob, target, reduction="none").mean(dim=(1, 2))
+        return task if bad is None else task.masked_fill(bad, math.nan)
     K, b, c = logits.shape
     return F.cross_entropy(logits.reshape(K * b, c), target.reshape(K * b), reduction="none").view(K, b).mean(1)
+
+
+def _task_and_gradient(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Each member's task loss and the gradient of their sum with respect to the logits.
+
+    A member with a non-finite logit gets a NaN loss and NaN gradients, as
+    the reference trainer's ``logits.sum() * nan`` gives it.
+
+    Shape:
+        - logits: ``(K, b, o)``; outputs ``(K,)`` and ``(K, b, o)``
+    """
+    if logits.shape[-1] == 1:
+        prob, bad = _binary_probabilities(logits)
+        task = F.binary_cross_entropy(prob, target, reduction="none").mean(dim=(1, 2))
+        grad = loss_gradient(prob, target)
+        if bad is not None:
+            task = task.masked_fill(bad, math.nan)
+            grad = grad.masked_fill(bad.view(-1, 1, 1), math.nan)
+        return task, grad
+    with torch.enable_grad():
+        leaf = logits.detach().requires_grad_(True)
+        task = member_task_loss(leaf, target)
+        (grad,) = torch.autograd.grad(task.sum(), leaf)
+    return task.detach(), grad
 
 
 def _segment_entropy(gates: Sequence[Tensor | None]) -> Tensor | None:
@@ -101,11 +121,13 @@ class StackedFit:
 
     Attributes:
         results: One :class:`~.loop.FitResult` per member, in input order.
+        states: Each member's final (restored best) parameters, in input order.
         member_epochs: Epochs run, summed over members.
         wall_time_s: Wall time of the whole stack.
     """
 
     results: list[FitResult]
+    states: list[dict[str, Tensor]]
     member_epochs: int
     wall_time_s: float
 
@@ -204,7 +226,6 @@ def fit_stacked(
     step = 0
     member_epochs = 0
     start = time.perf_counter()
-    leaves = stack.leaves()
     seg_lam = _segment_lams(stack, lam)
     for epoch in range(1, int(max_epochs.max()) + 1):
         K = stack.n_members
@@ -213,24 +234,18 @@ def fit_stacked(
         Xp = X_all[rows, perm]
         Yp = Y_all[rows, perm]
         for j, (lo, nb) in enumerate(zip(bounds, sizes, strict=True)):
-            logits, gates = stack.forward(Xp[:, lo:lo + nb])
-            task = member_task_loss(logits, Yp[:, lo:lo + nb])
-            total = task.sum()
-            for seg, g, sl in zip(stack.segments, gates, seg_lam, strict=True):
-                if not seg.gated:
-                    continue
-                ent = _segment_entropy(g)
-                assert ent is not None
-                if sl is not None:
-                    lam_s, on = sl
-                    term = lam_s * ent if on is None else torch.where(on, lam_s * ent, 0.0)
-                    total = total + term.sum()
-                ent_buf[j, seg.start:seg.start + seg.size] = ent.detach()
-            task_buf[j, :K] = task.detach()
-            grads = torch.autograd.grad(total, leaves, allow_unused=True, materialize_grads=True)
-            step += 1
+            tape = Tape()
+            logits, gates = stack.forward(Xp[:, lo:lo + nb], tape)
+            yb = Yp[:, lo:lo + nb]
             with torch.no_grad():
-                _adam_step_(stack.flat, stack.flatten_grads(grads), exp_avg, exp_avg_sq, step, lr, wd)
+                task, grad_logits = _task_and_gradient(logits, yb)
+                task_buf[j, :K] = task
+                for seg, g in zip(stack.segments, gates, strict=True):
+                    if seg.gated:
+                        ent_buf[j, seg.start:seg.start + seg.size] = _segment_entropy(g)
+                backward_(stack, tape, grad_logits, seg_lam)
+                step += 1
+                _adam_step_(stack.flat, stack.grad, exp_avg, exp_avg_sq, step, lr, wd)
         with torch.no_grad():
             v_logits, v_gates = stack.forward(Xv)
             val = member_task_loss(v_logits, Yv).double()
@@ -247,13 +262,15 @@ def fit_stacked(
         records.append((member.clone(), torch.stack([(sum_task + lam64 * sum_ent) / n, sum_task / n,
                                                      sum_ent / n, val], dim=1), summaries))
         member_epochs += K
-        improved = val < best_val - min_delta
+        train_obj = records[-1][1][:, 0]
+        diverged = ~(torch.isfinite(val) & torch.isfinite(train_obj))
+        improved = (val < best_val - min_delta) & ~diverged
         best_val = torch.where(improved, val, best_val)
         best_epoch = torch.where(improved, epoch, best_epoch)
         wait = torch.where(improved, 0, wait + 1)
         if bool(improved.any()):
             stack.put_rows_(best, improved.nonzero().squeeze(1), stack.flat)
-        stop = (~improved & (wait >= patience)) | (epoch >= max_epochs)
+        stop = (~improved & (wait >= patience)) | (epoch >= max_epochs) | diverged
         if not bool(stop.any()):
             continue
         for r in stop.nonzero().squeeze(1).tolist():
@@ -263,6 +280,7 @@ def fit_stacked(
             res = results[mid]
             res.best_epoch = int(best_epoch[r])
             res.epochs_run = epoch
+            res.diverged_epoch = epoch if bool(diverged[r]) else None
             res.best_val_loss = float(best_val[r]) if done else float("nan")
         keep = (~stop).nonzero().squeeze(1)
         if keep.numel() == 0:
@@ -270,7 +288,6 @@ def fit_stacked(
         exp_avg, exp_avg_sq, best = (stack.select_buffer(t, keep) for t in (exp_avg, exp_avg_sq, best))
         stack.select_(keep)
         streams.select_(keep)
-        leaves = stack.leaves()
         member, lam, lam64 = member[keep], lam[keep], lam64[keep]
         max_epochs, patience, min_delta = max_epochs[keep], patience[keep], min_delta[keep]
         best_val, best_epoch, wait = best_val[keep], best_epoch[keep], wait[keep]
@@ -278,13 +295,22 @@ def fit_stacked(
         seg_lam = _segment_lams(stack, lam)
     wall = time.perf_counter() - start
     _write_histories(results, records, n_layers)
+    states = []
     for mid, (model, res) in enumerate(zip(models, results, strict=True)):
-        state = final[mid]
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                p.copy_(state[name])
+        own = dict(model.named_parameters())
+        state = {name: t for name, t in final[mid].items() if name in own}
+        load_parameters_(model, state)
+        states.append(state)
         res.train_time_s = wall * res.epochs_run / max(member_epochs, 1)
-    return StackedFit(results, member_epochs, wall)
+    return StackedFit(results, states, member_epochs, wall)
+
+
+def load_parameters_(model: MLP, state: dict[str, Tensor]) -> MLP:
+    """Copy named parameter values into ``model`` (all of its parameters must be given)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(state[name])
+    return model
 
 
 def _segment_lams(stack: StackedMLP, lam: Tensor) -> list[tuple[Tensor, Tensor | None] | None]:

@@ -1,0 +1,125 @@
+"""Batched matrix products that round exactly as a lone model's do (private).
+
+A lone ``nn.Linear`` computes ``addmm(b, x, W^T)`` and autograd its
+gradients with ``mm``; BLAS picks kernels by shape (matrix-vector paths for a
+single output or input row, blocked paths otherwise), and a batched product
+does not always pick the same one, so the last bits can differ. For each
+shape, :func:`linear`, :func:`weight_grad_` and :func:`input_grad` try batched
+formulations once on random data against the per-member reference operation
+and keep the first that agrees bit for bit; if none does, they loop over the
+members with the reference operation itself. Operands are first made
+contiguous and aligned per member, as fresh lone tensors are.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["aligned_members", "linear", "weight_grad_", "input_grad"]
+
+#: Lone tensors are allocated on this boundary (bytes); some kernels round
+#: differently when an operand starts elsewhere.
+ALIGN_BYTES = 64
+_ALIGN = ALIGN_BYTES // 4
+
+_CHOICE: dict[tuple, int] = {}
+
+
+def aligned_members(t: Tensor) -> Tensor:
+    """``t``, or a copy in which each member's slice is contiguous and starts on an aligned address.
+
+    Shape:
+        - t: ``(K, *)``; output: same shape and values
+    """
+    K = t.shape[0]
+    per = math.prod(t.shape[1:])
+    if per % _ALIGN == 0 and t.data_ptr() % ALIGN_BYTES == 0 and t.is_contiguous():
+        return t
+    padded = -(-per // _ALIGN) * _ALIGN
+    buf = t.new_empty(K, padded)[:, :per]
+    buf.copy_(t.reshape(K, per))
+    return buf.view(t.shape)
+
+
+_FORWARD: list[Callable[[Tensor, Tensor, Tensor], Tensor]] = [
+    lambda x, W, b: torch.baddbmm(b.unsqueeze(1), x, W.transpose(1, 2)),
+    lambda x, W, b: (torch.bmm(W, x.transpose(1, 2)) + b.unsqueeze(2)).transpose(1, 2),
+]
+_WEIGHT: list[Callable[[Tensor, Tensor], Tensor]] = [
+    lambda g, x: torch.bmm(g.transpose(1, 2), x, out=g.new_empty(g.shape[0], g.shape[2], x.shape[2])),
+    lambda g, x: torch.bmm(x.transpose(1, 2), g).transpose(1, 2),
+]
+_INPUT: list[Callable[[Tensor, Tensor], Tensor]] = [lambda g, W: torch.bmm(g, W)]
+
+
+def _choose(key: tuple, candidates: list, reference: Callable[..., Tensor], shapes: list[tuple[int, ...]]) -> int:
+    """Index of the first candidate matching ``reference`` per member on random data, or -1."""
+    if key in _CHOICE:
+        return _CHOICE[key]
+    gen = torch.Generator().manual_seed(len(_CHOICE) + 1)
+    K = 5
+    trials = [[aligned_members(torch.randn(K, *s, generator=gen)) for s in shapes] for _ in range(2)]
+    expected = [torch.stack([reference(*[a[k].clone() for a in args]) for k in range(K)]) for args in trials]
+    choice = -1
+    for i, cand in enumerate(candidates):
+        if all(torch.equal(cand(*args), ref) for args, ref in zip(trials, expected, strict=True)):
+            choice = i
+            break
+    _CHOICE[key] = choice
+    return choice
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``x @ W^T + b`` for every member, as ``F.linear`` computes it for each.
+
+    Shape:
+        - x: ``(K, b, i)``, weight ``(K, o, i)``, bias ``(K, o)``; output ``(K, b, o)``
+    """
+    x = aligned_members(x)
+    weight = aligned_members(weight)
+    _, b, i = x.shape
+    o = weight.shape[1]
+    choice = _choose(("fwd", b, i, o), _FORWARD, F.linear, [(b, i), (o, i), (o,)])
+    if choice >= 0:
+        return _FORWARD[choice](x, weight, bias)
+    return torch.stack([F.linear(x[k], weight[k], bias[k]) for k in range(x.shape[0])])
+
+
+def weight_grad_(grad: Tensor, x: Tensor, out: Tensor) -> None:
+    """Write ``grad^T @ x`` per member (a ``Linear``'s weight gradient) into ``out``.
+
+    Shape:
+        - grad: ``(K, b, o)``, x: ``(K, b, i)``, out: ``(K, o, i)``
+    """
+    grad = aligned_members(grad)
+    x = aligned_members(x)
+    _, b, o = grad.shape
+    i = x.shape[2]
+    choice = _choose(("wgrad", b, i, o), _WEIGHT, lambda g, xx: g.t().mm(xx), [(b, o), (b, i)])
+    if choice == 0 and out.is_contiguous() and out.data_ptr() % ALIGN_BYTES == 0:
+        torch.bmm(grad.transpose(1, 2), x, out=out)
+    elif choice >= 0:
+        out.copy_(_WEIGHT[choice](grad, x))
+    else:
+        out.copy_(torch.stack([grad[k].t().mm(x[k]) for k in range(grad.shape[0])]))
+
+
+def input_grad(grad: Tensor, weight: Tensor) -> Tensor:
+    """``grad @ W`` per member (a ``Linear``'s input gradient).
+
+    Shape:
+        - grad: ``(K, b, o)``, weight: ``(K, o, i)``; output ``(K, b, i)``
+    """
+    grad = aligned_members(grad)
+    weight = aligned_members(weight)
+    _, b, o = grad.shape
+    i = weight.shape[2]
+    choice = _choose(("xgrad", b, i, o), _INPUT, torch.mm, [(b, o), (o, i)])
+    if choice >= 0:
+        return _INPUT[choice](grad, weight)
+    return torch.stack([grad[k].mm(weight[k]) for k in range(grad.shape[0])])
