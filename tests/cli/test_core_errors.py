@@ -60,3 +60,37 @@ def test_missing_output_parent(tmp_path):
     rc, _, err = _run(tmp_path, "--config", _config(tmp_path), "--out", str(tmp_path / "no" / "such" / "dir"))
     assert rc == 2 and "does not exist" in err and "Traceback" not in err
     assert not (tmp_path / "no").exists()
+
+
+def _csv_study(tmp_path, csv_name, frame):
+    frame.to_csv(tmp_path / csv_name, index=False)
+    path = tmp_path / f"{csv_name}.toml"
+    path.write_text(f'name = "c"\nseeds = [1]\n[data]\ndataset = "{tmp_path / csv_name}"\ntarget = "label"\n'
+                    '[train]\nmax_epochs = 2\n[[variants]]\nname = "v"\nkind = "gated"\n')
+    return str(path)
+
+
+def test_bad_csv_is_one_line_and_keeps_existing_results(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    good = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    good["label"] = (good["a"] > 0).astype(int)
+    rc, _, err = _run(tmp_path, "--no-report", "--config", _csv_study(tmp_path, "good.csv", good),
+                      "--out", str(tmp_path / "study"))
+    assert rc == 0, err
+    before = sorted(p.name for p in (tmp_path / "study" / "runs").iterdir())
+    missing = good.copy()
+    missing.loc[3, "b"] = np.nan
+    text = good.copy()
+    text["c"] = text["c"].astype(str)
+    text.loc[2, "c"] = "oops"
+    for name, frame, pattern in [("missing.csv", missing, "missing values in columns ['b']"),
+                                 ("text.csv", text, "non-numeric feature columns ['c']")]:
+        for out in (tmp_path / f"new_{name}", tmp_path / "study"):
+            rc, _, err = _run(tmp_path, "--config", _csv_study(tmp_path, name, frame), "--out", str(out))
+            assert rc == 2 and pattern in err, err
+            assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / f"new_{name}").exists()
+    assert sorted(p.name for p in (tmp_path / "study" / "runs").iterdir()) == before

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .. import store
 from ..config import DEFAULT_ENGINE, RunConfig, StudyConfig
+from ..data import load_dataset
 from ..exceptions import ConfigError, LearnactError, RunStoreError
 from .engines import ENGINES
 from .executors import ExecutorPool, InProcessExecutor, run_group
@@ -221,6 +222,8 @@ def run_study(
     folder = Path(folder)
     if not folder.parent.is_dir():
         raise ConfigError(f"output folder's parent {str(folder.parent)!r} does not exist; create it first")
+    for name, target in dict.fromkeys((r.data.dataset, r.data.target) for r in runs):
+        load_dataset(name, target)  # a CSV with text or missing values fails here, before anything is written
     folder.mkdir(exist_ok=True)
     with study_lock(folder):
         log = _study_logger(folder)
