@@ -129,7 +129,8 @@ def vectorized_engine(
         generators.append(generator)
         member_splits.append(split)
     configs = [r.train for r in runs]
-    stacks = plan_stacks(models, configs, member_splits, max_members=max_members)
+    n_workers = default_workers() if workers is None else workers
+    stacks = plan_stacks(models, configs, member_splits, max_members=max_members, n_parts=n_workers)
 
     def job(members: list[int]) -> Callable[[], StackedFit]:
         return functools.partial(
@@ -138,7 +139,6 @@ def vectorized_engine(
             seeds=[runs[i].seed for i in members], mode=mode)
 
     costs = [sum(configs[i].max_epochs * sum(p.numel() for p in models[i].parameters()) for i in m) for m in stacks]
-    n_workers = default_workers() if workers is None else workers
     for index, fitted in run_stacks([job(m) for m in stacks], costs, n_workers, executor):
         memory = peak_memory_mb()
         for i, result, state in zip(stacks[index], fitted.results, fitted.states, strict=True):

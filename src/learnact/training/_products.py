@@ -82,10 +82,13 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """
     x = aligned_members(x)
     weight = aligned_members(weight)
-    _, b, i = x.shape
-    o = weight.shape[1]
-    choice = _choose(("fwd", b, i, o), _FORWARD, F.linear, [(b, i), (o, i), (o,)])
-    if choice >= 0:
+    key = ("fwd", x.shape[1], x.shape[2], weight.shape[1])
+    choice = _CHOICE.get(key)
+    if choice is None:
+        choice = _choose(key, _FORWARD, F.linear, [(key[1], key[2]), (key[3], key[2]), (key[3],)])
+    if choice == 0:
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+    if choice > 0:
         return _FORWARD[choice](x, weight, bias)
     return torch.stack([F.linear(x[k], weight[k], bias[k]) for k in range(x.shape[0])])
 

@@ -1,13 +1,12 @@
 """Which members train together, and on which worker.
 
-:func:`plan_stacks` groups members that can share a stack (same Linear
-shapes, same gate parameter shapes, same batch size, learning rate, weight
-decay and split sizes); members with fixed activations join the cheapest
-compatible gated stack as segments of their own (their dummy gate
-parameters cost a few scalars). Large groups are cut into stacks of at most
-``max_members``, keeping members with the same data split together: members
-of one seed tend to stop at similar epochs, so stacks of short-lived seeds
-finish early instead of every stack dragging a few long runs along.
+:func:`plan_stacks` groups members that can share a stack: same Linear
+shapes, gate parameter shapes, batch size, learning rate, weight decay and
+split sizes. Members with fixed activations join a gated group whose gate
+parameters are small (per-layer or per-neuron logits), as segments of their
+own; their absent gate parameters are dummy rows. Groups are cut round-robin
+into one stack per worker (and at most ``max_members`` each), so every
+stack gets a share of each variant and seed, and of the long runs.
 
 :func:`run_stacks` trains stacks on a pool of worker processes (forked, so
 nothing is pickled on the way in; each uses one intra-op thread), largest
@@ -21,6 +20,7 @@ the Python between them holds the GIL.
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -37,12 +37,12 @@ from .vectorized import stack_key
 __all__ = ["Executor", "plan_stacks", "run_stacks", "default_workers", "single_thread"]
 
 T = TypeVar("T")
-Executor = Literal["auto", "processes", "threads", "inline"]
 
-#: Members whose only difference is a gate this small (per member, relative to
-#: the Linear parameters) share a stack with fixed-activation members.
+#: Fixed-activation members join a gated group (as a segment of their own) when
+#: its gate parameters, dummy rows for them, are at most this share of a
+#: member's Linear parameters; bigger gates (input-dependent heads) keep apart.
 _MAX_DUMMY_SHARE = 0.125
-
+Executor = Literal["auto", "processes", "threads", "inline"]
 
 def _signatures(model: MLP) -> tuple[tuple, tuple]:
     lin, gate = [], []
@@ -57,21 +57,32 @@ def plan_stacks(
     splits: Sequence[Split],
     *,
     max_members: int = 64,
+    n_parts: int = 1,
+    min_members: int = 4,
 ) -> list[list[int]]:
     """Partition member indices into stacks.
 
     Args:
         models: The members' models.
         configs: Their training settings.
-        splits: Their data splits (members sharing a split object are kept together).
-        max_members: Largest stack; bigger groups are cut (by split) into
-            stacks of about equal size.
+        splits: Their data splits.
+        max_members: Largest stack; bigger groups are cut.
+        n_parts: Cut every group into at least this many stacks (e.g. one
+            per worker), as long as each keeps ``min_members``.
+        min_members: Smallest stack a group is cut into.
+
+    A group is cut round-robin over its members in input order (variant by
+    variant, seed by seed), so every stack gets a share of each variant and
+    seed, and with it a share of the long runs: stacks then finish together
+    and the workers stay busy until the end.
 
     Returns:
-        Lists of member indices, each one stack, members in input order.
+        Lists of member indices, each one stack, in input order.
     """
     if max_members < 1:
         raise ValueError(f"max_members must be >= 1, got max_members={max_members}")
+    if n_parts < 1:
+        raise ValueError(f"n_parts must be >= 1, got n_parts={n_parts}")
     groups: dict[tuple, list[int]] = {}
     for i, (m, c, s) in enumerate(zip(models, configs, splits, strict=True)):
         lin, gate = _signatures(m)
@@ -82,35 +93,15 @@ def plan_stacks(
         if gate:
             merged.setdefault(key, []).extend(members)
             continue
-        n_lin = sum(int(torch.Size(shape).numel()) for _, shape in lin)
-        hosts = [(sum(int(torch.Size(sh).numel()) for _, sh in g), k) for k in groups
-                 if k[0] == sk and k[1] == lin and (g := k[2])]
+        n_lin = sum(math.prod(shape) for _, shape in lin)
+        hosts = [(sum(math.prod(sh) for _, sh in k[2]), k) for k in groups if k[0] == sk and k[1] == lin and k[2]]
         hosts = [(n, k) for n, k in hosts if n <= _MAX_DUMMY_SHARE * n_lin]
-        target = min(hosts)[1] if hosts else key
-        merged.setdefault(target, []).extend(members)
+        merged.setdefault(min(hosts)[1] if hosts else key, []).extend(members)
     stacks: list[list[int]] = []
     for members in merged.values():
         members = sorted(members)
-        n_parts = -(-len(members) // max_members)
-        if n_parts == 1:
-            stacks.append(members)
-            continue
-        by_split: dict[int, list[int]] = {}
-        for i in members:
-            by_split.setdefault(id(splits[i]), []).append(i)
-        target = len(members) / n_parts
-        part: list[int] = []
-        for chunk in by_split.values():
-            for i in chunk:
-                part.append(i)
-                if len(part) >= max_members:
-                    stacks.append(sorted(part))
-                    part = []
-            if len(part) >= target:
-                stacks.append(sorted(part))
-                part = []
-        if part:
-            stacks.append(sorted(part))
+        n_stacks = max(-(-len(members) // max_members), min(n_parts, len(members) // max(min_members, 1)), 1)
+        stacks.extend(members[j::n_stacks] for j in range(n_stacks))
     return stacks
 
 
@@ -139,6 +130,27 @@ _JOBS: Sequence[Callable[[], Any]] = ()
 
 def _init_worker() -> None:
     torch.set_num_threads(1)
+    _keep_freed_memory()
+
+
+def _keep_freed_memory() -> None:
+    """Let this (worker) process's allocator reuse freed blocks instead of returning them to the OS.
+
+    A stacked step allocates and frees the same large temporaries every step;
+    glibc's defaults hand them back (``mmap``/trim) and take page faults to
+    get them again, which costs more than the arithmetic at large stacks.
+    Only called in worker processes this module forks.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # pragma: no cover - not glibc
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+    libc.mallopt(m_trim_threshold, 1 << 30)
+    libc.mallopt(m_top_pad, 64 * 1024 * 1024)
 
 
 def _run_job(index: int) -> tuple[int, Any]:

@@ -85,6 +85,14 @@ def activation_signature(model: MLP) -> tuple[LayerActivation, ...]:
     return tuple(_layer_activation(model, i) for i in range(len(model.hidden)))
 
 
+def _uses_gate_param(kind: str, name: str) -> bool:
+    """Whether a gate of ``kind`` has the parameter ``name`` (``blocks.<i>.activation.<rest>``)."""
+    rest = name.split(".activation.", 1)[1]
+    if kind in ("layer", "neuron"):
+        return rest == "logits"
+    return kind == "input" and rest.startswith("head.")
+
+
 def _segment_key(sig: tuple[LayerActivation, ...]) -> tuple:
     """Sort key: fixed segments first (by name), then gated ones."""
     return tuple((a.kind != "fixed", a.kind, a.candidates, a.source or "") for a in sig)
@@ -159,11 +167,12 @@ class Tape:
     Attributes:
         inputs: Per hidden layer, its input ``(K, b, i)``; then the head's input.
         records: Per hidden layer, one tuple per segment:
-            ``(z, outputs, weights, gate, context, head_pre, head_hidden)``,
+            ``(z, outputs, values, weights, gate, context, head_pre, head_hidden)``,
             where ``z`` is the pre-activation the candidates read (an autograd
             leaf), ``outputs`` the candidates' outputs (with their backward
-            nodes), ``weights`` each candidate's mixture weight as broadcast
-            against ``z`` and the rest ``None`` unless gated / input-dependent.
+            nodes), ``values`` the same detached, ``weights`` each candidate's
+            mixture weight as broadcast against ``z``, and the rest ``None``
+            unless gated / input-dependent.
     """
 
     inputs: list[Tensor] = field(default_factory=list)
@@ -327,10 +336,20 @@ class StackedMLP:
             T = T.unsqueeze(2)
         return Unit(rows, act.kind, act.source, seg.functions[layer], T, params, grads)
 
-    def select_(self, keep: Tensor) -> None:
-        """Keep only stack rows ``keep`` (ascending), e.g. the members still training."""
-        self.flat = self.select_buffer(self.flat, keep)
-        self.order = self.order[keep]
+    def select_(self, keep: Tensor, buffers: Sequence[Tensor] = ()) -> list[Tensor]:
+        """Keep only stack rows ``keep`` (ascending), e.g. the members still training.
+
+        Parameters no remaining member uses (the gate of a kind whose members
+        have all stopped) are dropped from the layout.
+
+        Args:
+            keep: Rows to keep.
+            buffers: Other buffers laid out like :attr:`flat` (optimiser state,
+                snapshots), compacted the same way.
+
+        Returns:
+            ``buffers``, compacted, in the new layout.
+        """
         kept = torch.zeros(self._K, dtype=torch.bool)
         kept[keep] = True
         segments = []
@@ -343,9 +362,21 @@ class StackedMLP:
                 temps = [t.index_select(0, local) if t is not None else None for t in seg.temperature]
                 segments.append(Segment(start, n, seg.layers, seg.functions, temps))
                 start += n
+        used = [n for n in self.names if ".activation." not in n or any(
+            n.startswith(f"blocks.{i}.activation.") and _uses_gate_param(seg.layers[i].kind, n)
+            for seg in segments for i in range(len(seg.layers)))]
+        picks = [self.names.index(n) for n in used]
+        selected = [[self.blocks(buf)[i].index_select(0, keep) for i in picks] for buf in (self.flat, *buffers)]
+        self.names = used
+        self.shapes = [self.shapes[i] for i in picks]
+        self.sizes = [self.sizes[i] for i in picks]
+        self.order = self.order[keep]
         self.segments = segments
         self._K = int(keep.numel())
+        packed = [self._pack(blocks) for blocks in selected]
+        self.flat = packed[0]
         self._refresh()
+        return packed[1:]
 
     def _segment(self, models: Sequence[MLP], layers: tuple[LayerActivation, ...], start: int) -> Segment:
         functions = [[get_candidate(n) for n in a.candidates] for a in layers]
@@ -389,16 +420,16 @@ class StackedMLP:
         z = z.requires_grad_(True) if z._base is None else z.detach().requires_grad_(True)
         if unit.kind == "fixed":
             out = fns[0](z)
-            records.append((z, (out,), None, None, None, None, None))
+            records.append((z, (out,), None, None, None, None, None, None))
             return out.detach(), None
         extra: list = []
         g = self.gate_weights(unit, x if unit.source == "network" else h, extra)
         w = _broadcast_weights(g, unit.kind)
         outs = tuple(fn(z) for fn in fns)
+        values = tuple(o.detach() for o in outs)
         weights = tuple(w[..., k] for k in range(len(fns)))
-        records.append((z, outs, weights, g, *(extra or (None, None, None))))
-        recorded = [lambda _, o=o: o.detach() for o in outs]
-        return mix_candidates(z, w, recorded), g
+        records.append((z, outs, values, weights, g, *(extra or (None, None, None))))
+        return mix_candidates(z, w, [lambda _, v=v: v for v in values]), g
 
     def forward(self, x: Tensor, tape: Tape | None = None) -> tuple[Tensor, list[list[Tensor | None]]]:
         """Logits of every member and, per segment and hidden layer, the gate weights.

@@ -64,6 +64,9 @@ def candidate_backward(output: Tensor, z: Tensor, grad: Tensor, direct: bool) ->
         return torch.autograd.grad(output, z, grad)[0]
 
 
+_ONES: dict[tuple, Tensor] = {}
+
+
 def loss_gradient(prob: Tensor, target: Tensor) -> Tensor:
     """Gradient of each member's mean BCE on ``prob = sigmoid(logits)`` with respect to the logits.
 
@@ -74,7 +77,9 @@ def loss_gradient(prob: Tensor, target: Tensor) -> Tensor:
     Shape:
         - prob, target: ``(K, b, 1)``; returned: ``(K, b, 1)``
     """
-    ones = torch.ones((), dtype=prob.dtype).expand_as(prob)
+    ones = _ONES.get(prob.shape)
+    if ones is None:
+        ones = _ONES.setdefault(prob.shape, torch.ones((), dtype=prob.dtype).expand(prob.shape))
     g = torch.ops.aten.binary_cross_entropy_backward(ones, prob, target, None, 0)
     g.div_(prob.shape[1] * prob.shape[2])
     return torch.ops.aten.sigmoid_backward(g, prob)
@@ -107,15 +112,17 @@ def _gated_backward(unit: Unit, record: tuple, grad: Tensor,
     through its own node and added in that order; each weight's gradient is
     ``grad * f_k`` summed over the axes it was broadcast along.
     """
-    z, outs, weights, g, context, head_pre, head_hidden = record
+    z, outs, values, weights, g, context, head_pre, head_hidden = record
     kind = unit.kind
     direct = unit.direct
     k = len(outs) - 1
     gz = candidate_backward(outs[k], z, grad * weights[k], direct[k])
+    if gz is grad:
+        gz = gz.clone()
     for k in range(len(outs) - 2, -1, -1):
-        gz = gz + candidate_backward(outs[k], z, grad * weights[k], direct[k])
+        gz.add_(candidate_backward(outs[k], z, grad * weights[k], direct[k]))
     dims = (1, 2) if kind == "layer" else (1 if kind == "neuron" else 2)
-    gg = torch.stack([(grad * o.detach()).sum(dims) for o in outs], dim=-1)
+    gg = torch.stack([(grad * v).sum(dims) for v in values], dim=-1)
     if lam is not None:
         lam_s, on = lam
         total = _entropy_grad(g, lam_s, kind) + gg

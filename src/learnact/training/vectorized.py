@@ -49,12 +49,11 @@ def _binary_probabilities(logits: Tensor) -> tuple[Tensor, Tensor | None]:
     run) instead of an error; such members get harmless probabilities here and
     their loss is set to NaN afterwards.
     """
-    finite = torch.isfinite(logits).all(dim=2).all(dim=1)
-    bad = None if bool(finite.all()) else ~finite
     prob = torch.sigmoid(member_rows(logits))
-    if bad is not None:
-        prob = torch.where(bad.view(-1, 1, 1), 0.5, prob)
-    return prob, bad
+    if bool(torch.isfinite(logits).all()):
+        return prob, None
+    bad = ~torch.isfinite(logits).all(dim=2).all(dim=1)
+    return torch.where(bad.view(-1, 1, 1), 0.5, prob), bad
 
 
 def member_task_loss(logits: Tensor, target: Tensor) -> Tensor:
@@ -95,6 +94,42 @@ def _task_and_gradient(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         task = member_task_loss(leaf, target)
         (grad,) = torch.autograd.grad(task.sum(), leaf)
     return task.detach(), grad
+
+
+def _weighted_sum(values: Tensor, sizes: Tensor) -> Tensor:
+    """``sum_j values[j] * sizes[j]`` in float64, added step by step as the reference loop adds floats.
+
+    Shape:
+        - values: ``(steps, K)``; sizes: ``(steps,)``; output ``(K,)``
+    """
+    terms = values.double() * sizes.unsqueeze(1)
+    total = terms[0].clone()
+    for j in range(1, terms.shape[0]):
+        total += terms[j]
+    return total
+
+
+def _step_entropies(per_step: list[list[Tensor | None]]) -> Tensor:
+    """Each step's summed layer entropies for one segment's members, ``(steps, n)``.
+
+    Gates of equal shape in all steps are evaluated in one batch (the entropy
+    of each row does not depend on the others); per-sample gates, whose batch
+    sizes vary, step by step.
+    """
+    total: Tensor | None = None
+    for layer in range(len(per_step[0])):
+        gates = [g[layer] for g in per_step]
+        if gates[0] is None:
+            continue
+        if all(x.shape == gates[0].shape for x in gates):
+            h = gate_entropy(torch.stack(gates))  # (steps, n) or (steps, n, units)
+            if h.dim() == 3:
+                h = h.mean(dim=2)
+        else:
+            h = torch.stack([gate_entropy(x).mean(dim=1) for x in gates])
+        total = h if total is None else total + h
+    assert total is not None
+    return total
 
 
 def _segment_entropy(gates: Sequence[Tensor | None]) -> Tensor | None:
@@ -213,6 +248,7 @@ def fit_stacked(
     wait = torch.zeros(K0, dtype=torch.long)
     exp_avg = stack.new_buffer()
     exp_avg_sq = stack.new_buffer()
+    denom = stack.new_buffer()
     best = stack.flat.clone()
     results = [FitResult() for _ in range(K0)]
     final: dict[int, dict[str, Tensor]] = {}
@@ -220,32 +256,30 @@ def fit_stacked(
     bounds = list(range(0, n, B))
     sizes = [min(B, n - lo) for lo in bounds]
     sizes64 = torch.tensor(sizes, dtype=torch.float64)
-    task_buf = torch.zeros(len(bounds), K0)
-    ent_buf = torch.zeros(len(bounds), K0)
     records: list[tuple[Tensor, Tensor, list[tuple[int, int, list]]]] = []
     step = 0
     member_epochs = 0
     start = time.perf_counter()
     seg_lam = _segment_lams(stack, lam)
+    X_rows = X_all.reshape(-1, X_all.shape[2])
+    Y_rows = Y_all.reshape(-1, *Y_all.shape[2:])
     for epoch in range(1, int(max_epochs.max()) + 1):
         K = stack.n_members
-        perm = streams.next_epoch(epoch)
-        rows = member_split.unsqueeze(1)
-        Xp = X_all[rows, perm]
-        Yp = Y_all[rows, perm]
-        for j, (lo, nb) in enumerate(zip(bounds, sizes, strict=True)):
+        index = streams.next_epoch(epoch) + (member_split * n).unsqueeze(1)
+        tasks: list[Tensor] = []
+        seg_gates: list[list[list[Tensor | None]]] = [[] for _ in stack.segments]
+        for lo, nb in zip(bounds, sizes, strict=True):
+            rows = index[:, lo:lo + nb]
             tape = Tape()
-            logits, gates = stack.forward(Xp[:, lo:lo + nb], tape)
-            yb = Yp[:, lo:lo + nb]
+            logits, gates = stack.forward(X_rows[rows], tape)
             with torch.no_grad():
-                task, grad_logits = _task_and_gradient(logits, yb)
-                task_buf[j, :K] = task
-                for seg, g in zip(stack.segments, gates, strict=True):
-                    if seg.gated:
-                        ent_buf[j, seg.start:seg.start + seg.size] = _segment_entropy(g)
+                task, grad_logits = _task_and_gradient(logits, Y_rows[rows])
+                tasks.append(task)
+                for acc, g in zip(seg_gates, gates, strict=True):
+                    acc.append(g)
                 backward_(stack, tape, grad_logits, seg_lam)
                 step += 1
-                _adam_step_(stack.flat, stack.grad, exp_avg, exp_avg_sq, step, lr, wd)
+                _adam_step_(stack.flat, stack.grad, exp_avg, exp_avg_sq, denom, step, lr, wd)
         with torch.no_grad():
             v_logits, v_gates = stack.forward(Xv)
             val = member_task_loss(v_logits, Yv).double()
@@ -253,12 +287,11 @@ def fit_stacked(
             for seg, g in zip(stack.segments, v_gates, strict=True):
                 if seg.gated:
                     summaries.append((seg.start, seg.size, [_gate_summary(x) for x in g]))
-        sum_task = torch.zeros(K, dtype=torch.float64)
-        sum_ent = torch.zeros(K, dtype=torch.float64)
-        for j in range(len(bounds)):
-            sum_task += task_buf[j, :K].double() * sizes64[j]
-            sum_ent += ent_buf[j, :K].double() * sizes64[j]
-        ent_buf.zero_()
+            sum_task = _weighted_sum(torch.stack(tasks), sizes64)
+            sum_ent = torch.zeros(K, dtype=torch.float64)
+            for seg, per_step in zip(stack.segments, seg_gates, strict=True):
+                if seg.gated:
+                    sum_ent[seg.rows] = _weighted_sum(_step_entropies(per_step), sizes64)
         records.append((member.clone(), torch.stack([(sum_task + lam64 * sum_ent) / n, sum_task / n,
                                                      sum_ent / n, val], dim=1), summaries))
         member_epochs += K
@@ -285,8 +318,8 @@ def fit_stacked(
         keep = (~stop).nonzero().squeeze(1)
         if keep.numel() == 0:
             break
-        exp_avg, exp_avg_sq, best = (stack.select_buffer(t, keep) for t in (exp_avg, exp_avg_sq, best))
-        stack.select_(keep)
+        exp_avg, exp_avg_sq, best = stack.select_(keep, (exp_avg, exp_avg_sq, best))
+        denom = torch.empty_like(exp_avg)
         streams.select_(keep)
         member, lam, lam64 = member[keep], lam[keep], lam64[keep]
         max_epochs, patience, min_delta = max_epochs[keep], patience[keep], min_delta[keep]
@@ -334,23 +367,24 @@ def _gate_summary(g: Tensor | None) -> tuple[Tensor, Tensor] | None:
     return flat.mean(1), gate_entropy(flat).mean(1)
 
 
-def _adam_step_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step: int, lr: float,
-                weight_decay: float) -> None:
+def _adam_step_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, denom: Tensor, step: int,
+                lr: float, weight_decay: float) -> None:
     """``torch.optim.Adam``'s update (L2 in the gradient), operation for operation.
 
     The same element-wise operations, in the same order, as the optimiser's
     single-tensor path applies to each parameter, here to the whole flat
     buffer at once; element-wise results do not depend on the layout, so each
-    member's values match a lone run's bit for bit.
+    member's values match a lone run's bit for bit. ``grad`` is overwritten
+    (with the weight-decayed gradient) and ``denom`` is scratch space.
     """
     if weight_decay != 0:
-        grad = grad.add(param, alpha=weight_decay)
+        grad.add_(param, alpha=weight_decay)
     exp_avg.lerp_(grad, 1 - _BETA1)
     exp_avg_sq.mul_(_BETA2).addcmul_(grad, grad, value=1 - _BETA2)
     bias_correction1 = 1 - _BETA1 ** step
     bias_correction2 = 1 - _BETA2 ** step
     step_size = lr / bias_correction1
-    denom = (exp_avg_sq.sqrt() / bias_correction2 ** 0.5).add_(_EPS)
+    torch.sqrt(exp_avg_sq, out=denom).div_(bias_correction2 ** 0.5).add_(_EPS)
     param.addcdiv_(exp_avg, denom, value=-step_size)
 
 
