@@ -112,10 +112,14 @@ class PermutationStreams:
         self.member_stream = torch.tensor(member, dtype=torch.long)
         self._current = torch.empty(len(index), n, dtype=torch.long)
         self._seed_tensor = torch.tensor(self._seeds, dtype=torch.int64)
+        self._active = torch.unique(self.member_stream)
+        self._active_list = self._active.tolist()
 
     def select_(self, keep: Tensor) -> None:
         """Keep members ``keep`` (compaction); streams nobody uses stop drawing."""
         self.member_stream = self.member_stream[keep]
+        self._active = torch.unique(self.member_stream)
+        self._active_list = self._active.tolist()
 
     def next_epoch(self, epoch: int) -> Tensor:
         """Draw epoch ``epoch``'s permutation for every remaining member.
@@ -123,10 +127,9 @@ class PermutationStreams:
         Shape:
             - output: ``(K, n)`` int64
         """
-        active = torch.unique(self.member_stream)
         if self.mode == "reference":
-            for s in active.tolist():
+            for s in self._active_list:
                 self._current[s] = dataloader_permutation(self._generators[s], self.n)
         else:
-            self._current[active] = hashed_permutations(self._seed_tensor[active], epoch, self.n)
+            self._current[self._active] = hashed_permutations(self._seed_tensor[self._active], epoch, self.n)
         return self._current[self.member_stream]

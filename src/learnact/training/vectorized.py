@@ -96,19 +96,6 @@ def _task_and_gradient(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     return task.detach(), grad
 
 
-def _weighted_sum(values: Tensor, sizes: Tensor) -> Tensor:
-    """``sum_j values[j] * sizes[j]`` in float64, added step by step as the reference loop adds floats.
-
-    Shape:
-        - values: ``(steps, K)``; sizes: ``(steps,)``; output ``(K,)``
-    """
-    terms = values.double() * sizes.unsqueeze(1)
-    total = terms[0].clone()
-    for j in range(1, terms.shape[0]):
-        total += terms[j]
-    return total
-
-
 def _step_entropies(per_step: list[list[Tensor | None]]) -> Tensor:
     """Each step's summed layer entropies for one segment's members, ``(steps, n)``.
 
@@ -238,14 +225,16 @@ def fit_stacked(
 
     lam_list = [c.entropy_weight for c in configs]
     lam = by_row(lam_list, torch.float32)
-    lam64 = by_row(lam_list, torch.float64)
-    max_epochs = by_row([c.max_epochs for c in configs], torch.long)
-    patience = by_row([c.patience for c in configs], torch.long)
-    min_delta = by_row([c.min_delta for c in configs], torch.float64)
-    member = stack.order.clone()
-    best_val = torch.full((K0,), math.inf, dtype=torch.float64)
-    best_epoch = torch.zeros(K0, dtype=torch.long)
-    wait = torch.zeros(K0, dtype=torch.long)
+    # per-member bookkeeping in float64 numpy: cheaper than tensors for a few values
+    rows_np = np.asarray(order)
+    lam64 = np.asarray(lam_list, dtype=np.float64)[rows_np]
+    max_epochs = np.asarray([c.max_epochs for c in configs])[rows_np]
+    patience = np.asarray([c.patience for c in configs])[rows_np]
+    min_delta = np.asarray([c.min_delta for c in configs], dtype=np.float64)[rows_np]
+    member = rows_np.copy()
+    best_val = np.full(K0, math.inf)
+    best_epoch = np.zeros(K0, dtype=np.int64)
+    wait = np.zeros(K0, dtype=np.int64)
     exp_avg = stack.new_buffer()
     exp_avg_sq = stack.new_buffer()
     denom = stack.new_buffer()
@@ -255,17 +244,18 @@ def fit_stacked(
     n_layers = len(stack.hidden)
     bounds = list(range(0, n, B))
     sizes = [min(B, n - lo) for lo in bounds]
-    sizes64 = torch.tensor(sizes, dtype=torch.float64)
-    records: list[tuple[Tensor, Tensor, list[tuple[int, int, list]]]] = []
+    sizes64 = np.asarray(sizes, dtype=np.float64)[:, None]
+    records: list[tuple[np.ndarray, np.ndarray, list]] = []
     step = 0
     member_epochs = 0
     start = time.perf_counter()
     seg_lam = _segment_lams(stack, lam)
     X_rows = X_all.reshape(-1, X_all.shape[2])
     Y_rows = Y_all.reshape(-1, *Y_all.shape[2:])
+    offset = (member_split * n).unsqueeze(1)
     for epoch in range(1, int(max_epochs.max()) + 1):
         K = stack.n_members
-        index = streams.next_epoch(epoch) + (member_split * n).unsqueeze(1)
+        index = streams.next_epoch(epoch) + offset
         tasks: list[Tensor] = []
         seg_gates: list[list[list[Tensor | None]]] = [[] for _ in stack.segments]
         for lo, nb in zip(bounds, sizes, strict=True):
@@ -282,31 +272,31 @@ def fit_stacked(
                 _adam_step_(stack.flat, stack.grad, exp_avg, exp_avg_sq, denom, step, lr, wd)
         with torch.no_grad():
             v_logits, v_gates = stack.forward(Xv)
-            val = member_task_loss(v_logits, Yv).double()
+            val = member_task_loss(v_logits, Yv).numpy().astype(np.float64)
             summaries = []
-            for seg, g in zip(stack.segments, v_gates, strict=True):
+            ent_steps = np.zeros((len(bounds), K))
+            for seg, g, per_step in zip(stack.segments, v_gates, seg_gates, strict=True):
                 if seg.gated:
                     summaries.append((seg.start, seg.size, [_gate_summary(x) for x in g]))
-            sum_task = _weighted_sum(torch.stack(tasks), sizes64)
-            sum_ent = torch.zeros(K, dtype=torch.float64)
-            for seg, per_step in zip(stack.segments, seg_gates, strict=True):
-                if seg.gated:
-                    sum_ent[seg.rows] = _weighted_sum(_step_entropies(per_step), sizes64)
-        records.append((member.clone(), torch.stack([(sum_task + lam64 * sum_ent) / n, sum_task / n,
-                                                     sum_ent / n, val], dim=1), summaries))
+                    ent_steps[:, seg.rows] = _step_entropies(per_step).numpy()
+            task_steps = torch.stack(tasks).numpy().astype(np.float64)
+        # the reference adds float(loss) * batch size step by step: a sequential (cumulative) sum
+        sum_task = np.cumsum(task_steps * sizes64, axis=0)[-1]
+        sum_ent = np.cumsum(ent_steps * sizes64, axis=0)[-1]
+        train_obj = (sum_task + lam64 * sum_ent) / n
+        records.append((member.copy(), np.stack([train_obj, sum_task / n, sum_ent / n, val], axis=1), summaries))
         member_epochs += K
-        train_obj = records[-1][1][:, 0]
-        diverged = ~(torch.isfinite(val) & torch.isfinite(train_obj))
+        diverged = ~(np.isfinite(val) & np.isfinite(train_obj))
         improved = (val < best_val - min_delta) & ~diverged
-        best_val = torch.where(improved, val, best_val)
-        best_epoch = torch.where(improved, epoch, best_epoch)
-        wait = torch.where(improved, 0, wait + 1)
-        if bool(improved.any()):
-            stack.put_rows_(best, improved.nonzero().squeeze(1), stack.flat)
+        best_val = np.where(improved, val, best_val)
+        best_epoch = np.where(improved, epoch, best_epoch)
+        wait = np.where(improved, 0, wait + 1)
+        if improved.any():
+            stack.put_rows_(best, torch.from_numpy(np.flatnonzero(improved)), stack.flat)
         stop = (~improved & (wait >= patience)) | (epoch >= max_epochs) | diverged
-        if not bool(stop.any()):
+        if not stop.any():
             continue
-        for r in stop.nonzero().squeeze(1).tolist():
+        for r in np.flatnonzero(stop).tolist():
             mid = int(member[r])
             done = int(best_epoch[r]) > 0
             final[mid] = stack.member_state(best if done else stack.flat, r)
@@ -315,16 +305,19 @@ def fit_stacked(
             res.epochs_run = epoch
             res.diverged_epoch = epoch if bool(diverged[r]) else None
             res.best_val_loss = float(best_val[r]) if done else float("nan")
-        keep = (~stop).nonzero().squeeze(1)
-        if keep.numel() == 0:
+        keep_np = np.flatnonzero(~stop)
+        if keep_np.size == 0:
             break
+        keep = torch.from_numpy(keep_np)
         exp_avg, exp_avg_sq, best = stack.select_(keep, (exp_avg, exp_avg_sq, best))
         denom = torch.empty_like(exp_avg)
         streams.select_(keep)
-        member, lam, lam64 = member[keep], lam[keep], lam64[keep]
-        max_epochs, patience, min_delta = max_epochs[keep], patience[keep], min_delta[keep]
-        best_val, best_epoch, wait = best_val[keep], best_epoch[keep], wait[keep]
+        member, lam64 = member[keep_np], lam64[keep_np]
+        max_epochs, patience, min_delta = max_epochs[keep_np], patience[keep_np], min_delta[keep_np]
+        best_val, best_epoch, wait = best_val[keep_np], best_epoch[keep_np], wait[keep_np]
+        lam = lam[keep]
         member_split, Xv, Yv = member_split[keep], Xv[keep], Yv[keep]
+        offset = (member_split * n).unsqueeze(1)
         seg_lam = _segment_lams(stack, lam)
     wall = time.perf_counter() - start
     _write_histories(results, records, n_layers)
