@@ -4,9 +4,9 @@
 shapes, gate parameter shapes, batch size, learning rate, weight decay and
 split sizes. Members with fixed activations join a gated group whose gate
 parameters are small (per-layer or per-neuron logits), as segments of their
-own; their absent gate parameters are dummy rows. Groups are cut round-robin
-into one stack per worker (and at most ``max_members`` each), so every
-stack gets a share of each variant and seed, and of the long runs.
+own; their absent gate parameters are dummy rows. Groups are cut into at
+least one stack per worker (and at most ``max_members`` members each),
+keeping members with the same split (seed) together.
 
 :func:`run_stacks` trains stacks on a pool of worker processes (forked, so
 nothing is pickled on the way in; each uses one intra-op thread), largest
@@ -20,6 +20,7 @@ the Python between them holds the GIL.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import multiprocessing
 import os
@@ -71,10 +72,10 @@ def plan_stacks(
             per worker), as long as each keeps ``min_members``.
         min_members: Smallest stack a group is cut into.
 
-    A group is cut round-robin over its members in input order (variant by
-    variant, seed by seed), so every stack gets a share of each variant and
-    seed, and with it a share of the long runs: stacks then finish together
-    and the workers stay busy until the end.
+    A group is cut into contiguous chunks of its members ordered by split
+    (seed): runs of one seed tend to stop at similar epochs, so a seed's long
+    runs share a stack and the other stacks finish early, instead of every
+    stack dragging a long tail of a few members.
 
     Returns:
         Lists of member indices, each one stack, in input order.
@@ -83,6 +84,9 @@ def plan_stacks(
         raise ValueError(f"max_members must be >= 1, got max_members={max_members}")
     if n_parts < 1:
         raise ValueError(f"n_parts must be >= 1, got n_parts={n_parts}")
+    split_rank: dict[int, int] = {}
+    for sp in splits:
+        split_rank.setdefault(id(sp), len(split_rank))
     groups: dict[tuple, list[int]] = {}
     for i, (m, c, s) in enumerate(zip(models, configs, splits, strict=True)):
         lin, gate = _signatures(m)
@@ -99,11 +103,13 @@ def plan_stacks(
         merged.setdefault(min(hosts)[1] if hosts else key, []).extend(members)
     stacks: list[list[int]] = []
     for members in merged.values():
-        members = sorted(members)
         n_stacks = max(-(-len(members) // max_members), min(n_parts, len(members) // max(min_members, 1)), 1)
-        stacks.extend(members[j::n_stacks] for j in range(n_stacks))
+        # members of one split (seed) tend to stop together; contiguous chunks by split keep
+        # the long runs of a seed in few stacks instead of giving every stack a long tail
+        members = sorted(members, key=lambda i: (split_rank[id(splits[i])], i))
+        bounds = [round(j * len(members) / n_stacks) for j in range(n_stacks + 1)]
+        stacks.extend(sorted(members[a:b]) for a, b in zip(bounds, bounds[1:]))
     return stacks
-
 
 def default_workers() -> int:
     """Worker threads to use: the intra-op thread budget PyTorch was given (at least 1)."""
@@ -149,8 +155,8 @@ def _keep_freed_memory() -> None:
         return
     m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
     libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
-    libc.mallopt(m_trim_threshold, 1 << 30)
-    libc.mallopt(m_top_pad, 64 * 1024 * 1024)
+    libc.mallopt(m_trim_threshold, 256 * 1024 * 1024)
+    libc.mallopt(m_top_pad, 16 * 1024 * 1024)
 
 
 def _run_job(index: int) -> tuple[int, Any]:
@@ -185,11 +191,14 @@ def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers:
     if executor in ("auto", "processes") and _can_fork():
         global _JOBS
         _JOBS = jobs
+        gc.collect()
+        gc.freeze()  # forked workers then leave the parent's objects (and their pages) alone
         try:
             with multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
                 yield from pool.imap_unordered(_run_job, order, chunksize=1)
         finally:
             _JOBS = ()
+            gc.unfreeze()
         return
     with single_thread(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="learnact-stack") as pool:
         pending: dict[Future, int] = {pool.submit(jobs[i]): i for i in order}
