@@ -8,9 +8,10 @@
 
 Each measurement runs in a fresh Python subprocess. Its peak memory is the
 largest proportional set size (PSS) of that subprocess plus its worker
-processes, sampled every 50 ms (shared pages are split between the processes
-sharing them, so forked workers are not counted twice; imports included);
-the largest RSS of the main process and of any worker is printed too. The
+processes, sampled every 50 ms from the benchmark process (shared pages are
+split between the processes sharing them, so forked workers are not counted
+twice; imports included); the largest RSS of the main process and of any
+worker is printed too. The
 sequential engine runs on one intra-op thread (its fastest setting on small
 models); the vectorised engine gets the core count as its worker budget
 (``--threads``), each worker a process with one intra-op thread.
@@ -29,44 +30,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 __all__ = ["main", "measure"]
 
 _CHILD = textwrap.dedent("""
-    import json, os, resource, sys, threading, time
+    import json, resource, sys, time
     import torch
     from learnact.experiment import ENGINES, load_study, prepare_splits
-
-    def tree_pss_mb():
-        # proportional set size of this process and all its descendants (shared pages split fairly)
-        pids, todo = [], [os.getpid()]
-        while todo:
-            pid = todo.pop()
-            pids.append(pid)
-            try:
-                for tid in os.listdir(f"/proc/{pid}/task"):
-                    with open(f"/proc/{pid}/task/{tid}/children") as fh:
-                        todo.extend(int(c) for c in fh.read().split())
-            except OSError:
-                pass
-        total = 0
-        for pid in pids:
-            try:
-                with open(f"/proc/{pid}/smaps_rollup") as fh:
-                    total += sum(int(line.split()[1]) for line in fh if line.startswith("Pss:"))
-            except OSError:
-                pass
-        return total / 1024.0
-
-    peak = [0.0]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], tree_pss_mb())
-            done.wait(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
     engine, threads, seeds = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     torch.set_num_threads(threads)
     study = load_study("paper")
@@ -75,24 +46,54 @@ _CHILD = textwrap.dedent("""
         study = study.model_copy(update={"seeds": tuple(range(lo, hi + 1))})
     runs = study.runs()
     splits = prepare_splits(runs)
-    sampler.start()
     start = time.perf_counter()
     epochs = sum(t.fit.epochs_run for t in ENGINES[engine](runs, splits))
     wall = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    peak[0] = max(peak[0], tree_pss_mb())
     rss = [resource.getrusage(who).ru_maxrss / 1024.0 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     print(json.dumps({"engine": engine, "runs": len(runs), "member_epochs": epochs, "wall_s": wall,
-                      "peak_pss_mb": peak[0], "peak_rss_self_mb": rss[0], "peak_rss_worker_mb": rss[1]}))
+                      "peak_rss_self_mb": rss[0], "peak_rss_worker_mb": rss[1]}))
 """)
 
 
+def _tree_pss_mb(root: int) -> float:
+    """Proportional set size (MiB) of process ``root`` and all its descendants; shared pages split fairly."""
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except OSError:
+            pass
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                total += sum(int(line.split()[1]) for line in fh if line.startswith("Pss:"))
+        except OSError:
+            pass
+    return total / 1024.0
+
+
 def measure(engine: str, threads: int, seeds: str = "paper") -> dict:
-    """Train the paper sweep (``seeds``: ``"paper"`` or ``"lo..hi"``) in a fresh child; its figures."""
-    out = subprocess.run([sys.executable, "-c", _CHILD, engine, str(threads), seeds],
-                         check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """Train the paper sweep (``seeds``: ``"paper"`` or ``"lo..hi"``) in a fresh child; its figures.
+
+    The child's process tree is sampled every 50 ms from here for its peak PSS.
+    """
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, engine, str(threads), seeds],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0.0
+    while proc.poll() is None:
+        peak = max(peak, _tree_pss_mb(proc.pid))
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"benchmark child failed ({engine}, seeds {seeds}):\n{err}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_pss_mb"] = peak
+    return result
 
 
 def _line(label: str, m: dict) -> str:

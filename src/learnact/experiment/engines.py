@@ -140,7 +140,7 @@ def vectorized_engine(
 
     costs = [sum(configs[i].max_epochs * sum(p.numel() for p in models[i].parameters()) for i in m) for m in stacks]
     for index, fitted in run_stacks([job(m) for m in stacks], costs, n_workers, executor):
-        memory = peak_memory_mb()
+        memory = max(peak_memory_mb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0)
         for i, result, state in zip(stacks[index], fitted.results, fitted.states, strict=True):
             yield TrainedRun(runs[i], load_parameters_(models[i], state), result, member_splits[i], memory)
 

@@ -11,10 +11,11 @@ keeping members with the same split (seed) together.
 :func:`run_stacks` trains stacks on a pool of worker processes (forked, so
 nothing is pickled on the way in; each uses one intra-op thread), largest
 estimated cost first, and yields each stack's result as soon as it is done.
-Where ``fork`` is unavailable, or inside a daemonic process (e.g. a worker
-of an outer process pool), stacks run on threads or in the calling thread.
-Threads are a weak substitute: a stacked step launches many small kernels and
-the Python between them holds the GIL.
+Where ``fork`` is unavailable or unsafe (a daemonic process such as a worker
+of an outer process pool, or a process with other threads, such as a Dask
+worker), stacks run one after another in the calling thread. Threads are
+available on request but are a weak substitute: a stacked step launches many
+small kernels and the Python between them holds the GIL.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import contextlib
 import gc
 import math
 import multiprocessing
+import threading
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -59,7 +61,7 @@ def plan_stacks(
     *,
     max_members: int = 64,
     n_parts: int = 1,
-    min_members: int = 4,
+    min_members: int = 8,
 ) -> list[list[int]]:
     """Partition member indices into stacks.
 
@@ -163,8 +165,11 @@ def _run_job(index: int) -> tuple[int, Any]:
     return index, _JOBS[index]()
 
 
-def _can_fork() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
+def _can_fork(require_single_thread: bool) -> bool:
+    """Whether forking workers is possible here (and, for ``auto``, safe: no other threads to copy mid-way)."""
+    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
+        return False
+    return not require_single_thread or threading.active_count() == 1
 
 
 def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers: int,
@@ -176,19 +181,28 @@ def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers:
         costs: Estimated cost of each job; the most expensive start first.
         workers: Parallel workers (1: run in this thread, in cost order).
         executor: ``"processes"`` (forked workers), ``"threads"``, ``"inline"``,
-            or ``"auto"``: processes where they can be forked, else threads.
+            or ``"auto"``: forked processes when this is a single-threaded,
+            non-daemonic process on a platform with ``fork``, else inline.
+
+    Raises:
+        ValueError: ``executor="processes"`` where processes cannot be forked.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got workers={workers}")
     if executor not in ("auto", "processes", "threads", "inline"):
         raise ValueError(f"executor must be 'auto', 'processes', 'threads' or 'inline', got executor={executor!r}")
     order = sorted(range(len(jobs)), key=lambda i: -costs[i])
+    if executor == "processes" and not _can_fork(False):
+        raise ValueError("executor='processes' needs the fork start method outside daemonic processes; "
+                         "use executor='threads' or 'inline'")
+    if executor == "auto":
+        executor = "processes" if _can_fork(True) else "inline"
     if workers == 1 or len(jobs) == 1 or executor == "inline":
         for i in order:
             yield i, jobs[i]()
         return
     workers = min(workers, len(jobs))
-    if executor in ("auto", "processes") and _can_fork():
+    if executor == "processes":
         global _JOBS
         _JOBS = jobs
         gc.collect()
@@ -200,8 +214,8 @@ def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers:
             _JOBS = ()
             gc.unfreeze()
         return
-    with single_thread(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="learnact-stack") as pool:
-        pending: dict[Future, int] = {pool.submit(jobs[i]): i for i in order}
+    with single_thread(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="learnact-stack") as tpool:
+        pending: dict[Future, int] = {tpool.submit(jobs[i]): i for i in order}
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)

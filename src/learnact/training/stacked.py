@@ -299,10 +299,13 @@ class StackedMLP:
         """Members ``keep`` of ``buffer``, laid out for ``len(keep)`` members."""
         return self._pack([b.index_select(0, keep) for b in self.blocks(buffer)])
 
-    def put_rows_(self, buffer: Tensor, index: Tensor, source: Tensor) -> None:
-        """Copy members ``index`` of ``source`` into ``buffer`` (same layout)."""
-        for dst, src in zip(self.blocks(buffer), self.blocks(source), strict=True):
-            dst.index_copy_(0, index, src.index_select(0, index))
+    def put_rows_(self, buffer: Tensor, rows: Tensor, source: Tensor) -> None:
+        """Copy the members where ``rows`` is True from ``source`` into ``buffer`` (same layout).
+
+        Shape:
+            - rows: ``(K,)`` bool
+        """
+        torch.where(rows[self._owner], source, buffer, out=buffer)
 
     def member_state(self, buffer: Tensor, row: int) -> dict[str, Tensor]:
         """Named parameters of stack row ``row`` of ``buffer``, as fresh tensors."""
@@ -310,6 +313,10 @@ class StackedMLP:
                 for name, shape, b in zip(self.names, self.shapes, self.blocks(buffer), strict=True)}
 
     def _refresh(self) -> None:
+        owner = torch.zeros(self.flat.shape[0], dtype=torch.long)  # padding belongs to member 0 (stays zero)
+        for block in self.blocks(owner):
+            block.copy_(torch.arange(self._K).unsqueeze(1).expand_as(block))
+        self._owner = owner
         self.params = self.views(self.flat)
         self.grad = self.new_buffer()
         self.grads = self.views(self.grad)

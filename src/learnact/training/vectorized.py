@@ -292,7 +292,7 @@ def fit_stacked(
         best_epoch = np.where(improved, epoch, best_epoch)
         wait = np.where(improved, 0, wait + 1)
         if improved.any():
-            stack.put_rows_(best, torch.from_numpy(np.flatnonzero(improved)), stack.flat)
+            stack.put_rows_(best, torch.from_numpy(improved), stack.flat)
         stop = (~improved & (wait >= patience)) | (epoch >= max_epochs) | diverged
         if not stop.any():
             continue
