@@ -88,6 +88,10 @@ def sequential_engine(runs: Sequence[RunConfig], splits: Mapping[tuple, Split]) 
         yield train_one(run, splits[split_key(run)])
 
 
+STACKABLE_KINDS = ("fixed", "gated")
+"""Activation kinds the stacked model holds; other kinds fall back to :func:`train_one`."""
+
+
 def vectorized_engine(
     runs: Sequence[RunConfig],
     splits: Mapping[tuple, Split],
@@ -99,7 +103,8 @@ def vectorized_engine(
 ) -> Iterator[TrainedRun]:
     """Train runs as stacked models, many members at once.
 
-    Each run is built and initialised exactly as :func:`train_one` does it;
+    Each run is built and initialised exactly as :func:`train_one` does it
+    (runs of a learnable family outside :data:`STACKABLE_KINDS` are trained by it);
     runs that can share a stack are grouped (:func:`~learnact.training.scheduling.plan_stacks`)
     and the stacks are trained on ``workers`` threads. Runs come back stack by
     stack, each with its own model (best weights), history and split.
@@ -119,6 +124,11 @@ def vectorized_engine(
         max_members: Largest stack.
     """
     runs = list(runs)
+    for run in runs:
+        if run.activation.kind not in STACKABLE_KINDS:
+            # learnable families keep their own parameter shapes: trained by the reference loop
+            yield train_one(run, splits[split_key(run)])
+    runs = [r for r in runs if r.activation.kind in STACKABLE_KINDS]
     if not runs:
         return
     models, generators, member_splits = [], [], []
