@@ -14,15 +14,16 @@ import numpy as np
 import pytest
 import torch
 
-from learnact.config import ActivationConfig, RunConfig, TrainConfig
-from learnact.data import Split, split_dataset
+from learnact.config import ActivationConfig, TrainConfig
+from learnact.data import Split
 from learnact.experiment import ENGINES, build_artifacts, build_model, prepare_splits, study_from_dict
 from learnact.experiment.engines import split_key, vectorized_engine
 from learnact.model import MLP, init_parameters_
 from learnact.training import entropy_term, fit, run_generator
 from learnact.training.scheduling import plan_stacks
 from learnact.training.stacked import StackedMLP, Tape, member_rows
-from learnact.training.stacked_backward import backward_, loss_gradient
+from learnact.training.stacked_backward import backward_
+from learnact.training.stacked_loss import loss_gradient
 from learnact.training.streams import PermutationStreams, hashed_permutations
 from learnact.training.vectorized import fit_stacked
 

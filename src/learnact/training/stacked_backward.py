@@ -22,12 +22,11 @@ import torch
 from torch import Tensor
 
 from ..model.activations import Candidate
-
 from ._products import input_grad, weight_grad_
-from .stacked import StackedMLP, Tape, Unit
+from .segments import Unit
+from .stacked import StackedMLP, Tape
 
-__all__ = ["backward_", "candidate_backward", "loss_gradient", "reads_input_directly"]
-
+__all__ = ["backward_", "candidate_backward", "reads_input_directly"]
 
 _DIRECT: dict[Candidate, bool] = {}
 
@@ -62,27 +61,6 @@ def candidate_backward(output: Tensor, z: Tensor, grad: Tensor, direct: bool) ->
         return output.grad_fn(grad)
     with torch.enable_grad():
         return torch.autograd.grad(output, z, grad)[0]
-
-
-_ONES: dict[tuple, Tensor] = {}
-
-
-def loss_gradient(prob: Tensor, target: Tensor) -> Tensor:
-    """Gradient of each member's mean BCE on ``prob = sigmoid(logits)`` with respect to the logits.
-
-    As autograd computes it for ``binary_cross_entropy(sigmoid(z), y)``:
-    ``(p - y) / max((1 - p) p, eps)``, divided by the batch size, then the
-    sigmoid's backward.
-
-    Shape:
-        - prob, target: ``(K, b, 1)``; returned: ``(K, b, 1)``
-    """
-    ones = _ONES.get(prob.shape)
-    if ones is None:
-        ones = _ONES.setdefault(prob.shape, torch.ones((), dtype=prob.dtype).expand(prob.shape))
-    g = torch.ops.aten.binary_cross_entropy_backward(ones, prob, target, None, 0)
-    g.div_(prob.shape[1] * prob.shape[2])
-    return torch.ops.aten.sigmoid_backward(g, prob)
 
 
 def _linear_backward_(grad: Tensor, x: Tensor, weight_grad: Tensor, bias_grad: Tensor) -> None:

@@ -2,17 +2,22 @@
 
 :func:`fit_stacked` is the reference trainer (:func:`~.loop.fit`) for ``K``
 members of one architecture at a time: one :class:`~.stacked.StackedMLP`,
-batched matrix products, one autograd pass for the summed loss (which gives
-each member exactly its own gradient), and one Adam update of the whole flat
-parameter buffer. Each member keeps its own split, initial values, mini-batch
-order (:mod:`.streams`), Adam moments, early-stopping counter and best
-snapshot; temperature, entropy weight, maximum epochs, patience and
-``min_delta`` are per-member tensors. Members that stop leave the stack
-(compaction), so the work follows the members still training.
+batched matrix products, a hand-derived backward pass of the summed loss
+(which gives each member exactly its own gradient, :mod:`.stacked_backward`)
+and one Adam update of the whole flat parameter buffer. Each member keeps its
+own split, initial values, mini-batch order (:mod:`.streams`), Adam moments,
+early-stopping counter and best snapshot; temperature, entropy weight,
+maximum epochs, patience and ``min_delta`` are per-member values. Members
+that stop (or diverge) leave the stack (compaction), so the work follows the
+members still training.
 
 In the reference stream mode every member performs the floating-point
 operations its lone reference run performs, in the same order, so histories,
-stopping epochs and weights are bit-identical (see ``scripts/check_equivalence.py``).
+stopping epochs and weights are bit-identical (``scripts/check_equivalence.py``
+checks the paper's 75 runs; ``tests/training/test_vectorized.py`` a small
+study). Members of different train-set sizes go to different stacks
+(:func:`stack_key`); within a stack, every member's batches have the sizes
+its lone run's have.
 """
 
 from __future__ import annotations
@@ -24,116 +29,29 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import TrainConfig
 from ..data import Split
 from ..model import MLP
-from ..model.activations import gate_entropy
-from .history import EpochRecord
 from .loop import FitResult
-from .stacked import StackedMLP, Tape, member_rows
-from .stacked_backward import backward_, loss_gradient
+from .stacked import StackedMLP, Tape
+from .stacked_backward import backward_
+from .stacked_loss import member_task_loss, task_and_gradient
+from .stacked_records import gate_summary, step_entropies, write_histories
 from .streams import PermutationStreams, StreamMode
 
-__all__ = ["StackedFit", "fit_stacked", "load_parameters_", "member_task_loss", "stack_key"]
+__all__ = ["StackedFit", "fit_stacked", "load_parameters_", "stack_key"]
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 
 
-def _binary_probabilities(logits: Tensor) -> tuple[Tensor, Tensor | None]:
-    """``sigmoid(logits)`` per member, and the mask of members with a non-finite logit (or ``None``).
-
-    The reference loss is NaN for a batch with a non-finite logit (a diverged
-    run) instead of an error; such members get harmless probabilities here and
-    their loss is set to NaN afterwards.
-    """
-    prob = torch.sigmoid(member_rows(logits))
-    if bool(torch.isfinite(logits).all()):
-        return prob, None
-    bad = ~torch.isfinite(logits).all(dim=2).all(dim=1)
-    return torch.where(bad.view(-1, 1, 1), 0.5, prob), bad
-
-
-def member_task_loss(logits: Tensor, target: Tensor) -> Tensor:
-    """Each member's task loss, as :func:`~.objective.task_loss` computes it for one model.
-
-    Shape:
-        - logits: ``(K, b, 1)`` (binary) or ``(K, b, n_classes)``
-        - target: ``(K, b, 1)`` float (binary) or ``(K, b)`` long
-        - output: ``(K,)``
-    """
-    if logits.shape[-1] == 1:
-        prob, bad = _binary_probabilities(logits)
-        task = F.binary_cross_entropy(prob, target, reduction="none").mean(dim=(1, 2))
-        return task if bad is None else task.masked_fill(bad, math.nan)
-    K, b, c = logits.shape
-    return F.cross_entropy(logits.reshape(K * b, c), target.reshape(K * b), reduction="none").view(K, b).mean(1)
-
-
-def _task_and_gradient(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """Each member's task loss and the gradient of their sum with respect to the logits.
-
-    A member with a non-finite logit gets a NaN loss and NaN gradients, as
-    the reference trainer's ``logits.sum() * nan`` gives it.
-
-    Shape:
-        - logits: ``(K, b, o)``; outputs ``(K,)`` and ``(K, b, o)``
-    """
-    if logits.shape[-1] == 1:
-        prob, bad = _binary_probabilities(logits)
-        task = F.binary_cross_entropy(prob, target, reduction="none").mean(dim=(1, 2))
-        grad = loss_gradient(prob, target)
-        if bad is not None:
-            task = task.masked_fill(bad, math.nan)
-            grad = grad.masked_fill(bad.view(-1, 1, 1), math.nan)
-        return task, grad
-    with torch.enable_grad():
-        leaf = logits.detach().requires_grad_(True)
-        task = member_task_loss(leaf, target)
-        (grad,) = torch.autograd.grad(task.sum(), leaf)
-    return task.detach(), grad
-
-
-def _step_entropies(per_step: list[list[Tensor | None]]) -> Tensor:
-    """Each step's summed layer entropies for one segment's members, ``(steps, n)``.
-
-    Gates of equal shape in all steps are evaluated in one batch (the entropy
-    of each row does not depend on the others); per-sample gates, whose batch
-    sizes vary, step by step.
-    """
-    total: Tensor | None = None
-    for layer in range(len(per_step[0])):
-        gates = [g[layer] for g in per_step]
-        if gates[0] is None:
-            continue
-        if all(x.shape == gates[0].shape for x in gates):
-            h = gate_entropy(torch.stack(gates))  # (steps, n) or (steps, n, units)
-            if h.dim() == 3:
-                h = h.mean(dim=2)
-        else:
-            h = torch.stack([gate_entropy(x).mean(dim=1) for x in gates])
-        total = h if total is None else total + h
-    assert total is not None
-    return total
-
-
-def _segment_entropy(gates: Sequence[Tensor | None]) -> Tensor | None:
-    """Sum over gated layers of each member's mean gate entropy (``(n,)``), or ``None``."""
-    total: Tensor | None = None
-    for g in gates:
-        if g is None:
-            continue
-        h = gate_entropy(g)
-        if h.dim() > 1:
-            h = h.mean(dim=1)
-        total = h if total is None else total + h
-    return total
-
-
 def stack_key(cfg: TrainConfig, split: Split) -> tuple:
-    """What members must share to train in one stack (besides the architecture)."""
+    """What members must share to train in one stack (besides the architecture).
+
+    Batch size and split sizes fix the batches every step; learning rate and
+    weight decay enter the optimiser as scalars.
+    """
     return (cfg.batch_size, cfg.lr, cfg.weight_decay, split.X_train.shape, split.X_val.shape, split.n_classes)
 
 
@@ -191,7 +109,8 @@ def fit_stacked(
                          f"{len(configs)} configs")
     keys = {stack_key(c, s) for c, s in zip(configs, splits, strict=True)}
     if len(keys) > 1:
-        raise ValueError(f"members of a stack must share batch_size, lr, weight_decay and split sizes, got {sorted(map(str, keys))}")
+        raise ValueError("members of a stack must share batch_size, lr, weight_decay and split sizes, got "
+                         f"{sorted(map(str, keys))}")
     cfg0 = configs[0]
     B, lr, wd = cfg0.batch_size, cfg0.lr, cfg0.weight_decay
     stack = StackedMLP(models)
@@ -263,7 +182,7 @@ def fit_stacked(
             tape = Tape()
             logits, gates = stack.forward(X_rows[rows], tape)
             with torch.no_grad():
-                task, grad_logits = _task_and_gradient(logits, Y_rows[rows])
+                task, grad_logits = task_and_gradient(logits, Y_rows[rows])
                 tasks.append(task)
                 for acc, g in zip(seg_gates, gates, strict=True):
                     acc.append(g)
@@ -277,8 +196,8 @@ def fit_stacked(
             ent_steps = np.zeros((len(bounds), K))
             for seg, g, per_step in zip(stack.segments, v_gates, seg_gates, strict=True):
                 if seg.gated:
-                    summaries.append((seg.start, seg.size, [_gate_summary(x) for x in g]))
-                    ent_steps[:, seg.rows] = _step_entropies(per_step).numpy()
+                    summaries.append((seg.start, seg.size, [gate_summary(x) for x in g]))
+                    ent_steps[:, seg.rows] = step_entropies(per_step).numpy()
             task_steps = torch.stack(tasks).numpy().astype(np.float64)
         # the reference adds float(loss) * batch size step by step: a sequential (cumulative) sum
         sum_task = np.cumsum(task_steps * sizes64, axis=0)[-1]
@@ -292,14 +211,14 @@ def fit_stacked(
         best_epoch = np.where(improved, epoch, best_epoch)
         wait = np.where(improved, 0, wait + 1)
         if improved.any():
-            stack.put_rows_(best, torch.from_numpy(improved), stack.flat)
+            stack.layout.put_rows_(best, torch.from_numpy(improved), stack.flat)
         stop = (~improved & (wait >= patience)) | (epoch >= max_epochs) | diverged
         if not stop.any():
             continue
         for r in np.flatnonzero(stop).tolist():
             mid = int(member[r])
             done = int(best_epoch[r]) > 0
-            final[mid] = stack.member_state(best if done else stack.flat, r)
+            final[mid] = stack.layout.member_state(best if done else stack.flat, r)
             res = results[mid]
             res.best_epoch = int(best_epoch[r])
             res.epochs_run = epoch
@@ -320,7 +239,7 @@ def fit_stacked(
         offset = (member_split * n).unsqueeze(1)
         seg_lam = _segment_lams(stack, lam)
     wall = time.perf_counter() - start
-    _write_histories(results, records, n_layers)
+    write_histories(results, records, n_layers)
     states = []
     for mid, (model, res) in enumerate(zip(models, results, strict=True)):
         own = dict(model.named_parameters())
@@ -352,14 +271,6 @@ def _segment_lams(stack: StackedMLP, lam: Tensor) -> list[tuple[Tensor, Tensor |
     return out
 
 
-def _gate_summary(g: Tensor | None) -> tuple[Tensor, Tensor] | None:
-    """Mean weights and mean entropy per member, as :func:`~.loop.gate_summary` for one model."""
-    if g is None:
-        return None
-    flat = g.reshape(g.shape[0], -1, g.shape[-1])
-    return flat.mean(1), gate_entropy(flat).mean(1)
-
-
 def _adam_step_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, denom: Tensor, step: int,
                 lr: float, weight_decay: float) -> None:
     """``torch.optim.Adam``'s update (L2 in the gradient), operation for operation.
@@ -381,23 +292,3 @@ def _adam_step_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor
     param.addcdiv_(exp_avg, denom, value=-step_size)
 
 
-def _write_histories(results: list[FitResult], records: list, n_layers: int) -> None:
-    for members, stats, summaries in records:
-        ids = members.tolist()
-        rows = stats.tolist()
-        weights: dict[int, list] = {}
-        ents: dict[int, list] = {}
-        for start, size, per_layer in summaries:
-            for layer, summary in enumerate(per_layer):
-                if summary is None:
-                    continue
-                w, e = summary[0].tolist(), summary[1].tolist()
-                for j in range(size):
-                    r = start + j
-                    weights.setdefault(r, [None] * n_layers)[layer] = w[j]
-                    ents.setdefault(r, [None] * n_layers)[layer] = e[j]
-        for r, (mid, row) in enumerate(zip(ids, rows, strict=True)):
-            res = results[mid]
-            res.history.append(EpochRecord(
-                len(res.history) + 1, row[0], row[1], row[2], row[3],
-                weights.get(r, [None] * n_layers), ents.get(r, [None] * n_layers)))

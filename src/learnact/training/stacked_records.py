@@ -1,0 +1,94 @@
+"""The per-epoch history records of stacked members, as the reference trainer writes them.
+
+Training losses are added up the way the reference loop adds Python floats
+(float64, step by step: a cumulative sum), the gate statistics are those of
+:func:`~.loop.gate_summary` on the validation set, and each member gets one
+:class:`~.history.EpochRecord` per epoch it ran.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..model.activations import gate_entropy
+from .history import EpochRecord
+from .loop import FitResult
+
+__all__ = ["gate_summary", "step_entropies", "write_histories"]
+
+
+def step_entropies(per_step: list[list[Tensor | None]]) -> Tensor:
+    """Each step's summed layer entropies for one segment's members.
+
+    The ``train_entropy`` a lone run records: per layer the mean gate entropy
+    (over units or samples), summed over layers. Gates of equal shape in all
+    steps are evaluated in one batch (the entropy of each row does not depend
+    on the others); per-sample gates, whose batch sizes vary, step by step.
+
+    Args:
+        per_step: Per step, per layer, the segment's gate weights (``None`` if fixed).
+
+    Shape:
+        - per_step[s][l]: ``(n, c)``, ``(n, d, c)`` or ``(n, b, c)``
+        - output: ``(steps, n)``
+    """
+    total: Tensor | None = None
+    for layer in range(len(per_step[0])):
+        gates = [g[layer] for g in per_step]
+        if gates[0] is None:
+            continue
+        if all(x.shape == gates[0].shape for x in gates):
+            h = gate_entropy(torch.stack(gates))  # (steps, n) or (steps, n, units)
+            if h.dim() == 3:
+                h = h.mean(dim=2)
+        else:
+            h = torch.stack([gate_entropy(x).mean(dim=1) for x in gates])
+        total = h if total is None else total + h
+    assert total is not None
+    return total
+
+
+def gate_summary(g: Tensor | None) -> tuple[Tensor, Tensor] | None:
+    """Mean weights and mean entropy per member, as :func:`~.loop.gate_summary` gives them for one model.
+
+    Shape:
+        - g: ``(n, c)``, ``(n, d, c)`` or ``(n, b, c)``
+        - output: ``(n, c)`` and ``(n,)``
+    """
+    if g is None:
+        return None
+    flat = g.reshape(g.shape[0], -1, g.shape[-1])
+    return flat.mean(1), gate_entropy(flat).mean(1)
+
+
+def write_histories(results: list[FitResult], records: list, n_layers: int) -> None:
+    """Append one :class:`~.history.EpochRecord` per recorded epoch to each member's result.
+
+    Args:
+        results: Per input position, the member's result.
+        records: Per epoch ``(members, stats, summaries)``: the input position
+            of each stack row, ``(K, 4)`` float64 rows ``(train_loss,
+            train_task, train_entropy, val_loss)``, and per gated segment
+            ``(start, size, per-layer gate_summary)``.
+        n_layers: Hidden layers (fixed layers record ``None``).
+    """
+    for members, stats, summaries in records:
+        ids = members.tolist()
+        rows = stats.tolist()
+        weights: dict[int, list] = {}
+        ents: dict[int, list] = {}
+        for start, size, per_layer in summaries:
+            for layer, summary in enumerate(per_layer):
+                if summary is None:
+                    continue
+                w, e = summary[0].tolist(), summary[1].tolist()
+                for j in range(size):
+                    r = start + j
+                    weights.setdefault(r, [None] * n_layers)[layer] = w[j]
+                    ents.setdefault(r, [None] * n_layers)[layer] = e[j]
+        for r, (mid, row) in enumerate(zip(ids, rows, strict=True)):
+            res = results[mid]
+            res.history.append(EpochRecord(
+                len(res.history) + 1, row[0], row[1], row[2], row[3],
+                weights.get(r, [None] * n_layers), ents.get(r, [None] * n_layers)))
