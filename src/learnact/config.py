@@ -61,7 +61,7 @@ MAX_SEED = 2**32 - 1
 """Largest seed: scikit-learn's ``random_state`` must fit in 32 bits."""
 
 # How a study runs (defaults of `learnact run`; here so the CLI can show them without loading training code).
-DEFAULT_ENGINE = "sequential"
+DEFAULT_ENGINE = "vectorized"
 """Engine used when none is named (``learnact run --engine``)."""
 EXECUTORS = ("local", "processes", "dask")
 """Where groups of runs can train (``learnact run --executor``)."""

@@ -142,7 +142,7 @@ class _FailSecond(InProcessExecutor):
 def test_a_failed_task_keeps_what_finished(tmp_path, tiny_study):
     folder = tmp_path / "study"
     with pytest.raises(RuntimeError, match="worker exploded"):
-        run_study(tiny_study, folder, executor=_FailSecond())
+        run_study(tiny_study, folder, engine="sequential", executor=_FailSecond())  # one run per task
     assert [p.name for p in store.finished_runs(folder)] == [tiny_study.runs()[0].run_id]
     assert "stopped: worker exploded" in (folder / LOG_FILE).read_text()
     result = run_study(tiny_study, folder)  # resume
