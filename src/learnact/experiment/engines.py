@@ -106,8 +106,9 @@ def vectorized_engine(
     Each run is built and initialised exactly as :func:`train_one` does it
     (runs of a learnable family outside :data:`STACKABLE_KINDS` are trained by it);
     runs that can share a stack are grouped (:func:`~learnact.training.scheduling.plan_stacks`)
-    and the stacks are trained on ``workers`` threads. Runs come back stack by
-    stack, each with its own model (best weights), history and split.
+    and the stacks are trained on ``workers`` forked worker processes (one
+    intra-op thread each). Runs come back stack by stack, each with its own
+    model (best weights), history and split.
 
     Args:
         runs: The runs to train.
@@ -117,11 +118,13 @@ def vectorized_engine(
             orders from a vectorised hash of (seed, epoch) instead (not
             bit-comparable).
         workers: Parallel workers (default: PyTorch's thread budget, see
-            :func:`~learnact.training.scheduling.default_workers`); each uses
-            one intra-op thread.
-        executor: Where stacks run: ``"auto"`` (forked processes where
-            possible, else threads), ``"processes"``, ``"threads"`` or ``"inline"``.
-        max_members: Largest stack.
+            :func:`~learnact.training.scheduling.default_workers`, so
+            ``train_group(..., threads=n)`` uses ``n`` worker processes).
+        executor: Where stacks run: ``"auto"`` (forked processes where that is
+            safe, else one after another in this thread), ``"processes"``,
+            ``"threads"`` or ``"inline"``.
+        max_members: Largest stack (more, smaller stacks cost more per step;
+            bigger ones outgrow the caches).
     """
     runs = list(runs)
     for run in runs:
