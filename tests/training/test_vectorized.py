@@ -303,3 +303,17 @@ def test_multiclass_members_train_like_the_reference():
         expected = fit(ref, split, cfg, g)
         got = [r.val_loss for r in res.history]
         assert np.allclose(got, [r.val_loss for r in expected.history], rtol=1e-5, atol=1e-6)
+
+
+def test_members_with_different_train_sizes_match_the_reference():
+    """Different data settings give different train-set sizes: such members never share a stack."""
+    base = _study(max_epochs=4, patience=2).runs()
+    picked = [r for r in base if r.activation.gate == "layer"][:2]
+    runs = [*picked, *(r.model_copy(update={"data": r.data.model_copy(update={"val_size": 0.3})}) for r in picked)]
+    splits = prepare_splits(runs)
+    sizes = {splits[split_key(r)].X_train.shape[0] for r in runs}
+    assert len(sizes) == 2
+    seq = _by_id(ENGINES["sequential"](runs, splits))
+    vec = _by_id(vectorized_engine(runs, splits, workers=1))
+    for run_id, t in seq.items():
+        _assert_identical(t, vec[run_id])
