@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -64,6 +65,16 @@ def _note(quiet: bool, text: str) -> None:
         print(f"learnact: {text}", file=sys.stderr, flush=True)
 
 
+def _default_threads(engine: str, executor: str) -> int:
+    """All cores for the vectorised engine in this process (it forks one worker per thread), else 1."""
+    if engine.startswith("vectorized") and executor == "local":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not on Linux
+            return max(1, os.cpu_count() or 1)
+    return 1
+
+
 @app.command()
 def run(
     preset: Optional[str] = typer.Option(
@@ -86,7 +97,9 @@ def run(
         None, "--group-size", help="Most runs per task (default: 1 for sequential, else split per worker)."),
     force: bool = typer.Option(False, "--force", help="Retrain runs that are already finished."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (errors still print)."),
-    threads: int = typer.Option(1, "--threads", help="Torch threads per task (1 is fastest for small MLPs)."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", help="Threads per task (default: all cores for the local vectorised engine, whose "
+                                "stacks then train in that many worker processes; else 1, fastest for small MLPs)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Build the report pack at the end."),
     pdf: bool = typer.Option(False, "--pdf", help="Also compile report.pdf (needs latexmk)."),
 ) -> None:
@@ -104,6 +117,8 @@ def run(
     study = load_study(source)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
+    if threads is None:
+        threads = _default_threads(engine, executor)
     if threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
     if group_size is not None and group_size < 1:
