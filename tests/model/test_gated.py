@@ -74,7 +74,7 @@ def test_input_gate_shapes_and_context():
     fns = [get_candidate(n) for n in ("relu", "tanh", "sigmoid")]
     want = sum(w[:, k : k + 1] * fns[k](x) for k in range(3))
     assert torch.allclose(y, want, atol=1e-6)
-    assert math.isclose(float(act.entropy(ctx)), float(gate_entropy(w).mean()), rel_tol=1e-6)
+    assert math.isclose(float(act.entropy(ctx).detach()), float(gate_entropy(w).mean().detach()), rel_tol=1e-6)
     # drop-in use: without a context the pre-activation itself feeds the head
     own = GatedActivation(("relu", "tanh"), gate="input", width=6)
     assert own(x).shape == (9, 6)
