@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .config import ActivationConfig, TrainConfig
 from .data import Split, Standardizer
+from .evaluation.metrics import class_probabilities
 from .experiment.artifacts import predict_proba
 from .model import MLP, init_parameters_
 from .training import fit as fit_model
@@ -125,7 +126,7 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
         prob, _ = predict_proba(self.model_, self.scaler_.transform(X))
-        return np.stack([1 - prob, prob], axis=1) if prob.ndim == 1 else prob
+        return class_probabilities(prob)
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class label per row."""

@@ -5,11 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..exceptions import DataError
 
-__all__ = ["Dataset", "load_dataset", "BUILTIN_DATASETS"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Dataset", "load_dataset", "check_feature_frame", "BUILTIN_DATASETS"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,24 @@ def _wine() -> Dataset:
 BUILTIN_DATASETS = {"breast_cancer": _breast_cancer, "wine": _wine}
 
 
+def check_feature_frame(features: pd.DataFrame, where: str, extra_missing: list[str] | None = None) -> None:
+    """Raise :class:`DataError` if feature columns hold missing values or text.
+
+    Args:
+        features: The feature columns.
+        where: How the message names the source (``"CSV 'd.csv'"``).
+        extra_missing: Further columns already known to have missing values (the label).
+    """
+    import pandas as pd
+
+    missing = features.columns[features.isna().any()].tolist() + list(extra_missing or [])
+    if missing:
+        raise DataError(f"{where} has missing values in columns {missing}; fill or drop them first")
+    text = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if text:
+        raise DataError(f"{where} has non-numeric feature columns {text}; encode them as numbers first")
+
+
 def _load_csv(path: Path, target: str | None) -> Dataset:
     import pandas as pd
 
@@ -77,12 +100,7 @@ def _load_csv(path: Path, target: str | None) -> Dataset:
     if target not in frame.columns:
         raise DataError(f"target column {target!r} not in CSV {str(path)!r}; columns: {list(frame.columns)}")
     features = frame.drop(columns=[target])
-    missing = features.columns[features.isna().any()].tolist() + ([target] if frame[target].isna().any() else [])
-    if missing:
-        raise DataError(f"CSV {str(path)!r} has missing values in columns {missing}; fill or drop them first")
-    text = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
-    if text:
-        raise DataError(f"CSV {str(path)!r} has non-numeric feature columns {text}; encode them as numbers first")
+    check_feature_frame(features, f"CSV {str(path)!r}", extra_missing=[target] if frame[target].isna().any() else [])
     classes, y = np.unique(frame[target].astype(str).to_numpy(), return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"target column {target!r} has a single class; need at least 2")

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn import metrics as skm
 
-__all__ = ["Metric", "METRICS", "compute_metrics", "expected_calibration_error", "predicted_labels"]
+__all__ = [
+    "Metric",
+    "METRICS",
+    "class_probabilities",
+    "compute_metrics",
+    "expected_calibration_error",
+    "predicted_labels",
+]
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,13 @@ def predicted_labels(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return prob.argmax(axis=1).astype(np.int64)
 
 
-def _proba_matrix(prob: np.ndarray) -> np.ndarray:
+def class_probabilities(prob: np.ndarray) -> np.ndarray:
+    """Class-probability matrix: ``[1 - p, p]`` columns for binary ``(n,)`` input, else as given.
+
+    Shape:
+        - prob: ``(n,)`` positive-class probability or ``(n, k)``
+        - output: ``(n, 2)`` or ``(n, k)``, float64
+    """
     prob = np.asarray(prob, dtype=np.float64)
     return np.stack([1 - prob, prob], axis=1) if prob.ndim == 1 else prob
 
@@ -73,13 +86,13 @@ def _roc_auc(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    P = np.clip(_proba_matrix(p), 1e-15, 1 - 1e-15)
+    P = np.clip(class_probabilities(p), 1e-15, 1 - 1e-15)
     P = P / P.sum(axis=1, keepdims=True)
     return float(-np.mean(np.log(P[np.arange(len(y)), np.asarray(y)])))
 
 
 def _brier(y: np.ndarray, p: np.ndarray) -> float:
-    P = _proba_matrix(p)
+    P = class_probabilities(p)
     if np.asarray(p).ndim == 1:
         return float(np.mean((np.asarray(p, dtype=np.float64) - y) ** 2))
     onehot = np.eye(P.shape[1])[np.asarray(y)]
@@ -91,7 +104,7 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -
 
     Confidence is the probability of the predicted class (top-label calibration).
     """
-    P = _proba_matrix(p)
+    P = class_probabilities(p)
     conf = P.max(axis=1)
     correct = (P.argmax(axis=1) == np.asarray(y)).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)

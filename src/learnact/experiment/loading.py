@@ -11,6 +11,8 @@ import pandas as pd
 from .. import store
 from ..config import RunConfig
 from ..data import Standardizer
+from ..data.sources import check_feature_frame
+from ..evaluation.metrics import class_probabilities
 from ..exceptions import CheckpointError, DataError
 from ..model import MLP
 from .artifacts import predict_proba
@@ -80,15 +82,11 @@ def predict_table(run: LoadedRun, frame: pd.DataFrame) -> pd.DataFrame:
         X = frame[names]
     else:
         X = frame
-    non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
-    if non_numeric:
-        raise DataError(f"input has non-numeric feature columns {non_numeric}; encode them as numbers first")
-    if X.isna().any().any():
-        raise DataError(f"input has missing values in columns {X.columns[X.isna().any()].tolist()}; fill them first")
+    check_feature_frame(X, "input")
     if X.shape[1] != len(run.scaler.mean):
         raise DataError(f"input has {X.shape[1]} feature columns, the run expects {len(run.scaler.mean)}")
     prob, _ = predict_proba(run.model, run.scaler.transform(X.to_numpy(np.float64)))
-    P = np.stack([1 - prob, prob], axis=1) if prob.ndim == 1 else prob
+    P = class_probabilities(prob)
     out = pd.DataFrame({f"prob_{c}": P[:, i] for i, c in enumerate(run.class_names)}, index=frame.index)
     out["predicted"] = [run.class_names[i] for i in P.argmax(axis=1)]
     return out
