@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["check_positive", "check_fraction", "check_positive_int", "did_you_mean"]
+__all__ = ["check_positive", "check_positive_int", "did_you_mean"]
 
 
 def check_positive(value: float, name: str) -> float:
@@ -22,13 +22,6 @@ def check_positive_int(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
     return value
-
-
-def check_fraction(value: float, name: str) -> float:
-    """Return ``value`` if it lies strictly inside (0, 1), else raise ``ValueError``."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
-        raise ValueError(f"{name} must be in (0, 1), got {name}={value!r}")
-    return float(value)
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:
