@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from learnact.model.activations import get_candidate, list_candidates, register_candidate
+from learnact.model.activations import candidate_derivative, get_candidate, list_candidates, register_candidate
 
 REQUIRED = {"relu", "tanh", "sigmoid", "gelu", "silu", "elu", "softplus", "leaky_relu", "identity", "sin"}
 
@@ -40,3 +40,27 @@ def test_unknown_candidate_lists_valid_names():
 def test_register_twice_is_an_error():
     with pytest.raises(ValueError, match="already registered"):
         register_candidate("relu", torch.relu)
+
+
+@pytest.mark.parametrize("name", sorted(list_candidates()))
+@pytest.mark.parametrize("shape", [(7,), (4, 64, 32), (3, 21, 50)])
+def test_registered_derivative_is_autograds_bit_for_bit(name, shape):
+    """A registered derivative must be exactly autograd's: the stacked engine's reference mode relies on it."""
+    fn = get_candidate(name)
+    derivative = candidate_derivative(fn)
+    if derivative is None:
+        pytest.skip(f"{name} has no registered derivative (autograd is used)")
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.randn(shape, generator=gen) * 4).requires_grad_(True)
+    g = torch.randn(shape, generator=gen)
+    y = fn(x)
+    (expected,) = torch.autograd.grad(y, x, g)
+    with torch.no_grad():
+        got = derivative(g, x.detach(), fn(x.detach()))
+    assert torch.equal(got, expected)
+
+
+def test_derivative_must_be_callable():
+    with pytest.raises(TypeError, match="derivative of candidate 'x2' must be callable"):
+        register_candidate("x2", lambda t: t * 2, derivative=3)  # type: ignore[arg-type]
+    assert "x2" not in list_candidates()

@@ -36,10 +36,12 @@ def aligned_members(t: Tensor) -> Tensor:
     Shape:
         - t: ``(K, *)``; output: same shape and values
     """
+    # contiguous with a member stride that is a whole number of aligned blocks: cheap checks first
+    if t.is_contiguous() and not t.data_ptr() % ALIGN_BYTES and not t.stride(0) % _ALIGN \
+            and (t.shape[0] > 1 or not t[0].numel() % _ALIGN):
+        return t
     K = t.shape[0]
     per = math.prod(t.shape[1:])
-    if per % _ALIGN == 0 and t.data_ptr() % ALIGN_BYTES == 0 and t.is_contiguous():
-        return t
     padded = -(-per // _ALIGN) * _ALIGN
     buf = t.new_empty(K, padded)[:, :per]
     buf.copy_(t.reshape(K, per))
@@ -101,10 +103,12 @@ def weight_grad_(grad: Tensor, x: Tensor, out: Tensor) -> None:
     """
     grad = aligned_members(grad)
     x = aligned_members(x)
-    _, b, o = grad.shape
-    i = x.shape[2]
-    choice = _choose(("wgrad", b, i, o), _WEIGHT, lambda g, xx: g.t().mm(xx), [(b, o), (b, i)])
-    if choice == 0 and out.is_contiguous() and out.data_ptr() % ALIGN_BYTES == 0:
+    key = ("wgrad", grad.shape[1], x.shape[2], grad.shape[2])
+    choice = _CHOICE.get(key)
+    if choice is None:
+        b, i, o = key[1:]
+        choice = _choose(key, _WEIGHT, lambda g, xx: g.t().mm(xx), [(b, o), (b, i)])
+    if choice == 0 and out.is_contiguous() and not out.data_ptr() % ALIGN_BYTES:
         torch.bmm(grad.transpose(1, 2), x, out=out)
     elif choice >= 0:
         out.copy_(_WEIGHT[choice](grad, x))
@@ -120,9 +124,11 @@ def input_grad(grad: Tensor, weight: Tensor) -> Tensor:
     """
     grad = aligned_members(grad)
     weight = aligned_members(weight)
-    _, b, o = grad.shape
-    i = weight.shape[2]
-    choice = _choose(("xgrad", b, i, o), _INPUT, torch.mm, [(b, o), (o, i)])
+    key = ("xgrad", grad.shape[1], weight.shape[2], grad.shape[2])
+    choice = _CHOICE.get(key)
+    if choice is None:
+        b, i, o = key[1:]
+        choice = _choose(key, _INPUT, torch.mm, [(b, o), (o, i)])
     if choice >= 0:
-        return _INPUT[choice](grad, weight)
+        return torch.bmm(grad, weight)
     return torch.stack([grad[k].mm(weight[k]) for k in range(grad.shape[0])])

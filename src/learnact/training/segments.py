@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ..model import MLP, FixedActivation, GatedActivation
-from ..model.activations import Candidate, get_candidate
+from ..model.activations import Candidate, candidate_derivative, get_candidate
 
 __all__ = [
     "LayerActivation",
@@ -158,24 +158,22 @@ class Unit:
         kind: ``"fixed"``, ``"layer"``, ``"neuron"`` or ``"input"``.
         source: Input-dependent gates: ``"network"`` or ``"layer"``.
         functions: The candidate functions.
-        direct: Per candidate, whether its backward node can be called directly.
+        derivatives: Per candidate, its registered derivative or ``None`` (autograd).
         temperature: ``(n, 1)`` (layer gates) or ``(n, 1, 1)`` temperatures.
         params: Gate parameters (logits, or the head's two weights and biases).
         grads: Their gradient views, in the same order.
     """
 
-    __slots__ = ("rows", "kind", "source", "functions", "direct", "temperature", "params", "grads")
+    __slots__ = ("rows", "kind", "source", "functions", "derivatives", "temperature", "params", "grads")
 
     def __init__(self, seg: Segment, layer: int, params: dict[str, Tensor], grads: dict[str, Tensor],
                  n_members: int) -> None:
-        from .stacked_backward import reads_input_directly
-
         act = seg.layers[layer]
         self.rows = None if seg.size == n_members else seg.rows
         self.kind = act.kind
         self.source = act.source
         self.functions = seg.functions[layer]
-        self.direct = tuple(reads_input_directly(fn) for fn in self.functions)
+        self.derivatives = tuple(candidate_derivative(fn) for fn in self.functions)
         T = seg.temperature[layer]
         self.temperature = T.unsqueeze(2) if T is not None and act.kind != "layer" else T
         names = gate_parameter_names(act.kind, layer)

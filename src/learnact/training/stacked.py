@@ -15,9 +15,8 @@ mode of :mod:`.vectorized` bit-identical to the reference trainer.
 Training builds no autograd graph: :meth:`StackedMLP.forward` can record a
 :class:`Tape` of the intermediate values, and
 :func:`~.stacked_backward.backward_` derives the gradients by hand, writing
-them straight into :attr:`StackedMLP.grad`. Each candidate's derivative still
-comes from autograd (the candidate's own backward node, recorded on the spot),
-so registered candidates need nothing extra.
+them straight into :attr:`StackedMLP.grad`. Each candidate's derivative is the
+one registered with it (the kernel autograd calls), or autograd itself.
 """
 
 from __future__ import annotations
@@ -50,12 +49,11 @@ class Tape:
     Attributes:
         inputs: Per hidden layer, its input ``(K, b, i)``; then the head's input.
         records: Per hidden layer, one tuple per segment:
-            ``(z, outputs, values, weights, gate, context, head_pre, head_hidden)``,
-            where ``z`` is the pre-activation the candidates read (an autograd
-            leaf), ``outputs`` the candidates' outputs (with their backward
-            nodes), ``values`` the same detached, ``weights`` each candidate's
-            mixture weight as broadcast against ``z``, and the rest ``None``
-            unless gated / input-dependent.
+            ``(z, outputs, weights, gate, context, head_hidden)``, where ``z``
+            is the pre-activation the candidates read, ``outputs`` the
+            candidates' outputs, ``weights`` the mixture weights as broadcast
+            against ``z`` (candidates last), and the rest ``None`` unless gated
+            / input-dependent (``head_hidden``: the gating head's ReLU output).
     """
 
     inputs: list[Tensor] = field(default_factory=list)
@@ -184,44 +182,35 @@ class StackedMLP:
     def gate_weights(self, unit: Unit, context: Tensor | None, record: list | None = None) -> Tensor:
         """Mixture weights of a gated unit: ``(n, c)``, ``(n, d, c)`` or ``(n, b, c)``.
 
-        ``record``, if given, receives the input-dependent head's context,
-        first Linear output (an autograd leaf) and ReLU output (with its node).
+        ``record``, if given, receives the input-dependent head's context and
+        its ReLU output.
         """
-        kind = unit.kind
         params = unit.params
-        if kind != "input":
+        if unit.kind != "input":
             return softmax_gate(params[0], unit.temperature)
         assert context is not None
-        hid = linear(context, params[0], params[1])
-        if record is None:
-            return softmax_gate(linear(torch.relu(hid), params[2], params[3]), unit.temperature)
-        hid.requires_grad_(True)
-        relu_out = torch.relu(hid)
-        record.extend((context, hid, relu_out))
-        return softmax_gate(linear(relu_out.detach(), params[2], params[3]), unit.temperature)
+        hidden = torch.relu(linear(context, params[0], params[1]))
+        if record is not None:
+            record.extend((context, hidden))
+        return softmax_gate(linear(hidden, params[2], params[3]), unit.temperature)
 
     def _activate(self, unit: Unit, z: Tensor, x: Tensor | None, h: Tensor | None,
                   records: list | None) -> tuple[Tensor, Tensor | None]:
         fns = unit.functions
         z = member_rows(z)
-        if records is None:
-            if unit.kind == "fixed":
-                return fns[0](z), None
-            g = self.gate_weights(unit, x if unit.source == "network" else h)
-            return mix_candidates(z, _broadcast_weights(g, unit.kind), fns), g
-        z = z.requires_grad_(True) if z._base is None else z.detach().requires_grad_(True)
         if unit.kind == "fixed":
             out = fns[0](z)
-            records.append((z, (out,), None, None, None, None, None, None))
-            return out.detach(), None
-        extra: list = []
+            if records is not None:
+                records.append((z, (out,), None, None, None, None))
+            return out, None
+        extra: list | None = [] if records is not None else None
         g = self.gate_weights(unit, x if unit.source == "network" else h, extra)
         w = _broadcast_weights(g, unit.kind)
+        if records is None:
+            return mix_candidates(z, w, fns), g
         outs = tuple(fn(z) for fn in fns)
-        values = tuple(o.detach() for o in outs)
-        weights = tuple(w[..., k] for k in range(len(fns)))
-        records.append((z, outs, values, weights, g, *(extra or (None, None, None))))
-        return mix_candidates(z, w, [lambda _, v=v: v for v in values]), g
+        records.append((z, outs, w, g, *(extra or (None, None))))
+        return mix_candidates(z, w, [lambda _, v=v: v for v in outs]), g
 
     def forward(self, x: Tensor, tape: Tape | None = None) -> tuple[Tensor, list[list[Tensor | None]]]:
         """Logits of every member and, per segment and hidden layer, the gate weights.

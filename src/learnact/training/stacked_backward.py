@@ -7,9 +7,10 @@ the flat optimiser). It performs, member by member, the floating-point
 operations autograd performs for a lone :class:`~learnact.model.MLP`, in the
 same order: the same kernels for the products (``bmm`` of the transposed
 gradient), the same reductions for broadcast weights, the same grouping when
-several paths add into one tensor. Each candidate's derivative is its own
-autograd node (recorded in the forward pass) called directly, so no candidate
-needs a hand-written derivative. This replaces a ~60-node autograd graph per
+several paths add into one tensor. Each candidate's derivative is the one
+registered with it (:func:`~learnact.model.activations.candidate_derivative`:
+the very kernel autograd calls), or autograd for a candidate without one. This
+replaces a ~60-node autograd graph per
 step by a few dozen direct kernel calls, which is most of the per-step latency
 of a small stack.
 """
@@ -21,46 +22,30 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ..model.activations import Candidate
+from ..model.activations import Candidate, Derivative
 from ._products import input_grad, weight_grad_
 from .segments import Unit
 from .stacked import StackedMLP, Tape
 
-__all__ = ["backward_", "candidate_backward", "reads_input_directly"]
-
-_DIRECT: dict[Candidate, bool] = {}
+__all__ = ["backward_", "candidate_backward"]
 
 
-def reads_input_directly(fn: Candidate) -> bool:
-    """Whether ``fn(z)`` is one autograd node reading ``z`` itself (probed once per function)."""
-    known = _DIRECT.get(fn)
-    if known is None:
-        z = torch.linspace(-2.0, 2.0, 8).view(2, 4).requires_grad_(True)
-        node = fn(z).grad_fn
-        nxt = node.next_functions if node is not None else ()
-        known = node is not None and len(nxt) == 1 and nxt[0][0] is not None \
-            and getattr(nxt[0][0], "variable", None) is z
-        _DIRECT[fn] = known
-    return known
-
-
-def candidate_backward(output: Tensor, z: Tensor, grad: Tensor, direct: bool) -> Tensor:
+def candidate_backward(fn: Candidate, derivative: Derivative | None, z: Tensor, output: Tensor,
+                       grad: Tensor) -> Tensor:
     """Gradient with respect to ``z`` of a candidate's ``output = fn(z)``, given ``grad``.
 
-    With ``direct`` (see :func:`reads_input_directly`) the output's own
-    autograd node is called (under ``no_grad``, where it runs the kernel the
-    autograd engine runs); other candidates go through the engine; the
-    identity passes ``grad`` through.
+    The candidate's registered derivative (the kernel autograd calls), or,
+    for a candidate without one, autograd on a recomputation of ``fn(z)``.
+    May return ``grad`` itself (the identity).
 
     Shape:
-        - output, z, grad: ``(K, *)``; returned: like ``z``
+        - z, output, grad: ``(K, *)``; returned: like ``z``
     """
-    if output is z:
-        return grad
-    if direct:
-        return output.grad_fn(grad)
+    if derivative is not None:
+        return derivative(grad, z, output)
     with torch.enable_grad():
-        return torch.autograd.grad(output, z, grad)[0]
+        leaf = z.detach().requires_grad_(True)
+        return torch.autograd.grad(fn(leaf), leaf, grad)[0]
 
 
 def _linear_backward_(grad: Tensor, x: Tensor, weight_grad: Tensor, bias_grad: Tensor) -> None:
@@ -90,17 +75,17 @@ def _gated_backward(unit: Unit, record: tuple, grad: Tensor,
     through its own node and added in that order; each weight's gradient is
     ``grad * f_k`` summed over the axes it was broadcast along.
     """
-    z, outs, values, weights, g, context, head_pre, head_hidden = record
+    z, outs, w, g, context, head_hidden = record
     kind = unit.kind
-    direct = unit.direct
+    fns, derivatives = unit.functions, unit.derivatives
     k = len(outs) - 1
-    gz = candidate_backward(outs[k], z, grad * weights[k], direct[k])
+    gz = candidate_backward(fns[k], derivatives[k], z, outs[k], grad * w[..., k])
     if gz is grad:
         gz = gz.clone()
     for k in range(len(outs) - 2, -1, -1):
-        gz.add_(candidate_backward(outs[k], z, grad * weights[k], direct[k]))
+        gz.add_(candidate_backward(fns[k], derivatives[k], z, outs[k], grad * w[..., k]))
     dims = (1, 2) if kind == "layer" else (1 if kind == "neuron" else 2)
-    gg = torch.stack([(grad * v).sum(dims) for v in values], dim=-1)
+    gg = torch.stack([(grad * v).sum(dims) for v in outs], dim=-1)
     if lam is not None:
         lam_s, on = lam
         total = _entropy_grad(g, lam_s, kind) + gg
@@ -110,8 +95,8 @@ def _gated_backward(unit: Unit, record: tuple, grad: Tensor,
         torch.div(gs, unit.temperature, out=unit.grads[0])
         return gz, None
     gl = gs / unit.temperature
-    _linear_backward_(gl, head_hidden.detach(), unit.grads[2], unit.grads[3])
-    gh = candidate_backward(head_hidden, head_pre, input_grad(gl, unit.params[2]), True)
+    _linear_backward_(gl, head_hidden, unit.grads[2], unit.grads[3])
+    gh = torch.ops.aten.threshold_backward(input_grad(gl, unit.params[2]), head_hidden, 0)  # the head's ReLU
     _linear_backward_(gh, context, unit.grads[0], unit.grads[1])
     return gz, (input_grad(gh, unit.params[0]) if unit.source == "layer" else None)
 
@@ -144,7 +129,8 @@ def backward_(stack: StackedMLP, tape: Tape, grad_logits: Tensor,
             for unit, record, g_out, lam in zip(stack.units[layer], tape.records[layer], parts, entropy_weights,
                                                 strict=True):
                 if unit.kind == "fixed":
-                    gzs.append(candidate_backward(record[1][0], record[0], g_out, unit.direct[0]))
+                    gzs.append(candidate_backward(unit.functions[0], unit.derivatives[0], record[0], record[1][0],
+                                                  g_out))
                     context_grads.append(None)
                 else:
                     gz, gc = _gated_backward(unit, record, g_out, lam)

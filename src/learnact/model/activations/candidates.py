@@ -3,6 +3,13 @@
 A candidate is a pure ``Tensor -> Tensor`` elementwise function. It is written
 once here and serves every engine (reference trainer, vectorised engine,
 scikit-learn estimator) and the plots of learned activation shapes.
+
+A candidate may also register its *derivative*: the backward formula autograd
+applies to it, as a call of the same kernel (``tanh_backward`` for ``tanh``).
+The vectorised engine, which derives gradients by hand, then calls it instead
+of recording an autograd node every step; the result is the same bit for bit
+(``tests/model/test_candidates.py`` checks every registered derivative against
+autograd). Candidates without one are differentiated by autograd.
 """
 
 from __future__ import annotations
@@ -15,19 +22,32 @@ from torch import Tensor
 
 from ..._checks import did_you_mean
 
-__all__ = ["Candidate", "register_candidate", "get_candidate", "list_candidates"]
+__all__ = [
+    "Candidate",
+    "Derivative",
+    "candidate_derivative",
+    "get_candidate",
+    "list_candidates",
+    "register_candidate",
+]
 
 Candidate = Callable[[Tensor], Tensor]
+#: ``derivative(grad, x, y)``: the gradient with respect to ``x`` of ``y = fn(x)``, given ``grad``.
+Derivative = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 _REGISTRY: dict[str, Candidate] = {}
+_DERIVATIVES: dict[Candidate, Derivative] = {}
 
 
-def register_candidate(name: str, fn: Candidate) -> Candidate:
+def register_candidate(name: str, fn: Candidate, derivative: Derivative | None = None) -> Candidate:
     """Register ``fn`` under ``name``; registering a name twice is an error.
 
     Args:
         name: Lower-case identifier used in configs (``"relu"``).
         fn: Elementwise function; output has the input's shape and dtype.
+        derivative: Optional ``(grad, x, y) -> grad_x`` computing exactly what
+            autograd computes for ``y = fn(x)`` (same kernel, same operation
+            order); without it, engines that need the derivative use autograd.
 
     Returns:
         ``fn`` itself, so this can be used as a decorator helper.
@@ -38,8 +58,17 @@ def register_candidate(name: str, fn: Candidate) -> Candidate:
         raise ValueError(f"candidate {name!r} is already registered")
     if not callable(fn):
         raise TypeError(f"candidate {name!r} must be callable, got {type(fn).__name__}")
+    if derivative is not None and not callable(derivative):
+        raise TypeError(f"derivative of candidate {name!r} must be callable, got {type(derivative).__name__}")
     _REGISTRY[name] = fn
+    if derivative is not None:
+        _DERIVATIVES[fn] = derivative
     return fn
+
+
+def candidate_derivative(fn: Candidate) -> Derivative | None:
+    """The registered derivative of candidate function ``fn``, or ``None`` (use autograd)."""
+    return _DERIVATIVES.get(fn)
 
 
 def get_candidate(name: str) -> Candidate:
@@ -74,16 +103,19 @@ def _leaky_relu(x: Tensor) -> Tensor:
     return F.leaky_relu(x, 0.01)
 
 
-for _name, _fn in {
-    "relu": torch.relu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "gelu": F.gelu,
-    "silu": F.silu,
-    "elu": F.elu,
-    "softplus": F.softplus,
-    "leaky_relu": _leaky_relu,
-    "identity": _identity,
-    "sin": _sin,
+_aten = torch.ops.aten
+
+# name: (function, derivative as autograd computes it; see PyTorch's derivatives.yaml)
+for _name, (_fn, _derivative) in {
+    "relu": (torch.relu, lambda g, x, y: _aten.threshold_backward(g, y, 0)),
+    "tanh": (torch.tanh, lambda g, x, y: _aten.tanh_backward(g, y)),
+    "sigmoid": (torch.sigmoid, lambda g, x, y: _aten.sigmoid_backward(g, y)),
+    "gelu": (F.gelu, lambda g, x, y: _aten.gelu_backward(g, x)),
+    "silu": (F.silu, lambda g, x, y: _aten.silu_backward(g, x)),
+    "elu": (F.elu, None),
+    "softplus": (F.softplus, lambda g, x, y: _aten.softplus_backward(g, x, 1, 20)),
+    "leaky_relu": (_leaky_relu, lambda g, x, y: _aten.leaky_relu_backward(g, x, 0.01, False)),
+    "identity": (_identity, lambda g, x, y: g),
+    "sin": (_sin, lambda g, x, y: g * x.cos()),
 }.items():
-    register_candidate(_name, _fn)
+    register_candidate(_name, _fn, _derivative)
