@@ -8,6 +8,7 @@ influence each other; the fast mode must train sensibly.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -20,7 +21,8 @@ from learnact.experiment import ENGINES, build_artifacts, build_model, prepare_s
 from learnact.experiment.engines import split_key, vectorized_engine
 from learnact.model import MLP, init_parameters_
 from learnact.training import entropy_term, fit, run_generator
-from learnact.training.scheduling import plan_stacks
+import learnact.training.vectorized as vectorized_module
+from learnact.training.scheduling import plan_stacks, run_stacks
 from learnact.training.stacked import StackedMLP, Tape, member_rows
 from learnact.training.stacked_backward import backward_
 from learnact.training.stacked_loss import loss_gradient
@@ -317,3 +319,58 @@ def test_members_with_different_train_sizes_match_the_reference():
     vec = _by_id(vectorized_engine(runs, splits, workers=1))
     for run_id, t in seq.items():
         _assert_identical(t, vec[run_id])
+
+
+def test_stack_planning_merges_gate_kinds_when_their_dummy_rows_are_cheap(tiny_runs):
+    runs, splits = tiny_runs
+    picked = [r for r in runs if r.activation.kind == "fixed" or r.activation.gate == "layer"
+              or (r.activation.gate == "input" and r.activation.gate_source == "network")]
+    models, _ = _members(picked, splits)
+    stacks = plan_stacks(models, [r.train for r in picked], [splits[split_key(r)] for r in picked])
+    assert len(stacks) == 1  # layer logits and network-input heads: 1,100 dummy values per member at most
+    # heads of different shapes under one name (layer-input contexts) can never share a stack
+    models, _ = _members(runs, splits)
+    stacks = plan_stacks(models, [r.train for r in runs], [splits[split_key(r)] for r in runs])
+    for s in stacks:
+        StackedMLP([models[i] for i in s])
+
+
+def test_an_idle_core_takes_over_part_of_a_running_stack(tiny_runs, sequential):
+    """One stack, two worker slots: the stack forks a helper for half of its members, results unchanged."""
+    runs, splits = tiny_runs
+    runs = [r for r in runs if r.activation.kind == "fixed" or r.activation.gate == "layer"
+            or (r.activation.gate == "input" and r.activation.gate_source == "network")]
+    models, gens = _members(runs, splits)
+    job = functools.partial(fit_stacked, models, [splits[split_key(r)] for r in runs], [r.train for r in runs],
+                            generators=gens)
+    [(index, fitted)] = list(run_stacks([job], [1.0], workers=2, executor="processes"))
+    assert fitted.helpers >= 1
+    assert fitted.member_epochs == sum(r.epochs_run for r in fitted.results)
+    by_id = {r.run_id: i for i, r in enumerate(runs)}
+    for run_id, i in by_id.items():
+        seq = sequential[run_id]
+        res, state = fitted.results[i], fitted.states[i]
+        assert _same_history(seq.fit.history, res.history), run_id
+        assert (seq.fit.epochs_run, seq.fit.best_epoch) == (res.epochs_run, res.best_epoch)
+        for name, p in seq.model.named_parameters():
+            assert torch.equal(p, state[name]), (run_id, name)
+
+
+def test_a_failing_helper_process_is_reported(tiny_runs, monkeypatch):
+    runs, splits = tiny_runs
+    runs = [r for r in runs if r.activation.kind == "fixed"]
+    models, gens = _members(runs, splits)
+    calls = {"n": 0}
+    original = vectorized_module.member_task_loss
+
+    def failing_after_fork(*args, **kwargs):
+        calls["n"] += 1
+        if vectorized_module.worksharing.CHILD_FD != -1:
+            raise FloatingPointError("boom in the helper")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(vectorized_module, "member_task_loss", failing_after_fork)
+    job = functools.partial(fit_stacked, models, [splits[split_key(r)] for r in runs], [r.train for r in runs],
+                            generators=gens)
+    with pytest.raises(RuntimeError, match="boom in the helper"):
+        list(run_stacks([job], [1.0], workers=2, executor="processes"))

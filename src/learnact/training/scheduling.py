@@ -15,7 +15,10 @@ Where ``fork`` is unavailable or unsafe (a daemonic process such as a worker
 of an outer process pool, or a process with other threads, such as a Dask
 worker), stacks run one after another in the calling thread. Threads are
 available on request but are a weak substitute: a stacked step launches many
-small kernels and the Python between them holds the GIL.
+small kernels and the Python between them holds the GIL. With forked workers,
+a core that falls idle takes over part of a running stack
+(:mod:`.worksharing`), so the stacks' unknown lengths (early stopping) do
+not leave cores idle.
 """
 
 from __future__ import annotations
@@ -35,16 +38,18 @@ import torch
 from ..config import TrainConfig
 from ..data import Split
 from ..model import MLP
+from . import worksharing
 from .vectorized import stack_key
 
 __all__ = ["Executor", "plan_stacks", "run_stacks", "default_workers", "single_thread"]
 
 T = TypeVar("T")
 
-#: Fixed-activation members join a gated group (as a segment of their own) when
-#: its gate parameters, dummy rows for them, are at most this share of a
-#: member's Linear parameters; bigger gates (input-dependent heads) keep apart.
-_MAX_DUMMY_SHARE = 0.125
+#: Members of one Linear architecture share a stack when the union of their
+#: gate parameters (dummy rows for members without them) is at most this share
+#: of a member's Linear parameters; otherwise each gate kind keeps its own stack
+#: and fixed-activation members join the one with the smallest gate.
+_MAX_DUMMY_SHARE = 0.5
 Executor = Literal["auto", "processes", "threads", "inline"]
 
 def _signatures(model: MLP) -> tuple[tuple, tuple]:
@@ -64,6 +69,10 @@ def plan_stacks(
     min_members: int = 8,
 ) -> list[list[int]]:
     """Partition member indices into stacks.
+
+    Members of one Linear architecture and training set-up form one group
+    (gate parameters some members lack are dummy rows for them, see
+    :data:`_MAX_DUMMY_SHARE`); groups are cut into stacks.
 
     Args:
         models: The members' models.
@@ -94,15 +103,22 @@ def plan_stacks(
         lin, gate = _signatures(m)
         groups.setdefault((stack_key(c, s), lin, gate), []).append(i)
     merged: dict[tuple, list[int]] = {}
-    for key, members in groups.items():
-        sk, lin, gate = key
-        if gate:
-            merged.setdefault(key, []).extend(members)
-            continue
+    families: dict[tuple, list[tuple]] = {}
+    for key in groups:
+        families.setdefault(key[:2], []).append(key)
+    for (sk, lin), keys in families.items():
         n_lin = sum(math.prod(shape) for _, shape in lin)
-        hosts = [(sum(math.prod(sh) for _, sh in k[2]), k) for k in groups if k[0] == sk and k[1] == lin and k[2]]
-        hosts = [(n, k) for n, k in hosts if n <= _MAX_DUMMY_SHARE * n_lin]
-        merged.setdefault(min(hosts)[1] if hosts else key, []).extend(members)
+        union = {entry for k in keys for entry in k[2]}
+        one_shape_per_name = len({name for name, _ in union}) == len(union)
+        if one_shape_per_name and sum(math.prod(shape) for _, shape in union) <= _MAX_DUMMY_SHARE * n_lin:
+            merged[keys[0]] = [i for k in keys for i in groups[k]]
+            continue
+        for key in keys:
+            if key[2]:
+                merged.setdefault(key, []).extend(groups[key])
+                continue
+            hosts = [(sum(math.prod(sh) for _, sh in k[2]), k) for k in keys if k[2]]
+            merged.setdefault(min(hosts)[1] if hosts else key, []).extend(groups[key])
     stacks: list[list[int]] = []
     for members in merged.values():
         n_stacks = max(-(-len(members) // max_members), min(n_parts, len(members) // max(min_members, 1)), 1)
@@ -162,7 +178,9 @@ def _keep_freed_memory() -> None:
 
 
 def _run_job(index: int) -> tuple[int, Any]:
-    return index, _JOBS[index]()
+    share = worksharing.current()
+    with share.job() if share is not None else contextlib.nullcontext():
+        return index, _JOBS[index]()
 
 
 def _can_fork(require_single_thread: bool) -> bool:
@@ -197,23 +215,26 @@ def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers:
                          "use executor='threads' or 'inline'")
     if executor == "auto":
         executor = "processes" if _can_fork(True) else "inline"
-    if workers == 1 or len(jobs) == 1 or executor == "inline":
+    if workers == 1 or executor == "inline" or (len(jobs) == 1 and executor == "threads"):
         for i in order:
             yield i, jobs[i]()
         return
-    workers = min(workers, len(jobs))
     if executor == "processes":
         global _JOBS
         _JOBS = jobs
         gc.collect()
         gc.freeze()  # forked workers then leave the parent's objects (and their pages) alone
+        # idle cores take over part of a running stack (even of a lone one): see .worksharing
+        worksharing.install(worksharing.WorkShare(workers, len(jobs)))
         try:
-            with multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
+            with multiprocessing.get_context("fork").Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
                 yield from pool.imap_unordered(_run_job, order, chunksize=1)
         finally:
+            worksharing.install(None)
             _JOBS = ()
             gc.unfreeze()
         return
+    workers = min(workers, len(jobs))
     with single_thread(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="learnact-stack") as tpool:
         pending: dict[Future, int] = {tpool.submit(jobs[i]): i for i in order}
         try:

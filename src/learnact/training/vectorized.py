@@ -9,7 +9,10 @@ own split, initial values, mini-batch order (:mod:`.streams`), Adam moments,
 early-stopping counter and best snapshot; temperature, entropy weight,
 maximum epochs, patience and ``min_delta`` are per-member values. Members
 that stop (or diverge) leave the stack (compaction), so the work follows the
-members still training.
+members still training. When a core falls idle (its worker process has no
+stack left), a running stack forks at an epoch boundary and a helper process
+takes over part of its members (:mod:`.worksharing`), whole data splits
+(seeds) first, since those tend to stop together.
 
 In the reference stream mode every member performs the floating-point
 operations its lone reference run performs, in the same order, so histories,
@@ -39,6 +42,7 @@ from .stacked import StackedMLP, Tape
 from .stacked_backward import backward_
 from .stacked_loss import member_task_loss, task_and_gradient
 from .stacked_records import gate_summary, step_entropies, write_histories
+from . import worksharing
 from .streams import PermutationStreams, StreamMode
 
 __all__ = ["StackedFit", "fit_stacked", "load_parameters_", "stack_key"]
@@ -64,12 +68,15 @@ class StackedFit:
         states: Each member's final (restored best) parameters, in input order.
         member_epochs: Epochs run, summed over members.
         wall_time_s: Wall time of the whole stack.
+        helpers: Forked helper processes that took over part of the
+            members (:mod:`.worksharing`), their own helpers included.
     """
 
     results: list[FitResult]
     states: list[dict[str, Tensor]]
     member_epochs: int
     wall_time_s: float
+    helpers: int = 0
 
 
 def _targets(ys: Sequence[np.ndarray], binary: bool) -> Tensor:
@@ -116,9 +123,6 @@ def fit_stacked(
     stack = StackedMLP(models)
     order = stack.order.tolist()  # stack row -> input position
 
-    def by_row(values: Sequence, dtype: torch.dtype) -> Tensor:
-        return torch.tensor([values[i] for i in order], dtype=dtype)
-
     # data: one copy per distinct split
     split_index: dict[int, int] = {}
     uniq: list[Split] = []
@@ -129,9 +133,6 @@ def fit_stacked(
     binary = uniq[0].n_classes == 2
     X_all = torch.stack([torch.from_numpy(s.X_train) for s in uniq])
     Y_all = _targets([s.y_train for s in uniq], binary)
-    member_split = by_row([split_index[id(s)] for s in splits], torch.long)
-    Xv = torch.stack([torch.from_numpy(s.X_val) for s in uniq])[member_split]
-    Yv = _targets([s.y_val for s in uniq], binary)[member_split]
     n = int(X_all.shape[1])
     if mode == "reference":
         if generators is None or len(generators) != K0:
@@ -141,25 +142,15 @@ def fit_stacked(
         if seeds is None or len(seeds) != K0:
             raise ValueError("fast mode needs one seed per member")
         streams = PermutationStreams(n, mode, seeds=[seeds[i] for i in order])
-
-    lam_list = [c.entropy_weight for c in configs]
-    lam = by_row(lam_list, torch.float32)
-    # per-member bookkeeping in float64 numpy: cheaper than tensors for a few values
-    rows_np = np.asarray(order)
-    lam64 = np.asarray(lam_list, dtype=np.float64)[rows_np]
-    max_epochs = np.asarray([c.max_epochs for c in configs])[rows_np]
-    patience = np.asarray([c.patience for c in configs])[rows_np]
-    min_delta = np.asarray([c.min_delta for c in configs], dtype=np.float64)[rows_np]
-    member = rows_np.copy()
-    best_val = np.full(K0, math.inf)
-    best_epoch = np.zeros(K0, dtype=np.int64)
-    wait = np.zeros(K0, dtype=np.int64)
+    rows = _Rows(order, configs, [split_index[id(s)] for s in splits], uniq, binary, n)
     exp_avg = stack.new_buffer()
     exp_avg_sq = stack.new_buffer()
     denom = stack.new_buffer()
     best = stack.flat.clone()
     results = [FitResult() for _ in range(K0)]
     final: dict[int, dict[str, Tensor]] = {}
+    ended_here: list[int] = []  # members this process ended (a forked helper sends back only these)
+    children: list[tuple[int, int]] = []
     n_layers = len(stack.hidden)
     bounds = list(range(0, n, B))
     sizes = [min(B, n - lo) for lo in bounds]
@@ -167,87 +158,196 @@ def fit_stacked(
     records: list[tuple[np.ndarray, np.ndarray, list]] = []
     step = 0
     member_epochs = 0
+    helpers = 0
+    inherited_epochs = 0  # in a helper: the member-epochs its parent counts
+    share = worksharing.current()
+    helper = False  # whether this process is a forked helper
     start = time.perf_counter()
-    seg_lam = _segment_lams(stack, lam)
+    seg_lam = _segment_lams(stack, rows.lam)
     X_rows = X_all.reshape(-1, X_all.shape[2])
     Y_rows = Y_all.reshape(-1, *Y_all.shape[2:])
-    offset = (member_split * n).unsqueeze(1)
-    for epoch in range(1, int(max_epochs.max()) + 1):
-        K = stack.n_members
-        index = streams.next_epoch(epoch) + offset
-        tasks: list[Tensor] = []
-        seg_gates: list[list[list[Tensor | None]]] = [[] for _ in stack.segments]
-        for lo, nb in zip(bounds, sizes, strict=True):
-            rows = index[:, lo:lo + nb]
-            tape = Tape()
-            logits, gates = stack.forward(X_rows[rows], tape)
+    try:
+        for epoch in range(1, int(rows.max_epochs.max()) + 1):
+            K = stack.n_members
+            index = streams.next_epoch(epoch) + rows.offset
+            tasks: list[Tensor] = []
+            seg_gates: list[list[list[Tensor | None]]] = [[] for _ in stack.segments]
             with torch.no_grad():
-                task, grad_logits = task_and_gradient(logits, Y_rows[rows])
-                tasks.append(task)
-                for acc, g in zip(seg_gates, gates, strict=True):
-                    acc.append(g)
-                backward_(stack, tape, grad_logits, seg_lam)
-                step += 1
-                _adam_step_(stack.flat, stack.grad, exp_avg, exp_avg_sq, denom, step, lr, wd)
-        with torch.no_grad():
-            v_logits, v_gates = stack.forward(Xv)
-            val = member_task_loss(v_logits, Yv).numpy().astype(np.float64)
-            summaries = []
-            ent_steps = np.zeros((len(bounds), K))
-            for seg, g, per_step in zip(stack.segments, v_gates, seg_gates, strict=True):
-                if seg.gated:
-                    summaries.append((seg.start, seg.size, [gate_summary(x) for x in g]))
-                    ent_steps[:, seg.rows] = step_entropies(per_step).numpy()
-            task_steps = torch.stack(tasks).numpy().astype(np.float64)
-        # the reference adds float(loss) * batch size step by step: a sequential (cumulative) sum
-        sum_task = np.cumsum(task_steps * sizes64, axis=0)[-1]
-        sum_ent = np.cumsum(ent_steps * sizes64, axis=0)[-1]
-        train_obj = (sum_task + lam64 * sum_ent) / n
-        records.append((member.copy(), np.stack([train_obj, sum_task / n, sum_ent / n, val], axis=1), summaries))
-        member_epochs += K
-        diverged = ~(np.isfinite(val) & np.isfinite(train_obj))
-        improved = (val < best_val - min_delta) & ~diverged
-        best_val = np.where(improved, val, best_val)
-        best_epoch = np.where(improved, epoch, best_epoch)
-        wait = np.where(improved, 0, wait + 1)
-        if improved.any():
-            stack.layout.put_rows_(best, torch.from_numpy(improved), stack.flat)
-        stop = (~improved & (wait >= patience)) | (epoch >= max_epochs) | diverged
-        if not stop.any():
-            continue
-        for r in np.flatnonzero(stop).tolist():
-            mid = int(member[r])
-            done = int(best_epoch[r]) > 0
-            final[mid] = stack.layout.member_state(best if done else stack.flat, r)
-            res = results[mid]
-            res.best_epoch = int(best_epoch[r])
-            res.epochs_run = epoch
-            res.diverged_epoch = epoch if bool(diverged[r]) else None
-            res.best_val_loss = float(best_val[r]) if done else float("nan")
-        keep_np = np.flatnonzero(~stop)
-        if keep_np.size == 0:
-            break
-        keep = torch.from_numpy(keep_np)
-        exp_avg, exp_avg_sq, best = stack.select_(keep, (exp_avg, exp_avg_sq, best))
-        denom = torch.empty_like(exp_avg)
-        streams.select_(keep)
-        member, lam64 = member[keep_np], lam64[keep_np]
-        max_epochs, patience, min_delta = max_epochs[keep_np], patience[keep_np], min_delta[keep_np]
-        best_val, best_epoch, wait = best_val[keep_np], best_epoch[keep_np], wait[keep_np]
-        lam = lam[keep]
-        member_split, Xv, Yv = member_split[keep], Xv[keep], Yv[keep]
-        offset = (member_split * n).unsqueeze(1)
-        seg_lam = _segment_lams(stack, lam)
+                for lo, nb in zip(bounds, sizes, strict=True):
+                    batch = index[:, lo:lo + nb]
+                    tape = Tape()
+                    logits, gates = stack.forward(X_rows[batch], tape)
+                    task, grad_logits = task_and_gradient(logits, Y_rows[batch])
+                    tasks.append(task)
+                    for acc, g in zip(seg_gates, gates, strict=True):
+                        acc.append(g)
+                    backward_(stack, tape, grad_logits, seg_lam)
+                    step += 1
+                    _adam_step_(stack.flat, stack.grad, exp_avg, exp_avg_sq, denom, step, lr, wd)
+                v_logits, v_gates = stack.forward(rows.Xv)
+                val = member_task_loss(v_logits, rows.Yv).numpy().astype(np.float64)
+                summaries = []
+                ent_steps = np.zeros((len(bounds), K))
+                for seg, g, per_step in zip(stack.segments, v_gates, seg_gates, strict=True):
+                    if seg.gated:
+                        summaries.append((seg.start, seg.size, [gate_summary(x) for x in g]))
+                        ent_steps[:, seg.rows] = step_entropies(per_step).numpy()
+                task_steps = torch.stack(tasks).numpy().astype(np.float64)
+            # the reference adds float(loss) * batch size step by step: a sequential (cumulative) sum
+            sum_task = np.cumsum(task_steps * sizes64, axis=0)[-1]
+            sum_ent = np.cumsum(ent_steps * sizes64, axis=0)[-1]
+            train_obj = (sum_task + rows.lam64 * sum_ent) / n
+            records.append((rows.member.copy(), np.stack([train_obj, sum_task / n, sum_ent / n, val], axis=1),
+                            summaries))
+            member_epochs += K
+            diverged = ~(np.isfinite(val) & np.isfinite(train_obj))
+            improved = (val < rows.best_val - rows.min_delta) & ~diverged
+            rows.best_val = np.where(improved, val, rows.best_val)
+            rows.best_epoch = np.where(improved, epoch, rows.best_epoch)
+            rows.wait = np.where(improved, 0, rows.wait + 1)
+            if improved.any():
+                stack.layout.put_rows_(best, torch.from_numpy(improved), stack.flat)
+            stop = (~improved & (rows.wait >= rows.patience)) | (epoch >= rows.max_epochs) | diverged
+            keep_np: np.ndarray | None = None
+            if stop.any():
+                for r in np.flatnonzero(stop).tolist():
+                    mid = int(rows.member[r])
+                    done = int(rows.best_epoch[r]) > 0
+                    final[mid] = stack.layout.member_state(best if done else stack.flat, r)
+                    ended_here.append(mid)
+                    res = results[mid]
+                    res.best_epoch = int(rows.best_epoch[r])
+                    res.epochs_run = epoch
+                    res.diverged_epoch = epoch if bool(diverged[r]) else None
+                    res.best_val_loss = float(rows.best_val[r]) if done else float("nan")
+                keep_np = np.flatnonzero(~stop)
+                if keep_np.size == 0:
+                    break
+            alive = keep_np if keep_np is not None else np.arange(K)
+            if share is not None and alive.size >= 2 * _MIN_PART and share.try_claim():
+                # an idle core: a forked helper takes over part of the members
+                kept, given = _split_members(stack, alive, rows.split.numpy())
+                child = worksharing.fork_child()
+                if child is None:
+                    helper = True
+                    children, ended_here, helpers, inherited_epochs = [], [], 0, member_epochs
+                    keep_np = given
+                else:
+                    children.append(child)
+                    helpers += 1
+                    keep_np = kept
+            if keep_np is None:
+                continue
+            keep = torch.from_numpy(keep_np)
+            exp_avg, exp_avg_sq, best = stack.select_(keep, (exp_avg, exp_avg_sq, best))
+            denom = torch.empty_like(exp_avg)
+            streams.select_(keep)
+            rows.take_(keep_np, keep)
+            seg_lam = _segment_lams(stack, rows.lam)
+        wall = time.perf_counter() - start
+        write_histories(results, records, n_layers)
+        for res in results:
+            res.train_time_s = wall * res.epochs_run / max(member_epochs, 1)
+        if children:
+            assert share is not None
+            with share.waiting():
+                for child in children:
+                    child_results, child_epochs, child_helpers = worksharing.receive_results(child)
+                    member_epochs += child_epochs
+                    helpers += child_helpers
+                    for mid, (res, state) in child_results.items():
+                        results[mid], final[mid] = res, state
+                        ended_here.append(mid)
+        if helper:
+            assert share is not None
+            share.release()
+            worksharing.send_results(({mid: (results[mid], final[mid]) for mid in ended_here},
+                                      member_epochs - inherited_epochs, helpers))
+    except BaseException:
+        if helper:
+            worksharing.send_error()
+        raise
     wall = time.perf_counter() - start
-    write_histories(results, records, n_layers)
     states = []
-    for mid, (model, res) in enumerate(zip(models, results, strict=True)):
+    for mid, model in enumerate(models):
         own = dict(model.named_parameters())
         state = {name: t for name, t in final[mid].items() if name in own}
         load_parameters_(model, state)
         states.append(state)
-        res.train_time_s = wall * res.epochs_run / max(member_epochs, 1)
-    return StackedFit(results, states, member_epochs, wall)
+    return StackedFit(results, states, member_epochs, wall, helpers)
+
+
+#: Smallest part of a stack a forked helper takes over (or leaves behind).
+_MIN_PART = 2
+
+
+def _split_members(stack: StackedMLP, alive: np.ndarray, split_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Divide the surviving rows ``alive`` into two parts of about equal cost per step.
+
+    Members of one data split (seed) tend to stop together, so whole splits
+    go to one part when there are several: each part then ends when its own
+    long runs end, instead of both parts dragging every split's tail. With a
+    single split, contiguous rows (few segments each) are divided. A member's
+    cost is its candidate evaluations per hidden layer plus a share of the
+    per-step overhead; each part keeps at least :data:`_MIN_PART` members.
+
+    Returns:
+        ``(kept, given)``: ascending rows this process keeps and rows a helper takes.
+    """
+    cost = np.full(stack.n_members, 2.0)
+    for seg in stack.segments:
+        cost[seg.rows] += sum(len(fns) for fns in seg.functions)
+    cost = cost[alive]
+    groups = split_of[alive]
+    labels = np.unique(groups)
+    half = cost.sum() / 2
+    if labels.size > 1:
+        totals = sorted(((cost[groups == g].sum(), int(g)) for g in labels), reverse=True)
+        given, load = [], 0.0
+        for total, g in totals:  # largest first, into the part that stays below half
+            if load + total <= half or not given:
+                given.append(g)
+                load += total
+        mask = np.isin(groups, given)
+        if _MIN_PART <= mask.sum() <= alive.size - _MIN_PART:
+            return alive[~mask], alive[mask]
+    c = np.cumsum(cost)
+    cut = min(max(int(np.searchsorted(c, half)) + 1, _MIN_PART), alive.size - _MIN_PART)
+    return alive[:cut], alive[cut:]
+
+
+class _Rows:
+    """Per-row (member) settings, early-stopping state and validation data of a stack, compacted together.
+
+    Float64 numpy for the bookkeeping: cheaper than tensors for a few values.
+    """
+
+    def __init__(self, order: list[int], configs: Sequence[TrainConfig], split_of: list[int], uniq: list[Split],
+                 binary: bool, n: int) -> None:
+        rows = np.asarray(order)
+        self.member = rows.copy()
+        self.lam64 = np.asarray([c.entropy_weight for c in configs], dtype=np.float64)[rows]
+        self.lam = torch.tensor(self.lam64, dtype=torch.float32)
+        self.max_epochs = np.asarray([c.max_epochs for c in configs])[rows]
+        self.patience = np.asarray([c.patience for c in configs])[rows]
+        self.min_delta = np.asarray([c.min_delta for c in configs], dtype=np.float64)[rows]
+        K = len(order)
+        self.best_val = np.full(K, math.inf)
+        self.best_epoch = np.zeros(K, dtype=np.int64)
+        self.wait = np.zeros(K, dtype=np.int64)
+        self.split = torch.tensor([split_of[i] for i in order], dtype=torch.long)
+        self.Xv = torch.stack([torch.from_numpy(s.X_val) for s in uniq])[self.split]
+        self.Yv = _targets([s.y_val for s in uniq], binary)[self.split]
+        self.n = n
+        self.offset = (self.split * n).unsqueeze(1)
+
+    def take_(self, keep_np: np.ndarray, keep: Tensor) -> None:
+        """Keep rows ``keep`` only."""
+        for name in ("member", "lam64", "max_epochs", "patience", "min_delta", "best_val", "best_epoch", "wait"):
+            setattr(self, name, getattr(self, name)[keep_np])
+        self.lam = self.lam[keep]
+        self.split, self.Xv, self.Yv = self.split[keep], self.Xv[keep], self.Yv[keep]
+        self.offset = (self.split * self.n).unsqueeze(1)
 
 
 def load_parameters_(model: MLP, state: dict[str, Tensor]) -> MLP:
