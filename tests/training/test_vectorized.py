@@ -18,7 +18,7 @@ import torch
 from learnact.config import ActivationConfig, TrainConfig
 from learnact.data import Split
 from learnact.experiment import ENGINES, build_artifacts, build_model, prepare_splits, study_from_dict
-from learnact.experiment.engines import split_key, vectorized_engine
+from learnact.experiment.engines import split_key, split_shadows, vectorized_engine
 from learnact.model import MLP, init_parameters_
 from learnact.training import entropy_term, fit, run_generator
 import learnact.training.vectorized as vectorized_module
@@ -374,3 +374,50 @@ def test_a_failing_helper_process_is_reported(tiny_runs, monkeypatch):
                             generators=gens)
     with pytest.raises(RuntimeError, match="boom in the helper"):
         list(run_stacks([job], [1.0], workers=2, executor="processes"))
+
+
+def _shadow_study():
+    """Pairs that differ only in when they stop (as the paper's static T=0.7 and entropy lambda=0 do)."""
+    return study_from_dict({
+        "name": "shadows",
+        "seeds": [1, 7],
+        "train": {"max_epochs": 14, "patience": 3, "lr": 0.01},
+        "variants": [
+            {"name": "long", "gate": "layer", "temperature": 0.7},
+            {"name": "short", "gate": "layer", "temperature": 0.7, "patience": 1, "max_epochs": 9},
+            {"name": "capped", "gate": "layer", "temperature": 0.7, "max_epochs": 2},
+            {"name": "patient_but_capped", "gate": "layer", "temperature": 0.7, "patience": 6, "max_epochs": 5},
+            {"name": "other_T", "gate": "layer", "temperature": 0.5, "patience": 1},
+        ],
+    }).runs()
+
+
+def test_split_shadows_finds_runs_that_only_stop_earlier():
+    runs = _shadow_study()
+    trained, shadows = split_shadows(runs)
+    names = {(r.variant, r.seed) for r in trained}
+    assert names == {(v, s) for v in ("long", "patient_but_capped", "other_T") for s in (1, 7)}
+    followed = {(r.variant, r.seed): (trained[i].variant, trained[i].seed) for r, i in shadows}
+    assert followed == {("short", 1): ("long", 1), ("short", 7): ("long", 7),
+                        ("capped", 1): ("long", 1), ("capped", 7): ("long", 7)}
+
+
+def test_shadow_runs_equal_their_own_sequential_training():
+    runs = _shadow_study()
+    splits = prepare_splits(runs)
+    seq = _by_id(ENGINES["sequential"](runs, splits))
+    for workers in (1, 2):
+        vec = _by_id(vectorized_engine(runs, splits, workers=workers))
+        assert vec.keys() == seq.keys()
+        for run_id, t in seq.items():
+            _assert_identical(t, vec[run_id])
+    short = [t for t in seq.values() if t.run.variant == "short"]
+    assert all(t.fit.epochs_run < 9 for t in short)  # stopped by its own patience, before the long run
+
+
+def test_fit_stacked_rejects_a_shadow_that_outlasts_its_member(tiny_runs):
+    runs, splits = tiny_runs
+    models, gens = _members(runs[:1], splits)
+    longer = runs[0].train.model_copy(update={"max_epochs": runs[0].train.max_epochs + 1})
+    with pytest.raises(ValueError, match="a shadow must equal its member 0"):
+        fit_stacked(models, [splits[split_key(runs[0])]], [runs[0].train], generators=gens, shadows=[(longer, 0)])

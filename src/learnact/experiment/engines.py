@@ -10,6 +10,7 @@ its default reference mode every run is bit-identical to its sequential twin.
 from __future__ import annotations
 
 import functools
+import json
 import resource
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -32,6 +33,7 @@ __all__ = [
     "vectorized_engine",
     "peak_memory_mb",
     "split_key",
+    "split_shadows",
     "prepare_splits",
     "train_group",
 ]
@@ -107,8 +109,10 @@ def vectorized_engine(
     (runs of a learnable family outside :data:`STACKABLE_KINDS` are trained by it);
     runs that can share a stack are grouped (:func:`~learnact.training.scheduling.plan_stacks`)
     and the stacks are trained on ``workers`` forked worker processes (one
-    intra-op thread each). Runs come back stack by stack, each with its own
-    model (best weights), history and split.
+    intra-op thread each). Runs that differ from another run only by an
+    earlier stop (:func:`split_shadows`) are read off that run's training
+    instead of training again. Runs come back stack by stack, each with its
+    own model (best weights), history and split.
 
     Args:
         runs: The runs to train.
@@ -134,6 +138,7 @@ def vectorized_engine(
     runs = [r for r in runs if r.activation.kind in STACKABLE_KINDS]
     if not runs:
         return
+    runs, followers = split_shadows(runs)
     models, generators, member_splits = [], [], []
     for run in runs:
         split = splits[split_key(run)]
@@ -144,18 +149,68 @@ def vectorized_engine(
     configs = [r.train for r in runs]
     n_workers = default_workers() if workers is None else workers
     stacks = plan_stacks(models, configs, member_splits, max_members=max_members, n_parts=n_workers)
+    shadows_of = [[(shadow, members.index(host)) for shadow, host in followers if host in members]
+                  for members in stacks]
 
-    def job(members: list[int]) -> Callable[[], StackedFit]:
+    def job(members: list[int], shadows: list[tuple[RunConfig, int]]) -> Callable[[], StackedFit]:
         return functools.partial(
             fit_stacked, [models[i] for i in members], [member_splits[i] for i in members],
             [configs[i] for i in members], generators=[generators[i] for i in members],
-            seeds=[runs[i].seed for i in members], mode=mode)
+            seeds=[runs[i].seed for i in members], mode=mode, shadows=[(r.train, pos) for r, pos in shadows])
 
     costs = [sum(configs[i].max_epochs * sum(p.numel() for p in models[i].parameters()) for i in m) for m in stacks]
-    for index, fitted in run_stacks([job(m) for m in stacks], costs, n_workers, executor):
+    jobs = [job(m, sh) for m, sh in zip(stacks, shadows_of, strict=True)]
+    for index, fitted in run_stacks(jobs, costs, n_workers, executor):
         memory = max(peak_memory_mb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0)
-        for i, result, state in zip(stacks[index], fitted.results, fitted.states, strict=True):
+        members = stacks[index]
+        for i, result, state in zip(members, fitted.results, fitted.states, strict=False):
             yield TrainedRun(runs[i], load_parameters_(models[i], state), result, member_splits[i], memory)
+        for (run, _), result, state in zip(shadows_of[index], fitted.results[len(members):],
+                                           fitted.states[len(members):], strict=True):
+            split = splits[split_key(run)]
+            yield TrainedRun(run, load_parameters_(build_model(run, split), state), result, split, memory)
+
+
+def _trajectory_key(run: RunConfig) -> str:
+    """Everything that shapes a run's training trajectory: all but its name, ``max_epochs`` and ``patience``."""
+    train = run.train.model_dump()
+    del train["max_epochs"], train["patience"]
+    return json.dumps({"seed": run.seed, "data": run.data.model_dump(), "backbone": run.backbone.model_dump(mode="json"),
+                       "activation": run.activation.canonical(), "train": train}, sort_keys=True)
+
+
+def split_shadows(runs: Sequence[RunConfig]) -> tuple[list[RunConfig], list[tuple[RunConfig, int]]]:
+    """Separate runs that only stop earlier than another run (shadows) from the runs to train.
+
+    Two runs that differ only in their name, ``max_epochs`` and ``patience``
+    follow the same trajectory until one stops: the paper's static gate at
+    T = 0.7 and its entropy sweep's lambda = 0 are such a pair. A run is a
+    shadow of a trained run whose ``max_epochs`` and ``patience`` are both at
+    least its own; it is then read off that run's training
+    (``shadows`` of :func:`~learnact.training.vectorized.fit_stacked`), with
+    results identical to training it.
+
+    Returns:
+        ``(trained, shadows)``: the runs to train, and each shadow with the
+        index (in ``trained``) of the run it follows.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(_trajectory_key(run), []).append(i)
+    host_of: dict[int, int] = {}
+    for members in groups.values():
+        hosts: list[int] = []
+        for i in sorted(members, key=lambda i: (-runs[i].train.max_epochs, -runs[i].train.patience, i)):
+            t = runs[i].train
+            host = next((h for h in hosts if runs[h].train.max_epochs >= t.max_epochs
+                         and runs[h].train.patience >= t.patience), None)
+            if host is None:
+                hosts.append(i)
+            else:
+                host_of[i] = host
+    trained = [i for i in range(len(runs)) if i not in host_of]
+    position = {i: k for k, i in enumerate(trained)}
+    return [runs[i] for i in trained], [(runs[i], position[h]) for i, h in sorted(host_of.items())]
 
 
 ENGINES: dict[str, Engine] = {

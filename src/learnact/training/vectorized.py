@@ -92,6 +92,7 @@ def fit_stacked(
     generators: Sequence[torch.Generator] | None = None,
     seeds: Sequence[int] | None = None,
     mode: StreamMode = "reference",
+    shadows: Sequence[tuple[TrainConfig, int]] = (),
 ) -> StackedFit:
     """Train ``K`` members at once; each model ends holding its best weights.
 
@@ -106,9 +107,15 @@ def fit_stacked(
         seeds: Fast mode: each member's seed.
         mode: ``"reference"`` (bit-identical to :func:`~.loop.fit`) or
             ``"fast"`` (see :mod:`.streams`).
+        shadows: Runs identical to a member except for a shorter (or equal)
+            ``max_epochs`` and ``patience``, as ``(config, member position)``:
+            they follow the member's trajectory without training again and
+            stop by their own rule, taking the member's best snapshot at that
+            epoch; their results follow the members' in the returned lists.
 
     Raises:
-        ValueError: Lengths differ, or members cannot share a stack (named).
+        ValueError: Lengths differ, members cannot share a stack, or a shadow
+            outlasts its member (named).
     """
     K0 = len(models)
     if not (len(splits) == len(configs) == K0) or K0 == 0:
@@ -118,6 +125,12 @@ def fit_stacked(
     if len(keys) > 1:
         raise ValueError("members of a stack must share batch_size, lr, weight_decay and split sizes, got "
                          f"{sorted(map(str, keys))}")
+    for cfg, host in shadows:
+        mine = configs[host] if 0 <= host < K0 else None
+        if mine is None or cfg.max_epochs > mine.max_epochs or cfg.patience > mine.patience \
+                or cfg.model_copy(update={"max_epochs": mine.max_epochs, "patience": mine.patience}) != mine:
+            raise ValueError(f"a shadow must equal its member {host} up to a shorter max_epochs and patience, "
+                             f"got {cfg!r}")
     cfg0 = configs[0]
     B, lr, wd = cfg0.batch_size, cfg0.lr, cfg0.weight_decay
     stack = StackedMLP(models)
@@ -147,7 +160,8 @@ def fit_stacked(
     exp_avg_sq = stack.new_buffer()
     denom = stack.new_buffer()
     best = stack.flat.clone()
-    results = [FitResult() for _ in range(K0)]
+    results = [FitResult() for _ in range(K0 + len(shadows))]
+    followers = _Shadows(shadows, K0)
     final: dict[int, dict[str, Tensor]] = {}
     ended_here: list[int] = []  # members this process ended (a forked helper sends back only these)
     children: list[tuple[int, int]] = []
@@ -207,6 +221,10 @@ def fit_stacked(
             rows.wait = np.where(improved, 0, rows.wait + 1)
             if improved.any():
                 stack.layout.put_rows_(best, torch.from_numpy(improved), stack.flat)
+            for sid, r, done in followers.step(epoch, rows.member, val, diverged):
+                # the member's best snapshot is the shadow's: same history, same min_delta
+                final[sid] = stack.layout.member_state(best if done else stack.flat, r)
+                ended_here.append(sid)
             stop = (~improved & (rows.wait >= rows.patience)) | (epoch >= rows.max_epochs) | diverged
             keep_np: np.ndarray | None = None
             if stop.any():
@@ -231,6 +249,7 @@ def fit_stacked(
                 if child is None:
                     helper = True
                     children, ended_here, helpers, inherited_epochs = [], [], 0, member_epochs
+                    followers.forget()
                     keep_np = given
                 else:
                     children.append(child)
@@ -246,6 +265,7 @@ def fit_stacked(
             seg_lam = _segment_lams(stack, rows.lam)
         wall = time.perf_counter() - start
         write_histories(results, records, n_layers)
+        followers.write_histories(results)
         for res in results:
             res.train_time_s = wall * res.epochs_run / max(member_epochs, 1)
         if children:
@@ -274,6 +294,8 @@ def fit_stacked(
         state = {name: t for name, t in final[mid].items() if name in own}
         load_parameters_(model, state)
         states.append(state)
+    for sid, (_, host) in enumerate(shadows, start=K0):
+        states.append({name: final[sid][name] for name in states[host]})
     return StackedFit(results, states, member_epochs, wall, helpers)
 
 
@@ -314,6 +336,66 @@ def _split_members(stack: StackedMLP, alive: np.ndarray, split_of: np.ndarray) -
     c = np.cumsum(cost)
     cut = min(max(int(np.searchsorted(c, half)) + 1, _MIN_PART), alive.size - _MIN_PART)
     return alive[:cut], alive[cut:]
+
+
+class _Shadows:
+    """Early stopping of shadow runs that follow a member's trajectory (see ``shadows`` of :func:`fit_stacked`).
+
+    A shadow sees its member's validation losses and applies its own
+    ``patience`` and ``max_epochs`` (``min_delta`` is the member's), so it
+    stops no later than the member; until then its best epoch is the member's.
+    """
+
+    def __init__(self, shadows: Sequence[tuple[TrainConfig, int]], first_id: int) -> None:
+        self.ids = list(range(first_id, first_id + len(shadows)))
+        self.host = [host for _, host in shadows]
+        self.patience = [c.patience for c, _ in shadows]
+        self.max_epochs = [c.max_epochs for c, _ in shadows]
+        self.min_delta = [c.min_delta for c, _ in shadows]
+        self.best_val = [math.inf] * len(shadows)
+        self.best_epoch = [0] * len(shadows)
+        self.wait = [0] * len(shadows)
+        self.open = set(range(len(shadows)))
+        self.ended: list[tuple[int, int]] = []  # (shadow index, epoch) ended in this process
+
+    def step(self, epoch: int, members: np.ndarray, val: np.ndarray, diverged: np.ndarray
+             ) -> list[tuple[int, int, bool]]:
+        """Feed one epoch's validation losses; ``(shadow id, row, has best)`` of the shadows that stop now."""
+        if not self.open:
+            return []
+        row_of = {int(m): r for r, m in enumerate(members.tolist())}
+        out = []
+        for j in sorted(self.open):
+            r = row_of.get(self.host[j])
+            if r is None:  # the member trains in another process (or has ended there)
+                continue
+            v, bad = float(val[r]), bool(diverged[r])
+            improved = not bad and v < self.best_val[j] - self.min_delta[j]
+            if improved:
+                self.best_val[j], self.best_epoch[j], self.wait[j] = v, epoch, 0
+            else:
+                self.wait[j] += 1
+            if bad or epoch >= self.max_epochs[j] or (not improved and self.wait[j] >= self.patience[j]):
+                self.open.discard(j)
+                self.ended.append((j, epoch))
+                out.append((self.ids[j], r, self.best_epoch[j] > 0))
+        return out
+
+    def forget(self) -> None:
+        """In a forked helper: shadows ended before the fork are the parent's to report."""
+        self.ended = []
+
+    def write_histories(self, results: list[FitResult]) -> None:
+        """Fill the results of the shadows ended here from their members' histories."""
+        for j, epoch in self.ended:
+            res = results[self.ids[j]]
+            res.history = list(results[self.host[j]].history[:epoch])
+            res.epochs_run = epoch
+            res.best_epoch = self.best_epoch[j]
+            last = res.history[-1]
+            res.diverged_epoch = epoch if not (math.isfinite(last.val_loss) and math.isfinite(last.train_loss)) \
+                else None
+            res.best_val_loss = self.best_val[j] if self.best_epoch[j] else float("nan")
 
 
 class _Rows:
