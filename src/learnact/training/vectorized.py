@@ -180,6 +180,7 @@ def fit_stacked(
     seg_lam = _segment_lams(stack, rows.lam)
     X_rows = X_all.reshape(-1, X_all.shape[2])
     Y_rows = Y_all.reshape(-1, *Y_all.shape[2:])
+    y_tail = tuple(Y_all.shape[2:])
     try:
         for epoch in range(1, int(rows.max_epochs.max()) + 1):
             K = stack.n_members
@@ -188,10 +189,10 @@ def fit_stacked(
             seg_gates: list[list[list[Tensor | None]]] = [[] for _ in stack.segments]
             with torch.no_grad():
                 for lo, nb in zip(bounds, sizes, strict=True):
-                    batch = index[:, lo:lo + nb]
+                    batch = index[:, lo:lo + nb].reshape(-1)  # index_select: cheaper than advanced indexing
                     tape = Tape()
-                    logits, gates = stack.forward(X_rows[batch], tape)
-                    task, grad_logits = task_and_gradient(logits, Y_rows[batch])
+                    logits, gates = stack.forward(X_rows.index_select(0, batch).view(K, nb, -1), tape)
+                    task, grad_logits = task_and_gradient(logits, Y_rows.index_select(0, batch).view(K, nb, *y_tail))
                     tasks.append(task)
                     for acc, g in zip(seg_gates, gates, strict=True):
                         acc.append(g)
