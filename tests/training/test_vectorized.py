@@ -421,3 +421,19 @@ def test_fit_stacked_rejects_a_shadow_that_outlasts_its_member(tiny_runs):
     longer = runs[0].train.model_copy(update={"max_epochs": runs[0].train.max_epochs + 1})
     with pytest.raises(ValueError, match="a shadow must equal its member 0"):
         fit_stacked(models, [splits[split_key(runs[0])]], [runs[0].train], generators=gens, shadows=[(longer, 0)])
+
+
+def test_candidates_with_and_without_registered_derivatives_match_the_reference():
+    """elu has no registered derivative (autograd on a recomputation), gelu and identity do."""
+    runs = study_from_dict({
+        "name": "candidates", "seeds": [3], "train": {"max_epochs": 4, "patience": 2, "lr": 0.01},
+        "variants": [
+            {"name": "mix", "gate": "neuron", "candidates": ["elu", "gelu", "identity"], "entropy_weight": 0.01},
+            {"name": "fixed_elu", "kind": "fixed", "activation": "elu"},
+        ],
+    }).runs()
+    splits = prepare_splits(runs)
+    seq = _by_id(ENGINES["sequential"](runs, splits))
+    vec = _by_id(vectorized_engine(runs, splits, workers=1))
+    for run_id, t in seq.items():
+        _assert_identical(t, vec[run_id])
