@@ -222,8 +222,9 @@ def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers:
     if executor == "processes":
         global _JOBS
         _JOBS = jobs
-        gc.collect()
-        gc.freeze()  # forked workers then leave the parent's objects (and their pages) alone
+        # forked workers then leave the parent's objects (and their pages) alone; no gc.collect() first:
+        # it took 0.1 s here, and the garbage it would drop is a few objects kept a little longer
+        gc.freeze()
         # idle cores take over part of a running stack (even of a lone one): see .worksharing
         worksharing.install(worksharing.WorkShare(workers, len(jobs)))
         try:
