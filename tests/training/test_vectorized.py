@@ -360,11 +360,9 @@ def test_a_failing_helper_process_is_reported(tiny_runs, monkeypatch):
     runs, splits = tiny_runs
     runs = [r for r in runs if r.activation.kind == "fixed"]
     models, gens = _members(runs, splits)
-    calls = {"n": 0}
     original = vectorized_module.member_task_loss
 
     def failing_after_fork(*args, **kwargs):
-        calls["n"] += 1
         if vectorized_module.worksharing.CHILD_FD != -1:
             raise FloatingPointError("boom in the helper")
         return original(*args, **kwargs)

@@ -182,7 +182,7 @@ def fit_stacked(
     Y_rows = Y_all.reshape(-1, *Y_all.shape[2:])
     y_tail = tuple(Y_all.shape[2:])
     try:
-        for epoch in range(1, int(rows.max_epochs.max()) + 1):
+        for epoch in range(1, int(rows.stopping.max_epochs.max()) + 1):
             K = stack.n_members
             index = streams.next_epoch(epoch) + rows.offset
             tasks: list[Tensor] = []
@@ -216,29 +216,25 @@ def fit_stacked(
                             summaries))
             member_epochs += K
             diverged = ~(np.isfinite(val) & np.isfinite(train_obj))
-            improved = (val < rows.best_val - rows.min_delta) & ~diverged
-            rows.best_val = np.where(improved, val, rows.best_val)
-            rows.best_epoch = np.where(improved, epoch, rows.best_epoch)
-            rows.wait = np.where(improved, 0, rows.wait + 1)
+            improved, stop = rows.stopping.step(epoch, val, diverged)
             if improved.any():
                 stack.layout.put_rows_(best, torch.from_numpy(improved), stack.flat)
             for sid, r, done in followers.step(epoch, rows.member, val, diverged):
                 # the member's best snapshot is the shadow's: same history, same min_delta
                 final[sid] = stack.layout.member_state(best if done else stack.flat, r)
                 ended_here.append(sid)
-            stop = (~improved & (rows.wait >= rows.patience)) | (epoch >= rows.max_epochs) | diverged
             keep_np: np.ndarray | None = None
             if stop.any():
                 for r in np.flatnonzero(stop).tolist():
                     mid = int(rows.member[r])
-                    done = int(rows.best_epoch[r]) > 0
+                    done = int(rows.stopping.best_epoch[r]) > 0
                     final[mid] = stack.layout.member_state(best if done else stack.flat, r)
                     ended_here.append(mid)
                     res = results[mid]
-                    res.best_epoch = int(rows.best_epoch[r])
+                    res.best_epoch = int(rows.stopping.best_epoch[r])
                     res.epochs_run = epoch
                     res.diverged_epoch = epoch if bool(diverged[r]) else None
-                    res.best_val_loss = float(rows.best_val[r]) if done else float("nan")
+                    res.best_val_loss = float(rows.stopping.best_val[r]) if done else float("nan")
                 keep_np = np.flatnonzero(~stop)
                 if keep_np.size == 0:
                     break
@@ -339,6 +335,42 @@ def _split_members(stack: StackedMLP, alive: np.ndarray, split_of: np.ndarray) -
     return alive[:cut], alive[cut:]
 
 
+class _EarlyStopping:
+    """Early-stopping state of many runs, updated together: the rule of :func:`~.loop.fit`, vectorised.
+
+    An epoch improves a run when its validation loss is below the best so far
+    by more than ``min_delta`` (and nothing diverged); the run stops when
+    ``patience`` epochs in a row did not improve, at ``max_epochs``, or when it
+    diverges.
+    """
+
+    def __init__(self, configs: Sequence[TrainConfig]) -> None:
+        self.max_epochs = np.asarray([c.max_epochs for c in configs], dtype=np.int64)
+        self.patience = np.asarray([c.patience for c in configs], dtype=np.int64)
+        self.min_delta = np.asarray([c.min_delta for c in configs], dtype=np.float64)
+        self.best_val = np.full(len(configs), math.inf)
+        self.best_epoch = np.zeros(len(configs), dtype=np.int64)
+        self.wait = np.zeros(len(configs), dtype=np.int64)
+
+    def step(self, epoch: int, val: np.ndarray, diverged: np.ndarray,
+             active: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Feed one epoch's validation losses (only where ``active``); ``(improved, stop)`` per run."""
+        improved = (val < self.best_val - self.min_delta) & ~diverged
+        if active is not None:
+            improved &= active
+        self.best_val = np.where(improved, val, self.best_val)
+        self.best_epoch = np.where(improved, epoch, self.best_epoch)
+        wait = np.where(improved, 0, self.wait + 1)
+        self.wait = wait if active is None else np.where(active, wait, self.wait)
+        stop = (~improved & (self.wait >= self.patience)) | (epoch >= self.max_epochs) | diverged
+        return improved, stop if active is None else stop & active
+
+    def take_(self, keep: np.ndarray) -> None:
+        """Keep runs ``keep`` only."""
+        for name in ("max_epochs", "patience", "min_delta", "best_val", "best_epoch", "wait"):
+            setattr(self, name, getattr(self, name)[keep])
+
+
 class _Shadows:
     """Early stopping of shadow runs that follow a member's trajectory (see ``shadows`` of :func:`fit_stacked`).
 
@@ -349,37 +381,28 @@ class _Shadows:
 
     def __init__(self, shadows: Sequence[tuple[TrainConfig, int]], first_id: int) -> None:
         self.ids = list(range(first_id, first_id + len(shadows)))
-        self.host = [host for _, host in shadows]
-        self.patience = [c.patience for c, _ in shadows]
-        self.max_epochs = [c.max_epochs for c, _ in shadows]
-        self.min_delta = [c.min_delta for c, _ in shadows]
-        self.best_val = [math.inf] * len(shadows)
-        self.best_epoch = [0] * len(shadows)
-        self.wait = [0] * len(shadows)
-        self.open = set(range(len(shadows)))
-        self.ended: list[tuple[int, int]] = []  # (shadow index, epoch) ended in this process
+        self.host = np.asarray([host for _, host in shadows], dtype=np.int64)
+        self.stopping = _EarlyStopping([c for c, _ in shadows])
+        self.open = np.ones(len(shadows), dtype=bool)
+        self.ended: list[tuple[int, int, bool]] = []  # (shadow index, epoch, diverged) ended in this process
 
     def step(self, epoch: int, members: np.ndarray, val: np.ndarray, diverged: np.ndarray
              ) -> list[tuple[int, int, bool]]:
         """Feed one epoch's validation losses; ``(shadow id, row, has best)`` of the shadows that stop now."""
-        if not self.open:
+        if not self.open.any():
             return []
         row_of = {int(m): r for r, m in enumerate(members.tolist())}
+        rows = np.asarray([row_of.get(int(h), -1) for h in self.host], dtype=np.int64)
+        # a member missing here trains in another process (or has ended there): its shadows wait there
+        active = self.open & (rows >= 0)
+        safe = np.where(active, rows, 0)
+        bad = diverged[safe] & active
+        _, stop = self.stopping.step(epoch, np.where(active, val[safe], math.inf), bad, active)
         out = []
-        for j in sorted(self.open):
-            r = row_of.get(self.host[j])
-            if r is None:  # the member trains in another process (or has ended there)
-                continue
-            v, bad = float(val[r]), bool(diverged[r])
-            improved = not bad and v < self.best_val[j] - self.min_delta[j]
-            if improved:
-                self.best_val[j], self.best_epoch[j], self.wait[j] = v, epoch, 0
-            else:
-                self.wait[j] += 1
-            if bad or epoch >= self.max_epochs[j] or (not improved and self.wait[j] >= self.patience[j]):
-                self.open.discard(j)
-                self.ended.append((j, epoch))
-                out.append((self.ids[j], r, self.best_epoch[j] > 0))
+        for j in np.flatnonzero(stop).tolist():
+            self.open[j] = False
+            self.ended.append((j, epoch, bool(bad[j])))
+            out.append((self.ids[j], int(rows[j]), bool(self.stopping.best_epoch[j] > 0)))
         return out
 
     def forget(self) -> None:
@@ -388,15 +411,13 @@ class _Shadows:
 
     def write_histories(self, results: list[FitResult]) -> None:
         """Fill the results of the shadows ended here from their members' histories."""
-        for j, epoch in self.ended:
+        for j, epoch, bad in self.ended:
             res = results[self.ids[j]]
-            res.history = list(results[self.host[j]].history[:epoch])
+            res.history = list(results[int(self.host[j])].history[:epoch])
             res.epochs_run = epoch
-            res.best_epoch = self.best_epoch[j]
-            last = res.history[-1]
-            res.diverged_epoch = epoch if not (math.isfinite(last.val_loss) and math.isfinite(last.train_loss)) \
-                else None
-            res.best_val_loss = self.best_val[j] if self.best_epoch[j] else float("nan")
+            res.best_epoch = int(self.stopping.best_epoch[j])
+            res.diverged_epoch = epoch if bad else None
+            res.best_val_loss = float(self.stopping.best_val[j]) if res.best_epoch else float("nan")
 
 
 class _Rows:
@@ -411,13 +432,7 @@ class _Rows:
         self.member = rows.copy()
         self.lam64 = np.asarray([c.entropy_weight for c in configs], dtype=np.float64)[rows]
         self.lam = torch.tensor(self.lam64, dtype=torch.float32)
-        self.max_epochs = np.asarray([c.max_epochs for c in configs])[rows]
-        self.patience = np.asarray([c.patience for c in configs])[rows]
-        self.min_delta = np.asarray([c.min_delta for c in configs], dtype=np.float64)[rows]
-        K = len(order)
-        self.best_val = np.full(K, math.inf)
-        self.best_epoch = np.zeros(K, dtype=np.int64)
-        self.wait = np.zeros(K, dtype=np.int64)
+        self.stopping = _EarlyStopping([configs[i] for i in order])
         self.split = torch.tensor([split_of[i] for i in order], dtype=torch.long)
         self.Xv = torch.stack([torch.from_numpy(s.X_val) for s in uniq])[self.split]
         self.Yv = _targets([s.y_val for s in uniq], binary)[self.split]
@@ -426,8 +441,8 @@ class _Rows:
 
     def take_(self, keep_np: np.ndarray, keep: Tensor) -> None:
         """Keep rows ``keep`` only."""
-        for name in ("member", "lam64", "max_epochs", "patience", "min_delta", "best_val", "best_epoch", "wait"):
-            setattr(self, name, getattr(self, name)[keep_np])
+        self.member, self.lam64 = self.member[keep_np], self.lam64[keep_np]
+        self.stopping.take_(keep_np)
         self.lam = self.lam[keep]
         self.split, self.Xv, self.Yv = self.split[keep], self.Xv[keep], self.Yv[keep]
         self.offset = (self.split * self.n).unsqueeze(1)

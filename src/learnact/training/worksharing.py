@@ -44,11 +44,6 @@ class WorkShare:
         self._busy = ctx.Value("i", 0)
         self._queued = ctx.Value("i", queued)
 
-    @property
-    def busy(self) -> int:
-        """Processes training now."""
-        return int(self._busy.value)
-
     @contextlib.contextmanager
     def job(self) -> Iterator[None]:
         """Account for one stack (a queued job) while it trains in this process."""
