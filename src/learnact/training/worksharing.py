@@ -119,23 +119,24 @@ CHILD_FD = -1
 
 def send_results(payload: Any) -> None:
     """In a forked child: send ``payload`` (or the exception being handled) to the parent, then exit."""
-    code = 0
     try:
         data = pickle.dumps(("ok", payload), protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException:  # pragma: no cover - unpicklable results
-        data = pickle.dumps(("error", traceback.format_exc()))
-        code = 1
-    _write_all(CHILD_FD, struct.pack("<Q", len(data)) + data)
-    os._exit(code)
+        send_error()
+    _send(data, 0)
 
 
 def send_error() -> None:
     """In a forked child: report the exception being handled to the parent, then exit."""
-    data = pickle.dumps(("error", traceback.format_exc()))
+    _send(pickle.dumps(("error", traceback.format_exc())), 1)
+
+
+def _send(data: bytes, code: int) -> None:
+    """Write ``data`` length-prefixed to the parent's pipe and exit with ``code``, whatever happens."""
     try:
         _write_all(CHILD_FD, struct.pack("<Q", len(data)) + data)
     finally:
-        os._exit(1)
+        os._exit(code)
 
 
 def _write_all(fd: int, data: bytes) -> None:
