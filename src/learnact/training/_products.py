@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["aligned_members", "linear", "weight_grad_", "input_grad"]
+__all__ = ["aligned_members", "linear", "weight_grad_", "input_grad", "product_choice"]
 
 #: Lone tensors are allocated on this boundary (bytes); some kernels round
 #: differently when an operand starts elsewhere.
@@ -60,9 +60,7 @@ _INPUT: list[Callable[[Tensor, Tensor], Tensor]] = [lambda g, W: torch.bmm(g, W)
 
 
 def _choose(key: tuple, candidates: list, reference: Callable[..., Tensor], shapes: list[tuple[int, ...]]) -> int:
-    """Index of the first candidate matching ``reference`` per member on random data, or -1."""
-    if key in _CHOICE:
-        return _CHOICE[key]
+    """Index of the first candidate matching ``reference`` per member on random data, or -1 (cached)."""
     gen = torch.Generator().manual_seed(len(_CHOICE) + 1)
     K = 5
     trials = [[aligned_members(torch.randn(K, *s, generator=gen)) for s in shapes] for _ in range(2)]
@@ -76,6 +74,29 @@ def _choose(key: tuple, candidates: list, reference: Callable[..., Tensor], shap
     return choice
 
 
+#: Per product: its batched formulations, the per-member reference and the operand shapes for ``(b, i, o)``.
+_PRODUCTS: dict[str, tuple[list, Callable[..., Tensor], Callable[[int, int, int], list[tuple[int, ...]]]]] = {
+    "fwd": (_FORWARD, F.linear, lambda b, i, o: [(b, i), (o, i), (o,)]),
+    "wgrad": (_WEIGHT, lambda g, xx: g.t().mm(xx), lambda b, i, o: [(b, o), (b, i)]),
+    "xgrad": (_INPUT, torch.mm, lambda b, i, o: [(b, o), (o, i)]),
+}
+
+
+def product_choice(kind: str, b: int, i: int, o: int) -> int:
+    """The formulation used for a product of ``kind`` (``"fwd"``, ``"wgrad"``, ``"xgrad"``) on ``(b, i, o)``.
+
+    ``b``: rows of the batch, ``i``: input features, ``o``: output features
+    of the ``Linear``; ``-1`` means a loop over members with the reference
+    operation.
+    """
+    key = (kind, b, i, o)
+    choice = _CHOICE.get(key)
+    if choice is None:
+        candidates, reference, shapes = _PRODUCTS[kind]
+        choice = _choose(key, candidates, reference, shapes(b, i, o))
+    return choice
+
+
 def linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """``x @ W^T + b`` for every member, as ``F.linear`` computes it for each.
 
@@ -84,10 +105,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """
     x = aligned_members(x)
     weight = aligned_members(weight)
-    key = ("fwd", x.shape[1], x.shape[2], weight.shape[1])
-    choice = _CHOICE.get(key)
+    choice = _CHOICE.get(("fwd", x.shape[1], x.shape[2], weight.shape[1]))
     if choice is None:
-        choice = _choose(key, _FORWARD, F.linear, [(key[1], key[2]), (key[3], key[2]), (key[3],)])
+        choice = product_choice("fwd", x.shape[1], x.shape[2], weight.shape[1])
     if choice == 0:
         return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
     if choice > 0:
@@ -103,11 +123,9 @@ def weight_grad_(grad: Tensor, x: Tensor, out: Tensor) -> None:
     """
     grad = aligned_members(grad)
     x = aligned_members(x)
-    key = ("wgrad", grad.shape[1], x.shape[2], grad.shape[2])
-    choice = _CHOICE.get(key)
+    choice = _CHOICE.get(("wgrad", grad.shape[1], x.shape[2], grad.shape[2]))
     if choice is None:
-        b, i, o = key[1:]
-        choice = _choose(key, _WEIGHT, lambda g, xx: g.t().mm(xx), [(b, o), (b, i)])
+        choice = product_choice("wgrad", grad.shape[1], x.shape[2], grad.shape[2])
     if choice == 0 and out.is_contiguous() and not out.data_ptr() % ALIGN_BYTES:
         torch.bmm(grad.transpose(1, 2), x, out=out)
     elif choice >= 0:
@@ -124,11 +142,9 @@ def input_grad(grad: Tensor, weight: Tensor) -> Tensor:
     """
     grad = aligned_members(grad)
     weight = aligned_members(weight)
-    key = ("xgrad", grad.shape[1], weight.shape[2], grad.shape[2])
-    choice = _CHOICE.get(key)
+    choice = _CHOICE.get(("xgrad", grad.shape[1], weight.shape[2], grad.shape[2]))
     if choice is None:
-        b, i, o = key[1:]
-        choice = _choose(key, _INPUT, torch.mm, [(b, o), (o, i)])
+        choice = product_choice("xgrad", grad.shape[1], weight.shape[2], grad.shape[2])
     if choice >= 0:
         return torch.bmm(grad, weight)
     return torch.stack([grad[k].mm(weight[k]) for k in range(grad.shape[0])])
