@@ -13,4 +13,8 @@ pip_install() {  # quiet pip; its exit status is kept, a local-index notice is f
 }
 pip_install "torch==2.13.0"
 pip_install -e ".[dev]"
-.venv/bin/python -c "import learnact, torch; print(f'learnact ready (torch {torch.__version__})')"
+# build the native training step now (about 15 s, once; cached), not during the first run
+.venv/bin/python -c "import learnact, torch
+from learnact.training import native
+step = 'native step built' if native.load() else 'native step unavailable: the Python step is used'
+print(f'learnact ready (torch {torch.__version__}; {step})')"

@@ -20,7 +20,7 @@ from ..config import RunConfig
 from ..data import Split, load_dataset, split_dataset
 from ..store import RunArtifacts
 from ..model import MLP, init_parameters_
-from ..training import fit, run_generator
+from ..training import fit, native, run_generator
 from ..training.scheduling import Executor, default_workers, plan_stacks, run_stacks
 from ..training.streams import StreamMode
 from ..training.vectorized import StackedFit, fit_stacked, load_parameters_
@@ -149,6 +149,7 @@ def vectorized_engine(
         generators.append(generator)
         member_splits.append(split)
     configs = [r.train for r in runs]
+    native.load()  # build or load the C++ step here, once, before workers fork
     n_workers = default_workers() if workers is None else workers
     stacks = plan_stacks(models, configs, member_splits, max_members=max_members, n_parts=n_workers)
     shadows_of = [[(shadow, members.index(host)) for shadow, host in followers if host in members]

@@ -42,6 +42,7 @@ from .stacked import StackedMLP, Tape
 from .stacked_backward import backward_
 from .stacked_loss import member_task_loss, task_and_gradient
 from .stacked_records import gate_summary, step_entropies, write_histories
+from . import native as native_step
 from . import worksharing
 from .streams import PermutationStreams, StreamMode
 
@@ -93,6 +94,7 @@ def fit_stacked(
     seeds: Sequence[int] | None = None,
     mode: StreamMode = "reference",
     shadows: Sequence[tuple[TrainConfig, int]] = (),
+    native: bool | None = None,
 ) -> StackedFit:
     """Train ``K`` members at once; each model ends holding its best weights.
 
@@ -181,6 +183,17 @@ def fit_stacked(
     X_rows = X_all.reshape(-1, X_all.shape[2])
     Y_rows = Y_all.reshape(-1, *Y_all.shape[2:])
     y_tail = tuple(Y_all.shape[2:])
+    use_native = native is not False and native_step.load() and native_step.supports(stack, binary)
+    if native and not use_native:
+        raise ValueError("native=True, but the native step is unavailable or does not support this stack")
+
+    def native_stack() -> native_step.NativeStack | None:
+        if not use_native:
+            return None
+        return native_step.NativeStack(stack, seg_lam, (exp_avg, exp_avg_sq, denom), lr, wd,
+                                       (*sizes, rows.Xv.shape[1]))
+
+    compiled = native_stack()
     try:
         for epoch in range(1, int(rows.stopping.max_epochs.max()) + 1):
             K = stack.n_members
@@ -190,6 +203,13 @@ def fit_stacked(
             with torch.no_grad():
                 for lo, nb in zip(bounds, sizes, strict=True):
                     batch = index[:, lo:lo + nb].reshape(-1)  # index_select: cheaper than advanced indexing
+                    if compiled is not None:
+                        step += 1
+                        task, gates = compiled.step(X_rows, Y_rows, batch, step)
+                        tasks.append(task)
+                        for acc, g in zip(seg_gates, gates, strict=True):
+                            acc.append(g)
+                        continue
                     tape = Tape()
                     logits, gates = stack.forward(X_rows.index_select(0, batch).view(K, nb, -1), tape)
                     task, grad_logits = task_and_gradient(logits, Y_rows.index_select(0, batch).view(K, nb, *y_tail))
@@ -199,7 +219,7 @@ def fit_stacked(
                     backward_(stack, tape, grad_logits, seg_lam)
                     step += 1
                     _adam_step_(stack.flat, stack.grad, exp_avg, exp_avg_sq, denom, step, lr, wd)
-                v_logits, v_gates = stack.forward(rows.Xv)
+                v_logits, v_gates = stack.forward(rows.Xv) if compiled is None else compiled.forward(rows.Xv)
                 val = member_task_loss(v_logits, rows.Yv).numpy().astype(np.float64)
                 summaries = []
                 ent_steps = np.zeros((len(bounds), K))
@@ -260,6 +280,7 @@ def fit_stacked(
             streams.select_(keep)
             rows.take_(keep_np, keep)
             seg_lam = _segment_lams(stack, rows.lam)
+            compiled = native_stack()
         wall = time.perf_counter() - start
         write_histories(results, records, n_layers)
         followers.write_histories(results)

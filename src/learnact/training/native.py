@@ -1,0 +1,175 @@
+"""The native (C++) training step of a stacked model, where it can be built.
+
+A stacked step launches a few hundred small kernels; from Python each launch
+costs several microseconds of interpreter and argument handling, which is
+most of a small stack's step. ``native_step.cpp`` is the same step
+(:meth:`~.stacked.StackedMLP.forward` with a tape, the binary task loss and
+its gradient, :func:`~.stacked_backward.backward_`, the Adam update) written
+against ATen's C++ API: the same kernels with the same arguments in the same
+order, hence bit-identical results (``tests/training/test_native.py`` checks
+it against the Python step and the reference trainer). The Python step stays
+the definition and the fallback.
+
+The extension is compiled on first use with PyTorch's C++ extension builder
+(about 10 s; cached under ``TORCH_EXTENSIONS_DIR``, by default
+``~/.cache/torch_extensions``) and loaded in the parent process before
+workers fork. Where it cannot be built (no compiler), or with
+``LEARNACT_NATIVE=0``, the vectorised engine uses the Python step, with the
+same results.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ._products import product_choice
+from .stacked import StackedMLP
+
+__all__ = ["NativeStack", "available", "candidate_code", "load", "set_fused", "supports"]
+
+_log = logging.getLogger(__name__)
+
+_SOURCE = Path(__file__).with_name("native_step.cpp")
+
+#: Candidates the native step evaluates, by name: its code for each. The C++
+#: calls the ATen operation the registry's function calls (``torch.tanh`` is
+#: ``at::tanh``, ...), and its registered derivative's kernel;
+#: ``tests/training/test_native.py`` checks each against the registry.
+_CODES = {"relu": 0, "tanh": 1, "sigmoid": 2, "gelu": 3, "silu": 4, "softplus": 5, "leaky_relu": 6,
+          "identity": 7}
+_KINDS = {"fixed": 0, "layer": 1, "neuron": 2, "input": 3}
+
+_STATE: dict[str, object] = {}
+
+
+def candidate_code(name: str) -> int | None:
+    """The native step's code for candidate ``name``, or ``None`` if it has none."""
+    return _CODES.get(name)
+
+
+def load() -> bool:
+    """Build (once) and load the native step; whether it is available.
+
+    ``LEARNACT_NATIVE=0`` turns it off. A failed build is reported once as a
+    warning naming the cause; the engine then uses the Python step.
+    """
+    if "ok" in _STATE:
+        return bool(_STATE["ok"])
+    ok = False
+    if os.environ.get("LEARNACT_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+        _STATE["ok"] = False
+        return False
+    try:
+        from torch.utils.cpp_extension import load as build
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build("learnact_native", [str(_SOURCE)], extra_cflags=["-O3", "-march=native", "-ffp-contract=off"],
+                  is_python_module=False, verbose=False)
+        ok = hasattr(torch.ops.learnact_native, "train_step")
+        if ok:
+            set_fused(os.environ.get("LEARNACT_NATIVE_FUSE", "1").strip().lower() not in ("0", "false", "no", "off"))
+    except Exception as exc:  # noqa: BLE001 - any build failure means: use the Python step
+        warnings.warn(f"learnact: the native training step could not be built ({type(exc).__name__}: "
+                      f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else 'no message'}); using the "
+                      "Python step (same results, slower). Set LEARNACT_NATIVE=0 to skip the attempt.",
+                      RuntimeWarning, stacklevel=2)
+    _STATE["ok"] = ok
+    return ok
+
+
+def set_fused(enable: bool) -> dict[str, int]:
+    """Turn the native step's fused element-wise kernels on or off; ATen's formulation of each.
+
+    The fused kernels (a gated layer's mixture and the gradient of its
+    pre-activation; the Adam update) compute with the formulation each ATen
+    kernel uses, found by running it on random data; they are only turned on
+    when every one was found (``-1`` in the returned map: none matched).
+    ``LEARNACT_NATIVE_FUSE=0`` starts with them off.
+    """
+    names = ("tanh_backward", "sigmoid_backward", "add_alpha", "lerp", "addcmul", "div_scalar", "addcdiv", "mix",
+             "fused")
+    return dict(zip(names, torch.ops.learnact_native.calibrate(enable), strict=True))
+
+
+def available() -> bool:
+    """Whether the native step is loaded (without trying to build it)."""
+    return bool(_STATE.get("ok", False))
+
+
+def supports(stack: StackedMLP, binary: bool) -> bool:
+    """Whether the native step can train ``stack``: a binary task and candidates it knows."""
+    return binary and all(n in _CODES for seg in stack.segments for a in seg.layers for n in a.candidates)
+
+
+class NativeStack:
+    """A stack's description for the native step, valid until the stack is compacted.
+
+    Args:
+        stack: The stacked model.
+        entropy_weights: Per segment, ``None`` or ``(lam, mask or None)``
+            (as :func:`~.stacked_backward.backward_` takes them).
+        optimiser: ``exp_avg``, ``exp_avg_sq`` and ``denom`` buffers.
+        lr, weight_decay: Adam's settings.
+        batch_sizes: Every mini-batch and evaluation size the stack will see.
+    """
+
+    def __init__(self, stack: StackedMLP, entropy_weights: Sequence[tuple[Tensor, Tensor | None] | None],
+                 optimiser: Sequence[Tensor], lr: float, weight_decay: float, batch_sizes: Sequence[int]) -> None:
+        tensors: list[Tensor] = []
+        for W, b, gW, gb in stack.linears:
+            tensors += [W, b, gW, gb]
+        tensors += [stack.flat, stack.grad, *optimiser]
+        spec = [len(stack.hidden), len(stack.segments)]
+        self.gated = []  # per segment, per hidden layer: whether it returns gate weights
+        shapes = {tuple(W.shape[1:]) for W, *_ in stack.linears}
+        for seg, lam, units in zip(stack.segments, entropy_weights, zip(*stack.units, strict=True), strict=True):
+            mode = 0 if lam is None else (1 if lam[1] is None else 2)
+            spec += [seg.size, mode]
+            if lam is not None:
+                tensors.append(lam[0])
+                if lam[1] is not None:
+                    tensors.append(lam[1])
+            flags = []
+            for unit, act in zip(units, seg.layers, strict=True):
+                spec += [_KINDS[unit.kind], 1 if unit.source == "layer" else 0, len(act.candidates),
+                         *(_CODES[n] for n in act.candidates)]
+                flags.append(unit.kind != "fixed")
+                if unit.kind != "fixed":
+                    tensors += [unit.temperature, *unit.params, *unit.grads]
+                if unit.kind == "input":
+                    shapes |= {tuple(unit.params[0].shape[1:]), tuple(unit.params[2].shape[1:])}
+            self.gated.append(flags)
+        choices: list[int] = []
+        for b in sorted(set(batch_sizes)):
+            for o, i in sorted(shapes):
+                for kind in ("fwd", "wgrad", "xgrad"):
+                    choices += [("fwd", "wgrad", "xgrad").index(kind), b, i, o, product_choice(kind, b, i, o)]
+        self._args = (tensors, spec, choices)
+        self._scalars = [float(lr), float(weight_decay)]
+
+    def _unflatten(self, flat: Sequence[Tensor]) -> list[list[Tensor | None]]:
+        it = iter(flat)
+        return [[next(it) if gated else None for gated in flags] for flags in self.gated]
+
+    def step(self, x_rows: Tensor, y_rows: Tensor, batch: Tensor, step: int) -> tuple[Tensor, list[list[Tensor | None]]]:
+        """One training step on rows ``batch`` of ``x_rows`` / ``y_rows`` (member-major).
+
+        Returns:
+            ``(task, gates)``: each member's task loss ``(K,)`` and, per
+            segment and hidden layer, the batch's gate weights (``None`` where fixed).
+        """
+        out = torch.ops.learnact_native.train_step(*self._args, self._scalars, x_rows, y_rows, batch, step)
+        return out[0], self._unflatten(out[1:])
+
+    def forward(self, x: Tensor) -> tuple[Tensor, list[list[Tensor | None]]]:
+        """Logits and gates of every member, as :meth:`StackedMLP.forward` gives them."""
+        out = torch.ops.learnact_native.forward(*self._args, x)
+        return out[0], self._unflatten(out[1:])

@@ -1,0 +1,842 @@
+// One training step of a stacked model in C++: learnact's native step.
+//
+// This is the step of learnact/training/vectorized.py (StackedMLP.forward with
+// a tape, task_and_gradient, backward_, _adam_step_) written against ATen's C++
+// API: the same kernels, called with the same arguments in the same order, so
+// every value is bit for bit the one the Python step computes. It exists
+// because a stacked step launches a few hundred small kernels, and calling
+// them from C++ costs a fraction of calling them from Python. The candidate
+// activations are the registry's ATen operations, named by a code (see
+// native.py: _CODES); Python builds the stack description once per
+// compaction and passes it with every call.
+//
+// Layout of the arguments (built by native.py: NativeStack):
+//   tensors: per Linear (hidden layers, then the head) W, b, gW, gb; then
+//            flat, grad, exp_avg, exp_avg_sq, denom; then per segment: lam
+//            (if lam_mode >= 1), on (if lam_mode == 2), then per hidden layer,
+//            if gated: T, the gate parameters, their gradient views.
+//   spec:    n_hidden, n_segments, then per segment: size, lam_mode, then per
+//            hidden layer: kind (0 fixed, 1 layer, 2 neuron, 3 input),
+//            source (0 network, 1 layer), n_candidates, candidate codes...
+//   choices: (kind, b, i, o, choice) quintuples: the product formulation
+//            _products.py chose for each shape (kind 0 forward, 1 weight
+//            gradient, 2 input gradient).
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kAlignBytes = 64;
+constexpr int64_t kAlign = kAlignBytes / 4;
+constexpr int64_t kChunk = 32;
+
+enum Kind : int64_t { kFixed = 0, kLayer = 1, kNeuron = 2, kInput = 3 };
+
+bool aligned(const at::Tensor& t) {
+  return reinterpret_cast<std::uintptr_t>(t.data_ptr()) % kAlignBytes == 0;
+}
+
+// _products.aligned_members
+at::Tensor aligned_members(const at::Tensor& t) {
+  if (t.is_contiguous() && aligned(t) && t.stride(0) % kAlign == 0 &&
+      (t.size(0) > 1 || t.numel() % kAlign == 0)) {
+    return t;
+  }
+  const int64_t K = t.size(0);
+  const int64_t per = t.numel() / K;
+  const int64_t padded = (per + kAlign - 1) / kAlign * kAlign;
+  at::Tensor buf = at::empty({K, padded}, t.options()).narrow(1, 0, per);
+  buf.copy_(t.reshape({K, per}));
+  return buf.view(t.sizes());
+}
+
+// stacked.member_rows
+at::Tensor member_rows(const at::Tensor& t) {
+  const int64_t K = t.size(0);
+  const int64_t per = t.numel() / K;
+  if (per % kChunk == 0 && t.is_contiguous()) return t;
+  return at::constant_pad_nd(t.reshape({K, per}), {0, 1}, 0).narrow(1, 0, per).view(t.sizes());
+}
+
+struct Choices {
+  std::vector<int64_t> table;
+  int64_t get(int64_t kind, int64_t b, int64_t i, int64_t o) const {
+    for (size_t k = 0; k + 4 < table.size(); k += 5) {
+      if (table[k] == kind && table[k + 1] == b && table[k + 2] == i && table[k + 3] == o) return table[k + 4];
+    }
+    TORCH_CHECK(false, "learnact native step: no product choice for kind ", kind, " shape (", b, ", ", i, ", ", o,
+                ")");
+  }
+};
+
+// _products.linear
+at::Tensor linear(const Choices& ch, at::Tensor x, at::Tensor w, const at::Tensor& b) {
+  x = aligned_members(x);
+  w = aligned_members(w);
+  const int64_t choice = ch.get(0, x.size(1), x.size(2), w.size(1));
+  if (choice == 0) return at::baddbmm(b.unsqueeze(1), x, w.transpose(1, 2));
+  if (choice == 1) return (at::bmm(w, x.transpose(1, 2)) + b.unsqueeze(2)).transpose(1, 2);
+  std::vector<at::Tensor> outs;
+  for (int64_t k = 0; k < x.size(0); ++k) outs.push_back(at::linear(x[k], w[k], b[k]));
+  return at::stack(outs);
+}
+
+// _products.weight_grad_
+void weight_grad_(const Choices& ch, at::Tensor grad, at::Tensor x, at::Tensor& out) {
+  grad = aligned_members(grad);
+  x = aligned_members(x);
+  const int64_t choice = ch.get(1, grad.size(1), x.size(2), grad.size(2));
+  if (choice == 0 && out.is_contiguous() && aligned(out)) {
+    at::bmm_out(out, grad.transpose(1, 2), x);
+  } else if (choice == 0) {
+    at::Tensor tmp = at::empty({grad.size(0), grad.size(2), x.size(2)}, grad.options());
+    out.copy_(at::bmm_out(tmp, grad.transpose(1, 2), x));
+  } else if (choice == 1) {
+    out.copy_(at::bmm(x.transpose(1, 2), grad).transpose(1, 2));
+  } else {
+    std::vector<at::Tensor> outs;
+    for (int64_t k = 0; k < grad.size(0); ++k) outs.push_back(grad[k].t().mm(x[k]));
+    out.copy_(at::stack(outs));
+  }
+}
+
+// _products.input_grad
+at::Tensor input_grad(const Choices& ch, at::Tensor grad, at::Tensor w) {
+  grad = aligned_members(grad);
+  w = aligned_members(w);
+  const int64_t choice = ch.get(2, grad.size(1), w.size(2), grad.size(2));
+  if (choice >= 0) return at::bmm(grad, w);
+  std::vector<at::Tensor> outs;
+  for (int64_t k = 0; k < grad.size(0); ++k) outs.push_back(grad[k].mm(w[k]));
+  return at::stack(outs);
+}
+
+// The candidates of learnact.model.activations.candidates, by code (native.py: _CODES).
+at::Tensor candidate(int64_t code, const at::Tensor& z) {
+  switch (code) {
+    case 0: return at::relu(z);
+    case 1: return at::tanh(z);
+    case 2: return at::sigmoid(z);
+    case 3: return at::gelu(z);
+    case 4: return at::silu(z);
+    case 5: return at::softplus(z, 1, 20);
+    case 6: return at::leaky_relu(z, 0.01);
+    case 7: return z;
+  }
+  TORCH_CHECK(false, "learnact native step: unknown candidate code ", code);
+}
+
+// Their registered derivatives (the kernels autograd calls).
+at::Tensor candidate_backward(int64_t code, const at::Tensor& g, const at::Tensor& z, const at::Tensor& y) {
+  switch (code) {
+    case 0: return at::threshold_backward(g, y, 0);
+    case 1: return at::tanh_backward(g, y);
+    case 2: return at::sigmoid_backward(g, y);
+    case 3: return at::gelu_backward(g, z);
+    case 4: return at::silu_backward(g, z);
+    case 5: return at::softplus_backward(g, z, 1, 20);
+    case 6: return at::leaky_relu_backward(g, z, 0.01, false);
+    case 7: return g;
+  }
+  TORCH_CHECK(false, "learnact native step: unknown candidate code ", code);
+}
+
+struct Unit {
+  int64_t kind = kFixed;
+  int64_t source = 0;
+  std::vector<int64_t> codes;
+  at::Tensor temperature;
+  std::vector<at::Tensor> params, grads;
+};
+
+struct Segment {
+  int64_t size = 0;
+  int64_t lam_mode = 0;  // 0: no entropy term, 1: every member has one, 2: those where `on`
+  at::Tensor lam, on;
+  std::vector<Unit> units;  // per hidden layer
+};
+
+struct Linear {
+  at::Tensor w, b, gw, gb;
+};
+
+struct Stack {
+  std::vector<Linear> linears;  // hidden layers, then the head
+  at::Tensor flat, grad, exp_avg, exp_avg_sq, denom;
+  std::vector<Segment> segments;
+  std::vector<int64_t> sizes;
+  bool network_context = false;
+  std::vector<bool> layer_context;
+  Choices choices;
+
+  Stack(const std::vector<at::Tensor>& t, const std::vector<int64_t>& spec, std::vector<int64_t> table) {
+    choices.table = std::move(table);
+    size_t p = 0, q = 0;
+    const int64_t n_hidden = spec[p++];
+    const int64_t n_seg = spec[p++];
+    for (int64_t l = 0; l <= n_hidden; ++l) {
+      linears.push_back({t[q], t[q + 1], t[q + 2], t[q + 3]});
+      q += 4;
+    }
+    flat = t[q++];
+    grad = t[q++];
+    exp_avg = t[q++];
+    exp_avg_sq = t[q++];
+    denom = t[q++];
+    layer_context.assign(n_hidden, false);
+    for (int64_t s = 0; s < n_seg; ++s) {
+      Segment seg;
+      seg.size = spec[p++];
+      seg.lam_mode = spec[p++];
+      if (seg.lam_mode >= 1) seg.lam = t[q++];
+      if (seg.lam_mode == 2) seg.on = t[q++];
+      for (int64_t l = 0; l < n_hidden; ++l) {
+        Unit u;
+        u.kind = spec[p++];
+        u.source = spec[p++];
+        const int64_t n_c = spec[p++];
+        for (int64_t c = 0; c < n_c; ++c) u.codes.push_back(spec[p++]);
+        if (u.kind != kFixed) {
+          u.temperature = t[q++];
+          const int64_t n_params = u.kind == kInput ? 4 : 1;
+          for (int64_t k = 0; k < n_params; ++k) u.params.push_back(t[q++]);
+          for (int64_t k = 0; k < n_params; ++k) u.grads.push_back(t[q++]);
+        }
+        if (u.kind == kInput && u.source == 0) network_context = true;
+        if (u.kind == kInput && u.source == 1) layer_context[l] = true;
+        seg.units.push_back(std::move(u));
+      }
+      sizes.push_back(seg.size);
+      segments.push_back(std::move(seg));
+    }
+    TORCH_CHECK(q == t.size() && p == spec.size(), "learnact native step: malformed stack description");
+  }
+};
+
+// One segment's record of one hidden layer (stacked.Tape.records).
+struct Record {
+  at::Tensor z;
+  std::vector<at::Tensor> outs;
+  at::Tensor w, g, context, head_hidden;
+};
+
+struct Tape {
+  std::vector<at::Tensor> inputs;
+  std::vector<std::vector<Record>> records;
+};
+
+// stacked._broadcast_weights
+at::Tensor broadcast_weights(const at::Tensor& g, int64_t kind) {
+  if (kind == kLayer) return g.view({g.size(0), 1, 1, g.size(1)});
+  if (kind == kNeuron) return g.unsqueeze(1);
+  return g.unsqueeze(-2);
+}
+
+// StackedMLP.gate_weights (softmax_gate: softmax(logits / T))
+at::Tensor gate_weights(const Stack& st, const Unit& u, const at::Tensor& context, Record* rec) {
+  if (u.kind != kInput) return at::softmax(at::div(u.params[0], u.temperature), -1);
+  at::Tensor hidden = at::relu(linear(st.choices, context, u.params[0], u.params[1]));
+  if (rec != nullptr) {
+    rec->context = context;
+    rec->head_hidden = hidden;
+  }
+  return at::softmax(at::div(linear(st.choices, hidden, u.params[2], u.params[3]), u.temperature), -1);
+}
+
+// mix_candidates on precomputed outputs: w0 f0, then + w1 f1, ...
+at::Tensor mix(const at::Tensor& w, const std::vector<at::Tensor>& outs) {
+  at::Tensor out = at::mul(w.select(-1, 0), outs[0]);
+  for (size_t k = 1; k < outs.size(); ++k) out = at::add(out, at::mul(w.select(-1, static_cast<int64_t>(k)), outs[k]));
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Fused element-wise kernels. A gated layer's mixture (w0 f0 + w1 f1 + ...),
+// the gradient of its pre-activation (the candidates' derivatives of
+// grad * w_k, added last to first) and the Adam update are each one loop here
+// instead of 5 to 11 ATen calls. They perform the same IEEE operations in the
+// same order (this file is compiled with -ffp-contract=off: no fused
+// multiply-add unless written, as std::fma, where ATen's vectorised kernel
+// uses one). Which formulation ATen's kernels use is not assumed: calibrate()
+// runs each ATen kernel on random data and keeps, per operation, the first
+// formulation that agrees bit for bit on every value; an operation without one
+// is not fused (the ATen calls above are used instead).
+
+struct Formulations {
+  int tanh_bw = -1, sigmoid_bw = -1, add_alpha = -1, lerp = -1, addcmul = -1, div_scalar = -1, addcdiv = -1;
+  bool mix = false;
+  bool activation() const { return mix && tanh_bw >= 0 && sigmoid_bw >= 0; }
+  bool adam() const { return add_alpha >= 0 && lerp >= 0 && addcmul >= 0 && div_scalar >= 0 && addcdiv >= 0; }
+};
+Formulations g_form;
+bool g_fuse = false;  // set by calibrate(enable=True) once the formulations are known
+
+inline float tanh_bw(int v, float g, float y) { return v == 0 ? g * (1.0f - y * y) : g * std::fma(-y, y, 1.0f); }
+inline float sigmoid_bw(int v, float g, float y) { return v == 0 ? (g * (1.0f - y)) * y : g * ((1.0f - y) * y); }
+inline float add_alpha(int v, float a, float b, float alpha) { return v == 0 ? std::fma(b, alpha, a) : a + alpha * b; }
+inline float lerp(int v, float s, float e, float w) {
+  // ATen: weights below 0.5 interpolate from the start, others from the end
+  if (v == 0) return std::fabs(w) < 0.5f ? std::fma(w, e - s, s) : std::fma(w - 1.0f, e - s, e);
+  return std::fabs(w) < 0.5f ? s + w * (e - s) : e - (e - s) * (1.0f - w);
+}
+inline float addcmul(int v, float s, float a, float b, float value) {
+  if (v == 0) return s + value * a * b;
+  if (v == 1) return std::fma(value * a, b, s);
+  return s + a * b * value;
+}
+inline float div_scalar(int v, float a, float b) { return v == 0 ? a / b : a * (1.0f / b); }
+inline float addcdiv(int v, float s, float a, float b, float value) {
+  if (v == 0) return s + value * a / b;
+  if (v == 1) return s + value * (a / b);
+  return std::fma(value, a / b, s);
+}
+
+bool fusable(const Unit& u, const std::vector<at::Tensor>& tensors) {
+  if (!g_fuse || !g_form.activation()) return false;
+  for (int64_t c : u.codes)
+    if (c != 0 && c != 1 && c != 2 && c != 7) return false;
+  for (const auto& t : tensors)
+    if (!t.is_contiguous() || t.scalar_type() != at::kFloat) return false;
+  return true;
+}
+
+// The mixture weights of candidate k for a run of `len` contiguous values: one value (stride 0) for a
+// layer gate (a member's whole block) and an input gate (one sample's row), a row of values (stride 1) for a
+// neuron gate. Calls f(offset, len, weights, stride) for each run.
+template <typename F>
+void for_each_run(const at::Tensor& g, int64_t kind, int64_t n, int64_t b, int64_t d, int64_t k, F f) {
+  const int64_t c = g.size(-1);
+  if (kind == kNeuron) {
+    at::Tensor wt = g.select(-1, k).contiguous();  // (n, d)
+    const float* w = wt.data_ptr<float>();
+    for (int64_t m = 0; m < n; ++m)
+      for (int64_t i = 0; i < b; ++i) f((m * b + i) * d, d, w + m * d, int64_t{1});
+    return;
+  }
+  const float* w = g.data_ptr<float>();
+  if (kind == kLayer) {
+    for (int64_t m = 0; m < n; ++m) f(m * b * d, b * d, w + m * c + k, int64_t{0});
+    return;
+  }
+  for (int64_t m = 0; m < n; ++m)
+    for (int64_t i = 0; i < b; ++i) f((m * b + i) * d, d, w + (m * b + i) * c + k, int64_t{0});
+}
+
+template <bool First>
+inline void mix_run(float* __restrict r, const float* __restrict f, const float* __restrict w, int64_t stride,
+                    int64_t len) {
+  if (stride == 0) {
+    const float wk = *w;
+    for (int64_t j = 0; j < len; ++j) r[j] = First ? wk * f[j] : r[j] + wk * f[j];
+  } else {
+    for (int64_t j = 0; j < len; ++j) r[j] = First ? w[j] * f[j] : r[j] + w[j] * f[j];
+  }
+}
+
+// mix_candidates: out = w0 f0, then out + w1 f1, ...
+at::Tensor fused_mix(const at::Tensor& g, int64_t kind, const std::vector<at::Tensor>& outs) {
+  const int64_t n = outs[0].size(0), b = outs[0].size(1), d = outs[0].size(2);
+  at::Tensor out = at::empty_like(outs[0]);
+  float* o = out.data_ptr<float>();
+  at::Tensor gc = g.contiguous();
+  for (size_t k = 0; k < outs.size(); ++k) {
+    const float* f = outs[k].data_ptr<float>();
+    for_each_run(gc, kind, n, b, d, static_cast<int64_t>(k), [&](int64_t off, int64_t len, const float* w, int64_t st) {
+      if (k == 0) mix_run<true>(o + off, f + off, w, st, len);
+      else mix_run<false>(o + off, f + off, w, st, len);
+    });
+  }
+  return out;
+}
+
+// acc (=, or += unless First) the derivative of candidate Code of grad * w, given its output y
+template <int64_t Code, bool First, int TanhV, int SigmoidV>
+inline void grad_run(float* __restrict acc, const float* __restrict gr, const float* __restrict y,
+                     const float* __restrict w, int64_t stride, int64_t len) {
+  for (int64_t j = 0; j < len; ++j) {
+    const float gk = gr[j] * w[stride * j];
+    float dk;
+    if constexpr (Code == 0) dk = y[j] <= 0.0f ? 0.0f : gk;
+    else if constexpr (Code == 1) dk = tanh_bw(TanhV, gk, y[j]);
+    else if constexpr (Code == 2) dk = sigmoid_bw(SigmoidV, gk, y[j]);
+    else dk = gk;
+    if constexpr (First) acc[j] = dk;
+    else acc[j] = acc[j] + dk;
+  }
+}
+
+template <bool First, int TanhV, int SigmoidV>
+void grad_run_code(int64_t code, float* acc, const float* gr, const float* y, const float* w, int64_t stride,
+                   int64_t len) {
+  switch (code) {
+    case 0: grad_run<0, First, TanhV, SigmoidV>(acc, gr, y, w, stride, len); break;
+    case 1: grad_run<1, First, TanhV, SigmoidV>(acc, gr, y, w, stride, len); break;
+    case 2: grad_run<2, First, TanhV, SigmoidV>(acc, gr, y, w, stride, len); break;
+    default: grad_run<7, First, TanhV, SigmoidV>(acc, gr, y, w, stride, len); break;
+  }
+}
+
+template <int TanhV, int SigmoidV>
+void fused_gz_impl(float* o, const at::Tensor& grad, const at::Tensor& g, int64_t kind,
+                   const std::vector<int64_t>& codes, const std::vector<at::Tensor>& outs) {
+  const int64_t n = grad.size(0), b = grad.size(1), d = grad.size(2);
+  const float* gr = grad.data_ptr<float>();
+  const int64_t c = static_cast<int64_t>(codes.size());
+  for (int64_t k = c - 1; k >= 0; --k) {
+    const float* y = outs[k].data_ptr<float>();
+    for_each_run(g, kind, n, b, d, k, [&](int64_t off, int64_t len, const float* w, int64_t st) {
+      if (k == c - 1) grad_run_code<true, TanhV, SigmoidV>(codes[k], o + off, gr + off, y + off, w, st, len);
+      else grad_run_code<false, TanhV, SigmoidV>(codes[k], o + off, gr + off, y + off, w, st, len);
+    });
+  }
+}
+
+// gradient of z: the last candidate's derivative of grad * w_k, plus the previous ones', down to the first
+at::Tensor fused_gz(const at::Tensor& grad, const at::Tensor& g, int64_t kind, const std::vector<int64_t>& codes,
+                    const std::vector<at::Tensor>& outs) {
+  at::Tensor out = at::empty_like(grad);
+  float* o = out.data_ptr<float>();
+  at::Tensor gc = g.contiguous();
+  const int t = g_form.tanh_bw, s = g_form.sigmoid_bw;
+  if (t == 0 && s == 0) fused_gz_impl<0, 0>(o, grad, gc, kind, codes, outs);
+  else if (t == 0) fused_gz_impl<0, 1>(o, grad, gc, kind, codes, outs);
+  else if (s == 0) fused_gz_impl<1, 0>(o, grad, gc, kind, codes, outs);
+  else fused_gz_impl<1, 1>(o, grad, gc, kind, codes, outs);
+  return out;
+}
+
+// _adam_step_ in two passes over the flat buffers and ATen's square root between them (ATen's sqrt on
+// this CPU is not the correctly rounded one: its kernel must compute it)
+void fused_adam(at::Tensor& p_, at::Tensor& g_, at::Tensor& m_, at::Tensor& v_, at::Tensor& d_, double wd,
+                double lerp_w, double beta2, double addcmul_v, double bc2_sqrt, double eps, double neg_step) {
+  const int64_t N = p_.numel();
+  float* __restrict p = p_.data_ptr<float>();
+  float* __restrict g = g_.data_ptr<float>();
+  float* __restrict m = m_.data_ptr<float>();
+  float* __restrict v = v_.data_ptr<float>();
+  float* __restrict den = d_.data_ptr<float>();
+  const float wdf = static_cast<float>(wd), lw = static_cast<float>(lerp_w), b2 = static_cast<float>(beta2);
+  const float av = static_cast<float>(addcmul_v), bc = static_cast<float>(bc2_sqrt), ep = static_cast<float>(eps);
+  const float ns = static_cast<float>(neg_step);
+  const Formulations f = g_form;
+  const bool small = std::fabs(lw) < 0.5f;
+  // blocks that stay in L1; within a block, one simple (vectorisable) loop per operation and formulation
+  constexpr int64_t kBlock = 512;
+  for (int64_t lo = 0; lo < N; lo += kBlock) {
+    const int64_t hi = std::min(N, lo + kBlock);
+    if (wd != 0) {
+      if (f.add_alpha == 0) for (int64_t x = lo; x < hi; ++x) g[x] = std::fma(p[x], wdf, g[x]);
+      else for (int64_t x = lo; x < hi; ++x) g[x] = g[x] + wdf * p[x];
+    }
+    if (f.lerp == 0 && small) for (int64_t x = lo; x < hi; ++x) m[x] = std::fma(lw, g[x] - m[x], m[x]);
+    else if (f.lerp == 0) for (int64_t x = lo; x < hi; ++x) m[x] = std::fma(lw - 1.0f, g[x] - m[x], g[x]);
+    else if (small) for (int64_t x = lo; x < hi; ++x) m[x] = m[x] + lw * (g[x] - m[x]);
+    else for (int64_t x = lo; x < hi; ++x) m[x] = g[x] - (g[x] - m[x]) * (1.0f - lw);
+    if (f.addcmul == 0) for (int64_t x = lo; x < hi; ++x) v[x] = v[x] * b2 + av * g[x] * g[x];
+    else if (f.addcmul == 1) for (int64_t x = lo; x < hi; ++x) v[x] = std::fma(av * g[x], g[x], v[x] * b2);
+    else for (int64_t x = lo; x < hi; ++x) v[x] = v[x] * b2 + g[x] * g[x] * av;
+  }
+  at::sqrt_out(d_, v_);
+  const float rbc = 1.0f / bc;
+  for (int64_t lo = 0; lo < N; lo += kBlock) {
+    const int64_t hi = std::min(N, lo + kBlock);
+    if (f.div_scalar == 0) for (int64_t x = lo; x < hi; ++x) den[x] = den[x] / bc + ep;
+    else for (int64_t x = lo; x < hi; ++x) den[x] = den[x] * rbc + ep;
+    if (f.addcdiv == 0) for (int64_t x = lo; x < hi; ++x) p[x] = p[x] + ns * m[x] / den[x];
+    else if (f.addcdiv == 1) for (int64_t x = lo; x < hi; ++x) p[x] = p[x] + ns * (m[x] / den[x]);
+    else for (int64_t x = lo; x < hi; ++x) p[x] = std::fma(ns, m[x] / den[x], p[x]);
+  }
+}
+
+void adam_step_(at::Tensor flat, at::Tensor grad, at::Tensor exp_avg, at::Tensor exp_avg_sq, at::Tensor denom,
+                int64_t step, double lr, double weight_decay);
+
+// the first formulation (0, 1, ...) whose values equal `expected` everywhere, or -1
+template <typename F>
+int first_match(const at::Tensor& expected, int n_variants, F compute) {
+  for (int v = 0; v < n_variants; ++v)
+    if (at::equal(compute(v), expected)) return v;
+  return -1;
+}
+
+template <typename F>
+at::Tensor map2(const at::Tensor& a, const at::Tensor& b, F f) {
+  at::Tensor out = at::empty_like(a);
+  const float *pa = a.data_ptr<float>(), *pb = b.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  for (int64_t x = 0; x < a.numel(); ++x) po[x] = f(pa[x], pb[x]);
+  return out;
+}
+
+// Find ATen's formulation of every fused operation (on random data, sizes a multiple of the kernels' chunk);
+// with `enable`, fuse from now on where all were found. Returns the formulations (-1: none matched).
+std::vector<int64_t> calibrate(bool enable) {
+  at::Generator gen = at::detail::createCPUGenerator(12345);
+  const int64_t N = 1 << 16;
+  at::Tensor g = at::randn({N}, gen);
+  at::Tensor a = at::randn({N}, gen);
+  at::Tensor y_t = at::tanh(at::randn({N}, gen) * 2);
+  at::Tensor y_s = at::sigmoid(at::randn({N}, gen) * 3);
+  Formulations f;
+  f.tanh_bw = first_match(at::tanh_backward(g, y_t), 2, [&](int v) {
+    return map2(g, y_t, [v](float p, float q) { return tanh_bw(v, p, q); });
+  });
+  f.sigmoid_bw = first_match(at::sigmoid_backward(g, y_s), 2, [&](int v) {
+    return map2(g, y_s, [v](float p, float q) { return sigmoid_bw(v, p, q); });
+  });
+  const double wd = 1e-4;
+  f.add_alpha = first_match(at::add(g, a, wd), 2, [&](int v) {
+    return map2(g, a, [v, wd](float p, float q) { return add_alpha(v, p, q, static_cast<float>(wd)); });
+  });
+  bool lerp_ok = true;
+  int lerp_v = -1;
+  for (double w : {1 - 0.9, 0.75}) {  // both branches
+    const int got = first_match(at::lerp(a, g, w), 2, [&](int v) {
+      return map2(a, g, [v, w](float p, float q) { return lerp(v, p, q, static_cast<float>(w)); });
+    });
+    lerp_ok = lerp_ok && got >= 0 && (lerp_v < 0 || got == lerp_v);
+    lerp_v = got;
+  }
+  f.lerp = lerp_ok ? lerp_v : -1;
+  at::Tensor s = at::rand({N}, gen) * 1e-3;
+  const double cv = 1 - 0.999;
+  f.addcmul = first_match(at::addcmul(s, g, g, cv), 3, [&](int v) {
+    return map2(s, g, [v, cv](float p, float q) { return addcmul(v, p, q, q, static_cast<float>(cv)); });
+  });
+  const double bc = std::pow(1 - std::pow(0.999, 7.0), 0.5);
+  f.div_scalar = first_match(at::div(s, bc), 2, [&](int v) {
+    return map2(s, s, [v, bc](float p, float) { return div_scalar(v, p, static_cast<float>(bc)); });
+  });
+  at::Tensor den = at::rand({N}, gen) + 1e-3;
+  const double step = -1e-3 / (1 - std::pow(0.9, 7.0));
+  at::Tensor expected = at::addcdiv(a, g, den, step);
+  for (int v = 0; v < 3 && f.addcdiv < 0; ++v) {
+    at::Tensor got = at::empty_like(a);
+    for (int64_t x = 0; x < N; ++x)
+      got.data_ptr<float>()[x] =
+          addcdiv(v, a.data_ptr<float>()[x], g.data_ptr<float>()[x], den.data_ptr<float>()[x], static_cast<float>(step));
+    if (at::equal(got, expected)) f.addcdiv = v;
+  }
+  // the mixture: ATen's broadcast products and sums against the fused loop, for each gate kind
+  bool mix_ok = true;
+  const int64_t n = 3, b = 4, d = 32, c = 3;
+  std::vector<at::Tensor> outs{at::relu(at::randn({n, b, d}, gen)), at::tanh(at::randn({n, b, d}, gen)),
+                               at::sigmoid(at::randn({n, b, d}, gen))};
+  for (int64_t kind : {kLayer, kNeuron, kInput}) {
+    std::vector<int64_t> shape = kind == kLayer ? std::vector<int64_t>{n, c}
+                                 : kind == kNeuron ? std::vector<int64_t>{n, d, c} : std::vector<int64_t>{n, b, c};
+    at::Tensor gw = at::softmax(at::randn(shape, gen), -1);
+    mix_ok = mix_ok && at::equal(fused_mix(gw, kind, outs), mix(broadcast_weights(gw, kind), outs));
+  }
+  f.mix = mix_ok;
+  g_form = f;
+  g_fuse = false;
+  bool whole = f.activation() && f.adam();
+  if (whole) {
+    // the fused gradient of z and Adam update, whole, against the ATen calls they replace
+    at::Tensor grad = at::randn({n, b, d}, gen), z = at::randn({n, b, d}, gen);
+    for (const std::vector<int64_t>& codes : {std::vector<int64_t>{0, 1, 2}, std::vector<int64_t>{2, 7, 1, 0}}) {
+      std::vector<at::Tensor> ys;
+      for (int64_t code : codes) ys.push_back(candidate(code, z));
+      for (int64_t kind : {kLayer, kNeuron, kInput}) {
+        const int64_t cc = static_cast<int64_t>(codes.size());
+        std::vector<int64_t> shape = kind == kLayer ? std::vector<int64_t>{n, cc}
+                                     : kind == kNeuron ? std::vector<int64_t>{n, d, cc} : std::vector<int64_t>{n, b, cc};
+        at::Tensor gw = at::softmax(at::randn(shape, gen), -1);
+        at::Tensor w = broadcast_weights(gw, kind);
+        at::Tensor expected = candidate_backward(codes[cc - 1], at::mul(grad, w.select(-1, cc - 1)), z, ys[cc - 1]);
+        for (int64_t k = cc - 2; k >= 0; --k) expected.add_(candidate_backward(codes[k], at::mul(grad, w.select(-1, k)), z, ys[k]));
+        whole = whole && at::equal(fused_gz(grad, gw, kind, codes, ys), expected);
+      }
+    }
+    std::vector<at::Tensor> ref{at::randn({N}, gen), at::randn({N}, gen) * 1e-2, at::randn({N}, gen) * 1e-3,
+                                at::rand({N}, gen) * 1e-5, at::empty({N})};
+    std::vector<at::Tensor> got;
+    for (const auto& t : ref) got.push_back(t.clone());
+    adam_step_(ref[0], ref[1], ref[2], ref[3], ref[4], 7, 1e-3, 1e-4);
+    g_fuse = true;
+    adam_step_(got[0], got[1], got[2], got[3], got[4], 7, 1e-3, 1e-4);
+    g_fuse = false;
+    for (size_t i = 0; i < ref.size(); ++i) whole = whole && at::equal(ref[i], got[i]);
+  }
+  g_fuse = enable && whole;
+  return {f.tanh_bw, f.sigmoid_bw, f.add_alpha, f.lerp, f.addcmul, f.div_scalar, f.addcdiv, f.mix ? 1 : 0,
+          g_fuse ? 1 : 0};
+}
+
+// StackedMLP._activate; returns (output, gate weights or undefined)
+std::pair<at::Tensor, at::Tensor> activate(const Stack& st, const Unit& u, at::Tensor z, const at::Tensor& x,
+                                           const at::Tensor& h, std::vector<Record>* records) {
+  z = member_rows(z);
+  if (u.kind == kFixed) {
+    at::Tensor out = candidate(u.codes[0], z);
+    if (records != nullptr) records->push_back({z, {out}, {}, {}, {}, {}});
+    return {out, at::Tensor()};
+  }
+  Record rec;
+  at::Tensor g = gate_weights(st, u, u.source == 0 ? x : h, records != nullptr ? &rec : nullptr);
+  at::Tensor w = broadcast_weights(g, u.kind);
+  std::vector<at::Tensor> outs;
+  for (int64_t code : u.codes) outs.push_back(candidate(code, z));
+  at::Tensor out = fusable(u, outs) ? fused_mix(g, u.kind, outs) : mix(w, outs);
+  if (records != nullptr) {
+    rec.z = z;
+    rec.outs = std::move(outs);
+    rec.w = w;
+    rec.g = g;
+    records->push_back(std::move(rec));
+  }
+  return {out, g};
+}
+
+// StackedMLP.forward; the gate weights of the gated layers (segment by segment) are appended to `gates`
+at::Tensor forward(const Stack& st, const at::Tensor& x, Tape* tape, std::vector<at::Tensor>& gates) {
+  const size_t n_seg = st.segments.size();
+  const bool single = n_seg == 1;
+  std::vector<std::vector<at::Tensor>> seg_gates(n_seg);
+  std::vector<at::Tensor> xs;
+  if (single) {
+    xs.push_back(x);
+  } else if (st.network_context) {
+    xs = x.split_with_sizes(st.sizes);
+  } else {
+    xs.assign(n_seg, at::Tensor());
+  }
+  at::Tensor h = x;
+  const size_t n_hidden = st.linears.size() - 1;
+  for (size_t layer = 0; layer < n_hidden; ++layer) {
+    const Linear& lin = st.linears[layer];
+    at::Tensor z = linear(st.choices, h, lin.w, lin.b);
+    std::vector<Record>* records = nullptr;
+    if (tape != nullptr) {
+      tape->inputs.push_back(h);
+      tape->records.emplace_back();
+      records = &tape->records.back();
+    }
+    if (single) {
+      auto [out, g] = activate(st, st.segments[0].units[layer], z, x, h, records);
+      seg_gates[0].push_back(g);
+      h = out;
+      continue;
+    }
+    std::vector<at::Tensor> hs = st.layer_context[layer] ? h.split_with_sizes(st.sizes)
+                                                         : std::vector<at::Tensor>(n_seg);
+    std::vector<at::Tensor> zs = z.split_with_sizes(st.sizes);
+    std::vector<at::Tensor> outs;
+    for (size_t i = 0; i < n_seg; ++i) {
+      auto [out, g] = activate(st, st.segments[i].units[layer], zs[i], xs[i], hs[i], records);
+      outs.push_back(out);
+      seg_gates[i].push_back(g);
+    }
+    h = at::cat(outs);
+  }
+  if (tape != nullptr) tape->inputs.push_back(h);
+  const Linear& head = st.linears.back();
+  for (auto& per_seg : seg_gates)
+    for (auto& g : per_seg)
+      if (g.defined()) gates.push_back(g);
+  return linear(st.choices, h, head.w, head.b);
+}
+
+// stacked_loss.task_and_gradient (binary)
+std::pair<at::Tensor, at::Tensor> task_and_gradient(const at::Tensor& logits, const at::Tensor& target) {
+  at::Tensor prob = at::sigmoid(member_rows(logits));
+  at::Tensor bad;
+  if (!at::isfinite(logits).all().item<bool>()) {
+    bad = at::isfinite(logits).all(2).all(1).logical_not();
+    prob = at::where(bad.view({-1, 1, 1}), at::Scalar(0.5), prob);
+  }
+  at::Tensor task = at::binary_cross_entropy(prob, target, {}, at::Reduction::None).mean({1, 2});
+  // stacked_loss.loss_gradient
+  at::Tensor ones = at::ones({}, prob.options()).expand(prob.sizes());
+  at::Tensor g = at::binary_cross_entropy_backward(ones, prob, target, {}, at::Reduction::None);
+  g.div_(prob.size(1) * prob.size(2));
+  at::Tensor grad = at::sigmoid_backward(g, prob);
+  if (bad.defined()) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    task = task.masked_fill(bad, nan);
+    grad = grad.masked_fill(bad.view({-1, 1, 1}), nan);
+  }
+  return {task, grad};
+}
+
+// stacked_backward._linear_backward_
+void linear_backward_(const Choices& ch, const at::Tensor& grad, const at::Tensor& x, at::Tensor gw, at::Tensor gb) {
+  weight_grad_(ch, grad, x, gw);
+  at::sum_out(gb, grad, {1});
+}
+
+// stacked_backward._entropy_grad
+at::Tensor entropy_grad(const at::Tensor& g, const at::Tensor& lam, int64_t kind) {
+  at::Tensor top = kind == kLayer ? at::neg(lam.unsqueeze(1)) : at::neg(at::div(lam, g.size(1)).view({-1, 1, 1}));
+  top = top.expand_as(g);
+  return at::add(at::mul(top, at::special_xlogy(at::ne(g, 0), g)), at::div(at::mul(top, g), g));
+}
+
+// stacked_backward._gated_backward: (gradient of z, gradient of the layer input or undefined)
+std::pair<at::Tensor, at::Tensor> gated_backward(const Stack& st, const Unit& u, const Segment& seg, const Record& r,
+                                                 const at::Tensor& grad) {
+  const int64_t n = static_cast<int64_t>(r.outs.size());
+  at::Tensor gz;
+  std::vector<at::Tensor> operands(r.outs);
+  operands.push_back(grad);
+  if (fusable(u, operands)) {
+    gz = fused_gz(grad, r.g, u.kind, u.codes, r.outs);
+  } else {
+    int64_t k = n - 1;
+    gz = candidate_backward(u.codes[k], at::mul(grad, r.w.select(-1, k)), r.z, r.outs[k]);
+    for (k = n - 2; k >= 0; --k) {
+      gz.add_(candidate_backward(u.codes[k], at::mul(grad, r.w.select(-1, k)), r.z, r.outs[k]));
+    }
+  }
+  std::vector<int64_t> dims;
+  if (u.kind == kLayer) {
+    dims = {1, 2};
+  } else {
+    dims = {u.kind == kNeuron ? 1 : 2};
+  }
+  std::vector<at::Tensor> parts;
+  for (const auto& v : r.outs) parts.push_back(at::sum(at::mul(grad, v), dims));
+  at::Tensor gg = at::stack(parts, -1);
+  if (seg.lam_mode != 0) {
+    at::Tensor total = at::add(entropy_grad(r.g, seg.lam, u.kind), gg);
+    if (seg.lam_mode == 1) {
+      gg = total;
+    } else {
+      std::vector<int64_t> shape(r.g.dim(), 1);
+      shape[0] = -1;
+      gg = at::where(seg.on.view(shape), total, gg);
+    }
+  }
+  at::Tensor gs = at::_softmax_backward_data(gg, r.g, -1, r.g.scalar_type());
+  if (u.kind != kInput) {
+    at::Tensor out = u.grads[0];
+    at::div_out(out, gs, u.temperature);
+    return {gz, at::Tensor()};
+  }
+  at::Tensor gl = at::div(gs, u.temperature);
+  linear_backward_(st.choices, gl, r.head_hidden, u.grads[2], u.grads[3]);
+  at::Tensor gh = at::threshold_backward(input_grad(st.choices, gl, u.params[2]), r.head_hidden, 0);
+  linear_backward_(st.choices, gh, r.context, u.grads[0], u.grads[1]);
+  return {gz, u.source == 1 ? input_grad(st.choices, gh, u.params[0]) : at::Tensor()};
+}
+
+// stacked_backward.backward_
+void backward_(const Stack& st, const Tape& tape, const at::Tensor& grad_logits) {
+  const Linear& head = st.linears.back();
+  linear_backward_(st.choices, grad_logits, tape.inputs.back(), head.gw, head.gb);
+  at::Tensor grad = input_grad(st.choices, grad_logits, head.w);
+  const bool single = st.segments.size() == 1;
+  for (int64_t layer = static_cast<int64_t>(st.linears.size()) - 2; layer >= 0; --layer) {
+    std::vector<at::Tensor> parts = single ? std::vector<at::Tensor>{grad} : grad.split_with_sizes(st.sizes);
+    std::vector<at::Tensor> gzs, context_grads;
+    for (size_t i = 0; i < st.segments.size(); ++i) {
+      const Segment& seg = st.segments[i];
+      const Unit& u = seg.units[layer];
+      const Record& r = tape.records[layer][i];
+      if (u.kind == kFixed) {
+        gzs.push_back(candidate_backward(u.codes[0], parts[i], r.z, r.outs[0]));
+        context_grads.emplace_back();
+      } else {
+        auto [gz, gc] = gated_backward(st, u, seg, r, parts[i]);
+        gzs.push_back(gz);
+        context_grads.push_back(gc);
+      }
+    }
+    at::Tensor gz = single ? gzs[0] : at::cat(gzs);
+    const Linear& lin = st.linears[layer];
+    linear_backward_(st.choices, gz, tape.inputs[layer], lin.gw, lin.gb);
+    if (layer == 0) break;
+    grad = input_grad(st.choices, gz, lin.w);
+    if (st.layer_context[layer]) {
+      std::vector<at::Tensor> split = grad.split_with_sizes(st.sizes);
+      std::vector<at::Tensor> adds;
+      for (size_t i = 0; i < split.size(); ++i) {
+        adds.push_back(context_grads[i].defined() ? context_grads[i] : at::zeros_like(split[i]));
+      }
+      grad = at::add(grad, at::cat(adds));
+    }
+  }
+}
+
+// vectorized._adam_step_
+void adam_step_(at::Tensor flat, at::Tensor grad, at::Tensor exp_avg, at::Tensor exp_avg_sq, at::Tensor denom,
+                int64_t step, double lr, double weight_decay) {
+  constexpr double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  const double bias_correction1 = 1 - std::pow(beta1, static_cast<double>(step));
+  const double bias_correction2 = 1 - std::pow(beta2, static_cast<double>(step));
+  const double step_size = lr / bias_correction1;
+  if (g_fuse) {
+    fused_adam(flat, grad, exp_avg, exp_avg_sq, denom, weight_decay, 1 - beta1, beta2, 1 - beta2,
+               std::pow(bias_correction2, 0.5), eps, -step_size);
+    return;
+  }
+  if (weight_decay != 0) grad.add_(flat, weight_decay);
+  exp_avg.lerp_(grad, 1 - beta1);
+  exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+  at::sqrt_out(denom, exp_avg_sq).div_(std::pow(bias_correction2, 0.5)).add_(eps);
+  flat.addcdiv_(exp_avg, denom, -step_size);
+}
+
+// One mini-batch step of every member: forward with a tape, loss, backward, Adam.
+// Returns [task loss (K,), the gates of the batch (gated segment-layers, in order)].
+std::vector<at::Tensor> train_step(const std::vector<at::Tensor>& tensors, const std::vector<int64_t>& spec,
+                                   const std::vector<int64_t>& choices, const std::vector<double>& scalars,
+                                   const at::Tensor& x_rows, const at::Tensor& y_rows, const at::Tensor& batch,
+                                   int64_t step) {
+  Stack st(tensors, spec, choices);
+  const int64_t members = st.linears[0].w.size(0);
+  const int64_t nb = batch.numel() / members;
+  at::Tensor x = x_rows.index_select(0, batch).view({members, nb, -1});
+  std::vector<int64_t> y_shape{members, nb};
+  for (int64_t d = 1; d < y_rows.dim(); ++d) y_shape.push_back(y_rows.size(d));
+  at::Tensor y = y_rows.index_select(0, batch).view(y_shape);
+  Tape tape;
+  std::vector<at::Tensor> out;
+  out.emplace_back();
+  at::Tensor logits = forward(st, x, &tape, out);
+  auto [task, grad_logits] = task_and_gradient(logits, y);
+  out[0] = task;
+  backward_(st, tape, grad_logits);
+  adam_step_(st.flat, st.grad, st.exp_avg, st.exp_avg_sq, st.denom, step, scalars[0], scalars[1]);
+  return out;
+}
+
+// The logits of every member and the gates (as train_step), without a tape.
+std::vector<at::Tensor> forward_only(const std::vector<at::Tensor>& tensors, const std::vector<int64_t>& spec,
+                                     const std::vector<int64_t>& choices, const at::Tensor& x) {
+  Stack st(tensors, spec, choices);
+  std::vector<at::Tensor> out;
+  out.emplace_back();
+  out[0] = forward(st, x, nullptr, out);
+  return out;
+}
+
+at::Tensor candidate_op(int64_t code, const at::Tensor& z) { return candidate(code, z); }
+
+at::Tensor candidate_backward_op(int64_t code, const at::Tensor& g, const at::Tensor& z, const at::Tensor& y) {
+  return candidate_backward(code, g, z, y);
+}
+
+}  // namespace
+
+TORCH_LIBRARY(learnact_native, m) {
+  m.def("train_step(Tensor[] tensors, int[] spec, int[] choices, float[] scalars, Tensor x_rows, Tensor y_rows, "
+        "Tensor batch, int step) -> Tensor[]",
+        &train_step);
+  m.def("forward(Tensor[] tensors, int[] spec, int[] choices, Tensor x) -> Tensor[]", &forward_only);
+  m.def("candidate(int code, Tensor z) -> Tensor", &candidate_op);
+  m.def("calibrate(bool enable) -> int[]", &calibrate);
+  m.def("adam_step(Tensor(a!) flat, Tensor(b!) grad, Tensor(c!) exp_avg, Tensor(d!) exp_avg_sq, Tensor(e!) denom, "
+        "int step, float lr, "
+        "float weight_decay) -> ()", &adam_step_);
+  m.def("candidate_backward(int code, Tensor g, Tensor z, Tensor y) -> Tensor", &candidate_backward_op);
+}

@@ -1,0 +1,146 @@
+"""The native (C++) step against the Python step it mirrors, bit for bit.
+
+The Python step is itself checked against the reference trainer
+(``test_vectorized.py``); here every gate kind, the entropy term, compaction,
+the fused kernels on and off, and the fallbacks.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from learnact.config import ActivationConfig
+from learnact.experiment import prepare_splits, study_from_dict
+from learnact.experiment.engines import build_model, split_key
+from learnact.model import MLP, init_parameters_
+from learnact.model.activations import candidate_derivative, get_candidate
+from learnact.training import native, run_generator
+from learnact.training.stacked import StackedMLP
+from learnact.training.vectorized import _adam_step_, fit_stacked
+
+
+@pytest.fixture(scope="module", autouse=True)
+def native_step():
+    if not native.load():
+        pytest.skip("the native step could not be built here (no C++ compiler?); the Python step is used")
+    yield
+    native.set_fused(True)
+
+
+def _runs():
+    study = study_from_dict({
+        "name": "native",
+        "seeds": [1, 7],
+        "train": {"max_epochs": 9, "patience": 2, "lr": 0.03},
+        "variants": [
+            {"name": "fixed_{activation}", "kind": "fixed", "activation": ["tanh", "relu", "sigmoid"]},
+            {"name": "layer_lam{entropy_weight}", "gate": "layer", "temperature": 0.7, "entropy_weight": [0.0, 0.01]},
+            {"name": "neuron", "gate": "neuron", "temperature": 0.5, "entropy_weight": 0.02,
+             "candidates": ["sigmoid", "identity", "relu", "tanh"]},
+            {"name": "input_{gate_source}", "gate": "input", "gate_source": ["network", "layer"],
+             "entropy_weight": 0.01},
+        ],
+    })
+    runs = study.runs()
+    return runs, prepare_splits(runs)
+
+
+def _fit(runs, splits, use_native):
+    models, gens, member_splits = [], [], []
+    for r in runs:
+        g = run_generator(r.seed)
+        split = splits[split_key(r)]
+        models.append(init_parameters_(build_model(r, split), g))
+        gens.append(g)
+        member_splits.append(split)
+    return fit_stacked(models, member_splits, [r.train for r in runs], generators=gens, native=use_native)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_native_step_is_bit_identical_to_the_python_step(fused):
+    """All gate kinds in one stack, members stopping at different epochs (compaction), lambda on and off."""
+    runs, splits = _runs()
+    assert native.set_fused(fused)["fused"] == int(fused)
+    # one stack per gate-parameter shape: fixed with layer gates, neuron gates, each input-gate source
+    for prefix in (("fixed", "layer"), ("neuron",), ("input_network",), ("input_layer",)):
+        group = [r for r in runs if r.variant.startswith(prefix)]
+        python = _fit(group, splits, False)
+        compiled = _fit(group, splits, True)
+        for run, a, b, sa, sb in zip(group, python.results, compiled.results, python.states, compiled.states,
+                                     strict=True):
+            # bit-identical histories (JSON spells NaN alike: a diverged member's losses are NaN on both sides)
+            assert json.dumps([h.to_dict() for h in a.history]) == json.dumps([h.to_dict() for h in b.history])
+            assert (a.best_epoch, a.epochs_run, a.diverged_epoch) == (b.best_epoch, b.epochs_run, b.diverged_epoch)
+            for name in sa:
+                torch.testing.assert_close(sa[name], sb[name], rtol=0, atol=0, equal_nan=True)
+        if prefix[0] == "fixed":
+            assert len({r.epochs_run for r in python.results}) > 1  # members left the stack at different epochs
+
+
+def test_every_native_candidate_is_the_registry_candidate():
+    """The C++ calls the registry's kernels: same values and derivatives, bit for bit, on awkward sizes too."""
+    gen = torch.Generator().manual_seed(3)
+    for numel in (4096, 1000):
+        z = torch.randn(numel, generator=gen) * 4
+        g = torch.randn(numel, generator=gen)
+        for name, code in native._CODES.items():
+            fn = get_candidate(name)
+            y = fn(z)
+            assert torch.equal(torch.ops.learnact_native.candidate(code, z), y), name
+            derivative = candidate_derivative(fn)
+            assert derivative is not None, name
+            expected = derivative(g, z, y)
+            assert torch.equal(torch.ops.learnact_native.candidate_backward(code, g, z, y), expected), name
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-4])
+def test_native_adam_update_is_the_python_update(fused, weight_decay):
+    gen = torch.Generator().manual_seed(5)
+    n = 4096 + 16
+    start = [torch.randn(n, generator=gen), torch.randn(n, generator=gen) * 1e-2,
+             torch.randn(n, generator=gen) * 1e-3, torch.rand(n, generator=gen) * 1e-5]
+    native.set_fused(fused)
+    for step in (1, 2, 50):
+        a = [t.clone() for t in start] + [torch.empty(n)]
+        b = [t.clone() for t in start] + [torch.empty(n)]
+        _adam_step_(*a, step, 1e-3, weight_decay)
+        torch.ops.learnact_native.adam_step(*b, step, 1e-3, weight_decay)
+        for x, y in zip(a, b, strict=True):
+            assert torch.equal(x, y), (fused, step)
+
+
+def test_fused_kernels_are_checked_against_aten():
+    """Calibration reports ATen's formulation of each fused operation; fusing is on only if all were found."""
+    found = native.set_fused(True)
+    assert set(found) >= {"tanh_backward", "sigmoid_backward", "lerp", "addcmul", "addcdiv", "mix", "fused"}
+    complete = all(v >= 0 for k, v in found.items() if k not in ("mix", "fused")) and found["mix"] == 1
+    assert found["fused"] == int(complete)
+    assert native.set_fused(False)["fused"] == 0
+
+
+def test_stacks_the_native_step_cannot_train_fall_back_or_are_refused():
+    elu = [init_parameters_(MLP(30, (8,), 1, ActivationConfig(kind="fixed", activation="elu")),
+                            torch.Generator().manual_seed(0))]
+    assert not native.supports(StackedMLP(elu), binary=True)
+    tanh = [init_parameters_(MLP(30, (8,), 3, "tanh"), torch.Generator().manual_seed(0))]
+    assert native.supports(StackedMLP(tanh), binary=True)
+    assert not native.supports(StackedMLP(tanh), binary=False)  # cross-entropy: the Python step
+    runs, splits = _runs()
+    elu_run = runs[0].model_copy(update={"activation": ActivationConfig(kind="fixed", activation="elu")})
+    with pytest.raises(ValueError, match="native step is unavailable or does not support"):
+        _fit([elu_run], splits, True)
+    assert _fit([elu_run], splits, None).results[0].epochs_run > 0  # auto: the Python step
+
+
+def test_environment_variable_turns_the_native_step_off(monkeypatch):
+    monkeypatch.setattr(native, "_STATE", {})
+    monkeypatch.setenv("LEARNACT_NATIVE", "0")
+    assert native.load() is False
+    assert not native.available()
+    runs, splits = _runs()
+    with pytest.raises(ValueError, match="native step is unavailable"):
+        _fit(runs[:1], splits, True)
