@@ -95,7 +95,7 @@ def set_fused(enable: bool) -> dict[str, int]:
     ``LEARNACT_NATIVE_FUSE=0`` starts with them off.
     """
     names = ("tanh_backward", "sigmoid_backward", "add_alpha", "lerp", "addcmul", "div_scalar", "addcdiv", "mix",
-             "fused")
+             "fused", "gate_sums", "entropy")
     return dict(zip(names, torch.ops.learnact_native.calibrate(enable), strict=True))
 
 

@@ -258,6 +258,13 @@ at::Tensor mix(const at::Tensor& w, const std::vector<at::Tensor>& outs) {
   return out;
 }
 
+// stacked_backward._entropy_grad
+at::Tensor entropy_grad(const at::Tensor& g, const at::Tensor& lam, int64_t kind) {
+  at::Tensor top = kind == kLayer ? at::neg(lam.unsqueeze(1)) : at::neg(at::div(lam, g.size(1)).view({-1, 1, 1}));
+  top = top.expand_as(g);
+  return at::add(at::mul(top, at::special_xlogy(at::ne(g, 0), g)), at::div(at::mul(top, g), g));
+}
+
 // ---------------------------------------------------------------------------
 // Fused element-wise kernels. A gated layer's mixture (w0 f0 + w1 f1 + ...),
 // the gradient of its pre-activation (the candidates' derivatives of
@@ -342,9 +349,9 @@ inline void mix_run(float* __restrict r, const float* __restrict f, const float*
 }
 
 // mix_candidates: out = w0 f0, then out + w1 f1, ...
-at::Tensor fused_mix(const at::Tensor& g, int64_t kind, const std::vector<at::Tensor>& outs) {
+at::Tensor fused_mix(const at::Tensor& g, int64_t kind, const std::vector<at::Tensor>& outs, at::Tensor out = {}) {
   const int64_t n = outs[0].size(0), b = outs[0].size(1), d = outs[0].size(2);
-  at::Tensor out = at::empty_like(outs[0]);
+  if (!out.defined()) out = at::empty_like(outs[0]);
   float* o = out.data_ptr<float>();
   at::Tensor gc = g.contiguous();
   for (size_t k = 0; k < outs.size(); ++k) {
@@ -401,8 +408,8 @@ void fused_gz_impl(float* o, const at::Tensor& grad, const at::Tensor& g, int64_
 
 // gradient of z: the last candidate's derivative of grad * w_k, plus the previous ones', down to the first
 at::Tensor fused_gz(const at::Tensor& grad, const at::Tensor& g, int64_t kind, const std::vector<int64_t>& codes,
-                    const std::vector<at::Tensor>& outs) {
-  at::Tensor out = at::empty_like(grad);
+                    const std::vector<at::Tensor>& outs, at::Tensor out = {}) {
+  if (!out.defined()) out = at::empty_like(grad);
   float* o = out.data_ptr<float>();
   at::Tensor gc = g.contiguous();
   const int t = g_form.tanh_bw, s = g_form.sigmoid_bw;
@@ -458,6 +465,74 @@ void fused_adam(at::Tensor& p_, at::Tensor& g_, at::Tensor& m_, at::Tensor& v_, 
 
 void adam_step_(at::Tensor flat, at::Tensor grad, at::Tensor exp_avg, at::Tensor exp_avg_sq, at::Tensor denom,
                 int64_t step, double lr, double weight_decay);
+
+
+// The gate weights' gradients: per candidate k, grad * f_k summed over the axes its weight was broadcast along
+// (ATen: one product and one sum per candidate, then a stack). Here one loop writes all products into a
+// (c, n, b, d) buffer and one sum reduces it: each output is still one contiguous (or strided) run reduced by
+// ATen's sum, which calibrate() checks gives the same values.
+at::Tensor gate_sums(const at::Tensor& grad, const std::vector<at::Tensor>& outs, int64_t kind) {
+  const int64_t c = static_cast<int64_t>(outs.size());
+  at::Tensor prod = at::empty({c, grad.size(0), grad.size(1), grad.size(2)}, grad.options());
+  const int64_t N = grad.numel();
+  const float* __restrict gr = grad.data_ptr<float>();
+  float* base = prod.data_ptr<float>();
+  for (int64_t k = 0; k < c; ++k) {
+    const float* __restrict f = outs[k].data_ptr<float>();
+    float* __restrict o = base + k * N;
+    for (int64_t x = 0; x < N; ++x) o[x] = gr[x] * f[x];
+  }
+  std::vector<int64_t> dims;
+  if (kind == kLayer) dims = {2, 3};
+  else dims = {kind == kNeuron ? 2 : 3};
+  return at::sum(prod, dims).movedim(0, -1).contiguous();
+}
+
+at::Tensor gate_sums_aten(const at::Tensor& grad, const std::vector<at::Tensor>& outs, int64_t kind) {
+  std::vector<int64_t> dims;
+  if (kind == kLayer) dims = {1, 2};
+  else dims = {kind == kNeuron ? 1 : 2};
+  std::vector<at::Tensor> parts;
+  for (const auto& v : outs) parts.push_back(at::sum(at::mul(grad, v), dims));
+  return at::stack(parts, -1);
+}
+
+// gg plus the entropy term's gradient (entropy_grad), where the member has one (mode 1: all, 2: where `on`)
+at::Tensor entropy_total(const at::Tensor& g, const at::Tensor& lam, const at::Tensor& on, int64_t mode, int64_t kind,
+                         const at::Tensor& gg) {
+  const int64_t n = g.size(0), per = g.numel() / n;
+  at::Tensor out = at::empty_like(gg);
+  const float* __restrict pg = g.data_ptr<float>();
+  const float* __restrict pgg = gg.data_ptr<float>();
+  const float* __restrict pl = lam.data_ptr<float>();
+  const bool* __restrict pon = mode == 2 ? on.data_ptr<bool>() : nullptr;
+  float* __restrict po = out.data_ptr<float>();
+  const float units = static_cast<float>(g.size(1));
+  for (int64_t m = 0; m < n; ++m) {
+    const float top = kind == kLayer ? -pl[m] : -(pl[m] / units);
+    const bool use = pon == nullptr || pon[m];
+    for (int64_t x = m * per; x < (m + 1) * per; ++x) {
+      const float gx = pg[x];
+      const float sel = gx != 0.0f ? 1.0f : 0.0f;  // xlogy(g != 0, g), as ATen's scalar kernel computes it
+      const float xl = std::isnan(gx) ? std::numeric_limits<float>::quiet_NaN()
+                                      : (sel == 0.0f ? 0.0f : sel * std::log(gx));
+      const float total = (top * xl + (top * gx) / gx) + pgg[x];
+      po[x] = use ? total : pgg[x];
+    }
+  }
+  return out;
+}
+
+at::Tensor entropy_total_aten(const at::Tensor& g, const at::Tensor& lam, const at::Tensor& on, int64_t mode,
+                              int64_t kind, const at::Tensor& gg) {
+  at::Tensor total = at::add(entropy_grad(g, lam, kind), gg);
+  if (mode == 1) return total;
+  std::vector<int64_t> shape(g.dim(), 1);
+  shape[0] = -1;
+  return at::where(on.view(shape), total, gg);
+}
+
+bool g_fuse_sums = false, g_fuse_entropy = false;
 
 // the first formulation (0, 1, ...) whose values equal `expected` everywhere, or -1
 template <typename F>
@@ -568,16 +643,51 @@ std::vector<int64_t> calibrate(bool enable) {
     for (size_t i = 0; i < ref.size(); ++i) whole = whole && at::equal(ref[i], got[i]);
   }
   g_fuse = enable && whole;
+  // one sum over the stacked products, and the entropy loop, against ATen on the shapes of small and large stacks
+  bool sums = true, entropy = true;
+  for (const auto& shp : {std::vector<int64_t>{3, 4, 32}, std::vector<int64_t>{7, 64, 64},
+                          std::vector<int64_t>{2, 20, 32}, std::vector<int64_t>{5, 86, 64}, std::vector<int64_t>{1, 9, 50}}) {
+    at::Tensor grad = at::randn(shp, gen);
+    std::vector<at::Tensor> ys{at::relu(at::randn(shp, gen)), at::tanh(at::randn(shp, gen)),
+                               at::sigmoid(at::randn(shp, gen))};
+    for (int64_t kind : {kLayer, kNeuron, kInput}) {
+      sums = sums && at::equal(gate_sums(grad, ys, kind), gate_sums_aten(grad, ys, kind));
+      std::vector<int64_t> gshape = kind == kLayer ? std::vector<int64_t>{shp[0], 3}
+                                    : kind == kNeuron ? std::vector<int64_t>{shp[0], shp[2], 3}
+                                                      : std::vector<int64_t>{shp[0], shp[1], 3};
+      at::Tensor gw = at::softmax(at::randn(gshape, gen) * 4, -1);
+      at::Tensor gg = at::randn(gshape, gen);
+      at::Tensor lam = at::rand({shp[0]}, gen) * 0.05;
+      at::Tensor on = at::rand({shp[0]}, gen) > 0.5;
+      for (int64_t mode : {1, 2}) {
+        at::Tensor a = entropy_total(gw, lam, on, mode, kind, gg), e = entropy_total_aten(gw, lam, on, mode, kind, gg);
+        entropy = entropy && at::equal(a, e);
+      }
+    }
+  }
+  g_fuse_sums = enable && sums;
+  g_fuse_entropy = enable && entropy;
   return {f.tanh_bw, f.sigmoid_bw, f.add_alpha, f.lerp, f.addcmul, f.div_scalar, f.addcdiv, f.mix ? 1 : 0,
-          g_fuse ? 1 : 0};
+          g_fuse ? 1 : 0, sums ? 1 : 0, entropy ? 1 : 0};
 }
 
 // StackedMLP._activate; returns (output, gate weights or undefined)
+// (into `out`, a contiguous slice of the layer's output, when given)
 std::pair<at::Tensor, at::Tensor> activate(const Stack& st, const Unit& u, at::Tensor z, const at::Tensor& x,
-                                           const at::Tensor& h, std::vector<Record>* records) {
+                                           const at::Tensor& h, std::vector<Record>* records, at::Tensor out = {}) {
   z = member_rows(z);
   if (u.kind == kFixed) {
-    at::Tensor out = candidate(u.codes[0], z);
+    if (!out.defined()) {
+      out = candidate(u.codes[0], z);
+    } else if (u.codes[0] == 0) {
+      at::clamp_min_out(out, z, 0);  // at::relu is clamp_min(z, 0)
+    } else if (u.codes[0] == 1) {
+      at::tanh_out(out, z);
+    } else if (u.codes[0] == 2) {
+      at::sigmoid_out(out, z);
+    } else {
+      out.copy_(candidate(u.codes[0], z));
+    }
     if (records != nullptr) records->push_back({z, {out}, {}, {}, {}, {}});
     return {out, at::Tensor()};
   }
@@ -586,7 +696,13 @@ std::pair<at::Tensor, at::Tensor> activate(const Stack& st, const Unit& u, at::T
   at::Tensor w = broadcast_weights(g, u.kind);
   std::vector<at::Tensor> outs;
   for (int64_t code : u.codes) outs.push_back(candidate(code, z));
-  at::Tensor out = fusable(u, outs) ? fused_mix(g, u.kind, outs) : mix(w, outs);
+  if (fusable(u, outs)) {
+    out = fused_mix(g, u.kind, outs, out);
+  } else if (out.defined()) {
+    out.copy_(mix(w, outs));
+  } else {
+    out = mix(w, outs);
+  }
   if (records != nullptr) {
     rec.z = z;
     rec.outs = std::move(outs);
@@ -630,13 +746,14 @@ at::Tensor forward(const Stack& st, const at::Tensor& x, Tape* tape, std::vector
     std::vector<at::Tensor> hs = st.layer_context[layer] ? h.split_with_sizes(st.sizes)
                                                          : std::vector<at::Tensor>(n_seg);
     std::vector<at::Tensor> zs = z.split_with_sizes(st.sizes);
-    std::vector<at::Tensor> outs;
+    // each segment writes its rows of the layer's output (torch.cat of the segments' outputs in Python)
+    at::Tensor next = at::empty(z.sizes(), z.options());
+    std::vector<at::Tensor> rows = next.split_with_sizes(st.sizes);
     for (size_t i = 0; i < n_seg; ++i) {
-      auto [out, g] = activate(st, st.segments[i].units[layer], zs[i], xs[i], hs[i], records);
-      outs.push_back(out);
+      auto [out, g] = activate(st, st.segments[i].units[layer], zs[i], xs[i], hs[i], records, rows[i]);
       seg_gates[i].push_back(g);
     }
-    h = at::cat(outs);
+    h = next;
   }
   if (tape != nullptr) tape->inputs.push_back(h);
   const Linear& head = st.linears.back();
@@ -650,7 +767,13 @@ at::Tensor forward(const Stack& st, const at::Tensor& x, Tape* tape, std::vector
 std::pair<at::Tensor, at::Tensor> task_and_gradient(const at::Tensor& logits, const at::Tensor& target) {
   at::Tensor prob = at::sigmoid(member_rows(logits));
   at::Tensor bad;
-  if (!at::isfinite(logits).all().item<bool>()) {
+  bool finite = true;
+  {
+    at::Tensor l = logits.contiguous();
+    const float* p = l.data_ptr<float>();
+    for (int64_t x = 0; x < l.numel() && finite; ++x) finite = std::isfinite(p[x]);
+  }
+  if (!finite) {
     bad = at::isfinite(logits).all(2).all(1).logical_not();
     prob = at::where(bad.view({-1, 1, 1}), at::Scalar(0.5), prob);
   }
@@ -674,47 +797,33 @@ void linear_backward_(const Choices& ch, const at::Tensor& grad, const at::Tenso
   at::sum_out(gb, grad, {1});
 }
 
-// stacked_backward._entropy_grad
-at::Tensor entropy_grad(const at::Tensor& g, const at::Tensor& lam, int64_t kind) {
-  at::Tensor top = kind == kLayer ? at::neg(lam.unsqueeze(1)) : at::neg(at::div(lam, g.size(1)).view({-1, 1, 1}));
-  top = top.expand_as(g);
-  return at::add(at::mul(top, at::special_xlogy(at::ne(g, 0), g)), at::div(at::mul(top, g), g));
-}
-
 // stacked_backward._gated_backward: (gradient of z, gradient of the layer input or undefined)
+// (the gradient of z into `gz`, a contiguous slice of the layer's, when given)
 std::pair<at::Tensor, at::Tensor> gated_backward(const Stack& st, const Unit& u, const Segment& seg, const Record& r,
-                                                 const at::Tensor& grad) {
+                                                 const at::Tensor& grad, at::Tensor gz = {}) {
   const int64_t n = static_cast<int64_t>(r.outs.size());
-  at::Tensor gz;
   std::vector<at::Tensor> operands(r.outs);
   operands.push_back(grad);
-  if (fusable(u, operands)) {
-    gz = fused_gz(grad, r.g, u.kind, u.codes, r.outs);
+  const bool fused = fusable(u, operands);
+  if (fused) {
+    gz = fused_gz(grad, r.g, u.kind, u.codes, r.outs, gz);
   } else {
+    at::Tensor target = gz;
     int64_t k = n - 1;
     gz = candidate_backward(u.codes[k], at::mul(grad, r.w.select(-1, k)), r.z, r.outs[k]);
     for (k = n - 2; k >= 0; --k) {
       gz.add_(candidate_backward(u.codes[k], at::mul(grad, r.w.select(-1, k)), r.z, r.outs[k]));
     }
-  }
-  std::vector<int64_t> dims;
-  if (u.kind == kLayer) {
-    dims = {1, 2};
-  } else {
-    dims = {u.kind == kNeuron ? 1 : 2};
-  }
-  std::vector<at::Tensor> parts;
-  for (const auto& v : r.outs) parts.push_back(at::sum(at::mul(grad, v), dims));
-  at::Tensor gg = at::stack(parts, -1);
-  if (seg.lam_mode != 0) {
-    at::Tensor total = at::add(entropy_grad(r.g, seg.lam, u.kind), gg);
-    if (seg.lam_mode == 1) {
-      gg = total;
-    } else {
-      std::vector<int64_t> shape(r.g.dim(), 1);
-      shape[0] = -1;
-      gg = at::where(seg.on.view(shape), total, gg);
+    if (target.defined()) {
+      target.copy_(gz);
+      gz = target;
     }
+  }
+  at::Tensor gg = fused && g_fuse_sums ? gate_sums(grad, r.outs, u.kind) : gate_sums_aten(grad, r.outs, u.kind);
+  if (seg.lam_mode != 0) {
+    gg = g_fuse_entropy && r.g.is_contiguous() && gg.is_contiguous()
+             ? entropy_total(r.g, seg.lam.contiguous(), seg.on, seg.lam_mode, u.kind, gg)
+             : entropy_total_aten(r.g, seg.lam, seg.on, seg.lam_mode, u.kind, gg);
   }
   at::Tensor gs = at::_softmax_backward_data(gg, r.g, -1, r.g.scalar_type());
   if (u.kind != kInput) {
@@ -737,21 +846,35 @@ void backward_(const Stack& st, const Tape& tape, const at::Tensor& grad_logits)
   const bool single = st.segments.size() == 1;
   for (int64_t layer = static_cast<int64_t>(st.linears.size()) - 2; layer >= 0; --layer) {
     std::vector<at::Tensor> parts = single ? std::vector<at::Tensor>{grad} : grad.split_with_sizes(st.sizes);
-    std::vector<at::Tensor> gzs, context_grads;
+    std::vector<at::Tensor> context_grads;
+    // each segment writes its rows of the layer's gradient (torch.cat of the segments' in Python)
+    at::Tensor gz = single ? at::Tensor() : at::empty(grad.sizes(), grad.options());
+    std::vector<at::Tensor> rows = single ? std::vector<at::Tensor>(1) : gz.split_with_sizes(st.sizes);
     for (size_t i = 0; i < st.segments.size(); ++i) {
       const Segment& seg = st.segments[i];
       const Unit& u = seg.units[layer];
       const Record& r = tape.records[layer][i];
+      at::Tensor part;
       if (u.kind == kFixed) {
-        gzs.push_back(candidate_backward(u.codes[0], parts[i], r.z, r.outs[0]));
+        const int64_t code = u.codes[0];
+        if (!rows[i].defined() || code > 2) {
+          part = candidate_backward(code, parts[i], r.z, r.outs[0]);
+          if (rows[i].defined()) rows[i].copy_(part);
+        } else if (code == 0) {
+          at::threshold_backward_out(rows[i], parts[i], r.outs[0], 0);
+        } else if (code == 1) {
+          at::tanh_backward_out(rows[i], parts[i], r.outs[0]);
+        } else {
+          at::sigmoid_backward_out(rows[i], parts[i], r.outs[0]);
+        }
         context_grads.emplace_back();
       } else {
-        auto [gz, gc] = gated_backward(st, u, seg, r, parts[i]);
-        gzs.push_back(gz);
+        auto [g, gc] = gated_backward(st, u, seg, r, parts[i], rows[i]);
+        part = g;
         context_grads.push_back(gc);
       }
+      if (single) gz = part;
     }
-    at::Tensor gz = single ? gzs[0] : at::cat(gzs);
     const Linear& lin = st.linears[layer];
     linear_backward_(st.choices, gz, tape.inputs[layer], lin.gw, lin.gb);
     if (layer == 0) break;
