@@ -42,10 +42,6 @@ class FlatLayout:
             self.starts.append(lo)
             lo += -(-n_members * size // _ALIGN) * _ALIGN
         self.numel = lo
-        owner = torch.zeros(lo, dtype=torch.long)  # padding is owned by member 0 and stays zero
-        for block in self.blocks(owner):
-            block.copy_(torch.arange(n_members).unsqueeze(1).expand_as(block))
-        self.owner = owner
 
     def pack(self, blocks: Sequence[Tensor]) -> Tensor:
         """A buffer holding ``blocks`` (each ``(K, size)``, in :attr:`names` order)."""
@@ -71,7 +67,13 @@ class FlatLayout:
         Shape:
             - rows: ``(K,)`` bool; buffer, source: ``(numel,)``
         """
-        torch.where(rows[self.owner], source, buffer, out=buffer)
+        if bool(rows.all()):
+            buffer.copy_(source)
+            return
+        index = rows.nonzero().squeeze(1)
+        # per parameter block, the chosen members' rows: cheaper than a mask over the whole buffer
+        for dst, src in zip(self.blocks(buffer), self.blocks(source), strict=True):
+            dst.index_copy_(0, index, src.index_select(0, index))
 
     def member_state(self, buffer: Tensor, row: int) -> dict[str, Tensor]:
         """Member ``row``'s named parameters in ``buffer``, as fresh tensors."""

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from ._products import product_choice
+from .segments import gate_parameter_names
 from .stacked import StackedMLP
 
 __all__ = ["NativeStack", "available", "candidate_code", "load", "set_fused", "supports"]
@@ -109,6 +110,31 @@ def supports(stack: StackedMLP, binary: bool) -> bool:
     return binary and all(n in _CODES for seg in stack.segments for a in seg.layers for n in a.candidates)
 
 
+def _real_ranges(stack: StackedMLP) -> list[int]:
+    """``(offset, length)`` pairs of the flat buffer holding real parameters: all but the dummy gate rows.
+
+    A member without a gate parameter (a fixed member next to gated ones) has
+    a zero row for it, with zero gradient; Adam would keep it zero, so the
+    fused update skips it.
+    """
+    layout = stack.layout
+    own: dict[str, list[tuple[int, int]]] = {}
+    for seg in stack.segments:
+        for layer, act in enumerate(seg.layers):
+            for name in gate_parameter_names(act.kind, layer):
+                own.setdefault(name, []).append((seg.start, seg.start + seg.size))
+    spans: list[list[int]] = []
+    for name, start, size in zip(layout.names, layout.starts, layout.sizes, strict=True):
+        rows = [(0, layout.n_members)] if ".activation." not in name else own.get(name, [])
+        for a, b in rows:
+            lo, n = start + a * size, (b - a) * size
+            if spans and spans[-1][0] + spans[-1][1] == lo:
+                spans[-1][1] += n
+            else:
+                spans.append([lo, n])
+    return [v for span in spans for v in span]
+
+
 class NativeStack:
     """A stack's description for the native step, valid until the stack is compacted.
 
@@ -153,6 +179,7 @@ class NativeStack:
                 for kind in ("fwd", "wgrad", "xgrad"):
                     choices += [("fwd", "wgrad", "xgrad").index(kind), b, i, o, product_choice(kind, b, i, o)]
         self._args = (tensors, spec, choices)
+        self._ranges = _real_ranges(stack)
         self._scalars = [float(lr), float(weight_decay)]
 
     def _unflatten(self, flat: Sequence[Tensor]) -> list[list[Tensor | None]]:
@@ -166,7 +193,8 @@ class NativeStack:
             ``(task, gates)``: each member's task loss ``(K,)`` and, per
             segment and hidden layer, the batch's gate weights (``None`` where fixed).
         """
-        out = torch.ops.learnact_native.train_step(*self._args, self._scalars, x_rows, y_rows, batch, step)
+        out = torch.ops.learnact_native.train_step(*self._args, self._ranges, self._scalars, x_rows, y_rows, batch,
+                                                   step)
         return out[0], self._unflatten(out[1:])
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[list[Tensor | None]]]:

@@ -422,9 +422,13 @@ at::Tensor fused_gz(const at::Tensor& grad, const at::Tensor& g, int64_t kind, c
 
 // _adam_step_ in two passes over the flat buffers and ATen's square root between them (ATen's sqrt on
 // this CPU is not the correctly rounded one: its kernel must compute it)
+// (only over `ranges`, (offset, length) pairs, when given: the stack's dummy gate rows, zeros that stay zeros,
+// are skipped)
 void fused_adam(at::Tensor& p_, at::Tensor& g_, at::Tensor& m_, at::Tensor& v_, at::Tensor& d_, double wd,
-                double lerp_w, double beta2, double addcmul_v, double bc2_sqrt, double eps, double neg_step) {
-  const int64_t N = p_.numel();
+                double lerp_w, double beta2, double addcmul_v, double bc2_sqrt, double eps, double neg_step,
+                const std::vector<int64_t>& ranges) {
+  std::vector<int64_t> spans = ranges;
+  if (spans.empty()) spans = {0, p_.numel()};
   float* __restrict p = p_.data_ptr<float>();
   float* __restrict g = g_.data_ptr<float>();
   float* __restrict m = m_.data_ptr<float>();
@@ -437,7 +441,8 @@ void fused_adam(at::Tensor& p_, at::Tensor& g_, at::Tensor& m_, at::Tensor& v_, 
   const bool small = std::fabs(lw) < 0.5f;
   // blocks that stay in L1; within a block, one simple (vectorisable) loop per operation and formulation
   constexpr int64_t kBlock = 512;
-  for (int64_t lo = 0; lo < N; lo += kBlock) {
+  for (size_t r = 0; r + 1 < spans.size(); r += 2)
+  for (int64_t lo = spans[r], N = spans[r] + spans[r + 1]; lo < N; lo += kBlock) {
     const int64_t hi = std::min(N, lo + kBlock);
     if (wd != 0) {
       if (f.add_alpha == 0) for (int64_t x = lo; x < hi; ++x) g[x] = std::fma(p[x], wdf, g[x]);
@@ -451,9 +456,13 @@ void fused_adam(at::Tensor& p_, at::Tensor& g_, at::Tensor& m_, at::Tensor& v_, 
     else if (f.addcmul == 1) for (int64_t x = lo; x < hi; ++x) v[x] = std::fma(av * g[x], g[x], v[x] * b2);
     else for (int64_t x = lo; x < hi; ++x) v[x] = v[x] * b2 + g[x] * g[x] * av;
   }
-  at::sqrt_out(d_, v_);
+  for (size_t r = 0; r + 1 < spans.size(); r += 2) {
+    at::Tensor out = d_.narrow(0, spans[r], spans[r + 1]);
+    at::sqrt_out(out, v_.narrow(0, spans[r], spans[r + 1]));
+  }
   const float rbc = 1.0f / bc;
-  for (int64_t lo = 0; lo < N; lo += kBlock) {
+  for (size_t r = 0; r + 1 < spans.size(); r += 2)
+  for (int64_t lo = spans[r], N = spans[r] + spans[r + 1]; lo < N; lo += kBlock) {
     const int64_t hi = std::min(N, lo + kBlock);
     if (f.div_scalar == 0) for (int64_t x = lo; x < hi; ++x) den[x] = den[x] / bc + ep;
     else for (int64_t x = lo; x < hi; ++x) den[x] = den[x] * rbc + ep;
@@ -464,7 +473,7 @@ void fused_adam(at::Tensor& p_, at::Tensor& g_, at::Tensor& m_, at::Tensor& v_, 
 }
 
 void adam_step_(at::Tensor flat, at::Tensor grad, at::Tensor exp_avg, at::Tensor exp_avg_sq, at::Tensor denom,
-                int64_t step, double lr, double weight_decay);
+                int64_t step, double lr, double weight_decay, const std::vector<int64_t>& ranges);
 
 
 // The gate weights' gradients: per candidate k, grad * f_k summed over the axes its weight was broadcast along
@@ -636,9 +645,9 @@ std::vector<int64_t> calibrate(bool enable) {
                                 at::rand({N}, gen) * 1e-5, at::empty({N})};
     std::vector<at::Tensor> got;
     for (const auto& t : ref) got.push_back(t.clone());
-    adam_step_(ref[0], ref[1], ref[2], ref[3], ref[4], 7, 1e-3, 1e-4);
+    adam_step_(ref[0], ref[1], ref[2], ref[3], ref[4], 7, 1e-3, 1e-4, {});
     g_fuse = true;
-    adam_step_(got[0], got[1], got[2], got[3], got[4], 7, 1e-3, 1e-4);
+    adam_step_(got[0], got[1], got[2], got[3], got[4], 7, 1e-3, 1e-4, {});
     g_fuse = false;
     for (size_t i = 0; i < ref.size(); ++i) whole = whole && at::equal(ref[i], got[i]);
   }
@@ -892,14 +901,14 @@ void backward_(const Stack& st, const Tape& tape, const at::Tensor& grad_logits)
 
 // vectorized._adam_step_
 void adam_step_(at::Tensor flat, at::Tensor grad, at::Tensor exp_avg, at::Tensor exp_avg_sq, at::Tensor denom,
-                int64_t step, double lr, double weight_decay) {
+                int64_t step, double lr, double weight_decay, const std::vector<int64_t>& ranges) {
   constexpr double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   const double bias_correction1 = 1 - std::pow(beta1, static_cast<double>(step));
   const double bias_correction2 = 1 - std::pow(beta2, static_cast<double>(step));
   const double step_size = lr / bias_correction1;
   if (g_fuse) {
     fused_adam(flat, grad, exp_avg, exp_avg_sq, denom, weight_decay, 1 - beta1, beta2, 1 - beta2,
-               std::pow(bias_correction2, 0.5), eps, -step_size);
+               std::pow(bias_correction2, 0.5), eps, -step_size, ranges);
     return;
   }
   if (weight_decay != 0) grad.add_(flat, weight_decay);
@@ -912,9 +921,9 @@ void adam_step_(at::Tensor flat, at::Tensor grad, at::Tensor exp_avg, at::Tensor
 // One mini-batch step of every member: forward with a tape, loss, backward, Adam.
 // Returns [task loss (K,), the gates of the batch (gated segment-layers, in order)].
 std::vector<at::Tensor> train_step(const std::vector<at::Tensor>& tensors, const std::vector<int64_t>& spec,
-                                   const std::vector<int64_t>& choices, const std::vector<double>& scalars,
-                                   const at::Tensor& x_rows, const at::Tensor& y_rows, const at::Tensor& batch,
-                                   int64_t step) {
+                                   const std::vector<int64_t>& choices, const std::vector<int64_t>& ranges,
+                                   const std::vector<double>& scalars, const at::Tensor& x_rows,
+                                   const at::Tensor& y_rows, const at::Tensor& batch, int64_t step) {
   Stack st(tensors, spec, choices);
   const int64_t members = st.linears[0].w.size(0);
   const int64_t nb = batch.numel() / members;
@@ -929,7 +938,7 @@ std::vector<at::Tensor> train_step(const std::vector<at::Tensor>& tensors, const
   auto [task, grad_logits] = task_and_gradient(logits, y);
   out[0] = task;
   backward_(st, tape, grad_logits);
-  adam_step_(st.flat, st.grad, st.exp_avg, st.exp_avg_sq, st.denom, step, scalars[0], scalars[1]);
+  adam_step_(st.flat, st.grad, st.exp_avg, st.exp_avg_sq, st.denom, step, scalars[0], scalars[1], ranges);
   return out;
 }
 
@@ -952,14 +961,13 @@ at::Tensor candidate_backward_op(int64_t code, const at::Tensor& g, const at::Te
 }  // namespace
 
 TORCH_LIBRARY(learnact_native, m) {
-  m.def("train_step(Tensor[] tensors, int[] spec, int[] choices, float[] scalars, Tensor x_rows, Tensor y_rows, "
-        "Tensor batch, int step) -> Tensor[]",
+  m.def("train_step(Tensor[] tensors, int[] spec, int[] choices, int[] ranges, float[] scalars, Tensor x_rows, "
+        "Tensor y_rows, Tensor batch, int step) -> Tensor[]",
         &train_step);
   m.def("forward(Tensor[] tensors, int[] spec, int[] choices, Tensor x) -> Tensor[]", &forward_only);
   m.def("candidate(int code, Tensor z) -> Tensor", &candidate_op);
   m.def("calibrate(bool enable) -> int[]", &calibrate);
   m.def("adam_step(Tensor(a!) flat, Tensor(b!) grad, Tensor(c!) exp_avg, Tensor(d!) exp_avg_sq, Tensor(e!) denom, "
-        "int step, float lr, "
-        "float weight_decay) -> ()", &adam_step_);
+        "int step, float lr, float weight_decay, int[] ranges=[]) -> ()", &adam_step_);
   m.def("candidate_backward(int code, Tensor g, Tensor z, Tensor y) -> Tensor", &candidate_backward_op);
 }
