@@ -11,17 +11,18 @@ it against the Python step and the reference trainer). The Python step stays
 the definition and the fallback.
 
 The extension is compiled on first use with PyTorch's C++ extension builder
-(about 10 s; cached under ``TORCH_EXTENSIONS_DIR``, by default
-``~/.cache/torch_extensions``) and loaded in the parent process before
-workers fork. Where it cannot be built (no compiler), or with
+(about 15 s; cached under ``~/.cache/learnact``, see :func:`library_path`)
+and loaded in the parent process before workers fork. Where it cannot be built (no compiler), or with
 ``LEARNACT_NATIVE=0``, the vectorised engine uses the Python step, with the
 same results.
 """
 
 from __future__ import annotations
 
-import logging
+import hashlib
 import os
+import platform
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,11 +34,12 @@ from ._products import product_choice
 from .segments import gate_parameter_names
 from .stacked import StackedMLP
 
-__all__ = ["NativeStack", "available", "candidate_code", "load", "set_fused", "supports"]
+__all__ = ["NativeStack", "available", "candidate_code", "library_path", "load", "set_fused", "supports"]
 
-_log = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).with_name("native_step.cpp")
+#: No fused multiply-add unless the source writes one (std::fma): see native_step.cpp.
+_CFLAGS = ("-O3", "-march=native", "-ffp-contract=off")
 
 #: Candidates the native step evaluates, by name: its code for each. The C++
 #: calls the ATen operation the registry's function calls (``torch.tanh`` is
@@ -55,11 +57,35 @@ def candidate_code(name: str) -> int | None:
     return _CODES.get(name)
 
 
+def _cpu_flags() -> str:
+    """This CPU's feature flags (the build uses ``-march=native``), or ``""`` where unknown."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
+def library_path() -> Path:
+    """Where the built library lives: one folder per source, flags, PyTorch, Python and CPU.
+
+    ``LEARNACT_NATIVE_DIR`` overrides the root (default ``~/.cache/learnact``).
+    """
+    key = hashlib.sha256("\0".join([
+        _SOURCE.read_text(), " ".join(_CFLAGS), torch.__version__, sys.version, platform.machine(), _cpu_flags(),
+    ]).encode()).hexdigest()[:16]
+    root = Path(os.environ.get("LEARNACT_NATIVE_DIR") or Path.home() / ".cache" / "learnact")
+    return root / f"native-{key}" / "learnact_native.so"
+
+
 def load() -> bool:
     """Build (once) and load the native step; whether it is available.
 
-    ``LEARNACT_NATIVE=0`` turns it off. A failed build is reported once as a
-    warning naming the cause; the engine then uses the Python step.
+    A library built before for this source, PyTorch, Python and CPU is loaded
+    directly (:func:`library_path`); otherwise PyTorch's extension builder
+    compiles it there (about 15 s). ``LEARNACT_NATIVE=0`` turns the native
+    step off. A failed build is reported once as a warning naming the cause;
+    the engine then uses the Python step.
     """
     if "ok" in _STATE:
         return bool(_STATE["ok"])
@@ -68,12 +94,17 @@ def load() -> bool:
         _STATE["ok"] = False
         return False
     try:
-        from torch.utils.cpp_extension import load as build
+        path = library_path()
+        if path.is_file():
+            torch.ops.load_library(str(path))
+        else:
+            from torch.utils.cpp_extension import load as build
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            build("learnact_native", [str(_SOURCE)], extra_cflags=["-O3", "-march=native", "-ffp-contract=off"],
-                  is_python_module=False, verbose=False)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                build("learnact_native", [str(_SOURCE)], extra_cflags=list(_CFLAGS), build_directory=str(path.parent),
+                      is_python_module=False, verbose=False)
         ok = hasattr(torch.ops.learnact_native, "train_step")
         if ok:
             set_fused(os.environ.get("LEARNACT_NATIVE_FUSE", "1").strip().lower() not in ("0", "false", "no", "off"))
