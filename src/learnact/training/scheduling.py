@@ -178,6 +178,7 @@ def _keep_freed_memory() -> None:
 
 
 def _run_job(index: int) -> tuple[int, Any]:
+    worksharing.reap()  # helpers of earlier stacks that have exited since
     share = worksharing.current()
     with share.job() if share is not None else contextlib.nullcontext():
         return index, _JOBS[index]()

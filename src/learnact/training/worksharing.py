@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["WorkShare", "current", "fork_child", "receive_results", "send_results"]
+__all__ = ["WorkShare", "current", "fork_child", "reap", "receive_results", "send_results"]
 
 
 class WorkShare:
@@ -149,6 +149,10 @@ def _write_all(fd: int, data: bytes) -> None:
 def receive_results(child: tuple[int, int]) -> Any:
     """Wait for a forked child's payload.
 
+    The payload is complete when the pipe closes; the child's exit (tearing
+    down its address space, tens of milliseconds) is not waited for then: it
+    is reaped later (:func:`reap`).
+
     Raises:
         RuntimeError: The child failed (its traceback is in the message) or died.
     """
@@ -157,11 +161,28 @@ def receive_results(child: tuple[int, int]) -> Any:
     with os.fdopen(fd, "rb") as fh:
         while chunk := fh.read(1 << 20):
             chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
     data = b"".join(chunks)
     if len(data) < 8 or len(data) - 8 != struct.unpack("<Q", data[:8])[0]:
+        _, status = os.waitpid(pid, 0)
         raise RuntimeError(f"a stack's helper process (pid {pid}) died without results (wait status {status})")
+    _EXITING.append(pid)
+    reap()
     kind, payload = pickle.loads(data[8:])
     if kind != "ok":
         raise RuntimeError(f"a stack's helper process failed:\n{payload}")
     return payload
+
+
+#: Helpers that sent their results and are exiting, not yet reaped.
+_EXITING: list[int] = []
+
+
+def reap(block: bool = False) -> None:
+    """Collect the exit status of helpers that have sent their results (all of them if ``block``)."""
+    for pid in list(_EXITING):
+        try:
+            done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _EXITING.remove(pid)
