@@ -24,6 +24,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -924,6 +925,8 @@ std::vector<at::Tensor> train_step(const std::vector<at::Tensor>& tensors, const
                                    const std::vector<int64_t>& choices, const std::vector<int64_t>& ranges,
                                    const std::vector<double>& scalars, const at::Tensor& x_rows,
                                    const at::Tensor& y_rows, const at::Tensor& batch, int64_t step) {
+  // nothing here requires gradients: dispatch straight to the CPU kernels, past autograd's bookkeeping
+  at::AutoDispatchBelowADInplaceOrView guard;
   Stack st(tensors, spec, choices);
   const int64_t members = st.linears[0].w.size(0);
   const int64_t nb = batch.numel() / members;
@@ -945,6 +948,7 @@ std::vector<at::Tensor> train_step(const std::vector<at::Tensor>& tensors, const
 // The logits of every member and the gates (as train_step), without a tape.
 std::vector<at::Tensor> forward_only(const std::vector<at::Tensor>& tensors, const std::vector<int64_t>& spec,
                                      const std::vector<int64_t>& choices, const at::Tensor& x) {
+  at::AutoDispatchBelowADInplaceOrView guard;
   Stack st(tensors, spec, choices);
   std::vector<at::Tensor> out;
   out.emplace_back();
