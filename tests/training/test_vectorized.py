@@ -360,14 +360,14 @@ def test_a_failing_helper_process_is_reported(tiny_runs, monkeypatch):
     runs, splits = tiny_runs
     runs = [r for r in runs if r.activation.kind == "fixed"]
     models, gens = _members(runs, splits)
-    original = vectorized_module.member_task_loss
+    original = vectorized_module._EarlyStopping.step
 
     def failing_after_fork(*args, **kwargs):
         if vectorized_module.worksharing.CHILD_FD != -1:
             raise FloatingPointError("boom in the helper")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(vectorized_module, "member_task_loss", failing_after_fork)
+    monkeypatch.setattr(vectorized_module._EarlyStopping, "step", failing_after_fork)
     job = functools.partial(fit_stacked, models, [splits[split_key(r)] for r in runs], [r.train for r in runs],
                             generators=gens)
     with pytest.raises(RuntimeError, match="boom in the helper"):

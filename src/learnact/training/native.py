@@ -185,7 +185,8 @@ class NativeStack:
             tensors += [W, b, gW, gb]
         tensors += [stack.flat, stack.grad, *optimiser]
         spec = [len(stack.hidden), len(stack.segments)]
-        self.gated = []  # per segment, per hidden layer: whether it returns gate weights
+        self.gated: list[list[bool]] = []  # per segment, per hidden layer: whether it has gate weights
+        self._rows: list[tuple[int, int]] = []  # per segment: (first stack row, members)
         shapes = {tuple(W.shape[1:]) for W, *_ in stack.linears}
         for seg, lam, units in zip(stack.segments, entropy_weights, zip(*stack.units, strict=True), strict=True):
             mode = 0 if lam is None else (1 if lam[1] is None else 2)
@@ -204,6 +205,7 @@ class NativeStack:
                 if unit.kind == "input":
                     shapes |= {tuple(unit.params[0].shape[1:]), tuple(unit.params[2].shape[1:])}
             self.gated.append(flags)
+            self._rows.append((seg.start, seg.size))
         choices: list[int] = []
         for b in sorted(set(batch_sizes)):
             for o, i in sorted(shapes):
@@ -213,22 +215,27 @@ class NativeStack:
         self._ranges = _real_ranges(stack)
         self._scalars = [float(lr), float(weight_decay)]
 
-    def _unflatten(self, flat: Sequence[Tensor]) -> list[list[Tensor | None]]:
-        it = iter(flat)
-        return [[next(it) if gated else None for gated in flags] for flags in self.gated]
-
-    def step(self, x_rows: Tensor, y_rows: Tensor, batch: Tensor, step: int) -> tuple[Tensor, list[list[Tensor | None]]]:
-        """One training step on rows ``batch`` of ``x_rows`` / ``y_rows`` (member-major).
+    def step(self, x_rows: Tensor, y_rows: Tensor, index: Tensor, lo: int, nb: int, step: int
+             ) -> tuple[Tensor, Tensor]:
+        """One training step on the mini-batch ``index[:, lo:lo + nb]`` (rows of ``x_rows`` / ``y_rows``).
 
         Returns:
-            ``(task, gates)``: each member's task loss ``(K,)`` and, per
-            segment and hidden layer, the batch's gate weights (``None`` where fixed).
+            ``(task, entropy)``: each member's task loss ``(K,)`` and its
+            summed layer gate entropies ``(K,)`` (zero without gates), as
+            :func:`~.stacked_records.step_entropies` gives them.
         """
-        out = torch.ops.learnact_native.train_step(*self._args, self._ranges, self._scalars, x_rows, y_rows, batch,
-                                                   step)
-        return out[0], self._unflatten(out[1:])
+        task, entropy = torch.ops.learnact_native.train_step(*self._args, self._ranges, self._scalars, x_rows, y_rows,
+                                                             index, lo, nb, step)
+        return task, entropy
 
-    def forward(self, x: Tensor) -> tuple[Tensor, list[list[Tensor | None]]]:
-        """Logits and gates of every member, as :meth:`StackedMLP.forward` gives them."""
-        out = torch.ops.learnact_native.forward(*self._args, x)
-        return out[0], self._unflatten(out[1:])
+    def evaluate(self, x: Tensor, y: Tensor) -> tuple[Tensor, list[tuple[int, int, list]]]:
+        """Each member's task loss on ``(x, y)`` and, per gated segment, ``(start, size, per-layer gate summary)``.
+
+        The summaries are :func:`~.stacked_records.gate_summary`'s (``None``
+        for a fixed layer).
+        """
+        out = torch.ops.learnact_native.evaluate(*self._args, x, y)
+        it = iter(out[1:])
+        summaries = [(start, size, [(next(it), next(it)) if gated else None for gated in flags])
+                     for (start, size), flags in zip(self._rows, self.gated, strict=True) if any(flags)]
+        return out[0], summaries

@@ -773,10 +773,10 @@ at::Tensor forward(const Stack& st, const at::Tensor& x, Tape* tape, std::vector
   return linear(st.choices, h, head.w, head.b);
 }
 
-// stacked_loss.task_and_gradient (binary)
-std::pair<at::Tensor, at::Tensor> task_and_gradient(const at::Tensor& logits, const at::Tensor& target) {
-  at::Tensor prob = at::sigmoid(member_rows(logits));
-  at::Tensor bad;
+// stacked_loss._binary_probabilities and member_task_loss: each member's loss; its probabilities and the
+// mask of members with a non-finite logit (undefined if none) into `prob` and `bad`
+at::Tensor task_loss(const at::Tensor& logits, const at::Tensor& target, at::Tensor& prob, at::Tensor& bad) {
+  prob = at::sigmoid(member_rows(logits));
   bool finite = true;
   {
     at::Tensor l = logits.contiguous();
@@ -788,16 +788,20 @@ std::pair<at::Tensor, at::Tensor> task_and_gradient(const at::Tensor& logits, co
     prob = at::where(bad.view({-1, 1, 1}), at::Scalar(0.5), prob);
   }
   at::Tensor task = at::binary_cross_entropy(prob, target, {}, at::Reduction::None).mean({1, 2});
+  if (bad.defined()) task = task.masked_fill(bad, std::numeric_limits<double>::quiet_NaN());
+  return task;
+}
+
+// stacked_loss.task_and_gradient (binary)
+std::pair<at::Tensor, at::Tensor> task_and_gradient(const at::Tensor& logits, const at::Tensor& target) {
+  at::Tensor prob, bad;
+  at::Tensor task = task_loss(logits, target, prob, bad);
   // stacked_loss.loss_gradient
   at::Tensor ones = at::ones({}, prob.options()).expand(prob.sizes());
   at::Tensor g = at::binary_cross_entropy_backward(ones, prob, target, {}, at::Reduction::None);
   g.div_(prob.size(1) * prob.size(2));
   at::Tensor grad = at::sigmoid_backward(g, prob);
-  if (bad.defined()) {
-    const double nan = std::numeric_limits<double>::quiet_NaN();
-    task = task.masked_fill(bad, nan);
-    grad = grad.masked_fill(bad.view({-1, 1, 1}), nan);
-  }
+  if (bad.defined()) grad = grad.masked_fill(bad.view({-1, 1, 1}), std::numeric_limits<double>::quiet_NaN());
   return {task, grad};
 }
 
@@ -919,40 +923,70 @@ void adam_step_(at::Tensor flat, at::Tensor grad, at::Tensor exp_avg, at::Tensor
   flat.addcdiv_(exp_avg, denom, -step_size);
 }
 
-// One mini-batch step of every member: forward with a tape, loss, backward, Adam.
-// Returns [task loss (K,), the gates of the batch (gated segment-layers, in order)].
+// gate_entropy: -sum_k g_k log g_k over the last axis
+at::Tensor gate_entropy(const at::Tensor& w) { return at::neg(at::special_xlogy(w, w).sum(-1)); }
+
+// stacked_records.step_entropies for one step: per member, the summed layer entropies (mean over units or
+// samples); zero for members without gates
+at::Tensor step_entropy(const Stack& st, const std::vector<at::Tensor>& gates, int64_t members) {
+  at::Tensor ent = at::zeros({members}, at::kFloat);
+  size_t next = 0;
+  int64_t start = 0;
+  for (const Segment& seg : st.segments) {
+    at::Tensor total;
+    for (const Unit& u : seg.units) {
+      if (u.kind == kFixed) continue;
+      at::Tensor h = gate_entropy(gates[next++]);
+      if (h.dim() == 2) h = h.mean(1);
+      total = total.defined() ? at::add(total, h) : h;
+    }
+    if (total.defined()) ent.narrow(0, start, seg.size).copy_(total);
+    start += seg.size;
+  }
+  return ent;
+}
+
+// One mini-batch step of every member: forward with a tape, loss, backward, Adam. The batch is columns
+// [lo, lo + nb) of `index` (rows of x_rows / y_rows, one row of indices per member).
+// Returns [task loss (K,), the summed layer gate entropies (K,)].
 std::vector<at::Tensor> train_step(const std::vector<at::Tensor>& tensors, const std::vector<int64_t>& spec,
                                    const std::vector<int64_t>& choices, const std::vector<int64_t>& ranges,
                                    const std::vector<double>& scalars, const at::Tensor& x_rows,
-                                   const at::Tensor& y_rows, const at::Tensor& batch, int64_t step) {
+                                   const at::Tensor& y_rows, const at::Tensor& index, int64_t lo, int64_t nb,
+                                   int64_t step) {
   // nothing here requires gradients: dispatch straight to the CPU kernels, past autograd's bookkeeping
   at::AutoDispatchBelowADInplaceOrView guard;
   Stack st(tensors, spec, choices);
   const int64_t members = st.linears[0].w.size(0);
-  const int64_t nb = batch.numel() / members;
+  at::Tensor batch = index.narrow(1, lo, nb).reshape({-1});
   at::Tensor x = x_rows.index_select(0, batch).view({members, nb, -1});
   std::vector<int64_t> y_shape{members, nb};
   for (int64_t d = 1; d < y_rows.dim(); ++d) y_shape.push_back(y_rows.size(d));
   at::Tensor y = y_rows.index_select(0, batch).view(y_shape);
   Tape tape;
-  std::vector<at::Tensor> out;
-  out.emplace_back();
-  at::Tensor logits = forward(st, x, &tape, out);
+  std::vector<at::Tensor> gates;
+  at::Tensor logits = forward(st, x, &tape, gates);
   auto [task, grad_logits] = task_and_gradient(logits, y);
-  out[0] = task;
   backward_(st, tape, grad_logits);
   adam_step_(st.flat, st.grad, st.exp_avg, st.exp_avg_sq, st.denom, step, scalars[0], scalars[1], ranges);
-  return out;
+  return {task, step_entropy(st, gates, members)};
 }
 
-// The logits of every member and the gates (as train_step), without a tape.
-std::vector<at::Tensor> forward_only(const std::vector<at::Tensor>& tensors, const std::vector<int64_t>& spec,
-                                     const std::vector<int64_t>& choices, const at::Tensor& x) {
+// The validation pass: [each member's task loss (K,), then per gated layer (segment by segment) the mean
+// gate weights (n, c) and mean gate entropy (n,): stacked_records.gate_summary].
+std::vector<at::Tensor> evaluate(const std::vector<at::Tensor>& tensors, const std::vector<int64_t>& spec,
+                                 const std::vector<int64_t>& choices, const at::Tensor& x, const at::Tensor& y) {
   at::AutoDispatchBelowADInplaceOrView guard;
   Stack st(tensors, spec, choices);
-  std::vector<at::Tensor> out;
-  out.emplace_back();
-  out[0] = forward(st, x, nullptr, out);
+  std::vector<at::Tensor> gates;
+  at::Tensor logits = forward(st, x, nullptr, gates);
+  at::Tensor prob, bad;
+  std::vector<at::Tensor> out{task_loss(logits, y, prob, bad)};
+  for (const at::Tensor& g : gates) {
+    at::Tensor flat = g.reshape({g.size(0), -1, g.size(-1)});
+    out.push_back(flat.mean(1));
+    out.push_back(gate_entropy(flat).mean(1));
+  }
   return out;
 }
 
@@ -966,9 +1000,9 @@ at::Tensor candidate_backward_op(int64_t code, const at::Tensor& g, const at::Te
 
 TORCH_LIBRARY(learnact_native, m) {
   m.def("train_step(Tensor[] tensors, int[] spec, int[] choices, int[] ranges, float[] scalars, Tensor x_rows, "
-        "Tensor y_rows, Tensor batch, int step) -> Tensor[]",
+        "Tensor y_rows, Tensor index, int lo, int nb, int step) -> Tensor[]",
         &train_step);
-  m.def("forward(Tensor[] tensors, int[] spec, int[] choices, Tensor x) -> Tensor[]", &forward_only);
+  m.def("evaluate(Tensor[] tensors, int[] spec, int[] choices, Tensor x, Tensor y) -> Tensor[]", &evaluate);
   m.def("candidate(int code, Tensor z) -> Tensor", &candidate_op);
   m.def("calibrate(bool enable) -> int[]", &calibrate);
   m.def("adam_step(Tensor(a!) flat, Tensor(b!) grad, Tensor(c!) exp_avg, Tensor(d!) exp_avg_sq, Tensor(e!) denom, "

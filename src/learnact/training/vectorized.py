@@ -199,17 +199,17 @@ def fit_stacked(
             K = stack.n_members
             index = streams.next_epoch(epoch) + rows.offset
             tasks: list[Tensor] = []
+            ents: list[Tensor] = []
             seg_gates: list[list[list[Tensor | None]]] = [[] for _ in stack.segments]
             with torch.no_grad():
                 for lo, nb in zip(bounds, sizes, strict=True):
-                    batch = index[:, lo:lo + nb].reshape(-1)  # index_select: cheaper than advanced indexing
+                    step += 1
                     if compiled is not None:
-                        step += 1
-                        task, gates = compiled.step(X_rows, Y_rows, batch, step)
+                        task, ent = compiled.step(X_rows, Y_rows, index, lo, nb, step)
                         tasks.append(task)
-                        for acc, g in zip(seg_gates, gates, strict=True):
-                            acc.append(g)
+                        ents.append(ent)
                         continue
+                    batch = index[:, lo:lo + nb].reshape(-1)  # index_select: cheaper than advanced indexing
                     tape = Tape()
                     logits, gates = stack.forward(X_rows.index_select(0, batch).view(K, nb, -1), tape)
                     task, grad_logits = task_and_gradient(logits, Y_rows.index_select(0, batch).view(K, nb, *y_tail))
@@ -217,16 +217,20 @@ def fit_stacked(
                     for acc, g in zip(seg_gates, gates, strict=True):
                         acc.append(g)
                     backward_(stack, tape, grad_logits, seg_lam)
-                    step += 1
                     _adam_step_(stack.flat, stack.grad, exp_avg, exp_avg_sq, denom, step, lr, wd)
-                v_logits, v_gates = stack.forward(rows.Xv) if compiled is None else compiled.forward(rows.Xv)
-                val = member_task_loss(v_logits, rows.Yv).numpy().astype(np.float64)
-                summaries = []
-                ent_steps = np.zeros((len(bounds), K))
-                for seg, g, per_step in zip(stack.segments, v_gates, seg_gates, strict=True):
-                    if seg.gated:
-                        summaries.append((seg.start, seg.size, [gate_summary(x) for x in g]))
-                        ent_steps[:, seg.rows] = step_entropies(per_step).numpy()
+                if compiled is not None:
+                    val_loss, summaries = compiled.evaluate(rows.Xv, rows.Yv)
+                    val = val_loss.numpy().astype(np.float64)
+                    ent_steps = torch.stack(ents).numpy().astype(np.float64)
+                else:
+                    v_logits, v_gates = stack.forward(rows.Xv)
+                    val = member_task_loss(v_logits, rows.Yv).numpy().astype(np.float64)
+                    summaries = []
+                    ent_steps = np.zeros((len(bounds), K))
+                    for seg, g, per_step in zip(stack.segments, v_gates, seg_gates, strict=True):
+                        if seg.gated:
+                            summaries.append((seg.start, seg.size, [gate_summary(x) for x in g]))
+                            ent_steps[:, seg.rows] = step_entropies(per_step).numpy()
                 task_steps = torch.stack(tasks).numpy().astype(np.float64)
             # the reference adds float(loss) * batch size step by step: a sequential (cumulative) sum
             sum_task = np.cumsum(task_steps * sizes64, axis=0)[-1]
