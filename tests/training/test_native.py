@@ -144,3 +144,29 @@ def test_environment_variable_turns_the_native_step_off(monkeypatch):
     runs, splits = _runs()
     with pytest.raises(ValueError, match="native step is unavailable"):
         _fit(runs[:1], splits, True)
+
+
+def test_library_path_follows_the_source_and_the_cache_setting(monkeypatch, tmp_path):
+    monkeypatch.setenv("LEARNACT_NATIVE_DIR", str(tmp_path))
+    first = native.library_path()
+    assert first.parent.parent == tmp_path and first.name == "learnact_native.so"
+    changed = tmp_path / "native_step.cpp"
+    changed.write_text(native._SOURCE.read_text() + "\n// edited\n")
+    monkeypatch.setattr(native, "_SOURCE", changed)
+    assert native.library_path() != first  # an edited source is built anew, never a stale library loaded
+
+
+def test_a_failed_build_warns_once_and_falls_back(monkeypatch, tmp_path):
+    import torch.utils.cpp_extension as cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("Error building extension: c++: command not found")
+
+    monkeypatch.setattr(native, "_STATE", {})
+    monkeypatch.setenv("LEARNACT_NATIVE_DIR", str(tmp_path))  # nothing built there
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    with pytest.warns(RuntimeWarning, match="could not be built .*command not found.*Python step"):
+        assert native.load() is False
+    assert native.load() is False  # remembered: no second attempt, no second warning
+    runs, splits = _runs()
+    assert _fit(runs[:2], splits, None).results[0].epochs_run > 0

@@ -34,7 +34,7 @@ from ._products import product_choice
 from .segments import gate_parameter_names
 from .stacked import StackedMLP
 
-__all__ = ["NativeStack", "available", "candidate_code", "library_path", "load", "set_fused", "supports"]
+__all__ = ["NativeStack", "available", "library_path", "load", "set_fused", "supports"]
 
 
 _SOURCE = Path(__file__).with_name("native_step.cpp")
@@ -50,11 +50,6 @@ _CODES = {"relu": 0, "tanh": 1, "sigmoid": 2, "gelu": 3, "silu": 4, "softplus": 
 _KINDS = {"fixed": 0, "layer": 1, "neuron": 2, "input": 3}
 
 _STATE: dict[str, object] = {}
-
-
-def candidate_code(name: str) -> int | None:
-    """The native step's code for candidate ``name``, or ``None`` if it has none."""
-    return _CODES.get(name)
 
 
 def _cpu_flags() -> str:
