@@ -1,18 +1,22 @@
 """The native (C++) training step of a stacked model, where it can be built.
 
 A stacked step launches a few hundred small kernels; from Python each launch
-costs several microseconds of interpreter and argument handling, which is
-most of a small stack's step. ``native_step.cpp`` is the same step
-(:meth:`~.stacked.StackedMLP.forward` with a tape, the binary task loss and
-its gradient, :func:`~.stacked_backward.backward_`, the Adam update) written
-against ATen's C++ API: the same kernels with the same arguments in the same
-order, hence bit-identical results (``tests/training/test_native.py`` checks
-it against the Python step and the reference trainer). The Python step stays
-the definition and the fallback.
+costs several microseconds of interpreter and argument handling, which was
+most of a small stack's step. ``native_step.cpp`` is the same step (the
+mini-batch gather, :meth:`~.stacked.StackedMLP.forward` with a tape, the
+binary task loss and its gradient, :func:`~.stacked_backward.backward_`, the
+Adam update, the step's gate entropies) and the per-epoch evaluation (the
+validation loss and gate summaries), written against ATen's C++ API: the same
+kernels with the same arguments in the same order, hence bit-identical
+results (``tests/training/test_native.py`` checks it against the Python step;
+``scripts/check_equivalence.py`` against the reference trainer). Element-wise
+chains are fused into loops whose formulation is measured against ATen's
+kernels at load (:func:`set_fused`). The Python step stays the definition and
+the fallback.
 
-The extension is compiled on first use with PyTorch's C++ extension builder
-(about 15 s; cached under ``~/.cache/learnact``, see :func:`library_path`)
-and loaded in the parent process before workers fork. Where it cannot be built (no compiler), or with
+The library is compiled once with PyTorch's C++ extension builder (about
+15 s) into :func:`library_path` and loaded directly afterwards, in the parent
+process before workers fork. Where it cannot be built (no compiler), or with
 ``LEARNACT_NATIVE=0``, the vectorised engine uses the Python step, with the
 same results.
 """
