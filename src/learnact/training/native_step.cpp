@@ -1,9 +1,13 @@
 // One training step of a stacked model in C++: learnact's native step.
 //
-// This is the step of learnact/training/vectorized.py (StackedMLP.forward with
-// a tape, task_and_gradient, backward_, _adam_step_) written against ATen's C++
-// API: the same kernels, called with the same arguments in the same order, so
-// every value is bit for bit the one the Python step computes. It exists
+// This is the step of learnact/training/vectorized.py (the mini-batch gather,
+// StackedMLP.forward with a tape, task_and_gradient, backward_, _adam_step_,
+// step_entropies) and its per-epoch evaluation (member_task_loss,
+// gate_summary) written against ATen's C++ API: the same kernels, called with
+// the same arguments in the same order, so every value is bit for bit the one
+// the Python step computes; element-wise chains are fused into loops only
+// where calibrate() finds ATen's own formulation (see "Fused element-wise
+// kernels" below). It exists
 // because a stacked step launches a few hundred small kernels, and calling
 // them from C++ costs a fraction of calling them from Python. The candidate
 // activations are the registry's ATen operations, named by a code (see
@@ -21,6 +25,8 @@
 //   choices: (kind, b, i, o, choice) quintuples: the product formulation
 //            _products.py chose for each shape (kind 0 forward, 1 weight
 //            gradient, 2 input gradient).
+//   ranges:  (offset, length) pairs of the flat buffers the fused Adam
+//            updates (all but the dummy gate rows); empty: all of them.
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
