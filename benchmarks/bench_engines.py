@@ -52,8 +52,9 @@ _CHILD = textwrap.dedent("""
     epochs = sum(t.fit.epochs_run for t in ENGINES[engine](runs, splits))
     wall = time.perf_counter() - start
     rss = [resource.getrusage(who).ru_maxrss / 1024.0 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    from learnact.training import native
     print(json.dumps({"engine": engine, "runs": len(runs), "member_epochs": epochs, "wall_s": wall,
-                      "peak_rss_self_mb": rss[0], "peak_rss_worker_mb": rss[1]}))
+                      "peak_rss_self_mb": rss[0], "peak_rss_worker_mb": rss[1], "native": native.available()}))
 """)
 
 
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         seq = measure("sequential", 1)
         print(_line("paper sweep, sequential", seq))
     print(_line("paper sweep, vectorized", vec))
+    print(f"  stacked step: {'native (C++)' if vec.get('native') else 'Python (native step unavailable or off)'}")
     if "sequential" not in args.skip:
         print(f"speed-up (sequential / vectorized wall time): {seq['wall_s'] / vec['wall_s']:.1f}x")
     if "scaling" not in args.skip:
