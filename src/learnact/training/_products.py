@@ -105,9 +105,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """
     x = aligned_members(x)
     weight = aligned_members(weight)
-    choice = _CHOICE.get(("fwd", x.shape[1], x.shape[2], weight.shape[1]))
-    if choice is None:
-        choice = product_choice("fwd", x.shape[1], x.shape[2], weight.shape[1])
+    choice = product_choice("fwd", x.shape[1], x.shape[2], weight.shape[1])
     if choice == 0:
         return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
     if choice > 0:
@@ -123,9 +121,7 @@ def weight_grad_(grad: Tensor, x: Tensor, out: Tensor) -> None:
     """
     grad = aligned_members(grad)
     x = aligned_members(x)
-    choice = _CHOICE.get(("wgrad", grad.shape[1], x.shape[2], grad.shape[2]))
-    if choice is None:
-        choice = product_choice("wgrad", grad.shape[1], x.shape[2], grad.shape[2])
+    choice = product_choice("wgrad", grad.shape[1], x.shape[2], grad.shape[2])
     if choice == 0 and out.is_contiguous() and not out.data_ptr() % ALIGN_BYTES:
         torch.bmm(grad.transpose(1, 2), x, out=out)
     elif choice >= 0:
@@ -142,9 +138,7 @@ def input_grad(grad: Tensor, weight: Tensor) -> Tensor:
     """
     grad = aligned_members(grad)
     weight = aligned_members(weight)
-    choice = _CHOICE.get(("xgrad", grad.shape[1], weight.shape[2], grad.shape[2]))
-    if choice is None:
-        choice = product_choice("xgrad", grad.shape[1], weight.shape[2], grad.shape[2])
+    choice = product_choice("xgrad", grad.shape[1], weight.shape[2], grad.shape[2])
     if choice >= 0:
         return torch.bmm(grad, weight)
     return torch.stack([grad[k].mm(weight[k]) for k in range(grad.shape[0])])

@@ -77,6 +77,11 @@ def library_path() -> Path:
     return root / f"native-{key}" / "learnact_native.so"
 
 
+def _switched_off(variable: str) -> bool:
+    """Whether environment ``variable`` says off (``0``, ``false``, ``no`` or ``off``)."""
+    return os.environ.get(variable, "1").strip().lower() in ("0", "false", "no", "off")
+
+
 def load() -> bool:
     """Build (once) and load the native step; whether it is available.
 
@@ -89,7 +94,7 @@ def load() -> bool:
     if "ok" in _STATE:
         return bool(_STATE["ok"])
     ok = False
-    if os.environ.get("LEARNACT_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+    if _switched_off("LEARNACT_NATIVE"):
         _STATE["ok"] = False
         return False
     try:
@@ -106,7 +111,7 @@ def load() -> bool:
                       is_python_module=False, verbose=False)
         ok = hasattr(torch.ops.learnact_native, "train_step")
         if ok:
-            set_fused(os.environ.get("LEARNACT_NATIVE_FUSE", "1").strip().lower() not in ("0", "false", "no", "off"))
+            set_fused(not _switched_off("LEARNACT_NATIVE_FUSE"))
     except Exception as exc:  # noqa: BLE001 - any build failure means: use the Python step
         warnings.warn(f"learnact: the native training step could not be built ({type(exc).__name__}: "
                       f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else 'no message'}); using the "
@@ -117,13 +122,15 @@ def load() -> bool:
 
 
 def set_fused(enable: bool) -> dict[str, int]:
-    """Turn the native step's fused element-wise kernels on or off; ATen's formulation of each.
+    """Turn the native step's fused element-wise loops on or off; what calibration found.
 
-    The fused kernels (a gated layer's mixture and the gradient of its
-    pre-activation; the Adam update) compute with the formulation each ATen
-    kernel uses, found by running it on random data; they are only turned on
-    when every one was found (``-1`` in the returned map: none matched).
-    ``LEARNACT_NATIVE_FUSE=0`` starts with them off.
+    The loops (a gated layer's mixture and the gradient of its
+    pre-activation, the Adam update; the gate gradients' products; the entropy
+    term's gradient) compute with the formulation each ATen kernel uses, found
+    by running it on random data (``-1`` in the returned map: none matched).
+    ``fused`` (mixture, gradient and Adam), ``gate_sums`` and ``entropy`` say
+    which loops are on: each only where its whole result agreed with the ATen
+    calls it replaces. ``LEARNACT_NATIVE_FUSE=0`` starts with them off.
     """
     names = ("tanh_backward", "sigmoid_backward", "add_alpha", "lerp", "addcmul", "div_scalar", "addcdiv", "mix",
              "fused", "gate_sums", "entropy")
@@ -208,8 +215,8 @@ class NativeStack:
         choices: list[int] = []
         for b in sorted(set(batch_sizes)):
             for o, i in sorted(shapes):
-                for kind in ("fwd", "wgrad", "xgrad"):
-                    choices += [("fwd", "wgrad", "xgrad").index(kind), b, i, o, product_choice(kind, b, i, o)]
+                for code, kind in enumerate(("fwd", "wgrad", "xgrad")):  # the C++ side's product kinds
+                    choices += [code, b, i, o, product_choice(kind, b, i, o)]
         self._args = (tensors, spec, choices)
         self._ranges = _real_ranges(stack)
         self._scalars = [float(lr), float(weight_decay)]

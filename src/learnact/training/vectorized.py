@@ -114,10 +114,14 @@ def fit_stacked(
             they follow the member's trajectory without training again and
             stop by their own rule, taking the member's best snapshot at that
             epoch; their results follow the members' in the returned lists.
+        native: Use the C++ step (:mod:`.native`; same results): ``None``
+            where it is loaded and supports the stack, ``True`` always (an
+            error where it cannot), ``False`` never.
 
     Raises:
-        ValueError: Lengths differ, members cannot share a stack, or a shadow
-            outlasts its member (named).
+        ValueError: Lengths differ, members cannot share a stack, a shadow
+            outlasts its member (named), or ``native=True`` where the native
+            step is unavailable or does not support the stack.
     """
     K0 = len(models)
     if not (len(splits) == len(configs) == K0) or K0 == 0:

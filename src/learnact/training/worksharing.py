@@ -177,11 +177,11 @@ def receive_results(child: tuple[int, int]) -> Any:
 _EXITING: list[int] = []
 
 
-def reap(block: bool = False) -> None:
-    """Collect the exit status of helpers that have sent their results (all of them if ``block``)."""
+def reap() -> None:
+    """Collect the exit status of helpers that have sent their results and exited since."""
     for pid in list(_EXITING):
         try:
-            done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+            done, _ = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             done = pid
         if done:
