@@ -37,6 +37,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -313,6 +314,15 @@ inline float addcdiv(int v, float s, float a, float b, float value) {
   return std::fma(value, a / b, s);
 }
 
+// Calls f with formulation v (0, 1 or 2) as a compile-time constant, so that the loop f runs inlines the
+// formulation's arithmetic without a branch per value.
+template <typename F>
+void with_formulation(int v, F f) {
+  if (v == 0) f(std::integral_constant<int, 0>{});
+  else if (v == 1) f(std::integral_constant<int, 1>{});
+  else f(std::integral_constant<int, 2>{});
+}
+
 bool fusable(const Unit& u, const std::vector<at::Tensor>& tensors) {
   if (!g_fuse || !g_form.activation()) return false;
   for (int64_t c : u.codes)
@@ -445,37 +455,33 @@ void fused_adam(at::Tensor& p_, at::Tensor& g_, at::Tensor& m_, at::Tensor& v_, 
   const float av = static_cast<float>(addcmul_v), bc = static_cast<float>(bc2_sqrt), ep = static_cast<float>(eps);
   const float ns = static_cast<float>(neg_step);
   const Formulations f = g_form;
-  const bool small = std::fabs(lw) < 0.5f;
-  // blocks that stay in L1; within a block, one simple (vectorisable) loop per operation and formulation
+  // blocks that stay in L1; within a block, one simple (vectorisable) loop per operation, each with its
+  // formulation fixed at compile time (with_formulation)
   constexpr int64_t kBlock = 512;
   for (size_t r = 0; r + 1 < spans.size(); r += 2)
   for (int64_t lo = spans[r], N = spans[r] + spans[r + 1]; lo < N; lo += kBlock) {
     const int64_t hi = std::min(N, lo + kBlock);
-    if (wd != 0) {
-      if (f.add_alpha == 0) for (int64_t x = lo; x < hi; ++x) g[x] = std::fma(p[x], wdf, g[x]);
-      else for (int64_t x = lo; x < hi; ++x) g[x] = g[x] + wdf * p[x];
-    }
-    if (f.lerp == 0 && small) for (int64_t x = lo; x < hi; ++x) m[x] = std::fma(lw, g[x] - m[x], m[x]);
-    else if (f.lerp == 0) for (int64_t x = lo; x < hi; ++x) m[x] = std::fma(lw - 1.0f, g[x] - m[x], g[x]);
-    else if (small) for (int64_t x = lo; x < hi; ++x) m[x] = m[x] + lw * (g[x] - m[x]);
-    else for (int64_t x = lo; x < hi; ++x) m[x] = g[x] - (g[x] - m[x]) * (1.0f - lw);
-    if (f.addcmul == 0) for (int64_t x = lo; x < hi; ++x) v[x] = v[x] * b2 + av * g[x] * g[x];
-    else if (f.addcmul == 1) for (int64_t x = lo; x < hi; ++x) v[x] = std::fma(av * g[x], g[x], v[x] * b2);
-    else for (int64_t x = lo; x < hi; ++x) v[x] = v[x] * b2 + g[x] * g[x] * av;
+    if (wd != 0) with_formulation(f.add_alpha, [&](auto V) {
+      for (int64_t x = lo; x < hi; ++x) g[x] = add_alpha(V, g[x], p[x], wdf);
+    });
+    with_formulation(f.lerp, [&](auto V) { for (int64_t x = lo; x < hi; ++x) m[x] = lerp(V, m[x], g[x], lw); });
+    with_formulation(f.addcmul, [&](auto V) {
+      for (int64_t x = lo; x < hi; ++x) v[x] = addcmul(V, v[x] * b2, g[x], g[x], av);
+    });
   }
   for (size_t r = 0; r + 1 < spans.size(); r += 2) {
     at::Tensor out = d_.narrow(0, spans[r], spans[r + 1]);
     at::sqrt_out(out, v_.narrow(0, spans[r], spans[r + 1]));
   }
-  const float rbc = 1.0f / bc;
   for (size_t r = 0; r + 1 < spans.size(); r += 2)
   for (int64_t lo = spans[r], N = spans[r] + spans[r + 1]; lo < N; lo += kBlock) {
     const int64_t hi = std::min(N, lo + kBlock);
-    if (f.div_scalar == 0) for (int64_t x = lo; x < hi; ++x) den[x] = den[x] / bc + ep;
-    else for (int64_t x = lo; x < hi; ++x) den[x] = den[x] * rbc + ep;
-    if (f.addcdiv == 0) for (int64_t x = lo; x < hi; ++x) p[x] = p[x] + ns * m[x] / den[x];
-    else if (f.addcdiv == 1) for (int64_t x = lo; x < hi; ++x) p[x] = p[x] + ns * (m[x] / den[x]);
-    else for (int64_t x = lo; x < hi; ++x) p[x] = std::fma(ns, m[x] / den[x], p[x]);
+    with_formulation(f.div_scalar, [&](auto V) {
+      for (int64_t x = lo; x < hi; ++x) den[x] = div_scalar(V, den[x], bc) + ep;
+    });
+    with_formulation(f.addcdiv, [&](auto V) {
+      for (int64_t x = lo; x < hi; ++x) p[x] = addcdiv(V, p[x], m[x], den[x], ns);
+    });
   }
 }
 
