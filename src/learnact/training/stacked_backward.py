@@ -79,9 +79,8 @@ def _gated_backward(unit: Unit, record: tuple, grad: Tensor,
     kind = unit.kind
     fns, derivatives = unit.functions, unit.derivatives
     k = len(outs) - 1
+    # a fresh tensor even for the identity (its derivative returns the product it is given): safe to add into
     gz = candidate_backward(fns[k], derivatives[k], z, outs[k], grad * w[..., k])
-    if gz is grad:
-        gz = gz.clone()
     for k in range(len(outs) - 2, -1, -1):
         gz.add_(candidate_backward(fns[k], derivatives[k], z, outs[k], grad * w[..., k]))
     dims = (1, 2) if kind == "layer" else (1 if kind == "neuron" else 2)
