@@ -368,9 +368,9 @@ def _retrain_hint(folder: Path) -> str:
     folder = Path(folder)
     if folder.parent.name == RUNS_DIR:
         study = str(folder.parent.parent)
-        return (f"move the run folder aside and rerun `learnact run --out {study}` to retrain it "
-                f"(or `learnact run --out {study} --force` to retrain the whole study)")
-    return "move the run folder aside and retrain it with `learnact run`"
+        return (f"move the run folder out of {folder.parent} and rerun `learnact run --out {study}` to retrain "
+                f"it (or `learnact run --out {study} --force` to retrain the whole study)")
+    return "retrain the run with `learnact run` (rerun its study)"
 
 
 def _tampered(folder: Path, path: Path, what: str, error: type[RunStoreError] = RunStoreError) -> RunStoreError:
@@ -413,7 +413,7 @@ def _load_manifest(folder: Path) -> _Manifest:
             raise RunStoreError(
                 f"{str(folder)} has no {MANIFEST}: it was written by learnact 0.1 (run format 1), so its files "
                 f"cannot be verified; retrain it with `learnact run --out {study} --force` (or move the run folder "
-                f"aside and rerun `learnact run --out {study}`)") from None
+                f"out of runs/ and rerun `learnact run --out {study}`)") from None
         raise _tampered(folder, man_path, "is missing (deleted?)") from None
     except OSError as exc:
         raise RunStoreError(f"cannot read {str(man_path)!r}: {exc.strerror or exc}") from None
@@ -628,8 +628,9 @@ def read_predictions(folder: Path) -> pd.DataFrame:
             bad = ~(np.isfinite(values) & (values >= 0) & (values <= 1))
             if bad.any():
                 i = int(np.argmax(bad))
-                raise _corrupt(folder, path, f"column {col!r} holds {table[col].iloc[i]!r} (row {i + 1}), not a "
-                                             "probability in [0, 1]")
+                shown = f"{values[i]:g}" if not np.isnan(values[i]) or pd.isna(table[col].iloc[i]) else \
+                    repr(str(table[col].iloc[i]))
+                raise _corrupt(folder, path, f"column {col!r} holds {shown} (row {i + 1}), not a probability in [0, 1]")
     return table
 
 
@@ -669,7 +670,9 @@ def _classify(entry: Path) -> str:
         if not entry.is_dir() or not is_run_id(m["rid"]):
             return "foreign"
         marker = _marker_id(entry)
-        return m["kind"] if marker in (None, m["rid"]) else "foreign"
+        if marker not in (None, m["rid"]):
+            return "foreign"
+        return "old" if m["kind"] == "old" else "temp"
     if entry.name.startswith(".") or not entry.is_dir():
         return "foreign"
     if (entry / DONE).is_file():

@@ -18,7 +18,8 @@ def _check_out(out: Path) -> None:
     from ..store import protected_folder
 
     if out.is_dir():
-        raise IsADirectoryError(f"--out {str(out)!r} is a folder; give a file name, e.g. {str(out / 'predictions.csv')!r}")
+        example = str(out / "predictions.csv")
+        raise IsADirectoryError(f"--out {str(out)!r} is a folder; give a file name, e.g. {example!r}")
     inside = protected_folder(out)
     if inside is not None:
         raise ValueError(f"--out {str(out)!r} lies in {str(inside)!r}, part of a study's run store; predictions "

@@ -80,8 +80,9 @@ def load_run(folder: Path) -> LoadedRun:
     names = tuple(pre.get("class_names") or [str(i) for i in range(n_classes)])
     width = model.head.out_features
     if len(names) != (2 if width == 1 else width):
+        n_out = 2 if width == 1 else width
         raise CheckpointError(f"{pre_path}: {len(names)} class names {list(names)[:5]} but the weights' output "
-                              f"layer gives {2 if width == 1 else width} classes; the run folder is corrupt: retrain it")
+                              f"layer gives {n_out} classes; the run folder is corrupt: retrain it")
     return LoadedRun(cfg, model, scaler, names)
 
 
@@ -100,17 +101,20 @@ def _check_feature_scales(run: LoadedRun, X: np.ndarray, names: list[str]) -> No
     if X.shape[0] == 0:
         return
     mean, scale = run.scaler.mean, run.scaler.scale
-    z = np.abs((np.median(X, axis=0) - mean) / scale)
-    far = [j for j in np.flatnonzero(z > _FAR_SD)]
+    med = np.median(X, axis=0)
+    z = np.abs((med - mean) / scale)
+    far = [int(j) for j in np.flatnonzero(z > _FAR_SD)]
     if not far:
         return
     label = (lambda j: repr(names[j]) if names else f"#{j + 1}")
-    for i in far:
-        for j in far:
-            if i < j and abs(np.median(X[:, j]) - mean[i]) / scale[i] <= _FAR_SD and \
-                    abs(np.median(X[:, i]) - mean[j]) / scale[j] <= _FAR_SD:
-                raise DataError(f"input columns {label(i)} and {label(j)} look swapped: each holds values on the "
-                                f"scale the run learned for the other; fix the column names and rerun")
+    for i in far:  # a partner whose values fit column i's training data, and the other way round
+        fit = np.maximum(np.abs(med - mean[i]) / scale[i], np.abs(med[i] - mean) / scale)
+        fit[i] = np.inf
+        j = int(np.argmin(fit))
+        if fit[j] <= _FAR_SD:
+            a, b = sorted((i, j))
+            raise DataError(f"input columns {label(a)} and {label(b)} look swapped: each holds values on the "
+                            f"scale the run learned for the other; fix the column names and rerun")
     cols = ", ".join(f"{label(j)} ({z[j]:.0f} SD)" for j in far[:5])
     raise DataError(f"input columns {cols} lie far from the run's training data (median that many training "
                     f"standard deviations from the training mean); check they are the features the run was trained "
