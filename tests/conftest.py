@@ -25,12 +25,15 @@ def reseal_run(folder) -> None:
     Written here from the format's description (``learnact-run/2``: size and
     SHA-256 of every other file; DONE holds the manifest's SHA-256), not with
     the store's own code, so tests of the value checks also check the format.
+    A folder without the ``.learnact-run`` marker has no manifest and is left as is.
     """
     import hashlib
     import json
     from pathlib import Path
 
     folder = Path(folder)
+    if not (folder / ".learnact-run").is_file():
+        return  # not a format-2 run folder: nothing seals it
     files = {}
     for p in sorted(folder.iterdir()):
         if p.name not in ("MANIFEST.json", "DONE"):
