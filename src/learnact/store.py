@@ -377,10 +377,10 @@ def _tampered(folder: Path, path: Path, what: str, error: type[RunStoreError] = 
     return error(f"{str(path)} {what}; {_retrain_hint(folder)}")
 
 
-def _stat_signature(folder: Path) -> tuple[int, ...] | None:
+def _stat_signature(key: str) -> tuple[int, ...] | None:
     try:
-        d = os.stat(folder / DONE)
-        m = os.stat(folder / MANIFEST)
+        d = os.stat(os.path.join(key, DONE))
+        m = os.stat(os.path.join(key, MANIFEST))
     except OSError:
         return None
     return (d.st_ino, d.st_size, d.st_mtime_ns, m.st_ino, m.st_size, m.st_mtime_ns)
@@ -388,13 +388,13 @@ def _stat_signature(folder: Path) -> tuple[int, ...] | None:
 
 def _load_manifest(folder: Path) -> _Manifest:
     """The run's verified manifest (cached per process until DONE or MANIFEST.json change)."""
-    folder = Path(folder)
     key = os.path.abspath(folder)
-    sig = _stat_signature(folder)
+    sig = _stat_signature(key)
     if sig is not None:
         cached = _MANIFESTS.get(key)
         if cached is not None and cached[0] == sig:
             return cached[1]
+    folder = Path(folder)
     done_path, man_path = folder / DONE, folder / MANIFEST
     if not folder.is_dir():
         raise RunStoreError(f"run folder {str(folder)!r} does not exist")
@@ -555,15 +555,17 @@ def read_gates(folder: Path) -> list[dict[str, Any]]:
     gates = _read_json(folder, "gates.json")
     if not isinstance(gates, list) or not all(isinstance(g, dict) and "gate" in g for g in gates):
         raise _corrupt(folder, path, "not a list of per-layer gate records")
-    weights = [g["weights"] for g in gates if g.get("weights") is not None]
-    if weights and not is_diverged(read_metrics(folder)):
-        for layer, w in ((g.get("layer"), g["weights"]) for g in gates if g.get("weights") is not None):
-            try:
-                arr = np.asarray(w, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise _corrupt(folder, path, f"gate weights of layer {layer} are not numbers") from None
-            if not (np.all(np.isfinite(arr)) and np.all((arr >= 0) & (arr <= 1))):
-                raise _corrupt(folder, path, f"gate weights of layer {layer} are not probabilities in [0, 1]")
+    for g in gates:
+        if g.get("weights") is None:
+            continue
+        try:
+            arr = np.asarray(g["weights"], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise _corrupt(folder, path, f"gate weights of layer {g.get('layer')} are not numbers") from None
+        with np.errstate(invalid="ignore"):
+            ok = bool(np.all(np.isfinite(arr) & (arr >= 0) & (arr <= 1)))
+        if not ok and not is_diverged(read_metrics(folder)):
+            raise _corrupt(folder, path, f"gate weights of layer {g.get('layer')} are not probabilities in [0, 1]")
     return gates
 
 
@@ -622,15 +624,19 @@ def read_predictions(folder: Path) -> pd.DataFrame:
     if not {"row", "y_true"} <= set(table.columns) or not probs:
         raise _corrupt(folder, path, f"lacks the row, y_true or prob columns (has {list(table.columns)[:6]})")
     checked = probs + [c for c in table.columns if re.fullmatch(r"gate\d+_.+", str(c))]
-    if checked and not is_diverged(read_metrics(folder)):
-        for col in checked:
-            values = pd.to_numeric(table[col], errors="coerce").to_numpy(np.float64)
-            bad = ~(np.isfinite(values) & (values >= 0) & (values <= 1))
-            if bad.any():
-                i = int(np.argmax(bad))
-                shown = f"{values[i]:g}" if not np.isnan(values[i]) or pd.isna(table[col].iloc[i]) else \
-                    repr(str(table[col].iloc[i]))
-                raise _corrupt(folder, path, f"column {col!r} holds {shown} (row {i + 1}), not a probability in [0, 1]")
+    try:
+        idx = [table.columns.get_loc(c) for c in checked]
+        values = table.to_numpy(np.float64)[:, idx]
+    except (TypeError, ValueError):  # text in a column
+        values = np.column_stack([pd.to_numeric(table[c], errors="coerce").to_numpy(np.float64) for c in checked])
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(values) & (values >= 0) & (values <= 1))
+    if bad.any() and not is_diverged(read_metrics(folder)):  # a diverged run may hold NaN
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        col = checked[j]
+        raw = table[col].iloc[i]
+        shown = f"{values[i, j]:g}" if not np.isnan(values[i, j]) or pd.isna(raw) else repr(str(raw))
+        raise _corrupt(folder, path, f"column {col!r} holds {shown} (row {i + 1}), not a probability in [0, 1]")
     return table
 
 
