@@ -43,7 +43,16 @@ failed write (a full disk) removes its temporary folder before raising.
 temporary names (an ``.old-`` folder whose replacement never arrived is moved
 back instead), run folders carrying their own marker but no ``DONE``, and the
 study folder's own temporary files (``.tmp-study.json-<pid>`` ...). Anything
-else under ``runs/`` is left alone and listed by :func:`foreign_entries`.
+else under ``runs/`` is left alone and listed by :func:`foreign_entries`; only
+folders named by a run id count as runs (:func:`finished_runs`), so a user's
+folder is never read, moved or removed. Writers of the study folder's own
+files (``study.json``, ``results.csv``, ``leaderboard.csv``) go through
+:func:`atomic_write`; an OS error while writing becomes one
+:class:`~learnact.exceptions.RunStoreError` line (:func:`write_error`).
+
+Changes from format 1 (learnact 0.1): the marker and the manifest are new,
+``DONE`` is no longer empty, ``clean_partial`` no longer removes every entry
+without ``DONE``, and a superseded run never replaces another.
 Loading never unpickles: weights are safetensors, everything else is JSON/CSV.
 """
 
@@ -660,17 +669,21 @@ def load_state(folder: Path) -> dict[str, Any]:
 
 
 def finished_runs(study_dir: Path) -> list[Path]:
-    """Run folders with a DONE marker, sorted by name (their files are verified when read)."""
+    """Run folders (named by a run id) with a DONE marker, sorted by name; their files are verified when read.
+
+    Other entries under ``runs/`` (a user's folders, even with a file named
+    DONE) are not runs: see :func:`foreign_entries`.
+    """
     root = Path(study_dir) / RUNS_DIR
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / DONE).is_file())
+    return sorted(p for p in root.iterdir() if is_run_id(p.name) and p.is_dir() and (p / DONE).is_file())
 
 
 def _classify(entry: Path) -> str:
     """What an entry of ``runs/`` is: ``temp``, ``old``, ``partial`` (ours, unfinished), ``run`` or ``foreign``."""
-    if entry.is_symlink():
-        return "foreign"
+    if entry.is_symlink():  # never removed; a link to a finished run is read like one
+        return "run" if is_run_id(entry.name) and (entry / DONE).is_file() else "foreign"
     m = _TEMP_PATTERN.fullmatch(entry.name)
     if m is not None:
         if not entry.is_dir() or not is_run_id(m["rid"]):
@@ -679,11 +692,11 @@ def _classify(entry: Path) -> str:
         if marker not in (None, m["rid"]):
             return "foreign"
         return "old" if m["kind"] == "old" else "temp"
-    if entry.name.startswith(".") or not entry.is_dir():
+    if not is_run_id(entry.name) or not entry.is_dir():
         return "foreign"
     if (entry / DONE).is_file():
         return "run"
-    if is_run_id(entry.name) and _marker_id(entry) == entry.name:
+    if _marker_id(entry) == entry.name:
         return "partial"
     return "foreign"
 
@@ -757,7 +770,7 @@ def retire_runs(study_dir: Path, keep: set[str]) -> list[str]:
     """
     moved = []
     for folder in finished_runs(study_dir):
-        if folder.name not in keep and is_run_id(folder.name) and not folder.is_symlink():
+        if folder.name not in keep and not folder.is_symlink():
             root = Path(study_dir) / SUPERSEDED_DIR
             root.mkdir(exist_ok=True)
             os.replace(folder, _free_name(root, folder.name))

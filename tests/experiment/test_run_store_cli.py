@@ -116,3 +116,55 @@ def test_deleted_weights_and_truncated_predictions_are_refused(study, tmp_path):
     (second / "predictions.csv").write_bytes(data[: len(data) // 2])
     proc = _learnact("compare", str(folder), cwd=tmp_path)
     assert proc.returncode == 2 and f"{second / 'predictions.csv'} does not match its manifest" in proc.stderr
+
+
+def _in_process(capsys, *args: str) -> tuple[int, str, str]:
+    from learnact.cli.app import app
+    from learnact.cli.errors import run_cli
+
+    rc = run_cli(app, list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_a_full_disk_while_writing_the_leaderboard_is_one_line_and_a_rerun_completes(study, tmp_path, capsys,
+                                                                                     monkeypatch):
+    import errno
+
+    import pandas as pd
+
+    folder = tmp_path / "s"
+    shutil.copytree(study, folder)
+    before = (folder / "leaderboard.csv").read_bytes()
+    real = pd.DataFrame.to_csv
+
+    def full_disk(self, path=None, *args, **kwargs):
+        if path is not None and "leaderboard" in str(path):
+            real(self.head(1), path, *args, **kwargs)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    rc, _, err = _in_process(capsys, "run", "--out", str(folder), "--no-report", "-q")
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "leaderboard.csv" in err and "No space left on device" in err and "rerun the same command" in err
+    assert [p.name for p in folder.rglob("*") if ".tmp" in p.name] == []
+    assert (folder / "leaderboard.csv").read_bytes() == before  # the old one, whole
+    monkeypatch.undo()
+    rc, out, err = _in_process(capsys, "run", "--out", str(folder), "--no-report", "-q")
+    assert rc == 0 and "(0 trained, 4 already done)" in out, err
+
+
+def test_out_naming_a_file_and_a_users_done_folder(study, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("mine")
+    rc, _, err = _in_process(capsys, "run", "--config", str(study / "study.json"), "--out", str(tmp_path / "a-file"))
+    assert rc == 2 and "is a file" in err and err.count("\n") == 1
+    assert (tmp_path / "a-file").read_text() == "mine"
+
+    folder = tmp_path / "s"
+    shutil.copytree(study, folder)
+    (folder / "runs" / "my-analysis").mkdir()
+    (folder / "runs" / "my-analysis" / "DONE").write_text("my own checklist")  # not a run: readers skip it
+    rc, out, err = _in_process(capsys, "compare", str(folder))
+    assert rc == 0 and "gated" in out, err
+    assert store.foreign_entries(folder) == ["my-analysis"]

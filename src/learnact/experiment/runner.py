@@ -127,10 +127,20 @@ class _Session:
                 self.progress(self.done, self.total, art.run.run_id)
 
 
+class _LogFile(logging.FileHandler):
+    """``study.log``: a line that cannot be written (a full disk) is dropped, never printed as a traceback.
+
+    The write that failed for the same reason raises the study's own one-line error.
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass
+
+
 def _study_logger(folder: Path) -> logging.Logger:
     """A logger of its own (outside the logging tree) that appends to ``study.log``."""
     log = logging.Logger(f"learnact.study:{folder}", logging.INFO)
-    handler = logging.FileHandler(folder / LOG_FILE, encoding="utf-8")
+    handler = _LogFile(folder / LOG_FILE, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     log.addHandler(handler)
     return log
@@ -224,9 +234,14 @@ def run_study(
     folder = Path(folder)
     if not folder.parent.is_dir():
         raise ConfigError(f"output folder's parent {str(folder.parent)!r} does not exist; create it first")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"output folder {str(folder)!r} is a file; give a folder (new, or a study to resume)")
     for name, target in dict.fromkeys((r.data.dataset, r.data.target) for r in runs):
         load_dataset(name, target)  # a CSV with text or missing values fails here, before anything is written
-    folder.mkdir(exist_ok=True)
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise store.write_error(folder, exc) from exc
     with study_lock(folder):
         log = _study_logger(folder)
         try:
