@@ -437,7 +437,7 @@ def _load_manifest(folder: Path) -> _Manifest:
         if any("/" in n or "\\" in n or n in (MANIFEST, DONE, "", ".", "..") or not _SHA256.fullmatch(h)
                for n, (_, h) in files.items()):
             raise ValueError("entries")
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise _tampered(folder, man_path, f"is not a {RUN_FORMAT} manifest (corrupt)") from None
     manifest = _Manifest(run_id, files)
     for name, (size, _) in files.items():
