@@ -1,32 +1,78 @@
-"""The run store (the on-disk format every stage reads): one folder per run, written atomically, finished by DONE.
+"""The run store (the on-disk format every stage reads): one folder per run, written atomically, sealed by a manifest.
 
 Layout of a study folder::
 
     study.json              resolved study config (a study file: `learnact run -c` reads it)
     study.log               one line per event of every session on this folder
     .lock                   held (flock) by the process running the study
-    runs/<run_id>/          config.json, history.jsonl, metrics.json,
-                            predictions.csv, gates.json, weights.safetensors,
-                            preprocessing.json, DONE (written last)
+    runs/<run_id>/          .learnact-run (written first), config.json,
+                            history.jsonl, metrics.json, predictions.csv,
+                            gates.json, weights.safetensors, preprocessing.json,
+                            MANIFEST.json, DONE (written last)
     superseded/<run_id>/    finished runs the current study no longer plans
-                            (moved back if a later study plans them again)
+                            (moved back if a later study plans them again;
+                            ``<run_id>~2``, ``~3``, ... when an id is there already)
+
+Run folder format 2 (this version):
+
+- ``.learnact-run`` holds the run id and a newline. It is the first file
+  written, so a folder is provably learnact's own (and may be removed when
+  half-written) only when its name is a run id (:data:`RUN_ID_PATTERN`) and
+  its marker names that id.
+- ``MANIFEST.json`` lists every other file with its size and SHA-256:
+  ``{"format": "learnact-run/2", "run_id": ..., "files": {name: {"size": int,
+  "sha256": hex}}}``.
+- ``DONE`` holds the SHA-256 (hex) of ``MANIFEST.json`` and a newline; it is
+  written last.
+
+Every reader here verifies what it reads: the manifest against ``DONE``, every
+listed file's presence and size (once per process and manifest), and the
+bytes it parses against their hash; then the values (probabilities in
+[0, 1], metrics in range, class names matching ``n_classes``). A failed check
+raises :class:`~learnact.exceptions.RunStoreError` naming the file and how to
+retrain the run. :func:`verify_run` hashes every file (resume and predict do).
+A folder with an empty ``DONE``, no marker and no manifest was written by
+learnact 0.1 (format 1); its files cannot be verified, so it is refused with a
+message saying how to retrain it (``learnact run --out STUDY --force``).
 
 A run folder is first written under ``runs/.tmp-<run_id>-<pid>`` and renamed
 into place, so a killed process never leaves a folder that looks finished; a
-folder being replaced is first renamed to ``runs/.old-...``. Names starting
-with ``.`` are never runs, and :func:`clean_partial` removes them.
+folder being replaced is first renamed to ``runs/.old-<run_id>-<pid>``. A
+failed write (a full disk) removes its temporary folder before raising.
+:func:`clean_partial` removes only what the store can prove it wrote: those
+temporary names (an ``.old-`` folder whose replacement never arrived is moved
+back instead), run folders carrying their own marker but no ``DONE``, and the
+study folder's own temporary files (``.tmp-study.json-<pid>`` ...). Anything
+else under ``runs/`` is left alone and listed by :func:`foreign_entries`; only
+folders named by a run id count as runs (:func:`finished_runs`), so a user's
+folder is never read, moved or removed. Writers of the study folder's own
+files (``study.json``, ``results.csv``, ``leaderboard.csv``) go through
+:func:`atomic_write`; an OS error while writing becomes one
+:class:`~learnact.exceptions.RunStoreError` line (:func:`write_error`).
+
+Changes from format 1 (learnact 0.1): the marker and the manifest are new,
+``DONE`` is no longer empty, ``clean_partial`` no longer removes every entry
+without ``DONE``, and a superseded run never replaces another.
 Loading never unpickles: weights are safetensors, everything else is JSON/CSV.
 """
 
 from __future__ import annotations
 
+import errno as _errno
+import hashlib
+import io
 import json
+import math
 import os
+import re
 import shutil
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -36,9 +82,17 @@ from .exceptions import CheckpointError, RunStoreError
 __all__ = [
     "RunArtifacts",
     "RUNS_DIR",
+    "SUPERSEDED_DIR",
+    "DONE",
+    "MANIFEST",
+    "MARKER",
+    "RUN_FORMAT",
+    "RUN_ID_PATTERN",
+    "is_run_id",
     "run_dir",
     "is_done",
     "write_run",
+    "verify_run",
     "read_run_config",
     "read_metrics",
     "read_history",
@@ -46,16 +100,47 @@ __all__ = [
     "read_gates",
     "read_preprocessing",
     "load_state",
+    "is_diverged",
     "finished_runs",
     "clean_partial",
+    "foreign_entries",
     "retire_runs",
     "restore_runs",
     "write_json_atomic",
-    "SUPERSEDED_DIR",
+    "atomic_write",
+    "write_error",
+    "protected_folder",
 ]
 
 RUNS_DIR = "runs"
 SUPERSEDED_DIR = "superseded"
+DONE = "DONE"
+MANIFEST = "MANIFEST.json"
+MARKER = ".learnact-run"
+RUN_FORMAT = "learnact-run/2"
+
+RUN_ID_PATTERN = re.compile(r'[^./\\:*?"<>| ][^/\\:*?"<>| ]*__s-?\d+__[0-9a-f]{10}')
+"""What :attr:`RunConfig.run_id` looks like: ``<variant>__s<seed>__<10 hex digits>``."""
+
+_TEMP_PATTERN = re.compile(r"\.(?P<kind>tmp|old)-(?P<rid>.+)-(?P<pid>\d+)")
+# Temporary files of the study folder itself (this version and the one before).
+_STUDY_TEMP_PATTERN = re.compile(r"\.tmp-(study\.json|results\.csv|leaderboard\.csv)-\d+|\.results\.csv\.tmp-\d+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+# Ranges of the metrics in metrics.json (NaN is always allowed: a diverged or degenerate run).
+_METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "accuracy": (0.0, 1.0),
+    "f1": (0.0, 1.0),
+    "roc_auc": (0.0, 1.0),
+    "ece": (0.0, 1.0),
+    "brier": (0.0, 2.0),
+    "log_loss": (0.0, math.inf),
+    "n_params": (0.0, math.inf),
+    "train_time_s": (0.0, math.inf),
+    "best_epoch": (0.0, math.inf),
+    "epochs_run": (0.0, math.inf),
+    "peak_memory_mb": (0.0, math.inf),
+}
 
 
 @dataclass
@@ -83,7 +168,9 @@ class RunArtifacts:
     preprocessing: dict[str, Any] = field(default_factory=dict)
 
 
-DONE = "DONE"
+def is_run_id(name: str) -> bool:
+    """True when ``name`` has the form of a run id (:data:`RUN_ID_PATTERN`)."""
+    return RUN_ID_PATTERN.fullmatch(name) is not None
 
 
 def run_dir(study_dir: Path, run: RunConfig | str) -> Path:
@@ -93,8 +180,11 @@ def run_dir(study_dir: Path, run: RunConfig | str) -> Path:
 
 
 def is_done(study_dir: Path, run: RunConfig | str) -> bool:
-    """True when the run's folder exists with its DONE marker."""
+    """True when the run's folder exists with its DONE marker (not verified: see :func:`verify_run`)."""
     return (run_dir(study_dir, run) / DONE).is_file()
+
+
+# ---------------------------------------------------------------- writing
 
 
 def _json_default(o: Any) -> Any:
@@ -105,169 +195,621 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_run(study_dir: Path, art: RunArtifacts) -> Path:
-    """Write all artefacts of a run atomically; returns the final folder."""
-    from safetensors.torch import save_file
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
-    final = run_dir(study_dir, art.run)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    cfg = {"run_id": art.run.run_id, **art.run.model_dump(mode="json")}
-    (tmp / "config.json").write_text(json.dumps(cfg, indent=1))
-    with open(tmp / "history.jsonl", "w") as fh:
-        for rec in art.history:
-            fh.write(json.dumps(rec, default=_json_default) + "\n")
-    (tmp / "metrics.json").write_text(json.dumps(art.metrics, indent=1, default=_json_default))
-    art.predictions.to_csv(tmp / "predictions.csv", index=False)
-    (tmp / "gates.json").write_text(json.dumps(art.gates, indent=1, default=_json_default))
-    (tmp / "preprocessing.json").write_text(json.dumps(art.preprocessing, default=_json_default))
-    save_file({k: v.contiguous() for k, v in art.state.items()}, str(tmp / "weights.safetensors"),
-              metadata={"run_id": art.run.run_id})
-    (tmp / DONE).write_text("")
-    if final.exists():  # --force: move the old run aside in one step, never half-delete it in place
-        old = final.parent / f".old-{final.name}-{os.getpid()}"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+
+def write_error(path: Path, exc: OSError) -> RunStoreError:
+    """A one-line :class:`RunStoreError` for an OS error while writing ``path`` (full disk, read-only, ...).
+
+    The caller has already removed its temporary files; the message names the
+    path, the reason and the fix.
+    """
+    code = _errno.errorcode.get(exc.errno or 0, "")
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno == _errno.ENOSPC or exc.errno == getattr(_errno, "EDQUOT", -1):
+        fix = "free some space, then rerun the same command to resume (finished runs are kept)"
+    elif exc.errno in (_errno.EROFS, _errno.EACCES, _errno.EPERM):
+        fix = "make the folder writable or choose another output folder"
+    elif exc.errno == _errno.ENAMETOOLONG:
+        fix = "use a shorter folder, study or variant name"
     else:
-        os.replace(tmp, final)
-    return final
+        fix = "fix the problem, then rerun the same command to resume"
+    return RunStoreError(f"cannot write {str(path)!r}: {reason}{f' ({code})' if code else ''}; nothing half-written "
+                         f"was left behind; {fix}")
+
+
+@contextmanager
+def atomic_write(path: Path) -> Iterator[Path]:
+    """Write ``path`` through a temporary file beside it: ``with atomic_write(p) as tmp: write(tmp)``.
+
+    The temporary file (``.tmp-<name>-<pid>``) is renamed over ``path`` when the
+    block succeeds and removed when it fails, so a reader never sees half a file
+    and a full disk leaves nothing behind.
+
+    Raises:
+        RunStoreError: An OS error (full disk, read-only folder, ...) while writing.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from exc
+        raise
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write ``payload`` as indented JSON to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=1, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    """Write ``payload`` as indented JSON to ``path`` through a temporary file and a rename.
+
+    Raises:
+        RunStoreError: An OS error while writing; no temporary file is left.
+    """
+    text = json.dumps(payload, indent=1, default=_json_default) + "\n"
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
 
 
-def _read_json(path: Path) -> Any:
+def _serialise(art: RunArtifacts) -> dict[str, bytes]:
+    """The bytes of every data file of a run folder, by name."""
+    from safetensors.torch import save
+
+    rid = art.run.run_id
+    cfg = {"run_id": rid, **art.run.model_dump(mode="json")}
+    history = "".join(json.dumps(rec, default=_json_default) + "\n" for rec in art.history)
+    return {
+        MARKER: f"{rid}\n".encode(),
+        "config.json": json.dumps(cfg, indent=1).encode(),
+        "history.jsonl": history.encode(),
+        "metrics.json": json.dumps(art.metrics, indent=1, default=_json_default).encode(),
+        "predictions.csv": art.predictions.to_csv(index=False).encode(),
+        "gates.json": json.dumps(art.gates, indent=1, default=_json_default).encode(),
+        "preprocessing.json": json.dumps(art.preprocessing, default=_json_default).encode(),
+        "weights.safetensors": save({k: v.contiguous() for k, v in art.state.items()}, metadata={"run_id": rid}),
+    }
+
+
+def _manifest_bytes(run_id: str, files: dict[str, bytes]) -> bytes:
+    entries = {name: {"size": len(data), "sha256": _sha256(data)} for name, data in sorted(files.items())}
+    return (json.dumps({"format": RUN_FORMAT, "run_id": run_id, "files": entries}, indent=1) + "\n").encode()
+
+
+def _marker_id(folder: Path) -> str | None:
+    """The run id in the folder's marker, or ``None`` when it has none (or an unreadable one)."""
     try:
-        return json.loads(Path(path).read_text())
+        text = (folder / MARKER).read_bytes()[:1000].decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text.strip() or None
+
+
+def _is_own_run(folder: Path) -> bool:
+    """True for a run folder learnact wrote: named by a run id and marked with it (or a format-1 finished run)."""
+    if folder.is_symlink() or not folder.is_dir() or not is_run_id(folder.name):
+        return False
+    marker = _marker_id(folder)
+    if marker is not None:
+        return marker == folder.name
+    if not (folder / DONE).is_file():
+        return False
+    try:  # format 1: no marker; its config.json names the run
+        return json.loads((folder / "config.json").read_text()).get("run_id") == folder.name
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def write_run(study_dir: Path, art: RunArtifacts) -> Path:
+    """Write all artefacts of a run atomically, sealed by a manifest; returns the final folder.
+
+    The folder is written under ``runs/.tmp-<run_id>-<pid>`` (marker first,
+    ``MANIFEST.json`` and ``DONE`` last) and renamed into place; an existing
+    finished folder of the same run (``--force``) is replaced in one step.
+
+    Raises:
+        RunStoreError: An OS error while writing (the temporary folder is
+            removed first), or ``runs/<run_id>`` exists but is not a run
+            folder learnact wrote (it is left alone).
+    """
+    final = run_dir(study_dir, art.run)
+    rid = art.run.run_id
+    files = _serialise(art)
+    manifest = _manifest_bytes(rid, files)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(final.parent, exc) from exc
+    if (final.exists() or final.is_symlink()) and not _is_own_run(final):
+        raise RunStoreError(f"{str(final)!r} exists but is not a run folder learnact wrote (no {MARKER} naming "
+                            f"{rid}); it was left alone: move it out of {str(final.parent)!r} and rerun")
+    tmp = final.parent / f".tmp-{rid}-{os.getpid()}"
+    try:
+        if tmp.exists():  # our own pid's leftover
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        for name, data in files.items():  # the marker first
+            (tmp / name).write_bytes(data)
+        (tmp / MANIFEST).write_bytes(manifest)
+        (tmp / DONE).write_text(_sha256(manifest) + "\n")
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise write_error(final, exc) from exc
+        raise
+    try:
+        if final.exists():  # --force: move the old run aside in one step, never half-delete it in place
+            old = final.parent / f".old-{rid}-{os.getpid()}"
+            os.replace(final, old)
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                os.replace(old, final)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(final, exc) from exc
+    _MANIFESTS.pop(os.path.abspath(final), None)
+    return final
+
+
+# ---------------------------------------------------------------- verifying
+
+
+@dataclass(frozen=True)
+class _Manifest:
+    run_id: str
+    files: dict[str, tuple[int, str]]  # name -> (size, sha256)
+
+
+_MANIFESTS: dict[str, tuple[tuple[int, ...], _Manifest]] = {}
+"""Manifests verified in this process, by folder, with the stat signature of DONE and MANIFEST.json."""
+
+
+def _retrain_hint(folder: Path) -> str:
+    folder = Path(folder)
+    if folder.parent.name == RUNS_DIR:
+        study = str(folder.parent.parent)
+        return (f"move the run folder out of {folder.parent} and rerun `learnact run --out {study}` to retrain "
+                f"it (or `learnact run --out {study} --force` to retrain the whole study)")
+    return "retrain the run with `learnact run` (rerun its study)"
+
+
+def _tampered(folder: Path, path: Path, what: str, error: type[RunStoreError] = RunStoreError) -> RunStoreError:
+    return error(f"{str(path)} {what}; {_retrain_hint(folder)}")
+
+
+def _stat_signature(key: str) -> tuple[int, ...] | None:
+    try:
+        d = os.stat(os.path.join(key, DONE))
+        m = os.stat(os.path.join(key, MANIFEST))
+    except OSError:
+        return None
+    return (d.st_ino, d.st_size, d.st_mtime_ns, m.st_ino, m.st_size, m.st_mtime_ns)
+
+
+def _load_manifest(folder: Path) -> _Manifest:
+    """The run's verified manifest (cached per process until DONE or MANIFEST.json change)."""
+    key = os.path.abspath(folder)
+    sig = _stat_signature(key)
+    if sig is not None:
+        cached = _MANIFESTS.get(key)
+        if cached is not None and cached[0] == sig:
+            return cached[1]
+    folder = Path(folder)
+    done_path, man_path = folder / DONE, folder / MANIFEST
+    if not folder.is_dir():
+        raise RunStoreError(f"run folder {str(folder)!r} does not exist")
+    try:
+        done = done_path.read_bytes()
     except FileNotFoundError:
-        raise RunStoreError(f"missing file {str(path)!r}; rerun the study to complete the run") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunStoreError(f"corrupt file {str(path)!r} ({exc}); delete its run folder and rerun") from None
+        raise RunStoreError(f"{str(folder)} is not a finished run (no {DONE} marker); rerun the study to "
+                            f"complete it") from None
+    except OSError as exc:
+        raise RunStoreError(f"cannot read {str(done_path)!r}: {exc.strerror or exc}") from None
+    try:
+        raw = man_path.read_bytes()
+    except FileNotFoundError:
+        if not done.strip() and not (folder / MARKER).exists():
+            study = str(folder.parent.parent) if folder.parent.name == RUNS_DIR else "STUDY"
+            raise RunStoreError(
+                f"{str(folder)} has no {MANIFEST}: it was written by learnact 0.1 (run format 1), so its files "
+                f"cannot be verified; retrain it with `learnact run --out {study} --force` (or move the run folder "
+                f"out of runs/ and rerun `learnact run --out {study}`)") from None
+        raise _tampered(folder, man_path, "is missing (deleted?)") from None
+    except OSError as exc:
+        raise RunStoreError(f"cannot read {str(man_path)!r}: {exc.strerror or exc}") from None
+    if done.decode("ascii", "replace").strip() != _sha256(raw):
+        raise _tampered(folder, man_path, f"does not match the hash in {DONE} (edited or corrupt)")
+    try:
+        doc = json.loads(raw)
+        run_id = doc["run_id"]
+        files = {str(name): (int(e["size"]), str(e["sha256"])) for name, e in doc["files"].items()}
+        if not isinstance(run_id, str) or doc.get("format") != RUN_FORMAT:
+            raise ValueError("format")
+        if any("/" in n or "\\" in n or n in (MANIFEST, DONE, "", ".", "..") or not _SHA256.fullmatch(h)
+               for n, (_, h) in files.items()):
+            raise ValueError("entries")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        raise _tampered(folder, man_path, f"is not a {RUN_FORMAT} manifest (corrupt)") from None
+    manifest = _Manifest(run_id, files)
+    for name, (size, _) in files.items():
+        path = folder / name
+        try:
+            actual = path.stat().st_size
+        except FileNotFoundError:
+            raise _tampered(folder, path, "is missing (listed in the run's manifest; deleted?)") from None
+        except OSError as exc:
+            raise RunStoreError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+        if actual != size:
+            raise _tampered(folder, path, f"does not match its manifest ({actual} bytes, sealed with {size}: edited "
+                                          "or truncated)")
+    if sig is not None:
+        _MANIFESTS[key] = (sig, manifest)
+    return manifest
+
+
+def _read_verified(folder: Path, name: str, error: type[RunStoreError] = RunStoreError) -> bytes:
+    """The bytes of a run file, checked against the run's manifest."""
+    folder = Path(folder)
+    manifest = _load_manifest(folder)
+    path = folder / name
+    entry = manifest.files.get(name)
+    if entry is None:
+        raise _tampered(folder, path, "is not listed in the run's manifest", error)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _tampered(folder, path, "is missing (listed in the run's manifest; deleted?)", error) from None
+    except OSError as exc:
+        raise error(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if len(data) != entry[0] or _sha256(data) != entry[1]:
+        raise _tampered(folder, path, "does not match its manifest (edited or corrupt)", error)
+    return data
+
+
+def verify_run(folder: Path) -> None:
+    """Check every file of a finished run folder against its manifest (sizes and SHA-256).
+
+    Raises:
+        RunStoreError: No DONE, a format-1 folder (no manifest), or a file
+            missing, edited or corrupt; the message names the file and how
+            to retrain the run.
+    """
+    folder = Path(folder)
+    manifest = _load_manifest(folder)
+    for name in manifest.files:
+        _read_verified(folder, name)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _corrupt(folder: Path, path: Path, what: str, error: type[RunStoreError] = RunStoreError) -> RunStoreError:
+    return error(f"{str(path)}: {what}; the run folder is corrupt: {_retrain_hint(folder)}")
+
+
+def _read_json(folder: Path, name: str) -> Any:
+    data = _read_verified(folder, name)
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise _corrupt(folder, Path(folder) / name, f"not valid JSON ({exc})") from None
 
 
 def read_run_config(folder: Path) -> RunConfig:
-    """The :class:`RunConfig` saved in a run folder."""
+    """The :class:`RunConfig` saved in a run folder (verified against the manifest)."""
     from pydantic import ValidationError
 
-    raw = _read_json(Path(folder) / "config.json")
-    raw.pop("run_id", None)
+    raw = _read_json(folder, "config.json")
+    if not isinstance(raw, dict):
+        raise _corrupt(folder, Path(folder) / "config.json", "not a JSON object")
+    raw = {k: v for k, v in raw.items() if k != "run_id"}
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise RunStoreError(f"corrupt config in {str(folder)!r}: {exc.errors()[0]['msg']}") from None
+        raise _corrupt(folder, Path(folder) / "config.json", exc.errors()[0]["msg"]) from None
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float, ``None`` for JSON null; raises ``ValueError`` for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{value!r} is not a number")
+    return float(value)
 
 
 def read_metrics(folder: Path) -> dict[str, Any]:
-    """The run's ``metrics.json``."""
-    return _read_json(Path(folder) / "metrics.json")
+    """The run's ``metrics.json``, verified: metrics within their ranges (or NaN), costs non-negative.
+
+    Keys it does not know (``status``, ``diverged_*``, ...) are passed through.
+    """
+    path = Path(folder) / "metrics.json"
+    metrics = _read_json(folder, "metrics.json")
+    if not isinstance(metrics, dict):
+        raise _corrupt(folder, path, "not a JSON object")
+    for name, (low, high) in _METRIC_RANGES.items():
+        if name not in metrics:
+            continue
+        try:
+            value = _number(metrics[name])
+        except ValueError as exc:
+            raise _corrupt(folder, path, f"{name} {exc}") from None
+        if value is not None and not math.isnan(value) and not low <= value <= high:
+            raise _corrupt(folder, path, f"{name} = {value:g} is outside [{low:g}, {high:g}]")
+    if "status" in metrics and not isinstance(metrics["status"], str):
+        raise _corrupt(folder, path, f"status {metrics['status']!r} is not a string")
+    return metrics
+
+
+def is_diverged(metrics: dict[str, Any]) -> bool:
+    """True when a run's metrics say it diverged (``status == "diverged"`` or a ``diverged_epoch``)."""
+    return metrics.get("status") == "diverged" or metrics.get("diverged_epoch") is not None
 
 
 def read_gates(folder: Path) -> list[dict[str, Any]]:
-    """The run's ``gates.json`` (one entry per hidden layer)."""
-    return _read_json(Path(folder) / "gates.json")
+    """The run's ``gates.json`` (one entry per hidden layer), verified.
+
+    Static gate weights lie in [0, 1] (finite) unless the run diverged.
+    """
+    path = Path(folder) / "gates.json"
+    gates = _read_json(folder, "gates.json")
+    if not isinstance(gates, list) or not all(isinstance(g, dict) and "gate" in g for g in gates):
+        raise _corrupt(folder, path, "not a list of per-layer gate records")
+    for g in gates:
+        if g.get("weights") is None:
+            continue
+        try:
+            arr = np.asarray(g["weights"], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise _corrupt(folder, path, f"gate weights of layer {g.get('layer')} are not numbers") from None
+        with np.errstate(invalid="ignore"):
+            ok = bool(np.all(np.isfinite(arr) & (arr >= 0) & (arr <= 1)))
+        if not ok and not is_diverged(read_metrics(folder)):
+            raise _corrupt(folder, path, f"gate weights of layer {g.get('layer')} are not probabilities in [0, 1]")
+    return gates
 
 
 def read_preprocessing(folder: Path) -> dict[str, Any]:
-    """The run's ``preprocessing.json`` (scaler and split indices)."""
-    return _read_json(Path(folder) / "preprocessing.json")
+    """The run's ``preprocessing.json`` (scaler and split indices), verified.
+
+    ``class_names`` (when present) must be ``n_classes`` distinct strings.
+    """
+    path = Path(folder) / "preprocessing.json"
+    pre = _read_json(folder, "preprocessing.json")
+    if not isinstance(pre, dict):
+        raise _corrupt(folder, path, "not a JSON object")
+    n = pre.get("n_classes")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2):
+        raise _corrupt(folder, path, f"n_classes {n!r} is not an integer >= 2")
+    names = pre.get("class_names")
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(c, str) for c in names) or len(set(names)) != len(names):
+            raise _corrupt(folder, path, f"class_names {names!r} are not distinct strings")
+        if names and n is not None and len(names) != n:
+            raise _corrupt(folder, path, f"{len(names)} class names {names} for n_classes = {n}")
+    return pre
 
 
 def read_history(folder: Path) -> list[dict[str, Any]]:
-    """The run's per-epoch records."""
+    """The run's per-epoch records (``history.jsonl``), verified: one JSON object per line."""
     path = Path(folder) / "history.jsonl"
-    try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except FileNotFoundError:
-        raise RunStoreError(f"missing file {str(path)!r}; rerun the study to complete the run") from None
-    except json.JSONDecodeError as exc:
-        raise RunStoreError(f"corrupt file {str(path)!r} ({exc}); delete its run folder and rerun") from None
+    text = _read_verified(folder, "history.jsonl").decode("utf-8", "replace")
+    records = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise _corrupt(folder, path, f"line {i} is not valid JSON ({exc})") from None
+        if not isinstance(rec, dict):
+            raise _corrupt(folder, path, f"line {i} is not a JSON object")
+        records.append(rec)
+    return records
 
 
 def read_predictions(folder: Path) -> pd.DataFrame:
-    """The run's test-set predictions (and per-sample gate weights)."""
+    """The run's test-set predictions (and per-sample gate weights), verified.
+
+    Probability columns (``prob``, ``prob_<k>``) and gate columns
+    (``gate<layer>_<candidate>``) are finite and in [0, 1] unless the run diverged.
+    """
     path = Path(folder) / "predictions.csv"
-    if not path.is_file():
-        raise RunStoreError(f"missing file {str(path)!r}; rerun the study to complete the run")
-    return pd.read_csv(path)
+    data = _read_verified(folder, "predictions.csv")
+    try:
+        table = pd.read_csv(io.BytesIO(data))
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise _corrupt(folder, path, f"not a readable CSV ({' '.join(str(exc).split())})") from None
+    probs = [c for c in table.columns if c == "prob" or re.fullmatch(r"prob_\d+", str(c))]
+    if not {"row", "y_true"} <= set(table.columns) or not probs:
+        raise _corrupt(folder, path, f"lacks the row, y_true or prob columns (has {list(table.columns)[:6]})")
+    checked = probs + [c for c in table.columns if re.fullmatch(r"gate\d+_.+", str(c))]
+    try:
+        idx = [table.columns.get_loc(c) for c in checked]
+        values = table.to_numpy(np.float64)[:, idx]
+    except (TypeError, ValueError):  # text in a column
+        values = np.column_stack([pd.to_numeric(table[c], errors="coerce").to_numpy(np.float64) for c in checked])
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(values) & (values >= 0) & (values <= 1))
+    if bad.any() and not is_diverged(read_metrics(folder)):  # a diverged run may hold NaN
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        col = checked[j]
+        raw = table[col].iloc[i]
+        shown = f"{values[i, j]:g}" if not np.isnan(values[i, j]) or pd.isna(raw) else repr(str(raw))
+        raise _corrupt(folder, path, f"column {col!r} holds {shown} (row {i + 1}), not a probability in [0, 1]")
+    return table
 
 
 def load_state(folder: Path) -> dict[str, Any]:
-    """The saved weights (safetensors, never pickle)."""
-    from safetensors.torch import load_file
+    """The saved weights (safetensors, never pickle), verified against the manifest.
+
+    Raises:
+        CheckpointError: Missing, edited or unreadable weights.
+    """
+    from safetensors.torch import load
 
     path = Path(folder) / "weights.safetensors"
-    if not path.is_file():
-        raise CheckpointError(f"missing weights {str(path)!r}; rerun the study to complete the run")
+    data = _read_verified(folder, "weights.safetensors", CheckpointError)
     try:
-        return load_file(str(path))
+        return load(data)
     except Exception as exc:  # safetensors raises its own error types
-        raise CheckpointError(f"corrupt checkpoint {str(path)!r} ({exc}); delete its run folder and rerun") from None
+        raise _corrupt(folder, path, f"not a readable checkpoint ({exc})", CheckpointError) from None
+
+
+# ---------------------------------------------------------------- housekeeping
 
 
 def finished_runs(study_dir: Path) -> list[Path]:
-    """Run folders with a DONE marker, sorted by name."""
-    root = Path(study_dir) / RUNS_DIR
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / DONE).is_file())
+    """Run folders (named by a run id) with a DONE marker, sorted by name; their files are verified when read.
 
-
-def clean_partial(study_dir: Path) -> int:
-    """Remove half-written run folders (temporary, being replaced, or without DONE); returns how many.
-
-    Only safe while holding the study folder's lock (another process may be writing).
+    Other entries under ``runs/`` (a user's folders, even with a file named
+    DONE) are not runs: see :func:`foreign_entries`.
     """
     root = Path(study_dir) / RUNS_DIR
     if not root.is_dir():
-        return 0
+        return []
+    return sorted(p for p in root.iterdir() if is_run_id(p.name) and p.is_dir() and (p / DONE).is_file())
+
+
+def _classify(entry: Path) -> str:
+    """What an entry of ``runs/`` is: ``temp``, ``old``, ``partial`` (ours, unfinished), ``run`` or ``foreign``."""
+    if entry.is_symlink():  # never removed; a link to a finished run is read like one
+        return "run" if is_run_id(entry.name) and (entry / DONE).is_file() else "foreign"
+    m = _TEMP_PATTERN.fullmatch(entry.name)
+    if m is not None:
+        if not entry.is_dir() or not is_run_id(m["rid"]):
+            return "foreign"
+        marker = _marker_id(entry)
+        if marker not in (None, m["rid"]):
+            return "foreign"
+        return "old" if m["kind"] == "old" else "temp"
+    if not is_run_id(entry.name) or not entry.is_dir():
+        return "foreign"
+    if (entry / DONE).is_file():
+        return "run"
+    if _marker_id(entry) == entry.name:
+        return "partial"
+    return "foreign"
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def clean_partial(study_dir: Path) -> int:
+    """Remove what a killed or failed session of learnact left half-written; returns how many entries.
+
+    Removed: ``runs/.tmp-<run_id>-<pid>`` folders, ``runs/.old-<run_id>-<pid>``
+    folders whose replacement is in place (one whose replacement never
+    arrived holds the only finished copy and is moved back instead), run
+    folders named by a run id with their own marker but no DONE, and the
+    study folder's own temporary files. Nothing else is touched: see
+    :func:`foreign_entries`.
+
+    Only safe while holding the study folder's lock (another process may be writing).
+    """
+    folder = Path(study_dir)
     n = 0
-    for p in root.iterdir():
-        if p.name.startswith(".") and p.is_file():
-            p.unlink(missing_ok=True)
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if _STUDY_TEMP_PATTERN.fullmatch(p.name) and p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+                n += 1
+    root = folder / RUNS_DIR
+    if not root.is_dir():
+        return n
+    for p in sorted(root.iterdir()):
+        kind = _classify(p)
+        if kind == "old":
+            rid = _TEMP_PATTERN.fullmatch(p.name)["rid"]  # type: ignore[index]
+            target = root / rid
+            if (p / DONE).is_file() and not (target.exists() or target.is_symlink()):
+                os.replace(p, target)  # the finished run whose replacement never arrived
+            else:
+                _remove_tree(p)
             n += 1
-        elif p.is_dir() and (p.name.startswith(".") or not (p / DONE).is_file()):
-            shutil.rmtree(p, ignore_errors=True)
+        elif kind in ("temp", "partial"):
+            _remove_tree(p)
             n += 1
     return n
+
+
+def foreign_entries(study_dir: Path) -> list[str]:
+    """Names of the entries under ``runs/`` that learnact did not write (left alone by every function here)."""
+    root = Path(study_dir) / RUNS_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if _classify(p) == "foreign")
+
+
+def _free_name(root: Path, name: str) -> Path:
+    target = root / name
+    n = 1
+    while target.exists() or target.is_symlink():
+        n += 1
+        target = root / f"{name}~{n}"
+    return target
 
 
 def retire_runs(study_dir: Path, keep: set[str]) -> list[str]:
     """Move finished runs whose id is not in ``keep`` to ``superseded/``; returns their ids.
 
     A study folder's tables then hold exactly the current study's runs, and
-    nothing trained is deleted.
+    nothing trained is deleted: if ``superseded/<run_id>`` exists already, the
+    run goes to ``superseded/<run_id>~2`` (``~3``, ...). Only folders named by a
+    run id are moved (never symlinks or a user's folders).
     """
     moved = []
     for folder in finished_runs(study_dir):
-        if folder.name not in keep:
-            target = Path(study_dir) / SUPERSEDED_DIR / folder.name
-            target.parent.mkdir(exist_ok=True)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(folder, target)
+        if folder.name not in keep and not folder.is_symlink():
+            root = Path(study_dir) / SUPERSEDED_DIR
+            root.mkdir(exist_ok=True)
+            os.replace(folder, _free_name(root, folder.name))
             moved.append(folder.name)
     return moved
 
 
 def restore_runs(study_dir: Path, wanted: set[str]) -> list[str]:
-    """Move finished runs in ``superseded/`` whose id is in ``wanted`` back to ``runs/``; returns their ids."""
+    """Move finished runs in ``superseded/`` whose id is in ``wanted`` back to ``runs/``; returns their ids.
+
+    ``superseded/<run_id>~<n>`` folders count as copies of ``<run_id>``; the
+    first one found is moved back, the others stay.
+    """
     root = Path(study_dir) / SUPERSEDED_DIR
     if not root.is_dir():
         return []
     restored = []
     for folder in sorted(root.iterdir()):
-        target = Path(study_dir) / RUNS_DIR / folder.name
-        if folder.name in wanted and (folder / DONE).is_file() and not target.exists():
+        rid = re.sub(r"~\d+$", "", folder.name)
+        target = Path(study_dir) / RUNS_DIR / rid
+        if (rid in wanted and is_run_id(rid) and folder.is_dir() and not folder.is_symlink()
+                and (folder / DONE).is_file() and not (target.exists() or target.is_symlink())):
             target.parent.mkdir(exist_ok=True)
             os.replace(folder, target)
-            restored.append(folder.name)
+            restored.append(rid)
     return restored
+
+
+def protected_folder(path: Path) -> Path | None:
+    """The run folder or study ``runs/`` / ``superseded/`` folder that ``path`` lies in, or ``None``.
+
+    Commands writing user-named outputs (``predict --out``) refuse such paths,
+    so nothing lands in (or replaces a file of) the run store.
+    """
+    p = Path(path).resolve()
+    for anc in (p, *p.parents):
+        if anc.is_dir() and ((anc / MARKER).is_file() or (anc / MANIFEST).is_file()
+                             or ((anc / DONE).is_file() and (anc / "config.json").is_file())):
+            return anc
+        if anc.name in (RUNS_DIR, SUPERSEDED_DIR) and (anc.parent / "study.json").is_file():
+            return anc
+    return None

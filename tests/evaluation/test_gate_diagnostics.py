@@ -154,12 +154,13 @@ def test_diagnostics_table(tiny_study):
     assert row["entropy_mean"] == diag["entropy_mean"] and row["weight_mean_tanh"] == diag["weight_mean"]["tanh"]
 
 
-def test_missing_gate_columns_are_reported(tiny_study, tmp_path):
+def test_missing_gate_columns_are_reported(tiny_study, tmp_path, reseal):
     import shutil
 
     folder = tmp_path / "run"
     shutil.copytree(_run(tiny_study, "input_T0.7"), folder)
     pred = pd.read_csv(folder / "predictions.csv").drop(columns=["gate2_tanh"])
     pred.to_csv(folder / "predictions.csv", index=False)
+    reseal(folder)  # an edit the manifest knows about: the gate check itself must catch it
     with pytest.raises(RunStoreError, match="gate2_tanh"):
         gate_diagnostics(folder)

@@ -13,11 +13,27 @@ from .app import app
 __all__ = ["predict"]
 
 
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` that is a folder, lies in a run folder or a study's runs/, or has no parent folder."""
+    from ..store import protected_folder
+
+    if out.is_dir():
+        example = str(out / "predictions.csv")
+        raise IsADirectoryError(f"--out {str(out)!r} is a folder; give a file name, e.g. {example!r}")
+    inside = protected_folder(out)
+    if inside is not None:
+        raise ValueError(f"--out {str(out)!r} lies in {str(inside)!r}, part of a study's run store; predictions "
+                         f"are never written there: choose a path outside it")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"output folder {str(out.parent)!r} does not exist; create it first")
+
+
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="A run folder (STUDY/runs/<run_id>)."),
     data: str = typer.Argument(..., help="CSV file with the feature columns, or a built-in data set name."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write predictions to this CSV (default: stdout)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Write predictions to this CSV file (default: stdout); never inside a run folder."),
 ) -> None:
     """Predict class probabilities with a saved run (weights + preprocessing)."""
     import pandas as pd
@@ -25,7 +41,10 @@ def predict(
     from ..data import BUILTIN_DATASETS, load_dataset
     from ..exceptions import DataError
     from ..experiment.loading import load_run, predict_table
+    from ..store import atomic_write
 
+    if out is not None:
+        _check_out(out)
     run = load_run(run_dir)
     if data in BUILTIN_DATASETS:
         ds = load_dataset(data)
@@ -40,9 +59,8 @@ def predict(
             raise DataError(f"cannot read CSV {data!r}: {exc}") from None
     table = predict_table(run, frame)
     if out is not None:
-        if not out.parent.is_dir():
-            raise FileNotFoundError(f"output folder {str(out.parent)!r} does not exist; create it first")
-        table.to_csv(out, index=False)
+        with atomic_write(out) as tmp:
+            table.to_csv(tmp, index=False)
         print(f"wrote {len(table)} predictions to {out}")
     else:
         table.to_csv(sys.stdout, index=False)

@@ -111,6 +111,7 @@ def run(
     from ..experiment.executors import open_executor
     from ..experiment.runner import run_study
     from .display import print_leaderboard
+    from ..store import atomic_write
     from .progress import study_progress
 
     source, described = _study_source(preset, config, out)
@@ -135,8 +136,12 @@ def run(
     if result.superseded:
         _note(quiet, f"{len(result.superseded)} finished runs of an earlier study in this folder are not part of "
                      f"this one; moved to {folder / 'superseded'}")
+    if result.foreign:
+        _note(quiet, f"left alone {len(result.foreign)} entries under {folder / 'runs'} that learnact did not "
+                     f"write: {', '.join(result.foreign)}")
     table = leaderboard(runs_table(folder))
-    table.to_csv(folder / "leaderboard.csv", index=False)
+    with atomic_write(folder / "leaderboard.csv") as tmp:
+        table.to_csv(tmp, index=False)
     write_results(folder)
     report_dir = None
     if report:

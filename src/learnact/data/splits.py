@@ -49,6 +49,13 @@ class Standardizer:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Standardizer:
+        """Rebuild from :meth:`to_dict` output.
+
+        Raises:
+            CheckpointError: Missing or malformed fields, a mean that is not
+                finite, a scale that is not finite and > 0, or feature names
+                that do not match the number of features (each names the feature).
+        """
         try:
             mean = np.asarray(d["mean"], dtype=np.float64)
             scale = np.asarray(d["scale"], dtype=np.float64)
@@ -56,7 +63,23 @@ class Standardizer:
             raise CheckpointError(f"preprocessing JSON is malformed ({exc}); rerun the study to rewrite it") from None
         if mean.shape != scale.shape or mean.ndim != 1:
             raise CheckpointError("preprocessing JSON is malformed (mean/scale shapes differ); rerun the study")
-        return cls(mean, scale, tuple(d.get("feature_names", ())))
+        names = d.get("feature_names") or []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or (
+                names and (len(names) != len(mean) or len(set(names)) != len(names))):
+            raise CheckpointError(f"preprocessing JSON is malformed (feature_names are not {len(mean)} distinct "
+                                  "strings); rerun the study to rewrite it")
+        label = (lambda j: repr(names[j]) if names else f"#{j}")
+        bad_mean = np.flatnonzero(~np.isfinite(mean))
+        if bad_mean.size:
+            j = int(bad_mean[0])
+            raise CheckpointError(f"preprocessing JSON is unusable: the mean of feature {label(j)} is {mean[j]}; "
+                                  "rerun the study to rewrite it")
+        bad_scale = np.flatnonzero(~(np.isfinite(scale) & (scale > 0)))
+        if bad_scale.size:
+            j = int(bad_scale[0])
+            raise CheckpointError(f"preprocessing JSON is unusable: the scale of feature {label(j)} is {scale[j]} "
+                                  "(must be finite and > 0); rerun the study to rewrite it")
+        return cls(mean, scale, tuple(names))
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=1))

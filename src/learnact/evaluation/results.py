@@ -19,7 +19,6 @@ Columns (:data:`RESULTS_COLUMNS`, stable for the report builder):
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -221,17 +220,19 @@ def write_results(study_dir: Path, collapse_threshold: float = DEFAULT_COLLAPSE_
     """Rebuild the tidy table from the run folders and write ``results.csv``.
 
     The file is written to a temporary name and renamed, so a reader never
-    sees half a table.
+    sees half a table; a failed write (a full disk) leaves no temporary file.
 
     Returns:
         The path of ``results.csv`` in the study folder.
+
+    Raises:
+        RunStoreError: A run folder is corrupt, or an OS error while writing.
     """
     folder = _check_study_dir(study_dir)
     table = tidy_results(folder, collapse_threshold)
     path = folder / RESULTS_FILE
-    tmp = folder / f".{RESULTS_FILE}.tmp-{os.getpid()}"
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with store.atomic_write(path) as tmp:
+        table.to_csv(tmp, index=False)
     return path
 
 

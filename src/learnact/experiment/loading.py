@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .. import store
 from ..config import RunConfig
@@ -40,19 +41,35 @@ class LoadedRun:
 def load_run(folder: Path) -> LoadedRun:
     """Rebuild a run's model from ``config.json``, ``preprocessing.json`` and safetensors weights.
 
+    Every file is first checked against the run's manifest
+    (:func:`learnact.store.verify_run`); then the values: a finite mean and a
+    finite, positive scale per feature, finite weights that fit the
+    configured architecture, and one class name per output class.
+
     Raises:
-        RunStoreError / CheckpointError: Missing or corrupt files, or weights
-            that do not fit the configured architecture.
+        RunStoreError / CheckpointError: Missing, edited or corrupt files, or
+            unusable values; the message names the file and the fix.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"run folder {str(folder)!r} does not exist")
+    store.verify_run(folder)
     cfg = store.read_run_config(folder)
     pre = store.read_preprocessing(folder)
-    scaler = Standardizer.from_dict(pre.get("scaler", {}))
+    pre_path = folder / "preprocessing.json"
+    try:
+        scaler = Standardizer.from_dict(pre.get("scaler", {}))
+    except CheckpointError as exc:
+        raise CheckpointError(f"{pre_path}: {exc}") from None
     n_classes = int(pre.get("n_classes", 2))
     model = MLP(len(scaler.mean), cfg.backbone.hidden, 1 if n_classes == 2 else n_classes, cfg.activation)
     state = store.load_state(folder)
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            why = ("the run diverged" if store.is_diverged(store.read_metrics(folder))
+                   else "the weights are unusable")
+            raise CheckpointError(f"{folder / 'weights.safetensors'}: tensor {name!r} holds NaN or infinite values "
+                                  f"({why}); retrain the run with other settings before predicting with it")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -61,31 +78,86 @@ def load_run(folder: Path) -> LoadedRun:
                               "the folder is corrupt: delete it and rerun") from None
     model.eval()
     names = tuple(pre.get("class_names") or [str(i) for i in range(n_classes)])
+    width = model.head.out_features
+    if len(names) != (2 if width == 1 else width):
+        n_out = 2 if width == 1 else width
+        raise CheckpointError(f"{pre_path}: {len(names)} class names {list(names)[:5]} but the weights' output "
+                              f"layer gives {n_out} classes; the run folder is corrupt: retrain it")
     return LoadedRun(cfg, model, scaler, names)
+
+
+_FAR_SD = 10.0
+"""Training standard deviations between the median input value and the training mean beyond which
+:func:`predict_table` refuses a column as not the feature the run was trained on."""
+
+
+def _check_feature_scales(run: LoadedRun, X: np.ndarray, names: list[str]) -> None:
+    """Refuse columns whose median lies more than :data:`_FAR_SD` training SDs from the training mean.
+
+    Within one distribution ``|median - mean| <= sd``, so such a column is another
+    feature (swapped or renamed headers) or in other units. Swaps of columns on
+    similar scales cannot be told apart from data and pass.
+    """
+    if X.shape[0] == 0:
+        return
+    mean, scale = run.scaler.mean, run.scaler.scale
+    med = np.median(X, axis=0)
+    z = np.abs((med - mean) / scale)
+    far = [int(j) for j in np.flatnonzero(z > _FAR_SD)]
+    if not far:
+        return
+    label = (lambda j: repr(names[j]) if names else f"#{j + 1}")
+    for i in far:  # a partner whose values fit column i's training data, and the other way round
+        fit = np.maximum(np.abs(med - mean[i]) / scale[i], np.abs(med[i] - mean) / scale)
+        fit[i] = np.inf
+        j = int(np.argmin(fit))
+        if fit[j] <= _FAR_SD:
+            a, b = sorted((i, j))
+            raise DataError(f"input columns {label(a)} and {label(b)} look swapped: each holds values on the "
+                            f"scale the run learned for the other; fix the column names and rerun")
+    cols = ", ".join(f"{label(j)} ({z[j]:.0f} SD)" for j in far[:5])
+    raise DataError(f"input columns {cols} lie far from the run's training data (median that many training "
+                    f"standard deviations from the training mean); check they are the features the run was trained "
+                    f"on, named correctly and in the same units")
 
 
 def predict_table(run: LoadedRun, frame: pd.DataFrame) -> pd.DataFrame:
     """Class probabilities and predicted labels for the rows of ``frame``.
 
     Feature columns are matched by name when the run knows its feature names
-    (extra columns, such as the label, are ignored); otherwise all columns are used.
+    (extra columns, such as the label, are ignored); otherwise all columns are
+    used. A column whose values lie far outside the training data (another
+    feature under this name, swapped headers, other units) is refused.
 
     Returns:
         A frame with ``prob_<class>`` columns and ``predicted``.
+
+    Raises:
+        DataError: Missing (or renamed) feature columns, text or missing values,
+            a wrong number of columns, or columns on the wrong scale; the
+            message names the columns.
     """
     names = list(run.scaler.feature_names)
     if names:
         missing = [c for c in names if c not in frame.columns]
         if missing:
-            raise DataError(f"input lacks feature columns {missing[:5]}{' ...' if len(missing) > 5 else ''}; "
-                            f"the run was trained on {len(names)} named features")
+            extra = [str(c) for c in frame.columns if c not in names]
+            raise DataError(f"input lacks feature columns {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+                            + (f" and has columns the run does not know {extra[:5]}{' ...' if len(extra) > 5 else ''}"
+                               f" (renamed?)" if extra else "")
+                            + f"; the run was trained on {len(names)} named features")
         X = frame[names]
     else:
         X = frame
     check_feature_frame(X, "input")
     if X.shape[1] != len(run.scaler.mean):
         raise DataError(f"input has {X.shape[1]} feature columns, the run expects {len(run.scaler.mean)}")
-    prob, _ = predict_proba(run.model, run.scaler.transform(X.to_numpy(np.float64)))
+    values = X.to_numpy(np.float64)
+    if not np.all(np.isfinite(values)):
+        bad = [str(c) for c, ok in zip(X.columns, np.isfinite(values).all(axis=0)) if not ok]
+        raise DataError(f"input has infinite values in columns {bad[:5]}; fix or drop those rows first")
+    _check_feature_scales(run, values, [str(c) for c in X.columns] if names else [])
+    prob, _ = predict_proba(run.model, run.scaler.transform(values))
     P = class_probabilities(prob)
     out = pd.DataFrame({f"prob_{c}": P[:, i] for i, c in enumerate(run.class_names)}, index=frame.index)
     out["predicted"] = [run.class_names[i] for i in P.argmax(axis=1)]

@@ -51,7 +51,8 @@ class StudyResult:
         trained: Ids of the runs trained by this call, in the order written.
         superseded: Ids of finished runs moved to ``superseded/`` (not in this study).
         restored: Ids of runs moved back from ``superseded/`` (planned again, not retrained).
-        n_cleaned: Half-written run folders removed before training.
+        n_cleaned: Half-written run folders (and temporary files) removed before training.
+        foreign: Names of the entries under ``runs/`` that learnact did not write; left alone.
     """
 
     folder: Path
@@ -62,6 +63,7 @@ class StudyResult:
     superseded: tuple[str, ...] = ()
     restored: tuple[str, ...] = ()
     n_cleaned: int = 0
+    foreign: tuple[str, ...] = ()
 
 
 def _stack_key(run: RunConfig) -> tuple[object, ...]:
@@ -125,10 +127,20 @@ class _Session:
                 self.progress(self.done, self.total, art.run.run_id)
 
 
+class _LogFile(logging.FileHandler):
+    """``study.log``: a line that cannot be written (a full disk) is dropped, never printed as a traceback.
+
+    The write that failed for the same reason raises the study's own one-line error.
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass
+
+
 def _study_logger(folder: Path) -> logging.Logger:
     """A logger of its own (outside the logging tree) that appends to ``study.log``."""
     log = logging.Logger(f"learnact.study:{folder}", logging.INFO)
-    handler = logging.FileHandler(folder / LOG_FILE, encoding="utf-8")
+    handler = _LogFile(folder / LOG_FILE, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     log.addHandler(handler)
     return log
@@ -222,9 +234,14 @@ def run_study(
     folder = Path(folder)
     if not folder.parent.is_dir():
         raise ConfigError(f"output folder's parent {str(folder.parent)!r} does not exist; create it first")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"output folder {str(folder)!r} is a file; give a folder (new, or a study to resume)")
     for name, target in dict.fromkeys((r.data.dataset, r.data.target) for r in runs):
         load_dataset(name, target)  # a CSV with text or missing values fails here, before anything is written
-    folder.mkdir(exist_ok=True)
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise store.write_error(folder, exc) from exc
     with study_lock(folder):
         log = _study_logger(folder)
         try:
@@ -239,16 +256,20 @@ def _run_locked(study: StudyConfig, folder: Path, runs: list[RunConfig], engine:
     start = time.perf_counter()
     store.write_json_atomic(folder / STUDY_FILE, study_to_dict(study))
     n_cleaned = store.clean_partial(folder)
+    foreign = store.foreign_entries(folder)
     ids = {r.run_id for r in runs}
     restored = store.restore_runs(folder, ids)
     superseded = store.retire_runs(folder, ids)
-    todo = [r for r in runs if force or not store.is_done(folder, r)]
+    todo = [r for r in runs if force or not _finished(folder, r)]
     groups = plan_groups(todo, engine, pool.n_slots, group_size)
     log.info("session start: study %r, %d runs: %d finished, %d to train%s; engine %s, executor %s, %d tasks",
              study.name, len(runs), len(runs) - len(todo), len(todo), " (--force)" if force else "", engine,
              pool.description, len(groups))
     if n_cleaned:
         log.info("removed %d half-written run folders", n_cleaned)
+    if foreign:
+        log.info("left alone %d entries under %s/ that learnact did not write: %s", len(foreign), store.RUNS_DIR,
+                 ", ".join(foreign))
     if superseded:
         log.info("moved %d finished runs this study does not plan to %s/: %s", len(superseded),
                  store.SUPERSEDED_DIR, ", ".join(superseded))
@@ -260,4 +281,12 @@ def _run_locked(study: StudyConfig, folder: Path, runs: list[RunConfig], engine:
     _pump(session, pool, groups, engine, threads)
     log.info("session end: trained %d runs in %.1f s", len(session.trained), time.perf_counter() - start)
     return StudyResult(folder, len(runs), len(todo), len(runs) - len(todo), tuple(session.trained),
-                       tuple(superseded), tuple(restored), n_cleaned)
+                       tuple(superseded), tuple(restored), n_cleaned, tuple(foreign))
+
+
+def _finished(folder: Path, run: RunConfig) -> bool:
+    """True for a run with DONE whose files match its manifest; a tampered run raises (never retrained blindly)."""
+    if not store.is_done(folder, run):
+        return False
+    store.verify_run(store.run_dir(folder, run))
+    return True
