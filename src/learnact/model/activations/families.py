@@ -383,6 +383,7 @@ class ParametricActivation(nn.Module):
 
     family: ClassVar[str] = ""
     Params: ClassVar[type[FamilyParams]] = FamilyParams
+    hparams: FamilyParams  # validated hyper-parameters; subclasses narrow the type
 
     def __init__(self, width: int | None = None, **params: Any) -> None:
         super().__init__()
@@ -457,6 +458,7 @@ class ParametricActivation(nn.Module):
 class PReLU(ParametricActivation):
     family = "prelu"
     Params = PReLUParams
+    hparams: PReLUParams
 
     def _build(self) -> None:
         self.slope = self._parameter(torch.tensor(float(self.hparams.init_slope)))
@@ -472,6 +474,7 @@ class PReLU(ParametricActivation):
 class Swish(ParametricActivation):
     family = "swish"
     Params = SwishParams
+    hparams: SwishParams
 
     def _build(self) -> None:
         self.beta = self._parameter(torch.tensor(float(self.hparams.init_beta)))
@@ -487,6 +490,7 @@ class Swish(ParametricActivation):
 class Rational(ParametricActivation):
     family = "rational"
     Params = RationalParams
+    hparams: RationalParams
 
     def _build(self) -> None:
         p, q = _rational_init(self.hparams.num_degree, self.hparams.den_degree)
@@ -505,6 +509,7 @@ class Rational(ParametricActivation):
 class PiecewiseLinear(ParametricActivation):
     family = "pwl"
     Params = PiecewiseLinearParams
+    hparams: PiecewiseLinearParams
 
     def _build(self) -> None:
         hp = self.hparams
@@ -521,6 +526,7 @@ class PiecewiseLinear(ParametricActivation):
 class Maxout(ParametricActivation):
     family = "maxout"
     Params = MaxoutParams
+    hparams: MaxoutParams
 
     def _build(self) -> None:
         # ReLU (pieces 0 and x) plus pieces t x - 1, t in (0, 1), below both everywhere at the start
@@ -538,6 +544,7 @@ class Maxout(ParametricActivation):
 class KernelActivation(ParametricActivation):
     family = "kernel"
     Params = KernelParams
+    hparams: KernelParams
 
     dictionary: Tensor
 
@@ -565,6 +572,7 @@ class NeuralActivation(ParametricActivation):
 
     family = "neural"
     Params = NeuralParams
+    hparams: NeuralParams
 
     def _build(self) -> None:
         h = self.hparams.hidden
@@ -606,6 +614,7 @@ class Spline(ParametricActivation):
 
     family = "spline"
     Params = SplineParams
+    hparams: SplineParams
 
     knots: Tensor
 
