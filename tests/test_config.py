@@ -43,7 +43,7 @@ def _message(model, **kwargs) -> str:
         (ActivationConfig, {"candidates": []}, "candidates: must name at least one activation, got []"),
         (ActivationConfig, {"candidates": ["relu", "relu"]}, "candidates: must not repeat a name"),
         (ActivationConfig, {"kind": "gatd"},
-         "kind: must be one of fixed, gated, kernel, maxout, neural, prelu, pwl, rational, swish, got 'gatd' (did you mean 'gated'?)"),
+         "kind: must be one of fixed, gated, kernel, maxout, neural, prelu, pwl, rational, spline, swish, got 'gatd' (did you mean 'gated'?)"),
         (ActivationConfig, {"gate_hidden": 0}, "gate_hidden: must be >= 1, got 0"),
         (ActivationConfig, {"zz_top": 1}, "zz_top: unknown key; valid keys: kind, activation, candidates"),
     ],

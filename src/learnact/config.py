@@ -37,6 +37,8 @@ from .exceptions import ConfigError
 
 __all__ = [
     "ActivationConfig",
+    "FamilyParams",
+    "Granularity",
     "BackboneConfig",
     "DataConfig",
     "TrainConfig",
@@ -116,6 +118,34 @@ class BackboneConfig(_Frozen):
         return v
 
 
+Granularity = Literal["layer", "unit"]
+"""How many parameter sets a learnable family has: one per layer, or one per unit (neuron)."""
+
+
+class FamilyParams(_Frozen):
+    """Hyper-parameters of a learnable family; each family extends this with its own fields.
+
+    The families' own classes live beside their modules
+    (:mod:`learnact.model.activations.families`); ``ActivationConfig.params``
+    is validated against the one of its ``kind``.
+    """
+
+    granularity: Granularity = Field(
+        "layer", description="'layer': one parameter set shared by the layer's units; 'unit': one per unit")
+
+
+def _family_params_error(err: ValidationError, spec: type[FamilyParams], kind: str) -> ValidationError:
+    """``err`` (from validating ``params`` against ``spec``) with the family's wording, same field paths."""
+    lines: list[Any] = []
+    for e, (loc, msg) in zip(err.errors(), describe_errors(err, spec), strict=True):
+        if e["type"] == "extra_forbidden":
+            key = str(loc[-1]) if loc else "?"
+            msg = (f"not a parameter of family {kind!r}{did_you_mean(key, spec.model_fields)}; its parameters: "
+                   f"{', '.join(spec.model_fields)}")
+        lines.append({"type": "value_error", "loc": loc, "input": e.get("input"), "ctx": {"error": msg}})
+    return ValidationError.from_exception_data(spec.__name__, lines)
+
+
 class ActivationConfig(_Frozen):
     """What sits after each hidden Linear layer.
 
@@ -124,8 +154,12 @@ class ActivationConfig(_Frozen):
     ``gate``. Input-dependent gates read ``gate_source``: the network input
     (the paper's preset) or the layer's own input. Any other ``kind`` names a
     learnable family (``prelu``, ``swish``, ``rational``, ``pwl``, ``maxout``,
-    ``kernel``, ``neural``; see :mod:`learnact.model.activations.families`),
-    whose parameters are shared by the layer's units.
+    ``kernel``, ``neural``, ``spline``; see
+    :mod:`learnact.model.activations.families`) and ``params`` holds its
+    hyper-parameters (``{"granularity": "unit", "grid_size": 8}``), checked
+    against that family's :class:`FamilyParams`; missing ones take the
+    family's defaults. ``params`` keeps only the values that differ from those
+    defaults, so spelling a default out changes no run id.
     """
 
     kind: str = "gated"
@@ -135,6 +169,10 @@ class ActivationConfig(_Frozen):
     gate_source: Literal["network", "layer"] = "network"
     gate_hidden: int = Field(16, ge=1)
     temperature: float = Field(1.0, gt=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def __hash__(self) -> int:  # ``params`` is a dict; hash the (immutable) dumped config instead
+        return hash(json.dumps(self.model_dump(mode="json"), sort_keys=True))
 
     @field_validator("kind")
     @classmethod
@@ -173,13 +211,50 @@ class ActivationConfig(_Frozen):
             raise ValueError(f"must not repeat a name, got {list(v)}")
         return v
 
+    @field_validator("params")
+    @classmethod
+    def _params(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from .model.activations.families import family_params_model, list_families
+
+        kind = info.data.get("kind")
+        if kind is None:  # the kind itself is invalid and reported
+            return v
+        if kind in ("fixed", "gated"):
+            if v:
+                raise ValueError(f"only the learnable families ({', '.join(list_families())}) take params; "
+                                 f"kind {kind!r} has its own fields, got {v!r}")
+            return v
+        spec = family_params_model(kind)
+        try:
+            resolved = spec.model_validate(v)
+        except ValidationError as err:
+            raise _family_params_error(err, spec, kind) from None
+        return resolved.model_dump(mode="json", exclude_defaults=True)
+
+    def family_params(self) -> FamilyParams:
+        """The learnable family's hyper-parameters, defaults filled in.
+
+        Raises:
+            ValueError: ``kind`` is ``"fixed"`` or ``"gated"`` (no family).
+        """
+        if self.kind in ("fixed", "gated"):
+            raise ValueError(f"kind {self.kind!r} is not a learnable family; it has no family params")
+        from .model.activations.families import family_params_model
+
+        return family_params_model(self.kind).model_validate(self.params)
+
     def canonical(self) -> dict[str, Any]:
-        """Only the fields that matter for this kind (used for run ids)."""
+        """Only the fields that matter for this kind (used for run ids).
+
+        A family's ``params`` appear only when some differ from the family's
+        defaults, so the ids of runs at the defaults are those of the versions
+        before families took parameters.
+        """
         if self.kind == "fixed":
             return {"kind": "fixed", "activation": self.activation}
         if self.kind != "gated":
-            return {"kind": self.kind}
-        out = self.model_dump(exclude={"activation"})
+            return {"kind": self.kind, **({"params": dict(sorted(self.params.items()))} if self.params else {})}
+        out = self.model_dump(exclude={"activation", "params"})
         out["candidates"] = list(self.candidates)
         if self.gate != "input":
             out.pop("gate_source")

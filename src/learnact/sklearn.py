@@ -3,7 +3,8 @@
 :class:`GatedMLPClassifier` wraps the MLP backbone and the reference trainer
 (the same activation maths, objective and early stopping as ``learnact run``)
 behind ``fit / predict / predict_proba / score``, so it works with pipelines,
-``cross_val_score`` and grid searches.
+``cross_val_score`` and grid searches. Its activation is a gated mixture, a
+fixed candidate or any learnable family (``activation="spline"``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .config import ActivationConfig, TrainConfig
+from pydantic import ValidationError
+
+from ._checks import did_you_mean
+from .config import ActivationConfig, TrainConfig, format_validation_error
 from .data import Split, Standardizer
 from .evaluation.metrics import class_probabilities
 from .experiment.artifacts import predict_proba
@@ -29,12 +33,16 @@ __all__ = ["GatedMLPClassifier"]
 
 
 class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
-    """MLP classifier whose hidden activations are learned gated mixtures.
+    """MLP classifier whose hidden activations are learned (gated mixtures by default).
 
     Args:
         hidden: Hidden layer widths.
-        activation: ``"gated"`` for a mixture, or a candidate name (``"tanh"``)
-            for a fixed activation.
+        activation: ``"gated"`` for a mixture, a candidate name (``"tanh"``)
+            for a fixed activation, or a learnable family (``"prelu"``,
+            ``"spline"``, ...; see :mod:`learnact.model.activations.families`).
+        activation_params: A family's hyper-parameters, e.g.
+            ``{"granularity": "unit"}`` or ``{"grid_size": 8}`` (``None``: its
+            defaults); only for families.
         candidates: Candidate names mixed by the gates.
         gate: ``"layer"``, ``"neuron"`` or ``"input"``.
         temperature: Softmax temperature ``T > 0``.
@@ -49,7 +57,7 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
         scaler_: The standardisation fitted on the training rows.
         history_: Per-epoch records (:class:`~learnact.training.EpochRecord`).
         gate_weights_: Per hidden layer, the learned static gate weights
-            (``None`` for fixed or input-dependent layers).
+            (``None`` for fixed, family or input-dependent layers).
 
     Shape:
         - X: ``(n_samples, n_features)``; predict_proba output ``(n_samples, n_classes)``
@@ -59,6 +67,7 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
         self,
         hidden: Sequence[int] = (64, 32),
         activation: str = "gated",
+        activation_params: dict[str, Any] | None = None,
         candidates: Sequence[str] = ("relu", "tanh", "sigmoid"),
         gate: str = "layer",
         temperature: float = 1.0,
@@ -73,6 +82,7 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
     ) -> None:
         self.hidden = hidden
         self.activation = activation
+        self.activation_params = activation_params
         self.candidates = candidates
         self.gate = gate
         self.temperature = temperature
@@ -86,10 +96,33 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def _activation_config(self) -> ActivationConfig:
-        if self.activation == "gated":
-            return ActivationConfig(kind="gated", candidates=tuple(self.candidates), gate=self.gate,
-                                    temperature=self.temperature)
-        return ActivationConfig(kind="fixed", activation=self.activation)
+        from .model.activations import list_candidates
+        from .model.activations.families import list_families
+
+        name, params = self.activation, self.activation_params
+        families, candidates = list_families(), list_candidates()
+        if name != "gated" and name not in families and name not in candidates:
+            raise ValueError(f"unknown activation {name!r}{did_you_mean(str(name), ['gated', *families, *candidates])}; "
+                             f"use 'gated', a learnable family ({', '.join(families)}) or a candidate "
+                             f"({', '.join(candidates)})")
+        if params is not None and not isinstance(params, dict):
+            raise ValueError(f"activation_params must be a dict or None, got {type(params).__name__}")
+        if params and name not in families:
+            raise ValueError(f"activation_params only apply to the learnable families ({', '.join(families)}), "
+                             f"got activation={name!r} with activation_params={params!r}")
+        fields = {"params": "activation_params", "kind": "activation"}
+        try:
+            if name == "gated":
+                return ActivationConfig(kind="gated", candidates=tuple(self.candidates), gate=self.gate,
+                                        temperature=self.temperature)
+            if name in families:
+                return ActivationConfig(kind=name, params=dict(params or {}))
+            return ActivationConfig(kind="fixed", activation=name)
+        except ValidationError as err:
+            raise format_validation_error(
+                err, root=ActivationConfig,
+                path=lambda loc: ".".join([fields.get(str(loc[0]), str(loc[0])), *map(str, loc[1:])]) if loc else "",
+            ) from None
 
     def fit(self, X: Any, y: Any) -> GatedMLPClassifier:
         """Standardise, hold out ``val_size`` for early stopping, and train."""
@@ -135,7 +168,7 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def gate_weights_(self) -> list[list[float] | list[list[float]] | None]:
-        """Learned static gate weights per hidden layer (``None`` if fixed or input-dependent)."""
+        """Learned static gate weights per hidden layer (``None`` if fixed, a family or input-dependent)."""
         check_is_fitted(self, "model_")
         out: list[Any] = []
         for act in self.model_.activations:

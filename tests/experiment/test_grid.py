@@ -196,7 +196,7 @@ GOOD = {"seeds": [1], "variants": [{"name": "v", "temperature": 1.0}]}
         ({"variants": []}, "variants: a study needs at least one variant, got []"),
         ({"variants": {"name": "a"}}, "variants: expected a list of tables"),
         ({"variants": [{"name": "v", "kind": "gatd"}]},
-         "variants[0].kind: must be one of fixed, gated, kernel, maxout, neural, prelu, pwl, rational, swish, got 'gatd' (did you mean 'gated'?)"),
+         "variants[0].kind: must be one of fixed, gated, kernel, maxout, neural, prelu, pwl, rational, spline, swish, got 'gatd' (did you mean 'gated'?)"),
     ],
 )
 def test_each_bad_input_gives_its_message(change, expected):

@@ -8,7 +8,7 @@ from ..exceptions import ConfigError
 
 __all__ = ["EXAMPLE_TOML", "EXAMPLE_YAML", "example_text"]
 
-EXAMPLE_TOML = """\
+_EXAMPLE_TOML = """\
 # A learnact study: shared settings, seeds, and variants (written by `learnact init`).
 # Run it with:   learnact run --config {filename} --out my-study
 # Rerunning the same command resumes: finished runs are skipped.
@@ -70,9 +70,25 @@ temperature = 0.7
 entropy_weight = [0.0, 0.01]
 max_epochs = 450
 patience = 50
+
+# Learnable families (the paper's section 6): the activation has its own parameters, trained
+# with the weights. Uncomment to add family_prelu, family_rational, spline_grid_size5 and
+# spline_grid_size10-initrelu. A `params` table sets a family's hyper-parameters; every family
+# takes granularity = "layer" (one parameter set per layer) or "unit" (one per neuron).
+# The families and their parameters, with defaults:
+{families}
+# [[variants]]
+# name = "family_{{kind}}"
+# kind = ["prelu", "rational"]
+# params = {{ granularity = "unit" }}   # one slope, one rational function per neuron
+#
+# [[variants]]
+# name = "spline_{{params}}"
+# kind = "spline"
+# params = [{{ grid_size = 5 }}, {{ grid_size = 10, init = "relu" }}]   # a list of tables sweeps
 """
 
-EXAMPLE_YAML = """\
+_EXAMPLE_YAML = """\
 # A learnact study: shared settings, seeds, and variants (written by `learnact init`).
 # Run it with:   learnact run --config {filename} --out my-study
 # Rerunning the same command resumes: finished runs are skipped.
@@ -131,7 +147,40 @@ variants:
     entropy_weight: [0.0, 0.01]
     max_epochs: 450
     patience: 50
+
+  # Learnable families (the paper's section 6): the activation has its own parameters, trained
+  # with the weights. Uncomment to add family_prelu, family_rational, spline_grid_size5 and
+  # spline_grid_size10-initrelu. A `params` table sets a family's hyper-parameters; every family
+  # takes granularity: layer (one parameter set per layer) or unit (one per neuron).
+  # The families and their parameters, with defaults:
+{families_indented}
+  # - name: "family_{{kind}}"
+  #   kind: [prelu, rational]
+  #   params: {{granularity: unit}}   # one slope, one rational function per neuron
+  #
+  # - name: "spline_{{params}}"
+  #   kind: spline
+  #   params: [{{grid_size: 5}}, {{grid_size: 10, init: relu}}]   # a list of tables sweeps
 """
+
+
+def _family_lines(indent: str) -> str:
+    """One comment line per registered family: its parameters and their defaults (from the registry)."""
+    from ..model.activations.families import family_params_model, list_families
+
+    lines = []
+    for name in list_families():
+        fields = family_params_model(name)().model_dump()
+        lines.append(f"{indent}#   {name}: " + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                                       for k, v in fields.items()))
+    # literal braces survive the later .format(filename=...)
+    return "\n".join(lines).replace("{", "{{").replace("}", "}}")
+
+
+EXAMPLE_TOML = _EXAMPLE_TOML.replace("{families}", _family_lines(""))
+"""The TOML example study (a ``str.format`` template with ``{filename}``)."""
+EXAMPLE_YAML = _EXAMPLE_YAML.replace("{families_indented}", _family_lines("  "))
+"""The YAML example study, the same study as :data:`EXAMPLE_TOML`."""
 
 
 def example_text(path: Path) -> str:

@@ -4,10 +4,12 @@ A study file has top-level ``name``, ``seeds`` (a list, or
 ``{count = N, base = B}``), ``reference``, the tables ``data``, ``backbone``
 and ``train`` (:mod:`learnact.config`), and a list of ``variants``. A variant
 table lists activation fields (``kind``, ``activation``, ``candidates``,
-``gate``, ``gate_source``, ``gate_hidden``, ``temperature``) and training
-overrides (any :class:`~learnact.config.TrainConfig` field). A list value
-sweeps that field (``temperature = [0.3, 0.7]``); ``candidates`` sweeps only
-when given a list of lists. Several swept fields give their full grid.
+``gate``, ``gate_source``, ``gate_hidden``, ``temperature``, and a learnable
+family's ``params`` table) and training overrides (any
+:class:`~learnact.config.TrainConfig` field). A list value sweeps that field
+(``temperature = [0.3, 0.7]``); ``candidates`` sweeps only when given a list
+of lists, ``params`` when given a list of tables. Several swept fields give
+their full grid.
 ``name`` is a template filled with the values (``"static_T{temperature}"``);
 without one, names are generated from the kind and the swept values
 (``gated_T0.5_lam0.01``, ``fixed_relu``, ``gated_patience20``).
@@ -56,7 +58,7 @@ _LIST_FIELDS = {"candidates"}
 _VARIANT_KEYS = ("name", *ACTIVATION_FIELDS, *TRAIN_FIELDS)
 # generated names: `gated_T0.5_lam0.01`, `fixed_relu`; other swept fields appear as `<field><value>`
 _NAME_PREFIX = {"temperature": "T", "entropy_weight": "lam", "activation": "", "candidates": "", "gate": "",
-                "gate_source": "", "kind": ""}
+                "gate_source": "", "kind": "", "params": ""}
 
 
 def list_presets() -> list[str]:
@@ -65,11 +67,13 @@ def list_presets() -> list[str]:
 
 
 def format_value(v: Any) -> str:
-    """Compact text of a swept value for generated names (``0.7``, ``1``, ``relu-tanh``)."""
+    """Compact text of a swept value for generated names (``0.7``, ``1``, ``relu-tanh``, ``grid_size8-order2``)."""
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, (list, tuple)):
         return "-".join(format_value(x) for x in v)
+    if isinstance(v, dict):  # a family's params table
+        return "-".join(f"{k}{format_value(x)}" for k, x in v.items()) or "defaults"
     return str(v)
 
 
@@ -219,7 +223,7 @@ def study_from_dict(raw: Any) -> StudyConfig:
             where += f".{field}"
             if field in sweep_pos:
                 where += f"[{sweep_pos[field]}]"
-            return where + _loc_text(rest)
+            return where + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in rest)
         return _loc_text(loc) or "(top level)"
 
     try:

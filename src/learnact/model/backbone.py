@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..config import ActivationConfig
 from .activations import FixedActivation, GatedActivation
-from .activations.families import get_family
+from .activations.families import ParametricActivation, get_family
 
 __all__ = ["MLP", "build_activation", "init_parameters_", "count_parameters"]
 
@@ -30,14 +30,14 @@ def build_activation(spec: ActivationSpec, width: int, context_dim: int) -> nn.M
 
     Args:
         spec: An :class:`ActivationConfig` or a candidate name (fixed activation).
-        width: Units of the layer.
+        width: Units of the layer (a per-unit family or gate has one parameter set each).
         context_dim: Width of the context an input-dependent gate reads.
     """
     cfg = _as_config(spec)
     if cfg.kind == "fixed":
         return FixedActivation(cfg.activation)
     if cfg.kind != "gated":
-        return get_family(cfg.kind)()
+        return get_family(cfg.kind)(width=width, **cfg.family_params().model_dump())
     return GatedActivation(
         cfg.candidates, gate=cfg.gate, width=width, temperature=cfg.temperature,
         context_dim=context_dim, gate_hidden=cfg.gate_hidden,
@@ -130,9 +130,14 @@ def init_parameters_(model: nn.Module, generator: torch.Generator) -> nn.Module:
 
     Layers are visited in registration order, which is construction order, so
     the values equal those of ``torch.manual_seed(s)`` followed by building the
-    model, without touching the global random state. Gate logits stay at zero.
+    model, without touching the global random state. Gate logits stay at zero;
+    learnable families redraw their random parameters, if any
+    (:meth:`~learnact.model.activations.families.ParametricActivation.draw_parameters_`),
+    and keep their fitted initial shapes.
     """
     for m in model.modules():
+        if isinstance(m, ParametricActivation):
+            m.draw_parameters_(generator)
         if isinstance(m, nn.Linear):
             nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
             if m.bias is not None:
