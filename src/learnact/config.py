@@ -125,12 +125,17 @@ def max_runs() -> int:
     return value
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def check_run_count(n_variants: int, n_seeds: int) -> str | None:
     """The problem with a study of ``n_variants x n_seeds`` runs (too many, see :func:`max_runs`), or ``None``."""
     limit = max_runs()
     if n_variants * n_seeds <= limit:
         return None
-    return (f"the study expands to {n_variants * n_seeds:,} runs ({n_variants:,} variants x {n_seeds:,} seeds), "
+    return (f"the study expands to {n_variants * n_seeds:,} runs ({_count(n_variants, 'variant')} x "
+            f"{_count(n_seeds, 'seed')}), "
             f"more than the limit of {limit:,}; sweep fewer values or use fewer seeds (or raise the limit with "
             f"the environment variable {MAX_RUNS_ENV})")
 

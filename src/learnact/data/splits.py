@@ -143,8 +143,9 @@ def check_splits(ds: Dataset, test_size: float, val_size: float, seed: int = 0) 
     Checked without training anything, so a study fails before it writes: each
     part must keep at least one row per class (stratified splits), and every
     class needs 2 rows in the first split and 2 in the part the validation
-    split divides (scikit-learn gives class ``k`` of ``c_k`` rows at least
-    ``floor(c_k * n_part / n)`` of a part of ``n_part`` rows, whatever the seed).
+    split divides, so no class is missing from training (scikit-learn gives
+    class ``k`` of ``c_k`` rows at least ``floor(c_k * n_part / n)`` of a part
+    of ``n_part`` rows, whatever the seed).
     Messages name the fields of a study file (``data.test_size``,
     ``data.val_size``) and the class. Finally ``seed``'s split is made, so
     anything these rules miss is reported here too, in the same terms.
@@ -158,11 +159,6 @@ def check_splits(ds: Dataset, test_size: float, val_size: float, seed: int = 0) 
         raise DataError(f"data.test_size = {test_size:g} leaves {_rows(rows)} of {what} for the {part} part, which "
                         f"needs at least one row per class ({k}); "
                         f"{'raise' if part == 'test' else 'lower'} data.test_size")
-    if n_train < k or n_val < k:
-        part, rows = ("validation", n_val) if n_val < k else ("training", n_train)
-        raise DataError(f"data.val_size = {val_size:g} leaves {rows} of the {_rows(n_rest, 'non-test row')} of {what} for "
-                        f"the {part} part, which needs at least one row per class ({k}); "
-                        f"{'raise' if part == 'validation' else 'lower'} data.val_size")
     counts = [int(c) for c in np.bincount(ds.y, minlength=k)]
     need = max(2, math.ceil(2 * n / n_rest))  # floor(c * n_rest / n) >= 2
     while math.floor(need * n_rest / n) < 2:  # pragma: no cover - guards the float rounding of the line above
@@ -171,13 +167,19 @@ def check_splits(ds: Dataset, test_size: float, val_size: float, seed: int = 0) 
     if thin:
         j = min(thin, key=lambda j: counts[j])
         name = ds.class_names[j] if j < len(ds.class_names) else str(j)
-        listed = ", ".join(f"{ds.class_names[i]!r} ({counts[i]})" for i in thin[:5]) + (" ..." if len(thin) > 5 else "")
+        listed = ", ".join(f"{ds.class_names[i]!r} ({counts[i]})" for i in thin[:5]) + " ..." * (len(thin) > 5)
         reason = ("a stratified split needs at least 2 rows of every class" if need == 2 else
                   f"with data.test_size = {test_size:g} the validation split (data.val_size) needs every class to "
-                  f"keep at least 2 of the {n_rest} non-test rows, so a class needs at least {need} rows")
+                  f"keep at least 2 of the {n_rest} non-test rows, so a class needs at least {need} rows (or lower "
+                  f"data.test_size)")
         column = f"target column {ds.target!r}" if ds.target else "labels"
         raise DataError(f"class {name!r} ({column}) of {what} has {_rows(counts[j])}, too few to split: "
                         f"{reason}; classes with too few rows: {listed}; drop or merge them, or collect more rows")
+    if n_train < k or n_val < k:
+        part, rows = ("validation", n_val) if n_val < k else ("training", n_train)
+        raise DataError(f"data.val_size = {val_size:g} leaves {rows} of the {_rows(n_rest, 'non-test row')} of "
+                        f"{what} for the {part} part, which needs at least one row per class ({k}); "
+                        f"{'raise' if part == 'validation' else 'lower'} data.val_size")
     try:
         split_dataset(ds, seed, test_size, val_size)
     except ValueError as exc:
