@@ -104,15 +104,16 @@ def uninterrupted(tmp_path_factory) -> pd.DataFrame:
     return _numbers(root / "study")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["kill-9", "sigterm", "ctrl-c"])
 def test_a_rerun_right_after_the_kill_is_not_refused_and_matches_an_uninterrupted_study(tmp_path, sig, uninterrupted):
+    """kill -9 / SIGTERM go to `learnact run` alone; Ctrl-C (SIGINT) to its whole process group, as a terminal does."""
     config = tmp_path / "study.json"
     config.write_text(json.dumps(STUDY))
     folder = tmp_path / "study"
     command = _command(config, folder)
     stderr_path = tmp_path / "killed.stderr"
     with stderr_path.open("w") as stderr:
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=ENV)
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=ENV, start_new_session=True)
     try:
         _wait_for(lambda: _n_done(folder) >= GROUP, "the first task's runs were written", proc)
         # the long task has started: the parent forked its workers
@@ -120,7 +121,10 @@ def test_a_rerun_right_after_the_kill_is_not_refused_and_matches_an_uninterrupte
         workers = _descendants(proc.pid)
         assert _n_done(folder) < len(STUDY["seeds"]) * len(STUDY["variants"])
     finally:
-        proc.send_signal(sig)
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         proc.wait(timeout=120)
     with study_lock(folder):  # what a rerun does first, at once (before: held by the orphaned workers)
         pass
@@ -131,12 +135,10 @@ def test_a_rerun_right_after_the_kill_is_not_refused_and_matches_an_uninterrupte
     pd.testing.assert_frame_equal(_numbers(folder), uninterrupted)
     # the killed run's workers ended with it (they write their output to its stderr, read below)
     _wait_for(lambda: not any(_stat(pid) for pid in workers), "the killed run's workers to end", limit_s=120)
-    if sig == signal.SIGTERM:
-        assert proc.returncode in (143, -signal.SIGTERM)
-        assert "Traceback" not in stderr_path.read_text()
-    else:
-        assert proc.returncode == -signal.SIGKILL
-        assert "Traceback" not in stderr_path.read_text()  # before: BrokenPipeError from each orphaned worker
+    # before: a BrokenPipeError (kill -9, SIGTERM) or KeyboardInterrupt (Ctrl-C) traceback from each worker
+    assert "Traceback" not in stderr_path.read_text()
+    expected = {signal.SIGKILL: (-signal.SIGKILL,), signal.SIGTERM: (143, -signal.SIGTERM), signal.SIGINT: (130,)}
+    assert proc.returncode in expected[sig]
 
 
 # A process takes the study lock, starts a forked worker (the way the vectorised engine does) that
