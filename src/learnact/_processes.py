@@ -26,11 +26,16 @@ import os
 import signal
 import sys
 import threading
+import time
 
-__all__ = ["POLL_S", "become_worker", "set_parent_death_signal"]
+__all__ = ["POLL_S", "WATCH_THREAD", "become_worker", "set_parent_death_signal"]
 
 POLL_S = 0.2
 """Seconds between two checks that the parent lives, where neither a parent-death signal nor a pidfd is available."""
+
+WATCH_THREAD = "learnact-parent-watch"
+"""Name of the thread that watches the parent. It holds no lock (it blocks in ``select`` or ``sleep``),
+so a process may still fork safely while it runs (see :func:`learnact.training.scheduling.run_stacks`)."""
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _LIBC: object | None = None
@@ -75,7 +80,7 @@ def _wait_then_exit(parent_pid: int) -> None:
         select.select([pidfd], [], [])  # readable once the process has ended (zombie or reaped)
         _exit_now()
     while _alive(parent_pid):
-        threading.Event().wait(POLL_S)
+        time.sleep(POLL_S)
     _exit_now()
 
 
@@ -107,4 +112,4 @@ def become_worker(parent_pid: int) -> None:
         return
     if not _alive(parent_pid):
         _exit_now()
-    threading.Thread(target=_wait_then_exit, args=(parent_pid,), name="learnact-parent-watch", daemon=True).start()
+    threading.Thread(target=_wait_then_exit, args=(parent_pid,), name=WATCH_THREAD, daemon=True).start()

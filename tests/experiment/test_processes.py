@@ -228,3 +228,53 @@ def test_become_worker_silences_sigterm_sigint_and_sigpipe():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV, timeout=60)
     assert done.stdout.split() == ["True", "True", "True"]
     assert done.returncode == -signal.SIGPIPE and done.stderr == ""
+
+
+# A process pool (`--executor processes`) whose workers are busy; the pool's owner is then killed.
+POOL_OWNER = textwrap.dedent("""
+    import time
+    from learnact.experiment.executors import open_executor
+
+    with open_executor("processes", workers=2) as pool:
+        for _ in range(2):
+            pool.executor.submit(time.sleep, 600)
+        print("started", flush=True)
+        time.sleep(600)
+""")
+
+
+def test_process_pool_workers_end_with_the_process_that_owns_the_pool():
+    """Their parent is a fork server, which outlived a killed owner while its workers held it open: all leaked."""
+    proc = subprocess.Popen([sys.executable, "-c", POOL_OWNER], stdout=subprocess.PIPE, text=True, env=ENV)
+    assert proc.stdout.readline().strip() == "started"
+    _wait_for(lambda: len(_descendants(proc.pid)) >= 3, "the fork server and 2 workers", proc, limit_s=120)
+    started = _descendants(proc.pid)
+    try:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        _wait_for(lambda: not any(_stat(pid) for pid in started), "the pool's processes to end", limit_s=60)
+    finally:
+        for pid in started:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_a_pool_worker_watching_its_owner_may_still_fork_stacks(tmp_path):
+    """The watch thread holds no lock: the vectorised engine inside a pool worker still forks its workers."""
+    (tmp_path / "probe.py").write_text(textwrap.dedent("""
+        import threading
+        def probe():
+            from learnact.training.scheduling import _can_fork
+            return _can_fork(True), sorted(t.name for t in threading.enumerate())
+    """))
+    script = textwrap.dedent("""
+        from learnact.experiment.executors import open_executor
+        from probe import probe
+        with open_executor("processes", workers=1) as pool:
+            print(pool.executor.submit(probe).result())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**ENV, "PYTHONPATH": f"{SRC}{os.pathsep}{tmp_path}"})
+    assert done.stdout.strip() == "(True, ['MainThread', 'learnact-parent-watch'])", done.stderr
