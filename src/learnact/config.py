@@ -13,6 +13,7 @@ bad field, its value and what is valid (``train.patience: must be >= 1, got 0``)
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import typing
@@ -49,9 +50,20 @@ __all__ = [
     "TRAIN_FIELDS",
     "ACTIVATION_FIELDS",
     "MAX_SEED",
+    "MAX_RUNS",
+    "MAX_RUNS_ENV",
+    "MAX_WIDTH",
+    "MAX_HIDDEN_LAYERS",
+    "MAX_HIDDEN_WEIGHTS",
+    "MAX_EPOCHS",
+    "MAX_NAME_BYTES",
+    "MAX_CONFIG_DEPTH",
+    "MAX_CONFIG_VALUES",
+    "max_runs",
     "DEFAULT_ENGINE",
     "EXECUTORS",
     "DEFAULT_CONNECT_TIMEOUT_S",
+    "check_run_count",
     "check_variant_names",
     "check_reference",
     "describe_errors",
@@ -61,6 +73,73 @@ __all__ = [
 
 MAX_SEED = 2**32 - 1
 """Largest seed: scikit-learn's ``random_state`` must fit in 32 bits."""
+
+# Limits: a study file of a few lines must not be able to exhaust memory or the file system. Each is
+# checked while the config is validated, before anything is allocated for it or written.
+MAX_RUNS = 100_000
+"""Most runs (variants x seeds) a study may expand to; override with the environment variable :data:`MAX_RUNS_ENV`.
+
+Checked before the variant grid or the seed list is expanded, so ``seeds =
+{count = 100000000}`` or a sweep of 10^8 variants fails at once instead of
+filling memory.
+"""
+MAX_RUNS_ENV = "LEARNACT_MAX_RUNS"
+"""Environment variable that replaces :data:`MAX_RUNS` (an integer >= 1), e.g. ``LEARNACT_MAX_RUNS=1000000``."""
+MAX_WIDTH = 65_536
+"""Most units in one hidden layer (``backbone.hidden``) or an input-dependent gate (``gate_hidden``)."""
+MAX_HIDDEN_LAYERS = 64
+"""Most hidden layers (entries of ``backbone.hidden``)."""
+MAX_HIDDEN_WEIGHTS = 100_000_000
+"""Most weights between hidden layers (sum of ``hidden[i] * hidden[i+1]``; 400 MB of float32 per model)."""
+MAX_EPOCHS = 1_000_000
+"""Largest ``train.max_epochs`` and ``train.patience``."""
+MAX_NAME_BYTES = 100
+"""Longest study or variant name, in UTF-8 bytes.
+
+A variant's name starts each of its run folders' names (``<variant>__s<seed>__<hash>``,
+25 more characters, and 13 more while the folder is written), and the study's
+name starts the default study folder's name; file systems allow 255 bytes.
+"""
+MAX_CONFIG_DEPTH = 32
+"""Deepest nesting of lists and tables in a study file (a valid one needs 5)."""
+MAX_CONFIG_VALUES = 1_000_000
+"""Most values (numbers, strings, lists, tables) in a parsed study file, each use of a YAML alias counted."""
+
+
+def max_runs() -> int:
+    """The run limit in force: :data:`MAX_RUNS`, or the value of the environment variable :data:`MAX_RUNS_ENV`.
+
+    Raises:
+        ConfigError: The environment variable is set but is not an integer >= 1.
+    """
+    import os
+
+    text = os.environ.get(MAX_RUNS_ENV, "").strip()
+    if not text:
+        return MAX_RUNS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"environment variable {MAX_RUNS_ENV} must be an integer >= 1 (the most runs a study may "
+                          f"have), got {text!r}; unset it to use the default {MAX_RUNS:,}")
+    return value
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def check_run_count(n_variants: int, n_seeds: int) -> str | None:
+    """The problem with a study of ``n_variants x n_seeds`` runs (too many, see :func:`max_runs`), or ``None``."""
+    limit = max_runs()
+    if n_variants * n_seeds <= limit:
+        return None
+    return (f"the study expands to {n_variants * n_seeds:,} runs ({_count(n_variants, 'variant')} x "
+            f"{_count(n_seeds, 'seed')}), "
+            f"more than the limit of {limit:,}; sweep fewer values or use fewer seeds (or raise the limit with "
+            f"the environment variable {MAX_RUNS_ENV})")
 
 # How a study runs (defaults of `learnact run`; here so the CLI can show them without loading training code).
 DEFAULT_ENGINE = "vectorized"
@@ -99,8 +178,19 @@ class DataConfig(_Frozen):
 
         if v in BUILTIN_DATASETS or v.lower().endswith(".csv"):
             return v
-        raise ValueError(f"unknown dataset {v!r}{did_you_mean(v, BUILTIN_DATASETS)}; "
+        raise ValueError(f"unknown dataset {_show(v)}{did_you_mean(v, BUILTIN_DATASETS)}; "
                          f"use one of {', '.join(sorted(BUILTIN_DATASETS))} or a path ending in .csv")
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str | None, info: ValidationInfo) -> str | None:
+        from .data.sources import BUILTIN_DATASETS
+
+        dataset = info.data.get("dataset")
+        if v is not None and dataset in BUILTIN_DATASETS:
+            raise ValueError(f"names the label column of a CSV data set; the built-in {dataset!r} has its own "
+                             f"labels, got target = {_show(v)}: remove it")
+        return v
 
 
 class BackboneConfig(_Frozen):
@@ -115,6 +205,14 @@ class BackboneConfig(_Frozen):
             raise ValueError("must list at least one layer width, got []")
         if any(w < 1 for w in v):
             raise ValueError(f"every width must be >= 1, got {list(v)}")
+        if any(w > MAX_WIDTH for w in v):
+            raise ValueError(f"every width must be <= {MAX_WIDTH} (MAX_WIDTH), got {list(v)}")
+        if len(v) > MAX_HIDDEN_LAYERS:
+            raise ValueError(f"must list at most {MAX_HIDDEN_LAYERS} layers (MAX_HIDDEN_LAYERS), got {len(v)}")
+        weights = sum(a * b for a, b in zip(v, v[1:]))
+        if weights > MAX_HIDDEN_WEIGHTS:
+            raise ValueError(f"widths {list(v)} give {weights:,} weights between hidden layers, more than the "
+                             f"limit of {MAX_HIDDEN_WEIGHTS:,} (MAX_HIDDEN_WEIGHTS); use narrower layers")
         return v
 
 
@@ -167,7 +265,7 @@ class ActivationConfig(_Frozen):
     candidates: tuple[str, ...] = Field(("relu", "tanh", "sigmoid"), strict=False)
     gate: Literal["layer", "neuron", "input"] = "layer"
     gate_source: Literal["network", "layer"] = "network"
-    gate_hidden: int = Field(16, ge=1)
+    gate_hidden: int = Field(16, ge=1, le=MAX_WIDTH, json_schema_extra={"cap": "MAX_WIDTH"})
     temperature: float = Field(1.0, gt=0)
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -181,7 +279,7 @@ class ActivationConfig(_Frozen):
 
         valid = ["fixed", "gated", *list_families()]
         if v not in valid:
-            raise ValueError(f"must be one of {', '.join(valid)}, got {v!r}{did_you_mean(v, valid)}")
+            raise ValueError(f"must be one of {', '.join(valid)}, got {_show(v)}{did_you_mean(v, valid)}")
         return v
 
     @field_validator("activation")
@@ -268,8 +366,8 @@ class TrainConfig(_Frozen):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     batch_size: int = Field(64, ge=1)
-    max_epochs: int = Field(300, ge=1)
-    patience: int = Field(35, ge=1)
+    max_epochs: int = Field(300, ge=1, le=MAX_EPOCHS, json_schema_extra={"cap": "MAX_EPOCHS"})
+    patience: int = Field(35, ge=1, le=MAX_EPOCHS, json_schema_extra={"cap": "MAX_EPOCHS"})
     min_delta: float = Field(1e-6, ge=0)
     entropy_weight: float = 0.0
 
@@ -322,8 +420,22 @@ class RunConfig(_Frozen):
 def _check_name(v: str, what: str) -> str:
     if not v or any(ch in v for ch in '/\\:*?"<>| ') or v.startswith("."):
         raise ValueError(f"{what} must be non-empty, not start with '.', and have no spaces or path "
-                         f"characters (/\\:*?\"<>|), got {v!r}")
+                         f"characters (/\\:*?\"<>|), got {_short(v)}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in v):
+        raise ValueError(f"{what} must not contain control characters, got {_short(v)}")
+    try:
+        size = len(v.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON) cannot name a file
+        raise ValueError(f"{what} must be valid Unicode text, got {_short(v)}") from None
+    if size > MAX_NAME_BYTES:
+        raise ValueError(f"{what} must be at most {MAX_NAME_BYTES} bytes (MAX_NAME_BYTES; it names folders), got "
+                         f"{size} bytes: {_short(v)}; give a shorter name")
     return v
+
+
+def _short(v: str, keep: int = 40) -> str:
+    """``repr(v)``, cut in the middle when long."""
+    return repr(v) if len(v) <= 2 * keep else f"{v[:keep]!r}...{v[-10:]!r} ({len(v)} characters)"
 
 
 class VariantConfig(_Frozen):
@@ -352,9 +464,9 @@ def check_variant_names(names: Sequence[str]) -> str | None:
     """The problem with a study's variant names (empty list, repeats), or ``None``."""
     if not names:
         return "a study needs at least one variant"
-    dup = sorted({n for n in names if list(names).count(n) > 1})
+    dup = sorted(n for n, k in collections.Counter(names).items() if k > 1)
     if dup:
-        return f"variant names must be unique, repeated: {dup}; give each variant its own name"
+        return f"variant names must be unique, repeated: {_show(dup)}; give each variant its own name"
     return None
 
 
@@ -392,9 +504,15 @@ class StudyConfig(_Frozen):
             extra = sorted(set(v) - {"count", "base"})
             count, base = v.get("count"), v.get("base", 0)
             if (extra or not isinstance(count, int) or not isinstance(base, int) or isinstance(count, bool)
-                    or isinstance(base, bool) or count < 1 or base < 0 or base + count - 1 > MAX_SEED):
+                    or isinstance(base, bool) or count < 1 or base < 0):
                 raise ValueError(f"as a table must be {{count = N, base = B}} with integers N >= 1 and "
-                                 f"B >= 0 (base defaults to 0), got {v!r}")
+                                 f"B >= 0 (base defaults to 0), got {_show(v)}")
+            if base + count - 1 > MAX_SEED:
+                raise ValueError(f"must stay below 2**32: base + count - 1 = {base + count - 1} > {MAX_SEED} "
+                                 f"(MAX_SEED), got {_show(v)}")
+            problem = check_run_count(1, count)  # before the list is made: count = 10**8 would fill memory
+            if problem:
+                raise ValueError(problem)
             return list(range(base, base + count))
         return v
 
@@ -405,17 +523,22 @@ class StudyConfig(_Frozen):
             raise ValueError("must list at least one seed, got []")
         bad = [s for s in v if not 0 <= s <= MAX_SEED]
         if bad:
-            raise ValueError(f"must be integers in [0, {MAX_SEED}], got {bad}")
+            raise ValueError(f"must be integers in [0, {MAX_SEED}], got {_show(bad)}")
         if len(set(v)) != len(v):
-            raise ValueError(f"must not repeat, got {list(v)}")
+            raise ValueError(f"must not repeat, got {_show(list(v))}")
         return v
 
     @field_validator("variants")
     @classmethod
-    def _variants(cls, v: tuple[VariantConfig, ...]) -> tuple[VariantConfig, ...]:
+    def _variants(cls, v: tuple[VariantConfig, ...], info: ValidationInfo) -> tuple[VariantConfig, ...]:
         problem = check_variant_names([x.name for x in v])
         if problem:
             raise ValueError(problem)
+        seeds = info.data.get("seeds")
+        if seeds is not None:
+            problem = check_run_count(len(v), len(seeds))
+            if problem:
+                raise ValueError(problem)
         return v
 
     @field_validator("reference")
@@ -474,9 +597,25 @@ def _locate(root: type[BaseModel], loc: Sequence[Any]) -> tuple[type[BaseModel] 
     return model, info
 
 
-def _range_text(info: FieldInfo | None) -> str | None:
+def _range_text(info: FieldInfo | None, kind: str = "") -> str | None:
+    """``must be in [1, 10]`` / ``must be >= 1`` for a field's bounds.
+
+    An upper bound that is one of this module's limits (marked ``cap`` in the
+    field's ``json_schema_extra``) is shown only when it is the one broken,
+    with the limit's name: ``must be <= 1000000 (MAX_EPOCHS)``.
+    """
     if info is None:
         return None
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    cap = extra.get("cap")
+    if cap:
+        bounds = [m for m in info.metadata if isinstance(m, (annotated_types.Le, annotated_types.Lt))]
+        if kind in ("less_than", "less_than_equal") and bounds:
+            hi = bounds[0]
+            sign, value = ("<=", hi.le) if isinstance(hi, annotated_types.Le) else ("<", hi.lt)
+            return f"must be {sign} {_num(value)} ({cap})"
+        info = FieldInfo.merge_field_infos(info)
+        info.metadata = [m for m in info.metadata if not isinstance(m, (annotated_types.Le, annotated_types.Lt))]
     lo: tuple[str, Any] | None = None
     hi: tuple[str, Any] | None = None
     for m in info.metadata:
@@ -489,16 +628,27 @@ def _range_text(info: FieldInfo | None) -> str | None:
         elif isinstance(m, annotated_types.Le):
             hi = ("]", m.le)
     if lo and hi:
-        return f"must be in {lo[0]}{lo[1]:g}, {hi[1]:g}{hi[0]}"
+        return f"must be in {lo[0]}{_num(lo[1])}, {_num(hi[1])}{hi[0]}"
     if lo:
-        return f"must be {'>' if lo[0] == '(' else '>='} {lo[1]:g}"
+        return f"must be {'>' if lo[0] == '(' else '>='} {_num(lo[1])}"
     if hi:
-        return f"must be {'<' if hi[0] == ')' else '<='} {hi[1]:g}"
+        return f"must be {'<' if hi[0] == ')' else '<='} {_num(hi[1])}"
     return None
 
 
+def _num(v: Any) -> str:
+    """A bound as written in a config: ``1000000`` for an integer, ``0.25`` / ``1e-06`` for a float."""
+    return str(v) if isinstance(v, int) else f"{v:g}"
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (a message stays one short line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 20]}...{text[-10:]} ({len(text)} characters)"
+
+
 def _got(value: Any) -> str:
-    return f"got {value!r} ({type(value).__name__})"
+    return f"got {_show(value)} ({type(value).__name__})"
 
 
 def _message(e: Mapping[str, Any], root: type[BaseModel] | None) -> str:
@@ -510,24 +660,24 @@ def _message(e: Mapping[str, Any], root: type[BaseModel] | None) -> str:
         hint = did_you_mean(key, valid)
         return f"unknown key{hint}" + ("" if hint or not valid else f"; valid keys: {', '.join(valid)}")
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        text = _range_text(info) or e["msg"].replace("Input should be", "must be")
-        return f"{text}, got {value!r}"
+        text = _range_text(info, kind) or e["msg"].replace("Input should be", "must be")
+        return f"{text}, got {_show(value)}"
     if kind == "literal_error":
         expected = e.get("ctx", {}).get("expected", "")
         options = [str(a) for a in typing.get_args(info.annotation)] if info is not None else []
         options = [o for a in options for o in ([a] if a != "NoneType" else [])]
         hint = did_you_mean(str(value), options) if options else ""
-        return f"must be one of {expected.replace(' or ', ', ')}, got {value!r}{hint}"
+        return f"must be one of {expected.replace(' or ', ', ')}, got {_show(value)}{hint}"
     if kind in _TYPE_NAMES:
         return f"expected {_TYPE_NAMES[kind]}, {_got(value)}"
     if kind == "finite_number":
-        return f"must be a finite number, got {value!r}"
+        return f"must be a finite number, got {_show(value)}"
     if kind == "missing":
         return "required key is missing"
     msg = e["msg"]
     if msg.startswith("Value error, "):
         return msg[len("Value error, "):]
-    return f"{msg}, got {value!r}"
+    return f"{msg}, got {_show(value)}"
 
 
 def describe_errors(err: ValidationError, root: type[BaseModel] | None = None) -> list[tuple[tuple[Any, ...], str]]:

@@ -14,7 +14,7 @@ from ..exceptions import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Dataset", "load_dataset", "check_feature_frame", "BUILTIN_DATASETS"]
+__all__ = ["Dataset", "load_dataset", "check_feature_frame", "check_scalable", "BUILTIN_DATASETS"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Dataset:
         y: Integer class labels ``0..n_classes-1``, shape ``(n,)``.
         feature_names: ``d`` column names.
         class_names: Names of the classes, index = label.
+        target: The label column of a CSV (``None`` for a built-in set).
     """
 
     name: str
@@ -34,6 +35,7 @@ class Dataset:
     y: np.ndarray
     feature_names: tuple[str, ...]
     class_names: tuple[str, ...]
+    target: str | None = None
 
     @property
     def n_classes(self) -> int:
@@ -69,22 +71,76 @@ def _wine() -> Dataset:
 BUILTIN_DATASETS = {"breast_cancer": _breast_cancer, "wine": _wine}
 
 
-def check_feature_frame(features: pd.DataFrame, where: str, extra_missing: list[str] | None = None) -> None:
-    """Raise :class:`DataError` if feature columns hold missing values or text.
+def _row(position: int) -> str:
+    """Where row ``position`` (0-based, of the data) is: ``data row 4 (line 5 of the file)``, the header being line 1."""
+    return f"data row {position + 1} (line {position + 2} of the file)"
+
+
+def _first_bad(column: pd.Series, bad: np.ndarray) -> str:
+    """``column 'b', data row 4 (line 5 of the file): 'oops'`` for the first ``True`` of ``bad``."""
+    i = int(np.flatnonzero(bad)[0])
+    value = column.iloc[i]
+    shown = repr(value) if isinstance(value, str) else str(value)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return f"column {str(column.name)!r}, {_row(i)}: {shown}"
+
+
+def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | None = None) -> None:
+    """Raise :class:`DataError` if feature columns hold missing values, text or infinities.
+
+    The message names the columns and, for the first of them, the row and the value
+    (``data row 4 (line 5 of the file)``: rows count from the first after the header).
 
     Args:
         features: The feature columns.
         where: How the message names the source (``"CSV 'd.csv'"``).
-        extra_missing: Further columns already known to have missing values (the label).
+        label: The label column, checked for missing values too (listed after the features).
     """
     import pandas as pd
 
-    missing = features.columns[features.isna().any()].tolist() + list(extra_missing or [])
+    frame = features if label is None else pd.concat([features, label], axis=1)
+    isna = frame.isna()
+    missing = frame.columns[isna.any()].tolist()
     if missing:
-        raise DataError(f"{where} has missing values in columns {missing}; fill or drop them first")
+        first = _first_bad(frame[missing[0]], isna[missing[0]].to_numpy())
+        raise DataError(f"{where} has missing values in columns {missing} (first: {first}); fill or drop them first")
     text = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if text:
-        raise DataError(f"{where} has non-numeric feature columns {text}; encode them as numbers first")
+        column = features[text[0]]
+        as_numbers = pd.to_numeric(column, errors="coerce")
+        first = ""
+        if as_numbers.isna().any():
+            first = f" (first: {_first_bad(column, as_numbers.isna().to_numpy())})"
+        raise DataError(f"{where} has non-numeric feature columns {text}{first}; encode them as numbers first")
+    values = features.to_numpy(np.float64)
+    infinite = ~np.isfinite(values)
+    if infinite.any():
+        columns = [str(c) for c in features.columns[infinite.any(axis=0)]]
+        j = int(np.flatnonzero(infinite.any(axis=0))[0])
+        raise DataError(f"{where} has infinite values in columns {columns} (first: "
+                        f"{_first_bad(features.iloc[:, j], infinite[:, j])}); replace them with finite numbers "
+                        f"or drop those rows")
+
+
+def check_scalable(features: pd.DataFrame, where: str) -> None:
+    """Raise :class:`DataError` if a column's values are so large that standardising it overflows float64.
+
+    A column's mean and variance (of any subset of its rows, such as a
+    training part) stay finite while ``|x| <= sqrt(max_float64 / (4 n))``
+    (``6.7e150`` for a million rows); larger values make the scaler return
+    ``inf``/``NaN``, and training on them is meaningless.
+    """
+    values = features.to_numpy(np.float64)
+    if values.size == 0:
+        return
+    limit = float(np.sqrt(np.finfo(np.float64).max / (4 * max(len(values), 1))))
+    big = np.abs(values) > limit
+    if big.any():
+        j = int(np.flatnonzero(big.any(axis=0))[0])
+        raise DataError(f"{where} has values too large to standardise in column {str(features.columns[j])!r} "
+                        f"(first: {_first_bad(features.iloc[:, j], big[:, j])}; the limit for {len(values)} rows "
+                        f"is {limit:.3g}); rescale the column (e.g. divide it by a power of 10) or take its log")
 
 
 def _load_csv(path: Path, target: str | None) -> Dataset:
@@ -100,12 +156,13 @@ def _load_csv(path: Path, target: str | None) -> Dataset:
     if target not in frame.columns:
         raise DataError(f"target column {target!r} not in CSV {str(path)!r}; columns: {list(frame.columns)}")
     features = frame.drop(columns=[target])
-    check_feature_frame(features, f"CSV {str(path)!r}", extra_missing=[target] if frame[target].isna().any() else [])
+    check_feature_frame(features, f"CSV {str(path)!r}", label=frame[target])
+    check_scalable(features, f"CSV {str(path)!r}")
     classes, y = np.unique(frame[target].astype(str).to_numpy(), return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"target column {target!r} has a single class; need at least 2")
     return Dataset(str(path), features.to_numpy(np.float64), y.astype(np.int64),
-                   tuple(map(str, features.columns)), tuple(map(str, classes)))
+                   tuple(map(str, features.columns)), tuple(map(str, classes)), target)
 
 
 def load_dataset(name: str, target: str | None = None) -> Dataset:

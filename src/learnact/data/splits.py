@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,10 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from ..exceptions import CheckpointError
+from ..exceptions import CheckpointError, DataError
 from .sources import Dataset
 
-__all__ = ["Standardizer", "Split", "split_dataset"]
+__all__ = ["Standardizer", "Split", "split_dataset", "check_splits", "split_sizes"]
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,72 @@ def split_dataset(ds: Dataset, seed: int, test_size: float = 0.25, val_size: flo
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
     return Split(f32(X_tr), y_tr, f32(X_va), y_va, f32(X_te), y_te, i_tr, i_va, i_te, scaler, ds.n_classes,
                  ds.class_names)
+
+
+def split_sizes(n_rows: int, test_size: float, val_size: float) -> tuple[int, int, int]:
+    """Rows of the training, validation and test parts, as :func:`split_dataset` makes them.
+
+    scikit-learn's rule: the test part takes ``ceil(test_size * n)`` rows and
+    the validation part ``ceil(val_size * n_rest)`` of the rest.
+
+    Returns:
+        ``(n_train, n_val, n_test)``; they add up to ``n_rows``.
+    """
+    n_test = math.ceil(test_size * n_rows)
+    n_rest = n_rows - n_test
+    n_val = math.ceil(val_size * n_rest)
+    return n_rest - n_val, n_val, n_test
+
+
+def _rows(n: int, word: str = "row") -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def check_splits(ds: Dataset, test_size: float, val_size: float, seed: int = 0) -> None:
+    """Raise :class:`DataError` if :func:`split_dataset` cannot split ``ds`` with these sizes, for any seed.
+
+    Checked without training anything, so a study fails before it writes: each
+    part must keep at least one row per class (stratified splits), and every
+    class needs 2 rows in the first split and 2 in the part the validation
+    split divides, so no class is missing from training (scikit-learn gives
+    class ``k`` of ``c_k`` rows at least ``floor(c_k * n_part / n)`` of a part
+    of ``n_part`` rows, whatever the seed).
+    Messages name the fields of a study file (``data.test_size``,
+    ``data.val_size``) and the class. Finally ``seed``'s split is made, so
+    anything these rules miss is reported here too, in the same terms.
+    """
+    n, k = len(ds.y), ds.n_classes
+    n_train, n_val, n_test = split_sizes(n, test_size, val_size)
+    n_rest = n_train + n_val
+    what = f"data set {ds.name!r} ({n} rows, {k} classes)"
+    if n_rest < k or n_test < k:
+        part, rows = ("test", n_test) if n_test < k else ("training", n_rest)
+        raise DataError(f"data.test_size = {test_size:g} leaves {_rows(rows)} of {what} for the {part} part, which "
+                        f"needs at least one row per class ({k}); "
+                        f"{'raise' if part == 'test' else 'lower'} data.test_size")
+    counts = [int(c) for c in np.bincount(ds.y, minlength=k)]
+    need = max(2, math.ceil(2 * n / n_rest))  # floor(c * n_rest / n) >= 2
+    while math.floor(need * n_rest / n) < 2:  # pragma: no cover - guards the float rounding of the line above
+        need += 1
+    thin = [j for j in range(k) if counts[j] < need]
+    if thin:
+        j = min(thin, key=lambda j: counts[j])
+        name = ds.class_names[j] if j < len(ds.class_names) else str(j)
+        listed = ", ".join(f"{ds.class_names[i]!r} ({counts[i]})" for i in thin[:5]) + " ..." * (len(thin) > 5)
+        reason = ("a stratified split needs at least 2 rows of every class" if need == 2 else
+                  f"with data.test_size = {test_size:g} the validation split (data.val_size) needs every class to "
+                  f"keep at least 2 of the {n_rest} non-test rows, so a class needs at least {need} rows (or lower "
+                  f"data.test_size)")
+        column = f"target column {ds.target!r}" if ds.target else "labels"
+        raise DataError(f"class {name!r} ({column}) of {what} has {_rows(counts[j])}, too few to split: "
+                        f"{reason}; classes with too few rows: {listed}; drop or merge them, or collect more rows")
+    if n_train < k or n_val < k:
+        part, rows = ("validation", n_val) if n_val < k else ("training", n_train)
+        raise DataError(f"data.val_size = {val_size:g} leaves {rows} of the {_rows(n_rest, 'non-test row')} of "
+                        f"{what} for the {part} part, which needs at least one row per class ({k}); "
+                        f"{'raise' if part == 'validation' else 'lower'} data.val_size")
+    try:
+        split_dataset(ds, seed, test_size, val_size)
+    except ValueError as exc:
+        raise DataError(f"cannot split {what} with data.test_size = {test_size:g} and data.val_size = "
+                        f"{val_size:g}: {' '.join(str(exc).split())}") from None

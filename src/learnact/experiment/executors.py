@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .._processes import become_worker
 from ..config import DEFAULT_CONNECT_TIMEOUT_S, EXECUTORS, RunConfig
 from ..exceptions import ConfigError
 from ..store import RunArtifacts
@@ -101,10 +101,15 @@ class ExecutorPool:
     max_in_flight: int = 1
 
 
-def _init_worker() -> None:
-    """Process-pool worker start: one torch thread, and Ctrl-C is the parent's business."""
+def _init_worker(parent_pid: int) -> None:
+    """Process-pool worker start: one torch thread; ends with ``parent_pid``, and Ctrl-C is the parent's business.
+
+    The worker's own parent is a fork server, which outlives this process's
+    death while its workers hold it open, so the worker watches the process
+    that started the pool (:func:`learnact._processes.become_worker`).
+    """
+    become_worker(parent_pid)
     os.environ["OMP_NUM_THREADS"] = "1"
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
 
     torch.set_num_threads(1)
@@ -128,7 +133,8 @@ def _process_pool(workers: int) -> Iterator[ExecutorPool]:
     if method == "forkserver":
         # workers fork from a server that has imported torch once (no effect if the server already runs)
         context.set_forkserver_preload(["learnact.experiment.engines", "sklearn.datasets"])
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                               initargs=(os.getpid(),))
     try:
         yield ExecutorPool(pool, workers, f"processes: {workers} workers ({method})", 2 * workers)
     except BaseException:

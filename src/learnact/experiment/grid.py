@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 import tomllib
 from importlib import resources
@@ -34,9 +35,12 @@ from pydantic import ValidationError
 from .._checks import did_you_mean
 from ..config import (
     ACTIVATION_FIELDS,
+    MAX_CONFIG_DEPTH,
+    MAX_CONFIG_VALUES,
     TRAIN_FIELDS,
     StudyConfig,
     check_reference,
+    check_run_count,
     check_variant_names,
     config_error,
     describe_errors,
@@ -50,6 +54,7 @@ __all__ = [
     "expand_variant",
     "list_presets",
     "format_value",
+    "grid_size",
     "STUDY_SUFFIXES",
 ]
 
@@ -132,6 +137,48 @@ def _expand(table: dict[str, Any], where: str) -> tuple[list[tuple[dict[str, Any
     return out, problems
 
 
+def grid_size(table: dict[str, Any]) -> int:
+    """How many variants a variant table expands to (the product of its sweeps' lengths), without expanding it."""
+    return math.prod(len(v) for k, v in table.items() if k in _VARIANT_KEYS and k != "name" and _is_sweep(k, v))
+
+
+def _seed_count(seeds: Any) -> int | None:
+    """How many seeds a study file's ``seeds`` value gives, without making the list (``None``: not readable)."""
+    if isinstance(seeds, list):
+        return len(seeds)
+    if isinstance(seeds, dict) and isinstance(seeds.get("count"), int) and not isinstance(seeds["count"], bool):
+        return seeds["count"]
+    return None
+
+
+def _shape_problem(raw: Any) -> str | None:
+    """The problem with a parsed study file's shape, or ``None``.
+
+    Lists and tables nested deeper than :data:`~learnact.config.MAX_CONFIG_DEPTH`
+    (checked iteratively, so a file nested thousands deep is reported, not a
+    ``RecursionError``), or more than :data:`~learnact.config.MAX_CONFIG_VALUES`
+    values in all (YAML anchors can make a short file expand to billions).
+    """
+    stack: list[tuple[Any, int, str]] = [(raw, 0, "")]
+    seen = 0
+    while stack:
+        value, depth, where = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_VALUES:
+            return (f"(top level): the file holds more than {MAX_CONFIG_VALUES:,} values (MAX_CONFIG_VALUES), "
+                    f"counting each use of a YAML alias; a study file needs far fewer")
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth >= MAX_CONFIG_DEPTH:
+            return (f"{where or '(top level)'}: lists and tables nest more than {MAX_CONFIG_DEPTH} levels deep "
+                    f"(MAX_CONFIG_DEPTH); a study file needs at most 5")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            sub = f"{where}[{key}]" if isinstance(key, int) else (f"{where}.{key}" if where else str(key))
+            stack.append((item, depth + 1, sub))
+    return None
+
+
 def expand_variant(table: dict[str, Any], where: str = "variants[0]") -> list[dict[str, Any]]:
     """Expand one variant table into its grid of plain (flat) variant dicts.
 
@@ -169,6 +216,9 @@ def study_from_dict(raw: Any) -> StudyConfig:
     Raises:
         ConfigError: Every problem found, each with the path of its field.
     """
+    problem = _shape_problem(raw)
+    if problem:
+        raise config_error([problem])
     if not isinstance(raw, dict):
         raise ConfigError(f"invalid config: expected a table of settings at the top level, got "
                           f"{type(raw).__name__}; start from `learnact init`")
@@ -184,6 +234,11 @@ def study_from_dict(raw: Any) -> StudyConfig:
         tables = []
     elif not tables:
         problems.append("variants: a study needs at least one variant, got []")
+    # the size of the grid, before expanding it: 10**8 variants or seeds must fail here, not fill memory
+    n_variants = sum(grid_size(t) for t in tables if isinstance(t, dict))
+    problem = check_run_count(n_variants, max(1, _seed_count(raw.get("seeds")) or 1))
+    if problem:
+        raise config_error([problem])
     variants: list[dict[str, Any]] = []
     origins: list[tuple[int, dict[str, int]]] = []
     complete = True
@@ -295,6 +350,14 @@ def _yaml_load(text: str) -> Any:
 
 
 def _parse(text: str, suffix: str, label: str) -> Any:
+    try:
+        return _parse_syntax(text, suffix, label)
+    except RecursionError:  # the parsers recurse per level; the depth of a parsed file is checked in study_from_dict
+        raise ConfigError(f"config {label!r} nests lists or tables too deeply to read (a study file needs at most "
+                          f"5 levels, the limit is {MAX_CONFIG_DEPTH})") from None
+
+
+def _parse_syntax(text: str, suffix: str, label: str) -> Any:
     if suffix == ".toml":
         try:
             return tomllib.loads(text)

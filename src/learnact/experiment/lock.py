@@ -5,6 +5,12 @@ Windows) on ``<study>/.lock``. The operating system releases it when the
 holder exits, however it exits (``kill -9`` included), so a stale lock file
 never blocks a rerun. The file holds the holder's pid, host and start time,
 for the message the second process prints.
+
+Processes forked while the lock is held (the vectorised engine's workers and
+their helpers) close their copy of the lock's file descriptor right after the
+fork (:func:`os.register_at_fork`): an ``flock`` belongs to the open file,
+which a forked child shares, so a worker that outlived its parent would
+otherwise keep the study locked and refuse a rerun.
 """
 
 from __future__ import annotations
@@ -21,6 +27,23 @@ from ..exceptions import StudyInUseError
 __all__ = ["LOCK_FILE", "study_lock"]
 
 LOCK_FILE = ".lock"
+
+#: File descriptors of the locks this process holds (closed in forked children).
+_HELD: set[int] = set()
+
+
+def _close_in_child() -> None:
+    """After ``fork``, in the child: drop the parent's locks (the parent keeps them)."""
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:  # pragma: no cover - already closed
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_close_in_child)
 
 
 def _try_lock(fd: int) -> bool:
@@ -57,6 +80,7 @@ def study_lock(folder: Path) -> Iterator[Path]:
     """
     path = Path(folder) / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    _HELD.add(fd)
     try:
         if not _try_lock(fd):
             holder = os.read(fd, 200).decode(errors="replace").strip()
@@ -70,4 +94,6 @@ def study_lock(folder: Path) -> Iterator[Path]:
                  .encode())
         yield path
     finally:
-        os.close(fd)  # releases the lock; the file stays (removing it would race a waiting process)
+        if fd in _HELD:  # in a forked child that unwinds here the descriptor was closed already
+            _HELD.discard(fd)
+            os.close(fd)  # releases the lock; the file stays (removing it would race a waiting process)

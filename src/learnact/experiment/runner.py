@@ -22,14 +22,14 @@ from pathlib import Path
 
 from .. import store
 from ..config import DEFAULT_ENGINE, RunConfig, StudyConfig
-from ..data import load_dataset
+from ..data import check_splits, load_dataset
 from ..exceptions import ConfigError, LearnactError, RunStoreError
 from .engines import ENGINES
 from .executors import ExecutorPool, InProcessExecutor, run_group
 from .grid import study_to_dict
 from .lock import study_lock
 
-__all__ = ["DEFAULT_ENGINE", "LOG_FILE", "STUDY_FILE", "StudyResult", "plan_groups", "run_study"]
+__all__ = ["DEFAULT_ENGINE", "LOG_FILE", "STUDY_FILE", "StudyResult", "check_inputs", "plan_groups", "run_study"]
 
 LOG_FILE = "study.log"
 STUDY_FILE = "study.json"
@@ -187,6 +187,21 @@ def _pump(session: _Session, pool: ExecutorPool, groups: list[list[RunConfig]], 
         raise
 
 
+def check_inputs(study: StudyConfig) -> None:
+    """Find every problem the study's config and data reveal without training, before a study folder is made.
+
+    Loads each data set (a CSV with text, missing or infinite values, or
+    values too large to standardise, fails here, naming the column and the
+    row) and checks that its splits can be made for the study's sizes
+    (``data.test_size``, ``data.val_size``) and classes.
+
+    Raises:
+        DataError: The problem, naming the field or the column.
+    """
+    data = study.data
+    check_splits(load_dataset(data.dataset, data.target), data.test_size, data.val_size, study.seeds[0])
+
+
 def run_study(
     study: StudyConfig,
     folder: Path,
@@ -236,8 +251,7 @@ def run_study(
         raise ConfigError(f"output folder's parent {str(folder.parent)!r} does not exist; create it first")
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"output folder {str(folder)!r} is a file; give a folder (new, or a study to resume)")
-    for name, target in dict.fromkeys((r.data.dataset, r.data.target) for r in runs):
-        load_dataset(name, target)  # a CSV with text or missing values fails here, before anything is written
+    check_inputs(study)  # every problem the config and the data reveal, before anything is written
     try:
         folder.mkdir(exist_ok=True)
     except OSError as exc:

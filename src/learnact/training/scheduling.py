@@ -18,7 +18,8 @@ available on request but are a weak substitute: a stacked step launches many
 small kernels and the Python between them holds the GIL. With forked workers,
 a core that falls idle takes over part of a running stack
 (:mod:`.worksharing`), so the stacks' unknown lengths (early stopping) do
-not leave cores idle.
+not leave cores idle. Forked workers end with the process that forked them
+and print nothing when stopped (:func:`learnact._processes.become_worker`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any, Literal, TypeVar
 
 import torch
 
+from .._processes import WATCH_THREAD, become_worker
 from ..config import TrainConfig
 from ..data import Split
 from ..model import MLP
@@ -152,7 +154,8 @@ def single_thread() -> Iterator[None]:
 _JOBS: Sequence[Callable[[], Any]] = ()
 
 
-def _init_worker() -> None:
+def _init_worker(parent_pid: int) -> None:
+    become_worker(parent_pid)  # ends with the parent, quietly; see learnact._processes
     torch.set_num_threads(1)
     _keep_freed_memory()
 
@@ -185,10 +188,14 @@ def _run_job(index: int) -> tuple[int, Any]:
 
 
 def _can_fork(require_single_thread: bool) -> bool:
-    """Whether forking workers is possible here (and, for ``auto``, safe: no other threads to copy mid-way)."""
+    """Whether forking workers is possible here (and, for ``auto``, safe: no other threads to copy mid-way).
+
+    A worker's parent-watch thread (:data:`learnact._processes.WATCH_THREAD`) holds no lock, so it does not count.
+    """
     if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
         return False
-    return not require_single_thread or threading.active_count() == 1
+    others = [t for t in threading.enumerate() if t is not threading.current_thread() and t.name != WATCH_THREAD]
+    return not require_single_thread or not others
 
 
 def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers: int,
@@ -229,7 +236,8 @@ def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers:
         # idle cores take over part of a running stack (even of a lone one): see .worksharing
         worksharing.install(worksharing.WorkShare(workers, len(jobs)))
         try:
-            with multiprocessing.get_context("fork").Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
+            with multiprocessing.get_context("fork").Pool(min(workers, len(jobs)), initializer=_init_worker,
+                                                     initargs=(os.getpid(),)) as pool:
                 yield from pool.imap_unordered(_run_job, order, chunksize=1)
         finally:
             worksharing.install(None)

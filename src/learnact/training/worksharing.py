@@ -27,6 +27,8 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+from .._processes import become_worker
+
 __all__ = ["WorkShare", "current", "fork_child", "reap", "receive_results", "send_results"]
 
 
@@ -100,14 +102,17 @@ def install(share: WorkShare | None) -> None:
 def fork_child() -> tuple[int, int] | None:
     """Fork: ``None`` in the child, ``(pid, read_fd)`` of the child's result pipe in the parent.
 
-    The child writes its results with :func:`send_results` on :data:`CHILD_FD` and must end with ``os._exit``.
+    The child writes its results with :func:`send_results` on :data:`CHILD_FD` and must end with ``os._exit``;
+    it ends (``SIGKILL``) as soon as this process ends (:func:`learnact._processes.become_worker`).
     """
     global CHILD_FD
+    parent = os.getpid()
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
         CHILD_FD = write_fd
+        become_worker(parent)  # ends with the process that forked it, quietly
         return None
     os.close(write_fd)
     return pid, read_fd
