@@ -110,7 +110,7 @@ def run(
     from ..experiment.engines import ENGINES
     from ..experiment.executors import open_executor
     from ..experiment.runner import run_study
-    from .display import print_leaderboard
+    from .display import diverged_lines, print_leaderboard
     from .progress import study_progress
 
     source, described = _study_source(preset, config, out)
@@ -135,7 +135,8 @@ def run(
     if result.superseded:
         _note(quiet, f"{len(result.superseded)} finished runs of an earlier study in this folder are not part of "
                      f"this one; moved to {folder / 'superseded'}")
-    table = leaderboard(runs_table(folder))
+    runs = runs_table(folder)
+    table = leaderboard(runs)
     table.to_csv(folder / "leaderboard.csv", index=False)
     write_results(folder)
     report_dir = None
@@ -146,6 +147,8 @@ def run(
         report_dir = build_report(folder, pdf=pdf)
     print_leaderboard(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
                                    f"({result.n_trained} trained, {result.n_skipped} already done)")
+    for line in diverged_lines(runs):
+        print(f"diverged:     {line}")
     print(f"study folder: {folder}")
     print(f"statistics:   learnact compare {folder}")
     if report_dir is not None:
