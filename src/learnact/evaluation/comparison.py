@@ -175,7 +175,7 @@ def paired_comparisons(
             if n < 2:
                 why = f"; {lost} diverged" if lost else ""
                 block.append({**base, "comparable": False, "n_shared": n, "seeds": ",".join(map(str, seeds)),
-                              "status": f"not comparable ({n} shared finished seed{'s' if n != 1 else ''}{why}; "
+                              "status": f"not comparable ({n} shared seed{'s' if n != 1 else ''}{why}; "
                                         "need 2)"})
                 continue
             d = (pair[variant] - pair[ref]).to_numpy(dtype=float)
