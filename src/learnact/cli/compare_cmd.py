@@ -62,11 +62,12 @@ def compare(
         None, "--metric", "-m", help="Metric to compare; repeat for several (default: roc_auc, accuracy, f1)."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the full comparison table to this CSV file."),
 ) -> None:
-    """Compare every variant with a reference on shared seeds (corrected t-test, Wilcoxon, Holm)."""
+    """Compare every variant with a reference on the seeds both finished (corrected t-test, Wilcoxon, Holm)."""
     from rich.console import Console
     from rich.table import Table
 
-    from ..evaluation import DEFAULT_COMPARISON_METRICS, paired_comparisons, resolve_reference, tidy_results
+    from ..evaluation import (DEFAULT_COMPARISON_METRICS, diverged_counts, excluded_note, paired_comparisons,
+                              resolve_reference, tidy_results)
     from ..exceptions import RunStoreError
 
     if not study.is_dir():
@@ -84,10 +85,13 @@ def compare(
         table.to_csv(csv, index=False)
     ratio = table["test_train_ratio"].dropna()
     title = f"{study.name}: variants vs {ref} ({how})"
+    note = excluded_note(diverged_counts(tidy))
     t = Table(title=title, caption=(
-        f"diff = variant - reference, paired on shared seeds; 95% CI and t/p from the Nadeau-Bengio corrected "
-        f"t-test (n_test/n_train = {ratio.iloc[0]:.3f}); " if len(ratio) else "") +
-        "p_holm: Holm over the variants of one metric; W/T/L: seeds where the variant is better/equal/worse.")
+        "diff = variant - reference, paired on shared seeds (seeds both finished); 95% CI and t/p from the "
+        f"Nadeau-Bengio corrected t-test (n_test/n_train = {ratio.iloc[0]:.3f}); " if len(ratio) else
+        "shared seeds: seeds both finished; ") +
+        "p_holm: Holm over the variants of one metric; W/T/L: seeds where the variant is better/equal/worse."
+        + (f" {note}" if note else ""))
     for col, justify in (("metric", "left"), ("variant", "left"), ("n", "right"), ("mean (var vs ref)", "right"),
                          ("diff", "right"), ("95% CI", "right"), ("t", "right"), ("p", "right"),
                          ("p_holm", "right"), ("Wilcoxon p", "right"), ("W/T/L", "right"), ("status", "left")):

@@ -2,21 +2,77 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
-__all__ = ["print_leaderboard"]
+__all__ = ["print_leaderboard", "leaderboard_cells", "diverged_lines"]
+
+
+def _pm(mean: float, std: float, fmt: str) -> str:
+    """``mean ± std``; the mean alone with one finished seed; ``-`` with none."""
+    if not math.isfinite(mean):
+        return "-"
+    return f"{mean:{fmt}} ± {std:{fmt}}" if math.isfinite(std) else f"{mean:{fmt}}"
+
+
+def leaderboard_cells(table: pd.DataFrame) -> list[list[str]]:
+    """Display cells of each leaderboard row: variant, n, diverged, accuracy, F1, ROC-AUC, params, time.
+
+    ``n`` counts finished runs; statistics are over them
+    (:func:`learnact.evaluation.leaderboard`).
+    """
+    out = []
+    for _, r in table.iterrows():
+        n_div = int(r["n_diverged"]) if "n_diverged" in r else 0
+        params = f"{r['params_mean']:.0f}" if math.isfinite(r["params_mean"]) else "-"
+        out.append([str(r["variant"]), str(int(r["n_seeds"])), str(n_div),
+                    _pm(r["accuracy_mean"], r["accuracy_std"], ".4f"), _pm(r["f1_mean"], r["f1_std"], ".4f"),
+                    _pm(r["roc_auc_mean"], r["roc_auc_std"], ".4f"), params,
+                    _pm(r["time_mean"], r["time_std"], ".2f")])
+    return out
 
 
 def print_leaderboard(table: pd.DataFrame, title: str = "leaderboard") -> None:
-    """Print mean ± std per variant (accuracy, F1, ROC-AUC, params, time)."""
+    """Print mean ± std over finished seeds per variant (accuracy, F1, ROC-AUC, params, time).
+
+    A ``diverged`` column counts each variant's diverged runs (left out of the
+    statistics), and the table's caption says how many were excluded.
+    """
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=title)
-    for col in ("variant", "n", "accuracy", "F1", "ROC-AUC", "params", "time [s]"):
+    note = str(table.attrs.get("excluded", ""))
+    t = Table(title=title, caption=note or None)
+    for col in ("variant", "n", "diverged", "accuracy", "F1", "ROC-AUC", "params", "time [s]"):
         t.add_column(col, justify="left" if col == "variant" else "right")
-    for _, r in table.iterrows():
-        pm = lambda k: f"{r[f'{k}_mean']:.4f} ± {r[f'{k}_std']:.4f}"  # noqa: E731
-        t.add_row(str(r["variant"]), str(int(r["n_seeds"])), pm("accuracy"), pm("f1"), pm("roc_auc"),
-                  f"{r['params_mean']:.0f}", f"{r['time_mean']:.2f} ± {r['time_std']:.2f}")
+    for cells in leaderboard_cells(table):
+        t.add_row(*cells)
     Console(width=max(120, Console().width)).print(t)
+
+
+def diverged_lines(runs: pd.DataFrame) -> list[str]:
+    """One line per variant with diverged runs: which seeds, at which epoch, and why.
+
+    Args:
+        runs: A runs table (:func:`learnact.evaluation.runs_table`).
+
+    Example: ``"fixed_nan: seeds 1, 2 diverged (epoch 1: non-finite training loss)"``.
+    """
+    from ..evaluation import DIVERGED
+
+    if runs.empty or "status" not in runs.columns:
+        return []
+    bad = runs[runs["status"] == DIVERGED]
+    lines = []
+    for variant, group in bad.groupby("variant", sort=False):
+        seeds = ", ".join(str(int(s)) for s in sorted(group["seed"]))
+        causes = []
+        for _, r in group.sort_values("seed").iterrows():
+            epoch = r.get("diverged_epoch")
+            when = f"epoch {int(epoch)}" if pd.notna(epoch) else "epoch ?"
+            cause = f"{when}: {r.get('diverged_reason') or 'non-finite values'}"
+            if cause not in causes:
+                causes.append(cause)
+        lines.append(f"{variant}: seed{'s' if len(group) > 1 else ''} {seeds} diverged ({'; '.join(causes)})")
+    return lines

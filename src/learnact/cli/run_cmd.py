@@ -110,8 +110,8 @@ def run(
     from ..experiment.engines import ENGINES
     from ..experiment.executors import open_executor
     from ..experiment.runner import run_study
-    from .display import print_leaderboard
     from ..store import atomic_write
+    from .display import diverged_lines, print_leaderboard
     from .progress import study_progress
 
     source, described = _study_source(preset, config, out)
@@ -139,7 +139,8 @@ def run(
     if result.foreign:
         _note(quiet, f"left alone {len(result.foreign)} entries under {folder / 'runs'} that learnact did not "
                      f"write: {', '.join(result.foreign)}")
-    table = leaderboard(runs_table(folder))
+    runs = runs_table(folder)
+    table = leaderboard(runs)
     with atomic_write(folder / "leaderboard.csv") as tmp:
         table.to_csv(tmp, index=False)
     write_results(folder)
@@ -151,6 +152,8 @@ def run(
         report_dir = build_report(folder, pdf=pdf)
     print_leaderboard(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
                                    f"({result.n_trained} trained, {result.n_skipped} already done)")
+    for line in diverged_lines(runs):
+        print(f"diverged:     {line}")
     print(f"study folder: {folder}")
     print(f"statistics:   learnact compare {folder}")
     if report_dir is not None:

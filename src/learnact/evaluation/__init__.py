@@ -9,7 +9,9 @@ table can be rebuilt from disk:
   variant and quantity;
 - :func:`paired_comparisons`: every variant against a reference on shared
   seeds (corrected resampled t-test, Wilcoxon, win/tie/loss, Holm);
-- :func:`gate_diagnostics` / :func:`diagnostics_table`: what the gates learned.
+- :func:`gate_diagnostics` / :func:`diagnostics_table`: what the gates learned;
+- :mod:`.status`: finished versus diverged runs (every statistic is over
+  finished runs; diverged ones are counted in ``n_diverged``).
 """
 
 from .aggregate import AGGREGATE_COLUMNS, COST_COLUMNS, leaderboard, runs_table, seed_aggregates
@@ -34,6 +36,7 @@ from .results import (
     tidy_results,
     write_results,
 )
+from .status import DIVERGED, FINISHED, diverged_counts, excluded_note, finished_rows, run_status
 from .statistics import (
     PairedTest,
     SeedSummary,
@@ -53,6 +56,8 @@ __all__ = [
     "DEFAULT_COLLAPSE_THRESHOLD",
     "DEFAULT_COMPARISON_METRICS",
     "DIAGNOSTIC_COLUMNS",
+    "DIVERGED",
+    "FINISHED",
     "METRICS",
     "Metric",
     "PairedTest",
@@ -65,9 +70,12 @@ __all__ = [
     "corrected_resampled_ttest",
     "describe_quantity",
     "diagnostics_table",
+    "diverged_counts",
     "effective_candidates",
     "entropy_nats",
+    "excluded_note",
     "expected_calibration_error",
+    "finished_rows",
     "gate_diagnostics",
     "gate_statistics",
     "holm_adjust",
@@ -76,6 +84,7 @@ __all__ = [
     "paired_comparisons",
     "predicted_labels",
     "resolve_reference",
+    "run_status",
     "runs_table",
     "seed_aggregates",
     "study_reference",

@@ -12,47 +12,67 @@ from .metrics import METRICS
 from .quantities import describe_quantity
 from .results import VARIANT_COLUMNS, variant_fields
 from .statistics import summarize_seeds
+from .status import diverged_counts, excluded_note, finished_mask, finished_rows, run_status
 
 __all__ = ["runs_table", "leaderboard", "seed_aggregates", "COST_COLUMNS", "AGGREGATE_COLUMNS"]
 
-AGGREGATE_COLUMNS = ("variant", "metric", "group", "label", "higher_is_better", "n", "mean", "std", "sem",
-                     "ci_low", "ci_high", "median", "q1", "q3", "iqr", "min", "max")
+AGGREGATE_COLUMNS = ("variant", "metric", "group", "label", "higher_is_better", "n", "n_diverged", "mean", "std",
+                     "sem", "ci_low", "ci_high", "median", "q1", "q3", "iqr", "min", "max")
 """Leading columns of :func:`seed_aggregates`; the variant's fields follow."""
 
 COST_COLUMNS = ("n_params", "train_time_s", "best_epoch", "epochs_run", "peak_memory_mb")
 
 
 def runs_table(study_dir: Path) -> pd.DataFrame:
-    """One row per finished run: ``run_id, variant, seed``, metrics and costs."""
+    """One row per run folder with DONE: ``run_id, variant, seed, status``, metrics and costs.
+
+    ``status`` is ``"finished"`` or ``"diverged"``
+    (:func:`~learnact.evaluation.status.run_status`); ``diverged_epoch`` and
+    ``diverged_reason`` follow from ``metrics.json``.
+    """
     rows = []
     for folder in store.finished_runs(study_dir):
         cfg = store.read_run_config(folder)
+        metrics = store.read_metrics(folder)
+        status = run_status(metrics, str(folder / "metrics.json"))
         rows.append({"run_id": folder.name, "variant": cfg.variant, "seed": cfg.seed,
-                     **store.read_metrics(folder)})
+                     **metrics, "status": status})
     return pd.DataFrame(rows)
 
 
 def leaderboard(runs: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
-    """Mean and sample std over seeds per variant, sorted by ``sort_by`` (best first).
+    """Mean and sample std over the finished seeds per variant, sorted by ``sort_by`` (best first).
 
-    Columns: ``variant, n_seeds, <metric>_mean, <metric>_std, ...,
-    time_mean, time_std, params_mean``.
+    Diverged runs are left out of every statistic and counted in
+    ``n_diverged`` (:mod:`~learnact.evaluation.status`); ``n_seeds`` counts
+    finished runs. The statistics are :func:`~learnact.evaluation.statistics.summarize_seeds`'
+    (non-finite values dropped). A variant with no finished run has NaN
+    statistics and comes last.
+
+    Columns: ``variant, n_seeds, n_diverged, <metric>_mean, <metric>_std, ...,
+    time_mean, time_std, params_mean``; ``attrs["excluded"]`` holds the
+    :func:`~learnact.evaluation.status.excluded_note` sentence.
     """
     if runs.empty:
         return pd.DataFrame()
+    counts = diverged_counts(runs)
+    finished = finished_rows(runs)
     out = []
-    for variant, group in runs.groupby("variant", sort=False):
-        row = {"variant": variant, "n_seeds": len(group)}
+    for variant in counts:
+        group = finished[finished["variant"].astype(str) == variant]
+        row: dict[str, object] = {"variant": variant, "n_seeds": len(group), "n_diverged": counts[variant]}
         for name in [*METRICS, "train_time_s"]:
-            vals = group[name].to_numpy(dtype=float)
+            s = summarize_seeds(group[name].to_numpy(dtype=float) if name in group else np.array([]))
             key = "time" if name == "train_time_s" else name
-            row[f"{key}_mean"] = float(np.mean(vals))
-            row[f"{key}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
-        row["params_mean"] = float(group["n_params"].mean())
+            row[f"{key}_mean"], row[f"{key}_std"] = s.mean, s.std
+        row["params_mean"] = summarize_seeds(group["n_params"].to_numpy(dtype=float)).mean
         out.append(row)
     table = pd.DataFrame(out)
     asc = not METRICS[sort_by].higher_is_better if sort_by in METRICS else False
-    return table.sort_values(f"{sort_by}_mean", ascending=asc, kind="stable").reset_index(drop=True)
+    table = table.sort_values(f"{sort_by}_mean", ascending=asc, kind="stable", na_position="last")
+    table = table.reset_index(drop=True)
+    table.attrs["excluded"] = excluded_note(counts)
+    return table
 
 
 def seed_aggregates(tidy: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -61,6 +81,11 @@ def seed_aggregates(tidy: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     Args:
         tidy: A tidy results table (:func:`~learnact.evaluation.results.tidy_results`).
         confidence: Coverage of the t interval of the mean.
+
+    Diverged runs (``status``) are left out of every statistic: ``n``
+    counts the finite values of finished runs and ``n_diverged`` the
+    variant's diverged runs (:mod:`~learnact.evaluation.status`); a variant
+    whose every run diverged still gets its rows, with ``n = 0``.
 
     Returns:
         One row per variant and quantity, in table order, with columns
@@ -75,12 +100,14 @@ def seed_aggregates(tidy: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     missing = [c for c in ("variant", "metric", "value") if c not in tidy.columns]
     if missing:
         raise ValueError(f"tidy table lacks columns {missing}; build it with tidy_results(study_dir)")
+    counts = diverged_counts(tidy)
+    flagged = tidy.assign(_finished=finished_mask(tidy).to_numpy())
     out = []
-    for (variant, metric), group in tidy.groupby(["variant", "metric"], sort=False):
+    for (variant, metric), group in flagged.groupby(["variant", "metric"], sort=False):
         q = describe_quantity(str(metric))
-        s = summarize_seeds(group["value"].to_numpy(dtype=float), confidence)
+        s = summarize_seeds(group.loc[group["_finished"], "value"].to_numpy(dtype=float), confidence)
         out.append({"variant": variant, "metric": metric, "group": q.group, "label": q.label,
-                    "higher_is_better": q.higher_is_better, **vars(s)})
+                    "higher_is_better": q.higher_is_better, "n_diverged": counts[str(variant)], **vars(s)})
     table = pd.DataFrame(out, columns=list(AGGREGATE_COLUMNS))
     table["higher_is_better"] = table["higher_is_better"].astype(object)  # True / False / None
     if table.empty:

@@ -18,6 +18,7 @@ import pandas as pd
 from .._checks import did_you_mean
 from .quantities import describe_quantity
 from .statistics import corrected_resampled_ttest, holm_adjust, wilcoxon_signed_rank, win_tie_loss
+from .status import finished_mask
 
 __all__ = ["DEFAULT_COMPARISON_METRICS", "COMPARISON_COLUMNS", "resolve_reference", "paired_comparisons"]
 
@@ -25,7 +26,7 @@ DEFAULT_COMPARISON_METRICS = ("roc_auc", "accuracy", "f1")
 """The paper's headline metrics."""
 
 COMPARISON_COLUMNS = (
-    "metric", "variant", "reference", "higher_is_better", "comparable", "status", "n_shared", "seeds",
+    "metric", "variant", "reference", "higher_is_better", "comparable", "status", "n_shared", "n_diverged", "seeds",
     "mean_variant", "mean_reference", "mean_diff", "std_diff", "ci_low", "ci_high", "effect_size",
     "t_stat", "df", "p_value", "p_holm", "wilcoxon_stat", "wilcoxon_p", "wilcoxon_p_holm",
     "wins", "ties", "losses", "n_train", "n_test", "test_train_ratio",
@@ -43,8 +44,9 @@ def resolve_reference(tidy: pd.DataFrame, reference: str | None = None, by: str 
     In order: ``reference`` if given; else the study's ``reference`` field
     (``tidy.attrs["reference"]``, set from ``study.json`` by
     :func:`~learnact.evaluation.results.tidy_results`); else the fixed
-    activation variant with the best mean ``by`` over seeds; else, with no
-    fixed variant, the best variant overall.
+    activation variant with the best mean ``by`` over its finished seeds;
+    else, with no fixed variant that has one, the best variant overall;
+    else (no finished run anywhere) the first variant.
 
     Raises:
         ValueError: ``reference`` (or the study's reference) is not a variant
@@ -66,11 +68,13 @@ def resolve_reference(tidy: pd.DataFrame, reference: str | None = None, by: str 
     else:
         return reference
     q = describe_quantity(by)
-    rows = tidy[tidy["metric"] == by]
-    if rows.empty:
+    if not (tidy["metric"] == by).any():
         raise ValueError(f"cannot choose a default reference: no {by!r} values in the table")
+    rows = tidy[(tidy["metric"] == by) & finished_mask(tidy) & np.isfinite(tidy["value"].astype(float))]
     fixed = rows[rows["kind"] == "fixed"] if "kind" in rows.columns else rows.iloc[0:0]
     pool = fixed if not fixed.empty else rows
+    if pool.empty:
+        return names[0]
     means = pool.groupby("variant", sort=False)["value"].mean()
     best = means.idxmin() if q.higher_is_better is False else means.idxmax()
     return str(best)
@@ -78,7 +82,14 @@ def resolve_reference(tidy: pd.DataFrame, reference: str | None = None, by: str 
 
 def _per_seed(tidy: pd.DataFrame, metric: str, column: str = "value") -> pd.DataFrame:
     rows = tidy[tidy["metric"] == metric]
-    return rows.pivot_table(index="seed", columns="variant", values=column, aggfunc="mean", sort=True)
+    return rows.pivot_table(index="seed", columns="variant", values=column, aggfunc="mean", sort=True,
+                            dropna=False)
+
+
+def _diverged_seeds(tidy: pd.DataFrame) -> dict[str, set[int]]:
+    """Per variant, the seeds whose run diverged."""
+    bad = tidy[~finished_mask(tidy)]
+    return {str(v): {int(s) for s in g["seed"]} for v, g in bad.groupby("variant", sort=False)}
 
 
 def paired_comparisons(
@@ -90,6 +101,11 @@ def paired_comparisons(
     tie_tol: float = 1e-12,
 ) -> pd.DataFrame:
     """Compare every variant with the reference on the seeds both finished.
+
+    A seed is shared when both variants have a finished run on it with a
+    finite value (:mod:`~learnact.evaluation.status`): a diverged run on
+    either side removes its seed from the pair, and ``n_diverged`` counts the
+    seeds lost that way.
 
     For each metric and variant, with ``d_j = x_variant - x_reference`` on the
     ``n`` shared seeds: the mean difference and its interval, which uses the
@@ -103,9 +119,9 @@ def paired_comparisons(
     only, are not counted: the more conservative choice) and ``n_test`` the
     test rows, both from the runs' ``preprocessing.json`` split sizes.
 
-    A variant with fewer than two shared seeds (finite values on both sides)
-    is reported with ``comparable=False``, ``status="not comparable (...)"``
-    and no numbers (NaN / missing).
+    A variant with fewer than two shared seeds is reported with
+    ``comparable=False``, ``status="not comparable (...)"`` (saying how many
+    seeds diverged) and no numbers (NaN / missing).
 
     Args:
         tidy: A tidy results table (:func:`~learnact.evaluation.results.tidy_results`).
@@ -117,7 +133,8 @@ def paired_comparisons(
     Returns:
         One row per metric and non-reference variant (metric-major, variants
         in table order), with columns :data:`COMPARISON_COLUMNS`:
-        ``comparable``/``status``; ``n_shared`` and ``seeds`` (comma-joined);
+        ``comparable``/``status``; ``n_shared`` and ``seeds`` (comma-joined),
+        ``n_diverged`` (seeds where the variant or the reference diverged);
         ``mean_variant``/``mean_reference`` over the shared seeds;
         ``mean_diff``, ``std_diff`` (sample std of ``d``), ``ci_low``/``ci_high``;
         ``effect_size`` = ``mean_diff / std_diff`` (paired Cohen's d_z);
@@ -138,22 +155,28 @@ def paired_comparisons(
         if m not in present:
             raise ValueError(f"unknown metric {m!r}{did_you_mean(m, present)}; available: {', '.join(present)}")
     others = [v for v in _variants(tidy) if v != ref]
+    diverged = _diverged_seeds(tidy)
+    finished = tidy[finished_mask(tidy)]
     rows = []
     for metric in metrics:
         q = describe_quantity(metric)
-        values = _per_seed(tidy, metric)
-        n_train = _per_seed(tidy, metric, "n_train")
-        n_test = _per_seed(tidy, metric, "n_test")
+        values = _per_seed(finished, metric)
+        n_train = _per_seed(finished, metric, "n_train")
+        n_test = _per_seed(finished, metric, "n_test")
         block = []
         for variant in others:
-            base = {"metric": metric, "variant": variant, "reference": ref, "higher_is_better": q.higher_is_better}
+            lost = len(diverged.get(variant, set()) | diverged.get(ref, set()))
+            base = {"metric": metric, "variant": variant, "reference": ref, "higher_is_better": q.higher_is_better,
+                    "n_diverged": lost}
             has_both = variant in values.columns and ref in values.columns
             pair = values[[variant, ref]].dropna() if has_both else pd.DataFrame(columns=[variant, ref])
             seeds = [int(s) for s in pair.index]
             n = len(seeds)
             if n < 2:
+                why = f"; {lost} diverged" if lost else ""
                 block.append({**base, "comparable": False, "n_shared": n, "seeds": ",".join(map(str, seeds)),
-                              "status": f"not comparable ({n} shared seed{'s' if n != 1 else ''}; need 2)"})
+                              "status": f"not comparable ({n} shared seed{'s' if n != 1 else ''}{why}; "
+                                        "need 2)"})
                 continue
             d = (pair[variant] - pair[ref]).to_numpy(dtype=float)
             sizes_train = pd.concat([n_train.loc[seeds, variant], n_train.loc[seeds, ref]])
@@ -182,7 +205,7 @@ def paired_comparisons(
             r["p_holm"], r["wilcoxon_p_holm"] = float(ph), float(wh)
         rows.extend(block)
     table = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
-    for col in ("wins", "ties", "losses", "df"):
+    for col in ("wins", "ties", "losses", "df", "n_diverged"):
         table[col] = table[col].astype("Int64")
     table["comparable"] = table["comparable"].astype(bool)
     table["higher_is_better"] = table["higher_is_better"].astype(object)  # True / False / None

@@ -203,6 +203,9 @@ def _flatten(diag: dict[str, Any]) -> dict[str, Any]:
 def diagnostics_table(study_dir: Path, collapse_threshold: float = DEFAULT_COLLAPSE_THRESHOLD) -> pd.DataFrame:
     """Gate diagnostics of every finished run of a study: one row per run and gated layer.
 
+    Diverged runs (:func:`~learnact.evaluation.status.run_status`) are left
+    out: their gates may be NaN (the tidy table counts them).
+
     Args:
         study_dir: The study folder.
         collapse_threshold: See :func:`gate_statistics`.
@@ -214,9 +217,12 @@ def diagnostics_table(study_dir: Path, collapse_threshold: float = DEFAULT_COLLA
         the order of :func:`learnact.evaluation.results.study_runs`.
     """
     from .results import study_runs
+    from .status import FINISHED, run_status
 
     rows = []
     for folder, cfg in study_runs(study_dir):
+        if run_status(store.read_metrics(folder), str(folder / "metrics.json")) != FINISHED:
+            continue
         for diag in gate_diagnostics(folder, collapse_threshold):
             rows.append({"run_id": folder.name, "variant": cfg.variant, "seed": cfg.seed, **_flatten(diag)})
     table = pd.DataFrame(rows, columns=None if rows else list(DIAGNOSTIC_COLUMNS))

@@ -2,7 +2,9 @@
 
 Columns (:data:`RESULTS_COLUMNS`, stable for the report builder):
 
-- ``run_id, variant, seed`` identify the run;
+- ``run_id, variant, seed`` identify the run, ``status`` says whether it
+  ``finished`` or ``diverged`` (:mod:`learnact.evaluation.status`; a diverged
+  run has NaN test metrics and no gate rows, and statistics leave it out);
 - ``kind, activation, candidates, gate, gate_source, gate_hidden,
   temperature, entropy_weight, max_epochs, patience, lr, weight_decay,
   batch_size, hidden, dataset`` describe the variant (``""`` or NaN where a
@@ -33,10 +35,12 @@ from ..exceptions import RunStoreError
 from .diagnostics import DEFAULT_COLLAPSE_THRESHOLD, gate_diagnostics
 from .metrics import METRICS
 from .quantities import COSTS, GATE_STATISTICS, gate_quantity
+from .status import FINISHED, run_status
 
 __all__ = [
     "RESULTS_FILE",
     "ID_COLUMNS",
+    "STATUS_COLUMN",
     "VARIANT_COLUMNS",
     "SPLIT_COLUMNS",
     "RESULTS_COLUMNS",
@@ -51,12 +55,13 @@ __all__ = [
 
 RESULTS_FILE = "results.csv"
 ID_COLUMNS = ("run_id", "variant", "seed")
+STATUS_COLUMN = "status"
 VARIANT_COLUMNS = ("kind", "activation", "candidates", "gate", "gate_source", "gate_hidden", "temperature",
                    "entropy_weight", "max_epochs", "patience", "lr", "weight_decay", "batch_size", "hidden",
                    "dataset")
 SPLIT_COLUMNS = ("n_train", "n_val", "n_test")
-RESULTS_COLUMNS = (*ID_COLUMNS, *VARIANT_COLUMNS, *SPLIT_COLUMNS, "metric", "group", "value")
-_STRING_COLUMNS = ("run_id", "variant", "kind", "activation", "candidates", "gate", "gate_source", "hidden",
+RESULTS_COLUMNS = (*ID_COLUMNS, STATUS_COLUMN, *VARIANT_COLUMNS, *SPLIT_COLUMNS, "metric", "group", "value")
+_STRING_COLUMNS = ("run_id", "variant", STATUS_COLUMN, "kind", "activation", "candidates", "gate", "gate_source", "hidden",
                    "dataset", "metric", "group")
 
 
@@ -91,9 +96,10 @@ def study_reference(study_dir: Path) -> str | None:
 
 
 def study_runs(study_dir: Path) -> Iterator[tuple[Path, RunConfig]]:
-    """Finished run folders of a study with their configs, in study order.
+    """Run folders of a study that training completed, with their configs, in study order.
 
-    Every folder under ``runs/`` with a DONE marker counts (the runner moves
+    Every folder under ``runs/`` with a DONE marker counts, finished or
+    diverged (:func:`~learnact.evaluation.status.run_status`; the runner moves
     runs a study no longer plans out of ``runs/``). Variants come in the
     order of ``study.json`` (unknown ones after, as found), seeds ascending.
     If two finished runs share a variant and seed, the most recently
@@ -159,7 +165,7 @@ def _split_sizes(folder: Path) -> dict[str, float]:
 def run_rows(
     run_folder: Path, cfg: RunConfig | None = None, collapse_threshold: float = DEFAULT_COLLAPSE_THRESHOLD
 ) -> list[dict[str, Any]]:
-    """Tidy rows of one finished run: every metric, cost and gate statistic.
+    """Tidy rows of one run folder: every metric, cost and (finished runs only) gate statistic.
 
     Args:
         run_folder: The run folder.
@@ -171,15 +177,17 @@ def run_rows(
     """
     folder = Path(run_folder)
     cfg = cfg if cfg is not None else store.read_run_config(folder)
-    base = {"run_id": folder.name, "variant": cfg.variant, "seed": cfg.seed, **_variant_record(cfg),
-            **_split_sizes(folder)}
     metrics = store.read_metrics(folder)
+    status = run_status(metrics, str(folder / "metrics.json"))
+    base = {"run_id": folder.name, "variant": cfg.variant, "seed": cfg.seed, STATUS_COLUMN: status,
+            **_variant_record(cfg), **_split_sizes(folder)}
     values: list[tuple[str, str, float]] = []
     for name in METRICS:
         values.append((name, "performance", metrics.get(name, float("nan"))))
     for name in COSTS:
         values.append((name, "cost", metrics.get(name, float("nan"))))
-    for diag in gate_diagnostics(folder, collapse_threshold):
+    # a diverged run's gates may be NaN: it has no gate statistics
+    for diag in gate_diagnostics(folder, collapse_threshold) if status == FINISHED else []:
         layer = diag["layer"]
         for stat in GATE_STATISTICS:
             values.append((gate_quantity(layer, stat), "gate", diag[stat]))
@@ -195,8 +203,9 @@ def run_rows(
 def tidy_results(study_dir: Path, collapse_threshold: float = DEFAULT_COLLAPSE_THRESHOLD) -> pd.DataFrame:
     """The study's tidy results table, rebuilt from its run folders.
 
-    One row per finished run and quantity (performance metrics, costs, and
-    gate statistics of each gated layer), columns :data:`RESULTS_COLUMNS`.
+    One row per run folder (finished or diverged, see ``status``) and
+    quantity (performance metrics, costs, and gate statistics of each gated
+    layer of a finished run), columns :data:`RESULTS_COLUMNS`.
     ``DataFrame.attrs["reference"]`` holds the study's reference variant
     from ``study.json`` (or ``None``).
 

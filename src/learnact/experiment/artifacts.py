@@ -11,12 +11,13 @@ import torch
 
 from ..config import RunConfig
 from ..data import Split
-from ..evaluation.metrics import compute_metrics
+from ..evaluation.metrics import METRICS, compute_metrics
+from ..evaluation.status import DIVERGED, FINISHED
 from ..model import MLP, GatedActivation, count_parameters
 from ..store import RunArtifacts
-from ..training.loop import FitResult
+from ..training.loop import FitResult, weights_finite
 
-__all__ = ["TrainedRun", "build_artifacts", "predict_proba"]
+__all__ = ["TrainedRun", "build_artifacts", "predict_proba", "run_outcome"]
 
 
 @dataclass
@@ -47,17 +48,56 @@ def predict_proba(model: MLP, X: np.ndarray) -> tuple[np.ndarray, list[torch.Ten
     return prob.double().numpy(), gates
 
 
+def run_outcome(t: TrainedRun, prob: np.ndarray, gates: list[torch.Tensor | None]) -> tuple[str, int | None,
+                                                                                         str | None]:
+    """``(status, diverged_epoch, diverged_reason)`` of a trained run.
+
+    A run the trainer stopped on a non-finite loss or weight is diverged at
+    that epoch (:attr:`~learnact.training.FitResult.diverged_reason`). A run
+    that trained to its stopping rule is checked once more on what it
+    hands over: kept weights, test-set gate weights and test predictions; a
+    non-finite one there makes it diverged at its last epoch. Both engines
+    pass through here, so they record the same outcome.
+    """
+    fit = t.fit
+    if fit.diverged_epoch is not None:
+        return DIVERGED, fit.diverged_epoch, fit.diverged_reason
+    reason = None
+    if not weights_finite(t.model):
+        reason = "non-finite kept weights"
+    else:
+        bad = [str(i) for i, g in enumerate(gates, start=1) if g is not None and not bool(torch.isfinite(g).all())]
+        if bad:
+            reason = f"non-finite test-set gate weights in layer{'s' if len(bad) > 1 else ''} {', '.join(bad)}"
+        elif not np.all(np.isfinite(prob)):
+            reason = "non-finite test predictions"
+    if reason is None:
+        return FINISHED, None, None
+    return DIVERGED, fit.epochs_run, reason
+
+
 def build_artifacts(t: TrainedRun) -> RunArtifacts:
-    """Evaluate on the test part and collect every artefact of the run."""
+    """Evaluate on the test part and collect every artefact of the run.
+
+    ``metrics.json`` gets ``status`` (``"finished"`` or ``"diverged"``,
+    :func:`run_outcome`), ``diverged_epoch`` and ``diverged_reason``. A
+    diverged run's test metrics are NaN, whatever its kept weights predict:
+    it did not complete its protocol, and every statistic leaves it out
+    (:mod:`learnact.evaluation.status`). Nothing here raises on NaN.
+    """
     prob, gates = predict_proba(t.model, t.split.X_test)
-    metrics: dict[str, Any] = compute_metrics(t.split.y_test, prob)
+    status, diverged_epoch, reason = run_outcome(t, prob, gates)
+    metrics: dict[str, Any] = (compute_metrics(t.split.y_test, prob) if status == FINISHED
+                               else {name: float("nan") for name in METRICS})
     metrics.update(
         n_params=count_parameters(t.model),
         train_time_s=t.fit.train_time_s,
         best_epoch=t.fit.best_epoch,
         epochs_run=t.fit.epochs_run,
         best_val_loss=t.fit.best_val_loss,
-        diverged_epoch=t.fit.diverged_epoch,
+        status=status,
+        diverged_epoch=diverged_epoch,
+        diverged_reason=reason,
         peak_memory_mb=t.peak_memory_mb,
     )
     pred = {"row": t.split.idx_test, "y_true": t.split.y_test}

@@ -102,11 +102,17 @@ FIGURES: tuple[FigureSpec, ...] = (
 def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] = FIGURES) -> list[FigureResult]:
     """Build and save every figure (PNG and PDF) into ``folder``.
 
-    A figure the study has nothing for is skipped with its reason; any other
-    error propagates.
+    Figures draw finished runs only (:class:`~.study_view.StudyView`); when
+    runs diverged, each figure's detail sentence says how many were left
+    out. A figure the study has nothing for is skipped with its reason (all
+    of them when every run diverged); any other error propagates.
     """
     results = []
+    note = view.excluded_note()
     for spec in specs:
+        if not view.variants:
+            results.append(FigureResult(spec, skipped="every run of the study diverged"))
+            continue
         with figure_style():
             try:
                 built = spec.build(view)
@@ -115,5 +121,5 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
                 continue
             fig, detail = built if isinstance(built, tuple) else (built, "")
             paths = save_figure(fig, folder, spec.name)
-        results.append(FigureResult(spec, detail, tuple(paths)))
+        results.append(FigureResult(spec, f"{detail} {note}".strip(), tuple(paths)))
     return results

@@ -51,14 +51,18 @@ def caption_suffix(view: StudyView) -> str:
 def protocol_paragraphs(view: StudyView) -> list[str]:
     """Plain-text paragraphs describing the study, taken from its saved configs."""
     n_runs = sum(len(r) for r in view.runs.values())
-    configs = [view.config(v) for v in view.variants]
+    n_diverged = sum(len(r) for r in view.diverged.values())
+    configs = [view.config(v) for v in view.all_variants]
+    n_fixed = sum(view.is_fixed(v) for v in view.all_variants)
     first = configs[0]
     tidy = view.tidy
     sizes = tidy.drop_duplicates("run_id")[["n_train", "n_val", "n_test"]].median()
     paras = [
-        f"Study \u201c{view.name}\u201d: {len(view.variants)} variants ({len(view.fixed)} fixed baselines, "
-        f"{len(view.gated)} learnable) and {len(view.seeds)} seeds ({', '.join(map(str, view.seeds))}), "
-        f"{n_runs} finished runs. Everything below is computed from the saved run folders, without retraining.",
+        f"Study \u201c{view.name}\u201d: {len(view.all_variants)} variants ({n_fixed} fixed baselines, "
+        f"{len(view.all_variants) - n_fixed} learnable) and {len(view.seeds)} seeds "
+        f"({', '.join(map(str, view.seeds))}), {n_runs} finished runs"
+        + (f" and {n_diverged} diverged {'run' if n_diverged == 1 else 'runs'}" if n_diverged else "")
+        + ". Everything below is computed from the saved run folders, without retraining.",
         f"Data: {view.dataset_label}. For each seed, a stratified train/test split (test share "
         f"{format_number(first.data.test_size)}), a scaler fitted on the training part only, and a stratified "
         f"train/validation split of the training part (validation share {format_number(first.data.val_size)}); "
@@ -71,17 +75,22 @@ def protocol_paragraphs(view: StudyView) -> list[str]:
         f"{_span([c.train.max_epochs for c in configs])} epochs, patience {_span([c.train.patience for c in configs])}"
         ", per variant) with the best weights restored.",
     ]
-    if view.gated:
-        cands = list(dict.fromkeys(c for v in view.gated for c in view.config(v).activation.candidates))
-        gates = list(dict.fromkeys(view.config(v).activation.gate for v in view.gated))
-        temps = [view.config(v).activation.temperature for v in view.gated]
-        lams = [view.config(v).train.entropy_weight for v in view.gated]
+    gated = [v for v in view.all_variants if not view.is_fixed(v)]
+    if gated:
+        cands = list(dict.fromkeys(c for v in gated for c in view.config(v).activation.candidates))
+        gates = list(dict.fromkeys(view.config(v).activation.gate for v in gated))
+        temps = [view.config(v).activation.temperature for v in gated]
+        lams = [view.config(v).train.entropy_weight for v in gated]
         paras.append(
             f"Learnable activations mix the candidates {', '.join(cands)} with gates softmax(z / T) "
             f"({', '.join(gates)} gates; T {_span(temps)}); the objective is the task loss plus \u03bb times the "
             f"summed gate entropy of the layers (\u03bb {_span(lams)}; \u03bb > 0 favours selecting one candidate).")
     ref = view.baseline
     stats = ("Statistics: mean and sample standard deviation over seeds, with 95% Student-t intervals of the mean.")
+    if n_diverged:
+        stats += (" A run whose training loss, validation loss, weights or gates stopped being finite counts as "
+                  "diverged: it is listed with its count and left out of every statistic and figure. "
+                  + view.excluded_note())
     if ref is not None and len(view.variants) > 1:
         stats += (f" Paired comparisons with the reference {ref} use the seeds both finished: the Nadeau\u2013Bengio "
                   "corrected resampled t-test and the Wilcoxon signed-rank test, Holm-adjusted over the variants "

@@ -19,7 +19,8 @@ import pandas as pd
 
 from .. import store
 from ..config import RunConfig
-from ..evaluation import resolve_reference, seed_aggregates, tidy_results
+from ..evaluation import excluded_note, resolve_reference, run_status, seed_aggregates, tidy_results
+from ..evaluation.status import FINISHED
 from ..evaluation.results import study_runs
 from ..exceptions import RunStoreError
 
@@ -35,7 +36,7 @@ class NothingToShow(Exception):
 
 @dataclass
 class RunView:
-    """One finished run: its folder, config and metrics; other files read lazily.
+    """One run with DONE (finished or diverged): its folder, config and metrics; other files read lazily.
 
     Attributes:
         folder: The run folder.
@@ -57,6 +58,11 @@ class RunView:
     def seed(self) -> int:
         """The seed."""
         return self.config.seed
+
+    @property
+    def status(self) -> str:
+        """``"finished"`` or ``"diverged"`` (:func:`learnact.evaluation.run_status`)."""
+        return run_status(self.metrics, str(self.folder / "metrics.json"))
 
     def history(self) -> list[dict[str, Any]]:
         """Per-epoch records (``history.jsonl``), read once."""
@@ -99,14 +105,22 @@ class RunView:
 class StudyView:
     """A finished study: its settings and its runs grouped by variant.
 
+    Figures and statistics see finished runs only; diverged runs
+    (:mod:`learnact.evaluation.status`) are kept apart in :attr:`diverged`,
+    counted in the tables and named in every caption (:meth:`excluded_note`).
+
     Attributes:
         folder: The study folder.
         name: Study name (``study.json``) or the folder's name.
         seeds: Seeds of the study, in its order.
         reference: The study's reference variant, or ``None``.
-        variants: Variant names in study order (fixed baselines first).
-        runs: Finished runs per variant, in seed order.
+        variants: Variants with at least one finished run, in study order
+            (fixed baselines first).
+        runs: Finished runs per variant of :attr:`variants`, in seed order.
         settings: Resolved ``study.json`` (``{}`` when absent).
+        diverged: Diverged runs per variant (only variants that have one), in seed order.
+        all_variants: Every variant with a run, finished or diverged, in the
+            order of :attr:`variants` (the tables list them all).
     """
 
     folder: Path
@@ -116,10 +130,21 @@ class StudyView:
     variants: list[str]
     runs: dict[str, list[RunView]]
     settings: dict[str, Any]
+    diverged: dict[str, list[RunView]] = field(default_factory=dict)
+    all_variants: list[str] = field(default_factory=list)
 
     def config(self, variant: str) -> RunConfig:
         """The run config of a variant's first run (activation and training settings)."""
-        return self.runs[variant][0].config
+        runs = self.runs.get(variant) or self.diverged[variant]
+        return runs[0].config
+
+    def n_diverged(self, variant: str) -> int:
+        """Diverged runs of ``variant``."""
+        return len(self.diverged.get(variant, []))
+
+    def excluded_note(self) -> str:
+        """``"k diverged runs excluded from the statistics (...)."``, or ``""`` when none diverged."""
+        return excluded_note({v: self.n_diverged(v) for v in self.all_variants})
 
     def is_fixed(self, variant: str) -> bool:
         """True for fixed-activation baselines."""
@@ -136,12 +161,13 @@ class StudyView:
         return [v for v in self.variants if self.is_fixed(v)]
 
     def all_runs(self) -> list[RunView]:
-        """Every finished run, variant-major."""
+        """Every finished run, variant-major (diverged runs are in :attr:`diverged`)."""
         return [r for v in self.variants for r in self.runs[v]]
 
     def metric_values(self, variant: str, metric: str) -> np.ndarray:
-        """One value per seed of ``metric`` (from ``metrics.json``)."""
-        return np.array([float(r.metrics.get(metric, np.nan)) for r in self.runs[variant]], dtype=np.float64)
+        """One value per finished seed of ``metric`` (from ``metrics.json``)."""
+        return np.array([float(r.metrics.get(metric, np.nan)) for r in self.runs.get(variant, [])],
+                        dtype=np.float64)
 
     def mean_metric(self, variant: str, metric: str) -> float:
         """Mean over seeds, ignoring missing values (NaN if none)."""
@@ -163,12 +189,14 @@ class StudyView:
         """The variant others are compared with: the study's reference, else the best fixed baseline.
 
         Resolved by :func:`learnact.evaluation.resolve_reference`, so figures and
-        the paired-comparison table agree.
+        the paired-comparison table agree; ``None`` when that variant has no
+        finished run (every run of it diverged: nothing to draw).
         """
         try:
-            return resolve_reference(self.tidy)
+            ref = resolve_reference(self.tidy)
         except ValueError:
             return None
+        return ref if ref in self.runs else None
 
     @cached_property
     def aggregates(self) -> pd.DataFrame:
@@ -182,15 +210,15 @@ class StudyView:
         return rows.iloc[0] if len(rows) else None
 
     def run_quantity(self, variant: str, quantity: str) -> np.ndarray:
-        """Per-seed values of a tidy-table quantity (metric, cost or gate statistic), seed order."""
+        """Per finished seed, a tidy-table quantity (metric, cost or gate statistic), seed order."""
         rows = self.tidy[(self.tidy["variant"] == variant) & (self.tidy["metric"] == quantity)]
         by_seed = dict(zip(rows["seed"].astype(int), rows["value"].astype(float), strict=True))
-        return np.array([by_seed.get(r.seed, np.nan) for r in self.runs[variant]], dtype=np.float64)
+        return np.array([by_seed.get(r.seed, np.nan) for r in self.runs.get(variant, [])], dtype=np.float64)
 
     @cached_property
     def dataset_label(self) -> str:
         """Readable data set name (``"Breast Cancer"`` or a CSV file's name)."""
-        ds = self.config(self.variants[0]).data.dataset
+        ds = self.config(self.all_variants[0]).data.dataset
         return Path(ds).name if ("/" in ds or ds.endswith(".csv")) else ds.replace("_", " ").title()
 
 
@@ -224,26 +252,31 @@ def load_study_view(study_dir: Path | str) -> StudyView:
             f"study folder {str(folder)!r} has no finished runs (expected runs/<run_id>/DONE); "
             "run the study first with `learnact run`")
     settings = _study_settings(folder)
-    runs: dict[str, list[RunView]] = {}
+    every: dict[str, list[RunView]] = {}
     for path, cfg in done:
-        runs.setdefault(cfg.variant, []).append(RunView(path, cfg, store.read_metrics(path)))
+        every.setdefault(cfg.variant, []).append(RunView(path, cfg, store.read_metrics(path)))
     declared = [v.get("name") for v in settings.get("variants", []) if isinstance(v, dict)]
-    order = [v for v in declared if v in runs] + sorted(v for v in runs if v not in declared)
-    fixed = [v for v in order if runs[v][0].config.activation.kind == "fixed"]
+    order = [v for v in declared if v in every] + sorted(v for v in every if v not in declared)
+    fixed = [v for v in order if every[v][0].config.activation.kind == "fixed"]
     order = fixed + [v for v in order if v not in fixed]
     seeds_declared = [int(s) for s in settings.get("seeds", [])]
-    seen = sorted({r.seed for rs in runs.values() for r in rs})
+    seen = sorted({r.seed for rs in every.values() for r in rs})
     seeds = [s for s in seeds_declared if s in seen] + [s for s in seen if s not in seeds_declared]
     rank = {s: i for i, s in enumerate(seeds)}
-    for rs in runs.values():
-        rs.sort(key=lambda r: rank[r.seed])
+    runs: dict[str, list[RunView]] = {}
+    diverged: dict[str, list[RunView]] = {}
+    for v in order:
+        for r in sorted(every[v], key=lambda r: rank[r.seed]):
+            (runs if r.status == FINISHED else diverged).setdefault(v, []).append(r)
     reference = settings.get("reference")
     return StudyView(
         folder=folder,
         name=str(settings.get("name") or folder.resolve().name),
         seeds=seeds,
-        reference=reference if reference in runs else None,
-        variants=order,
+        reference=reference if reference in every else None,
+        variants=[v for v in order if v in runs],
         runs=runs,
         settings=settings,
+        diverged=diverged,
+        all_variants=order,
     )

@@ -72,9 +72,21 @@ def _ordered_groups(view: StudyView, variants: Sequence[str] | None = None,
     return order, titles, rules
 
 
+def _with_note(text: str, view: StudyView) -> str:
+    """``text`` followed by the study's diverged-runs sentence, if any."""
+    note = view.excluded_note()
+    return f"{text} {note}".strip() if note else text
+
+
 def leaderboard_table(view: StudyView, columns: Sequence[str] = LEADERBOARD_COLUMNS) -> Table:
-    """Mean +- sample std over seeds per variant; the best mean of each column in bold."""
-    order, titles, rules = _ordered_groups(view, sort_by="roc_auc")
+    """Mean +- sample std over finished seeds per variant; the best mean of each column in bold.
+
+    Every variant is listed, one whose every run diverged too (with n/a);
+    ``n`` counts finished runs and, when any run diverged, a column counts
+    the diverged ones (``n_diverged`` in the data in any case).
+    """
+    order, titles, rules = _ordered_groups(view, view.all_variants, sort_by="roc_auc")
+    show_diverged = bool(view.diverged)
     records, cells, best = [], {}, {}
     for q in columns:
         info = describe_quantity(q)
@@ -82,8 +94,9 @@ def leaderboard_table(view: StudyView, columns: Sequence[str] = LEADERBOARD_COLU
         best[q] = _best(means, info.higher_is_better)
     for v in order:
         n = int(max((view.aggregate(v, q)["n"] for q in columns if view.aggregate(v, q) is not None), default=0))
-        rec = {"variant": v, "group": "fixed" if view.is_fixed(v) else "learnable", "n_seeds": n}
-        row = [Cell(v), Cell(str(n))]
+        rec = {"variant": v, "group": "fixed" if view.is_fixed(v) else "learnable", "n_seeds": n,
+               "n_diverged": view.n_diverged(v)}
+        row = [Cell(v), Cell(str(n))] + ([Cell(str(view.n_diverged(v)))] if show_diverged else [])
         for q in columns:
             agg = view.aggregate(v, q)
             info = describe_quantity(q)
@@ -96,12 +109,17 @@ def leaderboard_table(view: StudyView, columns: Sequence[str] = LEADERBOARD_COLU
             row.append(Cell(text, v in best[q]))
         records.append(rec)
         cells[v] = row
-    header = ["Variant", "n"] + [_SHORT.get(q, describe_quantity(q).label) for q in columns]
+    header = ["Variant", "n"] + (["Diverged"] if show_diverged else []) + \
+        [_SHORT.get(q, describe_quantity(q).label) for q in columns]
     seeds = ", ".join(map(str, view.seeds))
     caption = (f"Leaderboard on the {view.dataset_label} test sets: mean \u00b1 sample standard deviation over "
                f"seeds ({seeds}); fixed baselines first, then learnable activations, each sorted by ROC-AUC.")
     notes = "Bold: best mean per column (higher is better except log loss, parameters and time)."
-    return Table("leaderboard", caption, header, [cells[v] for v in order], "lr" + "r" * len(columns),
+    if show_diverged:
+        notes = _with_note(f"{notes} n: finished runs; Diverged: runs whose loss, weights or gates stopped being "
+                           "finite (their test metrics are NaN).", view)
+    align = "lr" + ("r" if show_diverged else "") + "r" * len(columns)
+    return Table("leaderboard", caption, header, [cells[v] for v in order], align,
                  pd.DataFrame(records), rules, titles, notes,
                  "Leaderboard")
 
@@ -113,11 +131,11 @@ def comparison_table(view: StudyView, metrics: Sequence[str] = DEFAULT_COMPARISO
     Raises:
         NothingToShow: The study has a single variant.
     """
-    if len(view.variants) < 2:
+    if len(view.all_variants) < 2:
         raise NothingToShow("the study has a single variant; nothing to compare")
     table = paired_comparisons(view.tidy, reference, metrics)
     ref = str(table.attrs["reference"])
-    order, _, _ = _ordered_groups(view, [v for v in view.variants if v != ref])
+    order, _, _ = _ordered_groups(view, [v for v in view.all_variants if v != ref])
     rows, titles, rules = [], {}, []
     for metric in metrics:
         info = describe_quantity(metric)
@@ -137,32 +155,44 @@ def comparison_table(view: StudyView, metrics: Sequence[str] = DEFAULT_COMPARISO
                          Cell(format_pvalue(r["p_value"])), Cell(format_pvalue(r["p_holm"]), r["p_holm"] < alpha),
                          Cell(format_pvalue(r["wilcoxon_p"])), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}")])
     header = ["Variant", "\u0394 mean [95% CI]", "d", "p (corr. t)", "p (Holm)", "p (Wilcoxon)", "W/T/L"]
-    caption = (f"Paired comparisons with the reference {ref} on shared seeds: mean difference (variant minus "
+    caption = (f"Paired comparisons with the reference {ref} on shared seeds (seeds both finished): mean "
+               "difference (variant minus "
                "reference) with its 95% interval, standardised effect d = mean/sd of the differences, "
                "Nadeau-Bengio corrected resampled t-test, Holm adjustment over the variants of each metric, "
                "Wilcoxon signed-rank test, and seeds won/tied/lost.")
-    notes = f"Bold: Holm-adjusted p < {alpha:g}."
+    notes = _with_note(f"Bold: Holm-adjusted p < {alpha:g}.", view)
     data = table.drop(columns=["higher_is_better"]).reset_index(drop=True)
     return Table("comparisons", caption, header, rows, "lrrrrrc", data, rules, titles, notes,
                  "Paired comparisons")
 
 
 def diagnostics_summary_table(view: StudyView) -> Table:
-    """Gate diagnostics per gated variant and layer: mean +- std over seeds of the per-run statistics.
+    """Gate diagnostics per gated variant and layer: mean +- std over finished seeds of the per-run statistics.
+
+    Diverged runs have no gate statistics: ``n_diverged`` counts them, and a
+    gated variant whose every run diverged gets one row saying so.
 
     Raises:
         NothingToShow: The study has no gated variant.
     """
-    if not view.gated:
+    gated = [v for v in view.all_variants if not view.is_fixed(v)]
+    if not gated:
         raise NothingToShow("the study has no gated variant")
     diag = diagnostics_table(view.folder)
     diag = diag[diag["variant"].isin(view.gated)]
     records, rows, rules = [], [], []
     stats = [("entropy_mean", ".3f"), ("max_weight_mean", ".3f"), ("effective_candidates", ".2f")]
-    for v in view.gated:
+    for v in gated:
+        if v not in view.runs:
+            records.append({"variant": v, "layer": np.nan, "gate": view.config(v).activation.gate, "n_seeds": 0,
+                            "n_diverged": view.n_diverged(v)})
+            rows.append([Cell(v), Cell("\u2013"), Cell(view.config(v).activation.gate),
+                         Cell(f"every run diverged ({view.n_diverged(v)})")] + [Cell("")] * 5)
+            continue
         for layer, group in diag[diag["variant"] == v].groupby("layer", sort=True):
             cands = str(group["candidates"].iloc[0]).split("+")
-            rec = {"variant": v, "layer": int(layer), "gate": group["gate"].iloc[0], "n_seeds": len(group)}
+            rec = {"variant": v, "layer": int(layer), "gate": group["gate"].iloc[0], "n_seeds": len(group),
+                   "n_diverged": view.n_diverged(v)}
             row = [Cell(v), Cell(str(int(layer))), Cell(str(group["gate"].iloc[0]))]
             for stat, spec in stats:
                 vals = group[stat].to_numpy(dtype=float)
@@ -188,5 +218,6 @@ def diagnostics_summary_table(view: StudyView) -> Table:
                "test samples for input gates and over units for per-neuron gates), mean weight per candidate, "
                "the most frequent dominant candidate (seeds), and seeds whose gate collapsed (largest weight "
                f"above {threshold:g} everywhere).")
+    notes = _with_note("No column has a better direction, so nothing is bold.", view)
     return Table("gate_diagnostics", caption, header, rows, "lclrrrlll", pd.DataFrame(records), rules, {},
-                 "No column has a better direction, so nothing is bold.", "Gate diagnostics")
+                 notes, "Gate diagnostics")

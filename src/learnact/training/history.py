@@ -1,11 +1,12 @@
-"""Per-epoch training records."""
+"""Per-epoch training records, and what a diverged epoch's record says went wrong."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["EpochRecord"]
+__all__ = ["EpochRecord", "divergence_reason"]
 
 
 @dataclass(frozen=True)
@@ -34,3 +35,35 @@ class EpochRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def divergence_reason(record: EpochRecord) -> str:
+    """Why an epoch counts as diverged, read from its record alone.
+
+    Every trainer stops a run at the first epoch whose training objective,
+    validation loss or weights are not finite (``nan``/``inf``). The record
+    shows the losses and the validation gate weights of each layer, so the
+    reason names whichever of those is not finite; when all of them are
+    finite, the weights were (the one trigger a record does not show). Both
+    engines write bit-identical records, so they give the same reason.
+
+    Args:
+        record: The record of the epoch at which the run stopped.
+
+    Returns:
+        For example ``"non-finite training loss, validation loss and gate
+        weights in layer 1"`` or ``"non-finite weights"``.
+    """
+    parts = []
+    if not math.isfinite(record.train_loss):
+        parts.append("training loss")
+    if not math.isfinite(record.val_loss):
+        parts.append("validation loss")
+    layers = [str(i) for i, w in enumerate(record.gate_weights, start=1)
+              if w is not None and not all(math.isfinite(v) for v in w)]
+    if layers:
+        parts.append(f"gate weights in layer{'s' if len(layers) > 1 else ''} {', '.join(layers)}")
+    if not parts:
+        parts.append("weights")
+    text = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return f"non-finite {text}"

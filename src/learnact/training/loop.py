@@ -19,11 +19,11 @@ from ..config import TrainConfig
 from ..data import Split
 from ..model import MLP
 from ..model.activations import gate_entropy
-from .history import EpochRecord
+from .history import EpochRecord, divergence_reason
 from .objective import entropy_term, targets_tensor, task_loss
 from .seeding import dataloader_permutation
 
-__all__ = ["FitResult", "fit", "gate_summary"]
+__all__ = ["FitResult", "fit", "gate_summary", "weights_finite"]
 
 
 @dataclass
@@ -36,9 +36,9 @@ class FitResult:
         epochs_run: Epochs actually run (early stopping may end before max).
         best_val_loss: Validation loss at ``best_epoch``.
         train_time_s: Wall time of training in seconds.
-        diverged_epoch: First epoch whose training or validation loss was not
-            finite (training stops there; the best earlier weights are kept),
-            or ``None``.
+        diverged_epoch: First epoch whose training objective, validation
+            loss or weights were not finite (training stops there; the best
+            earlier weights are kept), or ``None``.
     """
 
     history: list[EpochRecord] = field(default_factory=list)
@@ -47,6 +47,20 @@ class FitResult:
     best_val_loss: float = float("inf")
     train_time_s: float = 0.0
     diverged_epoch: int | None = None
+
+    @property
+    def diverged_reason(self) -> str | None:
+        """What was not finite at :attr:`diverged_epoch` (:func:`~.history.divergence_reason`), or ``None``."""
+        if self.diverged_epoch is None:
+            return None
+        if not 1 <= self.diverged_epoch <= len(self.history):
+            return "non-finite values"
+        return divergence_reason(self.history[self.diverged_epoch - 1])
+
+
+def weights_finite(model: torch.nn.Module) -> bool:
+    """Whether every parameter of ``model`` is finite."""
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def gate_summary(gates: list[Tensor | None]) -> tuple[list[list[float] | None], list[float | None]]:
@@ -109,7 +123,7 @@ def fit(model: MLP, split: Split, cfg: TrainConfig, generator: torch.Generator) 
         gw, ge = gate_summary(v_gates)
         train_obj = (sum_task + lam * sum_ent) / n
         result.history.append(EpochRecord(epoch, train_obj, sum_task / n, sum_ent / n, val, gw, ge))
-        if not (math.isfinite(val) and math.isfinite(train_obj)):
+        if not (math.isfinite(val) and math.isfinite(train_obj) and weights_finite(model)):
             result.diverged_epoch = epoch
             break
         if val < result.best_val_loss - cfg.min_delta:

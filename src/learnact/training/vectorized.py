@@ -243,7 +243,7 @@ def fit_stacked(
             records.append((rows.member.copy(), np.stack([train_obj, sum_task / n, sum_ent / n, val], axis=1),
                             summaries))
             member_epochs += K
-            diverged = ~(np.isfinite(val) & np.isfinite(train_obj))
+            diverged = ~(np.isfinite(val) & np.isfinite(train_obj)) | _nonfinite_rows(stack)
             improved, stop = rows.stopping.step(epoch, val, diverged)
             if improved.any():
                 stack.layout.put_rows_(best, torch.from_numpy(improved), stack.flat)
@@ -370,7 +370,8 @@ class _EarlyStopping:
     An epoch improves a run when its validation loss is below the best so far
     by more than ``min_delta`` (and nothing diverged); the run stops when
     ``patience`` epochs in a row did not improve, at ``max_epochs``, or when it
-    diverges.
+    diverges (its training objective, validation loss or weights are not
+    finite: the reference loop's test).
     """
 
     def __init__(self, configs: Sequence[TrainConfig]) -> None:
@@ -475,6 +476,21 @@ class _Rows:
         self.lam = self.lam[keep]
         self.split, self.Xv, self.Yv = self.split[keep], self.Xv[keep], self.Yv[keep]
         self.offset = (self.split * self.n).unsqueeze(1)
+
+
+def _nonfinite_rows(stack: StackedMLP) -> np.ndarray:
+    """Per stack row, whether any of the member's weights is not finite (``(K,)`` bool).
+
+    One check of the whole buffer per epoch; only a buffer holding a
+    non-finite value is looked at member by member. Alignment gaps and the
+    zero gate rows of members without that gate are finite.
+    """
+    if bool(torch.isfinite(stack.flat).all()):
+        return np.zeros(stack.n_members, dtype=bool)
+    bad = torch.zeros(stack.n_members, dtype=torch.bool)
+    for block in stack.layout.blocks(stack.flat):
+        bad |= ~torch.isfinite(block).all(dim=1)
+    return bad.numpy()
 
 
 def load_parameters_(model: MLP, state: dict[str, Tensor]) -> MLP:

@@ -1,0 +1,34 @@
+"""A study in which every run diverged still gets its whole report: tables say so, figures say why they are empty."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from learnact.experiment import run_study, study_from_dict
+from learnact.reporting import build_report
+from learnact.reporting.figures import FIGURES
+from learnact.reporting.study_view import load_study_view
+
+
+def test_every_run_diverged(tmp_path):
+    study = study_from_dict({
+        "name": "all_nan", "seeds": [1, 2], "backbone": {"hidden": [4]}, "train": {"max_epochs": 3, "lr": 1e30},
+        "variants": [{"name": "fixed_nan", "kind": "fixed", "activation": "tanh"},
+                     {"name": "gated_nan", "kind": "gated", "gate": "layer"}],
+    })
+    folder = tmp_path / "study"
+    run_study(study, folder)
+    view = load_study_view(folder)
+    assert view.variants == [] and view.all_variants == ["fixed_nan", "gated_nan"]
+    assert {v: view.n_diverged(v) for v in view.all_variants} == {"fixed_nan": 2, "gated_nan": 2}
+    report = build_report(folder)
+    index = (report / "index.md").read_text()
+    assert "0 finished runs and 4 diverged runs" in index
+    assert index.count("every run of the study diverged") == len(FIGURES)
+    board = pd.read_csv(report / "tables" / "leaderboard.csv").set_index("variant")
+    assert board["n_seeds"].tolist() == [0, 0] and board["n_diverged"].tolist() == [2, 2]
+    comparisons = pd.read_csv(report / "tables" / "comparisons.csv")
+    assert not comparisons["comparable"].any() and (comparisons["n_diverged"] == 2).all()
+    diag = pd.read_csv(report / "tables" / "gate_diagnostics.csv")
+    assert diag["variant"].tolist() == ["gated_nan"] and diag["n_diverged"].tolist() == [2]
+    assert "every run diverged (2)" in (report / "tables" / "gate_diagnostics.md").read_text()
