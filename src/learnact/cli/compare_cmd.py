@@ -68,6 +68,9 @@ def compare(
 
     from ..evaluation import DEFAULT_COMPARISON_METRICS, paired_comparisons, resolve_reference, tidy_results
     from ..exceptions import RunStoreError
+    from .errors import state
+
+    state.writes_to = csv
 
     if not study.is_dir():
         raise RunStoreError(f"study folder {str(study)!r} does not exist")

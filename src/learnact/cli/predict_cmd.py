@@ -25,6 +25,9 @@ def predict(
     from ..data import BUILTIN_DATASETS, load_dataset
     from ..exceptions import DataError
     from ..experiment.loading import load_run, predict_table
+    from .errors import state
+
+    state.writes_to = out
 
     run = load_run(run_dir)
     if data in BUILTIN_DATASETS:
