@@ -99,19 +99,22 @@ def _one_line(proc: subprocess.CompletedProcess[str], code: int = 2) -> str:
 # -- usage errors, help, version ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "--bogus"], "No such option: --bogus"),
+@pytest.mark.parametrize("args, message", [  # as worded by Typer 0.15 to 0.29
+    (["run", "--bogus"], "No such option"),
     (["run", "--out"], "Option '--out' requires an argument"),
     (["run", "--threads", "abc"], "Invalid value for '--threads'"),
     (["report"], "Missing argument"),
     (["bogus"], "No such command 'bogus'"),
-    (["--bogus"], "No such option: --bogus"),
+    (["--bogus"], "No such option"),
+    (["compare"], "Missing argument"),
+    (["predict", "somewhere"], "Missing argument"),
+    (["init", "--bogus"], "No such option"),
 ])
 def test_usage_errors_print_the_usage_and_exit_2(tmp_path, args, message):
     proc = _learnact(*args, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     _no_traceback(proc)
-    command = " ".join(["learnact", *args[:1]]) if args[0] in ("run", "report") else "learnact"
+    command = "learnact" if args[0].startswith("-") or args[0] == "bogus" else f"learnact {args[0]}"
     assert f"Usage: {command} " in proc.stderr
     assert f"Try '{command} --help' for help" in proc.stderr
     assert message in proc.stderr
@@ -358,3 +361,28 @@ def test_os_errors_a_user_can_fix_are_one_line_naming_the_path(tmp_path, monkeyp
     err = capsys.readouterr().err
     assert err.startswith(f"learnact: error: {os.strerror(code)}: '{tmp_path / 'x.toml'}'; ")
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_an_os_error_without_a_file_name_names_the_folder_written(tmp_path, monkeypatch, capsys):
+    def fail(path):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a write() to a full disk says it
+
+    monkeypatch.setattr("learnact.experiment.example.example_text", fail)
+    assert run_cli(app, ["init", str(tmp_path / "x.toml")]) == 2
+    assert capsys.readouterr().err == (f"learnact: error: No space left on device (writing to "
+                                       f"'{tmp_path / 'x.toml'}'); free space on that disk or choose another "
+                                       f"folder; finished runs are kept, rerun to resume\n")
+
+
+def test_a_full_disk_behind_another_error_is_reported_as_the_full_disk(tmp_path, monkeypatch, capsys):
+    def fail(path):  # a library that fails again while cleaning up after a write that hit a full disk
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        except OSError:
+            raise AttributeError("'Stream' object has no attribute 'pos'")
+
+    monkeypatch.setattr("learnact.experiment.example.example_text", fail)
+    assert run_cli(app, ["init", str(tmp_path / "x.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"learnact: error: No space left on device: '{tmp_path / 'x.toml'}'; free space")
+    assert len(err.strip().splitlines()) == 1

@@ -21,7 +21,6 @@ class _App(typer.Typer):
 
 app = _App(
     name="learnact",
-    help="Learn activation functions: gated mixtures, multi-seed studies, report packs.",
     cls=LearnactGroup,
     add_completion=False,
     pretty_exceptions_enable=False,
