@@ -16,6 +16,7 @@ PY=${PYTHON:-python3}
 CONSTRAINTS=$ROOT/.ci/constraints-oldest.txt
 TORCH=torch==2.13.0
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/learnact-installs.XXXXXX")
+chmod 755 "$WORK"  # other users may read it (the permission test runs learnact as nobody)
 trap 'rm -rf "$WORK"' EXIT
 unset PYTHONPATH LEARNACT_DEBUG
 KINDS=("$@")
@@ -112,9 +113,8 @@ smoke() {  # smoke VENV: the console script as a user calls it, from a folder of
     say "  learnact run STUDY.toml --out d (4 runs, report), compare d, predict: fine"
 }
 
-for kind in "${KINDS[@]}"; do
-    start=$SECONDS
-    venv=$WORK/$kind
+install() {  # install KIND: a clean venv at $WORK/KIND with learnact and, for "oldest", pytest
+    local kind=$1 venv=$WORK/$1
     "$PY" -m venv "$venv"
     case $kind in
         newest)
@@ -124,6 +124,7 @@ for kind in "${KINDS[@]}"; do
         oldest)
             pip_in "$venv" -c "$CONSTRAINTS" "$TORCH"
             pip_in "$venv" -c "$CONSTRAINTS" "$WORK/pkg"
+            pip_in "$venv" -c "$CONSTRAINTS" pytest hypothesis  # for the tests, on their own (no extra)
             # exactly the pinned versions, or the "oldest" check checks something else
             "$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | "$PY" -c '
 import re, sys
@@ -135,15 +136,34 @@ sys.exit("not at the pinned versions: " + ", ".join(bad) if bad else 0)' "$CONST
             ;;
         *) fail "unknown kind $kind (use newest or oldest)" ;;
     esac
-    say "$kind: installed in $(elapsed "$start"): $("$venv/bin/python" -m pip list --disable-pip-version-check 2>/dev/null \
+}
+
+# the installs run side by side (mostly unpacking and waiting for the disk), the checks one after another
+start=$SECONDS
+pids=()
+for kind in "${KINDS[@]}"; do
+    install "$kind" > "$WORK/install-$kind.log" 2>&1 &
+    pids+=($!)
+done
+for i in "${!KINDS[@]}"; do
+    if ! wait "${pids[$i]}"; then
+        cat "$WORK/install-${KINDS[$i]}.log" >&2
+        fail "installing ${KINDS[$i]}"
+    fi
+done
+say "installed ${KINDS[*]} in $(elapsed "$start")"
+
+for kind in "${KINDS[@]}"; do
+    start=$SECONDS
+    venv=$WORK/$kind
+    say "$kind: $("$venv/bin/python" -m pip list --disable-pip-version-check 2>/dev/null \
         | awk 'tolower($1) ~ /^(torch|numpy|scipy|pandas|scikit-learn|matplotlib|typer|click|rich|pydantic|annotated-types|pyyaml|safetensors)$/ {printf "%s %s, ", $1, $2}')"
     if "$venv/bin/python" -c "import click" 2>/dev/null; then
         say "  (click is installed here, by typer: learnact itself does not import it)"
     fi
     smoke "$venv"
     if [ "$kind" = oldest ]; then
-        pip_in "$venv" -c "$CONSTRAINTS" pytest hypothesis
-        # run from the work tree against the installed package (src/ is not on the path)
+        # from the work tree, against the installed package (src/ is not on the path)
         "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/cli tests/test_config.py \
             || fail "the CLI and config tests failed at the oldest versions (exit $?)"
     fi

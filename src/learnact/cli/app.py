@@ -28,14 +28,17 @@ app = _App(
 
 
 def _version_line() -> str:
+    """``learnact X (Python X, torch X, typer X)``: what a bug report needs (torch is not imported)."""
     import platform
-
-    import torch
+    from importlib.metadata import PackageNotFoundError, version
 
     from .. import __version__
 
-    return (f"learnact {__version__} (Python {platform.python_version()}, torch {torch.__version__}, "
-            f"typer {typer.__version__})")
+    try:
+        torch = version("torch")
+    except PackageNotFoundError:  # pragma: no cover - learnact needs torch to install
+        torch = "not installed"
+    return f"learnact {__version__} (Python {platform.python_version()}, torch {torch}, typer {typer.__version__})"
 
 
 @app.callback(invoke_without_command=True)

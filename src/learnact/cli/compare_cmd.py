@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import pandas as pd
 import typer
 
 from .app import app
+
+if TYPE_CHECKING:  # pandas loads when a command runs, not when the CLI starts
+    import pandas as pd
 
 __all__ = ["compare", "format_comparisons"]
 

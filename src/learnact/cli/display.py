@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pandas loads when a command runs, not when the CLI starts
+    import pandas as pd
 
 __all__ = ["print_leaderboard"]
 

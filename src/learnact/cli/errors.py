@@ -68,12 +68,16 @@ class _State:
     writes_to: Path | None = None
     #: The study log, where an internal error's traceback goes (``learnact run``).
     log_file: Path | None = None
+    #: What Ctrl-C and SIGTERM print (``learnact run``: finished runs are kept).
     interrupted: str = "interrupted"
+    #: SIGTERM arrived (Typer may have turned it into an exit code already).
+    terminated: bool = False
 
     def reset(self) -> None:
         self.debug = os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
         self.writes_to = self.log_file = None
         self.interrupted = "interrupted"
+        self.terminated = False
 
 
 state = _State()
@@ -145,6 +149,7 @@ def install_signal_handlers() -> None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
+        state.terminated = True
         raise Terminated()
 
     signal.signal(signal.SIGTERM, on_term)
@@ -249,6 +254,9 @@ def run_cli(app: Callable[..., object], argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="learnact")
     except SystemExit as exc:  # Typer's standalone mode always ends with one (usage errors: 2)
+        if state.terminated:  # SIGTERM outside a command's code (while parsing): Typer made it an exit
+            _say(state.interrupted)
+            return 128 + signal.SIGTERM
         return _exit_code(exc.code)
     except (Interrupted, KeyboardInterrupt) as exc:
         if state.debug:
