@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install learnact with its dev extras.
 # torch==2.13.0 first: it is a CPU build on local disk; an unpinned torch would
-# resolve to a multi-gigabyte build. The package's own range (torch>=2.2) is then met.
+# resolve to a multi-gigabyte build. The package's own range (torch>=2.13,<3) is then met.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

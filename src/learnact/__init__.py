@@ -9,12 +9,31 @@ Importing ``learnact`` only defines names; nothing is trained, seeded or read.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .config import ActivationConfig, BackboneConfig, DataConfig, RunConfig, StudyConfig, TrainConfig
 from .exceptions import ConfigError, DataError, LearnactError
-from .model import MLP, FixedActivation, GatedActivation, gate_entropy, get_candidate, list_candidates, \
-    register_candidate
+
+if TYPE_CHECKING:
+    from .model import MLP, FixedActivation, GatedActivation, gate_entropy, get_candidate, list_candidates, \
+        register_candidate
 
 __version__ = "0.1.0"
+
+# The model names load torch on first use, so `learnact --help` and a mistyped option answer at once.
+_MODEL_NAMES = ("MLP", "FixedActivation", "GatedActivation", "gate_entropy", "get_candidate", "list_candidates",
+                "register_candidate")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODEL_NAMES:
+        return getattr(importlib.import_module(".model", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODEL_NAMES))
 
 __all__ = [
     "MLP",

@@ -2,21 +2,61 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
 
-from .errors import run_cli
+from .errors import LearnactCommand, LearnactGroup, install_signal_handlers, run_cli, state
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """``typer.Typer`` whose commands are :class:`~.errors.LearnactCommand` unless told otherwise."""
+
+    def command(self, *args, cls=None, **kwargs):  # type: ignore[no-untyped-def]
+        return super().command(*args, cls=cls or LearnactCommand, **kwargs)
+
+
+app = _App(
     name="learnact",
-    help="Learn activation functions: gated mixtures, multi-seed studies, report packs.",
-    no_args_is_help=False,
+    cls=LearnactGroup,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version_line() -> str:
+    """``learnact X (Python X, torch X, typer X)``: what a bug report needs (torch is not imported)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .. import __version__
+
+    try:
+        torch = version("torch")
+    except PackageNotFoundError:  # pragma: no cover - learnact needs torch to install
+        torch = "not installed"
+    return f"learnact {__version__} (Python {platform.python_version()}, torch {torch}, typer {typer.__version__})"
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+    debug: bool = typer.Option(
+        False, "--debug", help="Print the full traceback of any error (also: LEARNACT_DEBUG=1)."),
+) -> None:
+    """Learn activation functions: gated mixtures, multi-seed studies, report packs."""
+    if version:
+        print(_version_line())
+        raise typer.Exit()
+    if debug:
+        state.debug = True
+    if ctx.invoked_subcommand is None:  # a bare `learnact`: what it can do, and exit 0
+        print(ctx.get_help())
+        raise typer.Exit()
 
 
 @app.command("list")
@@ -38,5 +78,7 @@ from . import compare_cmd, init_cmd, predict_cmd, report_cmd, run_cmd  # noqa: E
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point."""
+    """Console entry point: SIGTERM ends a command like Ctrl-C does (exit 143), then :func:`run_cli`."""
+    install_signal_handlers()
+    logging.raiseExceptions = False  # a log file that cannot be written (disk full) is no traceback
     sys.exit(run_cli(app, argv))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import pandas as pd
 import typer
 
 from .app import app
+
+if TYPE_CHECKING:  # pandas loads when a command runs, not when the CLI starts
+    import pandas as pd
 
 __all__ = ["compare", "format_comparisons"]
 
@@ -69,6 +71,9 @@ def compare(
     from ..evaluation import (DEFAULT_COMPARISON_METRICS, diverged_counts, excluded_note, paired_comparisons,
                               resolve_reference, tidy_results)
     from ..exceptions import RunStoreError
+    from .errors import state
+
+    state.writes_to = csv
 
     if not study.is_dir():
         raise RunStoreError(f"study folder {str(study)!r} does not exist")

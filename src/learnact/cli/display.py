@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads when a command runs, not when the CLI starts
+    import pandas as pd
 
 __all__ = ["print_leaderboard", "leaderboard_cells", "diverged_lines"]
 
@@ -70,7 +72,7 @@ def diverged_lines(runs: pd.DataFrame) -> list[str]:
         causes = []
         for _, r in group.sort_values("seed").iterrows():
             epoch = r.get("diverged_epoch")
-            when = f"epoch {int(epoch)}" if pd.notna(epoch) else "epoch ?"
+            when = f"epoch {int(epoch)}" if epoch == epoch and epoch is not None else "epoch ?"
             cause = f"{when}: {r.get('diverged_reason') or 'non-finite values'}"
             if cause not in causes:
                 causes.append(cause)

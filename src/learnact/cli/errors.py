@@ -1,41 +1,275 @@
-"""Turn library errors into one readable line and exit code 2."""
+"""How a ``learnact`` command ends: exit codes, one-line errors, interrupts, internal errors.
+
+Exit codes:
+
+* ``0`` success (also ``--help``, ``--version`` and a bare ``learnact``, which prints help);
+* ``2`` a usage error (Typer prints its usual usage message), or bad input: a
+  :class:`~learnact.exceptions.LearnactError`, a ``ValueError`` / ``TypeError``
+  naming the bad value, or an OS error a user can fix (disk full, read-only file
+  system, name too long, permission denied, a file in the way); one line
+  ``learnact: error: ...`` naming the problem and the fix;
+* ``1`` an internal error (a bug): one line naming the failing run, where the
+  traceback was logged (the study's ``study.log``) and ``--debug``;
+* ``130`` Ctrl-C, ``143`` SIGTERM: one line, finished runs are kept.
+
+Usage errors are left to Typer itself (standalone mode): it prints the usage and
+exits 2 with the vendored Click of Typer >= 0.26 and with the real Click of older
+versions alike, so this module never imports Click. ``--debug`` (or
+``LEARNACT_DEBUG=1``) prints the traceback of any error before its line.
+"""
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
 import sys
+import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
-import click
+from typer.core import TyperCommand, TyperGroup
 
 from ..exceptions import LearnactError
 
-__all__ = ["run_cli"]
+__all__ = ["DEBUG_ENV", "Interrupted", "LearnactCommand", "LearnactGroup", "Terminated", "install_signal_handlers", "run_cli", "state"]
 
-_USER_ERRORS = (LearnactError, ValueError, TypeError, FileNotFoundError, PermissionError, NotADirectoryError,
-                IsADirectoryError)
+#: Environment variable that turns on ``--debug``.
+DEBUG_ENV = "LEARNACT_DEBUG"
+
+_USER_ERRORS = (LearnactError, ValueError, TypeError)
+
+#: OS errors a user can fix, and how (the errno's text and the path are printed before it).
+_OS_FIXES = {
+    errno.ENOSPC: "free space on that disk or choose another folder; finished runs are kept, rerun to resume",
+    errno.EDQUOT: "free space within your disk quota or choose another folder; finished runs are kept, rerun to "
+                  "resume",
+    errno.EROFS: "that file system is read-only; choose a writable folder (e.g. --out DIR)",
+    errno.ENAMETOOLONG: "a file name is too long for the file system; use a shorter --out path or shorter study "
+                        "and variant names",
+    errno.EEXIST: "something is in the way there; choose another path or move it away",
+    errno.EACCES: "permission denied; choose a folder you can write to (e.g. --out DIR) or fix its permissions",
+    errno.EPERM: "operation not permitted there; choose a folder you can write to (e.g. --out DIR)",
+    errno.ENOTDIR: "a part of that path is a file, not a folder; choose another path",
+    errno.EISDIR: "that is a folder where a file is needed; give a file path",
+    errno.ENOENT: "no such file or folder; check the path",
+}
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+@dataclass
+class _State:
+    """What the running command told the error handling (reset by every :func:`run_cli`)."""
+
+    debug: bool = False
+    #: The folder (or file) the command writes; named by an OS error that names no file.
+    writes_to: Path | None = None
+    #: The study log, where an internal error's traceback goes (``learnact run``).
+    log_file: Path | None = None
+    #: What Ctrl-C and SIGTERM print (``learnact run``: finished runs are kept).
+    interrupted: str = "interrupted"
+    #: SIGTERM arrived (Typer may have turned it into an exit code already).
+    terminated: bool = False
+
+    def reset(self) -> None:
+        self.debug = os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+        self.writes_to = self.log_file = None
+        self.interrupted = "interrupted"
+        self.terminated = False
+
+
+state = _State()
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM reached a command; ``signum`` says which.
+
+    A ``BaseException`` but no ``KeyboardInterrupt``, so Typer passes it on
+    untouched (it turns a ``KeyboardInterrupt`` into a silent exit).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the handler :func:`install_signal_handlers` installs.
+
+    A ``KeyboardInterrupt``, so everything that cleans up after Ctrl-C (the
+    runner cancels pending tasks and logs the interruption, pools stop their
+    workers) does the same after SIGTERM.
+    """
+
+    signum = signal.SIGTERM
+
+
+class LearnactGroup(TyperGroup):
+    """The app's command group: a Ctrl-C or SIGTERM inside any command becomes :class:`Interrupted`."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise Interrupted(int(getattr(exc, "signum", signal.SIGINT))) from exc
+
+
+class LearnactCommand(TyperCommand):
+    """A command whose usage errors always show its usage line.
+
+    Click's parser raises some usage errors (an option missing its value)
+    without the command's context, so they would print without ``Usage: ...``;
+    this gives them the context. Duck-typed (a usage error is an exception with
+    ``exit_code == 2`` and a ``ctx`` attribute), so it works with Typer's vendored
+    Click and with the real one.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:
+            if getattr(exc, "exit_code", None) == 2 and getattr(exc, "ctx", False) is None:
+                exc.ctx = ctx  # type: ignore[attr-defined]
+                exc.cmd = self  # type: ignore[attr-defined]
+            raise
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM raises :class:`Terminated` in this process, as Ctrl-C raises ``KeyboardInterrupt``.
+
+    A process forked from this one (a training worker) that gets SIGTERM dies of
+    it as it would without the handler: quietly, at once.
+    """
+    owner = os.getpid()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != owner:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        state.terminated = True
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def _one_line(text: str, limit: int = 0) -> str:
+    text = " ".join(text.split())
+    return text if not limit or len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _say(text: str) -> None:
+    print(f"learnact: {text}", file=sys.stderr, flush=True)
+
+
+def _os_message(exc: OSError) -> str | None:
+    """One line for an OS error a user can fix, or ``None``."""
+    fix = _OS_FIXES.get(exc.errno) if exc.errno is not None else None
+    if fix is None:
+        return None
+    what = exc.strerror or os.strerror(exc.errno)  # type: ignore[arg-type]
+    names = " -> ".join(repr(str(name)) for name in (exc.filename, exc.filename2) if name is not None)
+    if names:
+        return f"{what}: {names}; {fix}"
+    if state.writes_to is not None:
+        return f"{what} (writing to {str(state.writes_to)!r}); {fix}"
+    return f"{what}; {fix}"
+
+
+#: OS errors that, anywhere in an exception's chain, explain it (writing a figure to a full disk can end
+#: in an error of the plotting library while it cleans up).
+_ENVIRONMENT = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return seen
+
+
+def _user_message(exc: BaseException) -> str | None:
+    """The one line for a user error, or ``None`` for an internal one."""
+    for link in _chain(exc)[1:]:
+        if isinstance(link, OSError) and link.errno in _ENVIRONMENT:
+            return _os_message(link)
+    if isinstance(exc, OSError):
+        message = _os_message(exc)
+        if message is not None:
+            return message
+        if exc.errno is None and str(exc):  # raised by learnact with a message of its own
+            return _one_line(str(exc))
+        return None
+    if isinstance(exc, _USER_ERRORS):
+        return _one_line(str(exc)) or type(exc).__name__
+    return None
+
+
+def _internal(exc: BaseException) -> str:
+    """The one line for an internal error; its traceback goes to the study log where there is one."""
+    from ..experiment.runner import RunFailedError, append_to_log
+
+    what = f"{type(exc).__name__}: {_one_line(str(exc), 300)}" if str(exc) else type(exc).__name__
+    where = ""
+    log = state.log_file
+    if isinstance(exc, RunFailedError):  # the runner logged it, with the run ids
+        cause = exc.__cause__ or exc
+        what = f"{type(cause).__name__}: {_one_line(str(cause), 300)}" if str(cause) else type(cause).__name__
+        where = f" in {exc.describe_runs()}"
+        log = exc.log_file
+    elif log is not None and log.is_file():
+        try:
+            append_to_log(log, f"internal error: {what}\n{_traceback(exc)}")
+        except OSError:
+            log = None
+    else:
+        log = None
+    tail = (f"the traceback is in {log}" if log is not None else "rerun with --debug to see the traceback")
+    return f"internal error{where} ({what}); {tail}; please report it"
+
+
+def _traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)  # as sys.exit("text") would
+    return 1
 
 
 def run_cli(app: Callable[..., object], argv: list[str] | None = None) -> int:
-    """Run a click/typer app; user errors print ``learnact: error: ...`` and return 2."""
+    """Run the Typer ``app`` on ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    Usage errors are printed by Typer (exit 2); other errors are printed as
+    one line (see the module's docstring for the exit codes).
+    """
+    state.reset()
     try:
-        result = app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code or 0)
-    except click.ClickException as exc:
-        exc.show()
-        return 2
-    except click.exceptions.Abort:
-        print("learnact: interrupted", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("learnact: interrupted; finished runs are kept, rerun to resume", file=sys.stderr)
-        return 130
-    except _USER_ERRORS as exc:
-        print(f"learnact: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    return int(result) if isinstance(result, int) else 0
+        app(args=argv, prog_name="learnact")
+    except SystemExit as exc:  # Typer's standalone mode always ends with one (usage errors: 2)
+        if state.terminated:  # SIGTERM outside a command's code (while parsing): Typer made it an exit
+            _say(state.interrupted)
+            return 128 + signal.SIGTERM
+        return _exit_code(exc.code)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        if state.debug:
+            print(_traceback(exc), file=sys.stderr)
+        _say(state.interrupted)
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))
+    except Exception as exc:
+        if state.debug:
+            print(_traceback(exc), file=sys.stderr)
+        message = _user_message(exc)
+        if message is not None:
+            _say(f"error: {message}")
+            return 2
+        _say(_internal(exc))
+        return 1
+    return 0

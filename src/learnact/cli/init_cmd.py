@@ -18,6 +18,9 @@ def init(
 ) -> None:
     """Write a commented example study file to edit, then run with `learnact run --config PATH`."""
     from ..experiment.example import example_text
+    from .errors import state
+
+    state.writes_to = path
 
     text = example_text(path)
     if path.exists() and not force:

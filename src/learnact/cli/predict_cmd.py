@@ -42,6 +42,9 @@ def predict(
     from ..exceptions import DataError
     from ..experiment.loading import load_run, predict_table
     from ..store import atomic_write
+    from .errors import state
+
+    state.writes_to = out
 
     if out is not None:
         _check_out(out)

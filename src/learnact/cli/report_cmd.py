@@ -23,7 +23,9 @@ def report(
     Reads the study folder only; nothing is retrained.
     """
     from ..reporting import build_report
+    from .errors import state
 
+    state.writes_to = out if out is not None else study / "report"
     folder = build_report(study, pdf=pdf, out=out)
     print(f"report: {folder / 'index.md'}")
     print(f"latex:  {folder / ('report.pdf' if pdf else 'report.tex')}")

@@ -30,10 +30,20 @@ def default_out(name: str) -> Path:
     return path
 
 
-def _study_source(preset: str | None, config: Path | None, out: Path | None) -> tuple[str | Path, str]:
-    """What to load, and how to describe it: --config, --preset, the study in --out, or the paper preset."""
+def _study_source(preset: str | None, config: Path | None, out: Path | None,
+                  study: str | None = None) -> tuple[str | Path, str]:
+    """What to load, and how to describe it: STUDY, --config, --preset, the study in --out, or the paper preset."""
+    if study is not None and (config is not None or preset is not None):
+        other = f"--config {config}" if config is not None else f"--preset {preset}"
+        raise ValueError(f"give the study once: as the argument STUDY or with --config/--preset, not both "
+                         f"(got {study} and {other})")
     if preset is not None and config is not None:
         raise ValueError(f"give --preset or --config, not both (got --preset {preset} --config {config})")
+    if study is not None:
+        from ..experiment import list_presets
+
+        is_preset = study in list_presets() and not Path(study).exists()
+        return study, f"{'preset' if is_preset else 'config'} {study}"
     if config is not None:
         return config, f"config {config}"
     if preset is not None:
@@ -43,6 +53,18 @@ def _study_source(preset: str | None, config: Path | None, out: Path | None) -> 
     if out is not None and (out / STUDY_FILE).is_file():
         return out / STUDY_FILE, f"the study already in {out}"
     return "paper", "preset paper"
+
+
+def _check_out(folder: Path) -> None:
+    """The study folder can be made here: no file in its place, and its parent is a folder."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {str(folder)!r} is a file, not a folder; give a new folder or an existing study "
+                         f"folder")
+    if not folder.parent.is_dir():
+        if folder.parent.exists():
+            raise ValueError(f"output folder's parent {str(folder.parent)!r} is a file, not a folder; give --out "
+                             f"inside an existing folder")
+        raise FileNotFoundError(f"output folder's parent {str(folder.parent)!r} does not exist; create it first")
 
 
 def _announced(progress: Progress | None, note: str) -> Progress | None:
@@ -77,6 +99,9 @@ def _default_threads(engine: str, executor: str) -> int:
 
 @app.command()
 def run(
+    study_arg: Optional[str] = typer.Argument(
+        None, metavar="[STUDY]", show_default=False,
+        help="Study file (.toml/.yaml/.json), preset name or study folder; same as --config."),
     preset: Optional[str] = typer.Option(
         None, "--preset", "-p", help="Built-in study: paper (75 runs) or headline (15). Default: paper, or the "
                                      "study already in --out."),
@@ -103,18 +128,23 @@ def run(
     report: bool = typer.Option(True, "--report/--no-report", help="Build the report pack at the end."),
     pdf: bool = typer.Option(False, "--pdf", help="Also compile report.pdf (needs latexmk)."),
 ) -> None:
-    """Run a study (default: the paper's full study), resumably, and print its leaderboard."""
+    """Run a study (default: the paper's full study), resumably, and print its leaderboard.
+
+    The study is STUDY, --config or --preset (one of them), else the study already in --out, else the paper's.
+    """
     from ..evaluation import write_results
     from ..evaluation.aggregate import leaderboard, runs_table
     from ..experiment import load_study
     from ..experiment.engines import ENGINES
     from ..experiment.executors import open_executor
     from ..experiment.runner import run_study
+    from ..experiment.runner import LOG_FILE
     from ..store import atomic_write
     from .display import diverged_lines, print_leaderboard
+    from .errors import state
     from .progress import study_progress
 
-    source, described = _study_source(preset, config, out)
+    source, described = _study_source(preset, config, out, study_arg)
     study = load_study(source)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
@@ -125,8 +155,10 @@ def run(
     if group_size is not None and group_size < 1:
         raise ValueError(f"--group-size must be >= 1, got {group_size}")
     folder = out if out is not None else default_out(study.name)
-    if not folder.parent.is_dir():
-        raise FileNotFoundError(f"output folder's parent {str(folder.parent)!r} does not exist; create it first")
+    _check_out(folder)
+    state.writes_to = folder
+    state.log_file = folder / LOG_FILE  # an internal error's traceback goes there (once the study has one)
+    state.interrupted = "interrupted; finished runs are kept, rerun to resume"
     with open_executor(executor, workers=workers, scheduler=scheduler, connect_timeout_s=connect_timeout) as pool:
         note = (f"study {study.name!r} from {described}; folder {folder} (log: {folder / 'study.log'}); "
                 f"executor {pool.description}")

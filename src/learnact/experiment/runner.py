@@ -29,7 +29,8 @@ from .executors import ExecutorPool, InProcessExecutor, run_group
 from .grid import study_to_dict
 from .lock import study_lock
 
-__all__ = ["DEFAULT_ENGINE", "LOG_FILE", "STUDY_FILE", "StudyResult", "check_inputs", "plan_groups", "run_study"]
+__all__ = ["DEFAULT_ENGINE", "LOG_FILE", "STUDY_FILE", "RunFailedError", "StudyResult", "append_to_log",
+           "check_inputs", "plan_groups", "run_study"]
 
 LOG_FILE = "study.log"
 STUDY_FILE = "study.json"
@@ -37,6 +38,30 @@ STUDY_FILE = "study.json"
 Progress = Callable[[int, int, str], None]
 
 _WORKER_LOST = ("BrokenProcessPool", "KilledWorker", "CommClosedError")
+
+
+class RunFailedError(RuntimeError):
+    """Training or storing a group of runs raised an unexpected error: a bug, not bad input.
+
+    The original exception is the ``__cause__``; its traceback is in the study
+    log, on a line naming the runs. Finished runs are kept.
+
+    Attributes:
+        run_ids: Ids of the runs of the failing task (one for most engines).
+        log_file: The study log holding the traceback.
+    """
+
+    def __init__(self, run_ids: Sequence[str], log_file: Path, cause: BaseException) -> None:
+        self.run_ids = tuple(run_ids)
+        self.log_file = log_file
+        super().__init__(f"{self.describe_runs()} failed: {type(cause).__name__}: {cause}")
+
+    def describe_runs(self) -> str:
+        """``run ID``, or ``a task of N runs (ID, ID, ID, ...)``."""
+        if len(self.run_ids) == 1:
+            return f"run {self.run_ids[0]}"
+        shown = ", ".join(self.run_ids[:3]) + (", ..." if len(self.run_ids) > 3 else "")
+        return f"a task of {len(self.run_ids)} runs ({shown})"
 
 
 @dataclass(frozen=True)
@@ -152,31 +177,46 @@ def _close(log: logging.Logger) -> None:
         log.removeHandler(handler)
 
 
+def append_to_log(log_file: Path, message: str) -> None:
+    """Append ``message`` as an ERROR line to a study log (the CLI logs internal errors this way)."""
+    log = _study_logger(Path(log_file).parent)
+    try:
+        log.error("%s", message)
+    finally:
+        _close(log)
+
+
 def _pump(session: _Session, pool: ExecutorPool, groups: list[list[RunConfig]], engine: str,
           threads: int) -> None:
     """Keep up to ``pool.max_in_flight`` groups in flight; write each group as it finishes."""
     pending: dict[Future[list[store.RunArtifacts]], list[RunConfig]] = {}
     queue = iter(groups)
+    failing: list[RunConfig] = []  # the group being submitted or written, for the error report
     try:
         while True:
             while len(pending) < pool.max_in_flight:
                 group = next(queue, None)
                 if group is None:
                     break
+                failing = group
                 pending[pool.executor.submit(run_group, engine, group, threads)] = group
+            failing = []
             if not pending:
                 return
             finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for future in [f for f in pending if f in finished]:  # submission order
-                group = pending.pop(future)
-                session.write(group, future.result())
+                failing = pending.pop(future)
+                session.write(failing, future.result())
+            failing = []
     except BaseException as exc:
         for future in pending:
             future.cancel()
         if isinstance(exc, KeyboardInterrupt):
             session.log.warning("interrupted; %d runs finished, rerun to resume", session.done)
             raise
-        session.log.error("stopped: %s\n%s", exc, traceback.format_exc().rstrip())
+        ids = [r.run_id for r in failing]
+        session.log.error("stopped: %s%s\n%s", exc, f" ({'run' if len(ids) == 1 else 'runs'} {', '.join(ids)})" if ids else "",
+                          traceback.format_exc().rstrip())
         if type(exc).__name__ in _WORKER_LOST:
             raise LearnactError(f"a worker stopped while training ({type(exc).__name__}: {exc}); it may have run "
                                 f"out of memory. Finished runs are kept: rerun the same command to resume") from exc
@@ -184,6 +224,8 @@ def _pump(session: _Session, pool: ExecutorPool, groups: list[list[RunConfig]], 
             raise LearnactError(f"a task failed to import on a Dask worker ({exc}); install the same learnact "
                                 f"version on every worker (pip install 'learnact[cluster]'), then rerun to "
                                 f"resume") from exc
+        if ids and isinstance(exc, Exception) and not isinstance(exc, (LearnactError, OSError)):
+            raise RunFailedError(ids, session.folder / LOG_FILE, exc) from exc
         raise
 
 

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Install learnact as a user does -- `pip install .`, no extras -- into clean venvs, and check that it works:
+#   newest: what pip picks today within pyproject.toml's ranges,
+#   oldest: every dependency at its lower bound (.ci/constraints-oldest.txt).
+# In each: `learnact --version`, a usage error (`learnact run --bogus`: exit 2, usage, no traceback) and a
+# tiny study end to end (`learnact run STUDY.toml --out d`, then compare and predict). At the oldest
+# versions the CLI and config tests run too (pytest is installed on its own, not through an extra).
+# torch is installed first at 2.13.0 in both: the CPU build on local disk (a newer torch would pull
+# gigabytes of CUDA libraries); the rest of "newest" is the newest pip finds.
+#
+# Usage: bash scripts/check_installs.sh [newest] [oldest]   (default: both)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=${PYTHON:-python3}
+CONSTRAINTS=$ROOT/.ci/constraints-oldest.txt
+TORCH=torch==2.13.0
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/learnact-installs.XXXXXX")
+chmod 755 "$WORK"  # other users may read it (the permission test runs learnact as nobody)
+trap 'rm -rf "$WORK"' EXIT
+unset PYTHONPATH LEARNACT_DEBUG
+KINDS=("$@")
+[ ${#KINDS[@]} -gt 0 ] || KINDS=(newest oldest)
+
+say() { printf 'check_installs: %s\n' "$*"; }
+fail() { say "FAILED: $*" >&2; exit 1; }
+elapsed() { echo "$((SECONDS - $1)) s"; }
+
+# The constraints pin exactly the lower bounds of pyproject.toml (one list of bounds, checked here).
+"$PY" - "$ROOT/pyproject.toml" "$CONSTRAINTS" <<'EOF' || fail "the constraints file and pyproject.toml disagree"
+import re, sys, tomllib
+
+def norm(name): return re.sub(r"[-_.]+", "-", name).lower()
+def ver(v): return tuple(int(p) for p in v.split(".")) + (0,) * (4 - len(v.split(".")))
+
+deps = tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]
+lower = {}
+for dep in deps:
+    m = re.match(r"^([A-Za-z0-9_.-]+)\s*(.*)$", dep)
+    bound = re.search(r">=\s*([0-9.]+)", m.group(2))
+    if bound is None:
+        sys.exit(f"{dep!r} has no lower bound")
+    lower[norm(m.group(1))] = bound.group(1)
+pins = {}
+for line in open(sys.argv[2]):
+    line = line.split("#")[0].strip()
+    if line:
+        name, _, version = line.partition("==")
+        pins[norm(name)] = version.strip()
+bad = [f"{n}: pyproject >={lower.get(n)}, constraints =={pins.get(n)}" for n in sorted(set(lower) | set(pins))
+       if n not in lower or n not in pins or ver(lower[n]) != ver(pins[n])]
+if bad:
+    sys.exit("; ".join(bad))
+EOF
+
+# what `pip install .` of a fresh clone sees (no build/ or egg-info left in the work tree)
+mkdir "$WORK/pkg"
+cp -r pyproject.toml README.md src "$WORK/pkg/"
+find "$WORK/pkg" -name __pycache__ -prune -exec rm -rf {} +
+
+# --no-compile: byte-compiling torch's thousands of files took 100 s of a 40 s install; Python compiles
+# what it imports anyway
+pip_in() {  # pip_in VENV ARGS...: quiet pip; a local-index notice is filtered out, the exit status kept
+    local venv=$1
+    shift
+    "$venv/bin/python" -m pip install -q --no-compile --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location" >&2)
+}
+
+TINY='name = "tiny"
+seeds = [1, 2]
+[backbone]
+hidden = [8]
+[train]
+max_epochs = 3
+[[variants]]
+name = "relu"
+kind = "fixed"
+activation = "relu"
+[[variants]]
+name = "gated"
+kind = "gated"
+candidates = ["relu", "tanh"]
+'
+
+smoke() {  # smoke VENV: the console script as a user calls it, from a folder of its own
+    local bin=$1/bin dir=$1-try out rc
+    mkdir "$dir"
+    out=$(cd "$dir" && "$bin/learnact" --version) || fail "learnact --version exited $?"
+    [[ $out == "learnact "* ]] || fail "learnact --version printed: $out"
+    say "  $out"
+    set +e
+    out=$(cd "$dir" && "$bin/learnact" run --bogus 2>&1)
+    rc=$?
+    set -e
+    [ "$rc" -eq 2 ] || fail "learnact run --bogus exited $rc, not 2: $out"
+    [[ $out == *"Usage: learnact run"* ]] || fail "learnact run --bogus printed no usage: $out"
+    [[ $out != *Traceback* ]] || fail "learnact run --bogus printed a traceback: $out"
+    say "  learnact run --bogus: exit 2 with the usage, no traceback"
+    printf '%s' "$TINY" > "$dir/STUDY.toml"
+    (cd "$dir" && "$bin/learnact" run STUDY.toml --out d) > "$dir/run.txt" 2>&1 \
+        || { cat "$dir/run.txt" >&2; fail "learnact run STUDY.toml --out d failed"; }
+    ! grep -q Traceback "$dir/run.txt" || { cat "$dir/run.txt" >&2; fail "learnact run printed a traceback"; }
+    for f in leaderboard.csv results.csv report/index.md report/report.tex; do
+        [ -s "$dir/d/$f" ] || fail "learnact run STUDY.toml --out d wrote no $f"
+    done
+    [ "$(find "$dir/d/runs" -mindepth 2 -maxdepth 2 -name DONE | wc -l)" -eq 4 ] || fail "not 4 finished runs"
+    (cd "$dir" && "$bin/learnact" compare d > compare.txt 2>&1) || { cat "$dir/compare.txt" >&2; fail "compare"; }
+    local run
+    run=$(find "$dir/d/runs" -mindepth 1 -maxdepth 1 -type d | sort | head -n 1)
+    (cd "$dir" && "$bin/learnact" predict "$run" breast_cancer --out preds.csv > predict.txt 2>&1) \
+        || { cat "$dir/predict.txt" >&2; fail "predict"; }
+    [ "$(wc -l < "$dir/preds.csv")" -eq 570 ] || fail "predict wrote $(wc -l < "$dir/preds.csv") lines, not 570"
+    say "  learnact run STUDY.toml --out d (4 runs, report), compare d, predict: fine"
+}
+
+install() {  # install KIND: a clean venv at $WORK/KIND with learnact and, for "oldest", pytest
+    local kind=$1 venv=$WORK/$1
+    "$PY" -m venv "$venv"
+    case $kind in
+        newest)
+            pip_in "$venv" "$TORCH"
+            pip_in "$venv" "$WORK/pkg"
+            ;;
+        oldest)
+            pip_in "$venv" -c "$CONSTRAINTS" "$TORCH"
+            pip_in "$venv" -c "$CONSTRAINTS" "$WORK/pkg"
+            pip_in "$venv" -c "$CONSTRAINTS" pytest hypothesis  # for the tests, on their own (no extra)
+            # exactly the pinned versions, or the "oldest" check checks something else
+            "$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | "$PY" -c '
+import re, sys
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+have = {norm(n): v.split("+")[0] for n, _, v in (l.strip().partition("==") for l in sys.stdin) if v}
+pins = {norm(n): v.strip() for n, _, v in (l.split("#")[0].strip().partition("==") for l in open(sys.argv[1])) if v}
+bad = [f"{n} {have.get(n)} (pinned {v})" for n, v in pins.items() if have.get(n) != v]
+sys.exit("not at the pinned versions: " + ", ".join(bad) if bad else 0)' "$CONSTRAINTS"
+            ;;
+        *) fail "unknown kind $kind (use newest or oldest)" ;;
+    esac
+}
+
+# the installs run side by side (mostly unpacking and waiting for the disk), the checks one after another
+start=$SECONDS
+pids=()
+for kind in "${KINDS[@]}"; do
+    install "$kind" > "$WORK/install-$kind.log" 2>&1 &
+    pids+=($!)
+done
+for i in "${!KINDS[@]}"; do
+    if ! wait "${pids[$i]}"; then
+        cat "$WORK/install-${KINDS[$i]}.log" >&2
+        fail "installing ${KINDS[$i]}"
+    fi
+done
+say "installed ${KINDS[*]} in $(elapsed "$start")"
+
+for kind in "${KINDS[@]}"; do
+    start=$SECONDS
+    venv=$WORK/$kind
+    say "$kind: $("$venv/bin/python" -m pip list --disable-pip-version-check 2>/dev/null \
+        | awk 'tolower($1) ~ /^(torch|numpy|scipy|pandas|scikit-learn|matplotlib|typer|click|rich|pydantic|annotated-types|pyyaml|safetensors)$/ {printf "%s %s, ", $1, $2}')"
+    if "$venv/bin/python" -c "import click" 2>/dev/null; then
+        say "  (click is installed here, by typer: learnact itself does not import it)"
+    fi
+    smoke "$venv"
+    if [ "$kind" = oldest ]; then
+        # from the work tree, against the installed package (src/ is not on the path)
+        "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/cli tests/test_config.py \
+            || fail "the CLI and config tests failed at the oldest versions (exit $?)"
+    fi
+    say "$kind: all checks passed in $(elapsed "$start")"
+done

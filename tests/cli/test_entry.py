@@ -1,0 +1,388 @@
+"""The `learnact` command as a user calls it: usage errors, help, version, the study argument, Ctrl-C and
+SIGTERM, --debug, internal errors and OS errors (issue 11).
+
+Every test runs the real console script in a subprocess (the injected-error tests run the same entry
+point, ``learnact.cli.main``, in ``python -c`` after replacing one function), except the table of OS
+errors, which goes through :func:`~learnact.cli.errors.run_cli` in this process.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import learnact
+from learnact import store
+from learnact.cli.app import app
+from learnact.cli.errors import DEBUG_ENV, run_cli
+from learnact.experiment.grid import study_from_dict
+
+#: The folder holding the ``learnact`` package under test (put on the subprocesses' PYTHONPATH).
+SRC = Path(learnact.__file__).resolve().parent.parent
+
+TINY = textwrap.dedent("""
+    name = "tiny"
+    seeds = [1, 2]
+    [backbone]
+    hidden = [8]
+    [train]
+    max_epochs = 2
+    [[variants]]
+    name = "relu"
+    kind = "fixed"
+    activation = "relu"
+""")
+
+# 4 variants x 6 seeds of 20 epochs: still training when the signal comes
+LONG = {
+    "name": "long",
+    "seeds": {"count": 6, "base": 0},
+    "backbone": {"hidden": [8]},
+    "train": {"max_epochs": 20, "patience": 20},
+    "variants": [
+        {"name": "fixed_{activation}", "kind": "fixed", "activation": ["relu", "tanh"]},
+        {"name": "gated_T{temperature}", "temperature": [0.5, 1.0]},
+    ],
+}
+
+RESUME = "learnact: interrupted; finished runs are kept, rerun to resume"
+
+
+def _script() -> list[str]:
+    """The installed ``learnact`` console script beside this Python (``python -m learnact`` without one)."""
+    script = Path(sys.executable).with_name("learnact")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "learnact"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != DEBUG_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
+    env.update(extra)
+    return env
+
+
+def _learnact(*args: str, cwd: Path, prefix: tuple[str, ...] = (), env: dict[str, str] | None = None,
+              timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, *_script(), *args], capture_output=True, text=True, cwd=cwd,
+                          env=env or _env(), timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _tiny(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def _no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+
+
+def _one_line(proc: subprocess.CompletedProcess[str], code: int = 2) -> str:
+    assert proc.returncode == code, proc.stderr
+    _no_traceback(proc)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+# -- usage errors, help, version ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, message", [  # as worded by Typer 0.15 to 0.29
+    (["run", "--bogus"], "No such option"),
+    (["run", "--out"], "Option '--out' requires an argument"),
+    (["run", "--threads", "abc"], "Invalid value for '--threads'"),
+    (["report"], "Missing argument"),
+    (["bogus"], "No such command 'bogus'"),
+    (["--bogus"], "No such option"),
+    (["compare"], "Missing argument"),
+    (["predict", "somewhere"], "Missing argument"),
+    (["init", "--bogus"], "No such option"),
+])
+def test_usage_errors_print_the_usage_and_exit_2(tmp_path, args, message):
+    proc = _learnact(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    _no_traceback(proc)
+    command = "learnact" if args[0].startswith("-") or args[0] == "bogus" else f"learnact {args[0]}"
+    assert f"Usage: {command} " in proc.stderr
+    assert f"Try '{command} --help' for help" in proc.stderr
+    assert message in proc.stderr
+    assert proc.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bare_learnact_prints_help_and_exits_0(tmp_path):
+    proc = _learnact(cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "Usage: learnact [OPTIONS] COMMAND [ARGS]..." in proc.stdout
+    for command in ("run", "report", "compare", "predict", "init", "list", "--version", "--debug"):
+        assert command in proc.stdout
+
+
+def test_version(tmp_path):
+    proc = _learnact("--version", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"learnact {learnact.__version__} (Python ")
+    assert "torch " in proc.stdout and proc.stderr == ""
+
+
+# -- the study as an argument ---------------------------------------------------------------------------
+
+
+def test_run_takes_the_study_file_as_an_argument(tmp_path):
+    study = _tiny(tmp_path)
+    proc = _learnact("run", study.name, "--out", "d", "--engine", "sequential", "--no-report", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    _no_traceback(proc)
+    assert f"study 'tiny' from config {study.name}; folder d" in proc.stderr
+    assert "tiny: 1 variants x 2 seeds (2 trained, 0 already done)" in proc.stdout
+    assert len(store.finished_runs(tmp_path / "d")) == 2
+
+
+@pytest.mark.parametrize("other", [["--config", "tiny.toml"], ["--preset", "headline"]])
+def test_the_study_argument_and_an_option_together_is_one_line(tmp_path, other):
+    _tiny(tmp_path)
+    line = _one_line(_learnact("run", "tiny.toml", *other, "--out", "d", cwd=tmp_path))
+    assert line.startswith("learnact: error: give the study once: as the argument STUDY or with --config/--preset, "
+                           "not both")
+    assert not (tmp_path / "d").exists()
+
+
+# -- Ctrl-C and SIGTERM ---------------------------------------------------------------------------------
+
+
+def _default_sigint() -> None:  # a test runner may ignore SIGINT; the child gets Python's usual Ctrl-C
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_a_run_prints_the_resume_message(tmp_path, signum, code):
+    (tmp_path / "long.json").write_text(json.dumps(LONG))
+    folder = tmp_path / "study"
+    total = len(study_from_dict(LONG).runs())
+    proc = subprocess.Popen([*_script(), "run", "long.json", "--out", "study", "--engine", "sequential", "-q",
+                             "--no-report"], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+    try:
+        deadline = time.monotonic() + 240
+        while not store.finished_runs(folder):
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "no run finished"
+            time.sleep(0.01)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert err.strip() == RESUME
+    assert "Traceback" not in out
+    finished = len(store.finished_runs(folder))
+    assert 1 <= finished < total, "the signal must come in the middle of the study"
+    assert f"WARNING interrupted; {finished} runs finished, rerun to resume" in (folder / "study.log").read_text()
+
+
+# -- internal errors and --debug ------------------------------------------------------------------------
+
+INJECT = textwrap.dedent("""
+    import sys
+
+    import learnact.experiment.executors as executors
+    import learnact.reporting as reporting
+    from learnact.cli import main
+
+    where = sys.argv[1]
+
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError("injected in " + where)
+
+    if where == "training":
+        executors.train_group = boom
+    else:
+        reporting.build_report = boom
+    main(sys.argv[2:])
+""")
+
+
+def _inject(tmp_path: Path, where: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", INJECT, where, *args], capture_output=True, text=True,
+                          cwd=tmp_path, env=_env(**env), timeout=300, stdin=subprocess.DEVNULL)
+
+
+def _first_run_id() -> str:
+    return study_from_dict({"name": "tiny", "seeds": [1, 2], "backbone": {"hidden": [8]}, "train": {"max_epochs": 2},
+                            "variants": [{"name": "relu", "kind": "fixed", "activation": "relu"}]}).runs()[0].run_id
+
+
+def test_an_internal_error_in_a_run_is_one_line_naming_the_run_and_the_log(tmp_path):
+    _tiny(tmp_path)
+    proc = _inject(tmp_path, "training", "run", "tiny.toml", "--out", "d", "--engine", "sequential", "-q")
+    line = _one_line(proc, code=1)
+    run_id = _first_run_id()
+    assert line == (f"learnact: internal error in run {run_id} (ZeroDivisionError: injected in training); "
+                    f"the traceback is in d/study.log; please report it")
+    log = (tmp_path / "d" / "study.log").read_text()
+    assert f"ERROR stopped: injected in training (run {run_id})\nTraceback (most recent call last):" in log
+    assert "ZeroDivisionError: injected in training" in log
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_debug_prints_the_traceback(tmp_path, how):
+    _tiny(tmp_path)
+    args = ["run", "tiny.toml", "--out", "d", "--engine", "sequential", "-q"]
+    if how == "option":
+        proc = _inject(tmp_path, "training", "--debug", *args)
+    else:
+        proc = _inject(tmp_path, "training", *args, **{DEBUG_ENV: "1"})
+    assert proc.returncode == 1
+    *trace, line = proc.stderr.strip().splitlines()
+    assert trace[0] == "Traceback (most recent call last):"
+    assert ", in boom" in proc.stderr and "ZeroDivisionError: injected in training" in trace
+    assert line.startswith(f"learnact: internal error in run {_first_run_id()} ")
+
+
+def test_an_internal_error_after_training_is_logged_too(tmp_path):
+    _tiny(tmp_path)
+    proc = _inject(tmp_path, "report", "run", "tiny.toml", "--out", "d", "--engine", "sequential", "-q")
+    assert _one_line(proc, code=1) == ("learnact: internal error (ZeroDivisionError: injected in report); "
+                                       "the traceback is in d/study.log; please report it")
+    log = (tmp_path / "d" / "study.log").read_text()
+    assert "ERROR internal error: ZeroDivisionError: injected in report\nTraceback (most recent call last):" in log
+    assert len(store.finished_runs(tmp_path / "d")) == 2  # the runs are kept
+
+
+def test_an_internal_error_without_a_study_log_points_to_debug(tmp_path):
+    proc = _inject(tmp_path, "report", "report", "somewhere")
+    assert _one_line(proc, code=1) == ("learnact: internal error (ZeroDivisionError: injected in report); rerun "
+                                       "with --debug to see the traceback; please report it")
+
+
+# -- OS errors ------------------------------------------------------------------------------------------
+
+
+def test_a_file_name_too_long_is_one_line(tmp_path):
+    _tiny(tmp_path)
+    line = _one_line(_learnact("run", "tiny.toml", "--out", "n" * 300, "--engine", "sequential", cwd=tmp_path))
+    assert line.startswith("learnact: error: File name too long: ")
+    assert line.endswith("use a shorter --out path or shorter study and variant names")
+
+
+def test_out_naming_a_file_is_one_line_and_leaves_it_alone(tmp_path):
+    _tiny(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine\n")
+    line = _one_line(_learnact("run", "tiny.toml", "--out", "notes.txt", cwd=tmp_path))
+    assert line == ("learnact: error: --out 'notes.txt' is a file, not a folder; give a new folder or an existing "
+                    "study folder")
+    line = _one_line(_learnact("run", "tiny.toml", "--out", "notes.txt/d", cwd=tmp_path))
+    assert "output folder's parent 'notes.txt' is a file, not a folder" in line
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+def _mount_prefix(tmp_path: Path, options: str) -> tuple[tuple[str, ...], Path]:
+    """A command prefix that runs the rest in a mount namespace with a small tmpfs (``options``) at ``mnt``."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("no unshare to mount a small file system")
+    flags = "-m" if os.geteuid() == 0 else "-rm"
+    script = f'mount -t tmpfs -o size=64k tmpfs "{mnt}" && mount -o "remount,{options}" "{mnt}" && exec "$@"'
+    probe = subprocess.run([unshare, flags, "sh", "-c", script, "sh", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a file system here (unshare {flags}: {probe.stderr.strip()})")
+    return (unshare, flags, "sh", "-c", script, "sh"), mnt
+
+
+@pytest.mark.parametrize("options, message", [
+    ("ro", "learnact: error: Read-only file system: '{mnt}/d'; that file system is read-only; choose a writable "
+           "folder (e.g. --out DIR)"),
+    ("size=16k", "learnact: error: No space left on device"),
+])
+def test_a_read_only_or_full_file_system_is_one_line(tmp_path, options, message):
+    study = _tiny(tmp_path)
+    prefix, mnt = _mount_prefix(tmp_path, options)
+    proc = _learnact("run", str(study), "--out", str(mnt / "d"), "--engine", "sequential", "-q", cwd=tmp_path,
+                     prefix=prefix)
+    line = _one_line(proc)
+    assert line.startswith(message.format(mnt=mnt))
+    if options != "ro":
+        assert line.endswith("free space on that disk or choose another folder; finished runs are kept, rerun to "
+                             "resume")
+
+
+def test_permission_denied_is_one_line(tmp_path):
+    base = Path(tempfile.mkdtemp(prefix="learnact-perm-"))  # readable by everyone, unlike pytest's tmp_path
+    try:
+        (base / "tiny.toml").write_text(TINY)
+        (base / "home").mkdir()
+        (base / "home").chmod(0o777)
+        env = _env(HOME=str(base / "home"), MPLCONFIGDIR=str(base / "home"))
+        prefix: tuple[str, ...] = ()
+        if os.geteuid() == 0:  # root ignores permissions: run as nobody in a folder only root may write
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                pytest.skip("running as root, and no setpriv to run as another user: root may write anywhere")
+            prefix = (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups")
+            base.chmod(0o755)
+            probe = subprocess.run([*prefix, sys.executable, "-c", "import learnact.cli"], capture_output=True,
+                                   text=True, env=env, cwd=base)
+            if probe.returncode != 0:
+                pytest.skip(f"user nobody cannot import learnact from here: {probe.stderr.strip()[-300:]}")
+        else:
+            base.chmod(0o555)
+        proc = _learnact("run", "tiny.toml", "--out", "d", "--engine", "sequential", cwd=base, prefix=prefix,
+                         env=env)
+        assert _one_line(proc) == ("learnact: error: Permission denied: 'd'; permission denied; choose a folder you "
+                                   "can write to (e.g. --out DIR) or fix its permissions")
+    finally:
+        base.chmod(0o755)
+        shutil.rmtree(base)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.ENAMETOOLONG, errno.EEXIST, errno.EACCES,
+                                  errno.ENOTDIR, errno.EISDIR])
+def test_os_errors_a_user_can_fix_are_one_line_naming_the_path(tmp_path, monkeypatch, capsys, code):
+    def fail(path):
+        raise OSError(code, os.strerror(code), str(tmp_path / "x.toml"))
+
+    monkeypatch.setattr("learnact.experiment.example.example_text", fail)
+    assert run_cli(app, ["init", str(tmp_path / "x.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"learnact: error: {os.strerror(code)}: '{tmp_path / 'x.toml'}'; ")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_an_os_error_without_a_file_name_names_the_folder_written(tmp_path, monkeypatch, capsys):
+    def fail(path):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a write() to a full disk says it
+
+    monkeypatch.setattr("learnact.experiment.example.example_text", fail)
+    assert run_cli(app, ["init", str(tmp_path / "x.toml")]) == 2
+    assert capsys.readouterr().err == (f"learnact: error: No space left on device (writing to "
+                                       f"'{tmp_path / 'x.toml'}'); free space on that disk or choose another "
+                                       f"folder; finished runs are kept, rerun to resume\n")
+
+
+def test_a_full_disk_behind_another_error_is_reported_as_the_full_disk(tmp_path, monkeypatch, capsys):
+    def fail(path):  # a library that fails again while cleaning up after a write that hit a full disk
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        except OSError:
+            raise AttributeError("'Stream' object has no attribute 'pos'")
+
+    monkeypatch.setattr("learnact.experiment.example.example_text", fail)
+    assert run_cli(app, ["init", str(tmp_path / "x.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"learnact: error: No space left on device: '{tmp_path / 'x.toml'}'; free space")
+    assert len(err.strip().splitlines()) == 1
