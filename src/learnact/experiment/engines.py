@@ -93,10 +93,6 @@ def sequential_engine(runs: Sequence[RunConfig], splits: Mapping[tuple, Split]) 
         yield train_one(run, splits[split_key(run)])
 
 
-STACKABLE_KINDS = ("fixed", "gated")
-"""Activation kinds the stacked model holds; other kinds fall back to :func:`train_one`."""
-
-
 def vectorized_engine(
     runs: Sequence[RunConfig],
     splits: Mapping[tuple, Split],
@@ -108,9 +104,9 @@ def vectorized_engine(
 ) -> Iterator[TrainedRun]:
     """Train runs as stacked models, many members at once.
 
-    Each run is built and initialised exactly as :func:`train_one` does it
-    (runs of a learnable family outside :data:`STACKABLE_KINDS` are trained by it);
-    runs that can share a stack are grouped (:func:`~learnact.training.scheduling.plan_stacks`)
+    Each run is built and initialised exactly as :func:`train_one` does it;
+    runs of every activation kind (fixed, gated, learnable family) train in
+    stacks. Runs that can share a stack are grouped (:func:`~learnact.training.scheduling.plan_stacks`)
     and the stacks are trained on ``workers`` forked worker processes (one
     intra-op thread each). Runs that differ from another run only by an
     earlier stop (:func:`split_shadows`) are read off that run's training
@@ -137,11 +133,6 @@ def vectorized_engine(
     # the objects alive now (PyTorch's, the caller's) are never garbage: without this, building the models
     # below set off full collections over them (0.1 s); forked workers leave those pages alone, too
     gc.freeze()
-    for run in runs:
-        if run.activation.kind not in STACKABLE_KINDS:
-            # learnable families keep their own parameter shapes: trained by the reference loop
-            yield train_one(run, splits[split_key(run)])
-    runs = [r for r in runs if r.activation.kind in STACKABLE_KINDS]
     if not runs:
         return
     runs, followers = split_shadows(runs)

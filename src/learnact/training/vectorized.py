@@ -344,7 +344,7 @@ def _split_members(stack: StackedMLP, alive: np.ndarray, split_of: np.ndarray) -
     """
     cost = np.full(stack.n_members, 2.0)
     for seg in stack.segments:
-        cost[seg.rows] += sum(len(fns) for fns in seg.functions)
+        cost[seg.rows] += seg.cost
     cost = cost[alive]
     groups = split_of[alive]
     labels = np.unique(groups)
