@@ -4,12 +4,11 @@ Every registered family (the registry itself, not a hand list) trains in the
 vectorised engine without the reference loop, and each family's stated
 equality with the reference trainer holds:
 
-- bit-identical histories and weights (``BIT``): the stacked segment performs
-  the reference's operations member by member;
-- otherwise (``neural`` at per-layer granularity, whose ``nn.Linear`` products
-  round differently with a member axis, and any family registered later
-  unless listed here) the same stopping and best epochs and validation losses
-  within 1e-6 at every epoch.
+- bit-identical histories and weights (``BIT``, every family registered
+  today, at both granularities): the stacked segment performs the
+  reference's operations member by member;
+- otherwise (a family registered later and not listed here) the same
+  stopping and best epochs and validation losses within 1e-6 at every epoch.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from learnact.training.scheduling import plan_stacks
 from learnact.training.vectorized import fit_stacked
 
 #: Families whose stacked training is bit-identical to the reference trainer (see the module docstring).
-BIT = {"prelu", "swish", "rational", "pwl", "maxout", "kernel", "spline"}
+BIT = {"prelu", "swish", "rational", "pwl", "maxout", "kernel", "neural", "spline"}
 TOLERANCE = 1e-6
 
 
@@ -62,11 +61,7 @@ def _assert_equivalent(seq, vec, bit: bool) -> None:
 
 def _stated_bit(run) -> bool:
     """The equality this module states for a run: bit-identical, or within the tolerance."""
-    act = run.activation
-    if act.kind in ("fixed", "gated"):
-        return True
-    per_unit = getattr(act, "params", {}).get("granularity") == "unit"
-    return act.kind in BIT or (act.kind == "neural" and per_unit)
+    return run.activation.kind in ("fixed", "gated") or run.activation.kind in BIT
 
 
 def _family_module(kind: str, width: int = 64) -> nn.Module:

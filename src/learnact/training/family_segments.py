@@ -11,7 +11,9 @@ one of three ways (*strategies*):
 - ``"derived"``: a forward pass and a hand-derived backward pass registered
   for the family (:func:`register_derived`): the operations autograd performs
   for one member, on the whole segment, without autograd's per-node cost.
-  Registered here for ``prelu``, ``swish`` and ``maxout``.
+  Registered here for ``prelu``, ``swish``, ``maxout`` and ``neural`` (its
+  per-layer form, two ``nn.Linear`` whose products the stack computes with
+  the same kernels as a lone model, :mod:`._products`).
 - ``"broadcast"``: the family module's own ``forward``, its parameters
   replaced by the members' values with singleton axes inserted so they
   broadcast against the ``(n, b, d)`` pre-activations (a per-layer parameter
@@ -45,6 +47,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ._products import input_grad, linear, weight_grad_
 from ._torch_private import set_module_tensor
 
 __all__ = ["FamilyOps", "Choice", "choose", "module_spec", "register_derived", "STRATEGIES"]
@@ -365,6 +368,32 @@ def _maxout_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor
     return gz, {"slopes": g_slopes, "offsets": g_offsets}
 
 
+def _neural_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
+    # x + outer(tanh(inner(x.unsqueeze(-1)))).squeeze(-1) with inner = Linear(1, h), outer = Linear(h, 1):
+    # F.linear on a contiguous 3-D input is addmm on its (b * d, features) view, which linear() reproduces
+    n = z.shape[0]
+    w1, b1 = p["inner.weight"].reshape(n, -1, 1), p["inner.bias"].reshape(n, -1)
+    w2, b2 = p["outer.weight"].reshape(n, 1, -1), p["outer.bias"].reshape(n, 1)
+    xu = z.reshape(n, -1, 1)
+    t = torch.tanh(linear(xu, w1, b1))
+    return torch.add(z, linear(t, w2, b2).view(z.shape)), (xu, t, w1, w2, z.shape)
+
+
+def _neural_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    xu, t, w1, w2, shape = saved
+    n = grad.shape[0]
+    g = grad.reshape(n, -1, 1)
+    g_w2, g_w1 = torch.empty_like(w2), torch.empty_like(w1)
+    weight_grad_(g, t, g_w2)  # the Linears' backward, as stacked_backward derives it for the backbone's
+    g_b2 = torch.sum(g, 1)
+    ga = torch.ops.aten.tanh_backward(input_grad(g, w2), t)
+    weight_grad_(ga, xu, g_w1)
+    g_b1 = torch.sum(ga, 1)
+    gz = grad + input_grad(ga, w1).view(shape)
+    return gz, {"inner.weight": g_w1, "inner.bias": g_b1, "outer.weight": g_w2, "outer.bias": g_b2}
+
+
 register_derived("prelu", _prelu_forward, _prelu_backward)
 register_derived("swish", _swish_forward, _swish_backward)
 register_derived("maxout", _maxout_forward, _maxout_backward)
+register_derived("neural", _neural_forward, _neural_backward)
