@@ -11,9 +11,11 @@ one of three ways (*strategies*):
 - ``"derived"``: a forward pass and a hand-derived backward pass registered
   for the family (:func:`register_derived`): the operations autograd performs
   for one member, on the whole segment, without autograd's per-node cost.
-  Registered here for ``prelu``, ``swish``, ``maxout`` and ``neural`` (its
-  per-layer form, two ``nn.Linear`` whose products the stack computes with
-  the same kernels as a lone model, :mod:`._products`).
+  Registered here for ``prelu``, ``swish``, ``maxout``, ``pwl`` (per-layer
+  values, read by indexing: the backward accumulates into each member's own
+  rows in the reference's order) and ``neural`` (its per-layer form, two
+  ``nn.Linear`` whose products the stack computes with the same kernels as a
+  lone model, :mod:`._products`).
 - ``"broadcast"``: the family module's own ``forward``, its parameters
   replaced by the members' values with singleton axes inserted so they
   broadcast against the ``(n, b, d)`` pre-activations (a per-layer parameter
@@ -368,6 +370,34 @@ def _maxout_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor
     return gz, {"slopes": g_slopes, "offsets": g_offsets}
 
 
+def _pwl_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
+    # values[idx] + t * (values[idx + 1] - values[idx]) with idx the knot interval, t the position in it;
+    # each member's values are its own rows of one flat table
+    n = z.shape[0]
+    size = p["values"].shape[-1]
+    table = p["values"].reshape(n * size)
+    lo, hi = float(module.lo), float(module.hi)  # type: ignore[arg-type]
+    k = size - 1
+    step = (hi - lo) / k
+    idx = ((z - lo) / step).clamp(0, k - 1e-6).floor().long().clamp(0, k - 1)
+    at = idx + (torch.arange(n) * size).view(n, *([1] * (z.dim() - 1)))
+    left = table[at]
+    right = table[at + 1]
+    t = (z - lo) / step - idx.to(z.dtype)
+    r = right - left
+    return left + t * r, (at, t, r, step, n * size)
+
+
+def _pwl_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    at, t, r, step, numel = saved
+    g_r = grad * t
+    g_left = grad + torch.neg(g_r)  # from the sum and from right - left
+    # IndexBackward: index_put with accumulate into zeros, element by element in order (each member its own rows)
+    g_values = (torch.zeros(numel, dtype=grad.dtype).index_put_((at,), g_left, accumulate=True)
+                + torch.zeros(numel, dtype=grad.dtype).index_put_((at + 1,), g_r, accumulate=True))
+    return (grad * r) / step, {"values": g_values}
+
+
 def _neural_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
     # x + outer(tanh(inner(x.unsqueeze(-1)))).squeeze(-1) with inner = Linear(1, h), outer = Linear(h, 1):
     # F.linear on a contiguous 3-D input is addmm on its (b * d, features) view, which linear() reproduces
@@ -397,3 +427,4 @@ register_derived("prelu", _prelu_forward, _prelu_backward)
 register_derived("swish", _swish_forward, _swish_backward)
 register_derived("maxout", _maxout_forward, _maxout_backward)
 register_derived("neural", _neural_forward, _neural_backward)
+register_derived("pwl", _pwl_forward, _pwl_backward)
