@@ -64,6 +64,7 @@ __all__ = [
     "EXECUTORS",
     "DEFAULT_CONNECT_TIMEOUT_S",
     "check_run_count",
+    "TEMPERATURE_SCHEDULES",
     "check_variant_names",
     "check_reference",
     "describe_errors",
@@ -242,6 +243,9 @@ def _family_params_error(err: ValidationError, spec: type[FamilyParams], kind: s
                    f"{', '.join(spec.model_fields)}")
         lines.append({"type": "value_error", "loc": loc, "input": e.get("input"), "ctx": {"error": msg}})
     return ValidationError.from_exception_data(spec.__name__, lines)
+ScheduleKind = Literal["constant", "linear", "exponential", "cosine"]
+"""How a gated mixture's temperature moves from ``temperature`` to ``temperature_end`` over the epochs."""
+TEMPERATURE_SCHEDULES: tuple[str, ...] = typing.get_args(ScheduleKind)
 
 
 class ActivationConfig(_Frozen):
@@ -258,6 +262,12 @@ class ActivationConfig(_Frozen):
     against that family's :class:`FamilyParams`; missing ones take the
     family's defaults. ``params`` keeps only the values that differ from those
     defaults, so spelling a default out changes no run id.
+
+    ``temperature_schedule`` anneals a gated mixture's temperature from
+    ``temperature`` (epoch 1) to ``temperature_end`` (epoch ``max_epochs``):
+    ``"constant"`` (the default; ``temperature_end`` is not used), ``"linear"``,
+    ``"exponential"`` (geometric) or ``"cosine"``; see
+    :mod:`learnact.training.schedules` for the formulas.
     """
 
     kind: str = "gated"
@@ -267,10 +277,21 @@ class ActivationConfig(_Frozen):
     gate_source: Literal["network", "layer"] = "network"
     gate_hidden: int = Field(16, ge=1, le=MAX_WIDTH, json_schema_extra={"cap": "MAX_WIDTH"})
     temperature: float = Field(1.0, gt=0)
+    temperature_schedule: ScheduleKind = "constant"
+    temperature_end: Optional[float] = Field(None, gt=0)
     params: dict[str, Any] = Field(default_factory=dict)
 
     def __hash__(self) -> int:  # ``params`` is a dict; hash the (immutable) dumped config instead
         return hash(json.dumps(self.model_dump(mode="json"), sort_keys=True))
+
+    @field_validator("temperature_end")
+    @classmethod
+    def _temperature_end(cls, v: float | None, info: ValidationInfo) -> float | None:
+        schedule = info.data.get("temperature_schedule")
+        if v is None and schedule not in (None, "constant"):
+            raise ValueError(f"temperature_schedule {schedule!r} needs temperature_end (the temperature at the "
+                             "last epoch, > 0), got none")
+        return v
 
     @field_validator("kind")
     @classmethod
@@ -354,6 +375,8 @@ class ActivationConfig(_Frozen):
             return {"kind": self.kind, **({"params": dict(sorted(self.params.items()))} if self.params else {})}
         out = self.model_dump(exclude={"activation", "params"})
         out["candidates"] = list(self.candidates)
+        if self.temperature_schedule == "constant":  # the default: run ids as before schedules existed
+            del out["temperature_schedule"], out["temperature_end"]
         if self.gate != "input":
             out.pop("gate_source")
             out.pop("gate_hidden")
@@ -361,7 +384,14 @@ class ActivationConfig(_Frozen):
 
 
 class TrainConfig(_Frozen):
-    """Optimisation and early stopping (Adam with L2-in-gradient weight decay)."""
+    """Optimisation and early stopping (Adam with L2-in-gradient weight decay).
+
+    ``weight_decay_activations = false`` exempts the activations' parameters
+    (gate logits, input-gate heads, learnable families' parameters) from weight
+    decay, which otherwise pulls gate logits toward a uniform mixture and, for
+    instance, PReLU slopes toward zero; the default decays every parameter, as
+    the paper does.
+    """
 
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
@@ -370,6 +400,7 @@ class TrainConfig(_Frozen):
     patience: int = Field(35, ge=1, le=MAX_EPOCHS, json_schema_extra={"cap": "MAX_EPOCHS"})
     min_delta: float = Field(1e-6, ge=0)
     entropy_weight: float = 0.0
+    weight_decay_activations: bool = True
 
 
 def _optional_fields(model: type[BaseModel]) -> dict[str, Any]:
@@ -401,12 +432,15 @@ class RunConfig(_Frozen):
 
     def fingerprint(self) -> str:
         """Hash of everything that affects the result (not the variant's name)."""
+        train = self.train.model_dump()
+        if train["weight_decay_activations"]:  # the default: run ids as before the option existed
+            del train["weight_decay_activations"]
         payload = {
             "seed": self.seed,
             "data": self.data.model_dump(),
             "backbone": self.backbone.model_dump(mode="json"),
             "activation": self.activation.canonical(),
-            "train": self.train.model_dump(),
+            "train": train,
         }
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:10]

@@ -22,9 +22,10 @@ from ..data import Split, load_dataset, split_dataset
 from ..store import RunArtifacts
 from ..model import MLP, init_parameters_
 from ..training import fit, native, run_generator
+from ..training.schedules import temperature_schedule
 from ..training.scheduling import Executor, default_workers, plan_stacks, run_stacks
 from ..training.streams import StreamMode
-from ..training.vectorized import StackedFit, fit_stacked, load_parameters_
+from ..training.vectorized import StackedFit, final_temperature_, fit_stacked, load_parameters_
 from .artifacts import TrainedRun, build_artifacts
 
 __all__ = [
@@ -83,7 +84,7 @@ def train_one(run: RunConfig, split: Split) -> TrainedRun:
     """Build, initialise (seeded) and train one run with the reference trainer."""
     generator = run_generator(run.seed)
     model = init_parameters_(build_model(run, split), generator)
-    result = fit(model, split, run.train, generator)
+    result = fit(model, split, run.train, generator, schedule=temperature_schedule(run.activation, run.train))
     return TrainedRun(run, model, result, split, peak_memory_mb())
 
 
@@ -91,10 +92,6 @@ def sequential_engine(runs: Sequence[RunConfig], splits: Mapping[tuple, Split]) 
     """Train runs one after another with the reference trainer."""
     for run in runs:
         yield train_one(run, splits[split_key(run)])
-
-
-STACKABLE_KINDS = ("fixed", "gated")
-"""Activation kinds the stacked model holds; other kinds fall back to :func:`train_one`."""
 
 
 def vectorized_engine(
@@ -108,9 +105,9 @@ def vectorized_engine(
 ) -> Iterator[TrainedRun]:
     """Train runs as stacked models, many members at once.
 
-    Each run is built and initialised exactly as :func:`train_one` does it
-    (runs of a learnable family outside :data:`STACKABLE_KINDS` are trained by it);
-    runs that can share a stack are grouped (:func:`~learnact.training.scheduling.plan_stacks`)
+    Each run is built and initialised exactly as :func:`train_one` does it;
+    runs of every activation kind (fixed, gated, learnable family) train in
+    stacks. Runs that can share a stack are grouped (:func:`~learnact.training.scheduling.plan_stacks`)
     and the stacks are trained on ``workers`` forked worker processes (one
     intra-op thread each). Runs that differ from another run only by an
     earlier stop (:func:`split_shadows`) are read off that run's training
@@ -137,11 +134,6 @@ def vectorized_engine(
     # the objects alive now (PyTorch's, the caller's) are never garbage: without this, building the models
     # below set off full collections over them (0.1 s); forked workers leave those pages alone, too
     gc.freeze()
-    for run in runs:
-        if run.activation.kind not in STACKABLE_KINDS:
-            # learnable families keep their own parameter shapes: trained by the reference loop
-            yield train_one(run, splits[split_key(run)])
-    runs = [r for r in runs if r.activation.kind in STACKABLE_KINDS]
     if not runs:
         return
     runs, followers = split_shadows(runs)
@@ -153,6 +145,7 @@ def vectorized_engine(
         generators.append(generator)
         member_splits.append(split)
     configs = [r.train for r in runs]
+    schedules = [temperature_schedule(r.activation, r.train) for r in runs]
     native.load()  # build or load the C++ step here, once, before workers fork
     n_workers = default_workers() if workers is None else workers
     stacks = plan_stacks(models, configs, member_splits, max_members=max_members, n_parts=n_workers)
@@ -163,7 +156,8 @@ def vectorized_engine(
         return functools.partial(
             _fit_portable, [models[i] for i in members], [member_splits[i] for i in members],
             [configs[i] for i in members], generators=[generators[i] for i in members],
-            seeds=[runs[i].seed for i in members], mode=mode, shadows=[(r.train, pos) for r, pos in shadows])
+            seeds=[runs[i].seed for i in members], mode=mode, shadows=[(r.train, pos) for r, pos in shadows],
+            schedules=[schedules[i] for i in members])
 
     costs = [sum(configs[i].max_epochs * sum(p.numel() for p in models[i].parameters()) for i in m) for m in stacks]
     jobs = [job(m, sh) for m, sh in zip(stacks, shadows_of, strict=True)]
@@ -172,11 +166,15 @@ def vectorized_engine(
         members = stacks[index]
         states = [{k: torch.from_numpy(v) for k, v in state.items()} for state in fitted.states]
         for i, result, state in zip(members, fitted.results, states, strict=False):
-            yield TrainedRun(runs[i], load_parameters_(models[i], state), result, member_splits[i], memory)
+            model = load_parameters_(models[i], state)
+            final_temperature_(model, schedules[i], result)
+            yield TrainedRun(runs[i], model, result, member_splits[i], memory)
         for (run, _), result, state in zip(shadows_of[index], fitted.results[len(members):], states[len(members):],
                                            strict=True):
             split = splits[split_key(run)]
-            yield TrainedRun(run, load_parameters_(build_model(run, split), state), result, split, memory)
+            model = load_parameters_(build_model(run, split), state)
+            final_temperature_(model, temperature_schedule(run.activation, run.train), result)
+            yield TrainedRun(run, model, result, split, memory)
 
 
 def _fit_portable(*args: object, **kwargs: object) -> StackedFit:
@@ -192,9 +190,15 @@ def _fit_portable(*args: object, **kwargs: object) -> StackedFit:
 
 
 def _trajectory_key(run: RunConfig) -> str:
-    """Everything that shapes a run's training trajectory: all but its name, ``max_epochs`` and ``patience``."""
+    """Everything that shapes a run's training trajectory: all but its name, ``max_epochs`` and ``patience``.
+
+    A temperature schedule is laid over ``max_epochs``, so with one,
+    ``max_epochs`` shapes the trajectory too.
+    """
     train = run.train.model_dump()
-    del train["max_epochs"], train["patience"]
+    if temperature_schedule(run.activation, run.train) is None:
+        del train["max_epochs"]
+    del train["patience"]
     return json.dumps({"seed": run.seed, "data": run.data.model_dump(), "backbone": run.backbone.model_dump(mode="json"),
                        "activation": run.activation.canonical(), "train": train}, sort_keys=True)
 

@@ -23,6 +23,8 @@ class EpochRecord:
         gate_weights: Per hidden layer, the mean gate weights on the validation
             set (``None`` for a fixed layer).
         gate_entropy: Per hidden layer, the mean gate entropy in nats.
+        temperature: Per hidden layer, the gate temperature of the epoch
+            (:mod:`.schedules`; ``None`` for a layer without a gate).
     """
 
     epoch: int
@@ -32,6 +34,7 @@ class EpochRecord:
     val_loss: float
     gate_weights: list[list[float] | None] = field(default_factory=list)
     gate_entropy: list[float | None] = field(default_factory=list)
+    temperature: list[float | None] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

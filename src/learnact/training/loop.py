@@ -1,8 +1,9 @@
 """The reference trainer: one run at a time, the protocol as written.
 
-Adam (L2-in-gradient weight decay), reshuffled mini-batches, the entropy
-term with signed lambda, early stopping on validation loss with restore-best.
-Every other engine is checked against this one.
+Adam (L2-in-gradient weight decay, optionally not on the activations'
+parameters), reshuffled mini-batches, the entropy term with signed lambda, a
+gate temperature schedule, early stopping on validation loss with
+restore-best. Every other engine is checked against this one.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from ..model import MLP
 from ..model.activations import gate_entropy
 from .history import EpochRecord, divergence_reason
 from .objective import entropy_term, targets_tensor, task_loss
+from .schedules import TemperatureSchedule, recorded_temperatures, set_temperature_
 from .seeding import dataloader_permutation
 
-__all__ = ["FitResult", "fit", "gate_summary", "weights_finite"]
+__all__ = ["FitResult", "fit", "gate_summary", "is_activation_parameter", "make_optimizer", "weights_finite"]
 
 
 @dataclass
@@ -78,7 +80,33 @@ def gate_summary(gates: list[Tensor | None]) -> tuple[list[list[float] | None], 
     return weights, ents
 
 
-def fit(model: MLP, split: Split, cfg: TrainConfig, generator: torch.Generator) -> FitResult:
+def is_activation_parameter(name: str) -> bool:
+    """Whether a parameter of :class:`~learnact.model.MLP` belongs to an activation (gate or family).
+
+    ``name`` as ``named_parameters`` gives it (``blocks.0.activation.logits``).
+    """
+    return ".activation." in name
+
+
+def make_optimizer(model: MLP, cfg: TrainConfig) -> torch.optim.Adam:
+    """The reference optimiser: Adam over every parameter, weight decay on all or (option) on the Linears only.
+
+    With ``cfg.weight_decay_activations`` false, the activations' parameters
+    (:func:`is_activation_parameter`) form a second parameter group with no
+    weight decay.
+    """
+    if cfg.weight_decay_activations or cfg.weight_decay == 0:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    named = list(model.named_parameters())
+    groups: list[dict] = [{"params": [p for n, p in named if not is_activation_parameter(n)]}]
+    free = [p for n, p in named if is_activation_parameter(n)]
+    if free:
+        groups.append({"params": free, "weight_decay": 0.0})
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def fit(model: MLP, split: Split, cfg: TrainConfig, generator: torch.Generator, *,
+        schedule: TemperatureSchedule | None = None) -> FitResult:
     """Train ``model`` in place on ``split``; restore the best validation weights.
 
     Args:
@@ -87,6 +115,8 @@ def fit(model: MLP, split: Split, cfg: TrainConfig, generator: torch.Generator) 
         cfg: Optimiser, batch size, epochs, patience, entropy weight.
         generator: The run's generator, already past the initialisation draws;
             it supplies each epoch's shuffling (see :mod:`.seeding`).
+        schedule: The gates' temperature per epoch (:mod:`.schedules`), set
+            at the start of each epoch; ``None`` keeps the modules' own.
     """
     X = torch.from_numpy(split.X_train)
     y = targets_tensor(split.y_train, split.n_classes)
@@ -94,12 +124,14 @@ def fit(model: MLP, split: Split, cfg: TrainConfig, generator: torch.Generator) 
     yv = targets_tensor(split.y_val, split.n_classes)
     n = X.shape[0]
     lam = cfg.entropy_weight
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg)
     result = FitResult()
     best_state: dict[str, Tensor] | None = None
     wait = 0
     start = time.perf_counter()
     for epoch in range(1, cfg.max_epochs + 1):
+        if schedule is not None:
+            set_temperature_(model, schedule.at(epoch))
         model.train()
         perm = dataloader_permutation(generator, n)
         sum_task = 0.0
@@ -122,7 +154,8 @@ def fit(model: MLP, split: Split, cfg: TrainConfig, generator: torch.Generator) 
             val = float(task_loss(v_logits, yv))
         gw, ge = gate_summary(v_gates)
         train_obj = (sum_task + lam * sum_ent) / n
-        result.history.append(EpochRecord(epoch, train_obj, sum_task / n, sum_ent / n, val, gw, ge))
+        result.history.append(EpochRecord(epoch, train_obj, sum_task / n, sum_ent / n, val, gw, ge,
+                                          recorded_temperatures(model)))
         if not (math.isfinite(val) and math.isfinite(train_obj) and weights_finite(model)):
             result.diverged_epoch = epoch
             break

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from ._products import product_choice
-from .segments import gate_parameter_names
+from .segments import parameter_names
 from .stacked import StackedMLP
 
 __all__ = ["NativeStack", "available", "library_path", "load", "set_fused", "supports"]
@@ -143,8 +143,12 @@ def available() -> bool:
 
 
 def supports(stack: StackedMLP, binary: bool) -> bool:
-    """Whether the native step can train ``stack``: a binary task and candidates it knows."""
-    return binary and all(n in _CODES for seg in stack.segments for a in seg.layers for n in a.candidates)
+    """Whether the native step can train ``stack``: a binary task, candidates it knows and no learnable family.
+
+    Family segments (:mod:`.family_segments`) train with the Python step.
+    """
+    return binary and all(a.kind in _KINDS and all(n in _CODES for n in a.candidates)
+                          for seg in stack.segments for a in seg.layers)
 
 
 def _real_ranges(stack: StackedMLP) -> list[int]:
@@ -158,7 +162,7 @@ def _real_ranges(stack: StackedMLP) -> list[int]:
     own: dict[str, list[tuple[int, int]]] = {}
     for seg in stack.segments:
         for layer, act in enumerate(seg.layers):
-            for name in gate_parameter_names(act.kind, layer):
+            for name in parameter_names(act, layer):
                 own.setdefault(name, []).append((seg.start, seg.start + seg.size))
     spans: list[list[int]] = []
     for name, start, size in zip(layout.names, layout.starts, layout.sizes, strict=True):

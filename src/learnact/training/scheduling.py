@@ -6,7 +6,10 @@ split sizes. Members with fixed activations join a gated group whose gate
 parameters are small (per-layer or per-neuron logits), as segments of their
 own; their absent gate parameters are dummy rows. Groups are cut into at
 least one stack per worker (and at most ``max_members`` members each),
-keeping members with the same split (seed) together.
+keeping members with the same split (seed) together. Members with a
+learnable family (:mod:`.family_segments`) form stacks of their own: stacks
+without one can use the native step (:mod:`.native`), which has no code for
+families.
 
 :func:`run_stacks` trains stacks on a pool of worker processes (forked, so
 nothing is pickled on the way in; each uses one intra-op thread), largest
@@ -41,6 +44,7 @@ from ..config import TrainConfig
 from ..data import Split
 from ..model import MLP
 from . import worksharing
+from .segments import activation_signature
 from .vectorized import stack_key
 
 __all__ = ["Executor", "plan_stacks", "run_stacks", "default_workers", "single_thread"]
@@ -54,11 +58,13 @@ T = TypeVar("T")
 _MAX_DUMMY_SHARE = 0.5
 Executor = Literal["auto", "processes", "threads", "inline"]
 
-def _signatures(model: MLP) -> tuple[tuple, tuple]:
+def _signatures(model: MLP) -> tuple[tuple, tuple, bool]:
+    """Linear parameter shapes, activation parameter shapes, and whether a layer is a learnable family."""
     lin, gate = [], []
     for name, p in model.named_parameters():
         (gate if ".activation." in name else lin).append((name, tuple(p.shape)))
-    return tuple(lin), tuple(gate)
+    family = any(a.kind == "family" for a in activation_signature(model))
+    return tuple(lin), tuple(gate), family
 
 
 def plan_stacks(
@@ -74,7 +80,8 @@ def plan_stacks(
 
     Members of one Linear architecture and training set-up form one group
     (gate parameters some members lack are dummy rows for them, see
-    :data:`_MAX_DUMMY_SHARE`); groups are cut into stacks.
+    :data:`_MAX_DUMMY_SHARE`), members with a learnable family another;
+    groups are cut into stacks.
 
     Args:
         models: The members' models.
@@ -102,24 +109,24 @@ def plan_stacks(
         split_rank.setdefault(id(sp), len(split_rank))
     groups: dict[tuple, list[int]] = {}
     for i, (m, c, s) in enumerate(zip(models, configs, splits, strict=True)):
-        lin, gate = _signatures(m)
-        groups.setdefault((stack_key(c, s), lin, gate), []).append(i)
+        lin, gate, family = _signatures(m)
+        groups.setdefault((stack_key(c, s), lin, family, gate), []).append(i)
     merged: dict[tuple, list[int]] = {}
-    families: dict[tuple, list[tuple]] = {}
+    kins: dict[tuple, list[tuple]] = {}
     for key in groups:
-        families.setdefault(key[:2], []).append(key)
-    for (sk, lin), keys in families.items():
+        kins.setdefault(key[:3], []).append(key)
+    for (sk, lin, _), keys in kins.items():
         n_lin = sum(math.prod(shape) for _, shape in lin)
-        union = {entry for k in keys for entry in k[2]}
+        union = {entry for k in keys for entry in k[3]}
         one_shape_per_name = len({name for name, _ in union}) == len(union)
         if one_shape_per_name and sum(math.prod(shape) for _, shape in union) <= _MAX_DUMMY_SHARE * n_lin:
             merged[keys[0]] = [i for k in keys for i in groups[k]]
             continue
         for key in keys:
-            if key[2]:
+            if key[3]:
                 merged.setdefault(key, []).extend(groups[key])
                 continue
-            hosts = [(sum(math.prod(sh) for _, sh in k[2]), k) for k in keys if k[2]]
+            hosts = [(sum(math.prod(sh) for _, sh in k[3]), k) for k in keys if k[3]]
             merged.setdefault(min(hosts)[1] if hosts else key, []).extend(groups[key])
     stacks: list[list[int]] = []
     for members in merged.values():

@@ -5,6 +5,10 @@ A stacked model orders its members so that members with equal
 optimiser run once for the whole stack; each layer's activation runs once per
 segment, on a contiguous slice, through a :class:`Unit` that holds the
 segment's views into the parameter and gradient buffers.
+
+An activation is fixed, gated (per layer, per neuron or input-dependent) or a
+learnable family: any other ``nn.Module`` (:mod:`.family_segments` computes
+those, with a member axis on the family's parameters).
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from torch import nn
+
 from ..model import MLP, FixedActivation, GatedActivation
 from ..model.activations import Candidate, candidate_derivative, get_candidate
+from .family_segments import FamilyOps, choose, module_spec
 
 __all__ = [
     "LayerActivation",
@@ -24,12 +31,16 @@ __all__ = [
     "Unit",
     "activation_signature",
     "compact_segments",
+    "GATE_KINDS",
     "gate_parameter_names",
+    "parameter_names",
     "segment_models",
 ]
 
 _GATE_PARAMS = {"fixed": (), "layer": ("logits",), "neuron": ("logits",),
                 "input": ("head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias")}
+#: The kinds of gated activation (the others: ``"fixed"`` and ``"family"``).
+GATE_KINDS = ("layer", "neuron", "input")
 
 
 @dataclass(frozen=True)
@@ -37,25 +48,40 @@ class LayerActivation:
     """One member's activation in one hidden layer.
 
     Attributes:
-        kind: ``"fixed"``, ``"layer"``, ``"neuron"`` or ``"input"``.
-        candidates: Candidate names (one for ``"fixed"``).
+        kind: ``"fixed"``, ``"layer"``, ``"neuron"``, ``"input"`` or ``"family"``.
+        candidates: Candidate names (one for ``"fixed"``, none for a family).
         source: For ``"input"``: ``"network"`` or ``"layer"``; else ``None``.
+        family: For ``"family"``: the family's name.
+        spec: For ``"family"``: :func:`~.family_segments.module_spec` of the
+            module (equal specs compute the same function of their parameters).
+        parameters: Names of the activation's parameters, relative to the
+            activation module (``("logits",)``, ``("slope",)``, ...).
     """
 
     kind: str
     candidates: tuple[str, ...]
     source: str | None = None
+    family: str = ""
+    spec: str = ""
+    parameters: tuple[str, ...] = ()
+
+    @property
+    def gated(self) -> bool:
+        """Whether this is a gated mixture (it has gate weights and a temperature)."""
+        return self.kind in GATE_KINDS
 
 
 def _layer_activation(model: MLP, layer: int) -> LayerActivation:
     act = model.activations[layer]
     if isinstance(act, FixedActivation):
         return LayerActivation("fixed", (act.name,))
-    if not isinstance(act, GatedActivation):
-        raise TypeError(f"layer {layer + 1}: the stacked engine supports FixedActivation and GatedActivation, "
-                        f"got {type(act).__name__}")
-    source = model.gate_sources[layer] if act.gate == "input" else None
-    return LayerActivation(act.gate, act.candidates, source)
+    if isinstance(act, GatedActivation):
+        source = model.gate_sources[layer] if act.gate == "input" else None
+        return LayerActivation(act.gate, act.candidates, source, parameters=_GATE_PARAMS[act.gate])
+    if not isinstance(act, nn.Module):
+        raise TypeError(f"layer {layer + 1}: an activation must be an nn.Module, got {type(act).__name__}")
+    return LayerActivation("family", (), None, family=str(getattr(act, "family", "") or type(act).__name__),
+                           spec=module_spec(act), parameters=tuple(n for n, _ in act.named_parameters()))
 
 
 def activation_signature(model: MLP) -> tuple[LayerActivation, ...]:
@@ -64,13 +90,18 @@ def activation_signature(model: MLP) -> tuple[LayerActivation, ...]:
 
 
 def _segment_key(sig: tuple[LayerActivation, ...]) -> tuple:
-    """Sort key: fixed segments first (by name), then gated ones."""
-    return tuple((a.kind != "fixed", a.kind, a.candidates, a.source or "") for a in sig)
+    """Sort key: fixed segments first (by name), then families and gated ones."""
+    return tuple((a.kind != "fixed", a.kind, a.candidates, a.source or "", a.family, a.spec) for a in sig)
 
 
 def gate_parameter_names(kind: str, layer: int) -> tuple[str, ...]:
     """Names of the gate parameters a gate of ``kind`` has in hidden layer ``layer``."""
     return tuple(f"blocks.{layer}.activation.{n}" for n in _GATE_PARAMS[kind])
+
+
+def parameter_names(act: LayerActivation, layer: int) -> tuple[str, ...]:
+    """Full names of the parameters of activation ``act`` in hidden layer ``layer``."""
+    return tuple(f"blocks.{layer}.activation.{n}" for n in act.parameters)
 
 
 @dataclass
@@ -81,8 +112,9 @@ class Segment:
         start: First member index (in the stack's current order).
         size: Number of members.
         layers: The members' activation per hidden layer.
-        functions: Per layer, the candidate functions.
+        functions: Per layer, the candidate functions (none for a family).
         temperature: Per gated layer, ``(size, 1)`` temperatures, else ``None``.
+        families: Per family layer, how its activation is computed, else ``None``.
     """
 
     start: int
@@ -90,6 +122,7 @@ class Segment:
     layers: tuple[LayerActivation, ...]
     functions: list[list[Candidate]]
     temperature: list[Tensor | None]
+    families: list[FamilyOps | None]
 
     @property
     def rows(self) -> slice:
@@ -99,7 +132,13 @@ class Segment:
     @property
     def gated(self) -> bool:
         """Whether any layer of the segment is gated."""
-        return any(a.kind != "fixed" for a in self.layers)
+        return any(a.gated for a in self.layers)
+
+    @property
+    def cost(self) -> float:
+        """Rough cost of a member's activations per step, in candidate evaluations."""
+        return float(sum(len(fns) if a.kind != "family" else 4 for a, fns in zip(self.layers, self.functions,
+                                                                                strict=True)))
 
 
 def segment_models(models: Sequence[MLP]) -> tuple[list[int], list[Segment]]:
@@ -118,10 +157,12 @@ def segment_models(models: Sequence[MLP]) -> tuple[list[int], list[Segment]]:
             layers = sigs[order[start]]
             members = [models[i] for i in order[start:row]]
             temps: list[Tensor | None] = [
-                None if a.kind == "fixed" else torch.tensor([[float(m.activations[i].temperature)] for m in members])
+                torch.tensor([[float(m.activations[i].temperature)] for m in members]) if a.gated else None
                 for i, a in enumerate(layers)]
             functions = [[get_candidate(n) for n in a.candidates] for a in layers]
-            segments.append(Segment(start, row - start, layers, functions, temps))
+            families = [FamilyOps(members[0].activations[i], choose(members[0].activations[i], members[0].hidden[i]))
+                        if a.kind == "family" else None for i, a in enumerate(layers)]
+            segments.append(Segment(start, row - start, layers, functions, temps, families))
             start = row
     return order, segments
 
@@ -136,7 +177,7 @@ def compact_segments(segments: Sequence[Segment], kept: Tensor) -> list[Segment]
         if n:
             local = rows.nonzero().squeeze(1)
             temps = [t.index_select(0, local) if t is not None else None for t in seg.temperature]
-            out.append(Segment(start, n, seg.layers, seg.functions, temps))
+            out.append(Segment(start, n, seg.layers, seg.functions, temps, seg.families))
             start += n
     return out
 
@@ -155,16 +196,18 @@ class Unit:
 
     Attributes:
         rows: The segment's stack rows (``None`` when it spans the stack).
-        kind: ``"fixed"``, ``"layer"``, ``"neuron"`` or ``"input"``.
+        kind: ``"fixed"``, ``"layer"``, ``"neuron"``, ``"input"`` or ``"family"``.
         source: Input-dependent gates: ``"network"`` or ``"layer"``.
         functions: The candidate functions.
         derivatives: Per candidate, its registered derivative or ``None`` (autograd).
         temperature: ``(n, 1)`` (layer gates) or ``(n, 1, 1)`` temperatures.
-        params: Gate parameters (logits, or the head's two weights and biases).
+        params: Gate parameters (logits, or the head's two weights and biases),
+            or a family's parameters (``(n, *shape)`` each).
         grads: Their gradient views, in the same order.
+        family: A family layer's computation (:class:`~.family_segments.FamilyOps`), else ``None``.
     """
 
-    __slots__ = ("rows", "kind", "source", "functions", "derivatives", "temperature", "params", "grads")
+    __slots__ = ("rows", "kind", "source", "functions", "derivatives", "temperature", "params", "grads", "family")
 
     def __init__(self, seg: Segment, layer: int, params: dict[str, Tensor], grads: dict[str, Tensor],
                  n_members: int) -> None:
@@ -176,7 +219,8 @@ class Unit:
         self.derivatives = tuple(candidate_derivative(fn) for fn in self.functions)
         T = seg.temperature[layer]
         self.temperature = T.unsqueeze(2) if T is not None and act.kind != "layer" else T
-        names = gate_parameter_names(act.kind, layer)
+        self.family = seg.families[layer]
+        names = parameter_names(act, layer)
         rows = self.rows
         self.params = tuple(params[n] if rows is None else params[n][rows] for n in names)
         self.grads = tuple(grads[n] if rows is None else grads[n][rows] for n in names)

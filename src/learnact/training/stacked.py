@@ -32,7 +32,7 @@ from ..model import MLP
 from ..model.activations import mix_candidates, softmax_gate
 from ._layout import FlatLayout
 from ._products import linear
-from .segments import Unit, compact_segments, gate_parameter_names, segment_models
+from .segments import Unit, compact_segments, parameter_names, segment_models
 
 __all__ = ["StackedMLP", "Tape", "member_rows"]
 
@@ -170,8 +170,7 @@ class StackedMLP:
         kept = torch.zeros(self.n_members, dtype=torch.bool)
         kept[keep] = True
         self.segments = compact_segments(self.segments, kept)
-        gate_names = {n for seg in self.segments for i, a in enumerate(seg.layers)
-                      for n in gate_parameter_names(a.kind, i)}
+        gate_names = {n for seg in self.segments for i, a in enumerate(seg.layers) for n in parameter_names(a, i)}
         names = [n for n in self.layout.names if ".activation." not in n or n in gate_names]
         self.layout, packed = self.layout.compact(keep, names, [self.flat, *buffers])
         self.flat = packed[0]
@@ -198,6 +197,11 @@ class StackedMLP:
                   records: list | None) -> tuple[Tensor, Tensor | None]:
         fns = unit.functions
         z = member_rows(z)
+        if unit.family is not None:
+            out, saved = unit.family.forward(z, unit.params, records is not None)
+            if records is not None:
+                records.append((z, saved))
+            return out, None
         if unit.kind == "fixed":
             out = fns[0](z)
             if records is not None:

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ..model.activations import Candidate, Derivative
 from ._products import input_grad, weight_grad_
+from ._torch_private import softmax_backward
 from .segments import Unit
 from .stacked import StackedMLP, Tape
 
@@ -89,7 +90,7 @@ def _gated_backward(unit: Unit, record: tuple, grad: Tensor,
         lam_s, on = lam
         total = _entropy_grad(g, lam_s, kind) + gg
         gg = total if on is None else torch.where(on.view(-1, *([1] * (g.dim() - 1))), total, gg)
-    gs = torch._softmax_backward_data(gg, g, -1, g.dtype)
+    gs = softmax_backward(gg, g, -1)
     if kind != "input":
         torch.div(gs, unit.temperature, out=unit.grads[0])
         return gz, None
@@ -127,7 +128,10 @@ def backward_(stack: StackedMLP, tape: Tape, grad_logits: Tensor,
             context_grads: list[Tensor | None] = []
             for unit, record, g_out, lam in zip(stack.units[layer], tape.records[layer], parts, entropy_weights,
                                                 strict=True):
-                if unit.kind == "fixed":
+                if unit.family is not None:
+                    gzs.append(unit.family.backward(record[1], g_out, unit.grads))
+                    context_grads.append(None)
+                elif unit.kind == "fixed":
                     gzs.append(candidate_backward(unit.functions[0], unit.derivatives[0], record[0], record[1][0],
                                                   g_out))
                     context_grads.append(None)

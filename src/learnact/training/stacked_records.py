@@ -14,8 +14,9 @@ from torch import Tensor
 from ..model.activations import gate_entropy
 from .history import EpochRecord
 from .loop import FitResult
+from .schedules import recorded_values
 
-__all__ = ["gate_summary", "step_entropies", "write_histories"]
+__all__ = ["gate_summary", "segment_temperatures", "step_entropies", "write_histories"]
 
 
 def step_entropies(per_step: list[list[Tensor | None]]) -> Tensor:
@@ -62,18 +63,26 @@ def gate_summary(g: Tensor | None) -> tuple[Tensor, Tensor] | None:
     return flat.mean(1), gate_entropy(flat).mean(1)
 
 
+def segment_temperatures(segments: list) -> list[tuple[int, int, list[list[float] | None]]]:
+    """Per gated segment ``(start, size, per layer its members' temperatures or None)``, as records hold them."""
+    return [(seg.start, seg.size, [recorded_values(T.view(-1).tolist()) if T is not None else None
+                                   for T in seg.temperature])
+            for seg in segments if seg.gated]
+
+
 def write_histories(results: list[FitResult], records: list, n_layers: int) -> None:
     """Append one :class:`~.history.EpochRecord` per recorded epoch to each member's result.
 
     Args:
         results: Per input position, the member's result.
-        records: Per epoch ``(members, stats, summaries)``: the input position
-            of each stack row, ``(K, 4)`` float64 rows ``(train_loss,
-            train_task, train_entropy, val_loss)``, and per gated segment
-            ``(start, size, per-layer gate_summary)``.
-        n_layers: Hidden layers (fixed layers record ``None``).
+        records: Per epoch ``(members, stats, summaries, temperatures)``: the
+            input position of each stack row, ``(K, 4)`` float64 rows
+            ``(train_loss, train_task, train_entropy, val_loss)``, per gated
+            segment ``(start, size, per-layer gate_summary)``, and
+            :func:`segment_temperatures`.
+        n_layers: Hidden layers (layers without a gate record ``None``).
     """
-    for members, stats, summaries in records:
+    for members, stats, summaries, temperatures in records:
         ids = members.tolist()
         rows = stats.tolist()
         weights: dict[int, list] = {}
@@ -87,8 +96,14 @@ def write_histories(results: list[FitResult], records: list, n_layers: int) -> N
                     r = start + j
                     weights.setdefault(r, [None] * n_layers)[layer] = w[j]
                     ents.setdefault(r, [None] * n_layers)[layer] = e[j]
+        temps: dict[int, list] = {}
+        for start, size, per_layer in temperatures:
+            for layer, values in enumerate(per_layer):
+                if values is not None:
+                    for j in range(size):
+                        temps.setdefault(start + j, [None] * n_layers)[layer] = values[j]
         for r, (mid, row) in enumerate(zip(ids, rows, strict=True)):
             res = results[mid]
             res.history.append(EpochRecord(
                 len(res.history) + 1, row[0], row[1], row[2], row[3],
-                weights.get(r, [None] * n_layers), ents.get(r, [None] * n_layers)))
+                weights.get(r, [None] * n_layers), ents.get(r, [None] * n_layers), temps.get(r, [None] * n_layers)))

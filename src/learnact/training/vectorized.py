@@ -6,8 +6,9 @@ batched matrix products, a hand-derived backward pass of the summed loss
 (which gives each member exactly its own gradient, :mod:`.stacked_backward`)
 and one Adam update of the whole flat parameter buffer. Each member keeps its
 own split, initial values, mini-batch order (:mod:`.streams`), Adam moments,
-early-stopping counter and best snapshot; temperature, entropy weight,
-maximum epochs, patience and ``min_delta`` are per-member values. Members
+early-stopping counter and best snapshot; temperature (and its schedule,
+:mod:`.schedules`), entropy weight, maximum epochs, patience and
+``min_delta`` are per-member values. Members
 that stop (or diverge) leave the stack (compaction), so the work follows the
 members still training. When a core falls idle (its worker process has no
 stack left), a running stack forks at an epoch boundary and a helper process
@@ -37,16 +38,17 @@ from torch import Tensor
 from ..config import TrainConfig
 from ..data import Split
 from ..model import MLP
-from .loop import FitResult
+from .loop import FitResult, is_activation_parameter
+from .schedules import TemperatureSchedule, set_temperature_
 from .stacked import StackedMLP, Tape
 from .stacked_backward import backward_
 from .stacked_loss import member_task_loss, task_and_gradient
-from .stacked_records import gate_summary, step_entropies, write_histories
+from .stacked_records import gate_summary, segment_temperatures, step_entropies, write_histories
 from . import native as native_step
 from . import worksharing
 from .streams import PermutationStreams, StreamMode
 
-__all__ = ["StackedFit", "fit_stacked", "load_parameters_", "stack_key"]
+__all__ = ["StackedFit", "final_temperature_", "fit_stacked", "load_parameters_", "stack_key"]
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 
@@ -55,9 +57,11 @@ def stack_key(cfg: TrainConfig, split: Split) -> tuple:
     """What members must share to train in one stack (besides the architecture).
 
     Batch size and split sizes fix the batches every step; learning rate and
-    weight decay enter the optimiser as scalars.
+    weight decay (and whether it applies to the activations) enter the
+    optimiser as scalars.
     """
-    return (cfg.batch_size, cfg.lr, cfg.weight_decay, split.X_train.shape, split.X_val.shape, split.n_classes)
+    return (cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.weight_decay_activations, split.X_train.shape,
+            split.X_val.shape, split.n_classes)
 
 
 @dataclass
@@ -95,6 +99,7 @@ def fit_stacked(
     mode: StreamMode = "reference",
     shadows: Sequence[tuple[TrainConfig, int]] = (),
     native: bool | None = None,
+    schedules: Sequence[TemperatureSchedule | None] | None = None,
 ) -> StackedFit:
     """Train ``K`` members at once; each model ends holding its best weights.
 
@@ -117,6 +122,9 @@ def fit_stacked(
         native: Use the C++ step (:mod:`.native`; same results): ``None``
             where it is loaded and supports the stack, ``True`` always (an
             error where it cannot), ``False`` never.
+        schedules: Each member's gate temperature schedule (:mod:`.schedules`),
+            ``None`` for a member whose temperature stays put; as
+            :func:`~.loop.fit` receives it. Shadows follow their member's.
 
     Raises:
         ValueError: Lengths differ, members cannot share a stack, a shadow
@@ -137,8 +145,11 @@ def fit_stacked(
                 or cfg.model_copy(update={"max_epochs": mine.max_epochs, "patience": mine.patience}) != mine:
             raise ValueError(f"a shadow must equal its member {host} up to a shorter max_epochs and patience, "
                              f"got {cfg!r}")
+    if schedules is not None and len(schedules) != K0:
+        raise ValueError(f"need one schedule (or None) per model, got {len(schedules)} for {K0} models")
     cfg0 = configs[0]
     B, lr, wd = cfg0.batch_size, cfg0.lr, cfg0.weight_decay
+    decay_all = cfg0.weight_decay_activations or wd == 0
     stack = StackedMLP(models)
     order = stack.order.tolist()  # stack row -> input position
 
@@ -161,7 +172,8 @@ def fit_stacked(
         if seeds is None or len(seeds) != K0:
             raise ValueError("fast mode needs one seed per member")
         streams = PermutationStreams(n, mode, seeds=[seeds[i] for i in order])
-    rows = _Rows(order, configs, [split_index[id(s)] for s in splits], uniq, binary, n)
+    rows = _Rows(order, configs, [split_index[id(s)] for s in splits], uniq, binary, n,
+                 [None] * K0 if schedules is None else list(schedules))
     exp_avg = stack.new_buffer()
     exp_avg_sq = stack.new_buffer()
     denom = stack.new_buffer()
@@ -187,7 +199,10 @@ def fit_stacked(
     X_rows = X_all.reshape(-1, X_all.shape[2])
     Y_rows = Y_all.reshape(-1, *Y_all.shape[2:])
     y_tail = tuple(Y_all.shape[2:])
-    use_native = native is not False and native_step.load() and native_step.supports(stack, binary)
+    use_native = (native is not False and decay_all and native_step.load()
+                  and native_step.supports(stack, binary))
+    decay = None if decay_all else _decay_spans(stack)
+    temperatures = segment_temperatures(stack.segments)
     if native and not use_native:
         raise ValueError("native=True, but the native step is unavailable or does not support this stack")
 
@@ -200,6 +215,9 @@ def fit_stacked(
     compiled = native_stack()
     try:
         for epoch in range(1, int(rows.stopping.max_epochs.max()) + 1):
+            if rows.scheduled:
+                _set_temperatures_(stack, rows, epoch)
+                temperatures = segment_temperatures(stack.segments)
             K = stack.n_members
             index = streams.next_epoch(epoch) + rows.offset
             tasks: list[Tensor] = []
@@ -221,7 +239,7 @@ def fit_stacked(
                     for acc, g in zip(seg_gates, gates, strict=True):
                         acc.append(g)
                     backward_(stack, tape, grad_logits, seg_lam)
-                    _adam_step_(stack.flat, stack.grad, exp_avg, exp_avg_sq, denom, step, lr, wd)
+                    _adam_step_(stack.flat, stack.grad, exp_avg, exp_avg_sq, denom, step, lr, wd, decay)
                 if compiled is not None:
                     val_loss, summaries = compiled.evaluate(rows.Xv, rows.Yv)
                     val = val_loss.numpy().astype(np.float64)
@@ -241,7 +259,7 @@ def fit_stacked(
             sum_ent = np.cumsum(ent_steps * sizes64, axis=0)[-1]
             train_obj = (sum_task + rows.lam64 * sum_ent) / n
             records.append((rows.member.copy(), np.stack([train_obj, sum_task / n, sum_ent / n, val], axis=1),
-                            summaries))
+                            summaries, temperatures))
             member_epochs += K
             diverged = ~(np.isfinite(val) & np.isfinite(train_obj)) | _nonfinite_rows(stack)
             improved, stop = rows.stopping.step(epoch, val, diverged)
@@ -288,6 +306,8 @@ def fit_stacked(
             streams.select_(keep)
             rows.take_(keep_np, keep)
             seg_lam = _segment_lams(stack, rows.lam)
+            decay = None if decay_all else _decay_spans(stack)
+            temperatures = segment_temperatures(stack.segments)
             compiled = native_stack()
         wall = time.perf_counter() - start
         write_histories(results, records, n_layers)
@@ -319,6 +339,8 @@ def fit_stacked(
         own = dict(model.named_parameters())
         state = {name: t for name, t in final[mid].items() if name in own}
         load_parameters_(model, state)
+        if schedules is not None:
+            final_temperature_(model, schedules[mid], results[mid])
         states.append(state)
     for sid, (_, host) in enumerate(shadows, start=K0):
         states.append({name: final[sid][name] for name in states[host]})
@@ -344,7 +366,7 @@ def _split_members(stack: StackedMLP, alive: np.ndarray, split_of: np.ndarray) -
     """
     cost = np.full(stack.n_members, 2.0)
     for seg in stack.segments:
-        cost[seg.rows] += sum(len(fns) for fns in seg.functions)
+        cost[seg.rows] += seg.cost
     cost = cost[alive]
     groups = split_of[alive]
     labels = np.unique(groups)
@@ -457,9 +479,11 @@ class _Rows:
     """
 
     def __init__(self, order: list[int], configs: Sequence[TrainConfig], split_of: list[int], uniq: list[Split],
-                 binary: bool, n: int) -> None:
+                 binary: bool, n: int, schedules: list[TemperatureSchedule | None]) -> None:
         rows = np.asarray(order)
         self.member = rows.copy()
+        self.schedules = [schedules[i] for i in order]
+        self.scheduled = any(sc is not None for sc in self.schedules)
         self.lam64 = np.asarray([c.entropy_weight for c in configs], dtype=np.float64)[rows]
         self.lam = torch.tensor(self.lam64, dtype=torch.float32)
         self.stopping = _EarlyStopping([configs[i] for i in order])
@@ -472,6 +496,8 @@ class _Rows:
     def take_(self, keep_np: np.ndarray, keep: Tensor) -> None:
         """Keep rows ``keep`` only."""
         self.member, self.lam64 = self.member[keep_np], self.lam64[keep_np]
+        self.schedules = [self.schedules[i] for i in keep_np.tolist()]
+        self.scheduled = any(sc is not None for sc in self.schedules)
         self.stopping.take_(keep_np)
         self.lam = self.lam[keep]
         self.split, self.Xv, self.Yv = self.split[keep], self.Xv[keep], self.Yv[keep]
@@ -491,6 +517,48 @@ def _nonfinite_rows(stack: StackedMLP) -> np.ndarray:
     for block in stack.layout.blocks(stack.flat):
         bad |= ~torch.isfinite(block).all(dim=1)
     return bad.numpy()
+def _set_temperatures_(stack: StackedMLP, rows: _Rows, epoch: int) -> None:
+    """Write each scheduled member's temperature of ``epoch`` into its segment's temperature rows, in place.
+
+    The float32 values :func:`~.schedules.set_temperature_` gives a lone
+    model; members without a schedule keep theirs. In place, so the units'
+    views and the native step see them.
+    """
+    values = torch.tensor([sc.at(epoch) if sc is not None else math.nan for sc in rows.schedules],
+                          dtype=torch.float32)
+    for seg in stack.segments:
+        part = values[seg.rows]
+        on = ~torch.isnan(part)
+        if not bool(on.any()):
+            continue
+        for T in seg.temperature:
+            if T is not None:
+                T[:, 0] = torch.where(on, part, T[:, 0])
+
+
+def final_temperature_(model: MLP, schedule: TemperatureSchedule | None, result: FitResult) -> None:
+    """Give a stacked member's model the temperature the reference trainer leaves it with.
+
+    :func:`~.loop.fit` restores the best epoch's state, temperature buffers
+    included (the last epoch's where no epoch improved).
+    """
+    if schedule is not None:
+        set_temperature_(model, schedule.at(result.best_epoch or result.epochs_run))
+
+
+def _decay_spans(stack: StackedMLP) -> list[tuple[int, int]]:
+    """``(start, end)`` ranges of the flat buffer that get weight decay: the Linear parameters' blocks."""
+    spans: list[tuple[int, int]] = []
+    layout = stack.layout
+    for name, start, size in zip(layout.names, layout.starts, layout.sizes, strict=True):
+        if is_activation_parameter(name):
+            continue
+        end = start + layout.n_members * size
+        if spans and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return spans
 
 
 def load_parameters_(model: MLP, state: dict[str, Tensor]) -> MLP:
@@ -515,7 +583,7 @@ def _segment_lams(stack: StackedMLP, lam: Tensor) -> list[tuple[Tensor, Tensor |
 
 
 def _adam_step_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, denom: Tensor, step: int,
-                lr: float, weight_decay: float) -> None:
+                lr: float, weight_decay: float, decay: Sequence[tuple[int, int]] | None = None) -> None:
     """``torch.optim.Adam``'s update (L2 in the gradient), operation for operation.
 
     The same element-wise operations, in the same order, as the optimiser's
@@ -523,9 +591,15 @@ def _adam_step_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor
     buffer at once; element-wise results do not depend on the layout, so each
     member's values match a lone run's bit for bit. ``grad`` is overwritten
     (with the weight-decayed gradient) and ``denom`` is scratch space.
+    ``decay``: the ``(start, end)`` ranges that get weight decay (``None``:
+    all), as Adam's parameter groups without it skip the term.
     """
     if weight_decay != 0:
-        grad.add_(param, alpha=weight_decay)
+        if decay is None:
+            grad.add_(param, alpha=weight_decay)
+        else:
+            for lo, hi in decay:
+                grad[lo:hi].add_(param[lo:hi], alpha=weight_decay)
     exp_avg.lerp_(grad, 1 - _BETA1)
     exp_avg_sq.mul_(_BETA2).addcmul_(grad, grad, value=1 - _BETA2)
     bias_correction1 = 1 - _BETA1 ** step

@@ -1,0 +1,430 @@
+"""Learnable-family activations as segments of a stack.
+
+A family segment is a run of stack members whose activation in a layer is the
+same family module (same class, hyper-parameters and buffers; see
+:func:`module_spec`), each member with its own parameter values: rows
+``(n, *shape)`` of the stack's flat parameter buffer, so Adam and weight decay
+treat them as every other parameter. :class:`FamilyOps` computes such a
+segment's activation for all its members at once and its backward pass, in
+one of three ways (*strategies*):
+
+- ``"derived"``: a forward pass and a hand-derived backward pass registered
+  for the family (:func:`register_derived`): the operations autograd performs
+  for one member, on the whole segment, without autograd's per-node cost.
+  Registered here for ``prelu``, ``swish``, ``maxout``, ``pwl`` (per-layer
+  values, read by indexing: the backward accumulates into each member's own
+  rows in the reference's order) and ``neural`` (its per-layer form, two
+  ``nn.Linear`` whose products the stack computes with the same kernels as a
+  lone model, :mod:`._products`).
+- ``"broadcast"``: the family module's own ``forward``, its parameters
+  replaced by the members' values with singleton axes inserted so they
+  broadcast against the ``(n, b, d)`` pre-activations (a per-layer parameter
+  of shape ``s`` as ``(n, 1, 1, *s)``, a per-unit one, unit axis first, as
+  ``(n, 1, *s)``); backward: autograd on that segment alone.
+- ``"vmap"``: ``torch.func.vmap`` of ``torch.func.functional_call``: the
+  module's forward with a member axis on its parameters, whatever their
+  shapes; backward: autograd on that segment alone. It works for any
+  ``nn.Module`` whose forward can run under ``vmap`` (no in-place writes to
+  its parameters, no ``.item()``, no Python branches on tensor values).
+
+The first strategy whose results (output, input gradient and parameter
+gradients) equal those of the reference computation bit for bit on a probe
+(random parameters and inputs, three members) is used: the module's own
+forward and autograd, one member at a time, as :func:`~.loop.fit` runs it
+(:func:`choose`). The choice is made once per family configuration and width
+in a process. If no strategy is bit-identical (for example a width whose
+per-member slices do not fill whole vector chunks of the element-wise
+kernels), ``"vmap"`` is used and :attr:`FamilyOps.exact` is False: results
+then agree with the reference to rounding.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ._products import input_grad, linear, weight_grad_
+from ._torch_private import set_module_tensor
+
+__all__ = ["FamilyOps", "Choice", "choose", "module_spec", "register_derived", "STRATEGIES"]
+
+STRATEGIES = ("derived", "broadcast", "vmap")
+
+#: ``forward(z, params, module) -> (out, saved)`` and ``backward(saved, grad) -> (grad_z, param_grads)``;
+#: ``params`` and ``param_grads`` map parameter names to tensors broadcast against ``z: (n, b, d)``.
+DerivedForward = Callable[[Tensor, dict[str, Tensor], nn.Module], tuple[Tensor, Any]]
+DerivedBackward = Callable[[Any, Tensor], tuple[Tensor, dict[str, Tensor]]]
+
+_DERIVED: dict[str, tuple[DerivedForward, DerivedBackward]] = {}
+
+
+def register_derived(family: str, forward: DerivedForward, backward: DerivedBackward) -> None:
+    """Register a hand-derived stacked forward and backward pass for ``family``.
+
+    They are used only where they reproduce the family module's forward and
+    autograd's backward bit for bit on a probe (:func:`choose`); otherwise
+    the segment falls back to autograd, so a registration can never make
+    results wrong, only faster.
+    """
+    _DERIVED[family] = (forward, backward)
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return f"tensor{tuple(value.shape)}:{value.dtype}:{_digest(value)}"
+    if isinstance(value, (list, tuple)):
+        return "(" + ",".join(_plain(v) for v in value) + ")"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k!r}:{_plain(v)}" for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))) + "}"
+    return repr(value)
+
+
+def _digest(t: Tensor) -> str:
+    return hashlib.sha1(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()).hexdigest()[:16]
+
+
+def module_spec(module: nn.Module) -> str:
+    """Everything about a family module except its parameters' values, as one string.
+
+    Class, plain attributes (hyper-parameters such as ``lo``, ``order``),
+    parameter names and shapes, buffer names, shapes and values, for the module
+    and its submodules. Members whose modules have equal specs compute the same
+    function of (input, parameter values): they can share a segment.
+    """
+    parts = [f"{type(module).__module__}.{type(module).__qualname__}"]
+    for prefix, mod in module.named_modules():
+        attrs = sorted((k, _plain(v)) for k, v in vars(mod).items() if not k.startswith("_") and k != "training")
+        parts.append(f"m:{prefix}:{type(mod).__qualname__}:{attrs}")
+    for name, p in module.named_parameters():
+        parts.append(f"p:{name}:{tuple(p.shape)}:{p.dtype}")
+    for name, b in module.named_buffers():
+        parts.append(f"b:{name}:{_plain(b)}")
+    return "|".join(parts)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """How a family configuration is computed in a stack (see :func:`choose`).
+
+    Attributes:
+        strategy: ``"derived"``, ``"broadcast"`` or ``"vmap"``.
+        per_unit: Per parameter: whether its first axis is the unit axis
+            (broadcast as ``(n, 1, *shape)``) or not (``(n, 1, 1, *shape)``);
+            unused by ``"vmap"``.
+        exact: Whether the probe found it bit-identical to the reference.
+    """
+
+    strategy: str
+    per_unit: tuple[bool, ...]
+    exact: bool
+
+
+class FamilyOps:
+    """One family segment's activation in one layer: forward and backward for all its members.
+
+    Args:
+        module: A member's family module (the template: hyper-parameters and
+            buffers; its parameter values are not used).
+        choice: The strategy (:func:`choose`).
+
+    Shape:
+        - z: ``(n, b, d)`` pre-activations; params: per parameter ``(n, *shape)``
+        - output: ``(n, b, d)``
+    """
+
+    def __init__(self, module: nn.Module, choice: Choice) -> None:
+        self.family = str(getattr(module, "family", "") or type(module).__name__)
+        self.names = tuple(name for name, _ in module.named_parameters())
+        self.choice = choice
+        self.strategy = choice.strategy
+        self.exact = choice.exact
+        # a private copy: the broadcast strategy writes the members' values into its parameter slots
+        self._module = copy.deepcopy(module)
+        for p in self._module.parameters():
+            p.requires_grad_(False)
+        self._derived = _DERIVED.get(self.family) if self.strategy == "derived" else None
+        if self.strategy == "vmap":
+            from torch.func import functional_call, vmap
+
+            template, names = self._module, self.names
+
+            def one(params: Sequence[Tensor], x: Tensor) -> Tensor:
+                return functional_call(template, dict(zip(names, params, strict=True)), (x,))
+
+            self._vmapped = vmap(one)
+
+    def _broadcast(self, params: Sequence[Tensor]) -> list[Tensor]:
+        out = []
+        for p, unit in zip(params, self.choice.per_unit, strict=True):
+            n, shape = p.shape[0], p.shape[1:]
+            out.append(p.view(n, 1, *shape) if unit else p.view(n, 1, 1, *shape))
+        return out
+
+    def _call(self, z: Tensor, params: Sequence[Tensor]) -> Tensor:
+        if self.strategy == "vmap":
+            return self._vmapped(list(params), z)
+        module = self._module
+        for name, value in zip(self.names, self._broadcast(params), strict=True):
+            set_module_tensor(module, name, value)
+        return module(z)
+
+    def forward(self, z: Tensor, params: Sequence[Tensor], train: bool) -> tuple[Tensor, Any]:
+        """The members' activations, and (``train``) what :meth:`backward` needs.
+
+        Args:
+            z: Pre-activations.
+            params: The members' parameters, in the module's order.
+            train: Record for :meth:`backward`.
+        """
+        if self._derived is not None:
+            named = dict(zip(self.names, self._broadcast(params), strict=True))
+            out, saved = self._derived[0](z, named, self._module)
+            return out, (saved if train else None)
+        if not train:
+            with torch.no_grad():
+                return self._call(z, params), None
+        with torch.enable_grad():
+            leaf = z.detach().requires_grad_(True)
+            leaves = [p.detach().requires_grad_(True) for p in params]
+            out = self._call(leaf, leaves)
+        return out.detach(), (out, leaf, leaves)
+
+    def backward(self, saved: Any, grad: Tensor, grads: Sequence[Tensor]) -> Tensor:
+        """The gradient of the pre-activations; writes each parameter's gradient into ``grads``.
+
+        Args:
+            saved: What :meth:`forward` returned with ``train=True``.
+            grad: Gradient of the loss with respect to the output.
+            grads: Per parameter, the members' gradient rows ``(n, *shape)`` to fill.
+        """
+        if self._derived is not None:
+            gz, named = self._derived[1](saved, grad)
+            for name, out in zip(self.names, grads, strict=True):
+                out.copy_(named[name].view(out.shape))
+            return gz
+        out, leaf, leaves = saved
+        with torch.enable_grad():
+            got = torch.autograd.grad(out, [leaf, *leaves], grad, allow_unused=True)
+        for g, dst in zip(got[1:], grads, strict=True):
+            if g is None:  # a parameter the forward does not read
+                dst.zero_()
+            else:
+                dst.copy_(g.view(dst.shape))
+        gz = got[0]
+        return gz if gz is not None else torch.zeros_like(leaf)
+
+
+# --- choosing a strategy --------------------------------------------------------------------------
+
+_CHOICES: dict[tuple[str, int], Choice] = {}
+_PROBE_MEMBERS, _PROBE_BATCH = 3, 32
+
+
+def _reference(module: nn.Module, params: list[Tensor], z: Tensor, grad: Tensor) -> list[Tensor]:
+    """Output, input gradient and parameter gradients, one member at a time, as the reference loop gets them."""
+    outs: list[list[Tensor]] = []
+    for k in range(z.shape[0]):
+        mine = copy.deepcopy(module)
+        with torch.no_grad():
+            for p, value in zip(mine.parameters(), params, strict=True):
+                p.copy_(value[k])
+        x = z[k].clone().requires_grad_(True)
+        y = mine(x)
+        got = torch.autograd.grad(y, [x, *mine.parameters()], grad[k], allow_unused=True)
+        outs.append([y.detach(), *(g if g is not None else torch.zeros_like(p)
+                                   for g, p in zip(got, [x, *mine.parameters()], strict=True))])
+    return [torch.stack(parts) for parts in zip(*outs, strict=True)]
+
+
+def _try(module: nn.Module, choice: Choice, params: list[Tensor], z: Tensor, grad: Tensor,
+         want: list[Tensor]) -> bool | None:
+    """Whether ``choice`` reproduces ``want`` bit for bit (True), to rounding (False), or fails (None)."""
+    try:
+        ops = FamilyOps(module, choice)
+        grads = [torch.empty_like(p) for p in params]
+        out, saved = ops.forward(z.clone(), params, train=True)
+        evaluated, _ = ops.forward(z.clone(), params, train=False)
+        gz = ops.backward(saved, grad.clone(), grads)
+        got = [out, gz, *grads]
+    except Exception:  # noqa: BLE001 - a strategy that cannot run this module is simply not used
+        return None
+    if any(a.shape != b.shape for a, b in zip(got, want, strict=True)) or not torch.equal(evaluated, out):
+        return None
+    if all(torch.equal(a, b) for a, b in zip(got, want, strict=True)):
+        return True
+    close = all(torch.allclose(a, b, rtol=1e-4, atol=1e-6, equal_nan=True) for a, b in zip(got, want, strict=True))
+    return False if close else None
+
+
+def choose(module: nn.Module, width: int) -> Choice:
+    """The strategy for ``module`` (a family module) in a layer of ``width`` units, chosen once per process.
+
+    Each strategy runs on a probe (three members, parameters drawn around
+    ``module``'s, a batch of 32 random pre-activations) and is compared with
+    the reference computation; see the module docstring for the order.
+
+    Raises:
+        ValueError: No strategy reproduces the module even to rounding (its
+            forward cannot run with a member axis).
+    """
+    key = (module_spec(module), int(width))
+    found = _CHOICES.get(key)
+    if found is not None:
+        return found
+    gen = torch.Generator().manual_seed(12345)
+    base = [p.detach() for p in module.parameters()]
+    params = [b.unsqueeze(0) + 0.05 * torch.randn(_PROBE_MEMBERS, *b.shape, generator=gen) for b in base]
+    z = 2 * torch.randn(_PROBE_MEMBERS, _PROBE_BATCH, width, generator=gen)
+    grad = torch.randn(_PROBE_MEMBERS, _PROBE_BATCH, width, generator=gen)
+    want = _reference(module, params, z, grad)
+    unit_first = str(getattr(module, "granularity", "layer")) == "unit"
+    layouts = list(dict.fromkeys([
+        tuple(unit_first and b.dim() > 0 and b.shape[0] == width for b in base),
+        tuple(False for _ in base),
+        tuple(b.dim() > 0 and b.shape[0] == width for b in base),
+    ]))
+    family = str(getattr(module, "family", "") or type(module).__name__)
+    trials = [Choice("derived", layout, True) for layout in layouts if family in _DERIVED]
+    trials += [Choice("broadcast", layout, True) for layout in layouts]
+    trials.append(Choice("vmap", layouts[0], True))
+    fallback: Choice | None = None
+    for trial in trials:
+        verdict = _try(module, trial, params, z, grad, want)
+        if verdict is True:
+            _CHOICES[key] = trial
+            return trial
+        if verdict is False and fallback is None:
+            fallback = Choice(trial.strategy, trial.per_unit, False)
+    if fallback is None:
+        raise ValueError(f"the {family!r} activation cannot be computed with a member axis (its forward fails "
+                         "under broadcasting and torch.func.vmap, or disagrees with the module); the stacked "
+                         "engine needs a forward without in-place writes to parameters, .item() or branches on "
+                         "tensor values")
+    _CHOICES[key] = fallback
+    return fallback
+
+
+# --- hand-derived families ------------------------------------------------------------------------
+# Each performs, member by member, the operations autograd performs for the family's pure function
+# (learnact.model.activations.families), in its order: the forward's operations, then per node of the
+# backward graph its derivatives.yaml formula; a parameter broadcast against the input gets the gradient
+# reduced with sum_to_size, as autograd's engine reduces it.
+
+_threshold_backward = torch.ops.aten.threshold_backward
+
+
+def _prelu_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
+    # relu(x) - slope * relu(-x)
+    slope = p["slope"]
+    a = torch.relu(z)
+    c = torch.relu(torch.neg(z))
+    return torch.sub(a, torch.mul(slope, c)), (a, c, slope)
+
+
+def _prelu_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    a, c, slope = saved
+    gm = torch.neg(grad)  # SubBackward: the subtrahend's gradient
+    g_slope = torch.mul(gm, c).sum_to_size(slope.shape)
+    gc = torch.mul(gm, slope)
+    gz = _threshold_backward(grad, a, 0) + torch.neg(_threshold_backward(gc, c, 0))
+    return gz, {"slope": g_slope}
+
+
+def _swish_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
+    # x * sigmoid(beta * x)
+    beta = p["beta"]
+    s = torch.sigmoid(torch.mul(beta, z))
+    return torch.mul(z, s), (z, s, beta)
+
+
+def _swish_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    z, s, beta = saved
+    gz = torch.mul(grad, s)
+    gu = torch.ops.aten.sigmoid_backward(torch.mul(grad, z), s)
+    g_beta = torch.mul(gu, z).sum_to_size(beta.shape)
+    return gz + torch.mul(gu, beta), {"beta": g_beta}
+
+
+def _maxout_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
+    # (x.unsqueeze(-1) * slopes + offsets).amax(-1)
+    slopes, offsets = p["slopes"], p["offsets"]
+    xu = z.unsqueeze(-1)
+    q = torch.add(torch.mul(xu, slopes), offsets)
+    out = q.amax(dim=-1)
+    return out, (xu, q, out, slopes, offsets)
+
+
+def _maxout_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    xu, q, out, slopes, offsets = saved
+    mask = out.unsqueeze(-1) == q  # amax's backward: the gradient shared among the maxima
+    gq = torch.mul(torch.div(grad.unsqueeze(-1), mask.sum(-1, keepdim=True)), mask)
+    g_offsets = gq.sum_to_size(offsets.shape)
+    g_slopes = torch.mul(gq, xu).sum_to_size(slopes.shape)
+    gz = torch.mul(gq, slopes).sum_to_size(xu.shape).squeeze(-1)  # MulBackward, then UnsqueezeBackward
+    return gz, {"slopes": g_slopes, "offsets": g_offsets}
+
+
+def _pwl_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
+    # values[idx] + t * (values[idx + 1] - values[idx]) with idx the knot interval, t the position in it;
+    # each member's values are its own rows of one flat table
+    n = z.shape[0]
+    size = p["values"].shape[-1]
+    table = p["values"].reshape(n * size)
+    lo, hi = float(module.lo), float(module.hi)  # type: ignore[arg-type]
+    k = size - 1
+    step = (hi - lo) / k
+    idx = ((z - lo) / step).clamp(0, k - 1e-6).floor().long().clamp(0, k - 1)
+    at = idx + (torch.arange(n) * size).view(n, *([1] * (z.dim() - 1)))
+    left = table[at]
+    right = table[at + 1]
+    t = (z - lo) / step - idx.to(z.dtype)
+    r = right - left
+    return left + t * r, (at, t, r, step, n * size)
+
+
+def _pwl_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    at, t, r, step, numel = saved
+    g_r = grad * t
+    g_left = grad + torch.neg(g_r)  # from the sum and from right - left
+    # IndexBackward: index_put with accumulate into zeros, element by element in order (each member its own rows)
+    g_values = (torch.zeros(numel, dtype=grad.dtype).index_put_((at,), g_left, accumulate=True)
+                + torch.zeros(numel, dtype=grad.dtype).index_put_((at + 1,), g_r, accumulate=True))
+    return (grad * r) / step, {"values": g_values}
+
+
+def _neural_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
+    # x + outer(tanh(inner(x.unsqueeze(-1)))).squeeze(-1) with inner = Linear(1, h), outer = Linear(h, 1):
+    # F.linear on a contiguous 3-D input is addmm on its (b * d, features) view, which linear() reproduces
+    n = z.shape[0]
+    w1, b1 = p["inner.weight"].reshape(n, -1, 1), p["inner.bias"].reshape(n, -1)
+    w2, b2 = p["outer.weight"].reshape(n, 1, -1), p["outer.bias"].reshape(n, 1)
+    xu = z.reshape(n, -1, 1)
+    t = torch.tanh(linear(xu, w1, b1))
+    return torch.add(z, linear(t, w2, b2).view(z.shape)), (xu, t, w1, w2, z.shape)
+
+
+def _neural_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    xu, t, w1, w2, shape = saved
+    n = grad.shape[0]
+    g = grad.reshape(n, -1, 1)
+    g_w2, g_w1 = torch.empty_like(w2), torch.empty_like(w1)
+    weight_grad_(g, t, g_w2)  # the Linears' backward, as stacked_backward derives it for the backbone's
+    g_b2 = torch.sum(g, 1)
+    ga = torch.ops.aten.tanh_backward(input_grad(g, w2), t)
+    weight_grad_(ga, xu, g_w1)
+    g_b1 = torch.sum(ga, 1)
+    gz = grad + input_grad(ga, w1).view(shape)
+    return gz, {"inner.weight": g_w1, "inner.bias": g_b1, "outer.weight": g_w2, "outer.bias": g_b2}
+
+
+register_derived("prelu", _prelu_forward, _prelu_backward)
+register_derived("swish", _swish_forward, _swish_backward)
+register_derived("maxout", _maxout_forward, _maxout_backward)
+register_derived("neural", _neural_forward, _neural_backward)
+register_derived("pwl", _pwl_forward, _pwl_backward)

@@ -1,0 +1,234 @@
+"""Learnable families train inside the stacks, against the reference trainer.
+
+Every registered family (the registry itself, not a hand list) trains in the
+vectorised engine without the reference loop, and each family's stated
+equality with the reference trainer holds:
+
+- bit-identical histories and weights (``BIT``, every family registered
+  today, at both granularities): the stacked segment performs the
+  reference's operations member by member;
+- otherwise (a family registered later and not listed here) the same
+  stopping and best epochs and validation losses within 1e-6 at every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import learnact.experiment.engines as engines_module
+import learnact.training.loop as loop_module
+from learnact.config import ActivationConfig, TrainConfig
+from learnact.experiment import ENGINES, build_artifacts, load_study, prepare_splits, study_from_dict
+from learnact.experiment.engines import split_key, vectorized_engine
+from learnact.model import MLP, build_activation, init_parameters_
+from learnact.model.activations.families import list_families
+from learnact.training import fit, run_generator
+from learnact.training.family_segments import FamilyOps, choose, module_spec
+from learnact.training.scheduling import plan_stacks
+from learnact.training.vectorized import fit_stacked
+
+#: Families whose stacked training is bit-identical to the reference trainer (see the module docstring).
+BIT = {"prelu", "swish", "rational", "pwl", "maxout", "kernel", "neural", "spline"}
+TOLERANCE = 1e-6
+
+
+def _by_id(trained):
+    return {t.run.run_id: t for t in trained}
+
+
+def _history(t):
+    return [r.to_dict() for r in t.fit.history]
+
+
+def _assert_equivalent(seq, vec, bit: bool) -> None:
+    name = seq.run.run_id
+    assert seq.fit.epochs_run == vec.fit.epochs_run and seq.fit.best_epoch == vec.fit.best_epoch, name
+    va = [r.val_loss for r in seq.fit.history]
+    vb = [r.val_loss for r in vec.fit.history]
+    assert all(abs(a - b) <= TOLERANCE or (math.isnan(a) and math.isnan(b)) for a, b in zip(va, vb)), name
+    if bit:
+        assert _history(seq) == _history(vec), name
+        for (key, a), b in zip(seq.model.state_dict().items(), vec.model.state_dict().values()):
+            assert torch.equal(a, b), (name, key)
+        ma, mb = build_artifacts(seq).metrics, build_artifacts(vec).metrics
+        for key in ("accuracy", "f1", "roc_auc", "best_val_loss"):
+            assert ma[key] == mb[key], (name, key)
+
+
+def _stated_bit(run) -> bool:
+    """The equality this module states for a run: bit-identical, or within the tolerance."""
+    return run.activation.kind in ("fixed", "gated") or run.activation.kind in BIT
+
+
+def _family_module(kind: str, width: int = 64) -> nn.Module:
+    return build_activation(ActivationConfig(kind=kind), width, 30)
+
+
+def _family_variants() -> list[dict]:
+    variants = [{"name": f"family_{kind}", "kind": kind} for kind in list_families()]
+    if "params" in ActivationConfig.model_fields:  # families with per-unit parameters
+        variants += [{"name": f"unit_{kind}", "kind": kind, "params": {"granularity": "unit"}}
+                     for kind in list_families()]
+    return variants
+
+
+@pytest.fixture(scope="module")
+def family_study():
+    runs = study_from_dict({
+        "name": "families", "seeds": [1, 7], "train": {"max_epochs": 8, "patience": 3, "lr": 0.01},
+        "variants": [*_family_variants(), {"name": "fixed_tanh", "kind": "fixed", "activation": "tanh"},
+                     {"name": "gate", "gate": "layer", "entropy_weight": 0.01}],
+    }).runs()
+    splits = prepare_splits(runs)
+    return runs, splits, _by_id(ENGINES["sequential"](runs, splits))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_family_matches_the_reference_trainer(family_study, workers):
+    runs, splits, seq = family_study
+    vec = _by_id(vectorized_engine(runs, splits, workers=workers, max_members=6))
+    assert vec.keys() == seq.keys()
+    for run_id, t in seq.items():
+        _assert_equivalent(t, vec[run_id], _stated_bit(t.run))
+
+
+def test_exact_families_are_computed_exactly_on_the_probe():
+    for kind in list_families():
+        choice = choose(_family_module(kind), 64)
+        assert choice.exact == (kind in BIT), (kind, choice)
+
+
+def test_a_study_with_every_family_takes_no_reference_loop(monkeypatch, family_study):
+    """The vectorised engine never calls the reference trainer, in this process or in its workers (forked)."""
+    runs, splits, _ = family_study
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the reference loop was called by the vectorised engine")
+
+    monkeypatch.setattr(engines_module, "fit", forbidden)
+    monkeypatch.setattr(loop_module, "fit", forbidden)
+    kinds = {r.activation.kind for r in runs}
+    assert set(list_families()) <= kinds
+    for workers in (1, 2):
+        trained = list(vectorized_engine(runs, splits, workers=workers))
+        assert sorted(t.run.run_id for t in trained) == sorted(r.run_id for r in runs)
+
+
+def test_the_families_preset_trains_every_family_inside_stacks():
+    study = load_study("families")
+    kinds = {v.activation.kind for v in study.variants}
+    assert set(list_families()) <= kinds, "the families preset must list every registered family"
+    assert {v.activation.activation for v in study.variants if v.activation.kind == "fixed"} == \
+        {"relu", "tanh", "gelu", "silu"}
+    assert len(study.seeds) == 5
+    runs = study.runs()
+    splits = prepare_splits(runs)
+    models = [init_parameters_(engines_module.build_model(r, splits[split_key(r)]), run_generator(r.seed))
+              for r in runs]
+    stacks = plan_stacks(models, [r.train for r in runs], [splits[split_key(r)] for r in runs], n_parts=2)
+    assert sorted(i for s in stacks for i in s) == list(range(len(runs)))
+    for members in stacks:  # family members train apart from the native step's fixed and gated members
+        families = {runs[i].activation.kind in list_families() for i in members}
+        assert len(families) == 1
+
+
+# --- any nn.Module as a family: the strategies ---------------------------------------------------
+
+
+class SoftClip(nn.Module):
+    """A family the engine has never seen: ``a * tanh(x / a) + b x`` with one ``(a, b)`` per unit."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((width,), 2.0))
+        self.leak = nn.Parameter(torch.full((width,), 0.1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.scale * torch.tanh(x / self.scale) + self.leak * x
+
+
+class Lookup(nn.Module):
+    """Indexes its parameter by binned input (advanced indexing): broadcasting cannot add a member axis."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.linspace(-1.0, 1.0, 5))
+        self.register_buffer("edges", torch.tensor([-1.0, 0.0, 1.0]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        idx = torch.bucketize(x.detach(), self.edges)
+        return x * self.table[idx]
+
+
+def _with_activation(make, seed: int) -> tuple[MLP, torch.Generator]:
+    """The paper's backbone with ``make(width)`` as every activation, initialised from ``seed``."""
+    model = MLP(30, (64, 32), 1, "tanh")
+    for block, width in zip(model.blocks, model.hidden):
+        block.activation = make(width)
+    gen = run_generator(seed)
+    return init_parameters_(model, gen), gen
+
+
+@pytest.mark.parametrize("make,strategy", [(SoftClip, "broadcast"), (lambda d: Lookup(), "vmap")])
+def test_any_module_trains_in_a_stack_like_the_reference(breast_cancer, make, strategy):
+    from learnact.data import split_dataset
+
+    seeds = (1, 7, 21)
+    splits = [split_dataset(breast_cancer, s, 0.25, 0.2) for s in seeds]
+    cfg = TrainConfig(max_epochs=6, patience=2, lr=0.01)
+    ref = []
+    for s, split in zip(seeds, splits):
+        model, gen = _with_activation(make, s)
+        ref.append((fit(model, split, cfg, gen), model))
+    members = [_with_activation(make, s) for s in seeds]
+    models, gens = [m for m, _ in members], [g for _, g in members]
+    choice = choose(models[0].activations[0], 64)
+    assert choice.strategy == strategy and choice.exact
+    out = fit_stacked(models, splits, [cfg] * 3, generators=gens)
+    for (res, model), got, stacked in zip(ref, out.results, models):
+        assert [r.to_dict() for r in res.history] == [r.to_dict() for r in got.history]
+        assert all(torch.equal(p, q) for p, q in zip(model.parameters(), stacked.parameters()))
+
+
+def test_members_with_other_hyper_parameters_get_their_own_segment():
+    a = _family_module("pwl")
+    b = _family_module("pwl")
+    with torch.no_grad():
+        b.values.add_(1.0)  # parameter values do not matter
+    assert module_spec(a) == module_spec(b)
+    c = _family_module("kernel")
+    c.gamma = c.gamma * 2  # a hyper-parameter does
+    assert module_spec(c) != module_spec(_family_module("kernel"))
+
+
+def test_a_module_that_cannot_take_a_member_axis_is_refused():
+    class Stateful(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.tensor(1.0))
+
+        def forward(self, x: Tensor) -> Tensor:
+            return x * self.weight.detach().item()  # .item(): no member axis
+
+    with pytest.raises(ValueError, match="cannot be computed with a member axis"):
+        choose(Stateful(), 8)
+
+
+def test_family_ops_write_each_members_gradient():
+    module = _family_module("swish", 16)
+    ops = FamilyOps(module, choose(module, 16))
+    params = [torch.tensor([0.5, 1.0, 2.0])]
+    z = torch.randn(3, 4, 16, generator=torch.Generator().manual_seed(0))
+    grads = [torch.full((3,), math.nan)]
+    out, saved = ops.forward(z, params, train=True)
+    gz = ops.backward(saved, torch.ones_like(out), grads)
+    for k, beta in enumerate((0.5, 1.0, 2.0)):
+        x = z[k].clone().requires_grad_(True)
+        b = torch.tensor(beta, requires_grad=True)
+        y = x * torch.sigmoid(b * x)
+        y.sum().backward()
+        assert torch.equal(out[k], y.detach()) and torch.equal(gz[k], x.grad) and torch.equal(grads[0][k], b.grad)
