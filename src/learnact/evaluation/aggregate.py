@@ -19,7 +19,8 @@ AGGREGATE_COLUMNS = ("variant", "metric", "group", "label", "higher_is_better", 
                      "ci_low", "ci_high", "median", "q1", "q3", "iqr", "min", "max")
 """Leading columns of :func:`seed_aggregates`; the variant's fields follow."""
 
-COST_COLUMNS = ("n_params", "train_time_s", "best_epoch", "epochs_run", "peak_memory_mb")
+COST_COLUMNS = ("n_params", "train_time_s", "best_epoch", "epochs_run", "peak_memory_mb", "flops_per_sample",
+                "step_latency_ms", "activation_bytes_per_sample")
 
 
 def runs_table(study_dir: Path) -> pd.DataFrame:
@@ -36,7 +37,10 @@ def leaderboard(runs: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     """Mean and sample std over seeds per variant, sorted by ``sort_by`` (best first).
 
     Columns: ``variant, n_seeds, <metric>_mean, <metric>_std, ...,
-    time_mean, time_std, params_mean``.
+    time_mean, time_std, params_mean``, then the cost of the variant trained
+    alone (:mod:`learnact.training.cost`; NaN for runs saved without it):
+    ``flops_per_sample_mean``, ``step_latency_ms_mean``, ``step_latency_ms_std``,
+    ``activation_bytes_per_sample_mean``.
     """
     if runs.empty:
         return pd.DataFrame()
@@ -49,6 +53,13 @@ def leaderboard(runs: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
             row[f"{key}_mean"] = float(np.mean(vals))
             row[f"{key}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
         row["params_mean"] = float(group["n_params"].mean())
+        for name, spread in (("flops_per_sample", False), ("step_latency_ms", True),
+                             ("activation_bytes_per_sample", False)):
+            vals = group[name].to_numpy(dtype=float) if name in group else np.full(len(group), np.nan)
+            vals = vals[np.isfinite(vals)]
+            row[f"{name}_mean"] = float(np.mean(vals)) if len(vals) else float("nan")
+            if spread:
+                row[f"{name}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
         out.append(row)
     table = pd.DataFrame(out)
     asc = not METRICS[sort_by].higher_is_better if sort_by in METRICS else False

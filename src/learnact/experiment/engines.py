@@ -172,11 +172,13 @@ def vectorized_engine(
         members = stacks[index]
         states = [{k: torch.from_numpy(v) for k, v in state.items()} for state in fitted.states]
         for i, result, state in zip(members, fitted.results, states, strict=False):
-            yield TrainedRun(runs[i], load_parameters_(models[i], state), result, member_splits[i], memory)
+            yield TrainedRun(runs[i], load_parameters_(models[i], state), result, member_splits[i], memory,
+                             stacked=True)
         for (run, _), result, state in zip(shadows_of[index], fitted.results[len(members):], states[len(members):],
                                            strict=True):
             split = splits[split_key(run)]
-            yield TrainedRun(run, load_parameters_(build_model(run, split), state), result, split, memory)
+            yield TrainedRun(run, load_parameters_(build_model(run, split), state), result, split, memory,
+                             stacked=True)
 
 
 def _fit_portable(*args: object, **kwargs: object) -> StackedFit:
