@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 
 from learnact.evaluation.aggregate import runs_table
+from learnact.evaluation.quantities import MACHINE_QUANTITIES
 
 # Columns that measure this machine, not the result.
-MACHINE_COLUMNS = ["train_time_s", "peak_memory_mb"]
+MACHINE_COLUMNS = list(MACHINE_QUANTITIES)
 
 
 def tiny_raw(temperature: float = 1.0, n_seeds: int = 2) -> dict:

@@ -1,4 +1,5 @@
-"""A tiny real study for the report tests: fixed, static gates with T and lambda sweeps, neuron and input gates.
+"""A tiny real study for the report tests: fixed, static gates with T and lambda sweeps, neuron and input gates,
+and two learnable families (a per-unit PReLU and the per-unit spline).
 
 Variant names deliberately hide the swept values, so the tests show that sweeps
 are found from the variants' settings and not from their names.
@@ -23,13 +24,16 @@ TINY = {
         {"name": "reg_strong", "kind": "gated", "gate": "layer", "temperature": 0.7, "entropy_weight": 0.01},
         {"name": "per_unit", "kind": "gated", "gate": "neuron", "temperature": 0.7, "entropy_weight": 0.05},
         {"name": "input_gate", "kind": "gated", "gate": "input", "gate_source": "network", "gate_hidden": 4},
+        {"name": "prelu_unit", "kind": "prelu", "params": {"granularity": "unit"}},
+        {"name": "spline_fam", "kind": "spline"},
     ],
 }
+FAMILIES = ("prelu_unit", "spline_fam")
 
 
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory):
-    """Folder of the finished tiny study (7 variants x 2 seeds, 4 epochs)."""
+    """Folder of the finished tiny study (9 variants x 2 seeds, 4 epochs)."""
     from learnact.experiment import run_study, study_from_dict
 
     folder = tmp_path_factory.mktemp("report") / "study"
@@ -51,5 +55,15 @@ def fixed_only_study(tiny_study, tmp_path):
     folder = tmp_path / "fixed_only"
     for run in (tiny_study / "runs").iterdir():
         if run.name.startswith("fixed_"):
+            shutil.copytree(run, folder / "runs" / run.name)
+    return folder
+
+
+@pytest.fixture()
+def families_no_gates_study(tiny_study, tmp_path):
+    """A study folder with the fixed baseline and the learnable families only: no gated variant."""
+    folder = tmp_path / "families_only"
+    for run in (tiny_study / "runs").iterdir():
+        if run.name.startswith(("fixed_", *(f"{v}__" for v in FAMILIES))):
             shutil.copytree(run, folder / "runs" / run.name)
     return folder

@@ -16,7 +16,8 @@ TABLE_NAMES = [name for name, _ in TABLES]
 
 
 def test_every_figure_and_table_exists_and_is_not_empty(tiny_report):
-    # The tiny study has a fixed baseline, T and lambda sweeps and an input gate: nothing may be skipped.
+    # The tiny study has a fixed baseline, T and lambda sweeps, an input gate and learnable families:
+    # nothing may be skipped.
     for name in FIGURE_NAMES:
         for ext in ("png", "pdf"):
             path = tiny_report / "figures" / f"{name}.{ext}"
@@ -74,7 +75,9 @@ def test_leaderboard_sets_fixed_baselines_apart(tiny_report):
     md = (tiny_report / "tables" / "leaderboard.md").read_text()
     rows = [line for line in md.splitlines() if line.startswith("| ")][2:]
     assert rows[0].startswith("| *Fixed baselines*") and rows[1].startswith("| fixed_tanh ")
-    assert rows[2].startswith("| *Learnable activations*")
+    assert rows[2].startswith("| *Gated mixtures*")
+    families = [i for i, row in enumerate(rows) if row.startswith("| *Learnable families*")]
+    assert families and {r.split(" | ")[0][2:] for r in rows[families[0] + 1:]} == {"prelu_unit", "spline_fam"}
 
 
 def test_sweeps_come_from_settings_not_names(tiny_study):
@@ -88,7 +91,7 @@ def test_sweeps_come_from_settings_not_names(tiny_study):
 
 def test_gate_diagnostics_table_covers_every_gated_layer(tiny_report):
     data = pd.read_csv(tiny_report / "tables" / "gate_diagnostics.csv")
-    assert len(data) == 6 * 2  # six gated variants, two hidden layers
+    assert len(data) == 6 * 2  # six gated variants (the two learnable families have no gate), two hidden layers
     assert set(data["gate"]) == {"layer", "neuron", "input"}
     assert (data["n_seeds"] == 2).all()
 
@@ -100,3 +103,13 @@ def test_report_tex_compiles_to_pdf(tiny_report, tmp_path):
     shutil.copytree(tiny_report, copy)
     pdf = compile_pdf(copy / "report.tex")
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 50_000
+
+
+def test_leaderboard_costs_are_the_variants_trained_alone(tiny_report):
+    # FLOPs per sample (forward + backward) order tanh < a layer gate of 3 candidates < an input gate
+    board = pd.read_csv(tiny_report / "tables" / "leaderboard.csv").set_index("variant")
+    flops = board["flops_per_sample_mean"]
+    assert flops["fixed_tanh"] < flops["static_cold"] < flops["input_gate"]
+    assert (board["step_latency_ms_mean"] > 0).all() and (board["flops_per_sample_std"] == 0).all()
+    md = (tiny_report / "tables" / "leaderboard.md").read_text()
+    assert "| FLOPs/sample | Step (ms) |" in md and "Time (s)" not in md

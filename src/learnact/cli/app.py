@@ -1,4 +1,4 @@
-"""The ``learnact`` Typer app, the ``list`` command and the entry point."""
+"""The ``learnact`` Typer app and the entry point."""
 
 from __future__ import annotations
 
@@ -59,22 +59,8 @@ def _root(
         raise typer.Exit()
 
 
-@app.command("list")
-def list_cmd(what: str = typer.Argument("all", help="presets | activations | all")) -> None:
-    """List built-in presets and registered candidate activations."""
-    from ..experiment import list_presets
-    from ..model import list_candidates
-
-    if what not in ("all", "presets", "activations"):
-        raise ValueError(f"unknown list {what!r}; use presets, activations or all")
-    if what in ("all", "presets"):
-        print("presets:     " + ", ".join(list_presets()))
-    if what in ("all", "activations"):
-        print("activations: " + ", ".join(list_candidates()))
-
-
 # Each command lives in its own module and registers itself on ``app``.
-from . import compare_cmd, init_cmd, predict_cmd, report_cmd, run_cmd  # noqa: E402,F401
+from . import compare_cmd, init_cmd, list_cmd, predict_cmd, report_cmd, run_cmd  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

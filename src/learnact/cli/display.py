@@ -19,7 +19,8 @@ def _pm(mean: float, std: float, fmt: str) -> str:
 
 
 def leaderboard_cells(table: pd.DataFrame) -> list[list[str]]:
-    """Display cells of each leaderboard row: variant, n, diverged, accuracy, F1, ROC-AUC, params, time.
+    """Display cells of each leaderboard row: variant, n, diverged, accuracy, F1, ROC-AUC, params, FLOPs per
+    sample and step latency [ms] of the variant trained alone.
 
     ``n`` counts finished runs; statistics are over them
     (:func:`learnact.evaluation.leaderboard`).
@@ -31,22 +32,31 @@ def leaderboard_cells(table: pd.DataFrame) -> list[list[str]]:
         out.append([str(r["variant"]), str(int(r["n_seeds"])), str(n_div),
                     _pm(r["accuracy_mean"], r["accuracy_std"], ".4f"), _pm(r["f1_mean"], r["f1_std"], ".4f"),
                     _pm(r["roc_auc_mean"], r["roc_auc_std"], ".4f"), params,
-                    _pm(r["time_mean"], r["time_std"], ".2f")])
+                    _num(float(r.get("flops_per_sample_mean", math.nan)), ",.0f"),
+                    _num(float(r.get("step_latency_ms_mean", math.nan)), ".2f")])
     return out
 
 
+def _num(value: float, fmt: str) -> str:
+    return f"{value:{fmt}}" if math.isfinite(value) else "-"
+
+
 def print_leaderboard(table: pd.DataFrame, title: str = "leaderboard") -> None:
-    """Print mean ± std over finished seeds per variant (accuracy, F1, ROC-AUC, params, time).
+    """Print mean ± std over finished seeds per variant: accuracy, F1, ROC-AUC, params, and the cost of
+    training it alone.
 
     A ``diverged`` column counts each variant's diverged runs (left out of the
-    statistics), and the table's caption says how many were excluded.
+    statistics), and the table's caption says how many were excluded. The cost
+    columns are the variant's FLOPs per sample (forward + backward) and the
+    median latency of one training step on one thread
+    (:mod:`learnact.training.cost`), ``-`` for runs saved without them.
     """
     from rich.console import Console
     from rich.table import Table
 
     note = str(table.attrs.get("excluded", ""))
     t = Table(title=title, caption=note or None)
-    for col in ("variant", "n", "diverged", "accuracy", "F1", "ROC-AUC", "params", "time [s]"):
+    for col in ("variant", "n", "diverged", "accuracy", "F1", "ROC-AUC", "params", "FLOPs/sample", "step [ms]"):
         t.add_column(col, justify="left" if col == "variant" else "right")
     for cells in leaderboard_cells(table):
         t.add_row(*cells)

@@ -20,7 +20,8 @@ AGGREGATE_COLUMNS = ("variant", "metric", "group", "label", "higher_is_better", 
                      "sem", "ci_low", "ci_high", "median", "q1", "q3", "iqr", "min", "max")
 """Leading columns of :func:`seed_aggregates`; the variant's fields follow."""
 
-COST_COLUMNS = ("n_params", "train_time_s", "best_epoch", "epochs_run", "peak_memory_mb")
+COST_COLUMNS = ("n_params", "train_time_s", "best_epoch", "epochs_run", "peak_memory_mb", "flops_per_sample",
+                "step_latency_ms", "activation_bytes_per_sample")
 
 
 def runs_table(study_dir: Path) -> pd.DataFrame:
@@ -50,7 +51,10 @@ def leaderboard(runs: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     statistics and comes last.
 
     Columns: ``variant, n_seeds, n_diverged, <metric>_mean, <metric>_std, ...,
-    time_mean, time_std, params_mean``; ``attrs["excluded"]`` holds the
+    time_mean, time_std, params_mean``, then the cost of the variant trained
+    alone (:mod:`learnact.training.cost`; NaN for runs saved without it):
+    ``flops_per_sample_mean``, ``step_latency_ms_mean``, ``step_latency_ms_std``,
+    ``activation_bytes_per_sample_mean``; ``attrs["excluded"]`` holds the
     :func:`~learnact.evaluation.status.excluded_note` sentence.
     """
     if runs.empty:
@@ -66,6 +70,13 @@ def leaderboard(runs: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
             key = "time" if name == "train_time_s" else name
             row[f"{key}_mean"], row[f"{key}_std"] = s.mean, s.std
         row["params_mean"] = summarize_seeds(group["n_params"].to_numpy(dtype=float)).mean
+        for name, spread in (("flops_per_sample", False), ("step_latency_ms", True),
+                             ("activation_bytes_per_sample", False)):
+            vals = group[name].to_numpy(dtype=float) if name in group else np.full(len(group), np.nan)
+            vals = vals[np.isfinite(vals)]
+            row[f"{name}_mean"] = float(np.mean(vals)) if len(vals) else float("nan")
+            if spread:
+                row[f"{name}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
         out.append(row)
     table = pd.DataFrame(out)
     asc = not METRICS[sort_by].higher_is_better if sort_by in METRICS else False

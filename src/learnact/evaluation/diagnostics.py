@@ -30,6 +30,7 @@ __all__ = [
     "gate_statistics",
     "gate_diagnostics",
     "diagnostics_table",
+    "layer_kind",
 ]
 
 DEFAULT_COLLAPSE_THRESHOLD = 0.9
@@ -42,6 +43,18 @@ DIAGNOSTIC_COLUMNS = (
 )
 """Leading columns of :func:`diagnostics_table`; per-candidate columns
 ``weight_mean_<c>``, ``weight_std_<c>`` and ``argmax_<c>`` follow."""
+
+
+def layer_kind(record: dict[str, Any]) -> str:
+    """``"fixed"``, ``"gated"`` or ``"family"``: what a ``gates.json`` layer record describes.
+
+    Records name their ``kind``; older ones (without it) are gated unless
+    their ``gate`` is ``"fixed"``.
+    """
+    kind = record.get("kind")
+    if kind in ("fixed", "gated", "family"):
+        return str(kind)
+    return "fixed" if record.get("gate", "fixed") == "fixed" else "gated"
 
 
 def _check_weights(weights: np.ndarray) -> np.ndarray:
@@ -160,8 +173,8 @@ def gate_diagnostics(
         collapse_threshold: See :func:`gate_statistics`.
 
     Returns:
-        One dict per gated hidden layer, in layer order (fixed layers are
-        skipped, so a fixed-activation run gives ``[]``): ``layer`` (1-based),
+        One dict per gated hidden layer, in layer order (fixed layers and
+        learnable families have no gate and are skipped, so their runs give ``[]``): ``layer`` (1-based),
         ``gate`` (``"layer"``, ``"neuron"`` or ``"input"``), ``candidates``,
         ``temperature``, ``rows`` (``"layer"``, ``"units"`` or ``"samples"``:
         what the statistics run over), ``weights`` (the static weights as
@@ -174,7 +187,7 @@ def gate_diagnostics(
     layers = store.read_gates(folder)
     if not isinstance(layers, list):
         raise RunStoreError(f"gates.json in {str(folder)!r} must hold a list of layers, got {type(layers).__name__}")
-    gated = [g for g in layers if g.get("gate", "fixed") != "fixed"]
+    gated = [g for g in layers if isinstance(g, dict) and layer_kind(g) == "gated"]
     predictions = store.read_predictions(folder) if any(g["gate"] == "input" for g in gated) else None
     out = []
     for info in gated:

@@ -3,7 +3,10 @@
 Three groups of per-run quantities share the tidy table:
 
 - ``"performance"``: the test metrics of :data:`~learnact.evaluation.metrics.METRICS`;
-- ``"cost"``: trainable parameters, training wall time, epochs, peak memory,
+- ``"cost"``: trainable parameters, training wall time (``train_time_s``;
+  a stacked run's share of its stack, also in ``stack_time_s``), what the
+  variant costs trained alone (FLOPs per sample, step latency, activation
+  memory per sample; :mod:`learnact.training.cost`), epochs, peak memory,
   and the best validation loss reached;
 - ``"gate"``: gate diagnostics per gated hidden layer, named
   ``gate<layer>_<statistic>`` (for example ``gate1_entropy_mean``) and
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 
 from .metrics import METRICS
 
-__all__ = ["Quantity", "COSTS", "GATE_STATISTICS", "describe_quantity", "gate_quantity"]
+__all__ = ["Quantity", "COSTS", "MACHINE_QUANTITIES", "GATE_STATISTICS", "describe_quantity", "gate_quantity"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,10 @@ COSTS: dict[str, Quantity] = {
     for q in (
         Quantity("n_params", "Trainable parameters", "cost", False, ".0f"),
         Quantity("train_time_s", "Training time", "cost", False, ".2f", "s"),
+        Quantity("stack_time_s", "Share of the stack's time", "cost", False, ".2f", "s"),
+        Quantity("flops_per_sample", "FLOPs per sample (forward + backward)", "cost", False, ",.0f"),
+        Quantity("step_latency_ms", "Training step latency (alone, 1 thread)", "cost", False, ".2f", "ms"),
+        Quantity("activation_bytes_per_sample", "Activation memory per sample", "cost", False, ",.0f", "B"),
         Quantity("best_epoch", "Best epoch", "cost", None, ".1f", "epochs"),
         Quantity("epochs_run", "Epochs until early stop", "cost", False, ".1f", "epochs"),
         Quantity("peak_memory_mb", "Peak memory", "cost", False, ".1f", "MB"),
@@ -54,6 +61,10 @@ COSTS: dict[str, Quantity] = {
     )
 }
 """Cost and training quantities read from ``metrics.json``."""
+
+MACHINE_QUANTITIES = ("train_time_s", "stack_time_s", "step_latency_ms", "peak_memory_mb")
+"""Costs that measure the machine and its load, not the result: they differ between two
+trainings of the same run (and ``stack_time_s`` between engines)."""
 
 GATE_STATISTICS: dict[str, tuple[str, str, str]] = {
     "entropy_mean": ("Gate entropy (mean over test samples)", ".4f", "nats"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +14,13 @@ from ..config import RunConfig
 from ..data import Split
 from ..evaluation.metrics import METRICS, compute_metrics
 from ..evaluation.status import DIVERGED, FINISHED
-from ..model import MLP, GatedActivation, count_parameters
+from ..model import MLP, GatedActivation, ParametricActivation, count_parameters
 from ..store import RunArtifacts
+from ..training.cost import StepCost, measure_step_cost
 from ..training.loop import FitResult, weights_finite
+from ..training.objective import targets_tensor
 
-__all__ = ["TrainedRun", "build_artifacts", "predict_proba", "run_outcome"]
+__all__ = ["TrainedRun", "build_artifacts", "layer_record", "predict_proba", "run_outcome", "variant_cost"]
 
 
 @dataclass
@@ -29,6 +32,8 @@ class TrainedRun:
     fit: FitResult
     split: Split
     peak_memory_mb: float = float("nan")
+    stacked: bool = False
+    """Trained as a member of a stack: ``fit.train_time_s`` is then its share of the stack's wall time."""
 
 
 def predict_proba(model: MLP, X: np.ndarray) -> tuple[np.ndarray, list[torch.Tensor | None]]:
@@ -76,6 +81,63 @@ def run_outcome(t: TrainedRun, prob: np.ndarray, gates: list[torch.Tensor | None
     return DIVERGED, fit.epochs_run, reason
 
 
+def _round(value: float) -> float:
+    return float(f"{float(value):.7g}")
+
+
+def layer_record(layer: int, act: torch.nn.Module, gates: torch.Tensor | None) -> dict[str, Any]:
+    """The ``gates.json`` record of one hidden layer (1-based ``layer``), by kind of activation.
+
+    Every record has ``layer`` and ``kind``:
+
+    - ``"fixed"``: ``gate: "fixed"``, ``activation`` (the candidate's name);
+    - ``"gated"``: ``gate`` (``"layer"``, ``"neuron"`` or ``"input"``),
+      ``candidates``, ``temperature`` and the static ``weights`` (``(c,)`` or
+      ``(d, c)``; ``None`` for input gates, whose per-sample weights go to
+      ``predictions.csv``);
+    - ``"family"``: ``gate: None`` (no gate), ``family`` (its registered name),
+      ``granularity``, ``params`` (every hyper-parameter, defaults included),
+      ``parameters`` (name -> learned values, per-unit ones with the unit
+      axis first, 7 significant digits) and ``n_parameters``.
+    """
+    if isinstance(act, GatedActivation):
+        assert gates is not None
+        return {"layer": layer, "kind": "gated", "gate": act.gate, "candidates": list(act.candidates),
+                "temperature": _round(act.temperature),
+                "weights": None if act.gate == "input" else gates.double().tolist()}
+    if isinstance(act, ParametricActivation):
+        values = {name: torch.as_tensor(p.detach().double()).apply_(_round).tolist()
+                  for name, p in act.named_parameters()}
+        return {"layer": layer, "kind": "family", "gate": None, "family": act.family,
+                "granularity": act.granularity, "params": act.hparams.model_dump(mode="json"),
+                "parameters": values, "n_parameters": sum(p.numel() for p in act.parameters())}
+    return {"layer": layer, "kind": "fixed", "gate": "fixed", "activation": getattr(act, "name", "")}
+
+
+_COSTS: dict[str, StepCost] = {}
+
+
+def variant_cost(t: TrainedRun) -> StepCost:
+    """What one training step of the run's variant costs alone (:func:`~learnact.training.cost.measure_step_cost`).
+
+    Measured once per variant and process, after its first run trained, on
+    the first ``batch_size`` training rows of the run's split: runs that differ
+    only by seed (or name) share the model shapes, batch and objective, so
+    they share the measurement.
+    """
+    run, split = t.run, t.split
+    b = min(run.train.batch_size, len(split.X_train))
+    key = json.dumps({"activation": run.activation.model_dump(mode="json"),
+                      "backbone": run.backbone.model_dump(mode="json"), "batch": b,
+                      "features": split.n_features, "classes": split.n_classes,
+                      "train": [run.train.lr, run.train.weight_decay, run.train.entropy_weight]}, sort_keys=True)
+    if key not in _COSTS:
+        x = torch.as_tensor(split.X_train[:b], dtype=torch.float32)
+        y = targets_tensor(split.y_train[:b], split.n_classes)
+        _COSTS[key] = measure_step_cost(t.model, x, y, run.train)
+    return _COSTS[key]
+
+
 def build_artifacts(t: TrainedRun) -> RunArtifacts:
     """Evaluate on the test part and collect every artefact of the run.
 
@@ -84,6 +146,11 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
     diverged run's test metrics are NaN, whatever its kept weights predict:
     it did not complete its protocol, and every statistic leaves it out
     (:mod:`learnact.evaluation.status`). Nothing here raises on NaN.
+    It also gets the test metrics, the training record and the cost
+    of the variant trained alone (:func:`variant_cost`: ``flops_per_sample``,
+    ``step_latency_ms``, ``activation_bytes_per_sample``); ``stack_time_s``
+    is a stacked run's share of its stack's wall time (NaN for a run trained
+    alone), which ``train_time_s`` also holds for it.
     """
     prob, gates = predict_proba(t.model, t.split.X_test)
     status, diverged_epoch, reason = run_outcome(t, prob, gates)
@@ -92,6 +159,7 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
     metrics.update(
         n_params=count_parameters(t.model),
         train_time_s=t.fit.train_time_s,
+        stack_time_s=t.fit.train_time_s if t.stacked else float("nan"),
         best_epoch=t.fit.best_epoch,
         epochs_run=t.fit.epochs_run,
         best_val_loss=t.fit.best_val_loss,
@@ -99,6 +167,7 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
         diverged_epoch=diverged_epoch,
         diverged_reason=reason,
         peak_memory_mb=t.peak_memory_mb,
+        **variant_cost(t).metrics(),
     )
     pred = {"row": t.split.idx_test, "y_true": t.split.y_test}
     if prob.ndim == 1:
@@ -108,19 +177,11 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
             pred[f"prob_{k}"] = prob[:, k]
     gate_info: list[dict[str, Any]] = []
     for layer, (act, g) in enumerate(zip(t.model.activations, gates, strict=True), start=1):
-        if not isinstance(act, GatedActivation):
-            gate_info.append({"layer": layer, "gate": "fixed", "activation": getattr(act, "name", "")})
-            continue
-        info: dict[str, Any] = {"layer": layer, "gate": act.gate, "candidates": list(act.candidates),
-                                "temperature": float(f"{float(act.temperature):.7g}")}
-        assert g is not None
-        if act.gate == "input":
+        if isinstance(act, GatedActivation) and act.gate == "input":
+            assert g is not None
             for k, name in enumerate(act.candidates):
                 pred[f"gate{layer}_{name}"] = g[:, k].double().numpy()
-            info["weights"] = None
-        else:
-            info["weights"] = g.double().tolist()
-        gate_info.append(info)
+        gate_info.append(layer_record(layer, act, g))
     return RunArtifacts(
         run=t.run,
         metrics=metrics,

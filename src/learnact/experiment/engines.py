@@ -168,13 +168,13 @@ def vectorized_engine(
         for i, result, state in zip(members, fitted.results, states, strict=False):
             model = load_parameters_(models[i], state)
             final_temperature_(model, schedules[i], result)
-            yield TrainedRun(runs[i], model, result, member_splits[i], memory)
+            yield TrainedRun(runs[i], model, result, member_splits[i], memory, stacked=True)
         for (run, _), result, state in zip(shadows_of[index], fitted.results[len(members):], states[len(members):],
                                            strict=True):
             split = splits[split_key(run)]
             model = load_parameters_(build_model(run, split), state)
             final_temperature_(model, temperature_schedule(run.activation, run.train), result)
-            yield TrainedRun(run, model, result, split, memory)
+            yield TrainedRun(run, model, result, split, memory, stacked=True)
 
 
 def _fit_portable(*args: object, **kwargs: object) -> StackedFit:

@@ -11,15 +11,18 @@ from .study_view import StudyView
 from .style import candidate_color, variant_family
 
 __all__ = ["Row", "grouped_rows", "apply_rows", "seed_offsets", "stacked_bar", "wrap_name", "grid_shape",
-           "pick_showcase"]
+           "pick_showcase", "GROUP_HEADINGS"]
 
 Row = tuple[str, str]
 """``("heading", text)`` or ``("variant", name)``, top to bottom."""
 
+GROUP_HEADINGS = {"fixed": "Fixed baselines", "gated": "Gated mixtures", "family": "Learnable families"}
+"""Heading of each kind of variant (:func:`~learnact.reporting.study_view.variant_kind`) in charts and tables."""
+
 
 def grouped_rows(view: StudyView, variants: Sequence[str] | None = None,
                  sort_key: Callable[[str], float] | None = None) -> list[Row]:
-    """Rows of a per-variant chart: fixed baselines set apart from learnable variants.
+    """Rows of a per-variant chart: fixed baselines, gated mixtures and learnable families apart.
 
     Args:
         view: The study.
@@ -28,11 +31,10 @@ def grouped_rows(view: StudyView, variants: Sequence[str] | None = None,
         sort_key: Optional ordering within each group.
 
     Returns:
-        Rows with a heading row before each group, when both groups are present.
+        Rows with a heading row before each group, when more than one group is present.
     """
     chosen = list(view.variants if variants is None else variants)
-    groups = [("Fixed baselines", [v for v in chosen if view.is_fixed(v)]),
-              ("Learnable activations", [v for v in chosen if not view.is_fixed(v)])]
+    groups = [(heading, [v for v in chosen if view.kind(v) == kind]) for kind, heading in GROUP_HEADINGS.items()]
     groups = [(h, sorted(vs, key=sort_key) if sort_key else vs) for h, vs in groups if vs]
     rows: list[Row] = []
     for heading, members in groups:
@@ -110,12 +112,12 @@ def grid_shape(n: int, max_cols: int) -> tuple[int, int]:
     return (n + cols - 1) // cols, cols
 
 
-def pick_showcase(view: StudyView, metric: str = "roc_auc", limit: int = 4) -> list[str]:
-    """A few variants that tell the story: the reference, then the best of each family.
+def pick_showcase(view: StudyView, metric: str = "roc_auc", limit: int = 5) -> list[str]:
+    """A few variants that tell the story: the reference, then the best of each kind.
 
     The reference is :attr:`StudyView.baseline` (the study's reference, else the
-    best fixed baseline by ROC-AUC); then the best
-    variant of each gate family (per layer, per neuron, input), by mean ``metric``.
+    best fixed baseline by ROC-AUC); then the best variant of each gate kind
+    (per layer, per neuron, input) and the best learnable family, by mean ``metric``.
     """
     def best(pool: list[str]) -> str | None:
         scored = [(view.mean_metric(v, metric), v) for v in pool]
@@ -126,8 +128,9 @@ def pick_showcase(view: StudyView, metric: str = "roc_auc", limit: int = 4) -> l
     ref = view.baseline if view.baseline is not None else best(view.fixed)
     if ref is not None:
         chosen.append(ref)
-    for family in ("layer", "neuron", "input"):
-        pick = best([v for v in view.gated if variant_family(view.config(v)) == family])
+    pools = [[v for v in view.gated if variant_family(view.config(v)) == gate] for gate in ("layer", "neuron", "input")]
+    for pool in [*pools, view.families]:
+        pick = best(pool)
         if pick is not None and pick not in chosen:
             chosen.append(pick)
     if len(chosen) < 2:

@@ -13,7 +13,8 @@ from ._plot import apply_rows, grid_shape, grouped_rows, seed_offsets, stacked_b
 from .study_view import NothingToShow, StudyView
 from .style import candidate_color, new_figure, variant_colors
 
-__all__ = ["gate_selectivity_figure", "gate_weights_figure", "gate_evolution_figure", "layer_panels"]
+__all__ = ["gate_selectivity_figure", "gate_weights_figure", "gate_evolution_figure", "layer_panels",
+           "temperature_curve"]
 
 _MARKERS = ["o", "s", "^", "D", "v", "P"]
 # Matplotlib 3.10 renamed boxplot's ``vert=False`` to ``orientation="horizontal"``.
@@ -172,8 +173,49 @@ def layer_panels(fig: Figure, n_variants: int, n_layers: int) -> tuple[np.ndarra
     return out, n_cols * n_layers
 
 
+def temperature_curve(history: list[dict], layer: int) -> np.ndarray | None:
+    """The gate temperature of hidden ``layer`` (1-based) after each epoch, from a run's history.
+
+    Records carry ``temperature`` once the engine schedules it: one value per
+    hidden layer (``None`` for a layer without a gate) or a single value for
+    all. Returns ``None`` when the records do not carry it for that layer.
+
+    Shape:
+        - output: ``(epochs,)``
+    """
+    values = []
+    for rec in history:
+        t = rec.get("temperature")
+        if isinstance(t, (list, tuple)):
+            t = t[layer - 1] if len(t) >= layer else None
+        if t is None:
+            return None
+        values.append(float(t))
+    return np.array(values, dtype=float) if values else None
+
+
+def _draw_temperature(ax: Axes, view: StudyView, variant: str, layer: int) -> bool:
+    """Temperature over epochs on a right-hand axis, when the histories carry a changing one."""
+    curves = [c for run in view.runs[variant] if (c := temperature_curve(run.history(), layer)) is not None]
+    if not curves or all(np.allclose(c, c[0]) for c in curves):
+        return False
+    twin = ax.twinx()
+    longest = max(curves, key=len)
+    twin.plot(np.arange(1, len(longest) + 1), longest, color="0.1", lw=1.0, ls="--")
+    twin.set_ylim(bottom=0, top=max(float(np.nanmax(c)) for c in curves) * 1.08)
+    twin.tick_params(labelsize=6.5)
+    twin.set_ylabel("T", fontsize=7.5)
+    twin.grid(False)
+    return True
+
+
 def gate_evolution_figure(view: StudyView) -> tuple[Figure, str]:
-    """Figure 8b: mean gate weight per candidate over epochs (validation set), per variant and layer."""
+    """Figure 8b: mean gate weight per candidate over epochs (validation set), per variant and layer.
+
+    A gated variant whose temperature follows a schedule also gets its
+    temperature over the epochs (dashed, right-hand axis), read from the
+    histories when they carry it.
+    """
     variants = _require_gated(view)
     layers = _layers(view, variants)
     if not any(rec.get("gate_weights") for v in variants for rec in view.runs[v][0].history()[:1]):
@@ -182,18 +224,19 @@ def gate_evolution_figure(view: StudyView) -> tuple[Figure, str]:
     axes, n_cols = layer_panels(fig, len(variants), len(layers))
     fig.set_size_inches(2.15 * n_cols + 0.3, 1.75 * ((len(variants) * len(layers) + n_cols - 1) // n_cols) + 0.6)
     names_seen: list[str] = []
+    scheduled = False
     for i, v in enumerate(variants):
         for j, layer in enumerate(layers):
             ax = axes[i, j]
             info = next((g for g in view.gated_layers(v) if int(g["layer"]) == layer), None)
             ax.set_title(f"{wrap_name(v, 22)}\nlayer {layer}", fontsize=7.5)
-            if info is None:
+            curves = [np.array([rec["gate_weights"][layer - 1] for rec in run.history()], dtype=float)
+                      for run in view.runs[v] if run.history() and run.history()[0].get("gate_weights")]
+            if info is None or not curves:
                 ax.set_axis_off()
                 continue
             names = list(info["candidates"])
             names_seen.extend(n for n in names if n not in names_seen)
-            curves = [np.array([rec["gate_weights"][layer - 1] for rec in run.history()], dtype=float)
-                      for run in view.runs[v] if run.history() and run.history()[0].get("gate_weights")]
             common = min(len(c) for c in curves)
             mean = np.mean([c[:common] for c in curves], axis=0)
             for k, name in enumerate(names):
@@ -205,9 +248,14 @@ def gate_evolution_figure(view: StudyView) -> tuple[Figure, str]:
             ax.set_xlabel("Epoch", fontsize=7.5)
             if j == 0:
                 ax.set_ylabel("Gate weight", fontsize=7.5)
-    fig.legend(handles=[Patch(color=candidate_color(c), label=c) for c in names_seen], loc="outside lower center",
-               ncols=len(names_seen), title="Candidate activation")
+            scheduled |= _draw_temperature(ax, view, v, layer)
+    handles: list = [Patch(color=candidate_color(c), label=c) for c in names_seen]
+    if scheduled:
+        handles.append(Line2D([], [], color="0.1", lw=1.0, ls="--", label="temperature T (right axis)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), title="Candidate activation")
     detail = ("Gate weights averaged over the validation set after each epoch. Thin lines: single seeds "
               "(each stops at its own early-stopping epoch); bold lines: mean over seeds up to the epoch "
               "every seed reached.")
+    if scheduled:
+        detail += " Dashed: the scheduled gate temperature T of the longest-running seed (right-hand axis)."
     return fig, detail

@@ -12,8 +12,8 @@ from ._plot import apply_rows, grid_shape, grouped_rows, pick_showcase, seed_off
 from .study_view import RunView, StudyView
 from .style import new_figure, variant_colors
 
-__all__ = ["LEADERBOARD_METRICS", "leaderboard_figure", "roc_figure", "cost_figure", "confusion_figure",
-           "mean_roc"]
+__all__ = ["LEADERBOARD_METRICS", "COST_PANELS", "leaderboard_figure", "roc_figure", "cost_figure",
+           "confusion_figure", "mean_roc"]
 
 LEADERBOARD_METRICS = ("accuracy", "f1", "roc_auc")
 """Metrics of the leaderboard figure (the paper's three)."""
@@ -78,13 +78,30 @@ def leaderboard_figure(view: StudyView) -> tuple[Figure, str]:
     return fig, _reference_note(view)
 
 
+COST_PANELS = ("flops_per_sample", "step_latency_ms", "activation_bytes_per_sample", "epochs_run")
+"""Quantities of the cost figure after the parameter count (:mod:`learnact.training.cost`)."""
+
+
 def cost_figure(view: StudyView) -> tuple[Figure, str]:
-    """Figure 4: trainable parameters, and training time and epochs run (mean +- std over seeds)."""
+    """Figure 4: what each variant costs trained alone: parameters, FLOPs, step latency, memory, epochs.
+
+    FLOPs (forward + backward), step latency (median over timed training steps
+    on one thread) and activation memory are per variant, measured once after
+    training at the study's batch size (:mod:`learnact.training.cost`); mean
+    +- std over seeds. A study saved without them shows the training wall time
+    instead of the latency.
+    """
     n_rows = len(grouped_rows(view))
-    fig = new_figure(8.0, 0.8 + 0.26 * n_rows)
-    labels = ["Trainable parameters (count)", "Training time (s, wall clock)", "Epochs until early stop"]
-    axes, ys = _row_chart(fig, view, [None, "train_time_s", "epochs_run"], sort_by=None, xlabels=labels,
-                          spread="std")
+    quantities: list[str | None] = [None, *COST_PANELS]
+    labels = ["Trainable parameters\n(count)", "FLOPs per sample\n(forward + backward)",
+              "Training step latency\n(ms, alone, one thread)", "Activation memory\n(bytes per sample)",
+              "Epochs until\nearly stop"]
+    measured = any(np.isfinite(view.run_quantity(v, "step_latency_ms")).any() for v in view.variants)
+    if not measured:
+        quantities[2] = "train_time_s"
+        labels[2] = "Training time\n(s, wall clock)"
+    fig = new_figure(10.5, 0.8 + 0.26 * n_rows)
+    axes, ys = _row_chart(fig, view, quantities, sort_by=None, xlabels=labels, spread="std")
     colors = variant_colors(view)
     top = 0.0
     for v, y in ys.items():
@@ -95,7 +112,11 @@ def cost_figure(view: StudyView) -> tuple[Figure, str]:
     axes[0].set_xlim(0, top * 1.3)
     for ax in axes[1:]:
         ax.set_xlim(left=0)
-    return fig, _reference_note(view)
+    note = _reference_note(view)
+    if not measured:
+        note = (note + " This study was saved without per-variant cost measurements: the time panel shows the "
+                "training wall time (a stacked run's share of its stack).").strip()
+    return fig, note
 
 
 def mean_roc(runs: list[RunView], grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

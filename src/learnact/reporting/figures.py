@@ -61,18 +61,22 @@ class FigureResult:
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("leaderboard", "Leaderboard",
                "Test accuracy, F1 and ROC-AUC per variant: small dots are seeds, large markers the mean over "
-               "seeds with its 95% t interval; fixed baselines are set apart from learnable activations, each "
-               "group sorted by mean ROC-AUC.", leaderboard_figure),
+               "seeds with its 95% t interval; fixed baselines, gated mixtures and learnable families are set "
+               "apart, each group sorted by mean ROC-AUC.", leaderboard_figure),
     FigureSpec("roc", "Mean ROC curves",
                "Mean ROC curve over seeds with a $\\pm 1$ standard deviation band for the reference and the best "
-               "variant of each gate family, over the full range and zoomed into the top-left corner.",
+               "variant of each gate kind and the best learnable family, over the full range and zoomed into the "
+               "top-left corner.",
                roc_figure),
     FigureSpec("loss_curves", "Training and validation loss",
                "Training (solid) and validation (dashed) cross-entropy per epoch, fixed versus learnable "
                "activations; the circle marks the epoch whose weights were kept.", loss_curves_figure),
     FigureSpec("cost", "Cost",
-               "Trainable parameters, training wall time and epochs until early stopping: mean $\\pm$ one "
-               "standard deviation over seeds (dots are seeds).", cost_figure),
+               "What each variant costs trained alone: trainable parameters; forward plus backward FLOPs per "
+               "sample (matrix products as torch's FlopCounterMode counts them, plus one per element of every "
+               "elementwise operation), the median latency of one training step on one thread and the activation "
+               "memory per sample, measured once per variant at the study's batch size; and epochs until early "
+               "stopping: mean $\\pm$ one standard deviation over seeds (dots are seeds).", cost_figure),
     FigureSpec("gate_selectivity", "Gate entropy and selectivity",
                "Gate entropy (diversity) and maximum gate weight (selectivity) per hidden layer across seeds; "
                "the dashed line is a uniform mixture.", gate_selectivity_figure),
@@ -82,8 +86,9 @@ FIGURES: tuple[FigureSpec, ...] = (
                "Test metrics and gate entropy against the entropy weight $\\lambda$ (loss = task + "
                "$\\lambda H(g)$; $\\lambda > 0$ pushes each layer toward one candidate).", entropy_weight_sweep_figure),
     FigureSpec("activation_shapes", "Learned activation shapes",
-               "The learned activation $\\varphi(x) = \\sum_k g_k \\varphi_k(x)$ of each gated layer, one line "
-               "per seed.", activation_shapes_figure),
+               "The learned activation of each hidden layer, one line per seed: $\\varphi(x) = \\sum_k g_k "
+               "\\varphi_k(x)$ for gated mixtures, the family's function with its learned parameters for "
+               "learnable families.", activation_shapes_figure),
     FigureSpec("gate_weights", "Gate weights per layer",
                "Mixture weights per hidden layer: stacked mean weights for static gates, distributions over "
                "test samples for input-dependent gates.", gate_weights_figure),

@@ -48,6 +48,39 @@ def caption_suffix(view: StudyView) -> str:
     return f"Data: {view.dataset_label} test sets; {len(view.seeds)} seeds ({seeds})."
 
 
+def _kinds(view: StudyView) -> str:
+    parts = [f"{len(view.fixed)} fixed baseline{'s' if len(view.fixed) != 1 else ''}"]
+    if view.gated:
+        parts.append(f"{len(view.gated)} gated mixture{'s' if len(view.gated) != 1 else ''}")
+    if view.families:
+        parts.append(f"{len(view.families)} learnable famil{'ies' if len(view.families) != 1 else 'y'}")
+    return ", ".join(parts)
+
+
+def _families_paragraph(view: StudyView) -> str:
+    """Which learnable families the study trains, with their granularity and non-default hyper-parameters."""
+    from ..model.activations import family_params_model
+
+    items = []
+    for v in view.families:
+        act = view.config(v).activation
+        granularity = act.family_params().granularity
+        per = "one parameter set per unit" if granularity == "unit" else "one parameter set per layer"
+        shown = {k: val for k, val in act.params.items() if k != "granularity"}
+        extra = "".join(f", {k} {val:g}" if isinstance(val, float) else f", {k} {val}" for k, val in shown.items())
+        items.append(f"{v}: {act.kind} ({per}{extra})")
+    names = list(dict.fromkeys(view.config(v).activation.kind for v in view.families))
+    defaults = []
+    for n in names:
+        fields = [f"{k} {format_number(f.default) if isinstance(f.default, float) else f.default}"
+                  for k, f in family_params_model(n).model_fields.items() if k != "granularity"]
+        if fields:
+            defaults.append(f"{n}: {', '.join(fields)}")
+    tail = f" Hyper-parameters not named take the family's defaults ({'; '.join(defaults)})." if defaults else ""
+    return (f"Learnable families replace the activation by a function with its own learned parameters, trained "
+            f"with the network (no gate, no entropy term): {'; '.join(items)}.{tail}")
+
+
 def protocol_paragraphs(view: StudyView) -> list[str]:
     """Plain-text paragraphs describing the study, taken from its saved configs."""
     n_runs = sum(len(r) for r in view.runs.values())
@@ -58,9 +91,8 @@ def protocol_paragraphs(view: StudyView) -> list[str]:
     tidy = view.tidy
     sizes = tidy.drop_duplicates("run_id")[["n_train", "n_val", "n_test"]].median()
     paras = [
-        f"Study \u201c{view.name}\u201d: {len(view.all_variants)} variants ({n_fixed} fixed baselines, "
-        f"{len(view.all_variants) - n_fixed} learnable) and {len(view.seeds)} seeds "
-        f"({', '.join(map(str, view.seeds))}), {n_runs} finished runs"
+        f"Study \u201c{view.name}\u201d: {len(view.all_variants)} variants ({_kinds(view)}) and "
+        f"{len(view.seeds)} seeds ({', '.join(map(str, view.seeds))}), {n_runs} finished runs"
         + (f" and {n_diverged} diverged {'run' if n_diverged == 1 else 'runs'}" if n_diverged else "")
         + ". Everything below is computed from the saved run folders, without retraining.",
         f"Data: {view.dataset_label}. For each seed, a stratified train/test split (test share "
@@ -82,9 +114,11 @@ def protocol_paragraphs(view: StudyView) -> list[str]:
         temps = [view.config(v).activation.temperature for v in gated]
         lams = [view.config(v).train.entropy_weight for v in gated]
         paras.append(
-            f"Learnable activations mix the candidates {', '.join(cands)} with gates softmax(z / T) "
+            f"Gated mixtures mix the candidates {', '.join(cands)} with gates softmax(z / T) "
             f"({', '.join(gates)} gates; T {_span(temps)}); the objective is the task loss plus \u03bb times the "
             f"summed gate entropy of the layers (\u03bb {_span(lams)}; \u03bb > 0 favours selecting one candidate).")
+    if view.families:
+        paras.append(_families_paragraph(view))
     ref = view.baseline
     stats = ("Statistics: mean and sample standard deviation over seeds, with 95% Student-t intervals of the mean.")
     if n_diverged:

@@ -1,9 +1,14 @@
 """A read-only view of a finished study folder, the only input of the report pack.
 
 Everything here comes from disk (``study.json`` when present, and the run
-folders through :mod:`learnact.store` and :mod:`learnact.evaluation`); nothing trains or loads a model. A
-study whose run folders were copied elsewhere without ``study.json`` still
-works: names, seeds and settings are then taken from the run configs.
+folders through :mod:`learnact.store` and :mod:`learnact.evaluation`); nothing
+trains, and only a learnable family's activation module is rebuilt from its
+saved weights (:meth:`RunView.family_module`) to draw its shape. A study whose
+run folders were copied elsewhere without ``study.json`` still works: names,
+seeds and settings are then taken from the run configs.
+
+Every variant is one of three kinds (:func:`variant_kind`): a fixed
+activation, a gated mixture of candidates, or a learnable family.
 """
 
 from __future__ import annotations
@@ -20,11 +25,21 @@ import pandas as pd
 from .. import store
 from ..config import RunConfig
 from ..evaluation import excluded_note, resolve_reference, run_status, seed_aggregates, tidy_results
+from ..evaluation.diagnostics import layer_kind
 from ..evaluation.status import FINISHED
 from ..evaluation.results import study_runs
 from ..exceptions import RunStoreError
 
-__all__ = ["RunView", "StudyView", "load_study_view", "NothingToShow"]
+__all__ = ["RunView", "StudyView", "load_study_view", "NothingToShow", "variant_kind", "VARIANT_KINDS"]
+
+VARIANT_KINDS = ("fixed", "gated", "family")
+"""The three kinds of variant, in report order."""
+
+
+def variant_kind(config: RunConfig) -> str:
+    """``"fixed"``, ``"gated"`` or ``"family"`` (a learnable family, named by ``config.activation.kind``)."""
+    kind = config.activation.kind
+    return kind if kind in ("fixed", "gated") else "family"
 
 
 class NothingToShow(Exception):
@@ -92,6 +107,34 @@ class RunView:
             raise RunStoreError(f"predictions of {str(self.folder)!r} have no prob column")
         return pred[cols].to_numpy(dtype=np.float64)
 
+    def state(self) -> dict[str, Any]:
+        """The saved weights (``weights.safetensors``, verified), read once."""
+        if "state" not in self._cache:
+            self._cache["state"] = store.load_state(self.folder)
+        return self._cache["state"]
+
+    def family_module(self, layer: int) -> Any:
+        """The learnable-family activation of hidden ``layer`` (1-based) with its saved, learned parameters.
+
+        Built from the run's config (family, hyper-parameters, the layer's width)
+        and loaded from ``weights.safetensors``; evaluate it with
+        :meth:`~learnact.model.ParametricActivation.curves`.
+
+        Raises:
+            ValueError: The run's activation is not a learnable family.
+            CheckpointError: Missing or edited weights.
+        """
+        from ..model import build_activation
+
+        act = self.config.activation
+        if variant_kind(self.config) != "family":
+            raise ValueError(f"run {self.folder.name!r} has a {act.kind} activation, not a learnable family")
+        width = self.config.backbone.hidden[layer - 1]
+        module = build_activation(act, width, width)
+        prefix = f"blocks.{layer - 1}.activation."
+        module.load_state_dict({k[len(prefix):]: v for k, v in self.state().items() if k.startswith(prefix)})
+        return module.eval()
+
     def sample_gates(self, layer: int, candidates: list[str]) -> np.ndarray | None:
         """Per-sample gate weights of an input-dependent layer, ``(n, c)``; ``None`` if absent."""
         pred = self.predictions()
@@ -114,8 +157,8 @@ class StudyView:
         name: Study name (``study.json``) or the folder's name.
         seeds: Seeds of the study, in its order.
         reference: The study's reference variant, or ``None``.
-        variants: Variants with at least one finished run, in study order
-            (fixed baselines first).
+        variants: Variants with at least one finished run: fixed baselines, gated
+            mixtures, then learnable families, each in study order.
         runs: Finished runs per variant of :attr:`variants`, in seed order.
         settings: Resolved ``study.json`` (``{}`` when absent).
         diverged: Diverged runs per variant (only variants that have one), in seed order.
@@ -146,13 +189,27 @@ class StudyView:
         """``"k diverged runs excluded from the statistics (...)."``, or ``""`` when none diverged."""
         return excluded_note({v: self.n_diverged(v) for v in self.all_variants})
 
+    def kind(self, variant: str) -> str:
+        """``"fixed"``, ``"gated"`` or ``"family"`` (:func:`variant_kind`)."""
+        return variant_kind(self.config(variant))
+
     def is_fixed(self, variant: str) -> bool:
         """True for fixed-activation baselines."""
-        return self.config(variant).activation.kind == "fixed"
+        return self.kind(variant) == "fixed"
 
     @cached_property
     def gated(self) -> list[str]:
-        """Gated variants, in study order."""
+        """Gated mixtures (variants with a gate), in study order."""
+        return [v for v in self.variants if self.kind(v) == "gated"]
+
+    @cached_property
+    def families(self) -> list[str]:
+        """Learnable-family variants (``prelu``, ``spline``, ...), in study order."""
+        return [v for v in self.variants if self.kind(v) == "family"]
+
+    @cached_property
+    def learnable(self) -> list[str]:
+        """Every variant that is not fixed (gated mixtures and learnable families), in study order."""
         return [v for v in self.variants if not self.is_fixed(v)]
 
     @cached_property
@@ -177,7 +234,7 @@ class StudyView:
 
     def gated_layers(self, variant: str) -> list[dict[str, Any]]:
         """The ``gates.json`` records of the variant's gated layers (from its first run)."""
-        return [g for g in self.runs[variant][0].gates() if g.get("gate", "fixed") != "fixed"]
+        return [g for g in self.runs[variant][0].gates() if layer_kind(g) == "gated"]
 
     @cached_property
     def tidy(self) -> pd.DataFrame:
@@ -257,8 +314,8 @@ def load_study_view(study_dir: Path | str) -> StudyView:
         every.setdefault(cfg.variant, []).append(RunView(path, cfg, store.read_metrics(path)))
     declared = [v.get("name") for v in settings.get("variants", []) if isinstance(v, dict)]
     order = [v for v in declared if v in every] + sorted(v for v in every if v not in declared)
-    fixed = [v for v in order if every[v][0].config.activation.kind == "fixed"]
-    order = fixed + [v for v in order if v not in fixed]
+    # fixed baselines, then gated mixtures, then learnable families (each in study order)
+    order = sorted(order, key=lambda v: VARIANT_KINDS.index(variant_kind(every[v][0].config)))
     seeds_declared = [int(s) for s in settings.get("seeds", [])]
     seen = sorted({r.seed for rs in every.values() for r in rs})
     seeds = [s for s in seeds_declared if s in seen] + [s for s in seen if s not in seeds_declared]

@@ -5,9 +5,11 @@ and no global backend switch), inside :data:`RC` via :func:`figure_style`,
 and saved as PNG (screens) and PDF (vector, for LaTeX) with a tight bounding
 box so that no label is clipped.
 
-Colours are fixed per variant for the whole report: each family (fixed
-baselines, per-layer gates, per-neuron gates, input-dependent gates) has its
-own hue and its members get evenly spaced shades of it, in study order.
+Colours are fixed per variant for the whole report. Variants fall in groups
+(:func:`variant_family`): fixed baselines, gated mixtures by gate kind (per
+layer, per neuron, input-dependent) and learnable families by name (``prelu``,
+``spline``, ...). Each group has its own hue, the same in every study, and its
+members get evenly spaced shades of it, in study order.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from ..config import RunConfig
@@ -30,6 +34,7 @@ __all__ = [
     "save_figure",
     "variant_family",
     "FAMILY_LABELS",
+    "group_label",
     "variant_colors",
     "candidate_color",
     "format_number",
@@ -60,9 +65,20 @@ FAMILY_LABELS = {
     "neuron": "Static gate (per neuron)",
     "input": "Input-dependent gate",
 }
-"""Readable names of the variant families."""
+"""Readable names of the fixed and gated variant groups (learnable families: :func:`group_label`)."""
 
 _FAMILY_CMAPS = {"fixed": "Greys", "layer": "Blues", "neuron": "Greens", "input": "Oranges"}
+# Learnable families: hues away from the gates' blues, greens and oranges and the baselines' greys.
+_LEARNABLE_FAMILY_COLORS = {
+    "spline": "#d62728",
+    "prelu": "#9467bd",
+    "swish": "#e377c2",
+    "rational": "#8c564b",
+    "pwl": "#17becf",
+    "maxout": "#bcbd22",
+    "kernel": "#7b4173",
+    "neural": "#393b79",
+}
 
 _CANDIDATE_COLORS = {
     "relu": "#1b9e77",
@@ -110,23 +126,42 @@ def _metadata(suffix: str) -> dict[str, Any]:
 
 
 def variant_family(config: RunConfig) -> str:
-    """``"fixed"``, ``"layer"``, ``"neuron"`` or ``"input"``."""
+    """The variant's colour group: ``"fixed"``, its gate kind (``"layer"``, ``"neuron"``,
+    ``"input"``) or, for a learnable family, the family's name (``"prelu"``, ``"spline"``, ...)."""
     act = config.activation
-    return "fixed" if act.kind == "fixed" else act.gate
+    if act.kind == "fixed":
+        return "fixed"
+    return act.gate if act.kind == "gated" else act.kind
+
+
+def group_label(group: str) -> str:
+    """Readable name of a :func:`variant_family` group (``"Learnable family: spline"``)."""
+    return FAMILY_LABELS.get(group, f"Learnable family: {group}")
+
+
+def _shades(group: str, n: int) -> list[tuple[float, float, float, float]]:
+    """``n`` evenly spaced shades of the group's hue, darkest first."""
+    if group in _FAMILY_CMAPS:
+        cmap = matplotlib.colormaps[_FAMILY_CMAPS[group]]
+        lo, hi = (0.45, 0.85) if group != "fixed" else (0.4, 0.8)
+        return [cmap(hi - (hi - lo) * (i / (n - 1)) if n > 1 else 0.7) for i in range(n)]
+    base = np.array(to_rgb(_LEARNABLE_FAMILY_COLORS.get(group) or candidate_color(group)))
+    out = []
+    for i in range(n):
+        t = -0.3 + 0.75 * i / (n - 1) if n > 1 else 0.0  # < 0: toward black, > 0: toward white
+        rgb = base * (1 + t) if t < 0 else base + (1 - base) * t
+        out.append((*(float(c) for c in np.clip(rgb, 0, 1)), 1.0))
+    return out
 
 
 def variant_colors(view: StudyView) -> dict[str, tuple[float, float, float, float]]:
-    """One RGBA colour per variant: the family's hue, shades in study order."""
-    families: dict[str, list[str]] = {}
+    """One RGBA colour per variant: its group's hue (:func:`variant_family`), shades in study order."""
+    groups: dict[str, list[str]] = {}
     for v in view.variants:
-        families.setdefault(variant_family(view.config(v)), []).append(v)
+        groups.setdefault(variant_family(view.config(v)), []).append(v)
     colors = {}
-    for fam, members in families.items():
-        cmap = matplotlib.colormaps[_FAMILY_CMAPS[fam]]
-        lo, hi = (0.45, 0.85) if fam != "fixed" else (0.4, 0.8)
-        n = len(members)
-        for i, v in enumerate(members):
-            colors[v] = cmap(hi - (hi - lo) * (i / (n - 1)) if n > 1 else 0.7)
+    for group, members in groups.items():
+        colors.update(zip(members, _shades(group, len(members)), strict=True))
     return colors
 
 

@@ -19,10 +19,12 @@ from .study_view import NothingToShow, StudyView
 __all__ = ["LEADERBOARD_COLUMNS", "leaderboard_table", "comparison_table", "diagnostics_summary_table",
            "format_pvalue"]
 
-LEADERBOARD_COLUMNS = ("accuracy", "f1", "roc_auc", "log_loss", "n_params", "train_time_s")
-"""Quantities of the leaderboard table, in column order."""
+LEADERBOARD_COLUMNS = ("accuracy", "f1", "roc_auc", "log_loss", "n_params", "flops_per_sample", "step_latency_ms")
+"""Quantities of the leaderboard table, in column order (cost: the variant trained alone, :mod:`learnact.training.cost`)."""
 
-_SHORT = {"n_params": "Params", "train_time_s": "Time (s)", "log_loss": "Log loss"}
+_SHORT = {"n_params": "Params", "train_time_s": "Time (s)", "log_loss": "Log loss", "flops_per_sample": "FLOPs/sample",
+          "step_latency_ms": "Step (ms)"}
+_EXACT = {"n_params", "flops_per_sample", "step_latency_ms"}  # measured once per variant: no spread when seeds agree
 
 
 def format_pvalue(p: float) -> str:
@@ -94,7 +96,7 @@ def leaderboard_table(view: StudyView, columns: Sequence[str] = LEADERBOARD_COLU
         best[q] = _best(means, info.higher_is_better)
     for v in order:
         n = int(max((view.aggregate(v, q)["n"] for q in columns if view.aggregate(v, q) is not None), default=0))
-        rec = {"variant": v, "group": "fixed" if view.is_fixed(v) else "learnable", "n_seeds": n,
+        rec = {"variant": v, "group": view.kind(v), "n_seeds": n,
                "n_diverged": view.n_diverged(v)}
         row = [Cell(v), Cell(str(n))] + ([Cell(str(view.n_diverged(v)))] if show_diverged else [])
         for q in columns:
@@ -105,7 +107,7 @@ def leaderboard_table(view: StudyView, columns: Sequence[str] = LEADERBOARD_COLU
                         f"{q}_ci_low": float(agg["ci_low"]) if agg is not None else np.nan,
                         f"{q}_ci_high": float(agg["ci_high"]) if agg is not None else np.nan})
             spec = ",.0f" if q == "n_params" else info.fmt
-            text = _pm(mean, std, spec) if q != "n_params" or std > 0 else _fmt(mean, spec)
+            text = _pm(mean, std, spec) if q not in _EXACT or std > 0 else _fmt(mean, spec)
             row.append(Cell(text, v in best[q]))
         records.append(rec)
         cells[v] = row
@@ -113,8 +115,10 @@ def leaderboard_table(view: StudyView, columns: Sequence[str] = LEADERBOARD_COLU
         [_SHORT.get(q, describe_quantity(q).label) for q in columns]
     seeds = ", ".join(map(str, view.seeds))
     caption = (f"Leaderboard on the {view.dataset_label} test sets: mean \u00b1 sample standard deviation over "
-               f"seeds ({seeds}); fixed baselines first, then learnable activations, each sorted by ROC-AUC.")
-    notes = "Bold: best mean per column (higher is better except log loss, parameters and time)."
+               f"seeds ({seeds}); fixed baselines first, then gated mixtures and learnable families, each sorted by "
+               "ROC-AUC. FLOPs per sample (forward + backward) and the latency of one training step (one thread) "
+               "are what the variant costs trained alone at the study's batch size.")
+    notes = "Bold: best mean per column (higher is better except log loss, parameters, FLOPs and step time)."
     if show_diverged:
         notes = _with_note(f"{notes} n: finished runs; Diverged: runs whose loss, weights or gates stopped being "
                            "finite (their test metrics are NaN).", view)

@@ -21,11 +21,12 @@ from ..data import Split
 from ..model import MLP
 from ..model.activations import gate_entropy
 from .history import EpochRecord, divergence_reason
-from .objective import entropy_term, targets_tensor, task_loss
+from .objective import batch_objective, targets_tensor, task_loss
 from .schedules import TemperatureSchedule, recorded_temperatures, set_temperature_
 from .seeding import dataloader_permutation
 
-__all__ = ["FitResult", "fit", "gate_summary", "is_activation_parameter", "make_optimizer", "weights_finite"]
+__all__ = ["FitResult", "fit", "gate_summary", "is_activation_parameter", "make_optimizer", "train_step",
+           "weights_finite"]
 
 
 @dataclass
@@ -105,6 +106,20 @@ def make_optimizer(model: MLP, cfg: TrainConfig) -> torch.optim.Adam:
     return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def train_step(model: MLP, opt: torch.optim.Optimizer, x: Tensor, target: Tensor,
+               entropy_weight: float) -> tuple[Tensor, Tensor | None]:
+    """One optimiser step of the protocol's objective (:func:`~.objective.batch_objective`) on a mini-batch.
+
+    Returns:
+        The batch's task loss and summed gate entropy (``None`` without gated layers), detached.
+    """
+    opt.zero_grad()
+    loss, task, ent = batch_objective(model, x, target, entropy_weight)
+    loss.backward()
+    opt.step()
+    return task.detach(), ent.detach() if ent is not None else None
+
+
 def fit(model: MLP, split: Split, cfg: TrainConfig, generator: torch.Generator, *,
         schedule: TemperatureSchedule | None = None) -> FitResult:
     """Train ``model`` in place on ``split``; restore the best validation weights.
@@ -139,13 +154,7 @@ def fit(model: MLP, split: Split, cfg: TrainConfig, generator: torch.Generator, 
         for lo in range(0, n, cfg.batch_size):
             idx = perm[lo : lo + cfg.batch_size]
             xb, yb = X[idx], y[idx]
-            opt.zero_grad()
-            logits, gates = model.forward_with_gates(xb)
-            task = task_loss(logits, yb)
-            ent = entropy_term(gates)
-            loss = task + lam * ent if (ent is not None and lam != 0.0) else task
-            loss.backward()
-            opt.step()
+            task, ent = train_step(model, opt, xb, yb, lam)
             sum_task += float(task.detach()) * len(idx)
             sum_ent += float(ent.detach()) * len(idx) if ent is not None else 0.0
         model.eval()

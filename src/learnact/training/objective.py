@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..model.activations import gate_entropy
 
-__all__ = ["task_loss", "entropy_term", "targets_tensor"]
+__all__ = ["task_loss", "entropy_term", "targets_tensor", "batch_objective"]
 
 
 def targets_tensor(y: object, n_classes: int) -> Tensor:
@@ -53,3 +53,21 @@ def entropy_term(gates: Sequence[Tensor | None]) -> Tensor | None:
         h = gate_entropy(g).mean()
         total = h if total is None else total + h
     return total
+
+
+def batch_objective(model: torch.nn.Module, x: Tensor, target: Tensor,
+                    entropy_weight: float) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The training objective of one mini-batch: ``(loss, task, entropy)``, all differentiable.
+
+    ``loss = task + entropy_weight * entropy`` when the model has gated layers
+    and the weight is not zero, else ``task``; ``entropy`` is ``None`` without
+    gated layers. ``model`` is an :class:`~learnact.model.MLP` (``forward_with_gates``).
+
+    Shape:
+        - x: ``(b, in_features)``; target: as :func:`task_loss`; outputs: ``()``
+    """
+    logits, gates = model.forward_with_gates(x)
+    task = task_loss(logits, target)
+    ent = entropy_term(gates)
+    loss = task + entropy_weight * ent if (ent is not None and entropy_weight != 0.0) else task
+    return loss, task, ent

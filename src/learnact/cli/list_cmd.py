@@ -1,0 +1,91 @@
+"""``learnact list``: what a study can use, read from the registries.
+
+Candidates, gate kinds, learnable families with their hyper-parameters (name,
+default, description from each family's params class), presets and data sets.
+Nothing here is a hand-kept list: registering a candidate or a family shows it.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from .app import app
+
+__all__ = ["list_cmd", "SECTIONS", "section_lines"]
+
+SECTIONS = ("candidates", "gates", "families", "presets", "datasets")
+"""What ``learnact list WHAT`` can show (``all``: every section; ``activations``: candidates and families)."""
+
+_ALIASES = {"all": SECTIONS, "activations": ("candidates", "families"), "gate": ("gates",),
+            "family": ("families",), "candidate": ("candidates",), "preset": ("presets",),
+            "dataset": ("datasets",)}
+
+# What each gate kind learns (the kinds themselves come from GateKind).
+_GATE_TEXT = {
+    "layer": "one logit vector per layer, shared by its units and samples",
+    "neuron": "one logit vector per unit",
+    "input": "logits from a small gating head on the network's input (gate_source = \"network\") or the "
+             "layer's own input (\"layer\"); gate_hidden sets its width",
+}
+
+
+def _value(v: object) -> str:
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def section_lines(section: str) -> list[str]:
+    """The lines ``learnact list`` prints for one of :data:`SECTIONS`."""
+    if section == "candidates":
+        from ..model import list_candidates
+
+        return ['candidates (kind = "fixed", activation = NAME; kind = "gated", candidates = [NAME, ...]):',
+                "  " + ", ".join(list_candidates())]
+    if section == "gates":
+        from typing import get_args
+
+        from ..model.activations import GateKind
+
+        kinds = list(get_args(GateKind))
+        width = max(map(len, kinds))
+        return ['gate kinds (kind = "gated", gate = KIND):'] + [
+            f"  {k:<{width}}  {_GATE_TEXT.get(k, '')}".rstrip() for k in kinds]
+    if section == "families":
+        from ..model.activations import family_params_model, list_families
+
+        lines = ["learnable families (kind = NAME, params = { FIELD = VALUE, ... }):"]
+        for name in list_families():
+            spec = family_params_model(name)
+            summary = (spec.__doc__ or "").strip().splitlines()[0] if (spec.__doc__ or "").strip() else ""
+            summary = summary.removeprefix(f"``{name}``:").replace("``", "").strip()
+            lines.append(f"  {name}" + (f": {summary}" if summary else ""))
+            fields = [(k, _value(f.default), f.description or "") for k, f in spec.model_fields.items()]
+            w_name = max(len(k) for k, _, _ in fields)
+            w_val = max(len(v) for _, v, _ in fields)
+            lines += [f"    {k:<{w_name}} = {v:<{w_val}}  {d}".rstrip() for k, v, d in fields]
+        return lines
+    if section == "presets":
+        from ..experiment import list_presets
+
+        return ["presets (learnact run --preset NAME):", "  " + ", ".join(list_presets())]
+    if section == "datasets":
+        from ..data import BUILTIN_DATASETS
+
+        return ["data sets (data.dataset = NAME, or the path of a .csv file with data.target = COLUMN):",
+                "  " + ", ".join(sorted(BUILTIN_DATASETS))]
+    raise ValueError(f"unknown section {section!r}")
+
+
+@app.command("list")
+def list_cmd(what: str = typer.Argument(
+        "all", help="all | candidates | gates | families | presets | datasets | activations")) -> None:
+    """List candidates, gate kinds, learnable families with their parameters, presets and data sets."""
+    sections = _ALIASES.get(what, (what,) if what in SECTIONS else None)
+    if sections is None:
+        valid = ", ".join(["all", *SECTIONS, "activations"])
+        raise ValueError(f"unknown list {what!r}; use one of: {valid}")
+    blocks = ["\n".join(section_lines(s)) for s in sections]
+    print("\n\n".join(blocks))
