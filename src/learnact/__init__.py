@@ -5,14 +5,27 @@ a controlled MLP backbone, multi-seed studies with stability-aware statistics,
 and a LaTeX-ready report pack.
 
 Importing ``learnact`` only defines names; nothing is trained, seeded or read.
+The model names (``GatedActivation``, ``MLP``, ...) load torch on first use, so
+validating a study file or ``learnact --help`` does not.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .config import ActivationConfig, BackboneConfig, DataConfig, RunConfig, StudyConfig, TrainConfig
 from .exceptions import ConfigError, DataError, LearnactError
-from .model import MLP, FixedActivation, GatedActivation, gate_entropy, get_candidate, list_candidates, \
-    register_candidate
+
+if TYPE_CHECKING:
+    from .model import (
+        MLP,
+        FixedActivation,
+        GatedActivation,
+        gate_entropy,
+        get_candidate,
+        list_candidates,
+        register_candidate,
+    )
 
 __version__ = "0.1.0"
 
@@ -35,3 +48,15 @@ __all__ = [
     "list_candidates",
     "register_candidate",
 ]
+
+_FROM_MODEL = ("MLP", "FixedActivation", "GatedActivation", "gate_entropy", "get_candidate", "list_candidates",
+               "register_candidate")
+
+
+def __getattr__(name: str) -> Any:
+    """The model names, imported (with torch) on first use."""
+    if name in _FROM_MODEL:
+        from . import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'learnact' has no attribute {name!r}")

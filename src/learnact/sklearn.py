@@ -24,8 +24,8 @@ from ._checks import did_you_mean
 from .config import ActivationConfig, TrainConfig, format_validation_error
 from .data import Split, Standardizer
 from .evaluation.metrics import class_probabilities
-from .experiment.artifacts import predict_proba
 from .model import MLP, init_parameters_
+from .model.inference import predict_proba
 from .training import fit as fit_model
 from .training import run_generator
 

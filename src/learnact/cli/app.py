@@ -22,8 +22,7 @@ app = typer.Typer(
 @app.command("list")
 def list_cmd(what: str = typer.Argument("all", help="presets | activations | all")) -> None:
     """List built-in presets and registered candidate activations."""
-    from ..experiment import list_presets
-    from ..model import list_candidates
+    from ..names import list_candidates, list_presets  # the name registry: no torch
 
     if what not in ("all", "presets", "activations"):
         raise ValueError(f"unknown list {what!r}; use presets, activations or all")

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from ..config import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_ENGINE, EXECUTORS
+from ..names import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_ENGINE, EXECUTORS
 from .app import app
 
 __all__ = ["run", "default_out"]
@@ -38,7 +38,7 @@ def _study_source(preset: str | None, config: Path | None, out: Path | None) -> 
         return config, f"config {config}"
     if preset is not None:
         return preset, f"preset {preset}"
-    from ..experiment.runner import STUDY_FILE
+    from ..store import STUDY_FILE
 
     if out is not None and (out / STUDY_FILE).is_file():
         return out / STUDY_FILE, f"the study already in {out}"

@@ -211,12 +211,10 @@ def diagnostics_table(study_dir: Path, collapse_threshold: float = DEFAULT_COLLA
         Columns :data:`DIAGNOSTIC_COLUMNS`, then ``weight_mean_<c>``,
         ``weight_std_<c>`` and ``argmax_<c>`` for every candidate ``c`` seen
         (NaN where a run's layer does not have that candidate). Runs are in
-        the order of :func:`learnact.evaluation.results.study_runs`.
+        the order of :func:`learnact.store.study_runs`.
     """
-    from .results import study_runs
-
     rows = []
-    for folder, cfg in study_runs(study_dir):
+    for folder, cfg in store.study_runs(study_dir):
         for diag in gate_diagnostics(folder, collapse_threshold):
             rows.append({"run_id": folder.name, "variant": cfg.variant, "seed": cfg.seed, **_flatten(diag)})
     table = pd.DataFrame(rows, columns=None if rows else list(DIAGNOSTIC_COLUMNS))

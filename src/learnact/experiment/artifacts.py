@@ -13,6 +13,7 @@ from ..config import RunConfig
 from ..data import Split
 from ..evaluation.metrics import compute_metrics
 from ..model import MLP, GatedActivation, count_parameters
+from ..model.inference import predict_proba  # moved under model/; re-exported for older imports
 from ..store import RunArtifacts
 from ..training.loop import FitResult
 
@@ -28,23 +29,6 @@ class TrainedRun:
     fit: FitResult
     split: Split
     peak_memory_mb: float = float("nan")
-
-
-def predict_proba(model: MLP, X: np.ndarray) -> tuple[np.ndarray, list[torch.Tensor | None]]:
-    """Class probabilities and per-layer gate weights for ``X``.
-
-    Returns:
-        ``prob`` of shape ``(n,)`` (binary: positive class) or ``(n, k)``, and
-        the gate weights per hidden layer as the model produced them.
-    """
-    model.eval()
-    with torch.no_grad():
-        logits, gates = model.forward_with_gates(torch.as_tensor(X, dtype=torch.float32))
-        if logits.shape[-1] == 1:
-            prob = torch.sigmoid(logits).reshape(-1)
-        else:
-            prob = torch.softmax(logits, dim=-1)
-    return prob.double().numpy(), gates
 
 
 def build_artifacts(t: TrainedRun) -> RunArtifacts:

@@ -16,7 +16,7 @@ from ..data.sources import check_feature_frame
 from ..evaluation.metrics import class_probabilities
 from ..exceptions import CheckpointError, DataError
 from ..model import MLP
-from .artifacts import predict_proba
+from ..model.inference import predict_proba
 
 __all__ = ["LoadedRun", "load_run", "predict_table"]
 

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import store
-from ..config import DEFAULT_ENGINE, RunConfig, StudyConfig
+from ..store import LOG_FILE, STUDY_FILE  # the study folder's files; re-exported for older imports
+from ..config import RunConfig, StudyConfig
 from ..data import check_splits, load_dataset
+from ..names import DEFAULT_ENGINE
 from ..exceptions import ConfigError, LearnactError, RunStoreError
 from .engines import ENGINES
 from .executors import ExecutorPool, InProcessExecutor, run_group
@@ -31,8 +33,6 @@ from .lock import study_lock
 
 __all__ = ["DEFAULT_ENGINE", "LOG_FILE", "STUDY_FILE", "StudyResult", "check_inputs", "plan_groups", "run_study"]
 
-LOG_FILE = "study.log"
-STUDY_FILE = "study.json"
 
 Progress = Callable[[int, int, str], None]
 

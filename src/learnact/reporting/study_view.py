@@ -20,7 +20,6 @@ import pandas as pd
 from .. import store
 from ..config import RunConfig
 from ..evaluation import resolve_reference, seed_aggregates, tidy_results
-from ..evaluation.results import study_runs
 from ..exceptions import RunStoreError
 
 __all__ = ["RunView", "StudyView", "load_study_view", "NothingToShow"]
@@ -218,7 +217,7 @@ def load_study_view(study_dir: Path | str) -> StudyView:
     folder = Path(study_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"study folder {str(folder)!r} does not exist")
-    done = list(study_runs(folder))
+    done = list(store.study_runs(folder))
     if not done:
         raise RunStoreError(
             f"study folder {str(folder)!r} has no finished runs (expected runs/<run_id>/DONE); "
