@@ -112,7 +112,6 @@ def test_help_and_list_load_no_torch(argv):
 def test_lazy_package_exports_still_resolve():
     import learnact
     import learnact.experiment as experiment
-
     from learnact import GatedActivation
     from learnact.model.activations.gated import GatedActivation as Direct
 

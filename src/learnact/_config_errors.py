@@ -68,8 +68,8 @@ def _range_text(info: FieldInfo | None, kind: str = "") -> str | None:
     if cap:
         bounds = [m for m in info.metadata if isinstance(m, (annotated_types.Le, annotated_types.Lt))]
         if kind in ("less_than", "less_than_equal") and bounds:
-            hi = bounds[0]
-            sign, value = ("<=", hi.le) if isinstance(hi, annotated_types.Le) else ("<", hi.lt)
+            bound = bounds[0]
+            sign, value = ("<=", bound.le) if isinstance(bound, annotated_types.Le) else ("<", bound.lt)
             return f"must be {sign} {_num(value)} ({cap})"
         info = FieldInfo.merge_field_infos(info)
         info.metadata = [m for m in info.metadata if not isinstance(m, (annotated_types.Le, annotated_types.Lt))]

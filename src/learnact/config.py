@@ -156,7 +156,7 @@ class DataConfig(_Frozen):
     """
 
     dataset: str = "breast_cancer"
-    target: Optional[str] = None
+    target: str | None = None
     test_size: float = Field(0.25, gt=0, lt=1)
     val_size: float = Field(0.2, gt=0, lt=1)
 
@@ -195,7 +195,7 @@ class BackboneConfig(_Frozen):
             raise ValueError(f"every width must be <= {MAX_WIDTH} (MAX_WIDTH), got {list(v)}")
         if len(v) > MAX_HIDDEN_LAYERS:
             raise ValueError(f"must list at most {MAX_HIDDEN_LAYERS} layers (MAX_HIDDEN_LAYERS), got {len(v)}")
-        weights = sum(a * b for a, b in zip(v, v[1:]))
+        weights = sum(a * b for a, b in zip(v, v[1:], strict=False))
         if weights > MAX_HIDDEN_WEIGHTS:
             raise ValueError(f"widths {list(v)} give {weights:,} weights between hidden layers, more than the "
                              f"limit of {MAX_HIDDEN_WEIGHTS:,} (MAX_HIDDEN_WEIGHTS); use narrower layers")
@@ -333,11 +333,12 @@ class TrainConfig(_Frozen):
 
 def _optional_fields(model: type[BaseModel]) -> dict[str, Any]:
     """``model``'s fields as ``Optional`` with default ``None`` and the same constraints."""
-    return {name: (Optional[info.annotation], FieldInfo.merge_field_infos(info, default=None))
+    # Optional[...] here builds a type at run time from any annotation (``X | None`` needs a class on the left)
+    return {name: (Optional[info.annotation], FieldInfo.merge_field_infos(info, default=None))  # noqa: UP045
             for name, info in model.model_fields.items()}
 
 
-TrainOverrides: type[BaseModel] = create_model(  # type: ignore[call-overload]
+TrainOverrides: type[BaseModel] = create_model(
     "TrainOverrides",
     __base__=_Frozen,
     __doc__="A variant's changes to the study's :class:`TrainConfig` (``None``: inherit).",
@@ -402,7 +403,7 @@ class VariantConfig(_Frozen):
 
     name: str
     activation: ActivationConfig = Field(default_factory=ActivationConfig)
-    train: TrainOverrides = Field(default_factory=TrainOverrides)  # type: ignore[valid-type]
+    train: TrainOverrides = Field(default_factory=TrainOverrides)
 
     @field_validator("name")
     @classmethod
@@ -449,7 +450,7 @@ class StudyConfig(_Frozen):
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     variants: tuple[VariantConfig, ...] = Field(strict=False)
-    reference: Optional[str] = None
+    reference: str | None = None
 
     @field_validator("name")
     @classmethod

@@ -7,7 +7,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -77,27 +76,27 @@ def _default_threads(engine: str, executor: str) -> int:
 
 @app.command()
 def run(
-    preset: Optional[str] = typer.Option(
+    preset: str | None = typer.Option(
         None, "--preset", "-p", help="Built-in study: paper (75 runs) or headline (15). Default: paper, or the "
                                      "study already in --out."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Study file (.toml/.yaml/.json)."),
-    out: Optional[Path] = typer.Option(
+    config: Path | None = typer.Option(None, "--config", "-c", help="Study file (.toml/.yaml/.json)."),
+    out: Path | None = typer.Option(
         None, "--out", "-o", help="Study folder; rerunning into it resumes (default: a new folder, printed)."),
     engine: str = typer.Option(
         DEFAULT_ENGINE, "--engine", help="Training engine (an unknown name lists the valid ones)."),
     executor: str = typer.Option(
         "local", "--executor", "-x", help=f"Where runs train: {' | '.join(EXECUTORS)}."),
-    workers: Optional[int] = typer.Option(
+    workers: int | None = typer.Option(
         None, "--workers", "-w", help="Worker processes for --executor processes (default: CPU count)."),
-    scheduler: Optional[str] = typer.Option(
+    scheduler: str | None = typer.Option(
         None, "--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://HOST:8786."),
     connect_timeout: float = typer.Option(
         DEFAULT_CONNECT_TIMEOUT_S, "--connect-timeout", help="Seconds to wait for the Dask scheduler."),
-    group_size: Optional[int] = typer.Option(
+    group_size: int | None = typer.Option(
         None, "--group-size", help="Most runs per task (default: 1 for sequential, else split per worker)."),
     force: bool = typer.Option(False, "--force", help="Retrain runs that are already finished."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (errors still print)."),
-    threads: Optional[int] = typer.Option(
+    threads: int | None = typer.Option(
         None, "--threads", help="Threads per task (default: all cores for the local vectorised engine, whose "
                                 "stacks then train in that many worker processes; else 1, fastest for small MLPs)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Build the report pack at the end."),
@@ -110,8 +109,8 @@ def run(
     from ..experiment.engines import ENGINES
     from ..experiment.executors import open_executor
     from ..experiment.runner import run_study
-    from .display import print_leaderboard
     from ..store import atomic_write
+    from .display import print_leaderboard
     from .progress import study_progress
 
     source, described = _study_source(preset, config, out)

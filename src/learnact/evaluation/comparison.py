@@ -11,6 +11,7 @@ across the variants compared on that metric.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -144,9 +145,10 @@ def paired_comparisons(
         values = _per_seed(tidy, metric)
         n_train = _per_seed(tidy, metric, "n_train")
         n_test = _per_seed(tidy, metric, "n_test")
-        block = []
+        block: list[dict[str, Any]] = []
         for variant in others:
-            base = {"metric": metric, "variant": variant, "reference": ref, "higher_is_better": q.higher_is_better}
+            base: dict[str, Any] = {"metric": metric, "variant": variant, "reference": ref,
+                                    "higher_is_better": q.higher_is_better}
             has_both = variant in values.columns and ref in values.columns
             pair = values[[variant, ref]].dropna() if has_both else pd.DataFrame(columns=[variant, ref])
             seeds = [int(s) for s in pair.index]

@@ -19,8 +19,8 @@ import torch
 
 from ..config import RunConfig
 from ..data import Split, load_dataset, split_dataset
-from ..store import RunArtifacts
 from ..model import MLP, init_parameters_
+from ..store import RunArtifacts
 from ..training import fit, native, run_generator
 from ..training.scheduling import Executor, default_workers, plan_stacks, run_stacks
 from ..training.streams import StreamMode
@@ -195,7 +195,8 @@ def _trajectory_key(run: RunConfig) -> str:
     """Everything that shapes a run's training trajectory: all but its name, ``max_epochs`` and ``patience``."""
     train = run.train.model_dump()
     del train["max_epochs"], train["patience"]
-    return json.dumps({"seed": run.seed, "data": run.data.model_dump(), "backbone": run.backbone.model_dump(mode="json"),
+    return json.dumps({"seed": run.seed, "data": run.data.model_dump(),
+                       "backbone": run.backbone.model_dump(mode="json"),
                        "activation": run.activation.canonical(), "train": train}, sort_keys=True)
 
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import store
-from ..store import LOG_FILE, STUDY_FILE  # the study folder's files; re-exported for older imports
 from ..config import RunConfig, StudyConfig
 from ..data import check_splits, load_dataset
-from ..names import DEFAULT_ENGINE
 from ..exceptions import ConfigError, LearnactError, RunStoreError
+from ..names import DEFAULT_ENGINE
+from ..store import LOG_FILE, STUDY_FILE  # the study folder's files; re-exported for older imports
 from .engines import ENGINES
 from .executors import ExecutorPool, InProcessExecutor, run_group
 from .grid import study_to_dict

@@ -7,6 +7,7 @@ comparisons, gate diagnostics); this module only arranges and formats it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,7 +62,9 @@ def _ordered_groups(view: StudyView, variants: Sequence[str] | None = None,
     if sort_by is not None:
         sign = -1.0 if describe_quantity(sort_by).higher_is_better is not False else 1.0
         key = lambda v: sign * np.nan_to_num(view.mean_metric(v, sort_by), nan=-np.inf)  # noqa: E731
-    order, titles, rules = [], {}, []
+    order: list[str] = []
+    titles: dict[int, str] = {}
+    rules: list[int] = []
     for kind, text in grouped_rows(view, variants, key):
         if kind == "heading":
             titles[len(order)] = text
@@ -81,8 +84,9 @@ def leaderboard_table(view: StudyView, columns: Sequence[str] = LEADERBOARD_COLU
         means = {v: float(a["mean"]) if (a := view.aggregate(v, q)) is not None else np.nan for v in order}
         best[q] = _best(means, info.higher_is_better)
     for v in order:
-        n = int(max((view.aggregate(v, q)["n"] for q in columns if view.aggregate(v, q) is not None), default=0))
-        rec = {"variant": v, "group": "fixed" if view.is_fixed(v) else "learnable", "n_seeds": n}
+        found = [a for a in (view.aggregate(v, q) for q in columns) if a is not None]
+        n = int(max((a["n"] for a in found), default=0))
+        rec: dict[str, Any] = {"variant": v, "group": "fixed" if view.is_fixed(v) else "learnable", "n_seeds": n}
         row = [Cell(v), Cell(str(n))]
         for q in columns:
             agg = view.aggregate(v, q)
@@ -118,7 +122,9 @@ def comparison_table(view: StudyView, metrics: Sequence[str] = DEFAULT_COMPARISO
     table = paired_comparisons(view.tidy, reference, metrics)
     ref = str(table.attrs["reference"])
     order, _, _ = _ordered_groups(view, [v for v in view.variants if v != ref])
-    rows, titles, rules = [], {}, []
+    rows: list[list[Cell]] = []
+    titles: dict[int, str] = {}
+    rules: list[int] = []
     for metric in metrics:
         info = describe_quantity(metric)
         block = table[table["metric"] == metric].set_index("variant")
@@ -157,7 +163,9 @@ def diagnostics_summary_table(view: StudyView) -> Table:
         raise NothingToShow("the study has no gated variant")
     diag = diagnostics_table(view.folder)
     diag = diag[diag["variant"].isin(view.gated)]
-    records, rows, rules = [], [], []
+    records: list[dict[str, Any]] = []
+    rows: list[list[Cell]] = []
+    rules: list[int] = []
     stats = [("entropy_mean", ".3f"), ("max_weight_mean", ".3f"), ("effective_candidates", ".2f")]
     for v in view.gated:
         for layer, group in diag[diag["variant"] == v].groupby("layer", sort=True):

@@ -28,8 +28,8 @@ import contextlib
 import gc
 import math
 import multiprocessing
-import threading
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Literal, TypeVar
@@ -55,7 +55,8 @@ _MAX_DUMMY_SHARE = 0.5
 Executor = Literal["auto", "processes", "threads", "inline"]
 
 def _signatures(model: MLP) -> tuple[tuple, tuple]:
-    lin, gate = [], []
+    lin: list[tuple[str, tuple[int, ...]]] = []
+    gate: list[tuple[str, tuple[int, ...]]] = []
     for name, p in model.named_parameters():
         (gate if ".activation." in name else lin).append((name, tuple(p.shape)))
     return tuple(lin), tuple(gate)
@@ -108,7 +109,7 @@ def plan_stacks(
     families: dict[tuple, list[tuple]] = {}
     for key in groups:
         families.setdefault(key[:2], []).append(key)
-    for (sk, lin), keys in families.items():
+    for (_sk, lin), keys in families.items():
         n_lin = sum(math.prod(shape) for _, shape in lin)
         union = {entry for k in keys for entry in k[2]}
         one_shape_per_name = len({name for name, _ in union}) == len(union)
@@ -128,7 +129,7 @@ def plan_stacks(
         # the long runs of a seed in few stacks instead of giving every stack a long tail
         members = sorted(members, key=lambda i: (split_rank[id(splits[i])], i))
         bounds = [round(j * len(members) / n_stacks) for j in range(n_stacks + 1)]
-        stacks.extend(sorted(members[a:b]) for a, b in zip(bounds, bounds[1:]))
+        stacks.extend(sorted(members[a:b]) for a, b in zip(bounds, bounds[1:], strict=False))
     return stacks
 
 def default_workers() -> int:

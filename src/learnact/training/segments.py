@@ -118,7 +118,7 @@ def segment_models(models: Sequence[MLP]) -> tuple[list[int], list[Segment]]:
             layers = sigs[order[start]]
             members = [models[i] for i in order[start:row]]
             temps: list[Tensor | None] = [
-                None if a.kind == "fixed" else torch.tensor([[float(m.activations[i].temperature)] for m in members])
+                None if a.kind == "fixed" else torch.tensor([[float(m.activations[i].temperature)] for m in members])  # type: ignore[arg-type]  # a gated layer's temperature buffer
                 for i, a in enumerate(layers)]
             functions = [[get_candidate(n) for n in a.candidates] for a in layers]
             segments.append(Segment(start, row - start, layers, functions, temps))

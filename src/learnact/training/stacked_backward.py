@@ -90,6 +90,7 @@ def _gated_backward(unit: Unit, record: tuple, grad: Tensor,
         total = _entropy_grad(g, lam_s, kind) + gg
         gg = total if on is None else torch.where(on.view(-1, *([1] * (g.dim() - 1))), total, gg)
     gs = torch._softmax_backward_data(gg, g, -1, g.dtype)
+    assert unit.temperature is not None  # a gated unit
     if kind != "input":
         torch.div(gs, unit.temperature, out=unit.grads[0])
         return gz, None

@@ -37,13 +37,13 @@ from torch import Tensor
 from ..config import TrainConfig
 from ..data import Split
 from ..model import MLP
+from . import native as native_step
+from . import worksharing
 from .loop import FitResult
 from .stacked import StackedMLP, Tape
 from .stacked_backward import backward_
 from .stacked_loss import member_task_loss, task_and_gradient
 from .stacked_records import gate_summary, step_entropies, write_histories
-from . import native as native_step
-from . import worksharing
 from .streams import PermutationStreams, StreamMode
 
 __all__ = ["StackedFit", "fit_stacked", "load_parameters_", "stack_key"]
@@ -351,7 +351,8 @@ def _split_members(stack: StackedMLP, alive: np.ndarray, split_of: np.ndarray) -
     half = cost.sum() / 2
     if labels.size > 1:
         totals = sorted(((cost[groups == g].sum(), int(g)) for g in labels), reverse=True)
-        given, load = [], 0.0
+        given: list[int] = []
+        load = 0.0
         for total, g in totals:  # largest first, into the part that stays below half
             if load + total <= half or not given:
                 given.append(g)

@@ -83,8 +83,8 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 from torch import Tensor, nn
 
-from ..._checks import check_positive_int, did_you_mean
 from ... import names
+from ..._checks import check_positive_int, did_you_mean
 from ...config import describe_errors
 from ...family_params import (
     FamilyParams,
@@ -256,7 +256,7 @@ def spline(x: Tensor, coefficients: Tensor, knots: Tensor, order: int, base_weig
 # --- initial values fitted once, deterministically ------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rational_init(num_degree: int, den_degree: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Least-squares fit of ``P / (1 + Q)`` to leaky ReLU on [-3, 3] (linearised)."""
     x = np.linspace(-3, 3, 2001)
@@ -267,7 +267,7 @@ def _rational_init(num_degree: int, den_degree: int) -> tuple[tuple[float, ...],
     return tuple(c[: num_degree + 1].tolist()), tuple(c[num_degree + 1 :].tolist())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kernel_init(size: int, lo: float, hi: float, gamma: float) -> tuple[float, ...]:
     """Ridge fit of the kernel coefficients to ELU on the dictionary's range."""
     d = np.linspace(lo, hi, size)
@@ -284,7 +284,7 @@ def _spline_knots(order: int, grid_size: int, lo: float, hi: float) -> Tensor:
     return torch.linspace(lo - order * h, hi + order * h, grid_size + 2 * order + 1, dtype=torch.float64).float()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _spline_init(order: int, grid_size: int, lo: float, hi: float, init: str, base: str) -> tuple[float, ...]:
     """Least squares coefficients of ``init - base`` on [lo, hi] (``c = 0`` when they are the same function)."""
     if init == base:
