@@ -183,3 +183,14 @@ def test_importing_evaluation_loads_no_later_stage():
     env = {"PYTHONPATH": str(SRC.parent), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("package", ["learnact", "learnact.data", "learnact.model", "learnact.training",
+                                     "learnact.evaluation", "learnact.reporting", "learnact.experiment"])
+def test_public_names_are_defined_once(package):
+    import importlib
+
+    mod = importlib.import_module(package)
+    assert len(mod.__all__) == len(set(mod.__all__)), sorted(n for n in mod.__all__ if mod.__all__.count(n) > 1)
+    missing = [n for n in mod.__all__ if not hasattr(mod, n)]
+    assert not missing, f"{package}.__all__ names undefined {missing}"
