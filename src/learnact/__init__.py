@@ -5,6 +5,8 @@ a controlled MLP backbone, multi-seed studies with stability-aware statistics,
 and a LaTeX-ready report pack.
 
 Importing ``learnact`` only defines names; nothing is trained, seeded or read.
+The model names (``GatedActivation``, ``MLP``, ...) load torch on first use, so
+validating a study file or ``learnact --help`` does not.
 """
 
 from __future__ import annotations
@@ -54,3 +56,15 @@ __all__ = [
     "list_candidates",
     "register_candidate",
 ]
+
+_FROM_MODEL = ("MLP", "FixedActivation", "GatedActivation", "gate_entropy", "get_candidate", "list_candidates",
+               "register_candidate")
+
+
+def __getattr__(name: str) -> Any:
+    """The model names, imported (with torch) on first use."""
+    if name in _FROM_MODEL:
+        from . import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'learnact' has no attribute {name!r}")

@@ -6,9 +6,12 @@ resolved description of one training run; its :attr:`RunConfig.run_id` is a
 stable id derived from everything that affects the result, so changing a field
 changes the ids of exactly the runs it affects.
 
-:func:`format_validation_error` turns a pydantic error into one
+:func:`format_validation_error` (defined in :mod:`learnact._config_errors`) turns a pydantic error into one
 :class:`~learnact.exceptions.ConfigError` whose message names the path of each
 bad field, its value and what is valid (``train.patience: must be >= 1, got 0``).
+
+Names (candidates, families, data sets) are checked against :mod:`learnact.names`
+only, so validating a config imports neither torch nor matplotlib.
 """
 
 from __future__ import annotations
@@ -16,14 +19,11 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
-import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, Optional
 
-import annotated_types
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -33,8 +33,15 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from . import names
 from ._checks import did_you_mean
+from ._config_errors import _show, config_error, describe_errors, format_validation_error
 from .exceptions import ConfigError
+from .family_params import FamilyParams, Granularity, _Frozen
+
+# Run settings the CLI shows; they live in the name registry now (experiment/ and cli/ both read them), and are
+# re-exported here for imports written before the move.
+from .names import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_ENGINE, EXECUTORS  # noqa: F401
 
 __all__ = [
     "ActivationConfig",
@@ -60,9 +67,6 @@ __all__ = [
     "MAX_CONFIG_DEPTH",
     "MAX_CONFIG_VALUES",
     "max_runs",
-    "DEFAULT_ENGINE",
-    "EXECUTORS",
-    "DEFAULT_CONNECT_TIMEOUT_S",
     "check_run_count",
     "TEMPERATURE_SCHEDULES",
     "check_variant_names",
@@ -142,21 +146,6 @@ def check_run_count(n_variants: int, n_seeds: int) -> str | None:
             f"more than the limit of {limit:,}; sweep fewer values or use fewer seeds (or raise the limit with "
             f"the environment variable {MAX_RUNS_ENV})")
 
-# How a study runs (defaults of `learnact run`; here so the CLI can show them without loading training code).
-DEFAULT_ENGINE = "vectorized"
-"""Engine used when none is named (``learnact run --engine``)."""
-EXECUTORS = ("local", "processes", "dask")
-"""Where groups of runs can train (``learnact run --executor``)."""
-DEFAULT_CONNECT_TIMEOUT_S = 5.0
-"""Seconds to wait for a Dask scheduler before giving up."""
-
-
-class _Frozen(BaseModel):
-    # strict: a config file's "300" is an error, not silently the integer 300
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, strict=True,
-                              allow_inf_nan=False)
-
-
 class DataConfig(_Frozen):
     """Where the data comes from and how each seed splits it.
 
@@ -168,15 +157,14 @@ class DataConfig(_Frozen):
     """
 
     dataset: str = "breast_cancer"
-    target: Optional[str] = None
+    target: str | None = None
     test_size: float = Field(0.25, gt=0, lt=1)
     val_size: float = Field(0.2, gt=0, lt=1)
 
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v: str) -> str:
-        from .data.sources import BUILTIN_DATASETS
-
+        BUILTIN_DATASETS = names.BUILTIN_DATASETS
         if v in BUILTIN_DATASETS or v.lower().endswith(".csv"):
             return v
         raise ValueError(f"unknown dataset {_show(v)}{did_you_mean(v, BUILTIN_DATASETS)}; "
@@ -185,10 +173,8 @@ class DataConfig(_Frozen):
     @field_validator("target")
     @classmethod
     def _target(cls, v: str | None, info: ValidationInfo) -> str | None:
-        from .data.sources import BUILTIN_DATASETS
-
         dataset = info.data.get("dataset")
-        if v is not None and dataset in BUILTIN_DATASETS:
+        if v is not None and dataset in names.BUILTIN_DATASETS:
             raise ValueError(f"names the label column of a CSV data set; the built-in {dataset!r} has its own "
                              f"labels, got target = {_show(v)}: remove it")
         return v
@@ -210,27 +196,11 @@ class BackboneConfig(_Frozen):
             raise ValueError(f"every width must be <= {MAX_WIDTH} (MAX_WIDTH), got {list(v)}")
         if len(v) > MAX_HIDDEN_LAYERS:
             raise ValueError(f"must list at most {MAX_HIDDEN_LAYERS} layers (MAX_HIDDEN_LAYERS), got {len(v)}")
-        weights = sum(a * b for a, b in zip(v, v[1:]))
+        weights = sum(a * b for a, b in zip(v, v[1:], strict=False))
         if weights > MAX_HIDDEN_WEIGHTS:
             raise ValueError(f"widths {list(v)} give {weights:,} weights between hidden layers, more than the "
                              f"limit of {MAX_HIDDEN_WEIGHTS:,} (MAX_HIDDEN_WEIGHTS); use narrower layers")
         return v
-
-
-Granularity = Literal["layer", "unit"]
-"""How many parameter sets a learnable family has: one per layer, or one per unit (neuron)."""
-
-
-class FamilyParams(_Frozen):
-    """Hyper-parameters of a learnable family; each family extends this with its own fields.
-
-    The families' own classes live beside their modules
-    (:mod:`learnact.model.activations.families`); ``ActivationConfig.params``
-    is validated against the one of its ``kind``.
-    """
-
-    granularity: Granularity = Field(
-        "layer", description="'layer': one parameter set shared by the layer's units; 'unit': one per unit")
 
 
 def _family_params_error(err: ValidationError, spec: type[FamilyParams], kind: str) -> ValidationError:
@@ -296,9 +266,7 @@ class ActivationConfig(_Frozen):
     @field_validator("kind")
     @classmethod
     def _kind(cls, v: str) -> str:
-        from .model.activations.families import list_families
-
-        valid = ["fixed", "gated", *list_families()]
+        valid = ["fixed", "gated", *names.list_families()]
         if v not in valid:
             raise ValueError(f"must be one of {', '.join(valid)}, got {_show(v)}{did_you_mean(v, valid)}")
         return v
@@ -306,22 +274,17 @@ class ActivationConfig(_Frozen):
     @field_validator("activation")
     @classmethod
     def _activation(cls, v: str) -> str:
-        from .model.activations import get_candidate
-
-        get_candidate(v)  # unknown names raise, listing the valid ones
-        return v
+        return names.check_candidate(v)  # unknown names raise, listing the valid ones
 
     @field_validator("candidates")
     @classmethod
     def _candidates(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from .model.activations import get_candidate
-
         if not v:
             raise ValueError("must name at least one activation, got []")
         problems = []
         for name in v:
             try:
-                get_candidate(name)
+                names.check_candidate(name)
             except ValueError as exc:
                 problems.append(str(exc))
         if problems:
@@ -333,17 +296,15 @@ class ActivationConfig(_Frozen):
     @field_validator("params")
     @classmethod
     def _params(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        from .model.activations.families import family_params_model, list_families
-
         kind = info.data.get("kind")
         if kind is None:  # the kind itself is invalid and reported
             return v
         if kind in ("fixed", "gated"):
             if v:
-                raise ValueError(f"only the learnable families ({', '.join(list_families())}) take params; "
+                raise ValueError(f"only the learnable families ({', '.join(names.list_families())}) take params; "
                                  f"kind {kind!r} has its own fields, got {v!r}")
             return v
-        spec = family_params_model(kind)
+        spec = names.family_params_model(kind)
         try:
             resolved = spec.model_validate(v)
         except ValidationError as err:
@@ -358,9 +319,7 @@ class ActivationConfig(_Frozen):
         """
         if self.kind in ("fixed", "gated"):
             raise ValueError(f"kind {self.kind!r} is not a learnable family; it has no family params")
-        from .model.activations.families import family_params_model
-
-        return family_params_model(self.kind).model_validate(self.params)
+        return names.family_params_model(self.kind).model_validate(self.params)
 
     def canonical(self) -> dict[str, Any]:
         """Only the fields that matter for this kind (used for run ids).
@@ -405,11 +364,12 @@ class TrainConfig(_Frozen):
 
 def _optional_fields(model: type[BaseModel]) -> dict[str, Any]:
     """``model``'s fields as ``Optional`` with default ``None`` and the same constraints."""
-    return {name: (Optional[info.annotation], FieldInfo.merge_field_infos(info, default=None))
+    # Optional[...] here builds a type at run time from any annotation (``X | None`` needs a class on the left)
+    return {name: (Optional[info.annotation], FieldInfo.merge_field_infos(info, default=None))  # noqa: UP045
             for name, info in model.model_fields.items()}
 
 
-TrainOverrides: type[BaseModel] = create_model(  # type: ignore[call-overload]
+TrainOverrides: type[BaseModel] = create_model(
     "TrainOverrides",
     __base__=_Frozen,
     __doc__="A variant's changes to the study's :class:`TrainConfig` (``None``: inherit).",
@@ -477,7 +437,7 @@ class VariantConfig(_Frozen):
 
     name: str
     activation: ActivationConfig = Field(default_factory=ActivationConfig)
-    train: TrainOverrides = Field(default_factory=TrainOverrides)  # type: ignore[valid-type]
+    train: TrainOverrides = Field(default_factory=TrainOverrides)
 
     @field_validator("name")
     @classmethod
@@ -524,7 +484,7 @@ class StudyConfig(_Frozen):
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     variants: tuple[VariantConfig, ...] = Field(strict=False)
-    reference: Optional[str] = None
+    reference: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -594,168 +554,3 @@ class StudyConfig(_Frozen):
                 out.append(RunConfig(variant=v.name, seed=seed, data=self.data, backbone=self.backbone,
                                      activation=v.activation, train=train))
         return out
-
-
-# --- error messages -----------------------------------------------------------------------------------------------
-
-_TYPE_NAMES = {
-    "int_type": "an integer", "float_type": "a number", "string_type": "a string", "bool_type": "true or false",
-    "tuple_type": "a list", "list_type": "a list", "dict_type": "a table", "model_type": "a table",
-    "model_attributes_type": "a table",
-}
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside an annotation such as ``tuple[VariantConfig, ...]``, if any."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _locate(root: type[BaseModel], loc: Sequence[Any]) -> tuple[type[BaseModel] | None, FieldInfo | None]:
-    """The model holding the field at ``loc`` and that field's info (``None`` where unknown)."""
-    model: type[BaseModel] | None = root
-    info: FieldInfo | None = None
-    names = [part for part in loc if not isinstance(part, int)]
-    for i, part in enumerate(names):
-        if model is None or part not in model.model_fields:
-            return model, None
-        info = model.model_fields[part]
-        if i == len(names) - 1:
-            return model, info
-        model = _model_in(info.annotation)
-    return model, info
-
-
-def _range_text(info: FieldInfo | None, kind: str = "") -> str | None:
-    """``must be in [1, 10]`` / ``must be >= 1`` for a field's bounds.
-
-    An upper bound that is one of this module's limits (marked ``cap`` in the
-    field's ``json_schema_extra``) is shown only when it is the one broken,
-    with the limit's name: ``must be <= 1000000 (MAX_EPOCHS)``.
-    """
-    if info is None:
-        return None
-    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-    cap = extra.get("cap")
-    if cap:
-        bounds = [m for m in info.metadata if isinstance(m, (annotated_types.Le, annotated_types.Lt))]
-        if kind in ("less_than", "less_than_equal") and bounds:
-            hi = bounds[0]
-            sign, value = ("<=", hi.le) if isinstance(hi, annotated_types.Le) else ("<", hi.lt)
-            return f"must be {sign} {_num(value)} ({cap})"
-        info = FieldInfo.merge_field_infos(info)
-        info.metadata = [m for m in info.metadata if not isinstance(m, (annotated_types.Le, annotated_types.Lt))]
-    lo: tuple[str, Any] | None = None
-    hi: tuple[str, Any] | None = None
-    for m in info.metadata:
-        if isinstance(m, annotated_types.Gt):
-            lo = ("(", m.gt)
-        elif isinstance(m, annotated_types.Ge):
-            lo = ("[", m.ge)
-        elif isinstance(m, annotated_types.Lt):
-            hi = (")", m.lt)
-        elif isinstance(m, annotated_types.Le):
-            hi = ("]", m.le)
-    if lo and hi:
-        return f"must be in {lo[0]}{_num(lo[1])}, {_num(hi[1])}{hi[0]}"
-    if lo:
-        return f"must be {'>' if lo[0] == '(' else '>='} {_num(lo[1])}"
-    if hi:
-        return f"must be {'<' if hi[0] == ')' else '<='} {_num(hi[1])}"
-    return None
-
-
-def _num(v: Any) -> str:
-    """A bound as written in a config: ``1000000`` for an integer, ``0.25`` / ``1e-06`` for a float."""
-    return str(v) if isinstance(v, int) else f"{v:g}"
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    """``repr(value)``, cut to about ``limit`` characters (a message stays one short line)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit - 20]}...{text[-10:]} ({len(text)} characters)"
-
-
-def _got(value: Any) -> str:
-    return f"got {_show(value)} ({type(value).__name__})"
-
-
-def _message(e: Mapping[str, Any], root: type[BaseModel] | None) -> str:
-    kind, value, loc = e["type"], e.get("input"), e["loc"]
-    model, info = _locate(root, loc) if root is not None else (None, None)
-    if kind == "extra_forbidden":
-        key = str(loc[-1]) if loc else "?"
-        valid = list(model.model_fields) if model is not None else []
-        hint = did_you_mean(key, valid)
-        return f"unknown key{hint}" + ("" if hint or not valid else f"; valid keys: {', '.join(valid)}")
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        text = _range_text(info, kind) or e["msg"].replace("Input should be", "must be")
-        return f"{text}, got {_show(value)}"
-    if kind == "literal_error":
-        expected = e.get("ctx", {}).get("expected", "")
-        options = [str(a) for a in typing.get_args(info.annotation)] if info is not None else []
-        options = [o for a in options for o in ([a] if a != "NoneType" else [])]
-        hint = did_you_mean(str(value), options) if options else ""
-        return f"must be one of {expected.replace(' or ', ', ')}, got {_show(value)}{hint}"
-    if kind in _TYPE_NAMES:
-        return f"expected {_TYPE_NAMES[kind]}, {_got(value)}"
-    if kind == "finite_number":
-        return f"must be a finite number, got {_show(value)}"
-    if kind == "missing":
-        return "required key is missing"
-    msg = e["msg"]
-    if msg.startswith("Value error, "):
-        return msg[len("Value error, "):]
-    return f"{msg}, got {_show(value)}"
-
-
-def describe_errors(err: ValidationError, root: type[BaseModel] | None = None) -> list[tuple[tuple[Any, ...], str]]:
-    """Each problem of ``err`` as ``(loc, message)``.
-
-    Args:
-        err: The pydantic error.
-        root: The model that was validated; lets messages suggest keys and
-            name valid ranges and options.
-    """
-    return [(tuple(e["loc"]), _message(e, root)) for e in err.errors()]
-
-
-def _path(loc: Sequence[Any]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def format_validation_error(err: ValidationError, prefix: str = "", root: type[BaseModel] | None = None,
-                            path: Callable[[tuple[Any, ...]], str] | None = None) -> ConfigError:
-    """One :class:`ConfigError` listing every problem with its field path.
-
-    Args:
-        err: The pydantic error.
-        prefix: Put in front of every path (``"variants[2]"``).
-        root: The model that was validated (better messages, see :func:`describe_errors`).
-        path: Turns a ``loc`` into the path shown; default ``data.test_size``, ``hidden[1]``.
-    """
-    lines: list[str] = []
-    for loc, msg in describe_errors(err, root):
-        where = path(loc) if path is not None else _path(loc)
-        if prefix:
-            where = f"{prefix}.{where}" if where != "(top level)" else prefix
-        line = f"{where}: {msg}"
-        if line not in lines:
-            lines.append(line)
-    return config_error(lines)
-
-
-def config_error(problems: Sequence[str]) -> ConfigError:
-    """One :class:`ConfigError` for ``problems`` (``"path: message"`` each), numbered when several."""
-    if len(problems) == 1:
-        return ConfigError(f"invalid config: {problems[0]}")
-    listed = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, start=1))
-    return ConfigError(f"invalid config, {len(problems)} problems: {listed}")

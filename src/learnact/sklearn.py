@@ -13,19 +13,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from pydantic import ValidationError
-
 from ._checks import did_you_mean
 from .config import ActivationConfig, TrainConfig, format_validation_error
 from .data import Split, Standardizer
 from .evaluation.metrics import class_probabilities
-from .experiment.artifacts import predict_proba
 from .model import MLP, init_parameters_
+from .model.inference import predict_proba
 from .training import fit as fit_model
 from .training import run_generator
 
@@ -102,7 +101,8 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
         name, params = self.activation, self.activation_params
         families, candidates = list_families(), list_candidates()
         if name != "gated" and name not in families and name not in candidates:
-            raise ValueError(f"unknown activation {name!r}{did_you_mean(str(name), ['gated', *families, *candidates])}; "
+            hint = did_you_mean(str(name), ["gated", *families, *candidates])
+            raise ValueError(f"unknown activation {name!r}{hint}; "
                              f"use 'gated', a learnable family ({', '.join(families)}) or a candidate "
                              f"({', '.join(candidates)})")
         if params is not None and not isinstance(params, dict):
@@ -113,7 +113,7 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
         fields = {"params": "activation_params", "kind": "activation"}
         try:
             if name == "gated":
-                return ActivationConfig(kind="gated", candidates=tuple(self.candidates), gate=self.gate,
+                return ActivationConfig(kind="gated", candidates=tuple(self.candidates), gate=self.gate,  # type: ignore[arg-type]  # str, validated here
                                         temperature=self.temperature)
             if name in families:
                 return ActivationConfig(kind=name, params=dict(params or {}))
@@ -175,5 +175,5 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
             if getattr(act, "logits", None) is None:
                 out.append(None)
             else:
-                out.append(act.gate_weights().detach().double().tolist())
+                out.append(act.gate_weights().detach().double().tolist())  # type: ignore[operator]  # a gated layer
         return out

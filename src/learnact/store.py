@@ -66,6 +66,7 @@ import math
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -110,8 +111,17 @@ __all__ = [
     "atomic_write",
     "write_error",
     "protected_folder",
+    "STUDY_FILE",
+    "LOG_FILE",
+    "check_study_dir",
+    "study_runs",
+    "study_reference",
 ]
 
+STUDY_FILE = "study.json"
+"""The resolved study config in a study folder (a study file: ``learnact run -c`` reads it)."""
+LOG_FILE = "study.log"
+"""The study's log in a study folder."""
 RUNS_DIR = "runs"
 SUPERSEDED_DIR = "superseded"
 DONE = "DONE"
@@ -813,3 +823,72 @@ def protected_folder(path: Path) -> Path | None:
         if anc.name in (RUNS_DIR, SUPERSEDED_DIR) and (anc.parent / "study.json").is_file():
             return anc
     return None
+
+
+# --- a study's runs ----------------------------------------------------------------------------------------------
+
+
+def check_study_dir(study_dir: Path) -> Path:
+    """``study_dir`` as a :class:`Path`; raises :class:`RunStoreError` when it is not a folder."""
+    folder = Path(study_dir)
+    if not folder.is_dir():
+        raise RunStoreError(f"study folder {str(folder)!r} does not exist")
+    return folder
+
+
+def _study_file(folder: Path) -> dict[str, Any]:
+    path = folder / STUDY_FILE
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def _variant_order(folder: Path) -> dict[str, int]:
+    variants = _study_file(folder).get("variants")
+    names = [v.get("name") for v in variants if isinstance(v, dict)] if isinstance(variants, list) else []
+    return {n: i for i, n in enumerate(dict.fromkeys(n for n in names if isinstance(n, str)))}
+
+
+def study_reference(study_dir: Path) -> str | None:
+    """The ``reference`` variant named in the study's ``study.json``, if any."""
+    ref = _study_file(Path(study_dir)).get("reference")
+    return ref if isinstance(ref, str) else None
+
+
+def study_runs(study_dir: Path) -> Iterator[tuple[Path, RunConfig]]:
+    """Finished run folders of a study with their configs, in study order.
+
+    Every folder under ``runs/`` with a DONE marker counts (the runner moves
+    runs a study no longer plans out of ``runs/``). Variants come in the
+    order of ``study.json`` (unknown ones after, as found), seeds ascending.
+    If two finished runs share a variant and seed, the most recently
+    finished one is kept, with a warning.
+
+    Raises:
+        RunStoreError: The study folder does not exist, or a run folder is corrupt.
+    """
+    folder = check_study_dir(study_dir)
+    order = _variant_order(folder)
+    found: dict[tuple[str, int], tuple[Path, RunConfig]] = {}
+    for run_folder in finished_runs(folder):
+        cfg = read_run_config(run_folder)
+        key = (cfg.variant, cfg.seed)
+        if key in found:
+            other = found[key][0]
+            newer = max((other, run_folder), key=lambda p: (p / DONE).stat().st_mtime)
+            warnings.warn(f"two finished runs for variant {cfg.variant!r} seed {cfg.seed}: {other.name!r} and "
+                          f"{run_folder.name!r}; using the newer {newer.name!r}", stacklevel=2)
+            if newer is other:
+                continue
+        found[key] = (run_folder, cfg)
+    first_seen: dict[str, int] = {}
+    for variant, _ in found:
+        if variant not in order:
+            first_seen.setdefault(variant, len(order) + len(first_seen))
+    rank = {**first_seen, **order}
+    for key in sorted(found, key=lambda k: (rank[k[0]], k[1])):
+        yield found[key]

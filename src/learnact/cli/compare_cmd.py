@@ -57,12 +57,12 @@ def format_comparisons(table: pd.DataFrame) -> list[dict[str, str]]:
 @app.command()
 def compare(
     study: Path = typer.Argument(..., help="Study folder (made by `learnact run`)."),
-    reference: Optional[str] = typer.Option(
+    reference: str | None = typer.Option(
         None, "--reference", "-r",
         help="Reference variant (default: the study's reference, else the best fixed baseline by ROC-AUC)."),
-    metric: Optional[list[str]] = typer.Option(
+    metric: list[str] | None = typer.Option(
         None, "--metric", "-m", help="Metric to compare; repeat for several (default: roc_auc, accuracy, f1)."),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the full comparison table to this CSV file."),
+    csv: Path | None = typer.Option(None, "--csv", help="Also write the full comparison table to this CSV file."),
 ) -> None:
     """Compare every variant with a reference on the seeds both finished (corrected t-test, Wilcoxon, Holm)."""
     from rich.console import Console

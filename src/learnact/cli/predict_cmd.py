@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -32,7 +31,7 @@ def _check_out(out: Path) -> None:
 def predict(
     run_dir: Path = typer.Argument(..., help="A run folder (STUDY/runs/<run_id>)."),
     data: str = typer.Argument(..., help="CSV file with the feature columns, or a built-in data set name."),
-    out: Optional[Path] = typer.Option(
+    out: Path | None = typer.Option(
         None, "--out", "-o", help="Write predictions to this CSV file (default: stdout); never inside a run folder."),
 ) -> None:
     """Predict class probabilities with a saved run (weights + preprocessing)."""

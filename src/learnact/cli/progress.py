@@ -29,11 +29,13 @@ def _rich_bar(stream: TextIO) -> Iterator[Progress]:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
-        Progress as RichProgress,
         TaskID,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
+    )
+    from rich.progress import (
+        Progress as RichProgress,
     )
 
     bar = RichProgress(TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,7 +15,7 @@ __all__ = ["report"]
 def report(
     study: Path = typer.Argument(..., help="Study folder (made by `learnact run`)."),
     pdf: bool = typer.Option(False, "--pdf", help="Also compile report.tex to report.pdf (needs latexmk)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: STUDY/report)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: STUDY/report)."),
 ) -> None:
     """Build STUDY/report: figures (PNG + PDF), tables (CSV, Markdown, LaTeX), report.tex and index.md.
 

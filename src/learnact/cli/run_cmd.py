@@ -7,11 +7,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from ..config import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_ENGINE, EXECUTORS
+from ..names import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_ENGINE, EXECUTORS
 from .app import app
 
 __all__ = ["run", "default_out"]
@@ -48,7 +47,7 @@ def _study_source(preset: str | None, config: Path | None, out: Path | None,
         return config, f"config {config}"
     if preset is not None:
         return preset, f"preset {preset}"
-    from ..experiment.runner import STUDY_FILE
+    from ..store import STUDY_FILE
 
     if out is not None and (out / STUDY_FILE).is_file():
         return out / STUDY_FILE, f"the study already in {out}"
@@ -105,24 +104,24 @@ def run(
     preset: Optional[str] = typer.Option(
         None, "--preset", "-p", help="Built-in study: paper (75 runs) or headline (15). Default: paper, or the "
                                      "study already in --out."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Study file (.toml/.yaml/.json)."),
-    out: Optional[Path] = typer.Option(
+    config: Path | None = typer.Option(None, "--config", "-c", help="Study file (.toml/.yaml/.json)."),
+    out: Path | None = typer.Option(
         None, "--out", "-o", help="Study folder; rerunning into it resumes (default: a new folder, printed)."),
     engine: str = typer.Option(
         DEFAULT_ENGINE, "--engine", help="Training engine (an unknown name lists the valid ones)."),
     executor: str = typer.Option(
         "local", "--executor", "-x", help=f"Where runs train: {' | '.join(EXECUTORS)}."),
-    workers: Optional[int] = typer.Option(
+    workers: int | None = typer.Option(
         None, "--workers", "-w", help="Worker processes for --executor processes (default: CPU count)."),
-    scheduler: Optional[str] = typer.Option(
+    scheduler: str | None = typer.Option(
         None, "--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://HOST:8786."),
     connect_timeout: float = typer.Option(
         DEFAULT_CONNECT_TIMEOUT_S, "--connect-timeout", help="Seconds to wait for the Dask scheduler."),
-    group_size: Optional[int] = typer.Option(
+    group_size: int | None = typer.Option(
         None, "--group-size", help="Most runs per task (default: 1 for sequential, else split per worker)."),
     force: bool = typer.Option(False, "--force", help="Retrain runs that are already finished."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (errors still print)."),
-    threads: Optional[int] = typer.Option(
+    threads: int | None = typer.Option(
         None, "--threads", help="Threads per task (default: all cores for the local vectorised engine, whose "
                                 "stacks then train in that many worker processes; else 1, fastest for small MLPs)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Build the report pack at the end."),

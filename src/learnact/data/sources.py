@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -72,7 +71,10 @@ BUILTIN_DATASETS = {"breast_cancer": _breast_cancer, "wine": _wine}
 
 
 def _row(position: int) -> str:
-    """Where row ``position`` (0-based, of the data) is: ``data row 4 (line 5 of the file)``, the header being line 1."""
+    """Where row ``position`` (0-based, of the data) is: ``data row 4 (line 5 of the file)``.
+
+    The header is line 1 of the file.
+    """
     return f"data row {position + 1} (line {position + 2} of the file)"
 
 

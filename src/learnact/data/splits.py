@@ -69,7 +69,10 @@ class Standardizer:
                 names and (len(names) != len(mean) or len(set(names)) != len(names))):
             raise CheckpointError(f"preprocessing JSON is malformed (feature_names are not {len(mean)} distinct "
                                   "strings); rerun the study to rewrite it")
-        label = (lambda j: repr(names[j]) if names else f"#{j}")
+
+        def label(j: int) -> str:
+            return repr(names[j]) if names else f"#{j}"
+
         bad_mean = np.flatnonzero(~np.isfinite(mean))
         if bad_mean.size:
             j = int(bad_mean[0])

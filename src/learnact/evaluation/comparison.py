@@ -11,6 +11,7 @@ across the variants compared on that metric.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

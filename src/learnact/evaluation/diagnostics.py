@@ -227,7 +227,7 @@ def diagnostics_table(study_dir: Path, collapse_threshold: float = DEFAULT_COLLA
         Columns :data:`DIAGNOSTIC_COLUMNS`, then ``weight_mean_<c>``,
         ``weight_std_<c>`` and ``argmax_<c>`` for every candidate ``c`` seen
         (NaN where a run's layer does not have that candidate). Runs are in
-        the order of :func:`learnact.evaluation.results.study_runs`.
+        the order of :func:`learnact.store.study_runs`.
     """
     from .results import study_runs
     from .status import FINISHED, run_status

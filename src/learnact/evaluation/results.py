@@ -20,9 +20,6 @@ Columns (:data:`RESULTS_COLUMNS`, stable for the report builder):
 
 from __future__ import annotations
 
-import json
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +29,8 @@ import pandas as pd
 from .. import store
 from ..config import RunConfig
 from ..exceptions import RunStoreError
+from ..store import check_study_dir as _check_study_dir
+from ..store import study_reference, study_runs  # moved to the store; re-exported for older imports
 from .diagnostics import DEFAULT_COLLAPSE_THRESHOLD, gate_diagnostics
 from .metrics import METRICS
 from .quantities import COSTS, GATE_STATISTICS, gate_quantity

@@ -1,11 +1,31 @@
-"""Experiments: study files, engines, the runner."""
+"""Experiments: study files, engines, the runner.
 
-from .artifacts import TrainedRun, build_artifacts, predict_proba
-from .engines import ENGINES, build_model, prepare_splits, sequential_engine, train_group, train_one
-from .executors import EXECUTORS, ExecutorPool, InProcessExecutor, open_executor, run_group
-from .grid import list_presets, load_study, study_from_dict, study_to_dict
-from .lock import study_lock
-from .runner import DEFAULT_ENGINE, StudyResult, plan_groups, run_study
+The names load their modules on first use: ``learnact.experiment.grid`` (study
+files) needs no torch, the engines and the runner do.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .artifacts import TrainedRun, build_artifacts, predict_proba
+    from .engines import ENGINES, build_model, prepare_splits, sequential_engine, train_group, train_one
+    from .executors import EXECUTORS, ExecutorPool, InProcessExecutor, open_executor, run_group
+    from .grid import list_presets, load_study, study_from_dict, study_to_dict
+    from .lock import study_lock
+    from .runner import DEFAULT_ENGINE, StudyResult, plan_groups, run_study
+
+_EXPORTS = {
+    "artifacts": ("TrainedRun", "build_artifacts", "predict_proba"),
+    "engines": ("ENGINES", "build_model", "prepare_splits", "sequential_engine", "train_group", "train_one"),
+    "executors": ("EXECUTORS", "ExecutorPool", "InProcessExecutor", "open_executor", "run_group"),
+    "grid": ("list_presets", "load_study", "study_from_dict", "study_to_dict"),
+    "lock": ("study_lock",),
+    "runner": ("DEFAULT_ENGINE", "StudyResult", "plan_groups", "run_study"),
+}
+_MODULE_OF = {name: module for module, exported in _EXPORTS.items() for name in exported}
 
 __all__ = [
     "DEFAULT_ENGINE",
@@ -13,22 +33,30 @@ __all__ = [
     "EXECUTORS",
     "ExecutorPool",
     "InProcessExecutor",
-    "open_executor",
-    "plan_groups",
-    "run_group",
-    "study_lock",
-    "study_to_dict",
     "StudyResult",
     "TrainedRun",
     "build_artifacts",
     "build_model",
     "list_presets",
     "load_study",
+    "open_executor",
+    "plan_groups",
     "predict_proba",
     "prepare_splits",
+    "run_group",
     "run_study",
     "sequential_engine",
     "study_from_dict",
+    "study_lock",
+    "study_to_dict",
     "train_group",
     "train_one",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """An exported name, importing its module on first use."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'learnact.experiment' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

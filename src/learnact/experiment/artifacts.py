@@ -6,9 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import torch
 
 from ..config import RunConfig
 from ..data import Split

@@ -19,8 +19,8 @@ import torch
 
 from ..config import RunConfig
 from ..data import Split, load_dataset, split_dataset
-from ..store import RunArtifacts
 from ..model import MLP, init_parameters_
+from ..store import RunArtifacts
 from ..training import fit, native, run_generator
 from ..training.schedules import temperature_schedule
 from ..training.scheduling import Executor, default_workers, plan_stacks, run_stacks

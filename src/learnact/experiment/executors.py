@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._processes import become_worker
-from ..config import DEFAULT_CONNECT_TIMEOUT_S, EXECUTORS, RunConfig
+from ..config import RunConfig
 from ..exceptions import ConfigError
+from ..names import DEFAULT_CONNECT_TIMEOUT_S, EXECUTORS
 from ..store import RunArtifacts
 from .engines import train_group
 

@@ -25,11 +25,11 @@ import itertools
 import json
 import math
 import re
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import tomllib
 from pydantic import ValidationError
 
 from .._checks import did_you_mean
@@ -46,6 +46,7 @@ from ..config import (
     describe_errors,
 )
 from ..exceptions import ConfigError
+from ..names import list_presets  # one definition, re-exported: the CLI's `list` reads it without torch
 
 __all__ = [
     "load_study",
@@ -64,11 +65,6 @@ _VARIANT_KEYS = ("name", *ACTIVATION_FIELDS, *TRAIN_FIELDS)
 # generated names: `gated_T0.5_lam0.01`, `fixed_relu`; other swept fields appear as `<field><value>`
 _NAME_PREFIX = {"temperature": "T", "entropy_weight": "lam", "activation": "", "candidates": "", "gate": "",
                 "gate_source": "", "kind": "", "params": ""}
-
-
-def list_presets() -> list[str]:
-    """Names of the built-in study presets (files in ``learnact/presets``)."""
-    return sorted(p.name[:-5] for p in resources.files("learnact.presets").iterdir() if p.name.endswith(".toml"))
 
 
 def format_value(v: Any) -> str:

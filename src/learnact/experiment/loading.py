@@ -16,7 +16,7 @@ from ..data.sources import check_feature_frame
 from ..evaluation.metrics import class_probabilities
 from ..exceptions import CheckpointError, DataError
 from ..model import MLP
-from .artifacts import predict_proba
+from ..model.inference import predict_proba
 
 __all__ = ["LoadedRun", "load_run", "predict_table"]
 
@@ -106,7 +106,9 @@ def _check_feature_scales(run: LoadedRun, X: np.ndarray, names: list[str]) -> No
     far = [int(j) for j in np.flatnonzero(z > _FAR_SD)]
     if not far:
         return
-    label = (lambda j: repr(names[j]) if names else f"#{j + 1}")
+    def label(j: int) -> str:
+        return repr(names[j]) if names else f"#{j + 1}"
+
     for i in far:  # a partner whose values fit column i's training data, and the other way round
         fit = np.maximum(np.abs(med - mean[i]) / scale[i], np.abs(med[i] - mean) / scale)
         fit[i] = np.inf
@@ -154,7 +156,7 @@ def predict_table(run: LoadedRun, frame: pd.DataFrame) -> pd.DataFrame:
         raise DataError(f"input has {X.shape[1]} feature columns, the run expects {len(run.scaler.mean)}")
     values = X.to_numpy(np.float64)
     if not np.all(np.isfinite(values)):
-        bad = [str(c) for c, ok in zip(X.columns, np.isfinite(values).all(axis=0)) if not ok]
+        bad = [str(c) for c, ok in zip(X.columns, np.isfinite(values).all(axis=0), strict=True) if not ok]
         raise DataError(f"input has infinite values in columns {bad[:5]}; fix or drop those rows first")
     _check_feature_scales(run, values, [str(c) for c in X.columns] if names else [])
     prob, _ = predict_proba(run.model, run.scaler.transform(values))

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import store
-from ..config import DEFAULT_ENGINE, RunConfig, StudyConfig
+from ..config import RunConfig, StudyConfig
 from ..data import check_splits, load_dataset
 from ..exceptions import ConfigError, LearnactError, RunStoreError
+from ..names import DEFAULT_ENGINE
+from ..store import LOG_FILE, STUDY_FILE  # the study folder's files; re-exported for older imports
 from .engines import ENGINES
 from .executors import ExecutorPool, InProcessExecutor, run_group
 from .grid import study_to_dict
@@ -32,8 +34,6 @@ from .lock import study_lock
 __all__ = ["DEFAULT_ENGINE", "LOG_FILE", "STUDY_FILE", "RunFailedError", "StudyResult", "append_to_log",
            "check_inputs", "plan_groups", "run_study"]
 
-LOG_FILE = "study.log"
-STUDY_FILE = "study.json"
 
 Progress = Callable[[int, int, str], None]
 

@@ -14,6 +14,7 @@ from .activations import (
     softmax_gate,
 )
 from .backbone import MLP, build_activation, count_parameters, init_parameters_
+from .inference import predict_proba
 
 __all__ = [
     "MLP",
@@ -29,6 +30,7 @@ __all__ = [
     "list_candidates",
     "list_families",
     "mix_candidates",
+    "predict_proba",
     "register_candidate",
     "softmax_gate",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -15,6 +16,7 @@ from .activations.families import ParametricActivation, get_family
 __all__ = ["MLP", "build_activation", "init_parameters_", "count_parameters"]
 
 ActivationSpec = ActivationConfig | str
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 def _as_config(spec: ActivationSpec) -> ActivationConfig:
@@ -42,6 +44,15 @@ def build_activation(spec: ActivationSpec, width: int, context_dim: int) -> nn.M
         cfg.candidates, gate=cfg.gate, width=width, temperature=cfg.temperature,
         context_dim=context_dim, gate_hidden=cfg.gate_hidden,
     )
+
+
+class _Block(nn.Module):
+    """One hidden layer: ``linear`` then ``activation`` (state-dict keys ``linear.*``, ``activation.*``)."""
+
+    def __init__(self, linear: nn.Linear, activation: nn.Module) -> None:
+        super().__init__()
+        self.linear = linear
+        self.activation = activation
 
 
 class MLP(nn.Module):
@@ -76,20 +87,18 @@ class MLP(nn.Module):
             if isinstance(w, bool) or not isinstance(w, int) or w < 1:
                 raise ValueError(f"layer widths must be integers >= 1, got hidden={widths}, "
                                  f"in_features={in_features}, out_features={out_features}")
-        specs = list(activation) if isinstance(activation, (list, tuple)) else [activation] * len(widths)
+        one = cast(ActivationSpec, activation)  # used only when it is not a list or tuple
+        specs: list[ActivationSpec] = list(activation) if isinstance(activation, (list, tuple)) else [one] * len(widths)
         if len(specs) != len(widths):
             raise ValueError(f"got {len(specs)} activation specs for {len(widths)} hidden layers")
         configs = [_as_config(s) for s in specs]
         self.gate_sources = [c.gate_source if (c.kind == "gated" and c.gate == "input") else None
                              for c in configs]
-        self.blocks = nn.ModuleList()
+        self.blocks: list[_Block] = nn.ModuleList()  # type: ignore[assignment]  # a ModuleList of _Block
         prev = in_features
         for width, cfg, source in zip(widths, configs, self.gate_sources, strict=True):
             context_dim = in_features if source == "network" else prev
-            block = nn.Module()
-            block.linear = nn.Linear(prev, width)
-            block.activation = build_activation(cfg, width, context_dim)
-            self.blocks.append(block)
+            self.blocks.append(_Block(nn.Linear(prev, width), build_activation(cfg, width, context_dim)))
             prev = width
         self.head = nn.Linear(prev, out_features)
         self.in_features = in_features
@@ -125,7 +134,7 @@ class MLP(nn.Module):
         return [b.activation for b in self.blocks]
 
 
-def init_parameters_(model: nn.Module, generator: torch.Generator) -> nn.Module:
+def init_parameters_(model: ModuleT, generator: torch.Generator) -> ModuleT:
     """Re-initialise every ``nn.Linear`` as PyTorch does, drawing from ``generator``.
 
     Layers are visited in registration order, which is construction order, so

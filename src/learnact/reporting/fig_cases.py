@@ -91,8 +91,8 @@ def case_studies_figure(view: StudyView) -> tuple[Figure, str]:
             raise NothingToShow(f"predictions of {run.folder.name} lack per-sample gate weights")
         ys = apply_rows(ax, rows, labels=j == 0)
         for label, y in ys.items():
-            i = positions[label]
-            stacked_bar(ax, y, weights.mean(axis=0) if i is None else weights[i], cands, 0.7)
+            at = positions[label]
+            stacked_bar(ax, y, weights.mean(axis=0) if at is None else weights[at], cands, 0.7)
         ax.set_xlim(0, 1)
         ax.set_xlabel(f"Layer {info['layer']}: gate weight")
         ax.grid(axis="x", visible=True)

@@ -47,7 +47,7 @@ def _ordinal(values: list[float]) -> bool:
 def _x_axis(ax: Axes, field: str, values: list[float]) -> str:
     """Set up the x axis; returns its label (shown once under all panels)."""
     if _ordinal(values):
-        ticks = list(range(len(values)))
+        ticks: list[float] = list(range(len(values)))
         ax.set_xlim(-0.4, len(values) - 0.6)
         suffix = " (swept values, evenly spaced)"
     else:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .figures import FIGURES, build_figures
 from .index import index_markdown
-from .latex import ReportError, TEX_INSTALL_HINT, compile_pdf, latexmk_available, report_tex
+from .latex import TEX_INSTALL_HINT, ReportError, compile_pdf, latexmk_available, report_tex
 from .render import Table, write_table
 from .study_view import NothingToShow, StudyView, load_study_view
 from .style import format_number

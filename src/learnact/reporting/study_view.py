@@ -303,7 +303,7 @@ def load_study_view(study_dir: Path | str) -> StudyView:
     folder = Path(study_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"study folder {str(folder)!r} does not exist")
-    done = list(study_runs(folder))
+    done = list(store.study_runs(folder))
     if not done:
         raise RunStoreError(
             f"study folder {str(folder)!r} has no finished runs (expected runs/<run_id>/DONE); "

@@ -98,7 +98,7 @@ _EXTRA = ["#8dd3c7", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5", "#bc
 @contextmanager
 def figure_style() -> Iterator[None]:
     """Apply :data:`RC` for the figures built inside the block."""
-    with matplotlib.rc_context(RC):
+    with matplotlib.rc_context(RC):  # type: ignore[arg-type]  # RC's keys are rcParams names, checked at run time
         yield
 
 

@@ -7,6 +7,7 @@ comparisons, gate diagnostics); this module only arranges and formats it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,7 +64,9 @@ def _ordered_groups(view: StudyView, variants: Sequence[str] | None = None,
     if sort_by is not None:
         sign = -1.0 if describe_quantity(sort_by).higher_is_better is not False else 1.0
         key = lambda v: sign * np.nan_to_num(view.mean_metric(v, sort_by), nan=-np.inf)  # noqa: E731
-    order, titles, rules = [], {}, []
+    order: list[str] = []
+    titles: dict[int, str] = {}
+    rules: list[int] = []
     for kind, text in grouped_rows(view, variants, key):
         if kind == "heading":
             titles[len(order)] = text
@@ -184,7 +187,9 @@ def diagnostics_summary_table(view: StudyView) -> Table:
         raise NothingToShow("the study has no gated variant")
     diag = diagnostics_table(view.folder)
     diag = diag[diag["variant"].isin(view.gated)]
-    records, rows, rules = [], [], []
+    records: list[dict[str, Any]] = []
+    rows: list[list[Cell]] = []
+    rules: list[int] = []
     stats = [("entropy_mean", ".3f"), ("max_weight_mean", ".3f"), ("effective_candidates", ".2f")]
     for v in gated:
         if v not in view.runs:

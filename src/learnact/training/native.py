@@ -217,10 +217,10 @@ class NativeStack:
             self.gated.append(flags)
             self._rows.append((seg.start, seg.size))
         choices: list[int] = []
-        for b in sorted(set(batch_sizes)):
+        for size in sorted(set(batch_sizes)):
             for o, i in sorted(shapes):
                 for code, kind in enumerate(("fwd", "wgrad", "xgrad")):  # the C++ side's product kinds
-                    choices += [code, b, i, o, product_choice(kind, b, i, o)]
+                    choices += [code, size, i, o, product_choice(kind, size, i, o)]
         self._args = (tensors, spec, choices)
         self._ranges = _real_ranges(stack)
         self._scalars = [float(lr), float(weight_decay)]

@@ -31,8 +31,8 @@ import contextlib
 import gc
 import math
 import multiprocessing
-import threading
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Literal, TypeVar
@@ -135,7 +135,7 @@ def plan_stacks(
         # the long runs of a seed in few stacks instead of giving every stack a long tail
         members = sorted(members, key=lambda i: (split_rank[id(splits[i])], i))
         bounds = [round(j * len(members) / n_stacks) for j in range(n_stacks + 1)]
-        stacks.extend(sorted(members[a:b]) for a, b in zip(bounds, bounds[1:]))
+        stacks.extend(sorted(members[a:b]) for a, b in zip(bounds, bounds[1:], strict=False))
     return stacks
 
 def default_workers() -> int:

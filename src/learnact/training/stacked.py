@@ -185,6 +185,7 @@ class StackedMLP:
         its ReLU output.
         """
         params = unit.params
+        assert unit.temperature is not None  # a gated unit
         if unit.kind != "input":
             return softmax_gate(params[0], unit.temperature)
         assert context is not None
@@ -214,7 +215,7 @@ class StackedMLP:
             return mix_candidates(z, w, fns), g
         outs = tuple(fn(z) for fn in fns)
         records.append((z, outs, w, g, *(extra or (None, None))))
-        return mix_candidates(z, w, [lambda _, v=v: v for v in outs]), g
+        return mix_candidates(z, w, [lambda _, v=v: v for v in outs]), g  # type: ignore[misc]  # constant functions
 
     def forward(self, x: Tensor, tape: Tape | None = None) -> tuple[Tensor, list[list[Tensor | None]]]:
         """Logits of every member and, per segment and hidden layer, the gate weights.

@@ -8,6 +8,8 @@ Training losses are added up the way the reference loop adds Python floats
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor
 
@@ -36,9 +38,9 @@ def step_entropies(per_step: list[list[Tensor | None]]) -> Tensor:
     """
     total: Tensor | None = None
     for layer in range(len(per_step[0])):
-        gates = [g[layer] for g in per_step]
-        if gates[0] is None:
+        if per_step[0][layer] is None:
             continue
+        gates = cast(list[Tensor], [g[layer] for g in per_step])  # a gated layer has weights at every step
         if all(x.shape == gates[0].shape for x in gates):
             h = gate_entropy(torch.stack(gates))  # (steps, n) or (steps, n, units)
             if h.dim() == 3:

@@ -373,7 +373,8 @@ def _split_members(stack: StackedMLP, alive: np.ndarray, split_of: np.ndarray) -
     half = cost.sum() / 2
     if labels.size > 1:
         totals = sorted(((cost[groups == g].sum(), int(g)) for g in labels), reverse=True)
-        given, load = [], 0.0
+        given: list[int] = []
+        load = 0.0
         for total, g in totals:  # largest first, into the part that stays below half
             if load + total <= half or not given:
                 given.append(g)

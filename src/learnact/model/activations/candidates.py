@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ... import names
 from ..._checks import did_you_mean
 
 __all__ = [
@@ -61,6 +62,7 @@ def register_candidate(name: str, fn: Candidate, derivative: Derivative | None =
     if derivative is not None and not callable(derivative):
         raise TypeError(f"derivative of candidate {name!r} must be callable, got {type(derivative).__name__}")
     _REGISTRY[name] = fn
+    names.add_candidate(name)  # config validation reads the name registry, not this module
     if derivative is not None:
         _DERIVATIVES[fn] = derivative
     return fn

@@ -80,11 +80,24 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 from torch import Tensor, nn
 
+from ... import names
 from ..._checks import check_positive_int, did_you_mean
-from ...config import FamilyParams, Granularity, describe_errors
+from ...config import describe_errors
+from ...family_params import (
+    FamilyParams,
+    Granularity,
+    KernelParams,
+    MaxoutParams,
+    NeuralParams,
+    PiecewiseLinearParams,
+    PReLUParams,
+    RationalParams,
+    SplineParams,
+    SwishParams,
+)
 from .candidates import Candidate, get_candidate
 
 __all__ = [
@@ -240,84 +253,10 @@ def spline(x: Tensor, coefficients: Tensor, knots: Tensor, order: int, base_weig
     return base_weight * base(x) + spline_weight * (bspline_basis(x, knots, order) * coefficients).sum(-1)
 
 
-# --- hyper-parameters (validated config fields) -------------------------------------
-
-
-class _RangeParams(FamilyParams):
-    lo: float = Field(-3.0, description="left end of the range the shape is defined on")
-    hi: float = Field(3.0, description="right end of that range (> lo)")
-
-    @model_validator(mode="after")
-    def _range(self) -> _RangeParams:
-        if not self.lo < self.hi:
-            raise ValueError(f"lo must be < hi, got lo={self.lo:g}, hi={self.hi:g}")
-        return self
-
-
-class PReLUParams(FamilyParams):
-    """``prelu``: the initial negative slope."""
-
-    init_slope: float = Field(0.25, description="initial slope a for x < 0")
-
-
-class SwishParams(FamilyParams):
-    """``swish``: the initial ``beta``."""
-
-    init_beta: float = Field(1.0, description="initial beta (1: SiLU)")
-
-
-class RationalParams(FamilyParams):
-    """``rational``: degrees of numerator and denominator."""
-
-    num_degree: int = Field(5, ge=1, description="degree m of the numerator P")
-    den_degree: int = Field(4, ge=0, description="degree n of the denominator Q (0: a polynomial)")
-
-
-class PiecewiseLinearParams(_RangeParams):
-    """``pwl``: number of segments and the knots' range."""
-
-    segments: int = Field(8, ge=1, description="linear segments between lo and hi (segments + 1 knots)")
-
-
-class MaxoutParams(FamilyParams):
-    """``maxout``: number of affine pieces."""
-
-    pieces: int = Field(3, ge=2, description="affine pieces the maximum is taken over")
-
-
-class KernelParams(_RangeParams):
-    """``kernel``: dictionary size and range."""
-
-    size: int = Field(20, ge=2, description="dictionary points, equally spaced on [lo, hi]")
-
-
-class NeuralParams(FamilyParams):
-    """``neural``: hidden width of the scalar network."""
-
-    hidden: int = Field(8, ge=1, description="hidden width of the scalar network")
-
-
-class SplineParams(_RangeParams):
-    """``spline``: order, grid, range, initial function and base."""
-
-    granularity: Granularity = Field(
-        "unit", description="'unit' (KAN-style, default): one spline per unit; 'layer': one shared")
-    order: int = Field(3, ge=1, description="B-spline order k (3: cubic)")
-    grid_size: int = Field(5, ge=1, description="grid intervals G on [lo, hi]; G + k coefficients per set")
-    init: str = Field("silu", description="candidate the unit starts near (least squares on [lo, hi])")
-    base: str = Field("silu", description="candidate carrying the base term w_b * base(x)")
-
-    @field_validator("init", "base")
-    @classmethod
-    def _candidate(cls, v: str) -> str:
-        get_candidate(v)  # unknown names raise, listing the valid ones
-        return v
-
-
 # --- initial values fitted once, deterministically ------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rational_init(num_degree: int, den_degree: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Least-squares fit of ``P / (1 + Q)`` to leaky ReLU on [-3, 3] (linearised)."""
     x = np.linspace(-3, 3, 2001)
@@ -328,7 +267,7 @@ def _rational_init(num_degree: int, den_degree: int) -> tuple[tuple[float, ...],
     return tuple(c[: num_degree + 1].tolist()), tuple(c[num_degree + 1 :].tolist())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kernel_init(size: int, lo: float, hi: float, gamma: float) -> tuple[float, ...]:
     """Ridge fit of the kernel coefficients to ELU on the dictionary's range."""
     d = np.linspace(lo, hi, size)
@@ -345,7 +284,7 @@ def _spline_knots(order: int, grid_size: int, lo: float, hi: float) -> Tensor:
     return torch.linspace(lo - order * h, hi + order * h, grid_size + 2 * order + 1, dtype=torch.float64).float()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _spline_init(order: int, grid_size: int, lo: float, hi: float, init: str, base: str) -> tuple[float, ...]:
     """Least squares coefficients of ``init - base`` on [lo, hi] (``c = 0`` when they are the same function)."""
     if init == base:
@@ -645,12 +584,14 @@ class Spline(ParametricActivation):
 # --- registry -----------------------------------------------------------------------
 
 _FAMILIES: dict[str, Callable[..., ParametricActivation]] = {}
-_PARAMS: dict[str, type[FamilyParams]] = {}
 
 
 def register_family(name: str, factory: Callable[..., ParametricActivation],
                     params: type[FamilyParams] | None = None) -> None:
     """Register a learnable family under ``name``; registering twice is an error.
+
+    The name and its parameter class are recorded in :mod:`learnact.names`, which
+    config validation reads (the built-ins are recorded there already).
 
     Args:
         name: Identifier used as ``ActivationConfig(kind=name)``.
@@ -663,8 +604,8 @@ def register_family(name: str, factory: Callable[..., ParametricActivation],
     spec = params if params is not None else getattr(factory, "Params", FamilyParams)
     if not (isinstance(spec, type) and issubclass(spec, FamilyParams)):
         raise TypeError(f"params of family {name!r} must be a FamilyParams subclass, got {spec!r}")
+    names.register_family(name, spec)
     _FAMILIES[name] = factory
-    _PARAMS[name] = spec
 
 
 def _unknown(name: str) -> ValueError:
@@ -682,10 +623,9 @@ def get_family(name: str) -> Callable[..., ParametricActivation]:
 
 def family_params_model(name: str) -> type[FamilyParams]:
     """The hyper-parameter class of a family (fields, defaults, descriptions, checks)."""
-    try:
-        return _PARAMS[name]
-    except (KeyError, TypeError):
-        raise _unknown(name) from None
+    if name not in _FAMILIES:
+        raise _unknown(name)
+    return names.family_params_model(name)
 
 
 def list_families() -> list[str]:

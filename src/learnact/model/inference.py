@@ -1,0 +1,33 @@
+"""Inference with a trained :class:`~learnact.model.MLP`: class probabilities and gate weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .backbone import MLP
+
+__all__ = ["predict_proba"]
+
+
+def predict_proba(model: MLP, X: np.ndarray) -> tuple[np.ndarray, list[torch.Tensor | None]]:
+    """Class probabilities and per-layer gate weights for ``X``.
+
+    Puts ``model`` in eval mode and runs it without gradients, in float32.
+
+    Args:
+        model: The trained network.
+        X: Features, shape ``(n, d)`` (scaled as the model was trained).
+
+    Returns:
+        ``prob`` of shape ``(n,)`` (binary: positive class) or ``(n, k)``, float64, and
+        the gate weights per hidden layer as the model produced them (``None`` for a layer without gates).
+    """
+    model.eval()
+    with torch.no_grad():
+        logits, gates = model.forward_with_gates(torch.as_tensor(X, dtype=torch.float32))
+        if logits.shape[-1] == 1:
+            prob = torch.sigmoid(logits).reshape(-1)
+        else:
+            prob = torch.softmax(logits, dim=-1)
+    return prob.double().numpy(), gates
