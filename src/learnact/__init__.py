@@ -18,8 +18,15 @@ from .config import ActivationConfig, BackboneConfig, DataConfig, RunConfig, Stu
 from .exceptions import ConfigError, DataError, LearnactError
 
 if TYPE_CHECKING:
-    from .model import MLP, FixedActivation, GatedActivation, gate_entropy, get_candidate, list_candidates, \
-        register_candidate
+    from .model import (
+        MLP,
+        FixedActivation,
+        GatedActivation,
+        gate_entropy,
+        get_candidate,
+        list_candidates,
+        register_candidate,
+    )
 
 __version__ = "0.1.0"
 
@@ -56,15 +63,3 @@ __all__ = [
     "list_candidates",
     "register_candidate",
 ]
-
-_FROM_MODEL = ("MLP", "FixedActivation", "GatedActivation", "gate_entropy", "get_candidate", "list_candidates",
-               "register_candidate")
-
-
-def __getattr__(name: str) -> Any:
-    """The model names, imported (with torch) on first use."""
-    if name in _FROM_MODEL:
-        from . import model
-
-        return getattr(model, name)
-    raise AttributeError(f"module 'learnact' has no attribute {name!r}")

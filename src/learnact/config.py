@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import typing
 from collections.abc import Sequence
 from typing import Any, Literal, Optional
 
@@ -213,6 +214,8 @@ def _family_params_error(err: ValidationError, spec: type[FamilyParams], kind: s
                    f"{', '.join(spec.model_fields)}")
         lines.append({"type": "value_error", "loc": loc, "input": e.get("input"), "ctx": {"error": msg}})
     return ValidationError.from_exception_data(spec.__name__, lines)
+
+
 ScheduleKind = Literal["constant", "linear", "exponential", "cosine"]
 """How a gated mixture's temperature moves from ``temperature`` to ``temperature_end`` over the epochs."""
 TEMPERATURE_SCHEDULES: tuple[str, ...] = typing.get_args(ScheduleKind)
@@ -248,7 +251,7 @@ class ActivationConfig(_Frozen):
     gate_hidden: int = Field(16, ge=1, le=MAX_WIDTH, json_schema_extra={"cap": "MAX_WIDTH"})
     temperature: float = Field(1.0, gt=0)
     temperature_schedule: ScheduleKind = "constant"
-    temperature_end: Optional[float] = Field(None, gt=0)
+    temperature_end: float | None = Field(None, gt=0)
     params: dict[str, Any] = Field(default_factory=dict)
 
     def __hash__(self) -> int:  # ``params`` is a dict; hash the (immutable) dumped config instead

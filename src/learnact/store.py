@@ -860,9 +860,10 @@ def study_reference(study_dir: Path) -> str | None:
 
 
 def study_runs(study_dir: Path) -> Iterator[tuple[Path, RunConfig]]:
-    """Finished run folders of a study with their configs, in study order.
+    """Run folders of a study that training completed, with their configs, in study order.
 
-    Every folder under ``runs/`` with a DONE marker counts (the runner moves
+    Every folder under ``runs/`` with a DONE marker counts, finished or
+    diverged (:func:`~learnact.evaluation.status.run_status`; the runner moves
     runs a study no longer plans out of ``runs/``). Variants come in the
     order of ``study.json`` (unknown ones after, as found), seeds ascending.
     If two finished runs share a variant and seed, the most recently

@@ -15,7 +15,7 @@ __all__ = ["app", "main"]
 class _App(typer.Typer):
     """``typer.Typer`` whose commands are :class:`~.errors.LearnactCommand` unless told otherwise."""
 
-    def command(self, *args, cls=None, **kwargs):  # type: ignore[no-untyped-def]
+    def command(self, *args, cls=None, **kwargs):
         return super().command(*args, cls=cls or LearnactCommand, **kwargs)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -68,8 +68,14 @@ def compare(
     from rich.console import Console
     from rich.table import Table
 
-    from ..evaluation import (DEFAULT_COMPARISON_METRICS, diverged_counts, excluded_note, paired_comparisons,
-                              resolve_reference, tidy_results)
+    from ..evaluation import (
+        DEFAULT_COMPARISON_METRICS,
+        diverged_counts,
+        excluded_note,
+        paired_comparisons,
+        resolve_reference,
+        tidy_results,
+    )
     from ..exceptions import RunStoreError
     from .errors import state
 

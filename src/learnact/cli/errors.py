@@ -35,7 +35,8 @@ from typer.core import TyperCommand, TyperGroup
 
 from ..exceptions import LearnactError
 
-__all__ = ["DEBUG_ENV", "Interrupted", "LearnactCommand", "LearnactGroup", "Terminated", "install_signal_handlers", "run_cli", "state"]
+__all__ = ["DEBUG_ENV", "Interrupted", "LearnactCommand", "LearnactGroup", "Terminated", "install_signal_handlers",
+           "run_cli", "state"]
 
 #: Environment variable that turns on ``--debug``.
 DEBUG_ENV = "LEARNACT_DEBUG"

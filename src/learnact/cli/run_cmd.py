@@ -98,10 +98,10 @@ def _default_threads(engine: str, executor: str) -> int:
 
 @app.command()
 def run(
-    study_arg: Optional[str] = typer.Argument(
+    study_arg: str | None = typer.Argument(
         None, metavar="[STUDY]", show_default=False,
         help="Study file (.toml/.yaml/.json), preset name or study folder; same as --config."),
-    preset: Optional[str] = typer.Option(
+    preset: str | None = typer.Option(
         None, "--preset", "-p", help="Built-in study: paper (75 runs) or headline (15). Default: paper, or the "
                                      "study already in --out."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Study file (.toml/.yaml/.json)."),
@@ -136,8 +136,7 @@ def run(
     from ..experiment import load_study
     from ..experiment.engines import ENGINES
     from ..experiment.executors import open_executor
-    from ..experiment.runner import run_study
-    from ..experiment.runner import LOG_FILE
+    from ..experiment.runner import LOG_FILE, run_study
     from ..store import atomic_write
     from .display import diverged_lines, print_leaderboard
     from .errors import state

@@ -36,7 +36,6 @@ from .results import (
     tidy_results,
     write_results,
 )
-from .status import DIVERGED, FINISHED, diverged_counts, excluded_note, finished_rows, run_status
 from .statistics import (
     PairedTest,
     SeedSummary,
@@ -47,6 +46,7 @@ from .statistics import (
     wilcoxon_signed_rank,
     win_tie_loss,
 )
+from .status import DIVERGED, FINISHED, diverged_counts, excluded_note, finished_rows, run_status
 
 __all__ = [
     "AGGREGATE_COLUMNS",

@@ -164,7 +164,7 @@ def paired_comparisons(
         values = _per_seed(finished, metric)
         n_train = _per_seed(finished, metric, "n_train")
         n_test = _per_seed(finished, metric, "n_test")
-        block = []
+        block: list[dict[str, Any]] = []
         for variant in others:
             lost = len(diverged.get(variant, set()) | diverged.get(ref, set()))
             base = {"metric": metric, "variant": variant, "reference": ref, "higher_is_better": q.higher_is_better,

@@ -60,74 +60,9 @@ VARIANT_COLUMNS = ("kind", "activation", "candidates", "gate", "gate_source", "g
                    "dataset")
 SPLIT_COLUMNS = ("n_train", "n_val", "n_test")
 RESULTS_COLUMNS = (*ID_COLUMNS, STATUS_COLUMN, *VARIANT_COLUMNS, *SPLIT_COLUMNS, "metric", "group", "value")
-_STRING_COLUMNS = ("run_id", "variant", STATUS_COLUMN, "kind", "activation", "candidates", "gate", "gate_source", "hidden",
+_STRING_COLUMNS = ("run_id", "variant", STATUS_COLUMN, "kind", "activation", "candidates", "gate", "gate_source",
+                   "hidden",
                    "dataset", "metric", "group")
-
-
-def _check_study_dir(study_dir: Path) -> Path:
-    folder = Path(study_dir)
-    if not folder.is_dir():
-        raise RunStoreError(f"study folder {str(folder)!r} does not exist")
-    return folder
-
-
-def _study_file(folder: Path) -> dict[str, Any]:
-    path = folder / "study.json"
-    if not path.is_file():
-        return {}
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return raw if isinstance(raw, dict) else {}
-
-
-def _variant_order(folder: Path) -> dict[str, int]:
-    variants = _study_file(folder).get("variants")
-    names = [v.get("name") for v in variants if isinstance(v, dict)] if isinstance(variants, list) else []
-    return {n: i for i, n in enumerate(dict.fromkeys(n for n in names if isinstance(n, str)))}
-
-
-def study_reference(study_dir: Path) -> str | None:
-    """The ``reference`` variant named in the study's ``study.json``, if any."""
-    ref = _study_file(Path(study_dir)).get("reference")
-    return ref if isinstance(ref, str) else None
-
-
-def study_runs(study_dir: Path) -> Iterator[tuple[Path, RunConfig]]:
-    """Run folders of a study that training completed, with their configs, in study order.
-
-    Every folder under ``runs/`` with a DONE marker counts, finished or
-    diverged (:func:`~learnact.evaluation.status.run_status`; the runner moves
-    runs a study no longer plans out of ``runs/``). Variants come in the
-    order of ``study.json`` (unknown ones after, as found), seeds ascending.
-    If two finished runs share a variant and seed, the most recently
-    finished one is kept, with a warning.
-
-    Raises:
-        RunStoreError: The study folder does not exist, or a run folder is corrupt.
-    """
-    folder = _check_study_dir(study_dir)
-    order = _variant_order(folder)
-    found: dict[tuple[str, int], tuple[Path, RunConfig]] = {}
-    for run_folder in store.finished_runs(folder):
-        cfg = store.read_run_config(run_folder)
-        key = (cfg.variant, cfg.seed)
-        if key in found:
-            other = found[key][0]
-            newer = max((other, run_folder), key=lambda p: (p / store.DONE).stat().st_mtime)
-            warnings.warn(f"two finished runs for variant {cfg.variant!r} seed {cfg.seed}: {other.name!r} and "
-                          f"{run_folder.name!r}; using the newer {newer.name!r}", stacklevel=2)
-            if newer is other:
-                continue
-        found[key] = (run_folder, cfg)
-    first_seen: dict[str, int] = {}
-    for variant, _ in found:
-        if variant not in order:
-            first_seen.setdefault(variant, len(order) + len(first_seen))
-    rank = {**first_seen, **order}
-    for key in sorted(found, key=lambda k: (rank[k[0]], k[1])):
-        yield found[key]
 
 
 def _variant_record(cfg: RunConfig) -> dict[str, Any]:

@@ -6,13 +6,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import torch
 
 from ..config import RunConfig
 from ..data import Split
 from ..evaluation.metrics import METRICS, compute_metrics
 from ..evaluation.status import DIVERGED, FINISHED
 from ..model import MLP, GatedActivation, ParametricActivation, count_parameters
+from ..model.inference import predict_proba  # moved under model/; re-exported here for older imports
 from ..store import RunArtifacts
 from ..training.cost import StepCost, measure_step_cost
 from ..training.loop import FitResult, weights_finite
@@ -32,23 +35,6 @@ class TrainedRun:
     peak_memory_mb: float = float("nan")
     stacked: bool = False
     """Trained as a member of a stack: ``fit.train_time_s`` is then its share of the stack's wall time."""
-
-
-def predict_proba(model: MLP, X: np.ndarray) -> tuple[np.ndarray, list[torch.Tensor | None]]:
-    """Class probabilities and per-layer gate weights for ``X``.
-
-    Returns:
-        ``prob`` of shape ``(n,)`` (binary: positive class) or ``(n, k)``, and
-        the gate weights per hidden layer as the model produced them.
-    """
-    model.eval()
-    with torch.no_grad():
-        logits, gates = model.forward_with_gates(torch.as_tensor(X, dtype=torch.float32))
-        if logits.shape[-1] == 1:
-            prob = torch.sigmoid(logits).reshape(-1)
-        else:
-            prob = torch.softmax(logits, dim=-1)
-    return prob.double().numpy(), gates
 
 
 def run_outcome(t: TrainedRun, prob: np.ndarray, gates: list[torch.Tensor | None]) -> tuple[str, int | None,
@@ -101,7 +87,7 @@ def layer_record(layer: int, act: torch.nn.Module, gates: torch.Tensor | None) -
     if isinstance(act, GatedActivation):
         assert gates is not None
         return {"layer": layer, "kind": "gated", "gate": act.gate, "candidates": list(act.candidates),
-                "temperature": _round(act.temperature),
+                "temperature": _round(float(act.temperature)),
                 "weights": None if act.gate == "input" else gates.double().tolist()}
     if isinstance(act, ParametricActivation):
         values = {name: torch.as_tensor(p.detach().double()).apply_(_round).tolist()

@@ -199,7 +199,8 @@ def _trajectory_key(run: RunConfig) -> str:
     if temperature_schedule(run.activation, run.train) is None:
         del train["max_epochs"]
     del train["patience"]
-    return json.dumps({"seed": run.seed, "data": run.data.model_dump(), "backbone": run.backbone.model_dump(mode="json"),
+    return json.dumps({"seed": run.seed, "data": run.data.model_dump(),
+                       "backbone": run.backbone.model_dump(mode="json"),
                        "activation": run.activation.canonical(), "train": train}, sort_keys=True)
 
 

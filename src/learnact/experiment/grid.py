@@ -25,11 +25,11 @@ import itertools
 import json
 import math
 import re
+import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from pydantic import ValidationError
 
 from .._checks import did_you_mean

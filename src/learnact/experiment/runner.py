@@ -215,7 +215,8 @@ def _pump(session: _Session, pool: ExecutorPool, groups: list[list[RunConfig]], 
             session.log.warning("interrupted; %d runs finished, rerun to resume", session.done)
             raise
         ids = [r.run_id for r in failing]
-        session.log.error("stopped: %s%s\n%s", exc, f" ({'run' if len(ids) == 1 else 'runs'} {', '.join(ids)})" if ids else "",
+        which = f" ({'run' if len(ids) == 1 else 'runs'} {', '.join(ids)})" if ids else ""
+        session.log.error("stopped: %s%s\n%s", exc, which,
                           traceback.format_exc().rstrip())
         if type(exc).__name__ in _WORKER_LOST:
             raise LearnactError(f"a worker stopped while training ({type(exc).__name__}: {exc}); it may have run "

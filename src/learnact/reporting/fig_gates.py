@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
@@ -11,6 +13,9 @@ from matplotlib.patches import Patch
 from ._plot import apply_rows, grid_shape, grouped_rows, seed_offsets, stacked_bar, wrap_name
 from .study_view import NothingToShow, StudyView
 from .style import candidate_color, new_figure, variant_colors
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["gate_selectivity_figure", "gate_weights_figure", "gate_evolution_figure", "layer_panels",
            "temperature_curve"]

@@ -73,7 +73,7 @@ def family_curves(run: RunView, layer: int, x: np.ndarray) -> np.ndarray:
     return out.double().numpy().T
 
 
-def _family_panel(ax, view: StudyView, v: str, layer: int, x: np.ndarray, color) -> bool:  # type: ignore[no-untyped-def]
+def _family_panel(ax, view: StudyView, v: str, layer: int, x: np.ndarray, color) -> bool:
     """Draw a learnable family's learned function for every seed; True when it has an initial-shape claim."""
     per_seed = [family_curves(run, layer, x) for run in view.runs[v]]
     start = view.runs[v][0].family_module(layer).starts_near()

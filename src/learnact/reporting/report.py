@@ -86,7 +86,6 @@ def protocol_paragraphs(view: StudyView) -> list[str]:
     n_runs = sum(len(r) for r in view.runs.values())
     n_diverged = sum(len(r) for r in view.diverged.values())
     configs = [view.config(v) for v in view.all_variants]
-    n_fixed = sum(view.is_fixed(v) for v in view.all_variants)
     first = configs[0]
     tidy = view.tidy
     sizes = tidy.drop_duplicates("run_id")[["n_train", "n_val", "n_test"]].median()

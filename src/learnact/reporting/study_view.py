@@ -27,7 +27,6 @@ from ..config import RunConfig
 from ..evaluation import excluded_note, resolve_reference, run_status, seed_aggregates, tidy_results
 from ..evaluation.diagnostics import layer_kind
 from ..evaluation.status import FINISHED
-from ..evaluation.results import study_runs
 from ..exceptions import RunStoreError
 
 __all__ = ["RunView", "StudyView", "load_study_view", "NothingToShow", "variant_kind", "VARIANT_KINDS"]

@@ -150,7 +150,8 @@ def _shades(group: str, n: int) -> list[tuple[float, float, float, float]]:
     for i in range(n):
         t = -0.3 + 0.75 * i / (n - 1) if n > 1 else 0.0  # < 0: toward black, > 0: toward white
         rgb = base * (1 + t) if t < 0 else base + (1 - base) * t
-        out.append((*(float(c) for c in np.clip(rgb, 0, 1)), 1.0))
+        r, g, b = (float(c) for c in np.clip(rgb, 0, 1))
+        out.append((r, g, b, 1.0))
     return out
 
 
@@ -159,7 +160,7 @@ def variant_colors(view: StudyView) -> dict[str, tuple[float, float, float, floa
     groups: dict[str, list[str]] = {}
     for v in view.variants:
         groups.setdefault(variant_family(view.config(v)), []).append(v)
-    colors = {}
+    colors: dict[str, tuple[float, float, float, float]] = {}
     for group, members in groups.items():
         colors.update(zip(members, _shades(group, len(members)), strict=True))
     return colors

@@ -21,7 +21,10 @@ __all__ = ["LEADERBOARD_COLUMNS", "leaderboard_table", "comparison_table", "diag
            "format_pvalue"]
 
 LEADERBOARD_COLUMNS = ("accuracy", "f1", "roc_auc", "log_loss", "n_params", "flops_per_sample", "step_latency_ms")
-"""Quantities of the leaderboard table, in column order (cost: the variant trained alone, :mod:`learnact.training.cost`)."""
+"""Quantities of the leaderboard table, in column order.
+
+Cost columns: the variant trained alone (:mod:`learnact.training.cost`).
+"""
 
 _SHORT = {"n_params": "Params", "train_time_s": "Time (s)", "log_loss": "Log loss", "flops_per_sample": "FLOPs/sample",
           "step_latency_ms": "Step (ms)"}
@@ -98,7 +101,7 @@ def leaderboard_table(view: StudyView, columns: Sequence[str] = LEADERBOARD_COLU
         means = {v: float(a["mean"]) if (a := view.aggregate(v, q)) is not None else np.nan for v in order}
         best[q] = _best(means, info.higher_is_better)
     for v in order:
-        n = int(max((view.aggregate(v, q)["n"] for q in columns if view.aggregate(v, q) is not None), default=0))
+        n = int(max((a["n"] for q in columns if (a := view.aggregate(v, q)) is not None), default=0))
         rec = {"variant": v, "group": view.kind(v), "n_seeds": n,
                "n_diverged": view.n_diverged(v)}
         row = [Cell(v), Cell(str(n))] + ([Cell(str(view.n_diverged(v)))] if show_diverged else [])
@@ -143,7 +146,9 @@ def comparison_table(view: StudyView, metrics: Sequence[str] = DEFAULT_COMPARISO
     table = paired_comparisons(view.tidy, reference, metrics)
     ref = str(table.attrs["reference"])
     order, _, _ = _ordered_groups(view, [v for v in view.all_variants if v != ref])
-    rows, titles, rules = [], {}, []
+    rows: list[list[Cell]] = []
+    titles: dict[int, str] = {}
+    rules: list[int] = []
     for metric in metrics:
         info = describe_quantity(metric)
         block = table[table["metric"] == metric].set_index("variant")

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..model import MLP
 from ..model.activations import gate_entropy
 
 __all__ = ["task_loss", "entropy_term", "targets_tensor", "batch_objective"]
@@ -55,7 +56,7 @@ def entropy_term(gates: Sequence[Tensor | None]) -> Tensor | None:
     return total
 
 
-def batch_objective(model: torch.nn.Module, x: Tensor, target: Tensor,
+def batch_objective(model: MLP, x: Tensor, target: Tensor,
                     entropy_weight: float) -> tuple[Tensor, Tensor, Tensor | None]:
     """The training objective of one mini-batch: ``(loss, task, entropy)``, all differentiable.
 

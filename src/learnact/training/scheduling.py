@@ -60,7 +60,8 @@ Executor = Literal["auto", "processes", "threads", "inline"]
 
 def _signatures(model: MLP) -> tuple[tuple, tuple, bool]:
     """Linear parameter shapes, activation parameter shapes, and whether a layer is a learnable family."""
-    lin, gate = [], []
+    lin: list[tuple[str, tuple[int, ...]]] = []
+    gate: list[tuple[str, tuple[int, ...]]] = []
     for name, p in model.named_parameters():
         (gate if ".activation." in name else lin).append((name, tuple(p.shape)))
     family = any(a.kind == "family" for a in activation_signature(model))
@@ -115,7 +116,7 @@ def plan_stacks(
     kins: dict[tuple, list[tuple]] = {}
     for key in groups:
         kins.setdefault(key[:3], []).append(key)
-    for (sk, lin, _), keys in kins.items():
+    for (_sk, lin, _), keys in kins.items():
         n_lin = sum(math.prod(shape) for _, shape in lin)
         union = {entry for k in keys for entry in k[3]}
         one_shape_per_name = len({name for name, _ in union}) == len(union)

@@ -17,9 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
-
-from torch import nn
+from torch import Tensor, nn
 
 from ..model import MLP, FixedActivation, GatedActivation
 from ..model.activations import Candidate, candidate_derivative, get_candidate
@@ -157,7 +155,8 @@ def segment_models(models: Sequence[MLP]) -> tuple[list[int], list[Segment]]:
             layers = sigs[order[start]]
             members = [models[i] for i in order[start:row]]
             temps: list[Tensor | None] = [
-                torch.tensor([[float(m.activations[i].temperature)] for m in members]) if a.gated else None
+                torch.tensor([[float(m.activations[i].temperature)] for m in members])  # type: ignore[arg-type]  # a gate's buffer
+                if a.gated else None
                 for i, a in enumerate(layers)]
             functions = [[get_candidate(n) for n in a.candidates] for a in layers]
             families = [FamilyOps(members[0].activations[i], choose(members[0].activations[i], members[0].hidden[i]))

@@ -91,6 +91,7 @@ def _gated_backward(unit: Unit, record: tuple, grad: Tensor,
         total = _entropy_grad(g, lam_s, kind) + gg
         gg = total if on is None else torch.where(on.view(-1, *([1] * (g.dim() - 1))), total, gg)
     gs = softmax_backward(gg, g, -1)
+    assert unit.temperature is not None  # a gated unit always has its temperature rows
     if kind != "input":
         torch.div(gs, unit.temperature, out=unit.grads[0])
         return gz, None

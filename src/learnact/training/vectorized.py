@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,14 +39,14 @@ from torch import Tensor
 from ..config import TrainConfig
 from ..data import Split
 from ..model import MLP
+from . import native as native_step
+from . import worksharing
 from .loop import FitResult, is_activation_parameter
 from .schedules import TemperatureSchedule, set_temperature_
 from .stacked import StackedMLP, Tape
 from .stacked_backward import backward_
 from .stacked_loss import member_task_loss, task_and_gradient
 from .stacked_records import gate_summary, segment_temperatures, step_entropies, write_histories
-from . import native as native_step
-from . import worksharing
 from .streams import PermutationStreams, StreamMode
 
 __all__ = ["StackedFit", "final_temperature_", "fit_stacked", "load_parameters_", "stack_key"]
@@ -187,7 +188,7 @@ def fit_stacked(
     bounds = list(range(0, n, B))
     sizes = [min(B, n - lo) for lo in bounds]
     sizes64 = np.asarray(sizes, dtype=np.float64)[:, None]
-    records: list[tuple[np.ndarray, np.ndarray, list]] = []
+    records: list[tuple[Any, ...]] = []
     step = 0
     member_epochs = 0
     helpers = 0
