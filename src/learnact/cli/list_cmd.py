@@ -40,21 +40,19 @@ def _value(v: object) -> str:
 def section_lines(section: str) -> list[str]:
     """The lines ``learnact list`` prints for one of :data:`SECTIONS`."""
     if section == "candidates":
-        from ..model import list_candidates
+        from ..names import list_candidates
 
         return ['candidates (kind = "fixed", activation = NAME; kind = "gated", candidates = [NAME, ...]):',
                 "  " + ", ".join(list_candidates())]
     if section == "gates":
-        from typing import get_args
+        from ..names import GATE_KINDS
 
-        from ..model.activations import GateKind
-
-        kinds = list(get_args(GateKind))
+        kinds = list(GATE_KINDS)
         width = max(map(len, kinds))
         return ['gate kinds (kind = "gated", gate = KIND):'] + [
             f"  {k:<{width}}  {_GATE_TEXT.get(k, '')}".rstrip() for k in kinds]
     if section == "families":
-        from ..model.activations import family_params_model, list_families
+        from ..names import family_params_model, list_families
 
         lines = ["learnable families (kind = NAME, params = { FIELD = VALUE, ... }):"]
         for name in list_families():
@@ -68,11 +66,11 @@ def section_lines(section: str) -> list[str]:
             lines += [f"    {k:<{w_name}} = {v:<{w_val}}  {d}".rstrip() for k, v, d in fields]
         return lines
     if section == "presets":
-        from ..experiment import list_presets
+        from ..names import list_presets
 
         return ["presets (learnact run --preset NAME):", "  " + ", ".join(list_presets())]
     if section == "datasets":
-        from ..data import BUILTIN_DATASETS
+        from ..names import BUILTIN_DATASETS
 
         return ["data sets (data.dataset = NAME, or the path of a .csv file with data.target = COLUMN):",
                 "  " + ", ".join(sorted(BUILTIN_DATASETS))]
