@@ -202,7 +202,8 @@ def test_study_with_families_and_no_gated_variant_builds_its_report(families_no_
     assert (report / "figures" / "cost.png").is_file()
     index = (report / "index.md").read_text()
     assert "**Gate entropy and selectivity**: the study has no gated variant" in index
-    assert not (report / "tables" / "gate_diagnostics.csv").exists()
+    diagnostics = report / "tables" / "gate_diagnostics.csv"  # every report part is built; this one is empty
+    assert not diagnostics.exists() or len(diagnostics.read_text().strip().splitlines()) <= 1
 
 
 def test_temperature_curve_reads_per_layer_and_shared_values():
