@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 import torch
@@ -10,6 +11,33 @@ import torch
 # Small models train fastest on one thread; keeps CI times predictable.
 torch.set_num_threads(1)
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+_REGISTRIES = {  # module -> the module-level registries a test may extend with register_*()
+    "learnact.names": ("_candidates", "_family_params"),
+    "learnact.model.activations.candidates": ("_REGISTRY", "_DERIVATIVES"),
+    "learnact.model.activations.families": ("_FAMILIES",),
+}
+
+
+@pytest.fixture(autouse=True)
+def _restore_registries():
+    """Undo run-time registrations after each test.
+
+    A test that registers a candidate or family must not leak it into later
+    tests: contract tests iterate over the registries themselves, and a test
+    family made from another family's class would fail them.
+    """
+    saved = {(mod, attr): getattr(sys.modules[mod], attr).copy()
+             for mod, attrs in _REGISTRIES.items() if mod in sys.modules for attr in attrs}
+    yield
+    for (mod, attr), value in saved.items():
+        current = getattr(sys.modules[mod], attr)
+        current.clear()
+        if isinstance(current, dict):
+            current.update(value)
+        else:
+            current.extend(value)
 
 
 @pytest.fixture()

@@ -304,21 +304,22 @@ def _mount_prefix(tmp_path: Path, options: str) -> tuple[tuple[str, ...], Path]:
     return (unshare, flags, "sh", "-c", script, "sh"), mnt
 
 
-@pytest.mark.parametrize("options, message", [
-    ("ro", "learnact: error: Read-only file system: '{mnt}/d'; that file system is read-only; choose a writable "
-           "folder (e.g. --out DIR)"),
-    ("size=16k", "learnact: error: No space left on device"),
+@pytest.mark.parametrize("options, message, fix", [
+    ("ro", "learnact: error: cannot write '{mnt}/d': Read-only file system (EROFS)",
+     "make the folder writable or choose another output folder"),
+    ("size=16k", "learnact: error: cannot write '{mnt}/d",
+     "free some space, then rerun the same command to resume (finished runs are kept)"),
 ])
-def test_a_read_only_or_full_file_system_is_one_line(tmp_path, options, message):
+def test_a_read_only_or_full_file_system_is_one_line(tmp_path, options, message, fix):
     study = _tiny(tmp_path)
     prefix, mnt = _mount_prefix(tmp_path, options)
     proc = _learnact("run", str(study), "--out", str(mnt / "d"), "--engine", "sequential", "-q", cwd=tmp_path,
                      prefix=prefix)
     line = _one_line(proc)
     assert line.startswith(message.format(mnt=mnt))
+    assert line.endswith(f"nothing half-written was left behind; {fix}")
     if options != "ro":
-        assert line.endswith("free space on that disk or choose another folder; finished runs are kept, rerun to "
-                             "resume")
+        assert "No space left on device (ENOSPC)" in line
 
 
 def test_permission_denied_is_one_line(tmp_path):
@@ -343,8 +344,9 @@ def test_permission_denied_is_one_line(tmp_path):
             base.chmod(0o555)
         proc = _learnact("run", "tiny.toml", "--out", "d", "--engine", "sequential", cwd=base, prefix=prefix,
                          env=env)
-        assert _one_line(proc) == ("learnact: error: Permission denied: 'd'; permission denied; choose a folder you "
-                                   "can write to (e.g. --out DIR) or fix its permissions")
+        assert _one_line(proc) == ("learnact: error: cannot write 'd': Permission denied (EACCES); nothing "
+                                   "half-written was left behind; make the folder writable or choose another output "
+                                   "folder")
     finally:
         base.chmod(0o755)
         shutil.rmtree(base)

@@ -88,10 +88,12 @@ def _wait_for(predicate, what: str, proc: subprocess.Popen | None = None, limit_
 
 
 def _numbers(folder: Path) -> pd.DataFrame:
-    """leaderboard.csv without the columns that measure this machine (time)."""
+    """leaderboard.csv without the columns that measure this machine (times, latency, memory)."""
+    from learnact.evaluation.quantities import MACHINE_QUANTITIES
+
     table = pd.read_csv(folder / "leaderboard.csv")
-    return table.drop(columns=[c for c in table if c.startswith("time_")]).sort_values("variant").reset_index(
-        drop=True)
+    machine = [c for c in table if c.startswith("time_") or c.startswith(MACHINE_QUANTITIES)]
+    return table.drop(columns=machine).sort_values("variant").reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")

@@ -194,6 +194,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def _user_message(exc: BaseException) -> str | None:
     """The one line for a user error, or ``None`` for an internal one."""
+    if isinstance(exc, LearnactError) and str(exc):  # learnact's own message already names the path and the fix
+        return _one_line(str(exc))
     for link in _chain(exc)[1:]:
         if isinstance(link, OSError) and link.errno in _ENVIRONMENT:
             return _os_message(link)
