@@ -4,7 +4,8 @@
 #   oldest: every dependency at its lower bound (.ci/constraints-oldest.txt).
 # In each: `learnact --version`, a usage error (`learnact run --bogus`: exit 2, usage, no traceback) and a
 # tiny study end to end (`learnact run STUDY.toml --out d`, then compare and predict). At the oldest
-# versions the CLI and config tests run too (pytest is installed on its own, not through an extra).
+# versions the console-script tests (usage errors, signals, OS errors: tests/cli/test_entry.py) and the config
+# tests run too (pytest is installed on its own, not through an extra); the whole tests/cli there took 5 min.
 # torch is installed first at 2.13.0 in both: the CPU build on local disk (a newer torch would pull
 # gigabytes of CUDA libraries); the rest of "newest" is the newest pip finds.
 #
@@ -124,7 +125,7 @@ install() {  # install KIND: a clean venv at $WORK/KIND with learnact and, for "
         oldest)
             pip_in "$venv" -c "$CONSTRAINTS" "$TORCH"
             pip_in "$venv" -c "$CONSTRAINTS" "$WORK/pkg"
-            pip_in "$venv" -c "$CONSTRAINTS" pytest hypothesis  # for the tests, on their own (no extra)
+            pip_in "$venv" -c "$CONSTRAINTS" pytest pytest-xdist hypothesis sympy  # for the tests, on their own (no extra)
             # exactly the pinned versions, or the "oldest" check checks something else
             "$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | "$PY" -c '
 import re, sys
@@ -164,8 +165,8 @@ for kind in "${KINDS[@]}"; do
     smoke "$venv"
     if [ "$kind" = oldest ]; then
         # from the work tree, against the installed package (src/ is not on the path)
-        "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/cli tests/test_config.py \
-            || fail "the CLI and config tests failed at the oldest versions (exit $?)"
+        "$venv/bin/python" -m pytest -q -n auto -p no:cacheprovider tests/cli/test_entry.py tests/test_config.py \
+            || fail "the console-script and config tests failed at the oldest versions (exit $?)"
     fi
     say "$kind: all checks passed in $(elapsed "$start")"
 done

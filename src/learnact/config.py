@@ -70,6 +70,7 @@ __all__ = [
     "max_runs",
     "check_run_count",
     "TEMPERATURE_SCHEDULES",
+    "SCHEDULE_FORMULAS",
     "check_variant_names",
     "check_reference",
     "describe_errors",
@@ -219,6 +220,15 @@ def _family_params_error(err: ValidationError, spec: type[FamilyParams], kind: s
 ScheduleKind = Literal["constant", "linear", "exponential", "cosine"]
 """How a gated mixture's temperature moves from ``temperature`` to ``temperature_end`` over the epochs."""
 TEMPERATURE_SCHEDULES: tuple[str, ...] = typing.get_args(ScheduleKind)
+SCHEDULE_FORMULAS: dict[str, str] = {
+    "constant": "T0",
+    "linear": "T0 + (T1 - T0) p",
+    "exponential": "T0 (T1 / T0)^p",
+    "cosine": "T1 + (T0 - T1) (1 + cos(pi p)) / 2",
+}
+"""Each schedule's temperature at progress ``p = (epoch - 1) / (max_epochs - 1)`` in ``[0, 1]``, with
+``T0 = temperature`` and ``T1 = temperature_end``, as text (for ``learnact list``; the code is
+:meth:`learnact.training.schedules.TemperatureSchedule.at`, and a test pins one to the other)."""
 
 
 class ActivationConfig(_Frozen):

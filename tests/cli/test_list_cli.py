@@ -11,12 +11,16 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
+import sympy
+from sympy.parsing.sympy_parser import convert_xor, implicit_multiplication, parse_expr, standard_transformations
 
 import learnact
 from learnact.data import BUILTIN_DATASETS
 from learnact.experiment import list_presets
 from learnact.model import list_candidates, list_families
+from learnact.config import TEMPERATURE_SCHEDULES
 from learnact.model.activations import GateKind, family_params_model
+from learnact.training.schedules import TemperatureSchedule
 
 SRC = str(Path(learnact.__file__).resolve().parents[1])
 
@@ -51,6 +55,21 @@ def test_list_shows_every_candidate_gate_kind_preset_and_dataset(listing):
     assert _section(listing, "data sets")[0].strip().split(", ") == sorted(BUILTIN_DATASETS)
 
 
+@pytest.mark.parametrize("kind", TEMPERATURE_SCHEDULES)
+def test_list_shows_every_temperature_schedule_with_the_formula_the_engines_use(listing, kind):
+    # The shown formula, parsed by sympy, gives TemperatureSchedule.at's temperature at every epoch.
+    shown = dict(line.strip().split(None, 1) for line in _section(listing, "gate temperature schedules"))
+    assert list(shown) == list(TEMPERATURE_SCHEDULES)
+    t0, t1, p = sympy.symbols("T0 T1 p")
+    formula = parse_expr(shown[kind].removeprefix("T = "), local_dict={"T0": t0, "T1": t1, "p": p, "pi": sympy.pi,
+                                                                      "cos": sympy.cos},
+                         transformations=(*standard_transformations, implicit_multiplication, convert_xor))
+    schedule = TemperatureSchedule(kind, 2.0, 0.25, 9)
+    for epoch in range(1, 10):
+        expected = float(formula.subs({t0: 2.0, t1: 0.25, p: (epoch - 1) / 8}))
+        assert schedule.at(epoch) == pytest.approx(expected, rel=1e-12), (kind, epoch)
+
+
 def test_list_shows_every_family_with_its_parameters_defaults_and_descriptions(listing):
     lines = _section(listing, "learnable families")
     heads = [i for i, line in enumerate(lines) if not line.startswith("    ")]
@@ -71,6 +90,7 @@ def test_list_shows_every_family_with_its_parameters_defaults_and_descriptions(l
 
 @pytest.mark.parametrize("what, title, absent", [
     ("families", "learnable families", "candidates"),
+    ("schedules", "gate temperature schedules", "learnable families"),
     ("gates", "gate kinds", "learnable families"),
     ("activations", "candidates", "presets"),
 ])

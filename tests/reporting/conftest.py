@@ -1,5 +1,6 @@
 """A tiny real study for the report tests: fixed, static gates with T and lambda sweeps, neuron and input gates,
-and two learnable families (a per-unit PReLU and the per-unit spline).
+a layer gate whose temperature follows a schedule, and two learnable families (a per-unit PReLU and the per-unit
+spline).
 
 Variant names deliberately hide the swept values, so the tests show that sweeps
 are found from the variants' settings and not from their names.
@@ -24,6 +25,8 @@ TINY = {
         {"name": "reg_strong", "kind": "gated", "gate": "layer", "temperature": 0.7, "entropy_weight": 0.01},
         {"name": "per_unit", "kind": "gated", "gate": "neuron", "temperature": 0.7, "entropy_weight": 0.05},
         {"name": "input_gate", "kind": "gated", "gate": "input", "gate_source": "network", "gate_hidden": 4},
+        {"name": "annealed", "kind": "gated", "gate": "layer", "temperature": 2.0,
+         "temperature_schedule": "exponential", "temperature_end": 0.5},
         {"name": "prelu_unit", "kind": "prelu", "params": {"granularity": "unit"}},
         {"name": "spline_fam", "kind": "spline"},
     ],
@@ -33,7 +36,7 @@ FAMILIES = ("prelu_unit", "spline_fam")
 
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory):
-    """Folder of the finished tiny study (9 variants x 2 seeds, 4 epochs)."""
+    """Folder of the finished tiny study (10 variants x 2 seeds, 4 epochs)."""
     from learnact.experiment import run_study, study_from_dict
 
     folder = tmp_path_factory.mktemp("report") / "study"

@@ -30,9 +30,11 @@ from learnact.reporting.fig_shapes import activation_shapes_figure
 from learnact.reporting.report import _families_paragraph
 from learnact.reporting.study_view import RunView, StudyView
 from learnact.reporting.style import candidate_color, group_label, variant_colors, variant_family
+from learnact.training.schedules import TemperatureSchedule
 
 GATE_KINDS = list(get_args(GateKind))
-GATED = ["static_cold", "static_warm", "reg_none", "reg_strong", "per_unit", "input_gate"]  # the tiny study's
+GATED = ["static_cold", "static_warm", "reg_none", "reg_strong", "per_unit", "input_gate",
+         "annealed"]  # the tiny study's
 FAMILIES = ["prelu_unit", "spline_fam"]
 
 
@@ -168,7 +170,9 @@ def test_report_names_families_apart_from_gated_mixtures(tiny_report):
     families = next(p for p in protocol.split("\n\n") if p.startswith("Learnable families"))
     assert "prelu_unit: prelu (one parameter set per unit)" in families
     assert "spline_fam: spline (one parameter set per unit)" in families
-    assert "6 gated mixtures, 2 learnable families" in protocol
+    assert "7 gated mixtures, 2 learnable families" in protocol
+    assert ("The gate temperature follows a schedule over the epochs (learnact list schedules) in annealed: "
+            "exponential, from T = 2 at epoch 1 to T = 0.5 at epoch 4.") in gated
     board = pd.read_csv(tiny_report / "tables" / "leaderboard.csv").set_index("variant")
     assert board.loc[FAMILIES, "group"].tolist() == ["family", "family"]
     assert board.loc["fixed_tanh", "group"] == "fixed" and set(board.loc[GATED, "group"]) == {"gated"}
@@ -202,6 +206,7 @@ def test_study_with_families_and_no_gated_variant_builds_its_report(families_no_
     assert (report / "figures" / "cost.png").is_file()
     index = (report / "index.md").read_text()
     assert "**Gate entropy and selectivity**: the study has no gated variant" in index
+    assert "Gated mixtures mix" not in index and "Learnable families replace" in index  # families are no gates
     diagnostics = report / "tables" / "gate_diagnostics.csv"  # every report part is built; this one is empty
     assert not diagnostics.exists() or len(diagnostics.read_text().strip().splitlines()) <= 1
 
@@ -214,27 +219,17 @@ def test_temperature_curve_reads_per_layer_and_shared_values():
     assert temperature_curve([{"val_loss": 0.3}], 1) is None
 
 
-def test_scheduled_temperature_is_drawn_over_the_gate_weights(tiny_study, monkeypatch):
-    # Histories carry "temperature" once the engine schedules it; here one variant's records get a linear
-    # schedule from 2 to 0.5 (the other variants have none, and get no temperature axis).
-    original = RunView.history
-
-    def scheduled(self):
-        records = original(self)
-        if self.variant != "static_cold":
-            return records
-        n = len(records)
-        temps = np.linspace(2.0, 0.5, n)
-        return [{**rec, "temperature": [float(t), float(t)]} for rec, t in zip(records, temps, strict=True)]
-
-    view = load_study_view(tiny_study)
-    fig, detail = gate_evolution_figure(view)
-    assert not [a for a in fig.axes if a.get_ylabel() == "T"] and "temperature" not in detail
-    monkeypatch.setattr(RunView, "history", scheduled)
+def test_scheduled_temperature_is_drawn_over_the_gate_weights(tiny_study):
+    # "annealed" anneals T exponentially from 2 to 0.5 over max_epochs = 4; no other variant has a schedule.
     view = load_study_view(tiny_study)
     fig, detail = gate_evolution_figure(view)
     twins = [a for a in fig.axes if a.get_ylabel() == "T"]
-    assert len(twins) == 2 and "scheduled gate temperature" in detail
-    longest = max(len(r.history()) for r in view.runs["static_cold"])
+    assert len(twins) == 2 and "scheduled gate temperature" in detail  # one per hidden layer
+    longest = max(len(r.history()) for r in view.runs["annealed"])
+    expected = [TemperatureSchedule("exponential", 2.0, 0.5, 4).at(e) for e in range(1, longest + 1)]
     for twin in twins:
-        np.testing.assert_allclose(twin.get_lines()[0].get_ydata(), np.linspace(2.0, 0.5, longest))
+        np.testing.assert_allclose(twin.get_lines()[0].get_ydata(), expected, rtol=1e-6)
+    for v in GATED:  # the records of the other variants keep their constant temperature
+        if v != "annealed":
+            curve = temperature_curve(view.runs[v][0].history(), 1)
+            assert curve is None or np.ptp(curve) == 0, v

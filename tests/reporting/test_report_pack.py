@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from learnact.reporting import FIGURES, TABLES, compile_pdf, latexmk_available, load_study_view
+from learnact.reporting.fig_performance import cost_figure
 from learnact.reporting.sweeps import find_sweeps
 
 FIGURE_NAMES = [spec.name for spec in FIGURES]
@@ -91,7 +92,7 @@ def test_sweeps_come_from_settings_not_names(tiny_study):
 
 def test_gate_diagnostics_table_covers_every_gated_layer(tiny_report):
     data = pd.read_csv(tiny_report / "tables" / "gate_diagnostics.csv")
-    assert len(data) == 6 * 2  # six gated variants (the two learnable families have no gate), two hidden layers
+    assert len(data) == 7 * 2  # seven gated variants (the two learnable families have no gate), two hidden layers
     assert set(data["gate"]) == {"layer", "neuron", "input"}
     assert (data["n_seeds"] == 2).all()
 
@@ -103,6 +104,28 @@ def test_report_tex_compiles_to_pdf(tiny_report, tmp_path):
     shutil.copytree(tiny_report, copy)
     pdf = compile_pdf(copy / "report.tex")
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 50_000
+
+
+def _panel_means(fig, xlabel: str) -> dict[str, float]:
+    """The mean marker of each row in the cost figure's panel labelled ``xlabel``: variant -> x."""
+    axes = fig.axes
+    rows = {round(float(y), 6): t.get_text() for y, t in zip(axes[0].get_yticks(), axes[0].get_yticklabels(),
+                                                              strict=True)}
+    ax = next(a for a in axes if a.get_xlabel().startswith(xlabel))
+    means = [line for line in ax.get_lines() if line.get_marker() == "o" and len(line.get_xdata()) == 1]
+    return {rows[round(float(line.get_ydata()[0]), 6)]: float(line.get_xdata()[0]) for line in means}
+
+
+def test_cost_figure_orders_tanh_a_gated_mixture_and_an_input_gate_as_training_them_alone_does(tiny_study):
+    # The cost panels show each variant's cost trained alone (training.cost), not its share of a stack: in
+    # FLOPs and in step latency, tanh < a layer gate mixing three candidates < an input gate with its head.
+    view = load_study_view(tiny_study)
+    fig, _ = cost_figure(view)
+    for label in ("FLOPs per sample", "Training step latency"):
+        means = _panel_means(fig, label)
+        assert set(means) == set(view.variants), label
+        assert means["fixed_tanh"] < means["static_cold"] < means["input_gate"], (label, means)
+        assert means["fixed_tanh"] < means["annealed"] < means["input_gate"], (label, means)
 
 
 def test_leaderboard_costs_are_the_variants_trained_alone(tiny_report):

@@ -1,7 +1,8 @@
 """``learnact list``: what a study can use, read from the registries.
 
-Candidates, gate kinds, learnable families with their hyper-parameters (name,
-default, description from each family's params class), presets and data sets.
+Candidates, gate kinds, gate temperature schedules, learnable families with
+their hyper-parameters (name, default, description from each family's params
+class), presets and data sets.
 Nothing here is a hand-kept list: registering a candidate or a family shows it.
 """
 
@@ -13,11 +14,11 @@ from .app import app
 
 __all__ = ["list_cmd", "SECTIONS", "section_lines"]
 
-SECTIONS = ("candidates", "gates", "families", "presets", "datasets")
+SECTIONS = ("candidates", "gates", "schedules", "families", "presets", "datasets")
 """What ``learnact list WHAT`` can show (``all``: every section; ``activations``: candidates and families)."""
 
 _ALIASES = {"all": SECTIONS, "activations": ("candidates", "families"), "gate": ("gates",),
-            "family": ("families",), "candidate": ("candidates",), "preset": ("presets",),
+            "family": ("families",), "candidate": ("candidates",), "preset": ("presets",), "schedule": ("schedules",),
             "dataset": ("datasets",)}
 
 # What each gate kind learns (the kinds themselves come from GateKind).
@@ -51,6 +52,13 @@ def section_lines(section: str) -> list[str]:
         width = max(map(len, kinds))
         return ['gate kinds (kind = "gated", gate = KIND):'] + [
             f"  {k:<{width}}  {_GATE_TEXT.get(k, '')}".rstrip() for k in kinds]
+    if section == "schedules":
+        from ..config import SCHEDULE_FORMULAS, TEMPERATURE_SCHEDULES
+
+        width = max(map(len, TEMPERATURE_SCHEDULES))
+        return ['gate temperature schedules (kind = "gated", temperature = T0, temperature_schedule = KIND, '
+                "temperature_end = T1; p = (epoch - 1) / (max_epochs - 1)):"] + [
+            f"  {k:<{width}}  T = {SCHEDULE_FORMULAS[k]}" for k in TEMPERATURE_SCHEDULES]
     if section == "families":
         from ..names import family_params_model, list_families
 
@@ -79,8 +87,9 @@ def section_lines(section: str) -> list[str]:
 
 @app.command("list")
 def list_cmd(what: str = typer.Argument(
-        "all", help="all | candidates | gates | families | presets | datasets | activations")) -> None:
-    """List candidates, gate kinds, learnable families with their parameters, presets and data sets."""
+        "all", help="all | candidates | gates | schedules | families | presets | datasets | activations")) -> None:
+    """List candidates, gate kinds, temperature schedules, learnable families with their parameters, presets and
+    data sets."""
     sections = _ALIASES.get(what, (what,) if what in SECTIONS else None)
     if sections is None:
         valid = ", ".join(["all", *SECTIONS, "activations"])

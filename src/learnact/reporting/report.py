@@ -106,7 +106,7 @@ def protocol_paragraphs(view: StudyView) -> list[str]:
         f"{_span([c.train.max_epochs for c in configs])} epochs, patience {_span([c.train.patience for c in configs])}"
         ", per variant) with the best weights restored.",
     ]
-    gated = [v for v in view.all_variants if not view.is_fixed(v)]
+    gated = [v for v in view.all_variants if view.kind(v) == "gated"]  # not the learnable families
     if gated:
         cands = list(dict.fromkeys(c for v in gated for c in view.config(v).activation.candidates))
         gates = list(dict.fromkeys(view.config(v).activation.gate for v in gated))
@@ -115,7 +115,8 @@ def protocol_paragraphs(view: StudyView) -> list[str]:
         paras.append(
             f"Gated mixtures mix the candidates {', '.join(cands)} with gates softmax(z / T) "
             f"({', '.join(gates)} gates; T {_span(temps)}); the objective is the task loss plus \u03bb times the "
-            f"summed gate entropy of the layers (\u03bb {_span(lams)}; \u03bb > 0 favours selecting one candidate).")
+            f"summed gate entropy of the layers (\u03bb {_span(lams)}; \u03bb > 0 favours selecting one candidate)."
+            + _schedules_sentence(view, gated))
     if view.families:
         paras.append(_families_paragraph(view))
     ref = view.baseline
@@ -130,6 +131,20 @@ def protocol_paragraphs(view: StudyView) -> list[str]:
                   "of each metric.")
     paras.append(stats)
     return paras
+
+
+def _schedules_sentence(view: StudyView, gated: list[str]) -> str:
+    """`` The temperature of annealed follows ...``: one clause per gated variant with a temperature schedule."""
+    clauses = []
+    for v in gated:
+        act, train = view.config(v).activation, view.config(v).train
+        if act.temperature_schedule != "constant":
+            clauses.append(f"{v}: {act.temperature_schedule}, from T = {format_number(act.temperature)} at epoch 1 "
+                           f"to T = {format_number(act.temperature_end)} at epoch {train.max_epochs}")
+    if not clauses:
+        return ""
+    return (" The gate temperature follows a schedule over the epochs (learnact list schedules) in "
+            + "; ".join(clauses) + ".")
 
 
 def _clean(folder: Path) -> None:
