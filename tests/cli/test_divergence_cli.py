@@ -265,6 +265,37 @@ def test_terminal_leaderboard_averages_the_finished_seeds(partial_study):
     assert {k for k, m in metrics.items() if m["status"] == "diverged"} == POISONED
 
 
+@pytest.mark.parametrize("which", ["partial", "nan"])
+def test_terminal_leaderboard_csv_and_report_table_hold_the_same_numbers(partial_study, nan_study, which):
+    # One source: the tidy results table and its seed aggregates. The terminal's cells, leaderboard.csv and the
+    # report's tables/leaderboard.csv agree for every variant, those with a diverged run or only diverged runs too.
+    if which == "partial":
+        folder = partial_study
+        out = _ok(_cli("run", "--out", str(folder), cwd=folder.parent))
+    else:
+        root, proc = nan_study
+        folder, out = root / "out", _ok(proc)
+    terminal = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+                for line in out.splitlines() if line.startswith("│")}
+    board = pd.read_csv(folder / "leaderboard.csv").set_index("variant")
+    report = pd.read_csv(folder / "report" / "tables" / "leaderboard.csv").set_index("variant")
+    assert set(terminal) == set(board.index) == set(report.index)
+    assert board.loc[list(terminal), "n_diverged"].sum() > 0
+    for variant, cells in terminal.items():
+        b, r = board.loc[variant], report.loc[variant]
+        assert cells[:2] == [str(int(b["n_seeds"])), str(int(b["n_diverged"]))]
+        assert (int(r["n_seeds"]), int(r["n_diverged"])) == (int(b["n_seeds"]), int(b["n_diverged"]))
+        for i, metric in enumerate(("accuracy", "f1", "roc_auc")):
+            mean, std = b[f"{metric}_mean"], b[f"{metric}_std"]
+            np.testing.assert_array_equal([r[f"{metric}_mean"], r[f"{metric}_std"]], [mean, std])
+            shown = "-" if not np.isfinite(mean) else (f"{mean:.4f} ± {std:.4f}" if np.isfinite(std) else
+                                                       f"{mean:.4f}")
+            assert cells[2 + i] == shown, (variant, metric)
+        for cost in ("flops_per_sample", "step_latency_ms"):
+            np.testing.assert_array_equal(r[f"{cost}_mean"], b[f"{cost}_mean"])
+        np.testing.assert_array_equal(r["n_params_mean"], b["params_mean"])
+
+
 def test_report_draws_a_reference_with_a_diverged_run(partial_study):
     # the diverged fixed run belongs to the reference, which the ROC figure draws: its NaN predictions never get there
     out = _ok(_cli("report", str(partial_study), cwd=partial_study.parent))

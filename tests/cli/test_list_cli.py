@@ -15,10 +15,10 @@ import sympy
 from sympy.parsing.sympy_parser import convert_xor, implicit_multiplication, parse_expr, standard_transformations
 
 import learnact
+from learnact.config import TEMPERATURE_SCHEDULES
 from learnact.data import BUILTIN_DATASETS
 from learnact.experiment import list_presets
 from learnact.model import list_candidates, list_families
-from learnact.config import TEMPERATURE_SCHEDULES
 from learnact.model.activations import GateKind, family_params_model
 from learnact.training.schedules import TemperatureSchedule
 

@@ -131,7 +131,7 @@ def run(
 
     The study is STUDY, --config or --preset (one of them), else the study already in --out, else the paper's.
     """
-    from ..evaluation import write_results
+    from ..evaluation import tidy_results, write_results
     from ..evaluation.aggregate import leaderboard, runs_table
     from ..experiment import load_study
     from ..experiment.engines import ENGINES
@@ -169,11 +169,11 @@ def run(
     if result.foreign:
         _note(quiet, f"left alone {len(result.foreign)} entries under {folder / 'runs'} that learnact did not "
                      f"write: {', '.join(result.foreign)}")
-    runs = runs_table(folder)
-    table = leaderboard(runs)
+    tidy = tidy_results(folder)  # the one table behind the terminal leaderboard, leaderboard.csv and the report
+    table = leaderboard(tidy)
     with atomic_write(folder / "leaderboard.csv") as tmp:
         table.to_csv(tmp, index=False)
-    write_results(folder)
+    write_results(folder, table=tidy)
     report_dir = None
     if report:
         from ..reporting import build_report
@@ -182,8 +182,9 @@ def run(
         report_dir = build_report(folder, pdf=pdf)
     print_leaderboard(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
                                    f"({result.n_trained} trained, {result.n_skipped} already done)")
-    for line in diverged_lines(runs):
-        print(f"diverged:     {line}")
+    if not table.empty and table["n_diverged"].sum() > 0:  # which seeds diverged, at which epoch and why
+        for line in diverged_lines(runs_table(folder)):
+            print(f"diverged:     {line}")
     print(f"study folder: {folder}")
     print(f"statistics:   learnact compare {folder}")
     if report_dir is not None:

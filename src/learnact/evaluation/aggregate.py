@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .. import store
@@ -41,14 +40,31 @@ def runs_table(study_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def leaderboard(runs: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
+def _as_tidy(table: pd.DataFrame) -> pd.DataFrame:
+    """A tidy view (one row per run and quantity) of a runs table; a tidy table is returned as it is."""
+    if "metric" in table.columns:
+        return table
+    keys = [c for c in ("run_id", "variant", "seed", "status") if c in table.columns]
+    quantities = [c for c in (*METRICS, *COST_COLUMNS) if c in table.columns]
+    long = table.melt(id_vars=keys, value_vars=quantities, var_name="metric", value_name="value")
+    return long.sort_values(keys[:1] or ["variant"], kind="stable").reset_index(drop=True)
+
+
+def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     """Mean and sample std over the finished seeds per variant, sorted by ``sort_by`` (best first).
 
+    The numbers are :func:`seed_aggregates`' (the one computation behind the
+    terminal leaderboard, ``leaderboard.csv`` and the report's tables): a
+    runs table (:func:`runs_table`) is first put in the tidy form
+    (:func:`~learnact.evaluation.results.tidy_results`) it came from.
     Diverged runs are left out of every statistic and counted in
     ``n_diverged`` (:mod:`~learnact.evaluation.status`); ``n_seeds`` counts
-    finished runs. The statistics are :func:`~learnact.evaluation.statistics.summarize_seeds`'
-    (non-finite values dropped). A variant with no finished run has NaN
-    statistics and comes last.
+    finished runs. Non-finite values are dropped. A variant with no finished
+    run has NaN statistics and comes last.
+
+    Args:
+        table: The tidy results table or a runs table.
+        sort_by: A metric of :data:`~learnact.evaluation.metrics.METRICS`.
 
     Columns: ``variant, n_seeds, n_diverged, <metric>_mean, <metric>_std, ...,
     time_mean, time_std, params_mean``, then the cost of the variant trained
@@ -57,33 +73,37 @@ def leaderboard(runs: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     ``activation_bytes_per_sample_mean``; ``attrs["excluded"]`` holds the
     :func:`~learnact.evaluation.status.excluded_note` sentence.
     """
-    if runs.empty:
+    if table.empty:
         return pd.DataFrame()
-    counts = diverged_counts(runs)
-    finished = finished_rows(runs)
+    tidy = _as_tidy(table)
+    counts = diverged_counts(tidy)
+    agg = seed_aggregates(tidy)
+    stats = {(str(r.variant), str(r.metric)): (float(r.mean), float(r.std))
+             for r in agg[["variant", "metric", "mean", "std"]].itertuples(index=False)}
+    finished = finished_rows(tidy)
+    run_key = "run_id" if "run_id" in finished.columns else "seed"
+    nan = (float("nan"), float("nan"))
     out = []
     for variant in counts:
-        group = finished[finished["variant"].astype(str) == variant]
-        row: dict[str, object] = {"variant": variant, "n_seeds": len(group), "n_diverged": counts[variant]}
+        runs = finished.loc[finished["variant"].astype(str) == variant, run_key].nunique()
+        row: dict[str, object] = {"variant": variant, "n_seeds": int(runs), "n_diverged": counts[variant]}
         for name in [*METRICS, "train_time_s"]:
-            s = summarize_seeds(group[name].to_numpy(dtype=float) if name in group else np.array([]))
             key = "time" if name == "train_time_s" else name
-            row[f"{key}_mean"], row[f"{key}_std"] = s.mean, s.std
-        row["params_mean"] = summarize_seeds(group["n_params"].to_numpy(dtype=float)).mean
+            row[f"{key}_mean"], row[f"{key}_std"] = stats.get((variant, name), nan)
+        row["params_mean"] = stats.get((variant, "n_params"), nan)[0]
         for name, spread in (("flops_per_sample", False), ("step_latency_ms", True),
                              ("activation_bytes_per_sample", False)):
-            vals = group[name].to_numpy(dtype=float) if name in group else np.full(len(group), np.nan)
-            vals = vals[np.isfinite(vals)]
-            row[f"{name}_mean"] = float(np.mean(vals)) if len(vals) else float("nan")
+            mean, std = stats.get((variant, name), nan)
+            row[f"{name}_mean"] = mean
             if spread:
-                row[f"{name}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+                row[f"{name}_std"] = std
         out.append(row)
-    table = pd.DataFrame(out)
+    board = pd.DataFrame(out)
     asc = not METRICS[sort_by].higher_is_better if sort_by in METRICS else False
-    table = table.sort_values(f"{sort_by}_mean", ascending=asc, kind="stable", na_position="last")
-    table = table.reset_index(drop=True)
-    table.attrs["excluded"] = excluded_note(counts)
-    return table
+    board = board.sort_values(f"{sort_by}_mean", ascending=asc, kind="stable", na_position="last")
+    board = board.reset_index(drop=True)
+    board.attrs["excluded"] = excluded_note(counts)
+    return board
 
 
 def seed_aggregates(tidy: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:

@@ -159,11 +159,14 @@ def tidy_results(study_dir: Path, collapse_threshold: float = DEFAULT_COLLAPSE_T
     return table
 
 
-def write_results(study_dir: Path, collapse_threshold: float = DEFAULT_COLLAPSE_THRESHOLD) -> Path:
+def write_results(study_dir: Path, collapse_threshold: float = DEFAULT_COLLAPSE_THRESHOLD, *,
+                  table: pd.DataFrame | None = None) -> Path:
     """Rebuild the tidy table from the run folders and write ``results.csv``.
 
     The file is written to a temporary name and renamed, so a reader never
     sees half a table; a failed write (a full disk) leaves no temporary file.
+    ``table``: the study's :func:`tidy_results`, when the caller has just
+    built it (it is written as it is, not rebuilt).
 
     Returns:
         The path of ``results.csv`` in the study folder.
@@ -172,7 +175,8 @@ def write_results(study_dir: Path, collapse_threshold: float = DEFAULT_COLLAPSE_
         RunStoreError: A run folder is corrupt, or an OS error while writing.
     """
     folder = _check_study_dir(study_dir)
-    table = tidy_results(folder, collapse_threshold)
+    if table is None:
+        table = tidy_results(folder, collapse_threshold)
     path = folder / RESULTS_FILE
     with store.atomic_write(path) as tmp:
         table.to_csv(tmp, index=False)

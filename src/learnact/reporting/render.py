@@ -141,7 +141,7 @@ def write_table(table: Table, folder: Path) -> list[Path]:
     """Write ``<name>.csv``, ``<name>.md`` and ``<name>.tex`` into ``folder``; returns the paths."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{table.name}.{ext}" for ext in ("csv", "md", "tex")]
-    table.data.to_csv(paths[0], index=False, float_format="%.10g")
+    table.data.to_csv(paths[0], index=False)  # full precision: the numbers leaderboard.csv holds
     paths[1].write_text(to_markdown(table), encoding="utf-8")
     paths[2].write_text(to_latex(table), encoding="utf-8")
     return paths

@@ -139,8 +139,9 @@ def _schedules_sentence(view: StudyView, gated: list[str]) -> str:
     for v in gated:
         act, train = view.config(v).activation, view.config(v).train
         if act.temperature_schedule != "constant":
+            end = act.temperature_end if act.temperature_end is not None else act.temperature
             clauses.append(f"{v}: {act.temperature_schedule}, from T = {format_number(act.temperature)} at epoch 1 "
-                           f"to T = {format_number(act.temperature_end)} at epoch {train.max_epochs}")
+                           f"to T = {format_number(end)} at epoch {train.max_epochs}")
     if not clauses:
         return ""
     return (" The gate temperature follows a schedule over the epochs (learnact list schedules) in "
