@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, m in (("sequential", seq), ("vectorized", vec)):
         print(f"families preset, {label:<11} {m['wall_s']:7.2f} s  {m['runs']:4d} runs ({m['variants']} variants)  "
               f"{m['member_epochs']:6d} member-epochs")
-    print(f"  stacked step of the fixed and gated stacks: "
-          f"{'native (C++)' if vec.get('native') else 'Python (native step unavailable or off)'}; family stacks: Python")
+    step = "native (C++)" if vec.get("native") else "Python (native step unavailable or off)"
+    print(f"  stacked step of the fixed and gated stacks: {step}; family stacks: Python")
     if seq["member_epochs"] != vec["member_epochs"]:
         print(f"  note: member-epochs differ ({seq['member_epochs']} vs {vec['member_epochs']}): a run stopped at "
               "another epoch")

@@ -174,18 +174,17 @@ def run(
     with atomic_write(folder / "leaderboard.csv") as tmp:
         table.to_csv(tmp, index=False)
     write_results(folder, table=tidy)
-    report_dir = None
-    if report:
-        from ..reporting import build_report
-
-        _note(quiet, "building the report pack (figures, tables, report.tex) ...")
-        report_dir = build_report(folder, pdf=pdf)
+    # the leaderboard as soon as training ends; the report pack builds after it
     print_leaderboard(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
                                    f"({result.n_trained} trained, {result.n_skipped} already done)")
     if not table.empty and table["n_diverged"].sum() > 0:  # which seeds diverged, at which epoch and why
         for line in diverged_lines(runs_table(folder)):
             print(f"diverged:     {line}")
     print(f"study folder: {folder}")
-    print(f"statistics:   learnact compare {folder}")
-    if report_dir is not None:
+    print(f"statistics:   learnact compare {folder}", flush=True)
+    if report:
+        from ..reporting import build_report
+
+        _note(quiet, "building the report pack (figures, tables, report.tex) ...")
+        report_dir = build_report(folder, pdf=pdf)
         print(f"report:       {report_dir / 'index.md'}  (LaTeX: {report_dir / 'report.tex'})")

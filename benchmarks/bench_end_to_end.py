@@ -1,0 +1,142 @@
+"""What a user waits for, end to end, measured in one invocation.
+
+1. The sequential engine's training of the paper sweep (75 runs), in a fresh
+   process on one thread (``bench_engines.measure``): the yardstick.
+2. ``learnact run`` of the paper study into a new folder, with the report
+   pack (PNG and PDF figures, tables, report.tex): seconds until the
+   leaderboard is on the terminal (the ``study folder:`` line after it) and
+   until the command exits with the whole pack written.
+3. ``learnact report`` alone on that folder.
+4. ``learnact list`` (median of three).
+5. The paper sweep over 67 seeds (1,005 runs): the vectorised engine's
+   training alone (fresh process, ``bench_engines.measure``), ``learnact run
+   --no-report`` of the same study, and ``learnact report`` of its folder,
+   with the report's peak memory (the largest resident set of the command's
+   process tree, from ``wait4``'s rusage).
+
+Every command is the installed console script next to this Python, each in a
+fresh process, one after another, so timings include imports as a user
+meets them. Printed: each figure and the ratios the speed issue asks about.
+
+Usage::
+
+    python benchmarks/bench_end_to_end.py
+    python benchmarks/bench_end_to_end.py --skip big      # without the 1,005-run study
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engines import measure  # noqa: E402  (the sibling benchmark's fresh-process trainer)
+
+__all__ = ["main", "timed_command"]
+
+LEARNACT = [str(Path(sys.executable).with_name("learnact"))]
+
+
+def timed_command(args: list[str], cwd: Path, mark: str | None = None) -> dict:
+    """Run ``learnact ARGS`` in ``cwd``; wall time, time until a stdout line starts with ``mark``, peak RSS (MiB).
+
+    Raises:
+        RuntimeError: The command failed (its stderr is in the message).
+    """
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    errors = tempfile.TemporaryFile(mode="w+")  # progress lines go to stderr: a file, so no pipe fills up
+    start = time.perf_counter()
+    proc = subprocess.Popen([*LEARNACT, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=errors, text=True,
+                            env=env)
+    marked = None
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if mark is not None and marked is None and line.startswith(mark):
+            marked = time.perf_counter() - start
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    errors.seek(0)
+    err = errors.read()
+    errors.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"learnact {' '.join(args)} exited {proc.returncode}:\n{err[-2000:]}")
+    return {"wall_s": wall, "mark_s": marked, "peak_rss_mb": usage.ru_maxrss / 1024.0, "stdout": "".join(lines)}
+
+
+def _big_study(folder: Path, seeds: int) -> Path:
+    """The paper study over seeds ``0 .. seeds - 1``, written as a study file in ``folder``."""
+    from learnact.experiment import load_study
+    from learnact.experiment.grid import study_to_dict
+
+    study = load_study("paper")
+    study = study.model_copy(update={"seeds": tuple(range(seeds)), "name": f"paper_{seeds}_seeds"})
+    path = folder / "big.json"
+    path.write_text(json.dumps(study_to_dict(study)))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--skip", action="append", default=[], choices=["sequential", "big"],
+                        help="leave a measurement out")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="vectorised engine workers")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="learnact-e2e-"))
+    print(f"learnact end-to-end benchmark: {os.cpu_count()} cores; work folder {work}")
+    try:
+        seq = None
+        if "sequential" not in args.skip:
+            seq = measure("sequential", 1, "paper")
+            print(f"sequential engine, paper sweep (75 runs), training only   {seq['wall_s']:7.2f} s")
+        run = timed_command(["run", "--out", "paper", "--threads", str(args.threads)], work, mark="study folder:")
+        print(f"learnact run (paper study, report pack), leaderboard at    {run['mark_s']:7.2f} s")
+        print(f"learnact run (paper study, report pack), finished pack     {run['wall_s']:7.2f} s")
+        report = timed_command(["report", "paper"], work)
+        print(f"learnact report (paper study) alone                         {report['wall_s']:7.2f} s")
+        listing = statistics.median(timed_command(["list"], work)["wall_s"] for _ in range(3))
+        print(f"learnact list (median of 3)                                 {listing:7.2f} s")
+        big = None
+        if "big" not in args.skip:
+            study = _big_study(work, 67)
+            train = measure("vectorized", args.threads, "0..66")
+            print(f"1,005 runs, vectorised engine, training only                {train['wall_s']:7.2f} s")
+            norep = timed_command(["run", "--config", str(study), "--out", "big", "--no-report", "--threads",
+                                   str(args.threads)], work)
+            print(f"1,005 runs, learnact run --no-report                        {norep['wall_s']:7.2f} s")
+            big_report = timed_command(["report", "big"], work)
+            print(f"1,005 runs, learnact report                                 {big_report['wall_s']:7.2f} s, "
+                  f"peak {big_report['peak_rss_mb']:.0f} MiB")
+            big = (train, norep, big_report)
+        print("ratios (target in brackets):")
+        if seq is not None:
+            ratio = seq["wall_s"] / run["wall_s"]
+            print(f"  sequential training / learnact run with the pack   {ratio:6.2f}x  (>= 8x)")
+        print(f"  leaderboard on the terminal after                  {run['mark_s']:6.2f} s  (<= 4 s)")
+        print(f"  learnact list                                      {listing:6.2f} s  (< 0.5 s)")
+        if big is not None:
+            train, norep, big_report = big
+            print(f"  1,005-run report                                   {big_report['wall_s']:6.2f} s, "
+                  f"{big_report['peak_rss_mb']:.0f} MiB  (< 60 s, < 1024 MiB)")
+            print(f"  1,005 runs: run --no-report / training alone       {norep['wall_s'] / train['wall_s']:6.2f}x  "
+                  "(<= 1.5x)")
+        self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        print(f"(benchmark process itself: peak {self_rss:.0f} MiB)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
