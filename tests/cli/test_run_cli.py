@@ -292,7 +292,8 @@ def test_run_prints_progress_lines_log_and_leaderboard_then_resumes_from_the_fol
     assert f"\nstudy folder: {folder}\n" in captured.out
     # the main job ends with the leaderboard and the report's path
     assert captured.out.strip().splitlines()[-1] == f"report:       {folder}/report/index.md  " \
-                                                    f"(LaTeX: {folder}/report/report.tex)"
+                                                    f"(HTML: {folder}/report/index.html; LaTeX: " \
+                                                    f"{folder}/report/report.tex)"
     assert (tmp_path / folder / "report" / "index.md").is_file()
     assert (tmp_path / folder / "results.csv").is_file()
     assert "tiny: 1 variants x 2 seeds (2 trained, 0 already done)" in captured.out

@@ -17,7 +17,7 @@ def report(
     pdf: bool = typer.Option(False, "--pdf", help="Also compile report.tex to report.pdf (needs latexmk)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: STUDY/report)."),
 ) -> None:
-    """Build STUDY/report: figures (PNG + PDF), tables (CSV, Markdown, LaTeX), report.tex and index.md.
+    """Build STUDY/report: figures (PNG + PDF), tables (CSV, Markdown, LaTeX), report.tex, index.md and index.html.
 
     Reads the study folder only; nothing is retrained.
     """
@@ -26,5 +26,5 @@ def report(
 
     state.writes_to = out if out is not None else study / "report"
     folder = build_report(study, pdf=pdf, out=out)
-    print(f"report: {folder / 'index.md'}")
+    print(f"report: {folder / 'index.md'}  (HTML: {folder / 'index.html'})")
     print(f"latex:  {folder / ('report.pdf' if pdf else 'report.tex')}")

@@ -187,4 +187,5 @@ def run(
 
         _note(quiet, "building the report pack (figures, tables, report.tex) ...")
         report_dir = build_report(folder, pdf=pdf)
-        print(f"report:       {report_dir / 'index.md'}  (LaTeX: {report_dir / 'report.tex'})")
+        print(f"report:       {report_dir / 'index.md'}  (HTML: {report_dir / 'index.html'}; LaTeX: "
+              f"{report_dir / 'report.tex'})")

@@ -1,8 +1,9 @@
-"""Build a study's report pack from its folder alone: figures, tables, ``report.tex``, ``index.md``.
+"""Build a study's report pack from its folder alone: figures, tables, ``report.tex``, ``index.md``, ``index.html``.
 
 Layout of ``STUDY/report/``::
 
     index.md                 every table inline, every figure as a thumbnail
+    index.html               the same as one self-contained page (figures embedded, a contents bar)
     report.tex (report.pdf)  standalone LaTeX document (PDF with ``pdf=True``)
     figures/<name>.png|pdf   see :data:`~learnact.reporting.figures.FIGURES`
     tables/<name>.csv|md|tex leaderboard, comparisons, gate_diagnostics
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .figures import FIGURES, build_figures
+from .html import index_html
 from .index import index_markdown
 from .latex import TEX_INSTALL_HINT, ReportError, compile_pdf, latexmk_available, report_tex
 from .render import Table, write_table
@@ -196,6 +198,7 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
     will_compile = pdf and latexmk_available()
     (folder / "index.md").write_text(index_markdown(title, protocol, tables, figures, skipped_tables, will_compile),
                                      encoding="utf-8")
+    (folder / "index.html").write_text(index_html(title, protocol, tables, figures, skipped_tables), encoding="utf-8")
     if pdf:
         if not will_compile:
             raise ReportError(f"report built in {folder} but not report.pdf: latexmk not found; {TEX_INSTALL_HINT}")
