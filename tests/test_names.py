@@ -101,7 +101,27 @@ def test_the_probe_sees_torch_when_it_is_loaded():  # the check above can fail
     assert "torch" in _heavy_modules_after("import learnact.model")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["list"]])
+@pytest.mark.parametrize("text, problem", [
+    ('name = "x"\nseeds = [1]\n[[variants]]\nname = "a"\nkind = "fixed"\nactivation = "tahn"\n', "tahn"),
+    ('name = "x"\nseeds = [1]\nbogus = 1\n', "bogus"),
+    ('name = "x"\nseeds = [1]\n[[variants]]\nname = "a"\nkind = "spline"\nparams = {grid_size = 0}\n',
+     "grid_size"),
+])
+def test_a_bad_study_file_is_refused_before_torch_loads(tmp_path, text, problem):
+    # learnact run validates the study (and the engine name) first: a typo costs a fraction of a second, not the
+    # seconds torch takes to import
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    code = (f"import contextlib, io\nfrom learnact.cli import main\nerr = io.StringIO()\n"
+            f"with contextlib.redirect_stderr(err):\n    try:\n"
+            f"        main(['run', '--config', {str(bad)!r}, '--out', {str(tmp_path / 'out')!r}])\n"
+            f"    except SystemExit as e:\n        code = e.code\n"
+            f"assert code == 2 and {problem!r} in err.getvalue(), (code, err.getvalue())")
+    assert _heavy_modules_after(code) == []
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list"], ["--version"], ["list", "schedules"]])
 def test_help_and_list_load_no_torch(argv):
     code = (f"from learnact.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit as e:\n"
             f"    assert e.code in (0, None), e.code")

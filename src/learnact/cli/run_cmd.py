@@ -131,17 +131,10 @@ def run(
 
     The study is STUDY, --config or --preset (one of them), else the study already in --out, else the paper's.
     """
-    from ..evaluation import tidy_results, write_results
-    from ..evaluation.aggregate import leaderboard, runs_table
     from ..experiment import load_study
-    from ..experiment.engines import ENGINES
-    from ..experiment.executors import open_executor
-    from ..experiment.runner import LOG_FILE, run_study
-    from ..store import atomic_write
-    from .display import diverged_lines, print_leaderboard
-    from .errors import state
-    from .progress import study_progress
+    from ..names import ENGINES
 
+    # a wrong study file, engine or number is reported before torch and the training code load (about 3 s)
     source, described = _study_source(preset, config, out, study_arg)
     study = load_study(source)
     if engine not in ENGINES:
@@ -154,6 +147,15 @@ def run(
         raise ValueError(f"--group-size must be >= 1, got {group_size}")
     folder = out if out is not None else default_out(study.name)
     _check_out(folder)
+    from ..evaluation import tidy_results, write_results
+    from ..evaluation.aggregate import leaderboard, runs_table
+    from ..experiment.executors import open_executor
+    from ..experiment.runner import LOG_FILE, run_study
+    from ..store import atomic_write
+    from .display import diverged_lines, print_leaderboard
+    from .errors import state
+    from .progress import study_progress
+
     state.writes_to = folder
     state.log_file = folder / LOG_FILE  # an internal error's traceback goes there (once the study has one)
     state.interrupted = "interrupted; finished runs are kept, rerun to resume"
