@@ -115,8 +115,13 @@ def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
     """
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{stem}.png", folder / f"{stem}.pdf"]
+    # Layout once: lay the figure out (constrained layout) and measure its tight box a single time, then freeze
+    # the layout, so the two saves draw once each instead of re-running the layout and a measuring draw each.
+    fig.draw_without_rendering()
+    box = fig.get_tightbbox().padded(0.05)  # inches, as bbox_inches="tight" with pad_inches=0.05 computes it
+    fig.set_layout_engine("none")
     for path in paths:
-        fig.savefig(path, bbox_inches="tight", pad_inches=0.05, metadata=_metadata(path.suffix))
+        fig.savefig(path, bbox_inches=box, metadata=_metadata(path.suffix))
     return paths
 
 
