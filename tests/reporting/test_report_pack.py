@@ -117,12 +117,12 @@ def _panel_means(fig, xlabel: str) -> dict[str, float]:
     return {rows[round(float(line.get_ydata()[0]), 6)]: float(line.get_xdata()[0]) for line in means}
 
 
-def test_cost_figure_orders_tanh_a_gated_mixture_and_an_input_gate_as_training_them_alone_does(tiny_study):
-    # The cost panels show each variant's cost trained alone (training.cost), not its share of a stack: in
-    # FLOPs and in step latency, tanh < a layer gate mixing three candidates < an input gate with its head.
-    # FLOPs are exact: every layer gate lies between. A latency is one median of 20 timed steps, measured while
-    # other tests run: the layer gates' median latency lies between (five variants, so one noisy timing
-    # cannot reorder them).
+def test_cost_figure_draws_the_costs_measured_alone_and_orders_tanh_gates_and_input_gate_by_flops(tiny_study):
+    # The cost panels show each variant's cost trained alone (training.cost), not its share of a stack. FLOPs
+    # are exact: tanh < every layer gate mixing three candidates < the input gate with its head. A step latency
+    # is a timing, noisy while other tests run on this tiny model: here the panel must show exactly the latency
+    # measured alone and saved with the runs; tests/training/test_cost.py shows the same ordering of tanh, a
+    # layer gate and an input gate in latency on a model large enough to time apart.
     view = load_study_view(tiny_study)
     fig, _ = cost_figure(view)
     layer_gates = ["static_cold", "static_warm", "reg_none", "reg_strong", "annealed"]
@@ -132,8 +132,6 @@ def test_cost_figure_orders_tanh_a_gated_mixture_and_an_input_gate_as_training_t
         assert flops["fixed_tanh"] < flops[v] < flops["input_gate"], (v, flops)
     latency = _panel_means(fig, "Training step latency")
     assert set(latency) == set(view.variants)
-    middle = float(np.median([latency[v] for v in layer_gates]))
-    assert latency["fixed_tanh"] < middle < latency["input_gate"], latency
     for v in view.variants:  # the panels draw the costs saved with the runs (mean over seeds)
         assert latency[v] == pytest.approx(float(np.nanmean(view.run_quantity(v, "step_latency_ms"))))
         assert flops[v] == pytest.approx(float(np.nanmean(view.run_quantity(v, "flops_per_sample"))))
