@@ -1,8 +1,9 @@
-"""Data sources: built-in scikit-learn sets and CSV tables."""
+"""Data sources: data sets known by name (scikit-learn's bundled sets, synthetic sets, MNIST-1D) and CSV tables."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,8 @@ from ..exceptions import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Dataset", "load_dataset", "check_feature_frame", "check_scalable", "BUILTIN_DATASETS"]
+__all__ = ["Dataset", "DatasetSpec", "load_dataset", "check_feature_frame", "check_scalable", "BUILTIN_DATASETS",
+           "DATASETS"]
 
 
 @dataclass(frozen=True)
@@ -41,33 +43,150 @@ class Dataset:
         return len(self.class_names)
 
 
-def _breast_cancer() -> Dataset:
-    from sklearn.datasets import load_breast_cancer
+def _bundled(name: str, loader: str) -> Dataset:
+    """A classification set bundled with scikit-learn (no download)."""
+    import sklearn.datasets
 
-    b = load_breast_cancer()
+    b = getattr(sklearn.datasets, loader)()
     return Dataset(
-        "breast_cancer",
+        name,
         np.asarray(b.data, dtype=np.float64),
         np.asarray(b.target, dtype=np.int64),
         tuple(str(f) for f in b.feature_names),
         tuple(str(t) for t in b.target_names),
     )
+
+
+def _breast_cancer() -> Dataset:
+    return _bundled("breast_cancer", "load_breast_cancer")
 
 
 def _wine() -> Dataset:
-    from sklearn.datasets import load_wine
-
-    b = load_wine()
-    return Dataset(
-        "wine",
-        np.asarray(b.data, dtype=np.float64),
-        np.asarray(b.target, dtype=np.int64),
-        tuple(str(f) for f in b.feature_names),
-        tuple(str(t) for t in b.target_names),
-    )
+    return _bundled("wine", "load_wine")
 
 
-BUILTIN_DATASETS = {"breast_cancer": _breast_cancer, "wine": _wine}
+def _iris() -> Dataset:
+    return _bundled("iris", "load_iris")
+
+
+def _digits() -> Dataset:
+    return _bundled("digits", "load_digits")
+
+
+SYNTHETIC_SEED = 0
+"""Seed of every synthetic set: the data are fixed; the study's seeds vary the splits and the training."""
+
+
+def _synthetic(name: str, X: np.ndarray, y: np.ndarray) -> Dataset:
+    classes = np.unique(y)
+    return Dataset(name, np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64),
+                   tuple(f"x{i + 1}" for i in range(X.shape[1])), tuple(f"class_{int(c)}" for c in classes))
+
+
+def _moons() -> Dataset:
+    from sklearn.datasets import make_moons
+
+    return _synthetic("moons", *make_moons(n_samples=500, noise=0.2, random_state=SYNTHETIC_SEED))
+
+
+def _circles() -> Dataset:
+    from sklearn.datasets import make_circles
+
+    return _synthetic("circles", *make_circles(n_samples=500, noise=0.1, factor=0.5, random_state=SYNTHETIC_SEED))
+
+
+def _spirals() -> Dataset:
+    """Two interleaved spirals (1.5 turns each), Gaussian noise of sd 0.2 (Lang and Witbrock's benchmark)."""
+    rng = np.random.default_rng(SYNTHETIC_SEED)
+    n = 250
+    t = np.sqrt(rng.uniform(0, 1, n)) * 3 * np.pi  # denser near the centre is avoided by the square root
+    arm = np.column_stack([t * np.cos(t), t * np.sin(t)]) / np.pi
+    X = np.vstack([arm, -arm]) + rng.normal(0, 0.2, (2 * n, 2))
+    return _synthetic("spirals", X, np.repeat([0, 1], n))
+
+
+def _xor() -> Dataset:
+    """Uniform points in [-1, 1]^2, labelled by the sign of x1 * x2 (the XOR of the two signs)."""
+    rng = np.random.default_rng(SYNTHETIC_SEED)
+    X = rng.uniform(-1, 1, (500, 2))
+    return _synthetic("xor", X, (X[:, 0] * X[:, 1] > 0).astype(np.int64))
+
+
+def _classification() -> Dataset:
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=1000, n_features=20, n_informative=8, n_redundant=4, n_classes=3,
+                               n_clusters_per_class=2, class_sep=1.0, flip_y=0.02, random_state=SYNTHETIC_SEED)
+    return _synthetic("classification", X, y)
+
+
+def _gaussian_quantiles() -> Dataset:
+    from sklearn.datasets import make_gaussian_quantiles
+
+    return _synthetic("gaussian_quantiles", *make_gaussian_quantiles(
+        n_samples=600, n_features=2, n_classes=3, random_state=SYNTHETIC_SEED))
+
+
+def _mnist1d() -> Dataset:
+    """MNIST-1D (Greydanus 2020) generated locally by ``mnist1d.data.make_dataset``; never downloaded."""
+    import random
+
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise DataError("data set 'mnist1d' needs the mnist1d package: pip install 'learnact[suites]' "
+                        "(or pip install mnist1d)") from None
+    state, py_state = np.random.get_state(), random.getstate()  # make_dataset seeds the global generators
+    try:
+        d = make_dataset(get_dataset_args())  # 5,000 samples, seed 42: the published set's arguments
+    finally:
+        np.random.set_state(state)
+        random.setstate(py_state)
+    X = np.concatenate([d["x"], d["x_test"]])
+    y = np.concatenate([d["y"], d["y_test"]])
+    return replace(_synthetic("mnist1d", X, y), feature_names=tuple(f"t{i}" for i in range(X.shape[1])),
+                   class_names=tuple(str(c) for c in range(10)))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A data set known by name: how to load it and what it is.
+
+    Attributes:
+        load: Builds the :class:`Dataset`.
+        rows, features, classes: Its size (a test checks these against the loaded data).
+        task: ``"classification"``.
+        source: Where it comes from, shown by ``learnact list datasets``.
+    """
+
+    load: Callable[[], Dataset]
+    rows: int
+    features: int
+    classes: int
+    task: str
+    source: str
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "breast_cancer": DatasetSpec(_breast_cancer, 569, 30, 2, "classification", "scikit-learn (bundled)"),
+    "wine": DatasetSpec(_wine, 178, 13, 3, "classification", "scikit-learn (bundled)"),
+    "iris": DatasetSpec(_iris, 150, 4, 3, "classification", "scikit-learn (bundled)"),
+    "digits": DatasetSpec(_digits, 1797, 64, 10, "classification", "scikit-learn (bundled), 8x8 images"),
+    "moons": DatasetSpec(_moons, 500, 2, 2, "classification", "synthetic: make_moons, noise 0.2, seed 0"),
+    "circles": DatasetSpec(_circles, 500, 2, 2, "classification",
+                           "synthetic: make_circles, noise 0.1, factor 0.5, seed 0"),
+    "spirals": DatasetSpec(_spirals, 500, 2, 2, "classification", "synthetic: two spirals, noise 0.2, seed 0"),
+    "xor": DatasetSpec(_xor, 500, 2, 2, "classification", "synthetic: sign of x1*x2 on [-1, 1]^2, seed 0"),
+    "classification": DatasetSpec(_classification, 1000, 20, 3, "classification",
+                                  "synthetic: make_classification, 8 informative, seed 0"),
+    "gaussian_quantiles": DatasetSpec(_gaussian_quantiles, 600, 2, 3, "classification",
+                                      "synthetic: make_gaussian_quantiles, seed 0"),
+    "mnist1d": DatasetSpec(_mnist1d, 5000, 40, 10, "classification",
+                           "mnist1d package (generated locally; extra 'suites')"),
+}
+"""Every data set loadable by name; :data:`learnact.names.BUILTIN_DATASETS` lists the same names."""
+
+BUILTIN_DATASETS: dict[str, Callable[[], Dataset]] = {name: spec.load for name, spec in DATASETS.items()}
 
 
 def _row(position: int) -> str:
@@ -171,7 +290,8 @@ def load_dataset(name: str, target: str | None = None) -> Dataset:
     """Load a built-in data set by name, or a CSV file by path.
 
     Args:
-        name: ``"breast_cancer"`` (default of the paper), ``"wine"``, or a path
+        name: A name of :data:`DATASETS` (``"breast_cancer"``, the paper's
+            default; ``learnact list datasets`` shows them all), or a path
             ending in ``.csv``.
         target: Label column of a CSV (default: the last column).
 
