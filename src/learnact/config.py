@@ -31,6 +31,7 @@ from pydantic import (
     create_model,
     field_serializer,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 
@@ -148,6 +149,10 @@ def check_run_count(n_variants: int, n_seeds: int) -> str | None:
             f"more than the limit of {limit:,}; sweep fewer values or use fewer seeds (or raise the limit with "
             f"the environment variable {MAX_RUNS_ENV})")
 
+PREPROCESSING_DEFAULTS: dict[str, Any] = {"one_hot": False, "impute": None, "missing_indicators": False}
+"""The preprocessing options of :class:`DataConfig` and their (inactive) defaults."""
+
+
 class DataConfig(_Frozen):
     """Where the data comes from and how each seed splits it.
 
@@ -156,21 +161,49 @@ class DataConfig(_Frozen):
     the last). Per seed: stratified train/test split (``test_size``), scaler
     fitted on the training part only, then a stratified train/validation split
     of the training part (``val_size``).
+
+    Preprocessing, off by default and fitted on each training part only:
+    ``one_hot`` encodes text columns (one 0/1 column per category),
+    ``impute`` fills missing values (``"median"`` or ``"most_frequent"``; text
+    columns take their most frequent value) and ``missing_indicators`` adds a
+    0/1 column per column that had missing values.
     """
 
     dataset: str = "breast_cancer"
     target: str | None = None
     test_size: float = Field(0.25, gt=0, lt=1)
     val_size: float = Field(0.2, gt=0, lt=1)
+    one_hot: bool = False
+    impute: Literal["median", "most_frequent"] | None = None
+    missing_indicators: bool = False
+
+    def dump(self, **kwargs: Any) -> dict[str, Any]:
+        """``model_dump(**kwargs)`` without the preprocessing options left at their defaults.
+
+        Run ids and ``study.json`` of studies that preprocess nothing stay as
+        they were before the options existed.
+        """
+        data = self.model_dump(**kwargs)
+        for key, default in PREPROCESSING_DEFAULTS.items():
+            if key in data and data[key] == default:
+                del data[key]
+        return data
+
+    @model_validator(mode="after")
+    def _indicators_need_imputation(self) -> DataConfig:
+        if self.missing_indicators and self.impute is None:
+            raise ValueError("data.missing_indicators = true needs data.impute (\"median\" or \"most_frequent\"); "
+                             "set it or drop missing_indicators")
+        return self
 
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v: str) -> str:
         BUILTIN_DATASETS = names.BUILTIN_DATASETS
-        if v in BUILTIN_DATASETS or v.lower().endswith(".csv"):
+        if v in BUILTIN_DATASETS or v.lower().endswith((".csv", ".parquet")):
             return v
         raise ValueError(f"unknown dataset {_show(v)}{did_you_mean(v, BUILTIN_DATASETS)}; "
-                         f"use one of {', '.join(sorted(BUILTIN_DATASETS))} or a path ending in .csv")
+                         f"use one of {', '.join(sorted(BUILTIN_DATASETS))} or a path ending in .csv or .parquet")
 
     @field_validator("target")
     @classmethod
@@ -403,6 +436,10 @@ class RunConfig(_Frozen):
     activation: ActivationConfig = Field(default_factory=ActivationConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
 
+    def _data_identity(self) -> dict[str, Any]:
+        """The data config as the fingerprint sees it: preprocessing options only when on (run ids as before)."""
+        return self.data.dump()
+
     def fingerprint(self) -> str:
         """Hash of everything that affects the result (not the variant's name)."""
         train = self.train.model_dump()
@@ -410,7 +447,7 @@ class RunConfig(_Frozen):
             del train["weight_decay_activations"]
         payload = {
             "seed": self.seed,
-            "data": self.data.model_dump(),
+            "data": self._data_identity(),
             "backbone": self.backbone.model_dump(mode="json"),
             "activation": self.activation.canonical(),
             "train": train,

@@ -45,7 +45,7 @@ __all__ = [
 BUILTIN_CANDIDATES = ("relu", "tanh", "sigmoid", "gelu", "silu", "elu", "softplus", "leaky_relu", "identity", "sin")
 """Candidates defined by :mod:`learnact.model.activations.candidates`."""
 BUILTIN_DATASETS = ("breast_cancer", "wine", "iris", "digits", "moons", "circles", "spirals", "xor", "classification",
-                    "gaussian_quantiles", "mnist1d")
+                    "gaussian_quantiles", "mnist1d", "penguins")
 """Data sets loaded by name (:mod:`learnact.data.sources`); anything else is a CSV path."""
 GATE_KINDS = ("layer", "neuron", "input")
 """Gate granularities of a gated activation (:data:`learnact.model.activations.GateKind`)."""

@@ -81,11 +81,11 @@ def section_lines(section: str) -> list[str]:
         from ..data.sources import DATASETS
 
         width = max(map(len, DATASETS))
-        lines = ["data sets (data.dataset = NAME, or the path of a .csv file with data.target = COLUMN):",
+        lines = ["data sets (data.dataset = NAME, or the path of a .csv or .parquet file with data.target = COLUMN):",
                  f"  {'name':<{width}}  {'rows':>5}  {'features':>8}  {'classes':>7}  {'task':<14}  source"]
-        for name, spec in DATASETS.items():
-            lines.append(f"  {name:<{width}}  {spec.rows:>5}  {spec.features:>8}  {spec.classes:>7}  "
-                         f"{spec.task:<14}  {spec.source}")
+        for name, data in DATASETS.items():
+            lines.append(f"  {name:<{width}}  {data.rows:>5}  {data.features:>8}  {data.classes:>7}  "
+                         f"{data.task:<14}  {data.source}")
         return lines
     raise ValueError(f"unknown section {section!r}")
 

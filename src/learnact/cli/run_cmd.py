@@ -124,6 +124,15 @@ def run(
     threads: int | None = typer.Option(
         None, "--threads", help="Threads per task (default: all cores for the local vectorised engine, whose "
                                 "stacks then train in that many worker processes; else 1, fastest for small MLPs)."),
+    data: str | None = typer.Option(
+        None, "--data", help="Train on this data instead of the study's: a CSV or Parquet file, or a data set name "
+                             "(learnact list datasets)."),
+    target: str | None = typer.Option(
+        None, "--target", help="Label column of --data (default: its last column)."),
+    one_hot: bool = typer.Option(
+        False, "--one-hot", help="One-hot encode text feature columns (fitted on each training part)."),
+    impute: str | None = typer.Option(
+        None, "--impute", help="Fill missing feature values: median | most_frequent (fitted on each training part)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Build the report pack at the end."),
     pdf: bool = typer.Option(False, "--pdf", help="Also compile report.pdf (needs latexmk)."),
 ) -> None:
@@ -137,6 +146,10 @@ def run(
     # a wrong study file, engine or number is reported before torch and the training code load (about 3 s)
     source, described = _study_source(preset, config, out, study_arg)
     study = load_study(source)
+    if data is not None or target is not None or one_hot or impute is not None:
+        from ..experiment.grid import with_data
+
+        study = with_data(study, data, target, one_hot=one_hot or None, impute=impute)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
     if threads is None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..exceptions import DataError
+from .preprocess import Preprocessing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,6 +30,10 @@ class Dataset:
         feature_names: ``d`` column names.
         class_names: Names of the classes, index = label.
         target: The label column of a CSV (``None`` for a built-in set).
+        raw: The feature columns as read (text, missing values), when the
+            study preprocesses them (:mod:`.preprocess`); ``X`` then has no
+            columns, and each seed's split encodes ``raw`` with an encoder
+            fitted on its training part.
     """
 
     name: str
@@ -37,6 +42,7 @@ class Dataset:
     feature_names: tuple[str, ...]
     class_names: tuple[str, ...]
     target: str | None = None
+    raw: pd.DataFrame | None = None
 
     @property
     def n_classes(self) -> int:
@@ -183,6 +189,9 @@ DATASETS: dict[str, DatasetSpec] = {
                                       "synthetic: make_gaussian_quantiles, seed 0"),
     "mnist1d": DatasetSpec(_mnist1d, 5000, 40, 10, "classification",
                            "mnist1d package (generated locally; extra 'suites')"),
+    "penguins": DatasetSpec(lambda: _penguins(Preprocessing(one_hot=True, impute="most_frequent")), 344, 7, 3,
+                            "classification", "palmerpenguins package (extra 'suites'); text and missing values: "
+                            "needs data.one_hot and data.impute"),
 }
 """Every data set loadable by name; :data:`learnact.names.BUILTIN_DATASETS` lists the same names."""
 
@@ -207,7 +216,8 @@ def _first_bad(column: pd.Series, bad: np.ndarray) -> str:
     return f"column {str(column.name)!r}, {_row(i)}: {shown}"
 
 
-def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | None = None) -> None:
+def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | None = None, *,
+                        one_hot: bool = False, impute: bool = False) -> None:
     """Raise :class:`DataError` if feature columns hold missing values, text or infinities.
 
     The message names the columns and, for the first of them, the row and the value
@@ -217,25 +227,38 @@ def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | N
         features: The feature columns.
         where: How the message names the source (``"CSV 'd.csv'"``).
         label: The label column, checked for missing values too (listed after the features).
+        one_hot: Text feature columns are allowed (the study one-hot encodes them).
+        impute: Missing feature values are allowed (the study imputes them);
+            missing labels never are.
     """
     import pandas as pd
 
     frame = features if label is None else pd.concat([features, label], axis=1)
     isna = frame.isna()
     missing = frame.columns[isna.any()].tolist()
+    if impute:
+        missing = [c for c in missing if label is not None and c == label.name and c not in features.columns]
     if missing:
         first = _first_bad(frame[missing[0]], isna[missing[0]].to_numpy())
-        raise DataError(f"{where} has missing values in columns {missing} (first: {first}); fill or drop them first")
+        hint = ("" if label is not None and missing == [label.name] else
+                " (or impute them from each training part: data.impute = \"median\" in the study file, or "
+                "--impute median)")
+        raise DataError(f"{where} has missing values in columns {missing} (first: {first}); fill or drop them "
+                        f"first{hint}")
     text = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if text and one_hot:
+        features = features.drop(columns=text)
+        text = []
     if text:
         column = features[text[0]]
         as_numbers = pd.to_numeric(column, errors="coerce")
         first = ""
         if as_numbers.isna().any():
             first = f" (first: {_first_bad(column, as_numbers.isna().to_numpy())})"
-        raise DataError(f"{where} has non-numeric feature columns {text}{first}; encode them as numbers first")
-    values = features.to_numpy(np.float64)
-    infinite = ~np.isfinite(values)
+        raise DataError(f"{where} has non-numeric feature columns {text}{first}; encode them as numbers first "
+                        f"(or one-hot encode them: data.one_hot = true in the study file, or --one-hot)")
+    values = features.to_numpy(np.float64)  # NaN (allowed when imputing) is not infinite
+    infinite = np.isinf(values)
     if infinite.any():
         columns = [str(c) for c in features.columns[infinite.any(axis=0)]]
         j = int(np.flatnonzero(infinite.any(axis=0))[0])
@@ -264,45 +287,86 @@ def check_scalable(features: pd.DataFrame, where: str) -> None:
                         f"is {limit:.3g}); rescale the column (e.g. divide it by a power of 10) or take its log")
 
 
-def _load_csv(path: Path, target: str | None) -> Dataset:
+TABLE_SUFFIXES = (".csv", ".parquet")
+"""File types a data set can be read from (Parquet needs pyarrow)."""
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file (by suffix) as a data frame; :class:`DataError` when it cannot be read."""
     import pandas as pd
 
+    what = "Parquet file" if path.suffix.lower() == ".parquet" else "CSV"
     try:
-        frame = pd.read_csv(path)
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except ImportError:
+        raise DataError(f"reading Parquet file {str(path)!r} needs pyarrow: pip install pyarrow") from None
     except Exception as exc:  # pandas raises many types
-        raise DataError(f"cannot read CSV {str(path)!r}: {exc}") from None
+        raise DataError(f"cannot read {what} {str(path)!r}: {' '.join(str(exc).split())}") from None
+
+
+def _from_table(name: str, frame: pd.DataFrame, target: str | None, where: str,
+                preprocessing: Preprocessing | None) -> Dataset:
+    """A labelled data set from a table: ``target`` (default: the last column) holds the labels."""
+    prep = preprocessing or Preprocessing()
     if frame.shape[1] < 2 or len(frame) < 10:
-        raise DataError(f"CSV {str(path)!r} needs at least 2 columns and 10 rows, got shape {frame.shape}")
+        raise DataError(f"{where} needs at least 2 columns and 10 rows, got shape {frame.shape}")
     target = target or str(frame.columns[-1])
     if target not in frame.columns:
-        raise DataError(f"target column {target!r} not in CSV {str(path)!r}; columns: {list(frame.columns)}")
+        raise DataError(f"target column {target!r} not in {where}; columns: {list(frame.columns)}")
     features = frame.drop(columns=[target])
-    check_feature_frame(features, f"CSV {str(path)!r}", label=frame[target])
-    check_scalable(features, f"CSV {str(path)!r}")
+    check_feature_frame(features, where, label=frame[target], one_hot=prep.one_hot, impute=prep.impute is not None)
+    numeric = features.select_dtypes("number") if prep.one_hot else features
+    check_scalable(numeric, where)
     classes, y = np.unique(frame[target].astype(str).to_numpy(), return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"target column {target!r} has a single class; need at least 2")
-    return Dataset(str(path), features.to_numpy(np.float64), y.astype(np.int64),
+    if prep.active:
+        return Dataset(name, np.empty((len(frame), 0)), y.astype(np.int64), tuple(map(str, features.columns)),
+                       tuple(map(str, classes)), target, raw=features.reset_index(drop=True))
+    return Dataset(name, features.to_numpy(np.float64), y.astype(np.int64),
                    tuple(map(str, features.columns)), tuple(map(str, classes)), target)
 
 
-def load_dataset(name: str, target: str | None = None) -> Dataset:
-    """Load a built-in data set by name, or a CSV file by path.
+def _penguins(preprocessing: Preprocessing | None) -> Dataset:
+    """Palmer penguins (``palmerpenguins``' bundled CSV): species from bill, flipper, mass, island, sex, year."""
+    try:
+        from palmerpenguins import load_penguins
+    except ImportError:
+        raise DataError("data set 'penguins' needs the palmerpenguins package: pip install 'learnact[suites]' "
+                        "(or pip install palmerpenguins)") from None
+    frame = load_penguins()
+    frame = frame[[c for c in frame.columns if c != "species"] + ["species"]]
+    return _from_table("penguins", frame, "species", "data set 'penguins'", preprocessing)
+
+
+def load_dataset(name: str, target: str | None = None, preprocessing: Preprocessing | None = None) -> Dataset:
+    """Load a data set by name, or a CSV / Parquet file by path.
 
     Args:
         name: A name of :data:`DATASETS` (``"breast_cancer"``, the paper's
             default; ``learnact list datasets`` shows them all), or a path
-            ending in ``.csv``.
-        target: Label column of a CSV (default: the last column).
+            ending in ``.csv`` or ``.parquet``.
+        target: Label column of a file (default: the last column).
+        preprocessing: Options that allow text and missing feature values
+            (encoded per split, :mod:`.preprocess`); without them such
+            values are an error that names the option.
 
     Raises:
-        DataError: Unknown name, unreadable file, text or missing values.
+        DataError: Unknown name, unreadable file, text or missing values
+            that no option handles; the message names the column and the fix.
     """
+    if name == "penguins":
+        return _penguins(preprocessing)
     if name in BUILTIN_DATASETS:
         return BUILTIN_DATASETS[name]()
     path = Path(name)
-    if path.suffix.lower() == ".csv":
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        what = "Parquet file" if path.suffix.lower() == ".parquet" else "CSV"
         if not path.is_file():
-            raise DataError(f"CSV file {name!r} does not exist")
-        return _load_csv(path, target)
-    raise DataError(f"unknown dataset {name!r}; use one of {sorted(BUILTIN_DATASETS)} or a path to a .csv file")
+            raise DataError(f"{what} file {name!r} does not exist" if what == "CSV" else f"{what} {name!r} does "
+                            f"not exist")
+        return _from_table(str(path), read_table(path), target, f"{what} {str(path)!r}", preprocessing)
+    raise DataError(f"unknown dataset {name!r}; use one of {sorted(BUILTIN_DATASETS)} or a path to a .csv or "
+                    f".parquet file")

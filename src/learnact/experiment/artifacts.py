@@ -180,5 +180,6 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
             "class_names": list(t.split.class_names),
             "split": {"train": t.split.idx_train.tolist(), "val": t.split.idx_val.tolist(),
                       "test": t.split.idx_test.tolist()},
+            **({"encoder": t.split.encoder.to_dict()} if t.split.encoder is not None else {}),
         },
     )

@@ -19,6 +19,7 @@ import torch
 
 from ..config import RunConfig
 from ..data import Split, load_dataset, split_dataset
+from ..data.preprocess import Preprocessing
 from ..model import MLP, init_parameters_
 from ..store import RunArtifacts
 from ..training import fit, native, run_generator
@@ -47,7 +48,8 @@ Engine = Callable[[Sequence[RunConfig], Mapping[tuple, Split]], Iterator[Trained
 
 def split_key(run: RunConfig) -> tuple:
     """Key of the data split a run uses (data settings and seed)."""
-    return (run.data.dataset, run.data.target, run.data.test_size, run.data.val_size, run.seed)
+    return (run.data.dataset, run.data.target, run.data.test_size, run.data.val_size, Preprocessing.of(run.data),
+            run.seed)
 
 
 def prepare_splits(runs: Sequence[RunConfig]) -> dict[tuple, Split]:
@@ -58,10 +60,11 @@ def prepare_splits(runs: Sequence[RunConfig]) -> dict[tuple, Split]:
         key = split_key(run)
         if key in splits:
             continue
-        dkey = (run.data.dataset, run.data.target)
+        options = Preprocessing.of(run.data)
+        dkey = (run.data.dataset, run.data.target, options)
         if dkey not in datasets:
-            datasets[dkey] = load_dataset(run.data.dataset, run.data.target)
-        splits[key] = split_dataset(datasets[dkey], run.seed, run.data.test_size, run.data.val_size)
+            datasets[dkey] = load_dataset(run.data.dataset, run.data.target, options)
+        splits[key] = split_dataset(datasets[dkey], run.seed, run.data.test_size, run.data.val_size, options)
     return splits
 
 

@@ -50,6 +50,7 @@ from ..names import list_presets  # one definition, re-exported: the CLI's `list
 
 __all__ = [
     "load_study",
+    "with_data",
     "study_from_dict",
     "study_to_dict",
     "expand_variant",
@@ -303,12 +304,36 @@ def _section_rank(problem: str) -> int:
 
 
 def _dataset_problems(study: StudyConfig) -> list[str]:
-    """A CSV data set must exist (checked without reading it)."""
+    """A CSV or Parquet data set must exist (checked without reading it)."""
     dataset = study.data.dataset
-    if dataset.lower().endswith(".csv") and not Path(dataset).is_file():
-        return [f"data.dataset: CSV file {dataset!r} does not exist (relative paths start in the folder "
+    if dataset.lower().endswith((".csv", ".parquet")) and not Path(dataset).is_file():
+        what = "CSV" if dataset.lower().endswith(".csv") else "Parquet"
+        return [f"data.dataset: {what} file {dataset!r} does not exist (relative paths start in the folder "
                 f"learnact runs in, {str(Path.cwd())!r}); give an existing path"]
     return []
+
+
+def with_data(study: StudyConfig, dataset: str | None = None, target: str | None = None,
+              **options: Any) -> StudyConfig:
+    """``study`` with its data replaced (``learnact run --data FILE --target COLUMN``), validated again.
+
+    Args:
+        study: A validated study (a preset, a file's, a folder's).
+        dataset: A data set name or a CSV / Parquet path; ``None`` keeps the study's.
+        target: The label column; with a new ``dataset`` it replaces the study's (``None``: the last column).
+        options: Preprocessing options to set (``one_hot``, ``impute``, ``missing_indicators``); ``None`` values
+            keep the study's.
+
+    Raises:
+        ConfigError: The new data settings are invalid (named as ``data.<field>``).
+    """
+    data = study.data.model_dump()
+    if dataset is not None:
+        data.update(dataset=dataset, target=target)
+    elif target is not None:
+        data["target"] = target
+    data.update({k: v for k, v in options.items() if v is not None})
+    return study_from_dict({**study_to_dict(study), "data": {k: v for k, v in data.items() if v is not None}})
 
 
 def study_to_dict(study: StudyConfig) -> dict[str, Any]:
@@ -320,7 +345,7 @@ def study_to_dict(study: StudyConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"name": study.name, "seeds": list(study.seeds)}
     if study.reference is not None:
         out["reference"] = study.reference
-    out["data"] = study.data.model_dump(mode="json", exclude_none=True)
+    out["data"] = study.data.dump(mode="json", exclude_none=True)
     out["backbone"] = study.backbone.model_dump(mode="json")
     out["train"] = study.train.model_dump(mode="json")
     out["variants"] = [

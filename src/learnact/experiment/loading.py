@@ -11,7 +11,7 @@ import torch
 
 from .. import store
 from ..config import RunConfig
-from ..data import Standardizer
+from ..data import Encoder, Standardizer
 from ..data.sources import check_feature_frame
 from ..evaluation.metrics import class_probabilities
 from ..exceptions import CheckpointError, DataError
@@ -30,12 +30,15 @@ class LoadedRun:
         model: The backbone with the saved (best) weights, in eval mode.
         scaler: The preprocessing fitted on the run's training part.
         class_names: Label names, index = class id.
+        encoder: The imputation / one-hot step fitted on the training part,
+            when the study used one (raw input columns go through it first).
     """
 
     config: RunConfig
     model: MLP
     scaler: Standardizer
     class_names: tuple[str, ...]
+    encoder: Encoder | None = None
 
 
 def load_run(folder: Path) -> LoadedRun:
@@ -59,8 +62,13 @@ def load_run(folder: Path) -> LoadedRun:
     pre_path = folder / "preprocessing.json"
     try:
         scaler = Standardizer.from_dict(pre.get("scaler", {}))
+        encoder = Encoder.from_dict(pre["encoder"]) if "encoder" in pre else None
     except CheckpointError as exc:
         raise CheckpointError(f"{pre_path}: {exc}") from None
+    if encoder is not None and encoder.output_names != scaler.feature_names:
+        raise CheckpointError(f"{pre_path}: the encoder's {len(encoder.output_names)} output columns do not match "
+                              f"the scaler's {len(scaler.feature_names)} features; the run folder is corrupt: "
+                              f"retrain it")
     n_classes = int(pre.get("n_classes", 2))
     model = MLP(len(scaler.mean), cfg.backbone.hidden, 1 if n_classes == 2 else n_classes, cfg.activation)
     state = store.load_state(folder)
@@ -83,7 +91,7 @@ def load_run(folder: Path) -> LoadedRun:
         n_out = 2 if width == 1 else width
         raise CheckpointError(f"{pre_path}: {len(names)} class names {list(names)[:5]} but the weights' output "
                               f"layer gives {n_out} classes; the run folder is corrupt: retrain it")
-    return LoadedRun(cfg, model, scaler, names)
+    return LoadedRun(cfg, model, scaler, names, encoder)
 
 
 _FAR_SD = 10.0
@@ -139,6 +147,9 @@ def predict_table(run: LoadedRun, frame: pd.DataFrame) -> pd.DataFrame:
             a wrong number of columns, or columns on the wrong scale; the
             message names the columns.
     """
+    if run.encoder is not None:  # raw columns (text, missing values): encode as in training, then scale
+        encoded = run.encoder.transform(frame)
+        frame = pd.DataFrame(encoded, columns=list(run.encoder.output_names), index=frame.index)
     names = list(run.scaler.feature_names)
     if names:
         missing = [c for c in names if c not in frame.columns]

@@ -23,6 +23,7 @@ from pathlib import Path
 from .. import store
 from ..config import RunConfig, StudyConfig
 from ..data import check_splits, load_dataset
+from ..data.preprocess import Preprocessing
 from ..exceptions import ConfigError, LearnactError, RunStoreError
 from ..names import DEFAULT_ENGINE
 from ..store import LOG_FILE, STUDY_FILE  # the study folder's files; re-exported for older imports
@@ -242,7 +243,9 @@ def check_inputs(study: StudyConfig) -> None:
         DataError: The problem, naming the field or the column.
     """
     data = study.data
-    check_splits(load_dataset(data.dataset, data.target), data.test_size, data.val_size, study.seeds[0])
+    options = Preprocessing.of(data)
+    check_splits(load_dataset(data.dataset, data.target, options), data.test_size, data.val_size, study.seeds[0],
+                 options)
 
 
 def run_study(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .figures import FIGURES, build_figures
 from .html import index_html
@@ -25,6 +26,9 @@ from .render import Table, write_table
 from .study_view import NothingToShow, StudyView, load_study_view
 from .style import format_number
 from .tables import comparison_table, diagnostics_summary_table, leaderboard_table
+
+if TYPE_CHECKING:
+    from ..config import DataConfig
 
 __all__ = ["REPORT_DIR", "TABLES", "build_report", "protocol_paragraphs", "caption_suffix"]
 
@@ -83,6 +87,20 @@ def _families_paragraph(view: StudyView) -> str:
             f"with the network (no gate, no entropy term): {'; '.join(items)}.{tail}")
 
 
+
+def _preprocessing_phrase(data: DataConfig) -> str:
+    """What each training part fits: the optional imputation / one-hot steps, then the scaler."""
+    steps = []
+    if data.impute is not None:
+        steps.append(f"missing values imputed ({data.impute.replace('_', ' ')}"
+                     + (", with missing-value indicators" if data.missing_indicators else "") + ")")
+    if data.one_hot:
+        steps.append("text columns one-hot encoded")
+    if not steps:
+        return "a scaler fitted on the training part only"
+    return f"{' and '.join(steps)}, then a scaler, all fitted on the training part only"
+
+
 def protocol_paragraphs(view: StudyView) -> list[str]:
     """Plain-text paragraphs describing the study, taken from its saved configs."""
     n_runs = sum(len(r) for r in view.runs.values())
@@ -97,7 +115,7 @@ def protocol_paragraphs(view: StudyView) -> list[str]:
         + (f" and {n_diverged} diverged {'run' if n_diverged == 1 else 'runs'}" if n_diverged else "")
         + ". Everything below is computed from the saved run folders, without retraining.",
         f"Data: {view.dataset_label}. For each seed, a stratified train/test split (test share "
-        f"{format_number(first.data.test_size)}), a scaler fitted on the training part only, and a stratified "
+        f"{format_number(first.data.test_size)}), {_preprocessing_phrase(first.data)}, and a stratified "
         f"train/validation split of the training part (validation share {format_number(first.data.val_size)}); "
         f"about {sizes['n_train']:.0f} training, {sizes['n_val']:.0f} validation and {sizes['n_test']:.0f} test "
         "rows per seed. The seed sets the split as well as the initialisation.",
