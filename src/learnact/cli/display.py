@@ -1,4 +1,4 @@
-"""Terminal output: the leaderboard table."""
+"""Terminal output: the leaderboard table, a suite's summary."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pandas loads when a command runs, not when the CLI starts
     import pandas as pd
 
-__all__ = ["print_leaderboard", "leaderboard_cells", "diverged_lines"]
+__all__ = ["print_leaderboard", "print_suite", "leaderboard_cells", "suite_cells", "diverged_lines"]
 
 
 def _pm(mean: float, std: float, fmt: str) -> str:
@@ -59,6 +59,50 @@ def print_leaderboard(table: pd.DataFrame, title: str = "leaderboard") -> None:
     for col in ("variant", "n", "diverged", "accuracy", "F1", "ROC-AUC", "params", "FLOPs/sample", "step [ms]"):
         t.add_column(col, justify="left" if col == "variant" else "right")
     for cells in leaderboard_cells(table):
+        t.add_row(*cells)
+    Console(width=max(120, Console().width)).print(t)
+
+
+def suite_cells(board: pd.DataFrame, metric: str = "accuracy") -> tuple[list[str], list[list[str]]]:
+    """The suite table's header and rows: per variant, its mean ``metric`` on each data set (best marked ``*``)
+    and its average rank over the data sets where every variant finished.
+
+    Args:
+        board: A suite's :func:`~learnact.evaluation.leaderboard` (with its ``dataset`` column).
+    """
+    import pandas as pd
+
+    from ..evaluation import describe_quantity
+    from ..evaluation.suite_statistics import average_ranks
+
+    q = describe_quantity(metric)
+    higher = q.higher_is_better is not False
+    means = board.pivot(index="dataset", columns="variant", values=f"{metric}_mean")
+    means = means.reindex(index=list(dict.fromkeys(board["dataset"])), columns=list(dict.fromkeys(board["variant"])))
+    complete = means.dropna()
+    ranks = average_ranks(complete, higher) if len(complete) >= 2 and complete.shape[1] >= 2 else None
+    order = list(ranks.index) if ranks is not None else list(means.columns)
+    best = means.max(axis=1) if higher else means.min(axis=1)
+    rows = []
+    for v in order:
+        cells = [v] + [("-" if pd.isna(means.loc[d, v]) else
+                        f"{means.loc[d, v]:{q.fmt}}" + ("*" if means.loc[d, v] == best[d] else ""))
+                       for d in means.index]
+        rows.append(cells + ["-" if ranks is None else f"{ranks[v]:.2f}"])
+    return ["variant", *map(str, means.index), "avg rank"], rows
+
+
+def print_suite(board: pd.DataFrame, title: str, metric: str = "accuracy") -> None:
+    """Print a suite's summary: mean ``metric`` per data set and variant, best marked, and the average rank."""
+    from rich.console import Console
+    from rich.table import Table
+
+    header, rows = suite_cells(board, metric)
+    t = Table(title=title, caption=f"mean test {metric} over finished seeds; * best on the data set; average rank "
+                                   f"(1 = best) over data sets where every variant finished")
+    for col in header:
+        t.add_column(col, justify="left" if col == "variant" else "right")
+    for cells in rows:
         t.add_row(*cells)
     Console(width=max(120, Console().width)).print(t)
 

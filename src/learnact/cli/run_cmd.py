@@ -165,7 +165,7 @@ def run(
     from ..experiment.executors import open_executor
     from ..experiment.runner import LOG_FILE, run_study
     from ..store import atomic_write
-    from .display import diverged_lines, print_leaderboard
+    from .display import diverged_lines, print_leaderboard, print_suite
     from .errors import state
     from .progress import study_progress
 
@@ -190,8 +190,13 @@ def run(
         table.to_csv(tmp, index=False)
     write_results(folder, table=tidy)
     # the leaderboard as soon as training ends; the report pack builds after it
-    print_leaderboard(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
-                                   f"({result.n_trained} trained, {result.n_skipped} already done)")
+    counts = f"({result.n_trained} trained, {result.n_skipped} already done)"
+    if "dataset" in table.columns:  # a suite: the summary over data sets (leaderboard.csv has each data set's)
+        print_suite(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds x "
+                                 f"{table['dataset'].nunique()} data sets {counts}")
+    else:
+        print_leaderboard(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
+                                       f"{counts}")
     if not table.empty and table["n_diverged"].sum() > 0:  # which seeds diverged, at which epoch and why
         for line in diverged_lines(runs_table(folder)):
             print(f"diverged:     {line}")

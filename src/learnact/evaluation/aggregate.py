@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import store
+from ..config import dataset_label
 from .metrics import METRICS
 from .quantities import describe_quantity
 from .results import VARIANT_COLUMNS, variant_fields
@@ -50,6 +51,20 @@ def _as_tidy(table: pd.DataFrame) -> pd.DataFrame:
     return long.sort_values(keys[:1] or ["variant"], kind="stable").reset_index(drop=True)
 
 
+def _several_datasets(tidy: pd.DataFrame) -> bool:
+    return "dataset" in tidy.columns and tidy["dataset"].astype(str).nunique() > 1
+
+
+def _by_dataset(tidy: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """``(label, rows)`` per data set of a suite's tidy table, in table order."""
+    out = []
+    for name in dict.fromkeys(tidy["dataset"].astype(str)):
+        sub = tidy[tidy["dataset"].astype(str) == name]
+        sub.attrs = dict(tidy.attrs)
+        out.append((dataset_label(name), sub))
+    return out
+
+
 def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     """Mean and sample std over the finished seeds per variant, sorted by ``sort_by`` (best first).
 
@@ -61,6 +76,9 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     ``n_diverged`` (:mod:`~learnact.evaluation.status`); ``n_seeds`` counts
     finished runs. Non-finite values are dropped. A variant with no finished
     run has NaN statistics and comes last.
+
+    A suite (runs on several data sets) gets one leaderboard per data set,
+    stacked, with a leading ``dataset`` column (the data set's label).
 
     Args:
         table: The tidy results table or a runs table.
@@ -76,6 +94,12 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     if table.empty:
         return pd.DataFrame()
     tidy = _as_tidy(table)
+    if _several_datasets(tidy):  # a suite: one leaderboard per data set, stacked
+        parts = [leaderboard(sub, sort_by).assign(dataset=name) for name, sub in _by_dataset(tidy)]
+        board = pd.concat(parts, ignore_index=True)
+        board = board[["dataset", *[c for c in board.columns if c != "dataset"]]]
+        board.attrs["excluded"] = excluded_note(diverged_counts(tidy))
+        return board
     counts = diverged_counts(tidy)
     agg = seed_aggregates(tidy)
     stats = {(str(r.variant), str(r.metric)): (float(r.mean), float(r.std))
@@ -118,6 +142,9 @@ def seed_aggregates(tidy: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     variant's diverged runs (:mod:`~learnact.evaluation.status`); a variant
     whose every run diverged still gets its rows, with ``n = 0``.
 
+    A suite's table (several data sets) is computed per data set and
+    stacked; the ``dataset`` variant field tells the data sets apart.
+
     Returns:
         One row per variant and quantity, in table order, with columns
         :data:`AGGREGATE_COLUMNS` (``n`` counts finite values; ``std`` is the
@@ -131,6 +158,8 @@ def seed_aggregates(tidy: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     missing = [c for c in ("variant", "metric", "value") if c not in tidy.columns]
     if missing:
         raise ValueError(f"tidy table lacks columns {missing}; build it with tidy_results(study_dir)")
+    if _several_datasets(tidy):  # a suite: per data set (its rows carry the dataset column), stacked
+        return pd.concat([seed_aggregates(sub, confidence) for _, sub in _by_dataset(tidy)], ignore_index=True)
     counts = diverged_counts(tidy)
     flagged = tidy.assign(_finished=finished_mask(tidy).to_numpy())
     out = []

@@ -242,10 +242,10 @@ def check_inputs(study: StudyConfig) -> None:
     Raises:
         DataError: The problem, naming the field or the column.
     """
-    data = study.data
-    options = Preprocessing.of(data)
-    check_splits(load_dataset(data.dataset, data.target, options), data.test_size, data.val_size, study.seeds[0],
-                 options)
+    for data in study.datasets or (study.data,):
+        options = Preprocessing.of(data)
+        check_splits(load_dataset(data.dataset, data.target, options), data.test_size, data.val_size,
+                     study.seeds[0], options)
 
 
 def run_study(

@@ -28,6 +28,8 @@ from .style import format_number
 from .tables import comparison_table, diagnostics_summary_table, leaderboard_table
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..config import DataConfig
 
 __all__ = ["REPORT_DIR", "TABLES", "build_report", "protocol_paragraphs", "caption_suffix"]
@@ -177,13 +179,20 @@ def _clean(folder: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | None = None) -> Path:
+def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | None = None,
+                 dataset: str | None = None, tidy: pd.DataFrame | None = None) -> Path:
     """Build the report pack of a finished study.
+
+    A suite (runs on several data sets) gets the suite section in the report
+    folder and each data set's own report in ``<report>/<data set>/``
+    (:mod:`.suite_report`).
 
     Args:
         study_dir: The study folder (``study.json`` and ``runs/``).
         pdf: Also compile ``report.tex`` to ``report.pdf`` with ``latexmk``.
         out: Report folder (default: ``<study_dir>/report``).
+        dataset: In a suite, build the report of this data set only.
+        tidy: The study's tidy table, when the caller has it (not rebuilt).
 
     Returns:
         The report folder.
@@ -194,7 +203,24 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
         ReportError: ``pdf=True`` and ``latexmk`` is missing (everything else
             is built first; the message says what to install) or LaTeX failed.
     """
-    view = load_study_view(study_dir)
+    if dataset is None:
+        from ..evaluation import tidy_results
+        from ..evaluation.suite import is_suite
+
+        study = Path(study_dir)
+        if not study.is_dir():
+            raise FileNotFoundError(f"study folder {str(study)!r} does not exist")
+        tidy = tidy_results(study) if tidy is None else tidy
+        if is_suite(tidy):
+            from .suite_report import build_suite_report
+
+            name = load_study_view(study).name
+            return build_suite_report(
+                study, tidy, name, Path(out) if out is not None else study / REPORT_DIR, pdf=pdf,
+                build_one=lambda label, sub, where: build_report(study, pdf=pdf, out=where, dataset=label, tidy=sub))
+    view = load_study_view(study_dir, dataset)
+    if tidy is not None:
+        view.__dict__["tidy"] = tidy  # the cached table (StudyView.tidy), rebuilt from the same folders otherwise
     folder = Path(out) if out is not None else view.folder / REPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     _clean(folder)
