@@ -150,8 +150,9 @@ def check_run_count(n_variants: int, n_seeds: int) -> str | None:
             f"the environment variable {MAX_RUNS_ENV})")
 
 
-PREPROCESSING_DEFAULTS: dict[str, Any] = {"one_hot": False, "impute": None, "missing_indicators": False}
-"""The preprocessing options of :class:`DataConfig` and their (inactive) defaults."""
+PREPROCESSING_DEFAULTS: dict[str, Any] = {"one_hot": False, "impute": None, "missing_indicators": False,
+                                          "task": None}
+"""The options of :class:`DataConfig` added after run ids were fixed, and their defaults (left out of run ids)."""
 
 
 class DataConfig(_Frozen):
@@ -167,7 +168,9 @@ class DataConfig(_Frozen):
     ``one_hot`` encodes text columns (one 0/1 column per category),
     ``impute`` fills missing values (``"median"`` or ``"most_frequent"``; text
     columns take their most frequent value) and ``missing_indicators`` adds a
-    0/1 column per column that had missing values.
+    0/1 column per column that had missing values. ``task`` makes a file's
+    target a regression target (numbers; MSE loss, identity output); named
+    data sets know their task.
     """
 
     dataset: str = "breast_cancer"
@@ -177,6 +180,14 @@ class DataConfig(_Frozen):
     one_hot: bool = False
     impute: Literal["median", "most_frequent"] | None = None
     missing_indicators: bool = False
+    task: Literal["classification", "regression"] | None = None
+
+    @property
+    def resolved_task(self) -> str:
+        """``task``, else the named data set's own task, else ``"classification"`` (a file's labels)."""
+        if self.task is not None:
+            return self.task
+        return "regression" if self.dataset in names.REGRESSION_DATASETS else "classification"
 
     def dump(self, **kwargs: Any) -> dict[str, Any]:
         """``model_dump(**kwargs)`` without the preprocessing options left at their defaults.
@@ -192,6 +203,11 @@ class DataConfig(_Frozen):
 
     @model_validator(mode="after")
     def _indicators_need_imputation(self) -> DataConfig:
+        if self.task is not None and self.dataset in names.BUILTIN_DATASETS:
+            own = "regression" if self.dataset in names.REGRESSION_DATASETS else "classification"
+            if self.task != own:
+                raise ValueError(f"data.task = {self.task!r} contradicts data set {self.dataset!r}, a {own} task; "
+                                 f"drop data.task")
         if self.missing_indicators and self.impute is None:
             raise ValueError("data.missing_indicators = true needs data.impute (\"median\" or \"most_frequent\"); "
                              "set it or drop missing_indicators")

@@ -145,6 +145,9 @@ _METRIC_RANGES: dict[str, tuple[float, float]] = {
     "ece": (0.0, 1.0),
     "brier": (0.0, 2.0),
     "log_loss": (0.0, math.inf),
+    "rmse": (0.0, math.inf),
+    "mae": (0.0, math.inf),
+    "r2": (-math.inf, 1.0),
     "n_params": (0.0, math.inf),
     "train_time_s": (0.0, math.inf),
     "best_epoch": (0.0, math.inf),
@@ -599,6 +602,13 @@ def read_preprocessing(folder: Path) -> dict[str, Any]:
     if not isinstance(pre, dict):
         raise _corrupt(folder, path, "not a JSON object")
     n = pre.get("n_classes")
+    if pre.get("task") == "regression":
+        target = pre.get("target")
+        if not isinstance(target, dict) or not all(
+                isinstance(target.get(k), int | float) and math.isfinite(target[k]) for k in ("mean", "scale")) \
+                or not target["scale"] > 0:
+            raise _corrupt(folder, path, f"target scaling {target!r} is not a finite mean and a scale > 0")
+        return pre
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2):
         raise _corrupt(folder, path, f"n_classes {n!r} is not an integer >= 2")
     names = pre.get("class_names")
@@ -641,8 +651,15 @@ def read_predictions(folder: Path) -> pd.DataFrame:
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise _corrupt(folder, path, f"not a readable CSV ({' '.join(str(exc).split())})") from None
     probs = [c for c in table.columns if c == "prob" or re.fullmatch(r"prob_\d+", str(c))]
-    if not {"row", "y_true"} <= set(table.columns) or not probs:
+    regression = "y_pred" in table.columns and not probs
+    if not {"row", "y_true"} <= set(table.columns) or not (probs or regression):
         raise _corrupt(folder, path, f"lacks the row, y_true or prob columns (has {list(table.columns)[:6]})")
+    if regression:  # predicted values: finite unless the run diverged
+        pred = pd.to_numeric(table["y_pred"], errors="coerce").to_numpy(np.float64)
+        if not np.isfinite(pred).all() and not is_diverged(read_metrics(folder)):
+            i = int(np.flatnonzero(~np.isfinite(pred))[0])
+            raise _corrupt(folder, path, f"column 'y_pred' holds {table['y_pred'].iloc[i]!r} (row {i + 1}), not a "
+                                         f"finite number")
     checked = probs + [c for c in table.columns if re.fullmatch(r"gate\d+_.+", str(c))]
     try:
         idx = [table.columns.get_loc(c) for c in checked]

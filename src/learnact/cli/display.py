@@ -19,22 +19,32 @@ def _pm(mean: float, std: float, fmt: str) -> str:
 
 
 def leaderboard_cells(table: pd.DataFrame) -> list[list[str]]:
-    """Display cells of each leaderboard row: variant, n, diverged, accuracy, F1, ROC-AUC, params, FLOPs per
-    sample and step latency [ms] of the variant trained alone.
+    """Display cells of each leaderboard row: variant, n, diverged, accuracy, F1, ROC-AUC (regression: RMSE,
+    MAE, R²), params, FLOPs per sample and step latency [ms] of the variant trained alone.
 
     ``n`` counts finished runs; statistics are over them
     (:func:`learnact.evaluation.leaderboard`).
     """
     out = []
+    shown = _shown_metrics(table)
     for _, r in table.iterrows():
         n_div = int(r["n_diverged"]) if "n_diverged" in r else 0
         params = f"{r['params_mean']:.0f}" if math.isfinite(r["params_mean"]) else "-"
         out.append([str(r["variant"]), str(int(r["n_seeds"])), str(n_div),
-                    _pm(r["accuracy_mean"], r["accuracy_std"], ".4f"), _pm(r["f1_mean"], r["f1_std"], ".4f"),
-                    _pm(r["roc_auc_mean"], r["roc_auc_std"], ".4f"), params,
+                    *(_pm(r[f"{m}_mean"], r[f"{m}_std"], ".4f") for m in shown), params,
                     _num(float(r.get("flops_per_sample_mean", math.nan)), ",.0f"),
                     _num(float(r.get("step_latency_ms_mean", math.nan)), ".2f")])
     return out
+
+
+SHOWN_METRICS = {"classification": ("accuracy", "f1", "roc_auc"), "regression": ("rmse", "mae", "r2")}
+"""The metrics the terminal leaderboard shows, by task."""
+_HEADERS = {"accuracy": "accuracy", "f1": "F1", "roc_auc": "ROC-AUC", "rmse": "RMSE", "mae": "MAE", "r2": "R²"}
+
+
+def _shown_metrics(table: pd.DataFrame) -> tuple[str, ...]:
+    task = "regression" if "rmse_mean" in table.columns else "classification"
+    return SHOWN_METRICS[task]
 
 
 def _num(value: float, fmt: str) -> str:
@@ -56,7 +66,8 @@ def print_leaderboard(table: pd.DataFrame, title: str = "leaderboard") -> None:
 
     note = str(table.attrs.get("excluded", ""))
     t = Table(title=title, caption=note or None)
-    for col in ("variant", "n", "diverged", "accuracy", "F1", "ROC-AUC", "params", "FLOPs/sample", "step [ms]"):
+    labels = [_HEADERS[m] for m in _shown_metrics(table)]
+    for col in ("variant", "n", "diverged", *labels, "params", "FLOPs/sample", "step [ms]"):
         t.add_column(col, justify="left" if col == "variant" else "right")
     for cells in leaderboard_cells(table):
         t.add_row(*cells)

@@ -133,6 +133,9 @@ def run(
         False, "--one-hot", help="One-hot encode text feature columns (fitted on each training part)."),
     impute: str | None = typer.Option(
         None, "--impute", help="Fill missing feature values: median | most_frequent (fitted on each training part)."),
+    task: str | None = typer.Option(
+        None, "--task", help="classification | regression: what --data's target column holds (default: "
+                             "classification, or the named data set's own task)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Build the report pack at the end."),
     pdf: bool = typer.Option(False, "--pdf", help="Also compile report.pdf (needs latexmk)."),
 ) -> None:
@@ -146,10 +149,10 @@ def run(
     # a wrong study file, engine or number is reported before torch and the training code load (about 3 s)
     source, described = _study_source(preset, config, out, study_arg)
     study = load_study(source)
-    if data is not None or target is not None or one_hot or impute is not None:
+    if data is not None or target is not None or one_hot or impute is not None or task is not None:
         from ..experiment.grid import with_data
 
-        study = with_data(study, data, target, one_hot=one_hot or None, impute=impute)
+        study = with_data(study, data, target, one_hot=one_hot or None, impute=impute, task=task)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
     if threads is None:

@@ -26,14 +26,16 @@ class Dataset:
     Attributes:
         name: Built-in name or CSV path.
         X: Features, float64, shape ``(n, d)``.
-        y: Integer class labels ``0..n_classes-1``, shape ``(n,)``.
+        y: Integer class labels ``0..n_classes-1`` (float64 targets for a
+            regression task), shape ``(n,)``.
         feature_names: ``d`` column names.
-        class_names: Names of the classes, index = label.
+        class_names: Names of the classes, index = label (empty for regression).
         target: The label column of a CSV (``None`` for a built-in set).
         raw: The feature columns as read (text, missing values), when the
             study preprocesses them (:mod:`.preprocess`); ``X`` then has no
             columns, and each seed's split encodes ``raw`` with an encoder
             fitted on its training part.
+        task: ``"classification"`` or ``"regression"``.
     """
 
     name: str
@@ -43,9 +45,11 @@ class Dataset:
     class_names: tuple[str, ...]
     target: str | None = None
     raw: pd.DataFrame | None = None
+    task: str = "classification"
 
     @property
     def n_classes(self) -> int:
+        """Number of classes (0 for a regression task)."""
         return len(self.class_names)
 
 
@@ -154,6 +158,40 @@ def _mnist1d() -> Dataset:
                    class_names=tuple(str(c) for c in range(10)))
 
 
+def _regression(name: str, X: np.ndarray, y: np.ndarray, features: tuple[str, ...] | None = None) -> Dataset:
+    names = features or tuple(f"x{i + 1}" for i in range(X.shape[1]))
+    return Dataset(name, np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64), names, (),
+                   task="regression")
+
+
+def _diabetes() -> Dataset:
+    from sklearn.datasets import load_diabetes
+
+    b = load_diabetes()
+    return _regression("diabetes", b.data, b.target, tuple(str(f) for f in b.feature_names))
+
+
+FORMULAS: dict[str, tuple[str, int, Callable[[np.ndarray], np.ndarray]]] = {
+    "exp_sin": ("exp(sin(pi*x1) + x2^2)", 2, lambda x: np.exp(np.sin(np.pi * x[:, 0]) + x[:, 1] ** 2)),
+    "product": ("x1*x2", 2, lambda x: x[:, 0] * x[:, 1]),
+    "ripple": ("sin(pi*(x1^2 + x2^2))", 2, lambda x: np.sin(np.pi * (x[:, 0] ** 2 + x[:, 1] ** 2))),
+    "bumps": ("exp(-10*(x1^2 + x2^2)) + 0.5*x3", 3,
+              lambda x: np.exp(-10 * (x[:, 0] ** 2 + x[:, 1] ** 2)) + 0.5 * x[:, 2]),
+}
+"""Regression formulas in the style of pykan's examples: ``name: (formula, variables, function)``. Each data
+set ``formula_<name>`` draws 1,000 points uniformly from ``[-1, 1]^variables`` (seed 0), no noise."""
+
+
+def _formula(key: str) -> Callable[[], Dataset]:
+    text, d, fn = FORMULAS[key]
+
+    def load() -> Dataset:
+        x = np.random.default_rng(SYNTHETIC_SEED).uniform(-1, 1, (1000, d))
+        return _regression(f"formula_{key}", x, fn(x))
+    load.__doc__ = f"f = {text} on [-1, 1]^{d}"
+    return load
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """A data set known by name: how to load it and what it is.
@@ -192,6 +230,10 @@ DATASETS: dict[str, DatasetSpec] = {
     "penguins": DatasetSpec(lambda: _penguins(Preprocessing(one_hot=True, impute="most_frequent")), 344, 7, 3,
                             "classification", "palmerpenguins package (extra 'suites'); text and missing values: "
                             "needs data.one_hot and data.impute"),
+    "diabetes": DatasetSpec(_diabetes, 442, 10, 0, "regression", "scikit-learn (bundled)"),
+    **{f"formula_{k}": DatasetSpec(_formula(k), 1000, d, 0, "regression",
+                                   f"synthetic: f = {text}, x ~ U[-1, 1], seed 0")
+       for k, (text, d, _) in FORMULAS.items()},
 }
 """Every data set loadable by name; :data:`learnact.names.BUILTIN_DATASETS` lists the same names."""
 
@@ -307,8 +349,9 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def _from_table(name: str, frame: pd.DataFrame, target: str | None, where: str,
-                preprocessing: Preprocessing | None) -> Dataset:
-    """A labelled data set from a table: ``target`` (default: the last column) holds the labels."""
+                preprocessing: Preprocessing | None, task: str = "classification") -> Dataset:
+    """A labelled data set from a table: ``target`` (default: the last column) holds the labels
+    (regression: the numeric targets)."""
     prep = preprocessing or Preprocessing()
     if frame.shape[1] < 2 or len(frame) < 10:
         raise DataError(f"{where} needs at least 2 columns and 10 rows, got shape {frame.shape}")
@@ -319,6 +362,19 @@ def _from_table(name: str, frame: pd.DataFrame, target: str | None, where: str,
     check_feature_frame(features, where, label=frame[target], one_hot=prep.one_hot, impute=prep.impute is not None)
     numeric = features.select_dtypes("number") if prep.one_hot else features
     check_scalable(numeric, where)
+    if task == "regression":
+        import pandas as pd
+
+        values = pd.to_numeric(frame[target], errors="coerce").to_numpy(np.float64)
+        if not np.isfinite(values).all():
+            i = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise DataError(f"target column {target!r} of {where} must hold finite numbers for a regression task "
+                            f"(first: {_row(i)}: {frame[target].iloc[i]!r}); fix the value or drop the row")
+        if np.ptp(values) == 0:
+            raise DataError(f"target column {target!r} of {where} is constant; nothing to regress")
+        raw = features.reset_index(drop=True) if prep.active else None
+        X = np.empty((len(frame), 0)) if prep.active else features.to_numpy(np.float64)
+        return Dataset(name, X, values, tuple(map(str, features.columns)), (), target, raw=raw, task="regression")
     classes, y = np.unique(frame[target].astype(str).to_numpy(), return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"target column {target!r} has a single class; need at least 2")
@@ -341,7 +397,8 @@ def _penguins(preprocessing: Preprocessing | None) -> Dataset:
     return _from_table("penguins", frame, "species", "data set 'penguins'", preprocessing)
 
 
-def load_dataset(name: str, target: str | None = None, preprocessing: Preprocessing | None = None) -> Dataset:
+def load_dataset(name: str, target: str | None = None, preprocessing: Preprocessing | None = None,
+                 task: str | None = None) -> Dataset:
     """Load a data set by name, or a CSV / Parquet file by path.
 
     Args:
@@ -352,6 +409,8 @@ def load_dataset(name: str, target: str | None = None, preprocessing: Preprocess
         preprocessing: Options that allow text and missing feature values
             (encoded per split, :mod:`.preprocess`); without them such
             values are an error that names the option.
+        task: ``"regression"`` reads a file's target as numbers; named data
+            sets know their own task.
 
     Raises:
         DataError: Unknown name, unreadable file, text or missing values
@@ -367,6 +426,7 @@ def load_dataset(name: str, target: str | None = None, preprocessing: Preprocess
         if not path.is_file():
             raise DataError(f"{what} file {name!r} does not exist" if what == "CSV" else f"{what} {name!r} does "
                             f"not exist")
-        return _from_table(str(path), read_table(path), target, f"{what} {str(path)!r}", preprocessing)
+        return _from_table(str(path), read_table(path), target, f"{what} {str(path)!r}", preprocessing,
+                           task or "classification")
     raise DataError(f"unknown dataset {name!r}; use one of {sorted(BUILTIN_DATASETS)} or a path to a .csv or "
                     f".parquet file")

@@ -101,7 +101,9 @@ class Standardizer:
 class Split:
     """One seed's standardised train / validation / test parts (float32).
 
-    ``idx_*`` are row indices into the original data set. ``encoder`` is the
+    ``idx_*`` are row indices into the original data set. A regression
+    split holds standardised targets (``(y - target_mean) / target_scale``,
+    fitted on the training part; :meth:`targets` undoes it). ``encoder`` is the
     imputation / one-hot step fitted on the training part (``None`` when the
     study preprocesses nothing); ``scaler`` then works on its output columns.
 
@@ -122,10 +124,22 @@ class Split:
     n_classes: int
     class_names: tuple[str, ...] = ()
     encoder: Encoder | None = None
+    task: str = "classification"
+    target_mean: float = 0.0
+    target_scale: float = 1.0
 
     @property
     def n_features(self) -> int:
         return int(self.X_train.shape[1])
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the model's output layer: 1 (binary or regression) or the number of classes."""
+        return 1 if self.n_classes <= 2 else self.n_classes
+
+    def targets(self, y_scaled: np.ndarray) -> np.ndarray:
+        """Regression targets (or predictions) back on the data's own scale: ``y * target_scale + target_mean``."""
+        return np.asarray(y_scaled, dtype=np.float64) * self.target_scale + self.target_mean
 
 
 def split_dataset(ds: Dataset, seed: int, test_size: float = 0.25, val_size: float = 0.2,
@@ -145,17 +159,26 @@ def split_dataset(ds: Dataset, seed: int, test_size: float = 0.25, val_size: flo
     if ds.raw is not None:  # preprocessing: fitted on the training part (the split depends on y and seed only)
         if options is None:
             raise ValueError(f"data set {ds.name!r} holds raw columns; pass the study's preprocessing options")
-        i_first = train_test_split(idx, test_size=test_size, random_state=seed, stratify=ds.y)[0]
+        i_first = train_test_split(idx, test_size=test_size, random_state=seed,
+                                   stratify=ds.y if ds.task == "classification" else None)[0]
         encoder = Encoder.fit(ds.raw.iloc[i_first], options)
         X, names = encoder.transform(ds.raw, f"data set {ds.name!r}"), encoder.output_names
+    strata = ds.y if ds.task == "classification" else None
     X_tr, X_te, y_tr, y_te, i_tr, i_te = train_test_split(
-        X, ds.y, idx, test_size=test_size, random_state=seed, stratify=ds.y)
+        X, ds.y, idx, test_size=test_size, random_state=seed, stratify=strata)
     scaler = Standardizer.fit(X_tr, names)
     X_tr = scaler.transform(X_tr)
     X_te = scaler.transform(X_te)
     X_tr, X_va, y_tr, y_va, i_tr, i_va = train_test_split(
-        X_tr, y_tr, i_tr, test_size=val_size, random_state=seed, stratify=y_tr)
+        X_tr, y_tr, i_tr, test_size=val_size, random_state=seed,
+        stratify=y_tr if ds.task == "classification" else None)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+    if ds.task == "regression":  # targets standardised on the training part (as the features)
+        mean = float(np.mean(y_tr))
+        scale = float(np.std(y_tr)) or 1.0
+        y_tr, y_va, y_te = ((y - mean) / scale for y in (y_tr, y_va, y_te))
+        return Split(f32(X_tr), y_tr, f32(X_va), y_va, f32(X_te), y_te, i_tr, i_va, i_te, scaler, 0, (), encoder,
+                     "regression", mean, scale)
     return Split(f32(X_tr), y_tr, f32(X_va), y_va, f32(X_te), y_te, i_tr, i_va, i_te, scaler, ds.n_classes,
                  ds.class_names, encoder)
 
@@ -195,6 +218,15 @@ def check_splits(ds: Dataset, test_size: float, val_size: float, seed: int = 0,
     """
     n, k = len(ds.y), ds.n_classes
     n_train, n_val, n_test = split_sizes(n, test_size, val_size)
+    if ds.task == "regression":
+        small = [(part, rows) for part, rows in (("training", n_train), ("validation", n_val), ("test", n_test))
+                 if rows < 2]
+        if small:
+            part, rows = small[0]
+            raise DataError(f"data set {ds.name!r} ({n} rows) leaves {_rows(rows)} for the {part} part with "
+                            f"data.test_size = {test_size:g} and data.val_size = {val_size:g}; each part needs at "
+                            f"least 2 rows: change the sizes or collect more rows")
+        return
     n_rest = n_train + n_val
     what = f"data set {ds.name!r} ({n} rows, {k} classes)"
     if n_rest < k or n_test < k:

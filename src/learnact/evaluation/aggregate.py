@@ -8,7 +8,7 @@ import pandas as pd
 
 from .. import store
 from ..config import dataset_label
-from .metrics import METRICS
+from .metrics import METRICS, task_metrics
 from .quantities import describe_quantity
 from .results import VARIANT_COLUMNS, variant_fields
 from .statistics import summarize_seeds
@@ -84,8 +84,9 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
         table: The tidy results table or a runs table.
         sort_by: A metric of :data:`~learnact.evaluation.metrics.METRICS`.
 
-    Columns: ``variant, n_seeds, n_diverged, <metric>_mean, <metric>_std, ...,
-    time_mean, time_std, params_mean``, then the cost of the variant trained
+    Columns: ``variant, n_seeds, n_diverged``, then ``<metric>_mean, <metric>_std`` for each metric of
+    the study's task (classification or regression; ``sort_by`` falls back to the task's first metric),
+    ``time_mean, time_std, params_mean``, then the cost of the variant trained
     alone (:mod:`learnact.training.cost`; NaN for runs saved without it):
     ``flops_per_sample_mean``, ``step_latency_ms_mean``, ``step_latency_ms_std``,
     ``activation_bytes_per_sample_mean``; ``attrs["excluded"]`` holds the
@@ -108,10 +109,12 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     run_key = "run_id" if "run_id" in finished.columns else "seed"
     nan = (float("nan"), float("nan"))
     out = []
+    present = set(tidy["metric"].astype(str)) if "metric" in tidy.columns else set()
+    scored = [m for m in METRICS if m in present] or task_metrics("classification")
     for variant in counts:
         runs = finished.loc[finished["variant"].astype(str) == variant, run_key].nunique()
         row: dict[str, object] = {"variant": variant, "n_seeds": int(runs), "n_diverged": counts[variant]}
-        for name in [*METRICS, "train_time_s"]:
+        for name in [*scored, "train_time_s"]:
             key = "time" if name == "train_time_s" else name
             row[f"{key}_mean"], row[f"{key}_std"] = stats.get((variant, name), nan)
         row["params_mean"] = stats.get((variant, "n_params"), nan)[0]
@@ -123,6 +126,8 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
                 row[f"{name}_std"] = std
         out.append(row)
     board = pd.DataFrame(out)
+    if sort_by not in scored:  # e.g. the default roc_auc of a regression study: its first metric instead
+        sort_by = scored[0]
     asc = not METRICS[sort_by].higher_is_better if sort_by in METRICS else False
     board = board.sort_values(f"{sort_by}_mean", ascending=asc, kind="stable", na_position="last")
     board = board.reset_index(drop=True)

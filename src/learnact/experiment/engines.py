@@ -49,7 +49,7 @@ Engine = Callable[[Sequence[RunConfig], Mapping[tuple, Split]], Iterator[Trained
 def split_key(run: RunConfig) -> tuple:
     """Key of the data split a run uses (data settings and seed)."""
     return (run.data.dataset, run.data.target, run.data.test_size, run.data.val_size, Preprocessing.of(run.data),
-            run.seed)
+            run.data.task, run.seed)
 
 
 def prepare_splits(runs: Sequence[RunConfig]) -> dict[tuple, Split]:
@@ -61,9 +61,9 @@ def prepare_splits(runs: Sequence[RunConfig]) -> dict[tuple, Split]:
         if key in splits:
             continue
         options = Preprocessing.of(run.data)
-        dkey = (run.data.dataset, run.data.target, options)
+        dkey = (run.data.dataset, run.data.target, options, run.data.task)
         if dkey not in datasets:
-            datasets[dkey] = load_dataset(run.data.dataset, run.data.target, options)
+            datasets[dkey] = load_dataset(run.data.dataset, run.data.target, options, run.data.task)
         splits[key] = split_dataset(datasets[dkey], run.seed, run.data.test_size, run.data.val_size, options)
     return splits
 
@@ -79,7 +79,7 @@ def build_model(run: RunConfig, split: Split) -> MLP:
     Returns the model and leaves the run's generator state implied: use
     :func:`train_one` to train with the matching shuffling stream.
     """
-    out = 1 if split.n_classes == 2 else split.n_classes
+    out = split.n_outputs
     return MLP(split.n_features, run.backbone.hidden, out, run.activation)
 
 

@@ -16,7 +16,7 @@ from ..data.sources import check_feature_frame
 from ..evaluation.metrics import class_probabilities
 from ..exceptions import CheckpointError, DataError
 from ..model import MLP
-from ..model.inference import predict_proba
+from ..model.inference import predict_output, predict_proba
 
 __all__ = ["LoadedRun", "load_run", "predict_table"]
 
@@ -32,6 +32,7 @@ class LoadedRun:
         class_names: Label names, index = class id.
         encoder: The imputation / one-hot step fitted on the training part,
             when the study used one (raw input columns go through it first).
+        target: A regression run's target scaling ``(mean, scale)``; ``None`` for classification.
     """
 
     config: RunConfig
@@ -39,6 +40,7 @@ class LoadedRun:
     scaler: Standardizer
     class_names: tuple[str, ...]
     encoder: Encoder | None = None
+    target: tuple[float, float] | None = None
 
 
 def load_run(folder: Path) -> LoadedRun:
@@ -85,6 +87,8 @@ def load_run(folder: Path) -> LoadedRun:
         raise CheckpointError(f"weights in {str(folder)!r} do not fit the run's config ({first}); "
                               "the folder is corrupt: delete it and rerun") from None
     model.eval()
+    if pre.get("task") == "regression":
+        return LoadedRun(cfg, model, scaler, (), encoder, (float(pre["target"]["mean"]), float(pre["target"]["scale"])))
     names = tuple(pre.get("class_names") or [str(i) for i in range(n_classes)])
     width = model.head.out_features
     if len(names) != (2 if width == 1 else width):
@@ -132,7 +136,7 @@ def _check_feature_scales(run: LoadedRun, X: np.ndarray, names: list[str]) -> No
 
 
 def predict_table(run: LoadedRun, frame: pd.DataFrame) -> pd.DataFrame:
-    """Class probabilities and predicted labels for the rows of ``frame``.
+    """Class probabilities and predicted labels for the rows of ``frame`` (regression: predicted values).
 
     Feature columns are matched by name when the run knows its feature names
     (extra columns, such as the label, are ignored); otherwise all columns are
@@ -140,7 +144,7 @@ def predict_table(run: LoadedRun, frame: pd.DataFrame) -> pd.DataFrame:
     feature under this name, swapped headers, other units) is refused.
 
     Returns:
-        A frame with ``prob_<class>`` columns and ``predicted``.
+        A frame with ``prob_<class>`` columns and ``predicted`` (regression: ``predicted`` only).
 
     Raises:
         DataError: Missing (or renamed) feature columns, text or missing values,
@@ -170,6 +174,10 @@ def predict_table(run: LoadedRun, frame: pd.DataFrame) -> pd.DataFrame:
         bad = [str(c) for c, ok in zip(X.columns, np.isfinite(values).all(axis=0), strict=True) if not ok]
         raise DataError(f"input has infinite values in columns {bad[:5]}; fix or drop those rows first")
     _check_feature_scales(run, values, [str(c) for c in X.columns] if names else [])
+    if run.target is not None:  # regression: the predicted value on the targets' own scale
+        out, _ = predict_output(run.model, run.scaler.transform(values), "regression")
+        mean, scale = run.target
+        return pd.DataFrame({"predicted": out * scale + mean}, index=frame.index)
     prob, _ = predict_proba(run.model, run.scaler.transform(values))
     P = class_probabilities(prob)
     out = pd.DataFrame({f"prob_{c}": P[:, i] for i, c in enumerate(run.class_names)}, index=frame.index)

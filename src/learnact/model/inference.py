@@ -7,7 +7,7 @@ import torch
 
 from .backbone import MLP
 
-__all__ = ["predict_proba"]
+__all__ = ["predict_output", "predict_proba"]
 
 
 def predict_proba(model: MLP, X: np.ndarray) -> tuple[np.ndarray, list[torch.Tensor | None]]:
@@ -31,3 +31,19 @@ def predict_proba(model: MLP, X: np.ndarray) -> tuple[np.ndarray, list[torch.Ten
         else:
             prob = torch.softmax(logits, dim=-1)
     return prob.double().numpy(), gates
+
+
+def predict_output(model: MLP, X: np.ndarray, task: str = "classification"
+                   ) -> tuple[np.ndarray, list[torch.Tensor | None]]:
+    """What the model predicts for its task: class probabilities (:func:`predict_proba`) or, for a
+    regression task, the identity output (in the standardised target units the model was trained on).
+
+    Returns:
+        ``(prediction, gates)``; a regression prediction has shape ``(n,)``, float64.
+    """
+    if task != "regression":
+        return predict_proba(model, X)
+    model.eval()
+    with torch.no_grad():
+        out, gates = model.forward_with_gates(torch.as_tensor(X, dtype=torch.float32))
+    return out.reshape(-1).double().numpy(), gates

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from .fig_cases import case_studies_figure
 from .fig_gates import gate_evolution_figure, gate_selectivity_figure, gate_weights_figure
-from .fig_performance import confusion_figure, cost_figure, leaderboard_figure, roc_figure
+from .fig_performance import confusion_figure, cost_figure, leaderboard_figure, regression_figure, roc_figure
 from .fig_shapes import activation_shapes_figure
 from .fig_sweeps import entropy_weight_sweep_figure, temperature_sweep_figure
 from .fig_training import loss_curves_figure
@@ -60,16 +60,21 @@ class FigureResult:
 
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("leaderboard", "Leaderboard",
-               "Test accuracy, F1 and ROC-AUC per variant: small dots are seeds, large markers the mean over "
-               "seeds with its 95% t interval; fixed baselines, gated mixtures and learnable families are set "
-               "apart, each group sorted by mean ROC-AUC.", leaderboard_figure),
+               "Test metrics per variant (classification: accuracy, F1 and ROC-AUC; regression: RMSE, MAE and "
+               "R²): small dots are seeds, large markers the mean over seeds with its 95% t interval; fixed "
+               "baselines, gated mixtures and learnable families are set apart, each group sorted by mean ROC-AUC "
+               "(regression: R²).", leaderboard_figure),
     FigureSpec("roc", "Mean ROC curves",
                "Mean ROC curve over seeds with a $\\pm 1$ standard deviation band for the reference and the best "
                "variant of each gate kind and the best learnable family, over the full range and zoomed into the "
                "top-left corner.",
                roc_figure),
+    FigureSpec("regression_fit", "Predicted against true",
+               "Regression: predicted against true test targets (dashed: perfect prediction) and the distribution "
+               "of the residuals, for the reference and the best variant of each kind.", regression_figure),
     FigureSpec("loss_curves", "Training and validation loss",
-               "Training (solid) and validation (dashed) cross-entropy per epoch, fixed versus learnable "
+               "Training (solid) and validation (dashed) loss per epoch (cross-entropy; regression: mean squared "
+               "error on standardised targets), fixed versus learnable "
                "activations; the circle marks the epoch whose weights were kept.", loss_curves_figure),
     FigureSpec("cost", "Cost",
                "What each variant costs trained alone: trainable parameters; forward plus backward FLOPs per "

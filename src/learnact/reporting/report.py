@@ -111,13 +111,14 @@ def protocol_paragraphs(view: StudyView) -> list[str]:
     first = configs[0]
     tidy = view.tidy
     sizes = tidy.drop_duplicates("run_id")[["n_train", "n_val", "n_test"]].median()
+    split_kind = "random" if view.task == "regression" else "stratified"
     paras = [
         f"Study \u201c{view.name}\u201d: {len(view.all_variants)} variants ({_kinds(view)}) and "
         f"{len(view.seeds)} seeds ({', '.join(map(str, view.seeds))}), {n_runs} finished runs"
         + (f" and {n_diverged} diverged {'run' if n_diverged == 1 else 'runs'}" if n_diverged else "")
         + ". Everything below is computed from the saved run folders, without retraining.",
-        f"Data: {view.dataset_label}. For each seed, a stratified train/test split (test share "
-        f"{format_number(first.data.test_size)}), {_preprocessing_phrase(first.data)}, and a stratified "
+        f"Data: {view.dataset_label}. For each seed, a {split_kind} train/test split (test share "
+        f"{format_number(first.data.test_size)}), {_preprocessing_phrase(first.data)}, and a {split_kind} "
         f"train/validation split of the training part (validation share {format_number(first.data.val_size)}); "
         f"about {sizes['n_train']:.0f} training, {sizes['n_val']:.0f} validation and {sizes['n_test']:.0f} test "
         "rows per seed. The seed sets the split as well as the initialisation.",

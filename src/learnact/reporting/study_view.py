@@ -26,6 +26,7 @@ from .. import store
 from ..config import RunConfig
 from ..evaluation import excluded_note, resolve_reference, run_status, seed_aggregates, tidy_results
 from ..evaluation.diagnostics import layer_kind
+from ..evaluation.metrics import HEADLINE_METRICS, table_task
 from ..evaluation.status import FINISHED
 from ..exceptions import RunStoreError
 
@@ -247,6 +248,21 @@ class StudyView:
         sub = tidy[tidy["run_id"].isin(keep)]
         sub.attrs = dict(tidy.attrs)
         return sub
+
+    @cached_property
+    def task(self) -> str:
+        """``"classification"`` or ``"regression"`` (:func:`learnact.evaluation.metrics.table_task`)."""
+        return table_task(self.tidy)
+
+    @cached_property
+    def headline(self) -> tuple[str, ...]:
+        """The task's headline metrics, first the one variants are sorted by."""
+        return HEADLINE_METRICS[self.task]
+
+    def require_classification(self, what: str) -> None:
+        """Raise :class:`NothingToShow` for a regression study (``what`` needs class probabilities)."""
+        if self.task == "regression":
+            raise NothingToShow(f"a regression study has no class probabilities for {what}")
 
     @cached_property
     def baseline(self) -> str | None:
