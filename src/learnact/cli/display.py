@@ -74,21 +74,29 @@ def print_leaderboard(table: pd.DataFrame, title: str = "leaderboard") -> None:
     Console(width=max(120, Console().width)).print(t)
 
 
-def suite_cells(board: pd.DataFrame, metric: str = "accuracy") -> tuple[list[str], list[list[str]]]:
+def suite_cells(board: pd.DataFrame, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
     """The suite table's header and rows: per variant, its mean ``metric`` on each data set (best marked ``*``)
     and its average rank over the data sets where every variant finished.
 
     Args:
         board: A suite's :func:`~learnact.evaluation.leaderboard` (with its ``dataset`` column).
     """
+    import numpy as np
     import pandas as pd
 
     from ..evaluation import describe_quantity
     from ..evaluation.suite_statistics import average_ranks
 
-    q = describe_quantity(metric)
-    higher = q.higher_is_better is not False
-    means = board.pivot(index="dataset", columns="variant", values=f"{metric}_mean")
+    higher = metric is None or describe_quantity(metric).higher_is_better is not False
+    if metric is None:  # each data set's primary metric (accuracy; R2 for regression), both higher is better
+        col = board["accuracy_mean"] if "accuracy_mean" in board.columns else pd.Series(np.nan, index=board.index)
+        if "r2_mean" in board.columns:
+            col = col.where(col.notna(), board["r2_mean"])
+        board = board.assign(_score=col)
+        means = board.pivot(index="dataset", columns="variant", values="_score")
+    else:
+        means = board.pivot(index="dataset", columns="variant", values=f"{metric}_mean")
+    fmt = ".4f" if metric is None else describe_quantity(metric).fmt
     means = means.reindex(index=list(dict.fromkeys(board["dataset"])), columns=list(dict.fromkeys(board["variant"])))
     complete = means.dropna()
     ranks = average_ranks(complete, higher) if len(complete) >= 2 and complete.shape[1] >= 2 else None
@@ -97,19 +105,20 @@ def suite_cells(board: pd.DataFrame, metric: str = "accuracy") -> tuple[list[str
     rows = []
     for v in order:
         cells = [v] + [("-" if pd.isna(means.loc[d, v]) else
-                        f"{means.loc[d, v]:{q.fmt}}" + ("*" if means.loc[d, v] == best[d] else ""))
+                        f"{means.loc[d, v]:{fmt}}" + ("*" if means.loc[d, v] == best[d] else ""))
                        for d in means.index]
         rows.append(cells + ["-" if ranks is None else f"{ranks[v]:.2f}"])
     return ["variant", *map(str, means.index), "avg rank"], rows
 
 
-def print_suite(board: pd.DataFrame, title: str, metric: str = "accuracy") -> None:
+def print_suite(board: pd.DataFrame, title: str, metric: str | None = None) -> None:
     """Print a suite's summary: mean ``metric`` per data set and variant, best marked, and the average rank."""
     from rich.console import Console
     from rich.table import Table
 
     header, rows = suite_cells(board, metric)
-    t = Table(title=title, caption=f"mean test {metric} over finished seeds; * best on the data set; average rank "
+    shown = metric or "accuracy (R² for regression)"
+    t = Table(title=title, caption=f"mean test {shown} over finished seeds; * best on the data set; average rank "
                                    f"(1 = best) over data sets where every variant finished")
     for col in header:
         t.add_column(col, justify="left" if col == "variant" else "right")

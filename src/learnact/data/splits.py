@@ -103,7 +103,8 @@ class Split:
 
     ``idx_*`` are row indices into the original data set. A regression
     split holds standardised targets (``(y - target_mean) / target_scale``,
-    fitted on the training part; :meth:`targets` undoes it). ``encoder`` is the
+    fitted on the rows the feature scaler is fitted on; :meth:`targets`
+    undoes it). ``encoder`` is the
     imputation / one-hot step fitted on the training part (``None`` when the
     study preprocesses nothing); ``scaler`` then works on its output columns.
 
@@ -169,14 +170,15 @@ def split_dataset(ds: Dataset, seed: int, test_size: float = 0.25, val_size: flo
     scaler = Standardizer.fit(X_tr, names)
     X_tr = scaler.transform(X_tr)
     X_te = scaler.transform(X_te)
+    if ds.task == "regression":  # targets standardised on the same training part as the features
+        mean = float(np.mean(y_tr))
+        scale = float(np.std(y_tr)) or 1.0
+        y_tr, y_te = (y_tr - mean) / scale, (y_te - mean) / scale
     X_tr, X_va, y_tr, y_va, i_tr, i_va = train_test_split(
         X_tr, y_tr, i_tr, test_size=val_size, random_state=seed,
         stratify=y_tr if ds.task == "classification" else None)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
-    if ds.task == "regression":  # targets standardised on the training part (as the features)
-        mean = float(np.mean(y_tr))
-        scale = float(np.std(y_tr)) or 1.0
-        y_tr, y_va, y_te = ((y - mean) / scale for y in (y_tr, y_va, y_te))
+    if ds.task == "regression":
         return Split(f32(X_tr), y_tr, f32(X_va), y_va, f32(X_te), y_te, i_tr, i_va, i_te, scaler, 0, (), encoder,
                      "regression", mean, scale)
     return Split(f32(X_tr), y_tr, f32(X_va), y_va, f32(X_te), y_te, i_tr, i_va, i_te, scaler, ds.n_classes,

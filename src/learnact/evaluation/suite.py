@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import dataset_label
+from .metrics import PRIMARY_METRIC, table_task
 from .quantities import describe_quantity
 from .status import finished_mask
 from .suite_statistics import (
@@ -63,15 +64,26 @@ def per_dataset(tidy: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
-def suite_scores(tidy: pd.DataFrame, metric: str = "accuracy") -> tuple[pd.DataFrame, pd.DataFrame]:
+def suite_scores(tidy: pd.DataFrame, metric: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The finished runs' ``metric``: per run, and its mean per data set and variant.
+
+    Args:
+        tidy: A suite's tidy table.
+        metric: The score; default: each data set's primary metric
+            (:data:`~learnact.evaluation.metrics.PRIMARY_METRIC`: accuracy for
+            classification, R² for regression; both higher is better).
 
     Returns:
         ``(runs, means)``: ``runs`` has columns ``dataset, variant, seed, value``
         (data set labels); ``means`` is a ``(data sets x variants)`` frame of
         mean values over seeds, NaN where a variant has no finished run.
     """
-    rows = tidy[(tidy["metric"] == metric) & finished_mask(tidy)]
+    if metric is None:
+        primary = {d: PRIMARY_METRIC[table_task(sub)] for d, sub in tidy.groupby("dataset", sort=False)}
+        wanted = tidy["dataset"].map(primary)
+        rows = tidy[(tidy["metric"] == wanted) & finished_mask(tidy)]
+    else:
+        rows = tidy[(tidy["metric"] == metric) & finished_mask(tidy)]
     rows = rows[np.isfinite(rows["value"].astype(float))]
     runs = pd.DataFrame({"dataset": rows["dataset"].astype(str).map(dataset_label), "variant": rows["variant"],
                          "seed": rows["seed"].astype(int), "value": rows["value"].astype(float)})
@@ -127,13 +139,14 @@ class SuiteAnalysis:
     confidence: float = 0.95
 
 
-def suite_analysis(tidy: pd.DataFrame, metric: str = "accuracy", reference: str | None = None, *,
+def suite_analysis(tidy: pd.DataFrame, metric: str | None = None, reference: str | None = None, *,
                    rope: float = 0.01, alpha: float = 0.05, reps: int = 1000, seed: int = 0) -> SuiteAnalysis:
     """Statistics across the data sets of a suite (see the module docstring).
 
     Args:
         tidy: A suite's tidy table (several data sets).
-        metric: A performance metric (its direction comes from the metric registry).
+        metric: A performance metric (its direction comes from the metric registry); default: each data
+            set's primary metric (:func:`suite_scores`).
         reference: The variant to compare against (default: the study's reference, else the first variant).
         rope: Region of practical equivalence for the Bayesian test and ties, in ``metric`` units.
         alpha: Level of the Nemenyi critical difference and the cliques.
@@ -143,8 +156,7 @@ def suite_analysis(tidy: pd.DataFrame, metric: str = "accuracy", reference: str 
     Raises:
         ValueError: Fewer than 2 data sets with every variant finished, or an unknown reference.
     """
-    q = describe_quantity(metric)
-    higher = q.higher_is_better is not False
+    higher = metric is None or describe_quantity(metric).higher_is_better is not False
     runs, means = suite_scores(tidy, metric)
     complete = means.dropna(axis=0, how="any")
     dropped = [d for d in means.index if d not in complete.index]
@@ -199,8 +211,17 @@ def suite_analysis(tidy: pd.DataFrame, metric: str = "accuracy", reference: str 
     profiles = pd.DataFrame({v: performance_profile(kept.loc[kept["variant"] == v, "score"], taus)
                              for v in variants}, index=taus)
     return SuiteAnalysis(
-        metric=metric, higher_is_better=higher, reference=ref, means=complete, dropped=dropped, ranks=ranks,
+        metric=metric or _primary_label(tidy), higher_is_better=higher, reference=ref, means=complete,
+        dropped=dropped, ranks=ranks,
         friedman=friedman, nemenyi=nemenyi, wilcoxon=wilcoxon_holm(complete), cliques=cliques,
         bayes=pd.DataFrame(bayes_rows), rope=rope, wtl=pd.DataFrame(wtl_rows), iqm=pd.DataFrame(iqm_rows),
         poi=poi, poi_ci=poi_ci, profiles=profiles, taus=taus)
 
+
+
+def _primary_label(tidy: pd.DataFrame) -> str:
+    """``accuracy``, ``r2``, or ``score (accuracy or R2)`` for a suite of both tasks."""
+    tasks = {table_task(sub) for _, sub in tidy.groupby("dataset", sort=False)}
+    if len(tasks) == 1:
+        return PRIMARY_METRIC[tasks.pop()]
+    return "score (accuracy; R2 for regression)"

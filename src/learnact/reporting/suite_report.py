@@ -184,7 +184,7 @@ def build_suite_report(folder: Path, tidy: pd.DataFrame, name: str, out: Path, *
         except NothingToShow:
             continue
         reports[label] = f"{label}/index.html"
-    analysis = suite_analysis(tidy, "accuracy", tidy.attrs.get("reference"))
+    analysis = suite_analysis(tidy, None, tidy.attrs.get("reference"))
     tables = suite_tables(analysis, reports)
     for t in tables:
         write_table(t, out / "tables")
