@@ -29,8 +29,10 @@ def multiclass():
 
 
 def test_registry_metadata():
-    assert list(METRICS) == ["accuracy", "f1", "roc_auc", "log_loss", "brier", "ece"]
-    assert [m.higher_is_better for m in METRICS.values()] == [True, True, True, False, False, False]
+    assert list(METRICS) == ["accuracy", "f1", "roc_auc", "log_loss", "brier", "ece", "rmse", "mae", "r2"]
+    assert [m.higher_is_better for m in METRICS.values()] == [True, True, True, False, False, False, False, False,
+                                                             True]
+    assert [m.task for m in METRICS.values()] == ["classification"] * 6 + ["regression"] * 3
     for m in METRICS.values():
         assert format(0.5, m.fmt) and m.label
 

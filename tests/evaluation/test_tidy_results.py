@@ -14,7 +14,6 @@ from learnact import store
 from learnact.evaluation import (
     AGGREGATE_COLUMNS,
     COSTS,
-    METRICS,
     RESULTS_COLUMNS,
     describe_quantity,
     leaderboard,
@@ -24,6 +23,7 @@ from learnact.evaluation import (
     tidy_results,
     write_results,
 )
+from learnact.evaluation.metrics import task_metrics
 from learnact.exceptions import RunStoreError
 
 VARIANTS = ["baseline_tanh", "baseline_relu", "static_T0.7_lam0.01", "neuron_T1", "input_T0.7", "input_layer_T1"]
@@ -40,7 +40,7 @@ def test_one_row_per_run_and_quantity(tidy, tiny_study):
     assert not tidy.duplicated(["run_id", "metric"]).any()
     per_run = tidy.groupby("run_id")["metric"].count()
     # 6 metrics + 6 costs, plus per gated layer 7 statistics and one arg-max share per candidate.
-    base = len(METRICS) + len(COSTS)
+    base = len(task_metrics("classification")) + len(COSTS)
     expected = {"baseline_tanh": base, "baseline_relu": base, "static_T0.7_lam0.01": base + 2 * (7 + 3),
                 "neuron_T1": base + 2 * (7 + 3), "input_T0.7": base + 2 * (7 + 3),
                 "input_layer_T1": base + 2 * (7 + 2)}
@@ -54,7 +54,7 @@ def test_values_come_from_the_run_folders(tidy, tiny_study):
     for folder in store.finished_runs(tiny_study):
         metrics = store.read_metrics(folder)
         rows = tidy[tidy["run_id"] == folder.name].set_index("metric")
-        for name in [*METRICS, *COSTS]:
+        for name in [*task_metrics("classification"), *COSTS]:
             assert rows.loc[name, "value"] == pytest.approx(metrics[name], nan_ok=True)
         split = store.read_preprocessing(folder)["split"]
         assert rows["n_train"].iloc[0] == len(split["train"]) and rows["n_test"].iloc[0] == len(split["test"])
