@@ -182,7 +182,7 @@ def test_warm_start_continues_from_the_fitted_weights(capsys):
     first = list(clf.loss_curve_)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4 and lines[0].startswith("epoch 1: train loss ")
-    assert all(b < a for a, b in zip(first, first[1:]))
+    assert all(b < a for a, b in zip(first, first[1:], strict=False))
     clf.fit(X, y)
     assert clf.n_iter_ == 8 and len(clf.loss_curve_) == 8 and clf.loss_curve_[:4] == first
     step = first[2] - first[3]

@@ -80,6 +80,12 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
         - X: ``(n_samples, n_features)``; predict_proba output ``(n_samples, n_classes)``
     """
 
+    # what fit sets (annotations only: an unfitted estimator has none of them)
+    model_: MLP
+    n_iter_: int
+    loss_curve_: list[float]
+    _shuffle_state_: torch.Tensor
+
     def __init__(
         self,
         hidden: Sequence[int] = (64, 32),

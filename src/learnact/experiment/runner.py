@@ -199,7 +199,8 @@ def _pump(session: _Session, pool: ExecutorPool, groups: list[list[RunConfig]], 
                 if group is None:
                     break
                 failing = group
-                pending[pool.executor.submit(run_group, engine, group, threads, device)] = group
+                args = (engine, group, threads) if device == "cpu" else (engine, group, threads, device)
+                pending[pool.executor.submit(run_group, *args)] = group
             failing = []
             if not pending:
                 return
