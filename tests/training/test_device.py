@@ -116,3 +116,29 @@ def test_run_device_refuses_a_bad_value_and_a_vectorised_engine_off_the_cpu(tmp_
     if not NO_CUDA:
         with pytest.raises(ConfigError, match="engine 'vectorized' trains on the CPU only"):
             engine_device("vectorized", "cuda")
+
+
+def test_device_is_not_part_of_a_run_and_cpu_results_do_not_change(tmp_path):
+    """A study trained with ``device="auto"`` (the CPU here) writes the same run ids and metrics as without it."""
+    import json
+
+    from learnact.experiment import run_study, study_from_dict
+
+    study = study_from_dict({"name": "d", "seeds": [0, 1], "backbone": {"hidden": [6]},
+                             "train": {"max_epochs": 3, "patience": 3},
+                             "variants": [{"name": "tanh", "kind": "fixed", "activation": "tanh"},
+                                          {"name": "gated", "gate": "neuron"}]})
+    run_study(study, tmp_path / "plain", engine="sequential")
+    run_study(study, tmp_path / "auto", engine="sequential", device="auto" if NO_CUDA else "cpu")
+
+    def metrics(folder):
+        return {p.name: {k: v for k, v in json.loads((p / "metrics.json").read_text()).items()
+                         if k not in ("train_time_s", "peak_memory_mb", "step_latency_ms")}
+                for p in sorted((folder / "runs").iterdir())}
+
+    plain, auto = metrics(tmp_path / "plain"), metrics(tmp_path / "auto")
+    assert list(plain) == list(auto) and len(plain) == 4
+    assert json.dumps(plain, sort_keys=True) == json.dumps(auto, sort_keys=True)
+    for run in plain:
+        a = (tmp_path / "plain" / "runs" / run / "weights.safetensors").read_bytes()
+        assert a == (tmp_path / "auto" / "runs" / run / "weights.safetensors").read_bytes()
