@@ -35,7 +35,7 @@ def _message(model, **kwargs) -> str:
         (TrainConfig, {"patiense": 3}, "patiense: unknown key (did you mean 'patience'?)"),
         (DataConfig, {"test_size": 1.0}, "test_size: must be in (0, 1), got 1.0"),
         (DataConfig, {"val_size": 0}, "val_size: must be in (0, 1), got 0"),
-        (DataConfig, {"dataset": "iris"}, "dataset: unknown dataset 'iris'; use one of breast_cancer, wine or a path"),
+        (DataConfig, {"dataset": "irsi"}, "dataset: unknown dataset 'irsi' (did you mean 'iris'?); use one of breast_cancer, circles,"),
         (BackboneConfig, {"hidden": [8, 0]}, "hidden: every width must be >= 1, got [8, 0]"),
         (BackboneConfig, {"hidden": []}, "hidden: must list at least one layer width, got []"),
         (BackboneConfig, {"hidden": [8, "16"]}, "hidden[1]: expected an integer, got '16' (str)"),

@@ -194,3 +194,42 @@ def test_public_names_are_defined_once(package):
     assert len(mod.__all__) == len(set(mod.__all__)), sorted(n for n in mod.__all__ if mod.__all__.count(n) > 1)
     missing = [n for n in mod.__all__ if not hasattr(mod, n)]
     assert not missing, f"{package}.__all__ names undefined {missing}"
+
+
+# Pairs of modules that import each other, with the reason each is sound. A new pair fails the test below.
+MUTUAL: dict[frozenset[str], str] = {
+    **{frozenset({"learnact.cli.app", f"learnact.cli.{cmd}"}): (
+        "the Typer app registers each command module, which decorates its function with the app")
+       for cmd in ("compare_cmd", "init_cmd", "list_cmd", "predict_cmd", "report_cmd", "run_cmd")},
+    frozenset({"learnact.names", "learnact.family_params"}): (
+        "names refers to FamilyParams in an annotation only (TYPE_CHECKING); family_params registers into names"),
+}
+
+
+def mutual_imports(root: Path) -> set[frozenset[str]]:
+    """Pairs of modules under ``root`` that import each other (at module level or lazily)."""
+    files = sorted(root.rglob("*.py"))
+    known = {module_name(f, root) for f in files}
+    graph = {module_name(f, root): {t for _, t in imports_of(f, module_name(f, root), known)} for f in files}
+    return {frozenset({a, b}) for a, targets in graph.items() for b in targets
+            if a != b and a in graph.get(b, set())}
+
+
+def test_no_two_modules_import_each_other_without_a_reason():
+    pairs = mutual_imports(SRC)
+    unexplained = sorted(" <-> ".join(sorted(p)) for p in pairs - set(MUTUAL))
+    assert not unexplained, f"modules importing each other (break the cycle or add it to MUTUAL): {unexplained}"
+    stale = sorted(" <-> ".join(sorted(p)) for p in set(MUTUAL) - pairs)
+    assert not stale, f"MUTUAL lists pairs that no longer import each other: {stale}"
+
+
+def test_a_planted_mutual_import_is_reported(package_copy: Path):
+    results = package_copy / "evaluation" / "results.py"
+    diagnostics = package_copy / "evaluation" / "diagnostics.py"
+    assert frozenset({"learnact.evaluation.results", "learnact.evaluation.diagnostics"}) not in \
+        mutual_imports(package_copy)
+    assert "from .diagnostics import" in results.read_text()
+    diagnostics.write_text(diagnostics.read_text() + "\n\ndef _planted():\n    from .results import study_runs\n"
+                           "    return study_runs\n")
+    assert frozenset({"learnact.evaluation.results", "learnact.evaluation.diagnostics"}) in \
+        mutual_imports(package_copy)

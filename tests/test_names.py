@@ -78,8 +78,8 @@ def test_unknown_names_are_reported_from_the_registry():
         from learnact.experiment.grid import study_from_dict
 
         study_from_dict({"variants": [{"name": "v", "kind": "fixed", "activation": "rleu"}]})
-    with pytest.raises(ValueError, match="unknown dataset"):
-        StudyConfig.model_validate({"data": {"dataset": "iris"}, "variants": [{"name": "v"}]})
+    with pytest.raises(ValueError, match=r"unknown dataset .irsi. \(did you mean .iris.\?\)"):
+        StudyConfig.model_validate({"data": {"dataset": "irsi"}, "variants": [{"name": "v"}]})
 
 
 def _heavy_modules_after(code: str) -> list[str]:

@@ -31,6 +31,7 @@ from pydantic import (
     create_model,
     field_serializer,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 
@@ -148,6 +149,12 @@ def check_run_count(n_variants: int, n_seeds: int) -> str | None:
             f"more than the limit of {limit:,}; sweep fewer values or use fewer seeds (or raise the limit with "
             f"the environment variable {MAX_RUNS_ENV})")
 
+
+PREPROCESSING_DEFAULTS: dict[str, Any] = {"one_hot": False, "impute": None, "missing_indicators": False,
+                                          "task": None}
+"""The options of :class:`DataConfig` added after run ids were fixed, and their defaults (left out of run ids)."""
+
+
 class DataConfig(_Frozen):
     """Where the data comes from and how each seed splits it.
 
@@ -156,21 +163,64 @@ class DataConfig(_Frozen):
     the last). Per seed: stratified train/test split (``test_size``), scaler
     fitted on the training part only, then a stratified train/validation split
     of the training part (``val_size``).
+
+    Preprocessing, off by default and fitted on each training part only:
+    ``one_hot`` encodes text columns (one 0/1 column per category),
+    ``impute`` fills missing values (``"median"`` or ``"most_frequent"``; text
+    columns take their most frequent value) and ``missing_indicators`` adds a
+    0/1 column per column that had missing values. ``task`` makes a file's
+    target a regression target (numbers; MSE loss, identity output); named
+    data sets know their task.
     """
 
     dataset: str = "breast_cancer"
     target: str | None = None
     test_size: float = Field(0.25, gt=0, lt=1)
     val_size: float = Field(0.2, gt=0, lt=1)
+    one_hot: bool = False
+    impute: Literal["median", "most_frequent"] | None = None
+    missing_indicators: bool = False
+    task: Literal["classification", "regression"] | None = None
+
+    @property
+    def resolved_task(self) -> str:
+        """``task``, else the named data set's own task, else ``"classification"`` (a file's labels)."""
+        if self.task is not None:
+            return self.task
+        return "regression" if self.dataset in names.REGRESSION_DATASETS else "classification"
+
+    def dump(self, **kwargs: Any) -> dict[str, Any]:
+        """``model_dump(**kwargs)`` without the preprocessing options left at their defaults.
+
+        Run ids and ``study.json`` of studies that preprocess nothing stay as
+        they were before the options existed.
+        """
+        data = self.model_dump(**kwargs)
+        for key, default in PREPROCESSING_DEFAULTS.items():
+            if key in data and data[key] == default:
+                del data[key]
+        return data
+
+    @model_validator(mode="after")
+    def _indicators_need_imputation(self) -> DataConfig:
+        if self.task is not None and self.dataset in names.BUILTIN_DATASETS:
+            own = "regression" if self.dataset in names.REGRESSION_DATASETS else "classification"
+            if self.task != own:
+                raise ValueError(f"data.task = {self.task!r} contradicts data set {self.dataset!r}, a {own} task; "
+                                 f"drop data.task")
+        if self.missing_indicators and self.impute is None:
+            raise ValueError("data.missing_indicators = true needs data.impute (\"median\" or \"most_frequent\"); "
+                             "set it or drop missing_indicators")
+        return self
 
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v: str) -> str:
         BUILTIN_DATASETS = names.BUILTIN_DATASETS
-        if v in BUILTIN_DATASETS or v.lower().endswith(".csv"):
+        if v in BUILTIN_DATASETS or v.lower().endswith((".csv", ".parquet")):
             return v
         raise ValueError(f"unknown dataset {_show(v)}{did_you_mean(v, BUILTIN_DATASETS)}; "
-                         f"use one of {', '.join(sorted(BUILTIN_DATASETS))} or a path ending in .csv")
+                         f"use one of {', '.join(sorted(BUILTIN_DATASETS))} or a path ending in .csv or .parquet")
 
     @field_validator("target")
     @classmethod
@@ -393,8 +443,22 @@ TRAIN_FIELDS = tuple(TrainConfig.model_fields)
 ACTIVATION_FIELDS = tuple(ActivationConfig.model_fields)
 
 
+def dataset_label(dataset: str) -> str:
+    """A data set's short name: the name itself, or a file's stem (``data/cells.csv`` -> ``cells``),
+    with any character other than letters, digits, ``_`` and ``-`` replaced by ``-`` (it is part of run ids)."""
+    stem = dataset
+    if dataset.lower().endswith((".csv", ".parquet")):
+        stem = dataset.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return "".join(ch if ch.isalnum() or ch in "_-" else "-" for ch in stem) or "data"
+
+
 class RunConfig(_Frozen):
-    """Everything one run needs: a variant's resolved settings and one seed."""
+    """Everything one run needs: a variant's resolved settings and one seed.
+
+    ``suite_dataset`` is the data set's label (:func:`dataset_label`) when the
+    run belongs to a suite of several data sets; it names the run, and the
+    fingerprint (which already holds the data settings) ignores it.
+    """
 
     variant: str
     seed: int = Field(ge=0, le=MAX_SEED)
@@ -402,6 +466,11 @@ class RunConfig(_Frozen):
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     activation: ActivationConfig = Field(default_factory=ActivationConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    suite_dataset: str | None = None
+
+    def _data_identity(self) -> dict[str, Any]:
+        """The data config as the fingerprint sees it: preprocessing options only when on (run ids as before)."""
+        return self.data.dump()
 
     def fingerprint(self) -> str:
         """Hash of everything that affects the result (not the variant's name)."""
@@ -410,7 +479,7 @@ class RunConfig(_Frozen):
             del train["weight_decay_activations"]
         payload = {
             "seed": self.seed,
-            "data": self.data.model_dump(),
+            "data": self._data_identity(),
             "backbone": self.backbone.model_dump(mode="json"),
             "activation": self.activation.canonical(),
             "train": train,
@@ -420,7 +489,9 @@ class RunConfig(_Frozen):
 
     @property
     def run_id(self) -> str:
-        """Stable folder name: ``<variant>__s<seed>__<fingerprint>``."""
+        """Stable folder name: ``<variant>__s<seed>__<fingerprint>``; in a suite ``<variant>__<data set>__s...``."""
+        if self.suite_dataset is not None:
+            return f"{self.variant}__{self.suite_dataset}__s{self.seed}__{self.fingerprint()}"
         return f"{self.variant}__s{self.seed}__{self.fingerprint()}"
 
 
@@ -488,12 +559,16 @@ class StudyConfig(_Frozen):
     """A study: shared settings, seeds, and the (already expanded) variants.
 
     ``seeds`` is a list of integers, or ``{"count": n, "base": b}`` for
-    ``b, b+1, ..., b+n-1``.
+    ``b, b+1, ..., b+n-1``. ``datasets`` makes it a suite: every variant and
+    seed on each data set (``[data] datasets = [...]`` in a study file, each
+    entry a name or a table of its own data settings); ``data`` is then the
+    first of them.
     """
 
     name: str = "study"
     seeds: tuple[int, ...] = Field((1, 7, 21, 42, 99), strict=False)
     data: DataConfig = Field(default_factory=DataConfig)
+    datasets: tuple[DataConfig, ...] = Field((), strict=False)
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     variants: tuple[VariantConfig, ...] = Field(strict=False)
@@ -535,6 +610,16 @@ class StudyConfig(_Frozen):
             raise ValueError(f"must not repeat, got {_show(list(v))}")
         return v
 
+    @field_validator("datasets")
+    @classmethod
+    def _datasets(cls, v: tuple[DataConfig, ...]) -> tuple[DataConfig, ...]:
+        labels = [dataset_label(d.dataset) for d in v]
+        dup = sorted(n for n, k in collections.Counter(labels).items() if k > 1)
+        if dup:
+            raise ValueError(f"each data set of a suite must be listed once (by name or file name), repeated: "
+                             f"{_show(dup)}")
+        return v
+
     @field_validator("variants")
     @classmethod
     def _variants(cls, v: tuple[VariantConfig, ...], info: ValidationInfo) -> tuple[VariantConfig, ...]:
@@ -543,7 +628,7 @@ class StudyConfig(_Frozen):
             raise ValueError(problem)
         seeds = info.data.get("seeds")
         if seeds is not None:
-            problem = check_run_count(len(v), len(seeds))
+            problem = check_run_count(len(v) * max(1, len(info.data.get("datasets") or ())), len(seeds))
             if problem:
                 raise ValueError(problem)
         return v
@@ -559,11 +644,18 @@ class StudyConfig(_Frozen):
         return v
 
     def runs(self) -> list[RunConfig]:
-        """One resolved :class:`RunConfig` per variant x seed (variant-major)."""
+        """One resolved :class:`RunConfig` per variant x seed (variant-major), for each data set of a suite."""
         out = []
-        for v in self.variants:
-            train = v.resolve_train(self.train)
-            for seed in self.seeds:
-                out.append(RunConfig(variant=v.name, seed=seed, data=self.data, backbone=self.backbone,
-                                     activation=v.activation, train=train))
+        for data in self.datasets or (self.data,):
+            label = dataset_label(data.dataset) if self.datasets else None
+            for v in self.variants:
+                train = v.resolve_train(self.train)
+                for seed in self.seeds:
+                    out.append(RunConfig(variant=v.name, seed=seed, data=data, backbone=self.backbone,
+                                         activation=v.activation, train=train, suite_dataset=label))
         return out
+
+    @property
+    def dataset_labels(self) -> list[str]:
+        """The data sets' labels (as in run ids), in study order; one for a single-data-set study."""
+        return [dataset_label(d.dataset) for d in (self.datasets or (self.data,))]

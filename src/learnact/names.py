@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BUILTIN_CANDIDATES",
     "BUILTIN_DATASETS",
+    "REGRESSION_DATASETS",
     "GATE_KINDS",
     "METRICS",
     "ENGINES",
@@ -44,11 +45,15 @@ __all__ = [
 
 BUILTIN_CANDIDATES = ("relu", "tanh", "sigmoid", "gelu", "silu", "elu", "softplus", "leaky_relu", "identity", "sin")
 """Candidates defined by :mod:`learnact.model.activations.candidates`."""
-BUILTIN_DATASETS = ("breast_cancer", "wine")
+BUILTIN_DATASETS = ("breast_cancer", "wine", "iris", "digits", "moons", "circles", "spirals", "xor", "classification",
+                    "gaussian_quantiles", "mnist1d", "penguins", "diabetes", "formula_exp_sin", "formula_product",
+                    "formula_ripple", "formula_bumps")
+REGRESSION_DATASETS = ("diabetes", "formula_exp_sin", "formula_product", "formula_ripple", "formula_bumps")
+"""The data sets of :data:`BUILTIN_DATASETS` whose task is regression (the others are classification)."""
 """Data sets loaded by name (:mod:`learnact.data.sources`); anything else is a CSV path."""
 GATE_KINDS = ("layer", "neuron", "input")
 """Gate granularities of a gated activation (:data:`learnact.model.activations.GateKind`)."""
-METRICS = ("accuracy", "f1", "roc_auc", "log_loss", "brier", "ece")
+METRICS = ("accuracy", "f1", "roc_auc", "log_loss", "brier", "ece", "rmse", "mae", "r2")
 """Metrics every run is scored on (:data:`learnact.evaluation.metrics.METRICS`), in report order."""
 ENGINES = ("sequential", "vectorized", "vectorized-fast")
 """Training engines (:data:`learnact.experiment.engines.ENGINES`)."""

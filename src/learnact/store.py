@@ -77,7 +77,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import RunConfig
+from .config import RunConfig, dataset_label
 from .exceptions import CheckpointError, RunStoreError
 
 __all__ = [
@@ -145,6 +145,9 @@ _METRIC_RANGES: dict[str, tuple[float, float]] = {
     "ece": (0.0, 1.0),
     "brier": (0.0, 2.0),
     "log_loss": (0.0, math.inf),
+    "rmse": (0.0, math.inf),
+    "mae": (0.0, math.inf),
+    "r2": (-math.inf, 1.0),
     "n_params": (0.0, math.inf),
     "train_time_s": (0.0, math.inf),
     "best_epoch": (0.0, math.inf),
@@ -271,7 +274,8 @@ def _serialise(art: RunArtifacts) -> dict[str, bytes]:
     from safetensors.torch import save
 
     rid = art.run.run_id
-    cfg = {"run_id": rid, **art.run.model_dump(mode="json")}
+    skip = {"suite_dataset"} if art.run.suite_dataset is None else None  # config.json as before suites existed
+    cfg = {"run_id": rid, **art.run.model_dump(mode="json", exclude=skip)}
     history = "".join(json.dumps(rec, default=_json_default) + "\n" for rec in art.history)
     return {
         MARKER: f"{rid}\n".encode(),
@@ -598,6 +602,13 @@ def read_preprocessing(folder: Path) -> dict[str, Any]:
     if not isinstance(pre, dict):
         raise _corrupt(folder, path, "not a JSON object")
     n = pre.get("n_classes")
+    if pre.get("task") == "regression":
+        target = pre.get("target")
+        if not isinstance(target, dict) or not all(
+                isinstance(target.get(k), int | float) and math.isfinite(target[k]) for k in ("mean", "scale")) \
+                or not target["scale"] > 0:
+            raise _corrupt(folder, path, f"target scaling {target!r} is not a finite mean and a scale > 0")
+        return pre
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2):
         raise _corrupt(folder, path, f"n_classes {n!r} is not an integer >= 2")
     names = pre.get("class_names")
@@ -640,8 +651,15 @@ def read_predictions(folder: Path) -> pd.DataFrame:
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise _corrupt(folder, path, f"not a readable CSV ({' '.join(str(exc).split())})") from None
     probs = [c for c in table.columns if c == "prob" or re.fullmatch(r"prob_\d+", str(c))]
-    if not {"row", "y_true"} <= set(table.columns) or not probs:
+    regression = "y_pred" in table.columns and not probs
+    if not {"row", "y_true"} <= set(table.columns) or not (probs or regression):
         raise _corrupt(folder, path, f"lacks the row, y_true or prob columns (has {list(table.columns)[:6]})")
+    if regression:  # predicted values: finite unless the run diverged
+        pred = pd.to_numeric(table["y_pred"], errors="coerce").to_numpy(np.float64)
+        if not np.isfinite(pred).all() and not is_diverged(read_metrics(folder)):
+            i = int(np.flatnonzero(~np.isfinite(pred))[0])
+            raise _corrupt(folder, path, f"column 'y_pred' holds {table['y_pred'].iloc[i]!r} (row {i + 1}), not a "
+                                         f"finite number")
     checked = probs + [c for c in table.columns if re.fullmatch(r"gate\d+_.+", str(c))]
     try:
         idx = [table.columns.get_loc(c) for c in checked]
@@ -853,6 +871,16 @@ def _variant_order(folder: Path) -> dict[str, int]:
     return {n: i for i, n in enumerate(dict.fromkeys(n for n in names if isinstance(n, str)))}
 
 
+def _dataset_order(folder: Path) -> dict[str, int]:
+    """Rank of each suite data set label in ``study.json`` (``data.datasets``)."""
+    data = _study_file(folder).get("data")
+    entries = data.get("datasets") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return {}
+    names = [e.get("dataset") for e in entries if isinstance(e, dict)]
+    return {dataset_label(n): i for i, n in enumerate(n for n in names if isinstance(n, str))}
+
+
 def study_reference(study_dir: Path) -> str | None:
     """The ``reference`` variant named in the study's ``study.json``, if any."""
     ref = _study_file(Path(study_dir)).get("reference")
@@ -865,31 +893,33 @@ def study_runs(study_dir: Path) -> Iterator[tuple[Path, RunConfig]]:
     Every folder under ``runs/`` with a DONE marker counts, finished or
     diverged (:func:`~learnact.evaluation.status.run_status`; the runner moves
     runs a study no longer plans out of ``runs/``). Variants come in the
-    order of ``study.json`` (unknown ones after, as found), seeds ascending.
-    If two finished runs share a variant and seed, the most recently
-    finished one is kept, with a warning.
+    order of ``study.json`` (unknown ones after, as found), seeds ascending;
+    in a suite, data set by data set. If two finished runs share a data set,
+    variant and seed, the most recently finished one is kept, with a warning.
 
     Raises:
         RunStoreError: The study folder does not exist, or a run folder is corrupt.
     """
     folder = check_study_dir(study_dir)
     order = _variant_order(folder)
-    found: dict[tuple[str, int], tuple[Path, RunConfig]] = {}
+    found: dict[tuple[str, str, int], tuple[Path, RunConfig]] = {}
     for run_folder in finished_runs(folder):
         cfg = read_run_config(run_folder)
-        key = (cfg.variant, cfg.seed)
+        key = (cfg.suite_dataset or "", cfg.variant, cfg.seed)
         if key in found:
             other = found[key][0]
             newer = max((other, run_folder), key=lambda p: (p / DONE).stat().st_mtime)
-            warnings.warn(f"two finished runs for variant {cfg.variant!r} seed {cfg.seed}: {other.name!r} and "
-                          f"{run_folder.name!r}; using the newer {newer.name!r}", stacklevel=2)
+            where = f" on data set {cfg.suite_dataset!r}" if cfg.suite_dataset else ""
+            warnings.warn(f"two finished runs for variant {cfg.variant!r} seed {cfg.seed}{where}: {other.name!r} "
+                          f"and {run_folder.name!r}; using the newer {newer.name!r}", stacklevel=2)
             if newer is other:
                 continue
         found[key] = (run_folder, cfg)
     first_seen: dict[str, int] = {}
-    for variant, _ in found:
+    for _, variant, _ in found:
         if variant not in order:
             first_seen.setdefault(variant, len(order) + len(first_seen))
     rank = {**first_seen, **order}
-    for key in sorted(found, key=lambda k: (rank[k[0]], k[1])):
+    datasets = _dataset_order(folder)
+    for key in sorted(found, key=lambda k: (datasets.get(k[0], len(datasets)), k[0], rank[k[1]], k[2])):
         yield found[key]

@@ -32,7 +32,7 @@ from learnact import store
 from learnact.experiment import build_artifacts, prepare_splits, study_from_dict
 from learnact.experiment.engines import split_key, train_one
 from learnact.experiment.grid import study_to_dict
-from learnact.reporting.figures import FIGURES
+from learnact.reporting.figures import FIGURES, figures_for
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -128,7 +128,7 @@ def _assert_whole_report(report: Path, not_applicable: tuple[str, ...] = (),
     titles = {spec.name: spec.title for spec in FIGURES}
     assert {line.split("**")[1] for line in skipped.splitlines() if line.startswith("- **")} == \
         {titles[name] for name in not_applicable}, skipped
-    for spec in FIGURES:
+    for spec in figures_for("classification"):
         if spec.name in not_applicable:
             continue
         for ext in ("png", "pdf"):
@@ -182,7 +182,8 @@ def test_the_whole_report_is_built_and_says_what_was_excluded(nan_study):
     _assert_whole_report(report)
     index = (report / "index.md").read_text()
     assert "6 finished runs" not in index and "14 finished runs and 4 diverged runs" in index
-    assert index.count("4 diverged runs excluded from the statistics") >= 1 + len(FIGURES)  # protocol + figures
+    shown = figures_for("classification")
+    assert index.count("4 diverged runs excluded from the statistics") >= 1 + len(shown)  # protocol + figures
     table = pd.read_csv(report / "tables" / "leaderboard.csv").set_index("variant")
     assert table.loc["gated_nan", "n_diverged"] == 2 and table.loc["gated_nan", "n_seeds"] == 0
     diag = pd.read_csv(report / "tables" / "gate_diagnostics.csv")

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
+from learnact import names as _names
 from learnact.data import Standardizer, load_dataset, split_dataset
+from learnact.data.sources import DATASETS
 from learnact.exceptions import DataError
 
 
@@ -63,3 +65,88 @@ def test_csv_loads_and_bad_csvs_name_the_problem(tmp_path):
         load_dataset(str(tmp_path / "missing.csv"))
     with pytest.raises(DataError, match="unknown dataset 'iris2'"):
         load_dataset("iris2")
+
+
+# --- data sets known by name: every entry of the registry, against its listed size and an independent loader ---
+
+
+def test_the_dataset_registry_and_the_name_registry_agree():
+    assert tuple(DATASETS) == _names.BUILTIN_DATASETS
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_every_named_dataset_loads_with_its_listed_size(name):
+    if name in ("mnist1d", "penguins"):
+        pytest.importorskip({"mnist1d": "mnist1d", "penguins": "palmerpenguins"}[name])
+    spec = DATASETS[name]
+    d = spec.load()
+    assert d.name == name
+    if d.raw is not None:  # text and missing values: encoded per split (the preprocessing options)
+        assert d.raw.shape == (spec.rows, spec.features) and d.X.shape == (spec.rows, 0)
+    else:
+        assert d.X.shape == (spec.rows, spec.features)
+        assert d.X.dtype == np.float64 and np.isfinite(d.X).all()
+    assert len(d.feature_names) == spec.features and d.task == spec.task
+    assert d.n_classes == spec.classes
+    if spec.task == "classification":
+        assert set(np.unique(d.y)) == set(range(spec.classes))
+        assert min(np.bincount(d.y)) >= 0.05 * len(d.y)  # no near-empty class: stratified splits work
+    else:
+        assert d.y.dtype == np.float64 and np.isfinite(d.y).all() and np.ptp(d.y) > 0
+    again = spec.load()
+    assert np.array_equal(again.X, d.X) and np.array_equal(again.y, d.y)  # fixed data, whatever the seed
+
+
+def test_bundled_sets_equal_scikit_learns_loaders():
+    from sklearn import datasets
+
+    for name, loader in [("iris", datasets.load_iris), ("digits", datasets.load_digits)]:
+        ref = loader()
+        d = load_dataset(name)
+        assert np.array_equal(d.X, ref.data) and np.array_equal(d.y, ref.target)
+        assert d.class_names == tuple(map(str, ref.target_names))
+
+
+def test_synthetic_labels_follow_their_rule():
+    xor = load_dataset("xor")
+    assert np.array_equal(xor.y, (xor.X[:, 0] * xor.X[:, 1] > 0).astype(int))
+    spirals = load_dataset("spirals")  # the two arms are point reflections of each other: opposite labels
+    assert spirals.y[:250].tolist() == [0] * 250 and spirals.y[250:].tolist() == [1] * 250
+    assert np.abs(spirals.X[:250].mean(axis=0) + spirals.X[250:].mean(axis=0)).max() < 0.1
+
+
+def test_mnist1d_is_generated_locally_and_leaves_global_random_state_alone(monkeypatch):
+    pytest.importorskip("mnist1d")
+    import random
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("mnist1d tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    np.random.seed(123)
+    random.seed(123)
+    d = load_dataset("mnist1d")
+    assert d.X.shape == (5000, 40) and np.bincount(d.y).tolist() == [500] * 10
+    np.random.seed(123)
+    random.seed(123)
+    expected = (np.random.rand(), random.random())
+    np.random.seed(123)
+    random.seed(123)
+    load_dataset("mnist1d")
+    assert (np.random.rand(), random.random()) == expected
+
+
+def test_a_missing_data_package_gives_an_install_hint(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.startswith("mnist1d"):
+            raise ImportError("No module named 'mnist1d'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(DataError, match=r"pip install 'learnact\[suites\]'"):
+        load_dataset("mnist1d")

@@ -186,7 +186,7 @@ GOOD = {"seeds": [1], "variants": [{"name": "v", "temperature": 1.0}]}
          "variants[0].candidates[1]: unknown activation 'tahn'"),
         ({"variants": [{"name": "v", "kind": "fixed", "activation": "rleu"}]},
          "variants[0].activation: unknown activation 'rleu' (did you mean 'relu'?)"),
-        ({"data": {"dataset": "iris"}}, "data.dataset: unknown dataset 'iris'; use one of breast_cancer, wine"),
+        ({"data": {"dataset": "data.txt"}}, "data.dataset: unknown dataset 'data.txt'; use one of breast_cancer, circles,"),
         ({"data": {"dataset": "no/such/file.csv"}}, "data.dataset: CSV file 'no/such/file.csv' does not exist"),
         ({"seeds": {"count": 0}}, "seeds: as a table must be {count = N, base = B}"),
         ({"seeds": [1, 1]}, "seeds: must not repeat, got [1, 1]"),
@@ -211,7 +211,7 @@ def test_missing_variants_and_non_table_top_level():
 def test_all_problems_are_reported_at_once_in_file_order():
     raw = {
         "sed": 1,
-        "data": {"test_size": 1.5, "dataset": "iris"},
+        "data": {"test_size": 1.5, "dataset": "irsi"},
         "backbone": {"hidden": [0]},
         "train": {"patience": 0, "max_epoch": 3},
         "variants": [
@@ -223,7 +223,7 @@ def test_all_problems_are_reported_at_once_in_file_order():
     text = _error(raw)
     expected = [
         "reference: must name a variant, got 'nope'",
-        "data.dataset: unknown dataset 'iris'",
+        "data.dataset: unknown dataset 'irsi'",
         "data.test_size: must be in (0, 1), got 1.5",
         "backbone.hidden: every width must be >= 1, got [0]",
         "train.patience: must be >= 1, got 0",

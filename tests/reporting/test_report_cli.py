@@ -11,7 +11,8 @@ import pytest
 
 from learnact.cli.app import app
 from learnact.cli.errors import run_cli
-from learnact.reporting import FIGURES, TABLES, build_report
+from learnact.reporting import TABLES, build_report
+from learnact.reporting.figures import figures_for
 
 TRAINING = ("learnact.training", "learnact.experiment")
 TABLE_FILES = [f"{name}.{ext}" for name, _ in TABLES for ext in ("csv", "md", "tex")]
@@ -87,7 +88,7 @@ def test_study_without_gates_skips_gate_figures_and_says_why(fixed_only_study):
     report = build_report(fixed_only_study)
     gate_figures = {"gate_selectivity", "sweep_temperature", "sweep_entropy_weight", "activation_shapes",
                     "gate_weights", "gate_evolution", "case_studies"}
-    for spec in FIGURES:
+    for spec in figures_for("classification"):
         drawn = (report / "figures" / f"{spec.name}.png").is_file()
         assert drawn is (spec.name not in gate_figures), spec.name
     index = (report / "index.md").read_text()

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from learnact.reporting import FIGURES, TABLES, compile_pdf, latexmk_available, load_study_view
+from learnact.reporting import TABLES, compile_pdf, latexmk_available, load_study_view
 from learnact.reporting.fig_performance import cost_figure
+from learnact.reporting.figures import figures_for
 from learnact.reporting.sweeps import find_sweeps
 
-FIGURE_NAMES = [spec.name for spec in FIGURES]
+FIGURE_NAMES = [spec.name for spec in figures_for("classification")]
 TABLE_NAMES = [name for name, _ in TABLES]
 
 

@@ -61,7 +61,8 @@ def compare(
         None, "--reference", "-r",
         help="Reference variant (default: the study's reference, else the best fixed baseline by ROC-AUC)."),
     metric: list[str] | None = typer.Option(
-        None, "--metric", "-m", help="Metric to compare; repeat for several (default: roc_auc, accuracy, f1)."),
+        None, "--metric", "-m", help="Metric to compare; repeat for several (default: roc_auc, accuracy, f1; for "
+                                                "regression r2, rmse, mae)."),
     csv: Path | None = typer.Option(None, "--csv", help="Also write the full comparison table to this CSV file."),
 ) -> None:
     """Compare every variant with a reference on the seeds both finished (corrected t-test, Wilcoxon, Holm)."""
@@ -69,7 +70,6 @@ def compare(
     from rich.table import Table
 
     from ..evaluation import (
-        DEFAULT_COMPARISON_METRICS,
         diverged_counts,
         excluded_note,
         paired_comparisons,
@@ -89,7 +89,7 @@ def compare(
     ref = resolve_reference(tidy, reference)
     how = ("given" if reference is not None else
            "the study's reference" if tidy.attrs.get("reference") == ref else "best fixed baseline by ROC-AUC")
-    table = paired_comparisons(tidy, ref, tuple(metric) if metric else DEFAULT_COMPARISON_METRICS)
+    table = paired_comparisons(tidy, ref, tuple(metric) if metric else None)
     if csv is not None:
         if not csv.parent.is_dir():
             raise FileNotFoundError(f"folder of --csv {str(csv)!r} does not exist; create it first")

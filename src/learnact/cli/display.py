@@ -1,4 +1,4 @@
-"""Terminal output: the leaderboard table."""
+"""Terminal output: the leaderboard table, a suite's summary."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pandas loads when a command runs, not when the CLI starts
     import pandas as pd
 
-__all__ = ["print_leaderboard", "leaderboard_cells", "diverged_lines"]
+__all__ = ["print_leaderboard", "print_suite", "leaderboard_cells", "suite_cells", "diverged_lines"]
 
 
 def _pm(mean: float, std: float, fmt: str) -> str:
@@ -19,22 +19,32 @@ def _pm(mean: float, std: float, fmt: str) -> str:
 
 
 def leaderboard_cells(table: pd.DataFrame) -> list[list[str]]:
-    """Display cells of each leaderboard row: variant, n, diverged, accuracy, F1, ROC-AUC, params, FLOPs per
-    sample and step latency [ms] of the variant trained alone.
+    """Display cells of each leaderboard row: variant, n, diverged, accuracy, F1, ROC-AUC (regression: RMSE,
+    MAE, R²), params, FLOPs per sample and step latency [ms] of the variant trained alone.
 
     ``n`` counts finished runs; statistics are over them
     (:func:`learnact.evaluation.leaderboard`).
     """
     out = []
+    shown = _shown_metrics(table)
     for _, r in table.iterrows():
         n_div = int(r["n_diverged"]) if "n_diverged" in r else 0
         params = f"{r['params_mean']:.0f}" if math.isfinite(r["params_mean"]) else "-"
         out.append([str(r["variant"]), str(int(r["n_seeds"])), str(n_div),
-                    _pm(r["accuracy_mean"], r["accuracy_std"], ".4f"), _pm(r["f1_mean"], r["f1_std"], ".4f"),
-                    _pm(r["roc_auc_mean"], r["roc_auc_std"], ".4f"), params,
+                    *(_pm(r[f"{m}_mean"], r[f"{m}_std"], ".4f") for m in shown), params,
                     _num(float(r.get("flops_per_sample_mean", math.nan)), ",.0f"),
                     _num(float(r.get("step_latency_ms_mean", math.nan)), ".2f")])
     return out
+
+
+SHOWN_METRICS = {"classification": ("accuracy", "f1", "roc_auc"), "regression": ("rmse", "mae", "r2")}
+"""The metrics the terminal leaderboard shows, by task."""
+_HEADERS = {"accuracy": "accuracy", "f1": "F1", "roc_auc": "ROC-AUC", "rmse": "RMSE", "mae": "MAE", "r2": "R²"}
+
+
+def _shown_metrics(table: pd.DataFrame) -> tuple[str, ...]:
+    task = "regression" if "rmse_mean" in table.columns else "classification"
+    return SHOWN_METRICS[task]
 
 
 def _num(value: float, fmt: str) -> str:
@@ -56,9 +66,63 @@ def print_leaderboard(table: pd.DataFrame, title: str = "leaderboard") -> None:
 
     note = str(table.attrs.get("excluded", ""))
     t = Table(title=title, caption=note or None)
-    for col in ("variant", "n", "diverged", "accuracy", "F1", "ROC-AUC", "params", "FLOPs/sample", "step [ms]"):
+    labels = [_HEADERS[m] for m in _shown_metrics(table)]
+    for col in ("variant", "n", "diverged", *labels, "params", "FLOPs/sample", "step [ms]"):
         t.add_column(col, justify="left" if col == "variant" else "right")
     for cells in leaderboard_cells(table):
+        t.add_row(*cells)
+    Console(width=max(120, Console().width)).print(t)
+
+
+def suite_cells(board: pd.DataFrame, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
+    """The suite table's header and rows: per variant, its mean ``metric`` on each data set (best marked ``*``)
+    and its average rank over the data sets where every variant finished.
+
+    Args:
+        board: A suite's :func:`~learnact.evaluation.leaderboard` (with its ``dataset`` column).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from ..evaluation import describe_quantity
+    from ..evaluation.suite_statistics import average_ranks
+
+    higher = metric is None or describe_quantity(metric).higher_is_better is not False
+    if metric is None:  # each data set's primary metric (accuracy; R2 for regression), both higher is better
+        col = board["accuracy_mean"] if "accuracy_mean" in board.columns else pd.Series(np.nan, index=board.index)
+        if "r2_mean" in board.columns:
+            col = col.where(col.notna(), board["r2_mean"])
+        board = board.assign(_score=col)
+        means = board.pivot(index="dataset", columns="variant", values="_score")
+    else:
+        means = board.pivot(index="dataset", columns="variant", values=f"{metric}_mean")
+    fmt = ".4f" if metric is None else describe_quantity(metric).fmt
+    means = means.reindex(index=list(dict.fromkeys(board["dataset"])), columns=list(dict.fromkeys(board["variant"])))
+    complete = means.dropna()
+    ranks = average_ranks(complete, higher) if len(complete) >= 2 and complete.shape[1] >= 2 else None
+    order = list(ranks.index) if ranks is not None else list(means.columns)
+    best = means.max(axis=1) if higher else means.min(axis=1)
+    rows = []
+    for v in order:
+        cells = [v] + [("-" if pd.isna(means.loc[d, v]) else
+                        f"{means.loc[d, v]:{fmt}}" + ("*" if means.loc[d, v] == best[d] else ""))
+                       for d in means.index]
+        rows.append(cells + ["-" if ranks is None else f"{ranks[v]:.2f}"])
+    return ["variant", *map(str, means.index), "avg rank"], rows
+
+
+def print_suite(board: pd.DataFrame, title: str, metric: str | None = None) -> None:
+    """Print a suite's summary: mean ``metric`` per data set and variant, best marked, and the average rank."""
+    from rich.console import Console
+    from rich.table import Table
+
+    header, rows = suite_cells(board, metric)
+    shown = metric or "accuracy (R² for regression)"
+    t = Table(title=title, caption=f"mean test {shown} over finished seeds; * best on the data set; average rank "
+                                   f"(1 = best) over data sets where every variant finished")
+    for col in header:
+        t.add_column(col, justify="left" if col == "variant" else "right")
+    for cells in rows:
         t.add_row(*cells)
     Console(width=max(120, Console().width)).print(t)
 

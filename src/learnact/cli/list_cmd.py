@@ -78,10 +78,15 @@ def section_lines(section: str) -> list[str]:
 
         return ["presets (learnact run --preset NAME):", "  " + ", ".join(list_presets())]
     if section == "datasets":
-        from ..names import BUILTIN_DATASETS
+        from ..data.sources import DATASETS
 
-        return ["data sets (data.dataset = NAME, or the path of a .csv file with data.target = COLUMN):",
-                "  " + ", ".join(sorted(BUILTIN_DATASETS))]
+        width = max(map(len, DATASETS))
+        lines = ["data sets (data.dataset = NAME, or the path of a .csv or .parquet file with data.target = COLUMN):",
+                 f"  {'name':<{width}}  {'rows':>5}  {'features':>8}  {'classes':>7}  {'task':<14}  source"]
+        for name, data in DATASETS.items():
+            lines.append(f"  {name:<{width}}  {data.rows:>5}  {data.features:>8}  {data.classes:>7}  "
+                         f"{data.task:<14}  {data.source}")
+        return lines
     raise ValueError(f"unknown section {section!r}")
 
 

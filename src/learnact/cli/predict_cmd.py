@@ -30,14 +30,15 @@ def _check_out(out: Path) -> None:
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="A run folder (STUDY/runs/<run_id>)."),
-    data: str = typer.Argument(..., help="CSV file with the feature columns, or a built-in data set name."),
+    data: str = typer.Argument(..., help="CSV or Parquet file with the feature columns, or a data set name."),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Write predictions to this CSV file (default: stdout); never inside a run folder."),
 ) -> None:
     """Predict class probabilities with a saved run (weights + preprocessing)."""
     import pandas as pd
 
-    from ..data import BUILTIN_DATASETS, load_dataset
+    from ..data import BUILTIN_DATASETS, Preprocessing, load_dataset
+    from ..data.sources import read_table
     from ..exceptions import DataError
     from ..experiment.loading import load_run, predict_table
     from ..store import atomic_write
@@ -49,16 +50,13 @@ def predict(
         _check_out(out)
     run = load_run(run_dir)
     if data in BUILTIN_DATASETS:
-        ds = load_dataset(data)
-        frame = pd.DataFrame(ds.X, columns=list(ds.feature_names))
+        ds = load_dataset(data, preprocessing=Preprocessing.of(run.config.data))
+        frame = ds.raw if ds.raw is not None else pd.DataFrame(ds.X, columns=list(ds.feature_names))
     else:
         path = Path(data)
         if not path.is_file():
             raise DataError(f"input {data!r} is neither a file nor a built-in data set ({', '.join(BUILTIN_DATASETS)})")
-        try:
-            frame = pd.read_csv(path)
-        except Exception as exc:  # pandas raises many types
-            raise DataError(f"cannot read CSV {data!r}: {exc}") from None
+        frame = read_table(path)
     table = predict_table(run, frame)
     if out is not None:
         with atomic_write(out) as tmp:

@@ -124,6 +124,18 @@ def run(
     threads: int | None = typer.Option(
         None, "--threads", help="Threads per task (default: all cores for the local vectorised engine, whose "
                                 "stacks then train in that many worker processes; else 1, fastest for small MLPs)."),
+    data: str | None = typer.Option(
+        None, "--data", help="Train on this data instead of the study's: a CSV or Parquet file, or a data set name "
+                             "(learnact list datasets)."),
+    target: str | None = typer.Option(
+        None, "--target", help="Label column of --data (default: its last column)."),
+    one_hot: bool = typer.Option(
+        False, "--one-hot", help="One-hot encode text feature columns (fitted on each training part)."),
+    impute: str | None = typer.Option(
+        None, "--impute", help="Fill missing feature values: median | most_frequent (fitted on each training part)."),
+    task: str | None = typer.Option(
+        None, "--task", help="classification | regression: what --data's target column holds (default: "
+                             "classification, or the named data set's own task)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Build the report pack at the end."),
     pdf: bool = typer.Option(False, "--pdf", help="Also compile report.pdf (needs latexmk)."),
     device: str = typer.Option(
@@ -140,6 +152,10 @@ def run(
     # a wrong study file, engine or number is reported before torch and the training code load (about 3 s)
     source, described = _study_source(preset, config, out, study_arg)
     study = load_study(source)
+    if data is not None or target is not None or one_hot or impute is not None or task is not None:
+        from ..experiment.grid import with_data
+
+        study = with_data(study, data, target, one_hot=one_hot or None, impute=impute, task=task)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
     if threads is None:
@@ -155,7 +171,7 @@ def run(
     from ..experiment.executors import open_executor
     from ..experiment.runner import LOG_FILE, run_study
     from ..store import atomic_write
-    from .display import diverged_lines, print_leaderboard
+    from .display import diverged_lines, print_leaderboard, print_suite
     from .errors import state
     from .progress import study_progress
 
@@ -180,8 +196,13 @@ def run(
         table.to_csv(tmp, index=False)
     write_results(folder, table=tidy)
     # the leaderboard as soon as training ends; the report pack builds after it
-    print_leaderboard(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
-                                   f"({result.n_trained} trained, {result.n_skipped} already done)")
+    counts = f"({result.n_trained} trained, {result.n_skipped} already done)"
+    if "dataset" in table.columns:  # a suite: the summary over data sets (leaderboard.csv has each data set's)
+        print_suite(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds x "
+                                 f"{table['dataset'].nunique()} data sets {counts}")
+    else:
+        print_leaderboard(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
+                                       f"{counts}")
     if not table.empty and table["n_diverged"].sum() > 0:  # which seeds diverged, at which epoch and why
         for line in diverged_lines(runs_table(folder)):
             print(f"diverged:     {line}")

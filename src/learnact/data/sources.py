@@ -1,19 +1,22 @@
-"""Data sources: built-in scikit-learn sets and CSV tables."""
+"""Data sources: data sets known by name (scikit-learn's bundled sets, synthetic sets, MNIST-1D) and CSV tables."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..exceptions import DataError
+from .preprocess import Preprocessing
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Dataset", "load_dataset", "check_feature_frame", "check_scalable", "BUILTIN_DATASETS"]
+__all__ = ["Dataset", "DatasetSpec", "load_dataset", "check_feature_frame", "check_scalable", "BUILTIN_DATASETS",
+           "DATASETS"]
 
 
 @dataclass(frozen=True)
@@ -23,10 +26,16 @@ class Dataset:
     Attributes:
         name: Built-in name or CSV path.
         X: Features, float64, shape ``(n, d)``.
-        y: Integer class labels ``0..n_classes-1``, shape ``(n,)``.
+        y: Integer class labels ``0..n_classes-1`` (float64 targets for a
+            regression task), shape ``(n,)``.
         feature_names: ``d`` column names.
-        class_names: Names of the classes, index = label.
+        class_names: Names of the classes, index = label (empty for regression).
         target: The label column of a CSV (``None`` for a built-in set).
+        raw: The feature columns as read (text, missing values), when the
+            study preprocesses them (:mod:`.preprocess`); ``X`` then has no
+            columns, and each seed's split encodes ``raw`` with an encoder
+            fitted on its training part.
+        task: ``"classification"`` or ``"regression"``.
     """
 
     name: str
@@ -35,39 +44,200 @@ class Dataset:
     feature_names: tuple[str, ...]
     class_names: tuple[str, ...]
     target: str | None = None
+    raw: pd.DataFrame | None = None
+    task: str = "classification"
 
     @property
     def n_classes(self) -> int:
+        """Number of classes (0 for a regression task)."""
         return len(self.class_names)
 
 
-def _breast_cancer() -> Dataset:
-    from sklearn.datasets import load_breast_cancer
+def _bundled(name: str, loader: str) -> Dataset:
+    """A classification set bundled with scikit-learn (no download)."""
+    import sklearn.datasets
 
-    b = load_breast_cancer()
+    b = getattr(sklearn.datasets, loader)()
     return Dataset(
-        "breast_cancer",
+        name,
         np.asarray(b.data, dtype=np.float64),
         np.asarray(b.target, dtype=np.int64),
         tuple(str(f) for f in b.feature_names),
         tuple(str(t) for t in b.target_names),
     )
+
+
+def _breast_cancer() -> Dataset:
+    return _bundled("breast_cancer", "load_breast_cancer")
 
 
 def _wine() -> Dataset:
-    from sklearn.datasets import load_wine
-
-    b = load_wine()
-    return Dataset(
-        "wine",
-        np.asarray(b.data, dtype=np.float64),
-        np.asarray(b.target, dtype=np.int64),
-        tuple(str(f) for f in b.feature_names),
-        tuple(str(t) for t in b.target_names),
-    )
+    return _bundled("wine", "load_wine")
 
 
-BUILTIN_DATASETS = {"breast_cancer": _breast_cancer, "wine": _wine}
+def _iris() -> Dataset:
+    return _bundled("iris", "load_iris")
+
+
+def _digits() -> Dataset:
+    return _bundled("digits", "load_digits")
+
+
+SYNTHETIC_SEED = 0
+"""Seed of every synthetic set: the data are fixed; the study's seeds vary the splits and the training."""
+
+
+def _synthetic(name: str, X: np.ndarray, y: np.ndarray) -> Dataset:
+    classes = np.unique(y)
+    return Dataset(name, np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64),
+                   tuple(f"x{i + 1}" for i in range(X.shape[1])), tuple(f"class_{int(c)}" for c in classes))
+
+
+def _moons() -> Dataset:
+    from sklearn.datasets import make_moons
+
+    return _synthetic("moons", *make_moons(n_samples=500, noise=0.2, random_state=SYNTHETIC_SEED))
+
+
+def _circles() -> Dataset:
+    from sklearn.datasets import make_circles
+
+    return _synthetic("circles", *make_circles(n_samples=500, noise=0.1, factor=0.5, random_state=SYNTHETIC_SEED))
+
+
+def _spirals() -> Dataset:
+    """Two interleaved spirals (1.5 turns each), Gaussian noise of sd 0.2 (Lang and Witbrock's benchmark)."""
+    rng = np.random.default_rng(SYNTHETIC_SEED)
+    n = 250
+    t = np.sqrt(rng.uniform(0, 1, n)) * 3 * np.pi  # denser near the centre is avoided by the square root
+    arm = np.column_stack([t * np.cos(t), t * np.sin(t)]) / np.pi
+    X = np.vstack([arm, -arm]) + rng.normal(0, 0.2, (2 * n, 2))
+    return _synthetic("spirals", X, np.repeat([0, 1], n))
+
+
+def _xor() -> Dataset:
+    """Uniform points in [-1, 1]^2, labelled by the sign of x1 * x2 (the XOR of the two signs)."""
+    rng = np.random.default_rng(SYNTHETIC_SEED)
+    X = rng.uniform(-1, 1, (500, 2))
+    return _synthetic("xor", X, (X[:, 0] * X[:, 1] > 0).astype(np.int64))
+
+
+def _classification() -> Dataset:
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=1000, n_features=20, n_informative=8, n_redundant=4, n_classes=3,
+                               n_clusters_per_class=2, class_sep=1.0, flip_y=0.02, random_state=SYNTHETIC_SEED)
+    return _synthetic("classification", X, y)
+
+
+def _gaussian_quantiles() -> Dataset:
+    from sklearn.datasets import make_gaussian_quantiles
+
+    return _synthetic("gaussian_quantiles", *make_gaussian_quantiles(
+        n_samples=600, n_features=2, n_classes=3, random_state=SYNTHETIC_SEED))
+
+
+def _mnist1d() -> Dataset:
+    """MNIST-1D (Greydanus 2020) generated locally by ``mnist1d.data.make_dataset``; never downloaded."""
+    import random
+
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise DataError("data set 'mnist1d' needs the mnist1d package: pip install 'learnact[suites]' "
+                        "(or pip install mnist1d)") from None
+    state, py_state = np.random.get_state(), random.getstate()  # make_dataset seeds the global generators
+    try:
+        d = make_dataset(get_dataset_args())  # 5,000 samples, seed 42: the published set's arguments
+    finally:
+        np.random.set_state(state)
+        random.setstate(py_state)
+    X = np.concatenate([d["x"], d["x_test"]])
+    y = np.concatenate([d["y"], d["y_test"]])
+    return replace(_synthetic("mnist1d", X, y), feature_names=tuple(f"t{i}" for i in range(X.shape[1])),
+                   class_names=tuple(str(c) for c in range(10)))
+
+
+def _regression(name: str, X: np.ndarray, y: np.ndarray, features: tuple[str, ...] | None = None) -> Dataset:
+    names = features or tuple(f"x{i + 1}" for i in range(X.shape[1]))
+    return Dataset(name, np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64), names, (),
+                   task="regression")
+
+
+def _diabetes() -> Dataset:
+    from sklearn.datasets import load_diabetes
+
+    b = load_diabetes()
+    return _regression("diabetes", b.data, b.target, tuple(str(f) for f in b.feature_names))
+
+
+FORMULAS: dict[str, tuple[str, int, Callable[[np.ndarray], np.ndarray]]] = {
+    "exp_sin": ("exp(sin(pi*x1) + x2^2)", 2, lambda x: np.exp(np.sin(np.pi * x[:, 0]) + x[:, 1] ** 2)),
+    "product": ("x1*x2", 2, lambda x: x[:, 0] * x[:, 1]),
+    "ripple": ("sin(pi*(x1^2 + x2^2))", 2, lambda x: np.sin(np.pi * (x[:, 0] ** 2 + x[:, 1] ** 2))),
+    "bumps": ("exp(-10*(x1^2 + x2^2)) + 0.5*x3", 3,
+              lambda x: np.exp(-10 * (x[:, 0] ** 2 + x[:, 1] ** 2)) + 0.5 * x[:, 2]),
+}
+"""Regression formulas in the style of pykan's examples: ``name: (formula, variables, function)``. Each data
+set ``formula_<name>`` draws 1,000 points uniformly from ``[-1, 1]^variables`` (seed 0), no noise."""
+
+
+def _formula(key: str) -> Callable[[], Dataset]:
+    text, d, fn = FORMULAS[key]
+
+    def load() -> Dataset:
+        x = np.random.default_rng(SYNTHETIC_SEED).uniform(-1, 1, (1000, d))
+        return _regression(f"formula_{key}", x, fn(x))
+    load.__doc__ = f"f = {text} on [-1, 1]^{d}"
+    return load
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A data set known by name: how to load it and what it is.
+
+    Attributes:
+        load: Builds the :class:`Dataset`.
+        rows, features, classes: Its size (a test checks these against the loaded data).
+        task: ``"classification"``.
+        source: Where it comes from, shown by ``learnact list datasets``.
+    """
+
+    load: Callable[[], Dataset]
+    rows: int
+    features: int
+    classes: int
+    task: str
+    source: str
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "breast_cancer": DatasetSpec(_breast_cancer, 569, 30, 2, "classification", "scikit-learn (bundled)"),
+    "wine": DatasetSpec(_wine, 178, 13, 3, "classification", "scikit-learn (bundled)"),
+    "iris": DatasetSpec(_iris, 150, 4, 3, "classification", "scikit-learn (bundled)"),
+    "digits": DatasetSpec(_digits, 1797, 64, 10, "classification", "scikit-learn (bundled), 8x8 images"),
+    "moons": DatasetSpec(_moons, 500, 2, 2, "classification", "synthetic: make_moons, noise 0.2, seed 0"),
+    "circles": DatasetSpec(_circles, 500, 2, 2, "classification",
+                           "synthetic: make_circles, noise 0.1, factor 0.5, seed 0"),
+    "spirals": DatasetSpec(_spirals, 500, 2, 2, "classification", "synthetic: two spirals, noise 0.2, seed 0"),
+    "xor": DatasetSpec(_xor, 500, 2, 2, "classification", "synthetic: sign of x1*x2 on [-1, 1]^2, seed 0"),
+    "classification": DatasetSpec(_classification, 1000, 20, 3, "classification",
+                                  "synthetic: make_classification, 8 informative, seed 0"),
+    "gaussian_quantiles": DatasetSpec(_gaussian_quantiles, 600, 2, 3, "classification",
+                                      "synthetic: make_gaussian_quantiles, seed 0"),
+    "mnist1d": DatasetSpec(_mnist1d, 5000, 40, 10, "classification",
+                           "mnist1d package (generated locally; extra 'suites')"),
+    "penguins": DatasetSpec(lambda: _penguins(Preprocessing(one_hot=True, impute="most_frequent")), 344, 7, 3,
+                            "classification", "palmerpenguins package (extra 'suites'); text and missing values: "
+                            "needs data.one_hot and data.impute"),
+    "diabetes": DatasetSpec(_diabetes, 442, 10, 0, "regression", "scikit-learn (bundled)"),
+    **{f"formula_{k}": DatasetSpec(_formula(k), 1000, d, 0, "regression",
+                                   f"synthetic: f = {text}, x ~ U[-1, 1], seed 0")
+       for k, (text, d, _) in FORMULAS.items()},
+}
+"""Every data set loadable by name; :data:`learnact.names.BUILTIN_DATASETS` lists the same names."""
+
+BUILTIN_DATASETS: dict[str, Callable[[], Dataset]] = {name: spec.load for name, spec in DATASETS.items()}
 
 
 def _row(position: int) -> str:
@@ -88,7 +258,8 @@ def _first_bad(column: pd.Series, bad: np.ndarray) -> str:
     return f"column {str(column.name)!r}, {_row(i)}: {shown}"
 
 
-def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | None = None) -> None:
+def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | None = None, *,
+                        one_hot: bool = False, impute: bool = False) -> None:
     """Raise :class:`DataError` if feature columns hold missing values, text or infinities.
 
     The message names the columns and, for the first of them, the row and the value
@@ -98,25 +269,38 @@ def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | N
         features: The feature columns.
         where: How the message names the source (``"CSV 'd.csv'"``).
         label: The label column, checked for missing values too (listed after the features).
+        one_hot: Text feature columns are allowed (the study one-hot encodes them).
+        impute: Missing feature values are allowed (the study imputes them);
+            missing labels never are.
     """
     import pandas as pd
 
     frame = features if label is None else pd.concat([features, label], axis=1)
     isna = frame.isna()
     missing = frame.columns[isna.any()].tolist()
+    if impute:
+        missing = [c for c in missing if label is not None and c == label.name and c not in features.columns]
     if missing:
         first = _first_bad(frame[missing[0]], isna[missing[0]].to_numpy())
-        raise DataError(f"{where} has missing values in columns {missing} (first: {first}); fill or drop them first")
+        hint = ("" if label is not None and missing == [label.name] else
+                " (or impute them from each training part: data.impute = \"median\" in the study file, or "
+                "--impute median)")
+        raise DataError(f"{where} has missing values in columns {missing} (first: {first}); fill or drop them "
+                        f"first{hint}")
     text = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if text and one_hot:
+        features = features.drop(columns=text)
+        text = []
     if text:
         column = features[text[0]]
         as_numbers = pd.to_numeric(column, errors="coerce")
         first = ""
         if as_numbers.isna().any():
             first = f" (first: {_first_bad(column, as_numbers.isna().to_numpy())})"
-        raise DataError(f"{where} has non-numeric feature columns {text}{first}; encode them as numbers first")
-    values = features.to_numpy(np.float64)
-    infinite = ~np.isfinite(values)
+        raise DataError(f"{where} has non-numeric feature columns {text}{first}; encode them as numbers first "
+                        f"(or one-hot encode them: data.one_hot = true in the study file, or --one-hot)")
+    values = features.to_numpy(np.float64)  # NaN (allowed when imputing) is not infinite
+    infinite = np.isinf(values)
     if infinite.any():
         columns = [str(c) for c in features.columns[infinite.any(axis=0)]]
         j = int(np.flatnonzero(infinite.any(axis=0))[0])
@@ -145,44 +329,104 @@ def check_scalable(features: pd.DataFrame, where: str) -> None:
                         f"is {limit:.3g}); rescale the column (e.g. divide it by a power of 10) or take its log")
 
 
-def _load_csv(path: Path, target: str | None) -> Dataset:
+TABLE_SUFFIXES = (".csv", ".parquet")
+"""File types a data set can be read from (Parquet needs pyarrow)."""
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file (by suffix) as a data frame; :class:`DataError` when it cannot be read."""
     import pandas as pd
 
+    what = "Parquet file" if path.suffix.lower() == ".parquet" else "CSV"
     try:
-        frame = pd.read_csv(path)
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except ImportError:
+        raise DataError(f"reading Parquet file {str(path)!r} needs pyarrow: pip install pyarrow") from None
     except Exception as exc:  # pandas raises many types
-        raise DataError(f"cannot read CSV {str(path)!r}: {exc}") from None
+        raise DataError(f"cannot read {what} {str(path)!r}: {' '.join(str(exc).split())}") from None
+
+
+def _from_table(name: str, frame: pd.DataFrame, target: str | None, where: str,
+                preprocessing: Preprocessing | None, task: str = "classification") -> Dataset:
+    """A labelled data set from a table: ``target`` (default: the last column) holds the labels
+    (regression: the numeric targets)."""
+    prep = preprocessing or Preprocessing()
     if frame.shape[1] < 2 or len(frame) < 10:
-        raise DataError(f"CSV {str(path)!r} needs at least 2 columns and 10 rows, got shape {frame.shape}")
+        raise DataError(f"{where} needs at least 2 columns and 10 rows, got shape {frame.shape}")
     target = target or str(frame.columns[-1])
     if target not in frame.columns:
-        raise DataError(f"target column {target!r} not in CSV {str(path)!r}; columns: {list(frame.columns)}")
+        raise DataError(f"target column {target!r} not in {where}; columns: {list(frame.columns)}")
     features = frame.drop(columns=[target])
-    check_feature_frame(features, f"CSV {str(path)!r}", label=frame[target])
-    check_scalable(features, f"CSV {str(path)!r}")
+    check_feature_frame(features, where, label=frame[target], one_hot=prep.one_hot, impute=prep.impute is not None)
+    numeric = features.select_dtypes("number") if prep.one_hot else features
+    check_scalable(numeric, where)
+    if task == "regression":
+        import pandas as pd
+
+        values = pd.to_numeric(frame[target], errors="coerce").to_numpy(np.float64)
+        if not np.isfinite(values).all():
+            i = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise DataError(f"target column {target!r} of {where} must hold finite numbers for a regression task "
+                            f"(first: {_row(i)}: {frame[target].iloc[i]!r}); fix the value or drop the row")
+        if np.ptp(values) == 0:
+            raise DataError(f"target column {target!r} of {where} is constant; nothing to regress")
+        raw = features.reset_index(drop=True) if prep.active else None
+        X = np.empty((len(frame), 0)) if prep.active else features.to_numpy(np.float64)
+        return Dataset(name, X, values, tuple(map(str, features.columns)), (), target, raw=raw, task="regression")
     classes, y = np.unique(frame[target].astype(str).to_numpy(), return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"target column {target!r} has a single class; need at least 2")
-    return Dataset(str(path), features.to_numpy(np.float64), y.astype(np.int64),
+    if prep.active:
+        return Dataset(name, np.empty((len(frame), 0)), y.astype(np.int64), tuple(map(str, features.columns)),
+                       tuple(map(str, classes)), target, raw=features.reset_index(drop=True))
+    return Dataset(name, features.to_numpy(np.float64), y.astype(np.int64),
                    tuple(map(str, features.columns)), tuple(map(str, classes)), target)
 
 
-def load_dataset(name: str, target: str | None = None) -> Dataset:
-    """Load a built-in data set by name, or a CSV file by path.
+def _penguins(preprocessing: Preprocessing | None) -> Dataset:
+    """Palmer penguins (``palmerpenguins``' bundled CSV): species from bill, flipper, mass, island, sex, year."""
+    try:
+        from palmerpenguins import load_penguins
+    except ImportError:
+        raise DataError("data set 'penguins' needs the palmerpenguins package: pip install 'learnact[suites]' "
+                        "(or pip install palmerpenguins)") from None
+    frame = load_penguins()
+    frame = frame[[c for c in frame.columns if c != "species"] + ["species"]]
+    return _from_table("penguins", frame, "species", "data set 'penguins'", preprocessing)
+
+
+def load_dataset(name: str, target: str | None = None, preprocessing: Preprocessing | None = None,
+                 task: str | None = None) -> Dataset:
+    """Load a data set by name, or a CSV / Parquet file by path.
 
     Args:
-        name: ``"breast_cancer"`` (default of the paper), ``"wine"``, or a path
-            ending in ``.csv``.
-        target: Label column of a CSV (default: the last column).
+        name: A name of :data:`DATASETS` (``"breast_cancer"``, the paper's
+            default; ``learnact list datasets`` shows them all), or a path
+            ending in ``.csv`` or ``.parquet``.
+        target: Label column of a file (default: the last column).
+        preprocessing: Options that allow text and missing feature values
+            (encoded per split, :mod:`.preprocess`); without them such
+            values are an error that names the option.
+        task: ``"regression"`` reads a file's target as numbers; named data
+            sets know their own task.
 
     Raises:
-        DataError: Unknown name, unreadable file, text or missing values.
+        DataError: Unknown name, unreadable file, text or missing values
+            that no option handles; the message names the column and the fix.
     """
+    if name == "penguins":
+        return _penguins(preprocessing)
     if name in BUILTIN_DATASETS:
         return BUILTIN_DATASETS[name]()
     path = Path(name)
-    if path.suffix.lower() == ".csv":
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        what = "Parquet file" if path.suffix.lower() == ".parquet" else "CSV"
         if not path.is_file():
-            raise DataError(f"CSV file {name!r} does not exist")
-        return _load_csv(path, target)
-    raise DataError(f"unknown dataset {name!r}; use one of {sorted(BUILTIN_DATASETS)} or a path to a .csv file")
+            raise DataError(f"{what} file {name!r} does not exist" if what == "CSV" else f"{what} {name!r} does "
+                            f"not exist")
+        return _from_table(str(path), read_table(path), target, f"{what} {str(path)!r}", preprocessing,
+                           task or "classification")
+    raise DataError(f"unknown dataset {name!r}; use one of {sorted(BUILTIN_DATASETS)} or a path to a .csv or "
+                    f".parquet file")

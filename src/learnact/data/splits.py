@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..exceptions import CheckpointError, DataError
+from .preprocess import Encoder, Preprocessing
 from .sources import Dataset
 
 __all__ = ["Standardizer", "Split", "split_dataset", "check_splits", "split_sizes"]
@@ -100,7 +101,12 @@ class Standardizer:
 class Split:
     """One seed's standardised train / validation / test parts (float32).
 
-    ``idx_*`` are row indices into the original data set.
+    ``idx_*`` are row indices into the original data set. A regression
+    split holds standardised targets (``(y - target_mean) / target_scale``,
+    fitted on the rows the feature scaler is fitted on; :meth:`targets`
+    undoes it). ``encoder`` is the
+    imputation / one-hot step fitted on the training part (``None`` when the
+    study preprocesses nothing); ``scaler`` then works on its output columns.
 
     Shape:
         - X_*: ``(n_part, d)``; y_*: ``(n_part,)`` integer labels
@@ -118,30 +124,65 @@ class Split:
     scaler: Standardizer
     n_classes: int
     class_names: tuple[str, ...] = ()
+    encoder: Encoder | None = None
+    task: str = "classification"
+    target_mean: float = 0.0
+    target_scale: float = 1.0
 
     @property
     def n_features(self) -> int:
         return int(self.X_train.shape[1])
 
+    @property
+    def n_outputs(self) -> int:
+        """Width of the model's output layer: 1 (binary or regression) or the number of classes."""
+        return 1 if self.n_classes <= 2 else self.n_classes
 
-def split_dataset(ds: Dataset, seed: int, test_size: float = 0.25, val_size: float = 0.2) -> Split:
+    def targets(self, y_scaled: np.ndarray) -> np.ndarray:
+        """Regression targets (or predictions) back on the data's own scale: ``y * target_scale + target_mean``."""
+        return np.asarray(y_scaled, dtype=np.float64) * self.target_scale + self.target_mean
+
+
+def split_dataset(ds: Dataset, seed: int, test_size: float = 0.25, val_size: float = 0.2,
+                  options: Preprocessing | None = None) -> Split:
     """The protocol's split for one seed.
 
     Stratified train/test split (``random_state=seed``); a scaler fitted on
     the training part alone and applied to both; then a stratified
-    train/validation split of the scaled training part (same seed).
+    train/validation split of the scaled training part (same seed). A data
+    set with raw columns (``ds.raw``) is first encoded by an
+    :class:`~learnact.data.preprocess.Encoder` fitted on the same training
+    part with ``options``.
     """
     idx = np.arange(len(ds.y))
+    encoder = None
+    X, names = ds.X, ds.feature_names
+    if ds.raw is not None:  # preprocessing: fitted on the training part (the split depends on y and seed only)
+        if options is None:
+            raise ValueError(f"data set {ds.name!r} holds raw columns; pass the study's preprocessing options")
+        i_first = train_test_split(idx, test_size=test_size, random_state=seed,
+                                   stratify=ds.y if ds.task == "classification" else None)[0]
+        encoder = Encoder.fit(ds.raw.iloc[i_first], options)
+        X, names = encoder.transform(ds.raw, f"data set {ds.name!r}"), encoder.output_names
+    strata = ds.y if ds.task == "classification" else None
     X_tr, X_te, y_tr, y_te, i_tr, i_te = train_test_split(
-        ds.X, ds.y, idx, test_size=test_size, random_state=seed, stratify=ds.y)
-    scaler = Standardizer.fit(X_tr, ds.feature_names)
+        X, ds.y, idx, test_size=test_size, random_state=seed, stratify=strata)
+    scaler = Standardizer.fit(X_tr, names)
     X_tr = scaler.transform(X_tr)
     X_te = scaler.transform(X_te)
+    if ds.task == "regression":  # targets standardised on the same training part as the features
+        mean = float(np.mean(y_tr))
+        scale = float(np.std(y_tr)) or 1.0
+        y_tr, y_te = (y_tr - mean) / scale, (y_te - mean) / scale
     X_tr, X_va, y_tr, y_va, i_tr, i_va = train_test_split(
-        X_tr, y_tr, i_tr, test_size=val_size, random_state=seed, stratify=y_tr)
+        X_tr, y_tr, i_tr, test_size=val_size, random_state=seed,
+        stratify=y_tr if ds.task == "classification" else None)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+    if ds.task == "regression":
+        return Split(f32(X_tr), y_tr, f32(X_va), y_va, f32(X_te), y_te, i_tr, i_va, i_te, scaler, 0, (), encoder,
+                     "regression", mean, scale)
     return Split(f32(X_tr), y_tr, f32(X_va), y_va, f32(X_te), y_te, i_tr, i_va, i_te, scaler, ds.n_classes,
-                 ds.class_names)
+                 ds.class_names, encoder)
 
 
 def split_sizes(n_rows: int, test_size: float, val_size: float) -> tuple[int, int, int]:
@@ -163,7 +204,8 @@ def _rows(n: int, word: str = "row") -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def check_splits(ds: Dataset, test_size: float, val_size: float, seed: int = 0) -> None:
+def check_splits(ds: Dataset, test_size: float, val_size: float, seed: int = 0,
+                 options: Preprocessing | None = None) -> None:
     """Raise :class:`DataError` if :func:`split_dataset` cannot split ``ds`` with these sizes, for any seed.
 
     Checked without training anything, so a study fails before it writes: each
@@ -178,6 +220,15 @@ def check_splits(ds: Dataset, test_size: float, val_size: float, seed: int = 0) 
     """
     n, k = len(ds.y), ds.n_classes
     n_train, n_val, n_test = split_sizes(n, test_size, val_size)
+    if ds.task == "regression":
+        small = [(part, rows) for part, rows in (("training", n_train), ("validation", n_val), ("test", n_test))
+                 if rows < 2]
+        if small:
+            part, rows = small[0]
+            raise DataError(f"data set {ds.name!r} ({n} rows) leaves {_rows(rows)} for the {part} part with "
+                            f"data.test_size = {test_size:g} and data.val_size = {val_size:g}; each part needs at "
+                            f"least 2 rows: change the sizes or collect more rows")
+        return
     n_rest = n_train + n_val
     what = f"data set {ds.name!r} ({n} rows, {k} classes)"
     if n_rest < k or n_test < k:
@@ -207,7 +258,7 @@ def check_splits(ds: Dataset, test_size: float, val_size: float, seed: int = 0) 
                         f"{what} for the {part} part, which needs at least one row per class ({k}); "
                         f"{'raise' if part == 'validation' else 'lower'} data.val_size")
     try:
-        split_dataset(ds, seed, test_size, val_size)
+        split_dataset(ds, seed, test_size, val_size, options)
     except ValueError as exc:
         raise DataError(f"cannot split {what} with data.test_size = {test_size:g} and data.val_size = "
                         f"{val_size:g}: {' '.join(str(exc).split())}") from None

@@ -10,6 +10,9 @@ table can be rebuilt from disk:
 - :func:`paired_comparisons`: every variant against a reference on shared
   seeds (corrected resampled t-test, Wilcoxon, win/tie/loss, Holm);
 - :func:`gate_diagnostics` / :func:`diagnostics_table`: what the gates learned;
+- :mod:`.suite_statistics`: across data sets (average ranks, Friedman,
+  Nemenyi, Wilcoxon-Holm, Bayesian signed-rank, IQM, probability of
+  improvement, stratified bootstrap intervals, performance profiles);
 - :mod:`.status`: finished versus diverged runs (every statistic is over
   finished runs; diverged ones are counted in ``n_diverged``).
 """
@@ -47,6 +50,21 @@ from .statistics import (
     win_tie_loss,
 )
 from .status import DIVERGED, FINISHED, diverged_counts, excluded_note, finished_rows, run_status
+from .suite_statistics import (
+    FriedmanResult,
+    NemenyiResult,
+    average_ranks,
+    bayesian_signed_rank,
+    cd_cliques,
+    friedman_test,
+    iqm,
+    nemenyi_test,
+    normalise_scores,
+    performance_profile,
+    probability_of_improvement,
+    stratified_bootstrap_ci,
+    wilcoxon_holm,
+)
 
 __all__ = [
     "AGGREGATE_COLUMNS",
@@ -58,14 +76,19 @@ __all__ = [
     "DIAGNOSTIC_COLUMNS",
     "DIVERGED",
     "FINISHED",
+    "FriedmanResult",
     "METRICS",
     "Metric",
+    "NemenyiResult",
     "PairedTest",
     "Quantity",
     "RESULTS_COLUMNS",
     "RESULTS_FILE",
     "SeedSummary",
     "VARIANT_COLUMNS",
+    "average_ranks",
+    "bayesian_signed_rank",
+    "cd_cliques",
     "compute_metrics",
     "corrected_resampled_ttest",
     "describe_quantity",
@@ -76,21 +99,29 @@ __all__ = [
     "excluded_note",
     "expected_calibration_error",
     "finished_rows",
+    "friedman_test",
     "gate_diagnostics",
     "gate_statistics",
     "holm_adjust",
+    "iqm",
     "leaderboard",
     "load_results",
+    "nemenyi_test",
+    "normalise_scores",
     "paired_comparisons",
+    "performance_profile",
     "predicted_labels",
+    "probability_of_improvement",
     "resolve_reference",
     "run_status",
     "runs_table",
     "seed_aggregates",
+    "stratified_bootstrap_ci",
     "study_reference",
     "summarize_seeds",
     "t_interval",
     "tidy_results",
+    "wilcoxon_holm",
     "wilcoxon_signed_rank",
     "win_tie_loss",
     "write_results",

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from .. import store
-from .metrics import METRICS
+from ..config import dataset_label
+from .metrics import METRICS, task_metrics
 from .quantities import describe_quantity
 from .results import VARIANT_COLUMNS, variant_fields
 from .statistics import summarize_seeds
@@ -50,6 +51,20 @@ def _as_tidy(table: pd.DataFrame) -> pd.DataFrame:
     return long.sort_values(keys[:1] or ["variant"], kind="stable").reset_index(drop=True)
 
 
+def _several_datasets(tidy: pd.DataFrame) -> bool:
+    return "dataset" in tidy.columns and tidy["dataset"].astype(str).nunique() > 1
+
+
+def _by_dataset(tidy: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """``(label, rows)`` per data set of a suite's tidy table, in table order."""
+    out = []
+    for name in dict.fromkeys(tidy["dataset"].astype(str)):
+        sub = tidy[tidy["dataset"].astype(str) == name]
+        sub.attrs = dict(tidy.attrs)
+        out.append((dataset_label(name), sub))
+    return out
+
+
 def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     """Mean and sample std over the finished seeds per variant, sorted by ``sort_by`` (best first).
 
@@ -62,12 +77,16 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     finished runs. Non-finite values are dropped. A variant with no finished
     run has NaN statistics and comes last.
 
+    A suite (runs on several data sets) gets one leaderboard per data set,
+    stacked, with a leading ``dataset`` column (the data set's label).
+
     Args:
         table: The tidy results table or a runs table.
         sort_by: A metric of :data:`~learnact.evaluation.metrics.METRICS`.
 
-    Columns: ``variant, n_seeds, n_diverged, <metric>_mean, <metric>_std, ...,
-    time_mean, time_std, params_mean``, then the cost of the variant trained
+    Columns: ``variant, n_seeds, n_diverged``, then ``<metric>_mean, <metric>_std`` for each metric of
+    the study's task (classification or regression; ``sort_by`` falls back to the task's first metric),
+    ``time_mean, time_std, params_mean``, then the cost of the variant trained
     alone (:mod:`learnact.training.cost`; NaN for runs saved without it):
     ``flops_per_sample_mean``, ``step_latency_ms_mean``, ``step_latency_ms_std``,
     ``activation_bytes_per_sample_mean``; ``attrs["excluded"]`` holds the
@@ -76,6 +95,12 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     if table.empty:
         return pd.DataFrame()
     tidy = _as_tidy(table)
+    if _several_datasets(tidy):  # a suite: one leaderboard per data set, stacked
+        parts = [leaderboard(sub, sort_by).assign(dataset=name) for name, sub in _by_dataset(tidy)]
+        board = pd.concat(parts, ignore_index=True)
+        board = board[["dataset", *[c for c in board.columns if c != "dataset"]]]
+        board.attrs["excluded"] = excluded_note(diverged_counts(tidy))
+        return board
     counts = diverged_counts(tidy)
     agg = seed_aggregates(tidy)
     stats = {(str(r.variant), str(r.metric)): (float(r.mean), float(r.std))
@@ -84,10 +109,12 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     run_key = "run_id" if "run_id" in finished.columns else "seed"
     nan = (float("nan"), float("nan"))
     out = []
+    present = set(tidy["metric"].astype(str)) if "metric" in tidy.columns else set()
+    scored = [m for m in METRICS if m in present] or task_metrics("classification")
     for variant in counts:
         runs = finished.loc[finished["variant"].astype(str) == variant, run_key].nunique()
         row: dict[str, object] = {"variant": variant, "n_seeds": int(runs), "n_diverged": counts[variant]}
-        for name in [*METRICS, "train_time_s"]:
+        for name in [*scored, "train_time_s"]:
             key = "time" if name == "train_time_s" else name
             row[f"{key}_mean"], row[f"{key}_std"] = stats.get((variant, name), nan)
         row["params_mean"] = stats.get((variant, "n_params"), nan)[0]
@@ -99,6 +126,8 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
                 row[f"{name}_std"] = std
         out.append(row)
     board = pd.DataFrame(out)
+    if sort_by not in scored:  # e.g. the default roc_auc of a regression study: its first metric instead
+        sort_by = scored[0]
     asc = not METRICS[sort_by].higher_is_better if sort_by in METRICS else False
     board = board.sort_values(f"{sort_by}_mean", ascending=asc, kind="stable", na_position="last")
     board = board.reset_index(drop=True)
@@ -118,6 +147,9 @@ def seed_aggregates(tidy: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     variant's diverged runs (:mod:`~learnact.evaluation.status`); a variant
     whose every run diverged still gets its rows, with ``n = 0``.
 
+    A suite's table (several data sets) is computed per data set and
+    stacked; the ``dataset`` variant field tells the data sets apart.
+
     Returns:
         One row per variant and quantity, in table order, with columns
         :data:`AGGREGATE_COLUMNS` (``n`` counts finite values; ``std`` is the
@@ -131,6 +163,8 @@ def seed_aggregates(tidy: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     missing = [c for c in ("variant", "metric", "value") if c not in tidy.columns]
     if missing:
         raise ValueError(f"tidy table lacks columns {missing}; build it with tidy_results(study_dir)")
+    if _several_datasets(tidy):  # a suite: per data set (its rows carry the dataset column), stacked
+        return pd.concat([seed_aggregates(sub, confidence) for _, sub in _by_dataset(tidy)], ignore_index=True)
     counts = diverged_counts(tidy)
     flagged = tidy.assign(_finished=finished_mask(tidy).to_numpy())
     out = []

@@ -17,14 +17,15 @@ import numpy as np
 import pandas as pd
 
 from .._checks import did_you_mean
+from .metrics import HEADLINE_METRICS, table_task
 from .quantities import describe_quantity
 from .statistics import corrected_resampled_ttest, holm_adjust, wilcoxon_signed_rank, win_tie_loss
 from .status import finished_mask
 
 __all__ = ["DEFAULT_COMPARISON_METRICS", "COMPARISON_COLUMNS", "resolve_reference", "paired_comparisons"]
 
-DEFAULT_COMPARISON_METRICS = ("roc_auc", "accuracy", "f1")
-"""The paper's headline metrics."""
+DEFAULT_COMPARISON_METRICS = HEADLINE_METRICS["classification"]
+"""The paper's headline metrics (a regression study's default is ``HEADLINE_METRICS["regression"]``)."""
 
 COMPARISON_COLUMNS = (
     "metric", "variant", "reference", "higher_is_better", "comparable", "status", "n_shared", "n_diverged", "seeds",
@@ -39,7 +40,7 @@ def _variants(tidy: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(tidy["variant"].astype(str)))
 
 
-def resolve_reference(tidy: pd.DataFrame, reference: str | None = None, by: str = "roc_auc") -> str:
+def resolve_reference(tidy: pd.DataFrame, reference: str | None = None, by: str | None = None) -> str:
     """The variant the others are compared with.
 
     In order: ``reference`` if given; else the study's ``reference`` field
@@ -68,6 +69,7 @@ def resolve_reference(tidy: pd.DataFrame, reference: str | None = None, by: str 
                          f"variants: {', '.join(names)}")
     else:
         return reference
+    by = by or HEADLINE_METRICS[table_task(tidy)][0]
     q = describe_quantity(by)
     if not (tidy["metric"] == by).any():
         raise ValueError(f"cannot choose a default reference: no {by!r} values in the table")
@@ -96,7 +98,7 @@ def _diverged_seeds(tidy: pd.DataFrame) -> dict[str, set[int]]:
 def paired_comparisons(
     tidy: pd.DataFrame,
     reference: str | None = None,
-    metrics: Sequence[str] = DEFAULT_COMPARISON_METRICS,
+    metrics: Sequence[str] | None = None,
     *,
     confidence: float = 0.95,
     tie_tol: float = 1e-12,
@@ -127,7 +129,8 @@ def paired_comparisons(
     Args:
         tidy: A tidy results table (:func:`~learnact.evaluation.results.tidy_results`).
         reference: Reference variant; see :func:`resolve_reference`.
-        metrics: Quantities to compare (any name of the tidy table's ``metric``).
+        metrics: Quantities to compare (any name of the tidy table's ``metric``); default: the
+            task's headline metrics (:data:`~learnact.evaluation.metrics.HEADLINE_METRICS`).
         confidence: Coverage of the interval of the mean difference.
         tie_tol: Differences with ``|d| <= tie_tol`` count as ties.
 
@@ -150,6 +153,7 @@ def paired_comparisons(
     """
     if isinstance(metrics, str):
         metrics = (metrics,)
+    metrics = tuple(metrics) if metrics is not None else HEADLINE_METRICS[table_task(tidy)]
     ref = resolve_reference(tidy, reference)
     present = list(dict.fromkeys(tidy["metric"].astype(str)))
     for m in metrics:

@@ -229,11 +229,10 @@ def diagnostics_table(study_dir: Path, collapse_threshold: float = DEFAULT_COLLA
         (NaN where a run's layer does not have that candidate). Runs are in
         the order of :func:`learnact.store.study_runs`.
     """
-    from .results import study_runs
     from .status import FINISHED, run_status
 
     rows = []
-    for folder, cfg in study_runs(study_dir):
+    for folder, cfg in store.study_runs(study_dir):
         if run_status(store.read_metrics(folder), str(folder / "metrics.json")) != FINISHED:
             continue
         for diag in gate_diagnostics(folder, collapse_threshold):

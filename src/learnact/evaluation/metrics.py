@@ -1,4 +1,4 @@
-"""Classification metrics on predicted probabilities.
+"""Metrics: classification metrics on predicted probabilities, regression metrics on predicted values.
 
 Each metric is a small function with metadata (:class:`Metric`): name,
 whether higher is better, and a display format. Binary tasks take the
@@ -17,6 +17,10 @@ from sklearn import metrics as skm
 __all__ = [
     "Metric",
     "METRICS",
+    "task_metrics",
+    "table_task",
+    "HEADLINE_METRICS",
+    "PRIMARY_METRIC",
     "class_probabilities",
     "compute_metrics",
     "expected_calibration_error",
@@ -33,7 +37,8 @@ class Metric:
         label: Human-readable name for figures and tables.
         higher_is_better: Direction of improvement.
         fmt: Python format spec for display (``".4f"``).
-        fn: ``(y_true, prob) -> float``.
+        fn: ``(y_true, prob) -> float`` (regression: ``(y_true, y_pred) -> float``).
+        task: ``"classification"`` or ``"regression"``: the runs it scores.
     """
 
     name: str
@@ -41,6 +46,7 @@ class Metric:
     higher_is_better: bool
     fmt: str
     fn: Callable[[np.ndarray, np.ndarray], float]
+    task: str = "classification"
 
 
 def predicted_labels(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -126,22 +132,53 @@ METRICS: dict[str, Metric] = {
         Metric("log_loss", "Log loss", False, ".4f", _log_loss),
         Metric("brier", "Brier score", False, ".4f", _brier),
         Metric("ece", "ECE", False, ".4f", expected_calibration_error),
+        Metric("rmse", "RMSE", False, ".4f", lambda y, p: float(np.sqrt(skm.mean_squared_error(y, p))),
+               "regression"),
+        Metric("mae", "MAE", False, ".4f", lambda y, p: float(skm.mean_absolute_error(y, p)), "regression"),
+        Metric("r2", "R²", True, ".4f", lambda y, p: float(skm.r2_score(y, p)), "regression"),
     )
 }
 
 
-def compute_metrics(y_true: np.ndarray, prob: np.ndarray) -> dict[str, float]:
-    """All registered metrics.
+HEADLINE_METRICS = {"classification": ("roc_auc", "accuracy", "f1"), "regression": ("r2", "rmse", "mae")}
+"""The metrics tables, figures and comparisons show first, by task (the paper's for classification)."""
+
+PRIMARY_METRIC = {"classification": "accuracy", "regression": "r2"}
+"""The one score per data set a suite ranks variants by (both higher-is-better)."""
+
+
+def table_task(table: object) -> str:
+    """``"regression"`` when a tidy table (``metric`` column) or a leaderboard (``rmse_mean``) holds regression
+    metrics, else ``"classification"``."""
+    import pandas as pd
+
+    if not isinstance(table, pd.DataFrame):
+        return "classification"
+    if "metric" in table.columns:
+        return "regression" if (table["metric"].astype(str) == "rmse").any() else "classification"
+    return "regression" if "rmse_mean" in table.columns or "rmse" in table.columns else "classification"
+
+
+def task_metrics(task: str = "classification") -> list[str]:
+    """Names of the metrics of :data:`METRICS` that score ``task``'s runs, in order."""
+    return [name for name, m in METRICS.items() if m.task == task]
+
+
+def compute_metrics(y_true: np.ndarray, prob: np.ndarray, task: str = "classification") -> dict[str, float]:
+    """Every registered metric of the task.
 
     Args:
-        y_true: Integer labels, shape ``(n,)``.
-        prob: Positive-class probability ``(n,)`` or class probabilities ``(n, k)``.
+        y_true: Integer labels (regression: target values), shape ``(n,)``.
+        prob: Positive-class probability ``(n,)`` or class probabilities ``(n, k)``
+            (regression: predicted values ``(n,)``, on the targets' scale).
+        task: ``"classification"`` or ``"regression"``.
 
     Returns:
         ``{metric name: value}`` in :data:`METRICS` order; all NaN when any
-        probability is not finite (a diverged run).
+        prediction is not finite (a diverged run).
     """
-    y = np.asarray(y_true).astype(np.int64)
+    names = task_metrics(task)
     if not np.all(np.isfinite(prob)):
-        return {name: float("nan") for name in METRICS}
-    return {name: m.fn(y, prob) for name, m in METRICS.items()}
+        return {name: float("nan") for name in names}
+    y = np.asarray(y_true, dtype=np.float64) if task == "regression" else np.asarray(y_true).astype(np.int64)
+    return {name: METRICS[name].fn(y, prob) for name in names}

@@ -32,7 +32,7 @@ from ..exceptions import RunStoreError
 from ..store import check_study_dir as _check_study_dir
 from ..store import study_reference, study_runs  # moved to the store; re-exported for older imports
 from .diagnostics import DEFAULT_COLLAPSE_THRESHOLD, gate_diagnostics
-from .metrics import METRICS
+from .metrics import task_metrics
 from .quantities import COSTS, GATE_STATISTICS, gate_quantity
 from .status import FINISHED, run_status
 
@@ -116,7 +116,7 @@ def run_rows(
     base = {"run_id": folder.name, "variant": cfg.variant, "seed": cfg.seed, STATUS_COLUMN: status,
             **_variant_record(cfg), **_split_sizes(folder)}
     values: list[tuple[str, str, float]] = []
-    for name in METRICS:
+    for name in task_metrics("regression" if "rmse" in metrics else "classification"):
         values.append((name, "performance", metrics.get(name, float("nan"))))
     for name in COSTS:
         values.append((name, "cost", metrics.get(name, float("nan"))))

@@ -12,10 +12,10 @@ import torch
 
 from ..config import RunConfig
 from ..data import Split
-from ..evaluation.metrics import METRICS, compute_metrics
+from ..evaluation.metrics import compute_metrics, task_metrics
 from ..evaluation.status import DIVERGED, FINISHED
 from ..model import MLP, GatedActivation, ParametricActivation, count_parameters
-from ..model.inference import predict_proba  # moved under model/; re-exported here for older imports
+from ..model.inference import predict_output, predict_proba  # predict_proba: re-exported for older imports
 from ..store import RunArtifacts
 from ..training.cost import StepCost, measure_step_cost
 from ..training.loop import FitResult, weights_finite
@@ -136,10 +136,15 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
     is a stacked run's share of its stack's wall time (NaN for a run trained
     alone), which ``train_time_s`` also holds for it.
     """
-    prob, gates = predict_proba(t.model, t.split.X_test)
+    task = t.split.task
+    prob, gates = predict_output(t.model, t.split.X_test, task)
     status, diverged_epoch, reason = run_outcome(t, prob, gates)
-    metrics: dict[str, Any] = (compute_metrics(t.split.y_test, prob) if status == FINISHED
-                               else {name: float("nan") for name in METRICS})
+    if task == "regression":  # scored on the targets' own scale
+        y_true, prob = t.split.targets(t.split.y_test), t.split.targets(prob)
+    else:
+        y_true = t.split.y_test
+    metrics: dict[str, Any] = (compute_metrics(y_true, prob, task) if status == FINISHED
+                               else {name: float("nan") for name in task_metrics(task)})
     metrics.update(
         n_params=count_parameters(t.model),
         train_time_s=t.fit.train_time_s,
@@ -153,8 +158,10 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
         peak_memory_mb=t.peak_memory_mb,
         **variant_cost(t).metrics(),
     )
-    pred = {"row": t.split.idx_test, "y_true": t.split.y_test}
-    if prob.ndim == 1:
+    pred = {"row": t.split.idx_test, "y_true": y_true}
+    if task == "regression":
+        pred["y_pred"] = prob
+    elif prob.ndim == 1:
         pred["prob"] = prob
     else:
         for k in range(prob.shape[1]):
@@ -176,9 +183,11 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
         preprocessing={
             "scaler": t.split.scaler.to_dict(),
             "dataset": t.run.data.dataset,
-            "n_classes": t.split.n_classes,
-            "class_names": list(t.split.class_names),
+            **({"task": "regression", "target": {"mean": t.split.target_mean, "scale": t.split.target_scale}}
+               if task == "regression" else {"n_classes": t.split.n_classes,
+                                             "class_names": list(t.split.class_names)}),
             "split": {"train": t.split.idx_train.tolist(), "val": t.split.idx_val.tolist(),
                       "test": t.split.idx_test.tolist()},
+            **({"encoder": t.split.encoder.to_dict()} if t.split.encoder is not None else {}),
         },
     )

@@ -19,6 +19,7 @@ import torch
 
 from ..config import RunConfig
 from ..data import Split, load_dataset, split_dataset
+from ..data.preprocess import Preprocessing
 from ..exceptions import ConfigError
 from ..model import MLP, init_parameters_
 from ..model.device import resolve_device
@@ -49,7 +50,8 @@ Engine = Callable[[Sequence[RunConfig], Mapping[tuple, Split]], Iterator[Trained
 
 def split_key(run: RunConfig) -> tuple:
     """Key of the data split a run uses (data settings and seed)."""
-    return (run.data.dataset, run.data.target, run.data.test_size, run.data.val_size, run.seed)
+    return (run.data.dataset, run.data.target, run.data.test_size, run.data.val_size, Preprocessing.of(run.data),
+            run.data.task, run.seed)
 
 
 def prepare_splits(runs: Sequence[RunConfig]) -> dict[tuple, Split]:
@@ -60,10 +62,11 @@ def prepare_splits(runs: Sequence[RunConfig]) -> dict[tuple, Split]:
         key = split_key(run)
         if key in splits:
             continue
-        dkey = (run.data.dataset, run.data.target)
+        options = Preprocessing.of(run.data)
+        dkey = (run.data.dataset, run.data.target, options, run.data.task)
         if dkey not in datasets:
-            datasets[dkey] = load_dataset(run.data.dataset, run.data.target)
-        splits[key] = split_dataset(datasets[dkey], run.seed, run.data.test_size, run.data.val_size)
+            datasets[dkey] = load_dataset(run.data.dataset, run.data.target, options, run.data.task)
+        splits[key] = split_dataset(datasets[dkey], run.seed, run.data.test_size, run.data.val_size, options)
     return splits
 
 
@@ -78,7 +81,7 @@ def build_model(run: RunConfig, split: Split) -> MLP:
     Returns the model and leaves the run's generator state implied: use
     :func:`train_one` to train with the matching shuffling stream.
     """
-    out = 1 if split.n_classes == 2 else split.n_classes
+    out = split.n_outputs
     return MLP(split.n_features, run.backbone.hidden, out, run.activation)
 
 

@@ -50,6 +50,7 @@ from ..names import list_presets  # one definition, re-exported: the CLI's `list
 
 __all__ = [
     "load_study",
+    "with_data",
     "study_from_dict",
     "study_to_dict",
     "expand_variant",
@@ -220,6 +221,7 @@ def study_from_dict(raw: Any) -> StudyConfig:
                           f"{type(raw).__name__}; start from `learnact init`")
     raw = dict(raw)
     problems: list[str] = []
+    raw = _suite_datasets(raw, problems)
     tables = raw.pop("variants", None)
     if tables is None:
         problems.append("variants: a study needs at least one variant ([[variants]] tables in TOML, "
@@ -303,12 +305,69 @@ def _section_rank(problem: str) -> int:
 
 
 def _dataset_problems(study: StudyConfig) -> list[str]:
-    """A CSV data set must exist (checked without reading it)."""
-    dataset = study.data.dataset
-    if dataset.lower().endswith(".csv") and not Path(dataset).is_file():
-        return [f"data.dataset: CSV file {dataset!r} does not exist (relative paths start in the folder "
-                f"learnact runs in, {str(Path.cwd())!r}); give an existing path"]
-    return []
+    """A CSV or Parquet data set must exist (checked without reading it)."""
+    problems = []
+    for i, data in enumerate(study.datasets or (study.data,)):
+        dataset = data.dataset
+        if dataset.lower().endswith((".csv", ".parquet")) and not Path(dataset).is_file():
+            what = "CSV" if dataset.lower().endswith(".csv") else "Parquet"
+            where = f"data.datasets[{i}]" if study.datasets else "data.dataset"
+            problems.append(f"{where}: {what} file {dataset!r} does not exist (relative paths start in the folder "
+                            f"learnact runs in, {str(Path.cwd())!r}); give an existing path")
+    return problems
+
+
+def _suite_datasets(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """``[data] datasets = [...]`` spelled out: each entry (a name or a table) over the shared ``[data]`` settings.
+
+    The study's ``data`` becomes the first entry and ``datasets`` the full list (:class:`StudyConfig`).
+    """
+    data = raw.get("data")
+    if not isinstance(data, dict) or "datasets" not in data:
+        return raw
+    data = dict(data)
+    entries = data.pop("datasets")
+    if not isinstance(entries, list) or not entries:
+        problems.append(f"data.datasets: expected a non-empty list of data set names or tables, got {entries!r}")
+        return {**raw, "data": data}
+    if "dataset" in data:
+        problems.append("data.dataset: a suite lists its data sets in data.datasets; remove data.dataset")
+        data.pop("dataset")
+    spelled = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            spelled.append({**data, "dataset": entry})
+        elif isinstance(entry, dict) and "dataset" in entry:
+            spelled.append({**data, **entry})
+        else:
+            problems.append(f"data.datasets[{i}]: expected a data set name or a table with a dataset key, "
+                            f"got {entry!r}")
+    if not spelled:
+        return {**raw, "data": data}
+    return {**raw, "data": spelled[0], "datasets": spelled}
+
+
+def with_data(study: StudyConfig, dataset: str | None = None, target: str | None = None,
+              **options: Any) -> StudyConfig:
+    """``study`` with its data replaced (``learnact run --data FILE --target COLUMN``), validated again.
+
+    Args:
+        study: A validated study (a preset, a file's, a folder's).
+        dataset: A data set name or a CSV / Parquet path; ``None`` keeps the study's.
+        target: The label column; with a new ``dataset`` it replaces the study's (``None``: the last column).
+        options: Preprocessing options to set (``one_hot``, ``impute``, ``missing_indicators``); ``None`` values
+            keep the study's.
+
+    Raises:
+        ConfigError: The new data settings are invalid (named as ``data.<field>``).
+    """
+    data = study.data.model_dump()
+    if dataset is not None:
+        data.update(dataset=dataset, target=target)
+    elif target is not None:
+        data["target"] = target
+    data.update({k: v for k, v in options.items() if v is not None})
+    return study_from_dict({**study_to_dict(study), "data": {k: v for k, v in data.items() if v is not None}})
 
 
 def study_to_dict(study: StudyConfig) -> dict[str, Any]:
@@ -320,7 +379,9 @@ def study_to_dict(study: StudyConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"name": study.name, "seeds": list(study.seeds)}
     if study.reference is not None:
         out["reference"] = study.reference
-    out["data"] = study.data.model_dump(mode="json", exclude_none=True)
+    out["data"] = study.data.dump(mode="json", exclude_none=True)
+    if study.datasets:
+        out["data"] = {"datasets": [d.dump(mode="json", exclude_none=True) for d in study.datasets]}
     out["backbone"] = study.backbone.model_dump(mode="json")
     out["train"] = study.train.model_dump(mode="json")
     out["variants"] = [

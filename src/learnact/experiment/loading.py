@@ -11,12 +11,12 @@ import torch
 
 from .. import store
 from ..config import RunConfig
-from ..data import Standardizer
+from ..data import Encoder, Standardizer
 from ..data.sources import check_feature_frame
 from ..evaluation.metrics import class_probabilities
 from ..exceptions import CheckpointError, DataError
 from ..model import MLP
-from ..model.inference import predict_proba
+from ..model.inference import predict_output, predict_proba
 
 __all__ = ["LoadedRun", "load_run", "predict_table"]
 
@@ -30,12 +30,17 @@ class LoadedRun:
         model: The backbone with the saved (best) weights, in eval mode.
         scaler: The preprocessing fitted on the run's training part.
         class_names: Label names, index = class id.
+        encoder: The imputation / one-hot step fitted on the training part,
+            when the study used one (raw input columns go through it first).
+        target: A regression run's target scaling ``(mean, scale)``; ``None`` for classification.
     """
 
     config: RunConfig
     model: MLP
     scaler: Standardizer
     class_names: tuple[str, ...]
+    encoder: Encoder | None = None
+    target: tuple[float, float] | None = None
 
 
 def load_run(folder: Path) -> LoadedRun:
@@ -59,8 +64,13 @@ def load_run(folder: Path) -> LoadedRun:
     pre_path = folder / "preprocessing.json"
     try:
         scaler = Standardizer.from_dict(pre.get("scaler", {}))
+        encoder = Encoder.from_dict(pre["encoder"]) if "encoder" in pre else None
     except CheckpointError as exc:
         raise CheckpointError(f"{pre_path}: {exc}") from None
+    if encoder is not None and encoder.output_names != scaler.feature_names:
+        raise CheckpointError(f"{pre_path}: the encoder's {len(encoder.output_names)} output columns do not match "
+                              f"the scaler's {len(scaler.feature_names)} features; the run folder is corrupt: "
+                              f"retrain it")
     n_classes = int(pre.get("n_classes", 2))
     model = MLP(len(scaler.mean), cfg.backbone.hidden, 1 if n_classes == 2 else n_classes, cfg.activation)
     state = store.load_state(folder)
@@ -77,13 +87,15 @@ def load_run(folder: Path) -> LoadedRun:
         raise CheckpointError(f"weights in {str(folder)!r} do not fit the run's config ({first}); "
                               "the folder is corrupt: delete it and rerun") from None
     model.eval()
+    if pre.get("task") == "regression":
+        return LoadedRun(cfg, model, scaler, (), encoder, (float(pre["target"]["mean"]), float(pre["target"]["scale"])))
     names = tuple(pre.get("class_names") or [str(i) for i in range(n_classes)])
     width = model.head.out_features
     if len(names) != (2 if width == 1 else width):
         n_out = 2 if width == 1 else width
         raise CheckpointError(f"{pre_path}: {len(names)} class names {list(names)[:5]} but the weights' output "
                               f"layer gives {n_out} classes; the run folder is corrupt: retrain it")
-    return LoadedRun(cfg, model, scaler, names)
+    return LoadedRun(cfg, model, scaler, names, encoder)
 
 
 _FAR_SD = 10.0
@@ -124,7 +136,7 @@ def _check_feature_scales(run: LoadedRun, X: np.ndarray, names: list[str]) -> No
 
 
 def predict_table(run: LoadedRun, frame: pd.DataFrame) -> pd.DataFrame:
-    """Class probabilities and predicted labels for the rows of ``frame``.
+    """Class probabilities and predicted labels for the rows of ``frame`` (regression: predicted values).
 
     Feature columns are matched by name when the run knows its feature names
     (extra columns, such as the label, are ignored); otherwise all columns are
@@ -132,13 +144,16 @@ def predict_table(run: LoadedRun, frame: pd.DataFrame) -> pd.DataFrame:
     feature under this name, swapped headers, other units) is refused.
 
     Returns:
-        A frame with ``prob_<class>`` columns and ``predicted``.
+        A frame with ``prob_<class>`` columns and ``predicted`` (regression: ``predicted`` only).
 
     Raises:
         DataError: Missing (or renamed) feature columns, text or missing values,
             a wrong number of columns, or columns on the wrong scale; the
             message names the columns.
     """
+    if run.encoder is not None:  # raw columns (text, missing values): encode as in training, then scale
+        encoded = run.encoder.transform(frame)
+        frame = pd.DataFrame(encoded, columns=list(run.encoder.output_names), index=frame.index)
     names = list(run.scaler.feature_names)
     if names:
         missing = [c for c in names if c not in frame.columns]
@@ -159,6 +174,10 @@ def predict_table(run: LoadedRun, frame: pd.DataFrame) -> pd.DataFrame:
         bad = [str(c) for c, ok in zip(X.columns, np.isfinite(values).all(axis=0), strict=True) if not ok]
         raise DataError(f"input has infinite values in columns {bad[:5]}; fix or drop those rows first")
     _check_feature_scales(run, values, [str(c) for c in X.columns] if names else [])
+    if run.target is not None:  # regression: the predicted value on the targets' own scale
+        out, _ = predict_output(run.model, run.scaler.transform(values), "regression")
+        mean, scale = run.target
+        return pd.DataFrame({"predicted": out * scale + mean}, index=frame.index)
     prob, _ = predict_proba(run.model, run.scaler.transform(values))
     P = class_probabilities(prob)
     out = pd.DataFrame({f"prob_{c}": P[:, i] for i, c in enumerate(run.class_names)}, index=frame.index)

@@ -23,6 +23,7 @@ from pathlib import Path
 from .. import store
 from ..config import RunConfig, StudyConfig
 from ..data import check_splits, load_dataset
+from ..data.preprocess import Preprocessing
 from ..exceptions import ConfigError, LearnactError, RunStoreError
 from ..names import DEFAULT_ENGINE
 from ..store import LOG_FILE, STUDY_FILE  # the study folder's files; re-exported for older imports
@@ -145,8 +146,12 @@ class _Session:
             self.done += 1
             self.trained.append(art.run.run_id)
             m = art.metrics
-            self.log.info("trained %s (%d/%d) accuracy=%.4f roc_auc=%.4f epochs=%s", art.run.run_id, self.done,
-                          self.total, m.get("accuracy", float("nan")), m.get("roc_auc", float("nan")),
+            if m.get("status") == "diverged":
+                scores = f"diverged ({m.get('diverged_reason')})"
+            else:
+                shown = ("r2", "rmse") if "rmse" in m else ("accuracy", "roc_auc")
+                scores = " ".join(f"{k}={float(m.get(k, float('nan'))):.4f}" for k in shown)
+            self.log.info("trained %s (%d/%d) %s epochs=%s", art.run.run_id, self.done, self.total, scores,
                           m.get("epochs_run", "?"))
             if self.progress:
                 self.progress(self.done, self.total, art.run.run_id)
@@ -242,8 +247,10 @@ def check_inputs(study: StudyConfig) -> None:
     Raises:
         DataError: The problem, naming the field or the column.
     """
-    data = study.data
-    check_splits(load_dataset(data.dataset, data.target), data.test_size, data.val_size, study.seeds[0])
+    for data in study.datasets or (study.data,):
+        options = Preprocessing.of(data)
+        check_splits(load_dataset(data.dataset, data.target, options, data.task), data.test_size, data.val_size,
+                     study.seeds[0], options)
 
 
 def run_study(

@@ -7,7 +7,7 @@ import torch
 
 from .backbone import MLP
 
-__all__ = ["predict_proba"]
+__all__ = ["predict_output", "predict_proba"]
 
 
 def predict_proba(model: MLP, X: np.ndarray) -> tuple[np.ndarray, list[torch.Tensor | None]]:
@@ -35,3 +35,22 @@ def predict_proba(model: MLP, X: np.ndarray) -> tuple[np.ndarray, list[torch.Ten
         else:
             prob = torch.softmax(logits, dim=-1)
     return prob.double().cpu().numpy(), [g.cpu() if g is not None else None for g in gates]
+
+
+def predict_output(model: MLP, X: np.ndarray, task: str = "classification"
+                   ) -> tuple[np.ndarray, list[torch.Tensor | None]]:
+    """What the model predicts for its task: class probabilities (:func:`predict_proba`) or, for a
+    regression task, the identity output (in the standardised target units the model was trained on).
+
+    Runs on the device of the model's parameters; the results come back on the CPU.
+
+    Returns:
+        ``(prediction, gates)``; a regression prediction has shape ``(n,)``, float64.
+    """
+    if task != "regression":
+        return predict_proba(model, X)
+    model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    with torch.no_grad():
+        out, gates = model.forward_with_gates(torch.as_tensor(X, dtype=torch.float32).to(device))
+    return out.reshape(-1).double().cpu().numpy(), [g.cpu() if g is not None else None for g in gates]

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from matplotlib.axes import Axes
 
+from ..evaluation import describe_quantity
 from .study_view import StudyView
 from .style import candidate_color, variant_family
 
@@ -112,15 +113,18 @@ def grid_shape(n: int, max_cols: int) -> tuple[int, int]:
     return (n + cols - 1) // cols, cols
 
 
-def pick_showcase(view: StudyView, metric: str = "roc_auc", limit: int = 5) -> list[str]:
+def pick_showcase(view: StudyView, metric: str | None = None, limit: int = 5) -> list[str]:
     """A few variants that tell the story: the reference, then the best of each kind.
 
     The reference is :attr:`StudyView.baseline` (the study's reference, else the
     best fixed baseline by ROC-AUC); then the best variant of each gate kind
     (per layer, per neuron, input) and the best learnable family, by mean ``metric``.
     """
+    metric = metric or view.headline[0]
+    sign = 1.0 if describe_quantity(metric).higher_is_better is not False else -1.0
+
     def best(pool: list[str]) -> str | None:
-        scored = [(view.mean_metric(v, metric), v) for v in pool]
+        scored = [(sign * view.mean_metric(v, metric), v) for v in pool]
         scored = [s for s in scored if np.isfinite(s[0])]
         return max(scored)[1] if scored else (pool[0] if pool else None)
 

@@ -58,6 +58,7 @@ def case_studies_figure(view: StudyView) -> tuple[Figure, str]:
     The run is the best input-gated variant's first seed with a misclassified
     test sample; a top row gives the mean weights over all its test samples.
     """
+    view.require_classification("misclassified and least certain samples")
     inputs = [v for v in view.gated if variant_family(view.config(v)) == "input"]
     if not inputs:
         raise NothingToShow("no input-dependent gate: static gates give every sample the same weights")

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import confusion_matrix, roc_curve
 
 from ..evaluation import METRICS, describe_quantity, predicted_labels
 from ._plot import apply_rows, grid_shape, grouped_rows, pick_showcase, seed_offsets, wrap_name
-from .study_view import RunView, StudyView
+from .study_view import NothingToShow, RunView, StudyView
 from .style import new_figure, variant_colors
 
 __all__ = ["LEADERBOARD_METRICS", "COST_PANELS", "leaderboard_figure", "roc_figure", "cost_figure",
-           "confusion_figure", "mean_roc"]
+           "confusion_figure", "mean_roc", "regression_figure"]
 
-LEADERBOARD_METRICS = ("accuracy", "f1", "roc_auc")
+LEADERBOARD_METRICS = {"classification": ("accuracy", "f1", "roc_auc"), "regression": ("rmse", "mae", "r2")}
+"""The metrics of the leaderboard figure, by task."""
 """Metrics of the leaderboard figure (the paper's three)."""
 
 
@@ -73,8 +75,9 @@ def leaderboard_figure(view: StudyView) -> tuple[Figure, str]:
     """Figure 1: accuracy, F1 and ROC-AUC per variant (seed dots, mean, 95% CI)."""
     n_rows = len(grouped_rows(view))
     fig = new_figure(8.0, 0.8 + 0.26 * n_rows)
-    labels = [f"{METRICS[m].label} (test set)" for m in LEADERBOARD_METRICS]
-    _row_chart(fig, view, list(LEADERBOARD_METRICS), sort_by="roc_auc", xlabels=labels)
+    metrics = LEADERBOARD_METRICS[view.task]
+    labels = [f"{METRICS[m].label} (test set)" for m in metrics]
+    _row_chart(fig, view, list(metrics), sort_by=view.headline[0], xlabels=labels)
     return fig, _reference_note(view)
 
 
@@ -151,6 +154,7 @@ def mean_roc(runs: list[RunView], grid: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def roc_figure(view: StudyView) -> Figure:
     """Figure 2: mean ROC over seeds with a +-1 std band, full range and zoomed corner."""
+    view.require_classification("ROC curves")
     colors = variant_colors(view)
     chosen = pick_showcase(view)
     grid = np.linspace(0.0, 1.0, 401)
@@ -184,6 +188,7 @@ def roc_figure(view: StudyView) -> Figure:
 
 def confusion_figure(view: StudyView) -> Figure:
     """Figure 9: mean confusion matrix per variant, rows normalised (percent of true class) +- std."""
+    view.require_classification("confusion matrices")
     variants = view.variants
     n_rows, n_cols = grid_shape(len(variants), 4)
     fig = new_figure(1.95 * n_cols + 0.4, 1.95 * n_rows + 0.5)
@@ -218,3 +223,29 @@ def confusion_figure(view: StudyView) -> Figure:
     if last is not None:
         fig.colorbar(last, ax=list(axes[:len(variants)]), shrink=0.6, label="Share of true class (%), mean over seeds")
     return fig
+
+
+def regression_figure(view: StudyView) -> tuple[Figure, str]:
+    """Predicted against true test targets, and the residuals, for the showcase variants (all seeds pooled)."""
+    if view.task != "regression":
+        raise NothingToShow("a classification study: see the ROC curves and confusion matrices")
+    colors = variant_colors(view)
+    chosen = pick_showcase(view, limit=4)
+    fig = new_figure(8.6, 3.6)
+    fit, resid = fig.subplots(1, 2)
+    lo, hi = np.inf, -np.inf
+    for v in chosen:
+        pred = pd.concat([run.predictions() for run in view.runs[v]], ignore_index=True)
+        y, p = pred["y_true"].to_numpy(np.float64), pred["y_pred"].to_numpy(np.float64)
+        lo, hi = min(lo, y.min(), p.min()), max(hi, y.max(), p.max())
+        agg = view.aggregate(v, "r2")
+        label = f"{v} (R\u00b2 {float(agg['mean']):.3f})" if agg is not None else v
+        fit.scatter(y, p, s=6, alpha=0.45, color=colors[v], label=label, lw=0)
+        resid.hist(p - y, bins=30, histtype="step", color=colors[v], lw=1.3, density=True)
+    fit.plot([lo, hi], [lo, hi], color="0.4", ls="--", lw=0.9)
+    fit.set(xlabel="True target (test set)", ylabel="Predicted", title="Predicted against true")
+    resid.axvline(0, color="0.4", ls="--", lw=0.9)
+    resid.set(xlabel="Residual (predicted - true)", ylabel="Density", title="Residuals")
+    fig.legend(*fit.get_legend_handles_labels(), loc="outside right center", markerscale=2.5)
+    return fig, (f"Every seed's test predictions pooled; {len(chosen)} variants shown (the reference and the best "
+                 f"of each kind).")

@@ -15,7 +15,8 @@ from .sweeps import SWEEP_FIELDS, Sweep, find_sweeps
 
 __all__ = ["SWEEP_METRICS", "sweep_figure", "temperature_sweep_figure", "entropy_weight_sweep_figure"]
 
-SWEEP_METRICS = ("roc_auc", "accuracy")
+SWEEP_METRICS = {"classification": ("roc_auc", "accuracy"), "regression": ("r2", "rmse")}
+"""The metrics drawn against a swept field, by task (then the gate entropy)."""
 """Metrics drawn against the swept value."""
 
 _MARKERS = ["o", "s", "^", "D"]
@@ -79,21 +80,22 @@ def sweep_figure(view: StudyView, field: str) -> tuple[Figure, str]:
         raise NothingToShow(f"the study has no sweep over {field} (two or more gated variants that differ "
                             f"only in {field})")
     colors = variant_colors(view)
-    fig = new_figure(3.0 * (len(SWEEP_METRICS) + 1) + 0.4, 3.4)
-    axes = fig.subplots(1, len(SWEEP_METRICS) + 1)
+    metrics = SWEEP_METRICS[view.task]
+    fig = new_figure(3.0 * (len(metrics) + 1) + 0.4, 3.4)
+    axes = fig.subplots(1, len(metrics) + 1)
     all_values = sorted({x for s in sweeps for x in s.values})
     ref = view.baseline if view.baseline is not None and view.is_fixed(view.baseline) else None
     for j, sweep in enumerate(sweeps):
         x = _positions(sweeps, j, sweep.values, all_values)
         color = colors[sweep.variants[len(sweep.variants) // 2]]
         marker = _MARKERS[j % len(_MARKERS)]
-        for ax, metric in zip(axes, SWEEP_METRICS, strict=False):
+        for ax, metric in zip(axes, metrics, strict=False):
             _draw(ax, x, *_points(view, sweep, metric), color, marker, "-", sweep.label)
         layers = sorted({int(g["layer"]) for v in sweep.variants for g in view.gated_layers(v)})
         for i, layer in enumerate(layers):
             _draw(axes[-1], x, *_points(view, sweep, f"gate{layer}_entropy_mean"), color, marker,
                   _LAYER_STYLES[i % len(_LAYER_STYLES)], None)
-    for ax, metric in zip(axes, SWEEP_METRICS, strict=False):
+    for ax, metric in zip(axes, metrics, strict=False):
         if ref is not None:
             agg = view.aggregate(ref, metric)
             if agg is not None:

@@ -10,14 +10,14 @@ from matplotlib.figure import Figure
 
 from .fig_cases import case_studies_figure
 from .fig_gates import gate_evolution_figure, gate_selectivity_figure, gate_weights_figure
-from .fig_performance import confusion_figure, cost_figure, leaderboard_figure, roc_figure
+from .fig_performance import confusion_figure, cost_figure, leaderboard_figure, regression_figure, roc_figure
 from .fig_shapes import activation_shapes_figure
 from .fig_sweeps import entropy_weight_sweep_figure, temperature_sweep_figure
 from .fig_training import loss_curves_figure
 from .study_view import NothingToShow, StudyView
 from .style import figure_style, save_figure
 
-__all__ = ["FigureSpec", "FIGURES", "FigureResult", "build_figures"]
+__all__ = ["FigureSpec", "FIGURES", "FigureResult", "build_figures", "figures_for"]
 
 Builder = Callable[[StudyView], "Figure | tuple[Figure, str]"]
 
@@ -33,12 +33,15 @@ class FigureSpec:
             ``report.tex``, and rendered by GitHub in ``index.md``); the rest is plain text.
         build: ``view -> Figure`` or ``(Figure, detail sentence)``; raises
             :class:`NothingToShow` when the study has nothing for it.
+        task: ``"classification"`` or ``"regression"`` for a figure only that
+            task's studies have (not listed as skipped for the other); ``None``: every study.
     """
 
     name: str
     title: str
     caption: str
     build: Builder
+    task: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,16 +63,22 @@ class FigureResult:
 
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("leaderboard", "Leaderboard",
-               "Test accuracy, F1 and ROC-AUC per variant: small dots are seeds, large markers the mean over "
-               "seeds with its 95% t interval; fixed baselines, gated mixtures and learnable families are set "
-               "apart, each group sorted by mean ROC-AUC.", leaderboard_figure),
+               "Test metrics per variant (classification: accuracy, F1 and ROC-AUC; regression: RMSE, MAE and "
+               "R²): small dots are seeds, large markers the mean over seeds with its 95% t interval; fixed "
+               "baselines, gated mixtures and learnable families are set apart, each group sorted by mean ROC-AUC "
+               "(regression: R²).", leaderboard_figure),
     FigureSpec("roc", "Mean ROC curves",
                "Mean ROC curve over seeds with a $\\pm 1$ standard deviation band for the reference and the best "
                "variant of each gate kind and the best learnable family, over the full range and zoomed into the "
                "top-left corner.",
-               roc_figure),
+               roc_figure, "classification"),
+    FigureSpec("regression_fit", "Predicted against true",
+               "Regression: predicted against true test targets (dashed: perfect prediction) and the distribution "
+               "of the residuals, for the reference and the best variant of each kind.", regression_figure,
+               "regression"),
     FigureSpec("loss_curves", "Training and validation loss",
-               "Training (solid) and validation (dashed) cross-entropy per epoch, fixed versus learnable "
+               "Training (solid) and validation (dashed) loss per epoch (cross-entropy; regression: mean squared "
+               "error on standardised targets), fixed versus learnable "
                "activations; the circle marks the epoch whose weights were kept.", loss_curves_figure),
     FigureSpec("cost", "Cost",
                "What each variant costs trained alone: trainable parameters; forward plus backward FLOPs per "
@@ -96,12 +105,17 @@ FIGURES: tuple[FigureSpec, ...] = (
                "Evolution of the gate weights per candidate over the training epochs.", gate_evolution_figure),
     FigureSpec("confusion", "Confusion matrices",
                "Mean confusion matrix per variant over seeds, each row normalised to the true class "
-               "(percent, $\\pm$ standard deviation over seeds).", confusion_figure),
+               "(percent, $\\pm$ standard deviation over seeds).", confusion_figure, "classification"),
     FigureSpec("case_studies", "Case studies",
                "Per-sample gate weights for misclassified, confidently correct and least certain test samples "
-               "of one run, next to the mean over all its test samples.", case_studies_figure),
+               "of one run, next to the mean over all its test samples.", case_studies_figure, "classification"),
 )
 """Every figure of the report, in reading order."""
+
+
+def figures_for(task: str) -> tuple[FigureSpec, ...]:
+    """The figures a study of ``task`` (``"classification"`` or ``"regression"``) has, in reading order."""
+    return tuple(s for s in FIGURES if s.task in (None, task))
 
 
 def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] = FIGURES) -> list[FigureResult]:
@@ -115,6 +129,8 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
     results = []
     note = view.excluded_note()
     for spec in specs:
+        if spec.task is not None and view.variants and spec.task != view.task:
+            continue  # another task's figure: not part of this study's report
         if not view.variants:
             results.append(FigureResult(spec, skipped="every run of the study diverged"))
             continue

@@ -26,6 +26,7 @@ _UNICODE_MATH = {
     "\u2265": r"\ensuremath{\ge}", "\u00d7": r"\ensuremath{\times}", "\u2013": r"\textendash{}",
     "\u2014": r"\textemdash{}",
     "\u2026": r"\dots{}", "\u00b7": r"\ensuremath{\cdot}", "\u2192": r"\ensuremath{\to}",
+    "\u00b2": r"\ensuremath{^2}",
 }
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in [*_LATEX_SPECIALS, *_UNICODE_MATH]))
 _MINUS_RE = re.compile(r"(?<![\w.])-(?=\d)")

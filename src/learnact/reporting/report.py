@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .figures import FIGURES, build_figures
 from .html import index_html
@@ -25,6 +26,11 @@ from .render import Table, write_table
 from .study_view import NothingToShow, StudyView, load_study_view
 from .style import format_number
 from .tables import comparison_table, diagnostics_summary_table, leaderboard_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..config import DataConfig
 
 __all__ = ["REPORT_DIR", "TABLES", "build_report", "protocol_paragraphs", "caption_suffix"]
 
@@ -83,6 +89,20 @@ def _families_paragraph(view: StudyView) -> str:
             f"with the network (no gate, no entropy term): {'; '.join(items)}.{tail}")
 
 
+
+def _preprocessing_phrase(data: DataConfig) -> str:
+    """What each training part fits: the optional imputation / one-hot steps, then the scaler."""
+    steps = []
+    if data.impute is not None:
+        steps.append(f"missing values imputed ({data.impute.replace('_', ' ')}"
+                     + (", with missing-value indicators" if data.missing_indicators else "") + ")")
+    if data.one_hot:
+        steps.append("text columns one-hot encoded")
+    if not steps:
+        return "a scaler fitted on the training part only"
+    return f"{' and '.join(steps)}, then a scaler, all fitted on the training part only"
+
+
 def protocol_paragraphs(view: StudyView) -> list[str]:
     """Plain-text paragraphs describing the study, taken from its saved configs."""
     n_runs = sum(len(r) for r in view.runs.values())
@@ -91,13 +111,14 @@ def protocol_paragraphs(view: StudyView) -> list[str]:
     first = configs[0]
     tidy = view.tidy
     sizes = tidy.drop_duplicates("run_id")[["n_train", "n_val", "n_test"]].median()
+    split_kind = "random" if view.task == "regression" else "stratified"
     paras = [
         f"Study \u201c{view.name}\u201d: {len(view.all_variants)} variants ({_kinds(view)}) and "
         f"{len(view.seeds)} seeds ({', '.join(map(str, view.seeds))}), {n_runs} finished runs"
         + (f" and {n_diverged} diverged {'run' if n_diverged == 1 else 'runs'}" if n_diverged else "")
         + ". Everything below is computed from the saved run folders, without retraining.",
-        f"Data: {view.dataset_label}. For each seed, a stratified train/test split (test share "
-        f"{format_number(first.data.test_size)}), a scaler fitted on the training part only, and a stratified "
+        f"Data: {view.dataset_label}. For each seed, a {split_kind} train/test split (test share "
+        f"{format_number(first.data.test_size)}), {_preprocessing_phrase(first.data)}, and a {split_kind} "
         f"train/validation split of the training part (validation share {format_number(first.data.val_size)}); "
         f"about {sizes['n_train']:.0f} training, {sizes['n_val']:.0f} validation and {sizes['n_test']:.0f} test "
         "rows per seed. The seed sets the split as well as the initialisation.",
@@ -159,13 +180,20 @@ def _clean(folder: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | None = None) -> Path:
+def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | None = None,
+                 dataset: str | None = None, tidy: pd.DataFrame | None = None) -> Path:
     """Build the report pack of a finished study.
+
+    A suite (runs on several data sets) gets the suite section in the report
+    folder and each data set's own report in ``<report>/<data set>/``
+    (:mod:`.suite_report`).
 
     Args:
         study_dir: The study folder (``study.json`` and ``runs/``).
         pdf: Also compile ``report.tex`` to ``report.pdf`` with ``latexmk``.
         out: Report folder (default: ``<study_dir>/report``).
+        dataset: In a suite, build the report of this data set only.
+        tidy: The study's tidy table, when the caller has it (not rebuilt).
 
     Returns:
         The report folder.
@@ -176,7 +204,24 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
         ReportError: ``pdf=True`` and ``latexmk`` is missing (everything else
             is built first; the message says what to install) or LaTeX failed.
     """
-    view = load_study_view(study_dir)
+    if dataset is None:
+        from ..evaluation import tidy_results
+        from ..evaluation.suite import is_suite
+
+        study = Path(study_dir)
+        if not study.is_dir():
+            raise FileNotFoundError(f"study folder {str(study)!r} does not exist")
+        tidy = tidy_results(study) if tidy is None else tidy
+        if is_suite(tidy):
+            from .suite_report import build_suite_report
+
+            name = load_study_view(study).name
+            return build_suite_report(
+                study, tidy, name, Path(out) if out is not None else study / REPORT_DIR, pdf=pdf,
+                build_one=lambda label, sub, where: build_report(study, pdf=pdf, out=where, dataset=label, tidy=sub))
+    view = load_study_view(study_dir, dataset)
+    if tidy is not None:
+        view.__dict__["tidy"] = tidy  # the cached table (StudyView.tidy), rebuilt from the same folders otherwise
     folder = Path(out) if out is not None else view.folder / REPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     _clean(folder)

@@ -26,6 +26,7 @@ from .. import store
 from ..config import RunConfig
 from ..evaluation import excluded_note, resolve_reference, run_status, seed_aggregates, tidy_results
 from ..evaluation.diagnostics import layer_kind
+from ..evaluation.metrics import HEADLINE_METRICS, table_task
 from ..evaluation.status import FINISHED
 from ..exceptions import RunStoreError
 
@@ -163,6 +164,7 @@ class StudyView:
         diverged: Diverged runs per variant (only variants that have one), in seed order.
         all_variants: Every variant with a run, finished or diverged, in the
             order of :attr:`variants` (the tables list them all).
+        dataset: The suite data set this view is limited to, or ``None``.
     """
 
     folder: Path
@@ -174,6 +176,7 @@ class StudyView:
     settings: dict[str, Any]
     diverged: dict[str, list[RunView]] = field(default_factory=dict)
     all_variants: list[str] = field(default_factory=list)
+    dataset: str | None = None
 
     def config(self, variant: str) -> RunConfig:
         """The run config of a variant's first run (activation and training settings)."""
@@ -237,8 +240,29 @@ class StudyView:
 
     @cached_property
     def tidy(self) -> pd.DataFrame:
-        """The tidy results table (:func:`learnact.evaluation.tidy_results`)."""
-        return tidy_results(self.folder)
+        """The tidy results table (:func:`learnact.evaluation.tidy_results`); a suite's data set: its rows."""
+        tidy = tidy_results(self.folder)
+        if self.dataset is None:
+            return tidy
+        keep = {r.folder.name for rs in (*self.runs.values(), *self.diverged.values()) for r in rs}
+        sub = tidy[tidy["run_id"].isin(keep)]
+        sub.attrs = dict(tidy.attrs)
+        return sub
+
+    @cached_property
+    def task(self) -> str:
+        """``"classification"`` or ``"regression"`` (:func:`learnact.evaluation.metrics.table_task`)."""
+        return table_task(self.tidy)
+
+    @cached_property
+    def headline(self) -> tuple[str, ...]:
+        """The task's headline metrics, first the one variants are sorted by."""
+        return HEADLINE_METRICS[self.task]
+
+    def require_classification(self, what: str) -> None:
+        """Raise :class:`NothingToShow` for a regression study (``what`` needs class probabilities)."""
+        if self.task == "regression":
+            raise NothingToShow(f"a regression study has no class probabilities for {what}")
 
     @cached_property
     def baseline(self) -> str | None:
@@ -289,11 +313,13 @@ def _study_settings(folder: Path) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
-def load_study_view(study_dir: Path | str) -> StudyView:
+def load_study_view(study_dir: Path | str, dataset: str | None = None) -> StudyView:
     """Read a study folder's settings and finished runs.
 
     Args:
         study_dir: A folder made by ``learnact run`` (``runs/<run_id>/...``).
+        dataset: In a suite, the label of the one data set to view (its runs
+            only, as if it were a study of its own).
 
     Raises:
         FileNotFoundError: ``study_dir`` does not exist or is not a folder.
@@ -303,6 +329,8 @@ def load_study_view(study_dir: Path | str) -> StudyView:
     if not folder.is_dir():
         raise FileNotFoundError(f"study folder {str(folder)!r} does not exist")
     done = list(store.study_runs(folder))
+    if dataset is not None:
+        done = [(path, cfg) for path, cfg in done if cfg.suite_dataset == dataset]
     if not done:
         raise RunStoreError(
             f"study folder {str(folder)!r} has no finished runs (expected runs/<run_id>/DONE); "
@@ -326,8 +354,9 @@ def load_study_view(study_dir: Path | str) -> StudyView:
             (runs if r.status == FINISHED else diverged).setdefault(v, []).append(r)
     reference = settings.get("reference")
     return StudyView(
+        dataset=dataset,
         folder=folder,
-        name=str(settings.get("name") or folder.resolve().name),
+        name=str(settings.get("name") or folder.resolve().name) + (f" ({dataset})" if dataset else ""),
         seeds=seeds,
         reference=reference if reference in every else None,
         variants=[v for v in order if v in runs],

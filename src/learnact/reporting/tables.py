@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..evaluation import DEFAULT_COMPARISON_METRICS, describe_quantity, diagnostics_table, paired_comparisons
+from ..evaluation import describe_quantity, diagnostics_table, paired_comparisons
 from ._plot import grouped_rows
 from .render import Cell, Table
 from .study_view import NothingToShow, StudyView
@@ -21,6 +21,8 @@ __all__ = ["LEADERBOARD_COLUMNS", "leaderboard_table", "comparison_table", "diag
            "format_pvalue"]
 
 LEADERBOARD_COLUMNS = ("accuracy", "f1", "roc_auc", "log_loss", "n_params", "flops_per_sample", "step_latency_ms")
+REGRESSION_COLUMNS = ("rmse", "mae", "r2", "n_params", "flops_per_sample", "step_latency_ms")
+"""The leaderboard table's columns of a regression study."""
 """Quantities of the leaderboard table, in column order.
 
 Cost columns: the variant trained alone (:mod:`learnact.training.cost`).
@@ -86,14 +88,16 @@ def _with_note(text: str, view: StudyView) -> str:
     return f"{text} {note}".strip() if note else text
 
 
-def leaderboard_table(view: StudyView, columns: Sequence[str] = LEADERBOARD_COLUMNS) -> Table:
+def leaderboard_table(view: StudyView, columns: Sequence[str] | None = None) -> Table:
     """Mean +- sample std over finished seeds per variant; the best mean of each column in bold.
 
     Every variant is listed, one whose every run diverged too (with n/a);
     ``n`` counts finished runs and, when any run diverged, a column counts
     the diverged ones (``n_diverged`` in the data in any case).
     """
-    order, titles, rules = _ordered_groups(view, view.all_variants, sort_by="roc_auc")
+    if columns is None:
+        columns = REGRESSION_COLUMNS if view.task == "regression" else LEADERBOARD_COLUMNS
+    order, titles, rules = _ordered_groups(view, view.all_variants, sort_by=view.headline[0])
     show_diverged = bool(view.diverged)
     records, cells, best = [], {}, {}
     for q in columns:
@@ -122,9 +126,11 @@ def leaderboard_table(view: StudyView, columns: Sequence[str] = LEADERBOARD_COLU
     seeds = ", ".join(map(str, view.seeds))
     caption = (f"Leaderboard on the {view.dataset_label} test sets: mean \u00b1 sample standard deviation over "
                f"seeds ({seeds}); fixed baselines first, then gated mixtures and learnable families, each sorted by "
-               "ROC-AUC. FLOPs per sample (forward + backward) and the latency of one training step (one thread) "
+               f"{describe_quantity(view.headline[0]).label}. FLOPs per sample (forward + backward) and the latency "
+               "of one training step (one thread) "
                "are what the variant costs trained alone at the study's batch size.")
-    notes = "Bold: best mean per column (higher is better except log loss, parameters, FLOPs and step time)."
+    lower = "RMSE, MAE" if view.task == "regression" else "log loss"
+    notes = f"Bold: best mean per column (higher is better except {lower}, parameters, FLOPs and step time)."
     if show_diverged:
         notes = _with_note(f"{notes} n: finished runs; Diverged: runs whose loss, weights or gates stopped being "
                            "finite (their test metrics are NaN).", view)
@@ -134,7 +140,7 @@ def leaderboard_table(view: StudyView, columns: Sequence[str] = LEADERBOARD_COLU
                  "Leaderboard")
 
 
-def comparison_table(view: StudyView, metrics: Sequence[str] = DEFAULT_COMPARISON_METRICS,
+def comparison_table(view: StudyView, metrics: Sequence[str] | None = None,
                      reference: str | None = None, alpha: float = 0.05) -> Table:
     """Paired comparisons with the reference (:func:`learnact.evaluation.paired_comparisons`).
 
@@ -143,6 +149,7 @@ def comparison_table(view: StudyView, metrics: Sequence[str] = DEFAULT_COMPARISO
     """
     if len(view.all_variants) < 2:
         raise NothingToShow("the study has a single variant; nothing to compare")
+    metrics = tuple(metrics) if metrics is not None else view.headline
     table = paired_comparisons(view.tidy, reference, metrics)
     ref = str(table.attrs["reference"])
     order, _, _ = _ordered_groups(view, [v for v in view.all_variants if v != ref])

@@ -21,13 +21,17 @@ __all__ = ["task_loss", "entropy_term", "targets_tensor", "batch_objective"]
 
 
 def targets_tensor(y: object, n_classes: int) -> Tensor:
-    """Labels as the loss expects them: float ``(b, 1)`` (binary) or long ``(b,)``."""
+    """Targets as the loss expects them: float ``(b, 1)`` (binary), long ``(b,)`` (multi-class) or float
+    ``(b,)`` (regression, ``n_classes = 0``)."""
     t = torch.as_tensor(y)
+    if n_classes == 0:
+        return t.to(torch.float32).reshape(-1)
     return t.to(torch.float32).reshape(-1, 1) if n_classes == 2 else t.to(torch.long).reshape(-1)
 
 
 def task_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
-    """Mean binary cross-entropy on ``sigmoid(logits)`` or multi-class cross-entropy.
+    """Mean binary cross-entropy on ``sigmoid(logits)``, multi-class cross-entropy, or (regression: a float
+    target of shape ``(b,)``) the mean squared error of the identity output.
 
     The binary form is ``BCELoss(sigmoid(z), y)`` as in the paper's backbone
     (sigmoid output unit), which keeps runs bit-comparable with it. Non-finite
@@ -40,22 +44,28 @@ def task_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None) -> T
 
     Shape:
         - logits: ``(b, 1)`` binary or ``(b, n_classes)``
-        - target: ``(b, 1)`` float (binary) or ``(b,)`` long
+        - target: ``(b, 1)`` float (binary), ``(b,)`` long or ``(b,)`` float (regression)
         - weight: ``(b,)``, non-negative, or ``None`` (all rows count alike)
         - output: ``()``
     """
-    if logits.shape[-1] == 1 and not bool(torch.isfinite(logits).all()):
-        return logits.sum() * float("nan")
     if weight is not None:
         return _weighted_task_loss(logits, target, weight)
+    if target.is_floating_point() and target.dim() == 1:  # regression: identity output, mean squared error
+        return F.mse_loss(logits.reshape(-1), target)
     if logits.shape[-1] == 1:
+        if not bool(torch.isfinite(logits).all()):
+            return logits.sum() * float("nan")
         return F.binary_cross_entropy(torch.sigmoid(logits), target)
     return F.cross_entropy(logits, target)
 
 
 def _weighted_task_loss(logits: Tensor, target: Tensor, weight: Tensor) -> Tensor:
     """:func:`task_loss` with per-sample weights: ``sum_i w_i l_i / sum_i w_i``."""
-    if logits.shape[-1] == 1:
+    if target.is_floating_point() and target.dim() == 1:
+        per_row = F.mse_loss(logits.reshape(-1), target, reduction="none")
+    elif logits.shape[-1] == 1:
+        if not bool(torch.isfinite(logits).all()):
+            return logits.sum() * float("nan")
         per_row = F.binary_cross_entropy(torch.sigmoid(logits), target, reduction="none").reshape(-1)
     else:
         per_row = F.cross_entropy(logits, target, reduction="none")

@@ -60,9 +60,11 @@ def member_task_loss(logits: Tensor, target: Tensor) -> Tensor:
 
     Shape:
         - logits: ``(K, b, 1)`` (binary) or ``(K, b, n_classes)``
-        - target: ``(K, b, 1)`` float (binary) or ``(K, b)`` long
+        - target: ``(K, b, 1)`` float (binary), ``(K, b)`` long, or ``(K, b)`` float (regression)
         - output: ``(K,)``
     """
+    if target.is_floating_point() and target.dim() == 2:  # regression: (K, b) targets
+        return F.mse_loss(logits.squeeze(-1), target, reduction="none").mean(dim=1)
     if logits.shape[-1] == 1:
         prob, bad = _binary_probabilities(logits)
         task = F.binary_cross_entropy(prob, target, reduction="none").mean(dim=(1, 2))
@@ -80,7 +82,7 @@ def task_and_gradient(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     Shape:
         - logits: ``(K, b, o)``; outputs ``(K,)`` and ``(K, b, o)``
     """
-    if logits.shape[-1] == 1:
+    if logits.shape[-1] == 1 and target.dim() == 3:
         prob, bad = _binary_probabilities(logits)
         task = F.binary_cross_entropy(prob, target, reduction="none").mean(dim=(1, 2))
         grad = loss_gradient(prob, target)

@@ -86,8 +86,11 @@ class StackedFit:
 
 
 def _targets(ys: Sequence[np.ndarray], binary: bool) -> Tensor:
+    """Each member's targets: float ``(K, b, 1)`` (binary), float ``(K, b)`` (regression) or long ``(K, b)``."""
     t = torch.stack([torch.as_tensor(np.asarray(y)) for y in ys])
-    return t.to(torch.float32).unsqueeze(-1) if binary else t.to(torch.long)
+    if binary:
+        return t.to(torch.float32).unsqueeze(-1)
+    return t.to(torch.float32) if t.is_floating_point() else t.to(torch.long)
 
 
 def fit_stacked(

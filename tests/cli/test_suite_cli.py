@@ -1,0 +1,190 @@
+"""Suites: one study over several data sets, through the real console script, and the analysis across them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import learnact
+from learnact.evaluation import tidy_results
+from learnact.evaluation.suite import is_suite, suite_analysis, suite_scores
+from learnact.evaluation.suite_statistics import average_ranks
+from learnact.experiment.grid import study_from_dict, study_to_dict
+
+SRC = Path(learnact.__file__).resolve().parent.parent
+
+SUITE = textwrap.dedent("""
+    name = "tiny-suite"
+    seeds = [1, 2]
+    reference = "tanh"
+    [data]
+    datasets = ["iris", "xor", {dataset = "wine", test_size = 0.3}]
+    [backbone]
+    hidden = [8]
+    [train]
+    max_epochs = 15
+    [[variants]]
+    name = "tanh"
+    kind = "fixed"
+    activation = "tanh"
+    [[variants]]
+    name = "relu"
+    kind = "fixed"
+    activation = "relu"
+    [[variants]]
+    name = "gated"
+    kind = "gated"
+    candidates = ["relu", "tanh"]
+""")
+
+
+def _learnact(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("learnact")
+    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "learnact"]
+    env = {k: v for k, v in os.environ.items() if k != "LEARNACT_DEBUG"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_a_suite_spells_out_its_data_sets_and_names_them_in_run_ids():
+    import tomllib
+
+    study = study_from_dict(tomllib.loads(SUITE))
+    assert [d.dataset for d in study.datasets] == ["iris", "xor", "wine"]
+    assert [d.test_size for d in study.datasets] == [0.25, 0.25, 0.3]  # an entry's own settings win
+    runs = study.runs()
+    assert len(runs) == 3 * 3 * 2
+    assert runs[0].run_id.startswith("tanh__iris__s1__") and runs[-1].run_id.startswith("gated__wine__s2__")
+    assert len({r.run_id for r in runs}) == len(runs)
+    again = study_from_dict(study_to_dict(study))  # study.json round trip: the same runs
+    assert [r.run_id for r in again.runs()] == [r.run_id for r in runs]
+
+
+@pytest.mark.parametrize("data, problem", [
+    ({"datasets": ["iris", "iris"]}, "listed once"),
+    ({"datasets": []}, "non-empty list"),
+    ({"datasets": [{"test_size": 0.3}]}, "datasets[0]"),
+    ({"datasets": ["iris"], "dataset": "wine"}, "remove data.dataset"),
+    ({"datasets": ["nope.csv"]}, "data.datasets[0]: CSV file 'nope.csv' does not exist"),
+])
+def test_bad_suites_are_refused_with_the_field(data, problem):
+    from learnact.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+        study_from_dict({"name": "s", "data": data, "variants": [{"name": "t", "kind": "fixed"}]})
+
+
+def test_single_data_set_run_ids_are_unchanged():
+    study = study_from_dict({"name": "s", "seeds": [1], "variants": [{"name": "t", "kind": "fixed",
+                                                                      "activation": "tanh"}]})
+    assert study.runs()[0].run_id == "t__s1__" + study.runs()[0].fingerprint()
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("suite")
+    (root / "suite.toml").write_text(SUITE)
+    proc = _learnact("run", "suite.toml", "--out", "study", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    (root / "stdout.txt").write_text(proc.stdout)
+    return root
+
+
+def test_the_suite_trains_every_data_set_and_prints_the_summary(suite: Path):
+    out = (suite / "stdout.txt").read_text()
+    assert "3 variants x 2 seeds x 3 data sets" in out and "avg rank" in out
+    for name in ("iris", "xor", "wine"):
+        assert name in out
+    board = pd.read_csv(suite / "study" / "leaderboard.csv")
+    assert list(board.columns[:2]) == ["dataset", "variant"]
+    assert sorted(board["dataset"].unique()) == ["iris", "wine", "xor"] and (board["n_seeds"] == 2).all()
+    # each data set's leaderboard equals the one of a study of that data set alone (the same runs)
+    tidy = tidy_results(suite / "study")
+    assert is_suite(tidy)
+    runs, means = suite_scores(tidy, "accuracy")
+    for d in ("iris", "xor", "wine"):
+        row = board[(board["dataset"] == d) & (board["variant"] == "relu")].iloc[0]
+        assert row["accuracy_mean"] == pytest.approx(runs[(runs.dataset == d) & (runs.variant == "relu")].value.mean())
+        assert means.loc[d, "relu"] == pytest.approx(row["accuracy_mean"])
+
+
+def test_the_suite_report_has_the_cd_diagram_the_poi_matrix_and_a_section_per_data_set(suite: Path):
+    report = suite / "study" / "report"
+    for fig in ("cd_diagram", "probability_of_improvement", "iqm", "performance_profiles"):
+        assert (report / "figures" / f"{fig}.png").stat().st_size > 5000, fig
+    index = (report / "index.md").read_text()
+    assert "Critical-difference diagram" in index and "Probability of improvement" in index
+    for d in ("iris", "xor", "wine"):
+        sub = (report / d / "index.md").read_text()
+        assert f"tiny-suite ({d})" in sub and "(figures/leaderboard.png)" in sub.replace('"', "(").replace(">", ")")
+        assert f"{d}/index.html" in index
+        sub_board = pd.read_csv(report / d / "tables" / "leaderboard.csv")
+        assert len(sub_board) == 3  # that data set's variants only
+    means = pd.read_csv(report / "tables" / "suite_means.csv").set_index("variant")
+    tidy = tidy_results(suite / "study")
+    _, by_hand = suite_scores(tidy, "accuracy")
+    for v in ("tanh", "relu", "gated"):
+        for d in ("iris", "xor", "wine"):
+            assert means.loc[v, d] == pytest.approx(by_hand.loc[d, v])
+    ranks = average_ranks(by_hand)
+    assert means["average_rank"].to_dict() == pytest.approx(ranks.to_dict())
+    html = (report / "index.html").read_text()
+    assert html.count("data:image/png;base64,") == 4
+
+
+def test_resuming_a_suite_trains_nothing(suite: Path):
+    proc = _learnact("run", "suite.toml", "--out", "study", "--no-report", cwd=suite)
+    assert proc.returncode == 0, proc.stderr
+    assert "18 runs, 18 already finished" in proc.stderr
+    assert "0 trained, 18 already done" in " ".join(proc.stdout.split())
+
+
+def _fake_tidy(means: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
+    rows = []
+    for d, by_variant in means.items():
+        for v, values in by_variant.items():
+            for s, x in enumerate(values):
+                rows.append({"run_id": f"{v}__{d}__s{s}", "variant": v, "seed": s, "status": "finished",
+                             "dataset": d, "kind": "fixed", "metric": "accuracy", "group": "performance",
+                             "value": x})
+    tidy = pd.DataFrame(rows)
+    tidy.attrs["reference"] = "a"
+    return tidy
+
+
+def test_suite_analysis_by_hand():
+    tidy = _fake_tidy({
+        "d1": {"a": [0.8, 0.9], "b": [0.7, 0.7], "c": [0.95, 0.95]},
+        "d2": {"a": [0.6, 0.6], "b": [0.65, 0.65], "c": [0.9, 0.9]},
+        "d3": {"a": [0.5, 0.5], "b": [0.5, 0.5], "c": [0.7, 0.8]},
+    })
+    a = suite_analysis(tidy, "accuracy", rope=0.01, reps=200)
+    assert a.means.loc["d1", "a"] == pytest.approx(0.85)
+    # ranks per data set: d1 c>a>b, d2 c>b>a, d3 c > a=b -> a (2+3+2.5)/3, b (3+2+2.5)/3, c 1
+    assert a.ranks.to_dict() == pytest.approx({"c": 1.0, "a": 7.5 / 3, "b": 7.5 / 3})
+    wtl = a.wtl.set_index("variant")
+    assert wtl.loc["b"].tolist() == [1, 1, 1] and wtl.loc["c"].tolist() == [3, 0, 0]
+    # c beats a on every run of every data set: P(c > a) = 1, and the reverse 0
+    assert a.poi.loc["c", "a"] == 1.0 and a.poi.loc["a", "c"] == 0.0
+    assert a.iqm.set_index("variant").loc["c", "iqm"] == pytest.approx(1.0)  # c is the best run everywhere
+    assert np.allclose(a.profiles.loc[0.0].to_numpy() <= 1, True)
+
+
+def test_suite_analysis_needs_two_complete_data_sets():
+    tidy = _fake_tidy({"d1": {"a": [0.8], "b": [0.7]}, "d2": {"a": [0.6]}})
+    with pytest.raises(ValueError, match="at least 2 data sets where every variant finished"):
+        suite_analysis(tidy)
+
+
+def test_the_study_file_of_a_suite_is_written_as_a_suite(suite: Path):
+    data = json.loads((suite / "study" / "study.json").read_text())["data"]
+    assert [d["dataset"] for d in data["datasets"]] == ["iris", "xor", "wine"]
