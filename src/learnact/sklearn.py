@@ -9,24 +9,30 @@ fixed candidate or any learnable family (``activation="spline"``).
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from pydantic import ValidationError
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._checks import did_you_mean
 from .config import ActivationConfig, TrainConfig, format_validation_error
 from .data import Split, Standardizer
 from .evaluation.metrics import class_probabilities
 from .model import MLP, init_parameters_
+from .model.device import resolve_device
 from .model.inference import predict_proba
+from .training import EpochRecord, run_generator
 from .training import fit as fit_model
-from .training import run_generator
 
 __all__ = ["GatedMLPClassifier"]
 
@@ -48,19 +54,37 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
         entropy_weight: Signed lambda of the entropy term (``> 0``: select one).
         lr, weight_decay, batch_size, max_epochs, patience: Training settings.
         val_size: Share of the training rows held out for early stopping.
-        random_state: Seed of the split, the initial weights and the shuffling.
+        random_state: Seed of the split, the initial weights and the shuffling,
+            with scikit-learn's semantics: an int (the same fit every time),
+            a ``numpy.random.RandomState`` (drawn from, so each fit differs)
+            or ``None`` (fresh randomness).
+        warm_start: A second ``fit`` continues from the fitted weights (same
+            classes, features, scaling and validation rows) instead of starting
+            afresh; its epochs add to ``n_iter_`` and ``loss_curve_``.
+        verbose: ``> 0``: print one line per epoch (losses) to stdout.
+        device: Where to train and predict: ``"cpu"``, ``"cuda"`` or
+            ``"auto"`` (CUDA when available); the fitted model stays there.
 
     Attributes:
         classes_: Class labels seen in ``fit``.
         model_: The trained :class:`~learnact.model.MLP` (best validation weights).
         scaler_: The standardisation fitted on the training rows.
         history_: Per-epoch records (:class:`~learnact.training.EpochRecord`).
+        n_iter_: Epochs run, over all fits of a warm start.
+        loss_curve_: Training task loss per epoch (length ``n_iter_``).
+        best_epoch_: Epoch (of the last fit) whose weights were restored.
         gate_weights_: Per hidden layer, the learned static gate weights
             (``None`` for fixed, family or input-dependent layers).
 
     Shape:
         - X: ``(n_samples, n_features)``; predict_proba output ``(n_samples, n_classes)``
     """
+
+    # what fit sets (annotations only: an unfitted estimator has none of them)
+    model_: MLP
+    n_iter_: int
+    loss_curve_: list[float]
+    _shuffle_state_: torch.Tensor
 
     def __init__(
         self,
@@ -77,7 +101,10 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
         max_epochs: int = 300,
         patience: int = 30,
         val_size: float = 0.2,
-        random_state: int = 0,
+        random_state: int | np.random.RandomState | None = 0,
+        warm_start: bool = False,
+        verbose: int = 0,
+        device: str = "cpu",
     ) -> None:
         self.hidden = hidden
         self.activation = activation
@@ -93,6 +120,9 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
         self.patience = patience
         self.val_size = val_size
         self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.device = device
 
     def _activation_config(self) -> ActivationConfig:
         from .model.activations import list_candidates
@@ -124,35 +154,101 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
                 path=lambda loc: ".".join([fields.get(str(loc[0]), str(loc[0])), *map(str, loc[1:])]) if loc else "",
             ) from None
 
-    def fit(self, X: Any, y: Any) -> GatedMLPClassifier:
-        """Standardise, hold out ``val_size`` for early stopping, and train."""
-        X, y = validate_data(self, X, y, dtype=np.float64)
+    def _seeds(self) -> tuple[int, int]:
+        """``(split seed, torch seed)`` from ``random_state``: an int is both (today's results), else two draws."""
+        rs = self.random_state
+        if isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
+            return int(rs), int(rs)
+        rng = check_random_state(rs)
+        split_seed, torch_seed = rng.randint(0, np.iinfo(np.int32).max, size=2)
+        return int(split_seed), int(torch_seed)
+
+    def _continues(self, n_features: int, classes: np.ndarray) -> bool:
+        """Whether this fit warm-starts from the fitted model (``warm_start`` and a compatible fit)."""
+        if not (self.warm_start and hasattr(self, "model_")):
+            return False
+        if n_features != self.n_features_in_ or not np.array_equal(classes, self.classes_):
+            raise ValueError(f"warm_start=True continues the fitted model, which has {self.n_features_in_} "
+                             f"features and classes {self.classes_.tolist()}; got {n_features} features and "
+                             f"classes {classes.tolist()}; fit with warm_start=False to start afresh")
+        return True
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> GatedMLPClassifier:
+        """Standardise, hold out ``val_size`` for early stopping, and train.
+
+        Args:
+            X: Features, ``(n_samples, n_features)``.
+            y: Class labels, ``(n_samples,)``.
+            sample_weight: Non-negative weight per row (``None``: all 1). The
+                training and validation losses are weighted means
+                (:func:`~learnact.training.objective.task_loss`), so a row of
+                weight 0 does not count.
+
+        Raises:
+            ValueError: Bad parameters or data, or training that diverged
+                (non-finite loss or weights) before any finite validation
+                loss; the message names the epoch, what was not finite and
+                the settings to lower.
+        """
+        X, y = validate_data(self, X, y, dtype=np.float64, reset=not (self.warm_start and hasattr(self, "model_")))
         check_classification_targets(y)
-        self.classes_, y_idx = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"y needs at least two classes, got 1 class: {self.classes_.tolist()}")
+        classes, y_idx = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"y needs at least two classes, got 1 class: {classes.tolist()}")
+        warm = self._continues(X.shape[1], classes)
+        self.classes_ = classes
+        weights = None if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if weights is not None and (weights < 0).any():
+            raise ValueError(f"sample_weight must be >= 0, got {float(weights.min())} at row "
+                             f"{int(weights.argmin())}")
+        device = resolve_device(self.device)
         act = self._activation_config()
         train = TrainConfig(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
                             max_epochs=self.max_epochs, patience=self.patience,
                             entropy_weight=self.entropy_weight)
+        split_seed, torch_seed = self._seeds()
         idx = np.arange(len(y_idx))
         counts = np.bincount(y_idx)
         stratify = y_idx if counts.min() >= 2 else None
-        i_tr, i_va = train_test_split(idx, test_size=self.val_size, random_state=self.random_state,
-                                      stratify=stratify)
-        self.scaler_ = Standardizer.fit(X[i_tr])
+        i_tr, i_va = train_test_split(idx, test_size=self.val_size, random_state=split_seed, stratify=stratify)
+        if not warm:
+            self.scaler_ = Standardizer.fit(X[i_tr])
         Xs = self.scaler_.transform(X).astype(np.float32)
         n_classes = len(self.classes_)
         split = Split(Xs[i_tr], y_idx[i_tr], Xs[i_va], y_idx[i_va], Xs[:0], y_idx[:0], i_tr, i_va, idx[:0],
                       self.scaler_, n_classes, tuple(map(str, self.classes_)))
-        generator = run_generator(self.random_state)
-        model = MLP(X.shape[1], tuple(self.hidden), 1 if n_classes == 2 else n_classes, act)
-        init_parameters_(model, generator)
-        result = fit_model(model, split, train, generator)
+        if warm:
+            model = self.model_
+            generator = torch.Generator()
+            generator.set_state(self._shuffle_state_)
+        else:
+            generator = run_generator(torch_seed)
+            model = MLP(X.shape[1], tuple(self.hidden), 1 if n_classes == 2 else n_classes, act)
+            init_parameters_(model, generator)
+            self.n_iter_ = 0
+            self.loss_curve_ = []
+        result = fit_model(model, split, train, generator, device=device,
+                           sample_weight=None if weights is None else (weights[i_tr], weights[i_va]),
+                           on_epoch=self._report_epoch if self.verbose > 0 else None)
+        self._shuffle_state_ = generator.get_state()
         self.model_ = model
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
+        self.n_iter_ += result.epochs_run
+        self.loss_curve_ = [*self.loss_curve_, *(r.train_task for r in result.history)]
+        if result.diverged_epoch is not None:
+            what = (f"training diverged at epoch {result.diverged_epoch} ({result.diverged_reason}); "
+                    f"lower lr (now {self.lr}) or temperature, or raise weight_decay")
+            if result.best_epoch == 0:
+                raise ValueError(f"{what}: no epoch had a finite validation loss, so there are no weights to keep")
+            warnings.warn(f"{what}; kept the weights of epoch {result.best_epoch}", ConvergenceWarning,
+                          stacklevel=2)
         return self
+
+    def _report_epoch(self, record: EpochRecord) -> None:
+        """The ``verbose`` line of one epoch."""
+        print(f"epoch {record.epoch}: train loss {record.train_task:.6f}, val loss {record.val_loss:.6f}",
+              flush=True)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in ``classes_`` order."""

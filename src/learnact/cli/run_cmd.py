@@ -138,6 +138,9 @@ def run(
                              "classification, or the named data set's own task)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Build the report pack at the end."),
     pdf: bool = typer.Option(False, "--pdf", help="Also compile report.pdf (needs latexmk)."),
+    device: str = typer.Option(
+        "cpu", "--device", help="Where runs train: cpu | cuda | auto (cuda if available); off the CPU only the "
+                                "sequential engine trains. Not part of the runs' identity."),
 ) -> None:
     """Run a study (default: the paper's full study), resumably, and print its leaderboard.
 
@@ -180,7 +183,7 @@ def run(
                 f"executor {pool.description}")
         with study_progress(quiet) as progress:
             result = run_study(study, folder, engine=engine, executor=pool, group_size=group_size, threads=threads,
-                               force=force, progress=_announced(progress, note))
+                               force=force, progress=_announced(progress, note), device=device)
     if result.superseded:
         _note(quiet, f"{len(result.superseded)} finished runs of an earlier study in this folder are not part of "
                      f"this one; moved to {folder / 'superseded'}")

@@ -171,7 +171,7 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
         if isinstance(act, GatedActivation) and act.gate == "input":
             assert g is not None
             for k, name in enumerate(act.candidates):
-                pred[f"gate{layer}_{name}"] = g[:, k].double().numpy()
+                pred[f"gate{layer}_{name}"] = g[:, k].double().cpu().numpy()
         gate_info.append(layer_record(layer, act, g))
     return RunArtifacts(
         run=t.run,
@@ -179,7 +179,7 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
         history=[r.to_dict() for r in t.fit.history],
         predictions=pd.DataFrame(pred),
         gates=gate_info,
-        state={k: v.detach().contiguous() for k, v in t.model.state_dict().items()},
+        state={k: v.detach().cpu().contiguous() for k, v in t.model.state_dict().items()},
         preprocessing={
             "scaler": t.split.scaler.to_dict(),
             "dataset": t.run.data.dataset,

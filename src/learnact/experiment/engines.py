@@ -20,7 +20,9 @@ import torch
 from ..config import RunConfig
 from ..data import Split, load_dataset, split_dataset
 from ..data.preprocess import Preprocessing
+from ..exceptions import ConfigError
 from ..model import MLP, init_parameters_
+from ..model.device import resolve_device
 from ..store import RunArtifacts
 from ..training import fit, native, run_generator
 from ..training.schedules import temperature_schedule
@@ -83,18 +85,25 @@ def build_model(run: RunConfig, split: Split) -> MLP:
     return MLP(split.n_features, run.backbone.hidden, out, run.activation)
 
 
-def train_one(run: RunConfig, split: Split) -> TrainedRun:
-    """Build, initialise (seeded) and train one run with the reference trainer."""
+def train_one(run: RunConfig, split: Split, device: str = "cpu") -> TrainedRun:
+    """Build, initialise (seeded) and train one run with the reference trainer.
+
+    ``device`` (``"cpu" | "cuda" | "auto"``) is where it trains; the initial
+    values and the shuffling are drawn on the CPU as always, and the trained
+    model comes back on the CPU, so its artefacts are made there.
+    """
     generator = run_generator(run.seed)
     model = init_parameters_(build_model(run, split), generator)
-    result = fit(model, split, run.train, generator, schedule=temperature_schedule(run.activation, run.train))
-    return TrainedRun(run, model, result, split, peak_memory_mb())
+    result = fit(model, split, run.train, generator, schedule=temperature_schedule(run.activation, run.train),
+                 device=device)
+    return TrainedRun(run, model.cpu(), result, split, peak_memory_mb())
 
 
-def sequential_engine(runs: Sequence[RunConfig], splits: Mapping[tuple, Split]) -> Iterator[TrainedRun]:
-    """Train runs one after another with the reference trainer."""
+def sequential_engine(runs: Sequence[RunConfig], splits: Mapping[tuple, Split], *,
+                      device: str = "cpu") -> Iterator[TrainedRun]:
+    """Train runs one after another with the reference trainer, on ``device``."""
     for run in runs:
-        yield train_one(run, splits[split_key(run)])
+        yield train_one(run, splits[split_key(run)], device)
 
 
 def vectorized_engine(
@@ -248,14 +257,39 @@ ENGINES: dict[str, Engine] = {
 }
 
 
-def train_group(engine: str, runs: Sequence[RunConfig], threads: int = 1) -> list[RunArtifacts]:
+def train_group(engine: str, runs: Sequence[RunConfig], threads: int = 1,
+                device: str = "cpu") -> list[RunArtifacts]:
     """Train ``runs`` with ``engine`` in this process and return their artefacts.
 
     A plain top-level function of picklable arguments, so executors (process
     pools, Dask workers) can run it; it loads and splits the data itself.
+    ``device`` (``"cpu" | "cuda" | "auto"``) is a run-time choice, not part of
+    any run's identity: only the sequential engine trains off the CPU (the
+    vectorised engines refuse a CUDA device: :func:`engine_device`).
     """
     import torch
 
+    resolved = engine_device(engine, device)
     torch.set_num_threads(max(1, threads))
     splits = prepare_splits(runs)
-    return [build_artifacts(t) for t in ENGINES[engine](runs, splits)]
+    if resolved.type == "cpu":
+        trained = ENGINES[engine](runs, splits)
+    else:
+        trained = sequential_engine(runs, splits, device=str(resolved))
+    return [build_artifacts(t) for t in trained]
+
+
+def engine_device(engine: str, device: str) -> torch.device:
+    """The device ``engine`` trains on for ``device`` (``"cpu" | "cuda" | "auto"``).
+
+    Raises:
+        ValueError: A bad device, or CUDA without a CUDA device
+            (:func:`~learnact.model.device.resolve_device`).
+        ConfigError: A vectorised engine with a CUDA device (they train on the
+            CPU only; the sequential engine trains anywhere).
+    """
+    resolved = resolve_device(device)
+    if resolved.type != "cpu" and engine != "sequential":
+        raise ConfigError(f"engine {engine!r} trains on the CPU only, got device {device!r}; "
+                          f"use --engine sequential to train on {resolved.type}")
+    return resolved

@@ -40,7 +40,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-def run_group(engine: str, runs: Sequence[RunConfig], threads: int = 1) -> list[RunArtifacts]:
+def run_group(engine: str, runs: Sequence[RunConfig], threads: int = 1, device: str = "cpu") -> list[RunArtifacts]:
     """The task every executor runs: :func:`~learnact.experiment.engines.train_group`.
 
     The process's torch thread count is restored afterwards, so running a task
@@ -50,7 +50,7 @@ def run_group(engine: str, runs: Sequence[RunConfig], threads: int = 1) -> list[
 
     before = torch.get_num_threads()
     try:
-        return train_group(engine, list(runs), threads)
+        return train_group(engine, list(runs), threads, device)
     finally:
         torch.set_num_threads(before)
 

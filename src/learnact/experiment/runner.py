@@ -27,7 +27,7 @@ from ..data.preprocess import Preprocessing
 from ..exceptions import ConfigError, LearnactError, RunStoreError
 from ..names import DEFAULT_ENGINE
 from ..store import LOG_FILE, STUDY_FILE  # the study folder's files; re-exported for older imports
-from .engines import ENGINES
+from .engines import ENGINES, engine_device
 from .executors import ExecutorPool, InProcessExecutor, run_group
 from .grid import study_to_dict
 from .lock import study_lock
@@ -192,7 +192,7 @@ def append_to_log(log_file: Path, message: str) -> None:
 
 
 def _pump(session: _Session, pool: ExecutorPool, groups: list[list[RunConfig]], engine: str,
-          threads: int) -> None:
+          threads: int, device: str = "cpu") -> None:
     """Keep up to ``pool.max_in_flight`` groups in flight; write each group as it finishes."""
     pending: dict[Future[list[store.RunArtifacts]], list[RunConfig]] = {}
     queue = iter(groups)
@@ -204,7 +204,8 @@ def _pump(session: _Session, pool: ExecutorPool, groups: list[list[RunConfig]], 
                 if group is None:
                     break
                 failing = group
-                pending[pool.executor.submit(run_group, engine, group, threads)] = group
+                args = (engine, group, threads) if device == "cpu" else (engine, group, threads, device)
+                pending[pool.executor.submit(run_group, *args)] = group
             failing = []
             if not pending:
                 return
@@ -262,6 +263,7 @@ def run_study(
     threads: int = 1,
     force: bool = False,
     progress: Progress | None = None,
+    device: str = "cpu",
 ) -> StudyResult:
     """Train every run of ``study`` that is not finished in ``folder``.
 
@@ -278,15 +280,20 @@ def run_study(
         force: Retrain runs even if finished.
         progress: Called as ``progress(done, total, run_id)`` after each run
             is written, and once at the start with ``run_id=""``.
+        device: Where runs train, ``"cpu" | "cuda" | "auto"``: a run-time
+            choice, not part of any run's identity (only the sequential engine
+            trains off the CPU; :func:`~learnact.experiment.engines.engine_device`).
 
     Raises:
         ConfigError: Unknown engine, bad option, or the folder's parent missing.
+        ValueError: A bad ``device``, or CUDA where there is none.
         StudyInUseError: Another process is running a study in ``folder``.
     """
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
+    device = str(engine_device(engine, device))
     if executor is None:
         pool = ExecutorPool(InProcessExecutor(), 1, "local: this process")
     elif isinstance(executor, ExecutorPool):
@@ -309,14 +316,15 @@ def run_study(
     with study_lock(folder):
         log = _study_logger(folder)
         try:
-            return _run_locked(study, folder, runs, engine, pool, group_size, threads, force, progress, log)
+            return _run_locked(study, folder, runs, engine, pool, group_size, threads, force, progress, log,
+                               device)
         finally:
             _close(log)
 
 
 def _run_locked(study: StudyConfig, folder: Path, runs: list[RunConfig], engine: str, pool: ExecutorPool,
                 group_size: int | None, threads: int, force: bool, progress: Progress | None,
-                log: logging.Logger) -> StudyResult:
+                log: logging.Logger, device: str = "cpu") -> StudyResult:
     start = time.perf_counter()
     store.write_json_atomic(folder / STUDY_FILE, study_to_dict(study))
     n_cleaned = store.clean_partial(folder)
@@ -342,7 +350,7 @@ def _run_locked(study: StudyConfig, folder: Path, runs: list[RunConfig], engine:
     session = _Session(folder, len(runs), len(runs) - len(todo), progress, log)
     if progress:
         progress(session.done, len(runs), "")
-    _pump(session, pool, groups, engine, threads)
+    _pump(session, pool, groups, engine, threads, device)
     log.info("session end: trained %d runs in %.1f s", len(session.trained), time.perf_counter() - start)
     return StudyResult(folder, len(runs), len(todo), len(runs) - len(todo), tuple(session.trained),
                        tuple(superseded), tuple(restored), n_cleaned, tuple(foreign))

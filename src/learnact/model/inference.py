@@ -13,7 +13,9 @@ __all__ = ["predict_output", "predict_proba"]
 def predict_proba(model: MLP, X: np.ndarray) -> tuple[np.ndarray, list[torch.Tensor | None]]:
     """Class probabilities and per-layer gate weights for ``X``.
 
-    Puts ``model`` in eval mode and runs it without gradients, in float32.
+    Puts ``model`` in eval mode and runs it without gradients, in float32,
+    on the device its parameters are on (CPU or CUDA); the results come back
+    on the CPU.
 
     Args:
         model: The trained network.
@@ -21,16 +23,18 @@ def predict_proba(model: MLP, X: np.ndarray) -> tuple[np.ndarray, list[torch.Ten
 
     Returns:
         ``prob`` of shape ``(n,)`` (binary: positive class) or ``(n, k)``, float64, and
-        the gate weights per hidden layer as the model produced them (``None`` for a layer without gates).
+        the gate weights per hidden layer as the model produced them, on the CPU (``None`` for a layer
+        without gates).
     """
     model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with torch.no_grad():
-        logits, gates = model.forward_with_gates(torch.as_tensor(X, dtype=torch.float32))
+        logits, gates = model.forward_with_gates(torch.as_tensor(X, dtype=torch.float32).to(device))
         if logits.shape[-1] == 1:
             prob = torch.sigmoid(logits).reshape(-1)
         else:
             prob = torch.softmax(logits, dim=-1)
-    return prob.double().numpy(), gates
+    return prob.double().cpu().numpy(), [g.cpu() if g is not None else None for g in gates]
 
 
 def predict_output(model: MLP, X: np.ndarray, task: str = "classification"
@@ -38,12 +42,15 @@ def predict_output(model: MLP, X: np.ndarray, task: str = "classification"
     """What the model predicts for its task: class probabilities (:func:`predict_proba`) or, for a
     regression task, the identity output (in the standardised target units the model was trained on).
 
+    Runs on the device of the model's parameters; the results come back on the CPU.
+
     Returns:
         ``(prediction, gates)``; a regression prediction has shape ``(n,)``, float64.
     """
     if task != "regression":
         return predict_proba(model, X)
     model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with torch.no_grad():
-        out, gates = model.forward_with_gates(torch.as_tensor(X, dtype=torch.float32))
-    return out.reshape(-1).double().numpy(), gates
+        out, gates = model.forward_with_gates(torch.as_tensor(X, dtype=torch.float32).to(device))
+    return out.reshape(-1).double().cpu().numpy(), [g.cpu() if g is not None else None for g in gates]

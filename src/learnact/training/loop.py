@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,7 @@ from ..config import TrainConfig
 from ..data import Split
 from ..model import MLP
 from ..model.activations import gate_entropy
+from ..model.device import resolve_device
 from .history import EpochRecord, divergence_reason
 from .objective import batch_objective, targets_tensor, task_loss
 from .schedules import TemperatureSchedule, recorded_temperatures, set_temperature_
@@ -107,21 +109,25 @@ def make_optimizer(model: MLP, cfg: TrainConfig) -> torch.optim.Adam:
 
 
 def train_step(model: MLP, opt: torch.optim.Optimizer, x: Tensor, target: Tensor,
-               entropy_weight: float) -> tuple[Tensor, Tensor | None]:
+               entropy_weight: float, weight: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
     """One optimiser step of the protocol's objective (:func:`~.objective.batch_objective`) on a mini-batch.
+
+    ``weight``: per-sample weights of the task loss (``(b,)``), or ``None``.
 
     Returns:
         The batch's task loss and summed gate entropy (``None`` without gated layers), detached.
     """
     opt.zero_grad()
-    loss, task, ent = batch_objective(model, x, target, entropy_weight)
+    loss, task, ent = batch_objective(model, x, target, entropy_weight, weight)
     loss.backward()
     opt.step()
     return task.detach(), ent.detach() if ent is not None else None
 
 
 def fit(model: MLP, split: Split, cfg: TrainConfig, generator: torch.Generator, *,
-        schedule: TemperatureSchedule | None = None) -> FitResult:
+        schedule: TemperatureSchedule | None = None, device: str | torch.device = "cpu",
+        sample_weight: tuple[np.ndarray, np.ndarray] | None = None,
+        on_epoch: Callable[[EpochRecord], None] | None = None) -> FitResult:
     """Train ``model`` in place on ``split``; restore the best validation weights.
 
     Args:
@@ -132,12 +138,31 @@ def fit(model: MLP, split: Split, cfg: TrainConfig, generator: torch.Generator, 
             it supplies each epoch's shuffling (see :mod:`.seeding`).
         schedule: The gates' temperature per epoch (:mod:`.schedules`), set
             at the start of each epoch; ``None`` keeps the modules' own.
+        device: Where to train: ``"cpu"``, ``"cuda"`` or ``"auto"``
+            (:func:`~learnact.model.device.resolve_device`). The model is moved
+            there (and stays); the shuffling still draws from the CPU
+            ``generator``, so a CPU run is bit-identical to one without this
+            argument and a CUDA run visits the same mini-batches.
+        sample_weight: ``(train_weights, val_weights)``, non-negative, one per
+            row of ``split``'s train and validation parts: the task loss and
+            the validation loss are weighted means (:func:`~.objective.task_loss`);
+            ``None``: every row counts alike.
+        on_epoch: Called with each epoch's :class:`EpochRecord` once it is
+            recorded (progress lines, a user's own logging).
     """
-    X = torch.from_numpy(split.X_train)
-    y = targets_tensor(split.y_train, split.n_classes)
-    Xv = torch.from_numpy(split.X_val)
-    yv = targets_tensor(split.y_val, split.n_classes)
+    dev = resolve_device(device)
+    model.to(dev)
+    X = torch.from_numpy(split.X_train).to(dev)
+    y = targets_tensor(split.y_train, split.n_classes).to(dev)
+    Xv = torch.from_numpy(split.X_val).to(dev)
+    yv = targets_tensor(split.y_val, split.n_classes).to(dev)
+    w: Tensor | None = None
+    wv: Tensor | None = None
+    if sample_weight is not None:
+        w = torch.as_tensor(sample_weight[0], dtype=torch.float32).to(dev)
+        wv = torch.as_tensor(sample_weight[1], dtype=torch.float32).to(dev)
     n = X.shape[0]
+    total = float(w.sum()) if w is not None else float(n)
     lam = cfg.entropy_weight
     opt = make_optimizer(model, cfg)
     result = FitResult()
@@ -152,19 +177,24 @@ def fit(model: MLP, split: Split, cfg: TrainConfig, generator: torch.Generator, 
         sum_task = 0.0
         sum_ent = 0.0
         for lo in range(0, n, cfg.batch_size):
-            idx = perm[lo : lo + cfg.batch_size]
+            idx = perm[lo : lo + cfg.batch_size].to(dev)
             xb, yb = X[idx], y[idx]
-            task, ent = train_step(model, opt, xb, yb, lam)
-            sum_task += float(task.detach()) * len(idx)
+            wb = w[idx] if w is not None else None
+            task, ent = train_step(model, opt, xb, yb, lam, wb)
+            share = float(wb.sum()) if wb is not None else len(idx)
+            sum_task += float(task.detach()) * share
             sum_ent += float(ent.detach()) * len(idx) if ent is not None else 0.0
         model.eval()
         with torch.no_grad():
             v_logits, v_gates = model.forward_with_gates(Xv)
-            val = float(task_loss(v_logits, yv))
+            val = float(task_loss(v_logits, yv, wv))
         gw, ge = gate_summary(v_gates)
-        train_obj = (sum_task + lam * sum_ent) / n
-        result.history.append(EpochRecord(epoch, train_obj, sum_task / n, sum_ent / n, val, gw, ge,
+        mean_task = sum_task / total if total > 0 else 0.0
+        train_obj = mean_task + lam * sum_ent / n if w is not None else (sum_task + lam * sum_ent) / n
+        result.history.append(EpochRecord(epoch, train_obj, mean_task, sum_ent / n, val, gw, ge,
                                           recorded_temperatures(model)))
+        if on_epoch is not None:
+            on_epoch(result.history[-1])
         if not (math.isfinite(val) and math.isfinite(train_obj) and weights_finite(model)):
             result.diverged_epoch = epoch
             break
