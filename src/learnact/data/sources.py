@@ -88,7 +88,8 @@ def _first_bad(column: pd.Series, bad: np.ndarray) -> str:
     return f"column {str(column.name)!r}, {_row(i)}: {shown}"
 
 
-def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | None = None) -> None:
+def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | None = None, *,
+                        kind: str = "feature") -> None:
     """Raise :class:`DataError` if feature columns hold missing values, text or infinities.
 
     The message names the columns and, for the first of them, the row and the value
@@ -98,6 +99,7 @@ def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | N
         features: The feature columns.
         where: How the message names the source (``"CSV 'd.csv'"``).
         label: The label column, checked for missing values too (listed after the features).
+        kind: What the columns hold, as the message names them (``"feature"``, ``"metric"``).
     """
     import pandas as pd
 
@@ -114,7 +116,7 @@ def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | N
         first = ""
         if as_numbers.isna().any():
             first = f" (first: {_first_bad(column, as_numbers.isna().to_numpy())})"
-        raise DataError(f"{where} has non-numeric feature columns {text}{first}; encode them as numbers first")
+        raise DataError(f"{where} has non-numeric {kind} columns {text}{first}; encode them as numbers first")
     values = features.to_numpy(np.float64)
     infinite = ~np.isfinite(values)
     if infinite.any():
