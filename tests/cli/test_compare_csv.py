@@ -70,7 +70,8 @@ def test_csv_of_own_runs_gives_the_paired_t_test_by_hand(runs_csv, tmp_path):
                      cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "vs relu (given)" in proc.stdout and "gated" in proc.stdout and "swish" in proc.stdout
-    assert "paired t-test" in proc.stdout and "Not compared (direction unknown): epochs" in proc.stdout
+    caption = " ".join(proc.stdout.split())  # the caption wraps
+    assert "paired t-test" in caption and "Not compared (direction unknown): epochs" in caption
     table = pd.read_csv(out)
     assert tuple(table.columns) == COMPARISON_COLUMNS
     assert table["metric"].tolist() == ["accuracy", "accuracy", "loss", "loss"]  # epochs: no known direction
