@@ -153,7 +153,7 @@ def test_a_per_unit_family_needs_its_width_and_checks_the_input():
     with pytest.raises(ValueError, match=r"spline with granularity='unit' needs width .*got width=None"):
         get_family("spline")()
     m = get_family("prelu")(width=3, granularity="unit")
-    with pytest.raises(ValueError, match=r"prelu activation has 3 units .*got an input with 5 on its last axis"):
+    with pytest.raises(ValueError, match=r"prelu activation .*has 3 units on axis dim=-1, but the input has 5 there"):
         m(torch.zeros(2, 5))
     with pytest.raises(ValueError, match=r"invalid pwl parameters: segments: must be >= 1, got 0"):
         get_family("pwl")(segments=0)
