@@ -55,23 +55,9 @@ def small_cnn(act: Callable[[int], nn.Module] = lambda width: nn.ReLU()) -> nn.S
     )
 
 
-class _ChannelsLast(nn.Module):
-    """For a learnact whose GatedActivation has no ``dim``: the channel axis moved last around a per-neuron gate."""
-
-    def __init__(self, gate: nn.Module, dim: int) -> None:
-        super().__init__()
-        self.gate, self.dim = gate, dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.gate(x.movedim(self.dim, -1)).movedim(-1, self.dim)
-
-
 def per_channel_gate(width: int, dim: int = 1) -> nn.Module:
     """A gated mixture of :data:`CANDIDATES` with one gate per channel along ``dim``."""
-    try:
-        return learnact.GatedActivation(CANDIDATES, gate="neuron", width=width, dim=dim)  # type: ignore[call-arg]
-    except TypeError:  # GatedActivation(..., dim=) not there yet
-        return _ChannelsLast(learnact.GatedActivation(CANDIDATES, gate="neuron", width=width), dim)
+    return learnact.GatedActivation(CANDIDATES, gate="neuron", width=width, dim=dim)
 
 
 def gated_twin(relu_net: nn.Sequential) -> tuple[nn.Module, list[str]]:
