@@ -191,6 +191,7 @@ class GatedActivation(nn.Module):
         self.width = width
         self.context_dim = context_dim
         self.dim = check_dim(dim)
+        self.last_weights: Tensor | None = None  # input gates: the weights of the most recent forward pass
 
     @property
     def n_candidates(self) -> int:
@@ -240,7 +241,10 @@ class GatedActivation(nn.Module):
             if self.head is not None and context is None:
                 context = x
             weights = self.gate_weights(context)
-            w = weights.unsqueeze(-2) if self.head is not None else weights
+            w = weights
+            if self.head is not None:
+                self.last_weights = weights
+                w = weights.unsqueeze(-2)
             return mix_candidates(x, w, self.functions), weights
         xm = x.movedim(axis, -1)
         if self.head is None:
@@ -251,10 +255,22 @@ class GatedActivation(nn.Module):
         elif context.dim() == x.dim():
             context = context.movedim(axis, -1)
         weights = self.gate_weights(context)
+        self.last_weights = weights
         # per position: (b, *s, 1, c); per sample (a 2-D context): (b, 1, ..., 1, c)
         w = weights.unsqueeze(-2) if weights.dim() == xm.dim() else weights.reshape(
             weights.shape[0], *([1] * (xm.dim() - 1)), weights.shape[-1])
         return mix_candidates(xm, w, self.functions).movedim(-1, axis), weights
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle and deep-copy by candidate names: the callables are re-resolved from the registry."""
+        state = self.__dict__.copy()
+        state.pop("functions", None)
+        state["last_weights"] = None  # part of the last forward's graph, not of the module
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        super().__setstate__(state)
+        self.functions = [get_candidate(n) for n in self.candidates]
 
     def _name(self) -> str:
         return f"GatedActivation(gate={self.gate!r}, width={self.width}, dim={self.dim})"
