@@ -61,17 +61,13 @@ def per_channel_gate(width: int, dim: int = 1) -> nn.Module:
 
 
 def gated_twin(relu_net: nn.Sequential) -> tuple[nn.Module, list[str]]:
-    """A copy of ``relu_net`` with every ``nn.ReLU`` turned into a per-channel gate, and the names replaced."""
-    if hasattr(learnact, "convert"):
-        net, replaced = learnact.convert(relu_net, activation=per_channel_gate, types=(nn.ReLU,), inplace=False,
-                                         dim=1)
-        return net, [str(getattr(r, "name", r)) for r in replaced]
-    # learnact without convert(): build the gated net directly and give it the ReLU net's weights
-    names = [name for name, module in relu_net.named_modules() if isinstance(module, nn.ReLU)]
-    net = small_cnn(per_channel_gate)
-    missing, unexpected = net.load_state_dict(relu_net.state_dict(), strict=False)
-    assert not unexpected and all(".logits" in k or "temperature" in k for k in missing), (missing, unexpected)
-    return net, names
+    """A copy of ``relu_net`` with every ``nn.ReLU`` turned into a per-channel gate, and the paths replaced.
+
+    :func:`learnact.convert` reads each width from the convolution before the
+    ReLU; the copy keeps ``relu_net``'s weights, and ``relu_net`` is untouched.
+    """
+    net, replaced = learnact.convert(relu_net, activation=per_channel_gate, types=(nn.ReLU,), dim=1)
+    return net, [r.path for r in replaced]
 
 
 def splits(seed: int) -> dict[str, tuple[Tensor, Tensor]]:
@@ -148,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
         writer.writeheader()
         writer.writerows(rows)
     (args.out / "replaced.json").write_text(json.dumps(replaced) + "\n")
-    print(f"\nreplaced by per-channel gates: {', '.join(replaced)}")
+    print(f"\nreplaced by per-channel gates: {', '.join(replaced)}; the last seed's gates, averaged over "
+          f"channels:\n{learnact.summarize(gated_net)}")
     for variant in ("relu", "gated"):
         acc = np.array([r["accuracy"] for r in rows if r["variant"] == variant])
         sd = f" ± {acc.std(ddof=1):.4f}" if len(acc) > 1 else ""
