@@ -16,6 +16,7 @@ from ..evaluation.metrics import METRICS, compute_metrics
 from ..evaluation.status import DIVERGED, FINISHED
 from ..model import MLP, GatedActivation, ParametricActivation, count_parameters
 from ..model.inference import predict_proba  # moved under model/; re-exported here for older imports
+from ..model.state import tensor_state
 from ..store import RunArtifacts
 from ..training.cost import StepCost, measure_step_cost
 from ..training.loop import FitResult, weights_finite
@@ -172,7 +173,7 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
         history=[r.to_dict() for r in t.fit.history],
         predictions=pd.DataFrame(pred),
         gates=gate_info,
-        state={k: v.detach().contiguous() for k, v in t.model.state_dict().items()},
+        state={k: v.detach().contiguous() for k, v in tensor_state(t.model).items()},
         preprocessing={
             "scaler": t.split.scaler.to_dict(),
             "dataset": t.run.data.dataset,

@@ -296,8 +296,8 @@ class Summary(list[dict[str, Any]]):
         cols = ["path", "class", "kind", "dim", "width", "n_parameters", "weights"]
         cells = [[str(r[c]) for c in cols] for r in self]
         widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
-        lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
+        lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
         return "\n".join(lines)
 
 
@@ -317,7 +317,8 @@ def summarize(model: nn.Module, digits: int = 3) -> Summary:
             mean = None if w is None else w.reshape(-1, m.n_candidates).mean(0)
             weights = None if mean is None else {n: round(float(v), digits)
                                                  for n, v in zip(m.candidates, mean, strict=True)}
-            kind, cands = m.gate, list(m.candidates)
+            kind: str = m.gate
+            cands: list[str] | None = list(m.candidates)
         elif isinstance(m, ParametricActivation):
             weights, kind, cands = None, m.family, None
         else:

@@ -101,6 +101,7 @@ from ...family_params import (
     SplineParams,
     SwishParams,
 )
+from ..state import tolerate_missing_extra_state
 from .candidates import Candidate, get_candidate
 from .gated import check_dim, unit_axis
 
@@ -394,6 +395,29 @@ class ParametricActivation(nn.Module):
 
     def draw_parameters_(self, generator: torch.Generator | None) -> None:
         """Redraw any randomly initialised parameters from ``generator`` (see ``init_parameters_``)."""
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The family name and hyper-parameters, saved in the state_dict and checked at load."""
+        return {"family": self.family, "params": self.hparams.model_dump(mode="json")}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Refuse a state saved from another family or other hyper-parameters (``ValueError`` naming both)."""
+        if not isinstance(state, dict):
+            return
+        mine = self.get_extra_state()
+        # granularity is left to the tensors' shapes (a unit's slice of a per-unit state fits a per-layer module)
+        saved = {k: v for k, v in state.get("params", mine["params"]).items() if k != "granularity"}
+        if state.get("family", self.family) != self.family or saved != {
+                k: v for k, v in mine["params"].items() if k != "granularity"}:
+            raise ValueError(f"this state_dict was saved from family {state.get('family')!r} with parameters "
+                             f"{state.get('params')}, but the module is family {self.family!r} with parameters "
+                             f"{mine['params']}; build the module with the saved family and parameters to load it")
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        tolerate_missing_extra_state(prefix, missing_keys)  # tensor-only states (weight files) load unchecked
 
     def _at_defaults(self) -> bool:
         """Whether every hyper-parameter but the granularity has its default (where claims are stated)."""

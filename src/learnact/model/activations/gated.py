@@ -11,17 +11,19 @@ per neuron) or produced from a context vector by a small gating head
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from ..._checks import check_positive, check_positive_int
+from ..state import tolerate_missing_extra_state
 from .candidates import Candidate, get_candidate
 
 __all__ = [
     "GateKind",
     "GatedActivation",
+    "check_candidates",
     "check_dim",
     "gate_entropy",
     "mix_candidates",
@@ -93,6 +95,14 @@ def check_dim(dim: int) -> int:
     return dim
 
 
+def check_candidates(state: object, candidates: Sequence[str], owner: str) -> None:
+    """Raise ``ValueError`` if a saved extra state names other candidates than ``candidates``."""
+    saved = state.get("candidates") if isinstance(state, dict) else None
+    if saved is not None and list(saved) != list(candidates):
+        raise ValueError(f"this state_dict was saved from a {owner} over candidates {list(saved)}, but the module "
+                         f"mixes {list(candidates)}; build the module with candidates={tuple(saved)!r} to load it")
+
+
 def unit_axis(x: Tensor, dim: int, width: int | None, owner: str) -> int:
     """The non-negative index of ``x``'s unit axis ``dim``, checked against ``width`` units.
 
@@ -137,6 +147,17 @@ class GatedActivation(nn.Module):
 
     Static logits start at zero, i.e. a uniform mixture. An input whose unit
     axis does not hold ``width`` units raises ``ValueError`` naming both sizes.
+    Input gates keep the weights of their most recent forward pass in
+    ``last_weights`` (read by :func:`learnact.model.entropy_penalty`).
+
+    Serialization: the candidate names travel in the state_dict as extra state
+    (``_extra_state``) and a state saved from other candidates is refused with
+    ``ValueError``; a tensor-only state (a weights file) loads unchecked.
+    Pickling and ``copy.deepcopy`` store the names and re-resolve the functions
+    from the candidate registry, so a registered lambda pickles wherever the
+    registration has run. ``torch.jit.script`` is not supported: the candidates
+    are arbitrary Python callables (a user's function or lambda) that TorchScript
+    cannot compile; ``torch.jit.trace`` and ``torch.compile(fullgraph=True)`` work.
 
     Shape:
         - x: ``(b, d)`` pre-activations, or ``(b, d, *)`` with ``dim=1``
@@ -260,6 +281,20 @@ class GatedActivation(nn.Module):
         w = weights.unsqueeze(-2) if weights.dim() == xm.dim() else weights.reshape(
             weights.shape[0], *([1] * (xm.dim() - 1)), weights.shape[-1])
         return mix_candidates(xm, w, self.functions).movedim(-1, axis), weights
+
+    def get_extra_state(self) -> dict[str, object]:
+        """The candidate names, saved in the state_dict and checked by :meth:`set_extra_state`."""
+        return {"candidates": list(self.candidates)}
+
+    def set_extra_state(self, state: object) -> None:
+        """Refuse a state saved from a mixture of other candidates (``ValueError`` naming both lists)."""
+        check_candidates(state, self.candidates, "GatedActivation")
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        tolerate_missing_extra_state(prefix, missing_keys)  # tensor-only states (weight files) load unchecked
 
     def __getstate__(self) -> dict[str, object]:
         """Pickle and deep-copy by candidate names: the callables are re-resolved from the registry."""
