@@ -22,17 +22,22 @@ if TYPE_CHECKING:
         MLP,
         FixedActivation,
         GatedActivation,
+        GateRecorder,
+        convert,
+        entropy_penalty,
+        freeze,
         gate_entropy,
         get_candidate,
         list_candidates,
         register_candidate,
+        summarize,
     )
 
 __version__ = "0.1.0"
 
 # The model names load torch on first use, so `learnact --help` and a mistyped option answer at once.
-_MODEL_NAMES = ("MLP", "FixedActivation", "GatedActivation", "gate_entropy", "get_candidate", "list_candidates",
-                "register_candidate")
+_MODEL_NAMES = ("MLP", "FixedActivation", "GateRecorder", "GatedActivation", "convert", "entropy_penalty", "freeze",
+                "gate_entropy", "get_candidate", "list_candidates", "register_candidate", "summarize")
 
 
 def __getattr__(name: str) -> Any:
@@ -52,14 +57,19 @@ __all__ = [
     "DataConfig",
     "DataError",
     "FixedActivation",
+    "GateRecorder",
     "GatedActivation",
     "LearnactError",
     "RunConfig",
     "StudyConfig",
     "TrainConfig",
     "__version__",
+    "convert",
+    "entropy_penalty",
+    "freeze",
     "gate_entropy",
     "get_candidate",
     "list_candidates",
     "register_candidate",
+    "summarize",
 ]

@@ -4,6 +4,7 @@ from torch import nn
 
 from learnact.config import ActivationConfig
 from learnact.model import MLP, GatedActivation, count_parameters, init_parameters_
+from learnact.model.state import tensor_state
 
 
 def test_paper_parameter_counts():
@@ -41,7 +42,7 @@ def test_init_matches_seeded_construction_without_global_state():
         reference = MLP(30, (64, 32), 1, cfg)
     state_before = torch.random.get_rng_state()
     ours = init_parameters_(MLP(30, (64, 32), 1, cfg), torch.Generator().manual_seed(42))
-    for (k, a), (_, b) in zip(reference.state_dict().items(), ours.state_dict().items()):
+    for (k, a), (_, b) in zip(tensor_state(reference).items(), tensor_state(ours).items()):
         assert torch.equal(a, b), k
     # construction consumed global draws, but init_parameters_ itself drew from the generator:
     m = MLP(3, (2,), 1, "relu")

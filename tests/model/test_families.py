@@ -1,7 +1,6 @@
 import math
 
 import numpy as np
-
 import pytest
 import torch
 
@@ -16,6 +15,7 @@ from learnact.model.activations.families import (
     rational,
     swish,
 )
+from learnact.model.state import tensor_state
 
 FAMILIES = ["kernel", "maxout", "neural", "prelu", "pwl", "rational", "spline", "swish"]
 
@@ -132,7 +132,7 @@ def test_a_per_unit_family_applies_each_units_own_per_layer_function(name):
     columns = []
     for j in range(width):
         layer = get_family(name)(granularity="layer")
-        layer.load_state_dict(_unit_slice(name, unit.state_dict(), j))
+        layer.load_state_dict(_unit_slice(name, tensor_state(unit), j))
         columns.append(layer(x[:, j]))
     torch.testing.assert_close(y, torch.stack(columns, dim=1))
     assert not torch.allclose(y[:, 0], get_family(name)(granularity="layer")(x[:, 0]))  # the units were moved
@@ -153,7 +153,7 @@ def test_a_per_unit_family_needs_its_width_and_checks_the_input():
     with pytest.raises(ValueError, match=r"spline with granularity='unit' needs width .*got width=None"):
         get_family("spline")()
     m = get_family("prelu")(width=3, granularity="unit")
-    with pytest.raises(ValueError, match=r"prelu activation has 3 units .*got an input with 5 on its last axis"):
+    with pytest.raises(ValueError, match=r"prelu activation .*has 3 units on axis dim=-1, but the input has 5 there"):
         m(torch.zeros(2, 5))
     with pytest.raises(ValueError, match=r"invalid pwl parameters: segments: must be >= 1, got 0"):
         get_family("pwl")(segments=0)
@@ -170,8 +170,8 @@ def test_neural_per_unit_draws_like_nn_linear_from_the_runs_generator():
         return init_parameters_(MLP(3, (7,), 1, act), torch.Generator().manual_seed(11))
 
     a, b = model(1), model(2)
-    for k, v in a.state_dict().items():
-        assert torch.equal(v, b.state_dict()[k]), k
+    for k, v in tensor_state(a).items():
+        assert torch.equal(v, tensor_state(b)[k]), k
     act = a.activations[0]
     assert len({tuple(r.tolist()) for r in act.inner_weight}) == 7  # each unit its own draw
     assert act.inner_weight.abs().max() <= 1 and act.outer_weight.abs().max() <= 1 / math.sqrt(5)
@@ -180,8 +180,8 @@ def test_neural_per_unit_draws_like_nn_linear_from_the_runs_generator():
     from learnact.config import ActivationConfig
 
     built = MLP(3, (7,), 1, ActivationConfig(kind="neural", params={"granularity": "unit", "hidden": 5}))
-    for k, v in built.state_dict().items():
-        assert torch.equal(v, a.state_dict()[k]), k
+    for k, v in tensor_state(built).items():
+        assert torch.equal(v, tensor_state(a)[k]), k
 
 
 def test_neural_per_layer_is_the_pure_function():

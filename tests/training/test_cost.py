@@ -11,6 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from learnact.config import ActivationConfig, TrainConfig
 from learnact.model import MLP, list_families
+from learnact.model.state import tensor_state
 from learnact.training.cost import activation_bytes, count_flops, measure_step_cost, step_latency_ms
 from learnact.training.objective import batch_objective
 
@@ -72,10 +73,10 @@ def test_activation_memory_grows_by_one_float_per_tanh_unit():
 def test_measuring_leaves_the_model_and_threads_alone():
     x, y = _batch()
     model = _model(LAYER_GATE)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+    before = {k: v.clone() for k, v in tensor_state(model).items()}
     threads = torch.get_num_threads()
     cost = measure_step_cost(model, x, y, TrainConfig(), warmup=1, steps=3)
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in tensor_state(model).items())
     assert all(p.grad is None for p in model.parameters())
     assert torch.get_num_threads() == threads
     assert cost.batch_size == B and cost.step_latency_ms > 0 and cost.activation_bytes_per_sample > 0

@@ -26,6 +26,7 @@ from learnact.experiment import ENGINES, build_artifacts, load_study, prepare_sp
 from learnact.experiment.engines import split_key, vectorized_engine
 from learnact.model import MLP, build_activation, init_parameters_
 from learnact.model.activations.families import list_families
+from learnact.model.state import tensor_state
 from learnact.training import fit, run_generator
 from learnact.training.family_segments import FamilyOps, choose, module_spec
 from learnact.training.scheduling import plan_stacks
@@ -52,7 +53,7 @@ def _assert_equivalent(seq, vec, bit: bool) -> None:
     assert all(abs(a - b) <= TOLERANCE or (math.isnan(a) and math.isnan(b)) for a, b in zip(va, vb)), name
     if bit:
         assert _history(seq) == _history(vec), name
-        for (key, a), b in zip(seq.model.state_dict().items(), vec.model.state_dict().values()):
+        for (key, a), b in zip(tensor_state(seq.model).items(), tensor_state(vec.model).values()):
             assert torch.equal(a, b), (name, key)
         ma, mb = build_artifacts(seq).metrics, build_artifacts(vec).metrics
         for key in ("accuracy", "f1", "roc_auc", "best_val_loss"):

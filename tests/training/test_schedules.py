@@ -13,6 +13,7 @@ from learnact.exceptions import ConfigError
 from learnact.experiment import ENGINES, build_artifacts, prepare_splits, study_from_dict
 from learnact.experiment.engines import build_model, split_key, split_shadows, vectorized_engine
 from learnact.model import init_parameters_
+from learnact.model.state import tensor_state
 from learnact.training import native, run_generator
 from learnact.training.schedules import TemperatureSchedule, temperature_schedule
 from learnact.training.vectorized import fit_stacked
@@ -121,7 +122,7 @@ def test_scheduled_runs_are_bit_identical_in_both_engines(scheduled, workers, ma
     for run_id, a in seq.items():
         b = vec[run_id]
         assert _records(a.fit.history) == _records(b.fit.history), run_id
-        for (name, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        for (name, x), y in zip(tensor_state(a.model).items(), tensor_state(b.model).values()):
             torch.testing.assert_close(x, y, rtol=0, atol=0, equal_nan=True, msg=f"{run_id} {name}")
         assert json.dumps(build_artifacts(a).gates) == json.dumps(build_artifacts(b).gates)
 
@@ -176,6 +177,6 @@ def test_native_and_python_steps_agree_with_a_schedule():
     for ra, rb in zip(a.results, b.results):
         assert _records(ra.history) == _records(rb.history)
     for x, y in zip(ma, mb):
-        for p, q in zip(x.state_dict().values(), y.state_dict().values()):
+        for p, q in zip(tensor_state(x).values(), tensor_state(y).values()):
             torch.testing.assert_close(p, q, rtol=0, atol=0, equal_nan=True)
 

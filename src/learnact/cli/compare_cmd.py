@@ -32,11 +32,9 @@ def format_comparisons(table: pd.DataFrame) -> list[dict[str, str]]:
 
     Keys: ``metric, variant, n, mean, diff, ci, t, p, p_holm, wilcoxon_p, wtl, status``.
     """
-    from ..evaluation import describe_quantity
-
     out = []
     for _, r in table.iterrows():
-        fmt = describe_quantity(str(r["metric"])).fmt
+        fmt = _fmt(str(r["metric"]))
         if not r["comparable"]:
             out.append({"metric": str(r["metric"]), "variant": str(r["variant"]), "n": str(int(r["n_shared"])),
                         "mean": "-", "diff": "-", "ci": "-", "t": "-", "p": "-", "p_holm": "-",
@@ -54,16 +52,35 @@ def format_comparisons(table: pd.DataFrame) -> list[dict[str, str]]:
     return out
 
 
+def _fmt(metric: str) -> str:
+    from ..evaluation import describe_quantity
+
+    try:
+        return describe_quantity(metric).fmt
+    except ValueError:  # a user's own metric column
+        return ".4g"
+
+
 @app.command()
 def compare(
-    study: Path = typer.Argument(..., help="Study folder (made by `learnact run`)."),
+    study: Path = typer.Argument(
+        ..., help="Study folder (made by `learnact run`), or a CSV file of your own runs: one row per run with "
+                  "columns variant, seed, metric columns, and optionally n_train and n_test."),
     reference: str | None = typer.Option(
         None, "--reference", "-r",
-        help="Reference variant (default: the study's reference, else the best fixed baseline by ROC-AUC)."),
+        help="Reference variant (default: the study's reference, else the best fixed baseline by ROC-AUC; "
+             "required with a CSV file)."),
     metric: list[str] | None = typer.Option(
-        None, "--metric", "-m", help="Metric to compare; repeat for several (default: roc_auc, accuracy, f1; for "
-                                                "regression r2, rmse, mae)."),
+        None, "--metric", "-m",
+        help="Metric to compare; repeat for several (default: roc_auc, accuracy, f1; for regression r2, rmse, "
+             "mae; with a CSV file, every metric column with a known direction)."),
     csv: Path | None = typer.Option(None, "--csv", help="Also write the full comparison table to this CSV file."),
+    higher_is_better: list[str] | None = typer.Option(
+        None, "--higher-is-better", help="CSV file only: a metric column of your own where higher is better; "
+                                         "repeat for several."),
+    lower_is_better: list[str] | None = typer.Option(
+        None, "--lower-is-better", help="CSV file only: a metric column of your own where lower is better (e.g. "
+                                        "loss); repeat for several."),
 ) -> None:
     """Compare every variant with a reference on the seeds both finished (corrected t-test, Wilcoxon, Holm)."""
     from rich.console import Console
@@ -76,20 +93,52 @@ def compare(
         resolve_reference,
         tidy_results,
     )
+    from ..evaluation.metrics import HEADLINE_METRICS, table_task
     from ..exceptions import RunStoreError
     from .errors import state
 
     state.writes_to = csv
 
-    if not study.is_dir():
-        raise RunStoreError(f"study folder {str(study)!r} does not exist")
-    tidy = tidy_results(study)
-    if tidy.empty:
-        raise RunStoreError(f"study folder {str(study)!r} has no finished runs; run `learnact run` first")
-    ref = resolve_reference(tidy, reference)
-    how = ("given" if reference is not None else
-           "the study's reference" if tidy.attrs.get("reference") == ref else "best fixed baseline by ROC-AUC")
-    table = paired_comparisons(tidy, ref, tuple(metric) if metric else None)
+    declared = [*(higher_is_better or ()), *(lower_is_better or ())]
+    ratio_given: float | None = None
+    skipped: tuple[str, ...] = ()
+    directions = None
+    if study.is_file() or study.suffix.lower() == ".csv":
+        from ..evaluation.user_results import read_runs_csv
+
+        runs = read_runs_csv(study, higher_is_better or (), lower_is_better or ())
+        tidy = runs.tidy
+        names = list(dict.fromkeys(tidy["variant"]))
+        if reference is None:
+            raise ValueError(f"a CSV file of runs has no reference variant; pass --reference VARIANT, one of: "
+                             f"{', '.join(names)}")
+        ref = resolve_reference(tidy, reference)
+        how = "given"
+        for name in metric or ():
+            if name in runs.undirected:
+                raise ValueError(f"metric {name!r} is not a known quantity, so its direction is unknown; pass "
+                                 f"--higher-is-better {name} or --lower-is-better {name}")
+        chosen = tuple(metric) if metric else tuple(m for m in runs.metrics if m in runs.directions)
+        skipped = () if metric else runs.undirected
+        if not chosen:
+            raise ValueError(f"no metric column of {str(study)!r} has a known direction "
+                             f"({', '.join(runs.undirected)}); declare each with --higher-is-better NAME or "
+                             "--lower-is-better NAME")
+        directions, ratio_given = runs.directions, runs.test_train_ratio
+    else:
+        if declared:
+            raise ValueError("--higher-is-better and --lower-is-better are for a CSV file of runs; a study's "
+                             "metrics have known directions, drop them")
+        if not study.is_dir():
+            raise RunStoreError(f"study folder {str(study)!r} does not exist")
+        tidy = tidy_results(study)
+        if tidy.empty:
+            raise RunStoreError(f"study folder {str(study)!r} has no finished runs; run `learnact run` first")
+        ref = resolve_reference(tidy, reference)
+        how = ("given" if reference is not None else
+               "the study's reference" if tidy.attrs.get("reference") == ref else "best fixed baseline by ROC-AUC")
+        chosen = tuple(metric) if metric else HEADLINE_METRICS[table_task(tidy)]
+    table = paired_comparisons(tidy, ref, chosen, directions=directions, test_train_ratio=ratio_given)
     if csv is not None:
         if not csv.parent.is_dir():
             raise FileNotFoundError(f"folder of --csv {str(csv)!r} does not exist; create it first")
@@ -97,12 +146,22 @@ def compare(
     ratio = table["test_train_ratio"].dropna()
     title = f"{study.name}: variants vs {ref} ({how})"
     note = excluded_note(diverged_counts(tidy))
+    if ratio_given == 0.0:
+        test = ("95% CI and t/p from the paired t-test (the file has no n_train/n_test columns: right when every "
+                "seed tests on the same rows; add them when the split changes with the seed); ")
+    elif len(ratio):
+        test = ("95% CI and t/p from the Nadeau-Bengio corrected t-test "
+                f"(n_test/n_train = {ratio.iloc[0]:.3f}); ")
+    else:
+        test = ""
+    if skipped:
+        note = (f"{note} " if note else "") + (
+            f"Not compared (direction unknown): {', '.join(skipped)}; pass --higher-is-better NAME or "
+            "--lower-is-better NAME.")
     t = Table(title=title, caption=(
-        "diff = variant - reference, paired on shared seeds (seeds both finished); 95% CI and t/p from the "
-        f"Nadeau-Bengio corrected t-test (n_test/n_train = {ratio.iloc[0]:.3f}); " if len(ratio) else
-        "shared seeds: seeds both finished; ") +
+        "diff = variant - reference, paired on shared seeds (seeds both finished); " + test +
         "p_holm: Holm over the variants of one metric; W/T/L: seeds where the variant is better/equal/worse."
-        + (f" {note}" if note else ""))
+        + (f" {note}" if note else "")))
     for col, justify in (("metric", "left"), ("variant", "left"), ("n", "right"), ("mean (var vs ref)", "right"),
                          ("diff", "right"), ("95% CI", "right"), ("t", "right"), ("p", "right"),
                          ("p_holm", "right"), ("Wilcoxon p", "right"), ("W/T/L", "right"), ("status", "left")):

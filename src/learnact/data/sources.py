@@ -259,7 +259,7 @@ def _first_bad(column: pd.Series, bad: np.ndarray) -> str:
 
 
 def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | None = None, *,
-                        one_hot: bool = False, impute: bool = False) -> None:
+                        one_hot: bool = False, impute: bool = False, kind: str = "feature") -> None:
     """Raise :class:`DataError` if feature columns hold missing values, text or infinities.
 
     The message names the columns and, for the first of them, the row and the value
@@ -272,6 +272,7 @@ def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | N
         one_hot: Text feature columns are allowed (the study one-hot encodes them).
         impute: Missing feature values are allowed (the study imputes them);
             missing labels never are.
+        kind: What the columns hold, as the message names them (``"feature"``, ``"metric"``).
     """
     import pandas as pd
 
@@ -282,7 +283,7 @@ def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | N
         missing = [c for c in missing if label is not None and c == label.name and c not in features.columns]
     if missing:
         first = _first_bad(frame[missing[0]], isna[missing[0]].to_numpy())
-        hint = ("" if label is not None and missing == [label.name] else
+        hint = ("" if kind != "feature" or (label is not None and missing == [label.name]) else
                 " (or impute them from each training part: data.impute = \"median\" in the study file, or "
                 "--impute median)")
         raise DataError(f"{where} has missing values in columns {missing} (first: {first}); fill or drop them "
@@ -297,8 +298,10 @@ def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | N
         first = ""
         if as_numbers.isna().any():
             first = f" (first: {_first_bad(column, as_numbers.isna().to_numpy())})"
-        raise DataError(f"{where} has non-numeric feature columns {text}{first}; encode them as numbers first "
-                        f"(or one-hot encode them: data.one_hot = true in the study file, or --one-hot)")
+        raise DataError(f"{where} has non-numeric {kind} columns {text}{first}; encode them as numbers first "
+                        f"(or one-hot encode them: data.one_hot = true in the study file, or --one-hot)"
+                        if kind == "feature" else
+                        f"{where} has non-numeric {kind} columns {text}{first}; encode them as numbers first")
     values = features.to_numpy(np.float64)  # NaN (allowed when imputing) is not infinite
     infinite = np.isinf(values)
     if infinite.any():

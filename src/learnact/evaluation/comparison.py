@@ -10,7 +10,7 @@ across the variants compared on that metric.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -102,6 +102,8 @@ def paired_comparisons(
     *,
     confidence: float = 0.95,
     tie_tol: float = 1e-12,
+    directions: Mapping[str, bool | None] | None = None,
+    test_train_ratio: float | None = None,
 ) -> pd.DataFrame:
     """Compare every variant with the reference on the seeds both finished.
 
@@ -133,6 +135,13 @@ def paired_comparisons(
             task's headline metrics (:data:`~learnact.evaluation.metrics.HEADLINE_METRICS`).
         confidence: Coverage of the interval of the mean difference.
         tie_tol: Differences with ``|d| <= tie_tol`` count as ties.
+        directions: Whether higher is better, per metric name, for metrics
+            outside the quantity registry (a user's own results,
+            :func:`~learnact.evaluation.user_results.read_runs_csv`); other
+            metrics take the registry's direction.
+        test_train_ratio: ``n_test / n_train`` of the variance correction, in
+            place of the split sizes of the table (``0`` gives the ordinary
+            paired t-test: right when every seed tests on the same rows).
 
     Returns:
         One row per metric and non-reference variant (metric-major, variants
@@ -164,14 +173,15 @@ def paired_comparisons(
     finished = tidy[finished_mask(tidy)]
     rows = []
     for metric in metrics:
-        q = describe_quantity(metric)
+        higher = (directions[metric] if directions is not None and metric in directions
+                  else describe_quantity(metric).higher_is_better)
         values = _per_seed(finished, metric)
         n_train = _per_seed(finished, metric, "n_train")
         n_test = _per_seed(finished, metric, "n_test")
         block: list[dict[str, Any]] = []
         for variant in others:
             lost = len(diverged.get(variant, set()) | diverged.get(ref, set()))
-            base = {"metric": metric, "variant": variant, "reference": ref, "higher_is_better": q.higher_is_better,
+            base = {"metric": metric, "variant": variant, "reference": ref, "higher_is_better": higher,
                     "n_diverged": lost}
             has_both = variant in values.columns and ref in values.columns
             pair = values[[variant, ref]].dropna() if has_both else pd.DataFrame(columns=[variant, ref])
@@ -187,13 +197,16 @@ def paired_comparisons(
             sizes_train = pd.concat([n_train.loc[seeds, variant], n_train.loc[seeds, ref]])
             sizes_test = pd.concat([n_test.loc[seeds, variant], n_test.loc[seeds, ref]])
             tr, te = float(sizes_train.mean()), float(sizes_test.mean())
-            ratio = te / tr if np.isfinite(tr) and np.isfinite(te) and tr > 0 else float("nan")
+            if test_train_ratio is not None:
+                ratio = float(test_train_ratio)
+            else:
+                ratio = te / tr if np.isfinite(tr) and np.isfinite(te) and tr > 0 else float("nan")
             if not np.isfinite(ratio):
                 raise ValueError(f"split sizes missing for variant {variant!r} or {ref!r}; "
                                  "rebuild the table from run folders with preprocessing.json")
             test = corrected_resampled_ttest(d, ratio, confidence)
             w_stat, w_p = wilcoxon_signed_rank(d)
-            wins, ties, losses = win_tie_loss(d, q.higher_is_better, tie_tol)
+            wins, ties, losses = win_tie_loss(d, higher, tie_tol)
             block.append({
                 **base, "comparable": True, "status": "ok", "n_shared": n, "seeds": ",".join(map(str, seeds)),
                 "mean_variant": float(pair[variant].mean()), "mean_reference": float(pair[ref].mean()),

@@ -16,6 +16,7 @@ from ..evaluation.metrics import compute_metrics, task_metrics
 from ..evaluation.status import DIVERGED, FINISHED
 from ..model import MLP, GatedActivation, ParametricActivation, count_parameters
 from ..model.inference import predict_output, predict_proba  # predict_proba: re-exported for older imports
+from ..model.state import tensor_state
 from ..store import RunArtifacts
 from ..training.cost import StepCost, measure_step_cost
 from ..training.loop import FitResult, weights_finite
@@ -179,7 +180,7 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
         history=[r.to_dict() for r in t.fit.history],
         predictions=pd.DataFrame(pred),
         gates=gate_info,
-        state={k: v.detach().cpu().contiguous() for k, v in t.model.state_dict().items()},
+        state={k: v.detach().cpu().contiguous() for k, v in tensor_state(t.model).items()},
         preprocessing={
             "scaler": t.split.scaler.to_dict(),
             "dataset": t.run.data.dataset,

@@ -1,7 +1,8 @@
-"""Models: activations and the MLP backbone."""
+"""Models: activations, the MLP backbone and drop-in helpers for any model."""
 
 from .activations import (
     FixedActivation,
+    FrozenMixture,
     GatedActivation,
     ParametricActivation,
     gate_entropy,
@@ -14,15 +15,22 @@ from .activations import (
     softmax_gate,
 )
 from .backbone import MLP, build_activation, count_parameters, init_parameters_
+from .dropin import GateRecorder, Replacement, convert, entropy_penalty, freeze, summarize
 from .inference import predict_proba
 
 __all__ = [
     "MLP",
     "FixedActivation",
+    "FrozenMixture",
+    "GateRecorder",
     "GatedActivation",
     "ParametricActivation",
+    "Replacement",
     "build_activation",
+    "convert",
     "count_parameters",
+    "entropy_penalty",
+    "freeze",
     "gate_entropy",
     "get_candidate",
     "get_family",
@@ -33,4 +41,5 @@ __all__ = [
     "predict_proba",
     "register_candidate",
     "softmax_gate",
+    "summarize",
 ]

@@ -27,22 +27,27 @@ def _as_config(spec: ActivationSpec) -> ActivationConfig:
     raise TypeError(f"activation must be an ActivationConfig or a name, got {type(spec).__name__}")
 
 
-def build_activation(spec: ActivationSpec, width: int, context_dim: int) -> nn.Module:
+def build_activation(spec: ActivationSpec, width: int | None, context_dim: int | None,
+                     dim: int = -1) -> nn.Module:
     """Build one hidden layer's activation module.
 
     Args:
         spec: An :class:`ActivationConfig` or a candidate name (fixed activation).
-        width: Units of the layer (a per-unit family or gate has one parameter set each).
+        width: Units of the layer (a per-unit family or gate has one parameter set each;
+            ``None`` where none is needed: fixed, per-layer).
         context_dim: Width of the context an input-dependent gate reads.
+        dim: The unit axis of the layer's input: ``-1`` for ``(N, F)``, ``1`` for
+            ``(N, C, L)`` or ``(N, C, H, W)`` (passed to a family only when not ``-1``).
     """
     cfg = _as_config(spec)
     if cfg.kind == "fixed":
         return FixedActivation(cfg.activation)
     if cfg.kind != "gated":
-        return get_family(cfg.kind)(width=width, **cfg.family_params().model_dump())
+        extra = {"dim": dim} if dim != -1 else {}
+        return get_family(cfg.kind)(width=width, **extra, **cfg.family_params().model_dump())
     return GatedActivation(
         cfg.candidates, gate=cfg.gate, width=width, temperature=cfg.temperature,
-        context_dim=context_dim, gate_hidden=cfg.gate_hidden,
+        context_dim=context_dim, gate_hidden=cfg.gate_hidden, dim=dim,
     )
 
 

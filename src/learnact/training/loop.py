@@ -22,6 +22,7 @@ from ..data import Split
 from ..model import MLP
 from ..model.activations import gate_entropy
 from ..model.device import resolve_device
+from ..model.state import tensor_state
 from .history import EpochRecord, divergence_reason
 from .objective import batch_objective, targets_tensor, task_loss
 from .schedules import TemperatureSchedule, recorded_temperatures, set_temperature_
@@ -201,7 +202,7 @@ def fit(model: MLP, split: Split, cfg: TrainConfig, generator: torch.Generator, 
         if val < result.best_val_loss - cfg.min_delta:
             result.best_val_loss = val
             result.best_epoch = epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in tensor_state(model).items()}
             wait = 0
         else:
             wait += 1

@@ -10,8 +10,11 @@ checked against the family's hyper-parameter class (:func:`family_params_model`)
 parameter set shared by all units of the layer) or ``"unit"`` (one set per
 unit, like ``nn.PReLU(num_parameters=C)``; the module then needs ``width``).
 Per-unit parameters carry the unit axis first (``slope: (d,)``,
-``values: (d, K + 1)``) and it matches the *last* axis of the input
-``x: (*, d)``; per-layer ones drop that axis. Per-unit sets start equal
+``values: (d, K + 1)``) and it matches the input's unit axis ``dim``: the
+*last* axis of ``x: (*, d)`` by default (``dim=-1``), the channel axis of
+``(N, C, L)`` or ``(N, C, H, W)`` feature maps with ``dim=1`` (the module moves
+it last, applies the maths and moves it back; each channel's parameters are
+shared by all its positions); per-layer ones drop that axis. Per-unit sets start equal
 (except ``neural``, drawn at random like ``nn.Linear``). The pure functions
 broadcast the parameters against ``x``, so the layout is the same for any
 leading axes; a stacked engine adds a member axis with ``torch.func.vmap``
@@ -98,7 +101,9 @@ from ...family_params import (
     SplineParams,
     SwishParams,
 )
+from ..state import tolerate_missing_extra_state
 from .candidates import Candidate, get_candidate
+from .gated import check_dim, unit_axis
 
 __all__ = [
     "prelu",
@@ -312,20 +317,25 @@ class ParametricActivation(nn.Module):
 
     Args:
         width: Number of units ``d`` of the layer (required for ``granularity="unit"``).
+        dim: The input's unit (channel) axis for ``granularity="unit"``: ``-1``
+            for ``(N, F)``, ``1`` for ``(N, C, L)`` or ``(N, C, H, W)``; per-layer
+            modules ignore it.
         **params: The family's hyper-parameters (its :class:`FamilyParams`
             subclass, ``Params``), ``granularity`` included; missing ones take
             the defaults, bad ones raise ``ValueError`` naming them.
 
     Shape:
-        - x: ``(*, d)`` (per unit) or ``(*)`` (per layer); output: same as x
+        - x: ``(*, d)`` (per unit, ``dim=-1``), ``(N, d, *)`` (per unit, ``dim=1``) or
+          ``(*)`` (per layer); output: same as x
     """
 
     family: ClassVar[str] = ""
     Params: ClassVar[type[FamilyParams]] = FamilyParams
     hparams: FamilyParams  # validated hyper-parameters; subclasses narrow the type
 
-    def __init__(self, width: int | None = None, **params: Any) -> None:
+    def __init__(self, width: int | None = None, *, dim: int = -1, **params: Any) -> None:
         super().__init__()
+        self.dim = check_dim(dim)
         try:
             self.hparams = self.Params.model_validate(params)
         except ValidationError as err:
@@ -360,10 +370,12 @@ class ParametricActivation(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        if self.granularity == "unit" and x.shape[-1] != self.width:
-            raise ValueError(f"{self.family} activation has {self.width} units (granularity='unit'); "
-                             f"got an input with {x.shape[-1]} on its last axis, shape {tuple(x.shape)}")
-        return self.function(x)
+        if self.granularity != "unit":
+            return self.function(x)
+        axis = unit_axis(x, self.dim, self.width, f"{self.family} activation (granularity='unit')")
+        if axis == x.dim() - 1:
+            return self.function(x)
+        return self.function(x.movedim(axis, -1)).movedim(-1, axis)
 
     def curves(self, x: Tensor) -> Tensor:
         """The learned function of each parameter set at the points ``x``.
@@ -384,6 +396,29 @@ class ParametricActivation(nn.Module):
     def draw_parameters_(self, generator: torch.Generator | None) -> None:
         """Redraw any randomly initialised parameters from ``generator`` (see ``init_parameters_``)."""
 
+    def get_extra_state(self) -> dict[str, Any]:
+        """The family name and hyper-parameters, saved in the state_dict and checked at load."""
+        return {"family": self.family, "params": self.hparams.model_dump(mode="json")}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Refuse a state saved from another family or other hyper-parameters (``ValueError`` naming both)."""
+        if not isinstance(state, dict):
+            return
+        mine = self.get_extra_state()
+        # granularity is left to the tensors' shapes (a unit's slice of a per-unit state fits a per-layer module)
+        saved = {k: v for k, v in state.get("params", mine["params"]).items() if k != "granularity"}
+        if state.get("family", self.family) != self.family or saved != {
+                k: v for k, v in mine["params"].items() if k != "granularity"}:
+            raise ValueError(f"this state_dict was saved from family {state.get('family')!r} with parameters "
+                             f"{state.get('params')}, but the module is family {self.family!r} with parameters "
+                             f"{mine['params']}; build the module with the saved family and parameters to load it")
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        tolerate_missing_extra_state(prefix, missing_keys)  # tensor-only states (weight files) load unchecked
+
     def _at_defaults(self) -> bool:
         """Whether every hyper-parameter but the granularity has its default (where claims are stated)."""
         skip = {"granularity"}
@@ -391,7 +426,8 @@ class ParametricActivation(nn.Module):
 
     def extra_repr(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.hparams.model_dump().items())
-        return f"family={self.family!r}, {fields}" + (f", width={self.width}" if self.width is not None else "")
+        return (f"family={self.family!r}, {fields}" + (f", width={self.width}" if self.width is not None else "")
+                + (f", dim={self.dim}" if self.dim != -1 else ""))
 
 
 class PReLU(ParametricActivation):

@@ -11,20 +11,24 @@ per neuron) or produced from a context vector by a small gating head
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from ..._checks import check_positive, check_positive_int
+from ..state import tolerate_missing_extra_state
 from .candidates import Candidate, get_candidate
 
 __all__ = [
     "GateKind",
     "GatedActivation",
+    "check_candidates",
+    "check_dim",
     "gate_entropy",
     "mix_candidates",
     "softmax_gate",
+    "unit_axis",
 ]
 
 GateKind = Literal["layer", "neuron", "input"]
@@ -83,6 +87,41 @@ def mix_candidates(x: Tensor, weights: Tensor, functions: Sequence[Candidate]) -
     return out
 
 
+def check_dim(dim: int) -> int:
+    """Return ``dim`` if it is an int (the unit axis: ``-1`` for ``(N, F)``, ``1`` for ``(N, C, ...)``)."""
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise ValueError(f"dim must be an integer axis (-1 for (N, F) inputs, 1 for (N, C, L) or (N, C, H, W)), "
+                         f"got dim={dim!r}")
+    return dim
+
+
+def check_candidates(state: object, candidates: Sequence[str], owner: str) -> None:
+    """Raise ``ValueError`` if a saved extra state names other candidates than ``candidates``."""
+    saved = state.get("candidates") if isinstance(state, dict) else None
+    if saved is not None and list(saved) != list(candidates):
+        raise ValueError(f"this state_dict was saved from a {owner} over candidates {list(saved)}, but the module "
+                         f"mixes {list(candidates)}; build the module with candidates={tuple(saved)!r} to load it")
+
+
+def unit_axis(x: Tensor, dim: int, width: int | None, owner: str) -> int:
+    """The non-negative index of ``x``'s unit axis ``dim``, checked against ``width`` units.
+
+    Raises ``ValueError`` naming the expected and actual size, the axis, the
+    input shape and the fix when the axis is out of range or has the wrong size
+    (``width=None`` skips the size check).
+    """
+    if not -x.dim() <= dim < x.dim():
+        raise ValueError(f"{owner}: dim={dim} is not an axis of an input of shape {tuple(x.shape)}; "
+                         f"use dim=-1 for (N, F) inputs or dim=1 for (N, C, L) and (N, C, H, W)")
+    axis = dim % x.dim()
+    if width is not None and x.shape[axis] != width:
+        raise ValueError(f"{owner} has {width} units on axis dim={dim}, but the input has {x.shape[axis]} there "
+                         f"(input shape {tuple(x.shape)}); pass the axis that holds the {width} units/channels "
+                         f"(dim=-1 for (N, F), dim=1 for (N, C, L) or (N, C, H, W)) or build it with "
+                         f"width={x.shape[axis]}")
+    return axis
+
+
 class GatedActivation(nn.Module):
     """A learned mixture of candidate activations (drop-in ``nn.Module``).
 
@@ -98,13 +137,33 @@ class GatedActivation(nn.Module):
             defaults to ``width`` (the pre-activation itself is the context).
         gate_hidden: Hidden width of the gating head
             ``Linear(context_dim, gate_hidden) -> ReLU -> Linear(gate_hidden, c)``.
+        dim: The unit (channel) axis of the input for per-unit gates: ``-1``
+            (the default) for ``(N, F)`` features, ``1`` for ``(N, C, L)`` or
+            ``(N, C, H, W)`` feature maps. Per-neuron gates then hold one logit
+            vector per channel, broadcast over the other axes. Input gates on a
+            feature map read the channel vector at each position (channels
+            moved last, the head applied per position), so their weights are
+            per sample *and* position. Layer gates ignore ``dim`` (any shape works).
 
-    Static logits start at zero, i.e. a uniform mixture.
+    Static logits start at zero, i.e. a uniform mixture. An input whose unit
+    axis does not hold ``width`` units raises ``ValueError`` naming both sizes.
+    Input gates keep the weights of their most recent forward pass in
+    ``last_weights`` (read by :func:`learnact.model.entropy_penalty`).
+
+    Serialization: the candidate names travel in the state_dict as extra state
+    (``_extra_state``) and a state saved from other candidates is refused with
+    ``ValueError``; a tensor-only state (a weights file) loads unchecked.
+    Pickling and ``copy.deepcopy`` store the names and re-resolve the functions
+    from the candidate registry, so a registered lambda pickles wherever the
+    registration has run. ``torch.jit.script`` is not supported: the candidates
+    are arbitrary Python callables (a user's function or lambda) that TorchScript
+    cannot compile; ``torch.jit.trace`` and ``torch.compile(fullgraph=True)`` work.
 
     Shape:
-        - x: ``(b, d)`` pre-activations
-        - context: ``(b, context_dim)`` (input gates only; defaults to ``x``)
-        - output: ``(b, d)``
+        - x: ``(b, d)`` pre-activations, or ``(b, d, *)`` with ``dim=1``
+        - context: ``(b, context_dim)`` (input gates only; defaults to ``x``;
+          with ``dim=1`` a context of x's layout is read per position)
+        - output: same as x
     """
 
     temperature: Tensor
@@ -118,6 +177,7 @@ class GatedActivation(nn.Module):
         temperature: float = 1.0,
         context_dim: int | None = None,
         gate_hidden: int = 16,
+        dim: int = -1,
     ) -> None:
         super().__init__()
         names = tuple(candidates)
@@ -143,14 +203,16 @@ class GatedActivation(nn.Module):
             check_positive_int(width, "width")
             self.logits = nn.Parameter(torch.zeros(width, c))
         else:
-            dim = context_dim if context_dim is not None else width
-            if dim is None:
+            n_context = context_dim if context_dim is not None else width
+            if n_context is None:
                 raise ValueError("gate='input' needs context_dim (or width), got neither")
-            check_positive_int(dim, "context_dim")
+            check_positive_int(n_context, "context_dim")
             check_positive_int(gate_hidden, "gate_hidden")
-            self.head = nn.Sequential(nn.Linear(dim, gate_hidden), nn.ReLU(), nn.Linear(gate_hidden, c))
+            self.head = nn.Sequential(nn.Linear(n_context, gate_hidden), nn.ReLU(), nn.Linear(gate_hidden, c))
         self.width = width
         self.context_dim = context_dim
+        self.dim = check_dim(dim)
+        self.last_weights: Tensor | None = None  # input gates: the weights of the most recent forward pass
 
     @property
     def n_candidates(self) -> int:
@@ -158,7 +220,7 @@ class GatedActivation(nn.Module):
         return len(self.candidates)
 
     def gate_logits(self, context: Tensor | None = None) -> Tensor:
-        """Raw logits: ``(c,)`` per layer, ``(d, c)`` per neuron, ``(b, c)`` per sample."""
+        """Raw logits: ``(c,)`` per layer, ``(d, c)`` per neuron, ``(*, c)`` from a context ``(*, context_dim)``."""
         if self.head is not None:
             if context is None:
                 raise ValueError("input-dependent gates need a context tensor, got context=None")
@@ -170,7 +232,8 @@ class GatedActivation(nn.Module):
         """Mixture weights ``softmax(z / T)``.
 
         Shape:
-            - output: ``(c,)`` (layer), ``(d, c)`` (neuron) or ``(b, c)`` (input)
+            - output: ``(c,)`` (layer), ``(d, c)`` (neuron) or ``(*, c)`` (input, for a
+              context ``(*, context_dim)``)
         """
         return softmax_gate(self.gate_logits(context), self.temperature)
 
@@ -186,13 +249,66 @@ class GatedActivation(nn.Module):
         """Mixture output and the weights used.
 
         Returns:
-            ``(y, g)`` with ``y`` of shape ``(b, d)`` and ``g`` as in :meth:`gate_weights`.
+            ``(y, g)`` with ``y`` of x's shape and ``g`` as in :meth:`gate_weights`; for
+            input gates on a feature map ``(b, C, *s)`` with ``dim=1``, ``g`` is ``(b, *s, c)``
+            (one weight vector per sample and position).
         """
-        if self.head is not None and context is None:
-            context = x
+        if self.gate == "layer":  # one weight vector: any shape
+            weights = self.gate_weights()
+            return mix_candidates(x, weights, self.functions), weights
+        units = self.width if (self.head is None or context is not None) else (self.context_dim or self.width)
+        axis = unit_axis(x, self.dim, units, self._name())
+        if axis == x.dim() - 1:  # units already last: (N, F), the MLP's path
+            if self.head is not None and context is None:
+                context = x
+            weights = self.gate_weights(context)
+            w = weights
+            if self.head is not None:
+                self.last_weights = weights
+                w = weights.unsqueeze(-2)
+            return mix_candidates(x, w, self.functions), weights
+        xm = x.movedim(axis, -1)
+        if self.head is None:
+            weights = self.gate_weights()
+            return mix_candidates(xm, weights, self.functions).movedim(-1, axis), weights
+        if context is None:
+            context = xm
+        elif context.dim() == x.dim():
+            context = context.movedim(axis, -1)
         weights = self.gate_weights(context)
-        w = weights.unsqueeze(-2) if self.head is not None else weights
-        return mix_candidates(x, w, self.functions), weights
+        self.last_weights = weights
+        # per position: (b, *s, 1, c); per sample (a 2-D context): (b, 1, ..., 1, c)
+        w = weights.unsqueeze(-2) if weights.dim() == xm.dim() else weights.reshape(
+            weights.shape[0], *([1] * (xm.dim() - 1)), weights.shape[-1])
+        return mix_candidates(xm, w, self.functions).movedim(-1, axis), weights
+
+    def get_extra_state(self) -> dict[str, object]:
+        """The candidate names, saved in the state_dict and checked by :meth:`set_extra_state`."""
+        return {"candidates": list(self.candidates)}
+
+    def set_extra_state(self, state: object) -> None:
+        """Refuse a state saved from a mixture of other candidates (``ValueError`` naming both lists)."""
+        check_candidates(state, self.candidates, "GatedActivation")
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        tolerate_missing_extra_state(prefix, missing_keys)  # tensor-only states (weight files) load unchecked
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle and deep-copy by candidate names: the callables are re-resolved from the registry."""
+        state = self.__dict__.copy()
+        state.pop("functions", None)
+        state["last_weights"] = None  # part of the last forward's graph, not of the module
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        super().__setstate__(state)
+        self.functions = [get_candidate(n) for n in self.candidates]
+
+    def _name(self) -> str:
+        return f"GatedActivation(gate={self.gate!r}, width={self.width}, dim={self.dim})"
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         return self.forward_with_weights(x, context)[0]
@@ -200,5 +316,5 @@ class GatedActivation(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"candidates={list(self.candidates)}, gate={self.gate!r}, "
-            f"temperature={float(self.temperature):g}"
+            f"temperature={float(self.temperature):g}" + (f", dim={self.dim}" if self.dim != -1 else "")
         )

@@ -1,0 +1,153 @@
+"""`learnact compare RESULTS.csv`: a user's own runs, compared like a study's, through the real console script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import learnact
+from learnact.cli.errors import DEBUG_ENV
+from learnact.evaluation import COMPARISON_COLUMNS, tidy_results
+
+SRC = Path(learnact.__file__).resolve().parent.parent
+
+TINY = {
+    "name": "tiny_csv",
+    "seeds": [1, 7, 21],
+    "backbone": {"hidden": [8]},
+    "train": {"max_epochs": 4, "patience": 2},
+    "reference": "baseline_tanh",
+    "variants": [
+        {"name": "baseline_tanh", "kind": "fixed", "activation": "tanh"},
+        {"name": "baseline_relu", "kind": "fixed", "activation": "relu"},
+        {"name": "static_T0.7", "kind": "gated", "gate": "layer", "temperature": 0.7},
+    ],
+}
+
+RUNS = pd.DataFrame({
+    "variant": ["relu"] * 4 + ["gated"] * 4 + ["swish"] * 4,
+    "seed": [0, 1, 2, 3] * 3,
+    "accuracy": [0.90, 0.91, 0.89, 0.92, 0.93, 0.92, 0.92, 0.925, 0.88, 0.90, 0.90, 0.91],
+    "loss": [0.30, 0.29, 0.31, 0.28, 0.25, 0.26, 0.27, 0.26, 0.33, 0.30, 0.31, 0.30],
+    "epochs": [10, 11, 9, 12, 12, 10, 13, 11, 8, 9, 10, 9],
+})
+
+
+def _learnact(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("learnact")
+    prefix = [str(script)] if script.is_file() else [sys.executable, "-m", "learnact"]
+    env = {k: v for k, v in os.environ.items() if k != DEBUG_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
+    return subprocess.run([*prefix, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=300, stdin=subprocess.DEVNULL)
+
+
+def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+@pytest.fixture()
+def runs_csv(tmp_path):
+    path = tmp_path / "results.csv"
+    RUNS.to_csv(path, index=False)
+    return path
+
+
+def test_csv_of_own_runs_gives_the_paired_t_test_by_hand(runs_csv, tmp_path):
+    out = tmp_path / "cmp.csv"
+    proc = _learnact("compare", runs_csv, "--reference", "relu", "--lower-is-better", "loss", "--csv", out,
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "vs relu (given)" in proc.stdout and "gated" in proc.stdout and "swish" in proc.stdout
+    caption = " ".join(proc.stdout.split())  # the caption wraps
+    assert "paired t-test" in caption and "Not compared (direction unknown): epochs" in caption
+    table = pd.read_csv(out)
+    assert tuple(table.columns) == COMPARISON_COLUMNS
+    assert table["metric"].tolist() == ["accuracy", "accuracy", "loss", "loss"]  # epochs: no known direction
+    wide = RUNS.set_index(["variant", "seed"])
+    p = {}
+    for _, row in table.iterrows():
+        d = wide.loc[row["variant"], row["metric"]].to_numpy() - wide.loc["relu", row["metric"]].to_numpy()
+        by_hand = stats.ttest_rel(wide.loc[row["variant"], row["metric"]], wide.loc["relu", row["metric"]])
+        assert row["mean_diff"] == pytest.approx(d.mean())
+        assert row["p_value"] == pytest.approx(by_hand.pvalue, rel=1e-9)
+        half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+        p[row["metric"], row["variant"]] = by_hand.pvalue
+        # the direction: gated has lower loss on every seed, which is a win for loss, as higher accuracy is
+        better = d < 0 if row["metric"] == "loss" else d > 0
+        assert row["wins"] == int(better.sum())
+    for metric in ("accuracy", "loss"):  # Holm over the two variants of each metric
+        lo, hi = sorted((p[metric, "gated"], p[metric, "swish"]))
+        holm = table.set_index(["metric", "variant"])["p_holm"]
+        assert sorted(holm[metric].tolist()) == pytest.approx([min(1.0, 2 * lo), min(1.0, max(2 * lo, hi))])
+
+
+def test_csv_route_equals_the_study_route(tmp_path):
+    from learnact.experiment import run_study, study_from_dict
+
+    study = tmp_path / "study"
+    run_study(study_from_dict(TINY), study)
+    tidy = tidy_results(study)
+    metrics = ["roc_auc", "accuracy", "f1"]
+    wide = tidy[tidy["metric"].isin(metrics)].pivot_table(
+        index=["variant", "seed", "n_train", "n_test"], columns="metric", values="value").reset_index()
+    exported = tmp_path / "exported.csv"
+    wide[["variant", "seed", "n_train", "n_test", *metrics]].to_csv(exported, index=False)
+
+    from_study, from_csv = tmp_path / "study_cmp.csv", tmp_path / "csv_cmp.csv"
+    a = _learnact("compare", study, "--reference", "baseline_tanh", "--csv", from_study, cwd=tmp_path)
+    b = _learnact("compare", exported, "--reference", "baseline_tanh", "--csv", from_csv, cwd=tmp_path)
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    x, y = pd.read_csv(from_study), pd.read_csv(from_csv)
+    assert x[["metric", "variant", "seeds", "status"]].equals(y[["metric", "variant", "seeds", "status"]])
+    numbers = [c for c in COMPARISON_COLUMNS if c not in ("metric", "variant", "reference", "seeds", "status",
+                                                          "comparable", "higher_is_better")]
+    np.testing.assert_allclose(x[numbers].to_numpy(float), y[numbers].to_numpy(float), rtol=1e-12, equal_nan=True)
+    # the same terminal table: every row's cells print identically (only the title names the input)
+    body = [line for line in a.stdout.splitlines() if "baseline_relu" in line or "static_T0.7" in line]
+    assert body and body == [line for line in b.stdout.splitlines() if "baseline_relu" in line or "static" in line]
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda f: f.assign(accuracy=f["accuracy"].astype(object).where(f.index != 3, "0.9O")),
+     "non-numeric metric columns ['accuracy'] (first: column 'accuracy', data row 4"),
+    (lambda f: f.assign(loss=f["loss"].where(f.index != 5)), "missing values in columns ['loss']"),
+    (lambda f: f.assign(loss=f["loss"].where(f.index != 2, np.inf)), "infinite values in columns ['loss']"),
+    (lambda f: f.drop(columns="variant"), "has no 'variant' column"),
+    (lambda f: f.drop(columns="seed"), "has no 'seed' column"),
+    (lambda f: f.assign(seed=[0, 1, 2, 3, 0, 0, 2, 3, 0, 1, 2, 3]),
+     "has 2 rows for variant 'gated', seed 0 (data row 5 (line 6 of the file), data row 6"),
+    (lambda f: f.assign(seed=f["seed"] + 0.5), "column 'seed' holds whole numbers, got 0.5"),
+    (lambda f: f[["variant", "seed"]], "has no metric column"),
+    (lambda f: f.assign(n_train=100), "without 'n_test'"),
+])
+def test_bad_csv_is_one_line_with_exit_2(tmp_path, edit, expected):
+    path = tmp_path / "bad.csv"
+    edit(RUNS.copy()).to_csv(path, index=False)
+    line = _one_line(_learnact("compare", path, "--reference", "relu", cwd=tmp_path))
+    assert line.startswith("learnact: error: ") and expected in line, line
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ((), "pass --reference VARIANT, one of: relu, gated, swish"),
+    (("-r", "relu", "-m", "epochs"), "pass --higher-is-better epochs or --lower-is-better epochs"),
+    (("-r", "relu", "--lower-is-better", "accuracy"),
+     "'accuracy' is a known quantity where higher is better; drop the --lower-is-better accuracy option"),
+    (("-r", "relu", "--higher-is-better", "nope"), "--higher-is-better 'nope'"),
+    (("-r", "rleu",), "unknown reference 'rleu'"),
+])
+def test_bad_options_are_one_line_with_exit_2(runs_csv, tmp_path, args, expected):
+    line = _one_line(_learnact("compare", runs_csv, *args, cwd=tmp_path))
+    assert expected in line, line

@@ -1,0 +1,115 @@
+"""state_dict checks, pickling by candidate name, torch.jit.trace and torch.compile."""
+
+import copy
+import io
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import load, save
+
+from learnact.config import ActivationConfig
+from learnact.model import MLP, FrozenMixture, GatedActivation, freeze, get_family, register_candidate
+from learnact.model.activations.candidates import list_candidates
+from learnact.model.state import tensor_state
+
+# a user candidate that is a lambda: unpicklable itself, so modules must pickle by its name
+if "test_serialization_cubic" not in list_candidates():
+    register_candidate("test_serialization_cubic", lambda x: x * x * x / 6)
+
+
+def test_a_mismatched_candidate_state_is_refused_naming_both_lists():
+    a = GatedActivation(("relu", "tanh"))
+    b = GatedActivation(("sin", "gelu"))
+    with pytest.raises(ValueError, match=r"candidates \['relu', 'tanh'\], but the module mixes \['sin', 'gelu'\]"):
+        b.load_state_dict(a.state_dict())
+    frozen = freeze(torch.nn.Sequential(GatedActivation(("relu", "tanh"), gate="neuron", width=2)), "blend")
+    other = FrozenMixture(("sin", "gelu"), torch.full((2, 2), 0.5))
+    with pytest.raises(ValueError, match=r"but the module mixes \['sin', 'gelu'\]"):
+        other.load_state_dict(frozen[0].state_dict())
+
+
+def test_a_state_saved_from_another_family_or_other_parameters_is_refused():
+    rational = get_family("rational")(num_degree=3, den_degree=2)
+    other = get_family("rational")(num_degree=3, den_degree=2)
+    other.load_state_dict(rational.state_dict())  # the same family and parameters load
+    pwl = get_family("pwl")(segments=4)
+    pwl_other = get_family("pwl")(segments=4, lo=-2.0)
+    with pytest.raises(ValueError, match=r"saved from family 'pwl' with parameters .*'lo': -3.0.*'lo': -2.0"):
+        pwl_other.load_state_dict(pwl.state_dict())
+
+
+def test_saved_state_round_trips_through_torch_save_with_its_names():
+    model = MLP(3, (4,), 1, ActivationConfig(gate="neuron", candidates=("relu", "sin")))
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    assert state["blocks.0.activation._extra_state"] == {"candidates": ["relu", "sin"]}
+    twin = MLP(3, (4,), 1, ActivationConfig(gate="neuron", candidates=("relu", "sin")))
+    twin.load_state_dict(state)
+    wrong = MLP(3, (4,), 1, ActivationConfig(gate="neuron", candidates=("sin", "relu")))
+    with pytest.raises(ValueError, match=r"candidates \['relu', 'sin'\], but the module mixes \['sin', 'relu'\]"):
+        wrong.load_state_dict(state)
+
+
+def test_tensor_only_states_keep_loading_and_weight_files_keep_their_bytes():
+    torch.manual_seed(0)
+    model = MLP(3, (4,), 1, ActivationConfig(gate="neuron"))
+    tensors = tensor_state(model)
+    assert all(isinstance(v, torch.Tensor) for v in tensors.values())
+    assert set(model.state_dict()) - set(tensors) == {"blocks.0.activation._extra_state"}
+    blob = save(tensors)  # safetensors takes tensors only
+    fresh = MLP(3, (4,), 1, ActivationConfig(gate="neuron"))
+    fresh.load_state_dict(load(blob))  # a file without extra state (as written before it existed) loads
+    x = torch.randn(5, 3)
+    assert torch.equal(fresh(x), model(x))
+    with pytest.raises(RuntimeError, match=r"Missing key\(s\).*blocks.0.linear.weight"):
+        fresh.load_state_dict({k: v for k, v in tensors.items() if k != "blocks.0.linear.weight"})
+
+
+@pytest.mark.parametrize("gate", ["layer", "neuron", "input"])
+def test_a_module_with_a_registered_lambda_candidate_pickles_and_deep_copies(gate):
+    torch.manual_seed(1)
+    act = GatedActivation(("relu", "test_serialization_cubic"), gate=gate, width=3)
+    x = torch.randn(4, 3)
+    y = act(x)  # an input gate now holds its last weights (part of a graph): not pickled
+    for clone in (pickle.loads(pickle.dumps(act)), copy.deepcopy(act)):
+        assert clone.candidates == act.candidates and clone.functions[1] is act.functions[1]
+        assert torch.equal(clone(x), y)
+        assert all(p is not q for p, q in zip(clone.parameters(), act.parameters(), strict=True))
+
+
+def test_a_frozen_mixture_pickles_by_name():
+    frozen = FrozenMixture(("relu", "test_serialization_cubic"), torch.tensor([0.3, 0.7]))
+    x = torch.randn(6)
+    assert torch.equal(pickle.loads(pickle.dumps(frozen))(x), frozen(x))
+
+
+def test_jit_script_is_unsupported_and_jit_trace_equals_eager():
+    """Candidates are arbitrary Python callables (a user's lambda), which TorchScript cannot compile."""
+    act = GatedActivation(("relu", "tanh"), gate="neuron", width=3, dim=1)
+    with torch.no_grad():
+        act.logits.copy_(torch.randn(3, 2))
+    with pytest.raises(Exception):  # noqa: B017 - TorchScript raises its own frontend errors
+        torch.jit.script(act)
+    x = torch.randn(2, 3, 5)
+    traced = torch.jit.trace(act, (x,))
+    other = torch.randn(4, 3, 7)
+    assert torch.equal(traced(other), act(other))
+
+
+@pytest.mark.slow  # inductor compiles C++ on the CPU: ~45 s cold
+def test_torch_compile_fullgraph_equals_eager_for_every_gate_kind_and_a_family():
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 4)
+    modules = [GatedActivation(("relu", "tanh")), GatedActivation(("relu", "tanh"), gate="neuron", width=3, dim=1),
+               GatedActivation(("relu", "tanh"), gate="input", width=3, dim=1),
+               get_family("prelu")(width=3, dim=1, granularity="unit")]
+    with torch.no_grad():
+        modules[1].logits.copy_(torch.randn(3, 2))
+        modules[3].slope.copy_(torch.tensor([0.1, 0.2, 0.3]))
+    for m in modules:
+        compiled = torch.compile(m, fullgraph=True)
+        # tolerance: inductor may fuse and reorder the float32 sums (a few ulp)
+        torch.testing.assert_close(compiled(x), m(x), rtol=1e-5, atol=1e-6)
