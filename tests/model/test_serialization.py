@@ -13,9 +13,14 @@ from learnact.model import MLP, FrozenMixture, GatedActivation, freeze, get_fami
 from learnact.model.activations.candidates import list_candidates
 from learnact.model.state import tensor_state
 
+
 # a user candidate that is a lambda: unpicklable itself, so modules must pickle by its name
-if "test_serialization_cubic" not in list_candidates():
-    register_candidate("test_serialization_cubic", lambda x: x * x * x / 6)
+@pytest.fixture
+def cubic() -> str:
+    """A lambda candidate, registered for one test (the conftest fixture removes it afterwards)."""
+    if "test_serialization_cubic" not in list_candidates():
+        register_candidate("test_serialization_cubic", lambda x: x * x * x / 6)
+    return "test_serialization_cubic"
 
 
 def test_a_mismatched_candidate_state_is_refused_naming_both_lists():
@@ -69,9 +74,9 @@ def test_tensor_only_states_keep_loading_and_weight_files_keep_their_bytes():
 
 
 @pytest.mark.parametrize("gate", ["layer", "neuron", "input"])
-def test_a_module_with_a_registered_lambda_candidate_pickles_and_deep_copies(gate):
+def test_a_module_with_a_registered_lambda_candidate_pickles_and_deep_copies(gate, cubic):
     torch.manual_seed(1)
-    act = GatedActivation(("relu", "test_serialization_cubic"), gate=gate, width=3)
+    act = GatedActivation(("relu", cubic), gate=gate, width=3)
     x = torch.randn(4, 3)
     y = act(x)  # an input gate now holds its last weights (part of a graph): not pickled
     for clone in (pickle.loads(pickle.dumps(act)), copy.deepcopy(act)):
@@ -80,8 +85,8 @@ def test_a_module_with_a_registered_lambda_candidate_pickles_and_deep_copies(gat
         assert all(p is not q for p, q in zip(clone.parameters(), act.parameters(), strict=True))
 
 
-def test_a_frozen_mixture_pickles_by_name():
-    frozen = FrozenMixture(("relu", "test_serialization_cubic"), torch.tensor([0.3, 0.7]))
+def test_a_frozen_mixture_pickles_by_name(cubic):
+    frozen = FrozenMixture(("relu", cubic), torch.tensor([0.3, 0.7]))
     x = torch.randn(6)
     assert torch.equal(pickle.loads(pickle.dumps(frozen))(x), frozen(x))
 

@@ -13,6 +13,7 @@ from learnact.data import split_dataset
 from learnact.model import MLP, init_parameters_
 from learnact.model.device import resolve_device
 from learnact.model.inference import predict_proba
+from learnact.model.state import tensor_state
 from learnact.training import dataloader_permutation, fit, run_generator
 
 NO_CUDA = not torch.cuda.is_available()
@@ -75,7 +76,7 @@ def test_fit_on_the_cpu_is_bit_identical_to_the_protocol_written_out_by_hand(bre
                                                             .reshape(-1, 1))))
     assert val_losses == sorted(val_losses, reverse=True), "the hand loop's last epoch must be its best"
     assert [r.val_loss for r in result.history] == val_losses
-    for (name, a), b in zip(model.state_dict().items(), hand.state_dict().values(), strict=True):
+    for (name, a), b in zip(tensor_state(model).items(), tensor_state(hand).values(), strict=True):
         assert torch.equal(a, b), name
     assert all(p.device.type == "cpu" for p in model.parameters())
 
