@@ -188,3 +188,33 @@ def test_suite_analysis_needs_two_complete_data_sets():
 def test_the_study_file_of_a_suite_is_written_as_a_suite(suite: Path):
     data = json.loads((suite / "study" / "study.json").read_text())["data"]
     assert [d["dataset"] for d in data["datasets"]] == ["iris", "xor", "wine"]
+
+
+def test_the_terminal_summary_and_the_report_rank_alike(suite: Path):
+    """One source: the printed average ranks and best marks are the report's suite table's."""
+    means = pd.read_csv(suite / "study" / "report" / "tables" / "suite_means.csv").set_index("variant")
+    lines = (suite / "stdout.txt").read_text().splitlines()
+    shown = {}
+    for line in lines:
+        parts = line.split()
+        if parts and parts[0] in means.index and len(parts) == 2 + 3:
+            shown[parts[0]] = parts[1:]
+    assert set(shown) == set(means.index)
+    for v, cells in shown.items():
+        assert float(cells[0]) == pytest.approx(means.loc[v, "average_rank"], abs=0.005)
+        for d, cell in zip(("iris", "xor", "wine"), cells[1:], strict=True):
+            assert float(cell.rstrip("*")) == pytest.approx(means.loc[v, d], abs=6e-5)
+            assert cell.endswith("*") == (means.loc[v, d] == means[d].max())
+
+
+def test_equal_scores_summed_in_another_order_tie():
+    rows = []
+    for variant, accs in (("a", [0.1, 0.2, 0.3]), ("b", [0.3, 0.2, 0.1])):
+        for d in ("d1", "d2"):
+            for seed, acc in enumerate(accs):
+                rows.append({"dataset": d, "variant": variant, "seed": seed, "metric": "accuracy", "split": "test",
+                             "value": acc, "status": "finished"})
+    tidy = pd.DataFrame(rows)
+    _, means = suite_scores(tidy, "accuracy")
+    assert (means["a"] == means["b"]).all()  # 0.1+0.2+0.3 != 0.3+0.2+0.1 in floating point
+    assert average_ranks(means).to_dict() == {"a": 1.5, "b": 1.5}

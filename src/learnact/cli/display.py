@@ -74,57 +74,71 @@ def print_leaderboard(table: pd.DataFrame, title: str = "leaderboard") -> None:
     Console(width=max(120, Console().width)).print(t)
 
 
-def suite_cells(board: pd.DataFrame, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
-    """The suite table's header and rows: per variant, its mean ``metric`` on each data set (best marked ``*``)
-    and its average rank over the data sets where every variant finished.
+def suite_cells(tidy: pd.DataFrame, metric: str | None = None, digits: int = 4) -> tuple[list[str], list[list[str]]]:
+    """The suite table's header and rows: per variant (best average rank first), its average rank over the
+    data sets where every variant finished, then its mean ``metric`` on each data set (best marked ``*``).
+
+    The numbers are :func:`~learnact.evaluation.suite.suite_scores` and
+    :func:`~learnact.evaluation.suite_statistics.average_ranks` of the tidy
+    table, the same ones the report's suite table shows.
 
     Args:
-        board: A suite's :func:`~learnact.evaluation.leaderboard` (with its ``dataset`` column).
+        tidy: A suite's tidy results table (:func:`~learnact.evaluation.tidy_results`).
+        metric: The score; default: each data set's primary metric (accuracy; R² for regression).
+        digits: Decimals of the default score (a named metric uses its registry format).
     """
-    import numpy as np
     import pandas as pd
 
     from ..evaluation import describe_quantity
+    from ..evaluation.suite import suite_scores
     from ..evaluation.suite_statistics import average_ranks
 
     higher = metric is None or describe_quantity(metric).higher_is_better is not False
-    if metric is None:  # each data set's primary metric (accuracy; R2 for regression), both higher is better
-        col = board["accuracy_mean"] if "accuracy_mean" in board.columns else pd.Series(np.nan, index=board.index)
-        if "r2_mean" in board.columns:
-            col = col.where(col.notna(), board["r2_mean"])
-        board = board.assign(_score=col)
-        means = board.pivot(index="dataset", columns="variant", values="_score")
-    else:
-        means = board.pivot(index="dataset", columns="variant", values=f"{metric}_mean")
-    fmt = ".4f" if metric is None else describe_quantity(metric).fmt
-    means = means.reindex(index=list(dict.fromkeys(board["dataset"])), columns=list(dict.fromkeys(board["variant"])))
+    _, means = suite_scores(tidy, metric)
+    fmt = f".{digits}f" if metric is None else describe_quantity(metric).fmt
     complete = means.dropna()
     ranks = average_ranks(complete, higher) if len(complete) >= 2 and complete.shape[1] >= 2 else None
     order = list(ranks.index) if ranks is not None else list(means.columns)
     best = means.max(axis=1) if higher else means.min(axis=1)
     rows = []
     for v in order:
-        cells = [v] + [("-" if pd.isna(means.loc[d, v]) else
-                        f"{means.loc[d, v]:{fmt}}" + ("*" if means.loc[d, v] == best[d] else ""))
-                       for d in means.index]
-        rows.append(cells + ["-" if ranks is None else f"{ranks[v]:.2f}"])
-    return ["variant", *map(str, means.index), "avg rank"], rows
+        cells = [("-" if pd.isna(means.loc[d, v]) else
+                  f"{means.loc[d, v]:{fmt}}" + ("*" if means.loc[d, v] == best[d] else ""))
+                 for d in means.index]
+        rows.append([v, "-" if ranks is None else f"{ranks[v]:.2f}", *cells])
+    return ["variant", "avg rank", *map(str, means.index)], rows
 
 
-def print_suite(board: pd.DataFrame, title: str, metric: str | None = None) -> None:
-    """Print a suite's summary: mean ``metric`` per data set and variant, best marked, and the average rank."""
+def print_suite(tidy: pd.DataFrame, title: str, metric: str | None = None) -> None:
+    """Print a suite's summary from its tidy table: average rank and mean ``metric`` per data set and variant,
+    best marked (:func:`suite_cells`).
+
+    Variant names are never cut; where four decimals do not fit the terminal, three are shown, and data set
+    names fold.
+    """
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    header, rows = suite_cells(board, metric)
+    console = Console(width=max(120, Console().width))
+    header, rows = suite_cells(tidy, metric)
+    widest = max((len(c) for r in rows for c in r[1:]), default=7)
+    name_width = max((len(r[0]) for r in rows), default=7)
+    if name_width + (len(header) - 1) * (widest + 2) + 2 > console.width and metric is None:
+        header, rows = suite_cells(tidy, metric, digits=3)
     shown = metric or "accuracy (R² for regression)"
-    t = Table(title=title, caption=f"mean test {shown} over finished seeds; * best on the data set; average rank "
-                                   f"(1 = best) over data sets where every variant finished")
+    t = Table(title=title, caption=f"mean test {shown} over finished seeds, * best on the data set; average rank "
+                                   f"(1 = best) over data sets where every variant finished",
+              box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
     for col in header:
-        t.add_column(col, justify="left" if col == "variant" else "right")
+        if col == "variant":
+            t.add_column(col, justify="left", no_wrap=True, min_width=name_width)
+        else:
+            t.add_column(col, justify="right", overflow="fold",
+                         min_width=max((len(r[len(t.columns)]) for r in rows), default=4))
     for cells in rows:
         t.add_row(*cells)
-    Console(width=max(120, Console().width)).print(t)
+    console.print(t)
 
 
 def diverged_lines(runs: pd.DataFrame) -> list[str]:

@@ -198,7 +198,7 @@ def run(
     # the leaderboard as soon as training ends; the report pack builds after it
     counts = f"({result.n_trained} trained, {result.n_skipped} already done)"
     if "dataset" in table.columns:  # a suite: the summary over data sets (leaderboard.csv has each data set's)
-        print_suite(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds x "
+        print_suite(tidy, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds x "
                                  f"{table['dataset'].nunique()} data sets {counts}")
     else:
         print_leaderboard(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "

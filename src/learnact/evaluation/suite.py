@@ -77,6 +77,9 @@ def suite_scores(tidy: pd.DataFrame, metric: str | None = None) -> tuple[pd.Data
         ``(runs, means)``: ``runs`` has columns ``dataset, variant, seed, value``
         (data set labels); ``means`` is a ``(data sets x variants)`` frame of
         mean values over seeds, NaN where a variant has no finished run.
+        Means are rounded to 12 decimals, so equal scores summed in another
+        order tie (as they must for ranks and the best mark) instead of
+        differing in the last bit.
     """
     if metric is None:
         primary = {d: PRIMARY_METRIC[table_task(sub)] for d, sub in tidy.groupby("dataset", sort=False)}
@@ -89,7 +92,7 @@ def suite_scores(tidy: pd.DataFrame, metric: str | None = None) -> tuple[pd.Data
                          "seed": rows["seed"].astype(int), "value": rows["value"].astype(float)})
     order_d = [dataset_label(d) for d in dataset_names(tidy)]
     order_v = list(dict.fromkeys(tidy["variant"].astype(str)))
-    means = runs.groupby(["dataset", "variant"], sort=False)["value"].mean().unstack("variant")
+    means = runs.groupby(["dataset", "variant"], sort=False)["value"].mean().round(12).unstack("variant")
     return runs.reset_index(drop=True), means.reindex(index=order_d, columns=order_v)
 
 
