@@ -116,7 +116,6 @@ def print_suite(tidy: pd.DataFrame, title: str, metric: str | None = None) -> No
     Variant names are never cut; where four decimals do not fit the terminal, three are shown, and data set
     names fold.
     """
-    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -124,20 +123,23 @@ def print_suite(tidy: pd.DataFrame, title: str, metric: str | None = None) -> No
     header, rows = suite_cells(tidy, metric)
     widest = max((len(c) for r in rows for c in r[1:]), default=7)
     name_width = max((len(r[0]) for r in rows), default=7)
-    if name_width + (len(header) - 1) * (widest + 2) + 2 > console.width and metric is None:
+    if name_width + 10 + (len(header) - 2) * (widest + 2) > console.width and metric is None:
         header, rows = suite_cells(tidy, metric, digits=3)
     shown = metric or "accuracy (R² for regression)"
-    t = Table(title=title, caption=f"mean test {shown} over finished seeds, * best on the data set; average rank "
+    t = Table(caption=f"mean test {shown} over finished seeds, * best on the data set; average rank "
                                    f"(1 = best) over data sets where every variant finished",
-              box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+              box=None, padding=(0, 1), pad_edge=False, header_style="bold underline")
     for col in header:
         if col == "variant":
             t.add_column(col, justify="left", no_wrap=True, min_width=name_width)
+        elif col == "avg rank":
+            t.add_column(col, justify="right", no_wrap=True, min_width=len(col))
         else:
             t.add_column(col, justify="right", overflow="fold",
                          min_width=max((len(r[len(t.columns)]) for r in rows), default=4))
     for cells in rows:
         t.add_row(*cells)
+    console.print(title, highlight=False, soft_wrap=True)  # a title above a narrow table would wrap
     console.print(t)
 
 

@@ -102,8 +102,8 @@ def run(
         None, metavar="[STUDY]", show_default=False,
         help="Study file (.toml/.yaml/.json), preset name or study folder; same as --config."),
     preset: str | None = typer.Option(
-        None, "--preset", "-p", help="Built-in study: paper (75 runs) or headline (15). Default: paper, or the "
-                                     "study already in --out."),
+        None, "--preset", "-p", help="Built-in study (learnact list presets): paper, headline, families or "
+                                     "suite. Default: paper, or the study already in --out."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Study file (.toml/.yaml/.json)."),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Study folder; rerunning into it resumes (default: a new folder, printed)."),

@@ -1,0 +1,68 @@
+"""The ``suite`` preset: what it holds, and that it trains end to end on every one of its data sets (issue 13)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+import learnact
+from learnact.data.sources import DATASETS
+from learnact.experiment import list_presets, load_study
+from learnact.model.activations.families import list_families
+
+SRC = Path(learnact.__file__).resolve().parent.parent
+
+pytest.importorskip("mnist1d")
+pytest.importorskip("palmerpenguins")
+
+
+def test_the_suite_preset_spans_tasks_kinds_and_eight_or_more_data_sets():
+    assert "suite" in list_presets()
+    study = load_study("suite")
+    names = [d.dataset for d in study.datasets]
+    assert len(study.datasets) >= 8 and len(set(names)) == len(names)
+    datasets = {d.dataset for d in study.datasets}
+    assert {"mnist1d", "penguins"} <= datasets
+    tasks = {DATASETS[d].task for d in datasets}
+    assert tasks == {"classification", "regression"}
+    assert any(d.startswith("formula_") for d in datasets) and "diabetes" in datasets
+    penguins = next(d for d in study.datasets if d.dataset == "penguins")
+    assert penguins.one_hot and penguins.impute  # it has text columns and missing values
+    assert len(study.seeds) == 5
+    kinds = {v.activation.kind for v in study.variants}
+    fixed = {v.activation.activation for v in study.variants if v.activation.kind == "fixed"}
+    assert fixed == {"relu", "tanh", "gelu", "silu"}
+    gates = {v.activation.gate for v in study.variants if v.activation.kind == "gated"}
+    assert gates == {"layer", "input"}  # the paper's headline gated mixtures
+    assert len(kinds & set(list_families())) >= 3
+    assert study.reference in {v.name for v in study.variants}
+
+
+def test_the_suite_preset_trains_every_data_set_through_the_cli(tmp_path: Path):
+    """The preset itself, cut to one seed and two epochs, through the console script: every data set loads,
+    preprocesses and trains, and the terminal prints the suite summary."""
+    raw = tomllib.loads(resources.files("learnact.presets").joinpath("suite.toml").read_text())
+    raw["seeds"] = [3]
+    raw["train"]["max_epochs"] = 2
+    raw["backbone"]["hidden"] = [4]
+    (tmp_path / "suite.json").write_text(json.dumps(raw))
+    script = Path(sys.executable).with_name("learnact")
+    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "learnact"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p))
+    proc = subprocess.run([*cmd, "run", "suite.json", "--out", "s", "--no-report", "-q"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert f"x {len(raw['data']['datasets'])} data sets" in proc.stdout and "avg rank" in proc.stdout
+    from learnact.evaluation import tidy_results
+    from learnact.evaluation.suite import suite_scores
+
+    _, means = suite_scores(tidy_results(tmp_path / "s"))
+    assert means.shape == (len(raw["data"]["datasets"]), len(load_study("suite").variants))
+    assert means.notna().all().all()
