@@ -1,10 +1,13 @@
-"""A scikit-learn compatible classifier with learned activation functions.
+"""scikit-learn compatible estimators with learned activation functions.
 
-:class:`GatedMLPClassifier` wraps the MLP backbone and the reference trainer
-(the same activation maths, objective and early stopping as ``learnact run``)
-behind ``fit / predict / predict_proba / score``, so it works with pipelines,
-``cross_val_score`` and grid searches. Its activation is a gated mixture, a
-fixed candidate or any learnable family (``activation="spline"``).
+:class:`GatedMLPClassifier` and :class:`GatedMLPRegressor` wrap the MLP
+backbone and the reference trainer (the same activation maths, objective and
+early stopping as ``learnact run``) behind ``fit / predict / score``
+(``predict_proba`` for the classifier), so they work with pipelines,
+``cross_val_score`` and grid searches. Their activation is a gated mixture, a
+fixed candidate or any learnable family (``activation="spline"``). The
+regressor trains on standardised targets with the mean squared error and an
+identity output, as a regression study does.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from pydantic import ValidationError
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -30,55 +33,15 @@ from .data import Split, Standardizer
 from .evaluation.metrics import class_probabilities
 from .model import MLP, init_parameters_
 from .model.device import resolve_device
-from .model.inference import predict_proba
+from .model.inference import predict_output, predict_proba
 from .training import EpochRecord, run_generator
 from .training import fit as fit_model
 
-__all__ = ["GatedMLPClassifier"]
+__all__ = ["GatedMLPClassifier", "GatedMLPRegressor"]
 
 
-class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
-    """MLP classifier whose hidden activations are learned (gated mixtures by default).
-
-    Args:
-        hidden: Hidden layer widths.
-        activation: ``"gated"`` for a mixture, a candidate name (``"tanh"``)
-            for a fixed activation, or a learnable family (``"prelu"``,
-            ``"spline"``, ...; see :mod:`learnact.model.activations.families`).
-        activation_params: A family's hyper-parameters, e.g.
-            ``{"granularity": "unit"}`` or ``{"grid_size": 8}`` (``None``: its
-            defaults); only for families.
-        candidates: Candidate names mixed by the gates.
-        gate: ``"layer"``, ``"neuron"`` or ``"input"``.
-        temperature: Softmax temperature ``T > 0``.
-        entropy_weight: Signed lambda of the entropy term (``> 0``: select one).
-        lr, weight_decay, batch_size, max_epochs, patience: Training settings.
-        val_size: Share of the training rows held out for early stopping.
-        random_state: Seed of the split, the initial weights and the shuffling,
-            with scikit-learn's semantics: an int (the same fit every time),
-            a ``numpy.random.RandomState`` (drawn from, so each fit differs)
-            or ``None`` (fresh randomness).
-        warm_start: A second ``fit`` continues from the fitted weights (same
-            classes, features, scaling and validation rows) instead of starting
-            afresh; its epochs add to ``n_iter_`` and ``loss_curve_``.
-        verbose: ``> 0``: print one line per epoch (losses) to stdout.
-        device: Where to train and predict: ``"cpu"``, ``"cuda"`` or
-            ``"auto"`` (CUDA when available); the fitted model stays there.
-
-    Attributes:
-        classes_: Class labels seen in ``fit``.
-        model_: The trained :class:`~learnact.model.MLP` (best validation weights).
-        scaler_: The standardisation fitted on the training rows.
-        history_: Per-epoch records (:class:`~learnact.training.EpochRecord`).
-        n_iter_: Epochs run, over all fits of a warm start.
-        loss_curve_: Training task loss per epoch (length ``n_iter_``).
-        best_epoch_: Epoch (of the last fit) whose weights were restored.
-        gate_weights_: Per hidden layer, the learned static gate weights
-            (``None`` for fixed, family or input-dependent layers).
-
-    Shape:
-        - X: ``(n_samples, n_features)``; predict_proba output ``(n_samples, n_classes)``
-    """
+class _GatedMLP(BaseEstimator):
+    """What the classifier and the regressor share: parameters, activation, seeds, warm start and training."""
 
     # what fit sets (annotations only: an unfitted estimator has none of them)
     model_: MLP
@@ -163,6 +126,138 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
         split_seed, torch_seed = rng.randint(0, np.iinfo(np.int32).max, size=2)
         return int(split_seed), int(torch_seed)
 
+    def _check_weights(self, sample_weight: Any, X: np.ndarray) -> np.ndarray | None:
+        weights = None if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if weights is not None and (weights < 0).any():
+            raise ValueError(f"sample_weight must be >= 0, got {float(weights.min())} at row "
+                             f"{int(weights.argmin())}")
+        return weights
+
+    def _train(self, X: np.ndarray, targets: np.ndarray, *, warm: bool, n_classes: int, task: str,
+               stratify: np.ndarray | None, weights: np.ndarray | None, class_names: tuple[str, ...] = ()) -> None:
+        """Split off the validation rows, standardise, and train (or continue training) ``model_``.
+
+        Args:
+            X: Features, ``(n_samples, n_features)`` float64.
+            targets: Class indices ``(n_samples,)`` int, or regression targets ``(n_samples,)`` float64.
+            warm: Continue from the fitted model, scaler and target scaling.
+            n_classes: Number of classes; 0 for regression.
+            task: ``"classification"`` or ``"regression"``.
+            stratify: Labels to stratify the validation split by, or ``None``.
+            weights: Per-row sample weights, or ``None``.
+        """
+        device = resolve_device(self.device)
+        act = self._activation_config()
+        train = TrainConfig(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
+                            max_epochs=self.max_epochs, patience=self.patience,
+                            entropy_weight=self.entropy_weight)
+        split_seed, torch_seed = self._seeds()
+        idx = np.arange(len(targets))
+        i_tr, i_va = train_test_split(idx, test_size=self.val_size, random_state=split_seed, stratify=stratify)
+        if not warm:
+            self.scaler_ = Standardizer.fit(X[i_tr])
+            if task == "regression":  # targets standardised on the training rows, as in a regression study
+                mean, scale = float(targets[i_tr].mean()), float(targets[i_tr].std())
+                self._target_mean_, self._target_scale_ = mean, scale if np.isfinite(scale) and scale > 0 else 1.0
+        Xs = self.scaler_.transform(X).astype(np.float32)
+        if task == "regression":
+            y = ((targets - self._target_mean_) / self._target_scale_).astype(np.float32)
+            extra = {"task": "regression", "target_mean": self._target_mean_, "target_scale": self._target_scale_}
+        else:
+            y, extra = targets, {}
+        split = Split(Xs[i_tr], y[i_tr], Xs[i_va], y[i_va], Xs[:0], y[:0], i_tr, i_va, idx[:0],
+                      self.scaler_, n_classes, class_names, **extra)  # type: ignore[arg-type]  # task, floats
+        if warm:
+            model = self.model_
+            generator = torch.Generator()
+            generator.set_state(self._shuffle_state_)
+        else:
+            generator = run_generator(torch_seed)
+            model = MLP(X.shape[1], tuple(self.hidden), split.n_outputs, act)
+            init_parameters_(model, generator)
+            self.n_iter_ = 0
+            self.loss_curve_ = []
+        result = fit_model(model, split, train, generator, device=device,
+                           sample_weight=None if weights is None else (weights[i_tr], weights[i_va]),
+                           on_epoch=self._report_epoch if self.verbose > 0 else None)
+        self._shuffle_state_ = generator.get_state()
+        self.model_ = model
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+        self.n_iter_ += result.epochs_run
+        self.loss_curve_ = [*self.loss_curve_, *(r.train_task for r in result.history)]
+        if result.diverged_epoch is not None:
+            what = (f"training diverged at epoch {result.diverged_epoch} ({result.diverged_reason}); "
+                    f"lower lr (now {self.lr}) or temperature, or raise weight_decay")
+            if result.best_epoch == 0:
+                raise ValueError(f"{what}: no epoch had a finite validation loss, so there are no weights to keep")
+            warnings.warn(f"{what}; kept the weights of epoch {result.best_epoch}", ConvergenceWarning,
+                          stacklevel=3)
+
+    def _report_epoch(self, record: EpochRecord) -> None:
+        """The ``verbose`` line of one epoch."""
+        print(f"epoch {record.epoch}: train loss {record.train_task:.6f}, val loss {record.val_loss:.6f}",
+              flush=True)
+
+    @property
+    def gate_weights_(self) -> list[list[float] | list[list[float]] | None]:
+        """Learned static gate weights per hidden layer (``None`` if fixed, a family or input-dependent)."""
+        check_is_fitted(self, "model_")
+        out: list[Any] = []
+        for act in self.model_.activations:
+            if getattr(act, "logits", None) is None:
+                out.append(None)
+            else:
+                out.append(act.gate_weights().detach().double().tolist())  # type: ignore[operator]  # a gated layer
+        return out
+
+
+_PARAMS_DOC = """
+    Args:
+        hidden: Hidden layer widths.
+        activation: ``"gated"`` for a mixture, a candidate name (``"tanh"``)
+            for a fixed activation, or a learnable family (``"prelu"``,
+            ``"spline"``, ...; see :mod:`learnact.model.activations.families`).
+        activation_params: A family's hyper-parameters, e.g.
+            ``{"granularity": "unit"}`` or ``{"grid_size": 8}`` (``None``: its
+            defaults); only for families.
+        candidates: Candidate names mixed by the gates.
+        gate: ``"layer"``, ``"neuron"`` or ``"input"``.
+        temperature: Softmax temperature ``T > 0``.
+        entropy_weight: Signed lambda of the entropy term (``> 0``: select one).
+        lr, weight_decay, batch_size, max_epochs, patience: Training settings.
+        val_size: Share of the training rows held out for early stopping.
+        random_state: Seed of the split, the initial weights and the shuffling,
+            with scikit-learn's semantics: an int (the same fit every time),
+            a ``numpy.random.RandomState`` (drawn from, so each fit differs)
+            or ``None`` (fresh randomness).
+        warm_start: A second ``fit`` continues from the fitted weights (same
+            features, scaling and validation rows{same}) instead of starting
+            afresh; its epochs add to ``n_iter_`` and ``loss_curve_``.
+        verbose: ``> 0``: print one line per epoch (losses) to stdout.
+        device: Where to train and predict: ``"cpu"``, ``"cuda"`` or
+            ``"auto"`` (CUDA when available); the fitted model stays there.
+"""
+
+
+class GatedMLPClassifier(ClassifierMixin, _GatedMLP):
+    __doc__ = ("""MLP classifier whose hidden activations are learned (gated mixtures by default).
+""" + _PARAMS_DOC.replace("{same}", ", same classes") + """
+    Attributes:
+        classes_: Class labels seen in ``fit``.
+        model_: The trained :class:`~learnact.model.MLP` (best validation weights).
+        scaler_: The standardisation fitted on the training rows.
+        history_: Per-epoch records (:class:`~learnact.training.EpochRecord`).
+        n_iter_: Epochs run, over all fits of a warm start.
+        loss_curve_: Training task loss per epoch (length ``n_iter_``).
+        best_epoch_: Epoch (of the last fit) whose weights were restored.
+        gate_weights_: Per hidden layer, the learned static gate weights
+            (``None`` for fixed, family or input-dependent layers).
+
+    Shape:
+        - X: ``(n_samples, n_features)``; predict_proba output ``(n_samples, n_classes)``
+    """)
+
     def _continues(self, n_features: int, classes: np.ndarray) -> bool:
         """Whether this fit warm-starts from the fitted model (``warm_start`` and a compatible fit)."""
         if not (self.warm_start and hasattr(self, "model_")):
@@ -197,58 +292,11 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y needs at least two classes, got 1 class: {classes.tolist()}")
         warm = self._continues(X.shape[1], classes)
         self.classes_ = classes
-        weights = None if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
-        if weights is not None and (weights < 0).any():
-            raise ValueError(f"sample_weight must be >= 0, got {float(weights.min())} at row "
-                             f"{int(weights.argmin())}")
-        device = resolve_device(self.device)
-        act = self._activation_config()
-        train = TrainConfig(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
-                            max_epochs=self.max_epochs, patience=self.patience,
-                            entropy_weight=self.entropy_weight)
-        split_seed, torch_seed = self._seeds()
-        idx = np.arange(len(y_idx))
-        counts = np.bincount(y_idx)
-        stratify = y_idx if counts.min() >= 2 else None
-        i_tr, i_va = train_test_split(idx, test_size=self.val_size, random_state=split_seed, stratify=stratify)
-        if not warm:
-            self.scaler_ = Standardizer.fit(X[i_tr])
-        Xs = self.scaler_.transform(X).astype(np.float32)
-        n_classes = len(self.classes_)
-        split = Split(Xs[i_tr], y_idx[i_tr], Xs[i_va], y_idx[i_va], Xs[:0], y_idx[:0], i_tr, i_va, idx[:0],
-                      self.scaler_, n_classes, tuple(map(str, self.classes_)))
-        if warm:
-            model = self.model_
-            generator = torch.Generator()
-            generator.set_state(self._shuffle_state_)
-        else:
-            generator = run_generator(torch_seed)
-            model = MLP(X.shape[1], tuple(self.hidden), 1 if n_classes == 2 else n_classes, act)
-            init_parameters_(model, generator)
-            self.n_iter_ = 0
-            self.loss_curve_ = []
-        result = fit_model(model, split, train, generator, device=device,
-                           sample_weight=None if weights is None else (weights[i_tr], weights[i_va]),
-                           on_epoch=self._report_epoch if self.verbose > 0 else None)
-        self._shuffle_state_ = generator.get_state()
-        self.model_ = model
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
-        self.n_iter_ += result.epochs_run
-        self.loss_curve_ = [*self.loss_curve_, *(r.train_task for r in result.history)]
-        if result.diverged_epoch is not None:
-            what = (f"training diverged at epoch {result.diverged_epoch} ({result.diverged_reason}); "
-                    f"lower lr (now {self.lr}) or temperature, or raise weight_decay")
-            if result.best_epoch == 0:
-                raise ValueError(f"{what}: no epoch had a finite validation loss, so there are no weights to keep")
-            warnings.warn(f"{what}; kept the weights of epoch {result.best_epoch}", ConvergenceWarning,
-                          stacklevel=2)
+        weights = self._check_weights(sample_weight, X)
+        stratify = y_idx if np.bincount(y_idx).min() >= 2 else None
+        self._train(X, y_idx, warm=warm, n_classes=len(classes), task="classification", stratify=stratify,
+                    weights=weights, class_names=tuple(map(str, classes)))
         return self
-
-    def _report_epoch(self, record: EpochRecord) -> None:
-        """The ``verbose`` line of one epoch."""
-        print(f"epoch {record.epoch}: train loss {record.train_task:.6f}, val loss {record.val_loss:.6f}",
-              flush=True)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in ``classes_`` order."""
@@ -262,14 +310,52 @@ class GatedMLPClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
-    @property
-    def gate_weights_(self) -> list[list[float] | list[list[float]] | None]:
-        """Learned static gate weights per hidden layer (``None`` if fixed, a family or input-dependent)."""
+
+class GatedMLPRegressor(RegressorMixin, _GatedMLP):
+    __doc__ = ("""MLP regressor whose hidden activations are learned (gated mixtures by default).
+
+    The targets are standardised on the training rows (mean and standard
+    deviation); the network has one identity output trained with the mean
+    squared error, and :meth:`predict` maps it back to the targets' scale.
+    ``score`` is R² (scikit-learn's ``RegressorMixin``).
+""" + _PARAMS_DOC.replace("{same}", ", same target scaling") + """
+    Attributes:
+        model_: The trained :class:`~learnact.model.MLP` (best validation weights).
+        scaler_: The feature standardisation fitted on the training rows.
+        history_, n_iter_, loss_curve_, best_epoch_, gate_weights_: As
+            :class:`GatedMLPClassifier`'s (losses in standardised target units).
+
+    Shape:
+        - X: ``(n_samples, n_features)``; y and predict output ``(n_samples,)``
+    """)
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> GatedMLPRegressor:
+        """Standardise features and targets, hold out ``val_size`` for early stopping, and train.
+
+        Args:
+            X: Features, ``(n_samples, n_features)``.
+            y: Numeric targets, ``(n_samples,)``, finite.
+            sample_weight: Non-negative weight per row (``None``: all 1); the
+                losses are weighted means.
+
+        Raises:
+            ValueError: Bad parameters or data (text, missing or infinite
+                targets, a 2-D ``y``), or training that diverged before any
+                finite validation loss.
+        """
+        warm = self.warm_start and hasattr(self, "model_")
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, reset=not warm)  # a warm start: same width
+        if len(y) < 2:
+            raise ValueError(f"n_samples={len(y)}: y needs at least 2 rows (one for training, one for early "
+                             f"stopping)")
+        weights = self._check_weights(sample_weight, X)
+        self._train(X, np.asarray(y, dtype=np.float64), warm=warm, n_classes=0, task="regression", stratify=None,
+                    weights=weights)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted targets on ``y``'s scale, ``(n_samples,)`` float64."""
         check_is_fitted(self, "model_")
-        out: list[Any] = []
-        for act in self.model_.activations:
-            if getattr(act, "logits", None) is None:
-                out.append(None)
-            else:
-                out.append(act.gate_weights().detach().double().tolist())  # type: ignore[operator]  # a gated layer
-        return out
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        out, _ = predict_output(self.model_, self.scaler_.transform(X), task="regression")
+        return out * self._target_scale_ + self._target_mean_
