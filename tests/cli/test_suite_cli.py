@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -72,14 +73,17 @@ def test_a_suite_spells_out_its_data_sets_and_names_them_in_run_ids():
 @pytest.mark.parametrize("data, problem", [
     ({"datasets": ["iris", "iris"]}, "listed once"),
     ({"datasets": []}, "non-empty list"),
-    ({"datasets": [{"test_size": 0.3}]}, "datasets[0]"),
+    ({"datasets": [{"test_size": 0.3}]}, "data.datasets[0]"),
+    ({"datasets": ["iris", "nope"]}, "invalid config: data.datasets[1].dataset: unknown dataset 'nope'"),
+    ({"datasets": [{"dataset": "iris", "test_size": 3}, "wine"]},
+     "invalid config: data.datasets[0].test_size: must be in (0, 1), got 3"),  # once, not also as data.test_size
     ({"datasets": ["iris"], "dataset": "wine"}, "remove data.dataset"),
     ({"datasets": ["nope.csv"]}, "data.datasets[0]: CSV file 'nope.csv' does not exist"),
 ])
 def test_bad_suites_are_refused_with_the_field(data, problem):
     from learnact.exceptions import ConfigError
 
-    with pytest.raises(ConfigError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ConfigError, match=re.escape(problem)):
         study_from_dict({"name": "s", "data": data, "variants": [{"name": "t", "kind": "fixed"}]})
 
 
@@ -218,3 +222,47 @@ def test_equal_scores_summed_in_another_order_tie():
     _, means = suite_scores(tidy, "accuracy")
     assert (means["a"] == means["b"]).all()  # 0.1+0.2+0.3 != 0.3+0.2+0.1 in floating point
     assert average_ranks(means).to_dict() == {"a": 1.5, "b": 1.5}
+
+
+def test_compare_on_a_suite_prints_the_report_tables_across_data_sets(suite: Path):
+    proc = _learnact("compare", "study", "--csv", "tests.csv", cwd=suite)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "variants vs tanh across 3 data sets" in out and "Friedman test over 3 data sets" in out
+    assert "per data set: learnact compare study --dataset NAME" in out
+    report = suite / "study" / "report" / "tables"
+    written = pd.read_csv(suite / "tests.csv").drop(columns="metric").set_index("variant")
+    in_report = pd.read_csv(report / "suite_tests.csv").set_index("variant")
+    pd.testing.assert_frame_equal(written, in_report, check_exact=False, rtol=1e-12)
+    means = pd.read_csv(report / "suite_means.csv").set_index("variant")
+    for line in out.splitlines():  # the means table: variant, one mean per data set, avg rank, W/T/L
+        parts = line.split()
+        if parts and parts[0] in means.index and len(parts) == 1 + 3 + 2:
+            assert [float(x) for x in parts[1:4]] == pytest.approx(means.loc[parts[0], ["iris", "xor", "wine"]]
+                                                                   .tolist(), abs=6e-5)
+            assert float(parts[4]) == pytest.approx(means.loc[parts[0], "average_rank"], abs=0.005)
+
+
+def test_compare_on_one_data_set_of_a_suite_is_that_data_sets_comparison(suite: Path):
+    from learnact.evaluation import paired_comparisons
+    from learnact.evaluation.suite import per_dataset
+
+    proc = _learnact("compare", "study", "--dataset", "wine", "--metric", "accuracy", "--csv", "wine.csv", cwd=suite)
+    assert proc.returncode == 0, proc.stderr
+    assert "study (wine): variants vs tanh" in proc.stdout
+    got = pd.read_csv(suite / "wine.csv")
+    want = paired_comparisons(per_dataset(tidy_results(suite / "study"))["wine"], "tanh", ("accuracy",))
+    np.testing.assert_allclose(got["mean_diff"].to_numpy(float), want["mean_diff"].to_numpy(float))
+    assert list(got["variant"]) == list(want["variant"])
+
+
+@pytest.mark.parametrize(("args", "problem"), [
+    (["--dataset", "wines"], "--dataset 'wines' is not a data set of 'study' (did you mean 'wine'?); data sets: "
+                             "iris, xor, wine"),
+    (["--metric", "nonsense"], "nonsense"),
+])
+def test_compare_on_a_suite_refuses_bad_options_in_one_line(suite: Path, args, problem):
+    proc = _learnact("compare", "study", *args, cwd=suite)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and problem in lines[0], proc.stderr

@@ -81,8 +81,16 @@ def compare(
     lower_is_better: list[str] | None = typer.Option(
         None, "--lower-is-better", help="CSV file only: a metric column of your own where lower is better (e.g. "
                                         "loss); repeat for several."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="Suite only: compare on this data set's seeds, as for a single study "
+                                      "(default: the comparison across data sets)."),
 ) -> None:
-    """Compare every variant with a reference on the seeds both finished (corrected t-test, Wilcoxon, Holm)."""
+    """Compare every variant with a reference on the seeds both finished (corrected t-test, Wilcoxon, Holm).
+
+    For a suite (a study over several data sets) the unit is the data set: average ranks, Friedman's test and
+    each variant against the reference (Bayesian signed-rank, Wilcoxon-Holm, Nemenyi, IQM), as in the report's
+    suite section; ``--dataset NAME`` compares on one data set's seeds instead.
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -134,17 +142,28 @@ def compare(
         tidy = tidy_results(study)
         if tidy.empty:
             raise RunStoreError(f"study folder {str(study)!r} has no finished runs; run `learnact run` first")
+        from ..evaluation.suite import is_suite, per_dataset
+
+        if dataset is not None:
+            parts = per_dataset(tidy)
+            if dataset not in parts:
+                from .._checks import did_you_mean
+
+                valid = list(parts) or ["(none: not a suite)"]
+                raise ValueError(f"--dataset {dataset!r} is not a data set of {str(study)!r}"
+                                 f"{did_you_mean(dataset, list(parts))}; data sets: {', '.join(valid)}")
+            tidy = parts[dataset]
+        elif is_suite(tidy):
+            _compare_suite(study, tidy, reference, metric, csv)
+            return
         ref = resolve_reference(tidy, reference)
         how = ("given" if reference is not None else
                "the study's reference" if tidy.attrs.get("reference") == ref else "best fixed baseline by ROC-AUC")
         chosen = tuple(metric) if metric else HEADLINE_METRICS[table_task(tidy)]
     table = paired_comparisons(tidy, ref, chosen, directions=directions, test_train_ratio=ratio_given)
-    if csv is not None:
-        if not csv.parent.is_dir():
-            raise FileNotFoundError(f"folder of --csv {str(csv)!r} does not exist; create it first")
-        table.to_csv(csv, index=False)
+    _write_csv(table, csv)
     ratio = table["test_train_ratio"].dropna()
-    title = f"{study.name}: variants vs {ref} ({how})"
+    title = f"{study.name}{f' ({dataset})' if dataset else ''}: variants vs {ref} ({how})"
     note = excluded_note(diverged_counts(tidy))
     if ratio_given == 0.0:
         test = ("95% CI and t/p from the paired t-test (the file has no n_train/n_test columns: right when every "
@@ -170,3 +189,33 @@ def compare(
         t.add_row(cells["metric"], cells["variant"], cells["n"], cells["mean"], cells["diff"], cells["ci"],
                   cells["t"], cells["p"], cells["p_holm"], cells["wilcoxon_p"], cells["wtl"], cells["status"])
     Console(width=max(160, Console().width)).print(t)
+
+
+def _write_csv(table: pd.DataFrame, csv: Path | None) -> None:
+    if csv is None:
+        return
+    if not csv.parent.is_dir():
+        raise FileNotFoundError(f"folder of --csv {str(csv)!r} does not exist; create it first")
+    table.to_csv(csv, index=False)
+
+
+def _compare_suite(study: Path, tidy: pd.DataFrame, reference: str | None, metrics: list[str] | None,
+                   csv: Path | None) -> None:
+    """Print a suite's comparison across data sets: the report's suite tables, from the same analysis."""
+    import pandas as pd
+
+    from ..evaluation.suite import suite_analysis
+    from ..reporting.suite_report import suite_tables
+    from .display import print_report_table
+
+    ref = reference if reference is not None else tidy.attrs.get("reference")
+    frames = []
+    for m in metrics or [None]:
+        analysis = suite_analysis(tidy, m, ref)
+        means, tests, _ = suite_tables(analysis, {})
+        print_report_table(means, f"{study.name}: mean test {analysis.metric} per data set")
+        print_report_table(tests, f"{study.name}: variants vs {analysis.reference} across "
+                                  f"{len(analysis.means)} data sets ({analysis.metric})")
+        frames.append(tests.data.assign(metric=analysis.metric))
+    print(f"per data set: learnact compare {study} --dataset NAME", flush=True)
+    _write_csv(pd.concat(frames, ignore_index=True), csv)

@@ -1,4 +1,4 @@
-"""Terminal output: the leaderboard table, a suite's summary."""
+"""Terminal output: the leaderboard table, a suite's summary, the report's tables."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pandas loads when a command runs, not when the CLI starts
     import pandas as pd
 
-__all__ = ["print_leaderboard", "print_suite", "leaderboard_cells", "suite_cells", "diverged_lines"]
+    from ..reporting.render import Table
+
+__all__ = ["print_leaderboard", "print_suite", "print_report_table", "leaderboard_cells", "suite_cells",
+           "diverged_lines"]
 
 
 def _pm(mean: float, std: float, fmt: str) -> str:
@@ -168,3 +171,22 @@ def diverged_lines(runs: pd.DataFrame) -> list[str]:
                 causes.append(cause)
         lines.append(f"{variant}: seed{'s' if len(group) > 1 else ''} {seeds} diverged ({'; '.join(causes)})")
     return lines
+
+
+def print_report_table(table: Table, title: str) -> None:
+    """Print one of the report's tables (:class:`~learnact.reporting.render.Table`) on the terminal: the same
+    cells, bold where the report sets them in bold, its notes under it."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
+    console = Console(width=max(120, Console().width))
+    t = RichTable(caption=escape(table.notes) if table.notes else None, box=None, padding=(0, 1), pad_edge=False,
+                  header_style="bold underline")
+    for i, (col, align) in enumerate(zip(table.header, table.align, strict=True)):  # cells never fold, headers may
+        t.add_column(escape(col), justify="left" if align == "l" else "right", overflow="fold",
+                     min_width=max((len(r[i].text) for r in table.rows), default=4))
+    for row in table.rows:
+        t.add_row(*(f"[bold]{escape(c.text)}[/bold]" if c.bold else escape(c.text) for c in row))
+    console.print(title, highlight=False, soft_wrap=True)
+    console.print(t)

@@ -277,6 +277,8 @@ def study_from_dict(raw: Any) -> StudyConfig:
             if field in sweep_pos:
                 where += f"[{sweep_pos[field]}]"
             return where + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in rest)
+        if loc and loc[0] == "datasets":  # a suite's entries live under [data] in the study file
+            loc = ("data", *loc)
         return _loc_text(loc) or "(top level)"
 
     try:
@@ -286,6 +288,8 @@ def study_from_dict(raw: Any) -> StudyConfig:
         for loc, msg in describe_errors(exc, StudyConfig):
             if loc and loc[0] == "variants" and len(loc) == 1 and not variants:
                 continue  # already reported above
+            if loc and loc[0] == "data" and "datasets" in raw:
+                continue  # a suite's data is its first entry, reported as data.datasets[0]
             problems.append(f"{path(loc)}: {msg}")
     if study is not None:
         problems.extend(_dataset_problems(study))
