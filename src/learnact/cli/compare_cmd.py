@@ -210,7 +210,8 @@ def _compare_suite(study: Path, tidy: pd.DataFrame, reference: str | None, metri
 
     ref = reference if reference is not None else tidy.attrs.get("reference")
     frames = []
-    for m in metrics or [None]:
+    chosen: list[str | None] = list(metrics) if metrics else [None]
+    for m in chosen:
         analysis = suite_analysis(tidy, m, ref)
         means, tests, _ = suite_tables(analysis, {})
         print_report_table(means, f"{study.name}: mean test {analysis.metric} per data set")
