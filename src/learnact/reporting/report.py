@@ -14,6 +14,7 @@ Nothing is trained and no model is loaded: the numbers come from
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -180,6 +181,11 @@ def _clean(folder: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _dataset_report(study: Path, pdf: bool, label: str, sub: pd.DataFrame, where: Path) -> Path:
+    """One data set's report of a suite (module level, so a report worker process can run it)."""
+    return build_report(study, pdf=pdf, out=where, dataset=label, tidy=sub)
+
+
 def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | None = None,
                  dataset: str | None = None, tidy: pd.DataFrame | None = None) -> Path:
     """Build the report pack of a finished study.
@@ -218,7 +224,7 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
             name = load_study_view(study).name
             return build_suite_report(
                 study, tidy, name, Path(out) if out is not None else study / REPORT_DIR, pdf=pdf,
-                build_one=lambda label, sub, where: build_report(study, pdf=pdf, out=where, dataset=label, tidy=sub))
+                build_one=functools.partial(_dataset_report, study, pdf))
     view = load_study_view(study_dir, dataset)
     if tidy is not None:
         view.__dict__["tidy"] = tidy  # the cached table (StudyView.tidy), rebuilt from the same folders otherwise

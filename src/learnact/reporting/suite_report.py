@@ -11,6 +11,7 @@ links to it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from .figures import FigureResult, FigureSpec
 from .html import index_html
 from .index import index_markdown
 from .latex import TEX_INSTALL_HINT, ReportError, compile_pdf, latexmk_available, report_tex
+from .parallel import map_in_processes
 from .render import Cell, Table, write_table
 from .study_view import NothingToShow
 from .style import figure_style, save_figure
@@ -157,9 +159,24 @@ def _protocol(name: str, a: SuiteAnalysis, tidy: pd.DataFrame) -> list[str]:
     ]
 
 
+def _one(build_one: Callable[[str, pd.DataFrame, Path], Path], out: Path, part: tuple[str, pd.DataFrame]) -> bool:
+    """Build one data set's report in ``out/<label>``; ``False`` when it has nothing to show."""
+    label, sub = part
+    try:
+        build_one(label, sub, out / label)
+    except NothingToShow:
+        return False
+    return True
+
+
 def build_suite_report(folder: Path, tidy: pd.DataFrame, name: str, out: Path, *, pdf: bool,
-                       build_one: Callable[[str, pd.DataFrame, Path], Path]) -> Path:
+                       build_one: Callable[[str, pd.DataFrame, Path], Path], workers: int | None = None,
+                       progress: Callable[[str], None] | None = None) -> Path:
     """Build the suite section in ``out`` and each data set's report in ``out/<data set>/``.
+
+    The data sets' reports build side by side in worker processes
+    (:func:`~learnact.reporting.parallel.map_in_processes`; ``build_one`` is
+    pickled to them, so it is a module-level function or a partial of one).
 
     Args:
         folder: The study folder.
@@ -168,6 +185,8 @@ def build_suite_report(folder: Path, tidy: pd.DataFrame, name: str, out: Path, *
         out: The report folder.
         pdf: Also compile ``report.pdf`` (the suite's and each data set's).
         build_one: ``(data set, its tidy rows, its report folder) -> folder``: today's report of one data set.
+        workers: Most worker processes (default: :func:`~learnact.reporting.parallel.default_workers`).
+        progress: Called with one line as each data set's report is done.
     """
     out.mkdir(parents=True, exist_ok=True)
     for stem, *_ in SUITE_FIGURES:
@@ -177,13 +196,11 @@ def build_suite_report(folder: Path, tidy: pd.DataFrame, name: str, out: Path, *
         for ext in ("csv", "md", "tex"):
             (out / "tables" / f"{stem}.{ext}").unlink(missing_ok=True)
     (out / "report.pdf").unlink(missing_ok=True)
-    reports = {}
-    for label, sub in per_dataset(tidy).items():
-        try:
-            build_one(label, sub, out / label)
-        except NothingToShow:
-            continue
-        reports[label] = f"{label}/index.html"
+    parts = list(per_dataset(tidy).items())
+    done = map_in_processes(functools.partial(_one, build_one, out), parts, workers=workers,
+                            on_done=None if progress is None else
+                            lambda i, _r: progress(f"report of {parts[i][0]} built"))
+    reports = {label: f"{label}/index.html" for (label, _), built in zip(parts, done, strict=True) if built}
     analysis = suite_analysis(tidy, None, tidy.attrs.get("reference"))
     tables = suite_tables(analysis, reports)
     for t in tables:

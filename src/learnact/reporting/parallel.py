@@ -1,0 +1,104 @@
+"""Report work spread over worker processes started by a fork server (or spawned), never forked from the caller.
+
+``learnact run`` builds the report in the process that just trained: torch's
+and rich's threads are live there, and a plain ``fork`` of such a process can
+hang on a lock one of them held. Workers therefore start from a fork server
+(a fresh interpreter that imported :mod:`learnact.reporting` once) or, where
+there is none, are spawned. Each runs :func:`learnact._processes.become_worker`
+first, so it ends with the process it works for and leaves Ctrl-C to it.
+
+Results come back in the order of the inputs; a worker's exception is raised
+in the caller as it was raised in the worker.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+from .._processes import become_worker
+
+__all__ = ["WORKERS_ENV", "default_workers", "map_in_processes"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+WORKERS_ENV = "LEARNACT_REPORT_WORKERS"
+"""Environment variable: the most worker processes a report uses (``1``: build everything in this process)."""
+
+
+def default_workers() -> int:
+    """The cores this process may use, or :data:`WORKERS_ENV` when set to a positive integer."""
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            raise ValueError(f"{WORKERS_ENV}={raw!r} is not an integer; set it to the number of report "
+                             f"worker processes (1: none)") from None
+        if n < 1:
+            raise ValueError(f"{WORKERS_ENV}={raw!r} must be >= 1 (1: build the report in this process)")
+        return n
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _init(parent_pid: int) -> None:
+    become_worker(parent_pid)
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
+def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None,
+                     on_done: Callable[[int, R], None] | None = None) -> list[R]:
+    """``[fn(item) for item in items]``, over up to ``workers`` processes.
+
+    Args:
+        fn: A module-level function (or a ``functools.partial`` of one): it is pickled to the workers.
+        items: Its arguments, each picklable.
+        workers: Most processes (default :func:`default_workers`); with 1, or a single item, everything
+            runs in this process.
+        on_done: Called in this process as each item finishes, with its index and result (progress lines).
+
+    Returns:
+        The results, in the order of ``items``.
+    """
+    todo = list(items)
+    n = min(len(todo), workers if workers is not None else default_workers())
+    if n <= 1:
+        out = []
+        for i, item in enumerate(todo):
+            out.append(fn(item))
+            if on_done is not None:
+                on_done(i, out[-1])
+        return out
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["learnact.reporting"])
+    with ProcessPoolExecutor(max_workers=n, mp_context=context, initializer=_init,
+                             initargs=(os.getpid(),)) as pool:
+        futures: list[Future[R]] = [pool.submit(fn, item) for item in todo]
+        try:
+            for i, result in _in_completion_order(futures):
+                if on_done is not None:
+                    on_done(i, result)
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _in_completion_order(futures: list[Future[Any]]) -> Iterator[tuple[int, Any]]:
+    from concurrent.futures import as_completed
+
+    index = {id(f): i for i, f in enumerate(futures)}
+    for f in as_completed(futures):
+        yield index[id(f)], f.result()

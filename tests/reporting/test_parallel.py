@@ -1,0 +1,51 @@
+"""Report work in worker processes: results in input order, errors raised as they were, no fork of the caller."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from learnact.reporting.parallel import WORKERS_ENV, default_workers, map_in_processes
+
+
+def _pid_and_square(x: int) -> tuple[int, int, str]:
+    import multiprocessing
+
+    return os.getpid(), x * x, multiprocessing.get_start_method()
+
+
+def _fails_on_three(x: int) -> int:
+    if x == 3:
+        raise KeyError(f"item {x}")
+    return x
+
+
+def test_results_come_back_in_order_from_other_processes():
+    done = []
+    out = map_in_processes(_pid_and_square, range(6), workers=2, on_done=lambda i, r: done.append(i))
+    assert [r[1] for r in out] == [x * x for x in range(6)]
+    assert os.getpid() not in {r[0] for r in out}
+    assert {r[2] for r in out} <= {"forkserver", "spawn"}  # never a fork of this (threaded) process
+    assert sorted(done) == list(range(6))
+
+
+def test_one_worker_runs_in_this_process():
+    out = map_in_processes(_pid_and_square, [2, 3], workers=1)
+    assert [r[:2] for r in out] == [(os.getpid(), 4), (os.getpid(), 9)]
+
+
+def test_a_workers_exception_is_raised_here():
+    with pytest.raises(KeyError, match="item 3"):
+        map_in_processes(_fails_on_three, range(5), workers=2)
+
+
+def test_the_worker_count_can_be_set_and_a_bad_one_is_named(monkeypatch):
+    monkeypatch.setenv(WORKERS_ENV, "3")
+    assert default_workers() == 3
+    monkeypatch.setenv(WORKERS_ENV, "many")
+    with pytest.raises(ValueError, match=f"{WORKERS_ENV}='many' is not an integer"):
+        default_workers()
+    monkeypatch.setenv(WORKERS_ENV, "0")
+    with pytest.raises(ValueError, match="must be >= 1"):
+        default_workers()
