@@ -71,14 +71,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .config import RunConfig, dataset_label
 from .exceptions import CheckpointError, RunStoreError
+
+if TYPE_CHECKING:  # the run store reads and writes files; torch loads only to save or load weights
+    import torch
 
 __all__ = [
     "RunArtifacts",

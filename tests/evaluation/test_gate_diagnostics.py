@@ -164,3 +164,20 @@ def test_missing_gate_columns_are_reported(tiny_study, tmp_path, reseal):
     reseal(folder)  # an edit the manifest knows about: the gate check itself must catch it
     with pytest.raises(RunStoreError, match="gate2_tanh"):
         gate_diagnostics(folder)
+
+
+def test_entropy_nats_is_the_models_gate_entropy():
+    """The numpy entropy of the results tables equals the torch definition the models train with."""
+    import torch
+
+    from learnact.evaluation.diagnostics import entropy_nats
+    from learnact.model.activations import gate_entropy
+
+    rng = np.random.default_rng(0)
+    w = rng.dirichlet(np.full(4, 0.3), size=200)
+    w[:5, 1:] = 0.0
+    w[:5, 0] = 1.0  # one-hot rows: 0 log 0 = 0
+    w[5:10, 2] = 0.0
+    w[5:10] /= w[5:10].sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(entropy_nats(w), gate_entropy(torch.from_numpy(w)).numpy(), rtol=1e-13, atol=1e-15)
+    assert (entropy_nats(w[:5]) == 0).all()

@@ -96,3 +96,25 @@ def test_study_without_gates_skips_gate_figures_and_says_why(fixed_only_study):
     assert "Table *comparisons* not built: the study has a single variant" in index
     assert not (report / "tables" / "gate_diagnostics.csv").exists()
     assert "Figures not drawn for this study" in (report / "report.tex").read_text()
+
+
+def test_parallel_figures_equal_serial_ones_and_the_command_loads_no_torch(tiny_study, tiny_report, tmp_path):
+    """`learnact report` draws the figures in worker processes: the same PNG bytes as one by one (the tiny_report
+    fixture), and this process imports neither torch nor training code (the activation shapes need torch: a
+    worker draws them)."""
+    import os
+
+    copy = _copy_study(tiny_study, tmp_path / "parallel")
+    code = _SCRIPT.format(call=("from learnact.cli.app import app\nfrom learnact.cli.errors import run_cli\n"
+                                f"assert run_cli(app, ['report', {str(copy)!r}]) == 0"),
+                          training=(*TRAINING, "torch"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "LEARNACT_REPORT_WORKERS": "2"})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+    pngs = sorted(p.name for p in (tiny_report / "figures").glob("*.png"))
+    assert len(pngs) >= 8 and "activation_shapes.png" in pngs
+    for name in pngs:
+        assert (copy / "report" / "figures" / name).read_bytes() == (tiny_report / "figures" / name).read_bytes(), \
+            name
+    assert (copy / "report" / "index.md").read_text() == (tiny_report / "index.md").read_text()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-__all__ = ["study_progress", "format_duration"]
+__all__ = ["study_progress", "report_progress", "format_duration"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -89,3 +89,16 @@ def study_progress(quiet: bool, stream: TextIO | None = None) -> Iterator[Progre
             yield update
     else:
         yield _plain_lines(stream)
+
+
+def report_progress(quiet: bool, stream: TextIO | None = None) -> Callable[[str], None] | None:
+    """A ``progress(line)`` callback for :func:`~learnact.reporting.build_report`: on a terminal, one line per
+    figure (or per data set of a suite) as it is saved; ``None`` (silent) when quiet or not a terminal."""
+    stream = stream if stream is not None else sys.stderr
+    if quiet or not stream.isatty():
+        return None
+
+    def show(line: str) -> None:
+        print(f"learnact: report: {line}", file=stream, flush=True)
+
+    return show

@@ -212,6 +212,10 @@ def run(
         from ..reporting import build_report
 
         _note(quiet, "building the report pack (figures, tables, report.tex) ...")
-        report_dir = build_report(folder, pdf=pdf)
+        from ..reporting.parallel import default_workers
+        from .progress import report_progress
+
+        report_dir = build_report(folder, pdf=pdf, tidy=tidy, workers=default_workers(),
+                                  progress=report_progress(quiet))
         print(f"report:       {report_dir / 'index.md'}  (HTML: {report_dir / 'index.html'}; LaTeX: "
               f"{report_dir / 'report.tex'})")

@@ -12,12 +12,10 @@ module rebuilt with each run's saved parameters
 from __future__ import annotations
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ..model.activations import get_candidate, mix_candidates
 from ._plot import wrap_name
 from .fig_gates import layer_panels
 from .study_view import NothingToShow, RunView, StudyView
@@ -44,6 +42,10 @@ def effective_activation(x: np.ndarray, weights: np.ndarray, candidates: list[st
         - x: ``(p,)``
         - weights: ``(c,)`` or ``(m, c)``
     """
+    import torch
+
+    from ..model.activations import get_candidate, mix_candidates
+
     w = torch.as_tensor(np.asarray(weights, dtype=np.float64))
     if w.shape[-1] != len(candidates):
         raise ValueError(f"got {len(candidates)} candidates {candidates} for weights of shape {tuple(w.shape)}")
@@ -67,6 +69,8 @@ def family_curves(run: RunView, layer: int, x: np.ndarray) -> np.ndarray:
     Shape:
         - x: ``(p,)``; output: ``(m, p)``: ``m`` units for a per-unit family, 1 per layer
     """
+    import torch
+
     module = run.family_module(layer)
     with torch.no_grad():
         out = module.curves(torch.as_tensor(np.asarray(x), dtype=torch.float32))
@@ -75,6 +79,8 @@ def family_curves(run: RunView, layer: int, x: np.ndarray) -> np.ndarray:
 
 def _family_panel(ax, view: StudyView, v: str, layer: int, x: np.ndarray, color) -> bool:
     """Draw a learnable family's learned function for every seed; True when it has an initial-shape claim."""
+    import torch
+
     per_seed = [family_curves(run, layer, x) for run in view.runs[v]]
     start = view.runs[v][0].family_module(layer).starts_near()
     if start is not None:

@@ -50,6 +50,7 @@ def default_workers() -> int:
 
 def _init(parent_pid: int) -> None:
     become_worker(parent_pid)
+    os.environ[WORKERS_ENV] = "1"  # a worker's own report work (a data set's figures) stays in it
     import matplotlib
 
     matplotlib.use("Agg")

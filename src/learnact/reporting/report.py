@@ -68,7 +68,7 @@ def _kinds(view: StudyView) -> str:
 
 def _families_paragraph(view: StudyView) -> str:
     """Which learnable families the study trains, with their granularity and non-default hyper-parameters."""
-    from ..model.activations import family_params_model
+    from ..names import family_params_model  # the torch-free registry (config validation fills it)
 
     items = []
     for v in view.families:
@@ -187,7 +187,8 @@ def _dataset_report(study: Path, pdf: bool, label: str, sub: pd.DataFrame, where
 
 
 def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | None = None,
-                 dataset: str | None = None, tidy: pd.DataFrame | None = None) -> Path:
+                 dataset: str | None = None, tidy: pd.DataFrame | None = None, workers: int | None = None,
+                 progress: Callable[[str], None] | None = None) -> Path:
     """Build the report pack of a finished study.
 
     A suite (runs on several data sets) gets the suite section in the report
@@ -200,6 +201,12 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
         out: Report folder (default: ``<study_dir>/report``).
         dataset: In a suite, build the report of this data set only.
         tidy: The study's tidy table, when the caller has it (not rebuilt).
+        workers: Worker processes for the figures (a suite: for its data sets' reports); default 1, all in
+            this process. ``learnact run`` and ``learnact report`` use every core
+            (:func:`~learnact.reporting.parallel.default_workers`). Workers start from a fork server or are
+            spawned, so a script calling this with ``workers > 1`` needs the usual
+            ``if __name__ == "__main__":`` guard.
+        progress: Called with one line as each figure (a suite: each data set's report) is done.
 
     Returns:
         The report folder.
@@ -224,7 +231,7 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
             name = load_study_view(study).name
             return build_suite_report(
                 study, tidy, name, Path(out) if out is not None else study / REPORT_DIR, pdf=pdf,
-                build_one=functools.partial(_dataset_report, study, pdf))
+                build_one=functools.partial(_dataset_report, study, pdf), workers=workers or 1, progress=progress)
     view = load_study_view(study_dir, dataset)
     if tidy is not None:
         view.__dict__["tidy"] = tidy  # the cached table (StudyView.tidy), rebuilt from the same folders otherwise
@@ -240,7 +247,7 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
             continue
         write_table(table, folder / "tables")
         tables.append(table)
-    figures = build_figures(view, folder / "figures")
+    figures = build_figures(view, folder / "figures", workers=workers or 1, progress=progress)
     title = f"learnact report: {view.name}"
     protocol = protocol_paragraphs(view)
     tex = folder / "report.tex"
