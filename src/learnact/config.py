@@ -452,12 +452,27 @@ def dataset_label(dataset: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "_-" else "-" for ch in stem) or "data"
 
 
+def _imported_plugins(data: Any) -> Any:
+    """Import the plugin modules a config lists before its fields are validated (a ``before`` validator)."""
+    if isinstance(data, dict) and data.get("plugins"):
+        from .plugins import check_module_name, import_plugins
+
+        plugins = data["plugins"]
+        if isinstance(plugins, str) or not isinstance(plugins, list | tuple):
+            raise ValueError(f"plugins must be a list of module names, got {plugins!r}")
+        import_plugins([check_module_name(p) for p in plugins])
+    return data
+
+
 class RunConfig(_Frozen):
     """Everything one run needs: a variant's resolved settings and one seed.
 
     ``suite_dataset`` is the data set's label (:func:`dataset_label`) when the
     run belongs to a suite of several data sets; it names the run, and the
     fingerprint (which already holds the data settings) ignores it.
+    ``plugins`` are the study's plugin modules (:mod:`learnact.plugins`),
+    imported before the rest is validated, so a plugin's candidate names are
+    known; the fingerprint ignores them too.
     """
 
     variant: str
@@ -467,6 +482,9 @@ class RunConfig(_Frozen):
     activation: ActivationConfig = Field(default_factory=ActivationConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     suite_dataset: str | None = None
+    plugins: tuple[str, ...] = Field((), strict=False)
+
+    _import_plugins = model_validator(mode="before")(lambda data: _imported_plugins(data))
 
     def _data_identity(self) -> dict[str, Any]:
         """The data config as the fingerprint sees it: preprocessing options only when on (run ids as before)."""
@@ -562,7 +580,8 @@ class StudyConfig(_Frozen):
     ``b, b+1, ..., b+n-1``. ``datasets`` makes it a suite: every variant and
     seed on each data set (``[data] datasets = [...]`` in a study file, each
     entry a name or a table of its own data settings); ``data`` is then the
-    first of them.
+    first of them. ``plugins`` lists modules to import first (a user's
+    candidates and families; :mod:`learnact.plugins`).
     """
 
     name: str = "study"
@@ -573,6 +592,9 @@ class StudyConfig(_Frozen):
     train: TrainConfig = Field(default_factory=TrainConfig)
     variants: tuple[VariantConfig, ...] = Field(strict=False)
     reference: str | None = None
+    plugins: tuple[str, ...] = Field((), strict=False)
+
+    _import_plugins = model_validator(mode="before")(lambda data: _imported_plugins(data))
 
     @field_validator("name")
     @classmethod
@@ -652,7 +674,8 @@ class StudyConfig(_Frozen):
                 train = v.resolve_train(self.train)
                 for seed in self.seeds:
                     out.append(RunConfig(variant=v.name, seed=seed, data=data, backbone=self.backbone,
-                                         activation=v.activation, train=train, suite_dataset=label))
+                                         activation=v.activation, train=train, suite_dataset=label,
+                                         plugins=self.plugins))
         return out
 
     @property

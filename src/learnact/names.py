@@ -80,13 +80,18 @@ def list_candidates() -> list[str]:
 
 
 def check_candidate(name: str) -> str:
-    """``name`` if it is a candidate.
+    """``name`` if it is a candidate: a registered name, or a well-formed import path (``"mypkg.acts:fn"``,
+    checked for its form only; it is imported where the candidate is used).
 
     Raises:
         ValueError: ``name`` is unknown; the message lists the valid names.
     """
     if isinstance(name, str) and name in _candidates:
         return name
+    if isinstance(name, str) and ":" in name:  # a user candidate by import path, resolved where it trains
+        from .plugins import check_import_path
+
+        return check_import_path(name)
     raise ValueError(f"unknown activation {name!r}{did_you_mean(str(name), _candidates)}; "
                      f"valid: {', '.join(sorted(_candidates))}")
 

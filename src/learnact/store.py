@@ -276,7 +276,8 @@ def _serialise(art: RunArtifacts) -> dict[str, bytes]:
     from safetensors.torch import save
 
     rid = art.run.run_id
-    skip = {"suite_dataset"} if art.run.suite_dataset is None else None  # config.json as before suites existed
+    skip = ({"suite_dataset"} if art.run.suite_dataset is None else set()) | (set() if art.run.plugins else {"plugins"})
+    # config.json as before suites and plugins existed, unless the run has them
     cfg = {"run_id": rid, **art.run.model_dump(mode="json", exclude=skip)}
     history = "".join(json.dumps(rec, default=_json_default) + "\n" for rec in art.history)
     return {

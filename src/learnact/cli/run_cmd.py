@@ -54,6 +54,30 @@ def _study_source(preset: str | None, config: Path | None, out: Path | None,
     return "paper", "preset paper"
 
 
+def _import_paths(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value] if ":" in value else []
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in _import_paths(v)]
+    if isinstance(value, list | tuple):
+        return [p for v in value for p in _import_paths(v)]
+    return []
+
+
+def _check_import_paths(study: object) -> None:
+    """Resolve every candidate the study names by import path (``mypkg.acts:fn``) now, in this process: a typo
+    is a one-line error before any run starts, not a failed run in a worker."""
+    from ..config import StudyConfig
+
+    assert isinstance(study, StudyConfig)
+    paths = dict.fromkeys(p for v in study.variants for p in _import_paths(v.activation.canonical()))
+    if paths:
+        from ..model.activations import get_candidate
+
+        for path in paths:
+            get_candidate(path)
+
+
 def _check_out(folder: Path) -> None:
     """The study folder can be made here: no file in its place, and its parent is a folder."""
     if folder.exists() and not folder.is_dir():
@@ -138,6 +162,9 @@ def run(
                              "classification, or the named data set's own task)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Build the report pack at the end."),
     pdf: bool = typer.Option(False, "--pdf", help="Also compile report.pdf (needs latexmk)."),
+    plugin: list[str] | None = typer.Option(
+        None, "--plugin", help="Import this module (e.g. mypkg.acts, registering your candidates) before the study "
+                               "and in every worker; repeat for several. Recorded in study.json."),
     device: str = typer.Option(
         "cpu", "--device", help="Where runs train: cpu | cuda | auto (cuda if available); off the CPU only the "
                                 "sequential engine trains. Not part of the runs' identity."),
@@ -151,13 +178,23 @@ def run(
 
     # a wrong study file, engine or number is reported before torch and the training code load (about 3 s)
     source, described = _study_source(preset, config, out, study_arg)
+    if plugin:  # before the study: its variants may name the plugins' candidates
+        from ..plugins import import_plugins
+
+        try:
+            import_plugins(plugin)
+        except ValueError as exc:
+            raise ValueError(f"--plugin: {exc}") from None
     study = load_study(source)
+    if plugin:
+        study = study.model_copy(update={"plugins": tuple(dict.fromkeys((*study.plugins, *plugin)))})
     if data is not None or target is not None or one_hot or impute is not None or task is not None:
         from ..experiment.grid import with_data
 
         study = with_data(study, data, target, one_hot=one_hot or None, impute=impute, task=task)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
+    _check_import_paths(study)
     if threads is None:
         threads = _default_threads(engine, executor)
     if threads < 1:

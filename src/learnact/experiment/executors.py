@@ -43,11 +43,18 @@ T = TypeVar("T")
 def run_group(engine: str, runs: Sequence[RunConfig], threads: int = 1, device: str = "cpu") -> list[RunArtifacts]:
     """The task every executor runs: :func:`~learnact.experiment.engines.train_group`.
 
+    The runs' plugin modules are imported first, so a worker process or a
+    Dask worker knows the user's candidates (a candidate named by import
+    path resolves on its own).
+
     The process's torch thread count is restored afterwards, so running a task
     in the caller's own process leaves no trace.
     """
     import torch
 
+    from ..plugins import import_plugins
+
+    import_plugins(dict.fromkeys(p for run in runs for p in run.plugins))  # this worker may not have them yet
     before = torch.get_num_threads()
     try:
         return train_group(engine, list(runs), threads, device)

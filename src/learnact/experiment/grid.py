@@ -221,6 +221,16 @@ def study_from_dict(raw: Any) -> StudyConfig:
                           f"{type(raw).__name__}; start from `learnact init`")
     raw = dict(raw)
     problems: list[str] = []
+    if raw.get("plugins"):  # first: a plugin registers the candidate names the variants below may use
+        from ..plugins import check_module_name, import_plugins
+
+        plugins = raw["plugins"]
+        if isinstance(plugins, str) or not isinstance(plugins, list | tuple):
+            raise config_error([f"plugins: expected a list of module names, got {plugins!r}"])
+        try:
+            import_plugins([check_module_name(p) for p in plugins])
+        except (ValueError, ConfigError) as exc:
+            raise config_error([f"plugins: {str(exc).removeprefix('invalid config: ')}"]) from None
     raw = _suite_datasets(raw, problems)
     tables = raw.pop("variants", None)
     if tables is None:
@@ -392,6 +402,8 @@ def study_to_dict(study: StudyConfig) -> dict[str, Any]:
         {"name": v.name, **v.activation.canonical(), **v.train.model_dump(mode="json", exclude_none=True)}
         for v in study.variants
     ]
+    if study.plugins:  # only when used: study.json of other studies is unchanged
+        out["plugins"] = list(study.plugins)
     return out
 
 

@@ -82,6 +82,14 @@ def get_candidate(name: str) -> Candidate:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
+        if isinstance(name, str) and ":" in name:  # a user candidate by import path: import, register, use
+            from ...plugins import resolve_import_path
+
+            fn = resolve_import_path(name)
+            if not callable(fn):
+                raise ValueError(f"candidate {name!r} names a {type(fn).__name__}, not a function; point it at a "
+                                 f"function Tensor -> Tensor") from None
+            return register_candidate(name, fn) if name not in _REGISTRY else _REGISTRY[name]
         valid = ", ".join(sorted(_REGISTRY))
         raise ValueError(
             f"unknown activation {name!r}{did_you_mean(str(name), _REGISTRY)}; valid: {valid}"
