@@ -49,3 +49,13 @@ def test_the_worker_count_can_be_set_and_a_bad_one_is_named(monkeypatch):
     monkeypatch.setenv(WORKERS_ENV, "0")
     with pytest.raises(ValueError, match="must be >= 1"):
         default_workers()
+
+
+def test_small_studies_stay_in_one_process_unless_told(monkeypatch):
+    from learnact.reporting.parallel import MIN_RUNS, auto_workers
+
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    assert auto_workers(MIN_RUNS - 1) == 1
+    assert auto_workers(MIN_RUNS) == default_workers()
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    assert auto_workers(3) == 2

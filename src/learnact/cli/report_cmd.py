@@ -22,11 +22,10 @@ def report(
     Reads the study folder only; nothing is retrained.
     """
     from ..reporting import build_report
-    from ..reporting.parallel import default_workers
     from .errors import state
     from .progress import report_progress
 
     state.writes_to = out if out is not None else study / "report"
-    folder = build_report(study, pdf=pdf, out=out, workers=default_workers(), progress=report_progress(False))
+    folder = build_report(study, pdf=pdf, out=out, workers="auto", progress=report_progress(False))
     print(f"report: {folder / 'index.md'}  (HTML: {folder / 'index.html'})")
     print(f"latex:  {folder / ('report.pdf' if pdf else 'report.tex')}")

@@ -249,10 +249,9 @@ def run(
         from ..reporting import build_report
 
         _note(quiet, "building the report pack (figures, tables, report.tex) ...")
-        from ..reporting.parallel import default_workers
         from .progress import report_progress
 
-        report_dir = build_report(folder, pdf=pdf, tidy=tidy, workers=default_workers(),
+        report_dir = build_report(folder, pdf=pdf, tidy=tidy, workers="auto",
                                   progress=report_progress(quiet))
         print(f"report:       {report_dir / 'index.md'}  (HTML: {report_dir / 'index.html'}; LaTeX: "
               f"{report_dir / 'report.tex'})")

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from .._processes import become_worker
 
-__all__ = ["WORKERS_ENV", "default_workers", "map_in_processes"]
+__all__ = ["MIN_RUNS", "WORKERS_ENV", "auto_workers", "default_workers", "map_in_processes"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -46,6 +46,19 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+MIN_RUNS = 40
+"""Runs a study needs before its report uses worker processes by default: starting them (a fork server that
+imports the reporting code) costs about 4 s on 2 cores, more than a small study's figures take one by one."""
+
+
+def auto_workers(n_runs: int) -> int:
+    """Report workers for a study of ``n_runs`` runs: :data:`WORKERS_ENV` when set, else every core from
+    :data:`MIN_RUNS` runs on, else 1."""
+    if os.environ.get(WORKERS_ENV, "").strip():
+        return default_workers()
+    return default_workers() if n_runs >= MIN_RUNS else 1
 
 
 def _init(parent_pid: int) -> None:

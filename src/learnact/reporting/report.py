@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .figures import FIGURES, build_figures
 from .html import index_html
@@ -181,13 +181,22 @@ def _clean(folder: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _workers(workers: int | Literal["auto"] | None, tidy: pd.DataFrame) -> int:
+    if workers == "auto":
+        from .parallel import auto_workers
+
+        return auto_workers(int(tidy["run_id"].nunique()) if "run_id" in tidy.columns else 0)
+    return workers or 1
+
+
 def _dataset_report(study: Path, pdf: bool, label: str, sub: pd.DataFrame, where: Path) -> Path:
     """One data set's report of a suite (module level, so a report worker process can run it)."""
     return build_report(study, pdf=pdf, out=where, dataset=label, tidy=sub)
 
 
 def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | None = None,
-                 dataset: str | None = None, tidy: pd.DataFrame | None = None, workers: int | None = None,
+                 dataset: str | None = None, tidy: pd.DataFrame | None = None,
+                 workers: int | Literal["auto"] | None = None,
                  progress: Callable[[str], None] | None = None) -> Path:
     """Build the report pack of a finished study.
 
@@ -202,8 +211,9 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
         dataset: In a suite, build the report of this data set only.
         tidy: The study's tidy table, when the caller has it (not rebuilt).
         workers: Worker processes for the figures (a suite: for its data sets' reports); default 1, all in
-            this process. ``learnact run`` and ``learnact report`` use every core
-            (:func:`~learnact.reporting.parallel.default_workers`). Workers start from a fork server or are
+            this process. ``"auto"`` (what ``learnact run`` and ``learnact report`` pass) uses every core
+            once the study is large enough to gain (:func:`~learnact.reporting.parallel.auto_workers`).
+            Workers start from a fork server or are
             spawned, so a script calling this with ``workers > 1`` needs the usual
             ``if __name__ == "__main__":`` guard.
         progress: Called with one line as each figure (a suite: each data set's report) is done.
@@ -231,7 +241,8 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
             name = load_study_view(study).name
             return build_suite_report(
                 study, tidy, name, Path(out) if out is not None else study / REPORT_DIR, pdf=pdf,
-                build_one=functools.partial(_dataset_report, study, pdf), workers=workers or 1, progress=progress)
+                build_one=functools.partial(_dataset_report, study, pdf), workers=_workers(workers, tidy),
+                progress=progress)
     view = load_study_view(study_dir, dataset)
     if tidy is not None:
         view.__dict__["tidy"] = tidy  # the cached table (StudyView.tidy), rebuilt from the same folders otherwise
@@ -247,7 +258,7 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
             continue
         write_table(table, folder / "tables")
         tables.append(table)
-    figures = build_figures(view, folder / "figures", workers=workers or 1, progress=progress)
+    figures = build_figures(view, folder / "figures", workers=_workers(workers, view.tidy), progress=progress)
     title = f"learnact report: {view.name}"
     protocol = protocol_paragraphs(view)
     tex = folder / "report.tex"
