@@ -129,6 +129,14 @@ def test_help_and_list_load_no_torch(argv):
     assert "matplotlib" not in _heavy_modules_after(code)
 
 
+def test_listing_everything_loads_no_scikit_learn():
+    """`learnact list` shows the data set registry without importing scikit-learn or scipy (about 2 s against a
+    0.5 s budget otherwise): learnact.data loads its modules on first use."""
+    code = ("from learnact.cli import main\ntry:\n    main(['list'])\nexcept SystemExit as e:\n"
+            "    assert e.code in (0, None)")
+    assert _heavy_modules_after(code) == []
+
+
 def test_lazy_package_exports_still_resolve():
     import learnact
     import learnact.experiment as experiment
