@@ -51,11 +51,13 @@ def test_the_worker_count_can_be_set_and_a_bad_one_is_named(monkeypatch):
         default_workers()
 
 
-def test_small_studies_stay_in_one_process_unless_told(monkeypatch):
-    from learnact.reporting.parallel import MIN_RUNS, auto_workers
+def test_small_and_large_studies_stay_in_one_process_unless_told(monkeypatch):
+    from learnact.reporting.parallel import MAX_RUNS_PER_FIGURE, MIN_RUNS, auto_workers
 
     monkeypatch.delenv(WORKERS_ENV, raising=False)
     assert auto_workers(MIN_RUNS - 1) == 1
     assert auto_workers(MIN_RUNS) == default_workers()
+    assert auto_workers(MAX_RUNS_PER_FIGURE + 1) == 1  # figure workers would each read the run folders again
+    assert auto_workers(MAX_RUNS_PER_FIGURE + 1, per_figure=False) == default_workers()  # a suite's data sets
     monkeypatch.setenv(WORKERS_ENV, "2")
     assert auto_workers(3) == 2

@@ -181,11 +181,11 @@ def _clean(folder: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _workers(workers: int | Literal["auto"] | None, tidy: pd.DataFrame) -> int:
+def _workers(workers: int | Literal["auto"] | None, tidy: pd.DataFrame, per_figure: bool = True) -> int:
     if workers == "auto":
         from .parallel import auto_workers
 
-        return auto_workers(int(tidy["run_id"].nunique()) if "run_id" in tidy.columns else 0)
+        return auto_workers(int(tidy["run_id"].nunique()) if "run_id" in tidy.columns else 0, per_figure)
     return workers or 1
 
 
@@ -241,7 +241,7 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
             name = load_study_view(study).name
             return build_suite_report(
                 study, tidy, name, Path(out) if out is not None else study / REPORT_DIR, pdf=pdf,
-                build_one=functools.partial(_dataset_report, study, pdf), workers=_workers(workers, tidy),
+                build_one=functools.partial(_dataset_report, study, pdf), workers=_workers(workers, tidy, per_figure=False),
                 progress=progress)
     view = load_study_view(study_dir, dataset)
     if tidy is not None:
