@@ -10,7 +10,6 @@ its default reference mode every run is bit-identical to its sequential twin.
 from __future__ import annotations
 
 import contextlib
-
 import functools
 import gc
 import json

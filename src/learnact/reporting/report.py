@@ -241,8 +241,8 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
             name = load_study_view(study).name
             return build_suite_report(
                 study, tidy, name, Path(out) if out is not None else study / REPORT_DIR, pdf=pdf,
-                build_one=functools.partial(_dataset_report, study, pdf), workers=_workers(workers, tidy, per_figure=False),
-                progress=progress)
+                build_one=functools.partial(_dataset_report, study, pdf),
+                workers=_workers(workers, tidy, per_figure=False), progress=progress)
     view = load_study_view(study_dir, dataset)
     if tidy is not None:
         view.__dict__["tidy"] = tidy  # the cached table (StudyView.tidy), rebuilt from the same folders otherwise
