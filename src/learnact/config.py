@@ -455,12 +455,9 @@ def dataset_label(dataset: str) -> str:
 def _imported_plugins(data: Any) -> Any:
     """Import the plugin modules a config lists before its fields are validated (a ``before`` validator)."""
     if isinstance(data, dict) and data.get("plugins"):
-        from .plugins import check_module_name, import_plugins
+        from .plugins import import_plugins
 
-        plugins = data["plugins"]
-        if isinstance(plugins, str) or not isinstance(plugins, list | tuple):
-            raise ValueError(f"plugins must be a list of module names, got {plugins!r}")
-        import_plugins([check_module_name(p) for p in plugins])
+        import_plugins(data["plugins"])
     return data
 
 

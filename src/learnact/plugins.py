@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 from .exceptions import ConfigError
@@ -79,15 +79,22 @@ def _import(module: str, what: str) -> Any:
                           f"fix that module") from None
 
 
-def import_plugins(modules: Iterable[str]) -> list[str]:
+def import_plugins(modules: Sequence[str]) -> list[str]:
     """Import each plugin module (once per process; later calls find it in ``sys.modules``).
+
+    Args:
+        modules: Module names, as a study's ``plugins`` lists them (a list or tuple; a single string is refused,
+            since it would read as its characters).
 
     Returns:
         The names imported now (not already loaded).
 
     Raises:
-        ConfigError: A bad name, a module that is not found, or one that raised on import.
+        ValueError: Not a list of module names.
+        ConfigError: A module that is not found, or one that raised on import.
     """
+    if not isinstance(modules, list | tuple):
+        raise ValueError(f"expected a list of module names, got {modules!r}")
     fresh = []
     for name in modules:
         check_module_name(name)

@@ -90,17 +90,30 @@ def suite_cells(tidy: pd.DataFrame, metric: str | None = None, digits: int = 4) 
         metric: The score; default: each data set's primary metric (accuracy; R² for regression).
         digits: Decimals of the default score (a named metric uses its registry format).
     """
-    import pandas as pd
+    return _suite_rows(*_suite_numbers(tidy, metric), metric, digits)
 
+
+def _suite_numbers(tidy: pd.DataFrame, metric: str | None) -> tuple[pd.DataFrame, pd.Series | None, bool]:
+    """``(means, ranks, higher_is_better)`` of :func:`suite_cells`; ``ranks`` is ``None`` with fewer than two
+    complete data sets or variants."""
     from ..evaluation import describe_quantity
     from ..evaluation.suite import suite_scores
     from ..evaluation.suite_statistics import average_ranks
 
     higher = metric is None or describe_quantity(metric).higher_is_better is not False
     _, means = suite_scores(tidy, metric)
-    fmt = f".{digits}f" if metric is None else describe_quantity(metric).fmt
     complete = means.dropna()
     ranks = average_ranks(complete, higher) if len(complete) >= 2 and complete.shape[1] >= 2 else None
+    return means, ranks, higher
+
+
+def _suite_rows(means: pd.DataFrame, ranks: pd.Series | None, higher: bool, metric: str | None,
+                digits: int) -> tuple[list[str], list[list[str]]]:
+    import pandas as pd
+
+    from ..evaluation import describe_quantity
+
+    fmt = f".{digits}f" if metric is None else describe_quantity(metric).fmt
     order = list(ranks.index) if ranks is not None else list(means.columns)
     best = means.max(axis=1) if higher else means.min(axis=1)
     rows = []
@@ -123,11 +136,12 @@ def print_suite(tidy: pd.DataFrame, title: str, metric: str | None = None) -> No
     from rich.table import Table
 
     console = Console(width=max(120, Console().width))
-    header, rows = suite_cells(tidy, metric)
+    numbers = _suite_numbers(tidy, metric)
+    header, rows = _suite_rows(*numbers, metric, 4)
     widest = max((len(c) for r in rows for c in r[1:]), default=7)
     name_width = max((len(r[0]) for r in rows), default=7)
     if name_width + 10 + (len(header) - 2) * (widest + 2) > console.width and metric is None:
-        header, rows = suite_cells(tidy, metric, digits=3)
+        header, rows = _suite_rows(*numbers, metric, 3)
     shown = metric or "accuracy (R² for regression)"
     t = Table(caption=f"mean test {shown} over finished seeds, * best on the data set; average rank "
                                    f"(1 = best) over data sets where every variant finished",

@@ -7,11 +7,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ..names import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_ENGINE, EXECUTORS
 from .app import app
+
+if TYPE_CHECKING:  # the study file is validated before torch and the training code load
+    from ..config import StudyConfig
 
 __all__ = ["run", "default_out"]
 
@@ -64,12 +68,9 @@ def _import_paths(value: object) -> list[str]:
     return []
 
 
-def _check_import_paths(study: object) -> None:
+def _check_import_paths(study: StudyConfig) -> None:
     """Resolve every candidate the study names by import path (``mypkg.acts:fn``) now, in this process: a typo
     is a one-line error before any run starts, not a failed run in a worker."""
-    from ..config import StudyConfig
-
-    assert isinstance(study, StudyConfig)
     paths = dict.fromkeys(p for v in study.variants for p in _import_paths(v.activation.canonical()))
     if paths:
         from ..model.activations import get_candidate

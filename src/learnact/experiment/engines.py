@@ -27,7 +27,7 @@ from ..model.device import resolve_device
 from ..store import RunArtifacts
 from ..training import fit, native, run_generator
 from ..training.schedules import temperature_schedule
-from ..training.scheduling import Executor, default_workers, plan_stacks, run_stacks
+from ..training.scheduling import Executor, default_workers, plan_stacks, run_stacks, single_thread
 from ..training.streams import StreamMode
 from ..training.vectorized import StackedFit, final_temperature_, fit_stacked, load_parameters_
 from .artifacts import TrainedRun, build_artifacts
@@ -277,32 +277,15 @@ def train_group(engine: str, runs: Sequence[RunConfig], threads: int = 1,
         trained = ENGINES[engine](runs, splits)
     else:
         trained = sequential_engine(runs, splits, device=str(resolved))
+    # The vectorised engine's forked workers may still be training on every core while this process builds a
+    # finished run's artefacts (predictions, metrics). On several OpenMP threads that small tensor work
+    # oversubscribed the cores: the threads spin-waited for each other and a 0.3 ms forward took about 50 ms.
+    one_thread = engine.startswith("vectorized")
     out = []
-    for t in trained:  # the engine's workers may still be training: build each run's artefacts on one thread
-        with _torch_threads(1 if engine.startswith("vectorized") else max(1, threads)):
+    for t in trained:
+        with single_thread() if one_thread else contextlib.nullcontext():
             out.append(build_artifacts(t))
     return out
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Torch's intra-op threads set to ``n`` for the block, then restored.
-
-    While the vectorised engine's forked workers train on every core, this
-    process's own small tensor work (a run's predictions and metrics) on
-    several OpenMP threads oversubscribed the cores: its threads spin-waited
-    for each other and a 0.3 ms forward took about 50 ms.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 def engine_device(engine: str, device: str) -> torch.device:

@@ -54,7 +54,7 @@ def run_group(engine: str, runs: Sequence[RunConfig], threads: int = 1, device: 
 
     from ..plugins import import_plugins
 
-    import_plugins(dict.fromkeys(p for run in runs for p in run.plugins))  # this worker may not have them yet
+    import_plugins(list(dict.fromkeys(p for run in runs for p in run.plugins)))  # this worker may not have them yet
     before = torch.get_num_threads()
     try:
         return train_group(engine, list(runs), threads, device)
