@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tomllib
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
-import learnact
+from console import run_learnact
 from learnact.data.sources import DATASETS
 from learnact.experiment import list_presets, load_study
 from learnact.model.activations.families import list_families
-
-SRC = Path(learnact.__file__).resolve().parent.parent
 
 pytest.importorskip("mnist1d")
 pytest.importorskip("palmerpenguins")
@@ -53,11 +48,7 @@ def test_the_suite_preset_trains_every_data_set_through_the_cli(tmp_path: Path):
     raw["train"]["max_epochs"] = 2
     raw["backbone"]["hidden"] = [4]
     (tmp_path / "suite.json").write_text(json.dumps(raw))
-    script = Path(sys.executable).with_name("learnact")
-    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "learnact"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p))
-    proc = subprocess.run([*cmd, "run", "suite.json", "--out", "s", "--no-report", "-q"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    proc = run_learnact("run", "suite.json", "--out", "s", "--no-report", "-q", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert f"x {len(raw['data']['datasets'])} data sets" in proc.stdout and "avg rank" in proc.stdout
     from learnact.evaluation import tidy_results

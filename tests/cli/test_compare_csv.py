@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +10,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import learnact
-from learnact.cli.errors import DEBUG_ENV
+from console import run_learnact
 from learnact.evaluation import COMPARISON_COLUMNS, tidy_results
 
-SRC = Path(learnact.__file__).resolve().parent.parent
+
+def _learnact(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run_learnact(*args, cwd=cwd, timeout=300)
+
 
 TINY = {
     "name": "tiny_csv",
@@ -38,15 +38,6 @@ RUNS = pd.DataFrame({
     "loss": [0.30, 0.29, 0.31, 0.28, 0.25, 0.26, 0.27, 0.26, 0.33, 0.30, 0.31, 0.30],
     "epochs": [10, 11, 9, 12, 12, 10, 13, 11, 8, 9, 10, 9],
 })
-
-
-def _learnact(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    script = Path(sys.executable).with_name("learnact")
-    prefix = [str(script)] if script.is_file() else [sys.executable, "-m", "learnact"]
-    env = {k: v for k, v in os.environ.items() if k != DEBUG_ENV}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
-    return subprocess.run([*prefix, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=300, stdin=subprocess.DEVNULL)
 
 
 def _one_line(proc: subprocess.CompletedProcess[str]) -> str:

@@ -4,9 +4,6 @@ imputer. Every test runs the real console script in a subprocess."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -14,21 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import learnact
+from console import run_learnact as _learnact
 
 penguins = pytest.importorskip("palmerpenguins")
-SRC = Path(learnact.__file__).resolve().parent.parent
-
-
-def _learnact(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The installed console script (``python -m learnact`` without one), on the package under test."""
-    script = Path(sys.executable).with_name("learnact")
-    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "learnact"]
-    env = {k: v for k, v in os.environ.items() if k != "LEARNACT_DEBUG"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600,
-                          stdin=subprocess.DEVNULL)
-
 
 def _one_line_error(proc) -> str:
     assert proc.returncode == 2, proc.stdout + proc.stderr

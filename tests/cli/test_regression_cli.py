@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -15,15 +12,13 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
-import learnact
+from console import run_learnact as _learnact
 from learnact.data import load_dataset, split_dataset
 from learnact.data.sources import FORMULAS
 from learnact.evaluation import tidy_results
 from learnact.evaluation.metrics import compute_metrics, task_metrics
 from learnact.training.objective import targets_tensor, task_loss
 from learnact.training.stacked_loss import member_task_loss, task_and_gradient
-
-SRC = Path(learnact.__file__).resolve().parent.parent
 
 STUDY = textwrap.dedent("""
     name = "regression"
@@ -47,15 +42,6 @@ STUDY = textwrap.dedent("""
     name = "prelu"
     kind = "prelu"
 """)
-
-
-def _learnact(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    script = Path(sys.executable).with_name("learnact")
-    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "learnact"]
-    env = {k: v for k, v in os.environ.items() if k != "LEARNACT_DEBUG"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600,
-                          stdin=subprocess.DEVNULL)
 
 
 def test_regression_metrics_equal_scikit_learn_and_have_their_directions():

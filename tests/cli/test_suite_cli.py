@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -14,13 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import learnact
+from console import run_learnact as _learnact
 from learnact.evaluation import tidy_results
 from learnact.evaluation.suite import is_suite, suite_analysis, suite_scores
 from learnact.evaluation.suite_statistics import average_ranks
 from learnact.experiment.grid import study_from_dict, study_to_dict
-
-SRC = Path(learnact.__file__).resolve().parent.parent
 
 SUITE = textwrap.dedent("""
     name = "tiny-suite"
@@ -45,15 +40,6 @@ SUITE = textwrap.dedent("""
     kind = "gated"
     candidates = ["relu", "tanh"]
 """)
-
-
-def _learnact(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    script = Path(sys.executable).with_name("learnact")
-    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "learnact"]
-    env = {k: v for k, v in os.environ.items() if k != "LEARNACT_DEBUG"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600,
-                          stdin=subprocess.DEVNULL)
 
 
 def test_a_suite_spells_out_its_data_sets_and_names_them_in_run_ids():

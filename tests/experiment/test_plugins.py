@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 import uuid
@@ -13,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import learnact
+from console import SRC
+from console import run_learnact as _learnact
 from learnact.experiment.grid import study_from_dict, study_to_dict
 
-SRC = Path(learnact.__file__).resolve().parent.parent
 METRICS = ["accuracy_mean", "accuracy_std", "f1_mean", "roc_auc_mean", "n_seeds"]
 
 
@@ -54,16 +53,6 @@ def _study(name: str, with_plugins: bool = True) -> dict:
     }
 
 
-def _learnact(*args: str, cwd: Path, plugin_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
-    script = Path(sys.executable).with_name("learnact")
-    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "learnact"]
-    env = {k: v for k, v in os.environ.items() if k != "LEARNACT_DEBUG"}
-    paths = [str(SRC), *([str(plugin_dir)] if plugin_dir else []), env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600,
-                          stdin=subprocess.DEVNULL)
-
-
 def _board(folder: Path) -> pd.DataFrame:
     return pd.read_csv(folder / "leaderboard.csv").set_index("variant")[METRICS].sort_index()
 
@@ -74,7 +63,7 @@ def local(plugin, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("local")
     (root / "study.json").write_text(json.dumps(_study(name)))
     proc = _learnact("run", "study.json", "--out", "study", "--no-report", "-q", "--executor", "local",
-                     cwd=root, plugin_dir=folder)
+                     cwd=root, paths=[folder])
     assert proc.returncode == 0, proc.stderr
     return root / "study"
 
@@ -83,7 +72,7 @@ def test_forkserver_workers_train_plugin_candidates_as_this_process_does(plugin,
     folder, name = plugin
     (tmp_path / "study.json").write_text(json.dumps(_study(name)))
     proc = _learnact("run", "study.json", "--out", "study", "--no-report", "-q", "--executor", "processes",
-                     "--workers", "2", cwd=tmp_path, plugin_dir=folder)
+                     "--workers", "2", cwd=tmp_path, paths=[folder])
     assert proc.returncode == 0, proc.stderr
     assert "(forkserver)" in (tmp_path / "study" / "study.log").read_text()
     pd.testing.assert_frame_equal(_board(tmp_path / "study"), _board(local))
@@ -100,7 +89,7 @@ def test_dask_workers_import_the_plugin(plugin, local, tmp_path, monkeypatch):
         with distributed.Client(cluster) as client:
             assert not any(client.run(lambda: name in sys.modules).values())  # not imported there before the study
             proc = _learnact("run", "study.json", "--out", "study", "--no-report", "-q", "--executor", "dask",
-                             "--scheduler", cluster.scheduler_address, cwd=tmp_path, plugin_dir=folder)
+                             "--scheduler", cluster.scheduler_address, cwd=tmp_path, paths=[folder])
             assert proc.returncode == 0, proc.stderr
             assert any(client.run(lambda: name in sys.modules).values())  # a task imported it
     assert "executor dask" in (tmp_path / "study" / "study.log").read_text()
@@ -118,10 +107,10 @@ def test_the_plugins_are_recorded_and_a_fresh_process_reads_the_study_back(plugi
 
     data = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(20)
     data.to_csv(tmp_path / "rows.csv", index=False)
-    proc = _learnact("predict", str(run), "rows.csv", "--out", "pred.csv", cwd=tmp_path, plugin_dir=folder)
+    proc = _learnact("predict", str(run), "rows.csv", "--out", "pred.csv", cwd=tmp_path, paths=[folder])
     assert proc.returncode == 0, proc.stderr
     assert len(pd.read_csv(tmp_path / "pred.csv")) == 20
-    proc = _learnact("run", "--out", str(local), "--no-report", cwd=tmp_path, plugin_dir=folder)  # resume
+    proc = _learnact("run", "--out", str(local), "--no-report", cwd=tmp_path, paths=[folder])  # resume
     assert proc.returncode == 0, proc.stderr
     assert "(0 trained, 8 already done)" in proc.stdout
     proc = _learnact("predict", str(run), "rows.csv", "--out", "p2.csv", cwd=tmp_path)  # plugin not importable
@@ -143,10 +132,10 @@ def test_the_command_line_plugin_option(plugin, tmp_path):
     raw = _study(name, with_plugins=False)
     raw["variants"] = raw["variants"][:2]
     (tmp_path / "study.json").write_text(json.dumps(raw))
-    proc = _learnact("run", "study.json", "--out", "study", "--no-report", "-q", cwd=tmp_path, plugin_dir=folder)
+    proc = _learnact("run", "study.json", "--out", "study", "--no-report", "-q", cwd=tmp_path, paths=[folder])
     assert proc.returncode == 2 and "unknown activation" in proc.stderr  # the plugin's name is unknown without it
     proc = _learnact("run", "study.json", "--plugin", name, "--out", "study", "--no-report", "-q", cwd=tmp_path,
-                     plugin_dir=folder)
+                     paths=[folder])
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "study" / "study.json").read_text())["plugins"] == [name]
 
