@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 from learnact.evaluation import METRICS, compute_metrics, expected_calibration_error, predicted_labels
@@ -92,3 +94,56 @@ def test_multiclass_auc_skips_a_class_missing_from_the_test_set(multiclass):
     y2, p2 = y[keep], p[keep]
     by_hand = np.mean([skm.roc_auc_score(y2 == k, p2[:, k]) for k in (0, 1)])
     assert compute_metrics(y2, p2)["roc_auc"] == pytest.approx(by_hand, abs=1e-12)
+
+
+# The metrics are NumPy re-writes of scikit-learn's: held to them on inputs drawn with ties, classes missing
+# from the predictions or from the test set, and constant targets.
+_LEVELS = st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.5, 0.75, 0.9, 1.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), _LEVELS), min_size=2, max_size=40))
+def test_binary_metrics_equal_sklearns_on_tied_scores(pairs):
+    y = np.array([a for a, _ in pairs])
+    p = np.array([b for _, b in pairs])
+    got = compute_metrics(y, p)
+    hard = (p > 0.5).astype(int)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, hard), abs=1e-12)
+    assert got["f1"] == pytest.approx(skm.f1_score(y, hard, zero_division=0), abs=1e-12)
+    if len(np.unique(y)) == 2:
+        assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
+    else:
+        assert np.isnan(got["roc_auc"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 5).flatmap(lambda k: st.tuples(
+    st.just(k), st.lists(st.tuples(st.integers(0, k - 1), st.lists(_LEVELS, min_size=k, max_size=k)),
+                         min_size=2, max_size=30))))
+def test_multiclass_f1_and_auc_equal_sklearns(drawn):
+    k, rows = drawn
+    y = np.array([a for a, _ in rows])
+    p = np.array([b for _, b in rows]) + 1e-3  # no all-zero row
+    p = p / p.sum(axis=1, keepdims=True)
+    got = compute_metrics(y, p)
+    hard = p.argmax(axis=1)
+    assert got["f1"] == pytest.approx(skm.f1_score(y, hard, average="macro", zero_division=0), abs=1e-12)
+    present = [c for c in range(k) if 0 < np.sum(y == c) < len(y)]
+    if present:
+        by_class = np.mean([skm.roc_auc_score(y == c, p[:, c]) for c in present])
+        assert got["roc_auc"] == pytest.approx(by_class, abs=1e-12)
+    else:
+        assert np.isnan(got["roc_auc"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([-2.0, 0.0, 1.5, 3.0]), st.floats(-5, 5)), min_size=1, max_size=30),
+       st.booleans())
+def test_regression_metrics_equal_sklearns(pairs, exact):
+    y = np.array([a for a, _ in pairs])
+    p = y.copy() if exact else np.array([b for _, b in pairs])
+    got = compute_metrics(y, p, "regression")
+    assert got["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, p)), abs=1e-12)
+    assert got["mae"] == pytest.approx(skm.mean_absolute_error(y, p), abs=1e-12)
+    if len(y) > 1:  # scikit-learn warns and returns NaN on one sample; so does nothing here call it with one
+        assert got["r2"] == pytest.approx(skm.r2_score(y, p), abs=1e-12)

@@ -12,7 +12,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from learnact.config import ActivationConfig, TrainConfig
 from learnact.model import MLP, list_families
 from learnact.model.state import tensor_state
-from learnact.training.cost import activation_bytes, count_flops, measure_step_cost, step_latency_ms
+from learnact.training.cost import (
+    FunctionalAdam,
+    activation_bytes,
+    count_flops,
+    measure_step_cost,
+    step_latency_ms,
+)
+from learnact.training.loop import make_optimizer, optimizer_groups, train_step
 from learnact.training.objective import batch_objective
 
 D, HIDDEN, B = 30, (64, 32), 64
@@ -126,3 +133,37 @@ def test_every_family_has_a_finite_positive_cost(family):
     assert cost.activation_bytes_per_sample > 0
     # a learnable family computes more per unit than the identity does
     assert cost.elementwise_flops_per_sample > fixed / 16
+
+
+@pytest.mark.parametrize("decay_activations", [True, False], ids=["decay-all", "decay-linears"])
+@pytest.mark.parametrize("act", [TANH, LAYER_GATE, ActivationConfig(kind="prelu")],
+                         ids=["tanh", "layer", "prelu"])
+def test_functional_adam_follows_torch_optim_adam_bit_for_bit(act, decay_activations):
+    # The latency measurement steps with FunctionalAdam (no torch._dynamo import); its weights must be
+    # those torch.optim.Adam gives over the reference trainer's own parameter groups.
+    cfg = TrainConfig(lr=0.01, weight_decay=0.05, weight_decay_activations=decay_activations)
+    x, y = _batch()
+    a, b = _model(act), _model(act)
+    ref = make_optimizer(a, cfg)
+    mine = FunctionalAdam(optimizer_groups(b, cfg), lr=cfg.lr)
+    assert len(mine.groups) == len(ref.param_groups) == (1 if decay_activations or act == TANH else 2)
+    for _ in range(5):
+        train_step(a, ref, x, y, 0.01)
+        train_step(b, mine, x, y, 0.01)
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q), name
+
+
+def test_measuring_cost_does_not_import_torch_dynamo():
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "from learnact.config import ActivationConfig, TrainConfig\n"
+            "from learnact.model import MLP\n"
+            "from learnact.training.cost import measure_step_cost\n"
+            "m = MLP(4, (8,), 1, ActivationConfig(kind='gated', gate='input', candidates=('relu', 'tanh')))\n"
+            "measure_step_cost(m, torch.randn(8, 4), torch.ones(8, 1), TrainConfig(), warmup=1, steps=2)\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

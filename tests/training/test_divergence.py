@@ -131,3 +131,16 @@ def test_divergence_reason_names_what_is_not_finite():
         "non-finite validation loss"
     rec = EpochRecord(2, nan, nan, nan, nan, [[0.5, 0.5], [nan, nan]], [0.6, nan])
     assert divergence_reason(rec) == "non-finite training loss, validation loss and gate weights in layer 2"
+
+
+def test_an_epoch_record_dict_is_dataclasses_asdict_with_every_field():
+    # to_dict is written out field by field for speed; it must stay what asdict gives, lists copied.
+    from dataclasses import asdict, fields
+
+    from learnact.training.history import EpochRecord
+
+    rec = EpochRecord(3, 0.5, 0.4, 0.1, 0.6, gate_weights=[[0.2, 0.8], None], gate_entropy=[0.5, None],
+                      temperature=[0.7, None])
+    d = rec.to_dict()
+    assert d == asdict(rec) and list(d) == [f.name for f in fields(EpochRecord)]
+    assert d["gate_weights"][0] is not rec.gate_weights[0] and d["gate_entropy"] is not rec.gate_entropy

@@ -32,22 +32,22 @@ import copy
 import gc
 import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.adam import adam
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..config import TrainConfig
 from ..model import MLP
-from .loop import train_step
+from .loop import optimizer_groups, train_step
 from .objective import batch_objective
+from .scheduling import single_thread
 
-__all__ = ["StepCost", "measure_step_cost", "count_flops", "activation_bytes", "step_latency_ms",
+__all__ = ["StepCost", "measure_step_cost", "count_flops", "activation_bytes", "step_latency_ms", "FunctionalAdam",
            "COST_METRICS"]
 
 COST_METRICS = ("flops_per_sample", "step_latency_ms", "activation_bytes_per_sample")
@@ -149,28 +149,61 @@ def activation_bytes(model: MLP, x: Tensor, target: Tensor, entropy_weight: floa
     return sum(seen.values())
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+class FunctionalAdam:
+    """``torch.optim.Adam``'s CPU update without the ``torch.optim.Optimizer`` wrapper.
+
+    Each step calls :func:`torch.optim.adam.adam` with ``foreach=False``, the
+    single-tensor kernel ``torch.optim.Adam`` runs on CPU tensors, over the
+    same parameter groups (:func:`~learnact.training.loop.optimizer_groups`)
+    and state (float32 step counts, zero moments created at the first step),
+    so the weights follow ``torch.optim.Adam`` bit for bit (a test holds them).
+    Building a ``torch.optim.Optimizer`` imports ``torch._dynamo``, about two
+    seconds the first time in a process; a cost measurement after a vectorised
+    study, which builds no other optimiser, would pay it before the
+    leaderboard could print.
+    """
+
+    def __init__(self, groups: list[dict[str, Any]], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.groups = [(list(g["params"]), float(g["weight_decay"])) for g in groups]
+        self.lr, self.betas, self.eps = float(lr), betas, float(eps)
+        self.state: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+
+    def zero_grad(self) -> None:
+        """Drop every gradient (``set_to_none``, as ``torch.optim.Adam.zero_grad`` does)."""
+        for params, _ in self.groups:
+            for p in params:
+                p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One Adam update of every parameter that has a gradient."""
+        for params, decay in self.groups:
+            live = [p for p in params if p.grad is not None]
+            for p in live:
+                if id(p) not in self.state:
+                    self.state[id(p)] = (torch.tensor(0.0, dtype=torch.float32),
+                                         torch.zeros_like(p, memory_format=torch.preserve_format),
+                                         torch.zeros_like(p, memory_format=torch.preserve_format))
+            states = [self.state[id(p)] for p in live]
+            adam([*live], [p.grad for p in live], [s[1] for s in states], [s[2] for s in states], [],  # type: ignore[misc]
+                 [s[0] for s in states], foreach=False, capturable=False, differentiable=False, fused=None,
+                 grad_scale=None, found_inf=None, has_complex=False, amsgrad=False, beta1=self.betas[0],
+                 beta2=self.betas[1], lr=self.lr, weight_decay=decay, eps=self.eps, maximize=False)
 
 
 def step_latency_ms(model: MLP, x: Tensor, target: Tensor, train: TrainConfig, *, warmup: int = 3,
                     steps: int = 20) -> list[float]:
     """Wall times (ms) of ``steps`` training steps on ``x`` after ``warmup`` unmeasured ones.
 
-    Each step is :func:`~learnact.training.loop.train_step` with Adam as the
-    reference trainer builds it (``train.lr``, ``train.weight_decay``) and the
-    objective's entropy weight; ``model`` is trained in place (use a copy).
-    The garbage collector is paused while timing. (``torch.optim.Adam``
-    imports ``torch._dynamo`` when first built in a process, a one-off of
-    about a second that the first measurement pays, outside the timed steps.)
+    Each step is :func:`~learnact.training.loop.train_step` with Adam over the
+    reference trainer's parameter groups (``train.lr``, weight decay as
+    :func:`~learnact.training.loop.optimizer_groups` sets it; the update of
+    :class:`FunctionalAdam`, torch's own) and the objective's entropy weight;
+    ``model`` is trained in place (use a copy). The garbage collector is
+    paused while timing.
     """
-    opt = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    opt = FunctionalAdam(optimizer_groups(model, train), lr=train.lr)
     lam = train.entropy_weight
     for _ in range(warmup):
         train_step(model, opt, x, target, lam)
@@ -246,7 +279,7 @@ def measure_step_cost(model: MLP, x: Tensor, target: Tensor, train: TrainConfig,
         raise ValueError(f"need a batch of at least one sample, got x of shape {tuple(x.shape)}")
     work = copy.deepcopy(model)
     work.train()
-    with _one_thread():
+    with single_thread():
         matmul, elementwise = count_flops(work, x, target, train.entropy_weight)
         saved = activation_bytes(work, x, target, train.entropy_weight)
         times = step_latency_ms(work, x, target, train, warmup=warmup, steps=steps)

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -28,7 +29,8 @@ from .objective import batch_objective, targets_tensor, task_loss
 from .schedules import TemperatureSchedule, recorded_temperatures, set_temperature_
 from .seeding import dataloader_permutation
 
-__all__ = ["FitResult", "fit", "gate_summary", "is_activation_parameter", "make_optimizer", "train_step",
+__all__ = ["FitResult", "fit", "gate_summary", "is_activation_parameter", "make_optimizer", "optimizer_groups",
+           "Stepper", "train_step",
            "weights_finite"]
 
 
@@ -92,24 +94,39 @@ def is_activation_parameter(name: str) -> bool:
     return ".activation." in name
 
 
-def make_optimizer(model: MLP, cfg: TrainConfig) -> torch.optim.Adam:
-    """The reference optimiser: Adam over every parameter, weight decay on all or (option) on the Linears only.
+def optimizer_groups(model: MLP, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The reference optimiser's parameter groups: ``[{"params": [...], "weight_decay": wd}, ...]``.
 
-    With ``cfg.weight_decay_activations`` false, the activations' parameters
-    (:func:`is_activation_parameter`) form a second parameter group with no
-    weight decay.
+    One group with ``cfg.weight_decay`` on every parameter, or, with
+    ``cfg.weight_decay_activations`` false (and a non-zero decay), the
+    activations' parameters (:func:`is_activation_parameter`) in a second
+    group with no weight decay. Every group names its decay.
     """
     if cfg.weight_decay_activations or cfg.weight_decay == 0:
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return [{"params": list(model.parameters()), "weight_decay": cfg.weight_decay}]
     named = list(model.named_parameters())
-    groups: list[dict] = [{"params": [p for n, p in named if not is_activation_parameter(n)]}]
+    groups: list[dict[str, Any]] = [{"params": [p for n, p in named if not is_activation_parameter(n)],
+                                     "weight_decay": cfg.weight_decay}]
     free = [p for n, p in named if is_activation_parameter(n)]
     if free:
         groups.append({"params": free, "weight_decay": 0.0})
-    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return groups
 
 
-def train_step(model: MLP, opt: torch.optim.Optimizer, x: Tensor, target: Tensor,
+def make_optimizer(model: MLP, cfg: TrainConfig) -> torch.optim.Adam:
+    """The reference optimiser: Adam (``cfg.lr``) over :func:`optimizer_groups`."""
+    return torch.optim.Adam(optimizer_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class Stepper(Protocol):
+    """What :func:`train_step` needs of an optimiser (``torch.optim.Adam`` has both)."""
+
+    def zero_grad(self) -> None: ...
+
+    def step(self) -> Any: ...
+
+
+def train_step(model: MLP, opt: Stepper, x: Tensor, target: Tensor,
                entropy_weight: float, weight: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
     """One optimiser step of the protocol's objective (:func:`~.objective.batch_objective`) on a mini-batch.
 
