@@ -17,6 +17,7 @@ from learnact.training.cost import (
     activation_bytes,
     count_flops,
     measure_step_cost,
+    measure_step_costs,
     step_latency_ms,
 )
 from learnact.training.loop import make_optimizer, optimizer_groups, train_step
@@ -100,20 +101,30 @@ def test_bad_step_counts_are_refused():
 def test_tanh_costs_less_than_a_layer_gate_which_costs_less_than_an_input_gate():
     # The ordering, by FLOPs, activation memory and step latency. Latency is noisy on a shared
     # machine, so it is compared only between clearly separated cases: the input gate's head is made wide
-    # (256 units), and each variant's latency is the median of 5 interleaved rounds of 20-step medians.
+    # (256 units); measure_step_costs times the variants in interleaved rounds, as a study does.
     x, y = _batch(128)
     acts = {"tanh": TANH, "layer": LAYER_GATE, "input": INPUT_GATE.model_copy(update={"gate_hidden": 256})}
-    costs = {name: measure_step_cost(_model(act), x, y, TrainConfig(), warmup=2, steps=5) for name, act in acts.items()}
+    costs = measure_step_costs({name: (_model(act), x, y, TrainConfig()) for name, act in acts.items()},
+                               warmup=3, steps=20, rounds=5)
+    assert list(costs) == ["tanh", "layer", "input"]
     assert costs["tanh"].flops_per_sample < costs["layer"].flops_per_sample < costs["input"].flops_per_sample
     assert (costs["tanh"].activation_bytes_per_sample < costs["layer"].activation_bytes_per_sample
             < costs["input"].activation_bytes_per_sample)
-    models = {name: _model(act) for name, act in acts.items()}
-    rounds: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(5):
-        for name, model in models.items():
-            rounds[name].append(statistics.median(step_latency_ms(model, x, y, TrainConfig(), warmup=3, steps=20)))
-    median = {name: float(np.median(r)) for name, r in rounds.items()}
-    assert median["tanh"] < median["layer"] < median["input"], median
+    latency = {name: c.step_latency_ms for name, c in costs.items()}
+    assert latency["tanh"] < latency["layer"] < latency["input"], latency
+
+
+def test_measuring_variants_together_counts_what_measuring_each_alone_counts():
+    x, y = _batch()
+    together = measure_step_costs({"tanh": (_model(TANH), x, y, TrainConfig()),
+                                   "input": (_model(INPUT_GATE), x, y, TrainConfig())}, warmup=1, steps=2, rounds=2)
+    for name, act in (("tanh", TANH), ("input", INPUT_GATE)):
+        alone = measure_step_cost(_model(act), x, y, TrainConfig(), warmup=1, steps=2)
+        assert together[name].flops_per_sample == alone.flops_per_sample
+        assert together[name].activation_bytes_per_sample == alone.activation_bytes_per_sample
+        assert together[name].step_latency_ms > 0
+    with pytest.raises(ValueError, match="rounds=0"):
+        measure_step_costs({"tanh": (_model(TANH), x, y, TrainConfig())}, rounds=0)
 
 
 def test_the_default_input_gate_costs_more_flops_than_a_layer_gate():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +19,12 @@ from ..model import MLP, GatedActivation, ParametricActivation, count_parameters
 from ..model.inference import predict_output, predict_proba  # predict_proba: re-exported for older imports
 from ..model.state import tensor_state
 from ..store import RunArtifacts
-from ..training.cost import StepCost, measure_step_cost
+from ..training.cost import StepCost, measure_step_cost, measure_step_costs
 from ..training.loop import FitResult, weights_finite
 from ..training.objective import targets_tensor
 
-__all__ = ["TrainedRun", "build_artifacts", "layer_record", "predict_proba", "run_outcome", "variant_cost"]
+__all__ = ["TrainedRun", "add_costs", "build_artifacts", "cost_key", "layer_record", "measure_variant_costs",
+           "predict_proba", "run_outcome", "variant_cost"]
 
 
 @dataclass
@@ -102,28 +104,73 @@ def layer_record(layer: int, act: torch.nn.Module, gates: torch.Tensor | None) -
 _COSTS: dict[str, StepCost] = {}
 
 
+def cost_key(t: TrainedRun) -> str:
+    """The run's cost identity: runs that differ only by seed (or name) share model shapes, batch and objective,
+    so their cost (:func:`variant_cost`)."""
+    run, split = t.run, t.split
+    return json.dumps({"activation": run.activation.model_dump(mode="json"),
+                       "backbone": run.backbone.model_dump(mode="json"), "batch": _cost_batch(t),
+                       "features": split.n_features, "classes": split.n_classes,
+                       "train": [run.train.lr, run.train.weight_decay, run.train.entropy_weight,
+                                 run.train.weight_decay_activations]}, sort_keys=True)
+
+
+def _cost_batch(t: TrainedRun) -> int:
+    return min(t.run.train.batch_size, len(t.split.X_train))
+
+
+def _cost_case(t: TrainedRun) -> tuple[MLP, torch.Tensor, torch.Tensor, RunConfig]:
+    b = _cost_batch(t)
+    x = torch.as_tensor(t.split.X_train[:b], dtype=torch.float32)
+    return t.model, x, targets_tensor(t.split.y_train[:b], t.split.n_classes), t.run
+
+
+def measure_variant_costs(trained: Sequence[TrainedRun]) -> None:
+    """Measure the cost of each variant among ``trained`` not measured yet in this process, interleaved.
+
+    One run per variant is measured (:func:`~learnact.training.cost.measure_step_costs`: the
+    variants' step latencies timed in alternating rounds, so load from elsewhere falls on all of
+    them alike); :func:`variant_cost` then returns the result for every run of the variant. Engines
+    call this once training is over, so no timing overlaps training.
+    """
+    todo: dict[str, TrainedRun] = {}
+    for t in trained:
+        key = cost_key(t)
+        if key not in _COSTS and key not in todo:
+            todo[key] = t
+    if not todo:
+        return
+    cases = {}
+    for key, t in todo.items():
+        model, x, y, run = _cost_case(t)
+        cases[key] = (model, x, y, run.train)
+    _COSTS.update(measure_step_costs(cases))
+
+
+def add_costs(pairs: Sequence[tuple[TrainedRun, RunArtifacts]]) -> None:
+    """Put each run's variant cost into its artefacts' metrics (built with ``cost=False``), the variants
+    measured together (:func:`measure_variant_costs`)."""
+    measure_variant_costs([t for t, _ in pairs])
+    for t, art in pairs:
+        art.metrics.update(variant_cost(t).metrics())
+
+
 def variant_cost(t: TrainedRun) -> StepCost:
     """What one training step of the run's variant costs alone (:func:`~learnact.training.cost.measure_step_cost`).
 
-    Measured once per variant and process, after its first run trained, on
-    the first ``batch_size`` training rows of the run's split: runs that differ
-    only by seed (or name) share the model shapes, batch and objective, so
-    they share the measurement.
+    Measured once per variant and process (:func:`measure_variant_costs`
+    measures several at once), on the first ``batch_size`` training rows of
+    the run's split: runs that differ only by seed (or name) share the model
+    shapes, batch and objective, so they share the measurement.
     """
-    run, split = t.run, t.split
-    b = min(run.train.batch_size, len(split.X_train))
-    key = json.dumps({"activation": run.activation.model_dump(mode="json"),
-                      "backbone": run.backbone.model_dump(mode="json"), "batch": b,
-                      "features": split.n_features, "classes": split.n_classes,
-                      "train": [run.train.lr, run.train.weight_decay, run.train.entropy_weight]}, sort_keys=True)
+    key = cost_key(t)
     if key not in _COSTS:
-        x = torch.as_tensor(split.X_train[:b], dtype=torch.float32)
-        y = targets_tensor(split.y_train[:b], split.n_classes)
-        _COSTS[key] = measure_step_cost(t.model, x, y, run.train)
+        model, x, y, run = _cost_case(t)
+        _COSTS[key] = measure_step_cost(model, x, y, run.train)
     return _COSTS[key]
 
 
-def build_artifacts(t: TrainedRun) -> RunArtifacts:
+def build_artifacts(t: TrainedRun, *, cost: bool = True) -> RunArtifacts:
     """Evaluate on the test part and collect every artefact of the run.
 
     ``metrics.json`` gets ``status`` (``"finished"`` or ``"diverged"``,
@@ -135,7 +182,9 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
     of the variant trained alone (:func:`variant_cost`: ``flops_per_sample``,
     ``step_latency_ms``, ``activation_bytes_per_sample``); ``stack_time_s``
     is a stacked run's share of its stack's wall time (NaN for a run trained
-    alone), which ``train_time_s`` also holds for it.
+    alone), which ``train_time_s`` also holds for it. With ``cost=False`` the
+    cost keys are left out, for the caller to add once training is over
+    (:func:`add_costs`).
     """
     task = t.split.task
     prob, gates = predict_output(t.model, t.split.X_test, task)
@@ -157,8 +206,9 @@ def build_artifacts(t: TrainedRun) -> RunArtifacts:
         diverged_epoch=diverged_epoch,
         diverged_reason=reason,
         peak_memory_mb=t.peak_memory_mb,
-        **variant_cost(t).metrics(),
     )
+    if cost:
+        metrics.update(variant_cost(t).metrics())
     pred = {"row": t.split.idx_test, "y_true": y_true}
     if task == "regression":
         pred["y_pred"] = prob

@@ -30,7 +30,7 @@ from ..training.schedules import temperature_schedule
 from ..training.scheduling import Executor, default_workers, plan_stacks, run_stacks, single_thread
 from ..training.streams import StreamMode
 from ..training.vectorized import StackedFit, final_temperature_, fit_stacked, load_parameters_
-from .artifacts import TrainedRun, build_artifacts
+from .artifacts import TrainedRun, add_costs, build_artifacts, cost_key
 
 __all__ = [
     "Engine",
@@ -281,11 +281,15 @@ def train_group(engine: str, runs: Sequence[RunConfig], threads: int = 1,
     # finished run's artefacts (predictions, metrics). On several OpenMP threads that small tensor work
     # oversubscribed the cores: the threads spin-waited for each other and a 0.3 ms forward took about 50 ms.
     one_thread = engine.startswith("vectorized")
-    out = []
+    pairs: list[tuple[TrainedRun, RunArtifacts]] = []
+    first: dict[str, TrainedRun] = {}  # one run per variant is kept for the cost measurement, not every model
     for t in trained:
         with single_thread() if one_thread else contextlib.nullcontext():
-            out.append(build_artifacts(t))
-    return out
+            art = build_artifacts(t, cost=False)
+        pairs.append((first.setdefault(cost_key(t), t), art))
+    # What each variant costs alone, timed once no run trains any more, the variants interleaved.
+    add_costs(pairs)
+    return [art for _, art in pairs]
 
 
 def engine_device(engine: str, device: str) -> torch.device:

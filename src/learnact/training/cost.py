@@ -32,8 +32,9 @@ import copy
 import gc
 import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -48,6 +49,7 @@ from .objective import batch_objective
 from .scheduling import single_thread
 
 __all__ = ["StepCost", "measure_step_cost", "count_flops", "activation_bytes", "step_latency_ms", "FunctionalAdam",
+           "measure_step_costs",
            "COST_METRICS"]
 
 COST_METRICS = ("flops_per_sample", "step_latency_ms", "activation_bytes_per_sample")
@@ -192,21 +194,8 @@ class FunctionalAdam:
                  beta2=self.betas[1], lr=self.lr, weight_decay=decay, eps=self.eps, maximize=False)
 
 
-def step_latency_ms(model: MLP, x: Tensor, target: Tensor, train: TrainConfig, *, warmup: int = 3,
-                    steps: int = 20) -> list[float]:
-    """Wall times (ms) of ``steps`` training steps on ``x`` after ``warmup`` unmeasured ones.
-
-    Each step is :func:`~learnact.training.loop.train_step` with Adam over the
-    reference trainer's parameter groups (``train.lr``, weight decay as
-    :func:`~learnact.training.loop.optimizer_groups` sets it; the update of
-    :class:`FunctionalAdam`, torch's own) and the objective's entropy weight;
-    ``model`` is trained in place (use a copy). The garbage collector is
-    paused while timing.
-    """
-    opt = FunctionalAdam(optimizer_groups(model, train), lr=train.lr)
-    lam = train.entropy_weight
-    for _ in range(warmup):
-        train_step(model, opt, x, target, lam)
+def _timed_steps(model: MLP, opt: FunctionalAdam, x: Tensor, target: Tensor, lam: float, steps: int) -> list[float]:
+    """Wall times (ms) of ``steps`` training steps, the garbage collector paused."""
     times = []
     enabled = gc.isenabled()
     gc.disable()
@@ -219,6 +208,23 @@ def step_latency_ms(model: MLP, x: Tensor, target: Tensor, train: TrainConfig, *
         if enabled:
             gc.enable()
     return times
+
+
+def step_latency_ms(model: MLP, x: Tensor, target: Tensor, train: TrainConfig, *, warmup: int = 3,
+                    steps: int = 20) -> list[float]:
+    """Wall times (ms) of ``steps`` training steps on ``x`` after ``warmup`` unmeasured ones.
+
+    Each step is :func:`~learnact.training.loop.train_step` with Adam over the
+    reference trainer's parameter groups (``train.lr``, weight decay as
+    :func:`~learnact.training.loop.optimizer_groups` sets it; the update of
+    :class:`FunctionalAdam`, torch's own) and the objective's entropy weight;
+    ``model`` is trained in place (use a copy). The garbage collector is
+    paused while timing.
+    """
+    opt = FunctionalAdam(optimizer_groups(model, train), lr=train.lr)
+    for _ in range(warmup):
+        train_step(model, opt, x, target, train.entropy_weight)
+    return _timed_steps(model, opt, x, target, train.entropy_weight, steps)
 
 
 @dataclass(frozen=True)
@@ -253,6 +259,9 @@ class StepCost:
         return {**asdict(self), "flops_per_sample": self.flops_per_sample}
 
 
+K = TypeVar("K")
+
+
 def measure_step_cost(model: MLP, x: Tensor, target: Tensor, train: TrainConfig, *, warmup: int = 3,
                       steps: int = 20) -> StepCost:
     """Measure what one training step of ``model``'s variant costs, alone, on one thread.
@@ -272,16 +281,57 @@ def measure_step_cost(model: MLP, x: Tensor, target: Tensor, train: TrainConfig,
     Shape:
         - x: ``(b, in_features)``
     """
-    if steps < 1 or warmup < 0:
-        raise ValueError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
-    b = int(x.shape[0])
-    if b < 1:
-        raise ValueError(f"need a batch of at least one sample, got x of shape {tuple(x.shape)}")
-    work = copy.deepcopy(model)
-    work.train()
+    return measure_step_costs({0: (model, x, target, train)}, warmup=warmup, steps=steps, rounds=1)[0]
+
+
+def measure_step_costs(cases: Mapping[K, tuple[MLP, Tensor, Tensor, TrainConfig]], *, warmup: int = 2,
+                       steps: int = 5, rounds: int = 5) -> dict[K, StepCost]:
+    """:func:`measure_step_cost` of several variants, their step latencies timed in interleaved rounds.
+
+    Each round times ``steps`` steps of every variant in turn; a variant's
+    latency is the median over rounds of its round medians. A burst of load
+    from elsewhere on the machine then falls on every variant alike instead
+    of on whichever was timed during it, so the variants keep the order that
+    training each alone gives them. FLOPs and activation memory are counted
+    once (they do not vary). Works on deep copies; the models, their
+    gradients and the process's thread count are left as they were.
+
+    Args:
+        cases: ``key -> (model, x, target, train)``, as for :func:`measure_step_cost`.
+        warmup: Unmeasured steps of each variant before the first round.
+        steps: Timed steps per variant and round.
+        rounds: Rounds.
+
+    Returns:
+        ``key -> StepCost``, in the order of ``cases``.
+    """
+    if steps < 1 or warmup < 0 or rounds < 1:
+        raise ValueError(f"need steps >= 1, warmup >= 0 and rounds >= 1, got steps={steps}, warmup={warmup}, "
+                         f"rounds={rounds}")
+    for _model, x, _target, _train in cases.values():
+        if int(x.shape[0]) < 1:
+            raise ValueError(f"need a batch of at least one sample, got x of shape {tuple(x.shape)}")
+    works = {key: copy.deepcopy(model).train() for key, (model, *_rest) in cases.items()}
     with single_thread():
-        matmul, elementwise = count_flops(work, x, target, train.entropy_weight)
-        saved = activation_bytes(work, x, target, train.entropy_weight)
-        times = step_latency_ms(work, x, target, train, warmup=warmup, steps=steps)
-    return StepCost(batch_size=b, matmul_flops_per_sample=matmul / b, elementwise_flops_per_sample=elementwise / b,
-                    step_latency_ms=float(statistics.median(times)), activation_bytes_per_sample=saved / b)
+        counted = {key: (count_flops(works[key], x, y, train.entropy_weight),
+                         activation_bytes(works[key], x, y, train.entropy_weight))
+                   for key, (_m, x, y, train) in cases.items()}
+        opts = {key: FunctionalAdam(optimizer_groups(works[key], train), lr=train.lr)
+                for key, (_m, _x, _y, train) in cases.items()}
+        for key, (_m, x, y, train) in cases.items():
+            for _ in range(warmup):
+                train_step(works[key], opts[key], x, y, train.entropy_weight)
+        medians: dict[K, list[float]] = {key: [] for key in cases}
+        for _ in range(rounds):
+            for key, (_m, x, y, train) in cases.items():
+                times = _timed_steps(works[key], opts[key], x, y, train.entropy_weight, steps)
+                medians[key].append(statistics.median(times))
+    out = {}
+    for key, (_m, x, _y, _train) in cases.items():
+        b = int(x.shape[0])
+        (matmul, elementwise), saved = counted[key]
+        out[key] = StepCost(batch_size=b, matmul_flops_per_sample=matmul / b,
+                            elementwise_flops_per_sample=elementwise / b,
+                            step_latency_ms=float(statistics.median(medians[key])),
+                            activation_bytes_per_sample=saved / b)
+    return out
