@@ -17,8 +17,8 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from console import run_learnact
 
+from console import run_learnact
 from learnact.config import ActivationConfig, TrainConfig
 from learnact.model import MLP
 from learnact.reporting import load_study_view

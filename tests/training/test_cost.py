@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-
 import numpy as np
 import pytest
 import torch
@@ -18,7 +16,6 @@ from learnact.training.cost import (
     count_flops,
     measure_step_cost,
     measure_step_costs,
-    step_latency_ms,
 )
 from learnact.training.loop import make_optimizer, optimizer_groups, train_step
 from learnact.training.objective import batch_objective
