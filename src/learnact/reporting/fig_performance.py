@@ -113,8 +113,12 @@ def cost_figure(view: StudyView) -> tuple[Figure, str]:
         axes[0].barh(y, n, height=0.6, color=colors[v], edgecolor="0.2", lw=0.6)
         axes[0].text(n, y, f" {n:,.0f}", va="center", ha="left", fontsize=7.5)
     axes[0].set_xlim(0, top * 1.3)
-    for ax in axes[1:]:
-        ax.set_xlim(left=0)
+    for ax in axes[1:]:  # from zero, with room for the largest marker (a margin of the data range cut it in half)
+        high = float(ax.dataLim.x1)
+        if np.isfinite(high) and high > 0:
+            ax.set_xlim(0, high * 1.08)
+        else:
+            ax.set_xlim(left=0)
     note = _reference_note(view)
     if not measured:
         note = (note + " This study was saved without per-variant cost measurements: the time panel shows the "

@@ -21,6 +21,7 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
@@ -115,14 +116,24 @@ def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
     """
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{stem}.png", folder / f"{stem}.pdf"]
-    # Layout once: lay the figure out (constrained layout) and measure its tight box a single time, then freeze
-    # the layout, so the two saves draw once each instead of re-running the layout and a measuring draw each.
-    fig.draw_without_rendering()
-    box = fig.get_tightbbox().padded(0.05)  # inches, as bbox_inches="tight" with pad_inches=0.05 computes it
+    # Layout once: the PNG's draw runs the constrained layout, which normally keeps every artist inside the canvas,
+    # so the canvas is saved as it is. Only when something sticks out (labels too long for the layout to fit) are
+    # both files saved again cropped to the tight box, as bbox_inches="tight" would. The layout is frozen after
+    # the first draw, so the PDF is drawn at the same positions without laying the figure out again.
+    FigureCanvasAgg(fig)
+    fig.savefig(paths[0], metadata=_metadata(".png"))
     fig.set_layout_engine("none")
-    for path in paths:
-        fig.savefig(path, bbox_inches=box, metadata=_metadata(path.suffix))
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    canvas = fig.bbox_inches
+    inside = box.x0 >= -_SLACK and box.y0 >= -_SLACK and box.x1 <= canvas.x1 + _SLACK and box.y1 <= canvas.y1 + _SLACK
+    crop = {} if inside else {"bbox_inches": box.padded(0.05)}
+    if crop:
+        fig.savefig(paths[0], metadata=_metadata(".png"), **crop)
+    fig.savefig(paths[1], metadata=_metadata(".pdf"), **crop)
     return paths
+
+
+_SLACK = 0.01  # inches
 
 
 def _metadata(suffix: str) -> dict[str, Any]:
