@@ -24,7 +24,7 @@ from learnact.evaluation import gate_diagnostics
 from learnact.experiment.artifacts import layer_record
 from learnact.model import build_activation, list_candidates, list_families
 from learnact.model.activations import GateKind, family_params_model
-from learnact.reporting import build_report, load_study_view
+from learnact.reporting import load_study_view
 from learnact.reporting.fig_gates import gate_evolution_figure, temperature_curve
 from learnact.reporting.fig_shapes import activation_shapes_figure
 from learnact.reporting.report import _families_paragraph
