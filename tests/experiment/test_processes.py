@@ -144,7 +144,9 @@ def test_a_rerun_right_after_the_kill_is_not_refused_and_matches_an_uninterrupte
 
 
 # A process takes the study lock, starts a forked worker (the way the vectorised engine does) that
-# outlives it unless told otherwise, then reports the worker's pid and waits to be killed.
+# outlives it unless told otherwise, and waits to be killed. The worker reports its own pid once it runs
+# Python code, so after the fork handlers (reported by the parent, a loaded machine could let the test
+# kill the parent before the child had been scheduled at all).
 FORKER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
@@ -152,9 +154,9 @@ FORKER = textwrap.dedent("""
     with study_lock(Path(sys.argv[1])):
         pid = os.fork()
         if pid == 0:
+            print(os.getpid(), flush=True)
             time.sleep(120)
             os._exit(0)
-        print(pid, flush=True)
         time.sleep(600)
 """)
 
