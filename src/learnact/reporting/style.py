@@ -120,16 +120,15 @@ def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
     # so the canvas is saved as it is. Only when something sticks out (labels too long for the layout to fit) are
     # both files saved again cropped to the tight box, as bbox_inches="tight" would. The layout is frozen after
     # the first draw, so the PDF is drawn at the same positions without laying the figure out again.
-    FigureCanvasAgg(fig)
+    canvas = FigureCanvasAgg(fig)
     fig.savefig(paths[0], metadata=_metadata(".png"))
     fig.set_layout_engine("none")
-    box = fig.get_tightbbox(fig.canvas.get_renderer())
-    canvas = fig.bbox_inches
-    inside = box.x0 >= -_SLACK and box.y0 >= -_SLACK and box.x1 <= canvas.x1 + _SLACK and box.y1 <= canvas.y1 + _SLACK
-    crop = {} if inside else {"bbox_inches": box.padded(0.05)}
-    if crop:
-        fig.savefig(paths[0], metadata=_metadata(".png"), **crop)
-    fig.savefig(paths[1], metadata=_metadata(".pdf"), **crop)
+    box = fig.get_tightbbox(canvas.get_renderer())
+    frame = fig.bbox_inches
+    inside = box.x0 >= -_SLACK and box.y0 >= -_SLACK and box.x1 <= frame.x1 + _SLACK and box.y1 <= frame.y1 + _SLACK
+    if not inside:
+        fig.savefig(paths[0], metadata=_metadata(".png"), bbox_inches=box.padded(0.05))
+    fig.savefig(paths[1], metadata=_metadata(".pdf"), bbox_inches=None if inside else box.padded(0.05))
     return paths
 
 
