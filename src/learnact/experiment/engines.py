@@ -21,6 +21,7 @@ import torch
 from ..config import RunConfig
 from ..data import Split, load_dataset, split_dataset
 from ..data.preprocess import Preprocessing
+from ..evaluation.status import FINISHED
 from ..exceptions import ConfigError
 from ..model import MLP, init_parameters_
 from ..model.device import resolve_device
@@ -281,15 +282,20 @@ def train_group(engine: str, runs: Sequence[RunConfig], threads: int = 1,
     # finished run's artefacts (predictions, metrics). On several OpenMP threads that small tensor work
     # oversubscribed the cores: the threads spin-waited for each other and a 0.3 ms forward took about 50 ms.
     one_thread = engine.startswith("vectorized")
-    pairs: list[tuple[TrainedRun, RunArtifacts]] = []
-    first: dict[str, TrainedRun] = {}  # one run per variant is kept for the cost measurement, not every model
+    built: list[tuple[str, RunArtifacts]] = []
+    # One run per variant is kept for the cost measurement, not every model: a finished one where there is one
+    # (a diverged run's non-finite weights could time differently).
+    chosen: dict[str, tuple[TrainedRun, bool]] = {}
     for t in trained:
         with single_thread() if one_thread else contextlib.nullcontext():
             art = build_artifacts(t, cost=False)
-        pairs.append((first.setdefault(cost_key(t), t), art))
+        key, finished = cost_key(t), art.metrics["status"] == FINISHED
+        if key not in chosen or (finished and not chosen[key][1]):
+            chosen[key] = (t, finished)
+        built.append((key, art))
     # What each variant costs alone, timed once no run trains any more, the variants interleaved.
-    add_costs(pairs)
-    return [art for _, art in pairs]
+    add_costs([(chosen[key][0], art) for key, art in built])
+    return [art for _, art in built]
 
 
 def engine_device(engine: str, device: str) -> torch.device:
