@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from ..training.cost import StepCost, measure_step_cost, measure_step_costs
 from ..training.loop import FitResult, weights_finite
 from ..training.objective import targets_tensor
 
-__all__ = ["TrainedRun", "add_costs", "build_artifacts", "cost_key", "layer_record", "measure_variant_costs",
+__all__ = ["TrainedRun", "add_costs", "build_artifacts", "cost_key", "layer_record",
            "predict_proba", "run_outcome", "variant_cost"]
 
 
@@ -125,41 +125,28 @@ def _cost_case(t: TrainedRun) -> tuple[MLP, torch.Tensor, torch.Tensor, RunConfi
     return t.model, x, targets_tensor(t.split.y_train[:b], t.split.n_classes), t.run
 
 
-def measure_variant_costs(trained: Sequence[TrainedRun]) -> None:
-    """Measure the cost of each variant among ``trained`` not measured yet in this process, interleaved.
+def add_costs(built: Sequence[tuple[str, RunArtifacts]], measured_on: Mapping[str, TrainedRun]) -> None:
+    """Put each run's variant cost into its artefacts' metrics (built with ``cost=False``).
 
-    One run per variant is measured (:func:`~learnact.training.cost.measure_step_costs`: the
-    variants' step latencies timed in alternating rounds, so load from elsewhere falls on all of
-    them alike); :func:`variant_cost` then returns the result for every run of the variant. Engines
-    call this once training is over, so no timing overlaps training.
+    Args:
+        built: ``(cost_key, artefacts)`` of each run (:func:`cost_key`).
+        measured_on: The run each key's cost is measured on, for the keys not measured yet in this process.
+            They are measured together (:func:`~learnact.training.cost.measure_step_costs`: the variants'
+            step latencies timed in alternating rounds, so load from elsewhere falls on all of them alike);
+            engines call this once training is over, so no timing overlaps training.
     """
-    todo: dict[str, TrainedRun] = {}
-    for t in trained:
-        key = cost_key(t)
-        if key not in _COSTS and key not in todo:
-            todo[key] = t
-    if not todo:
-        return
-    cases = {}
-    for key, t in todo.items():
-        model, x, y, run = _cost_case(t)
-        cases[key] = (model, x, y, run.train)
-    _COSTS.update(measure_step_costs(cases))
-
-
-def add_costs(pairs: Sequence[tuple[TrainedRun, RunArtifacts]]) -> None:
-    """Put each run's variant cost into its artefacts' metrics (built with ``cost=False``), the variants
-    measured together (:func:`measure_variant_costs`)."""
-    measure_variant_costs([t for t, _ in pairs])
-    for t, art in pairs:
-        art.metrics.update(variant_cost(t).metrics())
+    todo = {key: _cost_case(t) for key, t in measured_on.items() if key not in _COSTS}
+    if todo:
+        _COSTS.update(measure_step_costs({key: (model, x, y, run.train) for key, (model, x, y, run) in todo.items()}))
+    for key, art in built:
+        art.metrics.update(_COSTS[key].metrics())
 
 
 def variant_cost(t: TrainedRun) -> StepCost:
     """What one training step of the run's variant costs alone (:func:`~learnact.training.cost.measure_step_cost`).
 
-    Measured once per variant and process (:func:`measure_variant_costs`
-    measures several at once), on the first ``batch_size`` training rows of
+    Measured once per variant and process (:func:`add_costs` measures
+    several at once), on the first ``batch_size`` training rows of
     the run's split: runs that differ only by seed (or name) share the model
     shapes, batch and objective, so they share the measurement.
     """

@@ -294,7 +294,7 @@ def train_group(engine: str, runs: Sequence[RunConfig], threads: int = 1,
             chosen[key] = (t, finished)
         built.append((key, art))
     # What each variant costs alone, timed once no run trains any more, the variants interleaved.
-    add_costs([(chosen[key][0], art) for key, art in built])
+    add_costs(built, {key: t for key, (t, _) in chosen.items()})
     return [art for _, art in built]
 
 

@@ -126,9 +126,10 @@ def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
     box = fig.get_tightbbox(canvas.get_renderer())
     frame = fig.bbox_inches
     inside = box.x0 >= -_SLACK and box.y0 >= -_SLACK and box.x1 <= frame.x1 + _SLACK and box.y1 <= frame.y1 + _SLACK
-    if not inside:
-        fig.savefig(paths[0], metadata=_metadata(".png"), bbox_inches=box.padded(0.05))
-    fig.savefig(paths[1], metadata=_metadata(".pdf"), bbox_inches=None if inside else box.padded(0.05))
+    crop = None if inside else box.padded(0.05)  # inches, as bbox_inches="tight" with pad_inches=0.05 computes it
+    if crop is not None:
+        fig.savefig(paths[0], metadata=_metadata(".png"), bbox_inches=crop)
+    fig.savefig(paths[1], metadata=_metadata(".pdf"), bbox_inches=crop)
     return paths
 
 

@@ -188,7 +188,7 @@ class FunctionalAdam:
                                          torch.zeros_like(p, memory_format=torch.preserve_format),
                                          torch.zeros_like(p, memory_format=torch.preserve_format))
             states = [self.state[id(p)] for p in live]
-            adam([*live], [p.grad for p in live], [s[1] for s in states], [s[2] for s in states], [],
+            adam(live, [p.grad for p in live], [s[1] for s in states], [s[2] for s in states], [],
                  [s[0] for s in states], foreach=False, capturable=False, differentiable=False, fused=None,
                  grad_scale=None, found_inf=None, has_complex=False, amsgrad=False, beta1=self.betas[0],
                  beta2=self.betas[1], lr=self.lr, weight_decay=decay, eps=self.eps, maximize=False)
