@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 import torch
+from figure_panels import panel_means
 
 from console import run_learnact
 from learnact.config import ActivationConfig, TrainConfig
@@ -37,15 +38,6 @@ STUDY = {
     "train": {"max_epochs": 3, "patience": 3, "batch_size": 128},
     "variants": [{"name": name, **act} for name, act in ACTS.items()],
 }
-
-
-def _panel(fig, xlabel: str) -> dict[str, float]:
-    """Variant -> the mean marker of the cost figure's panel labelled ``xlabel``."""
-    rows = {round(float(y), 6): t.get_text() for y, t in zip(fig.axes[0].get_yticks(),
-                                                              fig.axes[0].get_yticklabels(), strict=True)}
-    ax = next(a for a in fig.axes if a.get_xlabel().startswith(xlabel))
-    marks = [line for line in ax.get_lines() if line.get_marker() == "o" and len(line.get_xdata()) == 1]
-    return {rows[round(float(m.get_ydata()[0]), 6)]: float(m.get_xdata()[0]) for m in marks}
 
 
 def _alone_ms(rounds: int = 5, steps: int = 20) -> dict[str, float]:
@@ -82,7 +74,7 @@ def test_cost_figure_orders_tanh_mixture_and_input_gate_as_training_alone_does(t
     order = list(ACTS)
     view = load_study_view(tmp_path / "out")
     fig, _ = cost_figure(view)
-    flops, latency = _panel(fig, "FLOPs per sample"), _panel(fig, "Training step latency")
+    flops, latency = panel_means(fig, "FLOPs per sample"), panel_means(fig, "Training step latency")
     assert sorted(order, key=flops.get) == order, flops
     assert sorted(order, key=latency.get) == order, latency
     board = pd.read_csv(tmp_path / "out" / "report" / "tables" / "leaderboard.csv").set_index("variant")

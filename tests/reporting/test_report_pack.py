@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from figure_panels import panel_means
 
 from learnact.reporting import TABLES, compile_pdf, latexmk_available, load_study_view
 from learnact.reporting.fig_performance import cost_figure
@@ -108,16 +109,6 @@ def test_report_tex_compiles_to_pdf(tiny_report, tmp_path):
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 50_000
 
 
-def _panel_means(fig, xlabel: str) -> dict[str, float]:
-    """The mean marker of each row in the cost figure's panel labelled ``xlabel``: variant -> x."""
-    axes = fig.axes
-    rows = {round(float(y), 6): t.get_text() for y, t in zip(axes[0].get_yticks(), axes[0].get_yticklabels(),
-                                                              strict=True)}
-    ax = next(a for a in axes if a.get_xlabel().startswith(xlabel))
-    means = [line for line in ax.get_lines() if line.get_marker() == "o" and len(line.get_xdata()) == 1]
-    return {rows[round(float(line.get_ydata()[0]), 6)]: float(line.get_xdata()[0]) for line in means}
-
-
 def test_cost_figure_draws_the_costs_measured_alone_and_orders_tanh_gates_and_input_gate_by_flops(tiny_study):
     # The cost panels show each variant's cost trained alone (training.cost), not its share of a stack. FLOPs
     # are exact: tanh < every layer gate mixing three candidates < the input gate with its head. A step latency
@@ -127,11 +118,11 @@ def test_cost_figure_draws_the_costs_measured_alone_and_orders_tanh_gates_and_in
     view = load_study_view(tiny_study)
     fig, _ = cost_figure(view)
     layer_gates = ["static_cold", "static_warm", "reg_none", "reg_strong", "annealed"]
-    flops = _panel_means(fig, "FLOPs per sample")
+    flops = panel_means(fig, "FLOPs per sample")
     assert set(flops) == set(view.variants)
     for v in layer_gates:
         assert flops["fixed_tanh"] < flops[v] < flops["input_gate"], (v, flops)
-    latency = _panel_means(fig, "Training step latency")
+    latency = panel_means(fig, "Training step latency")
     assert set(latency) == set(view.variants)
     for v in view.variants:  # the panels draw the costs saved with the runs (mean over seeds)
         assert latency[v] == pytest.approx(float(np.nanmean(view.run_quantity(v, "step_latency_ms"))))
