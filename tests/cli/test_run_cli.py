@@ -19,7 +19,7 @@ from learnact.cli.app import app
 from learnact.cli.errors import run_cli
 from learnact.cli.progress import format_duration, study_progress
 from learnact.cli.run_cmd import _study_source
-from learnact.evaluation.aggregate import runs_table
+from learnact.evaluation import per_run, tidy_results
 from learnact.evaluation.quantities import MACHINE_QUANTITIES
 from learnact.experiment.grid import study_from_dict
 from learnact.experiment.runner import run_study
@@ -29,7 +29,7 @@ CLI = [sys.executable, "-m", "learnact"]
 
 def _table(folder: Path) -> pd.DataFrame:
     """Per-run metrics without the machine-dependent columns, in a fixed order."""
-    table = runs_table(folder).drop(columns=list(MACHINE_QUANTITIES))
+    table = per_run(tidy_results(folder)).drop(columns=list(MACHINE_QUANTITIES))
     return table.sort_values("run_id").reset_index(drop=True)
 
 

@@ -24,10 +24,10 @@ from learnact.evaluation import (
     excluded_note,
     leaderboard,
     paired_comparisons,
+    per_run,
     run_status,
     seed_aggregates,
 )
-from learnact.evaluation.metrics import METRICS
 from learnact.exceptions import RunStoreError
 
 NAN = float("nan")
@@ -40,16 +40,6 @@ TIME = {"a": {1: 1.0, 2: 50.0, 3: 2.0, 4: 3.0}, "b": {1: 4.0, 2: 5.0, 3: 60.0, 4
 
 def _status(variant: str, seed: int) -> str:
     return DIVERGED if math.isnan(ACC[variant][seed]) else FINISHED
-
-
-def _runs_table() -> pd.DataFrame:
-    rows = []
-    for v in ACC:
-        for s in SEEDS:
-            acc = ACC[v][s]
-            rows.append({"run_id": f"{v}__s{s}", "variant": v, "seed": s, "status": _status(v, s),
-                         **{m: acc for m in METRICS}, "n_params": 100.0, "train_time_s": TIME[v][s]})
-    return pd.DataFrame(rows)
 
 
 def _tidy() -> pd.DataFrame:
@@ -68,7 +58,7 @@ def _finished(values: dict[int, float]) -> np.ndarray:
 
 
 def test_leaderboard_averages_finished_runs_and_counts_diverged_ones():
-    board = leaderboard(_runs_table(), sort_by="accuracy").set_index("variant")
+    board = leaderboard(_tidy(), sort_by="accuracy").set_index("variant")
     for v in ("a", "b"):
         acc = _finished(ACC[v])
         time = np.array([TIME[v][s] for s in SEEDS if _status(v, s) == FINISHED])  # not the diverged run's 50 s
@@ -124,8 +114,13 @@ def test_default_reference_skips_variants_without_a_finished_run():
     assert resolve_reference(everything_diverged, by="accuracy") == "a"  # first variant, no error
 
 
-def test_counts_and_note_work_on_runs_and_tidy_tables_alike():
-    assert diverged_counts(_runs_table()) == diverged_counts(_tidy()) == {"a": 1, "b": 1, "dead": 4}
+def test_leaderboard_needs_the_tidy_table():
+    with pytest.raises(ValueError, match="leaderboard needs the tidy results table"):
+        leaderboard(per_run(_tidy()))
+
+
+def test_counts_and_note_work_on_per_run_and_tidy_tables_alike():
+    assert diverged_counts(per_run(_tidy())) == diverged_counts(_tidy()) == {"a": 1, "b": 1, "dead": 4}
     assert excluded_note({"a": 0}) == ""
     assert excluded_note({"a": 1, "b": 0}) == "1 diverged run excluded from the statistics (a: 1)."
 

@@ -18,7 +18,7 @@ from learnact.evaluation import (
     describe_quantity,
     leaderboard,
     load_results,
-    runs_table,
+    per_run,
     seed_aggregates,
     tidy_results,
     write_results,
@@ -156,14 +156,26 @@ def test_describe_quantity():
         describe_quantity("gate1_bogus")
 
 
-def test_runs_table_and_leaderboard_still_work(tiny_study, tidy):
-    runs = runs_table(tiny_study)
-    board = leaderboard(runs)
-    assert {"variant", "n_seeds", "roc_auc_mean", "roc_auc_std", "time_mean", "params_mean"} <= set(board.columns)
-    assert board["roc_auc_mean"].is_monotonic_decreasing
-    agg = seed_aggregates(tidy).set_index(["variant", "metric"])
-    for _, r in board.iterrows():
-        assert r["accuracy_mean"] == pytest.approx(agg.loc[(r["variant"], "accuracy"), "mean"])
+def test_per_run_is_the_tidy_table_one_row_per_run(tiny_study, tidy):
+    wide = per_run(tidy)
+    folders = store.finished_runs(tiny_study)
+    assert sorted(wide["run_id"]) == sorted(f.name for f in folders)
+    assert list(wide.columns[:4]) == ["run_id", "variant", "seed", "status"]
+    for folder in folders:  # every number as metrics.json has it, read independently of the table
+        raw = json.loads((folder / "metrics.json").read_text())
+        config = json.loads((folder / "config.json").read_text())
+        row = wide.set_index("run_id").loc[folder.name]
+        assert (row["variant"], row["seed"]) == (config["variant"], config["seed"])
+        for name in ("accuracy", "roc_auc", "log_loss", "best_epoch", "n_params", "train_time_s"):
+            assert row[name] == pytest.approx(raw[name], rel=0, abs=0)
+    fixed = wide[wide["variant"] == "baseline_tanh"]
+    gate_cols = [c for c in wide.columns if c.startswith("gate")]
+    assert gate_cols and fixed[gate_cols].isna().all().all()  # a fixed run has no gate statistics
+    board = leaderboard(tidy).set_index("variant")
+    for variant, runs in wide.groupby("variant"):
+        assert board.loc[variant, "accuracy_mean"] == pytest.approx(runs["accuracy"].mean())
+    with pytest.raises(ValueError, match="lacks \\['metric', 'value'\\]"):
+        per_run(wide)
 
 
 def test_duplicate_variant_seed_keeps_the_newer_run(tiny_study, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from learnact.evaluation.aggregate import runs_table
+from learnact.evaluation import per_run, tidy_results
 from learnact.evaluation.quantities import MACHINE_QUANTITIES
 
 # Columns that measure this machine, not the result.
@@ -27,6 +27,6 @@ def tiny_raw(temperature: float = 1.0, n_seeds: int = 2) -> dict:
 
 def result_table(folder) -> pd.DataFrame:
     """The per-run metrics table without machine-dependent columns, in a fixed order."""
-    table = runs_table(folder)
+    table = per_run(tidy_results(folder))
     return table.drop(columns=[c for c in MACHINE_COLUMNS if c in table]).sort_values("run_id").reset_index(
         drop=True)

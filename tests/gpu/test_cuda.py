@@ -37,11 +37,11 @@ def _study():
 
 def _metrics(folder, device):
     """The study's per-run metrics, trained on ``device`` with the reference trainer, by (variant, seed)."""
-    from learnact.evaluation.aggregate import runs_table
+    from learnact.evaluation import per_run, tidy_results
     from learnact.experiment import run_study
 
     run_study(_study(), folder, engine="sequential", device=device)
-    return runs_table(folder).set_index(["variant", "seed"]).sort_index()
+    return per_run(tidy_results(folder)).set_index(["variant", "seed"]).sort_index()
 
 
 def test_the_same_study_on_cuda_and_cpu_agrees(tmp_path):

@@ -89,7 +89,7 @@ def test_families_are_chosen_by_kind_in_a_study(tmp_path):
 
 
 def test_vectorized_engine_trains_families_like_the_reference(tmp_path):
-    from learnact.evaluation.aggregate import runs_table
+    from learnact.evaluation import per_run, tidy_results
     from learnact.experiment import run_study, study_from_dict
 
     study = study_from_dict({"name": "fam", "seeds": [1, 2], "train": {"max_epochs": 4},
@@ -97,7 +97,7 @@ def test_vectorized_engine_trains_families_like_the_reference(tmp_path):
     tables = {}
     for engine in ("sequential", "vectorized"):
         run_study(study, tmp_path / engine, engine=engine)
-        tables[engine] = runs_table(tmp_path / engine).set_index("run_id").sort_index()
+        tables[engine] = per_run(tidy_results(tmp_path / engine)).set_index("run_id").sort_index()
     cols = ["accuracy", "f1", "roc_auc", "log_loss", "best_epoch", "epochs_run"]
     assert len(tables["sequential"]) == 8
     assert tables["sequential"][cols].equals(tables["vectorized"][cols])

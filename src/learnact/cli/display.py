@@ -6,6 +6,8 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pandas loads when a command runs, not when the CLI starts
+    from pathlib import Path
+
     import pandas as pd
 
     from ..reporting.render import Table
@@ -160,27 +162,32 @@ def print_suite(tidy: pd.DataFrame, title: str, metric: str | None = None) -> No
     console.print(t)
 
 
-def diverged_lines(runs: pd.DataFrame) -> list[str]:
+def diverged_lines(tidy: pd.DataFrame, study_dir: Path) -> list[str]:
     """One line per variant with diverged runs: which seeds, at which epoch, and why.
 
     Args:
-        runs: A runs table (:func:`learnact.evaluation.runs_table`).
+        tidy: The study's tidy results table (:func:`learnact.evaluation.tidy_results`):
+            it says which runs diverged.
+        study_dir: The study folder: each diverged run's ``metrics.json`` says
+            at which epoch and why.
 
     Example: ``"fixed_nan: seeds 1, 2 diverged (epoch 1: non-finite training loss)"``.
     """
+    from .. import store
     from ..evaluation import DIVERGED
 
-    if runs.empty or "status" not in runs.columns:
+    if tidy.empty or "status" not in tidy.columns:
         return []
-    bad = runs[runs["status"] == DIVERGED]
+    bad = tidy.loc[tidy["status"] == DIVERGED, ["run_id", "variant", "seed"]].drop_duplicates("run_id")
     lines = []
     for variant, group in bad.groupby("variant", sort=False):
         seeds = ", ".join(str(int(s)) for s in sorted(group["seed"]))
         causes = []
-        for _, r in group.sort_values("seed").iterrows():
-            epoch = r.get("diverged_epoch")
-            when = f"epoch {int(epoch)}" if epoch == epoch and epoch is not None else "epoch ?"
-            cause = f"{when}: {r.get('diverged_reason') or 'non-finite values'}"
+        for run_id in group.sort_values("seed")["run_id"]:
+            metrics = store.read_metrics(store.run_dir(study_dir, str(run_id)))
+            epoch = metrics.get("diverged_epoch")
+            when = f"epoch {int(epoch)}" if isinstance(epoch, int | float) and epoch == epoch else "epoch ?"
+            cause = f"{when}: {metrics.get('diverged_reason') or 'non-finite values'}"
             if cause not in causes:
                 causes.append(cause)
         lines.append(f"{variant}: seed{'s' if len(group) > 1 else ''} {seeds} diverged ({'; '.join(causes)})")

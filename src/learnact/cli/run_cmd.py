@@ -205,7 +205,7 @@ def run(
     folder = out if out is not None else default_out(study.name)
     _check_out(folder)
     from ..evaluation import tidy_results, write_results
-    from ..evaluation.aggregate import leaderboard, runs_table
+    from ..evaluation.aggregate import leaderboard
     from ..experiment.executors import open_executor
     from ..experiment.runner import LOG_FILE, run_study
     from ..store import atomic_write
@@ -242,7 +242,7 @@ def run(
         print_leaderboard(table, title=f"{study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
                                        f"{counts}")
     if not table.empty and table["n_diverged"].sum() > 0:  # which seeds diverged, at which epoch and why
-        for line in diverged_lines(runs_table(folder)):
+        for line in diverged_lines(tidy, folder):
             print(f"diverged:     {line}")
     print(f"study folder: {folder}")
     print(f"statistics:   learnact compare {folder}", flush=True)

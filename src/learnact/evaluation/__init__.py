@@ -17,7 +17,7 @@ table can be rebuilt from disk:
   finished runs; diverged ones are counted in ``n_diverged``).
 """
 
-from .aggregate import AGGREGATE_COLUMNS, COST_COLUMNS, leaderboard, runs_table, seed_aggregates
+from .aggregate import AGGREGATE_COLUMNS, COST_COLUMNS, leaderboard, seed_aggregates
 from .comparison import COMPARISON_COLUMNS, DEFAULT_COMPARISON_METRICS, paired_comparisons, resolve_reference
 from .diagnostics import (
     DEFAULT_COLLAPSE_THRESHOLD,
@@ -35,6 +35,7 @@ from .results import (
     RESULTS_FILE,
     VARIANT_COLUMNS,
     load_results,
+    per_run,
     study_reference,
     tidy_results,
     write_results,
@@ -113,8 +114,8 @@ __all__ = [
     "predicted_labels",
     "probability_of_improvement",
     "resolve_reference",
+    "per_run",
     "run_status",
-    "runs_table",
     "seed_aggregates",
     "stratified_bootstrap_ci",
     "study_reference",

@@ -1,20 +1,17 @@
-"""Seed aggregates per variant: the tidy-table summary and the run-level leaderboard."""
+"""Seed aggregates per variant and the leaderboard, both from the tidy results table."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
-from .. import store
 from ..config import dataset_label
 from .metrics import METRICS, task_metrics
 from .quantities import describe_quantity
 from .results import VARIANT_COLUMNS, variant_fields
 from .statistics import summarize_seeds
-from .status import diverged_counts, excluded_note, finished_mask, finished_rows, run_status
+from .status import diverged_counts, excluded_note, finished_mask, finished_rows
 
-__all__ = ["runs_table", "leaderboard", "seed_aggregates", "COST_COLUMNS", "AGGREGATE_COLUMNS"]
+__all__ = ["leaderboard", "seed_aggregates", "COST_COLUMNS", "AGGREGATE_COLUMNS"]
 
 AGGREGATE_COLUMNS = ("variant", "metric", "group", "label", "higher_is_better", "n", "n_diverged", "mean", "std",
                      "sem", "ci_low", "ci_high", "median", "q1", "q3", "iqr", "min", "max")
@@ -22,33 +19,6 @@ AGGREGATE_COLUMNS = ("variant", "metric", "group", "label", "higher_is_better", 
 
 COST_COLUMNS = ("n_params", "train_time_s", "best_epoch", "epochs_run", "peak_memory_mb", "flops_per_sample",
                 "step_latency_ms", "activation_bytes_per_sample")
-
-
-def runs_table(study_dir: Path) -> pd.DataFrame:
-    """One row per run folder with DONE: ``run_id, variant, seed, status``, metrics and costs.
-
-    ``status`` is ``"finished"`` or ``"diverged"``
-    (:func:`~learnact.evaluation.status.run_status`); ``diverged_epoch`` and
-    ``diverged_reason`` follow from ``metrics.json``.
-    """
-    rows = []
-    for folder in store.finished_runs(study_dir):
-        cfg = store.read_run_config(folder)
-        metrics = store.read_metrics(folder)
-        status = run_status(metrics, str(folder / "metrics.json"))
-        rows.append({"run_id": folder.name, "variant": cfg.variant, "seed": cfg.seed,
-                     **metrics, "status": status})
-    return pd.DataFrame(rows)
-
-
-def _as_tidy(table: pd.DataFrame) -> pd.DataFrame:
-    """A tidy view (one row per run and quantity) of a runs table; a tidy table is returned as it is."""
-    if "metric" in table.columns:
-        return table
-    keys = [c for c in ("run_id", "variant", "seed", "status") if c in table.columns]
-    quantities = [c for c in (*METRICS, *COST_COLUMNS) if c in table.columns]
-    long = table.melt(id_vars=keys, value_vars=quantities, var_name="metric", value_name="value")
-    return long.sort_values(keys[:1] or ["variant"], kind="stable").reset_index(drop=True)
 
 
 def _several_datasets(tidy: pd.DataFrame) -> bool:
@@ -69,9 +39,9 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     """Mean and sample std over the finished seeds per variant, sorted by ``sort_by`` (best first).
 
     The numbers are :func:`seed_aggregates`' (the one computation behind the
-    terminal leaderboard, ``leaderboard.csv`` and the report's tables): a
-    runs table (:func:`runs_table`) is first put in the tidy form
-    (:func:`~learnact.evaluation.results.tidy_results`) it came from.
+    terminal leaderboard, ``leaderboard.csv`` and the report's tables), over
+    the tidy results table (:func:`~learnact.evaluation.results.tidy_results`
+    or :func:`~learnact.evaluation.results.load_results`).
     Diverged runs are left out of every statistic and counted in
     ``n_diverged`` (:mod:`~learnact.evaluation.status`); ``n_seeds`` counts
     finished runs. Non-finite values are dropped. A variant with no finished
@@ -81,7 +51,7 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     stacked, with a leading ``dataset`` column (the data set's label).
 
     Args:
-        table: The tidy results table or a runs table.
+        table: The tidy results table.
         sort_by: A metric of :data:`~learnact.evaluation.metrics.METRICS`.
 
     Columns: ``variant, n_seeds, n_diverged``, then ``<metric>_mean, <metric>_std`` for each metric of
@@ -94,7 +64,10 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     """
     if table.empty:
         return pd.DataFrame()
-    tidy = _as_tidy(table)
+    if "metric" not in table.columns:
+        raise ValueError("leaderboard needs the tidy results table (one row per run and quantity: tidy_results "
+                         f"or load_results); got columns {list(table.columns)[:6]}")
+    tidy = table
     if _several_datasets(tidy):  # a suite: one leaderboard per data set, stacked
         parts = [leaderboard(sub, sort_by).assign(dataset=name) for name, sub in _by_dataset(tidy)]
         board = pd.concat(parts, ignore_index=True)

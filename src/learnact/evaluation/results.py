@@ -50,6 +50,7 @@ __all__ = [
     "write_results",
     "load_results",
     "variant_fields",
+    "per_run",
 ]
 
 RESULTS_FILE = "results.csv"
@@ -212,3 +213,27 @@ def variant_fields(tidy: pd.DataFrame) -> pd.DataFrame:
     """One row per variant (in table order) with its :data:`VARIANT_COLUMNS`."""
     cols = [c for c in ("variant", *VARIANT_COLUMNS) if c in tidy.columns]
     return tidy[cols].drop_duplicates("variant").reset_index(drop=True)
+
+
+def per_run(tidy: pd.DataFrame) -> pd.DataFrame:
+    """The tidy table spread out: one row per run, one column per quantity.
+
+    A view of :func:`tidy_results` (or :func:`load_results`), not a second
+    reading of the run folders: ``run_id, variant, seed, status`` (where the
+    table has them), then the quantities in the order they first appear
+    (metrics, costs, gate statistics; NaN where a run lacks one, e.g. a
+    fixed run's gate statistics), rows in table order.
+
+    Raises:
+        ValueError: ``tidy`` lacks the ``run_id``, ``metric`` or ``value`` column.
+    """
+    missing = [c for c in ("run_id", "metric", "value") if c not in tidy.columns]
+    if missing:
+        raise ValueError(f"per_run needs the tidy results table (tidy_results or load_results); it lacks {missing}")
+    keys = [c for c in ("run_id", "variant", "seed", STATUS_COLUMN) if c in tidy.columns]
+    runs = tidy[keys].drop_duplicates("run_id").set_index("run_id")
+    values = tidy.pivot(index="run_id", columns="metric", values="value")
+    quantities = list(dict.fromkeys(tidy["metric"].astype(str)))
+    wide = runs.join(values[quantities]).reset_index()
+    wide.columns.name = None
+    return wide

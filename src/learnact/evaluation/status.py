@@ -9,9 +9,9 @@ stopped there and its test metrics are NaN). ``metrics.json`` records which
 Every statistic over seeds (the terminal leaderboard and ``leaderboard.csv``,
 the seed aggregates behind the report, paired comparisons, gate diagnostics)
 is computed over finished runs only, and diverged runs are counted apart
-(``n_diverged``). The tables here carry a ``status`` column
-(:func:`~learnact.evaluation.aggregate.runs_table`,
-:func:`~learnact.evaluation.results.tidy_results`); :func:`finished_rows`
+(``n_diverged``). The tables here carry a ``status`` column (the tidy
+table of :func:`~learnact.evaluation.results.tidy_results` and its per-run
+view :func:`~learnact.evaluation.results.per_run`); :func:`finished_rows`
 and :func:`diverged_counts` are how every consumer splits them, and
 :func:`excluded_note` is the sentence each output prints.
 """
@@ -68,7 +68,7 @@ def run_status(metrics: Mapping[str, Any], where: str = "metrics.json") -> str:
 
 def _check(table: pd.DataFrame) -> None:
     if "variant" not in table.columns:
-        raise ValueError("the table lacks the 'variant' column; build it with runs_table or tidy_results")
+        raise ValueError("the table lacks the 'variant' column; build it with tidy_results")
 
 
 def finished_mask(table: pd.DataFrame) -> pd.Series:
@@ -79,7 +79,7 @@ def finished_mask(table: pd.DataFrame) -> pd.Series:
 
 
 def finished_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows of finished runs of a runs or tidy table, in table order.
+    """The rows of finished runs of a per-run or tidy table, in table order.
 
     A table without a ``status`` column counts as finished runs only.
     """
@@ -90,7 +90,7 @@ def finished_rows(table: pd.DataFrame) -> pd.DataFrame:
 def diverged_counts(table: pd.DataFrame) -> dict[str, int]:
     """Diverged runs per variant, every variant of the table listed (0 if none), in table order.
 
-    Works on a runs table (one row per run) and on the tidy table (one row
+    Works on a per-run table (one row per run) and on the tidy table (one row
     per run and quantity, counted once per ``run_id``) alike.
     """
     _check(table)
