@@ -1,10 +1,8 @@
 """The paper's headline numbers, reproduced by the reference trainer."""
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from learnact.data import load_dataset
 from learnact.evaluation.aggregate import leaderboard
 from learnact.experiment import build_artifacts, load_study, prepare_splits, sequential_engine
 

@@ -22,8 +22,8 @@ import pytest
 import learnact
 from learnact.cli import main
 from learnact.data import check_splits, load_dataset, split_dataset
-from learnact.data.splits import split_sizes
 from learnact.data.sources import Dataset
+from learnact.data.splits import split_sizes
 from learnact.exceptions import DataError
 
 SRC = str(Path(learnact.__file__).resolve().parents[1])

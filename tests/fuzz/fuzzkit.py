@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 
-
 def examples(ci_default: int) -> int:
     """Examples per fuzz test: the CI default, or ``LEARNACT_FUZZ_EXAMPLES`` scaled to it."""
     override = os.environ.get("LEARNACT_FUZZ_EXAMPLES")

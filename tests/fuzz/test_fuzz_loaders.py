@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 import yaml
+from fuzzkit import examples, record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from learnact.exceptions import LearnactError
 
-from fuzzkit import examples, record
 
 def fuzz_settings(ci_examples: int) -> settings:
     """Fixed seed, no example database, no per-example deadline (the tests bound time themselves)."""

@@ -201,7 +201,8 @@ def test_spline_matches_scipys_b_splines(order, grid_size):
     from scipy.interpolate import BSpline
 
     m = _perturbed(get_family("spline")(width=3, order=order, grid_size=grid_size, init="tanh"), seed=2).double()
-    knots = m.knots.numpy()
+    # the knots are equally spaced from the first to the last (stored in float32: that grid, not its rounding)
+    knots = np.linspace(m.knots[0].item(), m.knots[-1].item(), len(m.knots))
     assert len(knots) == grid_size + 2 * order + 1 and m.coefficients.shape == (3, grid_size + order)
     h = 6 / grid_size
     assert knots[0] == pytest.approx(-3 - order * h) and knots[order] == pytest.approx(-3)
@@ -226,6 +227,30 @@ def test_spline_bases_sum_to_one_on_the_grid_range():
     basis = bspline_basis(x, m.knots, 3)
     assert basis.shape == (301, 9) and (basis >= 0).all()
     torch.testing.assert_close(basis.sum(-1), torch.ones(301))
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+@pytest.mark.parametrize("grid_size", [1, 5, 8])
+def test_the_local_evaluation_equals_the_full_cox_de_boor_sum(order, grid_size):
+    """spline() sums the order + 1 B-splines non-zero at x; the full basis of bspline_basis gives the same."""
+    from learnact.model.activations.candidates import get_candidate
+    from learnact.model.activations.families import _spline_knots, bspline_basis, local_bsplines, spline
+
+    knots = _spline_knots(order, grid_size, -2.0, 3.0, torch.float64)
+    c = torch.randn(4, grid_size + order, dtype=torch.float64, generator=torch.Generator().manual_seed(order))
+    lo, hi = knots[0].item() - 2.0, knots[-1].item() + 2.0  # beyond the extended grid on both sides
+    x = torch.linspace(lo, hi, 20001, dtype=torch.float64).unsqueeze(-1).expand(-1, 4)
+    zero, one = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
+    got = spline(x, c, knots, order, zero, one, get_candidate("silu"))
+    want = (bspline_basis(x, knots, order) * c).sum(-1)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    start, values = local_bsplines(x[:, 0], knots, order)
+    inside = (x[:, 0] >= knots[0]) & (x[:, 0] < knots[-1])
+    torch.testing.assert_close(sum(values)[inside], torch.full((int(inside.sum()),), float(math.factorial(order)),
+                                                               dtype=torch.float64))  # a partition of unity
+    assert set(start[~inside].tolist()) == {0, len(knots)}  # windows into the zero padding
+    nan = spline(torch.tensor([float("nan")]), c[0], knots, order, one[0], one[0], get_candidate("silu"))
+    assert nan.isnan().all()  # NaN stays NaN (never an out-of-range index)
 
 
 def test_outside_the_grid_the_base_carries_the_input():

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
+import learnact.training.vectorized as vectorized_module
 from learnact.config import ActivationConfig, TrainConfig
 from learnact.data import Split
 from learnact.experiment import ENGINES, build_artifacts, build_model, prepare_splits, study_from_dict
 from learnact.experiment.engines import split_key, split_shadows, vectorized_engine
 from learnact.model import MLP, init_parameters_
 from learnact.training import entropy_term, fit, run_generator
-import learnact.training.vectorized as vectorized_module
 from learnact.training.scheduling import plan_stacks, run_stacks
 from learnact.training.stacked import StackedMLP, Tape, member_rows
 from learnact.training.stacked_backward import backward_

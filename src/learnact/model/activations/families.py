@@ -58,8 +58,10 @@ Families (hyper-parameters in brackets, defaults after ``=``):
     - ``spline``: KAN-style B-spline (Liu et al., 2024)
       ``w_b * base(x) + w_s * sum_i c_i B_i(x)``: ``B_i`` the ``grid_size + order``
       B-splines of order ``order`` on ``grid_size`` equal intervals of ``[lo, hi]``,
-      the knot grid extended by ``order`` knots on each side (Cox-de Boor
-      recursion); ``c``, ``w_b``, ``w_s`` learned; one set per unit by default
+      the knot grid extended by ``order`` knots on each side; evaluated locally:
+      the ``order + 1`` B-splines non-zero on the cell holding ``x`` (Cox-de Boor
+      on that cell) times their coefficients, read by index, not the full basis;
+      ``c``, ``w_b``, ``w_s`` learned; one set per unit by default
       [``granularity="unit"``, ``order=3``, ``grid_size=5``, ``lo=-3``, ``hi=3``,
       ``init="silu"``, ``base="silu"``]. ``w_b = w_s = 1`` and ``c`` is the least
       squares fit of ``init - base`` on ``[lo, hi]``, so the unit starts near the
@@ -114,6 +116,7 @@ __all__ = [
     "kernel_activation",
     "neural",
     "bspline_basis",
+    "local_bsplines",
     "spline",
     "InitClaim",
     "ParametricActivation",
@@ -234,6 +237,8 @@ def bspline_basis(x: Tensor, knots: Tensor, order: int) -> Tensor:
     Order 0 is the indicator of ``[t_i, t_{i+1})``; each order mixes two
     neighbours of the one below. Inputs outside ``[t_0, t_last)`` get zeros.
     Tensor operations only (no branching on values), so it runs under ``vmap``.
+    The whole basis, for any increasing knots: the spline's initial least
+    squares fit uses it, and a test holds :func:`spline`'s local evaluation to it.
 
     Shape:
         - x: ``(*)``; knots: ``(N,)`` increasing; output: ``(*, N - 1 - order)``
@@ -247,15 +252,64 @@ def bspline_basis(x: Tensor, knots: Tensor, order: int) -> Tensor:
     return basis
 
 
+def local_bsplines(x: Tensor, knots: Tensor, order: int) -> tuple[Tensor, list[Tensor]]:
+    """The ``order + 1`` B-splines that are non-zero at ``x``, on equally spaced knots, times ``order!``.
+
+    On the cell ``[t_j, t_j+1)`` holding ``x`` only ``B_{j-order}, ..., B_j``
+    are non-zero; on equally spaced knots they are polynomials in the
+    position ``t = (x - t_j) / h`` within the cell, the same on every cell.
+    Cox-de Boor's recursion on that cell alone gives them without the
+    ``N - 1 - order`` wide basis :func:`bspline_basis` computes (here without
+    its ``1 / p`` factors: the values are ``order!`` times the B-splines).
+
+    Returns:
+        ``(start, values)``: ``start`` (int64, ``x``'s shape) is ``j + 1`` inside
+        ``[t_0, t_last)``, ``0`` left of it (NaN included) and ``N`` right of it;
+        ``values[r]`` (``x``'s shape) is ``order!`` times ``B_{j - order + r}(x)``
+        on the cell ``x`` falls in (a cell beyond the grid's ends outside it).
+
+    Shape:
+        - x: ``(*)``; knots: ``(N,)`` equally spaced, increasing
+    """
+    n_knots = knots.shape[-1]
+    s = (x - knots[0]) / ((knots[-1] - knots[0]) / (n_knots - 1))
+    cell = s.floor()
+    t = s - cell
+    start = torch.nan_to_num(cell, nan=-1.0).clamp(-1.0, n_knots - 1.0).long() + 1
+    rest = 1.0 - t
+    values = [rest, t]
+    # order p from order p - 1: v_r <- (t + p - r) v_{r-1} + (r + 1 - t) v_r (terms with v_{-1}, v_p left out)
+    for p in range(2, order + 1):
+        inner = [(t + (p - r)) * values[r - 1] + ((r + 1) - t) * values[r] for r in range(1, p)]
+        values = [rest * values[0], *inner, t * values[p - 1]]
+    return start, values
+
+
 def spline(x: Tensor, coefficients: Tensor, knots: Tensor, order: int, base_weight: Tensor,
            spline_weight: Tensor, base: Candidate) -> Tensor:
     """KAN-style activation ``base_weight * base(x) + spline_weight * sum_i c_i B_i(x)``.
 
+    The sum runs over the ``order + 1`` B-splines non-zero at ``x``
+    (:func:`local_bsplines`), reading their coefficients by index: it equals
+    the full sum over :func:`bspline_basis` (a test holds them within 1e-12
+    in float64), at about a third of its cost. Outside ``[t_0, t_last)`` the
+    spline term and its gradients are zero (indices into zero padding).
+
     Shape:
-        - x: ``(*)``; knots: ``(N,)``; coefficients: ``(**, N - 1 - order)``;
+        - x: ``(*)``; knots: ``(N,)`` equally spaced; coefficients: ``(**, N - 1 - order)``;
           base_weight, spline_weight: ``(**)`` (``**`` broadcasting to ``(*)``); output: ``(*)``
     """
-    return base_weight * base(x) + spline_weight * (bspline_basis(x, knots, order) * coefficients).sum(-1)
+    start, values = local_bsplines(x, knots, order)
+    # order + 1 zeros each side: the window of a point outside the knots reads zeros only
+    padded = F.pad(coefficients * (1.0 / math.factorial(order)), (order + 1, order + 1))
+    width = padded.shape[-1]
+    rows = torch.arange(0, padded[..., 0].numel() * width, width, device=x.device).view(padded.shape[:-1])
+    window = padded.reshape(-1)[(rows + start).unsqueeze(-1) + torch.arange(order + 1, device=x.device)]
+    picked = window.unbind(-1)
+    total = values[0] * picked[0]
+    for value, c in zip(values[1:], picked[1:], strict=True):
+        total = total + value * c
+    return base_weight * base(x) + spline_weight * total
 
 
 # --- initial values fitted once, deterministically ------------------------------
@@ -283,10 +337,10 @@ def _kernel_init(size: int, lo: float, hi: float, gamma: float) -> tuple[float, 
     return tuple(alpha.tolist())
 
 
-def _spline_knots(order: int, grid_size: int, lo: float, hi: float) -> Tensor:
-    """``grid_size + 2 order + 1`` equally spaced knots: the grid on [lo, hi] plus ``order`` each side (float32)."""
+def _spline_knots(order: int, grid_size: int, lo: float, hi: float, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``grid_size + 2 order + 1`` equally spaced knots: the grid on [lo, hi] plus ``order`` each side."""
     h = (hi - lo) / grid_size
-    return torch.linspace(lo - order * h, hi + order * h, grid_size + 2 * order + 1, dtype=torch.float64).float()
+    return torch.linspace(lo - order * h, hi + order * h, grid_size + 2 * order + 1, dtype=torch.float64).to(dtype)
 
 
 @functools.cache
@@ -294,7 +348,7 @@ def _spline_init(order: int, grid_size: int, lo: float, hi: float, init: str, ba
     """Least squares coefficients of ``init - base`` on [lo, hi] (``c = 0`` when they are the same function)."""
     if init == base:
         return (0.0,) * (grid_size + order)
-    knots = _spline_knots(order, grid_size, lo, hi).double()
+    knots = _spline_knots(order, grid_size, lo, hi, torch.float64)
     x = torch.linspace(lo, hi, 50 * grid_size + 1, dtype=torch.float64)
     target = get_candidate(init)(x) - get_candidate(base)(x)
     c = torch.linalg.lstsq(bspline_basis(x, knots, order), target.unsqueeze(-1), driver="gelsd").solution
