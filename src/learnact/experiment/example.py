@@ -21,7 +21,7 @@ reference = "baseline_tanh" # variant the others are compared with (optional)
 seeds = {{ count = 5, base = 0 }}
 
 [data]
-dataset = "breast_cancer"  # built-in: breast_cancer, wine; or a path to a .csv file
+dataset = "breast_cancer"  # a built-in name (`learnact list datasets`) or a path to a .csv file
 # target = "label"         # label column of a CSV (default: the last column)
 test_size = 0.25           # share held out for testing, in (0, 1)
 val_size = 0.2             # share of the training part used for early stopping, in (0, 1)
@@ -101,7 +101,7 @@ reference: baseline_tanh   # variant the others are compared with (optional)
 seeds: {{count: 5, base: 0}}
 
 data:
-  dataset: breast_cancer   # built-in: breast_cancer, wine; or a path to a .csv file
+  dataset: breast_cancer   # a built-in name (`learnact list datasets`) or a path to a .csv file
   # target: label          # label column of a CSV (default: the last column)
   test_size: 0.25          # share held out for testing, in (0, 1)
   val_size: 0.2            # share of the training part used for early stopping, in (0, 1)
