@@ -381,7 +381,7 @@ def test_a_full_disk_behind_another_error_is_reported_as_the_full_disk(tmp_path,
         try:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         except OSError:
-            raise AttributeError("'Stream' object has no attribute 'pos'")
+            raise AttributeError("'Stream' object has no attribute 'pos'")  # noqa: B904  # chained, as the library's
 
     monkeypatch.setattr("learnact.experiment.example.example_text", fail)
     assert run_cli(app, ["init", str(tmp_path / "x.toml")]) == 2

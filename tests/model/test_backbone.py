@@ -42,7 +42,7 @@ def test_init_matches_seeded_construction_without_global_state():
         reference = MLP(30, (64, 32), 1, cfg)
     state_before = torch.random.get_rng_state()
     ours = init_parameters_(MLP(30, (64, 32), 1, cfg), torch.Generator().manual_seed(42))
-    for (k, a), (_, b) in zip(tensor_state(reference).items(), tensor_state(ours).items()):
+    for (k, a), (_, b) in zip(tensor_state(reference).items(), tensor_state(ours).items(), strict=True):
         assert torch.equal(a, b), k
     # construction consumed global draws, but init_parameters_ itself drew from the generator:
     m = MLP(3, (2,), 1, "relu")
@@ -50,7 +50,7 @@ def test_init_matches_seeded_construction_without_global_state():
     w_before = [p.clone() for p in m.parameters()]
     init_parameters_(m, torch.Generator().manual_seed(1))
     assert torch.equal(torch.random.get_rng_state(), state_before)
-    assert any(not torch.equal(a, b) for a, b in zip(w_before, m.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(w_before, m.parameters(), strict=True))
 
 
 def test_mlp_is_a_plain_module_usable_in_user_code():

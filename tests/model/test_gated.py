@@ -97,7 +97,7 @@ def test_mixture_gradcheck_float64(gate):
     assert params and all(p.dtype == torch.float64 for p in params)
 
     def through_params(*ps):
-        return torch.func.functional_call(act, dict(zip(names, ps)), (x.detach(),))
+        return torch.func.functional_call(act, dict(zip(names, ps, strict=True)), (x.detach(),))
 
     assert torch.autograd.gradcheck(through_params, params)
 

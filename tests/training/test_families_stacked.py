@@ -50,10 +50,10 @@ def _assert_equivalent(seq, vec, bit: bool) -> None:
     assert seq.fit.epochs_run == vec.fit.epochs_run and seq.fit.best_epoch == vec.fit.best_epoch, name
     va = [r.val_loss for r in seq.fit.history]
     vb = [r.val_loss for r in vec.fit.history]
-    assert all(abs(a - b) <= TOLERANCE or (math.isnan(a) and math.isnan(b)) for a, b in zip(va, vb)), name
+    assert all(abs(a - b) <= TOLERANCE or (math.isnan(a) and math.isnan(b)) for a, b in zip(va, vb, strict=True)), name
     if bit:
         assert _history(seq) == _history(vec), name
-        for (key, a), b in zip(tensor_state(seq.model).items(), tensor_state(vec.model).values()):
+        for (key, a), b in zip(tensor_state(seq.model).items(), tensor_state(vec.model).values(), strict=True):
             assert torch.equal(a, b), (name, key)
         ma, mb = build_artifacts(seq).metrics, build_artifacts(vec).metrics
         for key in ("accuracy", "f1", "roc_auc", "best_val_loss"):
@@ -168,7 +168,7 @@ class Lookup(nn.Module):
 def _with_activation(make, seed: int) -> tuple[MLP, torch.Generator]:
     """The paper's backbone with ``make(width)`` as every activation, initialised from ``seed``."""
     model = MLP(30, (64, 32), 1, "tanh")
-    for block, width in zip(model.blocks, model.hidden):
+    for block, width in zip(model.blocks, model.hidden, strict=True):
         block.activation = make(width)
     gen = run_generator(seed)
     return init_parameters_(model, gen), gen
@@ -182,7 +182,7 @@ def test_any_module_trains_in_a_stack_like_the_reference(breast_cancer, make, st
     splits = [split_dataset(breast_cancer, s, 0.25, 0.2) for s in seeds]
     cfg = TrainConfig(max_epochs=6, patience=2, lr=0.01)
     ref = []
-    for s, split in zip(seeds, splits):
+    for s, split in zip(seeds, splits, strict=True):
         model, gen = _with_activation(make, s)
         ref.append((fit(model, split, cfg, gen), model))
     members = [_with_activation(make, s) for s in seeds]
@@ -190,9 +190,9 @@ def test_any_module_trains_in_a_stack_like_the_reference(breast_cancer, make, st
     choice = choose(models[0].activations[0], 64)
     assert choice.strategy == strategy and choice.exact
     out = fit_stacked(models, splits, [cfg] * 3, generators=gens)
-    for (res, model), got, stacked in zip(ref, out.results, models):
+    for (res, model), got, stacked in zip(ref, out.results, models, strict=True):
         assert [r.to_dict() for r in res.history] == [r.to_dict() for r in got.history]
-        assert all(torch.equal(p, q) for p, q in zip(model.parameters(), stacked.parameters()))
+        assert all(torch.equal(p, q) for p, q in zip(model.parameters(), stacked.parameters(), strict=True))
 
 
 def test_members_with_other_hyper_parameters_get_their_own_segment():

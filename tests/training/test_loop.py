@@ -20,7 +20,7 @@ def test_shuffling_stream_matches_a_real_dataloader():
     g = run_generator(5)
     torch.randn(100, generator=g)
     ours = [dataloader_permutation(g, n) for _ in range(3)]
-    for a, b in zip(epochs, ours):
+    for a, b in zip(epochs, ours, strict=True):
         assert torch.equal(a, b)
 
 

@@ -69,7 +69,7 @@ def test_native_step_is_bit_identical_to_the_python_step(fused):
         group = [r for r in runs if r.variant.startswith(prefix)]
         python = _fit(group, splits, False)
         compiled = _fit(group, splits, True)
-        for run, a, b, sa, sb in zip(group, python.results, compiled.results, python.states, compiled.states,
+        for _run, a, b, sa, sb in zip(group, python.results, compiled.results, python.states, compiled.states,
                                      strict=True):
             # bit-identical histories (JSON spells NaN alike: a diverged member's losses are NaN on both sides)
             assert json.dumps([h.to_dict() for h in a.history]) == json.dumps([h.to_dict() for h in b.history])

@@ -122,7 +122,7 @@ def test_scheduled_runs_are_bit_identical_in_both_engines(scheduled, workers, ma
     for run_id, a in seq.items():
         b = vec[run_id]
         assert _records(a.fit.history) == _records(b.fit.history), run_id
-        for (name, x), y in zip(tensor_state(a.model).items(), tensor_state(b.model).values()):
+        for (name, x), y in zip(tensor_state(a.model).items(), tensor_state(b.model).values(), strict=True):
             torch.testing.assert_close(x, y, rtol=0, atol=0, equal_nan=True, msg=f"{run_id} {name}")
         assert json.dumps(build_artifacts(a).gates) == json.dumps(build_artifacts(b).gates)
 
@@ -174,9 +174,9 @@ def test_native_and_python_steps_agree_with_a_schedule():
                              native=use_native, schedules=[temperature_schedule(r.activation, r.train) for r in runs])
         out.append((fitted, models))
     (a, ma), (b, mb) = out
-    for ra, rb in zip(a.results, b.results):
+    for ra, rb in zip(a.results, b.results, strict=True):
         assert _records(ra.history) == _records(rb.history)
-    for x, y in zip(ma, mb):
-        for p, q in zip(tensor_state(x).values(), tensor_state(y).values()):
+    for x, y in zip(ma, mb, strict=True):
+        for p, q in zip(tensor_state(x).values(), tensor_state(y).values(), strict=True):
             torch.testing.assert_close(p, q, rtol=0, atol=0, equal_nan=True)
 

@@ -58,7 +58,7 @@ def _equal(a, b) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
     return a == b
@@ -76,10 +76,10 @@ def _assert_identical(a, b):
     va = [r.val_loss for r in a.fit.history]
     vb = [r.val_loss for r in b.fit.history]
     assert len(va) == len(vb)
-    assert all(abs(x - y) <= 1e-5 or (math.isnan(x) and math.isnan(y)) for x, y in zip(va, vb))
+    assert all(abs(x - y) <= 1e-5 or (math.isnan(x) and math.isnan(y)) for x, y in zip(va, vb, strict=True))
     # in fact bit-identical: whole history and weights
     assert _same_history(a.fit.history, b.fit.history)
-    for (name, p), q in zip(a.model.named_parameters(), b.model.parameters()):
+    for (name, p), q in zip(a.model.named_parameters(), b.model.parameters(), strict=True):
         assert torch.equal(p, q), (a.run.run_id, name)
 
 
@@ -141,13 +141,13 @@ def _fit(runs, splits, models=None, gens=None):
     if models is None:
         models, gens = _members(runs, splits)
     out = fit_stacked(models, [splits[split_key(r)] for r in runs], [r.train for r in runs], generators=gens)
-    return {r.run_id: (res, m) for r, res, m in zip(runs, out.results, models)}
+    return {r.run_id: (res, m) for r, res, m in zip(runs, out.results, models, strict=True)}
 
 
 def _same(a, b):
     (ra, ma), (rb, mb) = a, b
     assert _same_history(ra.history, rb.history) and ra.epochs_run == rb.epochs_run and ra.best_epoch == rb.best_epoch
-    assert all(torch.equal(p, q) for p, q in zip(ma.parameters(), mb.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(ma.parameters(), mb.parameters(), strict=True))
 
 
 def test_members_are_independent_in_one_stack(tiny_runs):
@@ -299,7 +299,7 @@ def test_multiclass_members_train_like_the_reference():
     gens = [run_generator(s) for s in (1, 2)]
     models = [init_parameters_(MLP(30, (64, 32), 3, "tanh"), g) for g in gens]
     out = fit_stacked(models, [split, split], [cfg, cfg], generators=gens)
-    for s, res in zip((1, 2), out.results):
+    for s, res in zip((1, 2), out.results, strict=True):
         g = run_generator(s)
         ref = init_parameters_(MLP(30, (64, 32), 3, "tanh"), g)
         expected = fit(ref, split, cfg, g)

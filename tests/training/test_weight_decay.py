@@ -60,7 +60,7 @@ def test_the_optimizer_decays_the_activations_only_when_asked(kind, decay_activa
     for n, p in named:
         p.grad = grads[n].clone()
     ref.step()
-    for (n, p), q in zip(model.named_parameters(), twin.parameters()):
+    for (n, p), q in zip(model.named_parameters(), twin.parameters(), strict=True):
         assert torch.equal(p, q), n
 
 
@@ -96,12 +96,12 @@ def test_both_engines_agree_bit_for_bit_without_decay_on_the_activations():
     for run_id, a in seq.items():
         b = vec[run_id]
         assert [r.to_dict() for r in a.fit.history] == [r.to_dict() for r in b.fit.history], run_id
-        assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters())), run_id
+        assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True)), run_id
     # the option changes training (logits and slopes are no longer pulled to zero)
     decayed = [r.model_copy(update={"train": r.train.model_copy(update={"weight_decay_activations": True})})
                for r in runs if r.variant == "prelu"]
     other = {t.run.seed: t for t in ENGINES["sequential"](decayed, splits)}
-    for run_id, t in seq.items():
+    for t in seq.values():
         if t.run.variant == "prelu":
             slope_free = t.model.blocks[0].activation.slope
             slope_decayed = other[t.run.seed].model.blocks[0].activation.slope
