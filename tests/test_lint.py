@@ -20,9 +20,11 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of what scripts/lint.sh reads: src/, pyproject.toml, the script (and mypy's cache, to be quick)."""
+    """A copy of what scripts/lint.sh reads: src/, tests/, pyproject.toml, the script (and mypy's cache, to be
+    quick)."""
     root = tmp_path_factory.mktemp("checkout")
     shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "tests", root / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(ROOT / "pyproject.toml", root / "pyproject.toml")
     (root / "scripts").mkdir()
     shutil.copy2(ROOT / "scripts" / "lint.sh", root / "scripts" / "lint.sh")

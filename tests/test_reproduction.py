@@ -1,10 +1,9 @@
 """The paper's headline numbers, reproduced by the reference trainer."""
 
-import pandas as pd
 import pytest
 
-from learnact.evaluation.aggregate import leaderboard
-from learnact.experiment import build_artifacts, load_study, prepare_splits, sequential_engine
+from learnact.evaluation import leaderboard, tidy_results
+from learnact.experiment import load_study, run_study
 
 PUBLISHED = {  # shared/reference/published_leaderboard.csv
     "baseline_tanh": (0.9734, 0.0059, 0.9788, 0.0048, 0.9973, 0.0019),
@@ -14,13 +13,11 @@ PUBLISHED = {  # shared/reference/published_leaderboard.csv
 
 
 @pytest.fixture(scope="module")
-def headline():
-    study = load_study("headline")
-    runs = study.runs()
-    rows = []
-    for t in sequential_engine(runs, prepare_splits(runs)):
-        rows.append({"variant": t.run.variant, "seed": t.run.seed, **build_artifacts(t).metrics})
-    return leaderboard(pd.DataFrame(rows)).set_index("variant")
+def headline(tmp_path_factory):
+    """The headline preset trained by the reference trainer, through run folders to the leaderboard."""
+    folder = tmp_path_factory.mktemp("headline")
+    run_study(load_study("headline"), folder, engine="sequential")
+    return leaderboard(tidy_results(folder)).set_index("variant")
 
 
 def test_headline_preset_is_the_protocol():
