@@ -1,8 +1,9 @@
 """Train many members (variant x seed) at once as one stacked model.
 
 :func:`fit_stacked` is the reference trainer (:func:`~.loop.fit`) for ``K``
-members of one architecture at a time: one :class:`~.stacked.StackedMLP`,
-batched matrix products, a hand-derived backward pass of the summed loss
+members of one architecture at a time (a :class:`StackedTrainer`, whose step,
+:class:`PythonStep` or :class:`NativeStep`, trains an epoch): one
+:class:`~.stacked.StackedMLP`, batched matrix products, a hand-derived backward pass of the summed loss
 (which gives each member exactly its own gradient, :mod:`.stacked_backward`)
 and one Adam update of the whole flat parameter buffer. Each member keeps its
 own split, initial values, mini-batch order (:mod:`.streams`), Adam moments,
@@ -30,7 +31,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -49,7 +50,18 @@ from .stacked_loss import member_task_loss, task_and_gradient
 from .stacked_records import gate_summary, segment_temperatures, step_entropies, write_histories
 from .streams import PermutationStreams, StreamMode
 
-__all__ = ["StackedFit", "final_temperature_", "fit_stacked", "load_parameters_", "stack_key"]
+__all__ = [
+    "EpochLosses",
+    "NativeStep",
+    "PythonStep",
+    "StackStep",
+    "StackedFit",
+    "StackedTrainer",
+    "final_temperature_",
+    "fit_stacked",
+    "load_parameters_",
+    "stack_key",
+]
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 
@@ -135,6 +147,16 @@ def fit_stacked(
             outlasts its member (named), or ``native=True`` where the native
             step is unavailable or does not support the stack.
     """
+    _check_members(models, splits, configs, shadows, schedules)
+    trainer = StackedTrainer(models, splits, configs, generators=generators, seeds=seeds, mode=mode,
+                             shadows=shadows, native=native, schedules=schedules)
+    return trainer.run()
+
+
+def _check_members(models: Sequence[MLP], splits: Sequence[Split], configs: Sequence[TrainConfig],
+                   shadows: Sequence[tuple[TrainConfig, int]],
+                   schedules: Sequence[TemperatureSchedule | None] | None) -> None:
+    """Raise ValueError unless the members can share a stack (see :func:`fit_stacked`)."""
     K0 = len(models)
     if not (len(splits) == len(configs) == K0) or K0 == 0:
         raise ValueError(f"need one split and one config per model, got {K0} models, {len(splits)} splits, "
@@ -151,204 +173,323 @@ def fit_stacked(
                              f"got {cfg!r}")
     if schedules is not None and len(schedules) != K0:
         raise ValueError(f"need one schedule (or None) per model, got {len(schedules)} for {K0} models")
-    cfg0 = configs[0]
-    B, lr, wd = cfg0.batch_size, cfg0.lr, cfg0.weight_decay
-    decay_all = cfg0.weight_decay_activations or wd == 0
-    stack = StackedMLP(models)
-    order = stack.order.tolist()  # stack row -> input position
 
-    # data: one copy per distinct split
-    split_index: dict[int, int] = {}
-    uniq: list[Split] = []
-    for s in splits:
-        if id(s) not in split_index:
-            split_index[id(s)] = len(uniq)
-            uniq.append(s)
-    binary = uniq[0].n_classes == 2
-    X_all = torch.stack([torch.from_numpy(s.X_train) for s in uniq])
-    Y_all = _targets([s.y_train for s in uniq], binary)
-    n = int(X_all.shape[1])
-    if mode == "reference":
-        if generators is None or len(generators) != K0:
-            raise ValueError("reference mode needs one generator per member (past its initialisation draws)")
-        streams = PermutationStreams(n, mode, generators=[generators[i] for i in order])
-    else:
-        if seeds is None or len(seeds) != K0:
-            raise ValueError("fast mode needs one seed per member")
-        streams = PermutationStreams(n, mode, seeds=[seeds[i] for i in order])
-    rows = _Rows(order, configs, [split_index[id(s)] for s in splits], uniq, binary, n,
-                 [None] * K0 if schedules is None else list(schedules))
-    exp_avg = stack.new_buffer()
-    exp_avg_sq = stack.new_buffer()
-    denom = stack.new_buffer()
-    best = stack.flat.clone()
-    results = [FitResult() for _ in range(K0 + len(shadows))]
-    followers = _Shadows(shadows, K0)
-    final: dict[int, dict[str, Tensor]] = {}
-    ended_here: list[int] = []  # members this process ended (a forked helper sends back only these)
-    children: list[tuple[int, int]] = []
-    n_layers = len(stack.hidden)
-    bounds = list(range(0, n, B))
-    sizes = [min(B, n - lo) for lo in bounds]
-    sizes64 = np.asarray(sizes, dtype=np.float64)[:, None]
-    records: list[tuple[Any, ...]] = []
-    step = 0
-    member_epochs = 0
-    helpers = 0
-    inherited_epochs = 0  # in a helper: the member-epochs its parent counts
-    share = worksharing.current()
-    helper = False  # whether this process is a forked helper
-    start = time.perf_counter()
-    seg_lam = _segment_lams(stack, rows.lam)
-    X_rows = X_all.reshape(-1, X_all.shape[2])
-    Y_rows = Y_all.reshape(-1, *Y_all.shape[2:])
-    y_tail = tuple(Y_all.shape[2:])
-    use_native = (native is not False and decay_all and native_step.load()
-                  and native_step.supports(stack, binary))
-    decay = None if decay_all else _decay_spans(stack)
-    temperatures = segment_temperatures(stack.segments)
-    if native and not use_native:
-        raise ValueError("native=True, but the native step is unavailable or does not support this stack")
 
-    def native_stack() -> native_step.NativeStack | None:
-        if not use_native:
-            return None
-        return native_step.NativeStack(stack, seg_lam, (exp_avg, exp_avg_sq, denom), lr, wd,
-                                       (*sizes, rows.Xv.shape[1]))
+@dataclass
+class EpochLosses:
+    """What one epoch of a stacked step measured, per member row.
 
-    compiled = native_stack()
-    try:
-        for epoch in range(1, int(rows.stopping.max_epochs.max()) + 1):
-            if rows.scheduled:
-                _set_temperatures_(stack, rows, epoch)
-                temperatures = segment_temperatures(stack.segments)
-            K = stack.n_members
-            index = streams.next_epoch(epoch) + rows.offset
-            tasks: list[Tensor] = []
-            ents: list[Tensor] = []
-            seg_gates: list[list[list[Tensor | None]]] = [[] for _ in stack.segments]
-            with torch.no_grad():
-                for lo, nb in zip(bounds, sizes, strict=True):
-                    step += 1
-                    if compiled is not None:
-                        task, ent = compiled.step(X_rows, Y_rows, index, lo, nb, step)
-                        tasks.append(task)
-                        ents.append(ent)
-                        continue
-                    batch = index[:, lo:lo + nb].reshape(-1)  # index_select: cheaper than advanced indexing
-                    tape = Tape()
-                    logits, gates = stack.forward(X_rows.index_select(0, batch).view(K, nb, -1), tape)
-                    task, grad_logits = task_and_gradient(logits, Y_rows.index_select(0, batch).view(K, nb, *y_tail))
-                    tasks.append(task)
-                    for acc, g in zip(seg_gates, gates, strict=True):
-                        acc.append(g)
-                    backward_(stack, tape, grad_logits, seg_lam)
-                    _adam_step_(stack.flat, stack.grad, exp_avg, exp_avg_sq, denom, step, lr, wd, decay)
-                if compiled is not None:
-                    val_loss, summaries = compiled.evaluate(rows.Xv, rows.Yv)
-                    val = val_loss.numpy().astype(np.float64)
-                    ent_steps = torch.stack(ents).numpy().astype(np.float64)
-                else:
-                    v_logits, v_gates = stack.forward(rows.Xv)
-                    val = member_task_loss(v_logits, rows.Yv).numpy().astype(np.float64)
-                    summaries = []
-                    ent_steps = np.zeros((len(bounds), K))
-                    for seg, g, per_step in zip(stack.segments, v_gates, seg_gates, strict=True):
-                        if seg.gated:
-                            summaries.append((seg.start, seg.size, [gate_summary(x) for x in g]))
-                            ent_steps[:, seg.rows] = step_entropies(per_step).numpy()
-                task_steps = torch.stack(tasks).numpy().astype(np.float64)
-            # the reference adds float(loss) * batch size step by step: a sequential (cumulative) sum
-            sum_task = np.cumsum(task_steps * sizes64, axis=0)[-1]
-            sum_ent = np.cumsum(ent_steps * sizes64, axis=0)[-1]
-            train_obj = (sum_task + rows.lam64 * sum_ent) / n
-            records.append((rows.member.copy(), np.stack([train_obj, sum_task / n, sum_ent / n, val], axis=1),
-                            summaries, temperatures))
-            member_epochs += K
-            diverged = ~(np.isfinite(val) & np.isfinite(train_obj)) | _nonfinite_rows(stack)
-            improved, stop = rows.stopping.step(epoch, val, diverged)
-            if improved.any():
-                stack.layout.put_rows_(best, torch.from_numpy(improved), stack.flat)
-            for sid, r, done in followers.step(epoch, rows.member, val, diverged):
-                # the member's best snapshot is the shadow's: same history, same min_delta
-                final[sid] = stack.layout.member_state(best if done else stack.flat, r)
-                ended_here.append(sid)
-            keep_np: np.ndarray | None = None
-            if stop.any():
-                for r in np.flatnonzero(stop).tolist():
-                    mid = int(rows.member[r])
-                    done = int(rows.stopping.best_epoch[r]) > 0
-                    final[mid] = stack.layout.member_state(best if done else stack.flat, r)
-                    ended_here.append(mid)
-                    res = results[mid]
-                    res.best_epoch = int(rows.stopping.best_epoch[r])
-                    res.epochs_run = epoch
-                    res.diverged_epoch = epoch if bool(diverged[r]) else None
-                    res.best_val_loss = float(rows.stopping.best_val[r]) if done else float("nan")
-                keep_np = np.flatnonzero(~stop)
-                if keep_np.size == 0:
+    Attributes:
+        task: The task loss of every mini-batch, ``(steps, K)`` float64.
+        entropy: The mean gate entropy of every mini-batch, ``(steps, K)``
+            float64 (zeros where a member has no gate).
+        val: The validation loss after the epoch, ``(K,)`` float64.
+        summaries: Each gated segment's ``(start row, rows, per-layer gate
+            summaries)`` on the validation set.
+    """
+
+    task: np.ndarray
+    entropy: np.ndarray
+    val: np.ndarray
+    summaries: list[tuple[int, int, list[Any]]]
+
+
+class StackStep(Protocol):
+    """One epoch of a stack: every mini-batch's forward, backward and Adam update, then validation."""
+
+    def epoch(self, index: Tensor, first_step: int) -> EpochLosses:
+        """Train on the rows of ``index`` (``(K, n)``, each member's batch order) and validate.
+
+        ``first_step`` is the Adam step count before the epoch; batch ``i`` is step ``first_step + i + 1``.
+        """
+        ...
+
+
+class PythonStep:
+    """The stacked step in PyTorch: :meth:`StackedMLP.forward`, the hand-derived backward pass
+    (:mod:`.stacked_backward`) and :func:`_adam_step_`; every activation kind and family."""
+
+    def __init__(self, trainer: StackedTrainer) -> None:
+        self.t = trainer
+
+    def epoch(self, index: Tensor, first_step: int) -> EpochLosses:
+        t, stack = self.t, self.t.stack
+        K = stack.n_members
+        tasks: list[Tensor] = []
+        seg_gates: list[list[list[Tensor | None]]] = [[] for _ in stack.segments]
+        with torch.no_grad():
+            for i, (lo, nb) in enumerate(zip(t.bounds, t.sizes, strict=True)):
+                batch = index[:, lo:lo + nb].reshape(-1)  # index_select: cheaper than advanced indexing
+                tape = Tape()
+                logits, gates = stack.forward(t.X_rows.index_select(0, batch).view(K, nb, -1), tape)
+                task, grad_logits = task_and_gradient(logits, t.Y_rows.index_select(0, batch).view(K, nb, *t.y_tail))
+                tasks.append(task)
+                for acc, g in zip(seg_gates, gates, strict=True):
+                    acc.append(g)
+                backward_(stack, tape, grad_logits, t.seg_lam)
+                _adam_step_(stack.flat, stack.grad, t.exp_avg, t.exp_avg_sq, t.denom, first_step + i + 1, t.lr,
+                            t.wd, t.decay)
+            v_logits, v_gates = stack.forward(t.rows.Xv)
+            val = member_task_loss(v_logits, t.rows.Yv).numpy().astype(np.float64)
+            summaries = []
+            ent_steps = np.zeros((len(t.bounds), K))
+            for seg, g, per_step in zip(stack.segments, v_gates, seg_gates, strict=True):
+                if seg.gated:
+                    summaries.append((seg.start, seg.size, [gate_summary(x) for x in g]))
+                    ent_steps[:, seg.rows] = step_entropies(per_step).numpy()
+            task_steps = torch.stack(tasks).numpy().astype(np.float64)
+        return EpochLosses(task_steps, ent_steps, val, summaries)
+
+
+class NativeStep:
+    """The stacked step in C++ (:mod:`.native`): the same operations as :class:`PythonStep`, one call per batch.
+
+    It holds the trainer's buffers as they are when it is made: the trainer makes a new one after compaction.
+    """
+
+    def __init__(self, trainer: StackedTrainer) -> None:
+        t = self.t = trainer
+        self.stack = native_step.NativeStack(t.stack, t.seg_lam, (t.exp_avg, t.exp_avg_sq, t.denom), t.lr, t.wd,
+                                             (*t.sizes, t.rows.Xv.shape[1]))
+
+    def epoch(self, index: Tensor, first_step: int) -> EpochLosses:
+        t = self.t
+        tasks: list[Tensor] = []
+        ents: list[Tensor] = []
+        with torch.no_grad():
+            for i, (lo, nb) in enumerate(zip(t.bounds, t.sizes, strict=True)):
+                task, ent = self.stack.step(t.X_rows, t.Y_rows, index, lo, nb, first_step + i + 1)
+                tasks.append(task)
+                ents.append(ent)
+            val_loss, summaries = self.stack.evaluate(t.rows.Xv, t.rows.Yv)
+            val = val_loss.numpy().astype(np.float64)
+            ent_steps = torch.stack(ents).numpy().astype(np.float64)
+            task_steps = torch.stack(tasks).numpy().astype(np.float64)
+        return EpochLosses(task_steps, ent_steps, val, summaries)
+
+
+class StackedTrainer:
+    """The training of one stack (:func:`fit_stacked` makes one and calls :meth:`run`).
+
+    Each epoch: the step (:class:`PythonStep` or :class:`NativeStep`) trains
+    every member on its batches; :meth:`_record` keeps the epoch's record;
+    :meth:`_stop` applies early stopping and divergence and collects the
+    final states of the members that end; :meth:`_share` forks a helper for
+    part of the members when a core is idle (:mod:`.worksharing`); and
+    :meth:`_compact` drops the members that ended from every buffer.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[MLP],
+        splits: Sequence[Split],
+        configs: Sequence[TrainConfig],
+        *,
+        generators: Sequence[torch.Generator] | None,
+        seeds: Sequence[int] | None,
+        mode: StreamMode,
+        shadows: Sequence[tuple[TrainConfig, int]],
+        native: bool | None,
+        schedules: Sequence[TemperatureSchedule | None] | None,
+    ) -> None:
+        K0 = len(models)
+        self.models, self.shadows, self.schedules = models, shadows, schedules
+        cfg0 = configs[0]
+        self.lr, self.wd = cfg0.lr, cfg0.weight_decay
+        self.decay_all = cfg0.weight_decay_activations or self.wd == 0
+        stack = self.stack = StackedMLP(models)
+        order = stack.order.tolist()  # stack row -> input position
+
+        # data: one copy per distinct split
+        split_index: dict[int, int] = {}
+        uniq: list[Split] = []
+        for s in splits:
+            if id(s) not in split_index:
+                split_index[id(s)] = len(uniq)
+                uniq.append(s)
+        binary = uniq[0].n_classes == 2
+        X_all = torch.stack([torch.from_numpy(s.X_train) for s in uniq])
+        Y_all = _targets([s.y_train for s in uniq], binary)
+        n = self.n = int(X_all.shape[1])
+        if mode == "reference":
+            if generators is None or len(generators) != K0:
+                raise ValueError("reference mode needs one generator per member (past its initialisation draws)")
+            self.streams = PermutationStreams(n, mode, generators=[generators[i] for i in order])
+        else:
+            if seeds is None or len(seeds) != K0:
+                raise ValueError("fast mode needs one seed per member")
+            self.streams = PermutationStreams(n, mode, seeds=[seeds[i] for i in order])
+        self.rows = _Rows(order, configs, [split_index[id(s)] for s in splits], uniq, binary, n,
+                          [None] * K0 if schedules is None else list(schedules))
+        self.exp_avg = stack.new_buffer()
+        self.exp_avg_sq = stack.new_buffer()
+        self.denom = stack.new_buffer()
+        self.best = stack.flat.clone()
+        self.results = [FitResult() for _ in range(K0 + len(shadows))]
+        self.followers = _Shadows(shadows, K0)
+        self.final: dict[int, dict[str, Tensor]] = {}
+        self.ended_here: list[int] = []  # members this process ended (a forked helper sends back only these)
+        self.children: list[tuple[int, int]] = []
+        self.bounds = list(range(0, n, cfg0.batch_size))
+        self.sizes = [min(cfg0.batch_size, n - lo) for lo in self.bounds]
+        self.sizes64 = np.asarray(self.sizes, dtype=np.float64)[:, None]
+        self.records: list[tuple[Any, ...]] = []
+        self.step = 0
+        self.member_epochs = 0
+        self.helpers = 0
+        self.inherited_epochs = 0  # in a helper: the member-epochs its parent counts
+        self.share = worksharing.current()
+        self.helper = False  # whether this process is a forked helper
+        self.seg_lam = _segment_lams(stack, self.rows.lam)
+        self.X_rows = X_all.reshape(-1, X_all.shape[2])
+        self.Y_rows = Y_all.reshape(-1, *Y_all.shape[2:])
+        self.y_tail = tuple(Y_all.shape[2:])
+        self.use_native = (native is not False and self.decay_all and native_step.load()
+                           and native_step.supports(stack, binary))
+        self.decay = None if self.decay_all else _decay_spans(stack)
+        self.temperatures = segment_temperatures(stack.segments)
+        if native and not self.use_native:
+            raise ValueError("native=True, but the native step is unavailable or does not support this stack")
+        self.stepper: StackStep = self._make_step()
+
+    def _make_step(self) -> StackStep:
+        return NativeStep(self) if self.use_native else PythonStep(self)
+
+    def run(self) -> StackedFit:
+        """Train until every member has stopped; the members' models end holding their best weights."""
+        start = time.perf_counter()
+        try:
+            for epoch in range(1, int(self.rows.stopping.max_epochs.max()) + 1):
+                if self.rows.scheduled:
+                    _set_temperatures_(self.stack, self.rows, epoch)
+                    self.temperatures = segment_temperatures(self.stack.segments)
+                index = self.streams.next_epoch(epoch) + self.rows.offset
+                losses = self.stepper.epoch(index, self.step)
+                self.step += len(self.bounds)
+                train_obj = self._record(losses)
+                keep = self._stop(epoch, losses.val, train_obj)
+                if keep is not None and keep.size == 0:
                     break
-            alive = keep_np if keep_np is not None else np.arange(K)
-            if share is not None and alive.size >= 2 * _MIN_PART and share.try_claim():
-                # an idle core: a forked helper takes over part of the members
-                kept, given = _split_members(stack, alive, rows.split.numpy())
-                child = worksharing.fork_child()
-                if child is None:
-                    helper = True
-                    children, ended_here, helpers, inherited_epochs = [], [], 0, member_epochs
-                    followers.forget()
-                    keep_np = given
-                else:
-                    children.append(child)
-                    helpers += 1
-                    keep_np = kept
-            if keep_np is None:
-                continue
-            keep = torch.from_numpy(keep_np)
-            exp_avg, exp_avg_sq, best = stack.select_(keep, (exp_avg, exp_avg_sq, best))
-            denom = torch.empty_like(exp_avg)
-            streams.select_(keep)
-            rows.take_(keep_np, keep)
-            seg_lam = _segment_lams(stack, rows.lam)
-            decay = None if decay_all else _decay_spans(stack)
-            temperatures = segment_temperatures(stack.segments)
-            compiled = native_stack()
-        wall = time.perf_counter() - start
-        write_histories(results, records, n_layers)
-        followers.write_histories(results)
+                keep = self._share(keep)
+                if keep is not None:
+                    self._compact(keep)
+            self._finish(time.perf_counter() - start)
+        except BaseException:
+            if self.helper:
+                worksharing.send_error()
+            raise
+        return self._result(time.perf_counter() - start)
+
+    def _record(self, losses: EpochLosses) -> np.ndarray:
+        """Keep the epoch's record (training objective, task loss, entropy, validation loss, gates); the objective.
+
+        The reference adds ``float(loss) * batch size`` step by step: a sequential (cumulative) sum.
+        """
+        sum_task = np.cumsum(losses.task * self.sizes64, axis=0)[-1]
+        sum_ent = np.cumsum(losses.entropy * self.sizes64, axis=0)[-1]
+        train_obj = (sum_task + self.rows.lam64 * sum_ent) / self.n
+        self.records.append((self.rows.member.copy(),
+                             np.stack([train_obj, sum_task / self.n, sum_ent / self.n, losses.val], axis=1),
+                             losses.summaries, self.temperatures))
+        self.member_epochs += len(losses.val)
+        return train_obj
+
+    def _stop(self, epoch: int, val: np.ndarray, train_obj: np.ndarray) -> np.ndarray | None:
+        """Early stopping and divergence: snapshot improved members, end stopped ones (and their shadows).
+
+        Returns:
+            The rows that train on, or ``None`` when every member trains on.
+        """
+        stack, rows = self.stack, self.rows
+        diverged = ~(np.isfinite(val) & np.isfinite(train_obj)) | _nonfinite_rows(stack)
+        improved, stop = rows.stopping.step(epoch, val, diverged)
+        if improved.any():
+            stack.layout.put_rows_(self.best, torch.from_numpy(improved), stack.flat)
+        for sid, r, done in self.followers.step(epoch, rows.member, val, diverged):
+            # the member's best snapshot is the shadow's: same history, same min_delta
+            self.final[sid] = stack.layout.member_state(self.best if done else stack.flat, r)
+            self.ended_here.append(sid)
+        if not stop.any():
+            return None
+        for r in np.flatnonzero(stop).tolist():
+            mid = int(rows.member[r])
+            done = int(rows.stopping.best_epoch[r]) > 0
+            self.final[mid] = stack.layout.member_state(self.best if done else stack.flat, r)
+            self.ended_here.append(mid)
+            res = self.results[mid]
+            res.best_epoch = int(rows.stopping.best_epoch[r])
+            res.epochs_run = epoch
+            res.diverged_epoch = epoch if bool(diverged[r]) else None
+            res.best_val_loss = float(rows.stopping.best_val[r]) if done else float("nan")
+        return np.flatnonzero(~stop)
+
+    def _share(self, keep: np.ndarray | None) -> np.ndarray | None:
+        """When a core is idle, fork a helper that takes over part of the members; the rows this process keeps."""
+        alive = keep if keep is not None else np.arange(self.stack.n_members)
+        share = self.share
+        if share is None or alive.size < 2 * _MIN_PART or not share.try_claim():
+            return keep
+        kept, given = _split_members(self.stack, alive, self.rows.split.numpy())
+        child = worksharing.fork_child()
+        if child is None:  # the helper: its own children and results from here on
+            self.helper = True
+            self.children, self.ended_here, self.helpers = [], [], 0
+            self.inherited_epochs = self.member_epochs
+            self.followers.forget()
+            return given
+        self.children.append(child)
+        self.helpers += 1
+        return kept
+
+    def _compact(self, keep_np: np.ndarray) -> None:
+        """Keep only the stack rows ``keep_np``, in every buffer, and make a step for the smaller stack."""
+        keep = torch.from_numpy(keep_np)
+        self.exp_avg, self.exp_avg_sq, self.best = self.stack.select_(keep, (self.exp_avg, self.exp_avg_sq,
+                                                                               self.best))
+        self.denom = torch.empty_like(self.exp_avg)
+        self.streams.select_(keep)
+        self.rows.take_(keep_np, keep)
+        self.seg_lam = _segment_lams(self.stack, self.rows.lam)
+        self.decay = None if self.decay_all else _decay_spans(self.stack)
+        self.temperatures = segment_temperatures(self.stack.segments)
+        self.stepper = self._make_step()
+
+    def _finish(self, wall: float) -> None:
+        """Histories and time shares; then the helpers' results in, or (in a helper) this process's out."""
+        results = self.results
+        write_histories(results, self.records, len(self.stack.hidden))
+        self.followers.write_histories(results)
         for res in results:
-            res.train_time_s = wall * res.epochs_run / max(member_epochs, 1)
-        if children:
-            assert share is not None
-            with share.waiting():
-                for child in children:
+            res.train_time_s = wall * res.epochs_run / max(self.member_epochs, 1)
+        if self.children:
+            assert self.share is not None
+            with self.share.waiting():
+                for child in self.children:
                     child_results, child_epochs, child_helpers = worksharing.receive_results(child)
-                    member_epochs += child_epochs
-                    helpers += child_helpers
+                    self.member_epochs += child_epochs
+                    self.helpers += child_helpers
                     for mid, (res, state) in child_results.items():
-                        results[mid], final[mid] = res, state
-                        ended_here.append(mid)
-        if helper:
-            assert share is not None
-            share.release()
-            worksharing.send_results(({mid: (results[mid], final[mid]) for mid in ended_here},
-                                      member_epochs - inherited_epochs, helpers))
-    except BaseException:
-        if helper:
-            worksharing.send_error()
-        raise
-    wall = time.perf_counter() - start
-    states = []
-    for mid, model in enumerate(models):
-        own = dict(model.named_parameters())
-        state = {name: t for name, t in final[mid].items() if name in own}
-        load_parameters_(model, state)
-        if schedules is not None:
-            final_temperature_(model, schedules[mid], results[mid])
-        states.append(state)
-    for sid, (_, host) in enumerate(shadows, start=K0):
-        states.append({name: final[sid][name] for name in states[host]})
-    return StackedFit(results, states, member_epochs, wall, helpers)
+                        results[mid], self.final[mid] = res, state
+                        self.ended_here.append(mid)
+        if self.helper:
+            assert self.share is not None
+            self.share.release()
+            worksharing.send_results(({mid: (results[mid], self.final[mid]) for mid in self.ended_here},
+                                      self.member_epochs - self.inherited_epochs, self.helpers))
+
+    def _result(self, wall: float) -> StackedFit:
+        """Load each member's final state into its model; the outcome in input order, shadows last."""
+        states = []
+        for mid, model in enumerate(self.models):
+            own = dict(model.named_parameters())
+            state = {name: t for name, t in self.final[mid].items() if name in own}
+            load_parameters_(model, state)
+            if self.schedules is not None:
+                final_temperature_(model, self.schedules[mid], self.results[mid])
+            states.append(state)
+        for sid, (_, host) in enumerate(self.shadows, start=len(self.models)):
+            states.append({name: self.final[sid][name] for name in states[host]})
+        return StackedFit(self.results, states, self.member_epochs, wall, self.helpers)
 
 
 #: Smallest part of a stack a forked helper takes over (or leaves behind).
