@@ -16,7 +16,7 @@ from learnact.config import ActivationConfig
 from learnact.experiment import prepare_splits, study_from_dict
 from learnact.experiment.engines import build_model, split_key
 from learnact.model import MLP, init_parameters_
-from learnact.model.activations import candidate_derivative, get_candidate
+from learnact.model.activations import candidate_derivative, get_candidate, list_candidates, register_candidate
 from learnact.training import native, run_generator
 from learnact.training.stacked import StackedMLP
 from learnact.training.vectorized import _adam_step_, fit_stacked
@@ -83,10 +83,16 @@ def test_native_step_is_bit_identical_to_the_python_step(fused):
 def test_every_native_candidate_is_the_registry_candidate():
     """The C++ calls the registry's kernels: same values and derivatives, bit for bit, on awkward sizes too."""
     gen = torch.Generator().manual_seed(3)
+    codes = {name: native.candidate_code(name) for name in list_candidates()}
+    builtin = {"relu": 0, "tanh": 1, "sigmoid": 2, "gelu": 3, "silu": 4, "softplus": 5, "leaky_relu": 6,
+               "identity": 7, "elu": None, "sin": None}  # elu: no registered derivative; sin: no kernel
+    assert {k: codes[k] for k in builtin} == builtin
     for numel in (4096, 1000):
         z = torch.randn(numel, generator=gen) * 4
         g = torch.randn(numel, generator=gen)
-        for name, code in native._CODES.items():
+        for name, code in codes.items():
+            if code is None:
+                continue
             fn = get_candidate(name)
             y = fn(z)
             assert torch.equal(torch.ops.learnact_native.candidate(code, z), y), name
@@ -94,6 +100,39 @@ def test_every_native_candidate_is_the_registry_candidate():
             assert derivative is not None, name
             expected = derivative(g, z, y)
             assert torch.equal(torch.ops.learnact_native.candidate_backward(code, g, z, y), expected), name
+
+
+def test_codes_come_from_the_registry_so_a_registered_kernel_trains_natively():
+    name = "test_native_tanh_alias"
+    if name not in list_candidates():
+        register_candidate(name, torch.tanh, derivative=lambda g, x, y: torch.ops.aten.tanh_backward(g, y))
+    if "test_native_scaled_tanh" not in list_candidates():  # the same derivative, another function: no code
+        register_candidate("test_native_scaled_tanh", lambda x: 1.0001 * torch.tanh(x),
+                           derivative=lambda g, x, y: torch.ops.aten.tanh_backward(g, y))
+    assert native.candidate_code(name) == native.candidate_code("tanh") == 1
+    assert native.candidate_code("test_native_scaled_tanh") is None
+    act = ActivationConfig(kind="gated", candidates=["relu", name])
+    stack = StackedMLP([init_parameters_(MLP(30, (8,), 1, act), torch.Generator().manual_seed(0))])
+    assert native.supports(stack, binary=True)
+    description = native.describe(stack, [None])
+    assert description.segments[0].units[0] == native.UnitDescription("layer", "network", ("relu", name))
+    assert description.encode()[:3] == [native.SPEC_VERSION, 1, 1]
+    assert int(torch.ops.learnact_native.layout()[0]) == native.SPEC_VERSION
+    odd = [init_parameters_(MLP(30, (8,), 1, ActivationConfig(kind="fixed", activation="test_native_scaled_tanh")),
+                            torch.Generator().manual_seed(0))]
+    assert not native.supports(StackedMLP(odd), binary=True)
+
+
+def test_the_library_refuses_a_description_of_another_version():
+    stack = StackedMLP([init_parameters_(MLP(30, (8,), 1, "tanh"), torch.Generator().manual_seed(0))])
+    lam = [None] * len(stack.segments)
+    buffers = [stack.new_buffer() for _ in range(3)]
+    good = native.NativeStack(stack, lam, buffers, 1e-3, 0.0, [8])
+    tensors, spec, choices = good._args
+    x = torch.randn(8, 30)
+    with pytest.raises(RuntimeError, match=f"stack description version 1, this library reads version "
+                                           f"{native.SPEC_VERSION}"):
+        torch.ops.learnact_native.evaluate(tensors, [1, *spec[1:]], choices, x, torch.zeros(8, 1))
 
 
 @pytest.mark.parametrize("fused", [True, False])

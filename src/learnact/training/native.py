@@ -29,29 +29,32 @@ import platform
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from ..model.activations.candidates import Candidate, candidate_derivative, get_candidate
 from ._products import product_choice
 from .segments import parameter_names
 from .stacked import StackedMLP
 
-__all__ = ["NativeStack", "available", "library_path", "load", "set_fused", "supports"]
+__all__ = ["SPEC_VERSION", "NativeStack", "SegmentDescription", "StackDescription", "UnitDescription", "available",
+           "candidate_code", "describe", "library_path", "load", "set_fused", "supports"]
 
 
 _SOURCE = Path(__file__).with_name("native_step.cpp")
 #: No fused multiply-add unless the source writes one (std::fma): see native_step.cpp.
 _CFLAGS = ("-O3", "-march=native", "-ffp-contract=off")
 
-#: Candidates the native step evaluates, by name: its code for each. The C++
-#: calls the ATen operation the registry's function calls (``torch.tanh`` is
-#: ``at::tanh``, ...), and its registered derivative's kernel;
-#: ``tests/training/test_native.py`` checks each against the registry.
-_CODES = {"relu": 0, "tanh": 1, "sigmoid": 2, "gelu": 3, "silu": 4, "softplus": 5, "leaky_relu": 6,
-          "identity": 7}
+#: The layout of the stack description (:meth:`StackDescription.encode`) the C++ reads; it checks the number
+#: each description starts with, and :func:`load` checks the library's (``layout()``) against this one.
+SPEC_VERSION = 2
+
 _KINDS = {"fixed": 0, "layer": 1, "neuron": 2, "input": 3}
+_SOURCES = {"network": 0, "layer": 1}
+_ENTROPY = {"none": 0, "weighted": 1, "masked": 2}
 
 _STATE: dict[str, object] = {}
 
@@ -110,6 +113,10 @@ def load() -> bool:
                 build("learnact_native", [str(_SOURCE)], extra_cflags=list(_CFLAGS), build_directory=str(path.parent),
                       is_python_module=False, verbose=False)
         ok = hasattr(torch.ops.learnact_native, "train_step")
+        version = int(torch.ops.learnact_native.layout()[0]) if hasattr(torch.ops.learnact_native, "layout") else 0
+        if ok and version != SPEC_VERSION:
+            raise RuntimeError(f"the library at {path} reads stack descriptions of version {version}, not "
+                               f"{SPEC_VERSION}; delete it to rebuild")
         if ok:
             set_fused(not _switched_off("LEARNACT_NATIVE_FUSE"))
     except Exception as exc:  # noqa: BLE001 - any build failure means: use the Python step
@@ -142,13 +149,122 @@ def available() -> bool:
     return bool(_STATE.get("ok", False))
 
 
+_PROBED: dict[str, tuple[Candidate, int | None]] = {}
+
+
+def candidate_code(name: str) -> int | None:
+    """The native step's code for the registered candidate ``name``, or ``None`` where it has none.
+
+    Derived from the registry, not kept by hand: the code whose C++ kernel and
+    derivative (``candidate`` and ``candidate_backward`` of ``native_step.cpp``)
+    give the registered function's values and registered derivative's
+    gradients bit for bit on a probe (random values of both signs, large and
+    tiny ones, over a whole number of vector chunks and a ragged tail). So a
+    candidate you register as, say, ``torch.tanh`` trains in the native step
+    under its own name, and one without a registered derivative, or whose
+    function no C++ kernel reproduces (``elu``, ``sin``), uses the Python step.
+    Probed once per registered function, after :func:`load`.
+    """
+    fn = get_candidate(name)
+    cached = _PROBED.get(name)
+    if cached is not None and cached[0] is fn:
+        return cached[1]
+    code: int | None = None
+    derivative = candidate_derivative(fn)
+    if derivative is not None:
+        gen = torch.Generator().manual_seed(0)
+        z = torch.cat([torch.randn(4096 + 13, generator=gen) * 4,
+                       torch.tensor([0.0, -0.0, 1e-30, -1e-30, 25.0, -25.0, 90.0, -90.0])])
+        g = torch.randn(z.shape, generator=gen)
+        with torch.no_grad():
+            y = fn(z)
+            want = derivative(g, z, y)
+            for c in range(int(torch.ops.learnact_native.layout()[1])):
+                if (torch.equal(torch.ops.learnact_native.candidate(c, z), y)
+                        and torch.equal(torch.ops.learnact_native.candidate_backward(c, g, z, y), want)):
+                    code = c
+                    break
+    _PROBED[name] = (fn, code)
+    return code
+
+
 def supports(stack: StackedMLP, binary: bool) -> bool:
-    """Whether the native step can train ``stack``: a binary task, candidates it knows and no learnable family.
+    """Whether the native step can train ``stack``: a binary task, candidates it has a code for
+    (:func:`candidate_code`) and no learnable family. Call after :func:`load`.
 
     Family segments (:mod:`.family_segments`) train with the Python step.
     """
-    return binary and all(a.kind in _KINDS and all(n in _CODES for n in a.candidates)
+    return binary and all(a.kind in _KINDS and all(candidate_code(n) is not None for n in a.candidates)
                           for seg in stack.segments for a in seg.layers)
+
+
+@dataclass(frozen=True)
+class UnitDescription:
+    """One hidden layer of a segment, as the native step reads it.
+
+    Attributes:
+        kind: ``"fixed"``, ``"layer"``, ``"neuron"`` or ``"input"`` (the gate kind).
+        source: An input gate's context, ``"network"`` (the network's input) or ``"layer"`` (the layer's);
+            ``"network"`` for the other kinds.
+        candidates: The candidate names, in mixture order (one for a fixed layer).
+    """
+
+    kind: str
+    source: str
+    candidates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SegmentDescription:
+    """One segment: ``size`` members (stack rows) sharing an activation signature.
+
+    Attributes:
+        size: Members in the segment.
+        entropy: The entropy term: ``"none"``, ``"weighted"`` (a per-member weight) or ``"masked"`` (a weight
+            and an on/off mask).
+        units: One per hidden layer.
+    """
+
+    size: int
+    entropy: str
+    units: tuple[UnitDescription, ...]
+
+
+@dataclass(frozen=True)
+class StackDescription:
+    """A stack's structure as the native step reads it: named here, encoded once (:meth:`encode`).
+
+    Attributes:
+        hidden_layers: Hidden layers of the backbone.
+        segments: The segments, in stack-row order.
+    """
+
+    hidden_layers: int
+    segments: tuple[SegmentDescription, ...]
+
+    def encode(self) -> list[int]:
+        """The integer list ``native_step.cpp`` reads: :data:`SPEC_VERSION`, then the fields in order."""
+        spec = [SPEC_VERSION, self.hidden_layers, len(self.segments)]
+        for seg in self.segments:
+            spec += [seg.size, _ENTROPY[seg.entropy]]
+            for unit in seg.units:
+                codes = [candidate_code(n) for n in unit.candidates]
+                if any(c is None for c in codes):
+                    raise ValueError(f"the native step has no code for candidates {list(unit.candidates)}; "
+                                     "check supports() first")
+                spec += [_KINDS[unit.kind], _SOURCES[unit.source], len(codes), *(int(c or 0) for c in codes)]
+        return spec
+
+
+def describe(stack: StackedMLP, entropy_weights: Sequence[tuple[Tensor, Tensor | None] | None]) -> StackDescription:
+    """The :class:`StackDescription` of ``stack`` with its segments' entropy weights (see :class:`NativeStack`)."""
+    segments = []
+    for seg, lam, units in zip(stack.segments, entropy_weights, zip(*stack.units, strict=True), strict=True):
+        entropy = "none" if lam is None else ("weighted" if lam[1] is None else "masked")
+        segments.append(SegmentDescription(seg.size, entropy, tuple(
+            UnitDescription(unit.kind, "layer" if unit.source == "layer" else "network", tuple(act.candidates))
+            for unit, act in zip(units, seg.layers, strict=True))))
+    return StackDescription(len(stack.hidden), tuple(segments))
 
 
 def _real_ranges(stack: StackedMLP) -> list[int]:
@@ -194,21 +310,19 @@ class NativeStack:
         for W, b, gW, gb in stack.linears:
             tensors += [W, b, gW, gb]
         tensors += [stack.flat, stack.grad, *optimiser]
-        spec = [len(stack.hidden), len(stack.segments)]
+        self.description = describe(stack, entropy_weights)
+        spec = self.description.encode()
         self.gated: list[list[bool]] = []  # per segment, per hidden layer: whether it has gate weights
         self._rows: list[tuple[int, int]] = []  # per segment: (first stack row, members)
         shapes = {tuple(W.shape[1:]) for W, *_ in stack.linears}
+        # the tensors in the order the description implies (native_step.cpp: "Layout of the arguments")
         for seg, lam, units in zip(stack.segments, entropy_weights, zip(*stack.units, strict=True), strict=True):
-            mode = 0 if lam is None else (1 if lam[1] is None else 2)
-            spec += [seg.size, mode]
             if lam is not None:
                 tensors.append(lam[0])
                 if lam[1] is not None:
                     tensors.append(lam[1])
             flags = []
-            for unit, act in zip(units, seg.layers, strict=True):
-                spec += [_KINDS[unit.kind], 1 if unit.source == "layer" else 0, len(act.candidates),
-                         *(_CODES[n] for n in act.candidates)]
+            for unit in units:
                 flags.append(unit.kind != "fixed")
                 if unit.kind != "fixed":
                     tensors += [unit.temperature, *unit.params, *unit.grads]

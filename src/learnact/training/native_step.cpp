@@ -10,18 +10,20 @@
 // kernels" below). It exists
 // because a stacked step launches a few hundred small kernels, and calling
 // them from C++ costs a fraction of calling them from Python. The candidate
-// activations are the registry's ATen operations, named by a code (see
-// native.py: _CODES); Python builds the stack description once per
-// compaction and passes it with every call.
+// activations are ATen operations named by a code (candidate() below);
+// native.py derives each registered candidate's code by checking it against
+// these kernels. Python builds the stack description once per compaction
+// (native.py: StackDescription) and passes it with every call.
 //
 // Layout of the arguments (built by native.py: NativeStack):
 //   tensors: per Linear (hidden layers, then the head) W, b, gW, gb; then
 //            flat, grad, exp_avg, exp_avg_sq, denom; then per segment: lam
 //            (if lam_mode >= 1), on (if lam_mode == 2), then per hidden layer,
 //            if gated: T, the gate parameters, their gradient views.
-//   spec:    n_hidden, n_segments, then per segment: size, lam_mode, then per
-//            hidden layer: kind (0 fixed, 1 layer, 2 neuron, 3 input),
-//            source (0 network, 1 layer), n_candidates, candidate codes...
+//   spec:    kSpecVersion, n_hidden, n_segments, then per segment: size,
+//            lam_mode, then per hidden layer: kind (0 fixed, 1 layer,
+//            2 neuron, 3 input), source (0 network, 1 layer), n_candidates,
+//            candidate codes...
 //   choices: (kind, b, i, o, choice) quintuples: the product formulation
 //            _products.py chose for each shape (kind 0 forward, 1 weight
 //            gradient, 2 input gradient).
@@ -47,6 +49,12 @@ constexpr int64_t kAlign = kAlignBytes / 4;
 constexpr int64_t kChunk = 32;
 
 enum Kind : int64_t { kFixed = 0, kLayer = 1, kNeuron = 2, kInput = 3 };
+
+// The layout of the stack description (spec) this source reads; native.py's SPEC_VERSION must match.
+constexpr int64_t kSpecVersion = 2;
+
+// Candidate codes: 0 .. kCandidates - 1 (candidate() and candidate_backward()).
+constexpr int64_t kCandidates = 8;
 
 bool aligned(const at::Tensor& t) {
   return reinterpret_cast<std::uintptr_t>(t.data_ptr()) % kAlignBytes == 0;
@@ -188,6 +196,9 @@ struct Stack {
   Stack(const std::vector<at::Tensor>& t, const std::vector<int64_t>& spec, std::vector<int64_t> table) {
     choices.table = std::move(table);
     size_t p = 0, q = 0;
+    TORCH_CHECK(!spec.empty() && spec[0] == kSpecVersion, "learnact native step: stack description version ",
+                spec.empty() ? -1 : spec[0], ", this library reads version ", kSpecVersion);
+    ++p;
     const int64_t n_hidden = spec[p++];
     const int64_t n_seg = spec[p++];
     for (int64_t l = 0; l <= n_hidden; ++l) {
@@ -211,7 +222,10 @@ struct Stack {
         u.kind = spec[p++];
         u.source = spec[p++];
         const int64_t n_c = spec[p++];
-        for (int64_t c = 0; c < n_c; ++c) u.codes.push_back(spec[p++]);
+        for (int64_t c = 0; c < n_c; ++c) {
+          TORCH_CHECK(spec[p] >= 0 && spec[p] < kCandidates, "learnact native step: unknown candidate code ", spec[p]);
+          u.codes.push_back(spec[p++]);
+        }
         if (u.kind != kFixed) {
           u.temperature = t[q++];
           const int64_t n_params = u.kind == kInput ? 4 : 1;
@@ -1008,9 +1022,12 @@ at::Tensor candidate_backward_op(int64_t code, const at::Tensor& g, const at::Te
   return candidate_backward(code, g, z, y);
 }
 
+std::vector<int64_t> layout() { return {kSpecVersion, kCandidates}; }
+
 }  // namespace
 
 TORCH_LIBRARY(learnact_native, m) {
+  m.def("layout() -> int[]", &layout);
   m.def("train_step(Tensor[] tensors, int[] spec, int[] choices, int[] ranges, float[] scalars, Tensor x_rows, "
         "Tensor y_rows, Tensor index, int lo, int nb, int step) -> Tensor[]",
         &train_step);
