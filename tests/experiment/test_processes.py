@@ -50,6 +50,12 @@ def _command(config: Path, folder: Path) -> list[str]:
             "--no-report", "--engine", "vectorized", "--threads", "2", "--group-size", str(GROUP)]
 
 
+def _default_sigint() -> None:
+    # a test runner's worker may ignore SIGINT (an earlier test in it can leave it so), and a child started with
+    # SIGINT ignored keeps ignoring it: give `learnact run` the terminal's default, which Ctrl-C relies on
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _n_done(folder: Path) -> int:
     return len(list((folder / "runs").glob("*/DONE"))) if (folder / "runs").is_dir() else 0
 
@@ -115,7 +121,8 @@ def test_a_rerun_right_after_the_kill_is_not_refused_and_matches_an_uninterrupte
     command = _command(config, folder)
     stderr_path = tmp_path / "killed.stderr"
     with stderr_path.open("w") as stderr:
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=ENV, start_new_session=True)
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=ENV, start_new_session=True,
+                                preexec_fn=_default_sigint)
     try:
         _wait_for(lambda: _n_done(folder) >= GROUP, "the first task's runs were written", proc)
         # the long task has started: the parent forked its workers
