@@ -195,6 +195,14 @@ def test_library_path_follows_the_source_and_the_cache_setting(monkeypatch, tmp_
     assert native.library_path() != first  # an edited source is built anew, never a stale library loaded
 
 
+def test_a_library_reading_another_description_version_is_not_used(monkeypatch):
+    monkeypatch.setattr(native, "_STATE", {})
+    monkeypatch.setattr(native, "SPEC_VERSION", native.SPEC_VERSION + 1)  # as if this Python were newer
+    with pytest.warns(RuntimeWarning, match="reads stack descriptions of version .*delete it to rebuild"):
+        assert native.load() is False
+    assert not native.available()
+
+
 def test_a_failed_build_warns_once_and_falls_back(monkeypatch, tmp_path):
     import torch.utils.cpp_extension as cpp_extension
 

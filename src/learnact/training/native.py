@@ -120,6 +120,7 @@ def load() -> bool:
         if ok:
             set_fused(not _switched_off("LEARNACT_NATIVE_FUSE"))
     except Exception as exc:  # noqa: BLE001 - any build failure means: use the Python step
+        ok = False  # a library that loaded but failed a check after (its description version) is not used
         warnings.warn(f"learnact: the native training step could not be built ({type(exc).__name__}: "
                       f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else 'no message'}); using the "
                       "Python step (same results, slower). Set LEARNACT_NATIVE=0 to skip the attempt.",
