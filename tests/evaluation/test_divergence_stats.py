@@ -134,3 +134,20 @@ def test_run_status_reads_new_and_older_metrics_files():
     assert run_status({"accuracy": NAN}) == DIVERGED  # NaN predictions, never flagged by older versions
     with pytest.raises(RunStoreError, match=r"m\.json has status='exploded'; valid: finished, diverged"):
         run_status({"status": "exploded"}, "m.json")
+
+
+def test_seed_aggregates_summarise_each_quantitys_finished_values_in_any_row_order():
+    # rows of one (variant, metric) are scattered through the table and shuffled: each aggregate row is still
+    # summarize_seeds of exactly that quantity's finished values, and the groups keep their first-seen order
+    from learnact.evaluation import summarize_seeds
+
+    tidy = _tidy().sample(frac=1.0, random_state=3).reset_index(drop=True)
+    agg = seed_aggregates(tidy)
+    firsts = list(dict.fromkeys(zip(tidy["variant"], tidy["metric"], strict=True)))
+    assert list(zip(agg["variant"], agg["metric"], strict=True)) == firsts
+    values = {"accuracy": ACC, "train_time_s": TIME}
+    for row in agg.itertuples():
+        finished = [values[row.metric][row.variant][s] for s in SEEDS if _status(row.variant, s) == FINISHED]
+        expected = vars(summarize_seeds(finished))
+        got = {k: getattr(row, k) for k in expected}
+        assert got == pytest.approx(expected, nan_ok=True), (row.variant, row.metric)

@@ -151,3 +151,36 @@ def test_win_tie_loss_respects_direction():
     assert win_tie_loss(d, higher_is_better=True) == (2, 2, 1)
     assert win_tie_loss(d, higher_is_better=False) == (1, 2, 2)
     assert win_tie_loss([0.1, float("nan")]) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("confidence", [0.8, 0.9, 0.95, 0.99])
+def test_t_quantile_is_scipys_t_ppf(confidence):
+    from learnact.evaluation import t_quantile
+
+    for df in [1, 2, 4, 9, 30, 66, 1000]:
+        p = (1 + confidence) / 2
+        assert t_quantile(p, df) == pytest.approx(float(stats.t.ppf(p, df)), rel=1e-13, abs=0)
+    assert t_quantile(0.975, 4) == pytest.approx(T_975_DF4, rel=1e-13)
+
+
+def test_ranking_results_does_not_import_scipy_stats(tmp_path):
+    # the leaderboard path (tidy table -> seed aggregates -> leaderboard) runs without scipy.stats, which
+    # costs half a second to import; the paired tests import it when they run
+    import subprocess
+    import sys
+
+    code = ("import sys, pandas as pd\n"
+            "from learnact.evaluation import leaderboard, seed_aggregates\n"
+            "rows = [{'run_id': f'v{v}_s{s}', 'variant': f'v{v}', 'seed': s, 'status': 'finished', "
+            "'kind': 'fixed', 'metric': 'accuracy', 'group': 'performance', 'value': 0.9 + 0.01 * s + v}\n"
+            "        for v in range(2) for s in range(3)]\n"
+            "tidy = pd.DataFrame(rows)\n"
+            "agg = seed_aggregates(tidy)\n"
+            "board = leaderboard(tidy)\n"
+            "assert agg['ci_low'].notna().all() and len(board) == 2\n"
+            "print('scipy.stats' in sys.modules)\n"
+            "from learnact.evaluation import corrected_resampled_ttest\n"
+            "corrected_resampled_ttest([0.1, 0.2, 0.4], 0.3)\n"
+            "print('scipy.stats' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

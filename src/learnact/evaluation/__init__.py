@@ -47,6 +47,7 @@ from .statistics import (
     holm_adjust,
     summarize_seeds,
     t_interval,
+    t_quantile,
     wilcoxon_signed_rank,
     win_tie_loss,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "study_reference",
     "summarize_seeds",
     "t_interval",
+    "t_quantile",
     "tidy_results",
     "wilcoxon_holm",
     "wilcoxon_signed_rank",

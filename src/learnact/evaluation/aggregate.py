@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..config import dataset_label
@@ -139,11 +140,20 @@ def seed_aggregates(tidy: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     if _several_datasets(tidy):  # a suite: per data set (its rows carry the dataset column), stacked
         return pd.concat([seed_aggregates(sub, confidence) for _, sub in _by_dataset(tidy)], ignore_index=True)
     counts = diverged_counts(tidy)
-    flagged = tidy.assign(_finished=finished_mask(tidy).to_numpy())
+    finished = finished_mask(tidy).to_numpy()
+    values = tidy["value"].to_numpy(dtype=float)
+    variants, metrics = tidy["variant"].to_numpy(), tidy["metric"].to_numpy()
+    # the rows of each (variant, metric), groups in order of appearance: positions into plain arrays
+    # (a pandas group and .loc per quantity cost ~0.3 ms each, most of a leaderboard's time)
+    codes = tidy.groupby(["variant", "metric"], sort=False).ngroup().to_numpy()
+    order = np.argsort(codes, kind="stable")
     out = []
-    for (variant, metric), group in flagged.groupby(["variant", "metric"], sort=False):
+    for rows in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1):
+        if len(rows) == 0 or codes[rows[0]] < 0:  # no rows, or a missing variant or metric name
+            continue
+        variant, metric = variants[rows[0]], metrics[rows[0]]
         q = describe_quantity(str(metric))
-        s = summarize_seeds(group.loc[group["_finished"], "value"].to_numpy(dtype=float), confidence)
+        s = summarize_seeds(values[rows[finished[rows]]], confidence)
         out.append({"variant": variant, "metric": metric, "group": q.group, "label": q.label,
                     "higher_is_better": q.higher_is_better, "n_diverged": counts[str(variant)], **vars(s)})
     table = pd.DataFrame(out, columns=list(AGGREGATE_COLUMNS))

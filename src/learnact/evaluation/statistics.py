@@ -10,16 +10,17 @@ Nadeau and Bengio (2003) applies.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "SeedSummary",
     "PairedTest",
     "summarize_seeds",
     "t_interval",
+    "t_quantile",
     "corrected_resampled_ttest",
     "wilcoxon_signed_rank",
     "holm_adjust",
@@ -30,6 +31,19 @@ __all__ = [
 def _finite(values: np.ndarray | list[float]) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64).reshape(-1)
     return arr[np.isfinite(arr)]
+
+
+@functools.lru_cache(maxsize=256)
+def t_quantile(probability: float, df: int) -> float:
+    """Student's t quantile ``t_{probability, df}`` (scipy's ``stdtrit``, which ``stats.t.ppf`` evaluates).
+
+    Cached: a leaderboard asks for the same few (confidence, n) pairs hundreds
+    of times. scipy is imported here, not with this module, so reading and
+    ranking results does not pay for importing ``scipy.stats``.
+    """
+    from scipy import special
+
+    return float(special.stdtrit(df, probability))
 
 
 def _check_confidence(confidence: float) -> None:
@@ -83,7 +97,7 @@ def t_interval(values: np.ndarray | list[float], confidence: float = 0.95) -> tu
     x = _finite(values)
     if len(x) < 2:
         return float("nan"), float("nan")
-    half = stats.t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    half = t_quantile((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
     return float(x.mean() - half), float(x.mean() + half)
 
 
@@ -181,8 +195,10 @@ def corrected_resampled_ttest(
         t = mean / se
     else:
         t = 0.0 if mean == 0 else float(np.sign(mean) * np.inf)
+    from scipy import stats
+
     p = float(2 * stats.t.sf(abs(t), n - 1))
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1) * se)
+    half = float(t_quantile((1 + confidence) / 2, n - 1) * se)
     return PairedTest(n, mean, sd, se, float(t), n - 1, p, mean - half, mean + half)
 
 
@@ -209,6 +225,8 @@ def wilcoxon_signed_rank(diffs: np.ndarray | list[float]) -> tuple[float, float]
         return float("nan"), float("nan")
     if not np.any(d != 0):
         return 0.0, 1.0
+    from scipy import stats
+
     res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
     return float(res.statistic), float(res.pvalue)
 

@@ -35,7 +35,6 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .statistics import holm_adjust
 
@@ -87,6 +86,8 @@ def average_ranks(scores: pd.DataFrame, higher_is_better: bool = True) -> pd.Ser
         - output: ``(k,)``
     """
     s = _score_table(scores, higher_is_better)
+    from scipy import stats  # here, not at import: reading results need not load scipy.stats
+
     ranks = np.apply_along_axis(stats.rankdata, 1, -s.to_numpy())
     return pd.Series(ranks.mean(axis=0), index=s.columns, name="average_rank").sort_values(kind="stable")
 
@@ -126,6 +127,8 @@ def friedman_test(scores: pd.DataFrame, higher_is_better: bool = True) -> Friedm
     n, k = s.shape
     if k < 3:
         raise ValueError(f"Friedman's test needs at least 3 variants, got {k}; compare two with wilcoxon_holm")
+    from scipy import stats  # here, not at import: reading results need not load scipy.stats
+
     res = stats.friedmanchisquare(*(s[c].to_numpy() for c in s.columns))
     chi2 = float(res.statistic)
     denom = n * (k - 1) - chi2
@@ -171,6 +174,8 @@ def nemenyi_test(scores: pd.DataFrame, alpha: float = 0.05, higher_is_better: bo
     n, k = s.shape
     ranks = average_ranks(scores, higher_is_better)
     se = np.sqrt(k * (k + 1) / (6.0 * n))
+    from scipy import stats  # here, not at import: reading results need not load scipy.stats
+
     q_alpha = float(stats.studentized_range.ppf(1 - alpha, k, np.inf)) / np.sqrt(2)
     r = ranks.reindex(s.columns).to_numpy()
     z = np.abs(r[:, None] - r[None, :]) / se
@@ -193,6 +198,8 @@ def wilcoxon_holm(scores: pd.DataFrame) -> pd.DataFrame:
         (``mean_diff`` is ``a - b`` in the score's own direction). A pair whose
         data sets all tie gets ``p_value = 1``.
     """
+    from scipy import stats  # here, not at import: reading results need not load scipy.stats
+
     s = _score_table(scores, True)
     rows = []
     for a, b in combinations(s.columns, 2):
@@ -328,6 +335,8 @@ def iqm(values: np.ndarray | Sequence[float]) -> float:
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if len(v) == 0 or not np.isfinite(v).all():
         raise ValueError(f"iqm needs at least one value, all finite; got {len(v)} values")
+    from scipy import stats  # here, not at import: reading results need not load scipy.stats
+
     return float(stats.trim_mean(v, 0.25))
 
 
