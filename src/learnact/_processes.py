@@ -1,12 +1,15 @@
 """Worker processes that end with the process that started them, quietly (private).
 
-learnact starts worker processes in three places: the forked pool of
+learnact starts worker processes in four places: the forked pool of
 :func:`~learnact.training.scheduling.run_stacks`, the helpers a stack forks
-to share its members (:mod:`~learnact.training.worksharing`), and the process
-pool of ``--executor processes``. None of them writes the run store; a worker
-whose parent is gone only burns a core (and, before this module, kept the
-study lock open and printed ``BrokenPipeError`` tracebacks when it tried to
-send its results). So every worker calls :func:`become_worker` first:
+to share its members (:mod:`~learnact.training.worksharing`), the process
+pool of ``--executor processes``, and :func:`fork_map`, which spreads the
+writing and reading of run folders over the cores once training is over
+(each folder is written whole under a temporary name and renamed, so a
+worker stopped mid-way leaves no half-written run). A worker whose parent is
+gone only burns a core (and, before this module, kept the study lock open
+and printed ``BrokenPipeError`` tracebacks when it tried to send its
+results). So every worker calls :func:`become_worker` first:
 
 - it ends at once (``SIGKILL``) when the process it works for ends, however
   that ends (``kill -9`` included): on Linux by a parent-death signal
@@ -22,13 +25,22 @@ send its results). So every worker calls :func:`become_worker` first:
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
-__all__ = ["POLL_S", "WATCH_THREAD", "become_worker", "set_parent_death_signal"]
+__all__ = ["POLL_S", "WATCH_THREAD", "MIN_PER_WORKER", "available_cores", "become_worker", "can_fork",
+           "fork_map", "set_parent_death_signal"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 POLL_S = 0.2
 """Seconds between two checks that the parent lives, where neither a parent-death signal nor a pidfd is available."""
@@ -113,3 +125,109 @@ def become_worker(parent_pid: int) -> None:
     if not _alive(parent_pid):
         _exit_now()
     threading.Thread(target=_wait_then_exit, args=(parent_pid,), name=WATCH_THREAD, daemon=True).start()
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def can_fork(require_single_thread: bool = True) -> bool:
+    """Whether forking workers is possible here (and, with ``require_single_thread``, safe).
+
+    Needs the ``fork`` start method and a process that is not itself a
+    daemonic worker. With ``require_single_thread``, no other thread may run:
+    a fork copies whatever lock another thread holds at that moment, and the
+    child can then hang on it. The parent-watch thread of a worker
+    (:data:`WATCH_THREAD`) holds no lock, so it does not count.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
+        return False
+    others = [t for t in threading.enumerate() if t is not threading.current_thread() and t.name != WATCH_THREAD]
+    return not require_single_thread or not others
+
+
+_FORK_TASK: tuple[Callable[[Any], Any], Sequence[Any]] | None = None
+
+
+def _fork_init(parent_pid: int) -> None:
+    become_worker(parent_pid)
+
+
+def _fork_chunk(bounds: tuple[int, int]) -> tuple[str, Any]:
+    """In a forked worker: ``fn`` over ``items[lo:hi]`` (both inherited through the fork, never pickled)."""
+    assert _FORK_TASK is not None
+    fn, items = _FORK_TASK
+    try:
+        return "ok", [fn(items[i]) for i in range(*bounds)]
+    except Exception as exc:
+        try:
+            pickle.dumps(exc)
+        except Exception:  # e.g. a validation error that cannot be pickled: the caller reruns the chunk itself
+            return "rerun", None
+        return "raise", exc
+
+
+MIN_PER_WORKER = 128
+"""Items each worker of :func:`fork_map` must get at least, by default. Forking a process that holds a trained
+study (torch, models, artefacts) costs more than writing the paper study's 75 run folders one by one; after the
+1,005-run study, two workers wrote the folders in 2.5 s instead of 7.8 s."""
+
+
+def fork_map(fn: Callable[[T], R], items: Sequence[T], workers: int, *,
+             min_per_worker: int | None = None) -> Iterator[R]:
+    """Yield ``fn(item)`` for every item, in order, computed in up to ``workers`` forked processes.
+
+    For the bookkeeping that follows training (writing and reading run
+    folders): Python-heavy work (JSON, CSV, hashing) that one process does
+    one run at a time. The items and ``fn`` reach the workers through the
+    fork (only index ranges and results are pickled), so ``fn`` may be a
+    closure. Each worker calls :func:`become_worker` first: it ends with this
+    process and leaves Ctrl-C to it.
+
+    Everything runs in this process, in order, when ``workers`` is 1, when
+    there are fewer than ``min_per_worker`` items per worker, or where a fork
+    is unavailable or unsafe (:func:`can_fork`: another thread is running,
+    a live progress display for instance).
+
+    An exception ``fn`` raises in a worker is raised here as it was raised
+    there; one that cannot be pickled is raised by running that worker's
+    share again in this process.
+
+    Args:
+        fn: Called once per item.
+        items: The inputs (a sequence: workers take index ranges of it).
+        workers: Most worker processes.
+        min_per_worker: Items each worker must get at least for the fork to pay off
+            (default :data:`MIN_PER_WORKER`).
+    """
+    global _FORK_TASK
+    n = len(items)
+    least = MIN_PER_WORKER if min_per_worker is None else min_per_worker
+    workers = min(workers, n // max(1, least))
+    if workers <= 1 or _FORK_TASK is not None or not can_fork(True):
+        for item in items:
+            yield fn(item)
+        return
+    step = max(1, -(-n // (4 * workers)))  # about four ranges per worker: an even finish without many round trips
+    ranges = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+    _FORK_TASK = (fn, items)
+    # the workers leave this process's objects alone: no collector pass in them touches (and copies) its pages
+    gc.freeze()
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_fork_init,
+                                                     initargs=(os.getpid(),)) as pool:
+            for bounds, (outcome, value) in zip(ranges, pool.imap(_fork_chunk, ranges), strict=True):
+                if outcome == "raise":
+                    raise value
+                if outcome == "rerun":  # raises here what the worker could not send back
+                    for i in range(*bounds):
+                        yield fn(items[i])
+                    continue
+                yield from value
+    finally:
+        _FORK_TASK = None
+        gc.unfreeze()

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .. import store
+from .._processes import available_cores, fork_map
 from ..config import RunConfig
 from ..exceptions import RunStoreError
 from ..store import check_study_dir as _check_study_dir
@@ -152,8 +153,10 @@ def tidy_results(study_dir: Path, collapse_threshold: float = DEFAULT_COLLAPSE_T
         RunStoreError: The folder does not exist or a run folder is corrupt.
     """
     rows: list[dict[str, Any]] = []
-    for folder, cfg in study_runs(study_dir):
-        rows.extend(run_rows(folder, cfg, collapse_threshold))
+    found = list(study_runs(study_dir))
+    # each folder read, verified and parsed in forked workers when there are many (learnact._processes.fork_map)
+    for run in fork_map(lambda fc: run_rows(fc[0], fc[1], collapse_threshold), found, available_cores()):
+        rows.extend(run)
     table = pd.DataFrame(rows, columns=list(RESULTS_COLUMNS))
     table["seed"] = table["seed"].astype(np.int64)
     table.attrs["reference"] = study_reference(study_dir)

@@ -141,8 +141,7 @@ class _Session:
         if got != expected:
             raise RunStoreError(f"the engine returned runs {got} for a task of runs {expected}; "
                                 f"this is a bug in the engine, please report it")
-        for art in artifacts:
-            store.write_run(self.folder, art)
+        for art, _folder in zip(artifacts, store.write_runs(self.folder, artifacts), strict=True):
             self.done += 1
             self.trained.append(art.run.run_id)
             m = art.metrics

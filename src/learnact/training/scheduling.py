@@ -32,14 +32,13 @@ import gc
 import math
 import multiprocessing
 import os
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Literal, TypeVar
 
 import torch
 
-from .._processes import WATCH_THREAD, become_worker
+from .._processes import become_worker, can_fork
 from ..config import TrainConfig
 from ..data import Split
 from ..model import MLP
@@ -196,14 +195,8 @@ def _run_job(index: int) -> tuple[int, Any]:
 
 
 def _can_fork(require_single_thread: bool) -> bool:
-    """Whether forking workers is possible here (and, for ``auto``, safe: no other threads to copy mid-way).
-
-    A worker's parent-watch thread (:data:`learnact._processes.WATCH_THREAD`) holds no lock, so it does not count.
-    """
-    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
-        return False
-    others = [t for t in threading.enumerate() if t is not threading.current_thread() and t.name != WATCH_THREAD]
-    return not require_single_thread or not others
+    """Whether forking workers is possible here: :func:`learnact._processes.can_fork`."""
+    return can_fork(require_single_thread)
 
 
 def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers: int,
