@@ -388,3 +388,37 @@ def test_a_full_disk_behind_another_error_is_reported_as_the_full_disk(tmp_path,
     err = capsys.readouterr().err
     assert err.startswith(f"learnact: error: No space left on device: '{tmp_path / 'x.toml'}'; free space")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_console_script_exits_without_teardown_but_runs_exit_handlers_and_waits_for_threads(tmp_path):
+    # learnact.cli.console ends the process with os._exit (the interpreter's teardown took 0.7 s after a run);
+    # what a normal exit does first must still happen: atexit handlers, non-daemon threads, flushed output,
+    # and the command's own exit code
+    code = textwrap.dedent(f"""
+        import atexit, sys, threading, time
+        from pathlib import Path
+        out = Path({str(tmp_path)!r})
+        atexit.register(lambda: (out / "atexit").write_text("ran"))
+        def late():
+            time.sleep(0.5)
+            (out / "thread").write_text("finished")
+        threading.Thread(target=late).start()
+        class Teardown:
+            def __del__(self):  # runs when the interpreter tears down its modules: not with console()
+                (out / "teardown").write_text("ran")
+        kept = Teardown()
+        sys.argv = ["learnact", *sys.argv[1:]]
+        from learnact.cli import console
+        console()
+        (out / "after").write_text("console returned")  # never: console() ends the process
+    """)
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    ok = subprocess.run([sys.executable, "-c", code, "list", "presets"], capture_output=True, text=True, env=env,
+                        timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "families" in ok.stdout and "paper" in ok.stdout  # the whole listing reached the pipe
+    assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "finished"
+    assert not (tmp_path / "after").exists() and not (tmp_path / "teardown").exists()
+    bad = subprocess.run([sys.executable, "-c", code, "run", "--no-such-option"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -1,5 +1,5 @@
 """The ``learnact`` command line."""
 
-from .app import app, main
+from .app import app, console, main
 
-__all__ = ["app", "main"]
+__all__ = ["app", "console", "main"]
