@@ -153,10 +153,6 @@ def can_fork(require_single_thread: bool = True) -> bool:
 _FORK_TASK: tuple[Callable[[Any], Any], Sequence[Any]] | None = None
 
 
-def _fork_init(parent_pid: int) -> None:
-    become_worker(parent_pid)
-
-
 def _fork_chunk(bounds: tuple[int, int]) -> tuple[str, Any]:
     """In a forked worker: ``fn`` over ``items[lo:hi]`` (both inherited through the fork, never pickled)."""
     assert _FORK_TASK is not None
@@ -218,7 +214,7 @@ def fork_map(fn: Callable[[T], R], items: Sequence[T], workers: int, *,
     # the workers leave this process's objects alone: no collector pass in them touches (and copies) its pages
     gc.freeze()
     try:
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_fork_init,
+        with multiprocessing.get_context("fork").Pool(workers, initializer=become_worker,
                                                      initargs=(os.getpid(),)) as pool:
             for bounds, (outcome, value) in zip(ranges, pool.imap(_fork_chunk, ranges), strict=True):
                 if outcome == "raise":

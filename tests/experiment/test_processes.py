@@ -277,8 +277,8 @@ def test_a_pool_worker_watching_its_owner_may_still_fork_stacks(tmp_path):
     (tmp_path / "probe.py").write_text(textwrap.dedent("""
         import threading
         def probe():
-            from learnact.training.scheduling import _can_fork
-            return _can_fork(True), sorted(t.name for t in threading.enumerate())
+            from learnact._processes import can_fork
+            return can_fork(True), sorted(t.name for t in threading.enumerate())
     """))
     script = textwrap.dedent("""
         from learnact.experiment.executors import open_executor

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -114,10 +113,9 @@ def _note(quiet: bool, text: str) -> None:
 def _default_threads(engine: str, executor: str) -> int:
     """All cores for the vectorised engine in this process (it forks one worker per thread), else 1."""
     if engine.startswith("vectorized") and executor == "local":
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover - not on Linux
-            return max(1, os.cpu_count() or 1)
+        from .._processes import available_cores
+
+        return available_cores()
     return 1
 
 

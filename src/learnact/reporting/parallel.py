@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
-from .._processes import become_worker
+from .._processes import available_cores, become_worker
 
 __all__ = ["MAX_RUNS_PER_FIGURE", "MIN_RUNS", "WORKERS_ENV", "auto_workers", "default_workers", "map_in_processes"]
 
@@ -42,10 +42,7 @@ def default_workers() -> int:
         if n < 1:
             raise ValueError(f"{WORKERS_ENV}={raw!r} must be >= 1 (1: build the report in this process)")
         return n
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
+    return available_cores()
 
 
 MIN_RUNS = 40

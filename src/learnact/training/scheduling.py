@@ -38,7 +38,7 @@ from typing import Any, Literal, TypeVar
 
 import torch
 
-from .._processes import become_worker, can_fork
+from .._processes import available_cores, become_worker, can_fork
 from ..config import TrainConfig
 from ..data import Split
 from ..model import MLP
@@ -140,11 +140,7 @@ def plan_stacks(
 
 def default_workers() -> int:
     """Worker threads to use: the intra-op thread budget PyTorch was given (at least 1)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(torch.get_num_threads(), cores))
+    return max(1, min(torch.get_num_threads(), available_cores()))
 
 
 @contextlib.contextmanager
@@ -194,11 +190,6 @@ def _run_job(index: int) -> tuple[int, Any]:
         return index, _JOBS[index]()
 
 
-def _can_fork(require_single_thread: bool) -> bool:
-    """Whether forking workers is possible here: :func:`learnact._processes.can_fork`."""
-    return can_fork(require_single_thread)
-
-
 def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers: int,
                executor: Executor = "auto") -> Iterator[tuple[int, T]]:
     """Run ``jobs`` (one per stack) on ``workers`` workers; yield ``(index, result)`` as each ends.
@@ -219,11 +210,11 @@ def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers:
     if executor not in ("auto", "processes", "threads", "inline"):
         raise ValueError(f"executor must be 'auto', 'processes', 'threads' or 'inline', got executor={executor!r}")
     order = sorted(range(len(jobs)), key=lambda i: -costs[i])
-    if executor == "processes" and not _can_fork(False):
+    if executor == "processes" and not can_fork(False):
         raise ValueError("executor='processes' needs the fork start method outside daemonic processes; "
                          "use executor='threads' or 'inline'")
     if executor == "auto":
-        executor = "processes" if _can_fork(True) else "inline"
+        executor = "processes" if can_fork(True) else "inline"
     if workers == 1 or executor == "inline" or (len(jobs) == 1 and executor == "threads"):
         for i in order:
             yield i, jobs[i]()
