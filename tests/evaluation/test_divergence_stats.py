@@ -143,6 +143,10 @@ def test_seed_aggregates_summarise_each_quantitys_finished_values_in_any_row_ord
 
     tidy = _tidy().sample(frac=1.0, random_state=3).reset_index(drop=True)
     agg = seed_aggregates(tidy)
+    # a row without a variant name belongs to no quantity (pandas' groupby leaves it out): nothing changes
+    nameless = pd.concat([tidy, tidy.iloc[[0]].assign(variant=None)], ignore_index=True)
+    nameless["variant"] = nameless["variant"].astype(tidy["variant"].dtype)
+    pd.testing.assert_frame_equal(seed_aggregates(nameless), agg)
     firsts = list(dict.fromkeys(zip(tidy["variant"], tidy["metric"], strict=True)))
     assert list(zip(agg["variant"], agg["metric"], strict=True)) == firsts
     values = {"accuracy": ACC, "train_time_s": TIME}

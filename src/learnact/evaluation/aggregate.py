@@ -145,11 +145,13 @@ def seed_aggregates(tidy: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     variants, metrics = tidy["variant"].to_numpy(), tidy["metric"].to_numpy()
     # the rows of each (variant, metric), groups in order of appearance: positions into plain arrays
     # (a pandas group and .loc per quantity cost ~0.3 ms each, most of a leaderboard's time)
-    codes = tidy.groupby(["variant", "metric"], sort=False).ngroup().to_numpy()
+    group = tidy.groupby(["variant", "metric"], sort=False).ngroup()  # NaN where a name is missing
+    kept = np.flatnonzero(group.notna().to_numpy())  # as the groupby, rows without both names are left out
+    codes = group.to_numpy()[kept]
     order = np.argsort(codes, kind="stable")
     out = []
-    for rows in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1):
-        if len(rows) == 0 or codes[rows[0]] < 0:  # no rows, or a missing variant or metric name
+    for rows in np.split(kept[order], np.flatnonzero(np.diff(codes[order])) + 1):
+        if len(rows) == 0:  # an empty table
             continue
         variant, metric = variants[rows[0]], metrics[rows[0]]
         q = describe_quantity(str(metric))
