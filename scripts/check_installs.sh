@@ -54,10 +54,14 @@ if bad:
     sys.exit("; ".join(bad))
 EOF
 
-# what `pip install .` of a fresh clone sees (no build/ or egg-info left in the work tree)
-mkdir "$WORK/pkg"
-cp -r pyproject.toml README.md src "$WORK/pkg/"
-find "$WORK/pkg" -name __pycache__ -prune -exec rm -rf {} +
+# what `pip install .` of a fresh clone sees (no build/ or egg-info left in the work tree); one copy per
+# install: both run at once, and setuptools builds in the source tree (build/, src/*.egg-info), so a shared
+# copy once failed with "File exists: build/bdist.linux-x86_64/wheel/learnact-0.1.0.dist-info"
+for kind in "${KINDS[@]}"; do
+    mkdir "$WORK/pkg-$kind"
+    cp -r pyproject.toml README.md src "$WORK/pkg-$kind/"
+    find "$WORK/pkg-$kind" -name __pycache__ -prune -exec rm -rf {} +
+done
 
 # --no-compile: byte-compiling torch's thousands of files took 100 s of a 40 s install; Python compiles
 # what it imports anyway
@@ -120,11 +124,11 @@ install() {  # install KIND: a clean venv at $WORK/KIND with learnact and, for "
     case $kind in
         newest)
             pip_in "$venv" "$TORCH"
-            pip_in "$venv" "$WORK/pkg"
+            pip_in "$venv" "$WORK/pkg-$kind"
             ;;
         oldest)
             pip_in "$venv" -c "$CONSTRAINTS" "$TORCH"
-            pip_in "$venv" -c "$CONSTRAINTS" "$WORK/pkg"
+            pip_in "$venv" -c "$CONSTRAINTS" "$WORK/pkg-$kind"
             pip_in "$venv" -c "$CONSTRAINTS" pytest pytest-xdist hypothesis sympy  # for the tests, on their own (no extra)
             # exactly the pinned versions, or the "oldest" check checks something else
             "$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | "$PY" -c '
