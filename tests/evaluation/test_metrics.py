@@ -147,3 +147,44 @@ def test_regression_metrics_equal_sklearns(pairs, exact):
     assert got["mae"] == pytest.approx(skm.mean_absolute_error(y, p), abs=1e-12)
     if len(y) > 1:  # scikit-learn warns and returns NaN on one sample; so does nothing here call it with one
         assert got["r2"] == pytest.approx(skm.r2_score(y, p), abs=1e-12)
+
+
+# roc_curve and confusion_matrix serve the report's figures (ROC, confusion) without importing scikit-learn in
+# the report's processes: held to sklearn.metrics point for point, ties and collinear points included.
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), _LEVELS), min_size=2, max_size=40).filter(
+    lambda pairs: len({a for a, _ in pairs}) == 2))
+def test_roc_curve_equals_sklearns(pairs):
+    from learnact.evaluation import roc_curve
+
+    positive = np.array([a for a, _ in pairs])
+    score = np.array([b for _, b in pairs])
+    fpr, tpr, thresholds = roc_curve(positive, score)
+    want = skm.roc_curve(positive, score)
+    np.testing.assert_array_equal(fpr, want[0])
+    np.testing.assert_array_equal(tpr, want[1])
+    np.testing.assert_array_equal(thresholds, want[2])
+
+
+def test_roc_curve_worked_example_and_one_class():
+    from learnact.evaluation import roc_curve
+
+    # scores 0.9 (pos), 0.8 (neg), 0.8 (pos), 0.1 (neg): thresholds inf, 0.9, 0.8, 0.1
+    fpr, tpr, thresholds = roc_curve(np.array([1, 0, 1, 0], bool), np.array([0.9, 0.8, 0.8, 0.1]))
+    np.testing.assert_array_equal(fpr, [0.0, 0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(tpr, [0.0, 0.5, 1.0, 1.0])
+    np.testing.assert_array_equal(thresholds, [np.inf, 0.9, 0.8, 0.1])
+    with pytest.raises(ValueError, match="positive and negative samples; got 2 positive of 2"):
+        roc_curve(np.array([True, True]), np.array([0.2, 0.3]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5).flatmap(lambda k: st.tuples(
+    st.just(k), st.lists(st.tuples(st.integers(0, k - 1), st.integers(0, k - 1)), min_size=1, max_size=30))))
+def test_confusion_matrix_equals_sklearns(drawn):
+    from learnact.evaluation import confusion_matrix
+
+    k, pairs = drawn
+    y = np.array([a for a, _ in pairs])
+    pred = np.array([b for _, b in pairs])
+    np.testing.assert_array_equal(confusion_matrix(y, pred, k), skm.confusion_matrix(y, pred, labels=np.arange(k)))

@@ -28,7 +28,15 @@ from .diagnostics import (
     gate_diagnostics,
     gate_statistics,
 )
-from .metrics import METRICS, Metric, compute_metrics, expected_calibration_error, predicted_labels
+from .metrics import (
+    METRICS,
+    Metric,
+    compute_metrics,
+    confusion_matrix,
+    expected_calibration_error,
+    predicted_labels,
+    roc_curve,
+)
 from .quantities import COSTS, Quantity, describe_quantity
 from .results import (
     RESULTS_COLUMNS,
@@ -92,6 +100,7 @@ __all__ = [
     "bayesian_signed_rank",
     "cd_cliques",
     "compute_metrics",
+    "confusion_matrix",
     "corrected_resampled_ttest",
     "describe_quantity",
     "diagnostics_table",
@@ -113,6 +122,7 @@ __all__ = [
     "paired_comparisons",
     "performance_profile",
     "predicted_labels",
+    "roc_curve",
     "probability_of_improvement",
     "resolve_reference",
     "per_run",

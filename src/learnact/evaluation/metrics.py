@@ -27,8 +27,10 @@ __all__ = [
     "PRIMARY_METRIC",
     "class_probabilities",
     "compute_metrics",
+    "confusion_matrix",
     "expected_calibration_error",
     "predicted_labels",
+    "roc_curve",
 ]
 
 
@@ -140,6 +142,57 @@ def _r2(y: np.ndarray, p: np.ndarray) -> float:
     if total == 0.0:
         return 1.0 if residual == 0.0 else 0.0
     return 1.0 - residual / total
+
+
+def roc_curve(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False and true positive rates at every distinct threshold, as ``sklearn.metrics.roc_curve`` gives them.
+
+    Scores are sorted in decreasing order (ties kept together); each distinct
+    score is a threshold. Points on a straight line between their neighbours
+    are dropped (scikit-learn's ``drop_intermediate=True``: the curve and its
+    area are the same), and the curve starts at ``(0, 0)`` with threshold
+    ``inf``.
+
+    Args:
+        positive: Whether each sample belongs to the positive class; both classes must occur.
+        score: Higher means more likely positive.
+
+    Returns:
+        ``(fpr, tpr, thresholds)``, each ``(m,)``, fpr and tpr increasing from 0 to 1.
+
+    Shape:
+        - positive, score: ``(n,)``
+    """
+    positive = np.asarray(positive, dtype=bool)
+    score = np.asarray(score, dtype=np.float64)
+    if positive.all() or not positive.any():
+        raise ValueError(f"an ROC curve needs positive and negative samples; got {int(positive.sum())} positive "
+                         f"of {positive.size}")
+    order = np.argsort(score, kind="mergesort")[::-1]
+    score, positive = score[order], positive[order]
+    last = np.r_[np.flatnonzero(np.diff(score)), score.size - 1]  # last position of each distinct score
+    tps = np.cumsum(positive)[last].astype(np.float64)
+    fps = 1.0 + last - tps
+    thresholds = score[last]
+    if fps.size > 2:
+        keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
+        fps, tps, thresholds = fps[keep], tps[keep], thresholds[keep]
+    fps, tps = np.r_[0.0, fps], np.r_[0.0, tps]
+    return fps / fps[-1], tps / tps[-1], np.r_[np.inf, thresholds]
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts of true class ``i`` predicted as ``j`` (``sklearn.metrics.confusion_matrix`` with ``labels=range(k)``).
+
+    Labels outside ``[0, n_classes)`` are not counted.
+
+    Shape:
+        - y_true, y_pred: ``(n,)`` integer labels; output: ``(n_classes, n_classes)``, int64
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    inside = (y_true >= 0) & (y_true < n_classes) & (y_pred >= 0) & (y_pred < n_classes)
+    cells = y_true[inside] * n_classes + y_pred[inside]
+    return np.bincount(cells, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:

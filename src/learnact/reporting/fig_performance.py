@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import confusion_matrix, roc_curve
 
-from ..evaluation import METRICS, describe_quantity, predicted_labels
+from ..evaluation import METRICS, confusion_matrix, describe_quantity, predicted_labels, roc_curve
 from ._plot import apply_rows, grid_shape, grouped_rows, pick_showcase, seed_offsets, wrap_name
 from .study_view import NothingToShow, RunView, StudyView
 from .style import new_figure, variant_colors
@@ -204,7 +203,7 @@ def confusion_figure(view: StudyView) -> Figure:
             y = run.predictions()["y_true"].to_numpy().astype(int)
             prob = run.probabilities()
             k = 2 if prob.ndim == 1 else prob.shape[1]
-            cm = confusion_matrix(y, predicted_labels(prob), labels=np.arange(k)).astype(float)
+            cm = confusion_matrix(y, predicted_labels(prob), k).astype(float)
             mats.append(100 * cm / np.maximum(cm.sum(axis=1, keepdims=True), 1))
         arr = np.array(mats)
         mean, std = arr.mean(axis=0), arr.std(axis=0, ddof=1) if len(arr) > 1 else np.zeros(arr.shape[1:])
