@@ -36,8 +36,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["POLL_S", "WATCH_THREAD", "MIN_PER_WORKER", "available_cores", "become_worker", "can_fork",
-           "fork_map", "set_parent_death_signal"]
+__all__ = ["POLL_S", "WATCH_THREAD", "MIN_PER_WORKER", "ForkedCall", "available_cores", "become_worker",
+           "can_fork", "fork_map", "set_parent_death_signal"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -227,3 +227,74 @@ def fork_map(fn: Callable[[T], R], items: Sequence[T], workers: int, *,
     finally:
         _FORK_TASK = None
         gc.unfreeze()
+
+
+class ForkedCall:
+    """``fn()`` computed in a forked helper process while the caller goes on; :meth:`result` collects it.
+
+    The helper calls :func:`become_worker`, computes ``fn()``, sends the
+    result pickled through a pipe and leaves with ``os._exit`` (none of the
+    caller's exit handlers run in it, no buffered output is written twice).
+    Fork only where :func:`can_fork` allows it.
+
+    Args:
+        fn: Runs in the helper; reaches it through the fork (it may be a closure), only its result is pickled.
+    """
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        parent = os.getpid()
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the helper (coverage does not follow a fork ending in os._exit)
+            code = 1
+            try:
+                os.close(read_end)
+                become_worker(parent)
+                view = memoryview(pickle.dumps(fn(), protocol=pickle.HIGHEST_PROTOCOL))
+                while view:
+                    view = view[os.write(write_end, view):]
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        self._pid: int | None = pid
+        self._read = read_end
+        self._done = False
+        self._value: Any = None
+
+    def result(self, default: Any = None) -> Any:
+        """Wait for the helper and return ``fn()``'s value, or ``default`` if it failed (an exception,
+        a result that cannot be pickled, a helper that was killed); later calls return the same."""
+        if not self._done:
+            chunks = []
+            try:
+                while chunk := os.read(self._read, 1 << 20):
+                    chunks.append(chunk)
+            except OSError:
+                chunks = []
+            status = self._reap(stop=False)
+            try:
+                self._value = pickle.loads(b"".join(chunks)) if status == 0 and chunks else default
+            except Exception:
+                self._value = default
+            self._done = True
+        return self._value
+
+    def close(self) -> None:
+        """End the helper if it still runs (its result is no longer wanted) and reap it."""
+        self._reap(stop=True)
+
+    def _reap(self, stop: bool) -> int | None:
+        if self._pid is None:
+            return None
+        pid, self._pid = self._pid, None
+        try:
+            os.close(self._read)
+        except OSError:
+            pass
+        if stop:
+            ended, status = os.waitpid(pid, os.WNOHANG)
+            if ended:
+                return os.waitstatus_to_exitcode(status)
+            os.kill(pid, signal.SIGKILL)
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])

@@ -231,8 +231,7 @@ def test_config_errors_come_before_any_data_is_read(tmp_path, monkeypatch, capsy
     def touched(*args, **kwargs):
         raise AssertionError("data was read")
 
-    monkeypatch.setattr("learnact.experiment.engines.load_dataset", touched)
-    monkeypatch.setattr("learnact.data.load_dataset", touched)
+    monkeypatch.setattr("learnact.data.load_dataset", touched)  # the only route to data (experiment.run_splits)
     path = _bad(tmp_path, "max_epochs = 3", "max_epochs = 0")
     assert run_cli(app, ["run", "-c", str(path), "-o", str(tmp_path / "out")]) == 2
     assert "train.max_epochs: must be >= 1, got 0" in capsys.readouterr().err

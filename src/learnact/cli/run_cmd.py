@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -202,24 +203,31 @@ def run(
         raise ValueError(f"--group-size must be >= 1, got {group_size}")
     folder = out if out is not None else default_out(study.name)
     _check_out(folder)
-    from ..evaluation import tidy_results, write_results
-    from ..evaluation.aggregate import leaderboard
-    from ..experiment.executors import open_executor
-    from ..experiment.runner import LOG_FILE, run_study
-    from ..store import atomic_write
-    from .display import diverged_lines, print_leaderboard, print_suite
-    from .errors import state
-    from .progress import study_progress
+    from ..experiment.run_splits import prefetch_inputs
 
-    state.writes_to = folder
-    state.log_file = folder / LOG_FILE  # an internal error's traceback goes there (once the study has one)
-    state.interrupted = "interrupted; finished runs are kept, rerun to resume"
-    with open_executor(executor, workers=workers, scheduler=scheduler, connect_timeout_s=connect_timeout) as pool:
-        note = (f"study {study.name!r} from {described}; folder {folder} (log: {folder / 'study.log'}); "
-                f"executor {pool.description}")
-        with study_progress(quiet) as progress:
-            result = run_study(study, folder, engine=engine, executor=pool, group_size=group_size, threads=threads,
-                               force=force, progress=_announced(progress, note), device=device)
+    # The study's data is checked and split in a helper process while this one imports torch and the training
+    # code (about 1 s sooner on 2 cores: this process never imports scikit-learn). Only where the runs train here.
+    overlap = executor == "local" and "torch" not in sys.modules
+    with prefetch_inputs(study) if overlap else contextlib.nullcontext():
+        from ..evaluation import tidy_results, write_results
+        from ..evaluation.aggregate import leaderboard
+        from ..experiment.executors import open_executor
+        from ..experiment.runner import LOG_FILE, run_study
+        from ..store import atomic_write
+        from .display import diverged_lines, print_leaderboard, print_suite
+        from .errors import state
+        from .progress import study_progress
+
+        state.writes_to = folder
+        state.log_file = folder / LOG_FILE  # an internal error's traceback goes there (once the study has one)
+        state.interrupted = "interrupted; finished runs are kept, rerun to resume"
+        with open_executor(executor, workers=workers, scheduler=scheduler,
+                           connect_timeout_s=connect_timeout) as pool:
+            note = (f"study {study.name!r} from {described}; folder {folder} (log: {folder / 'study.log'}); "
+                    f"executor {pool.description}")
+            with study_progress(quiet) as progress:
+                result = run_study(study, folder, engine=engine, executor=pool, group_size=group_size,
+                                   threads=threads, force=force, progress=_announced(progress, note), device=device)
     if result.superseded:
         _note(quiet, f"{len(result.superseded)} finished runs of an earlier study in this folder are not part of "
                      f"this one; moved to {folder / 'superseded'}")

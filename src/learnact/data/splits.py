@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from ..exceptions import CheckpointError, DataError
 from .preprocess import Encoder, Preprocessing
@@ -154,6 +153,8 @@ def split_dataset(ds: Dataset, seed: int, test_size: float = 0.25, val_size: flo
     :class:`~learnact.data.preprocess.Encoder` fitted on the same training
     part with ``options``.
     """
+    from sklearn.model_selection import train_test_split  # here: importing this module needs no scikit-learn
+
     idx = np.arange(len(ds.y))
     encoder = None
     X, names = ds.X, ds.feature_names

@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import torch
 
 from ..config import RunConfig
-from ..data import Split, load_dataset, split_dataset
-from ..data.preprocess import Preprocessing
+from ..data import Split
 from ..evaluation.status import FINISHED
 from ..exceptions import ConfigError
 from ..model import MLP, init_parameters_
@@ -32,6 +31,7 @@ from ..training.scheduling import Executor, default_workers, plan_stacks, run_st
 from ..training.streams import StreamMode
 from ..training.vectorized import StackedFit, final_temperature_, fit_stacked, load_parameters_
 from .artifacts import TrainedRun, add_costs, build_artifacts, cost_key
+from .run_splits import prepare_splits, split_key
 
 __all__ = [
     "Engine",
@@ -48,28 +48,6 @@ __all__ = [
 ]
 
 Engine = Callable[[Sequence[RunConfig], Mapping[tuple, Split]], Iterator[TrainedRun]]
-
-
-def split_key(run: RunConfig) -> tuple:
-    """Key of the data split a run uses (data settings and seed)."""
-    return (run.data.dataset, run.data.target, run.data.test_size, run.data.val_size, Preprocessing.of(run.data),
-            run.data.task, run.seed)
-
-
-def prepare_splits(runs: Sequence[RunConfig]) -> dict[tuple, Split]:
-    """Load each data set once and split it for every seed the runs need."""
-    datasets = {}
-    splits: dict[tuple, Split] = {}
-    for run in runs:
-        key = split_key(run)
-        if key in splits:
-            continue
-        options = Preprocessing.of(run.data)
-        dkey = (run.data.dataset, run.data.target, options, run.data.task)
-        if dkey not in datasets:
-            datasets[dkey] = load_dataset(run.data.dataset, run.data.target, options, run.data.task)
-        splits[key] = split_dataset(datasets[dkey], run.seed, run.data.test_size, run.data.val_size, options)
-    return splits
 
 
 def peak_memory_mb() -> float:

@@ -22,8 +22,6 @@ from pathlib import Path
 
 from .. import store
 from ..config import RunConfig, StudyConfig
-from ..data import check_splits, load_dataset
-from ..data.preprocess import Preprocessing
 from ..exceptions import ConfigError, LearnactError, RunStoreError
 from ..names import DEFAULT_ENGINE
 from ..store import LOG_FILE, STUDY_FILE  # the study folder's files; re-exported for older imports
@@ -31,6 +29,7 @@ from .engines import ENGINES, engine_device
 from .executors import ExecutorPool, InProcessExecutor, run_group
 from .grid import study_to_dict
 from .lock import study_lock
+from .run_splits import check_inputs
 
 __all__ = ["DEFAULT_ENGINE", "LOG_FILE", "STUDY_FILE", "RunFailedError", "StudyResult", "append_to_log",
            "check_inputs", "plan_groups", "run_study"]
@@ -233,23 +232,6 @@ def _pump(session: _Session, pool: ExecutorPool, groups: list[list[RunConfig]], 
         if ids and isinstance(exc, Exception) and not isinstance(exc, (LearnactError, OSError)):
             raise RunFailedError(ids, session.folder / LOG_FILE, exc) from exc
         raise
-
-
-def check_inputs(study: StudyConfig) -> None:
-    """Find every problem the study's config and data reveal without training, before a study folder is made.
-
-    Loads each data set (a CSV with text, missing or infinite values, or
-    values too large to standardise, fails here, naming the column and the
-    row) and checks that its splits can be made for the study's sizes
-    (``data.test_size``, ``data.val_size``) and classes.
-
-    Raises:
-        DataError: The problem, naming the field or the column.
-    """
-    for data in study.datasets or (study.data,):
-        options = Preprocessing.of(data)
-        check_splits(load_dataset(data.dataset, data.target, options, data.task), data.test_size, data.val_size,
-                     study.seeds[0], options)
 
 
 def run_study(

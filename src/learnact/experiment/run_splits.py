@@ -1,0 +1,152 @@
+"""A study's data checks and splits, and their preparation beside the import of torch (torch-free).
+
+:func:`check_inputs` loads each data set of a study and checks that it can
+be split; :func:`prepare_splits` loads each data set once and splits it for
+every seed the runs use, keyed by :func:`split_key`. Both need scikit-learn
+(its bundled data sets, ``train_test_split``, the scaler), about 1 s to
+import on 2 cores; training needs torch, about 1.5 s. They do not depend on
+each other, so ``learnact run`` does the data work in a forked helper
+process (:func:`prefetch_inputs`) while it imports torch and the training
+code itself: the helper sends back which data sets passed their check and
+the splits, pickled through a pipe, and the process that trains never
+imports scikit-learn.
+
+The helper runs the same functions, so its splits are the ones this process
+would have built (a test compares them value for value). A data set whose
+check or split failed in the helper (or a helper that failed as a whole) is
+checked and split again in this process, which raises the error here as it
+would have been raised without a helper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._processes import ForkedCall, available_cores, can_fork
+from ..config import DataConfig, RunConfig, StudyConfig
+from ..data.preprocess import Preprocessing
+
+if TYPE_CHECKING:
+    from ..data import Split
+
+__all__ = ["check_inputs", "prefetch_inputs", "prepare_splits", "split_key"]
+
+
+def split_key(run: RunConfig) -> tuple:
+    """Key of the data split a run uses (data settings and seed)."""
+    return (run.data.dataset, run.data.target, run.data.test_size, run.data.val_size, Preprocessing.of(run.data),
+            run.data.task, run.seed)
+
+
+def _check_key(data: DataConfig, seed: int) -> str:
+    return f"{seed}:{data.model_dump_json()}"
+
+
+def _check(data: DataConfig, seed: int) -> None:
+    from ..data import check_splits, load_dataset
+
+    options = Preprocessing.of(data)
+    check_splits(load_dataset(data.dataset, data.target, options, data.task), data.test_size, data.val_size, seed,
+                 options)
+
+
+def _build(runs: Sequence[RunConfig], *, skip_failed: bool = False) -> dict[tuple, Split]:
+    """Load each data set once and split it for every seed; with ``skip_failed``, leave out what fails."""
+    from ..data import load_dataset, split_dataset
+
+    datasets: dict[tuple, Any] = {}
+    failed: set[tuple] = set()
+    splits: dict[tuple, Split] = {}
+    for run in runs:
+        key = split_key(run)
+        options = Preprocessing.of(run.data)
+        dkey = (run.data.dataset, run.data.target, options, run.data.task)
+        if key in splits or dkey in failed:
+            continue
+        try:
+            if dkey not in datasets:
+                datasets[dkey] = load_dataset(run.data.dataset, run.data.target, options, run.data.task)
+            splits[key] = split_dataset(datasets[dkey], run.seed, run.data.test_size, run.data.val_size, options)
+        except Exception:
+            if not skip_failed:
+                raise
+            failed.add(dkey)
+    return splits
+
+
+def _helper_work(study: StudyConfig) -> dict[str, Any]:
+    """In the helper: the data checks that pass and the splits that can be made."""
+    checked = []
+    for data in study.datasets or (study.data,):
+        with contextlib.suppress(Exception):  # this process checks it again and raises the error
+            _check(data, study.seeds[0])
+            checked.append(_check_key(data, study.seeds[0]))
+    return {"checked": checked, "splits": _build(study.runs(), skip_failed=True)}
+
+
+_ACTIVE: ForkedCall | None = None
+
+
+@contextlib.contextmanager
+def prefetch_inputs(study: StudyConfig) -> Iterator[bool]:
+    """Check and split the study's data in a forked helper while the block runs.
+
+    Inside the block :func:`check_inputs` and :func:`prepare_splits` use
+    the helper's work (waiting for it where it is not done yet). No helper is
+    started, and the block gets ``False``, with a single core, where forking
+    is unavailable or unsafe (another thread runs:
+    :func:`~learnact._processes.can_fork`), or inside another prefetch. On
+    leaving the block a helper still running is stopped.
+    """
+    global _ACTIVE
+    if _ACTIVE is not None or available_cores() < 2 or not can_fork(True):
+        yield False
+        return
+    helper = ForkedCall(lambda: _helper_work(study))
+    _ACTIVE = helper
+    try:
+        yield True
+    finally:
+        _ACTIVE = None
+        helper.close()
+
+
+def _prefetched() -> dict[str, Any]:
+    return _ACTIVE.result({}) if _ACTIVE is not None else {}
+
+
+def check_inputs(study: StudyConfig) -> None:
+    """Find every problem the study's config and data reveal without training, before a study folder is made.
+
+    Loads each data set (a CSV with text, missing or infinite values, or
+    values too large to standardise, fails here, naming the column and the
+    row) and checks that its splits can be made for the study's sizes
+    (``data.test_size``, ``data.val_size``) and classes. Inside
+    :func:`prefetch_inputs`, a data set the helper checked is not checked again.
+
+    Raises:
+        DataError: The problem, naming the field or the column.
+    """
+    passed = set(_prefetched().get("checked", ()))
+    for data in study.datasets or (study.data,):
+        if _check_key(data, study.seeds[0]) not in passed:
+            _check(data, study.seeds[0])
+
+
+def prepare_splits(runs: Sequence[RunConfig]) -> dict[tuple, Split]:
+    """Load each data set once and split it for every seed the runs need.
+
+    Inside :func:`prefetch_inputs`, the helper's splits serve the runs it
+    made them for; any others are made here.
+
+    Returns:
+        ``{split_key(run): Split}`` for every run's key.
+    """
+    ready = _prefetched().get("splits", {})
+    splits = {key: ready[key] for key in map(split_key, runs) if key in ready}
+    missing = [run for run in runs if split_key(run) not in splits]
+    if missing:
+        splits.update(_build(missing))
+    return splits

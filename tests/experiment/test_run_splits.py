@@ -1,0 +1,163 @@
+"""The study's data checked and split in a forked helper while torch imports (``learnact run``), and ForkedCall."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import learnact
+from learnact._processes import ForkedCall, available_cores
+from learnact.experiment import run_splits
+from learnact.experiment.grid import study_from_dict
+from learnact.experiment.run_splits import prefetch_inputs
+
+SRC = Path(learnact.__file__).resolve().parents[1]
+
+needs_two_cores = pytest.mark.skipif(available_cores() < 2, reason="the helper is started only with 2 or more cores")
+
+STUDY = {
+    "name": "prefetch",
+    "seeds": [1, 7],
+    "backbone": {"hidden": [4]},
+    "train": {"max_epochs": 2, "patience": 2},
+    "variants": [{"name": "fixed_{activation}", "kind": "fixed", "activation": ["relu", "tanh"]}],
+}
+
+
+def _csv(tmp_path, text: str):
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    return str(path)
+
+
+def test_forked_call_returns_the_value_of_a_closure_computed_in_another_process():
+    parent = os.getpid()
+    call = ForkedCall(lambda: {"pid": os.getpid(), "square": [i * i for i in range(5)]})
+    value = call.result()
+    assert value["square"] == [0, 1, 4, 9, 16] and value["pid"] != parent
+    assert call.result() is value  # collected once
+
+
+def test_forked_call_gives_the_default_when_the_helper_fails():
+    def boom():
+        raise RuntimeError("helper failed")
+
+    assert ForkedCall(boom).result(default="fallback") == "fallback"
+    assert ForkedCall(lambda: threading.Lock()).result(default="unpicklable") == "unpicklable"
+
+
+def test_closing_a_forked_call_stops_a_helper_still_running():
+    call = ForkedCall(lambda: time.sleep(60))
+    pid = call._pid
+    start = time.perf_counter()
+    call.close()
+    assert time.perf_counter() - start < 10
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # stopped and reaped
+
+
+# Forking needs a single-threaded process, which a pytest-xdist worker need not be: the cases that start a
+# helper run in a fresh interpreter.
+def _fresh(code: str, tmp_path) -> dict:
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@needs_two_cores
+def test_prefetched_splits_equal_the_ones_made_here(tmp_path):
+    out = _fresh(f"""
+        import json
+        import numpy as np
+        from learnact.experiment import run_splits
+        from learnact.experiment.grid import study_from_dict
+        from learnact.experiment.run_splits import check_inputs, prefetch_inputs, prepare_splits, split_key
+        study = study_from_dict({STUDY!r})
+        runs = study.runs()
+        here = prepare_splits(runs)
+        with prefetch_inputs(study) as started:
+            check_inputs(study)
+            helper = run_splits._ACTIVE.result()
+            prefetched = prepare_splits(runs)
+        names = ("X_train", "X_val", "X_test", "y_train", "y_val", "y_test")
+        print(json.dumps({{
+            "started": started, "released": run_splits._ACTIVE is None,
+            "made_all": set(helper["splits"]) == {{split_key(r) for r in runs}},
+            "checked": len(helper["checked"]), "same_keys": prefetched.keys() == here.keys(),
+            "from_helper": all(prefetched[k] is helper["splits"][k] for k in here),
+            "equal": all(np.array_equal(getattr(prefetched[k], n), getattr(here[k], n)) for k in here for n in names),
+        }}))
+    """, tmp_path)
+    assert out == {"started": True, "released": True, "made_all": True, "checked": 1, "same_keys": True,
+                   "from_helper": True, "equal": True}
+
+
+@needs_two_cores
+def test_a_data_problem_found_by_the_helper_is_raised_here_as_without_it(tmp_path):
+    rows = "\n".join(f"{i},{i % 3},{i % 2}" for i in range(40))
+    bad = _csv(tmp_path, "a,b,label\n" + rows + "\n1,oops,0\n")
+    out = _fresh(f"""
+        import json
+        from learnact.exceptions import DataError
+        from learnact.experiment import run_splits
+        from learnact.experiment.grid import study_from_dict
+        from learnact.experiment.run_splits import check_inputs, prefetch_inputs
+        study = study_from_dict({{**{STUDY!r}, "data": {{"dataset": {bad!r}}}}})
+        messages = []
+        try:
+            check_inputs(study)
+        except DataError as exc:
+            messages.append(str(exc))
+        with prefetch_inputs(study) as started:
+            try:
+                check_inputs(study)
+            except DataError as exc:
+                messages.append(str(exc))
+            checked = run_splits._ACTIVE.result()["checked"]
+        print(json.dumps({{"started": started, "messages": messages, "checked": checked}}))
+    """, tmp_path)
+    assert out["started"] and out["checked"] == []
+    assert len(out["messages"]) == 2 and out["messages"][0] == out["messages"][1] and "oops" in out["messages"][0]
+
+
+def test_no_helper_while_another_thread_runs():
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        with prefetch_inputs(study_from_dict(STUDY)) as started:
+            assert not started and run_splits._ACTIVE is None
+    finally:
+        stop.set()
+        thread.join()
+
+
+# The console script in a fresh interpreter: the atexit handler runs in the process that trained (cli.console
+# runs the handlers before os._exit), and prints whether scikit-learn was ever imported there.
+_SCRIPT = textwrap.dedent("""
+    import atexit, sys
+    atexit.register(lambda: print("sklearn imported:", "sklearn" in sys.modules))
+    sys.argv = ["learnact", "run", "--config", sys.argv[1], "--out", sys.argv[2], "--no-report", "--quiet"]
+    from learnact.cli import console
+    console()
+""")
+
+
+@needs_two_cores
+def test_learnact_run_trains_without_importing_sklearn_in_its_own_process(tmp_path):
+    config = tmp_path / "study.json"
+    config.write_text(json.dumps(STUDY))
+    proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(config), str(tmp_path / "out")], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert proc.returncode == 0, proc.stderr
+    assert "sklearn imported: False" in proc.stdout
+    assert len(list((tmp_path / "out" / "runs").iterdir())) == 4
