@@ -1,10 +1,12 @@
 """Worker processes that end with the process that started them, quietly (private).
 
-learnact starts worker processes in four places: the forked pool of
-:func:`~learnact.training.scheduling.run_stacks`, the helpers a stack forks
-to share its members (:mod:`~learnact.training.worksharing`), the process
-pool of ``--executor processes``, and :func:`fork_map`, which spreads the
-writing and reading of run folders over the cores once training is over
+learnact starts worker processes in five places: the helper of
+:class:`ForkedCall` that checks and splits a study's data while ``learnact
+run`` imports torch (:mod:`~learnact.experiment.run_splits`), the forked pool
+of :func:`~learnact.training.scheduling.run_stacks`, the helpers a stack
+forks to share its members (:mod:`~learnact.training.worksharing`), the
+process pool of ``--executor processes``, and :func:`fork_map`, which spreads
+the writing and reading of run folders over the cores once training is over
 (each folder is written whole under a temporary name and renamed, so a
 worker stopped mid-way leaves no half-written run). A worker whose parent is
 gone only burns a core (and, before this module, kept the study lock open
