@@ -35,6 +35,29 @@ def test_one_worker_runs_in_this_process():
     assert [r[:2] for r in out] == [(os.getpid(), 4), (os.getpid(), 9)]
 
 
+def _waits_for_flag(path: str) -> bool:
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_meanwhile_runs_here_while_the_workers_work(tmp_path):
+    # The workers wait for a file only the caller's meanwhile work creates: had it run after them, they would
+    # have given up (the report builds its tables so while the figures draw).
+    flag = tmp_path / "tables-built"
+    order = []
+    out = map_in_processes(_waits_for_flag, [str(flag)] * 2, workers=2, meanwhile=lambda: flag.touch())
+    assert out == [True, True]
+    # in one process, meanwhile comes first
+    map_in_processes(order.append, ["item"], workers=1, meanwhile=lambda: order.append("meanwhile"))
+    assert order == ["meanwhile", "item"]
+
+
 def test_a_workers_exception_is_raised_here():
     with pytest.raises(KeyError, match="item 3"):
         map_in_processes(_fails_on_three, range(5), workers=2)

@@ -80,7 +80,8 @@ def _init(parent_pid: int) -> None:
 
 
 def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None,
-                     on_done: Callable[[int, R], None] | None = None) -> list[R]:
+                     on_done: Callable[[int, R], None] | None = None,
+                     meanwhile: Callable[[], object] | None = None) -> list[R]:
     """``[fn(item) for item in items]``, over up to ``workers`` processes.
 
     Args:
@@ -89,6 +90,9 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
         workers: Most processes (default :func:`default_workers`); with 1, or a single item, everything
             runs in this process.
         on_done: Called in this process as each item finishes, with its index and result (progress lines).
+        meanwhile: Called once in this process while the workers start and work (before the first item when
+            everything runs here). It must not change what ``fn`` or the items hold: they are pickled to the
+            workers in the background meanwhile.
 
     Returns:
         The results, in the order of ``items``.
@@ -96,6 +100,8 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
     todo = list(items)
     n = min(len(todo), workers if workers is not None else default_workers())
     if n <= 1:
+        if meanwhile is not None:
+            meanwhile()
         out = []
         for i, item in enumerate(todo):
             out.append(fn(item))
@@ -110,6 +116,8 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
                              initargs=(os.getpid(),)) as pool:
         futures: list[Future[R]] = [pool.submit(fn, item) for item in todo]
         try:
+            if meanwhile is not None:
+                meanwhile()
             for i, result in _in_completion_order(futures):
                 if on_done is not None:
                     on_done(i, result)

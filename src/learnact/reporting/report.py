@@ -249,16 +249,21 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
     folder = Path(out) if out is not None else view.folder / REPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     _clean(folder)
-    tables, skipped_tables = [], []
-    for name, builder in TABLES:
-        try:
-            table = builder(view)
-        except NothingToShow as why:
-            skipped_tables.append((name, str(why)))
-            continue
-        write_table(table, folder / "tables")
-        tables.append(table)
-    figures = build_figures(view, folder / "figures", workers=_workers(workers, view.tidy), progress=progress)
+    tables: list = []
+    skipped_tables: list[tuple[str, str]] = []
+
+    def build_tables() -> None:  # in this process, while the figure workers start and draw
+        for name, builder in TABLES:
+            try:
+                table = builder(view)
+            except NothingToShow as why:
+                skipped_tables.append((name, str(why)))
+                continue
+            write_table(table, folder / "tables")
+            tables.append(table)
+
+    figures = build_figures(view, folder / "figures", workers=_workers(workers, view.tidy), progress=progress,
+                            meanwhile=build_tables)
     title = f"learnact report: {view.name}"
     protocol = protocol_paragraphs(view)
     tex = folder / "report.tex"
