@@ -15,8 +15,10 @@ from learnact.reporting import TABLES, build_report
 from learnact.reporting.figures import figures_for
 
 # Neither the training code nor scikit-learn (about 1 s to import, 1.1 s of every report worker's start): the
-# ROC and confusion figures use learnact.evaluation's NumPy roc_curve and confusion_matrix.
-TRAINING = ("learnact.training", "learnact.experiment", "sklearn")
+# ROC and confusion figures use learnact.evaluation's NumPy roc_curve and confusion_matrix. Nor torch, for these
+# studies of fixed activations: only the activation-shapes figure of gated and family variants evaluates the
+# activations, with the models' own (torch) definitions.
+TRAINING = ("learnact.training", "learnact.experiment", "sklearn", "torch")
 TABLE_FILES = [f"{name}.{ext}" for name, _ in TABLES for ext in ("csv", "md", "tex")]
 
 # Runs the report in a fresh interpreter and prints the modules of TRAINING it imported.
