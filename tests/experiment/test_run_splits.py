@@ -161,3 +161,21 @@ def test_learnact_run_trains_without_importing_sklearn_in_its_own_process(tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert "sklearn imported: False" in proc.stdout
     assert len(list((tmp_path / "out" / "runs").iterdir())) == 4
+
+
+def test_the_helper_loads_each_data_set_once_for_its_checks_and_splits(monkeypatch):
+    # mnist1d is generated (about 3 s): loading it once for the check and again for the splits cost a suite 3 s
+    import learnact.data
+
+    loads = []
+    real = learnact.data.load_dataset
+
+    def counting(name, *args, **kwargs):
+        loads.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(learnact.data, "load_dataset", counting)
+    study = study_from_dict({**STUDY, "data": {"datasets": ["wine", "spirals"]}})
+    work = run_splits._helper_work(study)
+    assert sorted(loads) == ["spirals", "wine"]
+    assert len(work["checked"]) == 2 and len(work["splits"]) == 4  # 2 data sets x 2 seeds

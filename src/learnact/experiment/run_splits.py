@@ -44,25 +44,35 @@ def _check_key(data: DataConfig, seed: int) -> str:
     return f"{seed}:{data.model_dump_json()}"
 
 
-def _check(data: DataConfig, seed: int) -> None:
+def _data_key(data: DataConfig) -> tuple:
+    """What a loaded data set depends on (the split sizes and seed do not change it)."""
+    return data.dataset, data.target, Preprocessing.of(data), data.task
+
+
+def _check(data: DataConfig, seed: int, datasets: dict[tuple, Any] | None = None) -> None:
+    """Load ``data`` (into ``datasets`` when given) and check that it can be split."""
     from ..data import check_splits, load_dataset
 
     options = Preprocessing.of(data)
-    check_splits(load_dataset(data.dataset, data.target, options, data.task), data.test_size, data.val_size, seed,
-                 options)
+    ds = load_dataset(data.dataset, data.target, options, data.task)
+    if datasets is not None:
+        datasets[_data_key(data)] = ds
+    check_splits(ds, data.test_size, data.val_size, seed, options)
 
 
-def _build(runs: Sequence[RunConfig], *, skip_failed: bool = False) -> dict[tuple, Split]:
-    """Load each data set once and split it for every seed; with ``skip_failed``, leave out what fails."""
+def _build(runs: Sequence[RunConfig], *, skip_failed: bool = False,
+           datasets: dict[tuple, Any] | None = None) -> dict[tuple, Split]:
+    """Load each data set once (unless in ``datasets``) and split it for every seed; with ``skip_failed``, leave
+    out what fails."""
     from ..data import load_dataset, split_dataset
 
-    datasets: dict[tuple, Any] = {}
+    datasets = {} if datasets is None else datasets
     failed: set[tuple] = set()
     splits: dict[tuple, Split] = {}
     for run in runs:
         key = split_key(run)
         options = Preprocessing.of(run.data)
-        dkey = (run.data.dataset, run.data.target, options, run.data.task)
+        dkey = _data_key(run.data)
         if key in splits or dkey in failed:
             continue
         try:
@@ -77,13 +87,14 @@ def _build(runs: Sequence[RunConfig], *, skip_failed: bool = False) -> dict[tupl
 
 
 def _helper_work(study: StudyConfig) -> dict[str, Any]:
-    """In the helper: the data checks that pass and the splits that can be made."""
+    """In the helper: the data checks that pass and the splits that can be made (each data set loaded once)."""
     checked = []
+    datasets: dict[tuple, Any] = {}
     for data in study.datasets or (study.data,):
-        with contextlib.suppress(Exception):  # this process checks it again and raises the error
-            _check(data, study.seeds[0])
+        with contextlib.suppress(Exception):  # the calling process checks it again and raises the error
+            _check(data, study.seeds[0], datasets)
             checked.append(_check_key(data, study.seeds[0]))
-    return {"checked": checked, "splits": _build(study.runs(), skip_failed=True)}
+    return {"checked": checked, "splits": _build(study.runs(), skip_failed=True, datasets=datasets)}
 
 
 _ACTIVE: ForkedCall | None = None
