@@ -58,6 +58,26 @@ def test_meanwhile_runs_here_while_the_workers_work(tmp_path):
     assert order == ["meanwhile", "item"]
 
 
+def _read_state(state: dict, key: str) -> str:
+    return state["phase"]
+
+
+def test_workers_get_fn_as_it_was_before_meanwhile_changed_it():
+    # The pool pickles tasks in a background thread, some only after meanwhile has run: fn (here a dict it holds,
+    # as the report's view holds its caches) is pickled once before, so every worker sees the same state.
+    import functools
+
+    state = {"phase": "before"}
+
+    def change():
+        state["phase"] = "after"
+        state.update({f"cache{i}": i for i in range(1000)})
+
+    out = map_in_processes(functools.partial(_read_state, state), [str(i) for i in range(8)], workers=2,
+                           meanwhile=change)
+    assert out == ["before"] * 8 and state["phase"] == "after"
+
+
 def test_a_workers_exception_is_raised_here():
     with pytest.raises(KeyError, match="item 3"):
         map_in_processes(_fails_on_three, range(5), workers=2)

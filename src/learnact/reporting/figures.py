@@ -143,7 +143,7 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
         meanwhile: Work for this process while worker processes draw (the report's tables), called once
             whatever is drawn; it may read ``view``, which the workers receive as a copy made before it starts.
     """
-    from .parallel import default_workers, map_in_processes
+    from .parallel import map_in_processes
 
     wanted = [spec for spec in specs if not (spec.task is not None and view.variants and spec.task != view.task)]
     if not view.variants:
@@ -160,17 +160,10 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
             progress(f"figure {done[0]}/{len(wanted)}: {wanted[i].name}")
 
     order = sorted(range(len(wanted)), key=lambda i: -RENDER_SECONDS.get(wanted[i].name, 1.0))  # longest first
+    render = functools.partial(_render, view, folder, note)
     queued = [wanted[i] for i in order]
-    n_workers = min(len(queued), (workers if workers is not None else default_workers()) if picklable else 1)
-    if n_workers > 1:
-        # the view pickled here, once: the pool pickles tasks in a background thread, while ``meanwhile`` may
-        # fill the view's caches (a dict changing size while it is pickled)
-        render: Callable[[FigureSpec], FigureResult] = functools.partial(
-            _render_pickled, pickle.dumps(view, protocol=pickle.HIGHEST_PROTOCOL), folder, note)
-    else:
-        render = functools.partial(_render, view, folder, note)
-    done_in_order = map_in_processes(render, queued, workers=n_workers, on_done=lambda k, r: tick(order[k], r),
-                                     meanwhile=meanwhile)
+    done_in_order = map_in_processes(render, queued, workers=workers if picklable else 1,
+                                     on_done=lambda k, r: tick(order[k], r), meanwhile=meanwhile)
     results: list[FigureResult | None] = [None] * len(wanted)
     for k, result in zip(order, done_in_order, strict=True):
         results[k] = result
@@ -190,11 +183,6 @@ def _picklable(spec: FigureSpec) -> bool:
     except (pickle.PicklingError, AttributeError, TypeError):
         return False
     return True
-
-
-def _render_pickled(view: bytes, folder: Path, note: str, spec: FigureSpec) -> FigureResult:
-    """:func:`_render` of a pickled view (module level: it runs in a report worker process)."""
-    return _render(pickle.loads(view), folder, note, spec)
 
 
 def _render(view: StudyView, folder: Path, note: str, spec: FigureSpec) -> FigureResult:

@@ -13,8 +13,10 @@ in the caller as it was raised in the worker.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
+import pickle
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -91,8 +93,9 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
             runs in this process.
         on_done: Called in this process as each item finishes, with its index and result (progress lines).
         meanwhile: Called once in this process while the workers start and work (before the first item when
-            everything runs here). It must not change what ``fn`` or the items hold: they are pickled to the
-            workers in the background meanwhile.
+            everything runs here). It may change what ``fn`` holds (caches filled, for instance): the workers
+            get ``fn`` as it was pickled here before ``meanwhile`` starts, never a copy taken halfway. The items
+            are pickled to the workers in the background meanwhile, so it must not change them.
 
     Returns:
         The results, in the order of ``items``.
@@ -112,6 +115,10 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload(["learnact.reporting"])
+    if meanwhile is not None:
+        # the pool pickles each task in a background thread; a dict that meanwhile fills could change size
+        # while it is pickled, so fn is pickled once, here, before meanwhile starts
+        fn = functools.partial(_call_pickled, pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL))
     with ProcessPoolExecutor(max_workers=n, mp_context=context, initializer=_init,
                              initargs=(os.getpid(),)) as pool:
         futures: list[Future[R]] = [pool.submit(fn, item) for item in todo]
@@ -126,6 +133,11 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
             for f in futures:
                 f.cancel()
             raise
+
+
+def _call_pickled(fn: bytes, item: Any) -> Any:
+    """In a worker: the pickled function ``fn`` applied to ``item``."""
+    return pickle.loads(fn)(item)
 
 
 def _in_completion_order(futures: list[Future[Any]]) -> Iterator[tuple[int, Any]]:
