@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 __all__ = ["POLL_S", "WATCH_THREAD", "MIN_PER_WORKER", "ForkedCall", "available_cores", "become_worker",
-           "can_fork", "fork_map", "set_parent_death_signal"]
+           "can_fork", "fork_map", "read_all", "set_parent_death_signal", "write_all"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -231,6 +231,21 @@ def fork_map(fn: Callable[[T], R], items: Sequence[T], workers: int, *,
         gc.unfreeze()
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the file descriptor ``fd`` (a pipe takes it in pieces); ``fd`` stays open."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def read_all(fd: int) -> bytes:
+    """Read the file descriptor ``fd`` to its end (a pipe: until every writer has closed it); ``fd`` stays open."""
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class ForkedCall:
     """``fn()`` computed in a forked helper process while the caller goes on; :meth:`result` collects it.
 
@@ -252,9 +267,7 @@ class ForkedCall:
             try:
                 os.close(read_end)
                 become_worker(parent)
-                view = memoryview(pickle.dumps(fn(), protocol=pickle.HIGHEST_PROTOCOL))
-                while view:
-                    view = view[os.write(write_end, view):]
+                write_all(write_end, pickle.dumps(fn(), protocol=pickle.HIGHEST_PROTOCOL))
                 code = 0
             finally:
                 os._exit(code)
@@ -268,15 +281,13 @@ class ForkedCall:
         """Wait for the helper and return ``fn()``'s value, or ``default`` if it failed (an exception,
         a result that cannot be pickled, a helper that was killed); later calls return the same."""
         if not self._done:
-            chunks = []
             try:
-                while chunk := os.read(self._read, 1 << 20):
-                    chunks.append(chunk)
+                data = read_all(self._read)
             except OSError:
-                chunks = []
+                data = b""
             status = self._reap(stop=False)
             try:
-                self._value = pickle.loads(b"".join(chunks)) if status == 0 and chunks else default
+                self._value = pickle.loads(data) if status == 0 and data else default
             except Exception:
                 self._value = default
             self._done = True

@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-from .._processes import become_worker
+from .._processes import become_worker, read_all, write_all
 
 __all__ = ["WorkShare", "current", "fork_child", "reap", "receive_results", "send_results"]
 
@@ -139,16 +139,10 @@ def send_error() -> None:
 def _send(data: bytes, code: int) -> None:
     """Write ``data`` length-prefixed to the parent's pipe and exit with ``code``, whatever happens."""
     try:
-        _write_all(CHILD_FD, struct.pack("<Q", len(data)) + data)
+        write_all(CHILD_FD, struct.pack("<Q", len(data)) + data)
+        os.close(CHILD_FD)
     finally:
         os._exit(code)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-    os.close(fd)
 
 
 def receive_results(child: tuple[int, int]) -> Any:
@@ -162,11 +156,10 @@ def receive_results(child: tuple[int, int]) -> Any:
         RuntimeError: The child failed (its traceback is in the message) or died.
     """
     pid, fd = child
-    chunks = []
-    with os.fdopen(fd, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            chunks.append(chunk)
-    data = b"".join(chunks)
+    try:
+        data = read_all(fd)
+    finally:
+        os.close(fd)
     if len(data) < 8 or len(data) - 8 != struct.unpack("<Q", data[:8])[0]:
         _, status = os.waitpid(pid, 0)
         raise RuntimeError(f"a stack's helper process (pid {pid}) died without results (wait status {status})")
