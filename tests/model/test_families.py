@@ -253,6 +253,42 @@ def test_the_local_evaluation_equals_the_full_cox_de_boor_sum(order, grid_size):
     assert nan.isnan().all()  # NaN stays NaN (never an out-of-range index)
 
 
+@pytest.mark.parametrize("granularity", ["layer", "unit"])
+def test_spline_gathers_its_coefficients_as_advanced_indexing_does_bit_for_bit(granularity):
+    """spline() reads each point's order + 1 coefficients with index_select; the formulation it replaced
+    (advanced indexing, whose backward is index_put_ with accumulate) gives the same output and the same
+    gradients bit for bit, so results trained before the change stay reproducible."""
+    import torch.nn.functional as F
+
+    from learnact.model.activations.families import local_bsplines
+
+    m = _perturbed(get_family("spline")(width=6, granularity=granularity), seed=11)
+    order = m.order
+
+    def indexed(x, coefficients, base_weight, spline_weight):  # the earlier formulation, verbatim
+        start, values = local_bsplines(x, m.knots, order)
+        padded = F.pad(coefficients * (1.0 / math.factorial(order)), (order + 1, order + 1))
+        width = padded.shape[-1]
+        rows = torch.arange(0, padded[..., 0].numel() * width, width).view(padded.shape[:-1])
+        window = padded.reshape(-1)[(rows + start).unsqueeze(-1) + torch.arange(order + 1)]
+        picked = window.unbind(-1)
+        total = values[0] * picked[0]
+        for value, c in zip(values[1:], picked[1:], strict=True):
+            total = total + value * c
+        return base_weight * m.base(x) + spline_weight * total
+
+    x = 4 * torch.randn(97, 6, generator=torch.Generator().manual_seed(5))  # inside, near and beyond the grid
+    grad = torch.randn(97, 6, generator=torch.Generator().manual_seed(6))
+    params = [m.coefficients, m.base_weight, m.spline_weight]
+    got = m(x.requires_grad_(True))
+    got_grads = torch.autograd.grad(got, [x, *params], grad)
+    want = indexed(x, *params)
+    want_grads = torch.autograd.grad(want, [x, *params], grad)
+    assert torch.equal(got, want)
+    for a, b in zip(got_grads, want_grads, strict=True):
+        assert torch.equal(a, b)
+
+
 def test_outside_the_grid_the_base_carries_the_input():
     m = _perturbed(get_family("spline")(width=2, init="relu"), seed=3)  # grid [-3, 3], h = 1.2, k = 3: knots to 6.6
     far = torch.tensor([[-1e4, -50.0], [-6.61, 6.6], [7.0, 1e4]], requires_grad=True)

@@ -304,7 +304,10 @@ def spline(x: Tensor, coefficients: Tensor, knots: Tensor, order: int, base_weig
     padded = F.pad(coefficients * (1.0 / math.factorial(order)), (order + 1, order + 1))
     width = padded.shape[-1]
     rows = torch.arange(0, padded[..., 0].numel() * width, width, device=x.device).view(padded.shape[:-1])
-    window = padded.reshape(-1)[(rows + start).unsqueeze(-1) + torch.arange(order + 1, device=x.device)]
+    # index_select, not advanced indexing: the same values and the same gradient (index_add_ into zeros, in the
+    # indices' order, as indexing's index_put_ accumulates), at about a third of the cost each way
+    index = ((rows + start).unsqueeze(-1) + torch.arange(order + 1, device=x.device)).reshape(-1)
+    window = padded.reshape(-1).index_select(0, index).view(*start.shape, order + 1)
     picked = window.unbind(-1)
     total = values[0] * picked[0]
     for value, c in zip(values[1:], picked[1:], strict=True):
