@@ -103,6 +103,22 @@ def test_exact_families_are_computed_exactly_on_the_probe():
         assert choice.exact == (kind in BIT), (kind, choice)
 
 
+@pytest.mark.parametrize("granularity", ["layer", "unit"])
+def test_families_with_a_hand_derived_pass_use_it_at_both_granularities(granularity):
+    """A registered derived pass that stopped reproducing the reference would silently fall back to autograd
+    (still exact, at up to twice the time): each one is taken at the preset's widths."""
+    from learnact.training.family_segments import _DERIVED
+
+    assert {"prelu", "swish", "maxout", "neural", "pwl", "kernel"} <= set(_DERIVED)
+    for kind in sorted(set(_DERIVED) & set(list_families())):
+        if kind in ("neural", "pwl") and granularity == "unit":
+            continue  # their derived passes are for the per-layer forms (module docstring); per unit they broadcast
+        for width in (64, 32):
+            module = build_activation(ActivationConfig(kind=kind, params={"granularity": granularity}), width, 30)
+            choice = choose(module, width)
+            assert (choice.strategy, choice.exact) == ("derived", True), (kind, granularity, width, choice)
+
+
 def test_a_study_with_every_family_takes_no_reference_loop(monkeypatch, family_study):
     """The vectorised engine never calls the reference trainer, in this process or in its workers (forked)."""
     runs, splits, _ = family_study
