@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from learnact.evaluation.suite_statistics import (
@@ -130,6 +132,12 @@ def test_bayesian_signed_rank_by_hand_limits():
     assert bayesian_signed_rank(a + 0.001, a, rope=0.01) == pytest.approx((0.0, 1.0, 0.0))
     with pytest.raises(ValueError, match="rope"):
         bayesian_signed_rank(a, a, rope=-1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=200))
+def test_iqm_is_scipys_trim_mean_bit_for_bit(values):
+    assert iqm(values) == float(stats.trim_mean(np.asarray(values, dtype=np.float64), 0.25))
 
 
 def test_iqm_by_hand():

@@ -329,15 +329,20 @@ def normalise_scores(runs: pd.DataFrame, score: str, *, task: str = "dataset", h
 def iqm(values: np.ndarray | Sequence[float]) -> float:
     """Interquartile mean: the mean of the middle 50% of all values (scipy's ``trim_mean(x, 0.25)``).
 
+    scipy's computation itself (the same partition around the cut points, then
+    the mean of the middle slice; a test holds the two equal bit for bit),
+    without its array-API dispatch, which cost about 0.6 ms a call: the
+    bootstrap intervals of a suite evaluate it thousands of times.
+
     Shape:
         - values: any; flattened.
     """
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if len(v) == 0 or not np.isfinite(v).all():
         raise ValueError(f"iqm needs at least one value, all finite; got {len(v)} values")
-    from scipy import stats  # here, not at import: reading results need not load scipy.stats
-
-    return float(stats.trim_mean(v, 0.25))
+    low = int(0.25 * len(v))
+    high = len(v) - low
+    return float(np.mean(np.partition(v, (low, high - 1))[low:high]))
 
 
 def probability_of_improvement(x: Mapping[str, Sequence[float] | np.ndarray],
