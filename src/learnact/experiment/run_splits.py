@@ -49,36 +49,41 @@ def _data_key(data: DataConfig) -> tuple:
     return data.dataset, data.target, Preprocessing.of(data), data.task
 
 
-def _check(data: DataConfig, seed: int, datasets: dict[tuple, Any] | None = None) -> None:
-    """Load ``data`` (into ``datasets`` when given) and check that it can be split."""
-    from ..data import check_splits, load_dataset
+def _load(data: DataConfig, datasets: dict[tuple, Any]) -> Any:
+    """The data set ``data`` names: from ``datasets``, or loaded once into it."""
+    from ..data import load_dataset
 
-    options = Preprocessing.of(data)
-    ds = load_dataset(data.dataset, data.target, options, data.task)
-    if datasets is not None:
-        datasets[_data_key(data)] = ds
-    check_splits(ds, data.test_size, data.val_size, seed, options)
+    key = _data_key(data)
+    if key not in datasets:
+        datasets[key] = load_dataset(data.dataset, data.target, Preprocessing.of(data), data.task)
+    return datasets[key]
+
+
+def _check(data: DataConfig, seed: int, datasets: dict[tuple, Any] | None = None) -> None:
+    """Load ``data`` (through ``datasets`` when given) and check that it can be split."""
+    from ..data import check_splits
+
+    ds = _load(data, {} if datasets is None else datasets)
+    check_splits(ds, data.test_size, data.val_size, seed, Preprocessing.of(data))
 
 
 def _build(runs: Sequence[RunConfig], *, skip_failed: bool = False,
            datasets: dict[tuple, Any] | None = None) -> dict[tuple, Split]:
     """Load each data set once (unless in ``datasets``) and split it for every seed; with ``skip_failed``, leave
     out what fails."""
-    from ..data import load_dataset, split_dataset
+    from ..data import split_dataset
 
     datasets = {} if datasets is None else datasets
     failed: set[tuple] = set()
     splits: dict[tuple, Split] = {}
     for run in runs:
         key = split_key(run)
-        options = Preprocessing.of(run.data)
         dkey = _data_key(run.data)
         if key in splits or dkey in failed:
             continue
         try:
-            if dkey not in datasets:
-                datasets[dkey] = load_dataset(run.data.dataset, run.data.target, options, run.data.task)
-            splits[key] = split_dataset(datasets[dkey], run.seed, run.data.test_size, run.data.val_size, options)
+            splits[key] = split_dataset(_load(run.data, datasets), run.seed, run.data.test_size, run.data.val_size,
+                                        Preprocessing.of(run.data))
         except Exception:
             if not skip_failed:
                 raise
