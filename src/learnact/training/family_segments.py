@@ -202,7 +202,8 @@ class FamilyOps:
         """The gradient of the pre-activations; writes each parameter's gradient into ``grads``.
 
         Args:
-            saved: What :meth:`forward` returned with ``train=True``.
+            saved: What :meth:`forward` returned with ``train=True``, used by one backward pass only (a
+                derived pass may reuse its buffers: the kernel family's doubles ``diff`` in place).
             grad: Gradient of the loss with respect to the output.
             grads: Per parameter, the members' gradient rows ``(n, *shape)`` to fill.
         """
