@@ -19,7 +19,9 @@ TORCH=torch==2.13.0
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/learnact-installs.XXXXXX")
 chmod 755 "$WORK"  # other users may read it (the permission test runs learnact as nobody)
 trap 'rm -rf "$WORK"' EXIT
-unset PYTHONPATH LEARNACT_DEBUG
+# PYTHONDONTWRITEBYTECODE too: with --no-compile below, a process that may not write the .pyc files it compiles
+# compiles torch's sources again in every process (5 s each; the oldest-version tests took 138 s instead of 73 s)
+unset PYTHONPATH LEARNACT_DEBUG PYTHONDONTWRITEBYTECODE
 KINDS=("$@")
 [ ${#KINDS[@]} -gt 0 ] || KINDS=(newest oldest)
 
@@ -64,7 +66,7 @@ for kind in "${KINDS[@]}"; do
 done
 
 # --no-compile: byte-compiling torch's thousands of files took 100 s of a 40 s install; Python compiles
-# what it imports anyway
+# what it imports, once (bytecode writing is on: see PYTHONDONTWRITEBYTECODE above)
 pip_in() {  # pip_in VENV ARGS...: quiet pip; a local-index notice is filtered out, the exit status kept
     local venv=$1
     shift

@@ -13,6 +13,9 @@ pip_install() {  # quiet pip; its exit status is kept, a local-index notice is f
 }
 pip_install "torch==2.13.0"
 pip_install -e ".[dev]"
+# byte-compile learnact's own sources (the editable install leaves them to the first import): where
+# PYTHONDONTWRITEBYTECODE is set, every process would compile them again, and the tests start hundreds
+.venv/bin/python -m compileall -q src/learnact > /dev/null
 # build the native training step now (about 15 s, once; cached), not during the first run
 .venv/bin/python -c "import learnact, torch
 from learnact.training import native

@@ -190,6 +190,8 @@ def test_the_whole_report_is_built_and_says_what_was_excluded(nan_study):
     assert diag.set_index("variant").loc["gated_nan", "n_diverged"] == 2
 
 
+@pytest.mark.slow  # compare, report and a rerun of the NaN study (about 40 s); the partial study's tests below
+# cover compare and the report with diverged runs in CI
 def test_compare_report_and_rerun_work_on_the_folder(nan_study):
     root, proc = nan_study
     _ok(proc)

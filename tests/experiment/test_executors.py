@@ -75,6 +75,7 @@ def test_process_pool_gives_the_same_results(tmp_path, local_table):
     pd.testing.assert_frame_equal(result_table(folder), local_table)
 
 
+@pytest.mark.slow  # a Dask cluster giving the local results: also test_plugins.py's Dask test (CI runs that one)
 def test_dask_cluster_gives_the_same_results(tmp_path, study_file, local_table, capsys):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:

@@ -112,7 +112,12 @@ def uninterrupted(tmp_path_factory) -> pd.DataFrame:
     return _numbers(root / "study")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["kill-9", "sigterm", "ctrl-c"])
+@pytest.mark.parametrize("sig", [
+    # kill -9 then a rerun that resumes and matches: also tests/cli/test_run_cli.py (CI runs that one)
+    pytest.param(signal.SIGKILL, id="kill-9", marks=pytest.mark.slow),
+    pytest.param(signal.SIGTERM, id="sigterm"),
+    pytest.param(signal.SIGINT, id="ctrl-c"),
+])
 def test_a_rerun_right_after_the_kill_is_not_refused_and_matches_an_uninterrupted_study(tmp_path, sig, uninterrupted):
     """kill -9 / SIGTERM go to `learnact run` alone; Ctrl-C (SIGINT) to its whole process group, as a terminal does."""
     config = tmp_path / "study.json"

@@ -44,6 +44,7 @@ def _run(call: str) -> list[str]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a second full report of the tiny study (about 40 s of CI)
 def test_learnact_report_on_a_copied_study_rebuilds_the_same_tables(tiny_study, tiny_report, tmp_path, capsys):
     copy = _copy_study(tiny_study, tmp_path / "elsewhere")
     assert run_cli(app, ["report", str(copy)]) == 0
