@@ -145,7 +145,8 @@ sys.exit("not at the pinned versions: " + ", ".join(bad) if bad else 0)' "$CONST
     esac
 }
 
-# the installs run side by side (mostly unpacking and waiting for the disk), the checks one after another
+# the installs run side by side (mostly unpacking and waiting for the disk), and so do the checks: most of
+# their time is process start-up and waiting on the console script
 start=$SECONDS
 pids=()
 for kind in "${KINDS[@]}"; do
@@ -160,9 +161,8 @@ for i in "${!KINDS[@]}"; do
 done
 say "installed ${KINDS[*]} in $(elapsed "$start")"
 
-for kind in "${KINDS[@]}"; do
-    start=$SECONDS
-    venv=$WORK/$kind
+check() {  # check KIND: the checks of one install (their output goes to a log, printed below)
+    local kind=$1 start=$SECONDS venv=$WORK/$1
     say "$kind: $("$venv/bin/python" -m pip list --disable-pip-version-check 2>/dev/null \
         | awk 'tolower($1) ~ /^(torch|numpy|scipy|pandas|scikit-learn|matplotlib|typer|click|rich|pydantic|annotated-types|pyyaml|safetensors)$/ {printf "%s %s, ", $1, $2}')"
     if "$venv/bin/python" -c "import click" 2>/dev/null; then
@@ -175,4 +175,16 @@ for kind in "${KINDS[@]}"; do
             || fail "the console-script and config tests failed at the oldest versions (exit $?)"
     fi
     say "$kind: all checks passed in $(elapsed "$start")"
+}
+
+pids=()
+for kind in "${KINDS[@]}"; do
+    check "$kind" > "$WORK/check-$kind.log" 2>&1 &
+    pids+=($!)
 done
+status=0
+for i in "${!KINDS[@]}"; do
+    wait "${pids[$i]}" || status=1
+    cat "$WORK/check-${KINDS[$i]}.log"
+done
+[ "$status" -eq 0 ] || fail "see above"
