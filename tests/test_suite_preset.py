@@ -40,6 +40,8 @@ def test_the_suite_preset_spans_tasks_kinds_and_eight_or_more_data_sets():
     assert study.reference in {v.name for v in study.variants}
 
 
+@pytest.mark.slow  # each data set loads (tests/data/test_data.py) and a suite trains through the CLI
+# (tests/cli/test_suite_cli.py) in CI; this trains the preset's nine
 def test_the_suite_preset_trains_every_data_set_through_the_cli(tmp_path: Path):
     """The preset itself, cut to one seed and two epochs, through the console script: every data set loads,
     preprocesses and trains, and the terminal prints the suite summary."""
