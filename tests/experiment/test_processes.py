@@ -113,10 +113,9 @@ def uninterrupted(tmp_path_factory) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("sig", [
-    # kill -9 then a rerun that resumes and matches: also tests/cli/test_run_cli.py (CI runs that one)
-    pytest.param(signal.SIGKILL, id="kill-9", marks=pytest.mark.slow),
+    pytest.param(signal.SIGKILL, id="kill-9"),
     pytest.param(signal.SIGTERM, id="sigterm"),
-    # Ctrl-C's exit status and resume message: also tests/cli/test_entry.py; the rerun right after: sigterm
+    # Ctrl-C's exit status and resume message: also tests/cli/test_entry.py; the rerun right after: kill-9 and sigterm
     pytest.param(signal.SIGINT, id="ctrl-c", marks=pytest.mark.slow),
 ])
 def test_a_rerun_right_after_the_kill_is_not_refused_and_matches_an_uninterrupted_study(tmp_path, sig, uninterrupted):
