@@ -182,9 +182,9 @@ for kind in "${KINDS[@]}"; do
     check "$kind" > "$WORK/check-$kind.log" 2>&1 &
     pids+=($!)
 done
-status=0
+failed=()
 for i in "${!KINDS[@]}"; do
-    wait "${pids[$i]}" || status=1
+    wait "${pids[$i]}" || failed+=("${KINDS[$i]}")
     cat "$WORK/check-${KINDS[$i]}.log"
 done
-[ "$status" -eq 0 ] || fail "see above"
+[ ${#failed[@]} -eq 0 ] || fail "the checks of ${failed[*]} failed (their output is above)"
