@@ -104,3 +104,39 @@ def test_small_and_large_studies_stay_in_one_process_unless_told(monkeypatch):
     assert auto_workers(MAX_RUNS_PER_FIGURE + 1, per_figure=False) == default_workers()  # a suite's data sets
     monkeypatch.setenv(WORKERS_ENV, "2")
     assert auto_workers(3) == 2
+
+
+_PROBE = '''
+import sys
+
+def loaded(name):
+    return name in sys.modules
+'''
+
+_WARM = '''
+import sys
+from learnact.reporting.parallel import map_in_processes, warm_up
+import probe
+if sys.argv[1] == "warm":
+    assert warm_up(("xml.dom.minidom",))
+print(map_in_processes(probe.loaded, ["xml.dom.minidom", "learnact.reporting.figures"], workers=2))
+'''
+
+
+@pytest.mark.skipif("forkserver" not in __import__("multiprocessing").get_all_start_methods(),
+                    reason="warm_up starts a fork server; this platform spawns report workers instead")
+def test_warm_up_starts_workers_with_the_reporting_code_and_extra_modules_loaded(tmp_path):
+    # In a fresh interpreter (this one may already run a fork server): a worker of a warmed-up server finds the
+    # extra module imported before its first task; without warm_up it finds the reporting code only.
+    import subprocess
+    import sys
+
+    (tmp_path / "probe.py").write_text(_PROBE, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    got = {}
+    for mode in ("warm", "cold"):
+        proc = subprocess.run([sys.executable, "-c", _WARM, mode], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        got[mode] = proc.stdout.strip().splitlines()[-1]
+    assert got == {"warm": "[True, True]", "cold": "[False, True]"}

@@ -106,6 +106,33 @@ def _announced(progress: Progress | None, note: str) -> Progress | None:
     return update
 
 
+def _warming(progress: Progress | None, report: bool, n_runs: int, suite: bool) -> Progress | None:
+    """``progress`` that also starts the report workers' fork server when the first run is written.
+
+    Training and the cost pass are over by then; writing the run folders and
+    printing the leaderboard keep one core busy, and the fork server imports
+    the reporting code and PyTorch (for the activation shapes) on the other,
+    so the report's workers start at once. Only where the report will use
+    workers (:func:`~learnact.reporting.parallel.auto_workers`).
+    """
+    from ..reporting.parallel import auto_workers
+
+    if not report or auto_workers(n_runs, per_figure=not suite) < 2:
+        return progress
+    started: list[bool] = []
+
+    def update(done: int, total: int, run_id: str) -> None:
+        if run_id and not started:
+            started.append(True)
+            from ..reporting.parallel import warm_up
+
+            warm_up(("torch", "learnact.model"))
+        if progress is not None:
+            progress(done, total, run_id)
+
+    return update
+
+
 def _note(quiet: bool, text: str) -> None:
     if not quiet:
         print(f"learnact: {text}", file=sys.stderr, flush=True)
@@ -226,8 +253,9 @@ def run(
             note = (f"study {study.name!r} from {described}; folder {folder} (log: {folder / 'study.log'}); "
                     f"executor {pool.description}")
             with study_progress(quiet) as progress:
+                on_run = _warming(_announced(progress, note), report, len(study.runs()), bool(study.datasets))
                 result = run_study(study, folder, engine=engine, executor=pool, group_size=group_size,
-                                   threads=threads, force=force, progress=_announced(progress, note), device=device)
+                                   threads=threads, force=force, progress=on_run, device=device)
     if result.superseded:
         _note(quiet, f"{len(result.superseded)} finished runs of an earlier study in this folder are not part of "
                      f"this one; moved to {folder / 'superseded'}")

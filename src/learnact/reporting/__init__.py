@@ -7,14 +7,47 @@ PosixPath('my-study/report')
 This stage reads run folders and :mod:`learnact.evaluation` tables; it never
 imports the training or experiment code, so a report can be rebuilt anywhere
 the study folder is copied.
+
+The names below load their module (pandas, matplotlib) on first use, so
+importing a light part such as :mod:`learnact.reporting.parallel` stays
+cheap: ``learnact run`` starts the report workers' fork server that way
+while it still writes run folders.
 """
 
-from .figures import FIGURES, FigureResult, FigureSpec, build_figures
-from .latex import TEX_INSTALL_HINT, ReportError, compile_pdf, latexmk_available
-from .render import Cell, Table, latex_escape, to_latex, to_markdown, write_table
-from .report import REPORT_DIR, TABLES, build_report
-from .study_view import NothingToShow, StudyView, load_study_view
-from .sweeps import Sweep, find_sweeps
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .figures import FIGURES, FigureResult, FigureSpec, build_figures
+    from .latex import TEX_INSTALL_HINT, ReportError, compile_pdf, latexmk_available
+    from .render import Cell, Table, latex_escape, to_latex, to_markdown, write_table
+    from .report import REPORT_DIR, TABLES, build_report
+    from .study_view import NothingToShow, StudyView, load_study_view
+    from .sweeps import Sweep, find_sweeps
+
+_WHERE = {
+    ".figures": ("FIGURES", "FigureResult", "FigureSpec", "build_figures"),
+    ".latex": ("TEX_INSTALL_HINT", "ReportError", "compile_pdf", "latexmk_available"),
+    ".render": ("Cell", "Table", "latex_escape", "to_latex", "to_markdown", "write_table"),
+    ".report": ("REPORT_DIR", "TABLES", "build_report"),
+    ".study_view": ("NothingToShow", "StudyView", "load_study_view"),
+    ".sweeps": ("Sweep", "find_sweeps"),
+}
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))
+
 
 __all__ = [
     "Cell",

@@ -9,6 +9,13 @@ first, so it ends with the process it works for and leaves Ctrl-C to it.
 
 Results come back in the order of the inputs; a worker's exception is raised
 in the caller as it was raised in the worker.
+
+Starting the fork server (a Python process importing the reporting code:
+pandas, matplotlib) takes about 1.5 s on 2 cores. :func:`warm_up` starts it
+ahead of time, in the background, where the caller has other work to do on
+one core first (``learnact run`` writing run folders and printing the
+leaderboard after training); it can also import PyTorch there, which the
+activation-shapes figure needs, so no figure worker pays for that import.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from typing import Any, TypeVar
 
 from .._processes import available_cores, become_worker
 
-__all__ = ["MAX_RUNS_PER_FIGURE", "MIN_RUNS", "WORKERS_ENV", "auto_workers", "default_workers", "map_in_processes"]
+__all__ = ["MAX_RUNS_PER_FIGURE", "MIN_RUNS", "PRELOAD", "WORKERS_ENV", "auto_workers", "default_workers",
+           "map_in_processes", "warm_up"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -73,6 +81,38 @@ def auto_workers(n_runs: int, per_figure: bool = True) -> int:
     return default_workers()
 
 
+PRELOAD = ("learnact.reporting.figures", "learnact.reporting.report")
+"""Modules the fork server imports before it forks a worker: every worker starts with them loaded."""
+
+
+def _start_method() -> str:
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def warm_up(extra: tuple[str, ...] = ()) -> bool:
+    """Start the report workers' fork server now; it imports :data:`PRELOAD` and ``extra`` in the background.
+
+    Returns at once. The workers :func:`map_in_processes` starts later fork from
+    this server with those modules loaded (a server already running is kept
+    as it is). Call it where this process has work for one core first, so the
+    imports use the other.
+
+    Args:
+        extra: More modules to import there, such as ``"torch"`` (about 2 s):
+            worth it only where the caller's own work hides the wait.
+
+    Returns:
+        Whether a fork server runs now (``False`` where there is none: workers are then spawned).
+    """
+    if _start_method() != "forkserver":
+        return False
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload([*PRELOAD, *extra])
+    forkserver.ensure_running()
+    return True
+
+
 def _init(parent_pid: int) -> None:
     become_worker(parent_pid)
     os.environ[WORKERS_ENV] = "1"  # a worker's own report work (a data set's figures) stays in it
@@ -111,10 +151,10 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
             if on_done is not None:
                 on_done(i, out[-1])
         return out
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    method = _start_method()
     context = multiprocessing.get_context(method)
     if method == "forkserver":
-        context.set_forkserver_preload(["learnact.reporting"])
+        context.set_forkserver_preload(list(PRELOAD))  # used only if no server runs yet (see warm_up)
     if meanwhile is not None:
         # the pool pickles each task in a background thread; a dict that meanwhile fills could change size
         # while it is pickled, so fn is pickled once, here, before meanwhile starts
