@@ -233,3 +233,22 @@ def test_scheduled_temperature_is_drawn_over_the_gate_weights(tiny_study):
         if v != "annealed":
             curve = temperature_curve(view.runs[v][0].history(), 1)
             assert curve is None or np.ptp(curve) == 0, v
+
+
+@pytest.mark.parametrize("name", ["activation_shapes", "gate_evolution"])
+def test_panel_grids_keep_few_tick_labels(tiny_study, name):
+    # The two grids of one small panel per (variant, layer) are the report's slowest figures; their tick labels
+    # were most of the drawing time, so each panel keeps at most three intervals between labels per axis.
+    from learnact.reporting import FIGURES, load_study_view
+    from learnact.reporting.style import figure_style
+
+    view = load_study_view(tiny_study)
+    spec = next(s for s in FIGURES if s.name == name)
+    with figure_style():
+        fig, _ = spec.build(view)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.axison and ax.get_xlabel()]
+    assert len(panels) >= 10  # every gated variant and family, each hidden layer
+    for ax in panels:
+        for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            shown = [t for t in axis.get_major_locator()() if min(lo, hi) - 1e-9 <= t <= max(lo, hi) + 1e-9]
+            assert 2 <= len(shown) <= 4, (ax.get_title(), shown)
