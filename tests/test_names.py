@@ -140,13 +140,15 @@ def test_listing_everything_loads_no_scikit_learn():
 def test_lazy_package_exports_still_resolve():
     import learnact
     import learnact.experiment as experiment
+    import learnact.reporting as reporting
     from learnact import GatedActivation
     from learnact.model.activations.gated import GatedActivation as Direct
 
     assert GatedActivation is Direct
-    assert sorted(experiment.__all__) == sorted(experiment._MODULE_OF)
-    for name in experiment.__all__:
-        assert getattr(experiment, name) is not None
+    for lazy in (experiment, reporting):  # the names they list are the names they load on first use
+        assert sorted(lazy.__all__) == sorted(lazy._MODULE_OF)
+        for name in lazy.__all__:
+            assert getattr(lazy, name) is not None
     for name in learnact.__all__:
         assert hasattr(learnact, name), name
     with pytest.raises(AttributeError):

@@ -27,22 +27,23 @@ if TYPE_CHECKING:
     from .study_view import NothingToShow, StudyView, load_study_view
     from .sweeps import Sweep, find_sweeps
 
-_WHERE = {
-    ".figures": ("FIGURES", "FigureResult", "FigureSpec", "build_figures"),
-    ".latex": ("TEX_INSTALL_HINT", "ReportError", "compile_pdf", "latexmk_available"),
-    ".render": ("Cell", "Table", "latex_escape", "to_latex", "to_markdown", "write_table"),
-    ".report": ("REPORT_DIR", "TABLES", "build_report"),
-    ".study_view": ("NothingToShow", "StudyView", "load_study_view"),
-    ".sweeps": ("Sweep", "find_sweeps"),
+_EXPORTS = {
+    "figures": ("FIGURES", "FigureResult", "FigureSpec", "build_figures"),
+    "latex": ("TEX_INSTALL_HINT", "ReportError", "compile_pdf", "latexmk_available"),
+    "render": ("Cell", "Table", "latex_escape", "to_latex", "to_markdown", "write_table"),
+    "report": ("REPORT_DIR", "TABLES", "build_report"),
+    "study_view": ("NothingToShow", "StudyView", "load_study_view"),
+    "sweeps": ("Sweep", "find_sweeps"),
 }
-_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+_MODULE_OF = {name: module for module, exported in _EXPORTS.items() for name in exported}
 
 
 def __getattr__(name: str) -> Any:
+    """An exported name, importing its module on first use (as :mod:`learnact.experiment` does)."""
     module = _MODULE_OF.get(name)
     if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module, __name__), name)
+        raise AttributeError(f"module 'learnact.reporting' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
 def __dir__() -> list[str]:
