@@ -1,35 +1,56 @@
-"""Every report figure's files hold all of its artists.
+"""Every report figure's files hold all of its artists, drawn once for both files.
 
-``save_figure`` saves the canvas as the constrained layout left it, and crops to the tight box (saving again)
-only when something sticks out. These tests check, for every registered figure, that the PNG covers the tight
-box of everything drawn, on a small suite table with a long variant name: the figures that fit take the fast
-path (saved at their canvas size); the IQM figure's labels do not fit its canvas, and it must be cropped to
-its content instead of cut. The same save serves every study figure.
+``save_figure`` draws the figure once, as its PDF, and renders that PDF as the PNG; it saves the canvas as the
+constrained layout left it, and crops to the tight box (drawing again) only when something sticks out. These
+tests check, for every registered figure, that the PNG covers the tight box of everything drawn, on a small
+suite table with a long variant name: the figures that fit take the fast path (one draw, saved at their canvas
+size); the IQM figure's labels do not fit its canvas, and it must be cropped to its content instead of cut.
+For every study figure, the PNG is what matplotlib's own raster backend draws of the same figure.
 """
 
 from __future__ import annotations
+
+import io
 
 import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 from PIL import Image
 
 from learnact.evaluation.suite import suite_analysis
+from learnact.reporting import FIGURES, load_study_view
+from learnact.reporting.figures import NothingToShow
 from learnact.reporting.style import figure_style, save_figure
 from learnact.reporting.suite_report import SUITE_FIGURES
 
 
-def _saved_covers_everything(fig, tmp_path, name: str) -> tuple[bool, bool, str]:
-    """Save with save_figure; (PNG covers the tight box, PNG is the canvas size, description)."""
-    save_figure(fig, tmp_path, name)
+def _save_counting_draws(fig, folder, name: str, monkeypatch) -> int:
+    """save_figure, and how many times matplotlib saved (laid out and drew) the figure, in any format."""
+    saves = []
+    original = Figure.savefig
+
+    def counted(self, fname, **kwargs):
+        saves.append(kwargs.get("format"))
+        return original(self, fname, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Figure, "savefig", counted)
+        save_figure(fig, folder, name)
+    return len(saves)
+
+
+def _saved_covers_everything(fig, tmp_path, name: str, monkeypatch) -> tuple[bool, bool, int, str]:
+    """Save with save_figure; (PNG covers the tight box, PNG is the canvas size, draws, description)."""
+    draws = _save_counting_draws(fig, tmp_path, name, monkeypatch)
     box = fig.get_tightbbox(fig.canvas.get_renderer())
     dpi = float(matplotlib.rcParams["savefig.dpi"])
     with Image.open(tmp_path / f"{name}.png") as im:
         w, h = im.size
     covers = w >= box.width * dpi - 2 and h >= box.height * dpi - 2
     canvas = abs(w - fig.bbox_inches.width * dpi) <= 1 and abs(h - fig.bbox_inches.height * dpi) <= 1
-    return covers, canvas, f"{name}: png {w}x{h}, content {box.width * dpi:.0f}x{box.height * dpi:.0f}"
+    return covers, canvas, draws, f"{name}: png {w}x{h}, content {box.width * dpi:.0f}x{box.height * dpi:.0f}"
 
 
 def _suite_tidy() -> pd.DataFrame:
@@ -48,13 +69,47 @@ def _suite_tidy() -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("entry", SUITE_FIGURES, ids=lambda e: e[0])
-def test_a_suite_figure_is_saved_whole(entry, tmp_path):
+def test_a_suite_figure_is_saved_whole(entry, tmp_path, monkeypatch):
     name, _title, _caption, build = entry
     analysis = suite_analysis(_suite_tidy(), "accuracy", reps=50)
     with figure_style():
         fig, _ = build(analysis)
-        covers, canvas, what = _saved_covers_everything(fig, tmp_path, name)
+        covers, canvas, draws, what = _saved_covers_everything(fig, tmp_path, name, monkeypatch)
     assert covers, what
     assert (tmp_path / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
     # the IQM figure's labels overflow its 5.5-inch canvas: cropped to the content, wider than the canvas
     assert canvas == (name != "iqm"), what
+    assert draws == (1 if canvas else 2), what  # the PNG costs no draw of its own
+
+
+def _blocks(image: np.ndarray, side: int = 8) -> np.ndarray:
+    """Mean colour of each ``side x side`` block: what the eye compares, not the anti-aliasing of edges."""
+    h, w = (image.shape[0] // side) * side, (image.shape[1] // side) * side
+    return image[:h, :w].reshape(h // side, side, w // side, side, -1).mean(axis=(1, 3))
+
+
+@pytest.mark.parametrize("spec", FIGURES, ids=lambda s: s.name)
+def test_a_report_figures_png_is_what_matplotlib_draws(spec, tiny_study, tmp_path, monkeypatch):
+    # The PNG is the figure's PDF rendered by PDFium, not a second matplotlib draw. Compared here with
+    # matplotlib's own raster backend (Agg) drawing the same figure at the same size and layout (frozen by
+    # save_figure): the same picture up to how the two rasterisers anti-alias edges and text.
+    view = load_study_view(tiny_study)
+    if spec.task not in (None, view.task):
+        pytest.skip(f"{spec.name} is a {spec.task} figure; the tiny study is a {view.task} one")
+    with figure_style():
+        try:
+            built = spec.build(view)
+        except NothingToShow as why:
+            pytest.fail(f"the tiny study should have something for every figure of its task: {why}")
+        fig = built[0] if isinstance(built, tuple) else built
+        draws = _save_counting_draws(fig, tmp_path, spec.name, monkeypatch)
+        agg = io.BytesIO()
+        fig.savefig(agg, format="png")
+    assert draws == 1
+    with Image.open(tmp_path / f"{spec.name}.png") as im, Image.open(agg) as ref:
+        ours, theirs = (np.asarray(i.convert("RGB"), dtype=float) for i in (im, ref))
+        assert im.info["dpi"] == pytest.approx((150, 150), abs=0.1)
+    assert ours.shape == theirs.shape
+    assert ours.std() > 20  # not blank
+    diff = np.abs(_blocks(ours) - _blocks(theirs))
+    assert diff.mean() < 4 and (diff > 32).mean() < 0.02, (diff.mean(), (diff > 32).mean())
