@@ -164,7 +164,7 @@ say "installed ${KINDS[*]} in $(elapsed "$start")"
 check() {  # check KIND: the checks of one install (their output goes to a log, printed below)
     local kind=$1 start=$SECONDS venv=$WORK/$1
     say "$kind: $("$venv/bin/python" -m pip list --disable-pip-version-check 2>/dev/null \
-        | awk 'tolower($1) ~ /^(torch|numpy|scipy|pandas|scikit-learn|matplotlib|typer|click|rich|pydantic|annotated-types|pyyaml|safetensors)$/ {printf "%s %s, ", $1, $2}')"
+        | awk 'tolower($1) ~ /^(torch|numpy|scipy|pandas|scikit-learn|matplotlib|pypdfium2|typer|click|rich|pydantic|annotated-types|pyyaml|safetensors)$/ {printf "%s %s, ", $1, $2}')"
     if "$venv/bin/python" -c "import click" 2>/dev/null; then
         say "  (click is installed here, by typer: learnact itself does not import it)"
     fi
