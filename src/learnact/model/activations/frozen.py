@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..state import tolerate_missing_extra_state
 from .candidates import get_candidate
-from .gated import check_candidates, check_dim, mix_candidates, unit_axis
+from .gated import CandidateModule, check_dim, mix_candidates, unit_axis
 
 __all__ = ["FrozenMixture"]
 
 
-class FrozenMixture(nn.Module):
+class FrozenMixture(CandidateModule):
     """``sum_k w_k phi_k(x)`` with fixed weights (buffers), or a per-unit selection of one candidate.
 
     Built by :func:`learnact.model.dropin.freeze` from a static
@@ -60,28 +58,6 @@ class FrozenMixture(nn.Module):
         else:
             out = mix_candidates(xm, self.weights, self.functions)
         return out.movedim(-1, axis) if axis != x.dim() - 1 else out
-
-    def get_extra_state(self) -> dict[str, object]:
-        """The candidate names, checked at load."""
-        return {"candidates": list(self.candidates)}
-
-    def set_extra_state(self, state: object) -> None:
-        check_candidates(state, self.candidates, "FrozenMixture")
-
-    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
-                              missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
-        tolerate_missing_extra_state(prefix, missing_keys)  # tensor-only states (weight files) load unchecked
-
-    def __getstate__(self) -> dict[str, object]:
-        state = self.__dict__.copy()
-        state.pop("functions", None)  # re-resolved by name: a registered lambda pickles
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        super().__setstate__(state)
-        self.functions = [get_candidate(n) for n in self.candidates]
 
     def extra_repr(self) -> str:
         how = "arg-max per unit" if self.select else "blend"

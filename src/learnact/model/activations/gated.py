@@ -23,6 +23,7 @@ from .candidates import Candidate, get_candidate
 __all__ = [
     "GateKind",
     "GatedActivation",
+    "CandidateModule",
     "check_candidates",
     "check_dim",
     "gate_entropy",
@@ -122,7 +123,49 @@ def unit_axis(x: Tensor, dim: int, width: int | None, owner: str) -> int:
     return axis
 
 
-class GatedActivation(nn.Module):
+class CandidateModule(nn.Module):
+    """Base of the modules that compute registered candidates by name (:class:`GatedActivation`,
+    :class:`~learnact.model.activations.frozen.FrozenMixture`).
+
+    A subclass sets ``candidates`` (the names, in order) and ``functions``
+    (``get_candidate(name)`` of each). The names travel with the module: in
+    the state_dict as extra state, checked at load (a state saved from other
+    candidates is refused with ``ValueError`` naming both lists; a
+    tensor-only state, such as a weights file, loads unchecked); pickling
+    and ``copy.deepcopy`` keep the names and resolve the functions from the
+    candidate registry again, so a registered lambda pickles wherever the
+    registration has run.
+    """
+
+    candidates: tuple[str, ...]
+    functions: list[Candidate]
+
+    def get_extra_state(self) -> dict[str, object]:
+        """The candidate names, saved in the state_dict and checked by :meth:`set_extra_state`."""
+        return {"candidates": list(self.candidates)}
+
+    def set_extra_state(self, state: object) -> None:
+        """Refuse a state saved from other candidates (``ValueError`` naming both lists)."""
+        check_candidates(state, self.candidates, type(self).__name__)
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        tolerate_missing_extra_state(prefix, missing_keys)  # tensor-only states (weight files) load unchecked
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle and deep-copy by candidate names: the callables are re-resolved from the registry."""
+        state = self.__dict__.copy()
+        state.pop("functions", None)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        super().__setstate__(state)
+        self.functions = [get_candidate(n) for n in self.candidates]
+
+
+class GatedActivation(CandidateModule):
     """A learned mixture of candidate activations (drop-in ``nn.Module``).
 
     Args:
@@ -282,30 +325,10 @@ class GatedActivation(nn.Module):
             weights.shape[0], *([1] * (xm.dim() - 1)), weights.shape[-1])
         return mix_candidates(xm, w, self.functions).movedim(-1, axis), weights
 
-    def get_extra_state(self) -> dict[str, object]:
-        """The candidate names, saved in the state_dict and checked by :meth:`set_extra_state`."""
-        return {"candidates": list(self.candidates)}
-
-    def set_extra_state(self, state: object) -> None:
-        """Refuse a state saved from a mixture of other candidates (``ValueError`` naming both lists)."""
-        check_candidates(state, self.candidates, "GatedActivation")
-
-    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
-                              missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
-        tolerate_missing_extra_state(prefix, missing_keys)  # tensor-only states (weight files) load unchecked
-
     def __getstate__(self) -> dict[str, object]:
-        """Pickle and deep-copy by candidate names: the callables are re-resolved from the registry."""
-        state = self.__dict__.copy()
-        state.pop("functions", None)
+        state = super().__getstate__()
         state["last_weights"] = None  # part of the last forward's graph, not of the module
         return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        super().__setstate__(state)
-        self.functions = [get_candidate(n) for n in self.candidates]
 
     def _name(self) -> str:
         return f"GatedActivation(gate={self.gate!r}, width={self.width}, dim={self.dim})"
