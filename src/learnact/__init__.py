@@ -11,9 +11,9 @@ validating a study file or ``learnact --help`` does not.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from .config import ActivationConfig, BackboneConfig, DataConfig, RunConfig, StudyConfig, TrainConfig
 from .exceptions import ConfigError, DataError, LearnactError
 
@@ -36,18 +36,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 # The model names load torch on first use, so `learnact --help` and a mistyped option answer at once.
-_MODEL_NAMES = ("MLP", "FixedActivation", "GateRecorder", "GatedActivation", "convert", "entropy_penalty", "freeze",
-                "gate_entropy", "get_candidate", "list_candidates", "register_candidate", "summarize")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MODEL_NAMES:
-        return getattr(importlib.import_module(".model", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MODEL_NAMES))
+_MODULE_OF = lazy_exports(__name__, {"model": (
+    "MLP", "FixedActivation", "GateRecorder", "GatedActivation", "convert", "entropy_penalty", "freeze", "gate_entropy",
+    "get_candidate", "list_candidates", "register_candidate", "summarize")}, globals())
 
 __all__ = [
     "MLP",

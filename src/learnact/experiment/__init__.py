@@ -6,8 +6,9 @@ files) needs no torch, the engines and the runner do.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .artifacts import TrainedRun, build_artifacts, predict_proba
@@ -25,7 +26,7 @@ _EXPORTS = {
     "lock": ("study_lock",),
     "runner": ("DEFAULT_ENGINE", "StudyResult", "plan_groups", "run_study"),
 }
-_MODULE_OF = {name: module for module, exported in _EXPORTS.items() for name in exported}
+_MODULE_OF = lazy_exports(__name__, _EXPORTS, globals())
 
 __all__ = [
     "DEFAULT_ENGINE",
@@ -53,10 +54,3 @@ __all__ = [
     "train_one",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """An exported name, importing its module on first use."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'learnact.experiment' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -16,8 +16,9 @@ while it still writes run folders.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .figures import FIGURES, FigureResult, FigureSpec, build_figures
@@ -35,19 +36,7 @@ _EXPORTS = {
     "study_view": ("NothingToShow", "StudyView", "load_study_view"),
     "sweeps": ("Sweep", "find_sweeps"),
 }
-_MODULE_OF = {name: module for module, exported in _EXPORTS.items() for name in exported}
-
-
-def __getattr__(name: str) -> Any:
-    """An exported name, importing its module on first use (as :mod:`learnact.experiment` does)."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'learnact.reporting' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MODULE_OF))
+_MODULE_OF = lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = [
