@@ -112,6 +112,7 @@ __all__ = [
     "retire_runs",
     "restore_runs",
     "write_json_atomic",
+    "write_text_atomic",
     "atomic_write",
     "write_error",
     "protected_folder",
@@ -268,9 +269,17 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     Raises:
         RunStoreError: An OS error while writing; no temporary file is left.
     """
-    text = json.dumps(payload, indent=1, default=_json_default) + "\n"
+    write_text_atomic(path, json.dumps(payload, indent=1, default=_json_default) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename (:func:`atomic_write`).
+
+    Raises:
+        RunStoreError: An OS error while writing; no temporary file is left.
+    """
     with atomic_write(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _serialise(art: RunArtifacts) -> dict[str, bytes]:

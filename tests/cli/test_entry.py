@@ -322,6 +322,93 @@ def test_a_read_only_or_full_file_system_is_one_line(tmp_path, options, message,
         assert "No space left on device (ENOSPC)" in line
 
 
+_REPORTED = textwrap.dedent("""
+    name = "reported"
+    seeds = [1, 2]
+    [backbone]
+    hidden = [8]
+    [train]
+    max_epochs = 2
+    [[variants]]
+    name = "relu"
+    kind = "fixed"
+    activation = "relu"
+    [[variants]]
+    name = "gated"
+    kind = "gated"
+    candidates = ["relu", "tanh"]
+""")
+
+# Run inside the mount namespace: copy the study onto the small disk, build its report there, then list every
+# file of the report that is not whole (a temporary file, a PNG that does not decode, a PDF without its end
+# marker) into a file on the real disk, and exit with the report's status.
+_CHECK_REPORT = textwrap.dedent("""
+    import pathlib, sys
+    from PIL import Image
+    bad = []
+    for p in sorted(pathlib.Path(sys.argv[1]).rglob("*")):
+        if not p.is_file():
+            continue
+        if p.name.startswith(".tmp-"):
+            bad.append(f"{p.name}: temporary file left")
+        elif p.suffix == ".png":
+            try:
+                with Image.open(p) as im:
+                    im.load()
+            except Exception as exc:
+                bad.append(f"{p.name}: {exc}")
+        elif p.suffix == ".pdf" and not p.read_bytes().rstrip().endswith(b"%%EOF"):
+            bad.append(f"{p.name}: no %%EOF")
+    pathlib.Path(sys.argv[2]).write_text("\\n".join(bad))
+""")
+
+
+def _kib(path: Path) -> int:
+    return int(subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True, check=True).stdout.split()[0])
+
+
+@pytest.fixture(scope="module")
+def reported_study(tmp_path_factory) -> tuple[Path, int, int]:
+    """A finished study without its report, its size and its report's size on a roomy disk (KiB)."""
+    where = tmp_path_factory.mktemp("reported")
+    study_file = where / "reported.toml"
+    study_file.write_text(_REPORTED)
+    study = where / "s"
+    assert _learnact("run", str(study_file), "--out", str(study), "--no-report", "-q", cwd=where).returncode == 0
+    roomy = _learnact("report", str(study), cwd=where)
+    assert roomy.returncode == 0, roomy.stderr
+    report_kib = _kib(study / "report")
+    shutil.rmtree(study / "report")
+    return study, _kib(study), report_kib
+
+
+@pytest.mark.parametrize("share", [0.3, 0.6, 0.9])
+def test_a_full_disk_while_the_report_is_written_leaves_no_half_written_file(tmp_path, reported_study, share):
+    # A real full disk (a small tmpfs), filled part of the way through the report: every figure, table and page
+    # is written through a temporary file and a rename, so the report folder holds whole files only and the
+    # error is one line. Before, a PNG or PDF cut off mid-write stayed behind (a PDF without its end marker, a
+    # PNG that did not decode).
+    study, study_kib, report_kib = reported_study
+    size = study_kib + int(share * report_kib)
+    prefix, mnt = _mount_prefix(tmp_path, f"size={size}k")
+    checker, found = tmp_path / "check_report.py", tmp_path / "not_whole.txt"
+    checker.write_text(_CHECK_REPORT)
+    inner = ('src=$1 dst=$2 py=$3 check=$4 err=$5 out=$6; shift 6; '
+             'cp -r "$src" "$dst" && "$@" report "$dst" 2> "$err"; rc=$?; "$py" "$check" "$dst/report" "$out"; exit $rc')
+    proc = subprocess.run([*prefix, "sh", "-c", inner, "sh", str(study), str(mnt / "s"), sys.executable, str(checker),
+                           str(tmp_path / "stderr.txt"), str(found), *_script()],
+                          capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=300,
+                          stdin=subprocess.DEVNULL)
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert proc.returncode == 2, (proc.returncode, proc.stderr, stderr)
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"learnact: error: cannot write '{mnt}/s/report/"), lines[0]
+    assert "No space left on device (ENOSPC); nothing half-written was left behind" in lines[0]
+    assert found.read_text() == "", found.read_text()
+
+
 def test_permission_denied_is_one_line(tmp_path):
     base = Path(tempfile.mkdtemp(prefix="learnact-perm-"))  # readable by everyone, unlike pytest's tmp_path
     try:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..store import write_text_atomic
+
 __all__ = ["Cell", "Table", "latex_escape", "to_markdown", "to_latex", "write_table"]
 
 _LATEX_SPECIALS = {
@@ -139,10 +141,17 @@ def to_latex(table: Table, label_prefix: str = "tab:") -> str:
 
 
 def write_table(table: Table, folder: Path) -> list[Path]:
-    """Write ``<name>.csv``, ``<name>.md`` and ``<name>.tex`` into ``folder``; returns the paths."""
+    """Write ``<name>.csv``, ``<name>.md`` and ``<name>.tex`` into ``folder``; returns the paths.
+
+    Each file is written through a temporary file and a rename, so a full disk leaves none half-written.
+
+    Raises:
+        RunStoreError: An OS error while writing (full disk, read-only folder), naming the file and the fix.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{table.name}.{ext}" for ext in ("csv", "md", "tex")]
-    table.data.to_csv(paths[0], index=False)  # full precision: the numbers leaderboard.csv holds
-    paths[1].write_text(to_markdown(table), encoding="utf-8")
-    paths[2].write_text(to_latex(table), encoding="utf-8")
+    # full precision: the numbers leaderboard.csv holds
+    write_text_atomic(paths[0], table.data.to_csv(index=False))
+    write_text_atomic(paths[1], to_markdown(table))
+    write_text_atomic(paths[2], to_latex(table))
     return paths

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from ..store import write_text_atomic
 from .figures import FIGURES, build_figures
 from .html import index_html
 from .index import index_markdown
@@ -267,12 +268,11 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
     title = f"learnact report: {view.name}"
     protocol = protocol_paragraphs(view)
     tex = folder / "report.tex"
-    tex.write_text(report_tex(title, protocol, tables, figures, caption_suffix(view), skipped_tables),
-                   encoding="utf-8")
+    write_text_atomic(tex, report_tex(title, protocol, tables, figures, caption_suffix(view), skipped_tables))
     will_compile = pdf and latexmk_available()
-    (folder / "index.md").write_text(index_markdown(title, protocol, tables, figures, skipped_tables, will_compile),
-                                     encoding="utf-8")
-    (folder / "index.html").write_text(index_html(title, protocol, tables, figures, skipped_tables), encoding="utf-8")
+    write_text_atomic(folder / "index.md", index_markdown(title, protocol, tables, figures, skipped_tables,
+                                                          will_compile))
+    write_text_atomic(folder / "index.html", index_html(title, protocol, tables, figures, skipped_tables))
     if pdf:
         if not will_compile:
             raise ReportError(f"report built in {folder} but not report.pdf: latexmk not found; {TEX_INSTALL_HINT}")

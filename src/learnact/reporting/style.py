@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
 from ..config import RunConfig
+from ..store import atomic_write
 from .study_view import StudyView
 
 __all__ = [
@@ -141,8 +142,11 @@ def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
     inside = box.x0 >= -_SLACK and box.y0 >= -_SLACK and box.x1 <= frame.x1 + _SLACK and box.y1 <= frame.y1 + _SLACK
     if not inside:  # inches, as bbox_inches="tight" with pad_inches=0.05 computes it
         document = _pdf(fig, box.padded(0.05))
-    paths[1].write_bytes(document)
-    _rasterise(document, paths[0], float(matplotlib.rcParams["savefig.dpi"]))
+    # each file through a temporary one and a rename: a full disk leaves no half-written figure behind
+    with atomic_write(paths[1]) as tmp:
+        tmp.write_bytes(document)
+    with atomic_write(paths[0]) as tmp:
+        _rasterise(document, tmp, float(matplotlib.rcParams["savefig.dpi"]))
     return paths
 
 

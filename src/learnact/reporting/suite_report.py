@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..evaluation.suite import SuiteAnalysis, per_dataset, suite_analysis
+from ..store import write_text_atomic
 from .fig_suite import cd_diagram_figure, iqm_figure, poi_figure, profiles_figure
 from .figures import FigureResult, FigureSpec
 from .html import index_html
@@ -209,11 +210,10 @@ def build_suite_report(folder: Path, tidy: pd.DataFrame, name: str, out: Path, *
     title = f"learnact suite report: {name}"
     protocol = _protocol(name, analysis, tidy)
     tex = out / "report.tex"
-    tex.write_text(report_tex(title, protocol, tables, figures, f"Suite {name}."), encoding="utf-8")
+    write_text_atomic(tex, report_tex(title, protocol, tables, figures, f"Suite {name}."))
     will_compile = pdf and latexmk_available()
-    (out / "index.md").write_text(index_markdown(title, protocol, tables, figures, (), will_compile),
-                                  encoding="utf-8")
-    (out / "index.html").write_text(index_html(title, protocol, tables, figures), encoding="utf-8")
+    write_text_atomic(out / "index.md", index_markdown(title, protocol, tables, figures, (), will_compile))
+    write_text_atomic(out / "index.html", index_html(title, protocol, tables, figures))
     if pdf:
         if not will_compile:
             raise ReportError(f"report built in {out} but not report.pdf: latexmk not found; {TEX_INSTALL_HINT}")
