@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -87,6 +88,23 @@ def test_pdf_without_latexmk_says_what_to_install(fixed_only_study, monkeypatch,
     assert len(err.strip().splitlines()) == 1
     assert "latexmk not found" in err and "texlive-latex-base texlive-latex-recommended lmodern latexmk" in err
     assert (fixed_only_study / "report" / "report.tex").is_file()  # the rest of the pack is still built
+
+
+def test_a_failed_latex_run_is_one_line_and_leaves_no_partial_pdf(fixed_only_study, tmp_path, monkeypatch, capsys):
+    # latexmk stopped mid-write (a LaTeX error, a full disk): the PDF it left is cut off, not a report to open
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "latexmk"
+    fake.write_text("#!/bin/sh\nprintf '%%PDF-1.5 cut off' > report.pdf\n"
+                    "echo \"! I can't write on file \\`report.pdf'.\"\nexit 12\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert run_cli(app, ["report", str(fixed_only_study), "--pdf"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "latexmk failed on" in err and "! I can't write on file" in err and "report.log" in err
+    assert not (fixed_only_study / "report" / "report.pdf").exists()
+    assert (fixed_only_study / "report" / "report.tex").is_file()  # the rest of the pack is built
 
 
 def test_study_without_gates_skips_gate_figures_and_says_why(fixed_only_study):

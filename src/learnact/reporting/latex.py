@@ -110,7 +110,7 @@ def compile_pdf(tex: Path, timeout_s: float = 300.0) -> Path:
 
     Raises:
         ReportError: ``latexmk`` is missing (the message says what to install),
-            or compilation failed (the message points to the log).
+            or compilation failed (the message points to the log; no PDF is left).
     """
     if not latexmk_available():
         raise ReportError(f"cannot build {tex.with_suffix('.pdf').name}: latexmk not found; {TEX_INSTALL_HINT}")
@@ -122,6 +122,8 @@ def compile_pdf(tex: Path, timeout_s: float = 300.0) -> Path:
                           f"{tex.with_suffix('.log')}") from None
     pdf = tex.with_suffix(".pdf")
     if proc.returncode != 0 or not pdf.is_file():
+        # a failed run (a LaTeX error, a full disk) may leave a PDF cut off mid-write: not a report to open
+        pdf.unlink(missing_ok=True)
         errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith(("!", "./", tex.name))]
         first = errors[0] if errors else f"exit code {proc.returncode}"
         raise ReportError(f"latexmk failed on {tex}: {first}; see {tex.with_suffix('.log')}")
