@@ -107,6 +107,28 @@ def test_a_failed_latex_run_is_one_line_and_leaves_no_partial_pdf(fixed_only_stu
     assert (fixed_only_study / "report" / "report.tex").is_file()  # the rest of the pack is built
 
 
+def test_a_rebuild_that_fails_leaves_no_page_of_the_earlier_build(fixed_only_study, monkeypatch, capsys):
+    # The rebuild removes the earlier build's figures and tables first; had it kept that build's index pages, a
+    # failure part of the way (here a full disk while drawing) would leave pages pointing at files that are gone.
+    import errno
+
+    from learnact import store
+
+    report = build_report(fixed_only_study)
+    pages = [report / name for name in ("index.md", "index.html", "report.tex")]
+    assert all(p.is_file() for p in pages)
+
+    def full_disk(*args, **kwargs):
+        raise store.write_error(report / "figures" / "leaderboard.png", OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr("learnact.reporting.report.build_figures", full_disk)
+    assert run_cli(app, ["report", str(fixed_only_study)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "No space left on device" in err
+    assert [p.name for p in pages if p.exists()] == []
+    assert not list((report / "figures").glob("*.png"))
+
+
 def test_study_without_gates_skips_gate_figures_and_says_why(fixed_only_study):
     report = build_report(fixed_only_study)
     gate_figures = {"gate_selectivity", "sweep_temperature", "sweep_entropy_weight", "activation_shapes",

@@ -174,10 +174,14 @@ def _schedules_sentence(view: StudyView, gated: list[str]) -> str:
 
 
 def _clean(folder: Path) -> None:
-    """Remove files an earlier build of the report wrote (only those names)."""
+    """Remove files an earlier build of the report wrote (only those names).
+
+    The pages go too (``index.md``, ``index.html``, ``report.tex``, ``report.pdf``): a build that fails part of
+    the way (a full disk) must not leave an earlier build's page pointing at figures and tables it removed.
+    """
     stale = [folder / "figures" / f"{s.name}.{ext}" for s in FIGURES for ext in ("png", "pdf")]
     stale += [folder / "tables" / f"{name}.{ext}" for name, _ in TABLES for ext in ("csv", "md", "tex")]
-    stale += [folder / "report.pdf"]
+    stale += [folder / name for name in ("index.md", "index.html", "report.tex", "report.pdf")]
     for path in stale:
         path.unlink(missing_ok=True)
 

@@ -196,7 +196,8 @@ def build_suite_report(folder: Path, tidy: pd.DataFrame, name: str, out: Path, *
     for stem in SUITE_TABLES:
         for ext in ("csv", "md", "tex"):
             (out / "tables" / f"{stem}.{ext}").unlink(missing_ok=True)
-    (out / "report.pdf").unlink(missing_ok=True)
+    for page in ("index.md", "index.html", "report.tex", "report.pdf"):  # as report._clean: no stale page
+        (out / page).unlink(missing_ok=True)
     parts = list(per_dataset(tidy).items())
     done = map_in_processes(functools.partial(_one, build_one, out), parts, workers=workers,
                             on_done=None if progress is None else
