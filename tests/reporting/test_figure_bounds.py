@@ -88,14 +88,29 @@ def _blocks(image: np.ndarray, side: int = 8) -> np.ndarray:
     return image[:h, :w].reshape(h // side, side, w // side, side, -1).mean(axis=(1, 3))
 
 
+@pytest.fixture(scope="module")
+def tiny_regression_study(tmp_path_factory):
+    """A finished regression study (diabetes, a fixed and a gated variant, 2 seeds, 3 epochs): its folder."""
+    from learnact.experiment import run_study, study_from_dict
+
+    folder = tmp_path_factory.mktemp("regression") / "study"
+    run_study(study_from_dict({
+        "name": "tiny_regression", "seeds": [1, 2], "data": {"dataset": "diabetes"}, "backbone": {"hidden": [8]},
+        "train": {"max_epochs": 3}, "variants": [
+            {"name": "fixed_tanh", "kind": "fixed", "activation": "tanh"},
+            {"name": "gated", "kind": "gated", "gate": "layer"}]}), folder)
+    return folder
+
+
 @pytest.mark.parametrize("spec", FIGURES, ids=lambda s: s.name)
-def test_a_report_figures_png_is_what_matplotlib_draws(spec, tiny_study, tmp_path, monkeypatch):
+def test_a_report_figures_png_is_what_matplotlib_draws(spec, request, tmp_path, monkeypatch):
     # The PNG is the figure's PDF rendered by PDFium, not a second matplotlib draw. Compared here with
     # matplotlib's own raster backend (Agg) drawing the same figure at the same size and layout (frozen by
-    # save_figure): the same picture up to how the two rasterisers anti-alias edges and text.
-    view = load_study_view(tiny_study)
-    if spec.task not in (None, view.task):
-        pytest.skip(f"{spec.name} is a {spec.task} figure; the tiny study is a {view.task} one")
+    # save_figure): the same picture up to how the two rasterisers anti-alias edges and text. Each figure is drawn
+    # from the report's tiny classification study, a regression figure from a tiny regression study.
+    view = load_study_view(request.getfixturevalue("tiny_regression_study" if spec.task == "regression"
+                                                   else "tiny_study"))
+    assert spec.task in (None, view.task)
     with figure_style():
         try:
             built = spec.build(view)
