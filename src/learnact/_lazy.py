@@ -9,7 +9,7 @@ imports nothing of learnact.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 __all__ = ["lazy_exports"]
@@ -40,6 +40,5 @@ def lazy_exports(package: str, exports: Mapping[str, tuple[str, ...]], namespace
     def __dir__() -> list[str]:
         return sorted(set(namespace) | set(module_of))
 
-    hooks: dict[str, Callable[..., Any]] = {"__getattr__": __getattr__, "__dir__": __dir__}
-    namespace.update(hooks)
+    namespace["__getattr__"], namespace["__dir__"] = __getattr__, __dir__
     return module_of

@@ -322,17 +322,8 @@ def test_a_read_only_or_full_file_system_is_one_line(tmp_path, options, message,
         assert "No space left on device (ENOSPC)" in line
 
 
-_REPORTED = textwrap.dedent("""
-    name = "reported"
-    seeds = [1, 2]
-    [backbone]
-    hidden = [8]
-    [train]
-    max_epochs = 2
-    [[variants]]
-    name = "relu"
-    kind = "fixed"
-    activation = "relu"
+# the tiny study with a gated variant too, so its report draws the gate figures
+_REPORTED = TINY + textwrap.dedent("""
     [[variants]]
     name = "gated"
     kind = "gated"

@@ -26,7 +26,7 @@ from learnact.reporting.style import figure_style, save_figure
 from learnact.reporting.suite_report import SUITE_FIGURES
 
 
-def _save_counting_draws(fig, folder, name: str, monkeypatch) -> int:
+def _save_counting_saves(fig, folder, name: str, monkeypatch) -> int:
     """save_figure, and how many times matplotlib saved (laid out and drew) the figure, in any format."""
     saves = []
     original = Figure.savefig
@@ -42,15 +42,15 @@ def _save_counting_draws(fig, folder, name: str, monkeypatch) -> int:
 
 
 def _saved_covers_everything(fig, tmp_path, name: str, monkeypatch) -> tuple[bool, bool, int, str]:
-    """Save with save_figure; (PNG covers the tight box, PNG is the canvas size, draws, description)."""
-    draws = _save_counting_draws(fig, tmp_path, name, monkeypatch)
+    """Save with save_figure; (PNG covers the tight box, PNG is the canvas size, matplotlib saves, description)."""
+    saves = _save_counting_saves(fig, tmp_path, name, monkeypatch)
     box = fig.get_tightbbox(fig.canvas.get_renderer())
     dpi = float(matplotlib.rcParams["savefig.dpi"])
     with Image.open(tmp_path / f"{name}.png") as im:
         w, h = im.size
     covers = w >= box.width * dpi - 2 and h >= box.height * dpi - 2
     canvas = abs(w - fig.bbox_inches.width * dpi) <= 1 and abs(h - fig.bbox_inches.height * dpi) <= 1
-    return covers, canvas, draws, f"{name}: png {w}x{h}, content {box.width * dpi:.0f}x{box.height * dpi:.0f}"
+    return covers, canvas, saves, f"{name}: png {w}x{h}, content {box.width * dpi:.0f}x{box.height * dpi:.0f}"
 
 
 def _suite_tidy() -> pd.DataFrame:
@@ -74,12 +74,12 @@ def test_a_suite_figure_is_saved_whole(entry, tmp_path, monkeypatch):
     analysis = suite_analysis(_suite_tidy(), "accuracy", reps=50)
     with figure_style():
         fig, _ = build(analysis)
-        covers, canvas, draws, what = _saved_covers_everything(fig, tmp_path, name, monkeypatch)
+        covers, canvas, saves, what = _saved_covers_everything(fig, tmp_path, name, monkeypatch)
     assert covers, what
     assert (tmp_path / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
     # the IQM figure's labels overflow its 5.5-inch canvas: cropped to the content, wider than the canvas
     assert canvas == (name != "iqm"), what
-    assert draws == (1 if canvas else 2), what  # the PNG costs no draw of its own
+    assert saves == (1 if canvas else 2), what  # the PNG costs no matplotlib save of its own
 
 
 def _blocks(image: np.ndarray, side: int = 8) -> np.ndarray:
@@ -117,10 +117,10 @@ def test_a_report_figures_png_is_what_matplotlib_draws(spec, request, tmp_path, 
         except NothingToShow as why:
             pytest.fail(f"the tiny study should have something for every figure of its task: {why}")
         fig = built[0] if isinstance(built, tuple) else built
-        draws = _save_counting_draws(fig, tmp_path, spec.name, monkeypatch)
+        saves = _save_counting_saves(fig, tmp_path, spec.name, monkeypatch)
         agg = io.BytesIO()
         fig.savefig(agg, format="png")
-    assert draws == 1
+    assert saves == 1
     with Image.open(tmp_path / f"{spec.name}.png") as im, Image.open(agg) as ref:
         ours, theirs = (np.asarray(i.convert("RGB"), dtype=float) for i in (im, ref))
         assert im.info["dpi"] == pytest.approx((150, 150), abs=0.1)

@@ -9,14 +9,16 @@ LaTeX needs only ``booktabs`` and ``graphicx``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from ..store import write_text_atomic
+from ..store import atomic_write, write_text_atomic
 
-__all__ = ["Cell", "Table", "latex_escape", "to_markdown", "to_latex", "write_table"]
+__all__ = ["Cell", "PAGES", "TABLE_FORMATS", "Table", "latex_escape", "remove_earlier_build", "to_markdown", "to_latex",
+           "write_table"]
 
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
@@ -140,6 +142,13 @@ def to_latex(table: Table, label_prefix: str = "tab:") -> str:
     ])
 
 
+TABLE_FORMATS = ("csv", "md", "tex")
+"""The files :func:`write_table` writes per table, in its order."""
+
+PAGES = ("index.md", "index.html", "report.tex", "report.pdf")
+"""A report pack's pages, beside its ``figures/`` and ``tables/``."""
+
+
 def write_table(table: Table, folder: Path) -> list[Path]:
     """Write ``<name>.csv``, ``<name>.md`` and ``<name>.tex`` into ``folder``; returns the paths.
 
@@ -149,9 +158,28 @@ def write_table(table: Table, folder: Path) -> list[Path]:
         RunStoreError: An OS error while writing (full disk, read-only folder), naming the file and the fix.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{table.name}.{ext}" for ext in ("csv", "md", "tex")]
-    # full precision: the numbers leaderboard.csv holds
-    write_text_atomic(paths[0], table.data.to_csv(index=False))
+    paths = [folder / f"{table.name}.{ext}" for ext in TABLE_FORMATS]
+    with atomic_write(paths[0]) as tmp:
+        table.data.to_csv(tmp, index=False)  # full precision: the numbers leaderboard.csv holds
     write_text_atomic(paths[1], to_markdown(table))
     write_text_atomic(paths[2], to_latex(table))
     return paths
+
+
+def remove_earlier_build(folder: Path, figures: Iterable[str], tables: Iterable[str]) -> None:
+    """Remove the files an earlier build of a report pack wrote in ``folder`` (only those names).
+
+    The figures (PNG and PDF), the tables (:data:`TABLE_FORMATS`) and the pages (:data:`PAGES`) all go: a build
+    that fails part of the way (a full disk) must not leave an earlier build's page pointing at figures and
+    tables it removed. Any other file is left alone.
+
+    Args:
+        folder: The report folder.
+        figures: Figure names (``figures/<name>.png`` and ``.pdf``).
+        tables: Table names (``tables/<name>.csv``, ``.md``, ``.tex``).
+    """
+    stale = [folder / "figures" / f"{name}.{ext}" for name in figures for ext in ("png", "pdf")]
+    stale += [folder / "tables" / f"{name}.{ext}" for name in tables for ext in TABLE_FORMATS]
+    stale += [folder / page for page in PAGES]
+    for path in stale:
+        path.unlink(missing_ok=True)

@@ -24,7 +24,7 @@ from .figures import FIGURES, build_figures
 from .html import index_html
 from .index import index_markdown
 from .latex import TEX_INSTALL_HINT, ReportError, compile_pdf, latexmk_available, report_tex
-from .render import Table, write_table
+from .render import Table, remove_earlier_build, write_table
 from .study_view import NothingToShow, StudyView, load_study_view
 from .style import format_number
 from .tables import comparison_table, diagnostics_summary_table, leaderboard_table
@@ -173,19 +173,6 @@ def _schedules_sentence(view: StudyView, gated: list[str]) -> str:
             + "; ".join(clauses) + ".")
 
 
-def _clean(folder: Path) -> None:
-    """Remove files an earlier build of the report wrote (only those names).
-
-    The pages go too (``index.md``, ``index.html``, ``report.tex``, ``report.pdf``): a build that fails part of
-    the way (a full disk) must not leave an earlier build's page pointing at figures and tables it removed.
-    """
-    stale = [folder / "figures" / f"{s.name}.{ext}" for s in FIGURES for ext in ("png", "pdf")]
-    stale += [folder / "tables" / f"{name}.{ext}" for name, _ in TABLES for ext in ("csv", "md", "tex")]
-    stale += [folder / name for name in ("index.md", "index.html", "report.tex", "report.pdf")]
-    for path in stale:
-        path.unlink(missing_ok=True)
-
-
 def _workers(workers: int | Literal["auto"] | None, tidy: pd.DataFrame, per_figure: bool = True) -> int:
     if workers == "auto":
         from .parallel import auto_workers
@@ -253,7 +240,7 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
         view.__dict__["tidy"] = tidy  # the cached table (StudyView.tidy), rebuilt from the same folders otherwise
     folder = Path(out) if out is not None else view.folder / REPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    _clean(folder)
+    remove_earlier_build(folder, (spec.name for spec in FIGURES), (name for name, _ in TABLES))
     tables: list = []
     skipped_tables: list[tuple[str, str]] = []
 

@@ -26,7 +26,7 @@ from .html import index_html
 from .index import index_markdown
 from .latex import TEX_INSTALL_HINT, ReportError, compile_pdf, latexmk_available, report_tex
 from .parallel import map_in_processes
-from .render import Cell, Table, write_table
+from .render import Cell, Table, remove_earlier_build, write_table
 from .study_view import NothingToShow
 from .style import figure_style, save_figure
 
@@ -190,14 +190,7 @@ def build_suite_report(folder: Path, tidy: pd.DataFrame, name: str, out: Path, *
         progress: Called with one line as each data set's report is done.
     """
     out.mkdir(parents=True, exist_ok=True)
-    for stem, *_ in SUITE_FIGURES:
-        for ext in ("png", "pdf"):
-            (out / "figures" / f"{stem}.{ext}").unlink(missing_ok=True)
-    for stem in SUITE_TABLES:
-        for ext in ("csv", "md", "tex"):
-            (out / "tables" / f"{stem}.{ext}").unlink(missing_ok=True)
-    for page in ("index.md", "index.html", "report.tex", "report.pdf"):  # as report._clean: no stale page
-        (out / page).unlink(missing_ok=True)
+    remove_earlier_build(out, (stem for stem, *_ in SUITE_FIGURES), SUITE_TABLES)
     parts = list(per_dataset(tidy).items())
     done = map_in_processes(functools.partial(_one, build_one, out), parts, workers=workers,
                             on_done=None if progress is None else
