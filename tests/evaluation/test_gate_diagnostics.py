@@ -167,8 +167,9 @@ def test_missing_gate_columns_are_reported(tiny_study, tmp_path, reseal):
 
 
 def test_entropy_nats_is_the_models_gate_entropy():
-    """The numpy entropy of the results tables equals the torch definition the models train with."""
+    """The numpy entropy of the results tables equals the torch definition the models train with, and scipy's."""
     import torch
+    from scipy.special import xlogy
 
     from learnact.evaluation.diagnostics import entropy_nats
     from learnact.model.activations import gate_entropy
@@ -180,4 +181,5 @@ def test_entropy_nats_is_the_models_gate_entropy():
     w[5:10, 2] = 0.0
     w[5:10] /= w[5:10].sum(axis=1, keepdims=True)
     np.testing.assert_allclose(entropy_nats(w), gate_entropy(torch.from_numpy(w)).numpy(), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(entropy_nats(w), -xlogy(w, w).sum(axis=-1), rtol=1e-15, atol=0)
     assert (entropy_nats(w[:5]) == 0).all()

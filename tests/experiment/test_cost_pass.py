@@ -41,3 +41,36 @@ def test_costs_are_measured_once_per_variant_on_a_finished_run(monkeypatch):
     assert {v: len(c) for v, c in by_variant.items()} == {"tanh": 1, "mix": 1}  # seeds share their variant's cost
     statuses = {a.run.run_id: a.metrics["status"] for a in arts}
     assert statuses[first_mix.run.run_id] == "diverged"
+
+
+def test_variants_differing_only_in_values_share_one_measurement(monkeypatch):
+    """Temperature and learning rate do not change a step's operations: one measurement, the same cost; an entropy
+    term (non-zero weight) does, and a family's hyper-parameters change its shapes: measured apart."""
+    study = study_from_dict({"name": "costs", "seeds": [1], "backbone": {"hidden": [8]},
+                             "train": {"max_epochs": 2, "patience": 2},
+                             "variants": [{"name": "cold", "gate": "layer", "temperature": 0.5},
+                                          {"name": "hot", "gate": "layer", "temperature": 2.0,
+                                           "temperature_schedule": "constant"},
+                                          {"name": "fast", "gate": "layer", "temperature": 0.5, "lr": 0.01},
+                                          {"name": "entropy", "gate": "layer", "temperature": 0.5,
+                                           "entropy_weight": 0.01},
+                                          {"name": "kernel8", "kind": "kernel", "params": {"size": 8}},
+                                          {"name": "kernel20", "kind": "kernel", "params": {"size": 20}}]})
+    runs = study.runs()
+    splits = prepare_splits(runs)
+    trained = [train_one(r, splits[engines.split_key(r)]) for r in runs]
+    monkeypatch.setitem(engines.ENGINES, "fake", lambda runs, splits: iter(trained))
+    measured: list[int] = []
+    real = artifacts.measure_step_costs
+
+    def spy(cases, **kwargs):
+        measured.append(len(cases))
+        return real(cases, **kwargs)
+
+    monkeypatch.setattr(artifacts, "measure_step_costs", spy)
+    monkeypatch.setattr(artifacts, "_COSTS", {})
+    arts = {a.run.variant: a for a in engines.train_group("fake", runs)}
+    assert measured == [4]  # cold, hot and fast together; entropy; the two kernels
+    cost = {v: tuple(a.metrics[k] for k in COST_METRICS) for v, a in arts.items()}
+    assert cost["cold"] == cost["hot"] == cost["fast"]
+    assert cost["entropy"] != cost["cold"] and cost["kernel8"] != cost["kernel20"]

@@ -71,18 +71,20 @@ def entropy_nats(weights: np.ndarray) -> np.ndarray:
     """Entropy ``-sum_k g_k log g_k`` in nats of each row of mixture weights.
 
     The formula of :func:`learnact.model.activations.gate_entropy` (``xlogy``,
-    so ``0 log 0 = 0``) on numpy arrays with scipy's ``xlogy``: reading a
-    study's results needs no torch. ``tests/evaluation`` pins it to the
-    torch definition.
+    so ``0 log 0 = 0``) on numpy arrays: reading a study's results needs no
+    torch, and no scipy either (importing ``scipy.special`` took a quarter of a
+    second of ``learnact run`` before its leaderboard). ``tests/evaluation``
+    pins it to the torch definition and to scipy's ``xlogy``.
 
     Shape:
         - weights: ``(c,)`` or ``(n, c)``
         - output: ``(1,)`` or ``(n,)``
     """
-    from scipy.special import xlogy
-
     w = _check_weights(weights)
-    return -xlogy(w, w).sum(axis=-1)
+    positive = w > 0
+    terms = np.zeros_like(w)
+    np.multiply(w, np.log(w, where=positive, out=np.zeros_like(w)), where=positive, out=terms)
+    return -terms.sum(axis=-1)
 
 
 def effective_candidates(weights: np.ndarray) -> float:

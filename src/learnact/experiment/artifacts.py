@@ -104,14 +104,28 @@ def layer_record(layer: int, act: torch.nn.Module, gates: torch.Tensor | None) -
 _COSTS: dict[str, StepCost] = {}
 
 
+# Activation fields that are values inside the same computation (a gate's temperature divides its logits
+# whatever it is): variants differing only in them run the same operations on the same shapes, so they share a cost.
+_VALUE_ONLY_FIELDS = ("temperature", "temperature_end")
+
+
 def cost_key(t: TrainedRun) -> str:
-    """The run's cost identity: runs that differ only by seed (or name) share model shapes, batch and objective,
-    so their cost (:func:`variant_cost`)."""
+    """The run's cost identity: what decides the operations and shapes of one training step.
+
+    Runs that differ only by seed (or name) share it, and so do variants that
+    differ only by values that enter the same computation: a gate's
+    temperature (and its schedule's end), the learning rate, a non-zero weight
+    decay or entropy weight (zero is different: the term is left out). They
+    share one measurement (:func:`variant_cost`), so the leaderboard gives
+    them the same cost instead of the timing noise between two measurements
+    of the same step.
+    """
     run, split = t.run, t.split
-    return json.dumps({"activation": run.activation.model_dump(mode="json"),
+    activation = {k: v for k, v in run.activation.model_dump(mode="json").items() if k not in _VALUE_ONLY_FIELDS}
+    return json.dumps({"activation": activation,
                        "backbone": run.backbone.model_dump(mode="json"), "batch": _cost_batch(t),
                        "features": split.n_features, "classes": split.n_classes,
-                       "train": [run.train.lr, run.train.weight_decay, run.train.entropy_weight,
+                       "train": [run.train.weight_decay != 0, run.train.entropy_weight != 0,
                                  run.train.weight_decay_activations]}, sort_keys=True)
 
 
