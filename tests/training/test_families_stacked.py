@@ -24,7 +24,7 @@ import learnact.training.loop as loop_module
 from learnact.config import ActivationConfig, TrainConfig
 from learnact.experiment import ENGINES, build_artifacts, load_study, prepare_splits, study_from_dict
 from learnact.experiment.engines import split_key, vectorized_engine
-from learnact.model import MLP, build_activation, init_parameters_
+from learnact.model import MLP, FixedActivation, GatedActivation, build_activation, init_parameters_
 from learnact.model.activations.families import list_families
 from learnact.model.state import tensor_state
 from learnact.training import fit, run_generator
@@ -249,3 +249,26 @@ def test_family_ops_write_each_members_gradient():
         y = x * torch.sigmoid(b * x)
         y.sum().backward()
         assert torch.equal(out[k], y.detach()) and torch.equal(gz[k], x.grad) and torch.equal(grads[0][k], b.grad)
+
+
+def test_family_strategies_are_chosen_before_the_stacks_fork(monkeypatch, family_study):
+    """Every family layer's strategy is in this process's cache when the stacks start, so forked workers inherit
+    it (and what its probe imported) instead of probing again, each of them."""
+    import learnact.training.family_segments as family_segments
+
+    runs, splits, _ = family_study
+    runs = [r for r in runs if r.seed == runs[0].seed]
+    monkeypatch.setattr(family_segments, "_CHOICES", {})
+    real = engines_module.run_stacks
+    seen: list[set] = []
+
+    def spy(jobs, *args, **kwargs):
+        seen.append(set(family_segments._CHOICES))
+        return real(jobs, *args, **kwargs)
+
+    monkeypatch.setattr(engines_module, "run_stacks", spy)
+    trained = list(vectorized_engine(runs, splits, workers=2))
+    layers = [(act, width) for t in trained for act, width in zip(t.model.activations, t.model.hidden, strict=True)
+              if not isinstance(act, (FixedActivation, GatedActivation))]
+    assert {act.family for act, _ in layers} == set(list_families())
+    assert seen == [{(module_spec(act), width) for act, width in layers}]

@@ -28,6 +28,7 @@ from ..store import RunArtifacts
 from ..training import fit, native, run_generator
 from ..training.schedules import temperature_schedule
 from ..training.scheduling import Executor, default_workers, plan_stacks, run_stacks, single_thread
+from ..training.segments import choose_family_strategies
 from ..training.streams import StreamMode
 from ..training.vectorized import StackedFit, final_temperature_, fit_stacked, load_parameters_
 from .artifacts import TrainedRun, add_costs, build_artifacts, cost_key
@@ -139,6 +140,7 @@ def vectorized_engine(
     configs = [r.train for r in runs]
     schedules = [temperature_schedule(r.activation, r.train) for r in runs]
     native.load()  # build or load the C++ step here, once, before workers fork
+    choose_family_strategies(models)  # likewise: the workers inherit the choices and the probes' imports
     n_workers = default_workers() if workers is None else workers
     stacks = plan_stacks(models, configs, member_splits, max_members=max_members, n_parts=n_workers)
     shadows_of = [[(shadow, members.index(host)) for shadow, host in followers if host in members]

@@ -28,6 +28,7 @@ __all__ = [
     "Segment",
     "Unit",
     "activation_signature",
+    "choose_family_strategies",
     "compact_segments",
     "GATE_KINDS",
     "gate_parameter_names",
@@ -137,6 +138,22 @@ class Segment:
         """Rough cost of a member's activations per step, in candidate evaluations."""
         return float(sum(len(fns) if a.kind != "family" else 4 for a, fns in zip(self.layers, self.functions,
                                                                                 strict=True)))
+
+
+def choose_family_strategies(models: Sequence[MLP]) -> None:
+    """Choose the stacked strategy of every learnable-family layer of ``models`` now, in this process.
+
+    :func:`~.family_segments.choose` probes each family configuration once per
+    process. Called before stacks fork into workers, it leaves them the
+    choices and what the probes imported: autograd imports a module on its
+    first call with explicit output gradients (about 0.5 s), which every
+    worker and helper otherwise paid again (about 1 s of the ``families``
+    preset's 12 s on 2 cores). Models without a family layer cost nothing.
+    """
+    for model in models:
+        for act, width in zip(model.activations, model.hidden, strict=True):
+            if not isinstance(act, (FixedActivation, GatedActivation)):
+                choose(act, width)
 
 
 def segment_models(models: Sequence[MLP]) -> tuple[list[int], list[Segment]]:
