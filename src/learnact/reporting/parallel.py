@@ -81,10 +81,13 @@ def auto_workers(n_runs: int, per_figure: bool = True) -> int:
     return default_workers()
 
 
-PRELOAD = ("learnact.reporting.figures", "learnact.reporting.report", "scipy.special", "fontTools.subset")
+PRELOAD = ("learnact.reporting.figures", "learnact.reporting.report", "scipy.special", "fontTools.subset",
+           "learnact.reporting._fork_server")
 """Modules the fork server imports before it forks a worker: every worker starts with them loaded. Besides the
 report's own code, what drawing imports on first use: scipy's special functions (the figures' t intervals) and
-fontTools' subsetter (the fonts of every PDF figure), about 0.2 s that each worker paid again."""
+fontTools' subsetter (the fonts of every PDF figure), about 0.2 s that each worker paid again. Last,
+:mod:`._fork_server`: the server then ends without tearing its interpreter down (0.3-0.8 s during which a reader
+of the command's output waited for it to close)."""
 
 
 def _start_method() -> str:
