@@ -146,8 +146,8 @@ def choose_family_strategies(models: Sequence[MLP]) -> None:
     :func:`~.family_segments.choose` probes each family configuration once per
     process. Called before stacks fork into workers, it leaves them the
     choices and what the probes imported: autograd imports a module on its
-    first call with explicit output gradients (about 0.5 s), which every
-    worker and helper otherwise paid again (about 1 s of the ``families``
+    first call with explicit output gradients (0.3-0.5 s), which every
+    worker and helper otherwise paid again (about 0.5 s of the ``families``
     preset's 12 s on 2 cores). Models without a family layer cost nothing.
     """
     for model in models:
