@@ -1,0 +1,20 @@
+"""Helper of test_parallel: run in a report worker, draws one figure and lists the heavy lazy imports it made."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+WATCHED = ("scipy.special", "fontTools.subset")
+
+
+def draw_and_list_imports(job: tuple[str, str, str]) -> list[str]:
+    """Draw figure ``job[2]`` of study ``job[0]`` into ``job[1]``; which of :data:`WATCHED` drawing imported."""
+    from learnact.reporting.figures import FIGURES, _render
+    from learnact.reporting.study_view import load_study_view
+
+    study, folder, name = job
+    view = load_study_view(Path(study))  # reading the study is not drawing: its imports do not count
+    before = set(sys.modules)
+    _render(view, Path(folder), "", next(spec for spec in FIGURES if spec.name == name))
+    return sorted(m for m in WATCHED if m in set(sys.modules) - before)
