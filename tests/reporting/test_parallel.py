@@ -201,3 +201,25 @@ def test_the_fork_server_ends_without_its_teardown(tmp_path, preload):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[1, 2]"
     assert marker.exists() == (preload == "without"), done.stderr
+
+
+_LAZY_IMPORT_IN_WORKER = """
+import multiprocessing
+context = multiprocessing.get_context("forkserver")
+context.set_forkserver_preload([])
+with context.Pool(1) as pool:
+    print(pool.apply(eval, ("__import__('learnact.reporting._fork_server').reporting._fork_server.INSTALLED",)))
+"""
+
+
+@pytest.mark.skipif("forkserver" not in __import__("multiprocessing").get_all_start_methods(),
+                    reason="no fork server on this platform")
+def test_a_worker_importing_the_exit_module_late_does_not_install_it():
+    """Only the server's preload installs the exit handler; a worker of a server that did not preload the module
+    (its stack still holds the server's main loop) imports it as any process does: nothing installed."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _LAZY_IMPORT_IN_WORKER], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"

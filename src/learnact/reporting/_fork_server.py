@@ -12,8 +12,10 @@ Imported by that server (last in its preload list), this module registers an
 exit handler that flushes the streams and ends the process at once, as
 :func:`learnact.cli.app.console` ends ``learnact`` itself. The server has
 nothing left to write at that point: its workers are gone with the command.
-Imported anywhere else (a worker forked from the server inherits it already
-imported; any other process that imports it), it does nothing.
+Imported anywhere else (any other process; a worker forked from a server that
+did not preload it), it does nothing. A worker forked from a server that did
+inherits the handler, which never runs there: such workers end with
+``os._exit`` already.
 """
 
 from __future__ import annotations
@@ -27,15 +29,17 @@ __all__ = ["INSTALLED"]
 
 
 def _in_fork_server() -> bool:
-    """Whether this import runs inside :func:`multiprocessing.forkserver.main` (its preload)."""
+    """Whether this import runs in :func:`multiprocessing.forkserver.main`'s preload: that function is on the
+    stack, but not the code a worker forked from it runs its task in (whose stack still holds ``main``)."""
     from multiprocessing import forkserver
 
+    codes = set()
     frame: FrameType | None = sys._getframe()
     while frame is not None:
-        if frame.f_code is forkserver.main.__code__:
-            return True
+        codes.add(frame.f_code)
         frame = frame.f_back
-    return False
+    serve_one = getattr(forkserver, "_serve_one", None)  # private (Python 3.8-3.14); without it, main alone
+    return forkserver.main.__code__ in codes and (serve_one is None or serve_one.__code__ not in codes)
 
 
 def _exit_now() -> None:
