@@ -75,6 +75,26 @@ def test_process_pool_gives_the_same_results(tmp_path, local_table):
     pd.testing.assert_frame_equal(result_table(folder), local_table)
 
 
+_SERVER_ENDS_AT_ONCE = """
+from learnact.experiment.executors import open_executor
+with open_executor("processes", workers=1) as pool:
+    print(pool.executor.submit(eval, "'learnact.reporting._fork_server' in __import__('sys').modules").result())
+"""
+
+
+@pytest.mark.skipif("forkserver" not in __import__("multiprocessing").get_all_start_methods(),
+                    reason="the pool's workers are spawned on this platform: no fork server")
+def test_the_process_pools_fork_server_ends_without_its_teardown():
+    """The pool's fork server holds the command's output; like the report's, it ends with os._exit instead of
+    tearing torch down (test_parallel's teardown test checks that mechanism): its workers, forked from it, find the
+    module that does it imported. In a fresh interpreter, since a fork server starts once per process."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", _SERVER_ENDS_AT_ONCE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "True"
+
+
 @pytest.mark.slow  # a Dask cluster giving the local results: also test_plugins.py's Dask test (CI runs that one)
 def test_dask_cluster_gives_the_same_results(tmp_path, study_file, local_table, capsys):
     distributed = pytest.importorskip("distributed")

@@ -139,8 +139,11 @@ def _process_pool(workers: int) -> Iterator[ExecutorPool]:
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     if method == "forkserver":
-        # workers fork from a server that has imported torch once (no effect if the server already runs)
-        context.set_forkserver_preload(["learnact.experiment.engines", "sklearn.datasets"])
+        # workers fork from a server that has imported torch once (no effect if the server already runs); the
+        # server also ends without its interpreter teardown (learnact.reporting._fork_server): it holds the
+        # command's output, and tearing down torch kept a reader of that output waiting up to a second
+        context.set_forkserver_preload(["learnact.experiment.engines", "sklearn.datasets",
+                                        "learnact.reporting._fork_server"])
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                                initargs=(os.getpid(),))
     try:
