@@ -60,6 +60,9 @@ RC: dict[str, Any] = {
     "legend.frameon": False,
     "savefig.dpi": 150,
     "pdf.fonttype": 42,
+    # matplotlib >= 3.11 sizes the PDF's font subsets by ps.fonttype: at its default (3) every character past code
+    # 255 (the minus sign, λ, φ) goes into a second embedded copy of the font, one more fontTools subset per figure
+    "ps.fonttype": 42,
     "figure.constrained_layout.use": True,
 }
 """Matplotlib settings of every report figure."""
