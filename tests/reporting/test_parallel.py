@@ -142,13 +142,13 @@ def test_warm_up_starts_workers_with_the_reporting_code_and_extra_modules_loaded
     assert got == {"warm": "[True, True]", "cold": "[False, True]"}
 
 
-_DRAW_ALL = """
+_DRAW = """
 import json, sys
 from _draw_probe import draw_and_list_imports
-from learnact.reporting.figures import FIGURES
 from learnact.reporting.parallel import map_in_processes
-jobs = [(sys.argv[1], sys.argv[2], spec.name) for spec in FIGURES]
-print(json.dumps(dict(zip([spec.name for spec in FIGURES], map_in_processes(draw_and_list_imports, jobs, workers=2)))))
+names = sys.argv[3:]
+jobs = [(sys.argv[1], sys.argv[2], name) for name in names]
+print(json.dumps(dict(zip(names, map_in_processes(draw_and_list_imports, jobs, workers=2)))))
 """
 
 
@@ -159,14 +159,16 @@ def test_figure_workers_start_with_what_drawing_imports(tiny_study, tmp_path):
     PDF figure's fonts) once, before it forks the workers: no worker imports them again (about 0.2 s each).
 
     In a fresh interpreter: a fork server runs once per process, with the preload list of whoever started it, and
-    this one may already run one started by the process executor (another list)."""
+    this one may already run one started by the process executor (another list). The leaderboard draws t
+    intervals and embeds a font (drawn first in a fresh process, it imports both); whichever worker draws a
+    figure first would import them there."""
     import json
     import subprocess
     import sys
     from pathlib import Path
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", _DRAW_ALL, str(tiny_study), str(tmp_path)], env=env,
+    done = subprocess.run([sys.executable, "-c", _DRAW, str(tiny_study), str(tmp_path), "leaderboard", "roc"], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     imported = json.loads(done.stdout.strip().splitlines()[-1])
