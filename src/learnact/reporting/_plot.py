@@ -12,7 +12,7 @@ from .study_view import StudyView
 from .style import candidate_color, variant_family
 
 __all__ = ["Row", "grouped_rows", "apply_rows", "seed_offsets", "stacked_bar", "wrap_name", "grid_shape",
-           "pick_showcase", "GROUP_HEADINGS"]
+           "pick_showcase", "GROUP_HEADINGS", "next_layer_panel"]
 
 Row = tuple[str, str]
 """``("heading", text)`` or ``("variant", name)``, top to bottom."""
@@ -71,6 +71,32 @@ def apply_rows(ax: Axes, rows: Sequence[Row], *, labels: bool = True) -> dict[st
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.grid(axis="y", visible=False)
     return ys
+
+
+def next_layer_panel(ax: Axes, first: Axes | None, *, share_y: bool = False) -> Axes:
+    """Label one of a variant's layer panels, drawn left to right in one row (:func:`.fig_gates.layer_panels`).
+
+    The first drawn panel keeps its y tick labels (and gets the caller's y
+    label); each later one drops them, as it sits right of the first on the
+    same scale: ``share_y`` gives it the first panel's y axis (limits over
+    both panels' data), else the caller has set the same limits on both. In
+    the report's panel grids, laying out those repeated labels was about a
+    sixth of the figure's time.
+
+    Args:
+        ax: The panel being drawn.
+        first: The variant's first drawn panel, or ``None`` when ``ax`` is it.
+        share_y: Share ``first``'s y axis.
+
+    Returns:
+        The variant's first drawn panel (``ax`` when ``first`` is ``None``).
+    """
+    if first is None:
+        return ax
+    if share_y:
+        ax.sharey(first)
+    ax.tick_params(labelleft=False)
+    return first
 
 
 def seed_offsets(n: int, width: float = 0.25) -> np.ndarray:

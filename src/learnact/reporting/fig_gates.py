@@ -11,7 +11,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from ._plot import apply_rows, grid_shape, grouped_rows, seed_offsets, stacked_bar, wrap_name
+from ._plot import apply_rows, grid_shape, grouped_rows, next_layer_panel, seed_offsets, stacked_bar, wrap_name
 from .study_view import NothingToShow, StudyView
 from .style import candidate_color, new_figure, variant_colors
 
@@ -238,6 +238,7 @@ def gate_evolution_figure(view: StudyView) -> tuple[Figure, str]:
     names_seen: list[str] = []
     scheduled = False
     for i, v in enumerate(variants):
+        first: Axes | None = None
         for j, layer in enumerate(layers):
             ax = axes[i, j]
             info = next((g for g in view.gated_layers(v) if int(g["layer"]) == layer), None)
@@ -259,8 +260,9 @@ def gate_evolution_figure(view: StudyView) -> tuple[Figure, str]:
             ax.set_yticks([0, 0.5, 1])
             ax.tick_params(labelsize=7)
             ax.set_xlabel("Epoch", fontsize=7.5)
-            if j == 0:
+            if first is None:
                 ax.set_ylabel("Gate weight", fontsize=7.5)
+            first = next_layer_panel(ax, first)  # every panel on the same 0-1 scale
             scheduled |= _draw_temperature(ax, view, v, layer)
     handles: list = [Patch(color=candidate_color(c), label=c) for c in names_seen]
     if scheduled:

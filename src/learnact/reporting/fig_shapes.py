@@ -12,11 +12,12 @@ module rebuilt with each run's saved parameters
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ._plot import wrap_name
+from ._plot import next_layer_panel, wrap_name
 from .fig_gates import layer_panels
 from .study_view import NothingToShow, RunView, StudyView
 from .style import candidate_color, new_figure, variant_colors
@@ -129,6 +130,7 @@ def activation_shapes_figure(view: StudyView) -> tuple[Figure, str]:
     for i, v in enumerate(variants):
         family = view.kind(v) == "family"
         gate = None if family else view.config(v).activation.gate
+        first: Axes | None = None
         for j, layer in enumerate(layers):
             ax = axes[i, j]
             ax.set_title(_title(view, v, layer), fontsize=7.5)
@@ -167,8 +169,9 @@ def activation_shapes_figure(view: StudyView) -> tuple[Figure, str]:
             ax.axvline(0, color="0.6", lw=0.5)
             ax.tick_params(labelsize=7)
             ax.set_xlabel("Pre-activation x", fontsize=7.5)
-            if j == 0:
+            if first is None:
                 ax.set_ylabel("\u03c6(x)", fontsize=8)
+            first = next_layer_panel(ax, first, share_y=True)  # one y scale for the variant's layers
     handles = [Line2D([], [], color="0.3", lw=1.1, label="learned \u03c6 (one line per seed)"),
                Patch(color="0.3", alpha=0.25, label="spread over samples / units")]
     if initial:
