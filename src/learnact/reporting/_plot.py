@@ -79,9 +79,9 @@ def next_layer_panel(ax: Axes, first: Axes | None, *, share_y: bool = False) -> 
     The first drawn panel keeps its y tick labels (and gets the caller's y
     label); each later one drops them, as it sits right of the first on the
     same scale: ``share_y`` gives it the first panel's y axis (limits over
-    both panels' data), else the caller has set the same limits on both. In
-    the report's panel grids, laying out those repeated labels was about a
-    sixth of the figure's time.
+    both panels' data), else the caller has set the same limits on both. For
+    the paper study's two panel grids, dropping them saves 5-10% of each
+    figure's CPU time (laying out and drawing tick labels).
 
     Args:
         ax: The panel being drawn.
