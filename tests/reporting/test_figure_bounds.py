@@ -130,7 +130,6 @@ def test_a_report_figures_png_is_what_matplotlib_draws(spec, request, tmp_path, 
     assert diff.mean() < 4 and (diff > 32).mean() < 0.02, (diff.mean(), (diff > 32).mean())
 
 
-
 def test_a_figure_with_characters_past_latin_1_embeds_its_font_once(tmp_path):
     # matplotlib >= 3.11 starts a second embedded copy of a font for characters past code 255 (the minus sign of
     # every negative tick, λ, φ) unless ps.fonttype is 42 too: the figure style sets both, and each copy is one

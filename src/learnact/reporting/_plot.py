@@ -73,11 +73,11 @@ def apply_rows(ax: Axes, rows: Sequence[Row], *, labels: bool = True) -> dict[st
     return ys
 
 
-def next_layer_panel(ax: Axes, first: Axes | None, *, share_y: bool = False) -> Axes:
+def next_layer_panel(ax: Axes, first: Axes | None, ylabel: str, *, ylabel_size: float, share_y: bool = False) -> Axes:
     """Label one of a variant's layer panels, drawn left to right in one row (:func:`.fig_gates.layer_panels`).
 
-    The first drawn panel keeps its y tick labels (and gets the caller's y
-    label); each later one drops them, as it sits right of the first on the
+    The first drawn panel keeps its y tick labels and gets ``ylabel``; each
+    later one has neither, as it sits right of the first on the
     same scale: ``share_y`` gives it the first panel's y axis (limits over
     both panels' data), else the caller has set the same limits on both. For
     the paper study's two panel grids, dropping them saves 5-10% of each
@@ -86,12 +86,15 @@ def next_layer_panel(ax: Axes, first: Axes | None, *, share_y: bool = False) -> 
     Args:
         ax: The panel being drawn.
         first: The variant's first drawn panel, or ``None`` when ``ax`` is it.
+        ylabel: The y label of the first panel.
+        ylabel_size: Its font size (points).
         share_y: Share ``first``'s y axis.
 
     Returns:
         The variant's first drawn panel (``ax`` when ``first`` is ``None``).
     """
     if first is None:
+        ax.set_ylabel(ylabel, fontsize=ylabel_size)
         return ax
     if share_y:
         ax.sharey(first)

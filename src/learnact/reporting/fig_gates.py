@@ -260,9 +260,7 @@ def gate_evolution_figure(view: StudyView) -> tuple[Figure, str]:
             ax.set_yticks([0, 0.5, 1])
             ax.tick_params(labelsize=7)
             ax.set_xlabel("Epoch", fontsize=7.5)
-            if first is None:
-                ax.set_ylabel("Gate weight", fontsize=7.5)
-            first = next_layer_panel(ax, first)  # every panel on the same 0-1 scale
+            first = next_layer_panel(ax, first, "Gate weight", ylabel_size=7.5)  # every panel on the same 0-1 scale
             scheduled |= _draw_temperature(ax, view, v, layer)
     handles: list = [Patch(color=candidate_color(c), label=c) for c in names_seen]
     if scheduled:

@@ -169,9 +169,7 @@ def activation_shapes_figure(view: StudyView) -> tuple[Figure, str]:
             ax.axvline(0, color="0.6", lw=0.5)
             ax.tick_params(labelsize=7)
             ax.set_xlabel("Pre-activation x", fontsize=7.5)
-            if first is None:
-                ax.set_ylabel("\u03c6(x)", fontsize=8)
-            first = next_layer_panel(ax, first, share_y=True)  # one y scale for the variant's layers
+            first = next_layer_panel(ax, first, "\u03c6(x)", ylabel_size=8, share_y=True)  # one y scale per variant
     handles = [Line2D([], [], color="0.3", lw=1.1, label="learned \u03c6 (one line per seed)"),
                Patch(color="0.3", alpha=0.25, label="spread over samples / units")]
     if initial:
