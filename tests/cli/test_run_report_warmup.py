@@ -25,7 +25,7 @@ def test_the_fork_server_starts_once_at_the_first_written_run(warmups):
     assert warmups == []
     update(1, 40, "a")
     update(2, 40, "b")
-    assert warmups == [("torch", "learnact.model")]  # the activation-shapes figure's imports, once
+    assert warmups == [()]  # once; not torch: this process evaluates the activation shapes itself
     assert seen == [(0, 40, ""), (1, 40, "a"), (2, 40, "b")]  # the progress display still sees every call
     quiet = run_cmd._warming(None, True, parallel.MIN_RUNS, suite=False)  # --quiet: no display, still warmed
     assert quiet is not None
@@ -43,3 +43,9 @@ def test_no_fork_server_where_the_report_uses_no_workers(warmups):
     assert run_cmd._warming(show, True, big, suite=False) is show  # figures of a big study: one process
     assert run_cmd._warming(show, True, big, suite=True) is not show  # a suite's data sets: workers
     assert warmups == []
+
+
+def test_a_suites_fork_server_imports_torch_for_its_data_set_reports(warmups):
+    update = run_cmd._warming(None, True, parallel.MIN_RUNS, suite=True)
+    update(1, 40, "a")
+    assert warmups == [("torch", "learnact.model")]  # each data set's report evaluates its activation shapes

@@ -18,3 +18,11 @@ def draw_and_list_imports(job: tuple[str, str, str]) -> list[str]:
     before = set(sys.modules)
     _render(view, Path(folder), "", next(spec for spec in FIGURES if spec.name == name))
     return sorted(m for m in WATCHED if m in set(sys.modules) - before)
+
+
+def shapes_noting_torch(view):
+    """The activation-shapes figure, its detail sentence saying whether the drawing process had torch loaded."""
+    from learnact.reporting.fig_shapes import activation_shapes_figure
+
+    fig, _ = activation_shapes_figure(view)
+    return fig, f"torch loaded: {'torch' in sys.modules}"

@@ -111,9 +111,11 @@ def _warming(progress: Progress | None, report: bool, n_runs: int, suite: bool) 
 
     Training and the cost pass are over by then; writing the run folders and
     printing the leaderboard keep one core busy, and the fork server imports
-    the reporting code and PyTorch (for the activation shapes) on the other,
-    so the report's workers start at once. Only where the report will use
-    workers (:func:`~learnact.reporting.parallel.auto_workers`).
+    the reporting code on the other, so the report's workers start at once.
+    Not PyTorch: this process has it and evaluates the activation shapes
+    before the workers start (:attr:`~learnact.reporting.figures.FigureSpec.prepare`),
+    except in a suite, whose workers build whole data-set reports. Only where
+    the report will use workers (:func:`~learnact.reporting.parallel.auto_workers`).
     """
     from ..reporting.parallel import auto_workers
 
@@ -126,7 +128,7 @@ def _warming(progress: Progress | None, report: bool, n_runs: int, suite: bool) 
             started.append(True)
             from ..reporting.parallel import warm_up
 
-            warm_up(("torch", "learnact.model"))
+            warm_up(("torch", "learnact.model") if suite else ())
         if progress is not None:
             progress(done, total, run_id)
 

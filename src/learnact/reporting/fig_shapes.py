@@ -11,6 +11,8 @@ module rebuilt with each run's saved parameters
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -22,7 +24,8 @@ from .fig_gates import layer_panels
 from .study_view import NothingToShow, RunView, StudyView
 from .style import candidate_color, new_figure, variant_colors
 
-__all__ = ["X_RANGE", "effective_activation", "family_curves", "activation_shapes_figure"]
+__all__ = ["X_RANGE", "ShapePanel", "effective_activation", "family_curves", "shape_panels",
+           "activation_shapes_figure"]
 
 X_RANGE = (-4.0, 4.0)
 """Pre-activation range drawn."""
@@ -78,22 +81,120 @@ def family_curves(run: RunView, layer: int, x: np.ndarray) -> np.ndarray:
     return out.double().numpy().T
 
 
-def _family_panel(ax, view: StudyView, v: str, layer: int, x: np.ndarray, color) -> bool:
-    """Draw a learnable family's learned function for every seed; True when it has an initial-shape claim."""
+@dataclass(frozen=True)
+class ShapePanel:
+    """What one panel of the activation-shapes figure draws, as arrays (``(p,)`` each, on the figure's x grid).
+
+    Attributes:
+        lines: The learned function per seed (a mean or median over units or samples where there are many).
+        band: Lower and upper percentile over the units or samples of all seeds, or ``None``.
+        candidates: The gated mixture's candidates as ``(name, phi_k(x))``, drawn dotted behind.
+        initial: A family's initial shape, drawn dotted grey behind, or ``None``.
+    """
+
+    lines: tuple[np.ndarray, ...]
+    band: tuple[np.ndarray, np.ndarray] | None = None
+    candidates: tuple[tuple[str, np.ndarray], ...] = ()
+    initial: np.ndarray | None = None
+
+
+def _family_panel(view: StudyView, v: str, layer: int, x: np.ndarray) -> ShapePanel:
+    """A learnable family's learned function for every seed, and its initial shape where it claims one."""
     import torch
 
     per_seed = [family_curves(run, layer, x) for run in view.runs[v]]
     start = view.runs[v][0].family_module(layer).starts_near()
+    initial = None
     if start is not None:
         with torch.no_grad():
-            ax.plot(x, start.function(torch.as_tensor(x)).numpy(), color="0.45", lw=0.9, ls=":")
+            initial = start.function(torch.as_tensor(x)).numpy()
     pooled = np.concatenate(per_seed)
-    for curves in per_seed:
-        ax.plot(x, np.median(curves, axis=0), color=color, lw=1.1, alpha=0.85)
-    if pooled.shape[0] > 1:
-        lo, hi = np.percentile(pooled, (10, 90), axis=0)
-        ax.fill_between(x, lo, hi, color=color, alpha=0.25, lw=0)
-    return start is not None
+    band = tuple(np.percentile(pooled, (10, 90), axis=0)) if pooled.shape[0] > 1 else None
+    return ShapePanel(tuple(np.median(c, axis=0) for c in per_seed), band, initial=initial)
+
+
+def _gated_panel(view: StudyView, v: str, info: dict, layer: int, x: np.ndarray) -> ShapePanel:
+    """A gated layer's mixture per seed (input gates: mean over test samples), with the candidates."""
+    names = list(info["candidates"])
+    gate = view.config(v).activation.gate
+    candidates = tuple((n, effective_activation(x, np.eye(len(names))[k], names)) for k, n in enumerate(names))
+    lines, spread = [], []
+    for run in view.runs[v]:
+        if gate == "input":
+            w = run.sample_gates(layer, names)
+        else:
+            found = _static_weights(run, layer)
+            w = found[0] if found is not None else None
+        if w is None:
+            continue
+        curves = effective_activation(x, w, names)
+        if curves.ndim == 2:
+            spread.append(curves)
+            curves = curves.mean(axis=0)
+        lines.append(curves)
+    band = None
+    if spread:
+        band = tuple(np.percentile(np.concatenate(spread), (5, 95) if gate == "input" else (10, 90), axis=0))
+    return ShapePanel(tuple(lines), band, candidates)
+
+
+_PANELS = "_activation_shape_panels"  # the key of shape_panels' result in a StudyView's __dict__
+
+
+def shape_panels(view: StudyView) -> dict[tuple[str, int], ShapePanel | None]:
+    """Every panel of the activation-shapes figure, by ``(variant, layer)``; ``None`` where a layer has no gate.
+
+    The part of the figure that evaluates activations with PyTorch (the
+    candidates and family modules the models use), computed once per view and
+    kept on it: a view pickled after this call carries the panels, so a report
+    worker draws the figure without importing torch (about 2 s).
+    :func:`~learnact.reporting.figures.build_figures` calls it in the calling
+    process when that process has torch loaded already (``learnact run``,
+    after training).
+
+    Raises:
+        NothingToShow: The study has no gated variant and no learnable family.
+    """
+    cached = view.__dict__.get(_PANELS)
+    if cached is not None:
+        return cached
+    variants = view.gated + view.families
+    if not variants:
+        raise NothingToShow("the study has no gated variant and no learnable family")
+    x = _x_grid()
+    panels: dict[tuple[str, int], ShapePanel | None] = {}
+    for v in variants:
+        family = view.kind(v) == "family"
+        for layer in _layers(view):
+            info = next((g for g in view.gated_layers(v) if int(g["layer"]) == layer), None)
+            if family and layer <= len(view.config(v).backbone.hidden):
+                panels[v, layer] = _family_panel(view, v, layer, x)
+            elif info is None:
+                panels[v, layer] = None
+            else:
+                panels[v, layer] = _gated_panel(view, v, info, layer, x)
+    view.__dict__[_PANELS] = panels
+    return panels
+
+
+def _x_grid() -> np.ndarray:
+    return np.linspace(*X_RANGE, 241)
+
+
+def _layers(view: StudyView) -> list[int]:
+    return sorted({int(g["layer"]) for v in view.gated for g in view.gated_layers(v)}
+                  | {i + 1 for v in view.families for i in range(len(view.config(v).backbone.hidden))})
+
+
+def _draw_panel(ax: Axes, panel: ShapePanel, x: np.ndarray, color) -> None:
+    if panel.initial is not None:
+        ax.plot(x, panel.initial, color="0.45", lw=0.9, ls=":")
+    for name, curve in panel.candidates:
+        ax.plot(x, curve, color=candidate_color(name), lw=0.8, ls=":", alpha=0.9)
+    for curve in panel.lines:
+        ax.plot(x, curve, color=color, lw=1.1, alpha=0.85)
+    if panel.band is not None:
+        ax.fill_between(x, *panel.band, color=color, alpha=0.25, lw=0)
 
 
 def _title(view: StudyView, v: str, layer: int) -> str:
@@ -114,12 +215,10 @@ def activation_shapes_figure(view: StudyView) -> tuple[Figure, str]:
     the median over units, with the 10th-90th percentile band over the units
     of all seeds), the family's initial shape dotted behind.
     """
+    panels = shape_panels(view)
     variants = view.gated + view.families
-    if not variants:
-        raise NothingToShow("the study has no gated variant and no learnable family")
-    layers = sorted({int(g["layer"]) for v in view.gated for g in view.gated_layers(v)}
-                    | {i + 1 for v in view.families for i in range(len(view.config(v).backbone.hidden))})
-    x = np.linspace(*X_RANGE, 241)
+    layers = _layers(view)
+    x = _x_grid()
     colors = variant_colors(view)
     fig = new_figure(1, 1)
     axes, n_cols = layer_panels(fig, len(variants), len(layers))
@@ -128,43 +227,17 @@ def activation_shapes_figure(view: StudyView) -> tuple[Figure, str]:
     seen: list[str] = []
     initial = False
     for i, v in enumerate(variants):
-        family = view.kind(v) == "family"
-        gate = None if family else view.config(v).activation.gate
         first: Axes | None = None
         for j, layer in enumerate(layers):
             ax = axes[i, j]
             ax.set_title(_title(view, v, layer), fontsize=7.5)
-            info = next((g for g in view.gated_layers(v) if int(g["layer"]) == layer), None)
-            if family and layer <= len(view.config(v).backbone.hidden):
-                initial |= _family_panel(ax, view, v, layer, x, colors[v])
-            elif info is None:
+            panel = panels[v, layer]
+            if panel is None:
                 ax.set_axis_off()
                 continue
-            else:
-                names = list(info["candidates"])
-                seen.extend(n for n in names if n not in seen)
-                for name in names:
-                    ax.plot(x, effective_activation(x, np.eye(len(names))[names.index(name)], names),
-                            color=candidate_color(name), lw=0.8, ls=":", alpha=0.9)
-                spread = []
-                for run in view.runs[v]:
-                    if gate == "input":
-                        w = run.sample_gates(layer, names)
-                    else:
-                        found = _static_weights(run, layer)
-                        w = found[0] if found is not None else None
-                    if w is None:
-                        continue
-                    curves = effective_activation(x, w, names)
-                    if curves.ndim == 2:
-                        spread.append(curves)
-                        curves = curves.mean(axis=0)
-                    ax.plot(x, curves, color=colors[v], lw=1.1, alpha=0.85)
-                if spread:
-                    pooled = np.concatenate(spread)
-                    q = (5, 95) if gate == "input" else (10, 90)
-                    lo, hi = np.percentile(pooled, q, axis=0)
-                    ax.fill_between(x, lo, hi, color=colors[v], alpha=0.25, lw=0)
+            _draw_panel(ax, panel, x, colors[v])
+            initial |= panel.initial is not None
+            seen.extend(n for n, _ in panel.candidates if n not in seen)
             ax.axhline(0, color="0.6", lw=0.5)
             ax.axvline(0, color="0.6", lw=0.5)
             ax.tick_params(labelsize=7)

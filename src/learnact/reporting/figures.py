@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import pickle
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from matplotlib.figure import Figure
 from .fig_cases import case_studies_figure
 from .fig_gates import gate_evolution_figure, gate_selectivity_figure, gate_weights_figure
 from .fig_performance import confusion_figure, cost_figure, leaderboard_figure, regression_figure, roc_figure
-from .fig_shapes import activation_shapes_figure
+from .fig_shapes import activation_shapes_figure, shape_panels
 from .fig_sweeps import entropy_weight_sweep_figure, temperature_sweep_figure
 from .fig_training import loss_curves_figure
 from .study_view import NothingToShow, StudyView
@@ -37,6 +38,9 @@ class FigureSpec:
             :class:`NothingToShow` when the study has nothing for it.
         task: ``"classification"`` or ``"regression"`` for a figure only that
             task's studies have (not listed as skipped for the other); ``None``: every study.
+        prepare: The part of ``build`` that needs PyTorch, as ``view -> None`` keeping its arrays on the view
+            (``build`` uses them), or ``None``. :func:`build_figures` calls it in the calling process when
+            that has imported torch already, so the worker drawing the figure need not (about 2 s).
     """
 
     name: str
@@ -44,6 +48,7 @@ class FigureSpec:
     caption: str
     build: Builder
     task: str | None = None
+    prepare: Callable[[StudyView], object] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("activation_shapes", "Learned activation shapes",
                "The learned activation of each hidden layer, one line per seed: $\\varphi(x) = \\sum_k g_k "
                "\\varphi_k(x)$ for gated mixtures, the family's function with its learned parameters for "
-               "learnable families.", activation_shapes_figure),
+               "learnable families.", activation_shapes_figure, prepare=shape_panels),
     FigureSpec("gate_weights", "Gate weights per layer",
                "Mixture weights per hidden layer: stacked mean weights for static gates, distributions over "
                "test samples for input-dependent gates.", gate_weights_figure),
@@ -133,6 +138,8 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
     The figures render side by side in worker processes
     (:func:`~learnact.reporting.parallel.map_in_processes`), each drawing
     from a copy of ``view``; the files are the same as drawn one by one.
+    Where this process has imported torch already, each figure's
+    :attr:`FigureSpec.prepare` runs here first, so no worker imports it.
 
     Args:
         view: The study.
@@ -151,6 +158,13 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
             meanwhile()
         return [FigureResult(spec, skipped="every run of the study diverged") for spec in wanted]
     note = view.excluded_note()
+    if "torch" in sys.modules:  # the caller trained (or evaluates models): torch's work here, not in a worker
+        for spec in wanted:
+            if spec.prepare is not None:
+                try:
+                    spec.prepare(view)
+                except NothingToShow:
+                    pass  # the figure says so when it is built
     picklable = all(_picklable(spec) for spec in wanted)
     done = [0]
 

@@ -14,8 +14,10 @@ Starting the fork server (a Python process importing the reporting code:
 pandas, matplotlib) takes about 1.5 s on 2 cores. :func:`warm_up` starts it
 ahead of time, in the background, where the caller has other work to do on
 one core first (``learnact run`` writing run folders and printing the
-leaderboard after training); it can also import PyTorch there, which the
-activation-shapes figure needs, so no figure worker pays for that import.
+leaderboard after training); it can also import PyTorch there (about 2 s), for
+workers that evaluate activations themselves: a suite's data-set reports. One
+study's figures get the activation shapes from a caller that has torch loaded
+(:attr:`~learnact.reporting.figures.FigureSpec.prepare`).
 """
 
 from __future__ import annotations

@@ -64,6 +64,13 @@ class RunView:
     metrics: dict[str, Any]
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a copy sent to a report worker leaves the weights (torch tensors) behind and re-reads them from the
+        # folder if it needs them: unpickling a view never imports torch
+        state = dict(self.__dict__)
+        state["_cache"] = {k: v for k, v in self._cache.items() if k != "state"}
+        return state
+
     @property
     def variant(self) -> str:
         """The variant name."""
