@@ -30,6 +30,7 @@ from matplotlib.transforms import Bbox
 
 from ..config import RunConfig
 from ..store import atomic_write
+from ._pdf_fonts import shared_subsets
 from .study_view import StudyView
 
 __all__ = [
@@ -155,8 +156,10 @@ def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
 
 def _pdf(fig: Figure, crop: Bbox | None) -> bytes:
     buffer = io.BytesIO()
-    # Fixed metadata keeps PDFs reproducible byte for byte (no creation date).
-    fig.savefig(buffer, format="pdf", metadata={"CreationDate": None}, bbox_inches=crop)
+    # Fixed metadata keeps PDFs reproducible byte for byte (no creation date); each font's subset is made once
+    # per process (_pdf_fonts), not once per figure.
+    with shared_subsets():
+        fig.savefig(buffer, format="pdf", metadata={"CreationDate": None}, bbox_inches=crop)
     return buffer.getvalue()
 
 
