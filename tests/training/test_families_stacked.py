@@ -272,3 +272,25 @@ def test_family_strategies_are_chosen_before_the_stacks_fork(monkeypatch, family
               if not isinstance(act, (FixedActivation, GatedActivation))]
     assert {act.family for act, _ in layers} == set(list_families())
     assert seen == [{(module_spec(act), width) for act, width in layers}]
+
+
+def test_the_kernel_segment_computes_no_subnormal_term():
+    """Subnormal exponentials (and products with them) take the CPU's slow path, about a hundred times slower: the
+    kernel segment zeroes its terms below 1e-30, and its results stay the reference's bit for bit (above)."""
+    from learnact.training import family_segments
+
+    module = _family_module("kernel")
+    choice = choose(module, 64)
+    assert (choice.strategy, choice.exact) == ("derived", True)
+    ops = FamilyOps(module, choice)
+    gen = torch.Generator().manual_seed(3)
+    z = 3 * torch.randn(4, 64, 64, generator=gen)  # many inputs far from some dictionary points
+    params = [p.detach().unsqueeze(0).repeat(4, *([1] * p.dim())) for p in module.parameters()]
+    _, saved = ops.forward(z, params, train=True)
+    terms = saved[5]  # exp(-gamma (u - d_i)^2) for every element and dictionary point
+    reference = torch.exp(-module.gamma * (z.clamp(-3, 3).unsqueeze(-1) - module.dictionary) ** 2)
+    tiny = torch.finfo(torch.float32).tiny
+    assert ((reference > 0) & (reference < tiny)).any()  # the plain exponential has subnormal terms here
+    assert not ((terms > 0) & (terms < 1e-30)).any()
+    far = reference < math.exp(family_segments._TERM_FLOOR)
+    assert torch.equal(terms[~far], reference[~far]) and not terms[far].any()
