@@ -12,6 +12,7 @@ identity output, as a regression study does.
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 from collections.abc import Sequence
@@ -354,8 +355,15 @@ class GatedMLPRegressor(RegressorMixin, _GatedMLP):
         return self
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted targets on ``y``'s scale, ``(n_samples,)`` float64."""
+        """Predicted targets on ``y``'s scale, ``(n_samples,)`` float64.
+
+        Computed in float64 from the trained (float32) weights, so a row's prediction does not depend on the
+        rows predicted with it.
+        """
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        out, _ = predict_output(self.model_, self.scaler_.transform(X), task="regression")
+        # in float64, on a copy of the trained weights: float32 matrix products round differently for different
+        # batch sizes (MKL), so a row's float32 prediction changed in its last bits with the rows predicted with it
+        exact = copy.deepcopy(self.model_).double()
+        out, _ = predict_output(exact, self.scaler_.transform(X), task="regression", dtype=torch.float64)
         return out * self._target_scale_ + self._target_mean_

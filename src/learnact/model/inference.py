@@ -37,12 +37,16 @@ def predict_proba(model: MLP, X: np.ndarray) -> tuple[np.ndarray, list[torch.Ten
     return prob.double().cpu().numpy(), [g.cpu() if g is not None else None for g in gates]
 
 
-def predict_output(model: MLP, X: np.ndarray, task: str = "classification"
-                   ) -> tuple[np.ndarray, list[torch.Tensor | None]]:
+def predict_output(model: MLP, X: np.ndarray, task: str = "classification", *,
+                   dtype: torch.dtype = torch.float32) -> tuple[np.ndarray, list[torch.Tensor | None]]:
     """What the model predicts for its task: class probabilities (:func:`predict_proba`) or, for a
     regression task, the identity output (in the standardised target units the model was trained on).
 
     Runs on the device of the model's parameters; the results come back on the CPU.
+
+    Args:
+        dtype: For a regression task, the precision of the forward pass (the model's parameters must be in it):
+            ``torch.float64`` for a copy of the model converted with ``.double()``.
 
     Returns:
         ``(prediction, gates)``; a regression prediction has shape ``(n,)``, float64.
@@ -52,5 +56,5 @@ def predict_output(model: MLP, X: np.ndarray, task: str = "classification"
     model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with torch.no_grad():
-        out, gates = model.forward_with_gates(torch.as_tensor(X, dtype=torch.float32).to(device))
+        out, gates = model.forward_with_gates(torch.as_tensor(X, dtype=dtype).to(device))
     return out.reshape(-1).double().cpu().numpy(), [g.cpu() if g is not None else None for g in gates]
