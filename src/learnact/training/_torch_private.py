@@ -14,14 +14,20 @@ replaces (on a PyTorch that changed one, that test fails first, naming it).
   ``torch.func.functional_call`` does the same with a context manager and
   checks that cost about 0.25 ms a call, more than the computation itself on
   a small stack.
+- :func:`vjp`: ``torch.autograd.grad`` with explicit output gradients, run
+  straight on autograd's engine. The public function's shape checks import
+  ``torch.fx``'s symbolic shapes, and with them sympy, on first use: about
+  0.4 s in every process that trains a learnable family in a stack.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
-__all__ = ["set_module_tensor", "softmax_backward"]
+__all__ = ["set_module_tensor", "softmax_backward", "vjp"]
 
 
 def softmax_backward(grad: Tensor, output: Tensor, dim: int) -> Tensor:
@@ -52,3 +58,21 @@ def set_module_tensor(module: nn.Module, name: str, value: Tensor) -> None:
     if leaf not in owner._parameters:
         raise KeyError(f"module {type(module).__name__} has no parameter {name!r}")
     owner._parameters[leaf] = value  # type: ignore[assignment]
+
+
+def vjp(output: Tensor, inputs: Sequence[Tensor], grad: Tensor) -> tuple[Tensor | None, ...]:
+    """``torch.autograd.grad(output, inputs, grad, allow_unused=True)``: the same engine call, its checks here.
+
+    ``None`` for an input ``output`` does not depend on. Falls back to the
+    public function where PyTorch no longer has the engine entry point.
+
+    Raises:
+        ValueError: ``grad`` does not have ``output``'s shape and dtype.
+    """
+    if grad.shape != output.shape or grad.dtype != output.dtype:
+        raise ValueError(f"grad of shape {tuple(grad.shape)} ({grad.dtype}) for an output of shape "
+                         f"{tuple(output.shape)} ({output.dtype})")
+    run = getattr(torch.autograd.graph, "_engine_run_backward", None)
+    if run is None:  # pragma: no cover - another PyTorch
+        return torch.autograd.grad(output, list(inputs), grad, allow_unused=True)
+    return tuple(run((output,), (grad,), False, False, tuple(inputs), True, accumulate_grad=False))

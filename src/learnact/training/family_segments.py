@@ -53,7 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from ._products import input_grad, linear, weight_grad_
-from ._torch_private import set_module_tensor
+from ._torch_private import set_module_tensor, vjp
 
 __all__ = ["FamilyOps", "Choice", "choose", "module_spec", "register_derived", "STRATEGIES"]
 
@@ -214,14 +214,14 @@ class FamilyOps:
             return gz
         out, leaf, leaves = saved
         with torch.enable_grad():
-            got = torch.autograd.grad(out, [leaf, *leaves], grad, allow_unused=True)
+            got = vjp(out, [leaf, *leaves], grad)
         for g, dst in zip(got[1:], grads, strict=True):
             if g is None:  # a parameter the forward does not read
                 dst.zero_()
             else:
                 dst.copy_(g.view(dst.shape))
-        gz = got[0]
-        return gz if gz is not None else torch.zeros_like(leaf)
+        g_leaf = got[0]
+        return g_leaf if g_leaf is not None else torch.zeros_like(leaf)
 
 
 # --- choosing a strategy --------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def _reference(module: nn.Module, params: list[Tensor], z: Tensor, grad: Tensor)
                 p.copy_(value[k])
         x = z[k].clone().requires_grad_(True)
         y = mine(x)
-        got = torch.autograd.grad(y, [x, *mine.parameters()], grad[k], allow_unused=True)
+        got = vjp(y, [x, *mine.parameters()], grad[k])
         outs.append([y.detach(), *(g if g is not None else torch.zeros_like(p)
                                    for g, p in zip(got, [x, *mine.parameters()], strict=True))])
     return [torch.stack(parts) for parts in zip(*outs, strict=True)]
