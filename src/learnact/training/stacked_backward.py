@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..model.activations import Candidate, Derivative
 from ._products import input_grad, weight_grad_
-from ._torch_private import softmax_backward
+from ._torch_private import softmax_backward, vjp
 from .segments import Unit
 from .stacked import StackedMLP, Tape
 
@@ -46,7 +46,10 @@ def candidate_backward(fn: Candidate, derivative: Derivative | None, z: Tensor, 
         return derivative(grad, z, output)
     with torch.enable_grad():
         leaf = z.detach().requires_grad_(True)
-        return torch.autograd.grad(fn(leaf), leaf, grad)[0]
+        (g_z,) = vjp(fn(leaf), [leaf], grad)
+    if g_z is None:  # as torch.autograd.grad refuses an input the output does not use
+        raise RuntimeError(f"candidate {fn!r} does not depend on its input")
+    return g_z
 
 
 def _linear_backward_(grad: Tensor, x: Tensor, weight_grad: Tensor, bias_grad: Tensor) -> None:
