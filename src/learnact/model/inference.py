@@ -10,16 +10,19 @@ from .backbone import MLP
 __all__ = ["predict_output", "predict_proba"]
 
 
-def predict_proba(model: MLP, X: np.ndarray) -> tuple[np.ndarray, list[torch.Tensor | None]]:
+def predict_proba(model: MLP, X: np.ndarray, *, dtype: torch.dtype = torch.float32
+                  ) -> tuple[np.ndarray, list[torch.Tensor | None]]:
     """Class probabilities and per-layer gate weights for ``X``.
 
-    Puts ``model`` in eval mode and runs it without gradients, in float32,
+    Puts ``model`` in eval mode and runs it without gradients, in ``dtype``,
     on the device its parameters are on (CPU or CUDA); the results come back
     on the CPU.
 
     Args:
         model: The trained network.
         X: Features, shape ``(n, d)`` (scaled as the model was trained).
+        dtype: Precision of the forward pass; the model's parameters must be in it (``torch.float64``: a
+            copy of the model converted with ``.double()``).
 
     Returns:
         ``prob`` of shape ``(n,)`` (binary: positive class) or ``(n, k)``, float64, and
@@ -29,7 +32,7 @@ def predict_proba(model: MLP, X: np.ndarray) -> tuple[np.ndarray, list[torch.Ten
     model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with torch.no_grad():
-        logits, gates = model.forward_with_gates(torch.as_tensor(X, dtype=torch.float32).to(device))
+        logits, gates = model.forward_with_gates(torch.as_tensor(X, dtype=dtype).to(device))
         if logits.shape[-1] == 1:
             prob = torch.sigmoid(logits).reshape(-1)
         else:
@@ -45,14 +48,13 @@ def predict_output(model: MLP, X: np.ndarray, task: str = "classification", *,
     Runs on the device of the model's parameters; the results come back on the CPU.
 
     Args:
-        dtype: For a regression task, the precision of the forward pass (the model's parameters must be in it):
-            ``torch.float64`` for a copy of the model converted with ``.double()``.
+        dtype: Precision of the forward pass, as for :func:`predict_proba`.
 
     Returns:
         ``(prediction, gates)``; a regression prediction has shape ``(n,)``, float64.
     """
     if task != "regression":
-        return predict_proba(model, X)
+        return predict_proba(model, X, dtype=dtype)
     model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with torch.no_grad():
