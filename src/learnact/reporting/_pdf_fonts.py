@@ -54,15 +54,16 @@ _SHARED: dict[tuple[str, int], _Shared] = {}
 
 
 def _key(fontfile: Any) -> tuple[str, int]:
+    """The font file's path and face index (``fontfile``: matplotlib's ``FontPath``, or a plain path)."""
     return str(fontfile), int(getattr(fontfile, "face_index", 0) or 0)
 
 
-def _common_glyphs(fontfile: Any) -> set[int]:
-    """Glyph indices of :data:`COMMON`'s characters in ``fontfile`` (those it has), as FreeType maps them."""
+def _common_glyphs(path: str, face_index: int) -> frozenset[int]:
+    """Glyph indices of :data:`COMMON`'s characters in the font (those it has), as FreeType maps them."""
     from matplotlib.ft2font import FT2Font
 
-    font = FT2Font(str(fontfile), face_index=int(getattr(fontfile, "face_index", 0) or 0))
-    return {g for g in (font.get_char_index(ord(c)) for c in COMMON) if g}
+    font = FT2Font(path, face_index=face_index)
+    return frozenset(g for g in (font.get_char_index(ord(c)) for c in COMMON) if g)
 
 
 @contextmanager
@@ -75,7 +76,7 @@ def _get_glyphs_subset(fontfile: Any, glyphs: Any) -> Any:
     key = _key(fontfile)
     shared = _SHARED.get(key)
     if shared is None:
-        common = frozenset(_common_glyphs(fontfile))
+        common = _common_glyphs(*key)
         with _ORIGINAL_SUBSET(fontfile, set(common)) as results:  # type: ignore[misc]
             shared = _SHARED[key] = _Shared(common, results)
         # matplotlib's context manager closed the font; the saved bytes and the index map are what is reused

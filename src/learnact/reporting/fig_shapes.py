@@ -162,10 +162,11 @@ def shape_panels(view: StudyView) -> dict[tuple[str, int], ShapePanel | None]:
     if not variants:
         raise NothingToShow("the study has no gated variant and no learnable family")
     x = _x_grid()
+    layers = _layers(view)
     panels: dict[tuple[str, int], ShapePanel | None] = {}
     for v in variants:
         family = view.kind(v) == "family"
-        for layer in _layers(view):
+        for layer in layers:
             info = next((g for g in view.gated_layers(v) if int(g["layer"]) == layer), None)
             if family and layer <= len(view.config(v).backbone.hidden):
                 panels[v, layer] = _family_panel(view, v, layer, x)

@@ -38,9 +38,10 @@ class FigureSpec:
             :class:`NothingToShow` when the study has nothing for it.
         task: ``"classification"`` or ``"regression"`` for a figure only that
             task's studies have (not listed as skipped for the other); ``None``: every study.
-        prepare: The part of ``build`` that needs PyTorch, as ``view -> None`` keeping its arrays on the view
-            (``build`` uses them), or ``None``. :func:`build_figures` calls it in the calling process when
-            that has imported torch already, so the worker drawing the figure need not (about 2 s).
+        prepare: The part of ``build`` that needs PyTorch, as ``view -> result`` keeping its result on the view
+            for ``build`` (the return value is not used), or ``None``. :func:`build_figures` calls it in the
+            calling process when that has imported torch already, so the worker drawing the figure need not
+            (about 2 s).
     """
 
     name: str
