@@ -30,7 +30,7 @@ def _fresh(code: str) -> str:
 def test_a_view_carrying_its_shape_panels_draws_the_same_figure_without_torch(tiny_study, tmp_path):
     view = load_study_view(tiny_study)
     panels = shape_panels(view)
-    families = [v for v in view.families]
+    families = view.families
     assert families and view.gated  # the fixture has both kinds of panel
     assert any(p is not None and p.initial is not None for p in panels.values())  # a family's initial shape
     assert all(view.runs[v][0]._cache.get("state") is not None for v in families)  # weights were read here
