@@ -447,10 +447,13 @@ def _small_terms_zero_exp_(arg: Tensor) -> Tensor:
     the kernel family's segment, where about 4% of the terms are subnormal
     and more become so in the backward products, they were more than half of
     its time. Zeroing every term below 1e-30 avoids both; see
-    :func:`_kernel_forward` for why the results do not change.
+    :func:`_kernel_forward` for why the results do not change. The zeroing
+    multiplies by a float mask: a comparison into a bool tensor and
+    ``masked_fill_`` with it cost ten to twenty float operations each here
+    (about 0.4 of the segment's 1 ms per step at one member).
     """
-    small = arg < _TERM_FLOOR
-    return arg.clamp_min_(_TERM_FLOOR).exp_().masked_fill_(small, 0.0)
+    keep = torch.ge(arg, _TERM_FLOOR, out=torch.empty_like(arg))  # 1.0 or 0.0 (NaN: 0, and NaN * 0 is NaN)
+    return arg.clamp_min_(_TERM_FLOOR).exp_().mul_(keep)
 
 
 def _kernel_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
