@@ -137,3 +137,29 @@ def test_leaderboard_costs_are_the_variants_trained_alone(tiny_report):
     assert (board["step_latency_ms_mean"] > 0).all() and (board["flops_per_sample_std"] == 0).all()
     md = (tiny_report / "tables" / "leaderboard.md").read_text()
     assert "| FLOPs/sample | Step (ms) |" in md and "Time (s)" not in md
+
+
+def test_leaderboard_panels_draw_every_seed_in_its_rows_colour_with_one_interval_per_row(tiny_study):
+    # Each panel draws its seed dots as one scatter and its intervals as one error bar (one artist per row
+    # drew about twice as slowly): every seed's value must still sit on its own row, in its variant's colour.
+    from matplotlib.collections import LineCollection, PathCollection
+    from matplotlib.colors import to_rgba
+
+    from learnact.reporting.fig_performance import LEADERBOARD_METRICS, leaderboard_figure
+    from learnact.reporting.style import variant_colors
+
+    view = load_study_view(tiny_study)
+    fig, _ = leaderboard_figure(view)
+    ax = fig.axes[0]
+    rows = {t.get_text(): float(y) for y, t in zip(ax.get_yticks(), ax.get_yticklabels(), strict=True)
+            if t.get_text() in view.variants}  # (the group headings are tick labels too)
+    assert set(rows) == set(view.variants)
+    (dots,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    offsets, colours = np.asarray(dots.get_offsets()), dots.get_facecolors()
+    metric = LEADERBOARD_METRICS[view.task][0]  # the first panel
+    for v, y in rows.items():
+        mine = np.abs(offsets[:, 1] - y) < 0.3
+        np.testing.assert_allclose(np.sort(offsets[mine, 0]), np.sort(view.run_quantity(v, metric)))
+        assert all(np.allclose(c[:3], to_rgba(variant_colors(view)[v])[:3]) for c in colours[mine])
+    (bars,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(bars.get_segments()) == sum(np.isfinite(view.run_quantity(v, metric)).sum() > 1 for v in rows)

@@ -54,6 +54,10 @@ def gate_selectivity_figure(view: StudyView) -> tuple[Figure, str]:
     span = 0.5 / max(1, len(layers))
     for j, (ax, stat) in enumerate(zip(axes, ("entropy_mean", "max_weight_mean"), strict=True)):
         ys = apply_rows(ax, rows, labels=j == 0)
+        # the seed dots and the intervals of a panel as one artist each (fewer artists draw faster)
+        dots: list[tuple[float, float, tuple]] = []
+        bars: list[tuple[float, float, float, float]] = []
+        means: list[tuple[float, float, str, tuple]] = []
         for v, y in ys.items():
             for i, layer in enumerate(layers):
                 name = f"gate{layer}_{stat}"
@@ -61,12 +65,19 @@ def gate_selectivity_figure(view: StudyView) -> tuple[Figure, str]:
                 if not np.isfinite(vals).any():
                     continue
                 yy = y + (i - (len(layers) - 1) / 2) * span
-                ax.scatter(vals, yy + seed_offsets(len(vals), 0.6 * span), s=8, color=colors[v], alpha=0.5, lw=0)
+                dots.extend(zip(vals, yy + seed_offsets(len(vals), 0.6 * span), [colors[v]] * len(vals), strict=True))
                 agg = view.aggregate(v, name)
                 if agg is not None and np.isfinite(agg["ci_low"]):
-                    ax.errorbar(agg["mean"], yy, xerr=[[agg["mean"] - agg["ci_low"]], [agg["ci_high"] - agg["mean"]]],
-                                fmt="none", ecolor="0.2", elinewidth=1, capsize=2)
-                ax.plot(np.nanmean(vals), yy, _MARKERS[i % len(_MARKERS)], ms=5.5, mfc=colors[v], mec="0.1", mew=0.7)
+                    bars.append((agg["mean"], yy, agg["mean"] - agg["ci_low"], agg["ci_high"] - agg["mean"]))
+                means.append((np.nanmean(vals), yy, _MARKERS[i % len(_MARKERS)], colors[v]))
+        if dots:
+            x, y, c = zip(*dots, strict=True)
+            ax.scatter(x, y, s=8, c=list(c), alpha=0.5, lw=0)
+        if bars:
+            mean, y, below, above = (np.asarray(a) for a in zip(*bars, strict=True))
+            ax.errorbar(mean, y, xerr=[below, above], fmt="none", ecolor="0.2", elinewidth=1, capsize=2)
+        for x_mean, y_mean, marker, color in means:  # over the intervals, as drawn row by row
+            ax.plot(x_mean, y_mean, marker, ms=5.5, mfc=color, mec="0.1", mew=0.7)
         ax.grid(axis="x", visible=True)
     axes[0].axvline(np.log(n_cand), color="0.4", ls="--", lw=0.9)
     axes[0].set_xlabel("Gate entropy H(g) (nats)")

@@ -52,15 +52,24 @@ def _row_chart(fig: Figure, view: StudyView, quantities: list[str | None], *, so
         ax.grid(axis="x", visible=True)
         if q is None:
             continue
+        # one artist per panel for the seed dots and one for the intervals (not one per row: fewer artists draw
+        # faster); a mean marker per row
+        dots: list[tuple[float, float, tuple]] = []
+        bars: list[tuple[float, float, float, float]] = []
         for v, y in ys.items():
             vals = view.run_quantity(v, q)
             mean, lo, hi = _interval(view, v, q, spread)
             if len(vals) > 1:
-                ax.scatter(vals, y + seed_offsets(len(vals)), s=9, color=colors[v], alpha=0.45, lw=0, zorder=2)
+                dots.extend(zip(vals, y + seed_offsets(len(vals)), [colors[v]] * len(vals), strict=True))
             if np.isfinite(lo):
-                ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt="none", ecolor="0.15", elinewidth=1.2,
-                            capsize=3, zorder=3)
+                bars.append((mean, y, mean - lo, hi - mean))
             ax.plot(mean, y, "o", ms=6, mfc=colors[v], mec="0.1", mew=0.8, zorder=4)
+        if dots:
+            x, y, c = zip(*dots, strict=True)
+            ax.scatter(x, y, s=9, c=list(c), alpha=0.45, lw=0, zorder=2)
+        if bars:
+            mean, y, below, above = (np.asarray(a) for a in zip(*bars, strict=True))
+            ax.errorbar(mean, y, xerr=[below, above], fmt="none", ecolor="0.15", elinewidth=1.2, capsize=3, zorder=3)
         if ref is not None and ref in ys:
             ax.axvline(_interval(view, ref, q)[0], color="0.3", ls=":", lw=1, zorder=1)
     return [axes, ys]
