@@ -71,11 +71,11 @@ def gate_selectivity_figure(view: StudyView) -> tuple[Figure, str]:
                     bars.append((agg["mean"], yy, agg["mean"] - agg["ci_low"], agg["ci_high"] - agg["mean"]))
                 means.append((np.nanmean(vals), yy, _MARKERS[i % len(_MARKERS)], colors[v]))
         if dots:
-            x, y, c = zip(*dots, strict=True)
-            ax.scatter(x, y, s=8, c=list(c), alpha=0.5, lw=0)
+            dot_x, dot_y, dot_c = zip(*dots, strict=True)
+            ax.scatter(dot_x, dot_y, s=8, c=list(dot_c), alpha=0.5, lw=0)
         if bars:
-            mean, y, below, above = (np.asarray(a) for a in zip(*bars, strict=True))
-            ax.errorbar(mean, y, xerr=[below, above], fmt="none", ecolor="0.2", elinewidth=1, capsize=2)
+            centres, rows_y, below, above = (np.asarray(a) for a in zip(*bars, strict=True))
+            ax.errorbar(centres, rows_y, xerr=[below, above], fmt="none", ecolor="0.2", elinewidth=1, capsize=2)
         for x_mean, y_mean, marker, color in means:  # over the intervals, as drawn row by row
             ax.plot(x_mean, y_mean, marker, ms=5.5, mfc=color, mec="0.1", mew=0.7)
         ax.grid(axis="x", visible=True)
