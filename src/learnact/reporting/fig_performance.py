@@ -69,7 +69,8 @@ def _row_chart(fig: Figure, view: StudyView, quantities: list[str | None], *, so
             ax.scatter(dot_x, dot_y, s=9, c=list(dot_c), alpha=0.45, lw=0, zorder=2)
         if bars:
             centres, rows_y, below, above = (np.asarray(a) for a in zip(*bars, strict=True))
-            ax.errorbar(centres, rows_y, xerr=[below, above], fmt="none", ecolor="0.15", elinewidth=1.2, capsize=3, zorder=3)
+            ax.errorbar(centres, rows_y, xerr=[below, above], fmt="none", ecolor="0.15", elinewidth=1.2, capsize=3,
+                        zorder=3)
         if ref is not None and ref in ys:
             ax.axvline(_interval(view, ref, q)[0], color="0.3", ls=":", lw=1, zorder=1)
     return [axes, ys]
