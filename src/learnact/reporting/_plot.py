@@ -12,7 +12,7 @@ from .study_view import StudyView
 from .style import candidate_color, variant_family
 
 __all__ = ["Row", "grouped_rows", "apply_rows", "seed_offsets", "stacked_bar", "wrap_name", "grid_shape",
-           "pick_showcase", "GROUP_HEADINGS", "next_layer_panel"]
+           "pick_showcase", "GROUP_HEADINGS", "next_layer_panel", "SeedDots"]
 
 Row = tuple[str, str]
 """``("heading", text)`` or ``("variant", name)``, top to bottom."""
@@ -107,6 +107,35 @@ def seed_offsets(n: int, width: float = 0.25) -> np.ndarray:
     if n <= 1:
         return np.zeros(max(n, 0))
     return np.linspace(-width / 2, width / 2, n)
+
+
+class SeedDots:
+    """A panel's seed dots and intervals, collected row by row and drawn as one scatter and one error bar.
+
+    One artist per row (a scatter and an error bar each) drew about twice as slowly in the report's row charts;
+    the pixels are the same. Add each row's dots and interval, then :meth:`draw` once.
+    """
+
+    def __init__(self) -> None:
+        self.dots: list[tuple[float, float, object]] = []
+        self.bars: list[tuple[float, float, float, float]] = []
+
+    def add_dots(self, values: np.ndarray, heights: np.ndarray, color: object) -> None:
+        """Seed ``values`` at ``heights`` (one each), in ``color``."""
+        self.dots.extend(zip(values, heights, [color] * len(values), strict=True))
+
+    def add_interval(self, centre: float, low: float, high: float, height: float) -> None:
+        """An interval ``[low, high]`` around ``centre`` at ``height``."""
+        self.bars.append((centre, height, centre - low, high - centre))
+
+    def draw(self, ax: Axes, *, dots: dict, bars: dict) -> None:
+        """Draw on ``ax``: ``ax.scatter(**dots)`` and ``ax.errorbar(fmt="none", **bars)`` (nothing for none)."""
+        if self.dots:
+            x, y, c = zip(*self.dots, strict=True)
+            ax.scatter(x, y, c=list(c), **dots)
+        if self.bars:
+            centres, heights, below, above = (np.asarray(a) for a in zip(*self.bars, strict=True))
+            ax.errorbar(centres, heights, xerr=[below, above], fmt="none", **bars)
 
 
 def stacked_bar(ax: Axes, y: float, weights: np.ndarray, names: list[str], height: float) -> None:

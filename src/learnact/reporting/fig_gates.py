@@ -11,7 +11,16 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from ._plot import apply_rows, grid_shape, grouped_rows, next_layer_panel, seed_offsets, stacked_bar, wrap_name
+from ._plot import (
+    SeedDots,
+    apply_rows,
+    grid_shape,
+    grouped_rows,
+    next_layer_panel,
+    seed_offsets,
+    stacked_bar,
+    wrap_name,
+)
 from .study_view import NothingToShow, StudyView
 from .style import candidate_color, new_figure, variant_colors
 
@@ -54,9 +63,7 @@ def gate_selectivity_figure(view: StudyView) -> tuple[Figure, str]:
     span = 0.5 / max(1, len(layers))
     for j, (ax, stat) in enumerate(zip(axes, ("entropy_mean", "max_weight_mean"), strict=True)):
         ys = apply_rows(ax, rows, labels=j == 0)
-        # the seed dots and the intervals of a panel as one artist each (fewer artists draw faster)
-        dots: list[tuple[float, float, tuple]] = []
-        bars: list[tuple[float, float, float, float]] = []
+        seeds = SeedDots()
         means: list[tuple[float, float, str, tuple]] = []
         for v, y in ys.items():
             for i, layer in enumerate(layers):
@@ -65,17 +72,12 @@ def gate_selectivity_figure(view: StudyView) -> tuple[Figure, str]:
                 if not np.isfinite(vals).any():
                     continue
                 yy = y + (i - (len(layers) - 1) / 2) * span
-                dots.extend(zip(vals, yy + seed_offsets(len(vals), 0.6 * span), [colors[v]] * len(vals), strict=True))
+                seeds.add_dots(vals, yy + seed_offsets(len(vals), 0.6 * span), colors[v])
                 agg = view.aggregate(v, name)
                 if agg is not None and np.isfinite(agg["ci_low"]):
-                    bars.append((agg["mean"], yy, agg["mean"] - agg["ci_low"], agg["ci_high"] - agg["mean"]))
+                    seeds.add_interval(agg["mean"], agg["ci_low"], agg["ci_high"], yy)
                 means.append((np.nanmean(vals), yy, _MARKERS[i % len(_MARKERS)], colors[v]))
-        if dots:
-            dot_x, dot_y, dot_c = zip(*dots, strict=True)
-            ax.scatter(dot_x, dot_y, s=8, c=list(dot_c), alpha=0.5, lw=0)
-        if bars:
-            centres, rows_y, below, above = (np.asarray(a) for a in zip(*bars, strict=True))
-            ax.errorbar(centres, rows_y, xerr=[below, above], fmt="none", ecolor="0.2", elinewidth=1, capsize=2)
+        seeds.draw(ax, dots={"s": 8, "alpha": 0.5, "lw": 0}, bars={"ecolor": "0.2", "elinewidth": 1, "capsize": 2})
         for x_mean, y_mean, marker, color in means:  # over the intervals, as drawn row by row
             ax.plot(x_mean, y_mean, marker, ms=5.5, mfc=color, mec="0.1", mew=0.7)
         ax.grid(axis="x", visible=True)

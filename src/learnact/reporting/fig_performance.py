@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..evaluation import METRICS, confusion_matrix, describe_quantity, predicted_labels, roc_curve
-from ._plot import apply_rows, grid_shape, grouped_rows, pick_showcase, seed_offsets, wrap_name
+from ._plot import SeedDots, apply_rows, grid_shape, grouped_rows, pick_showcase, seed_offsets, wrap_name
 from .study_view import NothingToShow, RunView, StudyView
 from .style import new_figure, variant_colors
 
@@ -52,25 +52,17 @@ def _row_chart(fig: Figure, view: StudyView, quantities: list[str | None], *, so
         ax.grid(axis="x", visible=True)
         if q is None:
             continue
-        # one artist per panel for the seed dots and one for the intervals (not one per row: fewer artists draw
-        # faster); a mean marker per row
-        dots: list[tuple[float, float, tuple]] = []
-        bars: list[tuple[float, float, float, float]] = []
+        seeds = SeedDots()
         for v, y in ys.items():
             vals = view.run_quantity(v, q)
             mean, lo, hi = _interval(view, v, q, spread)
             if len(vals) > 1:
-                dots.extend(zip(vals, y + seed_offsets(len(vals)), [colors[v]] * len(vals), strict=True))
+                seeds.add_dots(vals, y + seed_offsets(len(vals)), colors[v])
             if np.isfinite(lo):
-                bars.append((mean, y, mean - lo, hi - mean))
+                seeds.add_interval(mean, lo, hi, y)
             ax.plot(mean, y, "o", ms=6, mfc=colors[v], mec="0.1", mew=0.8, zorder=4)
-        if dots:
-            dot_x, dot_y, dot_c = zip(*dots, strict=True)
-            ax.scatter(dot_x, dot_y, s=9, c=list(dot_c), alpha=0.45, lw=0, zorder=2)
-        if bars:
-            centres, rows_y, below, above = (np.asarray(a) for a in zip(*bars, strict=True))
-            ax.errorbar(centres, rows_y, xerr=[below, above], fmt="none", ecolor="0.15", elinewidth=1.2, capsize=3,
-                        zorder=3)
+        seeds.draw(ax, dots={"s": 9, "alpha": 0.45, "lw": 0, "zorder": 2},
+                   bars={"ecolor": "0.15", "elinewidth": 1.2, "capsize": 3, "zorder": 3})
         if ref is not None and ref in ys:
             ax.axvline(_interval(view, ref, q)[0], color="0.3", ls=":", lw=1, zorder=1)
     return [axes, ys]
