@@ -54,7 +54,9 @@ _STRATEGIES = textwrap.dedent("""
     from learnact.config import ActivationConfig
     from learnact.model import build_activation
     from learnact.model.activations.families import list_families
+    from learnact.training import native
     from learnact.training.family_segments import choose
+    native.load()  # as the vectorised engine does before it chooses: a family's native pass needs the library
     out = {}
     for kind in list_families():
         choices = [choose(build_activation(ActivationConfig(kind=kind), width, 30), width) for width in (64, 32)]

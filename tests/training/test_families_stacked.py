@@ -104,11 +104,14 @@ def test_exact_families_are_computed_exactly_on_the_probe():
 
 
 @pytest.mark.parametrize("granularity", ["layer", "unit"])
-def test_families_with_a_hand_derived_pass_use_it_at_both_granularities(granularity):
+def test_families_with_a_hand_derived_pass_use_it_at_both_granularities(granularity, monkeypatch):
     """A registered derived pass that stopped reproducing the reference would silently fall back to autograd
     (still exact, at up to twice the time): each one is taken at the preset's widths."""
+    import learnact.training.family_segments as family_segments
     from learnact.training.family_segments import _DERIVED
 
+    monkeypatch.setattr(family_segments, "_native_ready", lambda feature: False)  # the Python passes themselves
+    monkeypatch.setattr(family_segments, "_CHOICES", {})
     assert {"prelu", "swish", "maxout", "neural", "pwl", "kernel"} <= set(_DERIVED)
     for kind in sorted(set(_DERIVED) & set(list_families())):
         if kind in ("neural", "pwl") and granularity == "unit":
@@ -263,7 +266,7 @@ def test_family_strategies_are_chosen_before_the_stacks_fork(monkeypatch, family
     seen: list[set] = []
 
     def spy(jobs, *args, **kwargs):
-        seen.append(set(family_segments._CHOICES))
+        seen.append({key[:2] for key in family_segments._CHOICES})  # (spec, width, whether native was ready)
         return real(jobs, *args, **kwargs)
 
     monkeypatch.setattr(engines_module, "run_stacks", spy)
@@ -274,15 +277,24 @@ def test_family_strategies_are_chosen_before_the_stacks_fork(monkeypatch, family
     assert seen == [{(module_spec(act), width) for act, width in layers}]
 
 
-def test_the_kernel_segment_computes_no_subnormal_term():
-    """Subnormal exponentials (and products with them) take the CPU's slow path, about a hundred times slower: the
-    kernel segment zeroes its terms below 1e-30, and its results stay the reference's bit for bit (above)."""
-    from learnact.training import family_segments
+def _kernel_strategies() -> list[str]:
+    from learnact.training import native
 
+    return ["derived", "native"] if native.load() and native.feature("kernel_terms") else ["derived"]
+
+
+@pytest.mark.parametrize("strategy", ["derived", "native"])
+def test_the_kernel_segment_computes_no_subnormal_term(strategy):
+    """Subnormal exponentials (and products with them) take the CPU's slow path, about a hundred times slower: the
+    kernel segment zeroes its terms below 1e-30, and its results stay the reference's bit for bit (above), in the
+    Python pass and in the native one."""
+    from learnact.training import family_segments
+    from learnact.training.family_segments import Choice
+
+    if strategy not in _kernel_strategies():
+        pytest.skip("the native library is not available here")
     module = _family_module("kernel")
-    choice = choose(module, 64)
-    assert (choice.strategy, choice.exact) == ("derived", True)
-    ops = FamilyOps(module, choice)
+    ops = FamilyOps(module, Choice(strategy, (False, False), True))
     gen = torch.Generator().manual_seed(3)
     z = 3 * torch.randn(4, 64, 64, generator=gen)  # many inputs far from some dictionary points
     params = [p.detach().unsqueeze(0).repeat(4, *([1] * p.dim())) for p in module.parameters()]
@@ -294,6 +306,40 @@ def test_the_kernel_segment_computes_no_subnormal_term():
     assert not ((terms > 0) & (terms < 1e-30)).any()
     far = reference < math.exp(family_segments._TERM_FLOOR)
     assert torch.equal(terms[~far], reference[~far]) and not terms[far].any()
+
+
+@pytest.mark.parametrize("granularity", ["layer", "unit"])
+@pytest.mark.parametrize("size", [2, 7, 20, 33, 70])
+def test_the_native_kernel_pass_is_the_python_pass_bit_for_bit(granularity, size):
+    """The fused C++ dictionary terms (native_step.cpp: kernel_terms_forward/backward) against the Python derived
+    pass they replace: outputs, input and parameter gradients equal bit for bit (NaN where NaN) for dictionaries
+    shorter than a vector, of one to three vectors and of more (ATen's sum takes a different route for each), on
+    inputs at and beyond the dictionary's ends, infinite and NaN, for members with different parameters; and
+    the probe chooses the native pass for them."""
+    from learnact.training.family_segments import Choice
+
+    if "native" not in _kernel_strategies():
+        pytest.skip("the native library is not available here")
+    width, n = 24, 3
+    module = build_activation(ActivationConfig(kind="kernel", params={"granularity": granularity, "size": size}),
+                              width, 30)
+    per_unit = (granularity == "unit", granularity == "unit")
+    gen = torch.Generator().manual_seed(size)
+    params = [p.detach().unsqueeze(0) + 0.3 * torch.randn(n, *p.shape, generator=gen) for p in module.parameters()]
+    z = 4 * torch.randn(n, 21, width, generator=gen)
+    lo, hi = float(module.dictionary[0]), float(module.dictionary[-1])
+    z.view(-1)[:8] = torch.tensor([lo, hi, math.inf, -math.inf, math.nan, 0.0, -0.0, 1e-30])
+    grad = torch.randn(z.shape, generator=gen)
+    got = {}
+    for strategy in ("derived", "native"):
+        ops = FamilyOps(module, Choice(strategy, per_unit, True))
+        grads = [torch.empty_like(p) for p in params]
+        out, saved = ops.forward(z.clone(), params, train=True)
+        got[strategy] = [out, ops.backward(saved, grad.clone(), grads), *grads]
+    for a, b in zip(got["derived"], got["native"], strict=True):
+        assert a.shape == b.shape and torch.equal(a.isnan(), b.isnan())
+        assert torch.equal(torch.nan_to_num(a), torch.nan_to_num(b))
+    assert choose(module, width) == Choice("native", per_unit, True)
 
 
 def test_small_terms_are_zeroed_exactly_below_the_floor_and_nowhere_else():

@@ -55,9 +55,9 @@ from torch import Tensor, nn
 from ._products import input_grad, linear, weight_grad_
 from ._torch_private import set_module_tensor, vjp
 
-__all__ = ["FamilyOps", "Choice", "choose", "module_spec", "register_derived", "STRATEGIES"]
+__all__ = ["FamilyOps", "Choice", "choose", "module_spec", "register_derived", "register_native", "STRATEGIES"]
 
-STRATEGIES = ("derived", "broadcast", "vmap")
+STRATEGIES = ("native", "derived", "broadcast", "vmap")
 
 #: ``forward(z, params, module) -> (out, saved)`` and ``backward(saved, grad) -> (grad_z, param_grads)``;
 #: ``params`` and ``param_grads`` map parameter names to tensors broadcast against ``z: (n, b, d)``.
@@ -65,6 +65,7 @@ DerivedForward = Callable[[Tensor, dict[str, Tensor], nn.Module], tuple[Tensor, 
 DerivedBackward = Callable[[Any, Tensor], tuple[Tensor, dict[str, Tensor]]]
 
 _DERIVED: dict[str, tuple[DerivedForward, DerivedBackward]] = {}
+_NATIVE: dict[str, tuple[DerivedForward, DerivedBackward, str]] = {}
 
 
 def register_derived(family: str, forward: DerivedForward, backward: DerivedBackward) -> None:
@@ -76,6 +77,22 @@ def register_derived(family: str, forward: DerivedForward, backward: DerivedBack
     results wrong, only faster.
     """
     _DERIVED[family] = (forward, backward)
+
+
+def register_native(family: str, forward: DerivedForward, backward: DerivedBackward, feature: str) -> None:
+    """Register a derived pass for ``family`` that calls the native library's ``feature`` (:func:`.native.feature`).
+
+    Tried before the Python derived pass where the library is loaded and
+    ``feature`` passed its calibration, and used only where it reproduces
+    the reference bit for bit on the probe (:func:`choose`), like a derived pass.
+    """
+    _NATIVE[family] = (forward, backward, feature)
+
+
+def _native_ready(feature: str) -> bool:
+    from . import native  # here: native.py imports this package's segment code
+
+    return native.feature(feature)
 
 
 def _plain(value: Any) -> str:
@@ -151,7 +168,11 @@ class FamilyOps:
         self._module = copy.deepcopy(module)
         for p in self._module.parameters():
             p.requires_grad_(False)
-        self._derived = _DERIVED.get(self.family) if self.strategy == "derived" else None
+        self._derived: tuple[DerivedForward, DerivedBackward] | None = None
+        if self.strategy == "derived":
+            self._derived = _DERIVED.get(self.family)
+        elif self.strategy == "native":
+            self._derived = _NATIVE[self.family][:2]
         if self.strategy == "vmap":
             from torch.func import functional_call, vmap
 
@@ -226,7 +247,7 @@ class FamilyOps:
 
 # --- choosing a strategy --------------------------------------------------------------------------
 
-_CHOICES: dict[tuple[str, int], Choice] = {}
+_CHOICES: dict[tuple[str, int, bool], Choice] = {}
 _PROBE_MEMBERS, _PROBE_BATCH = 3, 32
 
 
@@ -277,7 +298,9 @@ def choose(module: nn.Module, width: int) -> Choice:
         ValueError: No strategy reproduces the module even to rounding (its
             forward cannot run with a member axis).
     """
-    key = (module_spec(module), int(width))
+    family = str(getattr(module, "family", "") or type(module).__name__)
+    native = family in _NATIVE and _native_ready(_NATIVE[family][2])
+    key = (module_spec(module), int(width), native)
     found = _CHOICES.get(key)
     if found is not None:
         return found
@@ -293,8 +316,8 @@ def choose(module: nn.Module, width: int) -> Choice:
         tuple(False for _ in base),
         tuple(b.dim() > 0 and b.shape[0] == width for b in base),
     ]))
-    family = str(getattr(module, "family", "") or type(module).__name__)
-    trials = [Choice("derived", layout, True) for layout in layouts if family in _DERIVED]
+    trials = [Choice("native", layout, True) for layout in layouts if native]
+    trials += [Choice("derived", layout, True) for layout in layouts if family in _DERIVED]
     trials += [Choice("broadcast", layout, True) for layout in layouts]
     trials.append(Choice("vmap", layouts[0], True))
     fallback: Choice | None = None
@@ -456,6 +479,40 @@ def _small_terms_zero_exp_(arg: Tensor) -> Tensor:
     return arg.clamp_min_(_TERM_FLOOR).exp_().mul_(keep)
 
 
+def _kernel_clamp(z: Tensor, module: nn.Module) -> tuple[Tensor, Tensor, Tensor, Tensor, float, Tensor]:
+    """``(dictionary, lo, hi, maximum(z, lo), gamma)`` and ``u = clamp(z, lo, hi)`` of the kernel family."""
+    dictionary: Tensor = module.dictionary  # type: ignore[assignment]
+    lo, hi = dictionary[0], dictionary[-1]
+    clamped_lo = torch.maximum(z, lo)
+    return dictionary, lo, hi, clamped_lo, float(module.gamma), torch.minimum(clamped_lo, hi)  # type: ignore[arg-type]
+
+
+def _kernel_out(z: Tensor, k: Tensor, lo: Tensor, hi: Tensor, tails: Tensor) -> tuple[Tensor, tuple]:
+    """The output from the dictionary sum ``k``: ``k + tails[1] relu(z - hi) - tails[0] relu(lo - z)``."""
+    t1, t0 = tails[..., 1], tails[..., 0]
+    r1 = torch.relu(torch.sub(z, hi))
+    r0 = torch.relu(torch.sub(lo, z))
+    return torch.sub(torch.add(k, torch.mul(t1, r1)), torch.mul(t0, r0)), (t1, t0, r1, r0, tails.shape)
+
+
+def _kernel_grads(grad: Tensor, gu: Tensor, z: Tensor, clamped_lo: Tensor, lo: Tensor, hi: Tensor,
+                  tail_saved: tuple) -> tuple[Tensor, Tensor]:
+    """The input gradient and the tails' gradient, given ``gu``, the gradient of ``u`` from the dictionary sum."""
+    t1, t0, r1, r0, tails_shape = tail_saved
+    # the output's sum and difference: k and the right tail get grad, the left tail -grad
+    gm = torch.neg(grad)
+    g_t0 = torch.mul(gm, r0).sum_to_size(t0.shape)
+    from_left = torch.neg(_threshold_backward(torch.mul(gm, t0), r0, 0))  # SubBackward of lo - x
+    g_t1 = torch.mul(grad, r1).sum_to_size(t1.shape)
+    from_right = _threshold_backward(torch.mul(grad, t1), r1, 0)
+    g_lo = torch.where(clamped_lo == hi, gu / 2, gu).masked_fill_(clamped_lo > hi, 0)  # MinimumBackward
+    g_z = torch.where(z == lo, g_lo / 2, g_lo).masked_fill_(z < lo, 0)  # MaximumBackward
+    left, right = torch.zeros(tails_shape, dtype=grad.dtype), torch.zeros(tails_shape, dtype=grad.dtype)
+    left[..., 0] = g_t0  # SelectBackward of tails[..., 0] and of tails[..., 1], summed
+    right[..., 1] = g_t1
+    return torch.add(torch.add(from_left, from_right), g_z), left + right
+
+
 def _kernel_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
     # k(clamp(x)) + tails[1] relu(x - hi) - tails[0] relu(lo - x), k(u) = sum_i alpha_i exp(-gamma (u - d_i)^2);
     # the (n, b, d, D) temporaries (D dictionary terms per element) are the cost: the exponential is computed in
@@ -465,41 +522,46 @@ def _kernel_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple
     # outputs and gradients are the reference's bit for bit unless one of them is itself below 1e-30 times
     # what flows in: a coefficient gradient of a dictionary point far from every input of the batch, whose
     # update weight decay or Adam's eps then absorbs in turn. The probe in choose() and the engines' tests check.
-    dictionary: Tensor = module.dictionary  # type: ignore[assignment]
-    gamma = float(module.gamma)  # type: ignore[arg-type]
-    lo, hi = dictionary[0], dictionary[-1]
-    alpha, tails = p["alpha"], p["tails"]
-    clamped_lo = torch.maximum(z, lo)
-    diff = torch.sub(torch.minimum(clamped_lo, hi).unsqueeze(-1), dictionary)
+    dictionary, lo, hi, clamped_lo, gamma, u = _kernel_clamp(z, module)
+    alpha = p["alpha"]
+    diff = torch.sub(u.unsqueeze(-1), dictionary)
     e = _small_terms_zero_exp_(diff.pow(2).mul_(-gamma))
     k = torch.mul(e, alpha).sum(-1)
-    t1, t0 = tails[..., 1], tails[..., 0]
-    r1 = torch.relu(torch.sub(z, hi))
-    r0 = torch.relu(torch.sub(lo, z))
-    out = torch.sub(torch.add(k, torch.mul(t1, r1)), torch.mul(t0, r0))
-    return out, (z, clamped_lo, lo, hi, diff, e, alpha, t1, t0, r1, r0, gamma, tails.shape)
+    out, tail_saved = _kernel_out(z, k, lo, hi, p["tails"])
+    return out, (z, clamped_lo, lo, hi, diff, e, alpha, gamma, tail_saved)
 
 
 def _kernel_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-    z, clamped_lo, lo, hi, diff, e, alpha, t1, t0, r1, r0, gamma, tails_shape = saved
-    # the output's sum and difference: k and the right tail get grad, the left tail -grad
-    gm = torch.neg(grad)
-    g_t0 = torch.mul(gm, r0).sum_to_size(t0.shape)
-    from_left = torch.neg(_threshold_backward(torch.mul(gm, t0), r0, 0))  # SubBackward of lo - x
-    g_t1 = torch.mul(grad, r1).sum_to_size(t1.shape)
-    from_right = _threshold_backward(torch.mul(grad, t1), r1, 0)
+    z, clamped_lo, lo, hi, diff, e, alpha, gamma, tail_saved = saved
     gk = grad.unsqueeze(-1)  # SumBackward: the gradient expanded over the dictionary
     ge = torch.mul(gk, alpha)
     g_alpha = torch.mul(gk, e).sum_to_size(alpha.shape)
     # ExpBackward, MulBackward (-gamma), PowBackward (2 diff: diff is not needed again, so doubled in place)
     ge.mul_(e).mul_(-gamma).mul_(diff.mul_(2.0))
     gu = ge.sum(-1)  # SubBackward: summed to u.unsqueeze(-1)
-    g_lo = torch.where(clamped_lo == hi, gu / 2, gu).masked_fill_(clamped_lo > hi, 0)  # MinimumBackward
-    g_z = torch.where(z == lo, g_lo / 2, g_lo).masked_fill_(z < lo, 0)  # MaximumBackward
-    left, right = torch.zeros(tails_shape, dtype=grad.dtype), torch.zeros(tails_shape, dtype=grad.dtype)
-    left[..., 0] = g_t0  # SelectBackward of tails[..., 0] and of tails[..., 1], summed
-    right[..., 1] = g_t1
-    return torch.add(torch.add(from_left, from_right), g_z), {"alpha": g_alpha, "tails": left + right}
+    g_z, g_tails = _kernel_grads(grad, gu, z, clamped_lo, lo, hi, tail_saved)
+    return g_z, {"alpha": g_alpha, "tails": g_tails}
+
+
+def _kernel_native_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
+    # _kernel_forward with its (n, b, d, D) part in two C++ loops around ATen's exp (native_step.cpp:
+    # kernel_terms_forward): the same operations on every term in the same order, the dictionary sum in ATen's
+    # order; one pass in place of about nine over the (n, b, d, D) terms each way
+    dictionary, lo, hi, clamped_lo, gamma, u = _kernel_clamp(z, module)
+    alpha = p["alpha"]
+    members = alpha.reshape(z.shape[0], -1, alpha.shape[-1])  # (n, 1 or d, D): a view of the members' rows
+    k, e = torch.ops.learnact_native.kernel_terms_forward(u, dictionary, -gamma, _TERM_FLOOR, members)
+    out, tail_saved = _kernel_out(z, k, lo, hi, p["tails"])
+    return out, (z, clamped_lo, lo, hi, u, e, alpha, members, dictionary, gamma, tail_saved)
+
+
+def _kernel_native_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    z, clamped_lo, lo, hi, u, e, alpha, members, dictionary, gamma, tail_saved = saved
+    products, gu = torch.ops.learnact_native.kernel_terms_backward(grad.contiguous(), u, dictionary, -gamma, members, e)
+    g_alpha = products.sum_to_size(alpha.shape)  # grad * e_i, summed as autograd sums it
+    g_z, g_tails = _kernel_grads(grad, gu, z, clamped_lo, lo, hi, tail_saved)
+    return g_z, {"alpha": g_alpha, "tails": g_tails}
 
 
 register_derived("kernel", _kernel_forward, _kernel_backward)
+register_native("kernel", _kernel_native_forward, _kernel_native_backward, "kernel_terms")

@@ -41,7 +41,7 @@ from .segments import parameter_names
 from .stacked import StackedMLP
 
 __all__ = ["SPEC_VERSION", "NativeStack", "SegmentDescription", "StackDescription", "UnitDescription", "available",
-           "candidate_code", "describe", "library_path", "load", "set_fused", "supports"]
+           "candidate_code", "describe", "feature", "library_path", "load", "set_fused", "supports"]
 
 
 _SOURCE = Path(__file__).with_name("native_step.cpp")
@@ -119,6 +119,7 @@ def load() -> bool:
                                f"{SPEC_VERSION}; delete it to rebuild")
         if ok:
             set_fused(not _switched_off("LEARNACT_NATIVE_FUSE"))
+            _STATE["kernel_terms"] = int(torch.ops.learnact_native.calibrate_kernel_sum()) > 0
     except Exception as exc:  # noqa: BLE001 - any build failure means: use the Python step
         ok = False  # a library that loaded but failed a check after (its description version) is not used
         warnings.warn(f"learnact: the native training step could not be built ({type(exc).__name__}: "
@@ -148,6 +149,17 @@ def set_fused(enable: bool) -> dict[str, int]:
 def available() -> bool:
     """Whether the native step is loaded (without trying to build it)."""
     return bool(_STATE.get("ok", False))
+
+
+def feature(name: str) -> bool:
+    """Whether the loaded library offers ``name`` and it passed its calibration at load (without building).
+
+    ``"kernel_terms"``: the kernel family's fused dictionary terms
+    (``kernel_terms_forward`` / ``kernel_terms_backward``), whose sums add in
+    the order ATen's sum over the last axis adds, with the vector width
+    ``calibrate_kernel_sum()`` found (none found: off).
+    """
+    return available() and bool(_STATE.get(name, False))
 
 
 _PROBED: dict[str, tuple[Candidate, int | None]] = {}

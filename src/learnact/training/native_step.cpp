@@ -38,6 +38,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -1022,6 +1023,265 @@ at::Tensor candidate_backward_op(int64_t code, const at::Tensor& g, const at::Te
   return candidate_backward(code, g, z, y);
 }
 
+
+// ---- The kernel family's dictionary terms, fused (family_segments.py: _kernel_forward / _kernel_backward) ----
+// The kernel activation's cost is its (n, b, d, D) temporaries: the derived Python pass makes about nine passes
+// over them (differences, squares, scaling, the floor mask, exp, products with the coefficients, the sum over the
+// dictionary). Here the element-wise ones are one loop before ATen's exp (the same kernel on the same contiguous
+// buffer, so the same values) and one after it, and the sum over the last axis adds in the order ATen's
+// vectorised inner sum adds (inner_sum below, its vector width found by calibrate_kernel_sum()). Terms whose
+// exponent is below `floor` are 0, as in the Python pass (which multiplies by a 0/1 mask): here the exponent is
+// clamped to kTermMark first (so exp stays off the slow subnormal path, exp(-80) = 1.8e-35 is a normal number)
+// and the term is zeroed after exp, where it is below kTermCut; NaN stays NaN.
+
+constexpr float kTermMark = -80.0f;
+constexpr float kTermCut = 1e-32f;  // between exp(kTermMark) and exp(floor) for any floor above -73
+
+// ATen's multi_row_sum (SumKernel.cpp): `size` rows of `nrows` lanes, accumulated in a four-level cascade of
+// 16-row steps; lane k of row r is x[r * row_stride + k * col_stride].
+template <int64_t nrows>
+void multi_row_sum(const float* x, int64_t row_stride, int64_t col_stride, int64_t size, float* out) {
+  constexpr int levels = 4;
+  int64_t ceil_log2 = 1;
+  if (size > 2) {
+    ceil_log2 = 64 - __builtin_clzll(static_cast<unsigned long long>(size - 1));
+  }
+  const int64_t power = std::max<int64_t>(4, ceil_log2 / levels);
+  const int64_t step = int64_t{1} << power;
+  const int64_t mask = step - 1;
+  float acc[levels][nrows];
+  for (auto& level : acc)
+    for (float& v : level) v = 0.0f;
+  int64_t i = 0;
+  for (; i + step <= size;) {
+    for (int64_t j = 0; j < step; ++j, ++i)
+      for (int64_t k = 0; k < nrows; ++k) acc[0][k] += x[i * row_stride + k * col_stride];
+    for (int j = 1; j < levels; ++j) {
+      for (int64_t k = 0; k < nrows; ++k) {
+        acc[j][k] += acc[j - 1][k];
+        acc[j - 1][k] = 0.0f;
+      }
+      if ((i & (mask << (j * power))) != 0) break;
+    }
+  }
+  for (; i < size; ++i)
+    for (int64_t k = 0; k < nrows; ++k) acc[0][k] += x[i * row_stride + k * col_stride];
+  for (int j = 1; j < levels; ++j)
+    for (int64_t k = 0; k < nrows; ++k) acc[0][k] += acc[j][k];
+  for (int64_t k = 0; k < nrows; ++k) out[k] = acc[0][k];
+}
+
+// ATen's row_sum over `size` items of `lanes` floats each (lanes 1: scalars): an ILP of 4, the rest into the first
+constexpr int64_t kMaxLanes = 16;
+void row_sum(const float* x, int64_t size, int64_t lanes, float* out) {
+  constexpr int64_t ilp = 4;
+  const int64_t size_ilp = size / ilp;
+  float partial[ilp][kMaxLanes];
+  for (int64_t l = 0; l < lanes; ++l) {
+    float got[ilp];
+    multi_row_sum<ilp>(x + l, lanes * ilp, lanes, size_ilp, got);
+    for (int64_t k = 0; k < ilp; ++k) partial[k][l] = got[k];
+  }
+  for (int64_t i = size_ilp * ilp; i < size; ++i)
+    for (int64_t l = 0; l < lanes; ++l) partial[0][l] += x[i * lanes + l];
+  for (int64_t k = 1; k < ilp; ++k)
+    for (int64_t l = 0; l < lanes; ++l) partial[0][l] += partial[k][l];
+  for (int64_t l = 0; l < lanes; ++l) out[l] = partial[0][l];
+}
+
+// The sum of x[0 .. n) as ATen's sum over a contiguous last axis adds it, with vectors of `width` floats: a
+// vectorised inner sum (whole vectors lane-wise, the tail in order, then the lanes in order) where n >= width,
+// else a scalar one; stored by adding to a zero.
+inline float inner_sum(const float* x, int64_t n, int64_t width) {
+  float total = 0.0f;
+  if (n >= width && n < 4 * width) {
+    // fewer whole vectors than row_sum's ILP: each lane is their plain sum (its further additions of the zero
+    // partial sums change nothing: a sum started at +0 is never -0), then the tail, then the lanes in order
+    const int64_t vecs = n / width;
+    for (int64_t k = vecs * width; k < n; ++k) total += x[k];
+    for (int64_t l = 0; l < width; ++l) {
+      float lane = 0.0f;
+      for (int64_t v = 0; v < vecs; ++v) lane += x[v * width + l];
+      total += lane;
+    }
+  } else if (n >= width) {
+    float lanes[kMaxLanes];
+    row_sum(x, n / width, width, lanes);
+    for (int64_t k = (n / width) * width; k < n; ++k) total += x[k];
+    for (int64_t l = 0; l < width; ++l) total += lanes[l];
+  } else {
+    row_sum(x, n, 1, &total);
+  }
+  return 0.0f + total;
+}
+
+int64_t g_sum_width = -1;  // calibrate_kernel_sum(): ATen's vector width in floats, -1 where none matched
+
+// inner_sum of kBlock rows of `n` floats held transposed (term k of row r at xt[k * kBlock + r]) into
+// out[0 .. rows): where n has one to three whole vectors of W floats the rows are summed side by side (each row's
+// additions in inner_sum's order), else row by row.
+constexpr int64_t kBlock = 16;
+template <int64_t W>
+void block_sums_w(const float* xt, int64_t rows, int64_t n, float* out) {
+  if (n < W || n >= 4 * W) {
+    float row[4 * kMaxLanes];
+    std::vector<float> wide(n > 4 * kMaxLanes ? n : 0);
+    float* x = n > 4 * kMaxLanes ? wide.data() : row;
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t k = 0; k < n; ++k) x[k] = xt[k * kBlock + r];
+      out[r] = inner_sum(x, n, W);
+    }
+    return;
+  }
+  const int64_t vecs = n / W;
+  float total[kBlock], lane[kBlock];
+  for (int64_t r = 0; r < kBlock; ++r) total[r] = 0.0f;
+  for (int64_t k = vecs * W; k < n; ++k)
+    for (int64_t r = 0; r < kBlock; ++r) total[r] += xt[k * kBlock + r];
+  for (int64_t l = 0; l < W; ++l) {
+    for (int64_t r = 0; r < kBlock; ++r) lane[r] = 0.0f;
+    for (int64_t v = 0; v < vecs; ++v)
+      for (int64_t r = 0; r < kBlock; ++r) lane[r] += xt[(v * W + l) * kBlock + r];
+    for (int64_t r = 0; r < kBlock; ++r) total[r] += lane[r];
+  }
+  for (int64_t r = 0; r < rows; ++r) out[r] = 0.0f + total[r];
+}
+
+void block_sums(const float* xt, int64_t rows, int64_t n, int64_t width, float* out) {
+  switch (width) {
+    case 16: block_sums_w<16>(xt, rows, n, out); break;
+    case 8: block_sums_w<8>(xt, rows, n, out); break;
+    default: block_sums_w<4>(xt, rows, n, out); break;
+  }
+}
+
+// The vector width (16, 8 or 4 floats) with which inner_sum reproduces at::sum over the last axis for every tested
+// length, or -1; remembered for the kernel ops.
+int64_t calibrate_kernel_sum() {
+  at::Generator gen = at::detail::createCPUGenerator(321);
+  g_sum_width = -1;
+  for (int64_t width : {16, 8, 4}) {
+    bool ok = true;
+    for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 20, 24, 31, 32, 33, 40, 64, 65, 100, 257, 1031}) {
+      at::Tensor x = at::randn({37, n}, gen) * at::pow(10.0, at::randint(-3, 4, {37, n}, gen));
+      at::Tensor want = x.sum(-1);
+      const float* px = x.data_ptr<float>();
+      const float* pw = want.data_ptr<float>();
+      for (int64_t r = 0; r < 37 && ok; ++r) {
+        const float got = inner_sum(px + r * n, n, width);
+        ok = std::memcmp(&got, pw + r, sizeof(float)) == 0;
+      }
+      if (!ok) break;
+    }
+    if (ok) {
+      g_sum_width = width;
+      break;
+    }
+  }
+  return g_sum_width;
+}
+
+void check_kernel_args(const at::Tensor& u, const at::Tensor& dictionary, const at::Tensor& alpha) {
+  TORCH_CHECK(g_sum_width == 16 || g_sum_width == 8 || g_sum_width == 4,
+              "kernel_terms: calibrate_kernel_sum() found no formulation of ATen's sum");
+  TORCH_CHECK(u.scalar_type() == at::kFloat && dictionary.scalar_type() == at::kFloat &&
+              alpha.scalar_type() == at::kFloat, "kernel_terms: float32 tensors only");
+  TORCH_CHECK(u.dim() == 3 && u.is_contiguous() && dictionary.dim() == 1 && dictionary.is_contiguous() &&
+              alpha.dim() == 3 && alpha.is_contiguous(), "kernel_terms: u (n, b, d), dictionary (D,), alpha (n, 1 or d, D)");
+  TORCH_CHECK(alpha.size(0) == u.size(0) && (alpha.size(1) == 1 || alpha.size(1) == u.size(2)) &&
+              alpha.size(2) == dictionary.size(0), "kernel_terms: alpha's shape does not match u and the dictionary");
+}
+
+// Forward: returns (k, e) with k (n, b, d) = sum_i e_i alpha_i and e (n, b, d, D) the terms exp(-gamma (u - d_i)^2)
+// (0 below the floor), as _kernel_forward computes them from u = clamp(z, d_0, d_last).
+std::vector<at::Tensor> kernel_terms_forward(const at::Tensor& u, const at::Tensor& dictionary, double neg_gamma,
+                                             double floor, const at::Tensor& alpha) {
+  check_kernel_args(u, dictionary, alpha);
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t n = u.size(0), b = u.size(1), d = u.size(2), D = dictionary.size(0), A = alpha.size(1);
+  const float ng = static_cast<float>(neg_gamma), fl = static_cast<float>(floor);
+  at::Tensor e = at::empty({n, b, d, D}, u.options());
+  at::Tensor k = at::empty({n, b, d}, u.options());
+  const float* pu = u.data_ptr<float>();
+  const float* pd = dictionary.data_ptr<float>();
+  float* pe = e.data_ptr<float>();
+  const int64_t rows = n * b * d;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float ur = pu[r];
+    float* er = pe + r * D;
+    for (int64_t i = 0; i < D; ++i) {
+      const float diff = ur - pd[i];
+      const float a = (diff * diff) * ng;
+      er[i] = a < fl ? kTermMark : a;
+    }
+  }
+  e.exp_();
+  const float* pa = alpha.data_ptr<float>();
+  float* pk = k.data_ptr<float>();
+  std::vector<float> prod(kBlock * D, 0.0f);  // transposed: term i of the block's row j at i * kBlock + j
+  const int64_t width = g_sum_width;
+  for (int64_t m = 0; m < n; ++m) {
+    const int64_t first = m * b * d, last = first + b * d;
+    for (int64_t r0 = first; r0 < last; r0 += kBlock) {
+      const int64_t rows_here = std::min(kBlock, last - r0);
+      for (int64_t j = 0; j < rows_here; ++j) {
+        const int64_t r = r0 + j;
+        float* er = pe + r * D;
+        const float* ar = pa + (m * A + (A == 1 ? 0 : r % d)) * D;
+        float* pr = prod.data() + j;
+        for (int64_t i = 0; i < D; ++i) {
+          const float t = er[i] < kTermCut ? 0.0f : er[i];
+          er[i] = t;
+          pr[i * kBlock] = t * ar[i];
+        }
+      }
+      block_sums(prod.data(), rows_here, D, width, pk + r0);
+    }
+  }
+  return {k, e};
+}
+
+// Backward: returns (p, gu) with p (n, b, d, D) = grad e_i (summed to alpha's shape by the caller, as autograd
+// does) and gu (n, b, d) the gradient of u: sum_i ((grad alpha_i) e_i (-gamma)) (2 (u - d_i)), as _kernel_backward.
+std::vector<at::Tensor> kernel_terms_backward(const at::Tensor& grad, const at::Tensor& u, const at::Tensor& dictionary,
+                                              double neg_gamma, const at::Tensor& alpha, const at::Tensor& e) {
+  check_kernel_args(u, dictionary, alpha);
+  TORCH_CHECK(grad.sizes() == u.sizes() && grad.is_contiguous() && grad.scalar_type() == at::kFloat &&
+              e.is_contiguous() && e.dim() == 4 && e.size(3) == dictionary.size(0) && e.numel() == u.numel() * e.size(3),
+              "kernel_terms_backward: grad like u, e (n, b, d, D)");
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t n = u.size(0), b = u.size(1), d = u.size(2), D = dictionary.size(0), A = alpha.size(1);
+  const float ng = static_cast<float>(neg_gamma);
+  at::Tensor p = at::empty({n, b, d, D}, u.options());
+  at::Tensor gu = at::empty({n, b, d}, u.options());
+  const float *pg = grad.data_ptr<float>(), *pu = u.data_ptr<float>(), *pd = dictionary.data_ptr<float>();
+  const float *pa = alpha.data_ptr<float>(), *pe = e.data_ptr<float>();
+  float* pp = p.data_ptr<float>();
+  float* pgu = gu.data_ptr<float>();
+  std::vector<float> q(kBlock * D, 0.0f);  // transposed, as in kernel_terms_forward
+  const int64_t width = g_sum_width;
+  for (int64_t m = 0; m < n; ++m) {
+    const int64_t first = m * b * d, last = first + b * d;
+    for (int64_t r0 = first; r0 < last; r0 += kBlock) {
+      const int64_t rows_here = std::min(kBlock, last - r0);
+      for (int64_t j = 0; j < rows_here; ++j) {
+        const int64_t r = r0 + j;
+        const float g = pg[r], ur = pu[r];
+        const float* er = pe + r * D;
+        float* prow = pp + r * D;
+        const float* ar = pa + (m * A + (A == 1 ? 0 : r % d)) * D;
+        float* qr = q.data() + j;
+        for (int64_t i = 0; i < D; ++i) {
+          prow[i] = g * er[i];
+          qr[i * kBlock] = (((g * ar[i]) * er[i]) * ng) * ((ur - pd[i]) * 2.0f);
+        }
+      }
+      block_sums(q.data(), rows_here, D, width, pgu + r0);
+    }
+  }
+  return {p, gu};
+}
+
 std::vector<int64_t> layout() { return {kSpecVersion, kCandidates}; }
 
 }  // namespace
@@ -1037,4 +1297,9 @@ TORCH_LIBRARY(learnact_native, m) {
   m.def("adam_step(Tensor(a!) flat, Tensor(b!) grad, Tensor(c!) exp_avg, Tensor(d!) exp_avg_sq, Tensor(e!) denom, "
         "int step, float lr, float weight_decay, int[] ranges=[]) -> ()", &adam_step_);
   m.def("candidate_backward(int code, Tensor g, Tensor z, Tensor y) -> Tensor", &candidate_backward_op);
+  m.def("calibrate_kernel_sum() -> int", &calibrate_kernel_sum);
+  m.def("kernel_terms_forward(Tensor u, Tensor dictionary, float neg_gamma, float floor, Tensor alpha) -> Tensor[]",
+        &kernel_terms_forward);
+  m.def("kernel_terms_backward(Tensor grad, Tensor u, Tensor dictionary, float neg_gamma, Tensor alpha, Tensor e) "
+        "-> Tensor[]", &kernel_terms_backward);
 }
