@@ -112,7 +112,7 @@ def test_families_with_a_hand_derived_pass_use_it_at_both_granularities(granular
 
     monkeypatch.setattr(family_segments, "_native_ready", lambda feature: False)  # the Python passes themselves
     monkeypatch.setattr(family_segments, "_CHOICES", {})
-    assert {"prelu", "swish", "maxout", "neural", "pwl", "kernel"} <= set(_DERIVED)
+    assert {"prelu", "swish", "maxout", "neural", "pwl", "kernel", "rational"} <= set(_DERIVED)
     for kind in sorted(set(_DERIVED) & set(list_families())):
         if kind in ("neural", "pwl") and granularity == "unit":
             continue  # their derived passes are for the per-layer forms (module docstring); per unit they broadcast

@@ -6,8 +6,14 @@ same family module (same class, hyper-parameters and buffers; see
 ``(n, *shape)`` of the stack's flat parameter buffer, so Adam and weight decay
 treat them as every other parameter. :class:`FamilyOps` computes such a
 segment's activation for all its members at once and its backward pass, in
-one of three ways (*strategies*):
+one of four ways (*strategies*):
 
+- ``"native"``: a derived pass (below) whose costly part runs in the native
+  library (:mod:`.native`, :func:`register_native`): the same IEEE
+  operations per element in the same order, fused into loops. Registered for
+  ``kernel``: its dictionary terms in two C++ loops around ATen's own exp,
+  the sums over the dictionary in the order ATen's sum adds (about a third of
+  the Python pass's time). Tried first where the library is loaded.
 - ``"derived"``: a forward pass and a hand-derived backward pass registered
   for the family (:func:`register_derived`): the operations autograd performs
   for one member, on the whole segment, without autograd's per-node cost.
@@ -18,7 +24,9 @@ one of three ways (*strategies*):
   lone model, :mod:`._products`) and ``kernel`` (its ``(n, b, d, D)``
   temporaries, one per dictionary term, are the cost: computed in place
   where autograd allocates new ones, it takes about 60% of the broadcast
-  strategy's time).
+  strategy's time) and ``rational`` (autograd's graph of its stacked powers,
+  followed node by node: its gradient of ``x`` sums the powers' terms from
+  the highest down, the order in which the engine runs those nodes).
 - ``"broadcast"``: the family module's own ``forward``, its parameters
   replaced by the members' values with singleton axes inserted so they
   broadcast against the ``(n, b, d)`` pre-activations (a per-layer parameter
@@ -450,11 +458,49 @@ def _neural_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor
     return gz, {"inner.weight": g_w1, "inner.bias": g_b1, "outer.weight": g_w2, "outer.bias": g_b2}
 
 
+def _rational_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
+    # sum_j p_j x^j / (1 + |sum_j q_j x^j|) over the stacked powers x^0 .. x^max(m, n), as families.rational
+    num, den = p["numerator"], p["denominator"]
+    m, n = num.shape[-1] - 1, den.shape[-1]
+    degree = max(m, n)
+    xp = torch.stack([z**j for j in range(degree + 1)], dim=-1)
+    top = (xp[..., : m + 1] * num).sum(-1)
+    q = (xp[..., 1 : n + 1] * den).sum(-1)
+    w = 1 + q.abs()
+    return top / w, (z, xp, top, q, w, num, den, m, n, degree)
+
+
+def _rational_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    z, xp, top, q, w, num, den, m, n, degree = saved
+    # DivBackward0: grad / w for the numerator sum, -grad ((top / w) / w) for the denominator's 1 + |q|
+    g_top = grad / w
+    g_w = torch.neg(grad) * ((top / w) / w)
+    g_q = (g_w * q.sgn()).unsqueeze(-1)  # AddBackward1 passes it on, AbsBackward0: grad sgn(q); SumBackward: expanded
+    g_den = (g_q * xp[..., 1 : n + 1]).sum_to_size(den.shape)
+    from_q = torch.zeros_like(xp)
+    from_q[..., 1 : n + 1] = g_q * den  # SliceBackward of the denominator's powers (this branch runs first)
+    g_topx = g_top.unsqueeze(-1)
+    g_num = (g_topx * xp[..., : m + 1]).sum_to_size(num.shape)
+    from_top = torch.zeros_like(xp)
+    from_top[..., : m + 1] = g_topx * num
+    g_xp = from_q + from_top
+    # StackBackward0, then each PowBackward0 (grad j x^(j - 1); zeros for j = 0), the last power's first;
+    # x^(j - 1) is the forward's (the same pow kernel on the same input)
+    parts, powers = g_xp.unbind(-1), xp.unbind(-1)
+    gz = parts[degree] * (powers[degree - 1] * degree) if degree > 0 else torch.zeros_like(z)
+    for j in range(degree - 1, 0, -1):
+        gz = gz + parts[j] * (powers[j - 1] * j)
+    if degree > 0:
+        gz = gz + torch.zeros_like(z)
+    return gz, {"numerator": g_num, "denominator": g_den}
+
+
 register_derived("prelu", _prelu_forward, _prelu_backward)
 register_derived("swish", _swish_forward, _swish_backward)
 register_derived("maxout", _maxout_forward, _maxout_backward)
 register_derived("neural", _neural_forward, _neural_backward)
 register_derived("pwl", _pwl_forward, _pwl_backward)
+register_derived("rational", _rational_forward, _rational_backward)
 
 
 _TERM_FLOOR = -69.0
