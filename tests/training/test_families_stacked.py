@@ -28,7 +28,7 @@ from learnact.model import MLP, FixedActivation, GatedActivation, build_activati
 from learnact.model.activations.families import list_families
 from learnact.model.state import tensor_state
 from learnact.training import fit, run_generator
-from learnact.training.family_segments import FamilyOps, choose, module_spec
+from learnact.training.family_segments import Choice, FamilyOps, choose, module_spec
 from learnact.training.scheduling import plan_stacks
 from learnact.training.vectorized import fit_stacked
 
@@ -112,7 +112,7 @@ def test_families_with_a_hand_derived_pass_use_it_at_both_granularities(granular
 
     monkeypatch.setattr(family_segments, "_native_ready", lambda feature: False)  # the Python passes themselves
     monkeypatch.setattr(family_segments, "_CHOICES", {})
-    assert {"prelu", "swish", "maxout", "neural", "pwl", "kernel", "rational"} <= set(_DERIVED)
+    assert {"prelu", "swish", "maxout", "neural", "pwl", "kernel", "rational", "spline"} <= set(_DERIVED)
     for kind in sorted(set(_DERIVED) & set(list_families())):
         if kind in ("neural", "pwl") and granularity == "unit":
             continue  # their derived passes are for the per-layer forms (module docstring); per unit they broadcast
@@ -277,6 +277,14 @@ def test_family_strategies_are_chosen_before_the_stacks_fork(monkeypatch, family
     assert seen == [{(module_spec(act), width) for act, width in layers}]
 
 
+@pytest.mark.parametrize("order", [1, 2, 4])
+def test_splines_of_other_orders_than_3_keep_autograd_exactly(order):
+    """The derived spline pass is written out for cubic splines (the default); other orders are refused by it and
+    take the broadcast strategy, still bit for bit the reference."""
+    module = build_activation(ActivationConfig(kind="spline", params={"order": order}), 32, 30)
+    assert choose(module, 32) == Choice("broadcast", (True, True, True), True)
+
+
 def _kernel_strategies() -> list[str]:
     from learnact.training import native
 
@@ -289,7 +297,7 @@ def test_the_kernel_segment_computes_no_subnormal_term(strategy):
     kernel segment zeroes its terms below 1e-30, and its results stay the reference's bit for bit (above), in the
     Python pass and in the native one."""
     from learnact.training import family_segments
-    from learnact.training.family_segments import Choice
+
 
     if strategy not in _kernel_strategies():
         pytest.skip("the native library is not available here")
@@ -316,7 +324,7 @@ def test_the_native_kernel_pass_is_the_python_pass_bit_for_bit(granularity, size
     shorter than a vector, of one to three vectors and of more (ATen's sum takes a different route for each), on
     inputs at and beyond the dictionary's ends, infinite and NaN, for members with different parameters; and
     the probe chooses the native pass for them."""
-    from learnact.training.family_segments import Choice
+
 
     if "native" not in _kernel_strategies():
         pytest.skip("the native library is not available here")

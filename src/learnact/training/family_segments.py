@@ -24,9 +24,12 @@ one of four ways (*strategies*):
   lone model, :mod:`._products`) and ``kernel`` (its ``(n, b, d, D)``
   temporaries, one per dictionary term, are the cost: computed in place
   where autograd allocates new ones, it takes about 60% of the broadcast
-  strategy's time) and ``rational`` (autograd's graph of its stacked powers,
+  strategy's time), ``rational`` (autograd's graph of its stacked powers,
   followed node by node: its gradient of ``x`` sums the powers' terms from
-  the highest down, the order in which the engine runs those nodes).
+  the highest down, the order in which the engine runs those nodes) and
+  ``spline`` of order 3 (the default; the B-spline recursion written out and
+  its backward taken in the engine's order, without the engine's per-node
+  cost; other orders broadcast).
 - ``"broadcast"``: the family module's own ``forward``, its parameters
   replaced by the members' values with singleton axes inserted so they
   broadcast against the ``(n, b, d)`` pre-activations (a per-layer parameter
@@ -53,11 +56,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._products import input_grad, linear, weight_grad_
@@ -495,12 +500,107 @@ def _rational_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tens
     return gz, {"numerator": g_num, "denominator": g_den}
 
 
+def _spline_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
+    # families.spline with local_bsplines written out for order 3 (the default; other orders raise here, so the
+    # probe keeps the broadcast strategy for them): the same operations in the same order, each kept for the
+    # backward pass
+    from ..model.activations import candidate_derivative
+
+    order = int(module.order)  # type: ignore[arg-type]
+    if order != 3:
+        raise NotImplementedError("the derived spline pass is written for order 3")
+    knots: Tensor = module.knots  # type: ignore[assignment]
+    coefficients, base_weight, spline_weight = p["coefficients"], p["base_weight"], p["spline_weight"]
+    n_knots = knots.shape[-1]
+    h = (knots[-1] - knots[0]) / (n_knots - 1)
+    s = (z - knots[0]) / h
+    cell = s.floor()
+    t = s - cell
+    start = torch.nan_to_num(cell, nan=-1.0).clamp(-1.0, n_knots - 1.0).long() + 1
+    rest = 1.0 - t
+    a = t + 1  # order 2: v1 = (t + 1) rest + (2 - t) t, v0 = rest rest, v2 = t t
+    cc = 2 - t
+    e = a * rest + cc * t
+    f = rest * rest
+    g = t * t
+    hh = t + 2  # order 3
+    j = 2 - t
+    el = hh * f + j * e
+    m = t + 1
+    o = 3 - t
+    q = m * e + o * g
+    r = rest * f
+    ss = t * g
+    padded = F.pad(coefficients * (1.0 / math.factorial(order)), (order + 1, order + 1))
+    width = padded.shape[-1]
+    rows = torch.arange(0, padded[..., 0].numel() * width, width).view(padded.shape[:-1])
+    index = ((rows + start).unsqueeze(-1) + torch.arange(order + 1)).reshape(-1)
+    c0, c1, c2, c3 = padded.reshape(-1).index_select(0, index).view(*start.shape, order + 1).unbind(-1)
+    total = r * c0
+    total = total + el * c1
+    total = total + q * c2
+    total = total + ss * c3
+    base: Callable[[Tensor], Tensor] = module.base  # type: ignore[assignment]
+    bx = base(z)
+    out = base_weight * bx + spline_weight * total
+    saved = (z, t, rest, a, cc, e, f, g, hh, j, m, o, r, el, q, ss, c0, c1, c2, c3, h, total, bx, base,
+             candidate_derivative(base), base_weight, spline_weight, coefficients.shape, padded.shape, index, order)
+    return out, saved
+
+
+def _spline_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    # autograd's graph of _spline_forward, node by node in the order the engine runs it (the highest sequence
+    # number among the ready nodes first): the products with the coefficients' window from the last term down,
+    # the window's gradient, then the recursion's nodes from the last created; a tensor used by several nodes
+    # sums their gradients in that order
+    from .stacked_backward import candidate_backward
+
+    (z, t, rest, a, cc, e, f, g, hh, j, m, o, r, el, q, ss, c0, c1, c2, c3, h, total, bx, base, derivative,
+     base_weight, spline_weight, c_shape, p_shape, index, order) = saved
+    g_total = grad * spline_weight
+    g_sw = (grad * total).sum_to_size(spline_weight.shape)
+    g_bw = (grad * bx).sum_to_size(base_weight.shape)
+    from_base = candidate_backward(base, derivative, z, bx, grad * base_weight)
+    g_ss, g_q, g_el, g_r = g_total * c3, g_total * c2, g_total * c1, g_total * c0
+    window = torch.stack([g_total * r, g_total * el, g_total * q, g_total * ss], dim=-1)
+    flat = torch.zeros(math.prod(p_shape), dtype=grad.dtype).index_add_(0, index, window.reshape(-1))
+    size = c_shape[-1]
+    g_coefficients = flat.view(p_shape)[..., order + 1: order + 1 + size] * (1.0 / math.factorial(order))
+    g_t = g_ss * g  # ss = t g
+    g_g = g_ss * t
+    g_rest = g_r * f  # r = rest f
+    g_f = g_r * rest
+    g_g = g_g + g_q * o  # q = m e + o g
+    g_t = g_t - g_q * g  # o = 3 - t
+    g_e = g_q * m
+    g_t = g_t + g_q * e  # m = t + 1
+    g_e = g_e + g_el * j  # el = hh f + j e
+    g_t = g_t - g_el * e  # j = 2 - t
+    g_f = g_f + g_el * hh
+    g_t = g_t + g_el * f  # hh = t + 2
+    g_tt = g_g * t  # g = t t: both factors
+    g_t = g_t + g_tt
+    g_t = g_t + g_tt
+    g_rr = g_f * rest  # f = rest rest: both factors
+    g_rest = g_rest + g_rr
+    g_rest = g_rest + g_rr
+    g_t = g_t + g_e * cc  # e = a rest + cc t
+    g_t = g_t - g_e * t  # cc = 2 - t
+    g_rest = g_rest + g_e * a
+    g_t = g_t + g_e * rest  # a = t + 1
+    g_t = g_t - g_rest  # rest = 1 - t
+    g_s = g_t + 0.0  # t = s - floor(s): the floor's zero gradient added after
+    gz = from_base + g_s / h
+    return gz, {"coefficients": g_coefficients, "base_weight": g_bw, "spline_weight": g_sw}
+
+
 register_derived("prelu", _prelu_forward, _prelu_backward)
 register_derived("swish", _swish_forward, _swish_backward)
 register_derived("maxout", _maxout_forward, _maxout_backward)
 register_derived("neural", _neural_forward, _neural_backward)
 register_derived("pwl", _pwl_forward, _pwl_backward)
 register_derived("rational", _rational_forward, _rational_backward)
+register_derived("spline", _spline_forward, _spline_backward)
 
 
 _TERM_FLOOR = -69.0
