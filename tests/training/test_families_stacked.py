@@ -316,6 +316,45 @@ def test_the_kernel_segment_computes_no_subnormal_term(strategy):
     assert torch.equal(terms[~far], reference[~far]) and not terms[far].any()
 
 
+def _registered_native() -> list[str]:
+    from learnact.training.family_segments import _NATIVE
+
+    return sorted(_NATIVE)
+
+
+@pytest.mark.parametrize("granularity", ["layer", "unit"])
+@pytest.mark.parametrize("family", _registered_native())
+def test_every_native_pass_is_its_python_pass_bit_for_bit(family, granularity):
+    """Each registered native pass against the Python derived pass of its family: outputs, input and parameter
+    gradients equal bit for bit (NaN where NaN) on inputs inside, at and beyond the family's range, infinite and
+    NaN, members with different parameters; and the probe chooses it at the preset's widths."""
+    from learnact.training import native
+    from learnact.training.family_segments import _NATIVE
+
+    if not (native.load() and native.feature(_NATIVE[family][2])):
+        pytest.skip("the native library is not available here")
+    width, n = 24, 3
+    module = build_activation(ActivationConfig(kind=family, params={"granularity": granularity}), width, 30)
+    per_unit = tuple(granularity == "unit" and p.dim() > 0 and p.shape[0] == width for p in module.parameters())
+    gen = torch.Generator().manual_seed(len(family))
+    params = [p.detach().unsqueeze(0) + 0.3 * torch.randn(n, *p.shape, generator=gen) for p in module.parameters()]
+    z = 4 * torch.randn(n, 21, width, generator=gen)
+    z.view(-1)[:8] = torch.tensor([-3.0, 3.0, math.inf, -math.inf, math.nan, 0.0, -0.0, 1e-30])
+    grad = torch.randn(z.shape, generator=gen)
+    got = {}
+    for strategy in ("derived", "native"):
+        ops = FamilyOps(module, Choice(strategy, per_unit, True))
+        grads = [torch.empty_like(p) for p in params]
+        out, saved = ops.forward(z.clone(), params, train=True)
+        got[strategy] = [out, ops.backward(saved, grad.clone(), grads), *grads]
+    for a, b in zip(got["derived"], got["native"], strict=True):
+        assert a.shape == b.shape and torch.equal(a.isnan(), b.isnan())
+        assert torch.equal(torch.nan_to_num(a), torch.nan_to_num(b))
+    for w in (64, 32):
+        at_width = build_activation(ActivationConfig(kind=family, params={"granularity": granularity}), w, 30)
+        assert choose(at_width, w).strategy == "native", (family, granularity, w)
+
+
 @pytest.mark.parametrize("granularity", ["layer", "unit"])
 @pytest.mark.parametrize("size", [2, 7, 20, 33, 70])
 def test_the_native_kernel_pass_is_the_python_pass_bit_for_bit(granularity, size):

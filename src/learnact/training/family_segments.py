@@ -13,7 +13,9 @@ one of four ways (*strategies*):
   operations per element in the same order, fused into loops. Registered for
   ``kernel``: its dictionary terms in two C++ loops around ATen's own exp,
   the sums over the dictionary in the order ATen's sum adds (about a third of
-  the Python pass's time). Tried first where the library is loaded.
+  the Python pass's time); and the cubic ``spline`` with a base that has a
+  native candidate code: its derived pass as the same ATen calls from C++.
+  Tried first where the library is loaded.
 - ``"derived"``: a forward pass and a hand-derived backward pass registered
   for the family (:func:`register_derived`): the operations autograd performs
   for one member, on the whole segment, without autograd's per-node cost.
@@ -594,6 +596,25 @@ def _spline_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor
     return gz, {"coefficients": g_coefficients, "base_weight": g_bw, "spline_weight": g_sw}
 
 
+def _spline_native_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
+    # _spline_forward as ATen calls from C++ (native_step.cpp: spline3_forward), the base by its candidate code
+    from . import native
+
+    code = native.candidate_code(str(module.hparams.base))  # type: ignore[union-attr]
+    if int(module.order) != 3 or code is None:  # type: ignore[arg-type]
+        raise NotImplementedError("the native spline pass is for order 3 and a base with a native candidate code")
+    coefficients, base_weight, spline_weight = p["coefficients"], p["base_weight"], p["spline_weight"]
+    out, *saved = torch.ops.learnact_native.spline3_forward(z, module.knots, coefficients, base_weight,
+                                                            spline_weight, code)
+    padded_shape = [*coefficients.shape[:-1], coefficients.shape[-1] + 8]
+    return out, (z, saved, base_weight, spline_weight, code, list(coefficients.shape), padded_shape)
+
+
+def _spline_native_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    gz, g_coefficients, g_bw, g_sw = torch.ops.learnact_native.spline3_backward(grad, *saved)
+    return gz, {"coefficients": g_coefficients, "base_weight": g_bw, "spline_weight": g_sw}
+
+
 register_derived("prelu", _prelu_forward, _prelu_backward)
 register_derived("swish", _swish_forward, _swish_backward)
 register_derived("maxout", _maxout_forward, _maxout_backward)
@@ -711,3 +732,4 @@ def _kernel_native_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str,
 
 register_derived("kernel", _kernel_forward, _kernel_backward)
 register_native("kernel", _kernel_native_forward, _kernel_native_backward, "kernel_terms")
+register_native("spline", _spline_native_forward, _spline_native_backward, "spline3")

@@ -120,6 +120,7 @@ def load() -> bool:
         if ok:
             set_fused(not _switched_off("LEARNACT_NATIVE_FUSE"))
             _STATE["kernel_terms"] = int(torch.ops.learnact_native.calibrate_kernel_sum()) > 0
+            _STATE["spline3"] = hasattr(torch.ops.learnact_native, "spline3_forward")
     except Exception as exc:  # noqa: BLE001 - any build failure means: use the Python step
         ok = False  # a library that loaded but failed a check after (its description version) is not used
         warnings.warn(f"learnact: the native training step could not be built ({type(exc).__name__}: "
@@ -157,7 +158,9 @@ def feature(name: str) -> bool:
     ``"kernel_terms"``: the kernel family's fused dictionary terms
     (``kernel_terms_forward`` / ``kernel_terms_backward``), whose sums add in
     the order ATen's sum over the last axis adds, with the vector width
-    ``calibrate_kernel_sum()`` found (none found: off).
+    ``calibrate_kernel_sum()`` found (none found: off). ``"spline3"``: the
+    cubic spline family's pass as ATen calls from C++ (``spline3_forward`` /
+    ``spline3_backward``).
     """
     return available() and bool(_STATE.get(name, False))
 

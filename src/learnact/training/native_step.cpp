@@ -1282,6 +1282,109 @@ std::vector<at::Tensor> kernel_terms_backward(const at::Tensor& grad, const at::
   return {p, gu};
 }
 
+
+// ---- The cubic spline family's pass (family_segments.py: _spline_forward / _spline_backward) ----
+// The same ATen calls with the same arguments in the same order as the Python derived pass, which follows
+// autograd's graph of families.spline node by node; here each call costs a fraction of a Python call. The base
+// function is a candidate code (candidate() / candidate_backward()).
+
+// Returns [out, then what spline3_backward reads: t, rest, a, cc, e, f, g, hh, j, m, o, r, el, q, ss, c0, c1, c2,
+// c3, h, total, bx, index].
+std::vector<at::Tensor> spline3_forward(const at::Tensor& z, const at::Tensor& knots, const at::Tensor& coefficients,
+                                        const at::Tensor& base_weight, const at::Tensor& spline_weight,
+                                        int64_t base_code) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  TORCH_CHECK(base_code >= 0 && base_code < kCandidates, "spline3_forward: unknown base code ", base_code);
+  const int64_t order = 3, n_knots = knots.size(-1);
+  at::Tensor k0 = knots.select(-1, 0);
+  at::Tensor h = at::div(at::sub(knots.select(-1, n_knots - 1), k0), n_knots - 1);
+  at::Tensor s = at::div(at::sub(z, k0), h);
+  at::Tensor cell = s.floor();
+  at::Tensor t = at::sub(s, cell);
+  at::Tensor start = at::add(at::clamp(at::nan_to_num(cell, -1.0), -1.0, n_knots - 1.0).to(at::kLong), 1);
+  at::Tensor rest = at::rsub(t, 1.0);
+  at::Tensor a = at::add(t, 1);
+  at::Tensor cc = at::rsub(t, 2);
+  at::Tensor e = at::add(at::mul(a, rest), at::mul(cc, t));
+  at::Tensor f = at::mul(rest, rest);
+  at::Tensor g = at::mul(t, t);
+  at::Tensor hh = at::add(t, 2);
+  at::Tensor j = at::rsub(t, 2);
+  at::Tensor el = at::add(at::mul(hh, f), at::mul(j, e));
+  at::Tensor m = at::add(t, 1);
+  at::Tensor o = at::rsub(t, 3);
+  at::Tensor q = at::add(at::mul(m, e), at::mul(o, g));
+  at::Tensor r = at::mul(rest, f);
+  at::Tensor ss = at::mul(t, g);
+  at::Tensor padded = at::constant_pad_nd(at::mul(coefficients, 1.0 / 6.0), {order + 1, order + 1}, 0);
+  const int64_t width = padded.size(-1);
+  std::vector<int64_t> lead(padded.sizes().begin(), padded.sizes().end() - 1);
+  at::Tensor rows = at::arange(0, (padded.numel() / width) * width, width, at::kLong).view(lead);
+  at::Tensor index = at::add(at::add(rows, start).unsqueeze(-1), at::arange(order + 1, at::kLong)).reshape({-1});
+  std::vector<int64_t> wshape(start.sizes().begin(), start.sizes().end());
+  wshape.push_back(order + 1);
+  std::vector<at::Tensor> c = padded.reshape({-1}).index_select(0, index).view(wshape).unbind(-1);
+  at::Tensor total = at::mul(r, c[0]);
+  total = at::add(total, at::mul(el, c[1]));
+  total = at::add(total, at::mul(q, c[2]));
+  total = at::add(total, at::mul(ss, c[3]));
+  at::Tensor bx = candidate(base_code, z);
+  at::Tensor out = at::add(at::mul(base_weight, bx), at::mul(spline_weight, total));
+  return {out, t, rest, a, cc, e, f, g, hh, j, m, o, r, el, q, ss, c[0], c[1], c[2], c[3], h, total, bx, index};
+}
+
+// Returns [the gradient of z, of the coefficients (their shape), of base_weight, of spline_weight].
+std::vector<at::Tensor> spline3_backward(const at::Tensor& grad, const at::Tensor& z, const std::vector<at::Tensor>& sv,
+                                         const at::Tensor& base_weight, const at::Tensor& spline_weight,
+                                         int64_t base_code, at::IntArrayRef coefficients_shape,
+                                         at::IntArrayRef padded_shape) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  TORCH_CHECK(sv.size() == 23, "spline3_backward: the saved tensors of spline3_forward, without its output");
+  const at::Tensor &t = sv[0], &rest = sv[1], &a = sv[2], &cc = sv[3], &e = sv[4], &f = sv[5], &g = sv[6],
+                   &hh = sv[7], &j = sv[8], &m = sv[9], &o = sv[10], &r = sv[11], &el = sv[12], &q = sv[13],
+                   &ss = sv[14], &c0 = sv[15], &c1 = sv[16], &c2 = sv[17], &c3 = sv[18], &h = sv[19],
+                   &total = sv[20], &bx = sv[21], &index = sv[22];
+  const int64_t order = 3;
+  at::Tensor g_total = at::mul(grad, spline_weight);
+  at::Tensor g_sw = at::mul(grad, total).sum_to_size(spline_weight.sizes());
+  at::Tensor g_bw = at::mul(grad, bx).sum_to_size(base_weight.sizes());
+  at::Tensor from_base = candidate_backward(base_code, at::mul(grad, base_weight), z, bx);
+  at::Tensor g_ss = at::mul(g_total, c3), g_q = at::mul(g_total, c2), g_el = at::mul(g_total, c1),
+             g_r = at::mul(g_total, c0);
+  at::Tensor window = at::stack({at::mul(g_total, r), at::mul(g_total, el), at::mul(g_total, q), at::mul(g_total, ss)}, -1);
+  int64_t numel = 1;
+  for (int64_t v : padded_shape) numel *= v;
+  at::Tensor flat = at::zeros({numel}, grad.options()).index_add_(0, index, window.reshape({-1}));
+  const int64_t size = coefficients_shape.back();
+  at::Tensor g_coefficients = at::mul(flat.view(padded_shape).slice(-1, order + 1, order + 1 + size), 1.0 / 6.0);
+  at::Tensor g_t = at::mul(g_ss, g);
+  at::Tensor g_g = at::mul(g_ss, t);
+  at::Tensor g_rest = at::mul(g_r, f);
+  at::Tensor g_f = at::mul(g_r, rest);
+  g_g = at::add(g_g, at::mul(g_q, o));
+  g_t = at::sub(g_t, at::mul(g_q, g));
+  at::Tensor g_e = at::mul(g_q, m);
+  g_t = at::add(g_t, at::mul(g_q, e));
+  g_e = at::add(g_e, at::mul(g_el, j));
+  g_t = at::sub(g_t, at::mul(g_el, e));
+  g_f = at::add(g_f, at::mul(g_el, hh));
+  g_t = at::add(g_t, at::mul(g_el, f));
+  at::Tensor g_tt = at::mul(g_g, t);
+  g_t = at::add(g_t, g_tt);
+  g_t = at::add(g_t, g_tt);
+  at::Tensor g_rr = at::mul(g_f, rest);
+  g_rest = at::add(g_rest, g_rr);
+  g_rest = at::add(g_rest, g_rr);
+  g_t = at::add(g_t, at::mul(g_e, cc));
+  g_t = at::sub(g_t, at::mul(g_e, t));
+  g_rest = at::add(g_rest, at::mul(g_e, a));
+  g_t = at::add(g_t, at::mul(g_e, rest));
+  g_t = at::sub(g_t, g_rest);
+  at::Tensor g_s = at::add(g_t, 0.0);
+  at::Tensor gz = at::add(from_base, at::div(g_s, h));
+  return {gz, g_coefficients, g_bw, g_sw};
+}
+
 std::vector<int64_t> layout() { return {kSpecVersion, kCandidates}; }
 
 }  // namespace
@@ -1298,6 +1401,10 @@ TORCH_LIBRARY(learnact_native, m) {
         "int step, float lr, float weight_decay, int[] ranges=[]) -> ()", &adam_step_);
   m.def("candidate_backward(int code, Tensor g, Tensor z, Tensor y) -> Tensor", &candidate_backward_op);
   m.def("calibrate_kernel_sum() -> int", &calibrate_kernel_sum);
+  m.def("spline3_forward(Tensor z, Tensor knots, Tensor coefficients, Tensor base_weight, Tensor spline_weight, "
+        "int base_code) -> Tensor[]", &spline3_forward);
+  m.def("spline3_backward(Tensor grad, Tensor z, Tensor[] saved, Tensor base_weight, Tensor spline_weight, "
+        "int base_code, int[] coefficients_shape, int[] padded_shape) -> Tensor[]", &spline3_backward);
   m.def("kernel_terms_forward(Tensor u, Tensor dictionary, float neg_gamma, float floor, Tensor alpha) -> Tensor[]",
         &kernel_terms_forward);
   m.def("kernel_terms_backward(Tensor grad, Tensor u, Tensor dictionary, float neg_gamma, Tensor alpha, Tensor e) "
