@@ -711,23 +711,22 @@ def _kernel_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor
 
 
 def _kernel_native_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
-    # _kernel_forward with its (n, b, d, D) part in two C++ loops around ATen's exp (native_step.cpp:
-    # kernel_terms_forward): the same operations on every term in the same order, the dictionary sum in ATen's
-    # order; one pass in place of about nine over the (n, b, d, D) terms each way
-    dictionary, lo, hi, clamped_lo, gamma, u = _kernel_clamp(z, module)
+    # _kernel_forward from C++ (native_step.cpp: kernel_forward): its (n, b, d, D) part in two loops around
+    # ATen's exp, the same operations on every term in the same order and the dictionary sum in ATen's order
+    # (one pass in place of about nine over the terms each way), the rest the same ATen calls
+    dictionary: Tensor = module.dictionary  # type: ignore[assignment]
+    gamma = float(module.gamma)  # type: ignore[arg-type]
     alpha = p["alpha"]
     members = alpha.reshape(z.shape[0], -1, alpha.shape[-1])  # (n, 1 or d, D): a view of the members' rows
-    k, e = torch.ops.learnact_native.kernel_terms_forward(u, dictionary, -gamma, _TERM_FLOOR, members)
-    out, tail_saved = _kernel_out(z, k, lo, hi, p["tails"])
-    return out, (z, clamped_lo, lo, hi, u, e, alpha, members, dictionary, gamma, tail_saved)
+    out, *saved = torch.ops.learnact_native.kernel_forward(z, dictionary, -gamma, _TERM_FLOOR, members, p["tails"])
+    return out, (saved, dictionary, -gamma, members, alpha.shape, list(p["tails"].shape))
 
 
 def _kernel_native_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-    z, clamped_lo, lo, hi, u, e, alpha, members, dictionary, gamma, tail_saved = saved
-    products, gu = torch.ops.learnact_native.kernel_terms_backward(grad.contiguous(), u, dictionary, -gamma, members, e)
-    g_alpha = products.sum_to_size(alpha.shape)  # grad * e_i, summed as autograd sums it
-    g_z, g_tails = _kernel_grads(grad, gu, z, clamped_lo, lo, hi, tail_saved)
-    return g_z, {"alpha": g_alpha, "tails": g_tails}
+    tensors, dictionary, neg_gamma, members, alpha_shape, tails_shape = saved
+    gz, products, g_tails = torch.ops.learnact_native.kernel_backward(grad, tensors, dictionary, neg_gamma, members,
+                                                                      tails_shape)
+    return gz, {"alpha": products.sum_to_size(alpha_shape), "tails": g_tails}  # grad * e_i, summed as autograd sums
 
 
 register_derived("kernel", _kernel_forward, _kernel_backward)

@@ -1283,6 +1283,46 @@ std::vector<at::Tensor> kernel_terms_backward(const at::Tensor& grad, const at::
 }
 
 
+// The kernel family's whole pass (family_segments.py: _kernel_clamp, _kernel_out, _kernel_grads around the
+// terms above): the clamp to the dictionary's range and the linear tails are the same ATen calls as in Python.
+// Returns [out, then what kernel_backward reads: z, clamped_lo, lo, hi, u, e, r1, r0, t1, t0].
+std::vector<at::Tensor> kernel_forward(const at::Tensor& z, const at::Tensor& dictionary, double neg_gamma,
+                                       double floor, const at::Tensor& alpha, const at::Tensor& tails) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  at::Tensor lo = dictionary.select(-1, 0), hi = dictionary.select(-1, dictionary.size(-1) - 1);
+  at::Tensor clamped_lo = at::maximum(z, lo);
+  at::Tensor u = at::minimum(clamped_lo, hi);
+  std::vector<at::Tensor> ke = kernel_terms_forward(u, dictionary, neg_gamma, floor, alpha);
+  at::Tensor t1 = tails.select(-1, 1), t0 = tails.select(-1, 0);
+  at::Tensor r1 = at::relu(at::sub(z, hi));
+  at::Tensor r0 = at::relu(at::sub(lo, z));
+  at::Tensor out = at::sub(at::add(ke[0], at::mul(t1, r1)), at::mul(t0, r0));
+  return {out, z, clamped_lo, lo, hi, u, ke[1], r1, r0, t1, t0};
+}
+
+// Returns [the gradient of z, the products grad * e_i (the caller sums them to alpha's shape), of the tails].
+std::vector<at::Tensor> kernel_backward(const at::Tensor& grad, const std::vector<at::Tensor>& sv,
+                                        const at::Tensor& dictionary, double neg_gamma, const at::Tensor& alpha,
+                                        at::IntArrayRef tails_shape) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  TORCH_CHECK(sv.size() == 10, "kernel_backward: the saved tensors of kernel_forward, without its output");
+  const at::Tensor &z = sv[0], &clamped_lo = sv[1], &lo = sv[2], &hi = sv[3], &u = sv[4], &e = sv[5], &r1 = sv[6],
+                   &r0 = sv[7], &t1 = sv[8], &t0 = sv[9];
+  at::Tensor gm = at::neg(grad);
+  at::Tensor g_t0 = at::mul(gm, r0).sum_to_size(t0.sizes());
+  at::Tensor from_left = at::neg(at::threshold_backward(at::mul(gm, t0), r0, 0));
+  at::Tensor g_t1 = at::mul(grad, r1).sum_to_size(t1.sizes());
+  at::Tensor from_right = at::threshold_backward(at::mul(grad, t1), r1, 0);
+  std::vector<at::Tensor> pg = kernel_terms_backward(grad.contiguous(), u, dictionary, neg_gamma, alpha, e);
+  const at::Tensor& gu = pg[1];
+  at::Tensor g_lo = at::where(at::eq(clamped_lo, hi), at::div(gu, 2), gu).masked_fill_(at::gt(clamped_lo, hi), 0);
+  at::Tensor g_z = at::where(at::eq(z, lo), at::div(g_lo, 2), g_lo).masked_fill_(at::lt(z, lo), 0);
+  at::Tensor left = at::zeros(tails_shape, grad.options()), right = at::zeros(tails_shape, grad.options());
+  left.select(-1, 0).copy_(g_t0);
+  right.select(-1, 1).copy_(g_t1);
+  return {at::add(at::add(from_left, from_right), g_z), pg[0], at::add(left, right)};
+}
+
 // ---- The cubic spline family's pass (family_segments.py: _spline_forward / _spline_backward) ----
 // The same ATen calls with the same arguments in the same order as the Python derived pass, which follows
 // autograd's graph of families.spline node by node; here each call costs a fraction of a Python call. The base
@@ -1401,6 +1441,10 @@ TORCH_LIBRARY(learnact_native, m) {
         "int step, float lr, float weight_decay, int[] ranges=[]) -> ()", &adam_step_);
   m.def("candidate_backward(int code, Tensor g, Tensor z, Tensor y) -> Tensor", &candidate_backward_op);
   m.def("calibrate_kernel_sum() -> int", &calibrate_kernel_sum);
+  m.def("kernel_forward(Tensor z, Tensor dictionary, float neg_gamma, float floor, Tensor alpha, Tensor tails) "
+        "-> Tensor[]", &kernel_forward);
+  m.def("kernel_backward(Tensor grad, Tensor[] saved, Tensor dictionary, float neg_gamma, Tensor alpha, "
+        "int[] tails_shape) -> Tensor[]", &kernel_backward);
   m.def("spline3_forward(Tensor z, Tensor knots, Tensor coefficients, Tensor base_weight, Tensor spline_weight, "
         "int base_code) -> Tensor[]", &spline3_forward);
   m.def("spline3_backward(Tensor grad, Tensor z, Tensor[] saved, Tensor base_weight, Tensor spline_weight, "
