@@ -14,7 +14,8 @@ one of four ways (*strategies*):
   ``kernel``: its dictionary terms in two C++ loops around ATen's own exp,
   the sums over the dictionary in the order ATen's sum adds (about a third of
   the Python pass's time); and the cubic ``spline`` with a base that has a
-  native candidate code: its derived pass as the same ATen calls from C++.
+  native candidate code, and ``rational``: their derived passes as the same
+  ATen calls from C++.
   Tried first where the library is loaded.
 - ``"derived"``: a forward pass and a hand-derived backward pass registered
   for the family (:func:`register_derived`): the operations autograd performs
@@ -596,6 +597,18 @@ def _spline_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor
     return gz, {"coefficients": g_coefficients, "base_weight": g_bw, "spline_weight": g_sw}
 
 
+def _rational_native_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
+    # _rational_forward as ATen calls from C++ (native_step.cpp: rational_forward)
+    num, den = p["numerator"], p["denominator"]
+    out, xp, top, q, w = torch.ops.learnact_native.rational_forward(z, num, den)
+    return out, (z, xp, top, q, w, num, den)
+
+
+def _rational_native_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    gz, g_num, g_den = torch.ops.learnact_native.rational_backward(grad, *saved)
+    return gz, {"numerator": g_num, "denominator": g_den}
+
+
 def _spline_native_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
     # _spline_forward as ATen calls from C++ (native_step.cpp: spline3_forward), the base by its candidate code
     from . import native
@@ -732,3 +745,4 @@ def _kernel_native_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str,
 register_derived("kernel", _kernel_forward, _kernel_backward)
 register_native("kernel", _kernel_native_forward, _kernel_native_backward, "kernel_terms")
 register_native("spline", _spline_native_forward, _spline_native_backward, "spline3")
+register_native("rational", _rational_native_forward, _rational_native_backward, "rational")

@@ -1323,6 +1323,45 @@ std::vector<at::Tensor> kernel_backward(const at::Tensor& grad, const std::vecto
   return {at::add(at::add(from_left, from_right), g_z), pg[0], at::add(left, right)};
 }
 
+// ---- The rational family's pass (family_segments.py: _rational_forward / _rational_backward) ----
+// The same ATen calls as the Python derived pass (autograd's graph of families.rational, node by node).
+// Returns [out, xp, top, q, w].
+std::vector<at::Tensor> rational_forward(const at::Tensor& z, const at::Tensor& num, const at::Tensor& den) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t m = num.size(-1) - 1, n = den.size(-1), degree = std::max(m, n);
+  std::vector<at::Tensor> powers;
+  for (int64_t j = 0; j <= degree; ++j) powers.push_back(at::pow(z, j));
+  at::Tensor xp = at::stack(powers, -1);
+  at::Tensor top = at::mul(xp.slice(-1, 0, m + 1), num).sum(-1);
+  at::Tensor q = at::mul(xp.slice(-1, 1, n + 1), den).sum(-1);
+  at::Tensor w = at::add(q.abs(), 1);
+  return {at::div(top, w), xp, top, q, w};
+}
+
+// Returns [the gradient of z, of the numerator, of the denominator].
+std::vector<at::Tensor> rational_backward(const at::Tensor& grad, const at::Tensor& z, const at::Tensor& xp,
+                                          const at::Tensor& top, const at::Tensor& q, const at::Tensor& w,
+                                          const at::Tensor& num, const at::Tensor& den) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t m = num.size(-1) - 1, n = den.size(-1), degree = std::max(m, n);
+  at::Tensor g_top = at::div(grad, w);
+  at::Tensor g_w = at::mul(at::neg(grad), at::div(at::div(top, w), w));
+  at::Tensor g_q = at::mul(g_w, q.sgn()).unsqueeze(-1);
+  at::Tensor g_den = at::mul(g_q, xp.slice(-1, 1, n + 1)).sum_to_size(den.sizes());
+  at::Tensor from_q = at::zeros_like(xp);
+  from_q.slice(-1, 1, n + 1).copy_(at::mul(g_q, den));
+  at::Tensor g_topx = g_top.unsqueeze(-1);
+  at::Tensor g_num = at::mul(g_topx, xp.slice(-1, 0, m + 1)).sum_to_size(num.sizes());
+  at::Tensor from_top = at::zeros_like(xp);
+  from_top.slice(-1, 0, m + 1).copy_(at::mul(g_topx, num));
+  at::Tensor g_xp = at::add(from_q, from_top);
+  std::vector<at::Tensor> parts = g_xp.unbind(-1), powers = xp.unbind(-1);
+  at::Tensor gz = degree > 0 ? at::mul(parts[degree], at::mul(powers[degree - 1], degree)) : at::zeros_like(z);
+  for (int64_t j = degree - 1; j > 0; --j) gz = at::add(gz, at::mul(parts[j], at::mul(powers[j - 1], j)));
+  if (degree > 0) gz = at::add(gz, at::zeros_like(z));
+  return {gz, g_num, g_den};
+}
+
 // ---- The cubic spline family's pass (family_segments.py: _spline_forward / _spline_backward) ----
 // The same ATen calls with the same arguments in the same order as the Python derived pass, which follows
 // autograd's graph of families.spline node by node; here each call costs a fraction of a Python call. The base
@@ -1445,6 +1484,9 @@ TORCH_LIBRARY(learnact_native, m) {
         "-> Tensor[]", &kernel_forward);
   m.def("kernel_backward(Tensor grad, Tensor[] saved, Tensor dictionary, float neg_gamma, Tensor alpha, "
         "int[] tails_shape) -> Tensor[]", &kernel_backward);
+  m.def("rational_forward(Tensor z, Tensor numerator, Tensor denominator) -> Tensor[]", &rational_forward);
+  m.def("rational_backward(Tensor grad, Tensor z, Tensor xp, Tensor top, Tensor q, Tensor w, Tensor numerator, "
+        "Tensor denominator) -> Tensor[]", &rational_backward);
   m.def("spline3_forward(Tensor z, Tensor knots, Tensor coefficients, Tensor base_weight, Tensor spline_weight, "
         "int base_code) -> Tensor[]", &spline3_forward);
   m.def("spline3_backward(Tensor grad, Tensor z, Tensor[] saved, Tensor base_weight, Tensor spline_weight, "
