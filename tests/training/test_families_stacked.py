@@ -316,6 +316,27 @@ def test_the_kernel_segment_computes_no_subnormal_term(strategy):
     assert torch.equal(terms[~far], reference[~far]) and not terms[far].any()
 
 
+def _assert_native_is_python(module: nn.Module, per_unit: tuple[bool, ...], seed: int, edges: list[float]) -> None:
+    """Outputs, input and parameter gradients of the native and the derived pass of ``module``'s family equal
+    bit for bit (NaN where NaN) for three members with different parameters, on inputs that include ``edges``,
+    infinities, NaN and signed zeros."""
+    width, n = module.width, 3
+    gen = torch.Generator().manual_seed(seed)
+    params = [p.detach().unsqueeze(0) + 0.3 * torch.randn(n, *p.shape, generator=gen) for p in module.parameters()]
+    z = 4 * torch.randn(n, 21, width, generator=gen)
+    z.view(-1)[:8] = torch.tensor([*edges, math.inf, -math.inf, math.nan, 0.0, -0.0, 1e-30])
+    grad = torch.randn(z.shape, generator=gen)
+    got = {}
+    for strategy in ("derived", "native"):
+        ops = FamilyOps(module, Choice(strategy, per_unit, True))
+        grads = [torch.empty_like(p) for p in params]
+        out, saved = ops.forward(z.clone(), params, train=True)
+        got[strategy] = [out, ops.backward(saved, grad.clone(), grads), *grads]
+    for a, b in zip(got["derived"], got["native"], strict=True):
+        assert a.shape == b.shape and torch.equal(a.isnan(), b.isnan())
+        assert torch.equal(torch.nan_to_num(a), torch.nan_to_num(b))
+
+
 def _registered_native() -> list[str]:
     from learnact.training.family_segments import _NATIVE
 
@@ -333,23 +354,9 @@ def test_every_native_pass_is_its_python_pass_bit_for_bit(family, granularity):
 
     if not (native.load() and native.feature(_NATIVE[family][2])):
         pytest.skip("the native library is not available here")
-    width, n = 24, 3
-    module = build_activation(ActivationConfig(kind=family, params={"granularity": granularity}), width, 30)
-    per_unit = tuple(granularity == "unit" and p.dim() > 0 and p.shape[0] == width for p in module.parameters())
-    gen = torch.Generator().manual_seed(len(family))
-    params = [p.detach().unsqueeze(0) + 0.3 * torch.randn(n, *p.shape, generator=gen) for p in module.parameters()]
-    z = 4 * torch.randn(n, 21, width, generator=gen)
-    z.view(-1)[:8] = torch.tensor([-3.0, 3.0, math.inf, -math.inf, math.nan, 0.0, -0.0, 1e-30])
-    grad = torch.randn(z.shape, generator=gen)
-    got = {}
-    for strategy in ("derived", "native"):
-        ops = FamilyOps(module, Choice(strategy, per_unit, True))
-        grads = [torch.empty_like(p) for p in params]
-        out, saved = ops.forward(z.clone(), params, train=True)
-        got[strategy] = [out, ops.backward(saved, grad.clone(), grads), *grads]
-    for a, b in zip(got["derived"], got["native"], strict=True):
-        assert a.shape == b.shape and torch.equal(a.isnan(), b.isnan())
-        assert torch.equal(torch.nan_to_num(a), torch.nan_to_num(b))
+    module = build_activation(ActivationConfig(kind=family, params={"granularity": granularity}), 24, 30)
+    per_unit = tuple(granularity == "unit" and p.dim() > 0 and p.shape[0] == 24 for p in module.parameters())
+    _assert_native_is_python(module, per_unit, len(family), [-3.0, 3.0])
     for w in (64, 32):
         at_width = build_activation(ActivationConfig(kind=family, params={"granularity": granularity}), w, 30)
         assert choose(at_width, w).strategy == "native", (family, granularity, w)
@@ -363,29 +370,13 @@ def test_the_native_kernel_pass_is_the_python_pass_bit_for_bit(granularity, size
     shorter than a vector, of one to three vectors and of more (ATen's sum takes a different route for each), on
     inputs at and beyond the dictionary's ends, infinite and NaN, for members with different parameters; and
     the probe chooses the native pass for them."""
-
-
     if "native" not in _kernel_strategies():
         pytest.skip("the native library is not available here")
-    width, n = 24, 3
+    width = 24
     module = build_activation(ActivationConfig(kind="kernel", params={"granularity": granularity, "size": size}),
                               width, 30)
     per_unit = (granularity == "unit", granularity == "unit")
-    gen = torch.Generator().manual_seed(size)
-    params = [p.detach().unsqueeze(0) + 0.3 * torch.randn(n, *p.shape, generator=gen) for p in module.parameters()]
-    z = 4 * torch.randn(n, 21, width, generator=gen)
-    lo, hi = float(module.dictionary[0]), float(module.dictionary[-1])
-    z.view(-1)[:8] = torch.tensor([lo, hi, math.inf, -math.inf, math.nan, 0.0, -0.0, 1e-30])
-    grad = torch.randn(z.shape, generator=gen)
-    got = {}
-    for strategy in ("derived", "native"):
-        ops = FamilyOps(module, Choice(strategy, per_unit, True))
-        grads = [torch.empty_like(p) for p in params]
-        out, saved = ops.forward(z.clone(), params, train=True)
-        got[strategy] = [out, ops.backward(saved, grad.clone(), grads), *grads]
-    for a, b in zip(got["derived"], got["native"], strict=True):
-        assert a.shape == b.shape and torch.equal(a.isnan(), b.isnan())
-        assert torch.equal(torch.nan_to_num(a), torch.nan_to_num(b))
+    _assert_native_is_python(module, per_unit, size, [float(module.dictionary[0]), float(module.dictionary[-1])])
     assert choose(module, width) == Choice("native", per_unit, True)
 
 

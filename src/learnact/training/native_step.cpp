@@ -1181,6 +1181,20 @@ int64_t calibrate_kernel_sum() {
   return g_sum_width;
 }
 
+// For every element row r of (n, b, d) (its D terms), block by block of at most kBlock rows within a member:
+// row(r, j, alpha_row) with j the row's place in its block, then done(first row, rows) after each block.
+template <typename Row, typename Done>
+void for_each_block(int64_t n, int64_t b, int64_t d, int64_t A, int64_t D, const float* pa, Row row, Done done) {
+  for (int64_t m = 0; m < n; ++m) {
+    const int64_t first = m * b * d, last = first + b * d;
+    for (int64_t r0 = first; r0 < last; r0 += kBlock) {
+      const int64_t rows = std::min(kBlock, last - r0);
+      for (int64_t j = 0; j < rows; ++j) row(r0 + j, j, pa + (m * A + (A == 1 ? 0 : (r0 + j) % d)) * D);
+      done(r0, rows);
+    }
+  }
+}
+
 void check_kernel_args(const at::Tensor& u, const at::Tensor& dictionary, const at::Tensor& alpha) {
   TORCH_CHECK(g_sum_width == 16 || g_sum_width == 8 || g_sum_width == 4,
               "kernel_terms: calibrate_kernel_sum() found no formulation of ATen's sum");
@@ -1220,24 +1234,15 @@ std::vector<at::Tensor> kernel_terms_forward(const at::Tensor& u, const at::Tens
   float* pk = k.data_ptr<float>();
   std::vector<float> prod(kBlock * D, 0.0f);  // transposed: term i of the block's row j at i * kBlock + j
   const int64_t width = g_sum_width;
-  for (int64_t m = 0; m < n; ++m) {
-    const int64_t first = m * b * d, last = first + b * d;
-    for (int64_t r0 = first; r0 < last; r0 += kBlock) {
-      const int64_t rows_here = std::min(kBlock, last - r0);
-      for (int64_t j = 0; j < rows_here; ++j) {
-        const int64_t r = r0 + j;
-        float* er = pe + r * D;
-        const float* ar = pa + (m * A + (A == 1 ? 0 : r % d)) * D;
-        float* pr = prod.data() + j;
-        for (int64_t i = 0; i < D; ++i) {
-          const float t = er[i] < kTermCut ? 0.0f : er[i];
-          er[i] = t;
-          pr[i * kBlock] = t * ar[i];
-        }
-      }
-      block_sums(prod.data(), rows_here, D, width, pk + r0);
+  for_each_block(n, b, d, A, D, pa, [&](int64_t r, int64_t j, const float* ar) {
+    float* er = pe + r * D;
+    float* pr = prod.data() + j;
+    for (int64_t i = 0; i < D; ++i) {
+      const float t = er[i] < kTermCut ? 0.0f : er[i];
+      er[i] = t;
+      pr[i * kBlock] = t * ar[i];
     }
-  }
+  }, [&](int64_t r0, int64_t rows) { block_sums(prod.data(), rows, D, width, pk + r0); });
   return {k, e};
 }
 
@@ -1260,25 +1265,16 @@ std::vector<at::Tensor> kernel_terms_backward(const at::Tensor& grad, const at::
   float* pgu = gu.data_ptr<float>();
   std::vector<float> q(kBlock * D, 0.0f);  // transposed, as in kernel_terms_forward
   const int64_t width = g_sum_width;
-  for (int64_t m = 0; m < n; ++m) {
-    const int64_t first = m * b * d, last = first + b * d;
-    for (int64_t r0 = first; r0 < last; r0 += kBlock) {
-      const int64_t rows_here = std::min(kBlock, last - r0);
-      for (int64_t j = 0; j < rows_here; ++j) {
-        const int64_t r = r0 + j;
-        const float g = pg[r], ur = pu[r];
-        const float* er = pe + r * D;
-        float* prow = pp + r * D;
-        const float* ar = pa + (m * A + (A == 1 ? 0 : r % d)) * D;
-        float* qr = q.data() + j;
-        for (int64_t i = 0; i < D; ++i) {
-          prow[i] = g * er[i];
-          qr[i * kBlock] = (((g * ar[i]) * er[i]) * ng) * ((ur - pd[i]) * 2.0f);
-        }
-      }
-      block_sums(q.data(), rows_here, D, width, pgu + r0);
+  for_each_block(n, b, d, A, D, pa, [&](int64_t r, int64_t j, const float* ar) {
+    const float g = pg[r], ur = pu[r];
+    const float* er = pe + r * D;
+    float* prow = pp + r * D;
+    float* qr = q.data() + j;
+    for (int64_t i = 0; i < D; ++i) {
+      prow[i] = g * er[i];
+      qr[i * kBlock] = (((g * ar[i]) * er[i]) * ng) * ((ur - pd[i]) * 2.0f);
     }
-  }
+  }, [&](int64_t r0, int64_t rows) { block_sums(q.data(), rows, D, width, pgu + r0); });
   return {p, gu};
 }
 
