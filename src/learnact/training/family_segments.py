@@ -13,9 +13,9 @@ one of four ways (*strategies*):
   operations per element in the same order, fused into loops. Registered for
   ``kernel``: its dictionary terms in two C++ loops around ATen's own exp,
   the sums over the dictionary in the order ATen's sum adds (about a third of
-  the Python pass's time); and the cubic ``spline`` with a base that has a
-  native candidate code, and ``rational``: their derived passes as the same
-  ATen calls from C++.
+  the Python pass's time); the cubic ``spline`` with a base that has a
+  native candidate code (the element-wise part of its derived pass in one
+  loop); and ``rational`` (its derived pass as the same ATen calls from C++).
   Tried first where the library is loaded.
 - ``"derived"``: a forward pass and a hand-derived backward pass registered
   for the family (:func:`register_derived`): the operations autograd performs
@@ -610,7 +610,8 @@ def _rational_native_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[st
 
 
 def _spline_native_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
-    # _spline_forward as ATen calls from C++ (native_step.cpp: spline3_forward), the base by its candidate code
+    # _spline_forward from C++ (native_step.cpp: spline3_forward): its element-wise part in one loop, each
+    # element's operations in the pass's order, the base by its candidate code
     from . import native
 
     code = native.candidate_code(str(module.hparams.base))  # type: ignore[union-attr]

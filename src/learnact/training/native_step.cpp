@@ -1359,53 +1359,95 @@ std::vector<at::Tensor> rational_backward(const at::Tensor& grad, const at::Tens
 }
 
 // ---- The cubic spline family's pass (family_segments.py: _spline_forward / _spline_backward) ----
-// The same ATen calls with the same arguments in the same order as the Python derived pass, which follows
-// autograd's graph of families.spline node by node; here each call costs a fraction of a Python call. The base
-// function is a candidate code (candidate() / candidate_backward()).
+// The Python derived pass follows autograd's graph of families.spline node by node. Its element-wise part (the
+// cell position t, the B-spline recursion, the weighted sum of the four coefficients and, backward, the chain
+// rule through them) is one loop here, each element's IEEE operations in the pass's order; the base function
+// (a candidate code), the coefficients' gather and scatter, and the reductions to the weights' shapes are the
+// same ATen calls.
 
-// Returns [out, then what spline3_backward reads: t, rest, a, cc, e, f, g, hh, j, m, o, r, el, q, ss, c0, c1, c2,
-// c3, h, total, bx, index].
+// The recursion's values at t (order 3), in the Python pass's operations.
+struct Cubic {
+  float rest, a, cc, e, f, g, hh, j, el, m, o, q, r, ss;
+  explicit Cubic(float t) {
+    rest = 1.0f - t;
+    a = t + 1.0f;
+    cc = 2.0f - t;
+    e = a * rest + cc * t;
+    f = rest * rest;
+    g = t * t;
+    hh = t + 2.0f;
+    j = 2.0f - t;
+    el = hh * f + j * e;
+    m = t + 1.0f;
+    o = 3.0f - t;
+    q = m * e + o * g;
+    r = rest * f;
+    ss = t * g;
+  }
+};
+
+// The offset of element r's weight in a (n, 1, 1) or (n, 1, d) weight.
+inline int64_t weight_at(const at::Tensor& w, int64_t r, int64_t bd, int64_t d) {
+  return w.size(-1) == 1 ? r / bd : (r / bd) * d + r % d;
+}
+
+void check_spline_args(const at::Tensor& z, const at::Tensor& base_weight, const at::Tensor& spline_weight,
+                       int64_t base_code) {
+  TORCH_CHECK(base_code >= 0 && base_code < kCandidates, "spline3: unknown base code ", base_code);
+  TORCH_CHECK(z.dim() == 3 && z.is_contiguous() && z.scalar_type() == at::kFloat, "spline3: z (n, b, d) float32");
+  for (const at::Tensor* w : {&base_weight, &spline_weight})
+    TORCH_CHECK(w->dim() == 3 && w->is_contiguous() && w->size(0) == z.size(0) && w->size(1) == 1 &&
+                (w->size(2) == 1 || w->size(2) == z.size(2)), "spline3: weights (n, 1, 1) or (n, 1, d)");
+}
+
+// Returns [out, then what spline3_backward reads: t, the coefficients' window (n, b, d, 4), total, bx, index, h].
 std::vector<at::Tensor> spline3_forward(const at::Tensor& z, const at::Tensor& knots, const at::Tensor& coefficients,
                                         const at::Tensor& base_weight, const at::Tensor& spline_weight,
                                         int64_t base_code) {
+  check_spline_args(z, base_weight, spline_weight, base_code);
   at::AutoDispatchBelowADInplaceOrView guard;
-  TORCH_CHECK(base_code >= 0 && base_code < kCandidates, "spline3_forward: unknown base code ", base_code);
-  const int64_t order = 3, n_knots = knots.size(-1);
+  const int64_t order = 3, n_knots = knots.size(-1), d = z.size(2), bd = z.size(1) * d, numel = z.numel();
   at::Tensor k0 = knots.select(-1, 0);
   at::Tensor h = at::div(at::sub(knots.select(-1, n_knots - 1), k0), n_knots - 1);
-  at::Tensor s = at::div(at::sub(z, k0), h);
-  at::Tensor cell = s.floor();
-  at::Tensor t = at::sub(s, cell);
-  at::Tensor start = at::add(at::clamp(at::nan_to_num(cell, -1.0), -1.0, n_knots - 1.0).to(at::kLong), 1);
-  at::Tensor rest = at::rsub(t, 1.0);
-  at::Tensor a = at::add(t, 1);
-  at::Tensor cc = at::rsub(t, 2);
-  at::Tensor e = at::add(at::mul(a, rest), at::mul(cc, t));
-  at::Tensor f = at::mul(rest, rest);
-  at::Tensor g = at::mul(t, t);
-  at::Tensor hh = at::add(t, 2);
-  at::Tensor j = at::rsub(t, 2);
-  at::Tensor el = at::add(at::mul(hh, f), at::mul(j, e));
-  at::Tensor m = at::add(t, 1);
-  at::Tensor o = at::rsub(t, 3);
-  at::Tensor q = at::add(at::mul(m, e), at::mul(o, g));
-  at::Tensor r = at::mul(rest, f);
-  at::Tensor ss = at::mul(t, g);
+  const float k0f = k0.item<float>(), hf = h.item<float>();
+  at::Tensor t = at::empty_like(z);
+  at::Tensor start = at::empty(z.sizes(), z.options().dtype(at::kLong));
+  const float* pz = z.data_ptr<float>();
+  float* pt = t.data_ptr<float>();
+  int64_t* ps = start.data_ptr<int64_t>();
+  const float top = static_cast<float>(n_knots - 1);
+  for (int64_t i = 0; i < numel; ++i) {
+    const float sv = (pz[i] - k0f) / hf;
+    const float cell = std::floor(sv);
+    pt[i] = sv - cell;
+    // nan_to_num(cell, nan=-1), clamp(-1, n_knots - 1), long, + 1 (infinities clamp to the ends)
+    const float c = std::isnan(cell) ? -1.0f : std::min(std::max(cell, -1.0f), top);
+    ps[i] = static_cast<int64_t>(c) + 1;
+  }
   at::Tensor padded = at::constant_pad_nd(at::mul(coefficients, 1.0 / 6.0), {order + 1, order + 1}, 0);
   const int64_t width = padded.size(-1);
   std::vector<int64_t> lead(padded.sizes().begin(), padded.sizes().end() - 1);
   at::Tensor rows = at::arange(0, (padded.numel() / width) * width, width, at::kLong).view(lead);
   at::Tensor index = at::add(at::add(rows, start).unsqueeze(-1), at::arange(order + 1, at::kLong)).reshape({-1});
-  std::vector<int64_t> wshape(start.sizes().begin(), start.sizes().end());
-  wshape.push_back(order + 1);
-  std::vector<at::Tensor> c = padded.reshape({-1}).index_select(0, index).view(wshape).unbind(-1);
-  at::Tensor total = at::mul(r, c[0]);
-  total = at::add(total, at::mul(el, c[1]));
-  total = at::add(total, at::mul(q, c[2]));
-  total = at::add(total, at::mul(ss, c[3]));
+  at::Tensor window = padded.reshape({-1}).index_select(0, index);  // (n b d 4,): element i's four at 4 i
+  at::Tensor total = at::empty_like(z);
+  const float* pw = window.data_ptr<float>();
+  float* ptot = total.data_ptr<float>();
+  for (int64_t i = 0; i < numel; ++i) {
+    const Cubic v(pt[i]);
+    const float* c = pw + 4 * i;
+    float sum = v.r * c[0];
+    sum = sum + v.el * c[1];
+    sum = sum + v.q * c[2];
+    ptot[i] = sum + v.ss * c[3];
+  }
   at::Tensor bx = candidate(base_code, z);
-  at::Tensor out = at::add(at::mul(base_weight, bx), at::mul(spline_weight, total));
-  return {out, t, rest, a, cc, e, f, g, hh, j, m, o, r, el, q, ss, c[0], c[1], c[2], c[3], h, total, bx, index};
+  at::Tensor out = at::empty_like(z);
+  const float *pbx = bx.data_ptr<float>(), *pbw = base_weight.data_ptr<float>(), *psw = spline_weight.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  for (int64_t i = 0; i < numel; ++i)
+    po[i] = pbw[weight_at(base_weight, i, bd, d)] * pbx[i] + psw[weight_at(spline_weight, i, bd, d)] * ptot[i];
+  return {out, t, window, total, bx, index, h};
 }
 
 // Returns [the gradient of z, of the coefficients (their shape), of base_weight, of spline_weight].
@@ -1413,50 +1455,67 @@ std::vector<at::Tensor> spline3_backward(const at::Tensor& grad, const at::Tenso
                                          const at::Tensor& base_weight, const at::Tensor& spline_weight,
                                          int64_t base_code, at::IntArrayRef coefficients_shape,
                                          at::IntArrayRef padded_shape) {
+  check_spline_args(z, base_weight, spline_weight, base_code);
+  TORCH_CHECK(sv.size() == 6, "spline3_backward: the saved tensors of spline3_forward, without its output");
+  TORCH_CHECK(grad.sizes() == z.sizes() && grad.scalar_type() == at::kFloat, "spline3_backward: grad like z");
   at::AutoDispatchBelowADInplaceOrView guard;
-  TORCH_CHECK(sv.size() == 23, "spline3_backward: the saved tensors of spline3_forward, without its output");
-  const at::Tensor &t = sv[0], &rest = sv[1], &a = sv[2], &cc = sv[3], &e = sv[4], &f = sv[5], &g = sv[6],
-                   &hh = sv[7], &j = sv[8], &m = sv[9], &o = sv[10], &r = sv[11], &el = sv[12], &q = sv[13],
-                   &ss = sv[14], &c0 = sv[15], &c1 = sv[16], &c2 = sv[17], &c3 = sv[18], &h = sv[19],
-                   &total = sv[20], &bx = sv[21], &index = sv[22];
-  const int64_t order = 3;
-  at::Tensor g_total = at::mul(grad, spline_weight);
-  at::Tensor g_sw = at::mul(grad, total).sum_to_size(spline_weight.sizes());
-  at::Tensor g_bw = at::mul(grad, bx).sum_to_size(base_weight.sizes());
-  at::Tensor from_base = candidate_backward(base_code, at::mul(grad, base_weight), z, bx);
-  at::Tensor g_ss = at::mul(g_total, c3), g_q = at::mul(g_total, c2), g_el = at::mul(g_total, c1),
-             g_r = at::mul(g_total, c0);
-  at::Tensor window = at::stack({at::mul(g_total, r), at::mul(g_total, el), at::mul(g_total, q), at::mul(g_total, ss)}, -1);
-  int64_t numel = 1;
-  for (int64_t v : padded_shape) numel *= v;
-  at::Tensor flat = at::zeros({numel}, grad.options()).index_add_(0, index, window.reshape({-1}));
+  const at::Tensor g_in = grad.contiguous();
+  const at::Tensor &t = sv[0], &window = sv[1], &total = sv[2], &bx = sv[3], &index = sv[4], &h = sv[5];
+  const int64_t order = 3, d = z.size(2), bd = z.size(1) * d, numel = z.numel();
+  at::Tensor g_sw = at::mul(g_in, total).sum_to_size(spline_weight.sizes());
+  at::Tensor g_bw = at::mul(g_in, bx).sum_to_size(base_weight.sizes());
+  at::Tensor g_bx = at::empty_like(z);
+  const float *pg = g_in.data_ptr<float>(), *pbw = base_weight.data_ptr<float>(), *psw = spline_weight.data_ptr<float>();
+  float* pgbx = g_bx.data_ptr<float>();
+  for (int64_t i = 0; i < numel; ++i) pgbx[i] = pg[i] * pbw[weight_at(base_weight, i, bd, d)];
+  at::Tensor from_base = candidate_backward(base_code, g_bx, z, bx);
+  at::Tensor g_window = at::empty_like(window);
+  at::Tensor gz = at::empty_like(z);
+  const float hf = h.item<float>();
+  const float *pt = t.data_ptr<float>(), *pw = window.data_ptr<float>(), *pfb = from_base.data_ptr<float>();
+  float *pgw = g_window.data_ptr<float>(), *pgz = gz.data_ptr<float>();
+  for (int64_t i = 0; i < numel; ++i) {
+    const float tv = pt[i];
+    const Cubic v(tv);
+    const float* c = pw + 4 * i;
+    const float gT = pg[i] * psw[weight_at(spline_weight, i, bd, d)];
+    float* gw = pgw + 4 * i;
+    gw[0] = gT * v.r;
+    gw[1] = gT * v.el;
+    gw[2] = gT * v.q;
+    gw[3] = gT * v.ss;
+    const float g_ss = gT * c[3], g_q = gT * c[2], g_el = gT * c[1], g_r = gT * c[0];
+    float g_t = g_ss * v.g;
+    float g_g = g_ss * tv;
+    float g_rest = g_r * v.f;
+    float g_f = g_r * v.rest;
+    g_g = g_g + g_q * v.o;
+    g_t = g_t - g_q * v.g;
+    float g_e = g_q * v.m;
+    g_t = g_t + g_q * v.e;
+    g_e = g_e + g_el * v.j;
+    g_t = g_t - g_el * v.e;
+    g_f = g_f + g_el * v.hh;
+    g_t = g_t + g_el * v.f;
+    const float g_tt = g_g * tv;
+    g_t = g_t + g_tt;
+    g_t = g_t + g_tt;
+    const float g_rr = g_f * v.rest;
+    g_rest = g_rest + g_rr;
+    g_rest = g_rest + g_rr;
+    g_t = g_t + g_e * v.cc;
+    g_t = g_t - g_e * tv;
+    g_rest = g_rest + g_e * v.a;
+    g_t = g_t + g_e * v.rest;
+    g_t = g_t - g_rest;
+    const float g_s = g_t + 0.0f;
+    pgz[i] = pfb[i] + g_s / hf;
+  }
+  int64_t count = 1;
+  for (int64_t v : padded_shape) count *= v;
+  at::Tensor flat = at::zeros({count}, grad.options()).index_add_(0, index, g_window);
   const int64_t size = coefficients_shape.back();
   at::Tensor g_coefficients = at::mul(flat.view(padded_shape).slice(-1, order + 1, order + 1 + size), 1.0 / 6.0);
-  at::Tensor g_t = at::mul(g_ss, g);
-  at::Tensor g_g = at::mul(g_ss, t);
-  at::Tensor g_rest = at::mul(g_r, f);
-  at::Tensor g_f = at::mul(g_r, rest);
-  g_g = at::add(g_g, at::mul(g_q, o));
-  g_t = at::sub(g_t, at::mul(g_q, g));
-  at::Tensor g_e = at::mul(g_q, m);
-  g_t = at::add(g_t, at::mul(g_q, e));
-  g_e = at::add(g_e, at::mul(g_el, j));
-  g_t = at::sub(g_t, at::mul(g_el, e));
-  g_f = at::add(g_f, at::mul(g_el, hh));
-  g_t = at::add(g_t, at::mul(g_el, f));
-  at::Tensor g_tt = at::mul(g_g, t);
-  g_t = at::add(g_t, g_tt);
-  g_t = at::add(g_t, g_tt);
-  at::Tensor g_rr = at::mul(g_f, rest);
-  g_rest = at::add(g_rest, g_rr);
-  g_rest = at::add(g_rest, g_rr);
-  g_t = at::add(g_t, at::mul(g_e, cc));
-  g_t = at::sub(g_t, at::mul(g_e, t));
-  g_rest = at::add(g_rest, at::mul(g_e, a));
-  g_t = at::add(g_t, at::mul(g_e, rest));
-  g_t = at::sub(g_t, g_rest);
-  at::Tensor g_s = at::add(g_t, 0.0);
-  at::Tensor gz = at::add(from_base, at::div(g_s, h));
   return {gz, g_coefficients, g_bw, g_sw};
 }
 
