@@ -327,14 +327,18 @@ def _assert_native_is_python(module: nn.Module, per_unit: tuple[bool, ...], seed
     z.view(-1)[:8] = torch.tensor([*edges, math.inf, -math.inf, math.nan, 0.0, -0.0, 1e-30])
     grad = torch.randn(z.shape, generator=gen)
     got = {}
-    for strategy in ("derived", "native"):
+    for strategy, layout in (("derived", "contiguous"), ("native", "contiguous"), ("native", "transposed")):
         ops = FamilyOps(module, Choice(strategy, per_unit, True))
         grads = [torch.empty_like(p) for p in params]
-        out, saved = ops.forward(z.clone(), params, train=True)
-        got[strategy] = [out, ops.backward(saved, grad.clone(), grads), *grads]
-    for a, b in zip(got["derived"], got["native"], strict=True):
-        assert a.shape == b.shape and torch.equal(a.isnan(), b.isnan())
-        assert torch.equal(torch.nan_to_num(a), torch.nan_to_num(b))
+        # a stack's batched product may hand a segment its pre-activations transposed in memory
+        zs = z.clone() if layout == "contiguous" else z.transpose(1, 2).contiguous().transpose(1, 2)
+        gs = grad.clone() if layout == "contiguous" else grad.transpose(1, 2).contiguous().transpose(1, 2)
+        out, saved = ops.forward(zs, params, train=True)
+        got[strategy, layout] = [out, ops.backward(saved, gs, grads), *grads]
+    for key in (("native", "contiguous"), ("native", "transposed")):
+        for a, b in zip(got["derived", "contiguous"], got[key], strict=True):
+            assert a.shape == b.shape and torch.equal(a.isnan(), b.isnan()), key
+            assert torch.equal(torch.nan_to_num(a), torch.nan_to_num(b)), key
 
 
 def _registered_native() -> list[str]:

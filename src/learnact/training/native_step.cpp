@@ -1282,9 +1282,10 @@ std::vector<at::Tensor> kernel_terms_backward(const at::Tensor& grad, const at::
 // The kernel family's whole pass (family_segments.py: _kernel_clamp, _kernel_out, _kernel_grads around the
 // terms above): the clamp to the dictionary's range and the linear tails are the same ATen calls as in Python.
 // Returns [out, then what kernel_backward reads: z, clamped_lo, lo, hi, u, e, r1, r0, t1, t0].
-std::vector<at::Tensor> kernel_forward(const at::Tensor& z, const at::Tensor& dictionary, double neg_gamma,
+std::vector<at::Tensor> kernel_forward(const at::Tensor& z_in, const at::Tensor& dictionary, double neg_gamma,
                                        double floor, const at::Tensor& alpha, const at::Tensor& tails) {
   at::AutoDispatchBelowADInplaceOrView guard;
+  const at::Tensor z = z_in.contiguous();  // a batched product may leave it transposed: the same values
   at::Tensor lo = dictionary.select(-1, 0), hi = dictionary.select(-1, dictionary.size(-1) - 1);
   at::Tensor clamped_lo = at::maximum(z, lo);
   at::Tensor u = at::minimum(clamped_lo, hi);
@@ -1297,10 +1298,13 @@ std::vector<at::Tensor> kernel_forward(const at::Tensor& z, const at::Tensor& di
 }
 
 // Returns [the gradient of z, the products grad * e_i (the caller sums them to alpha's shape), of the tails].
-std::vector<at::Tensor> kernel_backward(const at::Tensor& grad, const std::vector<at::Tensor>& sv,
+std::vector<at::Tensor> kernel_backward(const at::Tensor& grad_in, const std::vector<at::Tensor>& sv,
                                         const at::Tensor& dictionary, double neg_gamma, const at::Tensor& alpha,
                                         at::IntArrayRef tails_shape) {
   at::AutoDispatchBelowADInplaceOrView guard;
+  // contiguous, like z in kernel_forward: the sums to the parameters' shapes then add in the order they add
+  // for a lone model's (contiguous) layer
+  const at::Tensor grad = grad_in.contiguous();
   TORCH_CHECK(sv.size() == 10, "kernel_backward: the saved tensors of kernel_forward, without its output");
   const at::Tensor &z = sv[0], &clamped_lo = sv[1], &lo = sv[2], &hi = sv[3], &u = sv[4], &e = sv[5], &r1 = sv[6],
                    &r0 = sv[7], &t1 = sv[8], &t0 = sv[9];
@@ -1309,7 +1313,7 @@ std::vector<at::Tensor> kernel_backward(const at::Tensor& grad, const std::vecto
   at::Tensor from_left = at::neg(at::threshold_backward(at::mul(gm, t0), r0, 0));
   at::Tensor g_t1 = at::mul(grad, r1).sum_to_size(t1.sizes());
   at::Tensor from_right = at::threshold_backward(at::mul(grad, t1), r1, 0);
-  std::vector<at::Tensor> pg = kernel_terms_backward(grad.contiguous(), u, dictionary, neg_gamma, alpha, e);
+  std::vector<at::Tensor> pg = kernel_terms_backward(grad, u, dictionary, neg_gamma, alpha, e);
   const at::Tensor& gu = pg[1];
   at::Tensor g_lo = at::where(at::eq(clamped_lo, hi), at::div(gu, 2), gu).masked_fill_(at::gt(clamped_lo, hi), 0);
   at::Tensor g_z = at::where(at::eq(z, lo), at::div(g_lo, 2), g_lo).masked_fill_(at::lt(z, lo), 0);
@@ -1322,8 +1326,11 @@ std::vector<at::Tensor> kernel_backward(const at::Tensor& grad, const std::vecto
 // ---- The rational family's pass (family_segments.py: _rational_forward / _rational_backward) ----
 // The same ATen calls as the Python derived pass (autograd's graph of families.rational, node by node).
 // Returns [out, xp, top, q, w].
-std::vector<at::Tensor> rational_forward(const at::Tensor& z, const at::Tensor& num, const at::Tensor& den) {
+// z and grad are made contiguous, like a lone model's layer (a batched product may leave them transposed: the
+// same values, but the sums to the coefficients' shapes would add in another order).
+std::vector<at::Tensor> rational_forward(const at::Tensor& z_in, const at::Tensor& num, const at::Tensor& den) {
   at::AutoDispatchBelowADInplaceOrView guard;
+  const at::Tensor z = z_in.contiguous();
   const int64_t m = num.size(-1) - 1, n = den.size(-1), degree = std::max(m, n);
   std::vector<at::Tensor> powers;
   for (int64_t j = 0; j <= degree; ++j) powers.push_back(at::pow(z, j));
@@ -1335,10 +1342,11 @@ std::vector<at::Tensor> rational_forward(const at::Tensor& z, const at::Tensor& 
 }
 
 // Returns [the gradient of z, of the numerator, of the denominator].
-std::vector<at::Tensor> rational_backward(const at::Tensor& grad, const at::Tensor& z, const at::Tensor& xp,
+std::vector<at::Tensor> rational_backward(const at::Tensor& grad_in, const at::Tensor& z_in, const at::Tensor& xp,
                                           const at::Tensor& top, const at::Tensor& q, const at::Tensor& w,
                                           const at::Tensor& num, const at::Tensor& den) {
   at::AutoDispatchBelowADInplaceOrView guard;
+  const at::Tensor grad = grad_in.contiguous(), z = z_in.contiguous();
   const int64_t m = num.size(-1) - 1, n = den.size(-1), degree = std::max(m, n);
   at::Tensor g_top = at::div(grad, w);
   at::Tensor g_w = at::mul(at::neg(grad), at::div(at::div(top, w), w));
@@ -1401,9 +1409,10 @@ void check_spline_args(const at::Tensor& z, const at::Tensor& base_weight, const
 }
 
 // Returns [out, then what spline3_backward reads: t, the coefficients' window (n, b, d, 4), total, bx, index, h].
-std::vector<at::Tensor> spline3_forward(const at::Tensor& z, const at::Tensor& knots, const at::Tensor& coefficients,
-                                        const at::Tensor& base_weight, const at::Tensor& spline_weight,
-                                        int64_t base_code) {
+std::vector<at::Tensor> spline3_forward(const at::Tensor& z_in, const at::Tensor& knots,
+                                        const at::Tensor& coefficients, const at::Tensor& base_weight,
+                                        const at::Tensor& spline_weight, int64_t base_code) {
+  const at::Tensor z = z_in.contiguous();  // a batched product may leave it transposed: the same values
   check_spline_args(z, base_weight, spline_weight, base_code);
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t order = 3, n_knots = knots.size(-1), d = z.size(2), bd = z.size(1) * d, numel = z.numel();
@@ -1451,10 +1460,11 @@ std::vector<at::Tensor> spline3_forward(const at::Tensor& z, const at::Tensor& k
 }
 
 // Returns [the gradient of z, of the coefficients (their shape), of base_weight, of spline_weight].
-std::vector<at::Tensor> spline3_backward(const at::Tensor& grad, const at::Tensor& z, const std::vector<at::Tensor>& sv,
-                                         const at::Tensor& base_weight, const at::Tensor& spline_weight,
-                                         int64_t base_code, at::IntArrayRef coefficients_shape,
-                                         at::IntArrayRef padded_shape) {
+std::vector<at::Tensor> spline3_backward(const at::Tensor& grad, const at::Tensor& z_in,
+                                         const std::vector<at::Tensor>& sv, const at::Tensor& base_weight,
+                                         const at::Tensor& spline_weight, int64_t base_code,
+                                         at::IntArrayRef coefficients_shape, at::IntArrayRef padded_shape) {
+  const at::Tensor z = z_in.contiguous();
   check_spline_args(z, base_weight, spline_weight, base_code);
   TORCH_CHECK(sv.size() == 6, "spline3_backward: the saved tensors of spline3_forward, without its output");
   TORCH_CHECK(grad.sizes() == z.sizes() && grad.scalar_type() == at::kFloat, "spline3_backward: grad like z");
