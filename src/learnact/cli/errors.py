@@ -154,6 +154,35 @@ def install_signal_handlers() -> None:
         raise Terminated()
 
     signal.signal(signal.SIGTERM, on_term)
+    _hold_signals_while_forking()
+
+
+_FORK_HOOKS: list[bool] = []
+
+
+def _hold_signals_while_forking() -> None:
+    """Hold SIGTERM and SIGINT back while the process forks, from the first fork hook to the last (once).
+
+    Python runs hooks around ``fork`` (logging releases its lock in one); a
+    signal whose handler raised in such a hook printed "Exception ignored
+    in ... Traceback" to stderr and the exception was lost. Registered last,
+    this runs first before a fork and last after it, in parent and child, so a
+    signal that arrives meanwhile is delivered after the hooks, in ordinary code.
+    """
+    if _FORK_HOOKS or not hasattr(signal, "pthread_sigmask") or not hasattr(os, "register_at_fork"):
+        return
+    held = {signal.SIGTERM, signal.SIGINT}
+    before_fork: list[set[signal.Signals]] = []
+
+    def block() -> None:
+        before_fork[:] = [signal.pthread_sigmask(signal.SIG_BLOCK, held)]
+
+    def restore() -> None:
+        if before_fork:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before_fork.pop())
+
+    os.register_at_fork(before=block, after_in_parent=restore, after_in_child=restore)
+    _FORK_HOOKS.append(True)
 
 
 def _one_line(text: str, limit: int = 0) -> str:
