@@ -172,7 +172,7 @@ def _hold_signals_while_forking() -> None:
     if _FORK_HOOKS or not hasattr(signal, "pthread_sigmask") or not hasattr(os, "register_at_fork"):
         return
     held = {signal.SIGTERM, signal.SIGINT}
-    before_fork: list[set[signal.Signals]] = []
+    before_fork: list[set[int | signal.Signals]] = []
 
     def block() -> None:
         before_fork[:] = [signal.pthread_sigmask(signal.SIG_BLOCK, held)]
