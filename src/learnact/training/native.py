@@ -156,9 +156,9 @@ def available() -> bool:
 def feature(name: str) -> bool:
     """Whether the loaded library offers ``name`` and it passed its calibration at load (without building).
 
-    ``"kernel_terms"``: the kernel family's fused dictionary terms
-    (``kernel_terms_forward`` / ``kernel_terms_backward``), whose sums add in
-    the order ATen's sum over the last axis adds, with the vector width
+    ``"kernel_terms"``: the kernel family's pass (``kernel_forward`` /
+    ``kernel_backward``), its dictionary terms fused, whose sums add in the
+    order ATen's sum over the last axis adds, with the vector width
     ``calibrate_kernel_sum()`` found (none found: off). ``"spline3"``: the
     cubic spline family's pass as ATen calls from C++ (``spline3_forward`` /
     ``spline3_backward``); ``"rational"``: the rational family's pass, likewise.

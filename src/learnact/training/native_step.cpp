@@ -1094,17 +1094,7 @@ void row_sum(const float* x, int64_t size, int64_t lanes, float* out) {
 // else a scalar one; stored by adding to a zero.
 inline float inner_sum(const float* x, int64_t n, int64_t width) {
   float total = 0.0f;
-  if (n >= width && n < 4 * width) {
-    // fewer whole vectors than row_sum's ILP: each lane is their plain sum (its further additions of the zero
-    // partial sums change nothing: a sum started at +0 is never -0), then the tail, then the lanes in order
-    const int64_t vecs = n / width;
-    for (int64_t k = vecs * width; k < n; ++k) total += x[k];
-    for (int64_t l = 0; l < width; ++l) {
-      float lane = 0.0f;
-      for (int64_t v = 0; v < vecs; ++v) lane += x[v * width + l];
-      total += lane;
-    }
-  } else if (n >= width) {
+  if (n >= width) {
     float lanes[kMaxLanes];
     row_sum(x, n / width, width, lanes);
     for (int64_t k = (n / width) * width; k < n; ++k) total += x[k];
@@ -1118,8 +1108,9 @@ inline float inner_sum(const float* x, int64_t n, int64_t width) {
 int64_t g_sum_width = -1;  // calibrate_kernel_sum(): ATen's vector width in floats, -1 where none matched
 
 // inner_sum of kBlock rows of `n` floats held transposed (term k of row r at xt[k * kBlock + r]) into
-// out[0 .. rows): where n has one to three whole vectors of W floats the rows are summed side by side (each row's
-// additions in inner_sum's order), else row by row.
+// out[0 .. rows): where n has one to three whole vectors of W floats (fewer than row_sum's ILP) the rows are
+// summed side by side, each lane the plain sum of its vectors (row_sum's further additions of zero partial sums
+// change nothing: a sum started at +0 is never -0), then the tail, then the lanes in order; else row by row.
 constexpr int64_t kBlock = 16;
 template <int64_t W>
 void block_sums_w(const float* xt, int64_t rows, int64_t n, float* out) {
@@ -1155,22 +1146,25 @@ void block_sums(const float* xt, int64_t rows, int64_t n, int64_t width, float* 
   }
 }
 
-// The vector width (16, 8 or 4 floats) with which inner_sum reproduces at::sum over the last axis for every tested
-// length, or -1; remembered for the kernel ops.
+// The vector width (16, 8 or 4 floats) with which block_sums (the kernel ops' sums) reproduces at::sum over the
+// last axis for every tested length, a full block and a partial one, or -1; remembered for the kernel ops.
 int64_t calibrate_kernel_sum() {
   at::Generator gen = at::detail::createCPUGenerator(321);
   g_sum_width = -1;
   for (int64_t width : {16, 8, 4}) {
     bool ok = true;
     for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 20, 24, 31, 32, 33, 40, 64, 65, 100, 257, 1031}) {
-      at::Tensor x = at::randn({37, n}, gen) * at::pow(10.0, at::randint(-3, 4, {37, n}, gen));
+      constexpr int64_t rows = kBlock + 5;
+      at::Tensor x = at::randn({rows, n}, gen) * at::pow(10.0, at::randint(-3, 4, {rows, n}, gen));
       at::Tensor want = x.sum(-1);
-      const float* px = x.data_ptr<float>();
-      const float* pw = want.data_ptr<float>();
-      for (int64_t r = 0; r < 37 && ok; ++r) {
-        const float got = inner_sum(px + r * n, n, width);
-        ok = std::memcmp(&got, pw + r, sizeof(float)) == 0;
+      at::Tensor xt = at::zeros({n, kBlock});  // a block's rows, transposed
+      std::vector<float> got(rows);
+      for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
+        const int64_t here = std::min(kBlock, rows - r0);
+        xt.narrow(1, 0, here).copy_(x.narrow(0, r0, here).t());
+        block_sums(xt.data_ptr<float>(), here, n, width, got.data() + r0);
       }
+      ok = std::memcmp(got.data(), want.data_ptr<float>(), rows * sizeof(float)) == 0;
       if (!ok) break;
     }
     if (ok) {
@@ -1394,9 +1388,17 @@ struct Cubic {
   }
 };
 
-// The offset of element r's weight in a (n, 1, 1) or (n, 1, d) weight.
-inline int64_t weight_at(const at::Tensor& w, int64_t r, int64_t bd, int64_t d) {
-  return w.size(-1) == 1 ? r / bd : (r / bd) * d + r % d;
+// Calls f(i, base weight, spline weight) for every element i of a contiguous (n, b, d) tensor, the weights
+// (n, 1, 1) or (n, 1, d) read at its member and unit.
+template <typename F>
+void for_each_element(const at::Tensor& z, const at::Tensor& base_weight, const at::Tensor& spline_weight, F f) {
+  const int64_t n = z.size(0), b = z.size(1), d = z.size(2);
+  const float *pbw = base_weight.data_ptr<float>(), *psw = spline_weight.data_ptr<float>();
+  const int64_t bw_units = base_weight.size(-1), sw_units = spline_weight.size(-1);
+  for (int64_t m = 0, i = 0; m < n; ++m)
+    for (int64_t row = 0; row < b; ++row)
+      for (int64_t u = 0; u < d; ++u, ++i)
+        f(i, pbw[m * bw_units + (bw_units == 1 ? 0 : u)], psw[m * sw_units + (sw_units == 1 ? 0 : u)]);
 }
 
 void check_spline_args(const at::Tensor& z, const at::Tensor& base_weight, const at::Tensor& spline_weight,
@@ -1415,7 +1417,7 @@ std::vector<at::Tensor> spline3_forward(const at::Tensor& z_in, const at::Tensor
   const at::Tensor z = z_in.contiguous();  // a batched product may leave it transposed: the same values
   check_spline_args(z, base_weight, spline_weight, base_code);
   at::AutoDispatchBelowADInplaceOrView guard;
-  const int64_t order = 3, n_knots = knots.size(-1), d = z.size(2), bd = z.size(1) * d, numel = z.numel();
+  const int64_t order = 3, n_knots = knots.size(-1), numel = z.numel();
   at::Tensor k0 = knots.select(-1, 0);
   at::Tensor h = at::div(at::sub(knots.select(-1, n_knots - 1), k0), n_knots - 1);
   const float k0f = k0.item<float>(), hf = h.item<float>();
@@ -1452,10 +1454,10 @@ std::vector<at::Tensor> spline3_forward(const at::Tensor& z_in, const at::Tensor
   }
   at::Tensor bx = candidate(base_code, z);
   at::Tensor out = at::empty_like(z);
-  const float *pbx = bx.data_ptr<float>(), *pbw = base_weight.data_ptr<float>(), *psw = spline_weight.data_ptr<float>();
+  const float* pbx = bx.data_ptr<float>();
   float* po = out.data_ptr<float>();
-  for (int64_t i = 0; i < numel; ++i)
-    po[i] = pbw[weight_at(base_weight, i, bd, d)] * pbx[i] + psw[weight_at(spline_weight, i, bd, d)] * ptot[i];
+  for_each_element(z, base_weight, spline_weight,
+                   [&](int64_t i, float bw, float sw) { po[i] = bw * pbx[i] + sw * ptot[i]; });
   return {out, t, window, total, bx, index, h};
 }
 
@@ -1471,24 +1473,24 @@ std::vector<at::Tensor> spline3_backward(const at::Tensor& grad, const at::Tenso
   at::AutoDispatchBelowADInplaceOrView guard;
   const at::Tensor g_in = grad.contiguous();
   const at::Tensor &t = sv[0], &window = sv[1], &total = sv[2], &bx = sv[3], &index = sv[4], &h = sv[5];
-  const int64_t order = 3, d = z.size(2), bd = z.size(1) * d, numel = z.numel();
+  const int64_t order = 3;
   at::Tensor g_sw = at::mul(g_in, total).sum_to_size(spline_weight.sizes());
   at::Tensor g_bw = at::mul(g_in, bx).sum_to_size(base_weight.sizes());
   at::Tensor g_bx = at::empty_like(z);
-  const float *pg = g_in.data_ptr<float>(), *pbw = base_weight.data_ptr<float>(), *psw = spline_weight.data_ptr<float>();
+  const float* pg = g_in.data_ptr<float>();
   float* pgbx = g_bx.data_ptr<float>();
-  for (int64_t i = 0; i < numel; ++i) pgbx[i] = pg[i] * pbw[weight_at(base_weight, i, bd, d)];
+  for_each_element(z, base_weight, spline_weight, [&](int64_t i, float bw, float) { pgbx[i] = pg[i] * bw; });
   at::Tensor from_base = candidate_backward(base_code, g_bx, z, bx);
   at::Tensor g_window = at::empty_like(window);
   at::Tensor gz = at::empty_like(z);
   const float hf = h.item<float>();
   const float *pt = t.data_ptr<float>(), *pw = window.data_ptr<float>(), *pfb = from_base.data_ptr<float>();
   float *pgw = g_window.data_ptr<float>(), *pgz = gz.data_ptr<float>();
-  for (int64_t i = 0; i < numel; ++i) {
+  for_each_element(z, base_weight, spline_weight, [&](int64_t i, float, float sw) {
     const float tv = pt[i];
     const Cubic v(tv);
     const float* c = pw + 4 * i;
-    const float gT = pg[i] * psw[weight_at(spline_weight, i, bd, d)];
+    const float gT = pg[i] * sw;
     float* gw = pgw + 4 * i;
     gw[0] = gT * v.r;
     gw[1] = gT * v.el;
@@ -1520,7 +1522,7 @@ std::vector<at::Tensor> spline3_backward(const at::Tensor& grad, const at::Tenso
     g_t = g_t - g_rest;
     const float g_s = g_t + 0.0f;
     pgz[i] = pfb[i] + g_s / hf;
-  }
+  });
   int64_t count = 1;
   for (int64_t v : padded_shape) count *= v;
   at::Tensor flat = at::zeros({count}, grad.options()).index_add_(0, index, g_window);
@@ -1556,8 +1558,4 @@ TORCH_LIBRARY(learnact_native, m) {
         "int base_code) -> Tensor[]", &spline3_forward);
   m.def("spline3_backward(Tensor grad, Tensor z, Tensor[] saved, Tensor base_weight, Tensor spline_weight, "
         "int base_code, int[] coefficients_shape, int[] padded_shape) -> Tensor[]", &spline3_backward);
-  m.def("kernel_terms_forward(Tensor u, Tensor dictionary, float neg_gamma, float floor, Tensor alpha) -> Tensor[]",
-        &kernel_terms_forward);
-  m.def("kernel_terms_backward(Tensor grad, Tensor u, Tensor dictionary, float neg_gamma, Tensor alpha, Tensor e) "
-        "-> Tensor[]", &kernel_terms_backward);
 }
