@@ -660,40 +660,6 @@ def _small_terms_zero_exp_(arg: Tensor) -> Tensor:
     return arg.clamp_min_(_TERM_FLOOR).exp_().mul_(keep)
 
 
-def _kernel_clamp(z: Tensor, module: nn.Module) -> tuple[Tensor, Tensor, Tensor, Tensor, float, Tensor]:
-    """``(dictionary, lo, hi, maximum(z, lo), gamma)`` and ``u = clamp(z, lo, hi)`` of the kernel family."""
-    dictionary: Tensor = module.dictionary  # type: ignore[assignment]
-    lo, hi = dictionary[0], dictionary[-1]
-    clamped_lo = torch.maximum(z, lo)
-    return dictionary, lo, hi, clamped_lo, float(module.gamma), torch.minimum(clamped_lo, hi)  # type: ignore[arg-type]
-
-
-def _kernel_out(z: Tensor, k: Tensor, lo: Tensor, hi: Tensor, tails: Tensor) -> tuple[Tensor, tuple]:
-    """The output from the dictionary sum ``k``: ``k + tails[1] relu(z - hi) - tails[0] relu(lo - z)``."""
-    t1, t0 = tails[..., 1], tails[..., 0]
-    r1 = torch.relu(torch.sub(z, hi))
-    r0 = torch.relu(torch.sub(lo, z))
-    return torch.sub(torch.add(k, torch.mul(t1, r1)), torch.mul(t0, r0)), (t1, t0, r1, r0, tails.shape)
-
-
-def _kernel_grads(grad: Tensor, gu: Tensor, z: Tensor, clamped_lo: Tensor, lo: Tensor, hi: Tensor,
-                  tail_saved: tuple) -> tuple[Tensor, Tensor]:
-    """The input gradient and the tails' gradient, given ``gu``, the gradient of ``u`` from the dictionary sum."""
-    t1, t0, r1, r0, tails_shape = tail_saved
-    # the output's sum and difference: k and the right tail get grad, the left tail -grad
-    gm = torch.neg(grad)
-    g_t0 = torch.mul(gm, r0).sum_to_size(t0.shape)
-    from_left = torch.neg(_threshold_backward(torch.mul(gm, t0), r0, 0))  # SubBackward of lo - x
-    g_t1 = torch.mul(grad, r1).sum_to_size(t1.shape)
-    from_right = _threshold_backward(torch.mul(grad, t1), r1, 0)
-    g_lo = torch.where(clamped_lo == hi, gu / 2, gu).masked_fill_(clamped_lo > hi, 0)  # MinimumBackward
-    g_z = torch.where(z == lo, g_lo / 2, g_lo).masked_fill_(z < lo, 0)  # MaximumBackward
-    left, right = torch.zeros(tails_shape, dtype=grad.dtype), torch.zeros(tails_shape, dtype=grad.dtype)
-    left[..., 0] = g_t0  # SelectBackward of tails[..., 0] and of tails[..., 1], summed
-    right[..., 1] = g_t1
-    return torch.add(torch.add(from_left, from_right), g_z), left + right
-
-
 def _kernel_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
     # k(clamp(x)) + tails[1] relu(x - hi) - tails[0] relu(lo - x), k(u) = sum_i alpha_i exp(-gamma (u - d_i)^2);
     # the (n, b, d, D) temporaries (D dictionary terms per element) are the cost: the exponential is computed in
@@ -703,25 +669,41 @@ def _kernel_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple
     # outputs and gradients are the reference's bit for bit unless one of them is itself below 1e-30 times
     # what flows in: a coefficient gradient of a dictionary point far from every input of the batch, whose
     # update weight decay or Adam's eps then absorbs in turn. The probe in choose() and the engines' tests check.
-    dictionary, lo, hi, clamped_lo, gamma, u = _kernel_clamp(z, module)
-    alpha = p["alpha"]
-    diff = torch.sub(u.unsqueeze(-1), dictionary)
+    dictionary: Tensor = module.dictionary  # type: ignore[assignment]
+    gamma = float(module.gamma)  # type: ignore[arg-type]
+    lo, hi = dictionary[0], dictionary[-1]
+    alpha, tails = p["alpha"], p["tails"]
+    clamped_lo = torch.maximum(z, lo)
+    diff = torch.sub(torch.minimum(clamped_lo, hi).unsqueeze(-1), dictionary)
     e = _small_terms_zero_exp_(diff.pow(2).mul_(-gamma))
     k = torch.mul(e, alpha).sum(-1)
-    out, tail_saved = _kernel_out(z, k, lo, hi, p["tails"])
-    return out, (z, clamped_lo, lo, hi, diff, e, alpha, gamma, tail_saved)
+    t1, t0 = tails[..., 1], tails[..., 0]
+    r1 = torch.relu(torch.sub(z, hi))
+    r0 = torch.relu(torch.sub(lo, z))
+    out = torch.sub(torch.add(k, torch.mul(t1, r1)), torch.mul(t0, r0))
+    return out, (z, clamped_lo, lo, hi, diff, e, alpha, t1, t0, r1, r0, gamma, tails.shape)
 
 
 def _kernel_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-    z, clamped_lo, lo, hi, diff, e, alpha, gamma, tail_saved = saved
+    z, clamped_lo, lo, hi, diff, e, alpha, t1, t0, r1, r0, gamma, tails_shape = saved
+    # the output's sum and difference: k and the right tail get grad, the left tail -grad
+    gm = torch.neg(grad)
+    g_t0 = torch.mul(gm, r0).sum_to_size(t0.shape)
+    from_left = torch.neg(_threshold_backward(torch.mul(gm, t0), r0, 0))  # SubBackward of lo - x
+    g_t1 = torch.mul(grad, r1).sum_to_size(t1.shape)
+    from_right = _threshold_backward(torch.mul(grad, t1), r1, 0)
     gk = grad.unsqueeze(-1)  # SumBackward: the gradient expanded over the dictionary
     ge = torch.mul(gk, alpha)
     g_alpha = torch.mul(gk, e).sum_to_size(alpha.shape)
     # ExpBackward, MulBackward (-gamma), PowBackward (2 diff: diff is not needed again, so doubled in place)
     ge.mul_(e).mul_(-gamma).mul_(diff.mul_(2.0))
     gu = ge.sum(-1)  # SubBackward: summed to u.unsqueeze(-1)
-    g_z, g_tails = _kernel_grads(grad, gu, z, clamped_lo, lo, hi, tail_saved)
-    return g_z, {"alpha": g_alpha, "tails": g_tails}
+    g_lo = torch.where(clamped_lo == hi, gu / 2, gu).masked_fill_(clamped_lo > hi, 0)  # MinimumBackward
+    g_z = torch.where(z == lo, g_lo / 2, g_lo).masked_fill_(z < lo, 0)  # MaximumBackward
+    left, right = torch.zeros(tails_shape, dtype=grad.dtype), torch.zeros(tails_shape, dtype=grad.dtype)
+    left[..., 0] = g_t0  # SelectBackward of tails[..., 0] and of tails[..., 1], summed
+    right[..., 1] = g_t1
+    return torch.add(torch.add(from_left, from_right), g_z), {"alpha": g_alpha, "tails": left + right}
 
 
 def _kernel_native_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
