@@ -61,7 +61,9 @@ def test_predict_reproduces_saved_test_predictions(tiny_study, tmp_path):
     assert proc.returncode == 0, proc.stderr
     pred = pd.read_csv(out)
     saved = store.read_predictions(tiny_study)
-    np.testing.assert_allclose(pred["prob_benign"].to_numpy()[saved["row"]], saved["prob"], rtol=1e-6)
+    # float32 forwards of 569 rows and of the 143 test rows: the matrix products may block (and round) the
+    # rows differently, a few float32 units of the logit; a wrong model or preprocessing is off by far more
+    np.testing.assert_allclose(pred["prob_benign"].to_numpy()[saved["row"]], saved["prob"], rtol=2e-5, atol=1e-6)
     assert set(pred["predicted"]) <= {"malignant", "benign"}
     assert [p.name for p in tmp_path.iterdir()] == ["pred.csv"]  # written through a temporary file, none left
 
