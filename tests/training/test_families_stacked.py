@@ -154,6 +154,14 @@ def test_the_families_preset_trains_every_family_inside_stacks():
     for members in stacks:  # family members train apart from the native step's fixed and gated members
         families = {runs[i].activation.kind in list_families() for i in members}
         assert len(families) == 1
+    # and family by family: 8 families x 5 seeds in two stacks of four whole families (cut by seed, every
+    # stack held every family, and each family's passes ran twice per step)
+    home = {}
+    for n, members in enumerate(stacks):
+        for i in members:
+            if runs[i].activation.kind in list_families():
+                home.setdefault(runs[i].activation.kind, set()).add(n)
+    assert set(home) == set(list_families()) and all(len(where) == 1 for where in home.values()), home
 
 
 # --- any nn.Module as a family: the strategies ---------------------------------------------------

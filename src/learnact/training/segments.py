@@ -33,6 +33,7 @@ __all__ = [
     "GATE_KINDS",
     "gate_parameter_names",
     "parameter_names",
+    "segment_key",
     "segment_models",
 ]
 
@@ -88,7 +89,7 @@ def activation_signature(model: MLP) -> tuple[LayerActivation, ...]:
     return tuple(_layer_activation(model, i) for i in range(len(model.hidden)))
 
 
-def _segment_key(sig: tuple[LayerActivation, ...]) -> tuple:
+def segment_key(sig: tuple[LayerActivation, ...]) -> tuple:
     """Sort key: fixed segments first (by name), then families and gated ones."""
     return tuple((a.kind != "fixed", a.kind, a.candidates, a.source or "", a.family, a.spec) for a in sig)
 
@@ -164,11 +165,11 @@ def segment_models(models: Sequence[MLP]) -> tuple[list[int], list[Segment]]:
         member at stack row ``row``; segments cover the rows in order.
     """
     sigs = [activation_signature(m) for m in models]
-    order = sorted(range(len(models)), key=lambda i: _segment_key(sigs[i]))
+    order = sorted(range(len(models)), key=lambda i: segment_key(sigs[i]))
     segments: list[Segment] = []
     start = 0
     for row in range(1, len(order) + 1):
-        if row == len(order) or _segment_key(sigs[order[row]]) != _segment_key(sigs[order[start]]):
+        if row == len(order) or segment_key(sigs[order[row]]) != segment_key(sigs[order[start]]):
             layers = sigs[order[start]]
             members = [models[i] for i in order[start:row]]
             temps: list[Tensor | None] = [
