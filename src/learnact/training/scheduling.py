@@ -44,7 +44,7 @@ from ..config import TrainConfig
 from ..data import Split
 from ..model import MLP
 from . import worksharing
-from .segments import segment_key, activation_signature
+from .segments import activation_signature, segment_key
 from .vectorized import stack_key
 
 __all__ = ["Executor", "plan_stacks", "run_stacks", "default_workers", "single_thread"]
