@@ -24,6 +24,19 @@ def test_all_surveyed_families_are_registered():
     assert list_families() == FAMILIES
 
 
+def test_a_rational_without_denominator_is_its_least_squares_polynomial():
+    """``den_degree=0`` (documented: a polynomial) builds (numpy's stack of no powers failed before), and its
+    initial numerator is numpy's own least-squares polynomial fit to leaky ReLU on [-3, 3]."""
+    module = get_family("rational")(width=4, num_degree=3, den_degree=0)
+    assert module.denominator.shape == (0,)
+    x = np.linspace(-3, 3, 2001)
+    fit = np.polynomial.polynomial.polyfit(x, np.where(x > 0, x, 0.01 * x), 3)
+    np.testing.assert_allclose(module.numerator.detach().double().numpy(), fit, rtol=1e-5, atol=1e-6)
+    z = torch.linspace(-3, 3, 7)
+    want = sum(float(c) * z**j for j, c in enumerate(module.numerator.detach()))
+    assert torch.allclose(module(z.unsqueeze(-1).expand(7, 4))[:, 0], want, atol=1e-5)
+
+
 def test_functional_forms_match_definitions():
     x = torch.linspace(-3, 3, 13)
     assert torch.allclose(prelu(x, torch.tensor(0.2)), torch.where(x > 0, x, 0.2 * x))

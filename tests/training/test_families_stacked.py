@@ -392,6 +392,26 @@ def test_the_native_kernel_pass_is_the_python_pass_bit_for_bit(granularity, size
     assert choose(module, width) == Choice("native", per_unit, True)
 
 
+@pytest.mark.parametrize("granularity", ["layer", "unit"])
+@pytest.mark.parametrize("degrees", [(1, 0), (2, 1), (3, 3), (5, 4), (4, 6), (9, 2)])
+def test_the_native_rational_pass_is_the_python_pass_bit_for_bit(granularity, degrees):
+    """The fused C++ rational pass (native_step.cpp: rational_forward/backward) against the Python derived pass:
+    bit for bit at degrees whose powers come from the inline products only (up to x^3), from ATen's pow too
+    (x^4 and up, in the numerator or the denominator), with no denominator at all, and with sums over the
+    coefficients shorter and longer than a vector; the probe chooses the native pass for them."""
+    from learnact.training import native
+
+    if not (native.load() and native.feature("rational")):
+        pytest.skip("the native library is not available here")
+    m, n = degrees
+    width = 24
+    module = build_activation(ActivationConfig(kind="rational", params={"granularity": granularity,
+                                                                        "num_degree": m, "den_degree": n}), width, 30)
+    per_unit = (granularity == "unit", granularity == "unit")
+    _assert_native_is_python(module, per_unit, m * 10 + n, [-1.0, 1.0])
+    assert choose(module, width) == Choice("native", per_unit, True)
+
+
 def test_small_terms_are_zeroed_exactly_below_the_floor_and_nowhere_else():
     """The zeroing runs on float masks (comparisons into bool tensors cost about ten times a float operation on
     this CPU build): the result equals ``where(arg < floor, 0, exp(arg))`` bit for bit, at the floor itself, just

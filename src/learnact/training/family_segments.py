@@ -15,7 +15,8 @@ one of four ways (*strategies*):
   the sums over the dictionary in the order ATen's sum adds (about a third of
   the Python pass's time); the cubic ``spline`` with a base that has a
   native candidate code (the element-wise part of its derived pass in one
-  loop); and ``rational`` (its derived pass as the same ATen calls from C++).
+  loop); and ``rational`` (likewise, its powers above x^3 by ATen's pow and
+  its sums over the coefficients in ATen's order).
   Tried first where the library is loaded.
 - ``"derived"``: a forward pass and a hand-derived backward pass registered
   for the family (:func:`register_derived`): the operations autograd performs
@@ -598,14 +599,16 @@ def _spline_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor
 
 
 def _rational_native_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
-    # _rational_forward as ATen calls from C++ (native_step.cpp: rational_forward)
+    # _rational_forward from C++ (native_step.cpp: rational_forward): each element's operations in one loop, the
+    # powers above x^3 by ATen's pow, the sums over the coefficients in ATen's order
     num, den = p["numerator"], p["denominator"]
-    out, xp, top, q, w = torch.ops.learnact_native.rational_forward(z, num, den)
-    return out, (z, xp, top, q, w, num, den)
+    out, *saved = torch.ops.learnact_native.rational_forward(z, num, den)
+    return out, (saved, num, den)
 
 
 def _rational_native_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-    gz, g_num, g_den = torch.ops.learnact_native.rational_backward(grad, *saved)
+    (z, top, q, w, *powers), num, den = saved
+    gz, g_num, g_den = torch.ops.learnact_native.rational_backward(grad, z, top, q, w, num, den, powers)
     return gz, {"numerator": g_num, "denominator": g_den}
 
 

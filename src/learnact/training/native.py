@@ -119,9 +119,9 @@ def load() -> bool:
                                f"{SPEC_VERSION}; delete it to rebuild")
         if ok:
             set_fused(not _switched_off("LEARNACT_NATIVE_FUSE"))
-            _STATE["kernel_terms"] = int(torch.ops.learnact_native.calibrate_kernel_sum()) > 0
-            for name, op in (("spline3", "spline3_forward"), ("rational", "rational_forward")):
-                _STATE[name] = hasattr(torch.ops.learnact_native, op)
+            summed = int(torch.ops.learnact_native.calibrate_kernel_sum()) > 0  # ATen's order of a last-axis sum
+            _STATE["kernel_terms"] = _STATE["rational"] = summed
+            _STATE["spline3"] = hasattr(torch.ops.learnact_native, "spline3_forward")
     except Exception as exc:  # noqa: BLE001 - any build failure means: use the Python step
         ok = False  # a library that loaded but failed a check after (its description version) is not used
         warnings.warn(f"learnact: the native training step could not be built ({type(exc).__name__}: "
@@ -160,8 +160,9 @@ def feature(name: str) -> bool:
     ``kernel_backward``), its dictionary terms fused, whose sums add in the
     order ATen's sum over the last axis adds, with the vector width
     ``calibrate_kernel_sum()`` found (none found: off). ``"spline3"``: the
-    cubic spline family's pass as ATen calls from C++ (``spline3_forward`` /
-    ``spline3_backward``); ``"rational"``: the rational family's pass, likewise.
+    cubic spline family's pass, its element-wise part fused (``spline3_forward`` /
+    ``spline3_backward``); ``"rational"``: the rational family's pass, fused, its
+    sums over the coefficients with that calibration too.
     """
     return available() and bool(_STATE.get(name, False))
 

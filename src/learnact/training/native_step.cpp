@@ -1318,46 +1318,123 @@ std::vector<at::Tensor> kernel_backward(const at::Tensor& grad_in, const std::ve
 }
 
 // ---- The rational family's pass (family_segments.py: _rational_forward / _rational_backward) ----
-// The same ATen calls as the Python derived pass (autograd's graph of families.rational, node by node).
-// Returns [out, xp, top, q, w].
-// z and grad are made contiguous, like a lone model's layer (a batched product may leave them transposed: the
-// same values, but the sums to the coefficients' shapes would add in another order).
-std::vector<at::Tensor> rational_forward(const at::Tensor& z_in, const at::Tensor& num, const at::Tensor& den) {
+// The Python derived pass follows autograd's graph of families.rational node by node, over (n, b, d, k)
+// temporaries: the stacked powers and their products with the coefficients, a dozen ATen calls each way. Here
+// each element's IEEE operations run in that pass's order in one loop each way: the powers x^0 .. x^3 as ATen's
+// pow computes them (1, a copy, x * x, x * x * x), higher ones by ATen's pow itself (its vectorised kernel with
+// a scalar tail); the sums over the coefficients in ATen's order for a contiguous last axis (inner_sum, with the
+// width calibrate_kernel_sum() found); and the products summed to the coefficients' shapes by the same ATen
+// sum_to_size on the same contiguous (n, b, d, k) values. z and grad are made contiguous first, like a lone
+// model's layer (a batched product may leave them transposed: the same values, but the sums to the
+// coefficients' shapes would add in another order).
+
+constexpr int64_t kRationalTerms = 64;  // most coefficients in numerator or denominator (degree 63)
+
+void check_rational_args(const at::Tensor& z, const at::Tensor& num, const at::Tensor& den) {
+  TORCH_CHECK(g_sum_width == 16 || g_sum_width == 8 || g_sum_width == 4,
+              "rational: calibrate_kernel_sum() found no formulation of ATen's sum");
+  TORCH_CHECK(z.dim() == 3 && z.is_contiguous() && z.scalar_type() == at::kFloat, "rational: z (n, b, d) float32");
+  for (const at::Tensor* c : {&num, &den})
+    TORCH_CHECK(c->dim() == 4 && c->is_contiguous() && c->scalar_type() == at::kFloat && c->size(0) == z.size(0) &&
+                c->size(1) == 1 && (c->size(2) == 1 || c->size(2) == z.size(2)),
+                "rational: coefficients (n, 1, 1 or d, k) float32");
+  TORCH_CHECK(num.size(-1) >= 1 && num.size(-1) <= kRationalTerms && den.size(-1) < kRationalTerms,
+              "rational: at most ", kRationalTerms, " coefficients");
+}
+
+// Calls f(i, numerator row, denominator row) for every element i of a contiguous (n, b, d) tensor, the rows those
+// of its member and unit.
+template <typename F>
+void for_each_rational(const at::Tensor& z, const at::Tensor& num, const at::Tensor& den, F f) {
+  const int64_t n = z.size(0), b = z.size(1), d = z.size(2), kn = num.size(-1), kd = den.size(-1);
+  const int64_t num_units = num.size(2), den_units = den.size(2);
+  const float *pn = num.data_ptr<float>(), *pd = den.data_ptr<float>();
+  for (int64_t m = 0, i = 0; m < n; ++m)
+    for (int64_t row = 0; row < b; ++row)
+      for (int64_t u = 0; u < d; ++u, ++i)
+        f(i, pn + (m * num_units + (num_units == 1 ? 0 : u)) * kn,
+          pd + (m * den_units + (den_units == 1 ? 0 : u)) * kd);
+}
+
+// x^0 .. x^degree of element i into p: up to x^3 as ATen's pow kernels compute them, beyond from `high` (ATen's
+// pow of the whole tensor, x^4 first).
+inline void rational_powers(float x, int64_t i, int64_t degree, const std::vector<const float*>& high, float* p) {
+  p[0] = 1.0f;
+  if (degree >= 1) p[1] = x;
+  if (degree >= 2) p[2] = x * x;
+  if (degree >= 3) p[3] = x * x * x;
+  for (int64_t j = 4; j <= degree; ++j) p[j] = high[j - 4][i];
+}
+
+// Returns [out, z (contiguous), top, q, w, then x^4 .. x^degree where degree > 3].
+std::vector<at::Tensor> rational_forward(const at::Tensor& z_in, const at::Tensor& num_in, const at::Tensor& den_in) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  const at::Tensor z = z_in.contiguous();
-  const int64_t m = num.size(-1) - 1, n = den.size(-1), degree = std::max(m, n);
-  std::vector<at::Tensor> powers;
-  for (int64_t j = 0; j <= degree; ++j) powers.push_back(at::pow(z, j));
-  at::Tensor xp = at::stack(powers, -1);
-  at::Tensor top = at::mul(xp.slice(-1, 0, m + 1), num).sum(-1);
-  at::Tensor q = at::mul(xp.slice(-1, 1, n + 1), den).sum(-1);
-  at::Tensor w = at::add(q.abs(), 1);
-  return {at::div(top, w), xp, top, q, w};
+  const at::Tensor z = z_in.contiguous(), num = num_in.contiguous(), den = den_in.contiguous();
+  check_rational_args(z, num, den);
+  const int64_t m = num.size(-1) - 1, n = den.size(-1), degree = std::max(m, n), width = g_sum_width;
+  std::vector<at::Tensor> out{at::empty_like(z), z, at::empty_like(z), at::empty_like(z), at::empty_like(z)};
+  std::vector<const float*> high;
+  for (int64_t j = 4; j <= degree; ++j) {
+    out.push_back(at::pow(z, j));
+    high.push_back(out.back().data_ptr<float>());
+  }
+  const float* pz = z.data_ptr<float>();
+  float *po = out[0].data_ptr<float>(), *ptop = out[2].data_ptr<float>(), *pq = out[3].data_ptr<float>(),
+        *pw = out[4].data_ptr<float>();
+  for_each_rational(z, num, den, [&](int64_t i, const float* a, const float* c) {
+    float p[kRationalTerms], prod[kRationalTerms];
+    rational_powers(pz[i], i, degree, high, p);
+    for (int64_t j = 0; j <= m; ++j) prod[j] = p[j] * a[j];
+    const float top = inner_sum(prod, m + 1, width);
+    for (int64_t j = 0; j < n; ++j) prod[j] = p[j + 1] * c[j];
+    const float q = inner_sum(prod, n, width);
+    const float w = std::fabs(q) + 1.0f;
+    ptop[i] = top;
+    pq[i] = q;
+    pw[i] = w;
+    po[i] = top / w;
+  });
+  return out;
 }
 
 // Returns [the gradient of z, of the numerator, of the denominator].
-std::vector<at::Tensor> rational_backward(const at::Tensor& grad_in, const at::Tensor& z_in, const at::Tensor& xp,
-                                          const at::Tensor& top, const at::Tensor& q, const at::Tensor& w,
-                                          const at::Tensor& num, const at::Tensor& den) {
+std::vector<at::Tensor> rational_backward(const at::Tensor& grad_in, const at::Tensor& z, const at::Tensor& top,
+                                          const at::Tensor& q, const at::Tensor& w, const at::Tensor& num_in,
+                                          const at::Tensor& den_in, at::TensorList highs) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  const at::Tensor grad = grad_in.contiguous(), z = z_in.contiguous();
+  const at::Tensor grad = grad_in.contiguous(), num = num_in.contiguous(), den = den_in.contiguous();
+  check_rational_args(z, num, den);
   const int64_t m = num.size(-1) - 1, n = den.size(-1), degree = std::max(m, n);
-  at::Tensor g_top = at::div(grad, w);
-  at::Tensor g_w = at::mul(at::neg(grad), at::div(at::div(top, w), w));
-  at::Tensor g_q = at::mul(g_w, q.sgn()).unsqueeze(-1);
-  at::Tensor g_den = at::mul(g_q, xp.slice(-1, 1, n + 1)).sum_to_size(den.sizes());
-  at::Tensor from_q = at::zeros_like(xp);
-  from_q.slice(-1, 1, n + 1).copy_(at::mul(g_q, den));
-  at::Tensor g_topx = g_top.unsqueeze(-1);
-  at::Tensor g_num = at::mul(g_topx, xp.slice(-1, 0, m + 1)).sum_to_size(num.sizes());
-  at::Tensor from_top = at::zeros_like(xp);
-  from_top.slice(-1, 0, m + 1).copy_(at::mul(g_topx, num));
-  at::Tensor g_xp = at::add(from_q, from_top);
-  std::vector<at::Tensor> parts = g_xp.unbind(-1), powers = xp.unbind(-1);
-  at::Tensor gz = degree > 0 ? at::mul(parts[degree], at::mul(powers[degree - 1], degree)) : at::zeros_like(z);
-  for (int64_t j = degree - 1; j > 0; --j) gz = at::add(gz, at::mul(parts[j], at::mul(powers[j - 1], j)));
-  if (degree > 0) gz = at::add(gz, at::zeros_like(z));
-  return {gz, g_num, g_den};
+  TORCH_CHECK(static_cast<int64_t>(highs.size()) == std::max<int64_t>(degree - 3, 0), "rational: powers");
+  std::vector<const float*> high;
+  for (const at::Tensor& h : highs) high.push_back(h.data_ptr<float>());
+  at::Tensor gz = at::empty_like(z);
+  at::Tensor num_terms = at::empty({z.size(0), z.size(1), z.size(2), m + 1}, z.options());
+  at::Tensor den_terms = at::empty({z.size(0), z.size(1), z.size(2), n}, z.options());
+  const float *pz = z.data_ptr<float>(), *pg = grad.data_ptr<float>(), *ptop = top.data_ptr<float>(),
+              *pq = q.data_ptr<float>(), *pw = w.data_ptr<float>();
+  float *pgz = gz.data_ptr<float>(), *pnt = num_terms.data_ptr<float>(), *pdt = den_terms.data_ptr<float>();
+  for_each_rational(z, num, den, [&](int64_t i, const float* a, const float* c) {
+    float p[kRationalTerms], g_xp[kRationalTerms];
+    rational_powers(pz[i], i, degree, high, p);
+    const float g = pg[i], wi = pw[i], qi = pq[i];
+    const float g_top = g / wi;  // DivBackward0: grad / w, and -grad ((top / w) / w) for 1 + |q|
+    const float g_w = (-g) * ((ptop[i] / wi) / wi);
+    const float sign = static_cast<float>(0.0f < qi) - static_cast<float>(qi < 0.0f);  // ATen's sgn of a real
+    const float g_q = g_w * sign;
+    for (int64_t j = 0; j < n; ++j) pdt[i * n + j] = g_q * p[j + 1];
+    for (int64_t j = 0; j <= m; ++j) pnt[i * (m + 1) + j] = g_top * p[j];
+    for (int64_t j = 0; j <= degree; ++j) {  // the slices' backward into zeros, the denominator's branch first
+      const float from_q = (j >= 1 && j <= n) ? g_q * c[j - 1] : 0.0f;
+      const float from_top = j <= m ? g_top * a[j] : 0.0f;
+      g_xp[j] = from_q + from_top;
+    }
+    // StackBackward0, then each PowBackward0 (grad j x^(j - 1); zeros for j = 0), the last power's first
+    float acc = g_xp[degree] * (p[degree - 1] * static_cast<float>(degree));
+    for (int64_t j = degree - 1; j > 0; --j) acc = acc + g_xp[j] * (p[j - 1] * static_cast<float>(j));
+    pgz[i] = acc + 0.0f;
+  });
+  return {gz, num_terms.sum_to_size(num.sizes()), den_terms.sum_to_size(den.sizes())};
 }
 
 // ---- The cubic spline family's pass (family_segments.py: _spline_forward / _spline_backward) ----
@@ -1552,8 +1629,8 @@ TORCH_LIBRARY(learnact_native, m) {
   m.def("kernel_backward(Tensor grad, Tensor[] saved, Tensor dictionary, float neg_gamma, Tensor alpha, "
         "int[] tails_shape) -> Tensor[]", &kernel_backward);
   m.def("rational_forward(Tensor z, Tensor numerator, Tensor denominator) -> Tensor[]", &rational_forward);
-  m.def("rational_backward(Tensor grad, Tensor z, Tensor xp, Tensor top, Tensor q, Tensor w, Tensor numerator, "
-        "Tensor denominator) -> Tensor[]", &rational_backward);
+  m.def("rational_backward(Tensor grad, Tensor z, Tensor top, Tensor q, Tensor w, Tensor numerator, "
+        "Tensor denominator, Tensor[] powers) -> Tensor[]", &rational_backward);
   m.def("spline3_forward(Tensor z, Tensor knots, Tensor coefficients, Tensor base_weight, Tensor spline_weight, "
         "int base_code) -> Tensor[]", &spline3_forward);
   m.def("spline3_backward(Tensor grad, Tensor z, Tensor[] saved, Tensor base_weight, Tensor spline_weight, "

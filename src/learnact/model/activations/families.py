@@ -323,8 +323,8 @@ def _rational_init(num_degree: int, den_degree: int) -> tuple[tuple[float, ...],
     """Least-squares fit of ``P / (1 + Q)`` to leaky ReLU on [-3, 3] (linearised)."""
     x = np.linspace(-3, 3, 2001)
     y = np.where(x > 0, x, 0.01 * x)
-    A = np.concatenate([np.stack([x**j for j in range(num_degree + 1)], 1),
-                        -y[:, None] * np.stack([x**j for j in range(1, den_degree + 1)], 1)], 1)
+    powers = np.stack([x**j for j in range(max(num_degree, den_degree) + 1)], 1)
+    A = np.concatenate([powers[:, : num_degree + 1], -y[:, None] * powers[:, 1 : den_degree + 1]], 1)  # Q: none at 0
     c = np.linalg.lstsq(A, y, rcond=None)[0]
     return tuple(c[: num_degree + 1].tolist()), tuple(c[num_degree + 1 :].tolist())
 
