@@ -217,3 +217,32 @@ def test_a_failed_build_warns_once_and_falls_back(monkeypatch, tmp_path):
     assert native.load() is False  # remembered: no second attempt, no second warning
     runs, splits = _runs()
     assert _fit(runs[:2], splits, None).results[0].epochs_run > 0
+
+
+@pytest.mark.parametrize("K", [1, 5, 20])
+def test_the_native_member_loop_is_the_python_member_loop(K, monkeypatch):
+    """Products without a batched formulation loop over the members; the library's loop (installed by
+    ``native.load()``) gives the Python loop's values bit for bit for every kind of product, including the output
+    layer's weight gradient (one output: no batched product reproduces it)."""
+    from learnact.training import _products
+
+    assert _products._MEMBER_LOOP is not None, "native.load() installs the C++ member loop"
+    assert _products.product_choice("wgrad", 64, 32, 1) == -1  # the loop is really used on this shape
+    gen = torch.Generator().manual_seed(K)
+    x, w, g1, g2, w2 = (_products.aligned_members(torch.randn(K, *shape, generator=gen))
+                        for shape in [(64, 32), (1, 32), (64, 1), (64, 16), (16, 32)])
+    b = torch.randn(K, 1, generator=gen)
+    for key in [("wgrad", 64, 32, 1), ("fwd", 64, 32, 1), ("xgrad", 64, 32, 16)]:
+        monkeypatch.setitem(_products._CHOICE, key, -1)
+
+    def products():
+        out = torch.empty(K, 1, 32)
+        _products.weight_grad_(g1, x, out)
+        return out, _products.linear(x, w, b), _products.input_grad(g2, w2)
+
+    native_loop = products()
+    monkeypatch.setattr(_products, "_MEMBER_LOOP", None)
+    python_loop = products()
+    for a, c in zip(native_loop, python_loop, strict=True):
+        assert torch.equal(a, c)
+    assert torch.equal(python_loop[0], torch.stack([g1[k].t().mm(x[k]) for k in range(K)]))

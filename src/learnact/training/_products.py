@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["aligned_members", "linear", "weight_grad_", "input_grad", "product_choice"]
+__all__ = ["aligned_members", "linear", "weight_grad_", "input_grad", "product_choice", "use_member_loop"]
 
 #: Lone tensors are allocated on this boundary (bytes); some kernels round
 #: differently when an operand starts elsewhere.
@@ -28,6 +28,19 @@ ALIGN_BYTES = 64
 _ALIGN = ALIGN_BYTES // 4
 
 _CHOICE: dict[tuple, int] = {}
+
+#: The per-member loop of a product without a batched formulation, in C++ (set by :func:`use_member_loop`).
+_MEMBER_LOOP: Callable[[int, Tensor, Tensor, Tensor], Tensor] | None = None
+
+
+def use_member_loop(loop: Callable[[int, Tensor, Tensor, Tensor], Tensor] | None) -> None:
+    """Run the per-member loops (``-1`` formulations) with ``loop(kind, a, b, bias)`` (the native library's
+    ``member_products``: the same per-member operations, without Python between them), or in Python (``None``).
+
+    ``kind``: 0 ``F.linear(a[k], b[k], bias[k])``, 1 ``a[k].t().mm(b[k])``, 2 ``a[k].mm(b[k])``; stacked.
+    """
+    global _MEMBER_LOOP
+    _MEMBER_LOOP = loop
 
 
 def aligned_members(t: Tensor) -> Tensor:
@@ -110,6 +123,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
     if choice > 0:
         return _FORWARD[choice](x, weight, bias)
+    if _MEMBER_LOOP is not None:
+        return _MEMBER_LOOP(0, x, weight, bias)
     return torch.stack([F.linear(x[k], weight[k], bias[k]) for k in range(x.shape[0])])
 
 
@@ -126,6 +141,8 @@ def weight_grad_(grad: Tensor, x: Tensor, out: Tensor) -> None:
         torch.bmm(grad.transpose(1, 2), x, out=out)
     elif choice >= 0:
         out.copy_(_WEIGHT[choice](grad, x))
+    elif _MEMBER_LOOP is not None:
+        out.copy_(_MEMBER_LOOP(1, grad, x, _NO_BIAS))
     else:
         out.copy_(torch.stack([grad[k].t().mm(x[k]) for k in range(grad.shape[0])]))
 
@@ -141,4 +158,9 @@ def input_grad(grad: Tensor, weight: Tensor) -> Tensor:
     choice = product_choice("xgrad", grad.shape[1], weight.shape[2], grad.shape[2])
     if choice >= 0:
         return torch.bmm(grad, weight)
+    if _MEMBER_LOOP is not None:
+        return _MEMBER_LOOP(2, grad, weight, _NO_BIAS)
     return torch.stack([grad[k].mm(weight[k]) for k in range(grad.shape[0])])
+
+
+_NO_BIAS = torch.empty(0)

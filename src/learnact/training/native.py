@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from ..model.activations.candidates import Candidate, candidate_derivative, get_candidate
-from ._products import product_choice
+from ._products import product_choice, use_member_loop
 from .segments import parameter_names
 from .stacked import StackedMLP
 
@@ -122,6 +122,9 @@ def load() -> bool:
             summed = int(torch.ops.learnact_native.calibrate_kernel_sum()) > 0  # ATen's order of a last-axis sum
             _STATE["kernel_terms"] = _STATE["rational"] = summed
             _STATE["spline3"] = hasattr(torch.ops.learnact_native, "spline3_forward")
+            # the Python step's per-member product loops (one call for all members; the same products)
+            use_member_loop(torch.ops.learnact_native.member_products if hasattr(torch.ops.learnact_native,
+                                                                                "member_products") else None)
     except Exception as exc:  # noqa: BLE001 - any build failure means: use the Python step
         ok = False  # a library that loaded but failed a check after (its description version) is not used
         warnings.warn(f"learnact: the native training step could not be built ({type(exc).__name__}: "

@@ -1017,6 +1017,24 @@ std::vector<at::Tensor> evaluate(const std::vector<at::Tensor>& tensors, const s
   return out;
 }
 
+// The per-member loop of _products for a shape no batched formulation reproduces (choice -1), for the Python
+// step: kind 0 linear(a[k], b[k], bias[k]) (forward), 1 a[k]^T b[k] (weight gradient), 2 a[k] b[k] (input
+// gradient), each member's product into a fresh tensor as a lone model's, stacked. Operands as _products passes
+// them (aligned per member).
+at::Tensor member_products(int64_t kind, const at::Tensor& a, const at::Tensor& b, const at::Tensor& bias) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  TORCH_CHECK(kind >= 0 && kind <= 2 && a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0),
+              "member_products: kind 0-2 and (K, ., .) operands");
+  std::vector<at::Tensor> outs;
+  outs.reserve(a.size(0));
+  for (int64_t k = 0; k < a.size(0); ++k) {
+    if (kind == 0) outs.push_back(at::linear(a[k], b[k], bias[k]));
+    else if (kind == 1) outs.push_back(a[k].t().mm(b[k]));
+    else outs.push_back(a[k].mm(b[k]));
+  }
+  return at::stack(outs);
+}
+
 at::Tensor candidate_op(int64_t code, const at::Tensor& z) { return candidate(code, z); }
 
 at::Tensor candidate_backward_op(int64_t code, const at::Tensor& g, const at::Tensor& z, const at::Tensor& y) {
@@ -1619,6 +1637,7 @@ TORCH_LIBRARY(learnact_native, m) {
         &train_step);
   m.def("evaluate(Tensor[] tensors, int[] spec, int[] choices, Tensor x, Tensor y) -> Tensor[]", &evaluate);
   m.def("candidate(int code, Tensor z) -> Tensor", &candidate_op);
+  m.def("member_products(int kind, Tensor a, Tensor b, Tensor bias) -> Tensor", &member_products);
   m.def("calibrate(bool enable) -> int[]", &calibrate);
   m.def("adam_step(Tensor(a!) flat, Tensor(b!) grad, Tensor(c!) exp_avg, Tensor(d!) exp_avg_sq, Tensor(e!) denom, "
         "int step, float lr, float weight_decay, int[] ranges=[]) -> ()", &adam_step_);
