@@ -101,7 +101,7 @@ def plan_stacks(
     runs its own passes every step (Python-dispatched, a fixed cost per call
     whatever the segment's size), so a family whose members span two stacks
     pays them twice. On the ``families`` preset (8 families x 5 seeds, 2
-    workers) the stacks trained about 10% sooner than cut by seed.
+    workers) the stacks trained 7-10% sooner than cut by seed.
 
     Returns:
         Lists of member indices, each one stack, in input order.
