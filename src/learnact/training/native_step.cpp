@@ -1107,10 +1107,30 @@ void row_sum(const float* x, int64_t size, int64_t lanes, float* out) {
   for (int64_t l = 0; l < lanes; ++l) out[l] = partial[0][l];
 }
 
+// row_sum(x, n, 1) for n < 64, written out: multi_row_sum's cascade never completes a step of 16 rows there, so
+// lane k is the plain sum of x[k], x[4 + k], ... from +0 (its further additions of zero partial sums change
+// nothing: a sum started at +0 is never -0), the tail goes into lane 0, then the lanes add in order.
+// Not vectorised: its callers store x element by element just before, and a vector load of those stores stalls
+// (store forwarding fails), which cost the rational pass a third of its time.
+__attribute__((noinline, optimize("no-tree-vectorize", "no-tree-slp-vectorize")))
+float small_row_sum(const float* x, int64_t n) {
+  float p0 = 0.0f, p1 = 0.0f, p2 = 0.0f, p3 = 0.0f;
+  const int64_t whole = n / 4 * 4;
+  for (int64_t i = 0; i < whole; i += 4) {
+    p0 += x[i];
+    p1 += x[i + 1];
+    p2 += x[i + 2];
+    p3 += x[i + 3];
+  }
+  for (int64_t i = whole; i < n; ++i) p0 += x[i];
+  return ((p0 + p1) + p2) + p3;
+}
+
 // The sum of x[0 .. n) as ATen's sum over a contiguous last axis adds it, with vectors of `width` floats: a
 // vectorised inner sum (whole vectors lane-wise, the tail in order, then the lanes in order) where n >= width,
 // else a scalar one; stored by adding to a zero.
 inline float inner_sum(const float* x, int64_t n, int64_t width) {
+  if (n < width && n < 64) return 0.0f + small_row_sum(x, n);
   float total = 0.0f;
   if (n >= width) {
     float lanes[kMaxLanes];
