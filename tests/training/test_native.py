@@ -246,3 +246,36 @@ def test_the_native_member_loop_is_the_python_member_loop(K, monkeypatch):
     for a, c in zip(native_loop, python_loop, strict=True):
         assert torch.equal(a, c)
     assert torch.equal(python_loop[0], torch.stack([g1[k].t().mm(x[k]) for k in range(K)]))
+
+
+def test_one_input_feature_trains_alike_in_both_steps_and_the_reference(tmp_path):
+    """With one input feature the first layer's product is one multiply-add per element, which BLAS and
+    ``addcmul`` round alike: the probe picks that formulation (``_products``: choice 2), the native step computes
+    it too, and both steps equal the sequential reference trainer bit for bit."""
+    from learnact.experiment.engines import train_one
+    from learnact.training import _products
+
+    rng = torch.Generator().manual_seed(3)
+    x = torch.randn(240, generator=rng)
+    csv = tmp_path / "one.csv"
+    csv.write_text("x,y\n" + "".join(f"{v:.6f},{int(v + 0.3 * n > 0)}\n"
+                                     for v, n in zip(x.tolist(), torch.randn(240, generator=rng).tolist(),
+                                                     strict=True)))
+    study = study_from_dict({"name": "one", "seeds": [1, 7], "data": {"dataset": str(csv)},
+                             "train": {"max_epochs": 6, "patience": 3, "lr": 0.03},
+                             "variants": [{"name": "fixed_{activation}", "kind": "fixed", "activation": ["tanh", "relu"]},
+                                          {"name": "layer", "gate": "layer", "temperature": 0.7}]})
+    runs = study.runs()
+    splits = prepare_splits(runs)
+    python, compiled = _fit(runs, splits, False), _fit(runs, splits, True)
+    batch = runs[0].train.batch_size
+    assert _products.product_choice("fwd", batch, 1, study.backbone.hidden[0]) == 2
+    for run, a, b, sa, sb in zip(runs, python.results, compiled.results, python.states, compiled.states,
+                                 strict=True):
+        ref = train_one(run, splits[split_key(run)])
+        want = json.dumps([h.to_dict() for h in ref.fit.history])
+        assert json.dumps([h.to_dict() for h in a.history]) == want == json.dumps([h.to_dict() for h in b.history])
+        weights = {k: v for k, v in ref.model.state_dict().items() if k in sa}
+        assert len(weights) >= 6, sorted(sa)  # every Linear's weight and bias at least
+        for name, value in weights.items():
+            assert torch.equal(sa[name], value) and torch.equal(sb[name], value), name

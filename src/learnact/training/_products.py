@@ -61,9 +61,11 @@ def aligned_members(t: Tensor) -> Tensor:
     return buf.view(t.shape)
 
 
-_FORWARD: list[Callable[[Tensor, Tensor, Tensor], Tensor]] = [
+_FORWARD: list[Callable[[Tensor, Tensor, Tensor], Tensor | None]] = [
     lambda x, W, b: torch.baddbmm(b.unsqueeze(1), x, W.transpose(1, 2)),
     lambda x, W, b: (torch.bmm(W, x.transpose(1, 2)) + b.unsqueeze(2)).transpose(1, 2),
+    # one input feature (the neural family's inner layer): BLAS's product is one multiply-add per element
+    lambda x, W, b: torch.addcmul(b.unsqueeze(1), x, W.transpose(1, 2)) if x.shape[2] == 1 else None,
 ]
 _WEIGHT: list[Callable[[Tensor, Tensor], Tensor]] = [
     lambda g, x: torch.bmm(g.transpose(1, 2), x, out=g.new_empty(g.shape[0], g.shape[2], x.shape[2])),
@@ -80,7 +82,8 @@ def _choose(key: tuple, candidates: list, reference: Callable[..., Tensor], shap
     expected = [torch.stack([reference(*[a[k].clone() for a in args]) for k in range(K)]) for args in trials]
     choice = -1
     for i, cand in enumerate(candidates):
-        if all(torch.equal(cand(*args), ref) for args, ref in zip(trials, expected, strict=True)):
+        got = [cand(*args) for args in trials]  # None: the formulation does not apply to these shapes
+        if all(g is not None and torch.equal(g, ref) for g, ref in zip(got, expected, strict=True)):
             choice = i
             break
     _CHOICE[key] = choice
@@ -122,7 +125,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     if choice == 0:
         return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
     if choice > 0:
-        return _FORWARD[choice](x, weight, bias)
+        out = _FORWARD[choice](x, weight, bias)
+        assert out is not None  # chosen only for shapes it applies to
+        return out
     if _MEMBER_LOOP is not None:
         return _MEMBER_LOOP(0, x, weight, bias)
     return torch.stack([F.linear(x[k], weight[k], bias[k]) for k in range(x.shape[0])])
