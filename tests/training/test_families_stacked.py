@@ -412,6 +412,24 @@ def test_the_native_rational_pass_is_the_python_pass_bit_for_bit(granularity, de
     assert choose(module, width) == Choice("native", per_unit, True)
 
 
+@pytest.mark.parametrize("granularity", ["layer", "unit"])
+@pytest.mark.parametrize("pieces", [2, 3, 9, 17])
+def test_the_native_maxout_backward_is_the_python_pass_bit_for_bit(granularity, pieces):
+    """The fused C++ maxout backward (native_step.cpp: maxout_backward) against the Python derived pass, bit for
+    bit, with sums over the pieces shorter than a vector and longer (ATen's scalar and vector routes), ties
+    (signed zeros among the inputs), infinities and NaN; the probe chooses the native pass for them."""
+    from learnact.training import native
+
+    if not (native.load() and native.feature("maxout")):
+        pytest.skip("the native library is not available here")
+    width = 24
+    module = build_activation(ActivationConfig(kind="maxout", params={"granularity": granularity,
+                                                                      "pieces": pieces}), width, 30)
+    per_unit = (granularity == "unit", granularity == "unit")
+    _assert_native_is_python(module, per_unit, pieces, [-1.0, 1.0])
+    assert choose(module, width) == Choice("native", per_unit, True)
+
+
 def test_small_terms_are_zeroed_exactly_below_the_floor_and_nowhere_else():
     """The zeroing runs on float masks (comparisons into bool tensors cost about ten times a float operation on
     this CPU build): the result equals ``where(arg < floor, 0, exp(arg))`` bit for bit, at the floor itself, just

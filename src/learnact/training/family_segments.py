@@ -15,8 +15,8 @@ one of four ways (*strategies*):
   the sums over the dictionary in the order ATen's sum adds (about a third of
   the Python pass's time); the cubic ``spline`` with a base that has a
   native candidate code (the element-wise part of its derived pass in one
-  loop); and ``rational`` (likewise, its powers above x^3 by ATen's pow and
-  its sums over the coefficients in ATen's order).
+  loop); ``rational`` (likewise, its powers above x^3 by ATen's pow and
+  its sums over the coefficients in ATen's order); and ``maxout``'s backward.
   Tried first where the library is loaded.
 - ``"derived"``: a forward pass and a hand-derived backward pass registered
   for the family (:func:`register_derived`): the operations autograd performs
@@ -728,7 +728,16 @@ def _kernel_native_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str,
     return gz, {"alpha": products.sum_to_size(alpha_shape), "tails": g_tails}  # grad * e_i, summed as autograd sums
 
 
+def _maxout_native_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    # _maxout_backward from C++ (native_step.cpp: maxout_backward): each element's share of the gradient, its
+    # products and the sum over the pieces in one loop, the sums over the batch by ATen; the forward is Python's
+    xu, q, out, slopes, offsets = saved
+    gz, g_slopes, g_offsets = torch.ops.learnact_native.maxout_backward(grad, xu, q, out, slopes, offsets)
+    return gz, {"slopes": g_slopes, "offsets": g_offsets}
+
+
 register_derived("kernel", _kernel_forward, _kernel_backward)
 register_native("kernel", _kernel_native_forward, _kernel_native_backward, "kernel_terms")
 register_native("spline", _spline_native_forward, _spline_native_backward, "spline3")
 register_native("rational", _rational_native_forward, _rational_native_backward, "rational")
+register_native("maxout", _maxout_forward, _maxout_native_backward, "maxout")

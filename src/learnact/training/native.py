@@ -121,6 +121,7 @@ def load() -> bool:
             set_fused(not _switched_off("LEARNACT_NATIVE_FUSE"))
             summed = int(torch.ops.learnact_native.calibrate_kernel_sum()) > 0  # ATen's order of a last-axis sum
             _STATE["kernel_terms"] = _STATE["rational"] = summed
+            _STATE["maxout"] = summed and hasattr(torch.ops.learnact_native, "maxout_backward")
             _STATE["spline3"] = hasattr(torch.ops.learnact_native, "spline3_forward")
             # the Python step's per-member product loops (one call for all members; the same products)
             use_member_loop(torch.ops.learnact_native.member_products if hasattr(torch.ops.learnact_native,
@@ -165,7 +166,8 @@ def feature(name: str) -> bool:
     ``calibrate_kernel_sum()`` found (none found: off). ``"spline3"``: the
     cubic spline family's pass, its element-wise part fused (``spline3_forward`` /
     ``spline3_backward``); ``"rational"``: the rational family's pass, fused, its
-    sums over the coefficients with that calibration too.
+    sums over the coefficients with that calibration too; ``"maxout"``: the
+    maxout family's backward, fused, its sums over the pieces likewise.
     """
     return available() and bool(_STATE.get(name, False))
 

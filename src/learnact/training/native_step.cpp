@@ -1476,6 +1476,53 @@ std::vector<at::Tensor> rational_backward(const at::Tensor& grad_in, const at::T
   return {gz, num_terms.sum_to_size(num.sizes()), den_terms.sum_to_size(den.sizes())};
 }
 
+// ---- The maxout family's backward (family_segments.py: _maxout_backward) ----
+// amax's backward shares each element's gradient among the pieces equal to its maximum; the Python pass builds
+// the mask, the counts and three (n, b, d, J) products for it. Here one loop per element does the same IEEE
+// operations (grad / count, times the mask as 1 or 0, times x and times the slopes), the sum over the pieces in
+// ATen's last-axis order (inner_sum), and the sums over the batch to the parameters' shapes are ATen's
+// sum_to_size on the same contiguous products.
+std::vector<at::Tensor> maxout_backward(const at::Tensor& grad_in, const at::Tensor& xu_in, const at::Tensor& q_in,
+                                        const at::Tensor& out_in, const at::Tensor& slopes_in,
+                                        const at::Tensor& offsets) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  TORCH_CHECK(g_sum_width == 16 || g_sum_width == 8 || g_sum_width == 4,
+              "maxout: calibrate_kernel_sum() found no formulation of ATen's sum");
+  const at::Tensor grad = grad_in.contiguous(), xu = xu_in.contiguous(), q = q_in.contiguous(),
+                   out = out_in.contiguous(), slopes = slopes_in.contiguous();
+  TORCH_CHECK(q.dim() == 4 && grad.dim() == 3 && grad.sizes() == out.sizes() && xu.numel() == grad.numel() &&
+              q.numel() == grad.numel() * q.size(3) && q.scalar_type() == at::kFloat &&
+              grad.scalar_type() == at::kFloat, "maxout: grad (n, b, d), q (n, b, d, J) float32");
+  const int64_t n = q.size(0), b = q.size(1), d = q.size(2), J = q.size(3);
+  TORCH_CHECK(J >= 1 && J <= kRationalTerms && slopes.dim() == 4 && slopes.size(0) == n && slopes.size(1) == 1 &&
+              (slopes.size(2) == 1 || slopes.size(2) == d) && slopes.size(3) == J &&
+              slopes.scalar_type() == at::kFloat, "maxout: slopes (n, 1, 1 or d, J) float32");
+  at::Tensor gq = at::empty_like(q), gx = at::empty_like(q), gz = at::empty_like(grad);
+  const float *pg = grad.data_ptr<float>(), *px = xu.data_ptr<float>(), *pq = q.data_ptr<float>(),
+              *po = out.data_ptr<float>(), *ps = slopes.data_ptr<float>();
+  float *pgq = gq.data_ptr<float>(), *pgx = gx.data_ptr<float>(), *pgz = gz.data_ptr<float>();
+  const int64_t units = slopes.size(2), width = g_sum_width;
+  for (int64_t m = 0, i = 0; m < n; ++m)
+    for (int64_t row = 0; row < b; ++row)
+      for (int64_t u = 0; u < d; ++u, ++i) {
+        const float* qi = pq + i * J;
+        const float* si = ps + (m * units + (units == 1 ? 0 : u)) * J;
+        const float o = po[i], x = px[i];
+        int64_t count = 0;
+        for (int64_t j = 0; j < J; ++j) count += qi[j] == o;
+        const float share = pg[i] / static_cast<float>(count);
+        float prod[kRationalTerms];
+        for (int64_t j = 0; j < J; ++j) {
+          const float g = share * (qi[j] == o ? 1.0f : 0.0f);
+          pgq[i * J + j] = g;
+          pgx[i * J + j] = g * x;
+          prod[j] = g * si[j];
+        }
+        pgz[i] = inner_sum(prod, J, width);
+      }
+  return {gz, gx.sum_to_size(slopes.sizes()), gq.sum_to_size(offsets.sizes())};
+}
+
 // ---- The cubic spline family's pass (family_segments.py: _spline_forward / _spline_backward) ----
 // The Python derived pass follows autograd's graph of families.spline node by node. Its element-wise part (the
 // cell position t, the B-spline recursion, the weighted sum of the four coefficients and, backward, the chain
@@ -1669,6 +1716,8 @@ TORCH_LIBRARY(learnact_native, m) {
   m.def("kernel_backward(Tensor grad, Tensor[] saved, Tensor dictionary, float neg_gamma, Tensor alpha, "
         "int[] tails_shape) -> Tensor[]", &kernel_backward);
   m.def("rational_forward(Tensor z, Tensor numerator, Tensor denominator) -> Tensor[]", &rational_forward);
+  m.def("maxout_backward(Tensor grad, Tensor xu, Tensor q, Tensor out, Tensor slopes, Tensor offsets) -> Tensor[]",
+        &maxout_backward);
   m.def("rational_backward(Tensor grad, Tensor z, Tensor top, Tensor q, Tensor w, Tensor numerator, "
         "Tensor denominator, Tensor[] powers) -> Tensor[]", &rational_backward);
   m.def("spline3_forward(Tensor z, Tensor knots, Tensor coefficients, Tensor base_weight, Tensor spline_weight, "
