@@ -120,3 +120,28 @@ def test_sigterm_and_sigint_are_held_back_while_the_process_forks():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "0", "[]"]
+
+
+def test_a_sigterm_held_during_a_fork_is_raised_after_it_in_the_forking_code():
+    """A SIGTERM that arrives while the fork hooks run is delivered when they are done: the handler's
+    ``Terminated`` reaches the code that called ``fork``, with nothing printed (before, the Python hook that
+    unblocked the signal ran the handler inside itself: "Exception ignored in ... restore", the exception lost)."""
+    code = textwrap.dedent("""
+        import os, signal, sys
+        # registered before the CLI's hooks: runs after its blocking hook, so the signal arrives held
+        os.register_at_fork(before=lambda: os.kill(os.getpid(), signal.SIGTERM))
+        from learnact.cli.errors import Terminated, install_signal_handlers
+        install_signal_handlers()
+        try:
+            if os.fork() == 0:
+                os._exit(0)
+            after = "no signal"
+        except Terminated:  # raised in this code, once fork has returned
+            after = "terminated after the fork"
+        os.wait()
+        print(after)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\\n")[0].strip() == "terminated after the fork", (out.stdout, out.stderr)
+    assert "Exception ignored" not in out.stderr and "Traceback" not in out.stderr, out.stderr
