@@ -349,6 +349,9 @@ def _assert_native_is_python(module: nn.Module, per_unit: tuple[bool, ...], seed
             assert torch.equal(torch.nan_to_num(a), torch.nan_to_num(b)), key
 
 
+_NATIVE_PER_LAYER_ONLY = {"pwl"}  # a native pass for per-layer parameters only (its per-unit form is broadcast)
+
+
 def _registered_native() -> list[str]:
     from learnact.training.family_segments import _NATIVE
 
@@ -368,6 +371,10 @@ def test_every_native_pass_is_its_python_pass_bit_for_bit(family, granularity):
         pytest.skip("the native library is not available here")
     module = build_activation(ActivationConfig(kind=family, params={"granularity": granularity}), 24, 30)
     per_unit = tuple(granularity == "unit" and p.dim() > 0 and p.shape[0] == 24 for p in module.parameters())
+    if family in _NATIVE_PER_LAYER_ONLY and granularity == "unit":  # declines, and the probe falls back exactly
+        choice = choose(module, 24)
+        assert choice.strategy != "native" and choice.exact, choice
+        return
     _assert_native_is_python(module, per_unit, len(family), [-3.0, 3.0])
     for w in (64, 32):
         at_width = build_activation(ActivationConfig(kind=family, params={"granularity": granularity}), w, 30)
@@ -428,6 +435,21 @@ def test_the_native_maxout_backward_is_the_python_pass_bit_for_bit(granularity, 
     per_unit = (granularity == "unit", granularity == "unit")
     _assert_native_is_python(module, per_unit, pieces, [-1.0, 1.0])
     assert choose(module, width) == Choice("native", per_unit, True)
+
+
+@pytest.mark.parametrize("segments", [1, 2, 8, 31])
+def test_the_native_pwl_pass_is_the_python_pass_bit_for_bit(segments):
+    """The fused C++ pwl pass (native_step.cpp: pwl_forward/backward), per-layer values, against the Python derived
+    pass bit for bit: inputs at the knots, beyond both ends, infinite and NaN, members with different values whose
+    gradients accumulate into their own rows; the probe chooses it."""
+    from learnact.training import native
+
+    if not (native.load() and native.feature("pwl")):
+        pytest.skip("the native library is not available here")
+    module = build_activation(ActivationConfig(kind="pwl", params={"segments": segments, "lo": -2.0, "hi": 1.0}),
+                              24, 30)
+    _assert_native_is_python(module, (False,), segments, [-2.0, 1.0, -0.5])
+    assert choose(module, 24) == Choice("native", (False,), True)
 
 
 def test_small_terms_are_zeroed_exactly_below_the_floor_and_nowhere_else():

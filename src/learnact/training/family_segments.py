@@ -16,7 +16,8 @@ one of four ways (*strategies*):
   the Python pass's time); the cubic ``spline`` with a base that has a
   native candidate code (the element-wise part of its derived pass in one
   loop); ``rational`` (likewise, its powers above x^3 by ATen's pow and
-  its sums over the coefficients in ATen's order); and ``maxout``'s backward.
+  its sums over the coefficients in ATen's order); ``maxout``'s backward; and
+  ``pwl`` with per-layer values.
   Tried first where the library is loaded.
 - ``"derived"``: a forward pass and a hand-derived backward pass registered
   for the family (:func:`register_derived`): the operations autograd performs
@@ -736,8 +737,27 @@ def _maxout_native_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str,
     return gz, {"slopes": g_slopes, "offsets": g_offsets}
 
 
+def _pwl_native_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Tensor, Any]:
+    # _pwl_forward from C++ (native_step.cpp: pwl_forward): each element's interval and interpolation in one loop
+    n = z.shape[0]
+    values = p["values"]
+    if values.dim() != 4 or values.shape[-2] != 1:
+        raise NotImplementedError("the native pwl pass is for per-layer values (per unit: the broadcast strategy)")
+    lo, hi = float(module.lo), float(module.hi)  # type: ignore[arg-type]
+    step = (hi - lo) / (values.shape[-1] - 1)
+    out, at, t, r = torch.ops.learnact_native.pwl_forward(z, values.reshape(n, -1), lo, step)
+    return out, (at, t, r, step, values.numel())
+
+
+def _pwl_native_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    at, t, r, step, numel = saved
+    gz, g_values = torch.ops.learnact_native.pwl_backward(grad, at, t, r, step, numel)
+    return gz, {"values": g_values}
+
+
 register_derived("kernel", _kernel_forward, _kernel_backward)
 register_native("kernel", _kernel_native_forward, _kernel_native_backward, "kernel_terms")
 register_native("spline", _spline_native_forward, _spline_native_backward, "spline3")
 register_native("rational", _rational_native_forward, _rational_native_backward, "rational")
 register_native("maxout", _maxout_forward, _maxout_native_backward, "maxout")
+register_native("pwl", _pwl_native_forward, _pwl_native_backward, "pwl")

@@ -122,6 +122,7 @@ def load() -> bool:
             summed = int(torch.ops.learnact_native.calibrate_kernel_sum()) > 0  # ATen's order of a last-axis sum
             _STATE["kernel_terms"] = _STATE["rational"] = summed
             _STATE["maxout"] = summed and hasattr(torch.ops.learnact_native, "maxout_backward")
+            _STATE["pwl"] = hasattr(torch.ops.learnact_native, "pwl_forward")
             _STATE["spline3"] = hasattr(torch.ops.learnact_native, "spline3_forward")
             # the Python step's per-member product loops (one call for all members; the same products)
             use_member_loop(torch.ops.learnact_native.member_products if hasattr(torch.ops.learnact_native,
@@ -167,7 +168,8 @@ def feature(name: str) -> bool:
     cubic spline family's pass, its element-wise part fused (``spline3_forward`` /
     ``spline3_backward``); ``"rational"``: the rational family's pass, fused, its
     sums over the coefficients with that calibration too; ``"maxout"``: the
-    maxout family's backward, fused, its sums over the pieces likewise.
+    maxout family's backward, fused, its sums over the pieces likewise;
+    ``"pwl"``: the pwl family's pass (per-layer values), fused.
     """
     return available() and bool(_STATE.get(name, False))
 

@@ -1476,6 +1476,68 @@ std::vector<at::Tensor> rational_backward(const at::Tensor& grad_in, const at::T
   return {gz, num_terms.sum_to_size(num.sizes()), den_terms.sum_to_size(den.sizes())};
 }
 
+// ---- The pwl family's pass, per-layer values (family_segments.py: _pwl_forward / _pwl_backward) ----
+// Each element's interval, position and interpolation in one loop, the IEEE operations of the Python pass in its
+// order (lo and the step as the float32 scalars ATen makes of them); backward, the scatter into the members'
+// rows adds element by element in order, as index_put_ with accumulate does, each end of the interval into its
+// own zeroed table, the two tables added after. Returns [out, at (the left knot's row index), t, r].
+std::vector<at::Tensor> pwl_forward(const at::Tensor& z_in, const at::Tensor& values_in, double lo, double step) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const at::Tensor z = z_in.contiguous(), values = values_in.contiguous();
+  TORCH_CHECK(z.dim() == 3 && z.scalar_type() == at::kFloat && values.scalar_type() == at::kFloat &&
+              values.size(0) == z.size(0) && values.numel() % z.size(0) == 0, "pwl: z (n, b, d), values (n, ., K+1)");
+  const int64_t n = z.size(0), per = z.numel() / std::max<int64_t>(n, 1), size = values.numel() / n, k = size - 1;
+  TORCH_CHECK(k >= 1, "pwl: at least two knots");
+  const float lof = static_cast<float>(lo), stepf = static_cast<float>(step);
+  const float top = static_cast<float>(static_cast<double>(k) - 1e-6);
+  at::Tensor out = at::empty_like(z), t = at::empty_like(z), r = at::empty_like(z);
+  at::Tensor at_ = at::empty(z.sizes(), z.options().dtype(at::kLong));
+  const float *pz = z.data_ptr<float>(), *pv = values.data_ptr<float>();
+  float *po = out.data_ptr<float>(), *pt = t.data_ptr<float>(), *pr = r.data_ptr<float>();
+  int64_t* pa = at_.data_ptr<int64_t>();
+  for (int64_t m = 0, i = 0; m < n; ++m)
+    for (int64_t e = 0; e < per; ++e, ++i) {
+      const float s = (pz[i] - lof) / stepf;
+      const float c = std::min(std::max(s, 0.0f), top);  // clamp(0, k - 1e-6): NaN stays NaN
+      const float f = std::floor(c);
+      int64_t idx = std::isnan(f) ? 0 : static_cast<int64_t>(f);  // .long() of NaN is INT64_MIN: clamped to 0
+      idx = std::min(std::max<int64_t>(idx, 0), k - 1);
+      const int64_t a = m * size + idx;
+      const float left = pv[a], right = pv[a + 1];
+      const float tv = s - static_cast<float>(idx);
+      const float rv = right - left;
+      pa[i] = a;
+      pt[i] = tv;
+      pr[i] = rv;
+      po[i] = left + tv * rv;
+    }
+  return {out, at_, t, r};
+}
+
+// Returns [the gradient of z, of the values (flat, n * (K + 1))].
+std::vector<at::Tensor> pwl_backward(const at::Tensor& grad_in, const at::Tensor& at_, const at::Tensor& t,
+                                     const at::Tensor& r, double step, int64_t numel) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const at::Tensor grad = grad_in.contiguous();
+  TORCH_CHECK(grad.sizes() == t.sizes() && at_.is_contiguous() && t.is_contiguous() && r.is_contiguous() &&
+              grad.scalar_type() == at::kFloat, "pwl: grad like z");
+  const float stepf = static_cast<float>(step);
+  at::Tensor gz = at::empty_like(grad), left = at::zeros({numel}, grad.options()),
+             right = at::zeros({numel}, grad.options());
+  const float *pg = grad.data_ptr<float>(), *pt = t.data_ptr<float>(), *pr = r.data_ptr<float>();
+  const int64_t* pa = at_.data_ptr<int64_t>();
+  float *pgz = gz.data_ptr<float>(), *pl = left.data_ptr<float>(), *prt = right.data_ptr<float>();
+  const int64_t count = grad.numel();
+  for (int64_t i = 0; i < count; ++i) {
+    const float g = pg[i];
+    const float g_r = g * pt[i];
+    pl[pa[i]] += g + (-g_r);
+    prt[pa[i] + 1] += g_r;
+    pgz[i] = (g * pr[i]) / stepf;
+  }
+  return {gz, at::add(left, right)};
+}
+
 // ---- The maxout family's backward (family_segments.py: _maxout_backward) ----
 // amax's backward shares each element's gradient among the pieces equal to its maximum; the Python pass builds
 // the mask, the counts and three (n, b, d, J) products for it. Here one loop per element does the same IEEE
@@ -1716,6 +1778,8 @@ TORCH_LIBRARY(learnact_native, m) {
   m.def("kernel_backward(Tensor grad, Tensor[] saved, Tensor dictionary, float neg_gamma, Tensor alpha, "
         "int[] tails_shape) -> Tensor[]", &kernel_backward);
   m.def("rational_forward(Tensor z, Tensor numerator, Tensor denominator) -> Tensor[]", &rational_forward);
+  m.def("pwl_forward(Tensor z, Tensor values, float lo, float step) -> Tensor[]", &pwl_forward);
+  m.def("pwl_backward(Tensor grad, Tensor at, Tensor t, Tensor r, float step, int numel) -> Tensor[]", &pwl_backward);
   m.def("maxout_backward(Tensor grad, Tensor xu, Tensor q, Tensor out, Tensor slopes, Tensor offsets) -> Tensor[]",
         &maxout_backward);
   m.def("rational_backward(Tensor grad, Tensor z, Tensor top, Tensor q, Tensor w, Tensor numerator, "
