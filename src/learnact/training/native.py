@@ -119,14 +119,12 @@ def load() -> bool:
                                f"{SPEC_VERSION}; delete it to rebuild")
         if ok:
             set_fused(not _switched_off("LEARNACT_NATIVE_FUSE"))
-            summed = int(torch.ops.learnact_native.calibrate_kernel_sum()) > 0  # ATen's order of a last-axis sum
-            _STATE["kernel_terms"] = _STATE["rational"] = summed
-            _STATE["maxout"] = summed and hasattr(torch.ops.learnact_native, "maxout_backward")
-            _STATE["pwl"] = hasattr(torch.ops.learnact_native, "pwl_forward")
-            _STATE["spline3"] = hasattr(torch.ops.learnact_native, "spline3_forward")
+            # the library is built from this source (its path follows the source's hash), so every op is there;
+            # the passes whose sums follow ATen's order of a last-axis sum need that order found first
+            summed = int(torch.ops.learnact_native.calibrate_kernel_sum()) > 0
+            _STATE.update(kernel_terms=summed, rational=summed, maxout=summed, spline3=True, pwl=True)
             # the Python step's per-member product loops (one call for all members; the same products)
-            use_member_loop(torch.ops.learnact_native.member_products if hasattr(torch.ops.learnact_native,
-                                                                                "member_products") else None)
+            use_member_loop(torch.ops.learnact_native.member_products)
     except Exception as exc:  # noqa: BLE001 - any build failure means: use the Python step
         ok = False  # a library that loaded but failed a check after (its description version) is not used
         warnings.warn(f"learnact: the native training step could not be built ({type(exc).__name__}: "

@@ -94,6 +94,24 @@ struct Choices {
   }
 };
 
+// The per-member loop of _products for a shape no batched formulation reproduces (choice -1): kind 0
+// linear(a[k], b[k], bias[k]) (forward), 1 a[k]^T b[k] (weight gradient), 2 a[k] b[k] (input gradient), each
+// member's product into a fresh tensor as a lone model's, stacked. The native step's fallback and, as the op
+// member_products, the Python step's.
+at::Tensor member_products(int64_t kind, const at::Tensor& a, const at::Tensor& b, const at::Tensor& bias) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  TORCH_CHECK(kind >= 0 && kind <= 2 && a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0),
+              "member_products: kind 0-2 and (K, ., .) operands");
+  std::vector<at::Tensor> outs;
+  outs.reserve(a.size(0));
+  for (int64_t k = 0; k < a.size(0); ++k) {
+    if (kind == 0) outs.push_back(at::linear(a[k], b[k], bias[k]));
+    else if (kind == 1) outs.push_back(a[k].t().mm(b[k]));
+    else outs.push_back(a[k].mm(b[k]));
+  }
+  return at::stack(outs);
+}
+
 // _products.linear
 at::Tensor linear(const Choices& ch, at::Tensor x, at::Tensor w, const at::Tensor& b) {
   x = aligned_members(x);
@@ -102,9 +120,7 @@ at::Tensor linear(const Choices& ch, at::Tensor x, at::Tensor w, const at::Tenso
   if (choice == 0) return at::baddbmm(b.unsqueeze(1), x, w.transpose(1, 2));
   if (choice == 1) return (at::bmm(w, x.transpose(1, 2)) + b.unsqueeze(2)).transpose(1, 2);
   if (choice == 2 && x.size(2) == 1) return at::addcmul(b.unsqueeze(1), x, w.transpose(1, 2));
-  std::vector<at::Tensor> outs;
-  for (int64_t k = 0; k < x.size(0); ++k) outs.push_back(at::linear(x[k], w[k], b[k]));
-  return at::stack(outs);
+  return member_products(0, x, w, b);
 }
 
 // _products.weight_grad_
@@ -120,9 +136,7 @@ void weight_grad_(const Choices& ch, at::Tensor grad, at::Tensor x, at::Tensor& 
   } else if (choice == 1) {
     out.copy_(at::bmm(x.transpose(1, 2), grad).transpose(1, 2));
   } else {
-    std::vector<at::Tensor> outs;
-    for (int64_t k = 0; k < grad.size(0); ++k) outs.push_back(grad[k].t().mm(x[k]));
-    out.copy_(at::stack(outs));
+    out.copy_(member_products(1, grad, x, {}));
   }
 }
 
@@ -132,9 +146,7 @@ at::Tensor input_grad(const Choices& ch, at::Tensor grad, at::Tensor w) {
   w = aligned_members(w);
   const int64_t choice = ch.get(2, grad.size(1), w.size(2), grad.size(2));
   if (choice >= 0) return at::bmm(grad, w);
-  std::vector<at::Tensor> outs;
-  for (int64_t k = 0; k < grad.size(0); ++k) outs.push_back(grad[k].mm(w[k]));
-  return at::stack(outs);
+  return member_products(2, grad, w, {});
 }
 
 // The candidates of learnact.model.activations.candidates, by code (native.py: _CODES).
@@ -1018,24 +1030,6 @@ std::vector<at::Tensor> evaluate(const std::vector<at::Tensor>& tensors, const s
   return out;
 }
 
-// The per-member loop of _products for a shape no batched formulation reproduces (choice -1), for the Python
-// step: kind 0 linear(a[k], b[k], bias[k]) (forward), 1 a[k]^T b[k] (weight gradient), 2 a[k] b[k] (input
-// gradient), each member's product into a fresh tensor as a lone model's, stacked. Operands as _products passes
-// them (aligned per member).
-at::Tensor member_products(int64_t kind, const at::Tensor& a, const at::Tensor& b, const at::Tensor& bias) {
-  at::AutoDispatchBelowADInplaceOrView guard;
-  TORCH_CHECK(kind >= 0 && kind <= 2 && a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0),
-              "member_products: kind 0-2 and (K, ., .) operands");
-  std::vector<at::Tensor> outs;
-  outs.reserve(a.size(0));
-  for (int64_t k = 0; k < a.size(0); ++k) {
-    if (kind == 0) outs.push_back(at::linear(a[k], b[k], bias[k]));
-    else if (kind == 1) outs.push_back(a[k].t().mm(b[k]));
-    else outs.push_back(a[k].mm(b[k]));
-  }
-  return at::stack(outs);
-}
-
 at::Tensor candidate_op(int64_t code, const at::Tensor& z) { return candidate(code, z); }
 
 at::Tensor candidate_backward_op(int64_t code, const at::Tensor& g, const at::Tensor& z, const at::Tensor& y) {
@@ -1146,6 +1140,15 @@ inline float inner_sum(const float* x, int64_t n, int64_t width) {
 
 int64_t g_sum_width = -1;  // calibrate_kernel_sum(): ATen's vector width in floats, -1 where none matched
 
+// For the ops whose sums follow that calibration: refuses to run without one.
+void check_sum_width(const char* op) {
+  TORCH_CHECK(g_sum_width == 16 || g_sum_width == 8 || g_sum_width == 4, op,
+              ": calibrate_kernel_sum() found no formulation of ATen's sum");
+}
+
+// Most terms an element's loop holds on the stack: a rational's coefficients (degree 63), maxout's pieces.
+constexpr int64_t kMaxTerms = 64;
+
 // inner_sum of kBlock rows of `n` floats held transposed (term k of row r at xt[k * kBlock + r]) into
 // out[0 .. rows): where n has one to three whole vectors of W floats (fewer than row_sum's ILP) the rows are
 // summed side by side, each lane the plain sum of its vectors (row_sum's further additions of zero partial sums
@@ -1229,8 +1232,7 @@ void for_each_block(int64_t n, int64_t b, int64_t d, int64_t A, int64_t D, const
 }
 
 void check_kernel_args(const at::Tensor& u, const at::Tensor& dictionary, const at::Tensor& alpha) {
-  TORCH_CHECK(g_sum_width == 16 || g_sum_width == 8 || g_sum_width == 4,
-              "kernel_terms: calibrate_kernel_sum() found no formulation of ATen's sum");
+  check_sum_width("kernel_terms");
   TORCH_CHECK(u.scalar_type() == at::kFloat && dictionary.scalar_type() == at::kFloat &&
               alpha.scalar_type() == at::kFloat, "kernel_terms: float32 tensors only");
   TORCH_CHECK(u.dim() == 3 && u.is_contiguous() && dictionary.dim() == 1 && dictionary.is_contiguous() &&
@@ -1367,18 +1369,16 @@ std::vector<at::Tensor> kernel_backward(const at::Tensor& grad_in, const std::ve
 // model's layer (a batched product may leave them transposed: the same values, but the sums to the
 // coefficients' shapes would add in another order).
 
-constexpr int64_t kRationalTerms = 64;  // most coefficients in numerator or denominator (degree 63)
 
 void check_rational_args(const at::Tensor& z, const at::Tensor& num, const at::Tensor& den) {
-  TORCH_CHECK(g_sum_width == 16 || g_sum_width == 8 || g_sum_width == 4,
-              "rational: calibrate_kernel_sum() found no formulation of ATen's sum");
+  check_sum_width("rational");
   TORCH_CHECK(z.dim() == 3 && z.is_contiguous() && z.scalar_type() == at::kFloat, "rational: z (n, b, d) float32");
   for (const at::Tensor* c : {&num, &den})
     TORCH_CHECK(c->dim() == 4 && c->is_contiguous() && c->scalar_type() == at::kFloat && c->size(0) == z.size(0) &&
                 c->size(1) == 1 && (c->size(2) == 1 || c->size(2) == z.size(2)),
                 "rational: coefficients (n, 1, 1 or d, k) float32");
-  TORCH_CHECK(num.size(-1) >= 1 && num.size(-1) <= kRationalTerms && den.size(-1) < kRationalTerms,
-              "rational: at most ", kRationalTerms, " coefficients");
+  TORCH_CHECK(num.size(-1) >= 1 && num.size(-1) <= kMaxTerms && den.size(-1) < kMaxTerms,
+              "rational: at most ", kMaxTerms, " coefficients");
 }
 
 // Calls f(i, numerator row, denominator row) for every element i of a contiguous (n, b, d) tensor, the rows those
@@ -1421,7 +1421,7 @@ std::vector<at::Tensor> rational_forward(const at::Tensor& z_in, const at::Tenso
   float *po = out[0].data_ptr<float>(), *ptop = out[2].data_ptr<float>(), *pq = out[3].data_ptr<float>(),
         *pw = out[4].data_ptr<float>();
   for_each_rational(z, num, den, [&](int64_t i, const float* a, const float* c) {
-    float p[kRationalTerms], prod[kRationalTerms];
+    float p[kMaxTerms], prod[kMaxTerms];
     rational_powers(pz[i], i, degree, high, p);
     for (int64_t j = 0; j <= m; ++j) prod[j] = p[j] * a[j];
     const float top = inner_sum(prod, m + 1, width);
@@ -1454,7 +1454,7 @@ std::vector<at::Tensor> rational_backward(const at::Tensor& grad_in, const at::T
               *pq = q.data_ptr<float>(), *pw = w.data_ptr<float>();
   float *pgz = gz.data_ptr<float>(), *pnt = num_terms.data_ptr<float>(), *pdt = den_terms.data_ptr<float>();
   for_each_rational(z, num, den, [&](int64_t i, const float* a, const float* c) {
-    float p[kRationalTerms], g_xp[kRationalTerms];
+    float p[kMaxTerms], g_xp[kMaxTerms];
     rational_powers(pz[i], i, degree, high, p);
     const float g = pg[i], wi = pw[i], qi = pq[i];
     const float g_top = g / wi;  // DivBackward0: grad / w, and -grad ((top / w) / w) for 1 + |q|
@@ -1548,15 +1548,14 @@ std::vector<at::Tensor> maxout_backward(const at::Tensor& grad_in, const at::Ten
                                         const at::Tensor& out_in, const at::Tensor& slopes_in,
                                         const at::Tensor& offsets) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  TORCH_CHECK(g_sum_width == 16 || g_sum_width == 8 || g_sum_width == 4,
-              "maxout: calibrate_kernel_sum() found no formulation of ATen's sum");
+  check_sum_width("maxout");
   const at::Tensor grad = grad_in.contiguous(), xu = xu_in.contiguous(), q = q_in.contiguous(),
                    out = out_in.contiguous(), slopes = slopes_in.contiguous();
   TORCH_CHECK(q.dim() == 4 && grad.dim() == 3 && grad.sizes() == out.sizes() && xu.numel() == grad.numel() &&
               q.numel() == grad.numel() * q.size(3) && q.scalar_type() == at::kFloat &&
               grad.scalar_type() == at::kFloat, "maxout: grad (n, b, d), q (n, b, d, J) float32");
   const int64_t n = q.size(0), b = q.size(1), d = q.size(2), J = q.size(3);
-  TORCH_CHECK(J >= 1 && J <= kRationalTerms && slopes.dim() == 4 && slopes.size(0) == n && slopes.size(1) == 1 &&
+  TORCH_CHECK(J >= 1 && J <= kMaxTerms && slopes.dim() == 4 && slopes.size(0) == n && slopes.size(1) == 1 &&
               (slopes.size(2) == 1 || slopes.size(2) == d) && slopes.size(3) == J &&
               slopes.scalar_type() == at::kFloat, "maxout: slopes (n, 1, 1 or d, J) float32");
   at::Tensor gq = at::empty_like(q), gx = at::empty_like(q), gz = at::empty_like(grad);
@@ -1573,7 +1572,7 @@ std::vector<at::Tensor> maxout_backward(const at::Tensor& grad_in, const at::Ten
         int64_t count = 0;
         for (int64_t j = 0; j < J; ++j) count += qi[j] == o;
         const float share = pg[i] / static_cast<float>(count);
-        float prod[kRationalTerms];
+        float prod[kMaxTerms];
         for (int64_t j = 0; j < J; ++j) {
           const float g = share * (qi[j] == o ? 1.0f : 0.0f);
           pgq[i * J + j] = g;
