@@ -421,9 +421,8 @@ def _pwl_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Te
     n = z.shape[0]
     size = p["values"].shape[-1]
     table = p["values"].reshape(n * size)
-    lo, hi = float(module.lo), float(module.hi)  # type: ignore[arg-type]
     k = size - 1
-    step = (hi - lo) / k
+    lo, step = _pwl_grid(module, k)
     idx = ((z - lo) / step).clamp(0, k - 1e-6).floor().long().clamp(0, k - 1)
     at = idx + (torch.arange(n) * size).view(n, *([1] * (z.dim() - 1)))
     left = table[at]
@@ -431,6 +430,12 @@ def _pwl_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> tuple[Te
     t = (z - lo) / step - idx.to(z.dtype)
     r = right - left
     return left + t * r, (at, t, r, step, n * size)
+
+
+def _pwl_grid(module: nn.Module, k: int) -> tuple[float, float]:
+    """The left end and the knots' spacing of a pwl module with ``k`` segments (Python floats, as pwl uses)."""
+    lo, hi = float(module.lo), float(module.hi)  # type: ignore[arg-type]
+    return lo, (hi - lo) / k
 
 
 def _pwl_backward(saved: Any, grad: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -743,8 +748,7 @@ def _pwl_native_forward(z: Tensor, p: dict[str, Tensor], module: nn.Module) -> t
     values = p["values"]
     if values.dim() != 4 or values.shape[-2] != 1:
         raise NotImplementedError("the native pwl pass is for per-layer values (per unit: the broadcast strategy)")
-    lo, hi = float(module.lo), float(module.hi)  # type: ignore[arg-type]
-    step = (hi - lo) / (values.shape[-1] - 1)
+    lo, step = _pwl_grid(module, values.shape[-1] - 1)
     out, at, t, r = torch.ops.learnact_native.pwl_forward(z, values.reshape(n, -1), lo, step)
     return out, (at, t, r, step, values.numel())
 
