@@ -500,3 +500,26 @@ def test_the_console_script_exits_without_teardown_but_runs_exit_handlers_and_wa
     bad = subprocess.run([sys.executable, "-c", code, "run", "--no-such-option"], capture_output=True, text=True,
                          env=env, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("user_value", [None, "3"])
+def test_the_console_script_gives_its_processes_one_openblas_thread_unless_the_user_chose(tmp_path, user_value):
+    # learnact._blas: OpenBLAS's idle threads spun beside learnact's own work; the command sets the variable
+    # before anything loads numpy (its helpers and report workers inherit it), never over the user's value
+    from learnact._blas import VARIABLE
+
+    code = textwrap.dedent(f"""
+        import atexit, os, sys
+        from pathlib import Path
+        atexit.register(lambda: Path({str(tmp_path / "seen")!r}).write_text(os.environ.get({VARIABLE!r}, "unset")))
+        sys.argv = ["learnact", "list", "presets"]
+        from learnact.cli import console
+        console()
+    """)
+    env = {k: v for k, v in os.environ.items() if k != VARIABLE}
+    env["PYTHONPATH"] = str(SRC)
+    if user_value is not None:
+        env[VARIABLE] = user_value
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "seen").read_text() == (user_value or "1")

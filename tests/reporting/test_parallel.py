@@ -225,3 +225,38 @@ def test_a_worker_importing_the_exit_module_late_does_not_install_it():
     done = subprocess.run([sys.executable, "-c", _LAZY_IMPORT_IN_WORKER], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+_BLAS_IN_WORKERS = """
+import json
+from _blas_probe import probe
+from learnact.reporting.parallel import map_in_processes
+print(json.dumps(map_in_processes(probe, [0, 1], workers=2)))
+"""
+
+
+@pytest.mark.skipif("forkserver" not in __import__("multiprocessing").get_all_start_methods()
+                    or (os.cpu_count() or 1) < 2,
+                    reason="the preload list is a fork server's; one core runs one OpenBLAS thread anyway")
+def test_report_workers_run_one_openblas_thread_and_keep_their_start_out_of_the_collector():
+    """learnact._blas: the fork server sets OPENBLAS_NUM_THREADS=1 before it loads numpy (first in its preload), so
+    no OpenBLAS pool spins in it or its workers beside the other worker's drawing. Each worker then freezes what it
+    starts with (the preloaded modules): the collections drawing sets off walk only what was made since.
+
+    In a fresh interpreter (whose fork server this test starts), without the variable in the environment."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, "-c", _BLAS_IN_WORKERS], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len({pid for pid, *_ in out}) == 2  # two workers
+    for _pid, value, threads, tracked, frozen in out:
+        assert value == "1"
+        assert threads and all(n == 1 for n in threads), threads
+        assert frozen > 10 * tracked, (frozen, tracked)  # the preloaded modules' objects: frozen, not walked

@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from .._blas import one_thread
 from .errors import LearnactCommand, LearnactGroup, install_signal_handlers, run_cli, state
 
 __all__ = ["app", "main"]
@@ -81,8 +82,10 @@ def console() -> None:
     the last line of a ``learnact run``. Here the exit handlers run
     (``atexit``: logging, multiprocessing, temporary folders), other threads
     are waited for, the streams are flushed, and the process ends without the
-    teardown, with :func:`main`'s exit code.
+    teardown, with :func:`main`'s exit code. First, before anything loads numpy,
+    one OpenBLAS thread for this process and its helpers (:mod:`learnact._blas`).
     """
+    one_thread()
     try:
         main()
     except SystemExit as stop:

@@ -23,6 +23,7 @@ study's figures get the activation shapes from a caller that has torch loaded
 from __future__ import annotations
 
 import functools
+import gc
 import multiprocessing
 import os
 import pickle
@@ -83,11 +84,13 @@ def auto_workers(n_runs: int, per_figure: bool = True) -> int:
     return default_workers()
 
 
-PRELOAD = ("learnact.reporting.figures", "learnact.reporting.report", "scipy.special", "fontTools.subset",
-           "learnact.reporting._fork_server")
-"""Modules the fork server imports before it forks a worker: every worker starts with them loaded. Besides the
-report's own code, what drawing imports on first use: scipy's special functions (the figures' t intervals) and
-fontTools' subsetter (the fonts of every PDF figure), about 0.2 s that each worker paid again. Last,
+PRELOAD = ("learnact.reporting._server_blas", "learnact.reporting.figures", "learnact.reporting.report",
+           "scipy.special", "fontTools.subset", "learnact.reporting._fork_server")
+"""Modules the fork server imports before it forks a worker: every worker starts with them loaded. First,
+:mod:`._server_blas`: one OpenBLAS thread in the server and its workers, set before numpy loads (each OpenBLAS
+pool's threads spun about 0.12 s of CPU, taken from the work beside them: :mod:`learnact._blas`). Then the
+report's own code and what drawing imports on first use: scipy's special functions (the figures' t intervals)
+and fontTools' subsetter (the fonts of every PDF figure), about 0.2 s that each worker paid again. Last,
 :mod:`._fork_server`: the server then ends without tearing its interpreter down (0.3-0.8 s during which a reader
 of the command's output waited for it to close)."""
 
@@ -126,6 +129,10 @@ def _init(parent_pid: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    # What the worker holds now (the modules the server preloaded, matplotlib's state) lives as long as the
+    # worker: out of the garbage collector's way. Drawing makes many short-lived objects, and each full
+    # collection walked every one of those module objects again (about 5% of a report's CPU time).
+    gc.freeze()
 
 
 def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None,
