@@ -21,7 +21,10 @@ def report(
 
     Reads the study folder only; nothing is retrained.
     """
-    from ..reporting import build_report
+    from .._gc import loading
+
+    with loading():  # matplotlib and the report's code, with no collection walking them as they load
+        from ..reporting import build_report
     from .errors import state
     from .progress import report_progress
 

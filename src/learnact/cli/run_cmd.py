@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from .._gc import loading
 from ..names import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_ENGINE, EXECUTORS
 from .app import app
 
@@ -238,14 +239,15 @@ def run(
     # code (about 1 s sooner on 2 cores: this process never imports scikit-learn). Only where the runs train here.
     overlap = executor == "local" and "torch" not in sys.modules
     with prefetch_inputs(study) if overlap else contextlib.nullcontext():
-        from ..evaluation import tidy_results, write_results
-        from ..evaluation.aggregate import leaderboard
-        from ..experiment.executors import open_executor
-        from ..experiment.runner import LOG_FILE, run_study
-        from ..store import atomic_write
-        from .display import diverged_lines, print_leaderboard, print_suite
-        from .errors import state
-        from .progress import study_progress
+        with loading():  # torch and the training code, with no collection walking them as they load
+            from ..evaluation import tidy_results, write_results
+            from ..evaluation.aggregate import leaderboard
+            from ..experiment.executors import open_executor
+            from ..experiment.runner import LOG_FILE, run_study
+            from ..store import atomic_write
+            from .display import diverged_lines, print_leaderboard, print_suite
+            from .errors import state
+            from .progress import study_progress
 
         state.writes_to = folder
         state.log_file = folder / LOG_FILE  # an internal error's traceback goes there (once the study has one)
@@ -283,7 +285,8 @@ def run(
     print(f"study folder: {folder}")
     print(f"statistics:   learnact compare {folder}", flush=True)
     if report:
-        from ..reporting import build_report
+        with loading():  # matplotlib and the report's code
+            from ..reporting import build_report
 
         _note(quiet, "building the report pack (figures, tables, report.tex) ...")
         from .progress import report_progress
