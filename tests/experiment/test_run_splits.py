@@ -179,3 +179,25 @@ def test_the_helper_loads_each_data_set_once_for_its_checks_and_splits(monkeypat
     work = run_splits._helper_work(study)
     assert sorted(loads) == ["spirals", "wine"]
     assert len(work["checked"]) == 2 and len(work["splits"]) == 4  # 2 data sets x 2 seeds
+
+
+_HELPER_COLLECTIONS = textwrap.dedent("""
+    import gc, json, sys
+    from learnact.experiment import run_splits
+    from learnact.experiment.grid import study_from_dict
+    study = study_from_dict(json.loads(sys.argv[1]))
+    seen = []
+    gc.callbacks.append(lambda phase, info: seen.append(info["generation"]) if phase == "start" else None)
+    work = run_splits._helper_main(study)
+    print(json.dumps([len(seen), len(work["splits"])]))
+""")
+
+
+def test_the_helper_imports_scikit_learn_and_splits_without_a_collection():
+    # in the helper process (it ends with os._exit, freeing everything at once), collections only walked the
+    # scikit-learn being loaded beside the caller's import of torch; in a fresh interpreter, as in the helper
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)}
+    done = subprocess.run([sys.executable, "-c", _HELPER_COLLECTIONS, json.dumps(STUDY)], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, 2]
