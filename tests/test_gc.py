@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import learnact
-from learnact._gc import loading
+from learnact._gc import loading, paused
 
 SRC = Path(learnact.__file__).resolve().parent.parent
 
@@ -60,6 +60,18 @@ def test_no_collection_runs_inside_and_what_is_held_is_frozen_after(restored_col
     assert _collections(inside) == []
     assert gc.isenabled()
     assert gc.get_freeze_count() >= len(kept[0])  # the loaded objects: out of every later collection
+
+
+def test_paused_runs_no_collection_and_freezes_nothing(restored_collector):
+    gc.enable()
+    gc.unfreeze()
+
+    def inside() -> None:
+        with paused():
+            _allocate_like_an_import()
+
+    assert _collections(inside) == []
+    assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
 def test_a_disabled_collector_stays_disabled(restored_collector):
