@@ -8,14 +8,11 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-import learnact
+from console import SRC
 from learnact._gc import loading, paused
-
-SRC = Path(learnact.__file__).resolve().parent.parent
 
 
 @pytest.fixture
