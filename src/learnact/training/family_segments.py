@@ -73,7 +73,8 @@ from torch import Tensor, nn
 from ._products import input_grad, linear, weight_grad_
 from ._torch_private import set_module_tensor, vjp
 
-__all__ = ["FamilyOps", "Choice", "choose", "module_spec", "register_derived", "register_native", "STRATEGIES"]
+__all__ = ["FamilyOps", "Choice", "NATIVE_STEP_FAMILIES", "NativeStepArgs", "choose", "in_native_step", "module_spec",
+           "register_derived", "register_native", "STRATEGIES"]
 
 STRATEGIES = ("native", "derived", "broadcast", "vmap")
 
@@ -163,6 +164,56 @@ class Choice:
     exact: bool
 
 
+#: The families the native step (``native_step.cpp``: ``Family``) runs inside its C++ training step: per family,
+#: its code there, the strategy whose pass the C++ repeats call for call (the stack trains in the native step only
+#: where every family layer uses that strategy) and its parameters in the order the C++ reads them.
+NATIVE_STEP_FAMILIES: dict[str, tuple[int, str, tuple[str, ...]]] = {
+    "kernel": (0, "native", ("alpha", "tails")),
+    "spline": (1, "native", ("coefficients", "base_weight", "spline_weight")),
+    "rational": (2, "native", ("numerator", "denominator")),
+    "pwl": (3, "native", ("values",)),
+    "prelu": (4, "derived", ("slope",)),
+    "swish": (5, "derived", ("beta",)),
+    "maxout": (6, "native", ("slopes", "offsets")),
+    "neural": (7, "derived", ("inner.weight", "inner.bias", "outer.weight", "outer.bias")),
+}
+
+
+def _native_step_runs(family: str, strategy: str, names: Sequence[str]) -> bool:
+    entry = NATIVE_STEP_FAMILIES.get(family)
+    return entry is not None and entry[1] == strategy and sorted(entry[2]) == sorted(names)
+
+
+def in_native_step(module: nn.Module, width: int) -> bool:
+    """Whether the native step runs ``module`` (a family module) in a layer of ``width`` units: its family is in
+    :data:`NATIVE_STEP_FAMILIES` and :func:`choose` picks the pass the C++ repeats (:attr:`FamilyOps.in_native_step`).
+    """
+    family = str(getattr(module, "family", "") or type(module).__name__)
+    return _native_step_runs(family, choose(module, width).strategy, [name for name, _ in module.named_parameters()])
+
+
+@dataclass(frozen=True)
+class NativeStepArgs:
+    """One family layer's arguments to the native step (:meth:`FamilyOps.native_step_args`).
+
+    Attributes:
+        code: The family's code (:data:`NATIVE_STEP_FAMILIES`).
+        params: The members' parameters, broadcast as the pass reads them, in the C++ order.
+        grads: Their gradient views ``(n, *shape)``, same order.
+        hp: Float hyper-parameters (float64, 1-D): the kernel's ``-gamma`` and term floor, pwl's left end and
+            knot spacing.
+        extra: Buffers: the kernel's dictionary, the spline's knots.
+        ints: The spline's base candidate code.
+    """
+
+    code: int
+    params: list[Tensor]
+    grads: list[Tensor]
+    hp: Tensor
+    extra: list[Tensor]
+    ints: list[int]
+
+
 class FamilyOps:
     """One family segment's activation in one layer: forward and backward for all its members.
 
@@ -215,6 +266,39 @@ class FamilyOps:
         for name, value in zip(self.names, self._broadcast(params), strict=True):
             set_module_tensor(module, name, value)
         return module(z)
+
+    @property
+    def in_native_step(self) -> bool:
+        """Whether the native step (:mod:`.native`) runs this layer: its family is in
+        :data:`NATIVE_STEP_FAMILIES` and the pass chosen here is the one the C++ repeats."""
+        return _native_step_runs(self.family, self.strategy, self.names)
+
+    def native_step_args(self, params: Sequence[Tensor], grads: Sequence[Tensor]) -> NativeStepArgs:
+        """What the native step reads for this layer (check :attr:`in_native_step` first).
+
+        Args:
+            params: The members' parameters, in the module's order (views of the stack's buffer).
+            grads: Their gradient views, likewise.
+        """
+        code, _, order = NATIVE_STEP_FAMILIES[self.family]
+        broadcast = dict(zip(self.names, self._broadcast(params), strict=True))
+        by_name = dict(zip(self.names, grads, strict=True))
+        module = self._module
+        hp: list[float] = []
+        ints: list[int] = []
+        extra: list[Tensor] = []
+        if self.family == "kernel":  # as _kernel_native_forward reads them
+            hp = [-float(module.gamma), _TERM_FLOOR]  # type: ignore[arg-type]
+            extra = [module.dictionary]  # type: ignore[list-item]
+        elif self.family == "spline":  # as _spline_native_forward
+            from . import native
+
+            ints = [int(native.candidate_code(str(module.hparams.base)))]  # type: ignore[union-attr,arg-type]
+            extra = [module.knots]  # type: ignore[list-item]
+        elif self.family == "pwl":  # as _pwl_native_forward
+            hp = list(_pwl_grid(module, broadcast["values"].shape[-1] - 1))
+        return NativeStepArgs(code, [broadcast[n] for n in order], [by_name[n] for n in order],
+                              torch.tensor(hp, dtype=torch.float64), extra, ints)
 
     def forward(self, z: Tensor, params: Sequence[Tensor], train: bool) -> tuple[Tensor, Any]:
         """The members' activations, and (``train``) what :meth:`backward` needs.

@@ -50,9 +50,10 @@ _CFLAGS = ("-O3", "-march=native", "-ffp-contract=off")
 
 #: The layout of the stack description (:meth:`StackDescription.encode`) the C++ reads; it checks the number
 #: each description starts with, and :func:`load` checks the library's (``layout()``) against this one.
-SPEC_VERSION = 2
+SPEC_VERSION = 3
 
 _KINDS = {"fixed": 0, "layer": 1, "neuron": 2, "input": 3}
+_FAMILY_KIND = 4
 _SOURCES = {"network": 0, "layer": 1}
 _ENTROPY = {"none": 0, "weighted": 1, "masked": 2}
 
@@ -213,12 +214,16 @@ def candidate_code(name: str) -> int | None:
 
 def supports(stack: StackedMLP, binary: bool) -> bool:
     """Whether the native step can train ``stack``: a binary task, candidates it has a code for
-    (:func:`candidate_code`) and no learnable family. Call after :func:`load`.
+    (:func:`candidate_code`) and learnable families it runs (:attr:`.FamilyOps.in_native_step`:
+    the families of :data:`.family_segments.NATIVE_STEP_FAMILIES` with the pass it repeats). Call after
+    :func:`load`.
 
-    Family segments (:mod:`.family_segments`) train with the Python step.
+    A stack with another family layer (a plugin's, a per-unit pwl or neural) trains with the Python step.
     """
-    return binary and all(a.kind in _KINDS and all(candidate_code(n) is not None for n in a.candidates)
-                          for seg in stack.segments for a in seg.layers)
+    return binary and all(
+        (ops is not None and ops.in_native_step) if a.kind == "family"
+        else a.kind in _KINDS and all(candidate_code(n) is not None for n in a.candidates)
+        for seg in stack.segments for a, ops in zip(seg.layers, seg.families, strict=True))
 
 
 @dataclass(frozen=True)
@@ -226,15 +231,23 @@ class UnitDescription:
     """One hidden layer of a segment, as the native step reads it.
 
     Attributes:
-        kind: ``"fixed"``, ``"layer"``, ``"neuron"`` or ``"input"`` (the gate kind).
+        kind: ``"fixed"``, ``"layer"``, ``"neuron"``, ``"input"`` (the gate kind) or ``"family"``.
         source: An input gate's context, ``"network"`` (the network's input) or ``"layer"`` (the layer's);
             ``"network"`` for the other kinds.
-        candidates: The candidate names, in mixture order (one for a fixed layer).
+        candidates: The candidate names, in mixture order (one for a fixed layer, none for a family).
+        family: A family layer's family code (:data:`.family_segments.NATIVE_STEP_FAMILIES`), else -1.
+        parameters: A family layer's parameter count.
+        extra: A family layer's buffer count (:attr:`.family_segments.NativeStepArgs.extra`).
+        ints: A family layer's integer hyper-parameters.
     """
 
     kind: str
     source: str
     candidates: tuple[str, ...]
+    family: int = -1
+    parameters: int = 0
+    extra: int = 0
+    ints: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -271,6 +284,9 @@ class StackDescription:
         for seg in self.segments:
             spec += [seg.size, _ENTROPY[seg.entropy]]
             for unit in seg.units:
+                if unit.kind == "family":
+                    spec += [_FAMILY_KIND, 0, 0, unit.family, unit.parameters, unit.extra, len(unit.ints), *unit.ints]
+                    continue
                 codes = [candidate_code(n) for n in unit.candidates]
                 if any(c is None for c in codes):
                     raise ValueError(f"the native step has no code for candidates {list(unit.candidates)}; "
@@ -284,9 +300,16 @@ def describe(stack: StackedMLP, entropy_weights: Sequence[tuple[Tensor, Tensor |
     segments = []
     for seg, lam, units in zip(stack.segments, entropy_weights, zip(*stack.units, strict=True), strict=True):
         entropy = "none" if lam is None else ("weighted" if lam[1] is None else "masked")
-        segments.append(SegmentDescription(seg.size, entropy, tuple(
-            UnitDescription(unit.kind, "layer" if unit.source == "layer" else "network", tuple(act.candidates))
-            for unit, act in zip(units, seg.layers, strict=True))))
+        described = []
+        for unit, act in zip(units, seg.layers, strict=True):
+            if unit.family is not None:
+                args = unit.family.native_step_args(unit.params, unit.grads)
+                described.append(UnitDescription("family", "network", (), args.code, len(args.params),
+                                                 len(args.extra), tuple(args.ints)))
+            else:
+                described.append(UnitDescription(unit.kind, "layer" if unit.source == "layer" else "network",
+                                                 tuple(act.candidates)))
+        segments.append(SegmentDescription(seg.size, entropy, tuple(described)))
     return StackDescription(len(stack.hidden), tuple(segments))
 
 
@@ -338,6 +361,7 @@ class NativeStack:
         self.gated: list[list[bool]] = []  # per segment, per hidden layer: whether it has gate weights
         self._rows: list[tuple[int, int]] = []  # per segment: (first stack row, members)
         shapes = {tuple(W.shape[1:]) for W, *_ in stack.linears}
+        per_element: set[tuple[int, int, int]] = set()  # (units per row, o, i): products over every element of a layer
         # the tensors in the order the description implies (native_step.cpp: "Layout of the arguments")
         for seg, lam, units in zip(stack.segments, entropy_weights, zip(*stack.units, strict=True), strict=True):
             if lam is not None:
@@ -345,9 +369,15 @@ class NativeStack:
                 if lam[1] is not None:
                     tensors.append(lam[1])
             flags = []
-            for unit in units:
-                flags.append(unit.kind != "fixed")
-                if unit.kind != "fixed":
+            for layer, unit in enumerate(units):
+                flags.append(unit.kind != "fixed" and unit.family is None)
+                if unit.family is not None:
+                    args = unit.family.native_step_args(unit.params, unit.grads)
+                    tensors += [*args.params, *args.grads, args.hp, *args.extra]
+                    if unit.family.family == "neural":  # its two Linears map each element: (b * width, 1 <-> h)
+                        width, hidden = int(stack.linears[layer][0].shape[1]), int(args.params[0][0].numel())
+                        per_element |= {(width, hidden, 1), (width, 1, hidden)}
+                elif unit.kind != "fixed":
                     tensors += [unit.temperature, *unit.params, *unit.grads]
                 if unit.kind == "input":
                     shapes |= {tuple(unit.params[0].shape[1:]), tuple(unit.params[2].shape[1:])}
@@ -355,9 +385,10 @@ class NativeStack:
             self._rows.append((seg.start, seg.size))
         choices: list[int] = []
         for size in sorted(set(batch_sizes)):
-            for o, i in sorted(shapes):
+            rows = [(size, o, i) for o, i in sorted(shapes)] + [(size * w, o, i) for w, o, i in sorted(per_element)]
+            for n_rows, o, i in rows:
                 for code, kind in enumerate(("fwd", "wgrad", "xgrad")):  # the C++ side's product kinds
-                    choices += [code, size, i, o, product_choice(kind, size, i, o)]
+                    choices += [code, n_rows, i, o, product_choice(kind, n_rows, i, o)]
         self._args = (tensors, spec, choices)
         self._ranges = _real_ranges(stack)
         self._scalars = [float(lr), float(weight_decay)]

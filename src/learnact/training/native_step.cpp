@@ -19,11 +19,15 @@
 //   tensors: per Linear (hidden layers, then the head) W, b, gW, gb; then
 //            flat, grad, exp_avg, exp_avg_sq, denom; then per segment: lam
 //            (if lam_mode >= 1), on (if lam_mode == 2), then per hidden layer,
-//            if gated: T, the gate parameters, their gradient views.
+//            if gated: T, the gate parameters, their gradient views; if a
+//            learnable family: its parameters (broadcast views, in the
+//            family's order below), their gradient views, its float64
+//            hyper-parameters (1-D), its extra tensors.
 //   spec:    kSpecVersion, n_hidden, n_segments, then per segment: size,
 //            lam_mode, then per hidden layer: kind (0 fixed, 1 layer,
-//            2 neuron, 3 input), source (0 network, 1 layer), n_candidates,
-//            candidate codes...
+//            2 neuron, 3 input, 4 family), source (0 network, 1 layer),
+//            n_candidates, candidate codes..., and for a family: its code
+//            (Family below), n_params, n_extra, n_ints, ints...
 //   choices: (kind, b, i, o, choice) quintuples: the product formulation
 //            _products.py chose for each shape (kind 0 forward, 1 weight
 //            gradient, 2 input gradient).
@@ -49,10 +53,19 @@ constexpr int64_t kAlignBytes = 64;
 constexpr int64_t kAlign = kAlignBytes / 4;
 constexpr int64_t kChunk = 32;
 
-enum Kind : int64_t { kFixed = 0, kLayer = 1, kNeuron = 2, kInput = 3 };
+enum Kind : int64_t { kFixed = 0, kLayer = 1, kNeuron = 2, kInput = 3, kFamily = 4 };
+
+// The learnable families the step runs (family_segments.py: native_family_args gives each one's arguments), with
+// their parameters in this order: kernel (alpha, tails; hp: -gamma, floor; extra: dictionary), spline (coefficients,
+// base_weight, spline_weight; ints: the base's candidate code; extra: knots), rational (numerator, denominator),
+// pwl (values, per layer; hp: lo, step), prelu (slope), swish (beta), maxout (slopes, offsets), neural (inner.weight,
+// inner.bias, outer.weight, outer.bias, per layer; its products need choices for (b * width, 1, h) and (b * width,
+// h, 1)).
+enum Family : int64_t { kKernelFamily = 0, kSplineFamily = 1, kRationalFamily = 2, kPwlFamily = 3, kPreluFamily = 4,
+                        kSwishFamily = 5, kMaxoutFamily = 6, kNeuralFamily = 7, kFamilies = 8 };
 
 // The layout of the stack description (spec) this source reads; native.py's SPEC_VERSION must match.
-constexpr int64_t kSpecVersion = 2;
+constexpr int64_t kSpecVersion = 3;
 
 // Candidate codes: 0 .. kCandidates - 1 (candidate() and candidate_backward()).
 constexpr int64_t kCandidates = 8;
@@ -185,6 +198,11 @@ struct Unit {
   std::vector<int64_t> codes;
   at::Tensor temperature;
   std::vector<at::Tensor> params, grads;
+  // a learnable family's (kFamily): its code, float64 hyper-parameters, integer ones and extra tensors
+  int64_t family = -1;
+  std::vector<double> hp;
+  std::vector<int64_t> ints;
+  std::vector<at::Tensor> extra;
 };
 
 struct Segment {
@@ -240,7 +258,18 @@ struct Stack {
           TORCH_CHECK(spec[p] >= 0 && spec[p] < kCandidates, "learnact native step: unknown candidate code ", spec[p]);
           u.codes.push_back(spec[p++]);
         }
-        if (u.kind != kFixed) {
+        if (u.kind == kFamily) {
+          u.family = spec[p++];
+          TORCH_CHECK(u.family >= 0 && u.family < kFamilies, "learnact native step: unknown family code ", u.family);
+          const int64_t n_params = spec[p++], n_extra = spec[p++], n_ints = spec[p++];
+          for (int64_t k = 0; k < n_ints; ++k) u.ints.push_back(spec[p++]);
+          for (int64_t k = 0; k < n_params; ++k) u.params.push_back(t[q++]);
+          for (int64_t k = 0; k < n_params; ++k) u.grads.push_back(t[q++]);
+          const at::Tensor hp = t[q++].contiguous();
+          TORCH_CHECK(hp.scalar_type() == at::kDouble && hp.dim() == 1, "learnact native step: family hp (float64)");
+          u.hp.assign(hp.data_ptr<double>(), hp.data_ptr<double>() + hp.numel());
+          for (int64_t k = 0; k < n_extra; ++k) u.extra.push_back(t[q++]);
+        } else if (u.kind != kFixed) {
           u.temperature = t[q++];
           const int64_t n_params = u.kind == kInput ? 4 : 1;
           for (int64_t k = 0; k < n_params; ++k) u.params.push_back(t[q++]);
@@ -262,6 +291,7 @@ struct Record {
   at::Tensor z;
   std::vector<at::Tensor> outs;
   at::Tensor w, g, context, head_hidden;
+  std::vector<at::Tensor> saved;  // a family's: what its backward reads
 };
 
 struct Tape {
@@ -723,9 +753,173 @@ std::vector<int64_t> calibrate(bool enable) {
 
 // StackedMLP._activate; returns (output, gate weights or undefined)
 // (into `out`, a contiguous slice of the layer's output, when given)
+// The families' passes (defined below, with the ops the Python step calls).
+std::vector<at::Tensor> kernel_forward(const at::Tensor& z_in, const at::Tensor& dictionary, double neg_gamma,
+                                       double floor, const at::Tensor& alpha, const at::Tensor& tails);
+std::vector<at::Tensor> kernel_backward(const at::Tensor& grad_in, const std::vector<at::Tensor>& sv,
+                                        const at::Tensor& dictionary, double neg_gamma, const at::Tensor& alpha,
+                                        at::IntArrayRef tails_shape);
+std::vector<at::Tensor> rational_forward(const at::Tensor& z_in, const at::Tensor& num_in, const at::Tensor& den_in);
+std::vector<at::Tensor> rational_backward(const at::Tensor& grad_in, const at::Tensor& z, const at::Tensor& top,
+                                          const at::Tensor& q, const at::Tensor& w, const at::Tensor& num_in,
+                                          const at::Tensor& den_in, at::TensorList highs);
+std::vector<at::Tensor> pwl_forward(const at::Tensor& z_in, const at::Tensor& values_in, double lo, double step);
+std::vector<at::Tensor> pwl_backward(const at::Tensor& grad_in, const at::Tensor& at_, const at::Tensor& t,
+                                     const at::Tensor& r, double step, int64_t numel);
+std::vector<at::Tensor> spline3_forward(const at::Tensor& z_in, const at::Tensor& knots,
+                                        const at::Tensor& coefficients, const at::Tensor& base_weight,
+                                        const at::Tensor& spline_weight, int64_t base_code);
+std::vector<at::Tensor> maxout_backward(const at::Tensor& grad_in, const at::Tensor& xu_in, const at::Tensor& q_in,
+                                        const at::Tensor& out_in, const at::Tensor& slopes_in,
+                                        const at::Tensor& offsets);
+std::vector<at::Tensor> spline3_backward(const at::Tensor& grad, const at::Tensor& z_in,
+                                         const std::vector<at::Tensor>& sv, const at::Tensor& base_weight,
+                                         const at::Tensor& spline_weight, int64_t base_code,
+                                         at::IntArrayRef coefficients_shape, at::IntArrayRef padded_shape);
+
+// A learnable family's forward: FamilyOps.forward with the pass the Python step chose for the layer
+// (family_segments.py: _kernel_native_forward, _spline_native_forward, _rational_native_forward,
+// _pwl_native_forward, _prelu_forward, _swish_forward, _maxout_forward, _neural_forward), the same calls with the
+// same arguments. What family_backward reads goes into `saved` when given.
+at::Tensor family_forward(const Choices& ch, const Unit& u, const at::Tensor& z, std::vector<at::Tensor>* saved) {
+  const std::vector<at::Tensor>& p = u.params;
+  std::vector<at::Tensor> r;
+  switch (u.family) {
+    case kKernelFamily:
+      r = kernel_forward(z, u.extra[0], u.hp[0], u.hp[1], p[0].reshape({z.size(0), -1, p[0].size(-1)}), p[1]);
+      break;
+    case kSplineFamily:
+      r = spline3_forward(z, u.extra[0], p[0], p[1], p[2], u.ints[0]);
+      break;
+    case kRationalFamily:
+      r = rational_forward(z, p[0], p[1]);
+      break;
+    case kPwlFamily:
+      r = pwl_forward(z, p[0].reshape({z.size(0), -1}), u.hp[0], u.hp[1]);
+      break;
+    case kPreluFamily: {  // relu(x) - slope * relu(-x)
+      at::Tensor a = at::relu(z), c = at::relu(at::neg(z));
+      r = {at::sub(a, at::mul(p[0], c)), a, c};
+      break;
+    }
+    case kSwishFamily: {  // x * sigmoid(beta * x)
+      at::Tensor s = at::sigmoid(at::mul(p[0], z));
+      r = {at::mul(z, s), z, s};
+      break;
+    }
+    case kMaxoutFamily: {  // (x.unsqueeze(-1) * slopes + offsets).amax(-1)
+      at::Tensor xu = z.unsqueeze(-1);
+      at::Tensor q = at::add(at::mul(xu, p[0]), p[1]);
+      at::Tensor out = at::amax(q, {-1});
+      r = {out, xu, q, out};
+      break;
+    }
+    default: {  // kNeuralFamily: x + outer(tanh(inner(x.unsqueeze(-1)))).squeeze(-1)
+      const int64_t n = z.size(0);
+      at::Tensor w1 = p[0].reshape({n, -1, 1}), b1 = p[1].reshape({n, -1});
+      at::Tensor w2 = p[2].reshape({n, 1, -1}), b2 = p[3].reshape({n, 1});
+      at::Tensor xu = z.reshape({n, -1, 1});
+      at::Tensor t = at::tanh(linear(ch, xu, w1, b1));
+      r = {at::add(z, linear(ch, t, w2, b2).view(z.sizes())), xu, t};
+    }
+  }
+  if (saved != nullptr) saved->assign(r.begin() + 1, r.end());
+  return r[0];
+}
+
+// A learnable family's backward (FamilyOps.backward, the passes named above): the gradient of z; each
+// parameter's gradient into its gradient view.
+at::Tensor family_backward(const Choices& ch, const Unit& u, const at::Tensor& z, const std::vector<at::Tensor>& sv,
+                           const at::Tensor& grad) {
+  const std::vector<at::Tensor>& p = u.params;
+  auto put = [&u](size_t k, const at::Tensor& g) { u.grads[k].copy_(g.view(u.grads[k].sizes())); };
+  switch (u.family) {
+    case kKernelFamily: {
+      const at::Tensor members = p[0].reshape({grad.size(0), -1, p[0].size(-1)});
+      std::vector<at::Tensor> r = kernel_backward(grad, sv, u.extra[0], u.hp[0], members, p[1].sizes());
+      put(0, r[1].sum_to_size(p[0].sizes()));  // grad * e_i, summed as autograd sums
+      put(1, r[2]);
+      return r[0];
+    }
+    case kSplineFamily: {
+      std::vector<int64_t> shape(p[0].sizes().begin(), p[0].sizes().end()), padded(shape);
+      padded.back() += 8;
+      std::vector<at::Tensor> r = spline3_backward(grad, z, sv, p[1], p[2], u.ints[0], shape, padded);
+      put(0, r[1]);
+      put(1, r[2]);
+      put(2, r[3]);
+      return r[0];
+    }
+    case kRationalFamily: {
+      const std::vector<at::Tensor> powers(sv.begin() + 4, sv.end());
+      std::vector<at::Tensor> r = rational_backward(grad, sv[0], sv[1], sv[2], sv[3], p[0], p[1], powers);
+      put(0, r[1]);
+      put(1, r[2]);
+      return r[0];
+    }
+    case kPwlFamily: {
+      std::vector<at::Tensor> r = pwl_backward(grad, sv[0], sv[1], sv[2], u.hp[1], p[0].numel());
+      put(0, r[1]);
+      return r[0];
+    }
+    case kPreluFamily: {
+      const at::Tensor &a = sv[0], &c = sv[1];
+      const at::Tensor gm = at::neg(grad);  // SubBackward: the subtrahend's gradient
+      put(0, at::mul(gm, c).sum_to_size(p[0].sizes()));
+      const at::Tensor gc = at::mul(gm, p[0]);
+      return at::add(at::threshold_backward(grad, a, 0), at::neg(at::threshold_backward(gc, c, 0)));
+    }
+    case kSwishFamily: {
+      const at::Tensor &x = sv[0], &s = sv[1];
+      const at::Tensor gz = at::mul(grad, s);
+      const at::Tensor gu = at::sigmoid_backward(at::mul(grad, x), s);
+      put(0, at::mul(gu, x).sum_to_size(p[0].sizes()));
+      return at::add(gz, at::mul(gu, p[0]));
+    }
+    case kMaxoutFamily: {  // _maxout_native_backward
+      std::vector<at::Tensor> r = maxout_backward(grad, sv[0], sv[1], sv[2], p[0], p[1]);
+      put(0, r[1]);
+      put(1, r[2]);
+      return r[0];
+    }
+    default: {  // kNeuralFamily (_neural_backward: the Linears' backward, as backward_ derives the backbone's)
+      const at::Tensor &xu = sv[0], &t = sv[1];
+      const int64_t n = grad.size(0);
+      const at::Tensor w1 = p[0].reshape({n, -1, 1}), w2 = p[2].reshape({n, 1, -1});
+      const at::Tensor g = grad.reshape({n, -1, 1});
+      at::Tensor g_w2 = at::empty_like(w2), g_w1 = at::empty_like(w1);
+      weight_grad_(ch, g, t, g_w2);
+      const at::Tensor g_b2 = at::sum(g, {1});
+      const at::Tensor ga = at::tanh_backward(input_grad(ch, g, w2), t);
+      weight_grad_(ch, ga, xu, g_w1);
+      const at::Tensor g_b1 = at::sum(ga, {1});
+      const at::Tensor gz = at::add(grad, input_grad(ch, ga, w1).view(z.sizes()));
+      put(0, g_w1);
+      put(1, g_b1);
+      put(2, g_w2);
+      put(3, g_b2);
+      return gz;
+    }
+  }
+}
+
 std::pair<at::Tensor, at::Tensor> activate(const Stack& st, const Unit& u, at::Tensor z, const at::Tensor& x,
                                            const at::Tensor& h, std::vector<Record>* records, at::Tensor out = {}) {
   z = member_rows(z);
+  if (u.kind == kFamily) {
+    Record rec;
+    at::Tensor y = family_forward(st.choices, u, z, records != nullptr ? &rec.saved : nullptr);
+    if (out.defined()) {
+      out.copy_(y);  // the segment's rows of the layer's output (torch.cat in Python)
+    } else {
+      out = y;
+    }
+    if (records != nullptr) {
+      rec.z = z;
+      records->push_back(std::move(rec));
+    }
+    return {out, at::Tensor()};
+  }
   if (u.kind == kFixed) {
     if (!out.defined()) {
       out = candidate(u.codes[0], z);
@@ -922,6 +1116,10 @@ void backward_(const Stack& st, const Tape& tape, const at::Tensor& grad_logits)
           at::sigmoid_backward_out(rows[i], parts[i], r.outs[0]);
         }
         context_grads.emplace_back();
+      } else if (u.kind == kFamily) {
+        part = family_backward(st.choices, u, r.z, r.saved, parts[i]);
+        if (rows[i].defined()) rows[i].copy_(part);
+        context_grads.emplace_back();
       } else {
         auto [g, gc] = gated_backward(st, u, seg, r, parts[i], rows[i]);
         part = g;
@@ -975,7 +1173,7 @@ at::Tensor step_entropy(const Stack& st, const std::vector<at::Tensor>& gates, i
   for (const Segment& seg : st.segments) {
     at::Tensor total;
     for (const Unit& u : seg.units) {
-      if (u.kind == kFixed) continue;
+      if (u.kind == kFixed || u.kind == kFamily) continue;
       at::Tensor h = gate_entropy(gates[next++]);
       if (h.dim() == 2) h = h.mean(1);
       total = total.defined() ? at::add(total, h) : h;
