@@ -28,7 +28,7 @@ from ..model.device import resolve_device
 from ..store import RunArtifacts
 from ..training import fit, native, run_generator
 from ..training.schedules import temperature_schedule
-from ..training.scheduling import Executor, default_workers, plan_stacks, run_stacks, single_thread
+from ..training.scheduling import Executor, default_workers, member_cost, plan_stacks, run_stacks, single_thread
 from ..training.segments import choose_family_strategies
 from ..training.streams import StreamMode
 from ..training.vectorized import StackedFit, final_temperature_, fit_stacked, load_parameters_
@@ -154,7 +154,7 @@ def vectorized_engine(
             seeds=[runs[i].seed for i in members], mode=mode, shadows=[(r.train, pos) for r, pos in shadows],
             schedules=[schedules[i] for i in members])
 
-    costs = [sum(configs[i].max_epochs * sum(p.numel() for p in models[i].parameters()) for i in m) for m in stacks]
+    costs = [sum(member_cost(models[i], configs[i]) for i in m) for m in stacks]
     jobs = [job(m, sh) for m, sh in zip(stacks, shadows_of, strict=True)]
     for index, fitted in run_stacks(jobs, costs, n_workers, executor):
         memory = max(peak_memory_mb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0)

@@ -47,7 +47,7 @@ from . import worksharing
 from .segments import activation_signature, segment_key
 from .vectorized import stack_key
 
-__all__ = ["Executor", "plan_stacks", "run_stacks", "default_workers", "single_thread"]
+__all__ = ["Executor", "member_cost", "plan_stacks", "run_stacks", "default_workers", "single_thread"]
 
 T = TypeVar("T")
 
@@ -58,14 +58,22 @@ T = TypeVar("T")
 _MAX_DUMMY_SHARE = 0.5
 Executor = Literal["auto", "processes", "threads", "inline"]
 
-def _signatures(model: MLP) -> tuple[tuple, tuple, bool]:
-    """Linear parameter shapes, activation parameter shapes, and whether a layer is a learnable family."""
+def _signatures(model: MLP) -> tuple[tuple, tuple, str]:
+    """Linear parameter shapes, activation parameter shapes, and the model's family class: ``""`` (no learnable
+    family layer), ``"native"`` (every family layer runs in the native step) or ``"python"``."""
     lin: list[tuple[str, tuple[int, ...]]] = []
     gate: list[tuple[str, tuple[int, ...]]] = []
     for name, p in model.named_parameters():
         (gate if ".activation." in name else lin).append((name, tuple(p.shape)))
-    family = any(a.kind == "family" for a in activation_signature(model))
-    return tuple(lin), tuple(gate), family
+    if not any(a.kind == "family" for a in activation_signature(model)):
+        return tuple(lin), tuple(gate), ""
+    from . import native
+    from .family_segments import in_native_step
+
+    steps = native.available() and all(in_native_step(act, width) for act, width, a in
+                                       zip(model.activations, model.hidden, activation_signature(model), strict=True)
+                                       if a.kind == "family")
+    return tuple(lin), tuple(gate), "native" if steps else "python"
 
 
 def plan_stacks(
@@ -81,8 +89,10 @@ def plan_stacks(
 
     Members of one Linear architecture and training set-up form one group
     (gate parameters some members lack are dummy rows for them, see
-    :data:`_MAX_DUMMY_SHARE`), members with a learnable family another;
-    groups are cut into stacks.
+    :data:`_MAX_DUMMY_SHARE`), members with a learnable family another (two:
+    the families the native step runs, :func:`~.family_segments.in_native_step`,
+    apart from the others, since one family layer it cannot run sends the
+    whole stack to the Python step); groups are cut into stacks.
 
     Args:
         models: The members' models.
@@ -150,6 +160,24 @@ def plan_stacks(
         bounds = [round(j * len(members) / n_stacks) for j in range(n_stacks + 1)]
         stacks.extend(sorted(members[a:b]) for a, b in zip(bounds, bounds[1:], strict=False))
     return stacks
+
+FAMILY_COST = 3.0
+"""How many times a fixed or gated member's cost a learnable-family member's epoch counts in :func:`member_cost`.
+
+Per member-epoch in stacks of five on the ``families`` preset (2 cores): fixed and gated members 0.9-1.2 ms,
+families 0.8-5.5 ms (kernel, rational and spline the dearest), 3 on average, while their parameter counts are
+about the fixed ones'. Counted as fixed ones, the family stacks started last and their long runs trained alone at
+the end while the other core idled.
+"""
+
+
+def member_cost(model: MLP, config: TrainConfig) -> float:
+    """Estimated cost of training ``model`` under ``config``, for :func:`run_stacks`' longest-first order:
+    its epoch budget times its parameter count, times :data:`FAMILY_COST` with a learnable-family layer."""
+    params = sum(p.numel() for p in model.parameters())
+    family = any(a.kind == "family" for a in activation_signature(model))
+    return config.max_epochs * params * (FAMILY_COST if family else 1.0)
+
 
 def default_workers() -> int:
     """Worker threads to use: the intra-op thread budget PyTorch was given (at least 1)."""
