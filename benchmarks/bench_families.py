@@ -8,8 +8,10 @@ undisturbed (the same child as ``bench_engines.py``): the sequential engine on
 one intra-op thread (its fastest setting on these small models), the
 vectorised engine (reference mode) with the core count as its worker budget.
 Printed: both wall times, their ratio, member-epochs, which stacked step the
-stacks used, and per family the strategy its stacked segments use and whether
-it is bit-identical to the reference (:mod:`learnact.training.family_segments`).
+stacks used (the native step's C++, or the Python step for a stack with a
+family layer whose pass the C++ does not repeat), and per family the strategy
+its stacked segments use and whether it is bit-identical to the reference
+(:mod:`learnact.training.family_segments`).
 
 Usage::
 
@@ -55,12 +57,12 @@ _STRATEGIES = textwrap.dedent("""
     from learnact.model import build_activation
     from learnact.model.activations.families import list_families
     from learnact.training import native
-    from learnact.training.family_segments import choose
-    native.load()  # as the vectorised engine does before it chooses: a family's native pass needs the library
+    from learnact.training.family_segments import choose, in_native_step
+    loaded = native.load()  # as the vectorised engine does before it chooses: a family's native pass needs the library
     out = {}
     for kind in list_families():
-        choices = [choose(build_activation(ActivationConfig(kind=kind), width, 30), width) for width in (64, 32)]
-        out[kind] = [(c.strategy, c.exact) for c in choices]
+        modules = [(build_activation(ActivationConfig(kind=kind), width, 30), width) for width in (64, 32)]
+        out[kind] = [(choose(m, w).strategy, choose(m, w).exact, loaded and in_native_step(m, w)) for m, w in modules]
     print(json.dumps(out))
 """)
 
@@ -74,7 +76,8 @@ def measure(engine: str, threads: int) -> dict:
 
 
 def strategies() -> dict[str, list]:
-    """Per family, ``(strategy, exact)`` of its stacked segment in each hidden layer of the preset's backbone."""
+    """Per family, ``(strategy, exact, in the native step)`` of its stacked segment in each hidden layer of the
+    preset's backbone."""
     proc = subprocess.run([sys.executable, "-c", _STRATEGIES], capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -89,16 +92,21 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"worker budget of the vectorised engine (default: {cores})")
     args = parser.parse_args(argv)
     print(f"learnact families benchmark: {cores} cores; vectorised workers {args.threads}, sequential 1 thread")
-    for kind, layers in strategies().items():
-        text = ", ".join(f"{s} ({'bit-identical' if exact else 'to rounding'})" for s, exact in layers)
+    chosen = strategies()
+    for kind, layers in chosen.items():
+        text = ", ".join(f"{s} ({'bit-identical' if exact else 'to rounding'})" for s, exact, _ in layers)
         print(f"  {kind:<9} stacked segment: {text}")
     vec = measure("vectorized", args.threads)
     seq = measure("sequential", 1)
     for label, m in (("sequential", seq), ("vectorized", vec)):
         print(f"families preset, {label:<11} {m['wall_s']:7.2f} s  {m['runs']:4d} runs ({m['variants']} variants)  "
               f"{m['member_epochs']:6d} member-epochs")
-    step = "native (C++)" if vec.get("native") else "Python (native step unavailable or off)"
-    print(f"  stacked step of the fixed and gated stacks: {step}; family stacks: Python")
+    if not vec.get("native"):
+        print("  stacked step: Python (native step unavailable or off)")
+    else:
+        python = [kind for kind, layers in chosen.items() if not all(native for *_, native in layers)]
+        print("  stacked step: native (C++) for the fixed and gated stacks and "
+              + (f"the family stacks but those with {', '.join(python)} (Python)" if python else "every family stack"))
     if seq["member_epochs"] != vec["member_epochs"]:
         print(f"  note: member-epochs differ ({seq['member_epochs']} vs {vec['member_epochs']}): a run stopped at "
               "another epoch")

@@ -151,7 +151,7 @@ def test_the_families_preset_trains_every_family_inside_stacks():
               for r in runs]
     stacks = plan_stacks(models, [r.train for r in runs], [splits[split_key(r)] for r in runs], n_parts=2)
     assert sorted(i for s in stacks for i in s) == list(range(len(runs)))
-    for members in stacks:  # family members train apart from the native step's fixed and gated members
+    for members in stacks:  # family members train apart from the fixed and gated members
         families = {runs[i].activation.kind in list_families() for i in members}
         assert len(families) == 1
     # and family by family: 8 families x 5 seeds in two stacks of four whole families (cut by seed, every
@@ -162,6 +162,52 @@ def test_the_families_preset_trains_every_family_inside_stacks():
             if runs[i].activation.kind in list_families():
                 home.setdefault(runs[i].activation.kind, set()).add(n)
     assert set(home) == set(list_families()) and all(len(where) == 1 for where in home.values()), home
+
+
+def test_the_families_preset_trains_its_family_stacks_in_the_native_step():
+    """Where the library is built, every stack the preset plans trains in the native step (each family's pass
+    has its C++ twin), so no family stack pays the Python step's dispatch."""
+    from learnact.training import native
+    from learnact.training.segments import choose_family_strategies
+    from learnact.training.stacked import StackedMLP
+
+    if not native.load():
+        pytest.skip("the native step could not be built here")
+    runs = load_study("families").runs()
+    splits = prepare_splits(runs)
+    models = [init_parameters_(engines_module.build_model(r, splits[split_key(r)]), run_generator(r.seed))
+              for r in runs]
+    choose_family_strategies(models)
+    stacks = plan_stacks(models, [r.train for r in runs], [splits[split_key(r)] for r in runs], n_parts=2)
+    assert all(native.supports(StackedMLP([models[i] for i in s]), binary=True) for s in stacks)
+
+
+def test_families_the_native_step_runs_are_planned_apart_from_the_others():
+    """A per-unit pwl layer has no pass the native step repeats: its members get a stack of their own, so the
+    prelu and swish members still train in the native step; a family member counts FAMILY_COST times."""
+    from learnact.training import native
+    from learnact.training.family_segments import in_native_step
+    from learnact.training.scheduling import FAMILY_COST, member_cost
+    from learnact.training.segments import choose_family_strategies
+
+    if not native.load():
+        pytest.skip("the native step could not be built here")
+    study = study_from_dict({
+        "name": "apart", "seeds": [1, 7, 21, 42], "backbone": {"hidden": [16, 8]},
+        "variants": [{"name": "prelu", "kind": "prelu"}, {"name": "swish", "kind": "swish"},
+                     {"name": "pwl_unit", "kind": "pwl", "params": {"granularity": "unit"}}]})
+    runs = study.runs()
+    splits = prepare_splits(runs)
+    models = [engines_module.build_model(r, splits[split_key(r)]) for r in runs]
+    choose_family_strategies(models)
+    assert not in_native_step(models[-1].activations[0], 16) and in_native_step(models[0].activations[0], 16)
+    stacks = plan_stacks(models, [r.train for r in runs], [splits[split_key(r)] for r in runs])
+    kinds = [{runs[i].variant for i in s} for s in stacks]
+    assert {"pwl_unit"} in kinds and all("pwl_unit" not in k or len(k) == 1 for k in kinds), kinds
+    params = sum(p.numel() for p in models[0].parameters())
+    assert member_cost(models[0], runs[0].train) == FAMILY_COST * runs[0].train.max_epochs * params
+    fixed = MLP(30, (16, 8), 1, "tanh")
+    assert member_cost(fixed, runs[0].train) == runs[0].train.max_epochs * sum(p.numel() for p in fixed.parameters())
 
 
 # --- any nn.Module as a family: the strategies ---------------------------------------------------
