@@ -35,6 +35,9 @@
 //            updates (all but the dummy gate rows); empty: all of them.
 
 #include <ATen/ATen.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/library.h>
@@ -1415,18 +1418,59 @@ int64_t calibrate_kernel_sum() {
   return g_sum_width;
 }
 
-// For every element row r of (n, b, d) (its D terms), block by block of at most kBlock rows within a member:
-// row(r, j, alpha_row) with j the row's place in its block, then done(first row, rows) after each block.
-template <typename Row, typename Done>
-void for_each_block(int64_t n, int64_t b, int64_t d, int64_t A, int64_t D, const float* pa, Row row, Done done) {
+// For the element rows of (n, b, d) (each with its D terms), block by block of at most kBlock rows within a member:
+// block(first row, rows, per row its alpha row).
+template <typename Block>
+void for_each_block_t(int64_t n, int64_t b, int64_t d, int64_t A, int64_t D, const float* pa, Block block) {
+  const float* rows_alpha[kBlock];
   for (int64_t m = 0; m < n; ++m) {
     const int64_t first = m * b * d, last = first + b * d;
     for (int64_t r0 = first; r0 < last; r0 += kBlock) {
       const int64_t rows = std::min(kBlock, last - r0);
-      for (int64_t j = 0; j < rows; ++j) row(r0 + j, j, pa + (m * A + (A == 1 ? 0 : (r0 + j) % d)) * D);
-      done(r0, rows);
+      for (int64_t j = 0; j < rows; ++j) rows_alpha[j] = pa + (m * A + (A == 1 ? 0 : (r0 + j) % d)) * D;
+      block(r0, rows, rows_alpha);
     }
   }
+}
+
+// dst[i * 16 + j] = src[j * ld + i] for i, j < 16: a block's 16 rows of 16 terms, transposed (data movement only,
+// so the same values whichever way; 16 x 16 shuffles where the CPU has AVX-512).
+static_assert(kBlock == 16, "transpose16 moves blocks of 16 rows");
+inline void transpose16(const float* src, int64_t ld, float* dst) {
+#if defined(__AVX512F__)
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * ld);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int h = 0; h < 16; h += 8) {
+    for (int i = 0; i < 4; ++i) {
+      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xDD);
+    }
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * 16, r[i]);
+#else
+  for (int64_t i = 0; i < 16; ++i)
+    for (int64_t j = 0; j < 16; ++j) dst[i * 16 + j] = src[j * ld + i];
+#endif
+}
+
+// The transposed block (term i of row j at i * kBlock + j, what block_sums reads) of rows written row-major into
+// `rows` (row j at j * ld, ld a multiple of 16 at least D): whole tiles of 16 terms.
+inline void transpose_block(const float* rows, int64_t ld, int64_t D, float* out) {
+  for (int64_t c0 = 0; c0 < D; c0 += 16) transpose16(rows + c0, ld, out + c0 * kBlock);
 }
 
 void check_kernel_args(const at::Tensor& u, const at::Tensor& dictionary, const at::Tensor& alpha) {
@@ -1465,17 +1509,25 @@ std::vector<at::Tensor> kernel_terms_forward(const at::Tensor& u, const at::Tens
   e.exp_();
   const float* pa = alpha.data_ptr<float>();
   float* pk = k.data_ptr<float>();
-  std::vector<float> prod(kBlock * D, 0.0f);  // transposed: term i of the block's row j at i * kBlock + j
+  // each block's products row by row (contiguous, vectorised), then transposed in tiles for block_sums: a scalar
+  // store per term into the transposed block was most of this pass's time
+  const int64_t Dp = (D + 15) / 16 * 16;
+  std::vector<float> rows_buf(kBlock * Dp, 0.0f), prod(Dp * kBlock, 0.0f);
   const int64_t width = g_sum_width;
-  for_each_block(n, b, d, A, D, pa, [&](int64_t r, int64_t j, const float* ar) {
-    float* er = pe + r * D;
-    float* pr = prod.data() + j;
-    for (int64_t i = 0; i < D; ++i) {
-      const float t = er[i] < kTermCut ? 0.0f : er[i];
-      er[i] = t;
-      pr[i * kBlock] = t * ar[i];
+  for_each_block_t(n, b, d, A, D, pa, [&](int64_t r0, int64_t nr, const float* const* ar) {
+    for (int64_t j = 0; j < nr; ++j) {
+      float* er = pe + (r0 + j) * D;
+      float* pr = rows_buf.data() + j * Dp;
+      const float* a = ar[j];
+      for (int64_t i = 0; i < D; ++i) {
+        const float t = er[i] < kTermCut ? 0.0f : er[i];
+        er[i] = t;
+        pr[i] = t * a[i];
+      }
     }
-  }, [&](int64_t r0, int64_t rows) { block_sums(prod.data(), rows, D, width, pk + r0); });
+    transpose_block(rows_buf.data(), Dp, D, prod.data());
+    block_sums(prod.data(), nr, D, width, pk + r0);
+  });
   return {k, e};
 }
 
@@ -1496,18 +1548,25 @@ std::vector<at::Tensor> kernel_terms_backward(const at::Tensor& grad, const at::
   const float *pa = alpha.data_ptr<float>(), *pe = e.data_ptr<float>();
   float* pp = p.data_ptr<float>();
   float* pgu = gu.data_ptr<float>();
-  std::vector<float> q(kBlock * D, 0.0f);  // transposed, as in kernel_terms_forward
+  const int64_t Dp = (D + 15) / 16 * 16;  // row by row, then transposed, as in kernel_terms_forward
+  std::vector<float> rows_buf(kBlock * Dp, 0.0f), q(Dp * kBlock, 0.0f);
   const int64_t width = g_sum_width;
-  for_each_block(n, b, d, A, D, pa, [&](int64_t r, int64_t j, const float* ar) {
-    const float g = pg[r], ur = pu[r];
-    const float* er = pe + r * D;
-    float* prow = pp + r * D;
-    float* qr = q.data() + j;
-    for (int64_t i = 0; i < D; ++i) {
-      prow[i] = g * er[i];
-      qr[i * kBlock] = (((g * ar[i]) * er[i]) * ng) * ((ur - pd[i]) * 2.0f);
+  for_each_block_t(n, b, d, A, D, pa, [&](int64_t r0, int64_t nr, const float* const* ar) {
+    for (int64_t j = 0; j < nr; ++j) {
+      const int64_t r = r0 + j;
+      const float g = pg[r], ur = pu[r];
+      const float* er = pe + r * D;
+      const float* a = ar[j];
+      float* prow = pp + r * D;
+      float* qr = rows_buf.data() + j * Dp;
+      for (int64_t i = 0; i < D; ++i) {
+        prow[i] = g * er[i];
+        qr[i] = (((g * a[i]) * er[i]) * ng) * ((ur - pd[i]) * 2.0f);
+      }
     }
-  }, [&](int64_t r0, int64_t rows) { block_sums(q.data(), rows, D, width, pgu + r0); });
+    transpose_block(rows_buf.data(), Dp, D, q.data());
+    block_sums(q.data(), nr, D, width, pgu + r0);
+  });
   return {p, gu};
 }
 
