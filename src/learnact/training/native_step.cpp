@@ -58,12 +58,12 @@ constexpr int64_t kChunk = 32;
 
 enum Kind : int64_t { kFixed = 0, kLayer = 1, kNeuron = 2, kInput = 3, kFamily = 4 };
 
-// The learnable families the step runs (family_segments.py: native_family_args gives each one's arguments), with
-// their parameters in this order: kernel (alpha, tails; hp: -gamma, floor; extra: dictionary), spline (coefficients,
-// base_weight, spline_weight; ints: the base's candidate code; extra: knots), rational (numerator, denominator),
-// pwl (values, per layer; hp: lo, step), prelu (slope), swish (beta), maxout (slopes, offsets), neural (inner.weight,
-// inner.bias, outer.weight, outer.bias, per layer; its products need choices for (b * width, 1, h) and (b * width,
-// h, 1)).
+// The learnable families the step runs (family_segments.py: FamilyOps.native_step_args gives each one's
+// arguments), with their parameters in this order: kernel (alpha, tails; hp: -gamma, floor; extra: dictionary),
+// spline (coefficients, base_weight, spline_weight; ints: the base's candidate code; extra: knots), rational
+// (numerator, denominator), pwl (values, per layer; hp: lo, step), prelu (slope), swish (beta), maxout (slopes,
+// offsets), neural (inner.weight, inner.bias, outer.weight, outer.bias, per layer; its products need choices for
+// (b * width, 1, h) and (b * width, h, 1)).
 enum Family : int64_t { kKernelFamily = 0, kSplineFamily = 1, kRationalFamily = 2, kPwlFamily = 3, kPreluFamily = 4,
                         kSwishFamily = 5, kMaxoutFamily = 6, kNeuralFamily = 7, kFamilies = 8 };
 
@@ -754,8 +754,6 @@ std::vector<int64_t> calibrate(bool enable) {
           g_fuse ? 1 : 0, sums ? 1 : 0, entropy ? 1 : 0};
 }
 
-// StackedMLP._activate; returns (output, gate weights or undefined)
-// (into `out`, a contiguous slice of the layer's output, when given)
 // The families' passes (defined below, with the ops the Python step calls).
 std::vector<at::Tensor> kernel_forward(const at::Tensor& z_in, const at::Tensor& dictionary, double neg_gamma,
                                        double floor, const at::Tensor& alpha, const at::Tensor& tails);
@@ -906,6 +904,8 @@ at::Tensor family_backward(const Choices& ch, const Unit& u, const at::Tensor& z
   }
 }
 
+// StackedMLP._activate; returns (output, gate weights or undefined)
+// (into `out`, a contiguous slice of the layer's output, when given)
 std::pair<at::Tensor, at::Tensor> activate(const Stack& st, const Unit& u, at::Tensor z, const at::Tensor& x,
                                            const at::Tensor& h, std::vector<Record>* records, at::Tensor out = {}) {
   z = member_rows(z);
