@@ -65,14 +65,14 @@ def _signatures(model: MLP) -> tuple[tuple, tuple, str]:
     gate: list[tuple[str, tuple[int, ...]]] = []
     for name, p in model.named_parameters():
         (gate if ".activation." in name else lin).append((name, tuple(p.shape)))
-    if not any(a.kind == "family" for a in activation_signature(model)):
+    families = [(act, width) for act, width, a in zip(model.activations, model.hidden, activation_signature(model),
+                                                      strict=True) if a.kind == "family"]
+    if not families:
         return tuple(lin), tuple(gate), ""
     from . import native
     from .family_segments import in_native_step
 
-    steps = native.available() and all(in_native_step(act, width) for act, width, a in
-                                       zip(model.activations, model.hidden, activation_signature(model), strict=True)
-                                       if a.kind == "family")
+    steps = native.available() and all(in_native_step(act, width) for act, width in families)
     return tuple(lin), tuple(gate), "native" if steps else "python"
 
 
