@@ -300,14 +300,9 @@ def _native_step_families():
     the strategies chosen in this process, not a hand-kept list)."""
     from learnact.model import build_activation
     from learnact.model.activations.families import list_families
-    from learnact.training.family_segments import FamilyOps, choose
+    from learnact.training.family_segments import in_native_step
 
-    out = []
-    for kind in list_families():
-        module = build_activation(ActivationConfig(kind=kind), 16, 30)
-        if FamilyOps(module, choose(module, 16)).in_native_step:
-            out.append(kind)
-    return out
+    return [kind for kind in list_families() if in_native_step(build_activation(ActivationConfig(kind=kind), 16, 30), 16)]
 
 
 def test_the_native_step_runs_the_families_it_claims():
@@ -335,10 +330,7 @@ def test_family_stacks_train_bit_identically_in_the_native_step(granularity):
     epochs (compaction): histories and final weights equal the Python step's bit for bit."""
     kinds = _native_step_families()
     runs, splits = _family_runs(kinds, params={"granularity": granularity})
-    models = []
-    for r in runs:
-        models.append(build_model(r, splits[split_key(r)]))
-    native_here = [r for r, m in zip(runs, models, strict=True) if _runs_natively(m)]
+    native_here = [r for r in runs if _runs_natively(build_model(r, splits[split_key(r)]))]
     assert native_here, "no family layer of this granularity runs in the native step"
     python = _fit(native_here, splits, False)
     compiled = _fit(native_here, splits, True)
@@ -352,9 +344,7 @@ def test_family_stacks_train_bit_identically_in_the_native_step(granularity):
 
 def _runs_natively(model):
     from learnact.model.activations import FixedActivation
-    from learnact.training.family_segments import FamilyOps, choose
+    from learnact.training.family_segments import in_native_step
 
-    for act, width in zip(model.activations, model.hidden, strict=True):
-        if not isinstance(act, FixedActivation) and not FamilyOps(act, choose(act, width)).in_native_step:
-            return False
-    return True
+    return all(isinstance(act, FixedActivation) or in_native_step(act, width)
+               for act, width in zip(model.activations, model.hidden, strict=True))
