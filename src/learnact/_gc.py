@@ -27,12 +27,11 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 __all__ = ["loading", "paused"]
 
 
-@contextmanager
+@contextlib.contextmanager
 def paused(*, freeze: bool = False) -> Iterator[None]:
     """Run the block without automatic collections (objects without cycles are freed as always); the
     collector's on/off state is restored after. ``freeze``: first freeze what the process then holds."""
