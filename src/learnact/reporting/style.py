@@ -119,39 +119,61 @@ def new_figure(width: float, height: float) -> Figure:
 def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
     """Save ``fig`` as ``<stem>.pdf`` (vector) and ``<stem>.png`` (``savefig.dpi``, the PDF rasterised).
 
-    The figure is drawn once, by matplotlib's PDF backend; the PNG is that
-    PDF rendered by PDFium (:mod:`pypdfium2`), which costs a few hundredths
-    of a second against matplotlib's second draw (most of a second for the
-    report's panel grids). Both files therefore show the same layout.
+    The constrained layout runs once and the figure is drawn once, by
+    matplotlib's PDF backend; the PNG is that PDF rendered by PDFium
+    (:mod:`pypdfium2`), which costs a few hundredths of a second against
+    matplotlib's second draw (most of a second for the report's panel
+    grids). Both files therefore show the same layout, and the figure keeps
+    it afterwards (its layout engine is a placeholder): a later save draws
+    the same positions.
 
     Returns:
         The two paths written, PNG first.
     """
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{stem}.png", folder / f"{stem}.pdf"]
-    # Layout once: the PDF's draw runs the constrained layout, which normally keeps every artist inside the canvas,
-    # so the canvas is saved as it is. Only when something sticks out (labels too long for the layout to fit) is
-    # the PDF drawn again cropped to the tight box, as bbox_inches="tight" would; the layout is frozen after the
-    # first draw, so that second draw keeps the positions.
+    # Layout once, then one draw. Saved with its layout engine on, a figure is drawn twice (matplotlib's dry run
+    # for the layout, then the PDF's draw) and the constrained layout runs in each: here it runs once, measured at
+    # 72 dpi as the PDF backend measures (Agg's font metrics at that dpi are the PDF's), and the figure is saved
+    # with no layout engine, so the PDF backend draws it once with the positions fixed. The constrained layout
+    # normally keeps every artist inside the canvas, so the canvas is saved as it is; only when something sticks
+    # out (labels too long for the layout to fit) is the PDF cropped to the tight box, as bbox_inches="tight"
+    # would crop it.
     canvas = FigureCanvasAgg(fig)
-    document = _pdf(fig, None)
-    fig.set_layout_engine("none")
     dpi = fig.dpi
-    fig.dpi = 72.0  # measured as the PDF backend measures (72 dpi; the same font metrics as Agg's at that dpi)
+    fig.dpi = 72.0
     try:
+        engine = fig.get_layout_engine()
+        if engine is not None:
+            engine.execute(fig)
+        _drop_layout_engine(fig)
         box = fig.get_tightbbox(canvas.get_renderer())
     finally:
         fig.dpi = dpi
     frame = fig.bbox_inches
     inside = box.x0 >= -_SLACK and box.y0 >= -_SLACK and box.x1 <= frame.x1 + _SLACK and box.y1 <= frame.y1 + _SLACK
-    if not inside:  # inches, as bbox_inches="tight" with pad_inches=0.05 computes it
-        document = _pdf(fig, box.padded(0.05))
+    # inches, as bbox_inches="tight" with pad_inches=0.05 computes it
+    document = _pdf(fig, None if inside else box.padded(0.05))
+    # savefig hands the figure back with the rcParams' engine (it restores "no engine" by set_layout_engine(None),
+    # which means the rcParams' one); a placeholder keeps the positions for any later save, as the PNG and PDF have
+    fig.set_layout_engine("none")
     # each file through a temporary one and a rename: a full disk leaves no half-written figure behind
     with atomic_write(paths[1]) as tmp:
         tmp.write_bytes(document)
     with atomic_write(paths[0]) as tmp:
         _rasterise(document, tmp, float(matplotlib.rcParams["savefig.dpi"]))
     return paths
+
+
+def _drop_layout_engine(fig: Figure) -> None:
+    """Leave ``fig`` with no layout engine at all: its positions stay as they are, and saving it draws it once.
+
+    ``set_layout_engine("none")`` keeps a placeholder engine, and matplotlib's
+    ``savefig`` draws a figure that has any engine twice; ``None`` means "the
+    rcParams' engine" (constrained, inside :data:`RC`), hence the context.
+    """
+    with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)
 
 
 def _pdf(fig: Figure, crop: Bbox | None) -> bytes:
