@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 from ._plot import (
     SeedDots,
     apply_rows,
+    draw_lines,
     grid_shape,
     grouped_rows,
     next_layer_panel,
@@ -265,10 +266,9 @@ def gate_evolution_figure(view: StudyView) -> tuple[Figure, str]:
             names_seen.extend(n for n in names if n not in names_seen)
             common = min(len(c) for c in curves)
             mean = np.mean([c[:common] for c in curves], axis=0)
-            for k, name in enumerate(names):
-                for c in curves:
-                    ax.plot(np.arange(1, len(c) + 1), c[:, k], color=candidate_color(name), lw=0.6, alpha=0.35)
-                ax.plot(np.arange(1, common + 1), mean[:, k], color=candidate_color(name), lw=1.6)
+            draw_lines(ax, [(c[:, k], candidate_color(name)) for k, name in enumerate(names) for c in curves],
+                       lw=0.6, alpha=0.35)
+            draw_lines(ax, [(mean[:, k], candidate_color(name)) for k, name in enumerate(names)], lw=1.6)
             ax.set_ylim(0, 1)
             ax.set_yticks([0, 0.5, 1])
             ax.tick_params(labelsize=7)

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ._plot import next_layer_panel, wrap_name
+from ._plot import draw_lines, next_layer_panel, wrap_name
 from .fig_gates import layer_panels
 from .study_view import NothingToShow, RunView, StudyView
 from .style import candidate_color, new_figure, variant_colors
@@ -190,10 +190,8 @@ def _layers(view: StudyView) -> list[int]:
 def _draw_panel(ax: Axes, panel: ShapePanel, x: np.ndarray, color) -> None:
     if panel.initial is not None:
         ax.plot(x, panel.initial, color="0.45", lw=0.9, ls=":")
-    for name, curve in panel.candidates:
-        ax.plot(x, curve, color=candidate_color(name), lw=0.8, ls=":", alpha=0.9)
-    for curve in panel.lines:
-        ax.plot(x, curve, color=color, lw=1.1, alpha=0.85)
+    draw_lines(ax, [(curve, candidate_color(name)) for name, curve in panel.candidates], x, lw=0.8, ls=":", alpha=0.9)
+    draw_lines(ax, [(curve, color) for curve in panel.lines], x, lw=1.1, alpha=0.85)
     if panel.band is not None:
         ax.fill_between(x, *panel.band, color=color, alpha=0.25, lw=0)
 
