@@ -4,8 +4,10 @@
 #   oldest: every dependency at its lower bound (.ci/constraints-oldest.txt).
 # In each: `learnact --version`, a usage error (`learnact run --bogus`: exit 2, usage, no traceback) and a
 # tiny study end to end (`learnact run STUDY.toml --out d`, then compare and predict). At the oldest
-# versions the console-script tests (usage errors, signals, OS errors: tests/cli/test_entry.py) and the config
-# tests run too (pytest is installed on its own, not through an extra); the whole tests/cli there took 5 min.
+# versions the console-script tests (usage errors, signals, OS errors: tests/cli/test_entry.py), the config
+# tests and the figure-file tests (tests/reporting/test_figure_bounds.py: each figure's PNG and PDF against
+# matplotlib's own drawing) run too (pytest is installed on its own, not through an extra); the whole tests/cli
+# there took 5 min.
 # torch is installed first at 2.13.0 in both: the CPU build on local disk (a newer torch would pull
 # gigabytes of CUDA libraries); the rest of "newest" is the newest pip finds.
 #
@@ -171,8 +173,10 @@ check() {  # check KIND: the checks of one install (their output goes to a log, 
     smoke "$venv"
     if [ "$kind" = oldest ]; then
         # from the work tree, against the installed package (src/ is not on the path)
+        # and the figure files against matplotlib's own drawing (3.7.0-3.7.1 garbled the confusion matrices' PDF)
         "$venv/bin/python" -m pytest -q -n auto -p no:cacheprovider tests/cli/test_entry.py tests/test_config.py \
-            || fail "the console-script and config tests failed at the oldest versions (exit $?)"
+            tests/reporting/test_figure_bounds.py \
+            || fail "the console-script, config and figure tests failed at the oldest versions (exit $?)"
     fi
     say "$kind: all checks passed in $(elapsed "$start")"
 }

@@ -78,8 +78,9 @@ def test_a_suite_figure_is_saved_whole(entry, tmp_path, monkeypatch):
         covers, canvas, saves, what = _saved_covers_everything(fig, tmp_path, name, monkeypatch)
     assert covers, what
     assert (tmp_path / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
-    # the IQM figure's labels overflow its 5.5-inch canvas: cropped to the content, wider than the canvas
-    assert canvas == (name != "iqm"), what
+    # the IQM figure's labels overflow its 5.5-inch canvas at matplotlib 3.11 (cropped to the content, wider than
+    # the canvas; at 3.7 the layout fits them); every other figure fits (the crop itself: the test above)
+    assert canvas or name == "iqm", what
     assert saves == 1, what  # one draw, cropped or not; the PNG costs no matplotlib save of its own
 
 
@@ -176,7 +177,10 @@ def test_a_report_figures_png_is_what_matplotlib_draws(spec, request, tmp_path, 
     with Image.open(tmp_path / f"{spec.name}.png") as im, Image.open(agg) as ref:
         ours, theirs = (np.asarray(i.convert("RGB"), dtype=float) for i in (im, ref))
         assert im.info["dpi"] == pytest.approx((150, 150), abs=0.1)
-    assert ours.shape == theirs.shape
+    # matplotlib < 3.8 cuts a canvas of 1394.99... pixels to 1394, the PNG (as matplotlib now) rounds it to 1395
+    assert all(abs(a - b) <= 1 for a, b in zip(ours.shape, theirs.shape, strict=True)), (ours.shape, theirs.shape)
+    h, w = min(ours.shape[0], theirs.shape[0]), min(ours.shape[1], theirs.shape[1])
+    ours, theirs = ours[:h, :w], theirs[:h, :w]
     assert ours.std() > 20  # not blank
     diff = _block_difference(ours, theirs)
     assert diff.mean() < 4 and (diff > 32).mean() < 0.02, (diff.mean(), (diff > 32).mean())
