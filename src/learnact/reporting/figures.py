@@ -174,7 +174,8 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
         if progress is not None:
             progress(f"figure {done[0]}/{len(wanted)}: {wanted[i].name}")
 
-    order = sorted(range(len(wanted)), key=lambda i: -RENDER_SECONDS.get(wanted[i].name, 1.0))  # longest first
+    # longest first
+    order = sorted(range(len(wanted)), key=lambda i: -RENDER_SECONDS.get(wanted[i].name, UNLISTED_SECONDS))
     render = functools.partial(_render, view, folder, note)
     queued = [wanted[i] for i in order]
     done_in_order = map_in_processes(render, queued, workers=workers if picklable else 1,
@@ -185,11 +186,15 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
     return [r for r in results if r is not None]
 
 
-RENDER_SECONDS = {"gate_evolution": 6.2, "activation_shapes": 5.0, "cost": 2.6, "confusion": 2.5,
-                  "leaderboard": 2.3, "loss_curves": 1.5, "gate_weights": 1.5, "gate_selectivity": 1.5,
-                  "sweep_entropy_weight": 1.4, "case_studies": 1.1, "sweep_temperature": 1.0, "roc": 0.7}
-"""Seconds each figure took to draw and save on the paper study (2 cores): the workers take the longest first,
-so no long figure starts last. A scheduling hint only; a figure not listed counts 1 s."""
+RENDER_SECONDS = {"activation_shapes": 0.83, "gate_evolution": 0.78, "confusion": 0.53, "cost": 0.33,
+                  "gate_weights": 0.29, "loss_curves": 0.24, "leaderboard": 0.22, "case_studies": 0.20,
+                  "gate_selectivity": 0.19, "sweep_temperature": 0.18, "sweep_entropy_weight": 0.16, "roc": 0.15}
+"""CPU seconds each figure took to build and save on the paper study (one process, warm): the workers take the
+longest first, so no long figure starts last. A scheduling hint only; a figure not listed counts
+:data:`UNLISTED_SECONDS`."""
+
+UNLISTED_SECONDS = 0.3
+"""What :data:`RENDER_SECONDS` assumes of a figure it does not list (a regression study's fit, a plugin's)."""
 
 
 def _picklable(spec: FigureSpec) -> bool:
