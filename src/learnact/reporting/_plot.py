@@ -210,7 +210,7 @@ def draw_lines(ax: Axes, curves: list[tuple[np.ndarray, Any]], x: np.ndarray | N
 
     One artist for a panel's lines: ``ax.plot`` per line made one Line2D
     each, and in the report's panel grids (hundreds of lines) creating and
-    drawing those took about a fifth of the figure's time. ``style`` holds
+    drawing those took 6-15% of the figure's time. ``style`` holds
     collection keywords (``lw``, ``alpha``, ``ls``). The axes' limits grow
     to the lines as ``ax.plot`` grows them.
 
