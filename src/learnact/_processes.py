@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["POLL_S", "WATCH_THREAD", "MIN_PER_WORKER", "ForkedCall", "available_cores", "become_worker",
+__all__ = ["DISPLAY_THREAD", "POLL_S", "WATCH_THREAD", "MIN_PER_WORKER", "ForkedCall", "available_cores", "become_worker",
            "can_fork", "fork_map", "read_all", "set_parent_death_signal", "write_all"]
 
 T = TypeVar("T")
@@ -50,6 +50,13 @@ POLL_S = 0.2
 WATCH_THREAD = "learnact-parent-watch"
 """Name of the thread that watches the parent. It holds no lock (it blocks in ``select`` or ``sleep``),
 so a process may still fork safely while it runs (see :func:`learnact.training.scheduling.run_stacks`)."""
+
+DISPLAY_THREAD = "learnact-display"
+"""Name of the thread that redraws the terminal's progress bar (:mod:`learnact.cli.progress`). Each redraw holds a
+lock that every fork of the process waits for (``os.register_at_fork``), so when a fork copies the process that
+thread holds no lock (it waits for that one, or sleeps), and forking stays safe while it runs."""
+
+_FORK_SAFE_THREADS = frozenset({WATCH_THREAD, DISPLAY_THREAD})
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _LIBC: object | None = None
@@ -144,11 +151,15 @@ def can_fork(require_single_thread: bool = True) -> bool:
     daemonic worker. With ``require_single_thread``, no other thread may run:
     a fork copies whatever lock another thread holds at that moment, and the
     child can then hang on it. The parent-watch thread of a worker
-    (:data:`WATCH_THREAD`) holds no lock, so it does not count.
+    (:data:`WATCH_THREAD`) and the progress bar's redraw thread
+    (:data:`DISPLAY_THREAD`) hold no lock when a fork happens, so they do
+    not count: ``learnact run`` on a terminal trains in forked workers as it
+    does with its output in a file.
     """
     if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
         return False
-    others = [t for t in threading.enumerate() if t is not threading.current_thread() and t.name != WATCH_THREAD]
+    others = [t for t in threading.enumerate()
+              if t is not threading.current_thread() and t.name not in _FORK_SAFE_THREADS]
     return not require_single_thread or not others
 
 
@@ -189,7 +200,7 @@ def fork_map(fn: Callable[[T], R], items: Sequence[T], workers: int, *,
     Everything runs in this process, in order, when ``workers`` is 1, when
     there are fewer than ``min_per_worker`` items per worker, or where a fork
     is unavailable or unsafe (:func:`can_fork`: another thread is running,
-    a live progress display for instance).
+    other than the ones it knows to be safe).
 
     An exception ``fn`` raises in a worker is raised here as it was raised
     there; one that cannot be pickled is raised by running that worker's

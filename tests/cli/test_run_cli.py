@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -335,6 +336,70 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise_nothing_when_quiet():
     assert plain.getvalue().splitlines()[1].startswith("learnact: [2/4] elapsed 0s, ETA ")
     with study_progress(True, plain) as update:
         assert update is None
+
+
+def _child_writes_to(expected_stderr) -> int:
+    """In a forked child: 0 if the bar's lock is free here and stderr is ``expected_stderr`` (the stream the bar
+    replaced), after writing a line to it; 4 if a thread the fork left behind holds the lock, 3 for another
+    stderr."""
+    from learnact.cli import progress
+
+    if not progress._DISPLAY_LOCK.acquire(blocking=False):
+        return 4
+    progress._DISPLAY_LOCK.release()
+    sys.stderr.write("a line from a forked worker\n")
+    sys.stderr.flush()
+    return 0 if sys.stderr is expected_stderr else 3
+
+
+def test_the_terminal_bar_leaves_training_its_forked_workers(monkeypatch):
+    # rich's own refresh thread made can_fork() False on a terminal, so `learnact run` trained in one process there
+    # (the paper study's stacks took twice as long as with its output in a file). The bar's redraw thread holds
+    # a lock that every fork waits for, so forking stays allowed, and safe, while it runs.
+    import os
+
+    from learnact import _processes
+    from learnact.cli import progress
+    from learnact.training.scheduling import run_stacks
+
+    assert _processes.can_fork(True)  # the test's own process runs no other thread
+    monkeypatch.setattr(progress, "REDRAW_S", 0.0005)  # the bar redraws all the time
+    original_stderr = sys.stderr
+    with study_progress(False, _Terminal()) as update:
+        update(0, 4, "")
+        assert any(t.name == _processes.DISPLAY_THREAD for t in threading.enumerate())
+        assert _processes.can_fork(True)
+        # training's default executor forks its workers: the stacks run in other processes
+        pids = [pid for _, pid in run_stacks([os.getpid] * 4, [1.0] * 4, workers=2)]
+        assert len(pids) == 4 and os.getpid() not in pids
+        # forks in the middle of redraws: no child hangs on a lock, and each writes to the stream the bar replaced
+        children = []
+        for _ in range(40):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                code = 1
+                try:
+                    code = _child_writes_to(original_stderr)
+                finally:
+                    os._exit(code)
+            children.append(pid)
+        deadline = time.monotonic() + 60
+        codes = {}
+        while len(codes) < len(children) and time.monotonic() < deadline:
+            for pid in children:
+                if pid not in codes:
+                    ended, status = os.waitpid(pid, os.WNOHANG)
+                    if ended:
+                        codes[pid] = os.waitstatus_to_exitcode(status)
+            time.sleep(0.01)
+        hung = [pid for pid in children if pid not in codes]
+        for pid in hung:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        assert not hung, f"{len(hung)} forked children hung"
+        assert set(codes.values()) == {0}, codes
+        update(4, 4, "run4")
+    assert not any(t.name == _processes.DISPLAY_THREAD for t in threading.enumerate())  # the thread ends with it
 
 
 @pytest.mark.parametrize("seconds, text", [(0.4, "0s"), (42, "42s"), (185, "3m05s"), (7620, "2h07m")])

@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-__all__ = ["study_progress", "report_progress", "format_duration"]
+from .._processes import DISPLAY_THREAD
+
+__all__ = ["REDRAW_S", "study_progress", "report_progress", "format_duration"]
 
 Progress = Callable[[int, int, str], None]
+
+REDRAW_S = 0.25
+"""Seconds between two redraws of the terminal's progress bar (its elapsed time runs on between runs)."""
+
+_DISPLAY_LOCK = threading.RLock()
+# Held for every step of the bar (a run's update, a redraw) and by every fork of this process, from the fork's
+# start to its end in both processes: the redraw thread is then never halfway through writing to the terminal
+# (holding its stream's lock, rich's console lock) when a fork copies the process, and a forked worker cannot
+# hang on a lock that no thread of its own will release. That is what lets training fork its workers while the bar
+# runs (learnact._processes.can_fork), as it does without a terminal.
+_STREAMS: list[tuple[TextIO, TextIO]] = []
+# While a bar runs, rich has replaced sys.stdout and sys.stderr by proxies that print above the bar; these are
+# the streams they replaced. A forked worker writes to these directly: its copy of the proxies would draw a
+# second bar.
+
+
+def _in_forked_child() -> None:
+    _DISPLAY_LOCK.release()
+    if _STREAMS:
+        sys.stdout, sys.stderr = _STREAMS[-1]
+
+
+os.register_at_fork(before=_DISPLAY_LOCK.acquire, after_in_parent=_DISPLAY_LOCK.release,
+                    after_in_child=_in_forked_child)
 
 
 def format_duration(seconds: float) -> str:
@@ -38,18 +66,36 @@ def _rich_bar(stream: TextIO) -> Iterator[Progress]:
         Progress as RichProgress,
     )
 
+    # rich's own refresh thread would stop training from forking its workers (learnact._processes.can_fork):
+    # the bar is redrawn by a thread of ours instead, each redraw under _DISPLAY_LOCK
     bar = RichProgress(TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                       TextColumn("{task.description}"), console=Console(file=stream))
+                       TextColumn("{task.description}"), console=Console(file=stream), auto_refresh=False)
     task: list[TaskID] = []
+    stop = threading.Event()
 
     def update(done: int, total: int, run_id: str) -> None:
-        if not task:  # created at the first call, so skipped runs do not count toward the speed
-            task.append(bar.add_task("", total=total, completed=done))
-        bar.update(task[0], completed=done, total=total, description=run_id)
+        with _DISPLAY_LOCK:
+            if not task:  # created at the first call, so skipped runs do not count toward the speed
+                task.append(bar.add_task("", total=total, completed=done))
+            bar.update(task[0], completed=done, total=total, description=run_id, refresh=True)
 
+    def redraw() -> None:
+        while not stop.wait(REDRAW_S):
+            with _DISPLAY_LOCK:
+                bar.refresh()
+
+    streams = (sys.stdout, sys.stderr)
     with bar:
-        yield update
+        _STREAMS.append(streams)
+        thread = threading.Thread(target=redraw, name=DISPLAY_THREAD, daemon=True)
+        thread.start()
+        try:
+            yield update
+        finally:
+            stop.set()
+            thread.join()
+            _STREAMS.remove(streams)
 
 
 def _plain_lines(stream: TextIO) -> Progress:
