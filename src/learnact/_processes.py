@@ -38,8 +38,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["DISPLAY_THREAD", "POLL_S", "WATCH_THREAD", "MIN_PER_WORKER", "ForkedCall", "available_cores", "become_worker",
-           "can_fork", "fork_map", "read_all", "set_parent_death_signal", "write_all"]
+__all__ = ["DISPLAY_THREAD", "POLL_S", "WATCH_THREAD", "MIN_PER_WORKER", "ForkedCall", "available_cores",
+           "become_worker", "can_fork", "fork_map", "read_all", "set_parent_death_signal", "write_all"]
 
 T = TypeVar("T")
 R = TypeVar("R")
