@@ -151,6 +151,46 @@ def test_run_takes_the_study_file_as_an_argument(tmp_path):
     assert len(store.finished_runs(tmp_path / "d")) == 2
 
 
+def test_run_on_a_terminal_shows_the_bar_trains_and_prints_the_leaderboard(tmp_path):
+    # on a terminal the progress bar runs a redraw thread beside training's forked workers (cli.progress): the
+    # command must finish, with the bar, the leaderboard and every run folder, and no process left hanging
+    import pty
+    import re
+
+    (tmp_path / "long.json").write_text(json.dumps(LONG))
+    total = len(study_from_dict(LONG).runs())
+    script = Path(sys.executable).with_name("learnact")
+    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "learnact"]
+    env = {k: v for k, v in os.environ.items() if k != DEBUG_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*cmd, "run", "long.json", "--out", "d", "--no-report"], cwd=tmp_path, env=env,
+                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:  # EIO: the command and its processes closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace"))
+    assert code == 0, text[-3000:]
+    assert "Traceback" not in text
+    assert f"{total}/{total}" in text and "elapsed" in text  # the bar, at its end
+    assert f"({total} trained, 0 already done)" in text and "study folder:" in text
+    assert len(store.finished_runs(tmp_path / "d")) == total
+
+
 @pytest.mark.parametrize("other", [["--config", "tiny.toml"], ["--preset", "headline"]])
 def test_the_study_argument_and_an_option_together_is_one_line(tmp_path, other):
     _tiny(tmp_path)
