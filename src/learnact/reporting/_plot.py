@@ -205,12 +205,6 @@ def pick_showcase(view: StudyView, metric: str | None = None, limit: int = 5) ->
     return chosen[:limit]
 
 
-DENSE_POINTS = 5_000
-"""Points above which :func:`draw_lines` rasterises a panel's lines in the PDF (an image at ``savefig.dpi``, the
-PNG's resolution): the 1,005-run study's gate evolution drew 201 lines a panel, 2.3 MB of PDF paths; rasterised,
-0.3 MB and 28% less time for the figure. The paper study's panels (15 lines of 60-250 epochs) stay vector."""
-
-
 def draw_lines(ax: Axes, curves: list[tuple[np.ndarray, Any]], x: np.ndarray | None = None, **style: Any) -> None:
     """Draw ``curves`` (each ``(y, color)``, against ``x`` or epochs ``1 .. len(y)``) as one line collection.
 
@@ -218,8 +212,7 @@ def draw_lines(ax: Axes, curves: list[tuple[np.ndarray, Any]], x: np.ndarray | N
     each, and in the report's panel grids (hundreds of lines) creating and
     drawing those took 6-15% of the figure's time. ``style`` holds
     collection keywords (``lw``, ``alpha``, ``ls``). The axes' limits grow
-    to the lines as ``ax.plot`` grows them. Lines of more than
-    :data:`DENSE_POINTS` points in all are rasterised in the PDF.
+    to the lines as ``ax.plot`` grows them.
 
     Shape:
         - each ``y``: ``(points,)``; ``x``: ``(points,)`` (the same for every curve) or ``None``
@@ -229,6 +222,5 @@ def draw_lines(ax: Axes, curves: list[tuple[np.ndarray, Any]], x: np.ndarray | N
     if not curves:
         return
     segments = [np.column_stack((x if x is not None else np.arange(1, len(y) + 1), y)) for y, _ in curves]
-    dense = sum(len(s) for s in segments) > DENSE_POINTS
-    ax.add_collection(LineCollection(segments, colors=[c for _, c in curves], rasterized=dense, **style))
+    ax.add_collection(LineCollection(segments, colors=[c for _, c in curves], **style))
     ax.autoscale_view()

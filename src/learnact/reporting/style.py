@@ -2,9 +2,8 @@
 
 Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot
 and no global backend switch), inside :data:`RC` via :func:`figure_style`,
-and saved as PDF (vector, for LaTeX; a panel's very dense lines as an image:
-:data:`._plot.DENSE_POINTS`) and PNG (screens, the PDF rasterised), cropped
-to the content where a label would otherwise be cut.
+and saved as PDF (vector, for LaTeX) and PNG (screens, the PDF rasterised),
+cropped to the content where a label would otherwise be cut.
 
 Colours are fixed per variant for the whole report. Variants fall in groups
 (:func:`variant_family`): fixed baselines, gated mixtures by gate kind (per
