@@ -135,27 +135,22 @@ def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
     paths = [folder / f"{stem}.png", folder / f"{stem}.pdf"]
     # Layout once, then one draw. Saved with its layout engine on, a figure is drawn twice (matplotlib's dry run
     # for the layout, then the PDF's draw) and the constrained layout runs in each: here it runs once, measured at
-    # 72 dpi as the PDF backend measures (Agg's font metrics at that dpi are the PDF's), and the figure is saved
+    # 72 dpi as the PDF backend measures (Agg's font metrics at that dpi are the PDF's), and _pdf saves the figure
     # with no layout engine, so the PDF backend draws it once with the positions fixed.
     canvas = FigureCanvasAgg(fig)
     with _at_72_dpi(fig):
         engine = fig.get_layout_engine()
         if engine is not None:
             engine.execute(fig)
-    _drop_layout_engine(fig)
     document = _pdf(fig, None)
     # The constrained layout normally keeps every label inside the canvas, so the canvas is saved as it is. Only
     # when a text sticks out of the page (labels too long for the layout to fit), as PDFium reads the PDF's text,
     # is the figure drawn again, cropped to matplotlib's tight box, as bbox_inches="tight" with pad_inches=0.05
     # would crop it. (Asking matplotlib for the tight box of every figure cost a tenth of the report's figures.)
     if not _texts_on_page(document):
-        _drop_layout_engine(fig)  # savefig handed the rcParams' engine back (see below)
         with _at_72_dpi(fig):
             box = fig.get_tightbbox(canvas.get_renderer())
         document = _pdf(fig, box.padded(0.05))
-    # savefig hands the figure back with the rcParams' engine (it restores "no engine" by set_layout_engine(None),
-    # which means the rcParams' one); a placeholder keeps the positions for any later save, as the PNG and PDF have
-    fig.set_layout_engine("none")
     # each file through a temporary one and a rename: a full disk leaves no half-written figure behind
     with atomic_write(paths[1]) as tmp:
         tmp.write_bytes(document)
@@ -183,22 +178,29 @@ def _texts_on_page(document: bytes) -> bool:
     the canvas, and PDFium's bounds of a clipped path are those of the whole
     path (a zoomed panel's curves reach far past it).
     """
+    with _first_page(document) as page:
+        width, height = page.get_size()
+        slack = _SLACK * 72.0
+        for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_TEXT]):
+            # pypdfium2 >= 5 names it get_bounds, 4.x get_pos
+            left, bottom, right, top = obj.get_bounds() if hasattr(obj, "get_bounds") else obj.get_pos()
+            if left < -slack or bottom < -slack or right > width + slack or top > height + slack:
+                return False
+    return True
+
+
+@contextmanager
+def _first_page(document: bytes) -> Iterator[Any]:
+    """The first page of the PDF ``document``, opened with PDFium for the block (``pypdfium2.PdfPage``)."""
     pdf = pdfium.PdfDocument(document)
     try:
         page = pdf[0]
         try:
-            width, height = page.get_size()
-            slack = _SLACK * 72.0
-            for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_TEXT]):
-                # pypdfium2 >= 5 names it get_bounds, 4.x get_pos
-                left, bottom, right, top = obj.get_bounds() if hasattr(obj, "get_bounds") else obj.get_pos()
-                if left < -slack or bottom < -slack or right > width + slack or top > height + slack:
-                    return False
+            yield page
         finally:
-            page.close()
+            page.close()  # before its document (pypdfium2 4 warns otherwise)
     finally:
         pdf.close()
-    return True
 
 
 def _drop_layout_engine(fig: Figure) -> None:
@@ -213,28 +215,26 @@ def _drop_layout_engine(fig: Figure) -> None:
 
 
 def _pdf(fig: Figure, crop: Bbox | None) -> bytes:
+    """``fig`` saved as PDF (cropped to ``crop``, inches, when given) in one draw, its positions kept as they are."""
     buffer = io.BytesIO()
+    _drop_layout_engine(fig)
     # Fixed metadata keeps PDFs reproducible byte for byte (no creation date); each font's subset is made once
     # per process (_pdf_fonts), not once per figure.
     with shared_subsets():
         fig.savefig(buffer, format="pdf", metadata={"CreationDate": None}, bbox_inches=crop)
+    # savefig hands the figure back with the rcParams' engine (it restores "no engine" by set_layout_engine(None),
+    # which means the rcParams' one); a placeholder keeps the positions for any later save, as the PNG and PDF have
+    fig.set_layout_engine("none")
     return buffer.getvalue()
 
 
 def _rasterise(document: bytes, path: Path, dpi: float) -> None:
     """Render the first page of the PDF ``document`` at ``dpi`` (on white) and save it as the PNG ``path``."""
-    pdf = pdfium.PdfDocument(document)
-    try:
-        page = pdf[0]
-        try:
-            # PDFium rounds the pixel size up (a page of 864 pt at 150 dpi comes out 1801 px, not 1800); the
-            # canvas is cut to whole pixels, as matplotlib sizes a PNG of the same figure
-            size = (int(page.get_width() * dpi / 72.0 + 0.01), int(page.get_height() * dpi / 72.0 + 0.01))
-            image = page.render(scale=dpi / 72.0).to_pil()
-        finally:
-            page.close()  # before its document (pypdfium2 4 warns otherwise)
-    finally:
-        pdf.close()
+    with _first_page(document) as page:
+        # PDFium rounds the pixel size up (a page of 864 pt at 150 dpi comes out 1801 px, not 1800); the canvas
+        # is cut to whole pixels, as matplotlib sizes a PNG of the same figure
+        size = (int(page.get_width() * dpi / 72.0 + 0.01), int(page.get_height() * dpi / 72.0 + 0.01))
+        image = page.render(scale=dpi / 72.0).to_pil()
     if image.size != size:
         image = image.crop((0, 0, *size))
     # zlib level 3, not 6: about a third less time for files within a few percent of the size
