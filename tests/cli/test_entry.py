@@ -159,13 +159,9 @@ def test_run_on_a_terminal_shows_the_bar_trains_and_prints_the_leaderboard(tmp_p
 
     (tmp_path / "long.json").write_text(json.dumps(LONG))
     total = len(study_from_dict(LONG).runs())
-    script = Path(sys.executable).with_name("learnact")
-    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "learnact"]
-    env = {k: v for k, v in os.environ.items() if k != DEBUG_ENV}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
     master, slave = pty.openpty()
-    proc = subprocess.Popen([*cmd, "run", "long.json", "--out", "d", "--no-report"], cwd=tmp_path, env=env,
-                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    proc = subprocess.Popen([*_script(), "run", "long.json", "--out", "d", "--no-report"], cwd=tmp_path,
+                            env=_env(), stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
     os.close(slave)
     out = b""
     try:
