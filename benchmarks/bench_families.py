@@ -62,7 +62,7 @@ _STRATEGIES = textwrap.dedent("""
     out = {}
     for kind in list_families():
         modules = [(build_activation(ActivationConfig(kind=kind), width, 30), width) for width in (64, 32)]
-        out[kind] = [(choose(m, w).strategy, choose(m, w).exact, loaded and in_native_step(m, w)) for m, w in modules]
+        out[kind] = [(c.strategy, c.exact, loaded and in_native_step(m, w)) for m, w in modules for c in [choose(m, w)]]
     print(json.dumps(out))
 """)
 
