@@ -6,9 +6,12 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from learnact.evaluation import (
+    EXACT_WILCOXON_MAX,
     corrected_resampled_ttest,
     holm_adjust,
     summarize_seeds,
@@ -124,6 +127,58 @@ def test_wilcoxon_matches_scipy(d):
     assert stat == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue)
 
 
+def _signed_rank_sum(d: np.ndarray) -> float:
+    """R+ of the non-zero differences (average ranks of |d| for ties): scipy's statistic, from scipy's rankdata."""
+    nonzero = d[d != 0]
+    return float(stats.rankdata(np.abs(nonzero))[nonzero > 0].sum())
+
+
+# differences drawn from a few values, so that zeros and tied |d| (0.01 and -0.01) are common
+_TIED = st.lists(st.sampled_from([-0.03, -0.02, -0.01, 0.0, 0.01, 0.02, 0.03, 0.015]), min_size=2,
+                 max_size=EXACT_WILCOXON_MAX)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_TIED)
+def test_wilcoxon_with_ties_and_zeros_is_scipys_exhaustive_permutation_test(values):
+    # the null distribution of every sign pattern, as scipy's permutation_test computes it (whatever
+    # scipy.stats.wilcoxon's own method choice for ties is in the installed release)
+    d = np.asarray(values)
+    nonzero = d[d != 0]
+    stat, p = wilcoxon_signed_rank(d)
+    if len(nonzero) == 0:
+        assert (stat, p) == (0.0, 1.0)
+        return
+    ref = stats.permutation_test((d,), _signed_rank_sum, permutation_type="samples", n_resamples=np.inf,
+                                 alternative="two-sided")
+    r_plus = _signed_rank_sum(d)
+    assert stat == pytest.approx(min(r_plus, len(nonzero) * (len(nonzero) + 1) / 2 - r_plus), abs=1e-12)
+    assert p == pytest.approx(ref.pvalue, rel=1e-12, abs=0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1, 1, allow_nan=False).filter(lambda x: abs(x) > 1e-6), min_size=2,
+                max_size=EXACT_WILCOXON_MAX, unique_by=abs))
+def test_wilcoxon_without_ties_is_scipys_exact_test(values):
+    stat, p = wilcoxon_signed_rank(values)
+    ref = stats.wilcoxon(values, zero_method="wilcox", method="exact")
+    assert stat == pytest.approx(float(ref.statistic), abs=1e-12) and p == pytest.approx(float(ref.pvalue), rel=1e-12)
+
+
+def test_wilcoxon_worked_example_with_a_tie_and_a_zero():
+    # d = (0.01, -0.01, 0.02, 0.03, 0): the zero is dropped; |d| ranks 1.5, 1.5, 3, 4; R+ = 1.5 + 3 + 4 = 8.5,
+    # R- = 1.5. Of the 16 sign patterns, R+ >= 8.5 for {all +: 10, (-1.5 one of two): 8.5, 8.5} = 3 -> 3/16;
+    # two-sided p = 2 * 3/16 = 0.375.
+    assert wilcoxon_signed_rank([0.01, -0.01, 0.02, 0.03, 0.0]) == (1.5, pytest.approx(0.375))
+
+
+def test_wilcoxon_past_the_exact_limit_is_scipys():
+    rng = np.random.default_rng(5)
+    d = np.round(rng.normal(0.01, 0.02, size=EXACT_WILCOXON_MAX + 7), 2)  # ties: scipy's normal approximation
+    ref = stats.wilcoxon(d, zero_method="wilcox")
+    assert wilcoxon_signed_rank(d) == (pytest.approx(float(ref.statistic)), pytest.approx(float(ref.pvalue)))
+
+
 def test_wilcoxon_smallest_p_with_five_seeds_and_edge_cases():
     # All five differences of one sign: exact two-sided p = 2 / 2^5 = 0.0625.
     assert wilcoxon_signed_rank([1.0, 2.0, 3.0, 4.0, 5.0]) == (0.0, pytest.approx(0.0625))
@@ -163,9 +218,10 @@ def test_t_quantile_is_scipys_t_ppf(confidence):
     assert t_quantile(0.975, 4) == pytest.approx(T_975_DF4, rel=1e-13)
 
 
-def test_ranking_results_does_not_import_scipy_stats(tmp_path):
-    # the leaderboard path (tidy table -> seed aggregates -> leaderboard) runs without scipy.stats, which
-    # costs half a second to import; the paired tests import it when they run
+def test_ranking_and_paired_tests_do_not_import_scipy_stats(tmp_path):
+    # the leaderboard path (tidy table -> seed aggregates -> leaderboard) and the report's paired tests on a few
+    # seeds run without scipy.stats, which costs 0.3-0.6 s to import; a Wilcoxon test past the exact limit
+    # imports it
     import subprocess
     import sys
 
@@ -179,8 +235,11 @@ def test_ranking_results_does_not_import_scipy_stats(tmp_path):
             "board = leaderboard(tidy)\n"
             "assert agg['ci_low'].notna().all() and len(board) == 2\n"
             "print('scipy.stats' in sys.modules)\n"
-            "from learnact.evaluation import corrected_resampled_ttest\n"
-            "corrected_resampled_ttest([0.1, 0.2, 0.4], 0.3)\n"
+            "from learnact.evaluation import EXACT_WILCOXON_MAX, corrected_resampled_ttest, wilcoxon_signed_rank\n"
+            "assert 0 < corrected_resampled_ttest([0.1, 0.2, 0.4], 0.3).p_value < 1\n"
+            "assert wilcoxon_signed_rank([0.1, -0.1, 0.2, 0.0, 0.3])[1] == 0.375\n"
+            "print('scipy.stats' in sys.modules)\n"
+            "wilcoxon_signed_rank([0.1 * (i + 1) for i in range(EXACT_WILCOXON_MAX + 1)])\n"
             "print('scipy.stats' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "True"]
+    assert out.stdout.split() == ["False", "False", "True"]

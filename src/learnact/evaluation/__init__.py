@@ -49,6 +49,7 @@ from .results import (
     write_results,
 )
 from .statistics import (
+    EXACT_WILCOXON_MAX,
     PairedTest,
     SeedSummary,
     corrected_resampled_ttest,
@@ -92,6 +93,7 @@ __all__ = [
     "NemenyiResult",
     "PairedTest",
     "Quantity",
+    "EXACT_WILCOXON_MAX",
     "RESULTS_COLUMNS",
     "RESULTS_FILE",
     "SeedSummary",
