@@ -36,7 +36,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from .statistics import holm_adjust
+from .statistics import holm_adjust, wilcoxon_signed_rank
 
 __all__ = [
     "FriedmanResult",
@@ -198,17 +198,11 @@ def wilcoxon_holm(scores: pd.DataFrame) -> pd.DataFrame:
         (``mean_diff`` is ``a - b`` in the score's own direction). A pair whose
         data sets all tie gets ``p_value = 1``.
     """
-    from scipy import stats  # here, not at import: reading results need not load scipy.stats
-
     s = _score_table(scores, True)
     rows = []
     for a, b in combinations(s.columns, 2):
         d = s[a].to_numpy() - s[b].to_numpy()
-        if np.all(d == 0):
-            stat, p = 0.0, 1.0
-        else:
-            res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
-            stat, p = float(res.statistic), float(res.pvalue)
+        stat, p = wilcoxon_signed_rank(d)  # the study comparisons' test (an all-zero d gives p = 1)
         rows.append({"a": a, "b": b, "statistic": stat, "p_value": p, "mean_diff": float(d.mean())})
     out = pd.DataFrame(rows)
     out["p_holm"] = holm_adjust(out["p_value"].to_numpy())
