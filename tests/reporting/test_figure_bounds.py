@@ -205,3 +205,44 @@ def test_a_figure_with_characters_past_latin_1_embeds_its_font_once(tmp_path):
         save_figure(fig, tmp_path, "glyphs")
     names = re.findall(rb"/FontName /[A-Z]{6}\+([A-Za-z-]+)", (tmp_path / "glyphs.pdf").read_bytes())
     assert names == [b"DejaVuSans"], names
+
+
+@pytest.mark.parametrize("spec", FIGURES, ids=lambda s: s.name)
+def test_a_report_figure_makes_only_the_ticks_it_draws(spec, request, tmp_path):
+    # matplotlib makes a tick object (tick lines, grid line, labels) for every location the axis' locator returns
+    # and draws those within the view; its automatic locator returns a step past each end. save_figure keeps
+    # only the ticks within the view: the same ones drawn, fewer made and laid out.
+    view = load_study_view(request.getfixturevalue("tiny_regression_study" if spec.task == "regression"
+                                                   else "tiny_study"))
+    with figure_style():
+        built = spec.build(view)
+        fig = built[0] if isinstance(built, tuple) else built
+        save_figure(fig, tmp_path, spec.name)
+    checked = 0
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            locator = axis.get_major_locator()
+            base = getattr(locator, "base", None)
+            if axis.get_scale() != "linear" or base is None:
+                continue
+            lo, hi = sorted(axis.get_view_interval())
+            slack = (hi - lo) * 1e-9
+            inside = [t for t in base() if lo - slack <= t <= hi + slack]
+            assert list(axis.get_majorticklocs()) == inside, (ax.get_title(), axis.axis_name)
+            checked += 1
+    automatic = sum(type(axis.get_major_locator()).__name__ in ("AutoLocator", "MaxNLocator")
+                    for ax in fig.axes for axis in (ax.xaxis, ax.yaxis))
+    assert checked > 0 or automatic == 0
+
+
+def test_ticks_past_the_view_are_not_made(tmp_path):
+    with figure_style():
+        fig = Figure(figsize=(3, 2), layout="constrained")
+        ax = fig.subplots()
+        ax.plot([0.0, 1.0], [0.0, 0.93])
+        ax.set_xlim(0.0, 1.0)
+        ax.set_ylim(0.0, 0.93)
+        save_figure(fig, tmp_path, "plain")
+    assert list(ax.get_yticks()) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])  # matplotlib's own adds 1.0
+    assert list(ax.get_xticks()) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.0", "0.2", "0.4", "0.6", "0.8"]

@@ -24,6 +24,8 @@ import matplotlib
 import numpy as np
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
+from matplotlib import ticker
+from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
@@ -137,6 +139,9 @@ def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
     # for the layout, then the PDF's draw) and the constrained layout runs in each: here it runs once, measured at
     # 72 dpi as the PDF backend measures (Agg's font metrics at that dpi are the PDF's), and _pdf saves the figure
     # with no layout engine, so the PDF backend draws it once with the positions fixed.
+    for ax in fig.axes:
+        _ticks_in_view(ax.xaxis)
+        _ticks_in_view(ax.yaxis)
     canvas = FigureCanvasAgg(fig)
     with _at_72_dpi(fig):
         engine = fig.get_layout_engine()
@@ -157,6 +162,51 @@ def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
     with atomic_write(paths[0]) as tmp:
         _rasterise(document, tmp, float(matplotlib.rcParams["savefig.dpi"]))
     return paths
+
+
+class _InView(ticker.Locator):
+    """The ticks of the locator ``base`` that lie within its axis' view.
+
+    matplotlib makes a tick (two tick lines, a grid line and two labels) for
+    every location the axis' locator returns, and draws those within the view:
+    ``MaxNLocator`` returns a step past each end, so a small panel made 4-6
+    ticks for 2-4 drawn ones, each laid out and formatted in every layout pass.
+    """
+
+    def __init__(self, base: ticker.Locator) -> None:
+        self.base = base
+
+    def set_axis(self, axis: Any) -> None:
+        self.axis = axis
+        self.base.set_axis(axis)
+
+    def __call__(self) -> Any:
+        assert self.axis is not None  # set_major_locator sets it
+        return self._inside(self.base(), *self.axis.get_view_interval())
+
+    def tick_values(self, vmin: float, vmax: float) -> Any:
+        return self._inside(self.base.tick_values(vmin, vmax), vmin, vmax)
+
+    def nonsingular(self, v0: float, v1: float) -> tuple[float, float]:
+        return self.base.nonsingular(v0, v1)
+
+    def view_limits(self, vmin: float, vmax: float) -> tuple[float, float]:
+        return self.base.view_limits(vmin, vmax)
+
+    @staticmethod
+    def _inside(locs: Any, a: float, b: float) -> Any:
+        lo, hi = min(a, b), max(a, b)
+        slack = (hi - lo) * 1e-9  # matplotlib draws a tick within 1e-10 of the view's width past an end
+        locs = np.asarray(locs)
+        return locs[(locs >= lo - slack) & (locs <= hi + slack)]
+
+
+def _ticks_in_view(axis: Axis) -> None:
+    """Give a linear ``axis`` with matplotlib's automatic ticks (and no minor ones) only the ticks it draws."""
+    locator = axis.get_major_locator()
+    if (type(locator) in (ticker.AutoLocator, ticker.MaxNLocator) and axis.get_scale() == "linear"
+            and isinstance(axis.get_minor_locator(), ticker.NullLocator)):
+        axis.set_major_locator(_InView(locator))
 
 
 @contextmanager
