@@ -260,3 +260,23 @@ def test_report_workers_run_one_openblas_thread_and_keep_their_start_out_of_the_
         assert value == "1"
         assert threads and all(n == 1 for n in threads), threads
         assert frozen > 10 * tracked, (frozen, tracked)  # the preloaded modules' objects: frozen, not walked
+
+
+def test_the_seed_aggregates_are_computed_before_any_figure_and_travel_with_the_view(tiny_study, tmp_path,
+                                                                                     monkeypatch):
+    # Most figures and the report's tables read the seed aggregates: build_figures computes them once, before a
+    # figure is drawn, so the copy of the view each worker gets carries them (no worker computes them again).
+    from learnact.reporting import figures, load_study_view
+
+    seen: list[bool] = []
+    original = figures._render
+
+    def render(view, folder, note, spec):
+        seen.append("aggregates" in view.__dict__)
+        return original(view, folder, note, spec)
+
+    monkeypatch.setattr(figures, "_render", render)
+    view = load_study_view(tiny_study)
+    assert "aggregates" not in view.__dict__
+    figures.build_figures(view, tmp_path, figures.FIGURES[:2], workers=1)
+    assert seen == [True, True]

@@ -166,6 +166,9 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
                     spec.prepare(view)
                 except NothingToShow:
                     pass  # the figure says so when it is built
+    # the seed aggregates most figures (and the report's tables) read: computed once, here, and copied to the
+    # workers with the view, instead of once in each worker
+    view.aggregates  # noqa: B018
     picklable = all(_picklable(spec) for spec in wanted)
     done = [0]
 
