@@ -5,8 +5,9 @@
 # In each: `learnact --version`, a usage error (`learnact run --bogus`: exit 2, usage, no traceback) and a
 # tiny study end to end (`learnact run STUDY.toml --out d`, then compare and predict). At the oldest
 # versions the console-script tests (usage errors, signals, OS errors: tests/cli/test_entry.py), the config
-# tests and the figure-file tests (tests/reporting/test_figure_bounds.py: each figure's PNG and PDF against
-# matplotlib's own drawing) run too (pytest is installed on its own, not through an extra); the whole tests/cli
+# tests, the figure-file tests (tests/reporting/test_figure_bounds.py: each figure's PNG and PDF against
+# matplotlib's own drawing) and the statistics tests (tests/evaluation/test_statistics.py: the paired tests'
+# p-values, the same on every scipy release) run too (pytest is installed on its own, not through an extra); the whole tests/cli
 # there took 5 min.
 # torch is installed first at 2.13.0 in both: the CPU build on local disk (a newer torch would pull
 # gigabytes of CUDA libraries); the rest of "newest" is the newest pip finds.
@@ -173,10 +174,11 @@ check() {  # check KIND: the checks of one install (their output goes to a log, 
     smoke "$venv"
     if [ "$kind" = oldest ]; then
         # from the work tree, against the installed package (src/ is not on the path)
-        # and the figure files against matplotlib's own drawing (3.7.0-3.7.1 garbled the confusion matrices' PDF)
+        # and the figure files against matplotlib's own drawing (3.7.0-3.7.1 garbled the confusion matrices' PDF),
+        # and the paired tests' p-values against scipy's permutation test (scipy 1.10-1.12's wilcoxon approximated)
         "$venv/bin/python" -m pytest -q -n auto -p no:cacheprovider tests/cli/test_entry.py tests/test_config.py \
-            tests/reporting/test_figure_bounds.py \
-            || fail "the console-script, config and figure tests failed at the oldest versions (exit $?)"
+            tests/reporting/test_figure_bounds.py tests/evaluation/test_statistics.py \
+            || fail "the console-script, config, figure and statistics tests failed at the oldest versions (exit $?)"
     fi
     say "$kind: all checks passed in $(elapsed "$start")"
 }

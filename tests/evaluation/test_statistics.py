@@ -112,6 +112,12 @@ def test_corrected_ttest_edge_cases():
         corrected_resampled_ttest([0.1, 0.2], -0.1)
 
 
+def _signed_rank_sum(d: np.ndarray) -> float:
+    """R+ of the non-zero differences (average ranks of |d| for ties): scipy's statistic, from scipy's rankdata."""
+    nonzero = d[d != 0]
+    return float(stats.rankdata(np.abs(nonzero))[nonzero > 0].sum())
+
+
 @pytest.mark.parametrize(
     "d",
     [
@@ -122,15 +128,13 @@ def test_corrected_ttest_edge_cases():
     ],
 )
 def test_wilcoxon_matches_scipy(d):
+    # scipy >= 1.13's wilcoxon (an exhaustive permutation test where |d| ties or d has zeros, as in d[1], d[2]);
+    # scipy 1.10-1.12 approximated those, so the reference is the permutation test itself, on every release
+    d = np.asarray(d)
     stat, p = wilcoxon_signed_rank(d)
-    ref = stats.wilcoxon(d, zero_method="wilcox")
-    assert stat == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue)
-
-
-def _signed_rank_sum(d: np.ndarray) -> float:
-    """R+ of the non-zero differences (average ranks of |d| for ties): scipy's statistic, from scipy's rankdata."""
-    nonzero = d[d != 0]
-    return float(stats.rankdata(np.abs(nonzero))[nonzero > 0].sum())
+    ref = stats.permutation_test((d,), _signed_rank_sum, permutation_type="samples", n_resamples=np.inf)
+    assert stat == pytest.approx(float(stats.wilcoxon(d, zero_method="wilcox").statistic))
+    assert p == pytest.approx(ref.pvalue)
 
 
 # differences drawn from a few values, so that zeros and tied |d| (0.01 and -0.01) are common
