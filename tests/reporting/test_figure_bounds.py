@@ -246,3 +246,51 @@ def test_ticks_past_the_view_are_not_made(tmp_path):
     assert list(ax.get_yticks()) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])  # matplotlib's own adds 1.0
     assert list(ax.get_xticks()) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0.0", "0.2", "0.4", "0.6", "0.8"]
+
+
+def test_an_empty_axis_label_is_not_placed(tmp_path, monkeypatch):
+    # placing an axis label measures every tick label of the axis again, in each layout pass and in the draw;
+    # save_figure spares the axes whose label is empty (nothing to place) and only those
+    from matplotlib.axis import Axis
+
+    placed: list[str] = []
+    original = Axis._get_tick_boxes_siblings
+
+    def counted(self, renderer):
+        placed.append(f"{self.axes.get_title()}.{self.axis_name}")
+        return original(self, renderer)
+
+    monkeypatch.setattr(Axis, "_get_tick_boxes_siblings", counted)
+    with figure_style():
+        fig = Figure(figsize=(4, 2), layout="constrained")
+        labelled, bare = fig.subplots(1, 2)
+        for ax, title in ((labelled, "labelled"), (bare, "bare")):
+            ax.plot([0, 1], [0, 1])
+            ax.set_title(title)
+        labelled.set_xlabel("x")
+        labelled.set_ylabel("y")
+        save_figure(fig, tmp_path, "labels")
+    assert set(placed) == {"labelled.x", "labelled.y"}
+
+
+@pytest.mark.parametrize("spec", FIGURES, ids=lambda s: s.name)
+def test_the_axis_trims_leave_every_pixel_as_it_was(spec, request, tmp_path, monkeypatch):
+    # save_figure makes only the ticks drawn and does not place empty axis labels; the picture is the one
+    # matplotlib draws without either, pixel for pixel
+    from learnact.reporting import style
+
+    view = load_study_view(request.getfixturevalue("tiny_regression_study" if spec.task == "regression"
+                                                   else "tiny_study"))
+    pngs = []
+    for trimmed in (True, False):
+        with monkeypatch.context() as patch:
+            if not trimmed:
+                patch.setattr(style, "_ticks_in_view", lambda axis: None)
+                patch.setattr(style, "_no_label_no_placement", lambda axis: None)
+            with figure_style():
+                built = spec.build(view)
+                fig = built[0] if isinstance(built, tuple) else built
+                save_figure(fig, tmp_path / str(trimmed), spec.name)
+        with Image.open(tmp_path / str(trimmed) / f"{spec.name}.png") as im:
+            pngs.append(np.asarray(im.convert("RGB")))
+    assert pngs[0].shape == pngs[1].shape and np.array_equal(pngs[0], pngs[1])

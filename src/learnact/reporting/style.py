@@ -140,8 +140,9 @@ def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
     # 72 dpi as the PDF backend measures (Agg's font metrics at that dpi are the PDF's), and _pdf saves the figure
     # with no layout engine, so the PDF backend draws it once with the positions fixed.
     for ax in fig.axes:
-        _ticks_in_view(ax.xaxis)
-        _ticks_in_view(ax.yaxis)
+        for axis in (ax.xaxis, ax.yaxis):
+            _ticks_in_view(axis)
+            _no_label_no_placement(axis)
     canvas = FigureCanvasAgg(fig)
     with _at_72_dpi(fig):
         engine = fig.get_layout_engine()
@@ -207,6 +208,18 @@ def _ticks_in_view(axis: Axis) -> None:
     if (type(locator) in (ticker.AutoLocator, ticker.MaxNLocator) and axis.get_scale() == "linear"
             and isinstance(axis.get_minor_locator(), ticker.NullLocator)):
         axis.set_major_locator(_InView(locator))
+
+
+def _no_label_no_placement(axis: Axis) -> None:
+    """Pin an axis' empty label to its axes' centre: matplotlib then does not place it.
+
+    Placing an axis label outside its tick labels measures every tick label
+    again (``_get_tick_boxes_siblings``), in each layout pass and in the draw,
+    whether or not the label has text. An empty label draws nothing and its
+    zero-size box at the axes' centre adds nothing to the layout.
+    """
+    if not axis.label.get_text():
+        axis.set_label_coords(0.5, 0.5)
 
 
 @contextmanager
