@@ -275,8 +275,9 @@ def test_an_empty_axis_label_is_not_placed(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("spec", FIGURES, ids=lambda s: s.name)
 def test_the_axis_trims_leave_every_pixel_as_it_was(spec, request, tmp_path, monkeypatch):
-    # save_figure makes only the ticks drawn and does not place empty axis labels; the picture is the one
-    # matplotlib draws without either, pixel for pixel
+    # save_figure makes only the ticks drawn, does not place empty axis labels and leaves titles at the top of
+    # their axes where nothing can push them up; the picture is the one matplotlib draws without these, pixel
+    # for pixel
     from learnact.reporting import style
 
     view = load_study_view(request.getfixturevalue("tiny_regression_study" if spec.task == "regression"
@@ -287,6 +288,7 @@ def test_the_axis_trims_leave_every_pixel_as_it_was(spec, request, tmp_path, mon
             if not trimmed:
                 patch.setattr(style, "_ticks_in_view", lambda axis: None)
                 patch.setattr(style, "_no_label_no_placement", lambda axis: None)
+                patch.setattr(style, "_titles_at_the_top", lambda fig: None)
             with figure_style():
                 built = spec.build(view)
                 fig = built[0] if isinstance(built, tuple) else built
@@ -294,3 +296,25 @@ def test_the_axis_trims_leave_every_pixel_as_it_was(spec, request, tmp_path, mon
         with Image.open(tmp_path / str(trimmed) / f"{spec.name}.png") as im:
             pngs.append(np.asarray(im.convert("RGB")))
     assert pngs[0].shape == pngs[1].shape and np.array_equal(pngs[0], pngs[1])
+
+
+@pytest.mark.parametrize("offset", [False, True], ids=["plain", "offset text"])
+def test_titles_stay_put_unless_an_offset_text_could_push_them(offset, tmp_path, caplog):
+    # matplotlib moves a title up past a y offset text (1e6) and measures the y axis to find out, in every layout
+    # pass and in the draw: save_figure leaves the titles put (matplotlib's flag for a title placed by hand,
+    # which it logs) only where no axes has such a text, and otherwise lets matplotlib move them
+    import logging
+
+    with figure_style():
+        fig = Figure(figsize=(3, 2), layout="constrained")
+        ax = fig.subplots()
+        ax.plot([0.0, 1.0], [1e6, 3e6] if offset else [0.0, 3.0])
+        ax.set_title("a title as wide as the axes, or wider")
+        with caplog.at_level(logging.DEBUG, logger="matplotlib.axes._base"):
+            save_figure(fig, tmp_path, "title")
+    left_put = "title position was updated manually" in caplog.text
+    assert left_put is not offset
+    if offset:
+        renderer = fig.canvas.get_renderer()
+        assert ax.yaxis.offsetText.get_text()
+        assert ax.title.get_window_extent(renderer).y0 >= ax.yaxis.offsetText.get_window_extent(renderer).y1 - 1
