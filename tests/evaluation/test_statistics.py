@@ -142,6 +142,16 @@ _TIED = st.lists(st.sampled_from([-0.03, -0.02, -0.01, 0.0, 0.01, 0.02, 0.03, 0.
                  max_size=EXACT_WILCOXON_MAX)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from([-1.0, 0.0, 0.5, 0.5000001, 2.0, 3.0]), min_size=1, max_size=20))
+def test_tied_ranks_are_scipys_average_ranks(values):
+    # the ranks behind the Wilcoxon test and the ROC-AUC (Mann-Whitney), ties sharing their mean rank
+    from learnact.evaluation.statistics import tied_ranks
+
+    a = np.asarray(values)
+    np.testing.assert_array_equal(tied_ranks(a), stats.rankdata(a, method="average"))
+
+
 @settings(max_examples=150, deadline=None)
 @given(_TIED)
 def test_wilcoxon_with_ties_and_zeros_is_scipys_exhaustive_permutation_test(values):

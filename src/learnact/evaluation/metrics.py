@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .statistics import tied_ranks
+
 __all__ = [
     "Metric",
     "METRICS",
@@ -95,13 +97,7 @@ def _f1(y: np.ndarray, p: np.ndarray) -> float:
 
 def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
     """ROC-AUC from ranks (Mann-Whitney U), ties at their mean rank; ``positive`` must hold both classes."""
-    order = np.argsort(score, kind="mergesort")
-    ranked = score[order]
-    first = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    counts = np.diff(np.r_[first, len(score)])
-    mean_rank = np.repeat(first + (counts + 1) / 2.0, counts)  # 1-based ranks averaged over each tie
-    ranks = np.empty(len(score))
-    ranks[order] = mean_rank
+    ranks = tied_ranks(score)
     n_pos = int(np.count_nonzero(positive))
     n_neg = len(score) - n_pos
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))

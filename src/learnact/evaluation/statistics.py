@@ -24,6 +24,7 @@ __all__ = [
     "corrected_resampled_ttest",
     "wilcoxon_signed_rank",
     "EXACT_WILCOXON_MAX",
+    "tied_ranks",
     "holm_adjust",
     "win_tie_loss",
 ]
@@ -245,7 +246,7 @@ def wilcoxon_signed_rank(diffs: np.ndarray | list[float]) -> tuple[float, float]
 
         res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
         return float(res.statistic), float(res.pvalue)
-    ranks = _average_ranks(np.abs(nonzero))
+    ranks = tied_ranks(np.abs(nonzero))
     r_plus = float(ranks[nonzero > 0].sum())
     statistic = min(r_plus, float(ranks.sum()) - r_plus)
     m = len(nonzero)
@@ -257,14 +258,18 @@ def wilcoxon_signed_rank(diffs: np.ndarray | list[float]) -> tuple[float, float]
     return statistic, float(min(1.0, 2 * min(less, greater)))
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks ``1..n`` of ``values``, ties sharing their average rank (``scipy.stats.rankdata(method="average")``)."""
-    order = np.argsort(values, kind="stable")
+def tied_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks ``1..n`` of ``values``, ties sharing their mean rank (``scipy.stats.rankdata(method="average")``).
+
+    Shape:
+        - values: ``(n,)``; output: ``(n,)``
+    """
+    order = np.argsort(values, kind="mergesort")
     ordered = values[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    ends = np.r_[starts[1:], len(values)]  # each tie group covers positions starts..ends-1, ranks starts+1..ends
+    first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    counts = np.diff(np.r_[first, len(values)])
     ranks = np.empty(len(values), dtype=np.float64)
-    ranks[order] = np.repeat((starts + 1 + ends) / 2.0, ends - starts)
+    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)  # 1-based ranks averaged over each tie
     return ranks
 
 
