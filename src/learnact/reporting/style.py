@@ -135,15 +135,17 @@ def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
     """
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{stem}.png", folder / f"{stem}.pdf"]
-    # Layout once, then one draw. Saved with its layout engine on, a figure is drawn twice (matplotlib's dry run
-    # for the layout, then the PDF's draw) and the constrained layout runs in each: here it runs once, measured at
-    # 72 dpi as the PDF backend measures (Agg's font metrics at that dpi are the PDF's), and _pdf saves the figure
-    # with no layout engine, so the PDF backend draws it once with the positions fixed.
+    # Less for the layout and the draw to measure, the same picture: no ticks past the view, no placing of empty
+    # axis labels, titles left put where nothing can push them up
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
             _ticks_in_view(axis)
             _no_label_no_placement(axis)
     _titles_at_the_top(fig)
+    # Layout once, then one draw. Saved with its layout engine on, a figure is drawn twice (matplotlib's dry run
+    # for the layout, then the PDF's draw) and the constrained layout runs in each: here it runs once, measured at
+    # 72 dpi as the PDF backend measures (Agg's font metrics at that dpi are the PDF's), and _pdf saves the figure
+    # with no layout engine, so the PDF backend draws it once with the positions fixed.
     canvas = FigureCanvasAgg(fig)
     with _at_72_dpi(fig):
         engine = fig.get_layout_engine()
