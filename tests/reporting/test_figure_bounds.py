@@ -23,7 +23,8 @@ from PIL import Image
 from learnact.evaluation.suite import suite_analysis
 from learnact.reporting import FIGURES, load_study_view
 from learnact.reporting.figures import NothingToShow
-from learnact.reporting.style import figure_style, save_figure
+from learnact.reporting.saving import save_figure
+from learnact.reporting.style import figure_style
 from learnact.reporting.suite_report import SUITE_FIGURES
 
 
@@ -278,7 +279,7 @@ def test_the_axis_trims_leave_every_pixel_as_it_was(spec, request, tmp_path, mon
     # save_figure makes only the ticks drawn, does not place empty axis labels and leaves titles at the top of
     # their axes where nothing can push them up; the picture is the one matplotlib draws without these, pixel
     # for pixel
-    from learnact.reporting import style
+    from learnact.reporting import saving
 
     view = load_study_view(request.getfixturevalue("tiny_regression_study" if spec.task == "regression"
                                                    else "tiny_study"))
@@ -286,9 +287,9 @@ def test_the_axis_trims_leave_every_pixel_as_it_was(spec, request, tmp_path, mon
     for trimmed in (True, False):
         with monkeypatch.context() as patch:
             if not trimmed:
-                patch.setattr(style, "_ticks_in_view", lambda axis: None)
-                patch.setattr(style, "_no_label_no_placement", lambda axis: None)
-                patch.setattr(style, "_titles_at_the_top", lambda fig: None)
+                patch.setattr(saving, "_ticks_in_view", lambda axis: None)
+                patch.setattr(saving, "_no_label_no_placement", lambda axis: None)
+                patch.setattr(saving, "_titles_at_the_top", lambda fig: None)
             with figure_style():
                 built = spec.build(view)
                 fig = built[0] if isinstance(built, tuple) else built

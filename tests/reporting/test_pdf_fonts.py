@@ -11,7 +11,8 @@ from matplotlib.backends import _backend_pdf_ps
 from PIL import Image
 
 from learnact.reporting import _pdf_fonts
-from learnact.reporting.style import figure_style, new_figure, save_figure
+from learnact.reporting.saving import save_figure
+from learnact.reporting.style import figure_style, new_figure
 
 pytestmark = pytest.mark.skipif(not _pdf_fonts.supported(),
                                 reason="this matplotlib subsets fonts through another interface; nothing is shared")

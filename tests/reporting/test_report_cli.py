@@ -143,16 +143,17 @@ def test_study_without_gates_skips_gate_figures_and_says_why(fixed_only_study):
     assert "Figures not drawn for this study" in (report / "report.tex").read_text()
 
 
-def test_parallel_figures_equal_serial_ones_and_the_command_loads_no_torch(tiny_study, tiny_report, tmp_path):
+def test_parallel_figures_equal_serial_ones_and_the_command_loads_no_torch_or_matplotlib(tiny_study, tiny_report,
+                                                                                       tmp_path):
     """`learnact report` draws the figures in worker processes: the same PNG bytes as one by one (the tiny_report
     fixture), and this process imports neither torch nor training code (the activation shapes need torch: a
-    worker draws them)."""
+    worker draws them), nor matplotlib (it hands the figures out and builds the tables)."""
     import os
 
     copy = _copy_study(tiny_study, tmp_path / "parallel")
     code = _SCRIPT.format(call=("from learnact.cli.app import app\nfrom learnact.cli.errors import run_cli\n"
                                 f"assert run_cli(app, ['report', {str(copy)!r}]) == 0"),
-                          training=(*TRAINING, "torch"))
+                          training=(*TRAINING, "matplotlib"))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "LEARNACT_REPORT_WORKERS": "2"})
     assert proc.returncode == 0, proc.stderr

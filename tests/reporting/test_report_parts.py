@@ -9,8 +9,8 @@ import torch
 
 from learnact.reporting import Cell, Table, latex_escape, to_latex, to_markdown
 from learnact.reporting.fig_cases import select_cases
-from learnact.reporting.fig_shapes import effective_activation
 from learnact.reporting.latex import latex_text
+from learnact.reporting.shapes import effective_activation
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from learnact.reporting.fig_shapes import activation_shapes_figure, shape_panels
+from learnact.reporting.fig_shapes import activation_shapes_figure
+from learnact.reporting.saving import save_figure
+from learnact.reporting.shapes import shape_panels
 from learnact.reporting.study_view import load_study_view
-from learnact.reporting.style import figure_style, save_figure
+from learnact.reporting.style import figure_style
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,7 +44,8 @@ def test_a_view_carrying_its_shape_panels_draws_the_same_figure_without_torch(ti
         import pickle, sys, json
         from pathlib import Path
         from learnact.reporting.fig_shapes import activation_shapes_figure
-        from learnact.reporting.style import figure_style, save_figure
+        from learnact.reporting.saving import save_figure
+        from learnact.reporting.style import figure_style
         view = pickle.loads(Path({str(tmp_path / "view.pkl")!r}).read_bytes())
         with figure_style():
             fig, _ = activation_shapes_figure(view)
@@ -80,7 +83,7 @@ def test_build_figures_evaluates_the_shapes_in_a_caller_with_torch_so_its_worker
         import json, sys
         from pathlib import Path
         import torch
-        from learnact.reporting.fig_shapes import shape_panels
+        from learnact.reporting.shapes import shape_panels
         from learnact.reporting.figures import FigureSpec, build_figures
         from learnact.reporting.study_view import load_study_view
         from _draw_probe import shapes_noting_torch

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.axes import Axes
 
 from ..evaluation import describe_quantity
 from .study_view import StudyView
 from .style import candidate_color, variant_family
+
+if TYPE_CHECKING:  # the tables use the row order here in a process that draws nothing (no matplotlib)
+    from matplotlib.axes import Axes
 
 __all__ = ["Row", "grouped_rows", "apply_rows", "seed_offsets", "stacked_bar", "wrap_name", "grid_shape",
            "pick_showcase", "GROUP_HEADINGS", "next_layer_panel", "SeedDots"]

@@ -1,4 +1,12 @@
-"""The report's figures: what each shows, how it is built, and how it is captioned."""
+"""The report's figures: what each shows, how it is built, and how it is captioned.
+
+This module names each figure's builder without importing it: the builders
+(:mod:`.drawing`) and matplotlib load where a figure is drawn, in the
+report's worker processes (whose fork server imported them ahead of time),
+or here when a report draws in this process. The process that trained a
+study thus hands its figures to the workers without loading matplotlib
+(about 0.6 s on 2 cores, between the leaderboard and the first figure).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +16,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from matplotlib.figure import Figure
-
-from .fig_cases import case_studies_figure
-from .fig_gates import gate_evolution_figure, gate_selectivity_figure, gate_weights_figure
-from .fig_performance import confusion_figure, cost_figure, leaderboard_figure, regression_figure, roc_figure
-from .fig_shapes import activation_shapes_figure, shape_panels
-from .fig_sweeps import entropy_weight_sweep_figure, temperature_sweep_figure
-from .fig_training import loss_curves_figure
+from .shapes import shape_panels
 from .study_view import NothingToShow, StudyView
-from .style import figure_style, save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["FigureSpec", "FIGURES", "FigureResult", "build_figures", "figures_for"]
 
@@ -69,54 +73,71 @@ class FigureResult:
     skipped: str | None = None
 
 
+@dataclass(frozen=True)
+class _Drawn:
+    """The figure builder ``name`` of :mod:`.drawing`, imported when first called (picklable by its name)."""
+
+    name: str
+
+    def __call__(self, view: StudyView) -> Figure | tuple[Figure, str]:
+        from . import drawing
+
+        builder: Builder = getattr(drawing, self.name)
+        return builder(view)
+
+
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("leaderboard", "Leaderboard",
                "Test metrics per variant (classification: accuracy, F1 and ROC-AUC; regression: RMSE, MAE and "
                "R²): small dots are seeds, large markers the mean over seeds with its 95% t interval; fixed "
                "baselines, gated mixtures and learnable families are set apart, each group sorted by mean ROC-AUC "
-               "(regression: R²).", leaderboard_figure),
+               "(regression: R²).", _Drawn("leaderboard_figure")),
     FigureSpec("roc", "Mean ROC curves",
                "Mean ROC curve over seeds with a $\\pm 1$ standard deviation band for the reference and the best "
                "variant of each gate kind and the best learnable family, over the full range and zoomed into the "
                "top-left corner.",
-               roc_figure, "classification"),
+               _Drawn("roc_figure"), "classification"),
     FigureSpec("regression_fit", "Predicted against true",
                "Regression: predicted against true test targets (dashed: perfect prediction) and the distribution "
-               "of the residuals, for the reference and the best variant of each kind.", regression_figure,
-               "regression"),
+               "of the residuals, for the reference and the best variant of each kind.",
+               _Drawn("regression_figure"), "regression"),
     FigureSpec("loss_curves", "Training and validation loss",
                "Training (solid) and validation (dashed) loss per epoch (cross-entropy; regression: mean squared "
                "error on standardised targets), fixed versus learnable "
-               "activations; the circle marks the epoch whose weights were kept.", loss_curves_figure),
+               "activations; the circle marks the epoch whose weights were kept.", _Drawn("loss_curves_figure")),
     FigureSpec("cost", "Cost",
                "What each variant costs trained alone: trainable parameters; forward plus backward FLOPs per "
                "sample (matrix products as torch's FlopCounterMode counts them, plus one per element of every "
                "elementwise operation), the median latency of one training step on one thread and the activation "
                "memory per sample, measured once per variant at the study's batch size; and epochs until early "
-               "stopping: mean $\\pm$ one standard deviation over seeds (dots are seeds).", cost_figure),
+               "stopping: mean $\\pm$ one standard deviation over seeds (dots are seeds).", _Drawn("cost_figure")),
     FigureSpec("gate_selectivity", "Gate entropy and selectivity",
                "Gate entropy (diversity) and maximum gate weight (selectivity) per hidden layer across seeds; "
-               "the dashed line is a uniform mixture.", gate_selectivity_figure),
+               "the dashed line is a uniform mixture.", _Drawn("gate_selectivity_figure")),
     FigureSpec("sweep_temperature", "Temperature sweep",
-               "Test metrics and gate entropy against the softmax temperature $T$.", temperature_sweep_figure),
+               "Test metrics and gate entropy against the softmax temperature $T$.",
+               _Drawn("temperature_sweep_figure")),
     FigureSpec("sweep_entropy_weight", "Entropy-weight sweep",
                "Test metrics and gate entropy against the entropy weight $\\lambda$ (loss = task + "
-               "$\\lambda H(g)$; $\\lambda > 0$ pushes each layer toward one candidate).", entropy_weight_sweep_figure),
+               "$\\lambda H(g)$; $\\lambda > 0$ pushes each layer toward one candidate).",
+               _Drawn("entropy_weight_sweep_figure")),
     FigureSpec("activation_shapes", "Learned activation shapes",
                "The learned activation of each hidden layer, one line per seed: $\\varphi(x) = \\sum_k g_k "
                "\\varphi_k(x)$ for gated mixtures, the family's function with its learned parameters for "
-               "learnable families.", activation_shapes_figure, prepare=shape_panels),
+               "learnable families.", _Drawn("activation_shapes_figure"), prepare=shape_panels),
     FigureSpec("gate_weights", "Gate weights per layer",
                "Mixture weights per hidden layer: stacked mean weights for static gates, distributions over "
-               "test samples for input-dependent gates.", gate_weights_figure),
+               "test samples for input-dependent gates.", _Drawn("gate_weights_figure")),
     FigureSpec("gate_evolution", "Gate weights during training",
-               "Evolution of the gate weights per candidate over the training epochs.", gate_evolution_figure),
+               "Evolution of the gate weights per candidate over the training epochs.",
+               _Drawn("gate_evolution_figure")),
     FigureSpec("confusion", "Confusion matrices",
                "Mean confusion matrix per variant over seeds, each row normalised to the true class "
-               "(percent, $\\pm$ standard deviation over seeds).", confusion_figure, "classification"),
+               "(percent, $\\pm$ standard deviation over seeds).", _Drawn("confusion_figure"), "classification"),
     FigureSpec("case_studies", "Case studies",
                "Per-sample gate weights for misclassified, confidently correct and least certain test samples "
-               "of one run, next to the mean over all its test samples.", case_studies_figure, "classification"),
+               "of one run, next to the mean over all its test samples.", _Drawn("case_studies_figure"),
+               "classification"),
 )
 """Every figure of the report, in reading order."""
 
@@ -210,6 +231,8 @@ def _picklable(spec: FigureSpec) -> bool:
 
 def _render(view: StudyView, folder: Path, note: str, spec: FigureSpec) -> FigureResult:
     """Build and save one figure (module level: it runs in a report worker process)."""
+    from .drawing import figure_style, save_figure
+
     with figure_style():
         try:
             built = spec.build(view)

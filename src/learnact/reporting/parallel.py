@@ -84,8 +84,8 @@ def auto_workers(n_runs: int, per_figure: bool = True) -> int:
     return default_workers()
 
 
-PRELOAD = ("learnact.reporting._server_blas", "learnact.reporting.figures", "learnact.reporting.report",
-           "scipy.special", "fontTools.subset", "learnact.reporting._fork_server")
+PRELOAD = ("learnact.reporting._server_blas", "learnact.reporting.figures", "learnact.reporting.drawing",
+           "learnact.reporting.report", "scipy.special", "fontTools.subset", "learnact.reporting._fork_server")
 """Modules the fork server imports before it forks a worker: every worker starts with them loaded. First,
 :mod:`._server_blas`: one OpenBLAS thread in the server and its workers, set before numpy loads (each OpenBLAS
 pool's threads spun about 0.12 s of CPU, taken from the work beside them: :mod:`learnact._blas`). Then the

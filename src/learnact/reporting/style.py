@@ -2,8 +2,10 @@
 
 Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot
 and no global backend switch), inside :data:`RC` via :func:`figure_style`,
-and saved as PDF (vector, for LaTeX) and PNG (screens, the PDF rasterised),
-cropped to the content where a label would otherwise be cut.
+and saved as PDF (vector, for LaTeX) and PNG (screens, the PDF rasterised)
+by :func:`~learnact.reporting.saving.save_figure`. matplotlib is imported
+where a figure is made, not with this module: the report's tables use the
+colours' groups and labels in a process that draws nothing.
 
 Colours are fixed per variant for the whole report. Variants fall in groups
 (:func:`variant_family`): fixed baselines, gated mixtures by gate kind (per
@@ -14,33 +16,22 @@ members get evenly spaced shades of it, in study order.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
 import numpy as np
-import pypdfium2 as pdfium
-import pypdfium2.raw as pdfium_c
-from matplotlib import ticker
-from matplotlib.axis import Axis
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import to_rgb
-from matplotlib.figure import Figure
-from matplotlib.transforms import Bbox
 
 from ..config import RunConfig
-from ..store import atomic_write
-from ._pdf_fonts import shared_subsets
 from .study_view import StudyView
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "RC",
     "figure_style",
     "new_figure",
-    "save_figure",
     "variant_family",
     "FAMILY_LABELS",
     "group_label",
@@ -110,229 +101,17 @@ _EXTRA = ["#8dd3c7", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5", "#bc
 @contextmanager
 def figure_style() -> Iterator[None]:
     """Apply :data:`RC` for the figures built inside the block."""
+    import matplotlib
+
     with matplotlib.rc_context(RC):  # type: ignore[arg-type]  # RC's keys are rcParams names, checked at run time
         yield
 
 
 def new_figure(width: float, height: float) -> Figure:
     """A constrained-layout figure of ``width x height`` inches (no pyplot state)."""
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height), layout="constrained")
-
-
-def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
-    """Save ``fig`` as ``<stem>.pdf`` (vector) and ``<stem>.png`` (``savefig.dpi``, the PDF rasterised).
-
-    The constrained layout runs once and the figure is drawn once, by
-    matplotlib's PDF backend; the PNG is that PDF rendered by PDFium
-    (:mod:`pypdfium2`), which costs a few hundredths of a second against
-    matplotlib's second draw (most of a second for the report's panel
-    grids). Both files therefore show the same layout, and the figure keeps
-    it afterwards (its layout engine is a placeholder): a later save draws
-    the same positions.
-
-    Returns:
-        The two paths written, PNG first.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{stem}.png", folder / f"{stem}.pdf"]
-    # Less for the layout and the draw to measure, the same picture: no ticks past the view, no placing of empty
-    # axis labels, titles left put where nothing can push them up
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            _ticks_in_view(axis)
-            _no_label_no_placement(axis)
-    _titles_at_the_top(fig)
-    # Layout once, then one draw. Saved with its layout engine on, a figure is drawn twice (matplotlib's dry run
-    # for the layout, then the PDF's draw) and the constrained layout runs in each: here it runs once, measured at
-    # 72 dpi as the PDF backend measures (Agg's font metrics at that dpi are the PDF's), and _pdf saves the figure
-    # with no layout engine, so the PDF backend draws it once with the positions fixed.
-    canvas = FigureCanvasAgg(fig)
-    with _at_72_dpi(fig):
-        engine = fig.get_layout_engine()
-        if engine is not None:
-            engine.execute(fig)
-    document = _pdf(fig, None)
-    # The constrained layout normally keeps every label inside the canvas, so the canvas is saved as it is. Only
-    # when a text sticks out of the page (labels too long for the layout to fit), as PDFium reads the PDF's text,
-    # is the figure drawn again, cropped to matplotlib's tight box, as bbox_inches="tight" with pad_inches=0.05
-    # would crop it. (Asking matplotlib for the tight box of every figure cost a tenth of the report's figures.)
-    if not _texts_on_page(document):
-        with _at_72_dpi(fig):
-            box = fig.get_tightbbox(canvas.get_renderer())
-        document = _pdf(fig, box.padded(0.05))
-    # each file through a temporary one and a rename: a full disk leaves no half-written figure behind
-    with atomic_write(paths[1]) as tmp:
-        tmp.write_bytes(document)
-    with atomic_write(paths[0]) as tmp:
-        _rasterise(document, tmp, float(matplotlib.rcParams["savefig.dpi"]))
-    return paths
-
-
-class _InView(ticker.Locator):
-    """The ticks of the locator ``base`` that lie within its axis' view.
-
-    matplotlib makes a tick (two tick lines, a grid line and two labels) for
-    every location the axis' locator returns, and draws those within the view:
-    ``MaxNLocator`` returns a step past each end, so a small panel made 4-6
-    ticks for 2-4 drawn ones, each laid out and formatted in every layout pass.
-    """
-
-    def __init__(self, base: ticker.Locator) -> None:
-        self.base = base
-
-    def set_axis(self, axis: Any) -> None:
-        self.axis = axis
-        self.base.set_axis(axis)
-
-    def __call__(self) -> Any:
-        assert self.axis is not None  # set_major_locator sets it
-        return self._inside(self.base(), *self.axis.get_view_interval())
-
-    def tick_values(self, vmin: float, vmax: float) -> Any:
-        return self._inside(self.base.tick_values(vmin, vmax), vmin, vmax)
-
-    def nonsingular(self, v0: float, v1: float) -> tuple[float, float]:
-        return self.base.nonsingular(v0, v1)
-
-    def view_limits(self, vmin: float, vmax: float) -> tuple[float, float]:
-        return self.base.view_limits(vmin, vmax)
-
-    @staticmethod
-    def _inside(locs: Any, a: float, b: float) -> Any:
-        lo, hi = min(a, b), max(a, b)
-        slack = (hi - lo) * 1e-9  # matplotlib draws a tick within 1e-10 of the view's width past an end
-        locs = np.asarray(locs)
-        return locs[(locs >= lo - slack) & (locs <= hi + slack)]
-
-
-def _ticks_in_view(axis: Axis) -> None:
-    """Give a linear ``axis`` with matplotlib's automatic ticks (and no minor ones) only the ticks it draws."""
-    locator = axis.get_major_locator()
-    if (type(locator) in (ticker.AutoLocator, ticker.MaxNLocator) and axis.get_scale() == "linear"
-            and isinstance(axis.get_minor_locator(), ticker.NullLocator)):
-        axis.set_major_locator(_InView(locator))
-
-
-def _no_label_no_placement(axis: Axis) -> None:
-    """Pin an axis' empty label to its axes' centre: matplotlib then does not place it.
-
-    Placing an axis label outside its tick labels measures every tick label
-    again (``_get_tick_boxes_siblings``), in each layout pass and in the draw,
-    whether or not the label has text. An empty label draws nothing and its
-    zero-size box at the axes' centre adds nothing to the layout.
-    """
-    if not axis.label.get_text():
-        axis.set_label_coords(0.5, 0.5)
-
-
-def _titles_at_the_top(fig: Figure) -> None:
-    """Leave the axes' titles where they are (the top of the axes plus matplotlib's pad), where nothing can push
-    them up.
-
-    matplotlib moves a title up past x tick labels or an x label at the top of
-    its axes and past the y axis' offset text (``1e6``, ``+9.99e-1``), and to
-    find out measures the whole y axis (ticks, labels) again, for each axes in
-    each layout pass and in the draw. Where no axes of ``fig`` has either (the
-    offset text as the y axis' formatter gives it for its ticks now), every
-    title would stay where it is, and is left there without measuring
-    (matplotlib's own flag for a title placed by hand; a matplotlib without it
-    places them as before).
-    """
-    for ax in fig.axes:
-        if ax.xaxis.get_ticks_position() in ("top", "unknown") or ax.xaxis.get_label_position() == "top":
-            return
-        formatter = ax.yaxis.get_major_formatter()
-        formatter.set_locs(list(ax.yaxis.get_majorticklocs()))
-        if formatter.get_offset():
-            return
-    for ax in fig.axes:
-        if hasattr(ax, "_autotitlepos"):
-            ax._autotitlepos = False
-
-
-@contextmanager
-def _at_72_dpi(fig: Figure) -> Iterator[None]:
-    """``fig`` at 72 dpi within the block: its Agg renderer then measures text as the PDF backend does."""
-    dpi = fig.dpi
-    fig.dpi = 72.0
-    try:
-        yield
-    finally:
-        fig.dpi = dpi
-
-
-def _texts_on_page(document: bytes) -> bool:
-    """Whether every text of the PDF ``document``'s first page lies on the page (within :data:`_SLACK`).
-
-    PDFium's bounds of each text object, in points. Lines and markers are
-    left out: matplotlib clips them to their axes, which the layout keeps on
-    the canvas, and PDFium's bounds of a clipped path are those of the whole
-    path (a zoomed panel's curves reach far past it).
-    """
-    with _first_page(document) as page:
-        width, height = page.get_size()
-        slack = _SLACK * 72.0
-        for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_TEXT]):
-            # pypdfium2 >= 5 names it get_bounds, 4.x get_pos
-            left, bottom, right, top = obj.get_bounds() if hasattr(obj, "get_bounds") else obj.get_pos()
-            if left < -slack or bottom < -slack or right > width + slack or top > height + slack:
-                return False
-    return True
-
-
-@contextmanager
-def _first_page(document: bytes) -> Iterator[Any]:
-    """The first page of the PDF ``document``, opened with PDFium for the block (``pypdfium2.PdfPage``)."""
-    pdf = pdfium.PdfDocument(document)
-    try:
-        page = pdf[0]
-        try:
-            yield page
-        finally:
-            page.close()  # before its document (pypdfium2 4 warns otherwise)
-    finally:
-        pdf.close()
-
-
-def _drop_layout_engine(fig: Figure) -> None:
-    """Leave ``fig`` with no layout engine at all: its positions stay as they are, and saving it draws it once.
-
-    ``set_layout_engine("none")`` keeps a placeholder engine, and matplotlib's
-    ``savefig`` draws a figure that has any engine twice; ``None`` means "the
-    rcParams' engine" (constrained, inside :data:`RC`), hence the context.
-    """
-    with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
-        fig.set_layout_engine(None)
-
-
-def _pdf(fig: Figure, crop: Bbox | None) -> bytes:
-    """``fig`` saved as PDF (cropped to ``crop``, inches, when given) in one draw, its positions kept as they are."""
-    buffer = io.BytesIO()
-    _drop_layout_engine(fig)
-    # Fixed metadata keeps PDFs reproducible byte for byte (no creation date); each font's subset is made once
-    # per process (_pdf_fonts), not once per figure.
-    with shared_subsets():
-        fig.savefig(buffer, format="pdf", metadata={"CreationDate": None}, bbox_inches=crop)
-    # savefig hands the figure back with the rcParams' engine (it restores "no engine" by set_layout_engine(None),
-    # which means the rcParams' one); a placeholder keeps the positions for any later save, as the PNG and PDF have
-    fig.set_layout_engine("none")
-    return buffer.getvalue()
-
-
-def _rasterise(document: bytes, path: Path, dpi: float) -> None:
-    """Render the first page of the PDF ``document`` at ``dpi`` (on white) and save it as the PNG ``path``."""
-    with _first_page(document) as page:
-        # PDFium rounds the pixel size up (a page of 864 pt at 150 dpi comes out 1801 px, not 1800); the canvas
-        # is cut to whole pixels, as matplotlib sizes a PNG of the same figure
-        size = (int(page.get_width() * dpi / 72.0 + 0.01), int(page.get_height() * dpi / 72.0 + 0.01))
-        image = page.render(scale=dpi / 72.0).to_pil()
-    if image.size != size:
-        image = image.crop((0, 0, *size))
-    # zlib level 3, not 6: about a third less time for files within a few percent of the size
-    image.save(path, format="png", dpi=(dpi, dpi), compress_level=3)
-
-
-_SLACK = 0.01  # inches
 
 
 def variant_family(config: RunConfig) -> str:
@@ -351,6 +130,9 @@ def group_label(group: str) -> str:
 
 def _shades(group: str, n: int) -> list[tuple[float, float, float, float]]:
     """``n`` evenly spaced shades of the group's hue, darkest first."""
+    import matplotlib
+    from matplotlib.colors import to_rgb
+
     if group in _FAMILY_CMAPS:
         cmap = matplotlib.colormaps[_FAMILY_CMAPS[group]]
         lo, hi = (0.45, 0.85) if group != "fixed" else (0.4, 0.8)

@@ -27,8 +27,9 @@ from .index import index_markdown
 from .latex import TEX_INSTALL_HINT, ReportError, compile_pdf, latexmk_available, report_tex
 from .parallel import map_in_processes
 from .render import Cell, Table, remove_earlier_build, write_table
+from .saving import save_figure
 from .study_view import NothingToShow
-from .style import figure_style, save_figure
+from .style import figure_style
 
 __all__ = ["SUITE_FIGURES", "SUITE_TABLES", "build_suite_report", "suite_tables"]
 
