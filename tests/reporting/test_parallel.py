@@ -30,6 +30,33 @@ def test_results_come_back_in_order_from_other_processes():
     assert sorted(done) == list(range(6))
 
 
+class _Remembers:
+    """A callable that keeps every item it was applied to (as a study view keeps the runs a figure read)."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def __call__(self, x: int) -> tuple[int, list[int]]:
+        self.seen.append(x)
+        return os.getpid(), list(self.seen)
+
+
+@pytest.mark.parametrize("meanwhile", [None, lambda: None], ids=["alone", "with-meanwhile"])
+def test_each_worker_applies_one_copy_of_the_function_to_all_its_items(meanwhile):
+    # as in this process: what the function caches on one item serves the next ones in that worker
+    out = map_in_processes(_Remembers(), range(8), workers=2, meanwhile=meanwhile)
+    by_pid: dict[int, list[int]] = {}
+    for x, (pid, seen) in enumerate(out):
+        assert seen[-1] == x
+        by_pid.setdefault(pid, []).append(x)
+    for pid, items in by_pid.items():
+        longest = max((seen for p, seen in out if p == pid), key=len)
+        assert sorted(longest) == items  # one copy per worker saw every item that worker took
+    # a later call starts from a fresh copy, not from what the last one cached
+    again = map_in_processes(_Remembers(), [100, 101], workers=2)
+    assert all(set(seen) <= {100, 101} for _, seen in again)
+
+
 def test_one_worker_runs_in_this_process():
     out = map_in_processes(_pid_and_square, [2, 3], workers=1)
     assert [r[:2] for r in out] == [(os.getpid(), 4), (os.getpid(), 9)]

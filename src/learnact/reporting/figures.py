@@ -158,8 +158,9 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
     of them when every run diverged); any other error propagates.
 
     The figures render side by side in worker processes
-    (:func:`~learnact.reporting.parallel.map_in_processes`), each drawing
-    from a copy of ``view``; the files are the same as drawn one by one.
+    (:func:`~learnact.reporting.parallel.map_in_processes`), each worker
+    drawing its figures from one copy of ``view`` (what one figure reads
+    of the runs serves the next); the files are the same as drawn one by one.
     Where this process has imported torch already, each figure's
     :attr:`FigureSpec.prepare` runs here first, so no worker imports it.
 

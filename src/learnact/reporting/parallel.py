@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import itertools
 import multiprocessing
 import os
 import pickle
@@ -151,6 +152,11 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
             get ``fn`` as it was pickled here before ``meanwhile`` starts, never a copy taken halfway. The items
             are pickled to the workers in the background meanwhile, so it must not change them.
 
+    Each worker unpickles ``fn`` once and applies that copy to every item it
+    takes, as this process applies ``fn`` to every item when it runs them
+    itself: what ``fn`` caches on one item (a study view's runs, read once)
+    serves the next one there.
+
     Returns:
         The results, in the order of ``items``.
     """
@@ -169,10 +175,10 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload(list(PRELOAD))  # used only if no server runs yet (see warm_up)
-    if meanwhile is not None:
-        # the pool pickles each task in a background thread; a dict that meanwhile fills could change size
-        # while it is pickled, so fn is pickled once, here, before meanwhile starts
-        fn = functools.partial(_call_pickled, pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL))
+    # fn is pickled once, here (the pool pickles each task in a background thread, and a dict that meanwhile
+    # fills could change size while it is pickled), under a key the workers keep their unpickled copy by
+    fn = functools.partial(_call_pickled, f"{os.getpid()}:{next(_CALLS)}",
+                           pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL))
     with ProcessPoolExecutor(max_workers=n, mp_context=context, initializer=_init,
                              initargs=(os.getpid(),)) as pool:
         futures: list[Future[R]] = [pool.submit(fn, item) for item in todo]
@@ -189,9 +195,21 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
             raise
 
 
-def _call_pickled(fn: bytes, item: Any) -> Any:
-    """In a worker: the pickled function ``fn`` applied to ``item``."""
-    return pickle.loads(fn)(item)
+_CALLS = itertools.count()
+"""Numbers the calls of :func:`map_in_processes` in this process (with its pid: the key of each call's ``fn``)."""
+
+_UNPICKLED: dict[str, Callable[[Any], Any]] = {}
+"""In a worker: the function of the call it serves, unpickled once, by the call's key (one entry)."""
+
+
+def _call_pickled(key: str, fn: bytes, item: Any) -> Any:
+    """In a worker: the pickled function ``fn`` applied to ``item``; ``fn`` is unpickled on the worker's first
+    item of the call ``key`` and kept for its later ones (with what it cached on the earlier items)."""
+    unpickled = _UNPICKLED.get(key)
+    if unpickled is None:
+        _UNPICKLED.clear()
+        unpickled = _UNPICKLED[key] = pickle.loads(fn)
+    return unpickled(item)
 
 
 def _in_completion_order(futures: list[Future[Any]]) -> Iterator[tuple[int, Any]]:
