@@ -307,6 +307,26 @@ def test_run_prints_progress_lines_log_and_leaderboard_then_resumes_from_the_fol
     assert "(0 trained, 2 already done)" in captured.out and captured.err == ""
 
 
+def test_run_computes_the_seed_statistics_once_for_the_leaderboard_and_the_report(tmp_path, monkeypatch):
+    # one computation behind the terminal leaderboard, leaderboard.csv and the report's tables and figures
+    from learnact.evaluation import aggregate
+    from learnact.reporting import study_view
+
+    calls = []
+
+    def counted(tidy, *args, **kwargs):
+        calls.append(len(tidy))
+        return original(tidy, *args, **kwargs)
+
+    original = aggregate.seed_aggregates
+    monkeypatch.setattr(aggregate, "seed_aggregates", counted)
+    monkeypatch.setattr(study_view, "seed_aggregates", counted)
+    path = _bad(tmp_path, "max_epochs = 3", "max_epochs = 3")
+    assert run_cli(app, ["run", "--config", str(path), "--out", str(tmp_path / "study"), "--quiet"]) == 0
+    assert (tmp_path / "study" / "report" / "tables" / "leaderboard.csv").is_file()
+    assert len(calls) == 1
+
+
 def test_no_study_given_means_the_paper_preset(tmp_path):
     assert _study_source(None, None, None) == ("paper", "preset paper")
     assert _study_source(None, None, tmp_path) == ("paper", "preset paper")

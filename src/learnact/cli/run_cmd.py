@@ -241,7 +241,7 @@ def run(
     with prefetch_inputs(study) if overlap else contextlib.nullcontext():
         with loading():  # torch and the training code, with no collection walking them as they load
             from ..evaluation import tidy_results, write_results
-            from ..evaluation.aggregate import leaderboard
+            from ..evaluation.aggregate import leaderboard, seed_aggregates
             from ..experiment.executors import open_executor
             from ..experiment.runner import LOG_FILE, run_study
             from ..store import atomic_write
@@ -267,7 +267,8 @@ def run(
         _note(quiet, f"left alone {len(result.foreign)} entries under {folder / 'runs'} that learnact did not "
                      f"write: {', '.join(result.foreign)}")
     tidy = tidy_results(folder)  # the one table behind the terminal leaderboard, leaderboard.csv and the report
-    table = leaderboard(tidy)
+    aggregates = seed_aggregates(tidy) if not study.datasets else None  # their seed statistics, computed once
+    table = leaderboard(tidy, aggregates=aggregates)
     with atomic_write(folder / "leaderboard.csv") as tmp:
         table.to_csv(tmp, index=False)
     write_results(folder, table=tidy)
@@ -291,7 +292,7 @@ def run(
         _note(quiet, "building the report pack (figures, tables, report.tex) ...")
         from .progress import report_progress
 
-        report_dir = build_report(folder, pdf=pdf, tidy=tidy, workers="auto",
+        report_dir = build_report(folder, pdf=pdf, tidy=tidy, aggregates=aggregates, workers="auto",
                                   progress=report_progress(quiet))
         print(f"report:       {report_dir / 'index.md'}  (HTML: {report_dir / 'index.html'}; LaTeX: "
               f"{report_dir / 'report.tex'})")

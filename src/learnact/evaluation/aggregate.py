@@ -36,7 +36,8 @@ def _by_dataset(tidy: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return out
 
 
-def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
+def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc", *,
+                aggregates: pd.DataFrame | None = None) -> pd.DataFrame:
     """Mean and sample std over the finished seeds per variant, sorted by ``sort_by`` (best first).
 
     The numbers are :func:`seed_aggregates`' (the one computation behind the
@@ -54,6 +55,8 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
     Args:
         table: The tidy results table.
         sort_by: A metric of :data:`~learnact.evaluation.metrics.METRICS`.
+        aggregates: ``seed_aggregates(table)`` when the caller has computed it already (``learnact run``
+            hands the same to the report), else computed here.
 
     Columns: ``variant, n_seeds, n_diverged``, then ``<metric>_mean, <metric>_std`` for each metric of
     the study's task (classification or regression; ``sort_by`` falls back to the task's first metric),
@@ -76,7 +79,7 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc") -> pd.DataFrame:
         board.attrs["excluded"] = excluded_note(diverged_counts(tidy))
         return board
     counts = diverged_counts(tidy)
-    agg = seed_aggregates(tidy)
+    agg = seed_aggregates(tidy) if aggregates is None else aggregates
     stats = {(str(r.variant), str(r.metric)): (float(r.mean), float(r.std))
              for r in agg[["variant", "metric", "mean", "std"]].itertuples(index=False)}
     finished = finished_rows(tidy)

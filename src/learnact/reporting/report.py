@@ -188,7 +188,7 @@ def _dataset_report(study: Path, pdf: bool, label: str, sub: pd.DataFrame, where
 
 def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | None = None,
                  dataset: str | None = None, tidy: pd.DataFrame | None = None,
-                 workers: int | Literal["auto"] | None = None,
+                 aggregates: pd.DataFrame | None = None, workers: int | Literal["auto"] | None = None,
                  progress: Callable[[str], None] | None = None) -> Path:
     """Build the report pack of a finished study.
 
@@ -202,6 +202,8 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
         out: Report folder (default: ``<study_dir>/report``).
         dataset: In a suite, build the report of this data set only.
         tidy: The study's tidy table, when the caller has it (not rebuilt).
+        aggregates: ``seed_aggregates(tidy)`` of that table, when the caller has it (not recomputed; only
+            with ``tidy``, and not for a suite).
         workers: Worker processes for the figures (a suite: for its data sets' reports); default 1, all in
             this process. ``"auto"`` (what ``learnact run`` and ``learnact report`` pass) uses every core
             once the study is large enough to gain (:func:`~learnact.reporting.parallel.auto_workers`).
@@ -238,6 +240,8 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
     view = load_study_view(study_dir, dataset)
     if tidy is not None:
         view.__dict__["tidy"] = tidy  # the cached table (StudyView.tidy), rebuilt from the same folders otherwise
+        if aggregates is not None:
+            view.__dict__["aggregates"] = aggregates  # StudyView.aggregates, the same computation on that table
     folder = Path(out) if out is not None else view.folder / REPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     remove_earlier_build(folder, (spec.name for spec in FIGURES), (name for name, _ in TABLES))
