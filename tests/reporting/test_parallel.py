@@ -202,6 +202,57 @@ def test_figure_workers_start_with_what_drawing_imports(tiny_study, tmp_path):
     assert not any(imported.values()), imported
 
 
+_EARLY = """
+import json, os, sys
+from _draw_probe import warm_state
+from learnact.reporting.parallel import map_in_processes, warm_up
+assert warm_up(early=sys.argv[1] == "early")
+print(json.dumps({"caller_nice": os.getpriority(os.PRIO_PROCESS, 0),
+                  "workers": map_in_processes(warm_state, [0, 1], workers=2)}))
+"""
+
+
+def test_an_early_warm_up_leaves_workers_a_saved_figure_behind_them_at_the_callers_priority(tmp_path):
+    """warm_up(early=True): the fork server imports the reporting code and saves one figure in memory (the PDF
+    backend loaded, the fonts' shared subsets made: a worker's first-figure costs), in a thread at the lowest
+    priority; the workers it forks run at the caller's priority, not that thread's."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from learnact.reporting.parallel import can_warm_up_early
+
+    if not can_warm_up_early():
+        pytest.skip("no fork server or no per-thread priorities here: learnact run warms up at the first run")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    got = {}
+    for mode in ("early", "plain"):
+        proc = subprocess.run([sys.executable, "-c", _EARLY, mode], env=env, capture_output=True, text=True,
+                              timeout=300, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        got[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert all(w["nice"] == got[mode]["caller_nice"] for w in got[mode]["workers"]), got[mode]
+    assert all(w["warmed"] and w["pdf_backend"] and w["font_subsets"] > 0 for w in got["early"]["workers"])
+    assert not any(w["warmed"] or w["pdf_backend"] or w["font_subsets"] for w in got["plain"]["workers"])
+    assert not list(tmp_path.iterdir())  # the warm-up figure is drawn in memory only
+
+
+def test_the_early_warm_up_thread_runs_at_the_lowest_priority(monkeypatch):
+    # the warm-up's work runs in a thread that lowers its own priority (Linux: one nice value per thread), so it
+    # never takes a core from training; this thread keeps its own
+    from learnact.reporting import _server_background, saving
+
+    if not _server_background.supported():
+        pytest.skip("no per-thread priorities here")
+    seen = []
+    monkeypatch.setattr(saving, "prime", lambda: seen.append(os.getpriority(os.PRIO_PROCESS, 0)))
+    monkeypatch.setattr("learnact.reporting.parallel.PRELOAD", ("learnact.reporting._server_blas",))
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    assert _server_background._run()
+    assert seen == [_server_background.NICE] and os.getpriority(os.PRIO_PROCESS, 0) == before
+
+
 _SERVE_AND_EXIT = """
 import sys
 from learnact.reporting import parallel

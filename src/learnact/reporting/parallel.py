@@ -34,8 +34,8 @@ from typing import Any, TypeVar
 
 from .._processes import available_cores, become_worker
 
-__all__ = ["MAX_RUNS_PER_FIGURE", "MIN_RUNS", "PRELOAD", "WORKERS_ENV", "auto_workers", "default_workers",
-           "map_in_processes", "warm_up"]
+__all__ = ["EARLY", "MAX_RUNS_PER_FIGURE", "MIN_RUNS", "PRELOAD", "WORKERS_ENV", "auto_workers",
+           "can_warm_up_early", "default_workers", "map_in_processes", "warm_up"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -100,7 +100,19 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def warm_up(extra: tuple[str, ...] = ()) -> bool:
+EARLY = ("learnact.reporting._server_background", "learnact.reporting._fork_server")
+"""The fork server's preload list for an early warm-up (:func:`warm_up` with ``early=True``): the first module
+imports :data:`PRELOAD` and draws a figure in memory, in a thread at the lowest priority."""
+
+
+def can_warm_up_early() -> bool:
+    """Whether :func:`warm_up` can start the fork server early: a fork server, and thread priorities (Linux)."""
+    from ._server_background import supported
+
+    return _start_method() == "forkserver" and supported()
+
+
+def warm_up(extra: tuple[str, ...] = (), *, early: bool = False) -> bool:
     """Start the report workers' fork server now; it imports :data:`PRELOAD` and ``extra`` in the background.
 
     Returns at once. The workers :func:`map_in_processes` starts later fork from
@@ -108,18 +120,28 @@ def warm_up(extra: tuple[str, ...] = ()) -> bool:
     as it is). Call it where this process has work for one core first, so the
     imports use the other.
 
+    With ``early``, the server also draws one figure in memory
+    (:func:`~learnact.reporting.saving.prime`: what a worker otherwise pays on
+    its first figure, about 0.2 s), and does all of it at the lowest priority
+    (:mod:`._server_background`), taking only a core that nothing else
+    needs: call it as early as the report is known to come, whatever runs
+    beside it. Only where :func:`can_warm_up_early`; ``extra`` is not
+    imported then.
+
     Args:
         extra: More modules to import there, such as ``"torch"`` (about 2 s):
             worth it only where the caller's own work hides the wait.
+        early: Warm up at the lowest priority, figure included (see above).
 
     Returns:
         Whether a fork server runs now (``False`` where there is none: workers are then spawned).
     """
-    if _start_method() != "forkserver":
+    if _start_method() != "forkserver" or (early and not can_warm_up_early()):
         return False
     from multiprocessing import forkserver
 
-    multiprocessing.get_context("forkserver").set_forkserver_preload([*PRELOAD, *extra])
+    preload = list(EARLY) if early else [*PRELOAD, *extra]
+    multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
     forkserver.ensure_running()
     return True
 
