@@ -203,12 +203,15 @@ def test_figure_workers_start_with_what_drawing_imports(tiny_study, tmp_path):
 
 
 _EARLY = """
-import json, os, sys
+import json, os, sys, time
 from _draw_probe import warm_state
-from learnact.reporting.parallel import map_in_processes, warm_up
-assert warm_up(early=sys.argv[1] == "early")
+from learnact.reporting import parallel
+assert parallel.warm_up(early=sys.argv[1] == "early")
+deadline = time.monotonic() + 120
+while sys.argv[1] == "early" and not parallel._EARLY_DONE.exists() and time.monotonic() < deadline:
+    time.sleep(0.05)  # as training gives it time: a server not ready when the report starts is replaced
 print(json.dumps({"caller_nice": os.getpriority(os.PRIO_PROCESS, 0),
-                  "workers": map_in_processes(warm_state, [0, 1], workers=2)}))
+                  "workers": parallel.map_in_processes(warm_state, [0, 1], workers=2)}))
 """
 
 
@@ -236,6 +239,86 @@ def test_an_early_warm_up_leaves_workers_a_saved_figure_behind_them_at_the_calle
     assert all(w["warmed"] and w["pdf_backend"] and w["font_subsets"] > 0 for w in got["early"]["workers"])
     assert not any(w["warmed"] or w["pdf_backend"] or w["font_subsets"] for w in got["plain"]["workers"])
     assert not list(tmp_path.iterdir())  # the warm-up figure is drawn in memory only
+
+
+_SLOW_WARM_UP = """
+import sys, time
+if any("multiprocessing.forkserver" in a for a in sys.argv):  # only in a fork server: its warm-up never ends
+    import learnact.reporting.saving as saving
+    saving.prime = lambda: time.sleep(120)
+"""
+
+_NOT_READY = """
+import json, os, sys, time
+from _draw_probe import warm_state
+from learnact.reporting import parallel
+assert parallel.warm_up(early=True)
+print(parallel._server_pid(), flush=True)
+if sys.argv[1] == "report":
+    start = time.monotonic()
+    workers = parallel.map_in_processes(warm_state, [0, 1], workers=2)
+    print(json.dumps({"seconds": time.monotonic() - start, "workers": workers}))
+"""
+
+
+def _slow_warm_up_env(tmp_path):
+    from pathlib import Path
+
+    (tmp_path / "sitecustomize.py").write_text(_SLOW_WARM_UP, encoding="utf-8")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parent),
+                                                         os.environ.get("PYTHONPATH", "")])}
+
+
+def test_a_report_does_not_wait_for_an_early_warm_up_that_found_no_idle_core(tmp_path):
+    # a warm-up at the lowest priority gets no core while other programs keep them busy: when the report starts
+    # and its server is not ready, that server is stopped and an ordinary one serves the workers
+    import json
+    import subprocess
+    import sys
+
+    from learnact.reporting.parallel import can_warm_up_early
+
+    if not can_warm_up_early():
+        pytest.skip("no early warm-up here")
+    proc = subprocess.run([sys.executable, "-c", _NOT_READY, "report"], env=_slow_warm_up_env(tmp_path),
+                          capture_output=True, text=True, timeout=100, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    got = json.loads(lines[-1])
+    assert got["seconds"] < 60
+    assert not any(w["warmed"] for w in got["workers"])  # the ordinary server's workers
+    assert not _alive(int(lines[0]))  # the stopped server is gone (and reaped)
+
+
+def test_an_early_warm_up_ends_with_the_command_that_started_it(tmp_path):
+    # a command that stops before its report (bad data: exit 2) is not held open by its server's warm-up: the
+    # server ends with it, so a reader of the command's output sees its end at once
+    import subprocess
+    import sys
+    import time
+
+    from learnact.reporting.parallel import can_warm_up_early
+
+    if not can_warm_up_early():
+        pytest.skip("no early warm-up here")
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", _NOT_READY, "exit"], env=_slow_warm_up_env(tmp_path),
+                          capture_output=True, text=True, timeout=100, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - start < 60  # the output closed long before the 120 s warm-up would have
+    pid = int(proc.stdout.strip().splitlines()[0])
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_the_early_warm_up_thread_runs_at_the_lowest_priority(monkeypatch):

@@ -14,7 +14,14 @@ Imported by that server (first in its preload list), this module does the
 work in a thread whose priority it lowers (Linux gives each thread its own
 nice value) and waits for it. The server's own thread keeps its priority,
 so the workers it forks later draw at the priority of the command that
-started it. Imported anywhere else, it does nothing.
+started it. When done it creates the file named by :data:`DONE_ENV`: the
+command then knows the server is ready; where it is not by the time the
+report starts (other programs kept every core busy), the command stops it
+and starts an ordinary one (:func:`~learnact.reporting.parallel.map_in_processes`).
+The server also ends with the command that started it (the kernel kills
+it), so a command that stops early (bad data) is not held open by a
+warm-up still waiting for an idle core. Imported anywhere else, it does
+nothing.
 """
 
 from __future__ import annotations
@@ -22,10 +29,15 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from pathlib import Path
 
+from .._processes import set_parent_death_signal
 from ._fork_server import in_fork_server
 
-__all__ = ["NICE", "WARMED", "supported"]
+__all__ = ["DONE_ENV", "NICE", "WARMED", "supported"]
+
+DONE_ENV = "LEARNACT_REPORT_WARM_UP_DONE"
+"""Environment variable the command sets for the server it starts: the file the server creates once warmed up."""
 
 NICE = 19
 """The warm-up thread's nice value: the lowest priority."""
@@ -49,6 +61,7 @@ def _warm_up() -> None:
 
 
 def _run() -> bool:
+    set_parent_death_signal()  # the server ends with the command, even halfway through its warm-up
     failed: list[BaseException] = []
 
     def work() -> None:
@@ -60,6 +73,9 @@ def _run() -> bool:
     thread = threading.Thread(target=work, name="learnact-report-warm-up", daemon=True)
     thread.start()
     thread.join()  # the server forks no worker while another thread runs
+    done = os.environ.pop(DONE_ENV, "")
+    if done:
+        Path(done).touch()  # ready, warm-up failed or not: the server serves either way
     return not failed
 
 

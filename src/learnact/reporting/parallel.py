@@ -22,14 +22,20 @@ study's figures get the activation shapes from a caller that has torch loaded
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import gc
 import itertools
 import multiprocessing
 import os
 import pickle
+import shutil
+import signal
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .._processes import available_cores, become_worker
@@ -136,14 +142,63 @@ def warm_up(extra: tuple[str, ...] = (), *, early: bool = False) -> bool:
     Returns:
         Whether a fork server runs now (``False`` where there is none: workers are then spawned).
     """
+    global _EARLY_DONE
     if _start_method() != "forkserver" or (early and not can_warm_up_early()):
         return False
     from multiprocessing import forkserver
 
-    preload = list(EARLY) if early else [*PRELOAD, *extra]
-    multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
-    forkserver.ensure_running()
+    if early and _server_pid() is not None:
+        return True  # a server runs already (started for training, or earlier): kept as it is
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(EARLY) if early else [*PRELOAD, *extra])
+    if not early:
+        forkserver.ensure_running()
+        return True
+    from ._server_background import DONE_ENV
+
+    folder = Path(tempfile.mkdtemp(prefix="learnact-warm-up-"))
+    atexit.register(shutil.rmtree, folder, True)
+    os.environ[DONE_ENV] = str(folder / "done")  # the server inherits it
+    try:
+        forkserver.ensure_running()
+    finally:
+        del os.environ[DONE_ENV]
+    _EARLY_DONE = folder / "done"
     return True
+
+
+_EARLY_DONE: Path | None = None
+"""The file the fork server of an early warm-up creates once ready (:mod:`._server_background`), until checked."""
+
+
+def _server_pid() -> int | None:
+    """The pid of this process's fork server, if it started one (multiprocessing's private state; else None)."""
+    from multiprocessing import forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    return pid if isinstance(pid, int) else None
+
+
+def _settle_early_server() -> None:
+    """Before workers start: an early warm-up's server not ready yet is stopped, so an ordinary one starts.
+
+    Its warm-up runs at the lowest priority and gets no core while other
+    programs keep them all busy; waiting for it could take minutes, where an
+    ordinary server is ready in about 1.5 s. Stopped with SIGKILL and left
+    for multiprocessing to reap (it restarts a server it finds dead).
+    """
+    global _EARLY_DONE
+    if _EARLY_DONE is None:
+        return
+    done, _EARLY_DONE = _EARLY_DONE, None
+    ready = done.exists()
+    shutil.rmtree(done.parent, ignore_errors=True)
+    pid = _server_pid()
+    if ready or pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # dead, not reaped: ensure_running reaps and restarts
 
 
 def _init(parent_pid: int) -> None:
@@ -196,6 +251,7 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
     method = _start_method()
     context = multiprocessing.get_context(method)
     if method == "forkserver":
+        _settle_early_server()
         context.set_forkserver_preload(list(PRELOAD))  # used only if no server runs yet (see warm_up)
     # fn is pickled once, here (the pool pickles each task in a background thread, and a dict that meanwhile
     # fills could change size while it is pickled), under a key the workers keep their unpickled copy by
