@@ -35,4 +35,5 @@ def warm_state(_item: object) -> dict:
     from learnact.reporting import _pdf_fonts, _server_background
 
     return {"warmed": _server_background.WARMED, "pdf_backend": "matplotlib.backends.backend_pdf" in sys.modules,
-            "font_subsets": len(_pdf_fonts._SHARED), "nice": os.getpriority(os.PRIO_PROCESS, 0)}
+            "font_subsets": len(_pdf_fonts._SHARED), "shared_subsets": _pdf_fonts.supported(),
+            "nice": os.getpriority(os.PRIO_PROCESS, 0)}
