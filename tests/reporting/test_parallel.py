@@ -326,13 +326,13 @@ def _alive(pid: int) -> bool:
 def test_the_early_warm_up_thread_runs_at_the_lowest_priority(monkeypatch):
     # the warm-up's work runs in a thread that lowers its own priority (Linux: one nice value per thread), so it
     # never takes a core from training; this thread keeps its own
-    from learnact.reporting import _server_background, saving
+    from learnact.reporting import _server_background, parallel, saving
 
-    if not _server_background.supported():
+    if not parallel.thread_priorities():
         pytest.skip("no per-thread priorities here")
     seen = []
     monkeypatch.setattr(saving, "prime", lambda: seen.append(os.getpriority(os.PRIO_PROCESS, 0)))
-    monkeypatch.setattr("learnact.reporting.parallel.PRELOAD", ("learnact.reporting._server_blas",))
+    monkeypatch.setattr(_server_background, "PRELOAD", ("learnact.reporting._server_blas",))
     before = os.getpriority(os.PRIO_PROCESS, 0)
     assert _server_background._run()
     assert seen == [_server_background.NICE] and os.getpriority(os.PRIO_PROCESS, 0) == before

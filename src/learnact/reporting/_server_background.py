@@ -14,7 +14,8 @@ Imported by that server (first in its preload list), this module does the
 work in a thread whose priority it lowers (Linux gives each thread its own
 nice value) and waits for it. The server's own thread keeps its priority,
 so the workers it forks later draw at the priority of the command that
-started it. When done it creates the file named by :data:`DONE_ENV`: the
+started it. When done it creates the file named by
+:data:`~learnact.reporting.parallel.DONE_ENV`: the
 command then knows the server is ready; where it is not by the time the
 report starts (other programs kept every core busy), the command stops it
 and starts an ordinary one (:func:`~learnact.reporting.parallel.map_in_processes`).
@@ -33,24 +34,15 @@ from pathlib import Path
 
 from .._processes import set_parent_death_signal
 from ._fork_server import in_fork_server
+from .parallel import DONE_ENV, PRELOAD, thread_priorities
 
-__all__ = ["DONE_ENV", "NICE", "WARMED", "supported"]
-
-DONE_ENV = "LEARNACT_REPORT_WARM_UP_DONE"
-"""Environment variable the command sets for the server it starts: the file the server creates once warmed up."""
+__all__ = ["NICE", "WARMED"]
 
 NICE = 19
 """The warm-up thread's nice value: the lowest priority."""
 
 
-def supported() -> bool:
-    """Whether a thread's priority can be set apart from its process's (Linux), which an early warm-up needs."""
-    return hasattr(os, "setpriority") and hasattr(threading, "get_native_id") and os.uname().sysname == "Linux"
-
-
 def _warm_up() -> None:
-    from .parallel import PRELOAD
-
     os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)  # this thread only (Linux)
     for name in PRELOAD:
         if name not in (__name__, "learnact.reporting._fork_server"):
@@ -79,5 +71,5 @@ def _run() -> bool:
     return not failed
 
 
-WARMED = _run() if in_fork_server() and supported() else False
+WARMED = _run() if in_fork_server() and thread_priorities() else False
 """Whether this process is the report's fork server and warmed up at the lowest priority."""

@@ -40,8 +40,8 @@ from typing import Any, TypeVar
 
 from .._processes import available_cores, become_worker
 
-__all__ = ["EARLY", "MAX_RUNS_PER_FIGURE", "MIN_RUNS", "PRELOAD", "WORKERS_ENV", "auto_workers",
-           "can_warm_up_early", "default_workers", "map_in_processes", "warm_up"]
+__all__ = ["DONE_ENV", "EARLY", "MAX_RUNS_PER_FIGURE", "MIN_RUNS", "PRELOAD", "WORKERS_ENV", "auto_workers",
+           "can_warm_up_early", "default_workers", "map_in_processes", "thread_priorities", "warm_up"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -111,11 +111,21 @@ EARLY = ("learnact.reporting._server_background", "learnact.reporting._fork_serv
 imports :data:`PRELOAD` and draws a figure in memory, in a thread at the lowest priority."""
 
 
+DONE_ENV = "LEARNACT_REPORT_WARM_UP_DONE"
+"""Environment variable :func:`warm_up` sets for the early server it starts: the file that server creates once
+warmed up (:mod:`._server_background`)."""
+
+
+def thread_priorities() -> bool:
+    """Whether a thread's priority can be set apart from its process's (Linux), which an early warm-up needs."""
+    import threading
+
+    return hasattr(os, "setpriority") and hasattr(threading, "get_native_id") and os.uname().sysname == "Linux"
+
+
 def can_warm_up_early() -> bool:
     """Whether :func:`warm_up` can start the fork server early: a fork server, and thread priorities (Linux)."""
-    from ._server_background import supported
-
-    return _start_method() == "forkserver" and supported()
+    return _start_method() == "forkserver" and thread_priorities()
 
 
 def warm_up(extra: tuple[str, ...] = (), *, early: bool = False) -> bool:
@@ -153,8 +163,6 @@ def warm_up(extra: tuple[str, ...] = (), *, early: bool = False) -> bool:
     if not early:
         forkserver.ensure_running()
         return True
-    from ._server_background import DONE_ENV
-
     folder = Path(tempfile.mkdtemp(prefix="learnact-warm-up-"))
     atexit.register(shutil.rmtree, folder, True)
     os.environ[DONE_ENV] = str(folder / "done")  # the server inherits it
