@@ -1,6 +1,5 @@
-"""``learnact run`` starts the report workers' fork server as it starts, at the lowest priority (where thread
-priorities can be set), else when the first run is written, and only when the report will use workers: the
-imports then run on a core the command leaves idle."""
+"""``learnact run`` starts the report workers' fork server when the first run is written, and only when the
+report will use workers: the imports then run on the core that writing run folders leaves idle."""
 
 from __future__ import annotations
 
@@ -13,8 +12,7 @@ from learnact.reporting import parallel
 @pytest.fixture
 def warmups(monkeypatch):
     calls: list[tuple[str, ...]] = []
-    monkeypatch.setattr(parallel, "warm_up",
-                        lambda extra=(), early=False: calls.append(("early",) if early else tuple(extra)) or True)
+    monkeypatch.setattr(parallel, "warm_up", lambda extra=(): calls.append(tuple(extra)) or True)
     monkeypatch.setattr(parallel, "available_cores", lambda: 2)
     monkeypatch.delenv(parallel.WORKERS_ENV, raising=False)
     return calls
@@ -51,38 +49,3 @@ def test_a_suites_fork_server_imports_torch_for_its_data_set_reports(warmups):
     update = run_cmd._warming(None, True, parallel.MIN_RUNS, suite=True)
     update(1, 40, "a")
     assert warmups == [("torch", "learnact.model")]  # each data set's report evaluates its activation shapes
-
-
-def test_a_single_study_warms_up_early_where_the_report_uses_workers(warmups):
-    assert run_cmd._warm_early(True, "local", parallel.MIN_RUNS, suite=False)
-    assert warmups == [("early",)]
-    # not for --no-report, a study whose figures draw in this process, a suite (its server imports torch: the
-    # first written run starts it) or runs trained elsewhere
-    assert not run_cmd._warm_early(False, "local", 75, suite=False)
-    assert not run_cmd._warm_early(True, "local", parallel.MIN_RUNS - 1, suite=False)
-    assert not run_cmd._warm_early(True, "local", parallel.MAX_RUNS_PER_FIGURE + 1, suite=False)
-    assert not run_cmd._warm_early(True, "local", 75, suite=True)
-    assert not run_cmd._warm_early(True, "processes", 75, suite=False)
-    assert warmups == [("early",)]
-
-
-def test_learnact_run_warms_up_before_it_trains(warmups, monkeypatch, tmp_path):
-    # the paper study's report uses workers: its fork server is asked for before any run trains, once
-    from learnact.experiment import runner
-
-    order = []
-    original = runner.run_study
-
-    def noting(*args, **kwargs):
-        order.append(("train", len(warmups)))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(runner, "run_study", noting)
-    monkeypatch.setattr(run_cmd, "_warm_early", lambda *a: order.append(("warm", a)) or True)
-    from learnact.cli.app import app
-    from learnact.cli.errors import run_cli
-
-    assert run_cli(app, ["run", "--preset", "paper", "--out", str(tmp_path / "s"), "--quiet", "--no-report",
-                         "--engine", "vectorized"]) == 0
-    assert [step for step, _ in order] == ["warm", "train"]
-    assert order[0][1] == (False, "local", 75, False)  # --no-report: _warm_early decides not to

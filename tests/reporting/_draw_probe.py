@@ -26,14 +26,3 @@ def shapes_noting_torch(view):
 
     fig, _ = activation_shapes_figure(view)
     return fig, f"torch loaded: {'torch' in sys.modules}"
-
-
-def warm_state(_item: object) -> dict:
-    """In a report worker: what its fork server's warm-up left it, and its priority."""
-    import os
-
-    from learnact.reporting import _pdf_fonts, _server_background
-
-    return {"warmed": _server_background.WARMED, "pdf_backend": "matplotlib.backends.backend_pdf" in sys.modules,
-            "font_subsets": len(_pdf_fonts._SHARED), "shared_subsets": _pdf_fonts.supported(),
-            "nice": os.getpriority(os.PRIO_PROCESS, 0)}

@@ -136,25 +136,6 @@ def _warming(progress: Progress | None, report: bool, n_runs: int, suite: bool) 
     return update
 
 
-def _warm_early(report: bool, executor: str, n_runs: int, suite: bool) -> bool:
-    """Start the report workers' fork server now, at the lowest priority; whether it started.
-
-    Where this process trains the study itself and the report will use
-    workers (:func:`~learnact.reporting.parallel.auto_workers`), the server
-    imports the reporting code and draws a figure in memory while this
-    process starts and trains, on a core only when one is idle
-    (:func:`~learnact.reporting.parallel.warm_up` with ``early``). Not for a
-    suite, whose server also imports torch (:func:`_warming` starts it), nor
-    where thread priorities cannot be set (then :func:`_warming` starts it
-    when the first run is written).
-    """
-    if not report or suite or executor != "local":
-        return False
-    from ..reporting.parallel import auto_workers, warm_up
-
-    return auto_workers(n_runs) >= 2 and warm_up(early=True)
-
-
 def _note(quiet: bool, text: str) -> None:
     if not quiet:
         print(f"learnact: {text}", file=sys.stderr, flush=True)
@@ -257,7 +238,6 @@ def run(
     # The study's data is checked and split in a helper process while this one imports torch and the training
     # code (about 1 s sooner on 2 cores: this process never imports scikit-learn). Only where the runs train here.
     overlap = executor == "local" and "torch" not in sys.modules
-    warmed = _warm_early(report, executor, len(study.runs()), bool(study.datasets))
     with prefetch_inputs(study) if overlap else contextlib.nullcontext():
         with loading():  # torch and the training code, with no collection walking them as they load
             from ..evaluation import tidy_results, write_results
@@ -277,8 +257,7 @@ def run(
             note = (f"study {study.name!r} from {described}; folder {folder} (log: {folder / 'study.log'}); "
                     f"executor {pool.description}")
             with study_progress(quiet) as progress:
-                on_run = _warming(_announced(progress, note), report and not warmed, len(study.runs()),
-                                  bool(study.datasets))
+                on_run = _warming(_announced(progress, note), report, len(study.runs()), bool(study.datasets))
                 result = run_study(study, folder, engine=engine, executor=pool, group_size=group_size,
                                    threads=threads, force=force, progress=on_run, device=device)
     if result.superseded:

@@ -25,10 +25,10 @@ import os
 import sys
 from types import FrameType
 
-__all__ = ["INSTALLED", "in_fork_server"]
+__all__ = ["INSTALLED"]
 
 
-def in_fork_server() -> bool:
+def _in_fork_server() -> bool:
     """Whether this import runs in :func:`multiprocessing.forkserver.main`'s preload: that function is on the
     stack, but not the code a worker forked from it runs its task in (whose stack still holds ``main``)."""
     from multiprocessing import forkserver
@@ -51,7 +51,7 @@ def _exit_now() -> None:
     os._exit(0)
 
 
-INSTALLED = in_fork_server()
+INSTALLED = _in_fork_server()
 """Whether this process is the report's fork server and ends without its teardown."""
 
 if INSTALLED:

@@ -22,26 +22,20 @@ study's figures get the activation shapes from a caller that has torch loaded
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import functools
 import gc
 import itertools
 import multiprocessing
 import os
 import pickle
-import shutil
-import signal
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
 from .._processes import available_cores, become_worker
 
-__all__ = ["DONE_ENV", "EARLY", "MAX_RUNS_PER_FIGURE", "MIN_RUNS", "PRELOAD", "WORKERS_ENV", "auto_workers",
-           "can_warm_up_early", "default_workers", "map_in_processes", "thread_priorities", "warm_up"]
+__all__ = ["MAX_RUNS_PER_FIGURE", "MIN_RUNS", "PRELOAD", "WORKERS_ENV", "auto_workers", "default_workers",
+           "map_in_processes", "warm_up"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -106,29 +100,7 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-EARLY = ("learnact.reporting._server_background", "learnact.reporting._fork_server")
-"""The fork server's preload list for an early warm-up (:func:`warm_up` with ``early=True``): the first module
-imports :data:`PRELOAD` and draws a figure in memory, in a thread at the lowest priority."""
-
-
-DONE_ENV = "LEARNACT_REPORT_WARM_UP_DONE"
-"""Environment variable :func:`warm_up` sets for the early server it starts: the file that server creates once
-warmed up (:mod:`._server_background`)."""
-
-
-def thread_priorities() -> bool:
-    """Whether a thread's priority can be set apart from its process's (Linux), which an early warm-up needs."""
-    import threading
-
-    return hasattr(os, "setpriority") and hasattr(threading, "get_native_id") and os.uname().sysname == "Linux"
-
-
-def can_warm_up_early() -> bool:
-    """Whether :func:`warm_up` can start the fork server early: a fork server, and thread priorities (Linux)."""
-    return _start_method() == "forkserver" and thread_priorities()
-
-
-def warm_up(extra: tuple[str, ...] = (), *, early: bool = False) -> bool:
+def warm_up(extra: tuple[str, ...] = ()) -> bool:
     """Start the report workers' fork server now; it imports :data:`PRELOAD` and ``extra`` in the background.
 
     Returns at once. The workers :func:`map_in_processes` starts later fork from
@@ -136,77 +108,20 @@ def warm_up(extra: tuple[str, ...] = (), *, early: bool = False) -> bool:
     as it is). Call it where this process has work for one core first, so the
     imports use the other.
 
-    With ``early``, the server also draws one figure in memory
-    (:func:`~learnact.reporting.saving.prime`: what a worker otherwise pays on
-    its first figure, about 0.2 s), and does all of it at the lowest priority
-    (:mod:`._server_background`), taking only a core that nothing else
-    needs: call it as early as the report is known to come, whatever runs
-    beside it. Only where :func:`can_warm_up_early`; ``extra`` is not
-    imported then.
-
     Args:
         extra: More modules to import there, such as ``"torch"`` (about 2 s):
             worth it only where the caller's own work hides the wait.
-        early: Warm up at the lowest priority, figure included (see above).
 
     Returns:
         Whether a fork server runs now (``False`` where there is none: workers are then spawned).
     """
-    global _EARLY_DONE
-    if _start_method() != "forkserver" or (early and not can_warm_up_early()):
+    if _start_method() != "forkserver":
         return False
     from multiprocessing import forkserver
 
-    if early and _server_pid() is not None:
-        return True  # a server runs already (started for training, or earlier): kept as it is
-    multiprocessing.get_context("forkserver").set_forkserver_preload(list(EARLY) if early else [*PRELOAD, *extra])
-    if not early:
-        forkserver.ensure_running()
-        return True
-    folder = Path(tempfile.mkdtemp(prefix="learnact-warm-up-"))
-    atexit.register(shutil.rmtree, folder, True)
-    os.environ[DONE_ENV] = str(folder / "done")  # the server inherits it
-    try:
-        forkserver.ensure_running()
-    finally:
-        del os.environ[DONE_ENV]
-    _EARLY_DONE = folder / "done"
+    multiprocessing.get_context("forkserver").set_forkserver_preload([*PRELOAD, *extra])
+    forkserver.ensure_running()
     return True
-
-
-_EARLY_DONE: Path | None = None
-"""The file the fork server of an early warm-up creates once ready (:mod:`._server_background`), until checked."""
-
-
-def _server_pid() -> int | None:
-    """The pid of this process's fork server, if it started one (multiprocessing's private state; else None)."""
-    from multiprocessing import forkserver
-
-    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
-    return pid if isinstance(pid, int) else None
-
-
-def _settle_early_server() -> None:
-    """Before workers start: an early warm-up's server not ready yet is stopped, so an ordinary one starts.
-
-    Its warm-up runs at the lowest priority and gets no core while other
-    programs keep them all busy; waiting for it could take minutes, where an
-    ordinary server is ready in about 1.5 s. Stopped with SIGKILL and left
-    for multiprocessing to reap (it restarts a server it finds dead).
-    """
-    global _EARLY_DONE
-    if _EARLY_DONE is None:
-        return
-    done, _EARLY_DONE = _EARLY_DONE, None
-    ready = done.exists()
-    shutil.rmtree(done.parent, ignore_errors=True)
-    pid = _server_pid()
-    if ready or pid is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # dead, not reaped: ensure_running reaps and restarts
 
 
 def _init(parent_pid: int) -> None:
@@ -259,7 +174,6 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
     method = _start_method()
     context = multiprocessing.get_context(method)
     if method == "forkserver":
-        _settle_early_server()
         context.set_forkserver_preload(list(PRELOAD))  # used only if no server runs yet (see warm_up)
     # fn is pickled once, here (the pool pickles each task in a background thread, and a dict that meanwhile
     # fills could change size while it is pickled), under a key the workers keep their unpickled copy by

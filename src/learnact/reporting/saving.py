@@ -13,7 +13,7 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -28,7 +28,7 @@ from matplotlib.transforms import Bbox
 from ..store import atomic_write
 from ._pdf_fonts import shared_subsets
 
-__all__ = ["prime", "save_figure"]
+__all__ = ["save_figure"]
 
 
 def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
@@ -47,17 +47,6 @@ def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
     """
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{stem}.png", folder / f"{stem}.pdf"]
-    document = _document(fig)
-    # each file through a temporary one and a rename: a full disk leaves no half-written figure behind
-    with atomic_write(paths[1]) as tmp:
-        tmp.write_bytes(document)
-    with atomic_write(paths[0]) as tmp:
-        _rasterise(document, tmp, float(matplotlib.rcParams["savefig.dpi"]))
-    return paths
-
-
-def _document(fig: Figure) -> bytes:
-    """``fig`` laid out once and drawn once as a one-page PDF (the bytes), cropped only where a text sticks out."""
     # Less for the layout and the draw to measure, the same picture: no ticks past the view, no placing of empty
     # axis labels, titles left put where nothing can push them up
     for ax in fig.axes:
@@ -83,7 +72,12 @@ def _document(fig: Figure) -> bytes:
         with _at_72_dpi(fig):
             box = fig.get_tightbbox(canvas.get_renderer())
         document = _pdf(fig, box.padded(0.05))
-    return document
+    # each file through a temporary one and a rename: a full disk leaves no half-written figure behind
+    with atomic_write(paths[1]) as tmp:
+        tmp.write_bytes(document)
+    with atomic_write(paths[0]) as tmp:
+        _rasterise(document, tmp, float(matplotlib.rcParams["savefig.dpi"]))
+    return paths
 
 
 class _InView(ticker.Locator):
@@ -237,9 +231,8 @@ def _pdf(fig: Figure, crop: Bbox | None) -> bytes:
     return buffer.getvalue()
 
 
-def _rasterise(document: bytes, path: Path | BinaryIO, dpi: float) -> None:
-    """Render the first page of the PDF ``document`` at ``dpi`` (on white) and save it as the PNG ``path`` (a file
-    name, or a binary file open for writing)."""
+def _rasterise(document: bytes, path: Path, dpi: float) -> None:
+    """Render the first page of the PDF ``document`` at ``dpi`` (on white) and save it as the PNG ``path``."""
     with _first_page(document) as page:
         # PDFium rounds the pixel size up (a page of 864 pt at 150 dpi comes out 1801 px, not 1800); the canvas
         # is cut to whole pixels, as matplotlib sizes a PNG of the same figure
@@ -252,26 +245,3 @@ def _rasterise(document: bytes, path: Path | BinaryIO, dpi: float) -> None:
 
 
 _SLACK = 0.01  # inches
-
-
-def prime() -> None:
-    """Draw and save one small figure in memory, as :func:`save_figure` saves one, writing no file.
-
-    What a process pays on its first saved figure only (about 0.2 s on 2
-    cores): matplotlib's PDF backend loads, the fonts are opened and their
-    shared subsets made (:mod:`._pdf_fonts`), PDFium and the PNG encoder
-    start. The report workers' fork server calls it as it warms up
-    (:mod:`._server_background`), so every worker it forks starts with that
-    done.
-    """
-    from .style import figure_style, new_figure
-
-    with figure_style():
-        fig = new_figure(3.0, 2.0)
-        ax = fig.subplots()
-        ax.plot([0.0, 1.0], [-1.0, 1.0], label="\u03c6(x)")
-        ax.set_title("\u03bb = 0.5")
-        ax.set_xlabel("x")
-        ax.legend()
-        document = _document(fig)
-        _rasterise(document, io.BytesIO(), float(matplotlib.rcParams["savefig.dpi"]))
