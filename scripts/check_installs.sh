@@ -7,8 +7,8 @@
 # versions the console-script tests (usage errors, signals, OS errors: tests/cli/test_entry.py), the config
 # tests, the figure-file tests (tests/reporting/test_figure_bounds.py: each figure's PNG and PDF against
 # matplotlib's own drawing) and the statistics tests (tests/evaluation/test_statistics.py: the paired tests'
-# p-values, the same on every scipy release) run too (pytest is installed on its own, not through an extra); the whole tests/cli
-# there took 5 min.
+# p-values, the same on every scipy release) run too (pytest is installed on its own, not through an
+# extra); the whole tests/cli there took 5 min.
 # torch is installed first at 2.13.0 in both: the CPU build on local disk (a newer torch would pull
 # gigabytes of CUDA libraries); the rest of "newest" is the newest pip finds.
 #
