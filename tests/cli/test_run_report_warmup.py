@@ -1,5 +1,6 @@
-"""``learnact run`` starts the report workers' fork server when the first run is written, and only when the
-report will use workers: the imports then run on the core that writing run folders leaves idle."""
+"""``learnact run`` starts the report workers' fork server once training is over (before the step costs are timed
+and the run folders written), or at the first written run where the runs train elsewhere, and only when the report
+will use workers: the imports then run on the core that the cost pass and the writes leave idle."""
 
 from __future__ import annotations
 
@@ -20,32 +21,76 @@ def warmups(monkeypatch):
 
 def test_the_fork_server_starts_once_at_the_first_written_run(warmups):
     seen = []
-    update = run_cmd._warming(lambda *a: seen.append(a), True, parallel.MIN_RUNS, suite=False)
+    update = run_cmd._WarmUp(True, parallel.MIN_RUNS, suite=False).on_written(lambda *a: seen.append(a))
     update(0, 40, "")  # the start, before any training
     assert warmups == []
     update(1, 40, "a")
     update(2, 40, "b")
     assert warmups == [()]  # once; not torch: this process evaluates the activation shapes itself
     assert seen == [(0, 40, ""), (1, 40, "a"), (2, 40, "b")]  # the progress display still sees every call
-    quiet = run_cmd._warming(None, True, parallel.MIN_RUNS, suite=False)  # --quiet: no display, still warmed
+    quiet = run_cmd._WarmUp(True, parallel.MIN_RUNS, suite=False).on_written(None)  # --quiet: still warmed
     assert quiet is not None
     quiet(1, 40, "a")
     assert len(warmups) == 2
+
+
+def test_training_over_starts_it_and_the_first_written_run_does_not_again(warmups):
+    warm = run_cmd._WarmUp(True, parallel.MIN_RUNS, suite=False)
+    update = warm.on_written(None)
+    warm.start(parallel.MIN_RUNS)  # engines.when_trained's call, before the cost pass
+    assert warmups == [()]
+    assert update is not None
+    update(1, 40, "a")
+    warm.start(parallel.MIN_RUNS)  # a second group trained: nothing more
+    assert warmups == [()]
 
 
 def test_no_fork_server_where_the_report_uses_no_workers(warmups):
     def show(*a):
         return None
 
-    assert run_cmd._warming(show, False, 75, suite=False) is show  # --no-report
-    assert run_cmd._warming(show, True, parallel.MIN_RUNS - 1, suite=False) is show  # a small study: one process
+    assert run_cmd._WarmUp(False, 75, suite=False).on_written(show) is show  # --no-report
+    small = run_cmd._WarmUp(True, parallel.MIN_RUNS - 1, suite=False)  # a small study: one process
+    assert small.on_written(show) is show
+    small.start(parallel.MIN_RUNS - 1)
     big = parallel.MAX_RUNS_PER_FIGURE + 1
-    assert run_cmd._warming(show, True, big, suite=False) is show  # figures of a big study: one process
-    assert run_cmd._warming(show, True, big, suite=True) is not show  # a suite's data sets: workers
+    assert run_cmd._WarmUp(True, big, suite=False).on_written(show) is show  # figures of a big study: one process
+    assert run_cmd._WarmUp(True, big, suite=True).on_written(show) is not show  # a suite's data sets: workers
     assert warmups == []
 
 
 def test_a_suites_fork_server_imports_torch_for_its_data_set_reports(warmups):
-    update = run_cmd._warming(None, True, parallel.MIN_RUNS, suite=True)
-    update(1, 40, "a")
+    run_cmd._WarmUp(True, parallel.MIN_RUNS, suite=True).start(parallel.MIN_RUNS)
     assert warmups == [("torch", "learnact.model")]  # each data set's report evaluates its activation shapes
+
+
+def test_learnact_run_starts_it_before_the_cost_pass_and_any_run_folder(warmups, monkeypatch, tmp_path):
+    """Through the command itself: the fork server is asked for while no run folder exists yet and before the
+    step costs are timed."""
+    from typer.testing import CliRunner
+
+    from learnact.cli.app import app
+    from learnact.experiment import artifacts
+
+    out = tmp_path / "study"
+    seen: list[tuple[str, int]] = []
+    monkeypatch.setattr(parallel, "warm_up", lambda extra=(): seen.append(
+        ("warm", len(list((out / "runs").glob("*"))) if (out / "runs").is_dir() else 0)) or True)
+    real = artifacts.measure_step_costs
+    monkeypatch.setattr(artifacts, "measure_step_costs", lambda cases, **kw: seen.append(("costs", 0)) or real(
+        cases, **kw))
+    monkeypatch.setattr(artifacts, "_COSTS", {})
+    config = tmp_path / "study.yaml"
+    config.write_text("name: warm\nseeds: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]\n"
+                      "backbone: {hidden: [4]}\ntrain: {max_epochs: 2, patience: 2}\n"
+                      "variants:\n  - {name: tanh, kind: fixed, activation: tanh}\n"
+                      "  - {name: relu, kind: fixed, activation: relu}\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(config), "--out", str(out), "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert seen == [("costs", 0)]  # --no-report: no fork server
+    seen.clear()
+    monkeypatch.setattr(artifacts, "_COSTS", {})
+    out = tmp_path / "again"
+    result = CliRunner().invoke(app, ["run", "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert seen[:2] == [("warm", 0), ("costs", 0)]

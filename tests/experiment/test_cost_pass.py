@@ -99,3 +99,30 @@ def test_artefacts_of_stacked_runs_are_built_with_the_collector_paused(monkeypat
         arts = engines.train_group(engine, runs)
         assert len(arts) == 2 and seen == [collecting, collecting], engine
         assert gc.isenabled(), engine  # on again after
+
+
+def test_when_trained_is_called_after_the_last_run_trains_and_before_the_cost_pass(monkeypatch):
+    # learnact run starts the report's fork server there: its imports then overlap the cost pass and the writes
+    study = study_from_dict({"name": "hook", "seeds": [1, 2], "backbone": {"hidden": [4]},
+                             "train": {"max_epochs": 2, "patience": 2},
+                             "variants": [{"name": "tanh", "kind": "fixed", "activation": "tanh"}]})
+    runs = study.runs()
+    splits = prepare_splits(runs)
+    events: list[str] = []
+
+    def engine(runs, splits_):
+        for r in runs:
+            events.append(f"trained {r.seed}")
+            yield train_one(r, splits[engines.split_key(r)])
+
+    monkeypatch.setitem(engines.ENGINES, "fake", engine)
+    real = artifacts.measure_step_costs
+    monkeypatch.setattr(artifacts, "measure_step_costs", lambda cases, **kw: events.append("costs") or real(cases, **kw))
+    monkeypatch.setattr(artifacts, "_COSTS", {})
+    with engines.when_trained(lambda n: events.append(f"hook {n}")):
+        engines.train_group("fake", runs)
+    assert events == ["trained 1", "trained 2", "hook 2", "costs"]
+    events.clear()
+    monkeypatch.setattr(artifacts, "_COSTS", {})
+    engines.train_group("fake", runs)  # outside the block: no hook
+    assert events == ["trained 1", "trained 2", "costs"]

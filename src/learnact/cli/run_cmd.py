@@ -107,33 +107,48 @@ def _announced(progress: Progress | None, note: str) -> Progress | None:
     return update
 
 
-def _warming(progress: Progress | None, report: bool, n_runs: int, suite: bool) -> Progress | None:
-    """``progress`` that also starts the report workers' fork server when the first run is written.
+class _WarmUp:
+    """Starts the report workers' fork server once, as early as the report can use it without slowing training.
 
-    Training and the cost pass are over by then; writing the run folders and
-    printing the leaderboard keep one core busy, and the fork server imports
-    the reporting code on the other, so the report's workers start at once.
-    Not PyTorch: this process has it and evaluates the activation shapes
-    before the workers start (:attr:`~learnact.reporting.figures.FigureSpec.prepare`),
-    except in a suite, whose workers build whole data-set reports. Only where
-    the report will use workers (:func:`~learnact.reporting.parallel.auto_workers`).
+    That is when this process has trained the study's runs
+    (:func:`~learnact.experiment.engines.when_trained`: the last stack is
+    done; timing each variant's step cost, building and writing the run
+    folders and printing the leaderboard keep one core busy), or, where the
+    runs train in other processes, when the first run folder is written. The
+    fork server imports the reporting code on the idle core, so the report's
+    workers start as soon as the leaderboard is out. Not PyTorch: this
+    process has it and evaluates the activation shapes before the workers
+    start (:attr:`~learnact.reporting.figures.FigureSpec.prepare`), except in
+    a suite, whose workers build whole data-set reports. Only where the
+    report will use workers (:func:`~learnact.reporting.parallel.auto_workers`).
     """
-    from ..reporting.parallel import auto_workers
 
-    if not report or auto_workers(n_runs, per_figure=not suite) < 2:
-        return progress
-    started: list[bool] = []
+    def __init__(self, report: bool, n_runs: int, suite: bool) -> None:
+        from ..reporting.parallel import auto_workers
 
-    def update(done: int, total: int, run_id: str) -> None:
-        if run_id and not started:
-            started.append(True)
+        self._wanted = report and auto_workers(n_runs, per_figure=not suite) >= 2
+        self._suite = suite
+
+    def start(self, *_: object) -> None:
+        """Start the fork server, unless it is not wanted or started already."""
+        if self._wanted:
+            self._wanted = False
             from ..reporting.parallel import warm_up
 
-            warm_up(("torch", "learnact.model") if suite else ())
-        if progress is not None:
-            progress(done, total, run_id)
+            warm_up(("torch", "learnact.model") if self._suite else ())
 
-    return update
+    def on_written(self, progress: Progress | None) -> Progress | None:
+        """``progress`` that also calls :meth:`start` when the first run folder is written."""
+        if not self._wanted:
+            return progress
+
+        def update(done: int, total: int, run_id: str) -> None:
+            if run_id:
+                self.start()
+            if progress is not None:
+                progress(done, total, run_id)
+
+        return update
 
 
 def _note(quiet: bool, text: str) -> None:
@@ -242,6 +257,7 @@ def run(
         with loading():  # torch and the training code, with no collection walking them as they load
             from ..evaluation import tidy_results, write_results
             from ..evaluation.aggregate import leaderboard, seed_aggregates
+            from ..experiment.engines import when_trained
             from ..experiment.executors import open_executor
             from ..experiment.runner import LOG_FILE, run_study
             from ..store import atomic_write
@@ -257,9 +273,11 @@ def run(
             note = (f"study {study.name!r} from {described}; folder {folder} (log: {folder / 'study.log'}); "
                     f"executor {pool.description}")
             with study_progress(quiet) as progress:
-                on_run = _warming(_announced(progress, note), report, len(study.runs()), bool(study.datasets))
-                result = run_study(study, folder, engine=engine, executor=pool, group_size=group_size,
-                                   threads=threads, force=force, progress=on_run, device=device)
+                warm = _WarmUp(report, len(study.runs()), bool(study.datasets))
+                with when_trained(warm.start):
+                    result = run_study(study, folder, engine=engine, executor=pool, group_size=group_size,
+                                       threads=threads, force=force, progress=warm.on_written(
+                                           _announced(progress, note)), device=device)
     if result.superseded:
         _note(quiet, f"{len(result.superseded)} finished runs of an earlier study in this folder are not part of "
                      f"this one; moved to {folder / 'superseded'}")
