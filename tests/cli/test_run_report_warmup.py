@@ -61,7 +61,7 @@ def test_no_fork_server_where_the_report_uses_no_workers(warmups):
 
 def test_a_suites_fork_server_imports_torch_for_its_data_set_reports(warmups):
     run_cmd._WarmUp(True, parallel.MIN_RUNS, suite=True).start(parallel.MIN_RUNS)
-    assert warmups == [("torch", "learnact.model")]  # each data set's report evaluates its activation shapes
+    assert warmups == [("torch", "learnact.model", "scipy.special")]  # each data set's report: shapes, tables
 
 
 def test_learnact_run_starts_it_before_the_cost_pass_and_any_run_folder(warmups, monkeypatch, tmp_path):

@@ -20,6 +20,15 @@ def draw_and_list_imports(job: tuple[str, str, str]) -> list[str]:
     return sorted(m for m in WATCHED if m in set(sys.modules) - before)
 
 
+def draw_from_view(view, folder: str, name: str) -> list[str]:
+    """Draw figure ``name`` from ``view`` (pickled here, as build_figures hands it out) into ``folder``; which of
+    :data:`WATCHED` this worker has loaded by the end (preloaded or imported while drawing)."""
+    from learnact.reporting.figures import FIGURES, _render
+
+    _render(view, Path(folder), "", next(spec for spec in FIGURES if spec.name == name))
+    return sorted(m for m in WATCHED if m in sys.modules)
+
+
 def shapes_noting_torch(view):
     """The activation-shapes figure, its detail sentence saying whether the drawing process had torch loaded."""
     from learnact.reporting.fig_shapes import activation_shapes_figure

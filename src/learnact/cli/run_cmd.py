@@ -119,7 +119,8 @@ class _WarmUp:
     workers start as soon as the leaderboard is out. Not PyTorch: this
     process has it and evaluates the activation shapes before the workers
     start (:attr:`~learnact.reporting.figures.FigureSpec.prepare`), except in
-    a suite, whose workers build whole data-set reports. Only where the
+    a suite, whose workers build whole data-set reports (their tables' t
+    intervals too: scipy's special functions). Only where the
     report will use workers (:func:`~learnact.reporting.parallel.auto_workers`).
     """
 
@@ -135,7 +136,7 @@ class _WarmUp:
             self._wanted = False
             from ..reporting.parallel import warm_up
 
-            warm_up(("torch", "learnact.model") if self._suite else ())
+            warm_up(("torch", "learnact.model", "scipy.special") if self._suite else ())
 
     def on_written(self, progress: Progress | None) -> Progress | None:
         """``progress`` that also calls :meth:`start` when the first run folder is written."""

@@ -86,12 +86,15 @@ def auto_workers(n_runs: int, per_figure: bool = True) -> int:
 
 
 PRELOAD = ("learnact.reporting._server_blas", "learnact.reporting.figures", "learnact.reporting.drawing",
-           "learnact.reporting.report", "scipy.special", "fontTools.subset", "learnact.reporting._fork_server")
+           "learnact.reporting.report", "fontTools.subset", "learnact.reporting._fork_server")
 """Modules the fork server imports before it forks a worker: every worker starts with them loaded. First,
 :mod:`._server_blas`: one OpenBLAS thread in the server and its workers, set before numpy loads (each OpenBLAS
 pool's threads spun about 0.12 s of CPU, taken from the work beside them: :mod:`learnact._blas`). Then the
-report's own code and what drawing imports on first use: scipy's special functions (the figures' t intervals)
-and fontTools' subsetter (the fonts of every PDF figure), about 0.2 s that each worker paid again. Last,
+report's own code and what drawing imports on first use: fontTools' subsetter (the fonts of every PDF figure),
+about 0.1 s that each worker paid again. Not scipy's special functions: the figures' t intervals come with the
+study view (:func:`~.figures.build_figures` computes its seed aggregates before it hands the figures out), and
+the server's imports were the report's critical path (a suite's server, whose workers build tables, imports them:
+``learnact run`` asks for them in :func:`warm_up`'s ``extra``). Last,
 :mod:`._fork_server`: the server then ends without tearing its interpreter down (0.3-0.8 s during which a reader
 of the command's output waited for it to close)."""
 
