@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from learnact.reporting.parallel import WORKERS_ENV, default_workers, map_in_processes
+from learnact.reporting.parallel import WORKER_GC_THRESHOLD, WORKERS_ENV, default_workers, map_in_processes
 
 
 def _pid_and_square(x: int) -> tuple[int, int, str]:
@@ -294,7 +294,8 @@ print(json.dumps([os.getpid(), map_in_processes(probe, [0, 1], workers=2)]))
 def test_report_workers_run_one_openblas_thread_and_keep_their_start_out_of_the_collector():
     """learnact._blas: the fork server sets OPENBLAS_NUM_THREADS=1 before it loads numpy (first in its preload), so
     no OpenBLAS pool spins in it or its workers beside the other worker's drawing. Each worker then freezes what it
-    starts with (the preloaded modules): the collections drawing sets off walk only what was made since.
+    starts with (the preloaded modules): the collections drawing sets off walk only what was made since, and fewer of
+    them start (a higher threshold for the youngest generation).
 
     In a fresh interpreter (whose fork server this test starts), without the variable in the environment."""
     import json
@@ -309,10 +310,11 @@ def test_report_workers_run_one_openblas_thread_and_keep_their_start_out_of_the_
     assert done.returncode == 0, done.stderr
     caller, out = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(out) == 2 and caller not in {pid for pid, *_ in out}  # drawn in workers (one may take both)
-    for _pid, value, threads, tracked, frozen in out:
+    for _pid, value, threads, tracked, frozen, threshold in out:
         assert value == "1"
         assert threads and all(n == 1 for n in threads), threads
         assert frozen > 10 * tracked, (frozen, tracked)  # the preloaded modules' objects: frozen, not walked
+        assert threshold == WORKER_GC_THRESHOLD > 700  # fewer young collections than Python's default
 
 
 def test_the_seed_aggregates_are_computed_before_any_figure_and_travel_with_the_view(tiny_study, tmp_path,
