@@ -3,6 +3,8 @@ same text in the file as matplotlib's own per-figure subsets, one fontTools subs
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pypdfium2 as pdfium
 import pytest
@@ -19,8 +21,9 @@ pytestmark = pytest.mark.skipif(not _pdf_fonts.supported(),
 
 
 @pytest.fixture
-def subsets(monkeypatch):
-    """Counts fontTools subsets made (each costs 0.1-0.2 s)."""
+def subsets(monkeypatch, tmp_path_factory):
+    """Counts fontTools subsets made (each costs 0.1-0.2 s), from an empty subset cache."""
+    monkeypatch.setenv(_pdf_fonts.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
     made = [0]
     original = ft_subset.Subsetter.subset
 
@@ -92,3 +95,49 @@ def test_matplotlib_is_left_as_it_was_outside_the_block():
         raise RuntimeError("a failed save")
     assert _backend_pdf_ps.get_glyphs_subset is _pdf_fonts._ORIGINAL_SUBSET
     assert _backend_pdf_ps.font_as_file is _pdf_fonts._ORIGINAL_AS_FILE
+
+
+def test_a_later_process_reads_the_shared_subsets_from_the_cache(tmp_path, subsets, monkeypatch):
+    title = "learned \u03c6, \u03bb = 0.3 \u00b1 0.1"
+    made_pdf, made_png, made_text = _save(tmp_path / "made", "f", title)
+    assert subsets[0] == 2 and len(list(_pdf_fonts.cache_folder().glob("*.subset"))) == 2
+    monkeypatch.setattr(_pdf_fonts, "_SHARED", {})  # another process
+    read_pdf, read_png, read_text = _save(tmp_path / "read", "f", title)
+    assert subsets[0] == 2  # no subset made: both came from the cache
+    assert read_pdf == made_pdf and read_text == made_text  # byte for byte the file the subsets made
+    np.testing.assert_array_equal(read_png, made_png)
+
+
+@pytest.mark.parametrize("damage", ["edited", "truncated", "other glyphs", "not json"])
+def test_a_damaged_cache_file_is_not_trusted_but_made_again(tmp_path, subsets, monkeypatch, damage):
+    made_pdf, _, _ = _save(tmp_path / "made", "f", "plain title")
+    files = sorted(_pdf_fonts.cache_folder().glob("*.subset"))
+    for file in files:
+        header, data = file.read_bytes().split(b"\n", 1)
+        if damage == "edited":  # a byte of the font changed: its hash no longer matches
+            data = data[:100] + bytes([data[100] ^ 1]) + data[101:]
+        elif damage == "truncated":
+            data = data[: len(data) // 2]
+        elif damage == "other glyphs":  # a consistent file for another set of characters
+            meta = json.loads(header)
+            meta["glyphs"] = meta["glyphs"][:-1]
+            header = json.dumps(meta).encode()
+        else:
+            header = b"{not json"
+        file.write_bytes(header + b"\n" + data)
+    monkeypatch.setattr(_pdf_fonts, "_SHARED", {})
+    again_pdf, _, _ = _save(tmp_path / "again", "f", "plain title")
+    assert subsets[0] == 4  # made again, regular and bold
+    assert again_pdf == made_pdf
+    monkeypatch.setattr(_pdf_fonts, "_SHARED", {})
+    _save(tmp_path / "third", "f", "plain title")
+    assert subsets[0] == 4  # the rewritten files are whole again
+
+
+def test_a_cache_folder_that_cannot_be_written_changes_nothing(tmp_path, subsets, monkeypatch):
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(_pdf_fonts.CACHE_ENV, str(blocker))
+    pdf, _, text = _save(tmp_path / "out", "f", "plain title")
+    assert subsets[0] == 2 and "plain title" in text and pdf.startswith(b"%PDF")
+    assert blocker.read_text() == "not a folder"
