@@ -45,6 +45,16 @@ def test_training_over_starts_it_and_the_first_written_run_does_not_again(warmup
     assert warmups == [()]
 
 
+def test_a_fork_server_that_cannot_start_does_not_fail_the_training(warmups, monkeypatch):
+    def refuse(extra=()):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(parallel, "warm_up", refuse)
+    warm = run_cmd._WarmUp(True, parallel.MIN_RUNS, suite=False)
+    warm.start(parallel.MIN_RUNS)  # called from the training group: no error there
+    warm.start(parallel.MIN_RUNS)  # and not tried again
+
+
 def test_no_fork_server_where_the_report_uses_no_workers(warmups):
     def show(*a):
         return None

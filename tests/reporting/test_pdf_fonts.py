@@ -141,3 +141,15 @@ def test_a_cache_folder_that_cannot_be_written_changes_nothing(tmp_path, subsets
     pdf, _, text = _save(tmp_path / "out", "f", "plain title")
     assert subsets[0] == 2 and "plain title" in text and pdf.startswith(b"%PDF")
     assert blocker.read_text() == "not a folder"
+
+
+def test_no_home_folder_means_no_cache_and_no_error(tmp_path, subsets, monkeypatch):
+    from pathlib import Path
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv(_pdf_fonts.CACHE_ENV, raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    _, _, text = _save(tmp_path, "f", "plain title")
+    assert subsets[0] == 2 and "plain title" in text

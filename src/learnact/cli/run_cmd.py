@@ -136,7 +136,10 @@ class _WarmUp:
             self._wanted = False
             from ..reporting.parallel import warm_up
 
-            warm_up(("torch", "learnact.model", "scipy.special") if self._suite else ())
+            try:
+                warm_up(("torch", "learnact.model", "scipy.special") if self._suite else ())
+            except OSError:  # no server now (too many open files, say): the report starts its workers itself
+                pass
 
     def on_written(self, progress: Progress | None) -> Progress | None:
         """``progress`` that also calls :meth:`start` when the first run folder is written."""

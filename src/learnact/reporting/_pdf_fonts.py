@@ -82,10 +82,11 @@ def _cache_path(path: str, face_index: int) -> Path | None:
 
     try:
         content = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
+        folder = cache_folder()
+    except (OSError, RuntimeError, KeyError):  # an unreadable font; no home folder to find (Path.home)
         return None
     key = json.dumps([_FORMAT, content, face_index, COMMON, matplotlib.__version__, fontTools.version])
-    return cache_folder() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.subset"
+    return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.subset"
 
 
 def _read_cached(file: Path, glyphs: frozenset[int]) -> _Shared | None:
