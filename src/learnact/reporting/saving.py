@@ -10,6 +10,8 @@ first figure).
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -236,12 +238,45 @@ def _rasterise(document: bytes, path: Path, dpi: float) -> None:
     with _first_page(document) as page:
         # PDFium rounds the pixel size up (a page of 864 pt at 150 dpi comes out 1801 px, not 1800); the canvas
         # is cut to whole pixels, as matplotlib sizes a PNG of the same figure
-        size = (int(page.get_width() * dpi / 72.0 + 0.01), int(page.get_height() * dpi / 72.0 + 0.01))
-        image = page.render(scale=dpi / 72.0).to_pil()
-    if image.size != size:
-        image = image.crop((0, 0, *size))
-    # zlib level 3, not 6: about a third less time for files within a few percent of the size
-    image.save(path, format="png", dpi=(dpi, dpi), compress_level=3)
+        width, height = (int(page.get_width() * dpi / 72.0 + 0.01), int(page.get_height() * dpi / 72.0 + 0.01))
+        bitmap = page.render(scale=dpi / 72.0, rev_byteorder=True)  # RGB, not PDFium's own BGR
+        try:
+            rgb = np.array(bitmap.to_numpy()[:height, :width, :3])
+        finally:
+            bitmap.close()
+    path.write_bytes(png_bytes(rgb, dpi))
+
+
+def png_bytes(rgb: np.ndarray, dpi: float) -> bytes:
+    """``rgb`` as an 8-bit RGB PNG file of ``dpi`` dots per inch.
+
+    Every row is stored unfiltered (PNG filter type 0) and deflated at zlib
+    level 3. A report figure is mostly flat colour, which deflate packs as
+    well without a filter: the files are a few percent smaller than Pillow's,
+    whose choice of a filter for every row took half the time of writing
+    them (0.4 s of CPU for the paper study's 12 figures, 0.2 s here). A test
+    decodes the files with Pillow, pixel for pixel and with their dpi.
+
+    Shape:
+        - rgb: ``(height, width, 3)``, ``uint8``
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"need an RGB image of shape (height, width, 3) and dtype uint8, got shape {rgb.shape} "
+                         f"and dtype {rgb.dtype}")
+    height, width = int(rgb.shape[0]), int(rgb.shape[1])
+    rows = np.empty((height, 1 + 3 * width), dtype=np.uint8)
+    rows[:, 0] = 0  # filter type 0 (None) before each row
+    rows[:, 1:] = rgb.reshape(height, 3 * width)
+    per_metre = int(dpi / 0.0254 + 0.5)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"".join((b"\x89PNG\r\n\x1a\n",
+                     chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)),  # 8-bit RGB
+                     chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),  # unit: the metre
+                     chunk(b"IDAT", zlib.compress(rows.tobytes(), 3)),
+                     chunk(b"IEND", b"")))
 
 
 _SLACK = 0.01  # inches
