@@ -317,10 +317,8 @@ def _json_lines(records: Sequence[Any]) -> str:
         return ""
     if all(isinstance(r, dict) and r for r in records):
         pieces = json.dumps(list(records), default=_json_default)[1:-1].split("}, {")
-        if len(pieces) == len(records):
-            if len(pieces) == 1:
-                return pieces[0] + "\n"
-            return pieces[0] + "}\n{" + "}\n{".join(pieces[1:]) + "\n"
+        if len(pieces) == len(records):  # the first piece keeps its "{", the last its "}"
+            return "}\n{".join(pieces) + "\n"
     return "".join(json.dumps(r, default=_json_default) + "\n" for r in records)
 
 

@@ -40,6 +40,9 @@ from typing import Any
 import matplotlib
 from matplotlib.backends import _backend_pdf_ps as _pdf_ps
 
+from ..exceptions import RunStoreError
+from ..store import atomic_write
+
 __all__ = ["CACHE_ENV", "COMMON", "cache_folder", "shared_subsets", "supported"]
 
 COMMON = "".join(map(chr, range(32, 127))) + ("\u00b0\u00b1\u00b2\u00b7\u00d7\u0394\u03bb\u03c6\u2013\u2014\u2026\u2192"
@@ -111,16 +114,12 @@ def _write_cached(file: Path, shared: _Shared) -> None:
     left alone: the subset is then made again by the next process."""
     meta = {"format": _FORMAT, "glyphs": sorted(shared.glyphs), "sha256": hashlib.sha256(shared.data).hexdigest(),
             "glyph_index_map": {str(k): int(v) for k, v in shared.results.glyph_index_map.items()}}
-    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(json.dumps(meta).encode() + b"\n" + shared.data)
-        os.replace(tmp, file)
-    except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+        with atomic_write(file) as tmp:
+            tmp.write_bytes(json.dumps(meta).encode() + b"\n" + shared.data)
+    except (OSError, RunStoreError):  # atomic_write has removed its temporary file
+        pass
 
 
 _SHARED: dict[tuple[str, int], _Shared] = {}
