@@ -57,6 +57,33 @@ def test_each_worker_applies_one_copy_of_the_function_to_all_its_items(meanwhile
     assert all(set(seen) <= {100, 101} for _, seen in again)
 
 
+class _Heavy(_Remembers):
+    """A function holding 1 MB (as a figure function holds the study view)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.payload = bytes(1_000_000)
+
+
+def test_the_function_goes_to_each_worker_once_and_the_tasks_carry_items(monkeypatch):
+    # the pool pickles each task into a pipe: with the function in every task, 12 figures sent the paper study's
+    # view 12 times
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+
+    sent: list[int] = []
+    submit = ProcessPoolExecutor.submit
+
+    def recording(self, fn, /, *args, **kwargs):
+        sent.append(len(pickle.dumps((fn, args, kwargs))))
+        return submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", recording)
+    out = map_in_processes(_Heavy(), range(6), workers=2)
+    assert [seen[-1] for _, seen in out] == list(range(6))
+    assert len(sent) == 6 and max(sent) < 10_000
+
+
 def test_one_worker_runs_in_this_process():
     out = map_in_processes(_pid_and_square, [2, 3], workers=1)
     assert [r[:2] for r in out] == [(os.getpid(), 4), (os.getpid(), 9)]
