@@ -9,6 +9,8 @@
    The same command again with its output on a pseudo-terminal, as a user
    in a terminal meets it (the progress bar and a line per figure).
 3. ``learnact report`` alone on that folder.
+   The same command once more, its processes' CPU time sampled (:func:`cpu_by_process`): how many
+   CPU-seconds the job is, and so the shortest it can take on this machine's cores.
 4. ``learnact list`` (median of three).
 5. The paper sweep over 67 seeds (1,005 runs): the vectorised engine's
    training alone (fresh process, ``bench_engines.measure``), ``learnact run
@@ -43,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engines import measure  # noqa: E402  (the sibling benchmark's fresh-process trainer)
 
-__all__ = ["main", "timed_command", "timed_on_terminal"]
+__all__ = ["cpu_by_process", "main", "timed_command", "timed_on_terminal"]
 
 LEARNACT = [str(Path(sys.executable).with_name("learnact"))]
 
@@ -116,6 +118,90 @@ def timed_on_terminal(args: list[str], cwd: Path, mark: str) -> dict:
     return {"wall_s": wall, "mark_s": marked}
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (every thread's), from ``/proc``; ``[]`` once it is gone."""
+    kids: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids.extend(int(k) for k in f.read().split())
+    except OSError:
+        pass
+    return kids
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """User plus system clock ticks ``pid`` has run (its own, not its children's), or ``None`` once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[str, float] | None:
+    """Run ``learnact ARGS`` in ``cwd`` and sample its process tree's CPU time (Linux ``/proc``); ``None`` elsewhere.
+
+    Every ``every_s`` seconds the tree is walked from the command's process
+    (``/proc/PID/task/TID/children``) and each process's own user plus system
+    time read; a process keeps its last reading once it ends, so up to
+    ``every_s`` of each process's final CPU time is missed. Returned, in
+    CPU-seconds: ``"command"`` (the process started), ``"forked"`` (its forks
+    running the same program: the data helper, the training workers),
+    ``"report"`` (the report's fork server and the workers it forks), ``"other"``
+    (multiprocessing's resource tracker and the like), ``"total"`` and
+    ``"wall_s"``.
+    """
+    if not os.path.isdir("/proc/self/task"):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    start = time.perf_counter()
+    proc = subprocess.Popen([*LEARNACT, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env)
+    ticks: dict[int, int] = {}
+    lines: dict[int, str] = {}
+    while True:
+        done = proc.poll() is not None
+        todo = [proc.pid] if not done else []
+        while todo:  # the tree as it is now; each process's reading
+            pid = todo.pop()
+            now = _cpu_ticks(pid)
+            if now is None:
+                continue
+            ticks[pid] = now
+            if pid not in lines:
+                lines[pid] = _cmdline(pid)
+            todo.extend(_children(pid))
+        for pid in list(ticks):  # those no longer in the tree (re-parented as the command ended): while they run
+            now = _cpu_ticks(pid)
+            if now is not None and _cmdline(pid) == lines[pid]:
+                ticks[pid] = max(ticks[pid], now)
+        if done:
+            break
+        time.sleep(every_s)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"learnact {' '.join(args)} exited {proc.returncode}")
+    out = {"command": 0.0, "forked": 0.0, "report": 0.0, "other": 0.0}
+    for pid, n in ticks.items():
+        role = ("command" if pid == proc.pid else "forked" if lines[pid] == lines[proc.pid]
+                else "report" if "multiprocessing.forkserver" in lines[pid] else "other")
+        out[role] += n / hz
+    out["total"] = sum(out.values())
+    out["wall_s"] = wall
+    return out
+
+
 def _big_study(folder: Path, seeds: int) -> Path:
     """The paper study over seeds ``0 .. seeds - 1``, written as a study file in ``folder``."""
     from learnact.experiment import load_study
@@ -148,6 +234,13 @@ def main(argv: list[str] | None = None) -> int:
                                 mark="study folder:")
         print(f"  the same on a terminal (progress bar), leaderboard at    {tty['mark_s']:7.2f} s")
         print(f"  the same on a terminal (progress bar), finished pack     {tty['wall_s']:7.2f} s")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cpu = cpu_by_process(["run", "--out", "paper_cpu", "--threads", str(args.threads)], work)
+        if cpu is not None:
+            print(f"  the same, its CPU time (sampled): {cpu['total']:5.2f} CPU-s in {cpu['wall_s']:5.2f} s "
+                  f"(command {cpu['command']:.2f}, its forks {cpu['forked']:.2f}, report workers "
+                  f"{cpu['report']:.2f}, other {cpu['other']:.2f}): at least {cpu['total'] / cores:.2f} s on "
+                  f"{cores} cores")
         report = timed_command(["report", "paper"], work)
         print(f"learnact report (paper study) alone                         {report['wall_s']:7.2f} s")
         listing = statistics.median(timed_command(["list"], work)["wall_s"] for _ in range(3))
@@ -168,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         if seq is not None:
             ratio = seq["wall_s"] / run["wall_s"]
             print(f"  sequential training / learnact run with the pack   {ratio:6.2f}x  (>= 8x)")
+            if cpu is not None:
+                print(f"    at most, with every core busy from start to end   "
+                      f"{seq['wall_s'] / (cpu['total'] / cores):6.2f}x  (its CPU time over {cores} cores)")
         print(f"  leaderboard on the terminal after                  {run['mark_s']:6.2f} s  (<= 4 s)")
         print(f"    on a pseudo-terminal, with the progress bar      {tty['mark_s']:6.2f} s  (<= 4 s)")
         print(f"  learnact list                                      {listing:6.2f} s  (< 0.5 s)")
