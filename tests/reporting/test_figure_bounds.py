@@ -11,6 +11,7 @@ For every study figure, the PNG is what matplotlib's own raster backend draws of
 
 from __future__ import annotations
 
+import contextlib
 import io
 
 import matplotlib
@@ -319,3 +320,73 @@ def test_titles_stay_put_unless_an_offset_text_could_push_them(offset, tmp_path,
         renderer = fig.canvas.get_renderer()
         assert ax.yaxis.offsetText.get_text()
         assert ax.title.get_window_extent(renderer).y0 >= ax.yaxis.offsetText.get_window_extent(renderer).y1 - 1
+
+
+def _with_and_without_kept_layouts(make_figure, name: str, tmp_path, monkeypatch) -> tuple[list[bytes], list[int]]:
+    """The PDF save_figure writes of ``make_figure()`` with and without kept text layouts, and how many layouts
+    matplotlib computed for each."""
+    from matplotlib.text import Text
+
+    from learnact.reporting import saving
+
+    original = Text._get_layout
+    documents, layouts = [], []
+    for kept in (True, False):
+        calls = []
+
+        def counted(self, renderer, calls=calls):
+            calls.append(1)
+            return original(self, renderer)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Text, "_get_layout", counted)
+            if not kept:
+                patch.setattr(saving, "_layouts_kept", contextlib.nullcontext)
+            with figure_style():
+                save_figure(make_figure(), tmp_path / str(kept), name)
+        documents.append((tmp_path / str(kept) / f"{name}.pdf").read_bytes())
+        layouts.append(len(calls))
+    return documents, layouts
+
+
+@pytest.mark.parametrize("spec", FIGURES, ids=lambda s: s.name)
+def test_kept_text_layouts_give_the_same_files_with_fewer_layouts(spec, request, tmp_path, monkeypatch):
+    # save_figure lays each text out once per renderer and state (saving._layouts_kept), not in every
+    # measurement: the PDF is the same byte for byte, and matplotlib computed fewer layouts
+    view = load_study_view(request.getfixturevalue("tiny_regression_study" if spec.task == "regression"
+                                                   else "tiny_study"))
+
+    def make():
+        built = spec.build(view)
+        return built[0] if isinstance(built, tuple) else built
+
+    documents, layouts = _with_and_without_kept_layouts(make, spec.name, tmp_path, monkeypatch)
+    assert documents[0] == documents[1]
+    assert 0 < layouts[0] < layouts[1]
+
+
+@pytest.mark.parametrize("entry", SUITE_FIGURES, ids=lambda e: e[0])
+def test_kept_text_layouts_give_the_same_suite_figures(entry, tmp_path, monkeypatch):
+    # the suite's figures too, the IQM one drawn a second time, cropped (at matplotlib 3.11)
+    name, _title, _caption, build = entry
+    analysis = suite_analysis(_suite_tidy(), "accuracy", reps=50)
+    documents, layouts = _with_and_without_kept_layouts(lambda: build(analysis)[0], name, tmp_path, monkeypatch)
+    assert documents[0] == documents[1]
+    assert 0 < layouts[0] < layouts[1]
+
+
+def test_matplotlib_lays_text_out_as_before_outside_a_save(tmp_path):
+    from matplotlib.text import Text
+
+    from learnact.reporting import saving
+
+    before = Text.__dict__["_get_layout"]
+    with figure_style():
+        fig = Figure()
+        fig.add_subplot().set_title("t")
+        save_figure(fig, tmp_path, "one")
+    assert Text.__dict__["_get_layout"] is before
+    with pytest.raises(RuntimeError), saving._layouts_kept():
+        assert Text.__dict__["_get_layout"] is not before
+        raise RuntimeError("a failed save")
+    assert Text.__dict__["_get_layout"] is before
