@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engines import measure  # noqa: E402  (the sibling benchmark's fresh-process trainer)
+from bench_engines import measure, process_tree  # noqa: E402  (the sibling benchmark's trainer, /proc walk)
 
 __all__ = ["cpu_by_process", "main", "timed_command", "timed_on_terminal"]
 
@@ -118,18 +118,6 @@ def timed_on_terminal(args: list[str], cwd: Path, mark: str) -> dict:
     return {"wall_s": wall, "mark_s": marked}
 
 
-def _children(pid: int) -> list[int]:
-    """The child processes of ``pid`` (every thread's), from ``/proc``; ``[]`` once it is gone."""
-    kids: list[int] = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                kids.extend(int(k) for k in f.read().split())
-    except OSError:
-        pass
-    return kids
-
-
 def _cpu_ticks(pid: int) -> int | None:
     """User plus system clock ticks ``pid`` has run (its own, not its children's), or ``None`` once it is gone."""
     try:
@@ -152,7 +140,7 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
     """Run ``learnact ARGS`` in ``cwd`` and sample its process tree's CPU time (Linux ``/proc``); ``None`` elsewhere.
 
     Every ``every_s`` seconds the tree is walked from the command's process
-    (``/proc/PID/task/TID/children``) and each process's own user plus system
+    (``bench_engines.process_tree``) and each process's own user plus system
     time read; a process keeps its last reading once it ends, so up to
     ``every_s`` of each process's final CPU time is missed. Returned, in
     CPU-seconds: ``"command"`` (the process started), ``"forked"`` (its forks
@@ -172,16 +160,13 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
     lines: dict[int, str] = {}
     while True:
         done = proc.poll() is not None
-        todo = [proc.pid] if not done else []
-        while todo:  # the tree as it is now; each process's reading
-            pid = todo.pop()
+        for pid in process_tree(proc.pid) if not done else []:  # the tree as it is now; each process's reading
             now = _cpu_ticks(pid)
             if now is None:
                 continue
             ticks[pid] = now
             if pid not in lines:
                 lines[pid] = _cmdline(pid)
-            todo.extend(_children(pid))
         for pid in list(ticks):  # those no longer in the tree (re-parented as the command ended): while they run
             now = _cpu_ticks(pid)
             if now is not None and _cmdline(pid) == lines[pid]:

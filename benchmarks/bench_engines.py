@@ -58,8 +58,9 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def _tree_pss_mb(root: int) -> float:
-    """Proportional set size (MiB) of process ``root`` and all its descendants; shared pages split fairly."""
+def process_tree(root: int) -> list[int]:
+    """Process ``root`` and all its descendants now (Linux ``/proc/PID/task/TID/children``); those gone are left
+    out of the walk."""
     pids, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -70,8 +71,13 @@ def _tree_pss_mb(root: int) -> float:
                     todo.extend(int(c) for c in fh.read().split())
         except OSError:
             pass
+    return pids
+
+
+def _tree_pss_mb(root: int) -> float:
+    """Proportional set size (MiB) of process ``root`` and all its descendants; shared pages split fairly."""
     total = 0
-    for pid in pids:
+    for pid in process_tree(root):
         try:
             with open(f"/proc/{pid}/smaps_rollup") as fh:
                 total += sum(int(line.split()[1]) for line in fh if line.startswith("Pss:"))

@@ -1,0 +1,59 @@
+"""The end-to-end benchmark's CPU sampling (``benchmarks/bench_end_to_end.cpu_by_process``) against the kernel's
+own account of a command whose processes are all waited for."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="the sampling reads Linux's /proc")
+
+
+@pytest.fixture()
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_end_to_end
+
+    return bench_end_to_end
+
+
+def test_sampled_cpu_time_matches_the_kernels_count(bench, tmp_path, monkeypatch):
+    # a child that burns about 0.3 s of CPU in a forked grandchild, waited for: the kernel counts both in the
+    # child's rusage; the sampler must find the grandchild in the tree and attribute it to the forks. Each rests
+    # before it ends, so a sample reads its final CPU time even on a busy machine.
+    script = ("import os, time\n"
+              "def burn(s):\n"
+              "    end = time.process_time() + s\n"
+              "    while time.process_time() < end: pass\n"
+              "pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    burn(0.3); time.sleep(0.3); os._exit(0)\n"
+              "burn(0.1); os.waitpid(pid, 0); time.sleep(0.3)\n")
+    monkeypatch.setattr(bench, "LEARNACT", [sys.executable, "-c", script])
+    before = os.times()
+    sampled = bench.cpu_by_process([], tmp_path, every_s=0.005)
+    after = os.times()
+    kernel = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    assert sampled is not None
+    assert sampled["total"] == pytest.approx(kernel, abs=0.08)  # clock ticks, the last few ms of each
+    assert sampled["forked"] == pytest.approx(0.3, abs=0.08)  # the grandchild runs the same program
+    assert sampled["command"] == pytest.approx(kernel - sampled["forked"], abs=0.08)
+    assert sampled["report"] == 0 and sampled["wall_s"] >= 0.3
+
+
+def test_a_failed_command_raises(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "LEARNACT", [sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(RuntimeError, match="exited 3"):
+        bench.cpu_by_process([], tmp_path)
+
+
+def test_the_benchmark_script_runs_its_help():
+    out = subprocess.run([sys.executable, str(BENCHMARKS / "bench_end_to_end.py"), "--help"], capture_output=True,
+                         text=True, check=True)
+    assert "--skip" in out.stdout
