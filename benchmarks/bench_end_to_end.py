@@ -8,9 +8,10 @@
    until the command exits with the whole pack written.
    The same command again with its output on a pseudo-terminal, as a user
    in a terminal meets it (the progress bar and a line per figure).
+   Once more with its processes' CPU time sampled (:func:`cpu_by_process`):
+   how many CPU-seconds the job is, and so the shortest it can take on this
+   machine's cores.
 3. ``learnact report`` alone on that folder.
-   The same command once more, its processes' CPU time sampled (:func:`cpu_by_process`): how many
-   CPU-seconds the job is, and so the shortest it can take on this machine's cores.
 4. ``learnact list`` (median of three).
 5. The paper sweep over 67 seeds (1,005 runs): the vectorised engine's
    training alone (fresh process, ``bench_engines.measure``), ``learnact run
