@@ -126,12 +126,11 @@ def warm_up(extra: tuple[str, ...] = ()) -> bool:
     return True
 
 
-def _init(parent_pid: int, key: str = "", fn: bytes = b"") -> None:
+def _init(parent_pid: int, key: str, fn: bytes) -> None:
     """A report worker's start: end with ``parent_pid``; keep the call ``key``'s pickled function ``fn``."""
     become_worker(parent_pid)
-    if key:
-        _PICKLED.clear()
-        _PICKLED[key] = fn
+    _PICKLED.clear()
+    _PICKLED[key] = fn
     os.environ[WORKERS_ENV] = "1"  # a worker's own report work (a data set's figures) stays in it
     import matplotlib
 
