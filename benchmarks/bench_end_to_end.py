@@ -161,17 +161,18 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
     lines: dict[int, str] = {}
     while True:
         done = proc.poll() is not None
-        for pid in process_tree(proc.pid) if not done else []:  # the tree as it is now; each process's reading
+        tree = process_tree(proc.pid) if not done else []
+        # each process of the tree as it is now, and those that left it (re-parented as the command ended) while
+        # they still run: one reading each
+        for pid in dict.fromkeys([*tree, *ticks]):
             now = _cpu_ticks(pid)
             if now is None:
                 continue
-            ticks[pid] = now
             if pid not in lines:
                 lines[pid] = _cmdline(pid)
-        for pid in list(ticks):  # those no longer in the tree (re-parented as the command ended): while they run
-            now = _cpu_ticks(pid)
-            if now is not None and _cmdline(pid) == lines[pid]:
-                ticks[pid] = max(ticks[pid], now)
+            elif pid not in tree and _cmdline(pid) != lines[pid]:
+                continue  # its number taken by another program since
+            ticks[pid] = max(ticks.get(pid, 0), now)
         if done:
             break
         time.sleep(every_s)
