@@ -143,7 +143,9 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
     Every ``every_s`` seconds the tree is walked from the command's process
     (``bench_engines.process_tree``) and each process's own user plus system
     time read; a process keeps its last reading once it ends, so up to
-    ``every_s`` of each process's final CPU time is missed. Returned, in
+    ``every_s`` of each process's final CPU time is missed. A process counts
+    as the program it runs last: a fork that execs another program (as
+    multiprocessing starts its fork server) is that program's. Returned, in
     CPU-seconds: ``"command"`` (the process started), ``"forked"`` (its forks
     running the same program: the data helper, the training workers),
     ``"report"`` (the report's fork server and the workers it forks), ``"other"``
@@ -159,16 +161,21 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
                             env=env)
     ticks: dict[int, int] = {}
     lines: dict[int, str] = {}
+    command = ""  # the command's own line, once read
     while True:
         done = proc.poll() is not None
         tree = process_tree(proc.pid) if not done else []
+        if not command and not done:
+            command = _cmdline(proc.pid)
         # each process of the tree as it is now, and those that left it (re-parented as the command ended) while
         # they still run: one reading each
         for pid in dict.fromkeys([*tree, *ticks]):
             now = _cpu_ticks(pid)
             if now is None:
                 continue
-            if pid not in lines:
+            if pid in tree and lines.get(pid, "") in ("", command):
+                # a fork still running the command's program may yet exec another (multiprocessing starts its fork
+                # server so; read mid-exec, the line is empty): a process counts as the program it runs last
                 lines[pid] = _cmdline(pid)
             elif pid not in tree and _cmdline(pid) != lines[pid]:
                 continue  # its number taken by another program since

@@ -47,6 +47,26 @@ def test_sampled_cpu_time_matches_the_kernels_count(bench, tmp_path, monkeypatch
     assert sampled["report"] == 0 and sampled["wall_s"] >= 0.3
 
 
+def test_a_fork_that_execs_counts_as_the_program_it_runs(bench, tmp_path, monkeypatch):
+    # as multiprocessing starts its fork server: a fork of the command that execs another program. Here the fork
+    # first burns 0.1 s running the command's program (so a sample sees it so), then execs a program named like
+    # the fork server that burns 0.3 s: the process's whole CPU time (exec keeps it) is the fork server's
+    burn = "import time\nend = time.process_time() + {s}\nwhile time.process_time() < end: pass\n"
+    server = burn.format(s=0.3) + "time.sleep(0.3)\n"
+    script = ("import os, sys, time\n"
+              "pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    end = time.process_time() + 0.1\n"
+              "    while time.process_time() < end: pass\n"
+              f"    os.execv(sys.executable, [sys.executable, '-c', {server!r}, 'multiprocessing.forkserver'])\n"
+              "os.waitpid(pid, 0); time.sleep(0.3)\n")
+    monkeypatch.setattr(bench, "LEARNACT", [sys.executable, "-c", script])
+    sampled = bench.cpu_by_process([], tmp_path, every_s=0.005)
+    assert sampled is not None
+    assert sampled["report"] == pytest.approx(0.4, abs=0.08)
+    assert sampled["forked"] == 0 and sampled["other"] == 0
+
+
 def test_a_failed_command_raises(bench, tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "LEARNACT", [sys.executable, "-c", "raise SystemExit(3)"])
     with pytest.raises(RuntimeError, match="exited 3"):
