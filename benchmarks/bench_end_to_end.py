@@ -175,8 +175,11 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
                 continue
             if pid in tree and lines.get(pid, "") in ("", command):
                 # a fork still running the command's program may yet exec another (multiprocessing starts its fork
-                # server so; read mid-exec, the line is empty): a process counts as the program it runs last
-                lines[pid] = _cmdline(pid)
+                # server so; read mid-exec, the line is empty): a process counts as the program it runs last. An
+                # ended process not yet waited for reads empty too, and keeps the line it had.
+                line = _cmdline(pid)
+                if line or pid not in lines:
+                    lines[pid] = line
             elif pid not in tree and _cmdline(pid) != lines[pid]:
                 continue  # its number taken by another program since
             ticks[pid] = max(ticks.get(pid, 0), now)

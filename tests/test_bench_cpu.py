@@ -67,6 +67,23 @@ def test_a_fork_that_execs_counts_as_the_program_it_runs(bench, tmp_path, monkey
     assert sampled["forked"] == 0 and sampled["other"] == 0
 
 
+def test_an_ended_fork_not_yet_waited_for_keeps_its_role(bench, tmp_path, monkeypatch):
+    # a fork that ends 0.4 s before the command waits for it: sampled as a zombie (whose command line reads
+    # empty) all that while, it is still the command's fork
+    script = ("import os, time\n"
+              "pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    end = time.process_time() + 0.3\n"
+              "    while time.process_time() < end: pass\n"
+              "    os._exit(0)\n"
+              "time.sleep(0.8); os.waitpid(pid, 0); time.sleep(0.1)\n")
+    monkeypatch.setattr(bench, "LEARNACT", [sys.executable, "-c", script])
+    sampled = bench.cpu_by_process([], tmp_path, every_s=0.005)
+    assert sampled is not None
+    assert sampled["forked"] == pytest.approx(0.3, abs=0.08)
+    assert sampled["other"] == 0
+
+
 def test_a_failed_command_raises(bench, tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "LEARNACT", [sys.executable, "-c", "raise SystemExit(3)"])
     with pytest.raises(RuntimeError, match="exited 3"):
