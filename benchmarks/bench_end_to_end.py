@@ -10,7 +10,8 @@
    in a terminal meets it (the progress bar and a line per figure).
    Once more with its processes' CPU time sampled (:func:`cpu_by_process`):
    how many CPU-seconds the job is, and so the shortest it can take on this
-   machine's cores.
+   machine's cores; and its schedule, when each process used CPU, to show
+   where cores sat idle.
 3. ``learnact report`` alone on that folder.
 4. ``learnact list`` (median of three).
 5. The paper sweep over 67 seeds (1,005 runs): the vectorised engine's
@@ -41,12 +42,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engines import measure, process_tree  # noqa: E402  (the sibling benchmark's trainer, /proc walk)
 
-__all__ = ["cpu_by_process", "main", "timed_command", "timed_on_terminal"]
+__all__ = ["ProcessCPU", "cpu_by_process", "main", "timed_command", "timed_on_terminal"]
 
 LEARNACT = [str(Path(sys.executable).with_name("learnact"))]
 
@@ -137,7 +140,26 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[str, float] | None:
+@dataclass(frozen=True)
+class ProcessCPU:
+    """One process of a sampled command (:func:`cpu_by_process`): its role, when it used CPU and how much.
+
+    Attributes:
+        pid: Its process id.
+        role: ``"command"``, ``"forked"``, ``"report"`` or ``"other"``.
+        start_s: When it was first seen (seconds after the command started).
+        end_s: The last sample at which its CPU time had grown (seconds after the start).
+        cpu_s: Its user plus system CPU time (seconds).
+    """
+
+    pid: int
+    role: str
+    start_s: float
+    end_s: float
+    cpu_s: float
+
+
+def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[str, Any] | None:
     """Run ``learnact ARGS`` in ``cwd`` and sample its process tree's CPU time (Linux ``/proc``); ``None`` elsewhere.
 
     Every ``every_s`` seconds the tree is walked from the command's process
@@ -150,7 +172,10 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
     running the same program: the data helper, the training workers),
     ``"report"`` (the report's fork server and the workers it forks), ``"other"``
     (multiprocessing's resource tracker and the like), ``"total"`` and
-    ``"wall_s"``.
+    ``"wall_s"``; and ``"processes"``, the schedule: a :class:`ProcessCPU` per
+    process, in the order they were first seen, each with the span of its CPU
+    use (first seen to the last sample its CPU time grew), to tell where cores
+    sat idle.
     """
     if not os.path.isdir("/proc/self/task"):
         return None
@@ -161,6 +186,7 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
                             env=env)
     ticks: dict[int, int] = {}
     lines: dict[int, str] = {}
+    span: dict[int, list[float]] = {}  # first seen, last grown (seconds from the start)
     command = ""  # the command's own line, once read
     while True:
         done = proc.poll() is not None
@@ -182,6 +208,11 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
                     lines[pid] = line
             elif pid not in tree and _cmdline(pid) != lines[pid]:
                 continue  # its number taken by another program since
+            at = time.perf_counter() - start
+            if pid not in span:
+                span[pid] = [at, at]
+            elif now > ticks[pid]:
+                span[pid][1] = at
             ticks[pid] = max(ticks.get(pid, 0), now)
         if done:
             break
@@ -189,14 +220,18 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"learnact {' '.join(args)} exited {proc.returncode}")
-    out = {"command": 0.0, "forked": 0.0, "report": 0.0, "other": 0.0}
+    out: dict[str, Any] = {"command": 0.0, "forked": 0.0, "report": 0.0, "other": 0.0}
+    processes = []
     for pid, n in ticks.items():
         role = ("command" if pid == proc.pid else "forked" if lines[pid] == lines[proc.pid]
                 else "report" if "multiprocessing.forkserver" in lines[pid] else "other")
         out[role] += n / hz
+        processes.append(ProcessCPU(pid, role, span[pid][0], span[pid][1], n / hz))
     out["total"] = sum(out.values())
     out["wall_s"] = wall
+    out["processes"] = processes
     return out
+
 
 
 def _big_study(folder: Path, seeds: int) -> Path:
@@ -238,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"(command {cpu['command']:.2f}, its forks {cpu['forked']:.2f}, report workers "
                   f"{cpu['report']:.2f}, other {cpu['other']:.2f}): at least {cpu['total'] / cores:.2f} s on "
                   f"{cores} cores")
+            idle = cores * cpu["wall_s"] - cpu["total"]
+            print(f"  its schedule ({idle:.2f} core-s idle of {cores} x {cpu['wall_s']:.2f} s); per process, from "
+                  "first seen to its last CPU use:")
+            for p in cpu["processes"]:
+                if p.cpu_s >= 0.05:
+                    print(f"    {p.role:8s} {p.start_s:5.2f}-{p.end_s:5.2f} s  {p.cpu_s:5.2f} CPU-s")
         report = timed_command(["report", "paper"], work)
         print(f"learnact report (paper study) alone                         {report['wall_s']:7.2f} s")
         listing = statistics.median(timed_command(["list"], work)["wall_s"] for _ in range(3))

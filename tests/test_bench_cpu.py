@@ -45,6 +45,13 @@ def test_sampled_cpu_time_matches_the_kernels_count(bench, tmp_path, monkeypatch
     assert sampled["forked"] == pytest.approx(0.3, abs=0.08)  # the grandchild runs the same program
     assert sampled["command"] == pytest.approx(kernel - sampled["forked"], abs=0.08)
     assert sampled["report"] == 0 and sampled["wall_s"] >= 0.3
+    # the schedule: the command from the start, the grandchild while it burned (0.3 s of CPU takes at least 0.3 s)
+    by_role = {p.role: p for p in sampled["processes"]}
+    assert sorted(by_role) == ["command", "forked"] and len(sampled["processes"]) == 2
+    command, fork = by_role["command"], by_role["forked"]
+    assert command.start_s <= fork.start_s and command.pid != fork.pid
+    assert fork.end_s - fork.start_s >= 0.25 and fork.end_s <= sampled["wall_s"]
+    assert fork.cpu_s == sampled["forked"] and command.cpu_s == sampled["command"]
 
 
 def test_a_fork_that_execs_counts_as_the_program_it_runs(bench, tmp_path, monkeypatch):
