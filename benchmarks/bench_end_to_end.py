@@ -187,19 +187,16 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
     ticks: dict[int, int] = {}
     lines: dict[int, str] = {}
     span: dict[int, list[float]] = {}  # first seen, last grown (seconds from the start)
-    command = ""  # the command's own line, once read
     while True:
         done = proc.poll() is not None
-        tree = process_tree(proc.pid) if not done else []
-        if not command and not done:
-            command = _cmdline(proc.pid)
+        tree = process_tree(proc.pid) if not done else []  # the command first: its line is read before its forks'
         # each process of the tree as it is now, and those that left it (re-parented as the command ended) while
         # they still run: one reading each
         for pid in dict.fromkeys([*tree, *ticks]):
             now = _cpu_ticks(pid)
             if now is None:
                 continue
-            if pid in tree and lines.get(pid, "") in ("", command):
+            if pid in tree and lines.get(pid, "") in ("", lines.get(proc.pid, "")):
                 # a fork still running the command's program may yet exec another (multiprocessing starts its fork
                 # server so; read mid-exec, the line is empty): a process counts as the program it runs last. An
                 # ended process not yet waited for reads empty too, and keeps the line it had.
@@ -231,7 +228,6 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
     out["wall_s"] = wall
     out["processes"] = processes
     return out
-
 
 
 def _big_study(folder: Path, seeds: int) -> Path:

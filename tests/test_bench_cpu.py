@@ -15,6 +15,13 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="the sampling reads Linux's /proc")
 
 
+BURN = ("import os, sys, time\n"
+        "def burn(s):\n"
+        "    end = time.process_time() + s\n"
+        "    while time.process_time() < end: pass\n")
+"""The start of each test command: ``burn(s)`` spends ``s`` seconds of CPU time."""
+
+
 @pytest.fixture()
 def bench(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
@@ -27,11 +34,7 @@ def test_sampled_cpu_time_matches_the_kernels_count(bench, tmp_path, monkeypatch
     # a child that burns about 0.3 s of CPU in a forked grandchild, waited for: the kernel counts both in the
     # child's rusage; the sampler must find the grandchild in the tree and attribute it to the forks. Each rests
     # before it ends, so a sample reads its final CPU time even on a busy machine.
-    script = ("import os, time\n"
-              "def burn(s):\n"
-              "    end = time.process_time() + s\n"
-              "    while time.process_time() < end: pass\n"
-              "pid = os.fork()\n"
+    script = (BURN + "pid = os.fork()\n"
               "if pid == 0:\n"
               "    burn(0.3); time.sleep(0.3); os._exit(0)\n"
               "burn(0.1); os.waitpid(pid, 0); time.sleep(0.3)\n")
@@ -58,13 +61,10 @@ def test_a_fork_that_execs_counts_as_the_program_it_runs(bench, tmp_path, monkey
     # as multiprocessing starts its fork server: a fork of the command that execs another program. Here the fork
     # first burns 0.1 s running the command's program (so a sample sees it so), then execs a program named like
     # the fork server that burns 0.3 s: the process's whole CPU time (exec keeps it) is the fork server's
-    burn = "import time\nend = time.process_time() + {s}\nwhile time.process_time() < end: pass\n"
-    server = burn.format(s=0.3) + "time.sleep(0.3)\n"
-    script = ("import os, sys, time\n"
-              "pid = os.fork()\n"
+    server = BURN + "burn(0.3); time.sleep(0.3)\n"
+    script = (BURN + "pid = os.fork()\n"
               "if pid == 0:\n"
-              "    end = time.process_time() + 0.1\n"
-              "    while time.process_time() < end: pass\n"
+              "    burn(0.1)\n"
               f"    os.execv(sys.executable, [sys.executable, '-c', {server!r}, 'multiprocessing.forkserver'])\n"
               "os.waitpid(pid, 0); time.sleep(0.3)\n")
     monkeypatch.setattr(bench, "LEARNACT", [sys.executable, "-c", script])
@@ -75,14 +75,11 @@ def test_a_fork_that_execs_counts_as_the_program_it_runs(bench, tmp_path, monkey
 
 
 def test_an_ended_fork_not_yet_waited_for_keeps_its_role(bench, tmp_path, monkeypatch):
-    # a fork that ends 0.4 s before the command waits for it: sampled as a zombie (whose command line reads
-    # empty) all that while, it is still the command's fork
-    script = ("import os, time\n"
-              "pid = os.fork()\n"
+    # a fork that ends about 0.5 s before the command waits for it: sampled as a zombie (whose command line
+    # reads empty) all that while, it is still the command's fork
+    script = (BURN + "pid = os.fork()\n"
               "if pid == 0:\n"
-              "    end = time.process_time() + 0.3\n"
-              "    while time.process_time() < end: pass\n"
-              "    os._exit(0)\n"
+              "    burn(0.3); os._exit(0)\n"
               "time.sleep(0.8); os.waitpid(pid, 0); time.sleep(0.1)\n")
     monkeypatch.setattr(bench, "LEARNACT", [sys.executable, "-c", script])
     sampled = bench.cpu_by_process([], tmp_path, every_s=0.005)
