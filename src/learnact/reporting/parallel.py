@@ -23,7 +23,6 @@ study's figures get the activation shapes from a caller that has torch loaded
 from __future__ import annotations
 
 import gc
-import itertools
 import multiprocessing
 import os
 import pickle
@@ -126,11 +125,11 @@ def warm_up(extra: tuple[str, ...] = ()) -> bool:
     return True
 
 
-def _init(parent_pid: int, key: str, fn: bytes) -> None:
-    """A report worker's start: end with ``parent_pid``; keep the call ``key``'s pickled function ``fn``."""
+def _init(parent_pid: int, fn: bytes) -> None:
+    """A report worker's start: end with ``parent_pid``; keep the pickled function ``fn`` of the call it serves."""
+    global _PICKLED
     become_worker(parent_pid)
-    _PICKLED.clear()
-    _PICKLED[key] = fn
+    _PICKLED = fn
     os.environ[WORKERS_ENV] = "1"  # a worker's own report work (a data set's figures) stays in it
     import matplotlib
 
@@ -186,14 +185,13 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
     if method == "forkserver":
         context.set_forkserver_preload(list(PRELOAD))  # used only if no server runs yet (see warm_up)
     # fn is pickled once, here (the pool pickles each task in a background thread, and a dict that meanwhile
-    # fills could change size while it is pickled), and goes to each worker once, as it starts, under a key the
-    # workers keep their unpickled copy by; the tasks carry the items alone. (Sent with every task, the paper
+    # fills could change size while it is pickled), and goes to each worker once, as it starts (a pool, and so
+    # each of its workers, serves one call); the tasks carry the items alone. (Sent with every task, the paper
     # study's view, 1.6 MB, was pickled, piped and read 12 times: about 0.1 s of CPU beside the drawing.)
-    key = f"{os.getpid()}:{next(_CALLS)}"
     pickled = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
     with ProcessPoolExecutor(max_workers=n, mp_context=context, initializer=_init,
-                             initargs=(os.getpid(), key, pickled)) as pool:
-        futures: list[Future[R]] = [pool.submit(_call_pickled, key, item) for item in todo]
+                             initargs=(os.getpid(), pickled)) as pool:
+        futures: list[Future[R]] = [pool.submit(_call_pickled, item) for item in todo]
         try:
             if meanwhile is not None:
                 meanwhile()
@@ -210,25 +208,21 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
 WORKER_GC_THRESHOLD = 20_000
 """The youngest generation's collection threshold in a report worker (Python's default: 700)."""
 
-_CALLS = itertools.count()
-"""Numbers the calls of :func:`map_in_processes` in this process (with its pid: the key of each call's ``fn``)."""
+_PICKLED: bytes | None = None
+"""In a worker: the pickled function of the call it serves, as it came with the worker's start."""
 
-_PICKLED: dict[str, bytes] = {}
-"""In a worker: the pickled function of the call it serves, as it came with the worker's start, by the call's key
-(one entry)."""
-
-_UNPICKLED: dict[str, Callable[[Any], Any]] = {}
-"""In a worker: the function of the call it serves, unpickled once, by the call's key (one entry)."""
+_UNPICKLED: Callable[[Any], Any] | None = None
+"""In a worker: that function, unpickled on its first item."""
 
 
-def _call_pickled(key: str, item: Any) -> Any:
-    """In a worker: the call ``key``'s function applied to ``item``; the function is unpickled on the worker's
-    first item and kept for its later ones (with what it cached on the earlier items)."""
-    unpickled = _UNPICKLED.get(key)
-    if unpickled is None:
-        _UNPICKLED.clear()
-        unpickled = _UNPICKLED[key] = pickle.loads(_PICKLED.pop(key))
-    return unpickled(item)
+def _call_pickled(item: Any) -> Any:
+    """In a worker: the function of the call it serves applied to ``item``; the function is unpickled on the
+    worker's first item and kept for its later ones (with what it cached on the earlier items)."""
+    global _PICKLED, _UNPICKLED
+    if _UNPICKLED is None:
+        assert _PICKLED is not None  # _init keeps it
+        _UNPICKLED, _PICKLED = pickle.loads(_PICKLED), None
+    return _UNPICKLED(item)
 
 
 def _in_completion_order(futures: list[Future[Any]]) -> Iterator[tuple[int, Any]]:
