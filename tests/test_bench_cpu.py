@@ -30,6 +30,14 @@ def bench(monkeypatch):
     return bench_end_to_end
 
 
+def _sampled(bench, monkeypatch, tmp_path, script: str) -> dict:
+    """``script`` run as the command (``python -c``), its processes' CPU time sampled every 5 ms."""
+    monkeypatch.setattr(bench, "LEARNACT", [sys.executable, "-c", script])
+    sampled = bench.cpu_by_process([], tmp_path, every_s=0.005)
+    assert sampled is not None
+    return sampled
+
+
 def test_sampled_cpu_time_matches_the_kernels_count(bench, tmp_path, monkeypatch):
     # a child that burns about 0.3 s of CPU in a forked grandchild, waited for: the kernel counts both in the
     # child's rusage; the sampler must find the grandchild in the tree and attribute it to the forks. Each rests
@@ -38,12 +46,10 @@ def test_sampled_cpu_time_matches_the_kernels_count(bench, tmp_path, monkeypatch
               "if pid == 0:\n"
               "    burn(0.3); time.sleep(0.3); os._exit(0)\n"
               "burn(0.1); os.waitpid(pid, 0); time.sleep(0.3)\n")
-    monkeypatch.setattr(bench, "LEARNACT", [sys.executable, "-c", script])
     before = os.times()
-    sampled = bench.cpu_by_process([], tmp_path, every_s=0.005)
+    sampled = _sampled(bench, monkeypatch, tmp_path, script)
     after = os.times()
     kernel = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    assert sampled is not None
     assert sampled["total"] == pytest.approx(kernel, abs=0.08)  # clock ticks, the last few ms of each
     assert sampled["forked"] == pytest.approx(0.3, abs=0.08)  # the grandchild runs the same program
     assert sampled["command"] == pytest.approx(kernel - sampled["forked"], abs=0.08)
@@ -67,9 +73,7 @@ def test_a_fork_that_execs_counts_as_the_program_it_runs(bench, tmp_path, monkey
               "    burn(0.1)\n"
               f"    os.execv(sys.executable, [sys.executable, '-c', {server!r}, 'multiprocessing.forkserver'])\n"
               "os.waitpid(pid, 0); time.sleep(0.3)\n")
-    monkeypatch.setattr(bench, "LEARNACT", [sys.executable, "-c", script])
-    sampled = bench.cpu_by_process([], tmp_path, every_s=0.005)
-    assert sampled is not None
+    sampled = _sampled(bench, monkeypatch, tmp_path, script)
     assert sampled["report"] == pytest.approx(0.4, abs=0.08)
     assert sampled["forked"] == 0 and sampled["other"] == 0
 
@@ -81,9 +85,7 @@ def test_an_ended_fork_not_yet_waited_for_keeps_its_role(bench, tmp_path, monkey
               "if pid == 0:\n"
               "    burn(0.3); os._exit(0)\n"
               "time.sleep(0.8); os.waitpid(pid, 0); time.sleep(0.1)\n")
-    monkeypatch.setattr(bench, "LEARNACT", [sys.executable, "-c", script])
-    sampled = bench.cpu_by_process([], tmp_path, every_s=0.005)
-    assert sampled is not None
+    sampled = _sampled(bench, monkeypatch, tmp_path, script)
     assert sampled["forked"] == pytest.approx(0.3, abs=0.08)
     assert sampled["other"] == 0
 
