@@ -2,7 +2,7 @@
 # Install learnact as a user does -- `pip install .`, no extras -- into clean venvs, and check that it works:
 #   newest: what pip picks today within pyproject.toml's ranges,
 #   oldest: every dependency at its lower bound (.ci/constraints-oldest.txt).
-# In each: `learnact --version`, a usage error (`learnact run --bogus`: exit 2, usage, no traceback) and a
+# In each: `learnact --version`, a usage error (`learnact run --bogus`: exit 2, one line naming the help, no traceback) and a
 # tiny study end to end (`learnact run STUDY.toml --out d`, then compare and predict). At the oldest
 # versions the console-script tests (usage errors, signals, OS errors: tests/cli/test_entry.py), the config
 # tests, the figure-file tests (tests/reporting/test_figure_bounds.py: each figure's PNG and PDF against
@@ -103,9 +103,11 @@ smoke() {  # smoke VENV: the console script as a user calls it, from a folder of
     rc=$?
     set -e
     [ "$rc" -eq 2 ] || fail "learnact run --bogus exited $rc, not 2: $out"
-    [[ $out == *"Usage: learnact run"* ]] || fail "learnact run --bogus printed no usage: $out"
+    [[ $out == "learnact: error: No such option: --bogus"*"; see 'learnact run --help'" ]] \
+        || fail "learnact run --bogus printed no one-line usage error: $out"
+    [[ $out != *$'\n'* ]] || fail "learnact run --bogus printed more than one line: $out"
     [[ $out != *Traceback* ]] || fail "learnact run --bogus printed a traceback: $out"
-    say "  learnact run --bogus: exit 2 with the usage, no traceback"
+    say "  learnact run --bogus: exit 2, one line ($out), no traceback"
     printf '%s' "$TINY" > "$dir/STUDY.toml"
     (cd "$dir" && "$bin/learnact" run STUDY.toml --out d) > "$dir/run.txt" 2>&1 \
         || { cat "$dir/run.txt" >&2; fail "learnact run STUDY.toml --out d failed"; }

@@ -110,14 +110,16 @@ def _one_line(proc: subprocess.CompletedProcess[str], code: int = 2) -> str:
     (["predict", "somewhere"], "Missing argument"),
     (["init", "--bogus"], "No such option"),
 ])
-def test_usage_errors_print_the_usage_and_exit_2(tmp_path, args, message):
+def test_usage_errors_are_one_line_naming_the_help_and_exit_2(tmp_path, args, message):
     proc = _learnact(*args, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     _no_traceback(proc)
     command = "learnact" if args[0].startswith("-") or args[0] == "bogus" else f"learnact {args[0]}"
-    assert f"Usage: {command} " in proc.stderr
-    assert f"Try '{command} --help' for help" in proc.stderr
+    # one line, as every other error: the problem in Click's words, then where the fix is (no framed usage block)
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("learnact: error: "), proc.stderr
     assert message in proc.stderr
+    assert proc.stderr.rstrip().endswith(f"; see '{command} --help'"), proc.stderr
+    assert "Usage:" not in proc.stderr and "╭" not in proc.stderr
     assert proc.stdout == ""
     assert list(tmp_path.iterdir()) == []
 

@@ -3,7 +3,8 @@
 Exit codes:
 
 * ``0`` success (also ``--help``, ``--version`` and a bare ``learnact``, which prints help);
-* ``2`` a usage error (Typer prints its usual usage message), or bad input: a
+* ``2`` a usage error (an unknown option or command, a missing or malformed
+  value), or bad input: a
   :class:`~learnact.exceptions.LearnactError`, a ``ValueError`` / ``TypeError``
   naming the bad value, or an OS error a user can fix (disk full, read-only file
   system, name too long, permission denied, a file in the way); one line
@@ -12,10 +13,14 @@ Exit codes:
   traceback was logged (the study's ``study.log``) and ``--debug``;
 * ``130`` Ctrl-C, ``143`` SIGTERM: one line, finished runs are kept.
 
-Usage errors are left to Typer itself (standalone mode): it prints the usage and
-exits 2 with the vendored Click of Typer >= 0.26 and with the real Click of older
-versions alike, so this module never imports Click. ``--debug`` (or
-``LEARNACT_DEBUG=1``) prints the traceback of any error before its line.
+A usage error is one line too, ``learnact: error: <Click's message>; see
+'learnact CMD --help'``, in place of Typer's framed usage block: the command's
+and the group's argument parsing (:class:`LearnactCommand`,
+:class:`LearnactGroup`) print it and exit 2. Click's errors are recognised by
+their shape (an ``exit_code`` of 2 and a ``format_message``), so this works with
+the vendored Click of Typer >= 0.26 and with the real Click of older versions
+alike, and this module never imports Click. ``--debug`` (or
+``LEARNACT_DEBUG=1``) prints the traceback of any other error before its line.
 """
 
 from __future__ import annotations
@@ -108,33 +113,57 @@ class Terminated(KeyboardInterrupt):
     signum = signal.SIGTERM
 
 
+def _is_usage_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of Click's usage errors (Typer's vendored Click or the real one): by its shape."""
+    return getattr(exc, "exit_code", None) == 2 and callable(getattr(exc, "format_message", None))
+
+
+def _usage_exit(exc: Any, ctx: Any) -> None:
+    """Print the usage error ``exc`` as one line naming the command's help, and exit 2 (``SystemExit``).
+
+    ``ctx`` is the context of the command whose arguments were parsed: Click's
+    parser raises some errors (an option missing its value) without one.
+    """
+    context = getattr(exc, "ctx", None) or ctx
+    command = getattr(context, "command_path", "") or "learnact"
+    message = _one_line(str(exc.format_message())).rstrip(".") or "invalid usage"
+    _say(f"error: {message}; see '{command} --help'")
+    raise SystemExit(2) from None
+
+
 class LearnactGroup(TyperGroup):
-    """The app's command group: a Ctrl-C or SIGTERM inside any command becomes :class:`Interrupted`."""
+    """The app's command group: a usage error is one line (:func:`_usage_exit`), and a Ctrl-C or SIGTERM inside
+    any command becomes :class:`Interrupted`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:
+            if _is_usage_error(exc):  # an unknown option of the group itself: learnact --bogus
+                _usage_exit(exc, ctx)
+            raise
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
             raise Interrupted(int(getattr(exc, "signum", signal.SIGINT))) from exc
+        except Exception as exc:
+            if _is_usage_error(exc):  # an unknown command, or one raised by a command's own checks
+                _usage_exit(exc, ctx)
+            raise
 
 
 class LearnactCommand(TyperCommand):
-    """A command whose usage errors always show its usage line.
-
-    Click's parser raises some usage errors (an option missing its value)
-    without the command's context, so they would print without ``Usage: ...``;
-    this gives them the context. Duck-typed (a usage error is an exception with
-    ``exit_code == 2`` and a ``ctx`` attribute), so it works with Typer's vendored
-    Click and with the real one.
-    """
+    """A command whose usage errors (an unknown option, a missing or malformed value) are one line
+    (:func:`_usage_exit`) naming ``learnact CMD --help``."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)
         except Exception as exc:
-            if getattr(exc, "exit_code", None) == 2 and getattr(exc, "ctx", False) is None:
-                exc.ctx = ctx  # type: ignore[attr-defined]
-                exc.cmd = self  # type: ignore[attr-defined]
+            if _is_usage_error(exc):
+                _usage_exit(exc, ctx)
             raise
 
 
@@ -298,8 +327,8 @@ def _exit_code(code: object) -> int:
 def run_cli(app: Callable[..., object], argv: list[str] | None = None) -> int:
     """Run the Typer ``app`` on ``argv`` (default: ``sys.argv[1:]``); return the exit code.
 
-    Usage errors are printed by Typer (exit 2); other errors are printed as
-    one line (see the module's docstring for the exit codes).
+    Usage errors and other errors are printed as one line (see the module's
+    docstring for the exit codes).
     """
     state.reset()
     try:
