@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from typer.core import TyperCommand, TyperGroup
 
@@ -118,7 +118,7 @@ def _is_usage_error(exc: BaseException) -> bool:
     return getattr(exc, "exit_code", None) == 2 and callable(getattr(exc, "format_message", None))
 
 
-def _usage_exit(exc: Any, ctx: Any) -> None:
+def _usage_exit(exc: Any, ctx: Any) -> NoReturn:
     """Print the usage error ``exc`` as one line naming the command's help, and exit 2 (``SystemExit``).
 
     ``ctx`` is the context of the command whose arguments were parsed: Click's
