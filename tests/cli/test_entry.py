@@ -124,6 +124,15 @@ def test_usage_errors_are_one_line_naming_the_help_and_exit_2(tmp_path, args, me
     assert list(tmp_path.iterdir()) == []
 
 
+def test_run_help_shows_the_optional_study_argument_in_brackets_once(tmp_path):
+    # Typer 0.29 brackets an optional argument itself: the bracketed name the older releases needed read
+    # "[[STUDY]]" there
+    proc = _learnact("run", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    usage = next(line for line in proc.stdout.splitlines() if "Usage:" in line)
+    assert usage.split() == ["Usage:", "learnact", "run", "[OPTIONS]", "[STUDY]"], usage
+
+
 def test_bare_learnact_prints_help_and_exits_0(tmp_path):
     proc = _learnact(cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

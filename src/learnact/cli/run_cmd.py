@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from typer.core import TyperArgument
 
 from .._gc import loading
 from ..names import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_ENGINE, EXECUTORS
@@ -169,10 +170,16 @@ def _default_threads(engine: str, executor: str) -> int:
     return 1
 
 
+# The optional STUDY argument's name in the usage line: newer Typer releases (those with
+# TyperArgument._usage_display_name) bracket an optional argument's name themselves ("[[STUDY]]" from a bracketed
+# one); older ones print the name as given
+_STUDY_METAVAR = "STUDY" if hasattr(TyperArgument, "_usage_display_name") else "[STUDY]"
+
+
 @app.command()
 def run(
     study_arg: str | None = typer.Argument(
-        None, metavar="[STUDY]", show_default=False,
+        None, metavar=_STUDY_METAVAR, show_default=False,
         help="Study file (.toml/.yaml/.json), preset name or study folder; same as --config."),
     preset: str | None = typer.Option(
         None, "--preset", "-p", help="Built-in study (learnact list presets): paper, headline, families or "
