@@ -170,10 +170,10 @@ def _default_threads(engine: str, executor: str) -> int:
     return 1
 
 
-# The optional STUDY argument's name in the usage line: newer Typer releases (those with
-# TyperArgument._usage_display_name) bracket an optional argument's name themselves ("[[STUDY]]" from a bracketed
-# one); older ones print the name as given
-_STUDY_METAVAR = "STUDY" if hasattr(TyperArgument, "_usage_display_name") else "[STUDY]"
+# The optional STUDY argument's name in the usage line, in the style of the other commands' arguments: newer Typer
+# releases (those with TyperArgument._usage_display_name) write an argument's name in lower case and bracket an
+# optional one themselves ("[[STUDY]]" from a bracketed name); older ones print the name as given
+_STUDY_METAVAR = "study" if hasattr(TyperArgument, "_usage_display_name") else "[STUDY]"
 
 
 @app.command()
