@@ -2,9 +2,9 @@
 # Install learnact as a user does -- `pip install .`, no extras -- into clean venvs, and check that it works:
 #   newest: what pip picks today within pyproject.toml's ranges,
 #   oldest: every dependency at its lower bound (.ci/constraints-oldest.txt).
-# In each: `learnact --version`, a usage error (`learnact run --bogus`: exit 2, one line naming the help, no traceback) and a
-# tiny study end to end (`learnact run STUDY.toml --out d`, then compare and predict). At the oldest
-# versions the console-script tests (usage errors, signals, OS errors: tests/cli/test_entry.py), the config
+# In each: `learnact --version`, a usage error (`learnact run --bogus`: exit 2, one line naming the help, no
+# traceback) and a tiny study end to end (`learnact run STUDY.toml --out d`, then compare and predict). At the
+# oldest versions the console-script tests (usage errors, signals, OS errors: tests/cli/test_entry.py), the config
 # tests, the figure-file tests (tests/reporting/test_figure_bounds.py: each figure's PNG and PDF against
 # matplotlib's own drawing) and the statistics tests (tests/evaluation/test_statistics.py: the paired tests'
 # p-values, the same on every scipy release) run too (pytest is installed on its own, not through an

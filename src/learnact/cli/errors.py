@@ -31,7 +31,8 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -131,27 +132,32 @@ def _usage_exit(exc: Any, ctx: Any) -> NoReturn:
     raise SystemExit(2) from None
 
 
+@contextmanager
+def _usage_in_one_line(ctx: Any) -> Iterator[None]:
+    """Within the block, a usage error of Click's ends the command as one line (:func:`_usage_exit`); any other
+    exception passes unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if _is_usage_error(exc):
+            _usage_exit(exc, ctx)
+        raise
+
+
 class LearnactGroup(TyperGroup):
     """The app's command group: a usage error is one line (:func:`_usage_exit`), and a Ctrl-C or SIGTERM inside
     any command becomes :class:`Interrupted`."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        try:
+        with _usage_in_one_line(ctx):  # an unknown option of the group itself: learnact --bogus
             return super().parse_args(ctx, args)
-        except Exception as exc:
-            if _is_usage_error(exc):  # an unknown option of the group itself: learnact --bogus
-                _usage_exit(exc, ctx)
-            raise
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            with _usage_in_one_line(ctx):  # an unknown command, or one raised by a command's own checks
+                return super().invoke(ctx)
         except KeyboardInterrupt as exc:
             raise Interrupted(int(getattr(exc, "signum", signal.SIGINT))) from exc
-        except Exception as exc:
-            if _is_usage_error(exc):  # an unknown command, or one raised by a command's own checks
-                _usage_exit(exc, ctx)
-            raise
 
 
 class LearnactCommand(TyperCommand):
@@ -159,12 +165,8 @@ class LearnactCommand(TyperCommand):
     (:func:`_usage_exit`) naming ``learnact CMD --help``."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        try:
+        with _usage_in_one_line(ctx):
             return super().parse_args(ctx, args)
-        except Exception as exc:
-            if _is_usage_error(exc):
-                _usage_exit(exc, ctx)
-            raise
 
 
 def install_signal_handlers() -> None:
