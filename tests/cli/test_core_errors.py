@@ -145,3 +145,21 @@ def test_a_sigterm_held_during_a_fork_is_raised_after_it_in_the_forking_code():
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\\n")[0].strip() == "terminated after the fork", (out.stdout, out.stderr)
     assert "Exception ignored" not in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"", "is empty; write a header row"),
+    (b"a,b,label\n" + b"".join(f"{i},{i},{i % 2}\n".encode() for i in range(20)).replace(b"3,3,1", b"3,3,1,7"),
+     "every row needs as many comma-separated fields as the header"),
+    (b"a,a,label\n" + b"".join(f"{i},{i},{i % 2}\n".encode() for i in range(20)), "two columns named 'a'; rename one"),
+])
+def test_unreadable_csv_is_one_line_from_the_console_script(tmp_path, content, expected):
+    from console import run_learnact
+
+    (tmp_path / "bad.csv").write_bytes(content)
+    (tmp_path / "study.toml").write_text('name = "c"\nseeds = [1]\n[data]\ndataset = "bad.csv"\n[train]\n'
+                                         'max_epochs = 2\n[[variants]]\nname = "v"\nkind = "gated"\n')
+    proc = run_learnact("run", "-q", "--config", "study.toml", "--out", "study", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "study").exists()

@@ -67,6 +67,33 @@ def test_csv_loads_and_bad_csvs_name_the_problem(tmp_path):
         load_dataset("iris2")
 
 
+_ROWS = "".join(f"{i},{i * 0.5},{i % 2}\n" for i in range(20))
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"", "is empty; write a header row of column names, then one row per sample"),
+    ("a,\u00e9t\n".encode("latin-1") + _ROWS.encode(), "is not UTF-8 text (invalid continuation byte); save it as UTF-8"),
+    (b"a,b,label\n1,2,0\n3,4,5,6\n", "Expected 3 fields in line 3, saw 4; every row needs as many comma-separated "
+                                      "fields as the header"),
+    (("a,a,label\n" + _ROWS).encode(), "has two columns named 'a'; rename one"),
+    (("a;b;label\n" + _ROWS.replace(",", ";")).encode(), "has 1 column(s), needs at least 2; its header looks "
+                                                           "separated by ';': save it with commas"),
+    (b"a,b,label\n1,2,0\n", "has 1 data rows, needs at least 10; add rows"),
+])
+def test_unreadable_csvs_name_the_problem_and_the_fix(tmp_path, content, expected):
+    path = tmp_path / "d.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(path))
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_column_named_like_a_pandas_rename_is_not_a_duplicate(tmp_path):
+    """``a.1`` beside ``a`` is what pandas makes of a repeated ``a``; written so in the header, it is a name."""
+    ds = load_dataset(_csv(tmp_path, "a,a.1,label\n" + _ROWS))
+    assert ds.feature_names == ("a", "a.1") and ds.X.shape == (20, 2)
+
+
 # --- data sets known by name: every entry of the registry, against its listed size and an independent loader ---
 
 

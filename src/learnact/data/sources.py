@@ -337,18 +337,48 @@ TABLE_SUFFIXES = (".csv", ".parquet")
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """A CSV or Parquet file (by suffix) as a data frame; :class:`DataError` when it cannot be read."""
+    """A CSV or Parquet file (by suffix) as a data frame; :class:`DataError` when it cannot be read.
+
+    The error names the fix where the cause is common: an empty file, text
+    that is not UTF-8, rows with more fields than the header, and two
+    columns of the same name (pandas would read them as ``a`` and ``a.1``,
+    a silent rename that hid which was meant).
+    """
     import pandas as pd
 
     what = "Parquet file" if path.suffix.lower() == ".parquet" else "CSV"
+    where = f"{what} {str(path)!r}"
     try:
         if path.suffix.lower() == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path)
+            if _renamed_duplicates(frame):
+                header = [str(c) for c in pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0]]
+                dup = next((c for i, c in enumerate(header) if c in header[:i]), None)
+                if dup is not None:
+                    raise DataError(f"{where} has two columns named {dup!r}; rename one")
+    except DataError:
+        raise
     except ImportError:
         raise DataError(f"reading Parquet file {str(path)!r} needs pyarrow: pip install pyarrow") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{where} is empty; write a header row of column names, then one row per sample") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{where} is not UTF-8 text ({exc.reason}); save it as UTF-8") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"cannot read {where}: {' '.join(str(exc).split())}; every row needs as many "
+                        "comma-separated fields as the header") from None
     except Exception as exc:  # pandas raises many types
-        raise DataError(f"cannot read {what} {str(path)!r}: {' '.join(str(exc).split())}") from None
+        raise DataError(f"cannot read {where}: {' '.join(str(exc).split())}") from None
+    return frame
+
+
+def _renamed_duplicates(frame: pd.DataFrame) -> bool:
+    """Whether a column name is one pandas gives a repeated header name (``a.1`` beside ``a``)."""
+    names = {str(c) for c in frame.columns}
+    return any(base in names for base, dot, n in (str(c).rpartition(".") for c in frame.columns)
+               if dot and n.isdigit())
 
 
 def _from_table(name: str, frame: pd.DataFrame, target: str | None, where: str,
@@ -356,8 +386,13 @@ def _from_table(name: str, frame: pd.DataFrame, target: str | None, where: str,
     """A labelled data set from a table: ``target`` (default: the last column) holds the labels
     (regression: the numeric targets)."""
     prep = preprocessing or Preprocessing()
-    if frame.shape[1] < 2 or len(frame) < 10:
-        raise DataError(f"{where} needs at least 2 columns and 10 rows, got shape {frame.shape}")
+    if frame.shape[1] < 2:
+        sep = next((s for s in (";", "\t", "|") if frame.shape[1] and s in str(frame.columns[0])), None)
+        fix = (f"its header looks separated by {sep!r}: save it with commas" if sep
+               else "give feature columns and a target column")
+        raise DataError(f"{where} has {frame.shape[1]} column(s), needs at least 2; {fix}")
+    if len(frame) < 10:
+        raise DataError(f"{where} has {len(frame)} data rows, needs at least 10; add rows")
     target = target or str(frame.columns[-1])
     if target not in frame.columns:
         raise DataError(f"target column {target!r} not in {where}; columns: {list(frame.columns)}")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.sources import check_feature_frame
+from ..data.sources import check_feature_frame, read_table
 from ..exceptions import DataError
 from .quantities import describe_quantity
 from .status import FINISHED
@@ -126,11 +126,7 @@ def read_runs_csv(path: Path | str, higher_is_better: Sequence[str] = (),
     where = f"results CSV {str(path)!r}"
     if not path.is_file():
         raise DataError(f"{where} does not exist; give a study folder or a CSV file ({_FORMAT})")
-    try:
-        frame = pd.read_csv(path)
-    except Exception as exc:  # pandas raises many types
-        raise DataError(f"cannot read {where}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}; "
-                        f"write {_FORMAT}") from None
+    frame = read_table(path)  # its errors name the fix (empty, not UTF-8, ragged rows, repeated names)
     frame.columns = [str(c).strip() for c in frame.columns]
     for key in RUN_KEY_COLUMNS:
         if key not in frame.columns:
