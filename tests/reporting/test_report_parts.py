@@ -79,3 +79,21 @@ def test_effective_activation_uses_the_registered_candidates():
     np.testing.assert_allclose(per_unit[1], expected.numpy(), atol=1e-12)
     with pytest.raises(ValueError, match="2 candidates"):
         effective_activation(x, np.ones(3) / 3, ["relu", "tanh"])
+
+
+def test_progress_lines_count_every_figure_and_say_which_were_not_drawn(families_no_gates_study, tmp_path):
+    from learnact.reporting import figures, load_study_view
+
+    lines: list[str] = []
+    view = load_study_view(families_no_gates_study)
+    results = figures.build_figures(view, tmp_path, workers=1, progress=lines.append)
+    assert len(lines) == len(results) and [line.split(":")[0] for line in lines] == [
+        f"figure {k}/{len(results)}" for k in range(1, len(results) + 1)]
+    by_name = {line.split(": ")[1].split(" ")[0]: line for line in lines}
+    assert set(by_name) == {r.spec.name for r in results}
+    for r in results:
+        if r.skipped:
+            assert by_name[r.spec.name].endswith(f"{r.spec.name} (not drawn: {r.skipped})")
+        else:
+            assert by_name[r.spec.name].endswith(f": {r.spec.name}") and r.paths
+    assert any("no gated variant" in line for line in lines) and any(not r.skipped for r in results)

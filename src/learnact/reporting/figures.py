@@ -169,7 +169,8 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
         folder: Where the figures go (``report/figures``).
         specs: The figures, in reading order.
         workers: Most worker processes (default: the cores, or ``LEARNACT_REPORT_WORKERS``).
-        progress: Called with one line as each figure is saved (``"figure 3/12: cost"``).
+        progress: Called with one line as each figure is saved (``"figure 3/12: cost"``) or skipped
+            (``"figure 10/12: sweep_temperature (not drawn: the study has no sweep ...)"``).
         meanwhile: Work for this process while worker processes draw (the report's tables), called once
             whatever is drawn; it may read ``view``, which the workers receive as a copy made before it starts.
     """
@@ -194,10 +195,11 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
     picklable = all(_picklable(spec) for spec in wanted)
     done = [0]
 
-    def tick(i: int, _result: FigureResult) -> None:
+    def tick(i: int, result: FigureResult) -> None:
         done[0] += 1
         if progress is not None:
-            progress(f"figure {done[0]}/{len(wanted)}: {wanted[i].name}")
+            skipped = f" (not drawn: {result.skipped})" if result.skipped else ""
+            progress(f"figure {done[0]}/{len(wanted)}: {wanted[i].name}{skipped}")
 
     # longest first
     order = sorted(range(len(wanted)), key=lambda i: -RENDER_SECONDS.get(wanted[i].name, UNLISTED_SECONDS))
