@@ -108,6 +108,15 @@ def test_corrected_ttest_edge_cases():
     assert same.t == 0.0 and same.p_value == 1.0
     shift = corrected_resampled_ttest([0.01, 0.01, 0.01], 0.4)
     assert shift.t == math.inf and shift.p_value == 0.0
+    # equal differences but for rounding (6/45 on two seeds, from different accuracies): as if exactly equal
+    rounded = [0.8666666666666667 - 0.7333333333333333, 0.6888888888888889 - 0.5555555555555556]
+    assert rounded[0] != rounded[1] and np.std(rounded, ddof=1) > 0
+    noisy = corrected_resampled_ttest(rounded, 0.4)
+    assert noisy.t == math.inf and noisy.p_value == 0.0 and noisy.std_diff == 0.0
+    assert noisy.ci_low == noisy.ci_high == pytest.approx(6 / 45, rel=1e-14)
+    # a real spread, however small against the mean, is kept
+    small = corrected_resampled_ttest([0.1, 0.1 + 1e-9], 0.4)
+    assert 0 < small.std_diff and math.isfinite(small.t) and small.t > 1e6
     with pytest.raises(ValueError, match="test_train_ratio=-0.1"):
         corrected_resampled_ttest([0.1, 0.2], -0.1)
 
