@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
 from learnact.evaluation import (
     EXACT_WILCOXON_MAX,
+    ZERO_SPREAD,
     corrected_resampled_ttest,
     holm_adjust,
     summarize_seeds,
@@ -183,6 +184,8 @@ def test_wilcoxon_with_ties_and_zeros_is_scipys_exhaustive_permutation_test(valu
 @given(st.lists(st.floats(-1, 1, allow_nan=False).filter(lambda x: abs(x) > 1e-6), min_size=2,
                 max_size=EXACT_WILCOXON_MAX, unique_by=abs))
 def test_wilcoxon_without_ties_is_scipys_exact_test(values):
+    sizes = np.sort(np.abs(values))
+    assume(np.all(np.diff(sizes) > ZERO_SPREAD * sizes[:-1]))  # closer ones are ties but for rounding
     stat, p = wilcoxon_signed_rank(values)
     ref = stats.wilcoxon(values, zero_method="wilcox", method="exact")
     assert stat == pytest.approx(float(ref.statistic), abs=1e-12) and p == pytest.approx(float(ref.pvalue), rel=1e-12)
@@ -266,3 +269,19 @@ def test_ranking_and_paired_tests_do_not_import_scipy_stats(tmp_path):
             "print('scipy.stats' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "True"]
+
+
+def test_wilcoxon_ties_differences_equal_but_for_rounding_and_drops_the_tied_zeros():
+    # two seeds gain 6/45 each, computed from different accuracies: equal in exact arithmetic, not in floats
+    gain, loss = 0.8666666666666667 - 0.7333333333333333, -(0.6888888888888889 - 0.5555555555555556)
+    assert gain != -loss
+    rounded = [gain, loss, 0.2, 0.3, -0.05]
+    exact = [6 / 45, -6 / 45, 0.2, 0.3, -0.05]
+    by_perm = stats.permutation_test((np.array(exact),), _signed_rank_sum, permutation_type="samples",
+                                     n_resamples=np.inf)
+    got = wilcoxon_signed_rank(rounded)
+    assert got == wilcoxon_signed_rank(exact)
+    assert got[1] == pytest.approx(by_perm.pvalue, rel=1e-12) and got[0] == 3.5  # ranks 1, 2.5, 2.5, 4, 5: R- = 3.5
+    # a difference within the tie tolerance is a zero, as win_tie_loss counts it a tie
+    assert wilcoxon_signed_rank([1e-13, 0.1, 0.2, -0.05], zero_tol=1e-12) == wilcoxon_signed_rank([0.1, 0.2, -0.05])
+    assert win_tie_loss([1e-13, 0.1, 0.2, -0.05]) == (2, 1, 1)

@@ -50,6 +50,7 @@ from .results import (
 )
 from .statistics import (
     EXACT_WILCOXON_MAX,
+    ZERO_SPREAD,
     PairedTest,
     SeedSummary,
     corrected_resampled_ttest,
@@ -94,6 +95,7 @@ __all__ = [
     "PairedTest",
     "Quantity",
     "EXACT_WILCOXON_MAX",
+    "ZERO_SPREAD",
     "RESULTS_COLUMNS",
     "RESULTS_FILE",
     "SeedSummary",

@@ -134,7 +134,7 @@ def paired_comparisons(
         metrics: Quantities to compare (any name of the tidy table's ``metric``); default: the
             task's headline metrics (:data:`~learnact.evaluation.metrics.HEADLINE_METRICS`).
         confidence: Coverage of the interval of the mean difference.
-        tie_tol: Differences with ``|d| <= tie_tol`` count as ties.
+        tie_tol: Differences with ``|d| <= tie_tol`` count as ties (W/T/L) and as zero differences (Wilcoxon).
         directions: Whether higher is better, per metric name, for metrics
             outside the quantity registry (a user's own results,
             :func:`~learnact.evaluation.user_results.read_runs_csv`); other
@@ -205,7 +205,7 @@ def paired_comparisons(
                 raise ValueError(f"split sizes missing for variant {variant!r} or {ref!r}; "
                                  "rebuild the table from run folders with preprocessing.json")
             test = corrected_resampled_ttest(d, ratio, confidence)
-            w_stat, w_p = wilcoxon_signed_rank(d)
+            w_stat, w_p = wilcoxon_signed_rank(d, tie_tol)
             wins, ties, losses = win_tie_loss(d, higher, tie_tol)
             block.append({
                 **base, "comparable": True, "status": "ok", "n_shared": n, "seeds": ",".join(map(str, seeds)),
