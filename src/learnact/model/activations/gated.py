@@ -307,7 +307,7 @@ class GatedActivation(CandidateModule):
             weights = self.gate_weights(context)
             w = weights
             if self.head is not None:
-                self.last_weights = weights
+                self._keep(weights)
                 w = weights.unsqueeze(-2)
             return mix_candidates(x, w, self.functions), weights
         xm = x.movedim(axis, -1)
@@ -319,11 +319,22 @@ class GatedActivation(CandidateModule):
         elif context.dim() == x.dim():
             context = context.movedim(axis, -1)
         weights = self.gate_weights(context)
-        self.last_weights = weights
+        self._keep(weights)
         # per position: (b, *s, 1, c); per sample (a 2-D context): (b, 1, ..., 1, c)
         w = weights.unsqueeze(-2) if weights.dim() == xm.dim() else weights.reshape(
             weights.shape[0], *([1] * (xm.dim() - 1)), weights.shape[-1])
         return mix_candidates(xm, w, self.functions).movedim(-1, axis), weights
+
+    def _keep(self, weights: Tensor) -> None:
+        """Keep an input gate's weights as ``last_weights``, except while ``torch.export`` traces the module.
+
+        An exported program has no such side effects (it would not keep the
+        attribute), and the export warned that the attribute "must be registered
+        as buffers". Only training reads it (:func:`learnact.model.entropy_penalty`);
+        ``torch.compile`` keeps it as eager mode does.
+        """
+        if not torch.compiler.is_exporting():
+            self.last_weights = weights
 
     def __getstate__(self) -> dict[str, object]:
         state = super().__getstate__()
