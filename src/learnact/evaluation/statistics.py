@@ -205,7 +205,7 @@ def corrected_resampled_ttest(
         return PairedTest(n, float(d.mean()) if n else nan, nan, nan, nan, max(n - 1, 0), nan, nan, nan)
     mean = float(d.mean())
     sd = float(d.std(ddof=1))
-    if sd <= ZERO_SPREAD * abs(mean):  # differences equal but for rounding: 6/45 - 0/45 and 7/45 - 1/45
+    if sd <= ZERO_SPREAD * abs(mean):  # differences equal but for rounding (6/45 twice, from other accuracies)
         sd = 0.0
     se = float(np.sqrt((1.0 / n + test_train_ratio) * sd**2))
     if se > 0:
