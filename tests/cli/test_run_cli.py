@@ -450,3 +450,34 @@ def test_threads_are_restored_after_a_local_run(tmp_path):
     run_study(study_from_dict({**KILL_STUDY, "seeds": [1], "variants": KILL_STUDY["variants"][:1]}),
               tmp_path / "s", threads=2)
     assert torch.get_num_threads() == before
+
+
+def test_names_with_square_brackets_print_as_written_in_the_leaderboard_and_compare(tmp_path):
+    """rich read ``a[b]`` as ``a`` plus a style tag, ``[bold]x`` as a bold ``x``, and ``step [ms]`` lost its unit."""
+    from console import run_learnact
+
+    (tmp_path / "study.json").write_text(json.dumps({
+        "name": "brackets", "seeds": [1, 2], "data": {"dataset": "iris"}, "backbone": {"hidden": [4]},
+        "train": {"max_epochs": 2}, "reference": "a[b]",
+        "variants": [{"name": "a[b]", "kind": "fixed", "activation": "relu"},
+                     {"name": "[bold]x", "kind": "fixed", "activation": "tanh"}]}))
+    run = run_learnact("run", "--config", "study.json", "--out", "s", "--no-report", cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    board = run.stdout
+    assert "step [ms]" in board and "│ a[b] " in board and "│ [bold]x " in board, board
+    compare = run_learnact("compare", "s", "--reference", "a[b]", "--metric", "accuracy", cwd=tmp_path, timeout=300)
+    assert compare.returncode == 0, compare.stderr
+    assert "variants vs a[b]" in compare.stdout and "│ [bold]x " in compare.stdout, compare.stdout
+
+
+def test_report_tables_on_the_terminal_print_bracketed_titles_and_cells_as_written(capsys):
+    from learnact.cli.display import print_report_table
+    from learnact.reporting.render import Cell, Table
+
+    table = Table(name="t", caption="c", header=["variant", "p [%]"], rows=[[Cell("a[b]", bold=True), Cell("1")],
+                                                                           [Cell("[bold]x"), Cell("2")]],
+                  align=["l", "r"], data=pd.DataFrame({"variant": ["a[b]", "[bold]x"]}), notes="rows [sorted]")
+    print_report_table(table, "study [v2]: ranks")
+    out = capsys.readouterr().out
+    for text in ("study [v2]: ranks", "p [%]", "a[b]", "[bold]x", "rows [sorted]"):
+        assert text in out, out

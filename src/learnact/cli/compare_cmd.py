@@ -91,7 +91,6 @@ def compare(
     each variant against the reference (Bayesian signed-rank, Wilcoxon-Holm, Nemenyi, IQM), as in the report's
     suite section; ``--dataset NAME`` compares on one data set's seeds instead.
     """
-    from rich.console import Console
     from rich.table import Table
 
     from ..evaluation import (
@@ -103,6 +102,7 @@ def compare(
     )
     from ..evaluation.metrics import HEADLINE_METRICS, table_task
     from ..exceptions import RunStoreError
+    from .display import plain_console
     from .errors import state
 
     state.writes_to = csv
@@ -188,7 +188,7 @@ def compare(
     for cells in format_comparisons(table):
         t.add_row(cells["metric"], cells["variant"], cells["n"], cells["mean"], cells["diff"], cells["ci"],
                   cells["t"], cells["p"], cells["p_holm"], cells["wilcoxon_p"], cells["wtl"], cells["status"])
-    Console(width=max(160, Console().width)).print(t)
+    plain_console(160).print(t)
 
 
 def _write_csv(table: pd.DataFrame, csv: Path | None) -> None:

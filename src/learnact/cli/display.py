@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pandas loads when a command runs, not when the CLI starts
     from pathlib import Path
@@ -13,7 +13,19 @@ if TYPE_CHECKING:  # pandas loads when a command runs, not when the CLI starts
     from ..reporting.render import Table
 
 __all__ = ["print_leaderboard", "print_suite", "print_report_table", "leaderboard_cells", "suite_cells",
-           "diverged_lines"]
+           "diverged_lines", "plain_console"]
+
+
+def plain_console(min_width: int) -> Any:
+    """A rich console at least ``min_width`` columns wide that prints text as it is (no console markup).
+
+    Variant, data set and study names come from the user's files, and rich
+    read ``model[v2]`` as ``model`` plus a style tag (and ``[bold]x`` as a
+    bold ``x``); the ``step [ms]`` header lost its unit the same way.
+    """
+    from rich.console import Console
+
+    return Console(width=max(min_width, Console().width), markup=False)
 
 
 def _pm(mean: float, std: float, fmt: str) -> str:
@@ -66,7 +78,6 @@ def print_leaderboard(table: pd.DataFrame, title: str = "leaderboard") -> None:
     median latency of one training step on one thread
     (:mod:`learnact.training.cost`), ``-`` for runs saved without them.
     """
-    from rich.console import Console
     from rich.table import Table
 
     note = str(table.attrs.get("excluded", ""))
@@ -76,7 +87,7 @@ def print_leaderboard(table: pd.DataFrame, title: str = "leaderboard") -> None:
         t.add_column(col, justify="left" if col == "variant" else "right")
     for cells in leaderboard_cells(table):
         t.add_row(*cells)
-    Console(width=max(120, Console().width)).print(t)
+    plain_console(120).print(t)
 
 
 def suite_cells(tidy: pd.DataFrame, metric: str | None = None, digits: int = 4) -> tuple[list[str], list[list[str]]]:
@@ -134,10 +145,9 @@ def print_suite(tidy: pd.DataFrame, title: str, metric: str | None = None) -> No
     Variant names are never cut; where four decimals do not fit the terminal, three are shown, and data set
     names fold.
     """
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(120, Console().width))
+    console = plain_console(120)
     numbers = _suite_numbers(tidy, metric)
     header, rows = _suite_rows(*numbers, metric, 4)
     widest = max((len(c) for r in rows for c in r[1:]), default=7)
@@ -201,7 +211,7 @@ def print_report_table(table: Table, title: str) -> None:
     from rich.markup import escape
     from rich.table import Table as RichTable
 
-    console = Console(width=max(120, Console().width))
+    console = Console(width=max(120, Console().width))  # markup on: bold cells; every text escaped
     t = RichTable(caption=escape(table.notes) if table.notes else None, box=None, padding=(0, 1), pad_edge=False,
                   header_style="bold underline")
     for i, (col, align) in enumerate(zip(table.header, table.align, strict=True)):  # cells never fold, headers may
@@ -209,5 +219,5 @@ def print_report_table(table: Table, title: str) -> None:
                      min_width=max((len(r[i].text) for r in table.rows), default=4))
     for row in table.rows:
         t.add_row(*(f"[bold]{escape(c.text)}[/bold]" if c.bold else escape(c.text) for c in row))
-    console.print(title, highlight=False, soft_wrap=True)
+    console.print(escape(title), highlight=False, soft_wrap=True)
     console.print(t)

@@ -71,7 +71,8 @@ def _rich_bar(stream: TextIO) -> Iterator[Progress]:
     # the bar is redrawn by a thread of ours instead, each redraw under _DISPLAY_LOCK
     bar = RichProgress(TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                       TextColumn("{task.description}"), console=Console(file=stream), auto_refresh=False)
+                       TextColumn("{task.description}", markup=False),  # a run id holds the user's variant name
+                       console=Console(file=stream), auto_refresh=False)
     task: list[TaskID] = []
     stop = threading.Event()
 
