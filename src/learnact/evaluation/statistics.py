@@ -260,14 +260,17 @@ def wilcoxon_signed_rank(diffs: np.ndarray | list[float], zero_tol: float = 0.0)
     d = _finite(diffs)
     if len(d) < 2:
         return float("nan"), float("nan")
-    nonzero = d[np.abs(d) > zero_tol]
+    keep = np.abs(d) > zero_tol
+    nonzero = d[keep]
     if len(nonzero) == 0:
         return 0.0, 1.0
     size = _rounding_ties(np.abs(nonzero))
     if len(nonzero) > EXACT_WILCOXON_MAX:
         from scipy import stats
 
-        res = stats.wilcoxon(np.sign(nonzero) * size, zero_method="wilcox", alternative="two-sided")
+        tied = np.zeros_like(d)  # the zeros stay: scipy's choice of method depends on them (1.10: no exact test)
+        tied[keep] = np.sign(nonzero) * size
+        res = stats.wilcoxon(tied, zero_method="wilcox", alternative="two-sided")
         return float(res.statistic), float(res.pvalue)
     ranks = tied_ranks(size)
     r_plus = float(ranks[nonzero > 0].sum())
