@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from learnact.reporting import Cell, Table, latex_escape, to_latex, to_markdown
+from learnact.reporting import Cell, Table, compile_pdf, latex_escape, latexmk_available, to_latex, to_markdown
 from learnact.reporting.fig_cases import select_cases
 from learnact.reporting.latex import latex_text
 from learnact.reporting.shapes import effective_activation
@@ -20,6 +20,8 @@ from learnact.reporting.shapes import effective_activation
     ("[-0.002, +0.001] ROC-AUC", r"[\ensuremath{-}0.002, +0.001] ROC-AUC"),
     ("epochs 300\u2013450, \u03bb", r"epochs 300\textendash{}450, \ensuremath{\lambda}"),
     ("back\\slash", r"back\textbackslash{}slash"),
+    ("r\u00e9seau_\u03b1 \u6a21\u578b", "r\u00e9seau" + r"\_\ensuremath{\alpha} \texttt{U+6A21}\texttt{U+578B}"),
+    ("\u03a9\u0391\u03c2\u03bf", r"\ensuremath{\Omega}\ensuremath{\mathrm{A}}\ensuremath{\varsigma}\ensuremath{\mathrm{o}}"),
 ])
 def test_latex_escape(text, expected):
     assert latex_escape(text) == expected
@@ -97,3 +99,22 @@ def test_progress_lines_count_every_figure_and_say_which_were_not_drawn(families
         else:
             assert by_name[r.spec.name].endswith(f": {r.spec.name}") and r.paths
     assert any("no gated variant" in line for line in lines) and any(not r.skipped for r in results)
+
+
+
+@pytest.mark.skipif(not latexmk_available(),
+                    reason="latexmk not found: install texlive-latex-base texlive-latex-recommended lmodern latexmk")
+def test_every_character_a_name_may_hold_compiles_with_the_reports_preamble(tmp_path):
+    """Accented Latin letters as they are, every Greek letter as math, anything else as its code point."""
+    import unicodedata
+
+    from learnact.reporting.latex import _PREAMBLE
+    from learnact.reporting.render import _PDFLATEX_TEXT
+
+    latin = "".join(chr(c) for lo, hi in _PDFLATEX_TEXT for c in range(lo, hi + 1))
+    greek = "".join(chr(c) for c in range(0x0370, 0x0400) if unicodedata.name(chr(c), "").startswith("GREEK"))
+    text = latex_escape(f"{latin} {greek} \u6a21\u578b \u0436 \u2603 \U0001f600")
+    assert "U+6A21" in text and r"\ensuremath{\alpha}" in text and "\u00e9" in text
+    tex = tmp_path / "names.tex"
+    tex.write_text(_PREAMBLE + "\\begin{document}\n" + text + "\n\\end{document}\n", encoding="utf-8")
+    assert compile_pdf(tex).read_bytes()[:5] == b"%PDF-"

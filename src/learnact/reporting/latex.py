@@ -116,7 +116,9 @@ def compile_pdf(tex: Path, timeout_s: float = 300.0) -> Path:
         raise ReportError(f"cannot build {tex.with_suffix('.pdf').name}: latexmk not found; {TEX_INSTALL_HINT}")
     cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", tex.name]
     try:
-        proc = subprocess.run(cmd, cwd=tex.parent, capture_output=True, text=True, timeout=timeout_s, check=False)
+        # TeX writes a name's non-ASCII letters to its output in its own 8-bit form (not UTF-8): decoded leniently
+        proc = subprocess.run(cmd, cwd=tex.parent, capture_output=True, text=True, encoding="utf-8", errors="replace",
+                              timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         raise ReportError(f"latexmk did not finish {tex.name} within {timeout_s:g} s; see "
                           f"{tex.with_suffix('.log')}") from None

@@ -9,6 +9,7 @@ LaTeX needs only ``booktabs`` and ``graphicx``.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,19 +33,67 @@ _UNICODE_MATH = {
     "\u2026": r"\dots{}", "\u00b7": r"\ensuremath{\cdot}", "\u2192": r"\ensuremath{\to}",
     "\u00b2": r"\ensuremath{^2}",
 }
-_LATEX_RE = re.compile("|".join(re.escape(k) for k in [*_LATEX_SPECIALS, *_UNICODE_MATH]))
+_LATEX_RE = re.compile("|".join(re.escape(k) for k in [*_LATEX_SPECIALS, *_UNICODE_MATH]) + "|[^\x00-\x7e]")
 _MINUS_RE = re.compile(r"(?<![\w.])-(?=\d)")
+_PDFLATEX_TEXT = ((0x00A0, 0x00B7), (0x00B9, 0x0125), (0x0128, 0x0137), (0x0139, 0x013E), (0x0141, 0x0148),
+                  (0x014A, 0x0165), (0x0168, 0x017E), (0x0192, 0x0192), (0x01C4, 0x01D4), (0x01E2, 0x01E3),
+                  (0x01E6, 0x01EB), (0x01F0, 0x01F0), (0x01F4, 0x01F5), (0x0218, 0x021B), (0x0232, 0x0233),
+                  (0x0237, 0x0237), (0x02C7, 0x02C7), (0x02D8, 0x02D9), (0x02DB, 0x02DB), (0x02DD, 0x02DD),
+                  (0x0E3F, 0x0E3F), (0x1E02, 0x1E03), (0x1E0D, 0x1E0D), (0x1E1E, 0x1E21), (0x1E25, 0x1E25),
+                  (0x1E30, 0x1E31), (0x1E37, 0x1E37), (0x1E43, 0x1E43), (0x1E45, 0x1E45), (0x1E47, 0x1E47),
+                  (0x1E5B, 0x1E5B), (0x1E63, 0x1E63), (0x1E6D, 0x1E6D), (0x1E8E, 0x1E91), (0x1E9E, 0x1E9E),
+                  (0x1EF2, 0x1EF3), (0x2010, 0x2016), (0x2018, 0x201A), (0x201C, 0x201E), (0x2020, 0x2022),
+                  (0x2030, 0x2031), (0x2039, 0x203B), (0x203D, 0x203D), (0x2044, 0x2044), (0x204E, 0x204E),
+                  (0x2052, 0x2052), (0x20A1, 0x20A1), (0x20A4, 0x20A4), (0x20A6, 0x20A6), (0x20A9, 0x20A9),
+                  (0x20AB, 0x20AC), (0x20B1, 0x20B1), (0x2103, 0x2103), (0x2116, 0x2117), (0x211E, 0x211E),
+                  (0x2120, 0x2120), (0x2122, 0x2122), (0x2126, 0x2127), (0x212E, 0x212E), (0x2190, 0x2193),
+                  (0x2329, 0x232A), (0x2422, 0x2423), (0x25E6, 0x25E6), (0x25EF, 0x25EF), (0x266A, 0x266A),
+                  (0x27E8, 0x27E9), (0x3008, 0x3009), (0xFB00, 0xFB06))
+"""Code points past ASCII that the report's preamble (``T1`` fonts, ``utf8`` input) typesets as they are: those
+LaTeX's ``t1enc.dfu`` and ``ts1enc.dfu`` declare (accented Latin letters, quotes and dashes, a few symbols).
+Others stop pdflatex with "Unicode character ... not set up for use with LaTeX"."""
+_GREEK_MACROS = frozenset({"Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi",
+                           "Omega", "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota",
+                           "kappa", "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi",
+                           "psi", "omega"})
+"""The Greek letters plain LaTeX has a math macro for (``\\alpha``, ``\\Gamma``)."""
+_GREEK_AS_LATIN = {"Alpha": "A", "Beta": "B", "Epsilon": "E", "Zeta": "Z", "Eta": "H", "Iota": "I", "Kappa": "K",
+                   "Mu": "M", "Nu": "N", "Omicron": "O", "Rho": "P", "Tau": "T", "Chi": "X", "omicron": "o"}
+
+
+def _unicode_latex(char: str) -> str:
+    r"""A character past ASCII for pdflatex: itself where the preamble sets it up (accented Latin letters), a
+    Greek letter as math (alpha -> ``\ensuremath{\alpha}``), anything else as its code point
+    (``\texttt{U+6A21}``), so that any name compiles and stays identifiable."""
+    if any(lo <= ord(char) <= hi for lo, hi in _PDFLATEX_TEXT):
+        return char
+    name = unicodedata.name(char, "")
+    for case, prefix in (("small", "GREEK SMALL LETTER "), ("capital", "GREEK CAPITAL LETTER ")):
+        if name.startswith(prefix) and " " not in name[len(prefix):]:
+            letter = name[len(prefix):].lower().replace("lamda", "lambda")
+            letter = letter if case == "small" else letter.capitalize()
+            if letter in _GREEK_AS_LATIN:
+                return rf"\ensuremath{{\mathrm{{{_GREEK_AS_LATIN[letter]}}}}}"
+            if letter in _GREEK_MACROS:
+                return rf"\ensuremath{{\{letter}}}"
+    if name == "GREEK SMALL LETTER FINAL SIGMA":
+        return r"\ensuremath{\varsigma}"
+    return rf"\texttt{{U+{ord(char):04X}}}"
 
 
 def latex_escape(text: str) -> str:
     """Escape LaTeX special characters and map the few Unicode symbols used (\u00b1, \u03bb, ...) to math.
 
-    A hyphen that starts a number (``-0.002``) becomes a math minus.
+    A hyphen that starts a number (``-0.002``) becomes a math minus. Past
+    ASCII, accented Latin letters stay as they are, Greek letters become
+    math, and any other character its code point (:func:`_unicode_latex`):
+    a variant named in Chinese or Cyrillic compiles, as ``U+6A21...``.
 
     >>> print(latex_escape("adaptive_T0.7 & 5% -0.1"))
     adaptive\\_T0.7 \\& 5\\% \\ensuremath{-}0.1
     """
-    escaped = _LATEX_RE.sub(lambda m: _LATEX_SPECIALS.get(m.group(0)) or _UNICODE_MATH[m.group(0)], str(text))
+    escaped = _LATEX_RE.sub(lambda m: _LATEX_SPECIALS.get(m.group(0)) or _UNICODE_MATH.get(m.group(0))
+                            or _unicode_latex(m.group(0)), str(text))
     return _MINUS_RE.sub(r"\\ensuremath{-}", escaped)
 
 
