@@ -481,3 +481,22 @@ def test_report_tables_on_the_terminal_print_bracketed_titles_and_cells_as_writt
     out = capsys.readouterr().out
     for text in ("study [v2]: ranks", "p [%]", "a[b]", "[bold]x", "rows [sorted]"):
         assert text in out, out
+
+
+def test_glyphs_the_figures_font_lacks_are_one_warning_line_for_the_whole_report(tmp_path):
+    """matplotlib warned once per character, text and figure (dozens of two-line warnings for one name)."""
+    from console import run_learnact
+
+    (tmp_path / "study.json").write_text(json.dumps({
+        "name": "glyphs", "seeds": [1, 2], "data": {"dataset": "iris"}, "backbone": {"hidden": [4]},
+        "train": {"max_epochs": 2},
+        "variants": [{"name": "\u6a21\u578b", "kind": "fixed", "activation": "relu"},
+                     {"name": "plain", "kind": "fixed", "activation": "tanh"}]}), encoding="utf-8")
+    run = run_learnact("run", "--config", "study.json", "--out", "s", "-q", cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("learnact: warning: the figures' font has no glyph for "), lines
+    assert "\u6a21 (U+6A21)" in lines[0] and "\u578b (U+578B)" in lines[0]
+    assert (tmp_path / "s" / "report" / "figures" / "leaderboard.png").is_file()
+    debug = run_learnact("--debug", "report", "s", cwd=tmp_path, timeout=300)  # Python's own format, file and line
+    assert debug.returncode == 0 and "UserWarning: the figures' font has no glyph" in debug.stderr, debug.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import typer
 
@@ -64,12 +65,39 @@ def _root(
 from . import compare_cmd, init_cmd, list_cmd, predict_cmd, report_cmd, run_cmd  # noqa: E402,F401
 
 
+def _warnings_in_one_line() -> None:
+    """Print each Python warning as one line, ``learnact: warning: <message>``, as errors are printed.
+
+    Python's own format adds the file, line and source line of the code that
+    warned, a second line a user cannot act on. ``--debug`` (or
+    ``LEARNACT_DEBUG=1``) keeps it.
+    """
+    import warnings
+
+    python_format = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        if state.debug:
+            python_format(message, category, filename, lineno, file, line)
+            return
+        text = " ".join(str(message).split()).removeprefix("learnact: ")
+        kind = "" if category is UserWarning else f"{category.__name__}: "
+        try:
+            print(f"learnact: warning: {kind}{text}", file=file if file is not None else sys.stderr, flush=True)
+        except (OSError, ValueError):  # a closed stream: as Python's own format, nothing to say it on
+            pass
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run a command (``argv``, default ``sys.argv[1:]``) and raise ``SystemExit`` with its exit code.
 
     SIGTERM ends a command like Ctrl-C does (exit 143); then :func:`run_cli`.
     """
     install_signal_handlers()
+    _warnings_in_one_line()
     logging.raiseExceptions = False  # a log file that cannot be written (disk full) is no traceback
     sys.exit(run_cli(app, argv))
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import functools
 import pickle
+import re
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,12 +67,14 @@ class FigureResult:
         detail: Study-specific sentence for the caption (plain text).
         paths: The PNG and PDF written.
         skipped: Why the figure was not drawn, or ``None``.
+        missing_glyphs: Characters of its text the figures' font has no glyph for (drawn as boxes).
     """
 
     spec: FigureSpec
     detail: str = ""
     paths: tuple[Path, ...] = ()
     skipped: str | None = None
+    missing_glyphs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,12 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
     results: list[FigureResult | None] = [None] * len(wanted)
     for k, result in zip(order, done_in_order, strict=True):
         results[k] = result
+    missing = dict.fromkeys(c for r in results if r is not None for c in r.missing_glyphs)
+    if missing:  # once for the report, not once per character, text and figure
+        shown = " ".join(f"{c} (U+{ord(c):04X})" for c in list(missing)[:8]) + (" ..." if len(missing) > 8 else "")
+        warnings.warn(f"the figures' font has no glyph for {shown}: those characters show as boxes in the figures "
+                      "(the tables and index.html show them); install a font that has them and put it first in "
+                      "matplotlib's font.sans-serif (matplotlibrc)", stacklevel=2)
     return [r for r in results if r is not None]
 
 
@@ -232,15 +242,32 @@ def _picklable(spec: FigureSpec) -> bool:
     return True
 
 
+_MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from font")
+"""matplotlib's warning for a character its font cannot draw (it draws a box), once per character and text."""
+
+
 def _render(view: StudyView, folder: Path, note: str, spec: FigureSpec) -> FigureResult:
-    """Build and save one figure (module level: it runs in a report worker process)."""
+    """Build and save one figure (module level: it runs in a report worker process).
+
+    matplotlib's missing-glyph warnings (a name in Chinese: one per character
+    and text, dozens per figure) are collected into the result, for
+    :func:`build_figures` to report once; other warnings pass through.
+    """
     from .drawing import figure_style, save_figure
 
-    with figure_style():
+    with warnings.catch_warnings(record=True) as caught, figure_style():
+        warnings.simplefilter("always")
         try:
             built = spec.build(view)
         except NothingToShow as why:
             return FigureResult(spec, skipped=str(why))
         fig, detail = built if isinstance(built, tuple) else (built, "")
         paths = save_figure(fig, folder, spec.name)
-    return FigureResult(spec, f"{detail} {note}".strip(), tuple(paths))
+    missing: dict[str, None] = {}
+    for w in caught:
+        match = _MISSING_GLYPH.search(str(w.message))
+        if match:
+            missing[chr(int(match.group(1)))] = None
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    return FigureResult(spec, f"{detail} {note}".strip(), tuple(paths), missing_glyphs=tuple(missing))
