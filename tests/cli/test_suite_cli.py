@@ -252,3 +252,15 @@ def test_compare_on_a_suite_refuses_bad_options_in_one_line(suite: Path, args, p
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and problem in lines[0], proc.stderr
+
+
+def test_the_suite_summary_prints_bracketed_names_as_written(suite: Path, capsys: pytest.CaptureFixture[str]):
+    from learnact.cli.display import print_suite
+    from learnact.evaluation import tidy_results
+
+    tidy = tidy_results(suite / "study")
+    first = str(tidy["variant"].iloc[0])
+    tidy["variant"] = tidy["variant"].replace({first: "[bold]a[v2]"})
+    print_suite(tidy, "suite [draft]")
+    out = capsys.readouterr().out
+    assert "suite [draft]" in out and "[bold]a[v2]" in out, out
