@@ -21,7 +21,10 @@ def test_every_run_diverged(tmp_path):
     view = load_study_view(folder)
     assert view.variants == [] and view.all_variants == ["fixed_nan", "gated_nan"]
     assert {v: view.n_diverged(v) for v in view.all_variants} == {"fixed_nan": 2, "gated_nan": 2}
-    report = build_report(folder)
+    lines: list[str] = []
+    report = build_report(folder, progress=lines.append)
+    assert lines == [f"figure {k}/{len(FIGURES)}: {spec.name} (not drawn: every run of the study diverged)"
+                     for k, spec in enumerate(FIGURES, 1)]  # a progress line per figure, as for any study
     index = (report / "index.md").read_text()
     assert "0 finished runs and 4 diverged runs" in index
     assert index.count("every run of the study diverged") == len(FIGURES)

@@ -184,7 +184,11 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
     if not view.variants:
         if meanwhile is not None:
             meanwhile()
-        return [FigureResult(spec, skipped="every run of the study diverged") for spec in wanted]
+        skipped = [FigureResult(spec, skipped="every run of the study diverged") for spec in wanted]
+        for k, result in enumerate(skipped, 1):
+            if progress is not None:
+                progress(f"figure {k}/{len(skipped)}: {result.spec.name} (not drawn: {result.skipped})")
+        return skipped
     note = view.excluded_note()
     if "torch" in sys.modules:  # the caller trained (or evaluates models): torch's work here, not in a worker
         for spec in wanted:
