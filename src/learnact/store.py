@@ -119,6 +119,7 @@ __all__ = [
     "STUDY_FILE",
     "LOG_FILE",
     "check_study_dir",
+    "not_a_study_folder",
     "study_runs",
     "study_reference",
 ]
@@ -935,8 +936,15 @@ def check_study_dir(study_dir: Path) -> Path:
     """``study_dir`` as a :class:`Path`; raises :class:`RunStoreError` when it is not a folder."""
     folder = Path(study_dir)
     if not folder.is_dir():
-        raise RunStoreError(f"study folder {str(folder)!r} does not exist")
+        raise RunStoreError(not_a_study_folder(folder))
     return folder
+
+
+def not_a_study_folder(path: Path) -> str:
+    """What is wrong with ``path``, which is not a folder: it does not exist, or it is a file."""
+    if path.exists():
+        return f"{str(path)!r} is a file, not a study folder; give the folder `learnact run --out` wrote"
+    return f"study folder {str(path)!r} does not exist"
 
 
 def _study_file(folder: Path) -> dict[str, Any]:

@@ -72,6 +72,8 @@ def test_learnact_report_command_loads_no_training_code(fixed_only_study):
 @pytest.mark.parametrize("make, pattern", [
     (lambda p: p / "missing", "does not exist"),
     (lambda p: (p / "empty").mkdir() or p / "empty", "has no finished runs"),
+    (lambda p: (p / "results.csv").write_text("a\n") and p / "results.csv",
+     "is a file, not a study folder; give the folder `learnact run --out` wrote"),
 ])
 def test_bad_study_folder_is_one_line_exit_2(tmp_path, capsys, make, pattern):
     folder = make(tmp_path)

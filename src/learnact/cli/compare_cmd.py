@@ -102,6 +102,7 @@ def compare(
     )
     from ..evaluation.metrics import HEADLINE_METRICS, table_task
     from ..exceptions import RunStoreError
+    from ..store import not_a_study_folder
     from .display import plain_console
     from .errors import state
 
@@ -138,7 +139,7 @@ def compare(
             raise ValueError("--higher-is-better and --lower-is-better are for a CSV file of runs; a study's "
                              "metrics have known directions, drop them")
         if not study.is_dir():
-            raise RunStoreError(f"study folder {str(study)!r} does not exist")
+            raise RunStoreError(not_a_study_folder(study))
         tidy = tidy_results(study)
         if tidy.empty:
             raise RunStoreError(f"study folder {str(study)!r} has no finished runs; run `learnact run` first")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ..store import write_text_atomic
+from ..store import not_a_study_folder, write_text_atomic
 from .figures import FIGURES, build_figures
 from .html import index_html
 from .index import index_markdown
@@ -227,7 +227,7 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
 
         study = Path(study_dir)
         if not study.is_dir():
-            raise FileNotFoundError(f"study folder {str(study)!r} does not exist")
+            raise FileNotFoundError(not_a_study_folder(study))
         tidy = tidy_results(study) if tidy is None else tidy
         if is_suite(tidy):
             from .suite_report import build_suite_report

@@ -353,7 +353,7 @@ def load_study_view(study_dir: Path | str, dataset: str | None = None) -> StudyV
     """
     folder = Path(study_dir)
     if not folder.is_dir():
-        raise FileNotFoundError(f"study folder {str(folder)!r} does not exist")
+        raise FileNotFoundError(store.not_a_study_folder(folder))
     done = list(store.study_runs(folder))
     if dataset is not None:
         done = [(path, cfg) for path, cfg in done if cfg.suite_dataset == dataset]
