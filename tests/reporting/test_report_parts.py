@@ -118,3 +118,33 @@ def test_every_character_a_name_may_hold_compiles_with_the_reports_preamble(tmp_
     tex = tmp_path / "names.tex"
     tex.write_text(_PREAMBLE + "\\begin{document}\n" + text + "\n\\end{document}\n", encoding="utf-8")
     assert compile_pdf(tex).read_bytes()[:5] == b"%PDF-"
+
+
+def _warning_figure(view):
+    import warnings
+
+    from matplotlib.figure import Figure
+
+    warnings.warn("Glyph 27169 (\\N{CJK UNIFIED IDEOGRAPH-6A21}) missing from font(s) DejaVu Sans.", UserWarning)
+    warnings.warn("Glyph 27169 (\\N{CJK UNIFIED IDEOGRAPH-6A21}) missing from font(s) DejaVu Sans.", UserWarning)
+    warnings.warn("something else the figure's code says", UserWarning)
+    fig = Figure(figsize=(2, 2))
+    fig.add_subplot().plot([0, 1], [0, 1])
+    return fig
+
+
+def test_a_figures_missing_glyphs_are_collected_and_other_warnings_pass_once(tiny_study, tmp_path):
+    import warnings
+
+    from learnact.reporting import figures, load_study_view
+
+    spec = figures.FigureSpec("warns", "Warns", "A figure that warns.", _warning_figure)
+    view = load_study_view(tiny_study)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        results = figures.build_figures(view, tmp_path, (spec, spec), workers=1)
+    assert [r.missing_glyphs for r in results] == [("\u6a21",), ("\u6a21",)]
+    messages = [str(w.message) for w in caught]
+    assert messages.count("something else the figure's code says") == 1, messages  # once, as Python shows it
+    glyphs = [m for m in messages if "no glyph" in m]
+    assert len(glyphs) == 1 and "\u6a21 (U+6A21)" in glyphs[0] and not any("missing from font" in m for m in messages)

@@ -249,6 +249,10 @@ def _picklable(spec: FigureSpec) -> bool:
 _MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from font")
 """matplotlib's warning for a character its font cannot draw (it draws a box), once per character and text."""
 
+_SHOWN: set[tuple[type[Warning], str, str, int]] = set()
+"""The other warnings :func:`_render` passed on in this process: each once (its category, text and place), as
+Python shows a warning by default; Python's own record of them is reset by each ``catch_warnings``."""
+
 
 def _render(view: StudyView, folder: Path, note: str, spec: FigureSpec) -> FigureResult:
     """Build and save one figure (module level: it runs in a report worker process).
@@ -272,6 +276,7 @@ def _render(view: StudyView, folder: Path, note: str, spec: FigureSpec) -> Figur
         match = _MISSING_GLYPH.search(str(w.message))
         if match:
             missing[chr(int(match.group(1)))] = None
-        else:
+        elif (key := (w.category, str(w.message), w.filename, w.lineno)) not in _SHOWN:
+            _SHOWN.add(key)
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     return FigureResult(spec, f"{detail} {note}".strip(), tuple(paths), missing_glyphs=tuple(missing))
