@@ -125,9 +125,9 @@ def _warning_figure(view):
 
     from matplotlib.figure import Figure
 
-    warnings.warn("Glyph 27169 (\\N{CJK UNIFIED IDEOGRAPH-6A21}) missing from font(s) DejaVu Sans.", UserWarning)
-    warnings.warn("Glyph 27169 (\\N{CJK UNIFIED IDEOGRAPH-6A21}) missing from font(s) DejaVu Sans.", UserWarning)
-    warnings.warn("something else the figure's code says", UserWarning)
+    warnings.warn("Glyph 27169 (\\N{CJK UNIFIED IDEOGRAPH-6A21}) missing from font(s) DejaVu Sans.", stacklevel=1)
+    warnings.warn("Glyph 27169 (\\N{CJK UNIFIED IDEOGRAPH-6A21}) missing from font(s) DejaVu Sans.", stacklevel=1)
+    warnings.warn("something else the figure's code says", stacklevel=1)
     fig = Figure(figsize=(2, 2))
     fig.add_subplot().plot([0, 1], [0, 1])
     return fig
