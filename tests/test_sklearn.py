@@ -85,6 +85,24 @@ def test_bad_parameters_fail_at_fit_with_the_value():
         GatedMLPClassifier(activation="tahn").fit(X, y)
 
 
+@pytest.mark.parametrize(("param", "value", "expected"), [
+    ("lr", -1, "invalid config: lr: must be > 0, got -1"),
+    ("lr", float("nan"), "invalid config: lr: must be a finite number, got nan"),
+    ("batch_size", 0, "invalid config: batch_size: must be >= 1, got 0"),
+    ("max_epochs", 0, "invalid config: max_epochs: must be >= 1, got 0"),
+    ("patience", 0, "invalid config: patience: must be >= 1, got 0"),
+    ("weight_decay", -1, "invalid config: weight_decay: must be >= 0, got -1"),
+])
+def test_bad_training_parameters_are_one_line_naming_the_parameter(param, value, expected):
+    """As the activation's parameters are: pydantic's several-line ValidationError reached the user before."""
+    from learnact.exceptions import ConfigError
+
+    X, y = load_breast_cancer(return_X_y=True)
+    with pytest.raises(ConfigError) as caught:
+        GatedMLPClassifier(**{param: value}).fit(X[:60], y[:60])
+    assert str(caught.value) == expected
+
+
 def _one_full_batch_split(X, y, seed):
     """The estimator's own split and scaling, rebuilt here by hand (val_size 0.2, stratified)."""
     from sklearn.model_selection import train_test_split

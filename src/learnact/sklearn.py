@@ -149,9 +149,12 @@ class _GatedMLP(BaseEstimator):
         """
         device = resolve_device(self.device)
         act = self._activation_config()
-        train = TrainConfig(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
-                            max_epochs=self.max_epochs, patience=self.patience,
-                            entropy_weight=self.entropy_weight)
+        try:
+            train = TrainConfig(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
+                                max_epochs=self.max_epochs, patience=self.patience,
+                                entropy_weight=self.entropy_weight)
+        except ValidationError as err:  # the estimator's parameter names are TrainConfig's
+            raise format_validation_error(err, root=TrainConfig) from None
         split_seed, torch_seed = self._seeds()
         idx = np.arange(len(targets))
         i_tr, i_va = train_test_split(idx, test_size=self.val_size, random_state=split_seed, stratify=stratify)
