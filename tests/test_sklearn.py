@@ -83,6 +83,9 @@ def test_bad_parameters_fail_at_fit_with_the_value():
         GatedMLPClassifier(temperature=0).fit(X, y)
     with pytest.raises(ValueError, match="unknown activation 'tahn'"):
         GatedMLPClassifier(activation="tahn").fit(X, y)
+    for bad in (0, 1, 1.5, "0.2"):  # scikit-learn's own message named train_test_split's test_size
+        with pytest.raises(ValueError, match=rf"val_size must be a share in \(0, 1\) .*got val_size={bad!r}"):
+            GatedMLPClassifier(val_size=bad).fit(X, y)
 
 
 @pytest.mark.parametrize(("param", "value", "expected"), [

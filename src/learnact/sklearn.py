@@ -156,6 +156,9 @@ class _GatedMLP(BaseEstimator):
         except ValidationError as err:  # the estimator's parameter names are TrainConfig's
             raise format_validation_error(err, root=TrainConfig) from None
         split_seed, torch_seed = self._seeds()
+        share: object = self.val_size
+        if isinstance(share, bool) or not isinstance(share, (int, float, np.floating)) or not 0 < share < 1:
+            raise ValueError(f"val_size must be a share in (0, 1) of the training rows, got val_size={share!r}")
         idx = np.arange(len(targets))
         i_tr, i_va = train_test_split(idx, test_size=self.val_size, random_state=split_seed, stratify=stratify)
         if not warm:
