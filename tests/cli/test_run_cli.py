@@ -453,7 +453,8 @@ def test_threads_are_restored_after_a_local_run(tmp_path):
 
 
 def test_names_with_square_brackets_print_as_written_in_the_leaderboard_and_compare(tmp_path):
-    """rich read ``a[b]`` as ``a`` plus a style tag, ``[bold]x`` as a bold ``x``, and ``step [ms]`` lost its unit."""
+    """rich read ``a[b]`` as ``a`` plus a style tag, ``[bold]x`` as a bold ``x``, and the step column's unit
+    ``[ms]`` was lost."""
     from console import run_learnact
 
     (tmp_path / "study.json").write_text(json.dumps({
@@ -464,7 +465,7 @@ def test_names_with_square_brackets_print_as_written_in_the_leaderboard_and_comp
     run = run_learnact("run", "--config", "study.json", "--out", "s", "--no-report", cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr
     board = run.stdout
-    assert "step [ms]" in board and "│ a[b] " in board and "│ [bold]x " in board, board
+    assert "┃ [ms] ┃" in board and "│ a[b] " in board and "│ [bold]x " in board, board  # the unit under "step"
     compare = run_learnact("compare", "s", "--reference", "a[b]", "--metric", "accuracy", cwd=tmp_path, timeout=300)
     assert compare.returncode == 0, compare.stderr
     assert "variants vs a[b]" in compare.stdout and "│ [bold]x " in compare.stdout, compare.stdout
@@ -500,3 +501,19 @@ def test_glyphs_the_figures_font_lacks_are_one_warning_line_for_the_whole_report
     assert (tmp_path / "s" / "report" / "figures" / "leaderboard.png").is_file()
     debug = run_learnact("--debug", "report", "s", cwd=tmp_path, timeout=300)  # Python's own format, file and line
     assert debug.returncode == 0 and "UserWarning: the figures' font has no glyph" in debug.stderr, debug.stderr
+
+
+def test_the_paper_leaderboard_fits_120_columns_one_line_a_variant(capsys):
+    """Off a terminal (a log, a pipe) the table is 120 columns wide: the step column's unit, on a second header
+    line, must not make it wrap every row (the paper's longest name is adaptive_entropy_T0.7_lam0.001)."""
+    from learnact.cli.display import print_leaderboard
+
+    names = ["baseline_tanh", "adaptive_entropy_T0.7_lam0.001", "adaptive_input_gate_T0.7"]
+    table = pd.DataFrame({"variant": names, "n_seeds": 5, "n_diverged": 0, "params_mean": 4103.0,
+                          "flops_per_sample_mean": 22378.0, "step_latency_ms_mean": 12.34,
+                          **{f"{m}_{s}": 0.9734 for m in ("accuracy", "f1", "roc_auc") for s in ("mean", "std")}})
+    print_leaderboard(table)
+    lines = capsys.readouterr().out.splitlines()
+    rows = [ln for ln in lines if ln.startswith("│")]
+    assert len(rows) == len(names) and max(map(len, lines)) <= 120, "\n".join(lines)
+    assert any("step" in ln for ln in lines) and any("[ms]" in ln for ln in lines)
