@@ -102,7 +102,6 @@ def compare(
     )
     from ..evaluation.metrics import HEADLINE_METRICS, table_task
     from ..exceptions import RunStoreError
-    from ..store import not_a_study_folder
     from .display import plain_console
     from .errors import state
 
@@ -138,9 +137,7 @@ def compare(
         if declared:
             raise ValueError("--higher-is-better and --lower-is-better are for a CSV file of runs; a study's "
                              "metrics have known directions, drop them")
-        if not study.is_dir():
-            raise RunStoreError(not_a_study_folder(study))
-        tidy = tidy_results(study)
+        tidy = tidy_results(study)  # a file or a missing folder: the store's RunStoreError says which
         if tidy.empty:
             raise RunStoreError(f"study folder {str(study)!r} has no finished runs; run `learnact run` first")
         from ..evaluation.suite import is_suite, per_dataset
