@@ -346,20 +346,13 @@ def read_table(path: Path) -> pd.DataFrame:
     """
     import pandas as pd
 
-    what = "Parquet file" if path.suffix.lower() == ".parquet" else "CSV"
-    where = f"{what} {str(path)!r}"
+    parquet = path.suffix.lower() == ".parquet"
+    where = f"{'Parquet file' if parquet else 'CSV'} {str(path)!r}"
     try:
-        if path.suffix.lower() == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path)
-            if _renamed_duplicates(frame):
-                header = [str(c) for c in pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0]]
-                dup = next((c for i, c in enumerate(header) if c in header[:i]), None)
-                if dup is not None:
-                    raise DataError(f"{where} has two columns named {dup!r}; rename one")
-    except DataError:
-        raise
+        frame = pd.read_parquet(path) if parquet else pd.read_csv(path)
+        # the raw header row, where pandas may have renamed a repeated name (a CSV read once already reads again)
+        header = ([str(c) for c in pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0]]
+                  if not parquet and _renamed_duplicates(frame) else [])
     except ImportError:
         raise DataError(f"reading Parquet file {str(path)!r} needs pyarrow: pip install pyarrow") from None
     except pd.errors.EmptyDataError:
@@ -371,6 +364,9 @@ def read_table(path: Path) -> pd.DataFrame:
                         "comma-separated fields as the header") from None
     except Exception as exc:  # pandas raises many types
         raise DataError(f"cannot read {where}: {' '.join(str(exc).split())}") from None
+    dup = next((c for i, c in enumerate(header) if c in header[:i]), None)
+    if dup is not None:
+        raise DataError(f"{where} has two columns named {dup!r}; rename one")
     return frame
 
 
