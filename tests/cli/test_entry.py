@@ -572,3 +572,13 @@ def test_the_console_script_gives_its_processes_one_openblas_thread_unless_the_u
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "seen").read_text() == (user_value or "1")
+
+
+@pytest.mark.parametrize("command", ["", "run", "report", "compare", "predict", "init", "list"])
+def test_help_shows_no_type_for_a_flag(tmp_path, command):
+    # Typer 0.29 wrote "--force <bool>", read as an option that wants a value; the flags take none
+    proc = _learnact(*([command] if command else []), "--help", cwd=tmp_path, env=_env(COLUMNS="120"))
+    assert proc.returncode == 0, proc.stderr
+    assert "<bool>" not in proc.stdout and "BOOLEAN" not in proc.stdout
+    flag = next(line for line in proc.stdout.splitlines() if "--help" in line)
+    assert flag.split("--help")[1].split()[:3] == ["Show", "this", "message"], flag

@@ -144,9 +144,25 @@ def _usage_in_one_line(ctx: Any) -> Iterator[None]:
         raise
 
 
+def _flags_without_a_type(params: list[Any]) -> list[Any]:
+    """``params`` with each flag's type hidden from the help: a flag takes no value.
+
+    Typer 0.29 shows every option's type in the help, a flag's too: ``--force <bool>`` read as an option that
+    wants a value (``--force true``, a usage error). An empty metavar shows nothing there, as older releases
+    did; the parsing is the same.
+    """
+    for param in params:
+        if getattr(param, "is_flag", False) and getattr(param, "metavar", None) is None:
+            param.metavar = ""
+    return params
+
+
 class LearnactGroup(TyperGroup):
     """The app's command group: a usage error is one line (:func:`_usage_exit`), and a Ctrl-C or SIGTERM inside
-    any command becomes :class:`Interrupted`."""
+    any command becomes :class:`Interrupted`; no flag shows a type in the help (:func:`_flags_without_a_type`)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_without_a_type(super().get_params(ctx))
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         with _usage_in_one_line(ctx):  # an unknown option of the group itself: learnact --bogus
@@ -162,7 +178,10 @@ class LearnactGroup(TyperGroup):
 
 class LearnactCommand(TyperCommand):
     """A command whose usage errors (an unknown option, a missing or malformed value) are one line
-    (:func:`_usage_exit`) naming ``learnact CMD --help``."""
+    (:func:`_usage_exit`) naming ``learnact CMD --help``; no flag shows a type in its help."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_without_a_type(super().get_params(ctx))
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         with _usage_in_one_line(ctx):
