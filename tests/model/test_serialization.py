@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load, save
 
 from learnact.config import ActivationConfig
-from learnact.model import MLP, FrozenMixture, GatedActivation, freeze, get_family, register_candidate
+from learnact.model import MLP, FrozenMixture, GatedActivation, freeze, get_family, list_families, register_candidate
+from learnact.model.activations import FixedActivation
 from learnact.model.activations.candidates import list_candidates
 from learnact.model.state import tensor_state
 
@@ -89,6 +90,32 @@ def test_a_frozen_mixture_pickles_by_name(cubic):
     frozen = FrozenMixture(("relu", cubic), torch.tensor([0.3, 0.7]))
     x = torch.randn(6)
     assert torch.equal(pickle.loads(pickle.dumps(frozen))(x), frozen(x))
+
+
+def test_a_fixed_activation_of_a_registered_lambda_pickles_by_name(cubic):
+    # it held the function itself: "Can't pickle <function <lambda>>", and freeze(model, "argmax") could turn a
+    # model that pickled into one that did not
+    fixed = FixedActivation(cubic)
+    x = torch.randn(5)
+    for clone in (pickle.loads(pickle.dumps(fixed)), copy.deepcopy(fixed)):
+        assert clone.name == cubic and clone.fn is fixed.fn and torch.equal(clone(x), fixed(x))
+    gated = GatedActivation((cubic, "relu"))
+    with torch.no_grad():
+        gated.logits.copy_(torch.tensor([2.0, 0.0]))
+    frozen = freeze(torch.nn.Sequential(torch.nn.Linear(2, 5), gated), "argmax")
+    assert isinstance(frozen[1], FixedActivation)
+    assert torch.equal(pickle.loads(pickle.dumps(frozen))(x[:2]), frozen(x[:2]))
+
+
+@pytest.mark.parametrize("family", list_families())
+def test_every_family_with_a_registered_lambda_candidate_as_a_parameter_pickles_by_name(family, cubic):
+    # the family parameters that name a candidate (the spline's base and init), each set to the lambda one
+    params = {name: cubic for name, field in get_family(family).Params.model_fields.items()
+              if isinstance(field.default, str) and field.default in list_candidates()}
+    module = get_family(family)(width=3, **params)
+    x = torch.randn(4, 3)
+    for clone in (pickle.loads(pickle.dumps(module)), copy.deepcopy(module)):
+        assert clone.hparams == module.hparams and torch.equal(clone(x), module(x))
 
 
 def test_jit_script_is_unsupported_and_jit_trace_equals_eager():

@@ -663,6 +663,17 @@ class Spline(ParametricActivation):
     def function(self, x: Tensor) -> Tensor:
         return spline(x, self.coefficients, self.knots, self.order, self.base_weight, self.spline_weight, self.base)
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle and deep-copy with the base candidate's name (in :attr:`hparams`), not its function: the function
+        is re-resolved from the registry (a candidate registered as a lambda cannot be pickled itself)."""
+        state = self.__dict__.copy()
+        state.pop("base", None)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        super().__setstate__(state)
+        self.base = get_candidate(self.hparams.base)
+
     def starts_near(self) -> InitClaim | None:
         hp = self.hparams
         if hp.init == hp.base:
