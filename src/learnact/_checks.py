@@ -25,6 +25,10 @@ def check_positive_int(value: int, name: str) -> int:
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:
-    """A ``" (did you mean 'x'?)"`` suffix for the closest option, or ``""``."""
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    """A ``" (did you mean 'x'?)"`` suffix for the closest option, or ``""``; case aside (``"Relu"``: ``'relu'``,
+    not ``'elu'``)."""
+    lowered: dict[str, str] = {}
+    for option in options:
+        lowered.setdefault(option.lower(), option)
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""

@@ -210,3 +210,133 @@ def test_gate_recorder_in_a_users_own_training_loop():
 def test_package_root_exports_the_dropin_helpers():
     assert learnact.convert is convert and learnact.freeze is freeze and learnact.summarize is summarize
     assert learnact.entropy_penalty is entropy_penalty and learnact.GateRecorder is GateRecorder
+
+
+# -- models and arguments a practitioner brings ------------------------------------------------------------
+
+
+def test_a_converted_transformer_layer_uses_its_learned_activation_in_inference_too():
+    # PyTorch's fused inference path (eval mode, no grad) computed the GELU the layer was built with, not the
+    # module put in its place: training used the learned activation, inference silently did not
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, activation=nn.GELU(),
+                                       batch_first=True)
+    model, replaced = convert(layer, "prelu")
+    assert [r.path for r in replaced] == ["activation"]
+    with torch.no_grad():
+        model.activation.slope.fill_(3.0)  # far from GELU
+    model.eval()
+    x = torch.randn(2, 5, 8)
+    with torch.no_grad():
+        inference = model(x)
+    assert torch.allclose(inference, model(x), atol=1e-6)  # the path with autograd runs the module
+    stack = nn.TransformerEncoder(model, num_layers=2, enable_nested_tensor=False).eval()
+    with torch.no_grad():
+        fast = stack(x)
+    assert torch.allclose(fast, stack(x), atol=1e-5)
+
+
+def test_converting_a_converted_model_leaves_learnacts_own_modules_alone():
+    # an input gate's gating head holds a ReLU: a second convert replaced it, inside the gate
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    once, _ = convert(model, ActivationConfig(gate="input"))
+    twice, replaced = convert(once, "prelu")
+    assert replaced == [] and str(twice) == str(once)
+    mlp = learnact.MLP(4, (8,), 1, ActivationConfig(gate="input"))
+    assert convert(mlp, "prelu")[1] == []
+    beside = nn.Sequential(nn.Linear(4, 8), GatedActivation(("relu", "tanh"), gate="input", width=8),
+                           nn.Linear(8, 8), nn.ReLU())
+    assert [r.path for r in convert(beside, "prelu")[1]] == ["3"]
+
+
+def test_sample_input_gives_each_place_of_a_shared_module_its_own_width():
+    # one ReLU instance after layers of 8 and 6 units: the hook counted both calls against both places
+    act = nn.ReLU()
+    model = nn.Sequential(nn.Linear(4, 8), act, nn.Linear(8, 6), act, nn.Linear(6, 1))
+    by_layers = convert(model, ActivationConfig(gate="neuron"))[1]
+    by_forward = convert(model, ActivationConfig(gate="neuron"), sample_input=torch.randn(2, 4))[1]
+    assert [(r.path, r.width) for r in by_forward] == [(r.path, r.width) for r in by_layers] == [("1", 8), ("3", 6)]
+    assert model[1] is act and model[3] is act  # the model probed is put back as it was
+    x = torch.randn(3, 4)
+    converted = convert(model, ActivationConfig(gate="neuron"), sample_input=x)[0]
+    assert converted(x).shape == (3, 1)
+
+
+def test_freeze_replaces_every_place_of_a_shared_gate():
+    act = GatedActivation(("relu", "tanh"))
+    model = nn.Sequential(nn.Linear(4, 8), act, nn.Linear(8, 8), act, nn.Linear(8, 1))
+    x = torch.randn(3, 4)
+    for mode in ("argmax", "blend"):
+        frozen = freeze(model, mode)
+        assert not any(isinstance(m, GatedActivation) for m in frozen.modules())
+        assert not any("logits" in name for name, _ in frozen.named_parameters())
+    assert torch.allclose(freeze(model, "blend")(x), model(x))
+
+
+def test_a_model_that_is_one_activation_is_converted():
+    new, replaced = convert(nn.ReLU(), "prelu")
+    assert isinstance(new, learnact.model.get_family("prelu")) and [(r.path, r.old_type) for r in replaced] == [
+        ("", nn.ReLU)]
+    new, replaced = convert(nn.GELU(), ActivationConfig(gate="neuron"), sample_input=torch.randn(2, 5))
+    assert isinstance(new, GatedActivation) and replaced[0].width == 5
+
+
+def test_a_model_converted_in_eval_mode_stays_in_eval_mode():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)).eval()
+    converted, _ = convert(model, lambda width, dim: nn.Sequential(nn.Dropout(0.5), nn.GELU()))
+    assert not any(m.training for m in converted.modules())
+    x = torch.randn(16, 4)
+    assert torch.equal(converted(x), converted(x))
+
+
+def test_types_may_be_one_class_and_a_candidate_may_be_an_import_path():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh())
+    assert [r.path for r in convert(model, "prelu", types=nn.ReLU)[1]] == ["1"]
+    converted, replaced = convert(model, "torch.nn.functional:hardswish")
+    assert [r.path for r in replaced] == ["1", "3"]
+    x = torch.randn(3, 4)
+    assert torch.equal(converted[1](x), nn.functional.hardswish(x))
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [
+    (lambda m: convert(m, nn.PReLU()), TypeError, r"activation is the module PReLU\(\); .*pass a factory"),
+    (lambda m: convert(m, GatedActivation), TypeError, r"activation is the class GatedActivation; .*factory"),
+    (lambda m: convert(m, lambda w, d: 3), TypeError, r"returned int for '1', not an nn.Module"),
+    (lambda m: convert(m, "Relu"), ValueError, r"activation 'Relu' is neither .*\(did you mean 'relu'\?\)"),
+    (lambda m: convert(m, "prelu", types=[nn.ReLU, "gelu"]), TypeError, r"types must be nn.Module classes"),
+    (lambda m: convert("not a model", "prelu"), TypeError, r"convert: model must be a torch.nn.Module, got str"),
+    (lambda m: freeze("x"), TypeError, r"freeze: model must be a torch.nn.Module, got str"),
+    (lambda m: entropy_penalty("x"), TypeError, r"model must be a torch.nn.Module, got str"),
+    (lambda m: summarize(["x"]), TypeError, r"summarize: model must be a torch.nn.Module, got list"),
+    (lambda m: GatedActivation("relu"), ValueError, r"got the string 'relu'; write candidates=\('relu',\)"),
+])
+def test_bad_arguments_are_one_line_naming_the_value_and_the_fix(call, error, message):
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    with pytest.raises(error, match=message) as info:
+        call(model)
+    assert "\n" not in str(info.value)
+
+
+def test_sample_input_of_a_sequence_keeps_the_unit_axis_of_the_preceding_linear():
+    # (N, T, F) into a Linear: the rule "axis 1 for inputs of more than two dimensions" took the time axis
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    x = torch.randn(2, 10, 4)
+    converted, replaced = convert(model, ActivationConfig(gate="neuron"), sample_input=x)
+    assert [(r.width, r.dim) for r in replaced] == [(8, -1)]
+    assert converted(torch.randn(3, 7, 4)).shape == (3, 7, 2)  # any sequence length
+    cnn = nn.Sequential(nn.Conv1d(3, 5, 3), nn.ReLU())  # feature maps keep the channel axis
+    assert [(r.width, r.dim) for r in convert(cnn, ActivationConfig(gate="neuron"),
+                                              sample_input=torch.randn(2, 3, 5))[1]] == [(5, 1)]
+
+
+def test_sample_input_reaches_a_transformer_layers_activation():
+    # in eval mode without grad the fused path did not call the activation, so no width was read
+    layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, activation=nn.GELU(),
+                                       batch_first=True)
+    x = torch.randn(2, 5, 8)
+    converted, replaced = convert(layer, ActivationConfig(gate="neuron"), sample_input=x, dim=-1)
+    assert [(r.width, r.dim) for r in replaced] == [(16, -1)]
+    assert layer.activation_relu_or_gelu == 2  # the original is left as it was
+    converted.eval()
+    with torch.no_grad():
+        assert torch.allclose(converted(x), converted(x.clone().requires_grad_(True)), atol=1e-6)

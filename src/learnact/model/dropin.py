@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
+from .._checks import did_you_mean
 from ..config import ActivationConfig
 from .activations import FixedActivation, GatedActivation, ParametricActivation
 from .activations.candidates import list_candidates
@@ -70,17 +71,25 @@ def _factory(activation: ActivationFactory | ActivationConfig | str) -> tuple[Ac
     if isinstance(activation, str):
         if activation in list_families():
             activation = ActivationConfig(kind=activation)
-        elif activation in list_candidates():
+        elif activation in list_candidates() or ":" in activation:  # a candidate, or one by import path
             activation = ActivationConfig(kind="fixed", activation=activation)
         else:
             raise ValueError(f"activation {activation!r} is neither a family ({', '.join(list_families())}) nor a "
-                             f"candidate ({', '.join(list_candidates())}); pass one of those names, an "
-                             f"ActivationConfig or a callable (width, dim) -> nn.Module")
+                             f"candidate ({', '.join(list_candidates())})"
+                             f"{did_you_mean(activation, [*list_families(), *list_candidates()])}; pass one of "
+                             f"those names, an ActivationConfig or a callable (width, dim) -> nn.Module")
     if isinstance(activation, ActivationConfig):
         cfg = activation
         needs = (cfg.kind == "gated" and cfg.gate != "layer") or (
             cfg.kind not in ("fixed", "gated") and cfg.family_params().granularity == "unit")
         return (lambda width, dim: build_activation(cfg, width, width, dim=dim)), needs
+    if isinstance(activation, nn.Module) or isinstance(activation, type):
+        # one module cannot go in several places, and a class is not called as (width, dim)
+        what = (f"the module {type(activation).__name__}()" if isinstance(activation, nn.Module)
+                else f"the class {activation.__name__}")
+        raise TypeError(f"activation is {what}; convert needs a new module for every place: pass a factory such as "
+                        f"lambda width, dim: {getattr(activation, '__name__', type(activation).__name__)}(...), a "
+                        f"name or an ActivationConfig")
     if callable(activation):
         return activation, False
     raise TypeError(f"activation must be a callable (width, dim) -> nn.Module, an ActivationConfig or a name, "
@@ -105,34 +114,66 @@ def _widths_from_layers(model: nn.Module, targets: set[str]) -> dict[str, tuple[
     return found
 
 
-def _widths_from_forward(model: nn.Module, targets: dict[str, nn.Module], sample_input: Any,
-                         dim: int | None) -> dict[str, tuple[int, int]]:
-    """``path -> (width, dim)`` read from each target's input in one forward pass (no grad, eval mode)."""
-    shapes: dict[str, list[torch.Size]] = {}
-    by_module: dict[int, list[str]] = {}
-    for path, m in targets.items():
-        by_module.setdefault(id(m), []).append(path)
+class _Probe(nn.Module):
+    """Stands in for one place of a module during :func:`_widths_from_forward`: records the shape of each input
+    it gets there, then calls the module."""
 
-    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.shapes: list[torch.Size] = []
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         if args and isinstance(args[0], Tensor):
-            for p in by_module[id(module)]:
-                shapes.setdefault(p, []).append(args[0].shape)
+            self.shapes.append(args[0].shape)
+        return self.inner(*args, **kwargs)
 
-    handles = [m.register_forward_pre_hook(hook) for m in {id(m): m for m in targets.values()}.values()]
+
+def _widths_from_forward(model: nn.Module, targets: dict[str, nn.Module], sample_input: Any,
+                         dim: int | None, layers: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """``path -> (width, dim)`` read from each target's input in one forward pass (no grad, eval mode).
+
+    Each place stands in for itself (a :class:`_Probe` there for the pass), so a module used at several places
+    (one ``nn.ReLU()`` after layers of different widths) gets each place's width, as :func:`convert` gives each
+    place its own module. The unit axis is ``dim`` when given; else the axis of the preceding layer's units
+    (``layers``, :func:`_widths_from_layers`) where the input has that many there (a ``Linear`` on an
+    ``(N, T, F)`` sequence: the last axis); else ``1`` for inputs of more than two dimensions, ``-1`` otherwise.
+    """
+    probes = {path: _Probe(m) for path, m in targets.items()}
     modes = {m: m.training for m in model.modules()}
+    # a transformer layer's fused inference path would not call its activation, nor so the probe
+    fused = {m: m.activation_relu_or_gelu for m in model.modules() if isinstance(m, nn.TransformerEncoderLayer)}
+
+    def put(path: str, module: nn.Module) -> None:
+        parent_path, _, name = path.rpartition(".")
+        setattr(model.get_submodule(parent_path), name, module)
+
     try:
+        for path, probe in probes.items():
+            put(path, probe)
+        for layer in fused:
+            layer.activation_relu_or_gelu = 0
         model.eval()
         with torch.no_grad():
             model(*sample_input) if isinstance(sample_input, tuple) else model(sample_input)
     finally:
-        for h in handles:
-            h.remove()
+        for path, m in targets.items():
+            put(path, m)
+        for layer, flag in fused.items():
+            layer.activation_relu_or_gelu = flag
         for m, mode in modes.items():
             m.train(mode)
     found: dict[str, tuple[int, int]] = {}
-    for path, seen in shapes.items():
-        axis = dim if dim is not None else (1 if len(seen[0]) > 2 else -1)
-        widths = {s[axis] for s in seen}
+    for path, probe in probes.items():
+        if not probe.shapes:
+            continue
+        shape = probe.shapes[0]
+        axis = dim if dim is not None else (1 if len(shape) > 2 else -1)
+        if dim is None and path in layers:
+            width, layer_axis = layers[path]
+            if -len(shape) <= layer_axis < len(shape) and shape[layer_axis] == width:
+                axis = layer_axis
+        widths = {s[axis] for s in probe.shapes}
         if len(widths) > 1:
             raise ValueError(f"module {path!r} is called on inputs with different sizes on axis {axis} "
                              f"({sorted(widths)}); give each call its own module before converting")
@@ -140,11 +181,42 @@ def _widths_from_forward(model: nn.Module, targets: dict[str, nn.Module], sample
     return found
 
 
+_LEARNACT_MODULES: tuple[type[nn.Module], ...] = (GatedActivation, ParametricActivation, FixedActivation,
+                                                 FrozenMixture)
+"""learnact's own activation modules: :func:`convert` leaves them, and whatever they hold (an input gate's gating
+head, with its ReLU), alone, so converting a converted model changes nothing there."""
+
+
+def _check_model(model: object, caller: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{caller}: model must be a torch.nn.Module, got {type(model).__name__}")
+
+
+def _check_types(types: type[nn.Module] | Sequence[type[nn.Module]]) -> tuple[type[nn.Module], ...]:
+    """``types`` as a tuple of module classes (one class alone is accepted too)."""
+    kinds = (types,) if isinstance(types, type) else tuple(types) if isinstance(types, (list, tuple, set)) else None
+    if kinds is None or not kinds or not all(isinstance(k, type) and issubclass(k, nn.Module) for k in kinds):
+        raise TypeError(f"types must be nn.Module classes, e.g. types=(nn.ReLU, nn.GELU), got types={types!r}")
+    return kinds
+
+
+def _targets(model: nn.Module, kinds: tuple[type[nn.Module], ...]) -> dict[str, nn.Module]:
+    """``path -> module`` of every module of ``kinds`` in ``model`` (each place of a shared one), except the
+    model itself and anything inside learnact's own activation modules, in registration order."""
+    own = [p for p, m in model.named_modules(remove_duplicate=False) if isinstance(m, _LEARNACT_MODULES)]
+
+    def inside_own(path: str) -> bool:
+        return any(o == "" or path.startswith(f"{o}.") for o in own)
+
+    return {p: m for p, m in model.named_modules(remove_duplicate=False)
+            if p and isinstance(m, kinds) and not isinstance(m, _LEARNACT_MODULES) and not inside_own(p)}
+
+
 def convert(
     model: nn.Module,
     activation: ActivationFactory | ActivationConfig | str,
     *,
-    types: Sequence[type[nn.Module]] = DEFAULT_TYPES,
+    types: type[nn.Module] | Sequence[type[nn.Module]] = DEFAULT_TYPES,
     inplace: bool = False,
     sample_input: Any = None,
     dim: int | None = None,
@@ -158,35 +230,55 @@ def convert(
             (``width`` may be ``None`` when it cannot be inferred), an
             :class:`~learnact.config.ActivationConfig` (as in a study), or a name:
             a family (``"prelu"``, its defaults) or a candidate (a fixed activation).
-        types: Module classes to replace (instances of subclasses too).
+        types: Module classes to replace (instances of subclasses too); one class alone is accepted.
         inplace: Modify ``model`` itself; by default a deep copy is converted and
             the original is untouched.
         sample_input: An input (or a tuple of positional inputs) for one forward pass
             that reads each replaced module's input shape: authoritative for the
-            width (the size on the unit axis) and the axis (``1`` for inputs of
+            width (the size on the unit axis) and the axis (the preceding
+            layer's, below, where the input's size there matches it: ``-1`` for a
+            ``Linear`` on an ``(N, T, F)`` sequence; else ``1`` for inputs of
             more than two dimensions, ``-1`` otherwise). Without it, each width is
             the preceding layer's (``Linear.out_features`` -> ``dim=-1``;
             ``Conv*.out_channels``, ``BatchNorm*.num_features``,
             ``GroupNorm.num_channels`` -> ``dim=1``), in registration order.
         dim: Force the unit axis for every replacement.
 
+    learnact's own activation modules (and what they hold: an input gate's
+    gating head) are left alone, so converting a converted model changes
+    nothing there. Each place of a module used at several places gets its own
+    new module. The new modules take the training mode of the ones they
+    replace. An ``nn.TransformerEncoderLayer`` whose activation is replaced no
+    longer takes PyTorch's fused inference path, which would compute the ReLU
+    or GELU it was built with instead of the new module (PyTorch does the same
+    for a layer built with any other activation).
+
     Returns:
         ``(model, replaced)``: the converted model (``model`` itself when
-        ``inplace``) and one :class:`Replacement` per replaced module, in
-        registration order. The new modules are moved to the device and dtype of
-        the model's first parameter.
+        ``inplace``; a model that is itself one activation of ``types`` comes
+        back as its replacement, path ``""``) and one :class:`Replacement` per
+        replaced module, in registration order. The new modules are moved to the
+        device and dtype of the model's first parameter.
 
     Raises:
         ValueError: a per-unit activation whose width cannot be inferred (the
-            message names the module path; pass ``sample_input``).
+            message names the module path; pass ``sample_input``), or an unknown name.
+        TypeError: ``model`` is not a module, ``types`` not module classes, or
+            ``activation`` a module instance or class (one module cannot go in
+            several places: pass a factory) or a factory that returns no module.
     """
+    _check_model(model, "convert")
+    kinds = _check_types(types)
     make, needs_width = _factory(activation)
+    if isinstance(model, kinds) and not isinstance(model, _LEARNACT_MODULES):  # the model is one activation
+        _, inner = convert(nn.Sequential(model), activation, types=kinds, inplace=inplace,
+                           sample_input=sample_input, dim=dim)
+        return inner[0].new, [Replacement("", r.old_type, r.new, r.width, r.dim) for r in inner]
     target = model if inplace else copy.deepcopy(model)
-    kinds = tuple(types)
-    paths = {p: m for p, m in target.named_modules(remove_duplicate=False) if p and isinstance(m, kinds)}
+    paths = _targets(target, kinds)
     inferred = _widths_from_layers(target, set(paths))
     if sample_input is not None:
-        inferred.update(_widths_from_forward(target, paths, sample_input, dim))
+        inferred.update(_widths_from_forward(target, paths, sample_input, dim, inferred))
     first = next(target.parameters(), None)
     replaced: list[Replacement] = []
     for path, old in paths.items():
@@ -204,10 +296,19 @@ def convert(
             if width is None:
                 raise ValueError(f"{unknown} (the activation said: {err})") from err
             raise
+        if not isinstance(new, nn.Module):
+            raise TypeError(f"the activation factory returned {type(new).__name__} for {path!r}, not an nn.Module; "
+                            f"return a module, e.g. lambda width, dim: nn.PReLU()")
         if first is not None:
             new = new.to(device=first.device, dtype=first.dtype if first.is_floating_point() else None)
+        new.train(old.training)  # a model converted in eval mode stays in eval mode (a factory's Dropout, say)
         parent_path, _, name = path.rpartition(".")
-        setattr(target.get_submodule(parent_path), name, new)
+        parent = target.get_submodule(parent_path)
+        setattr(parent, name, new)
+        if name == "activation" and isinstance(parent, nn.TransformerEncoderLayer):
+            # its fused inference path (eval mode, no grad) computes the ReLU or GELU the layer was built with
+            # itself, not its activation module; PyTorch leaves that path for any other activation
+            parent.activation_relu_or_gelu = 0
         replaced.append(Replacement(path, type(old), new, width, axis))
     return target, replaced
 
@@ -228,8 +329,10 @@ def freeze(model: nn.Module, mode: Literal["argmax", "blend"] = "argmax", *,
     """
     if mode not in ("argmax", "blend"):
         raise ValueError(f"mode must be 'argmax' or 'blend', got mode={mode!r}")
+    _check_model(model, "freeze")
     target = model if inplace else copy.deepcopy(model)
-    gated = [(p, m) for p, m in target.named_modules() if isinstance(m, GatedActivation)]
+    # every place of a gate used at several (named_modules lists a shared module once by default)
+    gated = [(p, m) for p, m in target.named_modules(remove_duplicate=False) if isinstance(m, GatedActivation)]
     for path, m in gated:
         if m.gate == "input":
             raise ValueError(f"cannot freeze {path!r}: its gate is input-dependent (gate='input'), so its weights "
@@ -250,6 +353,7 @@ def freeze(model: nn.Module, mode: Literal["argmax", "blend"] = "argmax", *,
 
 
 def _gated(model: nn.Module) -> list[tuple[str, GatedActivation]]:
+    _check_model(model, "learnact")
     return [(p, m) for p, m in model.named_modules() if isinstance(m, GatedActivation)]
 
 
@@ -310,6 +414,7 @@ def summarize(model: nn.Module, digits: int = 3) -> Summary:
     ``digits``, averaged over units, samples and positions; ``None`` for an
     input gate before its first forward pass and for families).
     """
+    _check_model(model, "summarize")
     rows = Summary()
     for path, m in model.named_modules():
         if isinstance(m, GatedActivation):

@@ -223,6 +223,9 @@ class GatedActivation(CandidateModule):
         dim: int = -1,
     ) -> None:
         super().__init__()
+        if isinstance(candidates, str):  # tuple("relu") would be ("r", "e", "l", "u")
+            raise ValueError(f"candidates must be a sequence of names, got the string {candidates!r}; write "
+                             f"candidates=({candidates!r},) or a list of several")
         names = tuple(candidates)
         if not names:
             raise ValueError("candidates must name at least one activation, got candidates=()")
