@@ -234,3 +234,72 @@ def test_device_is_a_parameter_and_cuda_without_cuda_is_refused():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device is available"):
             GatedMLPClassifier(device="cuda").fit(X, y)
+
+
+def test_numpy_scalar_parameters_fit_as_python_numbers_do():
+    # a grid over np.arange hands out np.int64: the configs' strict fields refused it ("expected an integer")
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = X[:120], y[:120]
+    plain = GatedMLPClassifier(hidden=(8,), max_epochs=3, batch_size=32, val_size=0.25, lr=3e-3).fit(X, y)
+    numpy = GatedMLPClassifier(hidden=(np.int64(8),), max_epochs=np.int64(3), batch_size=np.int32(32),
+                               val_size=np.float32(0.25), lr=np.float64(3e-3), temperature=np.float32(1.0),
+                               patience=np.int16(30), verbose=np.int64(0)).fit(X, y)
+    np.testing.assert_array_equal(plain.predict_proba(X), numpy.predict_proba(X))
+    one = GatedMLPClassifier(hidden=8, max_epochs=3, batch_size=32, val_size=0.25, lr=3e-3).fit(X, y)
+    np.testing.assert_array_equal(plain.predict_proba(X), one.predict_proba(X))  # one width, as sklearn's MLPs
+    Xi, yi = load_iris(return_X_y=True)
+    search = GridSearchCV(GatedMLPClassifier(hidden=(4,)), {"max_epochs": np.arange(2, 4)}, cv=2).fit(Xi, yi)
+    assert search.best_params_["max_epochs"] in (2, 3)
+
+
+def test_too_few_rows_for_a_stratified_validation_split_are_split_at_random():
+    # 30 digits of 10 classes: 6 validation rows cannot hold every class, and scikit-learn's stratified split
+    # refused with a message about its test_size; 3 rows (two classes of 1 and 2) fitted already
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    clf = GatedMLPClassifier(hidden=(8,), max_epochs=2).fit(X[:30], y[:30])
+    assert clf.n_iter_ == 2 and len(clf.classes_) == 10
+    GatedMLPClassifier(hidden=(4,), max_epochs=2).fit(np.eye(4), [0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"val_size=0.9 of 4 rows leaves 0 for training and 4 for early stopping"):
+        GatedMLPClassifier(hidden=(4,), max_epochs=2, val_size=0.9).fit(np.eye(4), [0, 1, 0, 1])
+
+
+def test_the_split_is_scikit_learns_stratified_split_where_it_can_be():
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_breast_cancer(return_X_y=True)
+    i_tr, i_va = GatedMLPClassifier._validation_split(len(y), 0.2, 3, y)
+    e_tr, e_va = train_test_split(np.arange(len(y)), test_size=0.2, random_state=3, stratify=y)
+    np.testing.assert_array_equal(i_tr, e_tr)
+    np.testing.assert_array_equal(i_va, e_va)
+
+
+def test_a_part_of_the_split_with_no_weight_is_refused():
+    # every validation row of weight 0: the weighted validation loss was 0 every epoch, so early stopping kept
+    # epoch 1 and stopped, silently untrained
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = X[:200], y[:200]
+    i_tr, i_va = GatedMLPClassifier._validation_split(len(y), 0.2, 0, y)
+    for rows, part in ((i_va, "validation"), (i_tr, "training")):
+        w = np.ones(len(y))
+        w[rows] = 0.0
+        with pytest.raises(ValueError, match=rf"sample_weight: the {len(rows)} {part} rows .* all have weight 0"):
+            GatedMLPClassifier(hidden=(4,), max_epochs=2).fit(X, y, sample_weight=w)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"random_state": -1}, r"random_state must be an integer in \[0, 2\*\*32 - 1\].*got random_state=-1"),
+    ({"random_state": 2**32}, r"random_state must be an integer in \[0, 2\*\*32 - 1\]"),
+    ({"candidates": "relu"}, r"candidates"),
+    ({"hidden": "64"}, r"hidden must be a sequence of layer widths .*got hidden='64'"),
+    ({"verbose": "x"}, r"verbose must be an integer .*got verbose='x'"),
+])
+def test_more_bad_parameters_name_the_parameter(params, message):
+    X, y = load_breast_cancer(return_X_y=True)
+    with pytest.raises(ValueError, match=message) as caught:
+        GatedMLPClassifier(max_epochs=1, **params).fit(X[:60], y[:60])
+    assert "train_test_split" not in str(caught.value) and "'r'" not in str(caught.value)

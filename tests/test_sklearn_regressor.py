@@ -120,3 +120,11 @@ def test_a_rows_prediction_does_not_depend_on_the_rows_predicted_with_it(diabete
     halves = np.concatenate([reg.predict(X_test[:37]), reg.predict(X_test[37:])])
     np.testing.assert_allclose(one_by_one, together, rtol=1e-12, atol=0)
     np.testing.assert_allclose(halves, together, rtol=1e-12, atol=0)
+
+
+def test_targets_too_large_to_standardise_are_named():
+    # their standard deviation overflowed, the scale fell back to 1.0 and training "diverged ... lower lr"
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    with pytest.raises(ValueError, match=r"y is too large to standardise .*largest \|y\| .*e\+160.*rescale y"):
+        GatedMLPRegressor(max_epochs=1).fit(X, rng.normal(size=40) * 1e160)

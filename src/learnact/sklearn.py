@@ -41,6 +41,28 @@ from .training import fit as fit_model
 __all__ = ["GatedMLPClassifier", "GatedMLPRegressor"]
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers (a grid over ``np.arange`` hands out ``np.int64``): the
+    configs' strict number fields refuse numpy types."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _widths(hidden: Any) -> tuple[Any, ...]:
+    """``hidden`` as a tuple of plain widths; one integer is one layer (as scikit-learn's MLPs take it)."""
+    if isinstance(hidden, (numbers.Integral, np.integer)) and not isinstance(hidden, (bool, np.bool_)):
+        return (int(hidden),)
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, (Sequence, np.ndarray)):
+        raise ValueError(f"hidden must be a sequence of layer widths (or one width), e.g. hidden=(64, 32), got "
+                         f"hidden={hidden!r}")
+    return tuple(_plain(h) for h in hidden)
+
+
 class _GatedMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, activation, seeds, warm start and training."""
 
@@ -107,8 +129,10 @@ class _GatedMLP(BaseEstimator):
         fields = {"params": "activation_params", "kind": "activation"}
         try:
             if name == "gated":
-                return ActivationConfig(kind="gated", candidates=tuple(self.candidates), gate=self.gate,  # type: ignore[arg-type]  # str, validated here
-                                        temperature=self.temperature)
+                # a string goes as it is, for the config to refuse (tuple("relu") would be its letters)
+                names = self.candidates if isinstance(self.candidates, str) else tuple(self.candidates)
+                return ActivationConfig(kind="gated", candidates=names, gate=self.gate,  # type: ignore[arg-type]  # str, validated here
+                                        temperature=_plain(self.temperature))
             if name in families:
                 return ActivationConfig(kind=name, params=dict(params or {}))
             return ActivationConfig(kind="fixed", activation=name)
@@ -122,6 +146,9 @@ class _GatedMLP(BaseEstimator):
         """``(split seed, torch seed)`` from ``random_state``: an int is both (today's results), else two draws."""
         rs = self.random_state
         if isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
+            if not 0 <= rs < 2**32:  # numpy's seeds (the validation split's)
+                raise ValueError(f"random_state must be an integer in [0, 2**32 - 1], a RandomState or None, got "
+                                 f"random_state={rs!r}")
             return int(rs), int(rs)
         rng = check_random_state(rs)
         split_seed, torch_seed = rng.randint(0, np.iinfo(np.int32).max, size=2)
@@ -149,23 +176,39 @@ class _GatedMLP(BaseEstimator):
         """
         device = resolve_device(self.device)
         act = self._activation_config()
+        hidden = _widths(self.hidden)
+        verbose = _plain(self.verbose)
+        if not isinstance(verbose, int):
+            raise ValueError(f"verbose must be an integer (> 0: one line per epoch), got verbose={self.verbose!r}")
         try:
-            train = TrainConfig(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
-                                max_epochs=self.max_epochs, patience=self.patience,
-                                entropy_weight=self.entropy_weight)
+            train = TrainConfig(lr=_plain(self.lr), weight_decay=_plain(self.weight_decay),
+                                batch_size=_plain(self.batch_size), max_epochs=_plain(self.max_epochs),
+                                patience=_plain(self.patience), entropy_weight=_plain(self.entropy_weight))
         except ValidationError as err:  # the estimator's parameter names are TrainConfig's
             raise format_validation_error(err, root=TrainConfig) from None
         split_seed, torch_seed = self._seeds()
-        share: object = self.val_size
-        if isinstance(share, bool) or not isinstance(share, (int, float, np.floating)) or not 0 < share < 1:
+        share: object = _plain(self.val_size)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
             raise ValueError(f"val_size must be a share in (0, 1) of the training rows, got val_size={share!r}")
+        i_tr, i_va = self._validation_split(len(targets), float(share), split_seed, stratify)
         idx = np.arange(len(targets))
-        i_tr, i_va = train_test_split(idx, test_size=self.val_size, random_state=split_seed, stratify=stratify)
         if not warm:
             self.scaler_ = Standardizer.fit(X[i_tr])
             if task == "regression":  # targets standardised on the training rows, as in a regression study
-                mean, scale = float(targets[i_tr].mean()), float(targets[i_tr].std())
+                with np.errstate(over="ignore"):
+                    mean, scale = float(targets[i_tr].mean()), float(targets[i_tr].std())
+                if not (np.isfinite(mean) and np.isfinite(scale)):
+                    raise ValueError(f"y is too large to standardise (its mean or standard deviation overflows "
+                                     f"float64; largest |y| {float(np.abs(targets).max()):.3g}); rescale y, e.g. "
+                                     f"divide it by a power of ten")
                 self._target_mean_, self._target_scale_ = mean, scale if np.isfinite(scale) and scale > 0 else 1.0
+        if weights is not None:
+            for part, rows in (("training", i_tr), ("validation", i_va)):
+                if not weights[rows].sum() > 0:
+                    raise ValueError(
+                        f"sample_weight: the {len(rows)} {part} rows (val_size={share} of {len(targets)} rows "
+                        f"held out for early stopping) all have weight 0, so the {part} loss measures nothing; "
+                        f"give some of them weight, or change random_state or val_size to hold out other rows")
         Xs = self.scaler_.transform(X).astype(np.float32)
         if task == "regression":
             y = ((targets - self._target_mean_) / self._target_scale_).astype(np.float32)
@@ -180,13 +223,13 @@ class _GatedMLP(BaseEstimator):
             generator.set_state(self._shuffle_state_)
         else:
             generator = run_generator(torch_seed)
-            model = MLP(X.shape[1], tuple(self.hidden), split.n_outputs, act)
+            model = MLP(X.shape[1], hidden, split.n_outputs, act)
             init_parameters_(model, generator)
             self.n_iter_ = 0
             self.loss_curve_ = []
         result = fit_model(model, split, train, generator, device=device,
                            sample_weight=None if weights is None else (weights[i_tr], weights[i_va]),
-                           on_epoch=self._report_epoch if self.verbose > 0 else None)
+                           on_epoch=self._report_epoch if verbose > 0 else None)
         self._shuffle_state_ = generator.get_state()
         self.model_ = model
         self.history_ = result.history
@@ -200,6 +243,25 @@ class _GatedMLP(BaseEstimator):
                 raise ValueError(f"{what}: no epoch had a finite validation loss, so there are no weights to keep")
             warnings.warn(f"{what}; kept the weights of epoch {result.best_epoch}", ConvergenceWarning,
                           stacklevel=3)
+
+    @staticmethod
+    def _validation_split(n: int, share: float, seed: int, stratify: np.ndarray | None) -> tuple[np.ndarray,
+                                                                                                 np.ndarray]:
+        """``(training rows, validation rows)``: ``ceil(share * n)`` rows held out, as ``train_test_split``
+        does; stratified by ``stratify`` where both parts can hold every class, else drawn at random.
+
+        Raises:
+            ValueError: A part would have no row; the message names ``val_size`` and the rows.
+        """
+        n_val = int(np.ceil(share * n))
+        if n_val < 1 or n - n_val < 1:
+            raise ValueError(f"val_size={share} of {n} rows leaves {n - n_val} for training and {n_val} for early "
+                             f"stopping; each needs at least one: fit on more rows or change val_size")
+        if stratify is not None and min(n_val, n - n_val) < len(np.unique(stratify)):
+            stratify = None  # too few rows in a part for every class: scikit-learn's stratified split refuses
+        idx = np.arange(n)
+        i_tr, i_va = train_test_split(idx, test_size=n_val, random_state=seed, stratify=stratify)
+        return i_tr, i_va
 
     def _report_epoch(self, record: EpochRecord) -> None:
         """The ``verbose`` line of one epoch."""
@@ -364,7 +426,7 @@ class GatedMLPRegressor(RegressorMixin, _GatedMLP):
         """Predicted targets on ``y``'s scale, ``(n_samples,)`` float64.
 
         Computed in float64 from the trained (float32) weights, so a row's prediction does not depend on the
-        rows predicted with it.
+        rows predicted with it beyond float64 rounding (about 1e-15 relative).
         """
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
