@@ -116,6 +116,12 @@ __all__ = [
     "atomic_write",
     "write_error",
     "protected_folder",
+    "check_output_path",
+    "foreign_outputs",
+    "RESULTS_FILE",
+    "LEADERBOARD_FILE",
+    "REPORT_DIR",
+    "STUDY_OUTPUTS",
     "STUDY_FILE",
     "LOG_FILE",
     "check_study_dir",
@@ -130,6 +136,14 @@ LOG_FILE = "study.log"
 """The study's log in a study folder."""
 RUNS_DIR = "runs"
 SUPERSEDED_DIR = "superseded"
+RESULTS_FILE = "results.csv"
+"""The study's tidy results table in a study folder (:mod:`learnact.evaluation.results`)."""
+LEADERBOARD_FILE = "leaderboard.csv"
+"""The study's leaderboard in a study folder (written by ``learnact run``)."""
+REPORT_DIR = "report"
+"""The report folder inside a study folder (``learnact report``'s default)."""
+STUDY_OUTPUTS = (STUDY_FILE, LOG_FILE, RESULTS_FILE, LEADERBOARD_FILE, RUNS_DIR, SUPERSEDED_DIR, REPORT_DIR)
+"""Every name ``learnact run`` writes in a study folder."""
 DONE = "DONE"
 MANIFEST = "MANIFEST.json"
 MARKER = ".learnact-run"
@@ -911,6 +925,33 @@ def restore_runs(study_dir: Path, wanted: set[str]) -> list[str]:
             os.replace(folder, target)
             restored.append(rid)
     return restored
+
+
+def check_output_path(path: Path, option: str) -> None:
+    """Refuse a user-named output file (``predict --out``, ``compare --csv``) that would replace part of a study.
+
+    Raises:
+        ValueError: ``path`` is one of a study folder's own files (``study.json``, ``results.csv``, ...), or
+            lies in a run folder or a study's ``runs/`` or ``superseded/`` (:func:`protected_folder`); the
+            message names the option and what to do.
+    """
+    p = Path(path).resolve()
+    if p.name in STUDY_OUTPUTS and (p.parent / STUDY_FILE).is_file():
+        raise ValueError(f"{option} {str(path)!r} is the study's own {p.name}, which learnact reads back; write "
+                         f"to another file name")
+    inside = protected_folder(path)
+    if inside is not None:
+        raise ValueError(f"{option} {str(path)!r} lies in {str(inside)!r}, part of a study's run store; files are "
+                         f"never written there but by learnact run: choose a path outside it")
+
+
+def foreign_outputs(folder: Path) -> list[str]:
+    """The names of :data:`STUDY_OUTPUTS` that exist in ``folder`` when it is not a study folder (it has no
+    ``study.json``): files and folders that ``learnact run`` would write over, but did not write."""
+    folder = Path(folder)
+    if not folder.is_dir() or (folder / STUDY_FILE).exists():
+        return []
+    return [name for name in STUDY_OUTPUTS if name != RUNS_DIR and (folder / name).exists()]
 
 
 def protected_folder(path: Path) -> Path | None:

@@ -106,11 +106,16 @@ def compare(
     from .errors import state
 
     state.writes_to = csv
+    if csv is not None:
+        _check_csv(csv)
 
     declared = [*(higher_is_better or ()), *(lower_is_better or ())]
     ratio_given: float | None = None
     skipped: tuple[str, ...] = ()
     directions = None
+    if study.is_file() and study.suffix.lower() in (".toml", ".yaml", ".yml", ".json"):
+        raise ValueError(f"{str(study)!r} is a study file; compare reads the study folder `learnact run` wrote "
+                         f"from it (learnact run {study} --out DIR, then learnact compare DIR) or a CSV file of runs")
     if study.is_file() or study.suffix.lower() == ".csv":
         from ..evaluation.user_results import read_runs_csv
 
@@ -192,9 +197,27 @@ def compare(
 def _write_csv(table: pd.DataFrame, csv: Path | None) -> None:
     if csv is None:
         return
+    from ..store import atomic_write
+
+    _check_csv(csv)
+    with atomic_write(csv) as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def _check_csv(csv: Path) -> None:
+    """Refuse a ``--csv`` that is no ``.csv`` file name (a study file, say), a folder, part of a study, or in a
+    folder that does not exist (before any work)."""
+    from ..store import check_output_path
+
+    if csv.is_dir():
+        raise IsADirectoryError(f"--csv {str(csv)!r} is a folder; give a file name, e.g. "
+                                f"{str(csv / 'comparison.csv')!r}")
+    if csv.suffix.lower() != ".csv":
+        raise ValueError(f"--csv {str(csv)!r} does not end in .csv; give a .csv file name (an existing file of "
+                         f"another kind, a study file say, is never replaced)")
+    check_output_path(csv, "--csv")
     if not csv.parent.is_dir():
         raise FileNotFoundError(f"folder of --csv {str(csv)!r} does not exist; create it first")
-    table.to_csv(csv, index=False)
 
 
 def _compare_suite(study: Path, tidy: pd.DataFrame, reference: str | None, metrics: list[str] | None,

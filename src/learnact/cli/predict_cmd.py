@@ -14,15 +14,12 @@ __all__ = ["predict"]
 
 def _check_out(out: Path) -> None:
     """Refuse an ``--out`` that is a folder, lies in a run folder or a study's runs/, or has no parent folder."""
-    from ..store import protected_folder
+    from ..store import check_output_path
 
     if out.is_dir():
         example = str(out / "predictions.csv")
         raise IsADirectoryError(f"--out {str(out)!r} is a folder; give a file name, e.g. {example!r}")
-    inside = protected_folder(out)
-    if inside is not None:
-        raise ValueError(f"--out {str(out)!r} lies in {str(inside)!r}, part of a study's run store; predictions "
-                         f"are never written there: choose a path outside it")
+    check_output_path(out, "--out")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {str(out.parent)!r} does not exist; create it first")
 

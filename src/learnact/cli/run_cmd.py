@@ -60,6 +60,12 @@ def _study_source(preset: str | None, config: Path | None, out: Path | None,
     return "paper", "preset paper"
 
 
+def _is_study_folder(path: Path) -> bool:
+    from ..store import STUDY_FILE
+
+    return path.is_dir() and (path / STUDY_FILE).is_file()
+
+
 def _import_paths(value: object) -> list[str]:
     if isinstance(value, str):
         return [value] if ":" in value else []
@@ -91,6 +97,13 @@ def _check_out(folder: Path) -> None:
             raise ValueError(f"output folder's parent {str(folder.parent)!r} is a file, not a folder; give --out "
                              f"inside an existing folder")
         raise FileNotFoundError(f"output folder's parent {str(folder.parent)!r} does not exist; create it first")
+    from ..store import foreign_outputs
+
+    clash = foreign_outputs(folder)
+    if clash:
+        raise ValueError(f"--out {str(folder)!r} is not a study folder (it has no study.json) but holds "
+                         f"{', '.join(clash)}, which learnact run would write over; give a new or empty folder, or "
+                         f"move those out of it")
 
 
 def _announced(progress: Progress | None, note: str) -> Progress | None:
@@ -156,6 +169,20 @@ class _WarmUp:
         return update
 
 
+MAX_TASK_THREADS = 1024
+"""The most ``--threads`` a task of the ``processes`` or ``dask`` executor takes (another machine's cores)."""
+
+
+def _most_threads(executor: str) -> int:
+    """The most ``--threads``: 4 per core this process may use where the runs train here (the vectorised
+    engine forks a worker per thread: 100,000 of them ran out of memory), else :data:`MAX_TASK_THREADS`."""
+    if executor == "local":
+        from .._processes import available_cores
+
+        return 4 * available_cores()
+    return MAX_TASK_THREADS
+
+
 def _note(quiet: bool, text: str) -> None:
     if not quiet:
         print(f"learnact: {text}", file=sys.stderr, flush=True)
@@ -180,7 +207,7 @@ _STUDY_METAVAR = "study" if hasattr(TyperArgument, "_usage_display_name") else "
 def run(
     study_arg: str | None = typer.Argument(
         None, metavar=_STUDY_METAVAR, show_default=False,
-        help="Study file (.toml/.yaml/.json), preset name or study folder; same as --config."),
+        help="Study file (.toml/.yaml/.json), preset name or study folder (resumed there); same as --config."),
     preset: str | None = typer.Option(
         None, "--preset", "-p", help="Built-in study (learnact list presets): paper, headline, families or "
                                      "suite. Default: paper, or the study already in --out."),
@@ -234,6 +261,8 @@ def run(
 
     # a wrong study file, engine or number is reported before torch and the training code load (about 3 s)
     source, described = _study_source(preset, config, out, study_arg)
+    if out is None and isinstance(source, (str, Path)) and _is_study_folder(Path(source)):
+        out = Path(source)  # a study folder given as the study: resume it there, not in a new folder
     if plugin:  # before the study: its variants may name the plugins' candidates
         from ..plugins import import_plugins
 
@@ -255,6 +284,11 @@ def run(
         threads = _default_threads(engine, executor)
     if threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
+    most = _most_threads(executor)
+    if threads > most:
+        why = f"4 per core of the {most // 4} this process may use" if executor == "local" else "per task"
+        raise ValueError(f"--threads {threads} is more than learnact takes (at most {most}, {why}); give fewer, or "
+                         f"leave it out for the default")
     if group_size is not None and group_size < 1:
         raise ValueError(f"--group-size must be >= 1, got {group_size}")
     folder = out if out is not None else default_out(study.name)
@@ -271,7 +305,7 @@ def run(
             from ..experiment.engines import when_trained
             from ..experiment.executors import open_executor
             from ..experiment.runner import LOG_FILE, run_study
-            from ..store import atomic_write
+            from ..store import LEADERBOARD_FILE, atomic_write
             from .display import diverged_lines, print_leaderboard, print_suite
             from .errors import state
             from .progress import study_progress
@@ -298,7 +332,7 @@ def run(
     tidy = tidy_results(folder)  # the one table behind the terminal leaderboard, leaderboard.csv and the report
     aggregates = seed_aggregates(tidy) if not study.datasets else None  # their seed statistics, computed once
     table = leaderboard(tidy, aggregates=aggregates)
-    with atomic_write(folder / "leaderboard.csv") as tmp:
+    with atomic_write(folder / LEADERBOARD_FILE) as tmp:
         table.to_csv(tmp, index=False)
     write_results(folder, table=tidy)
     # the leaderboard as soon as training ends; the report pack builds after it

@@ -30,8 +30,8 @@ from .. import store
 from .._processes import available_cores, fork_map
 from ..config import RunConfig
 from ..exceptions import RunStoreError
+from ..store import RESULTS_FILE, study_reference, study_runs  # moved to the store; re-exported for older imports
 from ..store import check_study_dir as _check_study_dir
-from ..store import study_reference, study_runs  # moved to the store; re-exported for older imports
 from .diagnostics import DEFAULT_COLLAPSE_THRESHOLD, gate_diagnostics
 from .metrics import task_metrics
 from .quantities import COSTS, GATE_STATISTICS, gate_quantity
@@ -54,7 +54,6 @@ __all__ = [
     "per_run",
 ]
 
-RESULTS_FILE = "results.csv"
 ID_COLUMNS = ("run_id", "variant", "seed")
 STATUS_COLUMN = "status"
 VARIANT_COLUMNS = ("kind", "activation", "candidates", "gate", "gate_source", "gate_hidden", "temperature",

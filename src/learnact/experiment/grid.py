@@ -464,6 +464,9 @@ def load_study(source: str | Path) -> StudyConfig:
     else:
         if path.is_dir() and (path / "study.json").is_file():
             path = path / "study.json"
+        elif path.is_dir():
+            raise ConfigError(f"config {label!r} is a folder without study.json, so not a study folder; give a "
+                              f"study file, a preset ({', '.join(presets)}) or a folder `learnact run` wrote")
         elif not path.is_file():
             raise ConfigError(
                 f"config {label!r} is neither a file nor a preset{did_you_mean(label, presets)}; presets: "

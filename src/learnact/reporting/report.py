@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ..store import not_a_study_folder, write_text_atomic
+from ..store import REPORT_DIR, not_a_study_folder, write_text_atomic
 from .figures import FIGURES, build_figures
 from .html import index_html
 from .index import index_markdown
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["REPORT_DIR", "TABLES", "build_report", "protocol_paragraphs", "caption_suffix"]
 
-REPORT_DIR = "report"
-"""Name of the report folder inside a study folder."""
 
 TABLES: tuple[tuple[str, Callable[[StudyView], Table]], ...] = (
     ("leaderboard", leaderboard_table),
@@ -173,6 +171,39 @@ def _schedules_sentence(view: StudyView, gated: list[str]) -> str:
             + "; ".join(clauses) + ".")
 
 
+REPORT_MARKER = ".learnact-report"
+"""The file that marks a folder as a report pack learnact wrote (:func:`claim_report_folder`)."""
+
+
+def claim_report_folder(folder: Path, study: Path) -> None:
+    """Make ``folder`` the report folder of the study in ``study``, refusing one that holds what learnact did
+    not write.
+
+    A report rebuilds its folder in place, removing the earlier build's pages, figures and tables
+    (:func:`remove_earlier_build`). That is safe in a folder learnact made: the study's own ``report/`` (and
+    anything in it, such as a suite's data-set reports), or a folder marked with :data:`REPORT_MARKER` by an
+    earlier build (or inside one). Any other folder must be new or empty: a user's ``index.html`` or
+    ``report.tex`` there is never replaced. The marker is written here.
+
+    Raises:
+        ReportError: ``folder`` is a file, or a folder with other files in it; the message says what to do.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ReportError(f"report folder {str(folder)!r} is a file; give a folder (new, or an earlier report's)")
+    here = folder.resolve()
+    default = (Path(study) / REPORT_DIR).resolve()
+    ours = (here == default or default in here.parents
+            or any((p / REPORT_MARKER).is_file() for p in (here, *here.parents)))
+    if not ours and folder.is_dir() and any(folder.iterdir()):
+        raise ReportError(f"report folder {str(folder)!r} holds files that learnact did not write (it has no "
+                          f"{REPORT_MARKER}); a report rebuilds its folder, so give a new or empty folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / REPORT_MARKER
+    if not marker.is_file():
+        write_text_atomic(marker, "A report pack that learnact wrote; `learnact report` rebuilds this folder.\n")
+
+
 def _workers(workers: int | Literal["auto"] | None, tidy: pd.DataFrame, per_figure: bool = True) -> int:
     if workers == "auto":
         from .parallel import auto_workers
@@ -229,6 +260,7 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
         if not study.is_dir():
             raise FileNotFoundError(not_a_study_folder(study))
         tidy = tidy_results(study) if tidy is None else tidy
+        claim_report_folder(Path(out) if out is not None else study / REPORT_DIR, study)
         if is_suite(tidy):
             from .suite_report import build_suite_report
 
@@ -243,7 +275,7 @@ def build_report(study_dir: Path | str, *, pdf: bool = False, out: Path | str | 
         if aggregates is not None:
             view.__dict__["aggregates"] = aggregates  # StudyView.aggregates, the same computation on that table
     folder = Path(out) if out is not None else view.folder / REPORT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    claim_report_folder(folder, view.folder)
     remove_earlier_build(folder, (spec.name for spec in FIGURES), (name for name, _ in TABLES))
     tables: list = []
     skipped_tables: list[tuple[str, str]] = []

@@ -1,0 +1,144 @@
+"""What the commands write is theirs: a user's files in the way are refused, never replaced (the console script).
+
+Each case once ran with exit code 0 and replaced the file: `compare --csv` a run's sealed metrics.json (the
+study then failed its manifest check) or the user's study file, `run --out` a folder's own results.csv, `report
+--out` a folder's index.html.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import learnact
+
+SRC = Path(learnact.__file__).resolve().parent.parent
+
+TINY = textwrap.dedent("""
+    name = "tiny"
+    seeds = [1, 2]
+    reference = "relu"
+    [backbone]
+    hidden = [8]
+    [train]
+    max_epochs = 2
+    [[variants]]
+    name = "relu"
+    kind = "fixed"
+    activation = "relu"
+    [[variants]]
+    name = "tanh"
+    kind = "fixed"
+    activation = "tanh"
+""")
+
+
+def _learnact(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("learnact")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "learnact"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)}
+    env.pop("LEARNACT_DEBUG", None)
+    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300,
+                          stdin=subprocess.DEVNULL)
+
+
+def _refused(proc: subprocess.CompletedProcess[str], message: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished two-variant study (no report), its folder ``tiny`` beside its file ``tiny.toml``."""
+    where = tmp_path_factory.mktemp("kept")
+    (where / "tiny.toml").write_text(TINY)
+    proc = _learnact("run", "tiny.toml", "--out", "tiny", "--no-report", "-q", cwd=where)
+    assert proc.returncode == 0, proc.stderr
+    return where / "tiny"
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_compare_csv_never_replaces_a_study_file_or_part_of_a_study(study):
+    where = study.parent
+    before, toml = _snapshot(study), (where / "tiny.toml").read_bytes()
+    metrics = next((study / "runs").iterdir()) / "metrics.json"
+    for target, message in [(metrics, "does not end in .csv"),
+                            (where / "tiny.toml", "does not end in .csv"),
+                            (study / "results.csv", "is the study's own results.csv"),
+                            (study / "leaderboard.csv", "is the study's own leaderboard.csv"),
+                            (study / "runs" / "x.csv", "part of a study's run store"),
+                            (where / "no_such" / "c.csv", "does not exist; create it first")]:
+        _refused(_learnact("compare", "tiny", "--csv", str(target), cwd=where), message)
+    assert _snapshot(study) == before and (where / "tiny.toml").read_bytes() == toml
+    proc = _learnact("compare", "tiny", "--csv", "comparison.csv", cwd=where)
+    assert proc.returncode == 0, proc.stderr
+    assert (where / "comparison.csv").read_text().startswith("metric,variant,reference,")
+
+
+def test_compare_given_a_study_file_names_the_folder_it_needs(study):
+    _refused(_learnact("compare", "tiny.toml", cwd=study.parent), "'tiny.toml' is a study file; compare reads")
+
+
+def test_run_into_a_folder_holding_its_output_names_is_refused(study):
+    where = study.parent
+    mine = where / "mine"
+    mine.mkdir()
+    (mine / "results.csv").write_text("my results\n")
+    (mine / "notes.txt").write_text("mine\n")
+    _refused(_learnact("run", "tiny.toml", "--out", "mine", "-q", "--no-report", cwd=where),
+             "--out 'mine' is not a study folder (it has no study.json) but holds results.csv")
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "results.csv"]
+    assert (mine / "results.csv").read_text() == "my results\n"
+
+
+def test_run_given_a_study_folder_resumes_it_there(study):
+    where = study.parent
+    before = sorted(p.name for p in where.iterdir())
+    proc = _learnact("run", "tiny", "--no-report", cwd=where)
+    assert proc.returncode == 0, proc.stderr
+    assert "(0 trained, 4 already done)" in proc.stdout and f"study folder: {'tiny'}" in proc.stdout
+    assert sorted(p.name for p in where.iterdir()) == before  # no new folder
+    (where / "plain").mkdir(exist_ok=True)
+    _refused(_learnact("run", "plain", cwd=where), "config 'plain' is a folder without study.json")
+
+
+def test_too_many_threads_is_a_usage_error(study):
+    _refused(_learnact("run", "tiny.toml", "--out", "many", "--threads", "100000", cwd=study.parent),
+             "--threads 100000 is more than learnact takes (at most")
+    assert not (study.parent / "many").exists()
+
+
+def test_report_never_rebuilds_a_folder_it_did_not_write(study):
+    where = study.parent
+    mine = where / "site"
+    mine.mkdir()
+    (mine / "index.html").write_text("<p>my site</p>")
+    _refused(_learnact("report", "tiny", "--out", "site", cwd=where),
+             "report folder 'site' holds files that learnact did not write")
+    assert sorted(p.name for p in mine.iterdir()) == ["index.html"]
+    assert (mine / "index.html").read_text() == "<p>my site</p>"
+    for _ in range(2):  # a new folder, then that folder again: learnact's own (its marker)
+        proc = _learnact("report", "tiny", "--out", "pack", cwd=where)
+        assert proc.returncode == 0, proc.stderr
+    assert (where / "pack" / "index.html").is_file() and (where / "pack" / ".learnact-report").is_file()
+
+
+def test_predict_out_never_replaces_a_study_file(study):
+    run = next((study / "runs").iterdir())
+    rows = study.parent / "rows.csv"
+    from sklearn.datasets import load_breast_cancer
+
+    load_breast_cancer(as_frame=True).frame.drop(columns="target").head(12).to_csv(rows, index=False)
+    before = (study / "results.csv").read_bytes()
+    _refused(_learnact("predict", str(run), str(rows), "--out", str(study / "results.csv"), cwd=study.parent),
+             "is the study's own results.csv")
+    assert (study / "results.csv").read_bytes() == before
