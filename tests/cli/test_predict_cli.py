@@ -85,6 +85,22 @@ def test_predict_bad_inputs_are_one_line_errors(tiny_study, tmp_path):
     assert proc.returncode == 2 and "does not exist" in proc.stderr
 
 
+def test_a_header_without_rows_and_a_semicolon_file_name_the_problem(tiny_study, capsys, tmp_path):
+    # a header only read as "non-numeric feature columns"; a ';'-separated file as columns "the run does not know"
+    from sklearn.datasets import load_breast_cancer
+
+    names = load_breast_cancer().feature_names
+    header = tmp_path / "header.csv"
+    header.write_text(",".join(names) + "\n")
+    rc, _, err = _predict(capsys, tiny_study, header)
+    _one_line_error(rc, err, "has a header but no data rows; add one row per sample to predict")
+    semi = tmp_path / "semi.csv"
+    _breast_cancer_csv(semi, lambda frame: frame)
+    semi.write_text(semi.read_text().replace(",", ";"))
+    rc, _, err = _predict(capsys, tiny_study, semi)
+    _one_line_error(rc, err, "its header looks separated by ';'; save it with commas")
+
+
 def test_weights_with_one_flipped_byte_are_refused(run_copy, tmp_path):
     data = bytearray((run_copy / "weights.safetensors").read_bytes())
     data[len(data) - 7] ^= 0x10  # one bit of one weight: still a valid checkpoint, silently different

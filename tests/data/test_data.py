@@ -79,6 +79,9 @@ _ROWS = "".join(f"{i},{i * 0.5},{i % 2}\n" for i in range(20))
     (("a;b;label\n" + _ROWS.replace(",", ";")).encode(), "has 1 column(s), needs at least 2; its header looks "
                                                            "separated by ';': save it with commas"),
     (b"a,b,label\n1,2,0\n", "has 1 data rows, needs at least 10; add rows"),
+    # every row one value longer than the header: pandas took the first column for the index, shifted the others
+    (("a,b,label\n" + _ROWS.replace("\n", ",7\n")).encode(), "its rows have more fields than its header names; "
+                                                           "every row needs as many comma-separated fields"),
 ])
 def test_unreadable_csvs_name_the_problem_and_the_fix(tmp_path, content, expected):
     path = tmp_path / "d.csv"
@@ -86,6 +89,16 @@ def test_unreadable_csvs_name_the_problem_and_the_fix(tmp_path, content, expecte
     with pytest.raises(DataError) as caught:
         load_dataset(str(path))
     assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_rows_ending_in_a_comma_are_read_as_the_header_names_them(tmp_path):
+    # a trailing comma on every data row (a common export): pandas read the first column as the index, and the
+    # labels landed under the wrong name (the error then blamed "missing values in ['label']")
+    plain = load_dataset(_csv(tmp_path, "a,b,label\n" + _ROWS))
+    trailing = load_dataset(_csv(tmp_path, "a,b,label\n" + _ROWS.replace("\n", ",\n")))
+    assert trailing.feature_names == ("a", "b")
+    np.testing.assert_array_equal(trailing.X, plain.X)
+    np.testing.assert_array_equal(trailing.y, plain.y)
 
 
 def test_a_column_named_like_a_pandas_rename_is_not_a_duplicate(tmp_path):

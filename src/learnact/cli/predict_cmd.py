@@ -54,6 +54,8 @@ def predict(
         if not path.is_file():
             raise DataError(f"input {data!r} is neither a file nor a built-in data set ({', '.join(BUILTIN_DATASETS)})")
         frame = read_table(path)
+        if frame.empty and len(frame.columns):
+            raise DataError(f"input {data!r} has a header but no data rows; add one row per sample to predict")
     table = predict_table(run, frame)
     if out is not None:
         with atomic_write(out) as tmp:

@@ -342,14 +342,21 @@ def read_table(path: Path) -> pd.DataFrame:
     The error names the fix where the cause is common: an empty file, text
     that is not UTF-8, rows with more fields than the header, and two
     columns of the same name (pandas would read them as ``a`` and ``a.1``,
-    a silent rename that hid which was meant).
+    a silent rename that hid which was meant). Rows that each end in a comma
+    (an empty last field) are read as the header names their fields.
     """
+    import warnings
+
     import pandas as pd
 
     parquet = path.suffix.lower() == ".parquet"
     where = f"{'Parquet file' if parquet else 'CSV'} {str(path)!r}"
     try:
-        frame = pd.read_parquet(path) if parquet else pd.read_csv(path)
+        # index_col=False: rows that all end in one field more than the header (a trailing comma) are read as
+        # the header says; by default pandas took their first column for the index and shifted every column
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # values past the header: refused below
+            frame = pd.read_parquet(path) if parquet else pd.read_csv(path, index_col=False)
         # the raw header row, where pandas may have renamed a repeated name (a CSV read once already reads again)
         header = ([str(c) for c in pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0]]
                   if not parquet and _renamed_duplicates(frame) else [])
@@ -362,6 +369,9 @@ def read_table(path: Path) -> pd.DataFrame:
     except pd.errors.ParserError as exc:
         raise DataError(f"cannot read {where}: {' '.join(str(exc).split())}; every row needs as many "
                         "comma-separated fields as the header") from None
+    except pd.errors.ParserWarning:
+        raise DataError(f"cannot read {where}: its rows have more fields than its header names; every row needs "
+                        "as many comma-separated fields as the header (name the extra columns, or drop them)") from None
     except Exception as exc:  # pandas raises many types
         raise DataError(f"cannot read {where}: {' '.join(str(exc).split())}") from None
     dup = next((c for i, c in enumerate(header) if c in header[:i]), None)

@@ -159,6 +159,10 @@ def predict_table(run: LoadedRun, frame: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in names if c not in frame.columns]
         if missing:
             extra = [str(c) for c in frame.columns if c not in names]
+            sep = next((s for s in (";", "\t", "|") if len(frame.columns) == 1 and s in str(frame.columns[0])), None)
+            if sep is not None:
+                raise DataError(f"input has one column, {str(frame.columns[0])[:60]!r}: its header looks separated "
+                                f"by {sep!r}; save it with commas")
             raise DataError(f"input lacks feature columns {missing[:5]}{' ...' if len(missing) > 5 else ''}"
                             + (f" and has columns the run does not know {extra[:5]}{' ...' if len(extra) > 5 else ''}"
                                f" (renamed?)" if extra else "")
