@@ -67,7 +67,7 @@ import os
 import re
 import shutil
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1013,6 +1013,33 @@ def _dataset_order(folder: Path) -> dict[str, int]:
         return {}
     names = [e.get("dataset") for e in entries if isinstance(e, dict)]
     return {dataset_label(n): i for i, n in enumerate(n for n in names if isinstance(n, str))}
+
+
+def planned_runs(study_dir: Path) -> set[tuple[str, str, int]] | None:
+    """``(data set label or "", variant, seed)`` of every run the study's ``study.json`` plans, or ``None`` when
+    it cannot tell (no ``study.json``, or one without a list of variants and seeds)."""
+    study = _study_file(Path(study_dir))
+    variants, seeds = study.get("variants"), study.get("seeds")
+    if not isinstance(variants, list) or not isinstance(seeds, list):
+        return None
+    names: list[str] = [v["name"] for v in variants if isinstance(v, dict) and isinstance(v.get("name"), str)]
+    labels = list(_dataset_order(Path(study_dir))) or [""]
+    return {(d, v, int(s)) for d in labels for v in names for s in seeds if isinstance(s, int)}
+
+
+def unfinished_note(study_dir: Path, finished: Iterable[RunConfig]) -> str | None:
+    """A sentence naming the runs ``study.json`` plans that have not finished (``finished``: the configs of
+    those that have, finished or diverged), or ``None`` when none is missing or the plan is unknown."""
+    planned = planned_runs(study_dir)
+    if not planned:
+        return None
+    missing = planned - {(c.suite_dataset or "", c.variant, c.seed) for c in finished}
+    if not missing:
+        return None
+    variants = list(dict.fromkeys(v for _, v, _ in sorted(missing, key=lambda k: (k[1], k[2], k[0]))))
+    shown = ", ".join(variants[:5]) + (f" and {len(variants) - 5} more" if len(variants) > 5 else "")
+    return (f"{len(missing)} of the {len(planned)} runs {str(study_dir)!r} plans have not finished (variants "
+            f"{shown}); the statistics use the finished ones: rerun `learnact run --out {study_dir}` to finish them")
 
 
 def study_reference(study_dir: Path) -> str | None:

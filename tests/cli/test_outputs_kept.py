@@ -142,3 +142,21 @@ def test_predict_out_never_replaces_a_study_file(study):
     _refused(_learnact("predict", str(run), str(rows), "--out", str(study / "results.csv"), cwd=study.parent),
              "is the study's own results.csv")
     assert (study / "results.csv").read_bytes() == before
+
+
+def test_compare_and_report_of_an_unfinished_study_say_what_is_missing(study, tmp_path):
+    # an interrupted study read as a complete one: its tables and comparisons said nothing of the missing runs
+    import shutil
+
+    part = tmp_path / "part"
+    shutil.copytree(study, part)
+    gone = next(p for p in sorted((part / "runs").iterdir()) if p.name.startswith("tanh__s2__"))
+    shutil.rmtree(gone)
+    note = ("learnact: warning: 1 of the 4 runs 'part' plans have not finished (variants tanh); the statistics use "
+            "the finished ones: rerun `learnact run --out part` to finish them")
+    for command in (["compare", "part"], ["report", "part"]):
+        proc = _learnact(*command, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert note in proc.stderr.splitlines(), proc.stderr
+    proc = _learnact("compare", str(study), cwd=tmp_path)
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr

@@ -20,6 +20,7 @@ Columns (:data:`RESULTS_COLUMNS`, stable for the report builder):
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,9 @@ def tidy_results(study_dir: Path, collapse_threshold: float = DEFAULT_COLLAPSE_T
     """
     rows: list[dict[str, Any]] = []
     found = list(study_runs(study_dir))
+    note = store.unfinished_note(Path(study_dir), (cfg for _, cfg in found))
+    if note is not None:  # an interrupted study: every table of it says so (the CLI prints one line)
+        warnings.warn(note, stacklevel=2)
     # each folder read, verified and parsed in forked workers when there are many (learnact._processes.fork_map)
     for run in fork_map(lambda fc: run_rows(fc[0], fc[1], collapse_threshold), found, available_cores()):
         rows.extend(run)
