@@ -163,3 +163,41 @@ def test_unreadable_csv_is_one_line_from_the_console_script(tmp_path, content, e
     assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "study").exists()
+
+
+DUPLICATE_YAML = """\
+name: dup
+seeds: [1]
+backbone:
+  hidden: [4]
+train:
+  max_epochs: 3
+variants:
+  - {name: v, kind: fixed, activation: relu}
+train:
+  patience: 2
+"""
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), [
+    ("study.yaml", DUPLICATE_YAML,
+     "config 'study.yaml': key 'train' is given twice (lines 5 and 9), and only the later one would be used; "
+     "merge the two into one"),
+    ("study.yaml", DUPLICATE_YAML.replace("train:\n  patience: 2\n", "").replace(
+        "activation: relu}", "activation: relu, patience: 1, patience: 2}"),
+     "key 'variants[0].patience' is given twice (both on line 8)"),
+    ("study.json", '{"name": "x", "seeds": [1], "name": "y", "variants": [{"name": "v", "kind": "fixed"}]}',
+     "config 'study.json': key 'name' is given twice, and only the later one would be used; merge the two into one"),
+    ("study.json", '{"name": "x", "seeds": [1], "variants": [{"name": "v", "kind": "fixed"}],'
+                   ' "train": {"max_epochs": 3, "patience": 1, "max_epochs": 300}}',
+     "key 'train.max_epochs' is given twice"),
+], ids=["yaml-top", "yaml-variant", "json-top", "json-train"])
+def test_a_key_given_twice_in_a_yaml_or_json_study_is_one_line(tmp_path, name, content, expected):
+    # YAML and JSON parsers keep the later value silently (a whole [train] block was dropped); TOML refuses
+    from console import run_learnact
+
+    (tmp_path / name).write_text(content)
+    proc = run_learnact("run", name, "--out", "d", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()

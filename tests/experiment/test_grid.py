@@ -251,3 +251,26 @@ def test_load_errors_for_files(tmp_path):
         load_study(_write(tmp_path, "name = ", "s.toml"))
     with pytest.raises(ConfigError, match="is not valid YAML"):
         load_study(_write(tmp_path, "a: [1,", "s.yaml"))
+
+
+def test_a_key_given_twice_is_refused_in_yaml_and_json_at_any_depth(tmp_path):
+    yaml_head = "name: d\nseeds: [1]\nvariants:\n  - name: v\n    kind: fixed\n"
+    cases = [
+        ("s.yaml", yaml_head + "train: {max_epochs: 3}\ntrain: {patience: 2}\n", "'train' is given twice (lines 6 and 7)"),
+        ("s.yaml", yaml_head + "    patience: 1\n    patience: 2\n",
+         "'variants[0].patience' is given twice (lines 6 and 7)"),
+        ("s.yaml", yaml_head + "train:\n  max_epochs: 3\n  max_epochs: 4\n", "'train.max_epochs' is given twice"),
+        ("s.yaml", yaml_head + "1: a\n01: b\n", "'1' is given twice"),  # keys compare as the values they load as
+        ("s.json", '{"name": "x", "seeds": [1], "name": "y"}', "'name' is given twice, and only the later"),
+        ("s.json", '{"name": "x", "seeds": [1], "variants": [{"name": "v"}, {"name": "w", "kind": "fixed", '
+                   '"kind": "gated"}]}', "'variants[1].kind' is given twice"),
+        ("s.json", '{"name": "x", "seeds": [1], "train": {"patience": 1, "patience": 1}}', "'train.patience' is given"),
+    ]
+    for name, text, expected in cases:
+        with pytest.raises(ConfigError, match="merge the two into one") as info:
+            load_study(_write(tmp_path, text, name))
+        assert expected in str(info.value), (text, str(info.value))
+    # YAML's merge key may be overridden: that is the point of it, not a key given twice
+    study = load_study(_write(tmp_path, "name: d\nseeds: [1]\nvariants:\n  - &v {name: v, kind: fixed, patience: 1}\n"
+                                         "  - {<<: *v, name: w}\n", "m.yaml"))
+    assert [(v.name, v.train.patience) for v in study.variants] == [("v", 1), ("w", 1)]

@@ -404,8 +404,21 @@ def study_to_dict(study: StudyConfig) -> dict[str, Any]:
     return out
 
 
+class _DuplicateKey(Exception):
+    """A key given twice in one table of a YAML or JSON study file (TOML's parser refuses these itself)."""
+
+    def __init__(self, where: str, lines: tuple[int, ...] = ()) -> None:
+        super().__init__(where)
+        self.where = where
+        self.lines = lines
+
+
 def _yaml_load(text: str) -> Any:
-    """``yaml.safe_load`` that also reads ``1e-3`` as a number (YAML 1.1 reads it as text)."""
+    """``yaml.safe_load`` that also reads ``1e-3`` as a number (YAML 1.1 reads it as text).
+
+    Raises:
+        _DuplicateKey: A mapping gives one key twice (PyYAML would keep the later value silently).
+    """
     import yaml
 
     class _Loader(yaml.SafeLoader):
@@ -416,7 +429,89 @@ def _yaml_load(text: str) -> Any:
         re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
         list("-+0123456789."),
     )
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _yaml_duplicates(loader, node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _yaml_duplicates(loader: Any, root: Any) -> None:
+    """Raise :class:`_DuplicateKey` for the first key given twice in one mapping of the composed ``root``.
+
+    Keys compare as the values they load as (``1`` and ``01``, ``yes`` and ``true`` are one key); the keys a
+    ``<<`` merge brings in may be overridden, as YAML defines. Each node is visited once (anchors, aliases).
+    """
+    import yaml
+
+    unchecked = object()  # a merge key or a key that is not a scalar (a null key is checked: ``~`` is one)
+    seen: set[int] = set()
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(root, ())]
+    while stack:
+        node, loc = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        children: list[tuple[Any, tuple[Any, ...]]] = []
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                key: Any = unchecked
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    try:
+                        key = loader.construct_object(key_node)
+                        hash(key)
+                    except (yaml.YAMLError, TypeError):
+                        key = unchecked  # constructing the document reports it
+                if key is not unchecked:
+                    line = key_node.start_mark.line + 1
+                    if key in first_line:
+                        raise _DuplicateKey(_loc_text((*loc, str(key))), (first_line[key], line))
+                    first_line[key] = line
+                children.append((value_node, (*loc, "?" if key is unchecked else str(key))))
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(item, (*loc, i)) for i, item in enumerate(node.value)]
+        stack.extend(reversed(children))  # depth first, in file order: the first duplicate is reported
+
+
+class _JSONObject(dict[str, Any]):
+    """A JSON object that remembers the first key its text gave twice (``json`` keeps the later value)."""
+
+    duplicate: str | None = None
+
+
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json``'s ``object_pairs_hook``: a plain dict, or a :class:`_JSONObject` naming the key given twice."""
+    out = dict(pairs)
+    if len(out) == len(pairs):
+        return out
+    marked = _JSONObject()
+    for key, value in pairs:
+        if key in marked and marked.duplicate is None:
+            marked.duplicate = key
+        marked[key] = value
+    return marked
+
+
+def _json_duplicate(value: Any, loc: tuple[Any, ...] = ()) -> str | None:
+    """The path of the first key given twice in one object of parsed JSON, or ``None``.
+
+    Iterative, depth first in file order: a parsed document may nest to the parser's recursion limit.
+    """
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(value, loc)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item, _JSONObject) and item.duplicate is not None:
+                return _loc_text((*where, item.duplicate))
+            stack.extend(reversed([(v, (*where, k)) for k, v in item.items()]))
+        elif isinstance(item, list):
+            stack.extend(reversed([(v, (*where, i)) for i, v in enumerate(item)]))
+    return None
 
 
 def _parse(text: str, suffix: str, label: str) -> Any:
@@ -425,6 +520,13 @@ def _parse(text: str, suffix: str, label: str) -> Any:
     except RecursionError:  # the parsers recurse per level; the depth of a parsed file is checked in study_from_dict
         raise ConfigError(f"config {label!r} nests lists or tables too deeply to read (a study file needs at most "
                           f"5 levels, the limit is {MAX_CONFIG_DEPTH})") from None
+    except _DuplicateKey as dup:
+        lines = ""
+        if dup.lines:
+            first, again = dup.lines
+            lines = f" (lines {first} and {again})" if first != again else f" (both on line {first})"
+        raise ConfigError(f"config {label!r}: key {dup.where!r} is given twice{lines}, and only the later one "
+                          "would be used; merge the two into one") from None
 
 
 def _parse_syntax(text: str, suffix: str, label: str) -> Any:
@@ -435,9 +537,13 @@ def _parse_syntax(text: str, suffix: str, label: str) -> Any:
             raise ConfigError(f"config {label!r} is not valid TOML: {exc}; fix the syntax at that line") from None
     if suffix == ".json":
         try:
-            return json.loads(text)
+            parsed = json.loads(text, object_pairs_hook=_json_pairs)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"config {label!r} is not valid JSON: {exc}") from None
+        duplicate = _json_duplicate(parsed)
+        if duplicate is not None:
+            raise _DuplicateKey(duplicate)
+        return parsed
     import yaml
 
     try:
