@@ -264,3 +264,95 @@ def test_the_suite_summary_prints_bracketed_names_as_written(suite: Path, capsys
     print_suite(tidy, "suite [draft]")
     out = capsys.readouterr().out
     assert "suite [draft]" in out and "[bold]a[v2]" in out, out
+
+
+MIXED = textwrap.dedent("""
+    name = "mixed"
+    seeds = [1, 2]
+    reference = "relu"
+    [data]
+    datasets = ["iris", "diabetes", "wine", "formula_product"]
+    [backbone]
+    hidden = [4]
+    [train]
+    max_epochs = 3
+    [[variants]]
+    name = "{activation}"
+    kind = "fixed"
+    activation = ["relu", "tanh"]
+    [[variants]]
+    name = "gated"
+    kind = "gated"
+    candidates = ["relu", "tanh"]
+""")
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A suite of two classification and two regression data sets, trained for 3 epochs (seconds)."""
+    root = tmp_path_factory.mktemp("mixed")
+    (root / "mixed.toml").write_text(MIXED)
+    (root / "one_each.toml").write_text(MIXED.replace('"iris", "diabetes", "wine", "formula_product"',
+                                                      '"iris", "diabetes"'))
+    for name in ("mixed", "one_each"):
+        proc = _learnact("run", f"{name}.toml", "--out", name, "--no-report", "-q", cwd=root)
+        assert proc.returncode == 0, proc.stderr
+    return root
+
+
+@pytest.mark.parametrize(("metric", "compared", "left_out"), [
+    ("r2", ["diabetes", "formula_product"], "Left out (no r2: classification data sets): iris, wine."),
+    ("accuracy", ["iris", "wine"], "Left out (no accuracy: regression data sets): diabetes, formula_product."),
+])
+def test_compare_by_a_metric_of_one_task_ranks_the_data_sets_of_that_task(mixed: Path, metric, compared, left_out):
+    # this was `learnact: internal error (KeyError: 'iris')`: data sets without the metric were looked up
+    proc = _learnact("compare", "mixed", "-m", metric, "--csv", f"{metric}.csv", cwd=mixed)
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert f"variants vs relu across 2 data sets ({metric})" in out and left_out in out, out
+    header = next(line.split() for line in proc.stdout.splitlines() if line.startswith("variant "))
+    assert header == ["variant", *compared, "avg", "rank", "W/T/L"]
+    tidy = tidy_results(mixed / "mixed")
+    a = suite_analysis(tidy, metric)
+    assert list(a.means.index) == compared and a.without_metric == {
+        d: "classification" if d in ("iris", "wine") else "regression" for d in ("iris", "diabetes", "wine",
+                                                                                 "formula_product")
+        if d not in compared}
+    assert list(pd.read_csv(mixed / f"{metric}.csv")["metric"].unique()) == [metric]
+
+
+@pytest.mark.parametrize(("metric", "problem"), [
+    ("accuracy", "a suite comparison of accuracy needs at least 2 data sets that record it; only iris does "
+                 "(classification), diabetes records r2 instead (regression); leave the metric out"),
+    ("r2", "a suite comparison of r2 needs at least 2 data sets that record it; only diabetes does (regression), "
+           "iris records accuracy instead (classification); leave the metric out"),
+])
+def test_compare_by_a_metric_only_one_data_set_records_names_the_data_sets_and_their_metric(mixed: Path, metric,
+                                                                                            problem):
+    # every variant finished: the old message blamed unfinished variants
+    proc = _learnact("compare", "one_each", "-m", metric, cwd=mixed)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and problem in lines[0] and "where every variant finished" not in lines[0], proc.stderr
+    # without -m each data set is ranked by its own primary score
+    assert _learnact("compare", "one_each", cwd=mixed).returncode == 0
+
+
+def test_a_data_set_left_out_of_a_suite_analysis_is_listed_without_a_best_variant():
+    from learnact.reporting.suite_report import suite_tables
+
+    tidy = _fake_tidy({"d1": {"a": [0.8], "b": [0.7]}, "d2": {"a": [0.6], "b": [0.9]}, "d3": {"a": [0.5]}})
+    a = suite_analysis(tidy, "accuracy", reps=20)
+    assert a.dropped == ["d3"]
+    means, _, listing = suite_tables(a, {})  # the listing looked d3 up in the complete means: KeyError
+    assert [[c.text for c in row[:2]] for row in listing.rows] == [["d1", "a"], ["d2", "b"], ["d3", "-"]]
+    assert "Left out (a variant had no finished run there): d3." in means.notes
+
+
+def test_a_suite_analysis_names_why_a_data_set_is_left_out():
+    tidy = _fake_tidy({"d1": {"a": [0.8], "b": [0.7]}, "d2": {"a": [0.6], "b": [0.9]}, "d3": {"a": [0.5]}})
+    tidy = tidy[tidy["dataset"] != "d2"]
+    with pytest.raises(ValueError, match="got 1 \\(d1\\): on d3, b finished no run$"):
+        suite_analysis(tidy, "accuracy")
+    with pytest.raises(ValueError, match="^no run records metric 'rmse'; recorded: accuracy$"):
+        suite_analysis(tidy, "rmse")  # a known metric of the other task

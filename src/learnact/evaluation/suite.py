@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .._checks import did_you_mean
 from ..config import dataset_label
 from .metrics import PRIMARY_METRIC, table_task
 from .quantities import describe_quantity
@@ -105,6 +106,8 @@ class SuiteAnalysis:
         reference: The variant the Bayesian tests and win/tie/loss compare against.
         means: ``(data sets x variants)`` mean scores over seeds (complete rows only).
         dropped: Data sets left out because a variant had no finished run there.
+        without_metric: ``{data set: its task}`` of the data sets left out because they do not record
+            ``metric`` (the classification data sets of a suite compared by ``r2``).
         ranks: Average rank per variant (1 = best), best first.
         friedman: Friedman's test (``None`` with fewer than 3 variants or 2 data sets).
         nemenyi: Nemenyi's post-hoc test and critical difference (as ``friedman``).
@@ -140,6 +143,7 @@ class SuiteAnalysis:
     profiles: pd.DataFrame = field(default_factory=pd.DataFrame)
     taus: np.ndarray = field(default_factory=lambda: np.linspace(0, 1, 101))
     confidence: float = 0.95
+    without_metric: dict[str, str] = field(default_factory=dict)
 
 
 def suite_analysis(tidy: pd.DataFrame, metric: str | None = None, reference: str | None = None, *,
@@ -156,18 +160,29 @@ def suite_analysis(tidy: pd.DataFrame, metric: str | None = None, reference: str
         reps: Bootstrap replicates of the IQM and probability-of-improvement intervals.
         seed: Seed of the bootstrap and the Bayesian test's posterior samples.
 
+    Only the data sets that record ``metric`` are compared (a suite of both tasks compared by ``r2`` ranks its
+    regression data sets; the others are listed in :attr:`SuiteAnalysis.without_metric`).
+
     Raises:
-        ValueError: Fewer than 2 data sets with every variant finished, or an unknown reference.
+        ValueError: An unknown metric, fewer than 2 data sets that record it, fewer than 2 of those where
+            every variant finished (each message names the data sets), fewer than 2 variants, or an unknown
+            reference.
     """
     higher = metric is None or describe_quantity(metric).higher_is_better is not False
+    without: dict[str, str] = {}
+    if metric is not None:
+        tidy, without = _datasets_with(tidy, metric)
     runs, means = suite_scores(tidy, metric)
     complete = means.dropna(axis=0, how="any")
     dropped = [d for d in means.index if d not in complete.index]
     variants = list(means.columns)
-    if len(complete) < 2 or len(variants) < 2:
-        raise ValueError(f"a suite comparison needs at least 2 data sets where every variant finished and 2 "
-                         f"variants; got {len(complete)} data sets ({', '.join(map(str, complete.index)) or 'none'}) "
-                         f"and {len(variants)} variants")
+    if len(variants) < 2:
+        raise ValueError(f"a suite comparison needs at least 2 variants; got {len(variants)} "
+                         f"({', '.join(map(str, variants)) or 'none'})")
+    if len(complete) < 2:
+        raise ValueError(f"a suite comparison needs at least 2 data sets where every variant finished"
+                         f"{f' with a finite {metric}' if metric else ''}; got {len(complete)} "
+                         f"({', '.join(map(str, complete.index)) or 'none'}): {_why_left_out(tidy, means, metric)}")
     ref = reference or tidy.attrs.get("reference") or variants[0]
     if ref not in variants:
         raise ValueError(f"unknown reference {ref!r}; variants: {', '.join(variants)}")
@@ -218,7 +233,56 @@ def suite_analysis(tidy: pd.DataFrame, metric: str | None = None, reference: str
         dropped=dropped, ranks=ranks,
         friedman=friedman, nemenyi=nemenyi, wilcoxon=wilcoxon_holm(complete), cliques=cliques,
         bayes=pd.DataFrame(bayes_rows), rope=rope, wtl=pd.DataFrame(wtl_rows), iqm=pd.DataFrame(iqm_rows),
-        poi=poi, poi_ci=poi_ci, profiles=profiles, taus=taus)
+        poi=poi, poi_ci=poi_ci, profiles=profiles, taus=taus, without_metric=without)
+
+
+def _why_left_out(tidy: pd.DataFrame, means: pd.DataFrame, metric: str | None) -> str:
+    """Per data set with a missing mean: which variants have no finished run there, which no finite score."""
+    finished = tidy[finished_mask(tidy)]
+    done = set(zip(finished["dataset"].astype(str).map(dataset_label), finished["variant"].astype(str), strict=True))
+    parts = []
+    for d in means.index[means.isna().any(axis=1)]:
+        missing = [str(v) for v in means.columns if pd.isna(means.loc[d, v])]
+        unfinished = [v for v in missing if (d, v) not in done]
+        unscored = [v for v in missing if (d, v) in done]
+        why = [f"{', '.join(unfinished)} finished no run"] if unfinished else []
+        if unscored:
+            why.append(f"{', '.join(unscored)} recorded no finite {metric or 'score'}")
+        parts.append(f"on {d}, {' and '.join(why)}")
+    return "; ".join(parts)
+
+
+def _datasets_with(tidy: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The rows of the data sets that record ``metric``, and ``{data set label: task}`` of those that do not.
+
+    Raises:
+        ValueError: No data set records ``metric`` (an unknown metric, with a suggestion), or only one does
+            (naming it and the primary metric of the others).
+    """
+    names = dataset_names(tidy)
+    labels = tidy["dataset"].astype(str)
+    recorded = {name: tidy.loc[labels == name, "metric"].astype(str) for name in names}
+    have = [name for name in names if (recorded[name] == metric).any()]
+    if not have:
+        present = list(dict.fromkeys(tidy["metric"].astype(str)))
+        raise ValueError(f"no run records metric {metric!r}{did_you_mean(metric, present)}; recorded: "
+                         f"{', '.join(present)}")
+    lacking = {dataset_label(n): table_task(tidy[labels == n]) for n in names if n not in have}
+    only = dataset_label(have[0])
+    if len(names) < 2:
+        raise ValueError(f"a suite comparison needs at least 2 data sets; the table holds only {only}")
+    if len(have) < 2:
+        by_task: dict[str, list[str]] = {}
+        for d, task in lacking.items():
+            by_task.setdefault(task, []).append(d)
+        others = ", ".join(f"{', '.join(ds)} {'records' if len(ds) == 1 else 'record'} {PRIMARY_METRIC[task]} "
+                           f"instead ({task})" for task, ds in by_task.items())
+        raise ValueError(f"a suite comparison of {metric} needs at least 2 data sets that record it; only {only} "
+                         f"does ({table_task(tidy[labels == have[0]])}), {others}; leave the metric out to rank "
+                         "each data set by its own primary score (accuracy; R2 for regression)")
+    kept = tidy[labels.isin(have)]
+    kept.attrs = dict(tidy.attrs)
+    return kept, lacking
 
 
 

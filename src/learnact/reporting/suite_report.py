@@ -81,12 +81,17 @@ def suite_tables(a: SuiteAnalysis, reports: dict[str, str]) -> list[Table]:
         rows.append(cells)
         data.append({"variant": v, **{d: a.means.loc[d, v] for d in datasets}, "average_rank": a.ranks[v],
                      **({c: int(wtl.loc[v, c]) for c in ("wins", "ties", "losses")} if v in wtl.index else {})})
+    notes = []
+    if a.dropped:
+        notes.append(f"Left out (a variant had no finished run there): {', '.join(a.dropped)}.")
+    for task in dict.fromkeys(a.without_metric.values()):
+        names = [d for d, t in a.without_metric.items() if t == task]
+        notes.append(f"Left out (no {a.metric}: {task} data sets): {', '.join(names)}.")
     means = Table(
         "suite_means", f"Mean test {a.metric} over seeds on each data set, best in bold; average rank over the data "
         f"sets (1 = best); data sets won, tied (within {a.rope:g}) and lost against {a.reference}.",
         ["variant", *datasets, "avg rank", "W/T/L"], rows, "l" + "r" * len(datasets) + "rr", pd.DataFrame(data),
-        title="Suite: mean per data set",
-        notes=(f"Left out (a variant had no finished run there): {', '.join(a.dropped)}." if a.dropped else ""))
+        title="Suite: mean per data set", notes=" ".join(notes))
     nem = a.nemenyi.p_values if a.nemenyi is not None else None
     wil = a.wilcoxon.set_index(["a", "b"])
     iqm = a.iqm.set_index("variant")
@@ -120,8 +125,9 @@ def suite_tables(a: SuiteAnalysis, reports: dict[str, str]) -> list[Table]:
         notes=("" if f is None else f"Friedman test over {f.n_datasets} data sets and {f.n_variants} variants: "
                f"chi2 = {f.statistic:.2f}, p = {f.p_value:.3g} (Iman-Davenport F = {f.iman_davenport:.2f}, "
                f"p = {f.iman_davenport_p:.3g}). Probabilities above 0.95 in bold."))
-    rows = [[Cell(d), Cell(str(a.means.loc[d].idxmax() if a.higher_is_better else a.means.loc[d].idxmin())),
-             Cell(reports.get(d, "-"))] for d in [*datasets, *a.dropped]]
+    rows = [[Cell(d), Cell(str(a.means.loc[d].idxmax() if a.higher_is_better else a.means.loc[d].idxmin())
+                           if d in a.means.index else "-"),  # a left-out data set has no complete means
+             Cell(reports.get(d, "-"))] for d in [*datasets, *a.dropped, *a.without_metric]]
     listing = Table("suite_datasets", "Each data set's own report (leaderboard, comparisons, figures).",
                     ["data set", f"best mean {a.metric}", "report"], rows, "lll",
                     pd.DataFrame({"dataset": [r[0].text for r in rows], "report": [r[2].text for r in rows]}),
