@@ -356,3 +356,13 @@ def test_a_suite_analysis_names_why_a_data_set_is_left_out():
         suite_analysis(tidy, "accuracy")
     with pytest.raises(ValueError, match="^no run records metric 'rmse'; recorded: accuracy$"):
         suite_analysis(tidy, "rmse")  # a known metric of the other task
+
+
+def test_compare_by_a_cost_every_variant_ties_on_is_a_comparison_without_warnings(mixed: Path):
+    # 3 epochs and no early stop: epochs_run ties every variant on every data set (as train_time_s does for the
+    # members of one stack, who share its time); Friedman's test was NaN with a RuntimeWarning from scipy
+    proc = _learnact("compare", "mixed", "-m", "epochs_run", cwd=mixed)
+    assert proc.returncode == 0 and "warning" not in proc.stderr.lower(), proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "variants vs relu across 4 data sets (epochs_run)" in out
+    assert "chi2 = 0.00, p = 1 (Iman-Davenport F = 0.00, p = 1)" in out and "nan" not in out, out

@@ -56,6 +56,18 @@ def test_friedman_matches_scipy_and_the_rank_formula():
     assert friedman_test(scores.sample(frac=1, axis=1, random_state=1)).statistic == pytest.approx(res.statistic)
 
 
+@pytest.mark.filterwarnings("error")  # scipy's tie correction divided 0 by 0: a RuntimeWarning and NaN
+def test_friedman_on_data_sets_that_tie_every_variant_finds_no_difference():
+    scores = pd.DataFrame({"a": [0.5, 0.7, 3.0], "b": [0.5, 0.7, 3.0], "c": [0.5, 0.7, 3.0]})
+    res = friedman_test(scores, higher_is_better=False)
+    assert (res.statistic, res.p_value, res.iman_davenport, res.iman_davenport_p) == (0.0, 1.0, 0.0, 1.0)
+    assert res.ranks.to_dict() == {"a": 2.0, "b": 2.0, "c": 2.0}
+    # one data set that tells the variants apart is scipy's tie-corrected test again
+    scores.loc[3] = [0.1, 0.2, 0.3]
+    ref = stats.friedmanchisquare(*(scores[c] for c in scores.columns))
+    assert friedman_test(scores).statistic == pytest.approx(ref.statistic) and np.isfinite(ref.statistic)
+
+
 def test_demsar_worked_example_iman_davenport_and_critical_difference():
     # Demšar (2006), section 3.2.4: four C4.5 variants on 14 data sets, average ranks 3.143, 2.000, 2.893,
     # 1.964 give chi2_F = 9.28 and F_F = 3.69; the Nemenyi critical difference at alpha = 0.05 is 1.25.

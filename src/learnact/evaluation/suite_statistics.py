@@ -119,6 +119,10 @@ class FriedmanResult:
 def friedman_test(scores: pd.DataFrame, higher_is_better: bool = True) -> FriedmanResult:
     """Friedman's test (scipy) that all variants have the same average rank.
 
+    When every data set ties all variants (a cost equal for every variant, such as the training time that
+    the members of one stack share), no rank differs: ``chi2 = 0``, ``p = 1`` (scipy's tie correction
+    divides 0 by 0 there and returns NaN).
+
     Args:
         scores: ``(n_datasets, k)`` table of per-data-set scores, ``k >= 3``.
         higher_is_better: Direction of the score.
@@ -127,6 +131,8 @@ def friedman_test(scores: pd.DataFrame, higher_is_better: bool = True) -> Friedm
     n, k = s.shape
     if k < 3:
         raise ValueError(f"Friedman's test needs at least 3 variants, got {k}; compare two with wilcoxon_holm")
+    if (s.nunique(axis=1) == 1).all():
+        return FriedmanResult(0.0, 1.0, 0.0, 1.0, n, k, average_ranks(scores, higher_is_better))
     from scipy import stats  # here, not at import: reading results need not load scipy.stats
 
     res = stats.friedmanchisquare(*(s[c].to_numpy() for c in s.columns))
