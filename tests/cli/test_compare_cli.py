@@ -120,3 +120,19 @@ def test_entry_point(study):
     assert "static_T0.7" in proc.stdout
     raw = json.loads((study / "study.json").read_text())
     assert raw["reference"] == "baseline_tanh"
+
+
+def test_a_metric_given_twice_is_compared_once_in_the_order_first_given(study, tmp_path):
+    from console import run_learnact
+
+    proc = run_learnact("compare", study, "-m", "roc_auc", "-m", "accuracy", "-m", "roc_auc", "--csv",
+                        tmp_path / "cmp.csv", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("│")[1:3] for line in proc.stdout.splitlines() if line.startswith("│")]
+    assert [[c.strip() for c in r] for r in rows] == [["roc_auc", "baseline_relu"], ["roc_auc", "static_T0.7"],
+                                                      ["accuracy", "baseline_relu"], ["accuracy", "static_T0.7"]]
+    written = pd.read_csv(tmp_path / "cmp.csv")
+    assert list(written["metric"]) == ["roc_auc", "roc_auc", "accuracy", "accuracy"]
+    table = paired_comparisons(tidy_results(study), "baseline_tanh", ("accuracy", "accuracy"))
+    assert list(table["metric"]) == ["accuracy", "accuracy"] and list(table["variant"]) == ["baseline_relu",
+                                                                                           "static_T0.7"]

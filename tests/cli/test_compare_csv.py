@@ -142,3 +142,12 @@ def test_bad_csv_is_one_line_with_exit_2(tmp_path, edit, expected):
 def test_bad_options_are_one_line_with_exit_2(runs_csv, tmp_path, args, expected):
     line = _one_line(_learnact("compare", runs_csv, *args, cwd=tmp_path))
     assert expected in line, line
+
+
+def test_a_metric_column_given_twice_is_compared_once(runs_csv, tmp_path):
+    out = tmp_path / "cmp.csv"
+    proc = _learnact("compare", runs_csv, "--reference", "relu", "-m", "accuracy", "-m", "accuracy", "--csv", out,
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert list(pd.read_csv(out)["metric"]) == ["accuracy", "accuracy"]  # gated and swish, once each
+    assert sum(line.startswith("│ accuracy") for line in proc.stdout.splitlines()) == 2, proc.stdout

@@ -366,3 +366,11 @@ def test_compare_by_a_cost_every_variant_ties_on_is_a_comparison_without_warning
     out = " ".join(proc.stdout.split())
     assert "variants vs relu across 4 data sets (epochs_run)" in out
     assert "chi2 = 0.00, p = 1 (Iman-Davenport F = 0.00, p = 1)" in out and "nan" not in out, out
+
+
+def test_a_metric_given_twice_to_a_suite_compare_is_compared_once(mixed: Path):
+    proc = _learnact("compare", "mixed", "-m", "r2", "-m", "r2", "--csv", "twice.csv", cwd=mixed)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("variants vs relu across 2 data sets (r2)") == 1, proc.stdout
+    written = pd.read_csv(mixed / "twice.csv")
+    assert sorted(written["variant"]) == ["gated", "tanh"] and set(written["metric"]) == {"r2"}

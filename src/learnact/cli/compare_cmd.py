@@ -110,6 +110,7 @@ def compare(
         _check_csv(csv)
 
     declared = [*(higher_is_better or ()), *(lower_is_better or ())]
+    metric = list(dict.fromkeys(metric)) if metric else None  # -m x -m x compares x once, in the order given
     ratio_given: float | None = None
     skipped: tuple[str, ...] = ()
     directions = None

@@ -131,8 +131,9 @@ def paired_comparisons(
     Args:
         tidy: A tidy results table (:func:`~learnact.evaluation.results.tidy_results`).
         reference: Reference variant; see :func:`resolve_reference`.
-        metrics: Quantities to compare (any name of the tidy table's ``metric``); default: the
-            task's headline metrics (:data:`~learnact.evaluation.metrics.HEADLINE_METRICS`).
+        metrics: Quantities to compare (any name of the tidy table's ``metric``; one given twice counts once,
+            where it first appears); default: the task's headline metrics
+            (:data:`~learnact.evaluation.metrics.HEADLINE_METRICS`).
         confidence: Coverage of the interval of the mean difference.
         tie_tol: Differences with ``|d| <= tie_tol`` count as ties (W/T/L) and as zero differences (Wilcoxon).
         directions: Whether higher is better, per metric name, for metrics
@@ -162,7 +163,7 @@ def paired_comparisons(
     """
     if isinstance(metrics, str):
         metrics = (metrics,)
-    metrics = tuple(metrics) if metrics is not None else HEADLINE_METRICS[table_task(tidy)]
+    metrics = tuple(dict.fromkeys(metrics)) if metrics is not None else HEADLINE_METRICS[table_task(tidy)]
     ref = resolve_reference(tidy, reference)
     present = list(dict.fromkeys(tidy["metric"].astype(str)))
     for m in metrics:
