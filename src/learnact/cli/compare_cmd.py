@@ -102,7 +102,7 @@ def compare(
     )
     from ..evaluation.metrics import HEADLINE_METRICS, table_task
     from ..exceptions import RunStoreError
-    from .display import plain_console
+    from .display import print_whole
     from .errors import state
 
     state.writes_to = csv
@@ -192,7 +192,7 @@ def compare(
     for cells in format_comparisons(table):
         t.add_row(cells["metric"], cells["variant"], cells["n"], cells["mean"], cells["diff"], cells["ci"],
                   cells["t"], cells["p"], cells["p_holm"], cells["wilcoxon_p"], cells["wtl"], cells["status"])
-    plain_console(160).print(t)
+    print_whole(t, 160)
 
 
 def _write_csv(table: pd.DataFrame, csv: Path | None) -> None:

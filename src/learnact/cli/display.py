@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # pandas loads when a command runs, not when the CLI starts
     from ..reporting.render import Table
 
 __all__ = ["print_leaderboard", "print_suite", "print_report_table", "leaderboard_cells", "suite_cells",
-           "diverged_lines", "plain_console"]
+           "diverged_lines", "plain_console", "print_whole"]
 
 
 def plain_console(min_width: int) -> Any:
@@ -26,6 +26,23 @@ def plain_console(min_width: int) -> Any:
     from rich.console import Console
 
     return Console(width=max(min_width, Console().width), markup=False)
+
+
+def print_whole(table: Any, min_width: int) -> None:
+    """Print a rich ``table`` on a :func:`plain_console` of ``min_width`` columns; off a terminal (a log, a pipe),
+    where a row that does not fit would be wrapped or a name cut (``spline_grid_siz…`` could stand for two
+    variants), at the table's natural width instead."""
+    from rich.measure import Measurement
+
+    console = plain_console(min_width)
+    if not console.is_terminal:
+        with console.capture() as capture:
+            console.print(table)
+        rows = [line for line in capture.get().splitlines() if line.startswith("│")]
+        if len(rows) > table.row_count or any("…" in line or not line.rstrip().endswith("│") for line in rows):
+            needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+            console = plain_console(max(needed, console.width))
+    console.print(table)
 
 
 def _pm(mean: float, std: float, fmt: str) -> str:
@@ -85,11 +102,15 @@ def print_leaderboard(table: pd.DataFrame, title: str = "leaderboard") -> None:
     labels = [_HEADERS[m] for m in _shown_metrics(table)]
     # the step column's unit on a second header line: the column stays as narrow as its numbers, so the paper's
     # table still fits 120 columns (off a terminal) with its rows on one line each
+    cells = leaderboard_cells(table)
     for col in ("variant", "n", "diverged", *labels, "params", "FLOPs/sample", "step\n[ms]"):
-        t.add_column(col, justify="left" if col == "variant" else "right")
-    for cells in leaderboard_cells(table):
-        t.add_row(*cells)
-    plain_console(120).print(t)
+        if col == "variant":  # a name is never cut (on a narrow terminal it folds onto a second line)
+            t.add_column(col, justify="left", overflow="fold")
+        else:
+            t.add_column(col, justify="right")
+    for row in cells:
+        t.add_row(*row)
+    print_whole(t, 120)
 
 
 def suite_cells(tidy: pd.DataFrame, metric: str | None = None, digits: int = 4) -> tuple[list[str], list[list[str]]]:
