@@ -152,7 +152,7 @@ def test_entropy_penalty_sums_gate_entropies_and_reaches_the_logits():
     with torch.no_grad():
         a.logits.copy_(torch.randn(4, 2))
         b.logits.copy_(torch.randn(3))
-    with pytest.raises(ValueError, match=r"input-dependent gate '3' has not run a forward pass"):
+    with pytest.raises(ValueError, match=r"input-dependent gate '3' holds no weights of a forward pass"):
         entropy_penalty(net)
     x = torch.randn(6, 3)
     net(x)
@@ -340,3 +340,20 @@ def test_sample_input_reaches_a_transformer_layers_activation():
     converted.eval()
     with torch.no_grad():
         assert torch.allclose(converted(x), converted(x.clone().requires_grad_(True)), atol=1e-6)
+
+
+def test_an_input_gate_under_vmap_keeps_no_weights_that_escape_it():
+    # the vmapped forward's weights were kept as last_weights, and entropy_penalty later failed with PyTorch's
+    # "your tensor may have escaped from inside a function being vmapped"
+    torch.manual_seed(0)
+    gate = GatedActivation(("relu", "tanh"), gate="input", width=3)
+    x = torch.randn(5, 3)
+    batched = torch.func.vmap(gate)(x)
+    assert gate.last_weights is None
+    assert torch.allclose(batched, gate(x), atol=1e-6)  # the same function, sample by sample
+    with pytest.raises(ValueError, match=r"holds no weights of a forward pass .*inside torch.func transforms"):
+        gate.last_weights = None
+        torch.func.vmap(gate)(x)
+        entropy_penalty(nn.Sequential(gate))
+    gate(x)
+    assert entropy_penalty(nn.Sequential(gate)).item() > 0

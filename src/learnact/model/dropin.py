@@ -368,14 +368,16 @@ def entropy_penalty(model: nn.Module) -> Tensor:
         A scalar tensor (``0.`` for a model without gated activations).
 
     Raises:
-        ValueError: an input-dependent gate that has not run a forward pass yet.
+        ValueError: an input-dependent gate that holds no weights of a forward pass (none yet, or only
+            inside a ``torch.func`` transform).
     """
     total: Tensor | None = None
     for path, m in _gated(model):
         if m.gate == "input":
             if m.last_weights is None:
-                raise ValueError(f"entropy_penalty: the input-dependent gate {path!r} has not run a forward pass "
-                                 f"yet; call the model on the batch first")
+                raise ValueError(f"entropy_penalty: the input-dependent gate {path!r} holds no weights of a forward "
+                                 f"pass (none yet, or only inside torch.func transforms such as vmap, which keep "
+                                 f"none); call the model on the batch first")
             h = gate_entropy(m.last_weights).mean()
         else:
             h = m.entropy()

@@ -334,10 +334,15 @@ class GatedActivation(CandidateModule):
         An exported program has no such side effects (it would not keep the
         attribute), and the export warned that the attribute "must be registered
         as buffers". Only training reads it (:func:`learnact.model.entropy_penalty`);
-        ``torch.compile`` keeps it as eager mode does.
+        ``torch.compile`` keeps it as eager mode does. Inside a ``torch.func``
+        transform (``vmap``, ``grad``) the weights are a transform's own tensor,
+        which must not escape it: ``last_weights`` is then ``None``.
         """
-        if not torch.compiler.is_exporting():
-            self.last_weights = weights
+        if torch.compiler.is_exporting():
+            return
+        wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+        inside_transform = not torch.compiler.is_compiling() and wrapped is not None and wrapped(weights)
+        self.last_weights = None if inside_transform else weights
 
     def __getstate__(self) -> dict[str, object]:
         state = super().__getstate__()
