@@ -54,7 +54,7 @@ def test_field_errors_name_the_field_the_value_and_the_fix(model, kwargs, expect
 
 def test_unknown_activation_lists_the_valid_names():
     text = _message(ActivationConfig, candidates=["relu", "tahn"])
-    assert "candidates: unknown activation 'tahn' (did you mean 'tanh'?)" in text
+    assert "candidates[1]: unknown activation 'tahn' (did you mean 'tanh'?)" in text
     assert "relu" in text and "sigmoid" in text and "silu" in text
 
 

@@ -21,9 +21,10 @@ import hashlib
 import json
 import typing
 from collections.abc import Sequence
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     Field,
     ValidationError,
@@ -281,6 +282,14 @@ SCHEDULE_FORMULAS: dict[str, str] = {
 :meth:`learnact.training.schedules.TemperatureSchedule.at`, and a test pins one to the other)."""
 
 
+def _check_candidate(name: str) -> str:
+    return names.check_candidate(name)  # looked up per call: plugins register names later
+
+
+# checked one by one, so a bad name's path names its entry: ``variants[1].candidates[1]``
+_Candidate = Annotated[str, AfterValidator(_check_candidate)]
+
+
 class ActivationConfig(_Frozen):
     """What sits after each hidden Linear layer.
 
@@ -305,7 +314,7 @@ class ActivationConfig(_Frozen):
 
     kind: str = "gated"
     activation: str = "relu"
-    candidates: tuple[str, ...] = Field(("relu", "tanh", "sigmoid"), strict=False)
+    candidates: tuple[_Candidate, ...] = Field(("relu", "tanh", "sigmoid"), strict=False)
     gate: Literal["layer", "neuron", "input"] = "layer"
     gate_source: Literal["network", "layer"] = "network"
     gate_hidden: int = Field(16, ge=1, le=MAX_WIDTH, json_schema_extra={"cap": "MAX_WIDTH"})
@@ -344,14 +353,6 @@ class ActivationConfig(_Frozen):
     def _candidates(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
             raise ValueError("must name at least one activation, got []")
-        problems = []
-        for name in v:
-            try:
-                names.check_candidate(name)
-            except ValueError as exc:
-                problems.append(str(exc))
-        if problems:
-            raise ValueError("; ".join(problems))
         if len(set(v)) != len(v):
             raise ValueError(f"must not repeat a name, got {list(v)}")
         return v

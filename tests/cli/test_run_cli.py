@@ -196,7 +196,7 @@ def _bad(tmp_path, old: str, new: str, suffix: str = ".toml") -> Path:
         ('kind = "gated"', 'kind = "gated"\ncandidates = []',
          "variants[0].candidates: must name at least one activation"),
         ('kind = "gated"', 'kind = "gated"\ncandidates = ["relu", "tahn"]',
-         "variants[0].candidates: unknown activation 'tahn' (did you mean 'tanh'?); valid: elu, gelu, identity"),
+         "variants[0].candidates[1]: unknown activation 'tahn' (did you mean 'tanh'?); valid: elu, gelu, identity"),
         ("[backbone]", '[data]\ndataset = "data.txt"\n[backbone]',
          "data.dataset: unknown dataset 'data.txt'; use one of breast_cancer, circles,"),
         ("[backbone]", '[data]\ndataset = "missing.csv"\n[backbone]',
@@ -260,7 +260,7 @@ def test_all_problems_in_one_line_from_a_real_process(tmp_path):
     assert proc.stderr.startswith("learnact: error: invalid config, 5 problems: (1) data.test_size: must be in (0, 1)")
     for part in ("train.patience: must be >= 1, got 0", "train.max_epoch: unknown key (did you mean 'max_epochs'?)",
                  "variants[0].temperature[0]: must be > 0, got 0.0",
-                 "variants[0].candidates: unknown activation 'tahn'"):
+                 "variants[0].candidates[1]: unknown activation 'tahn'"):
         assert part in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
 
