@@ -92,7 +92,7 @@ def test_seeds_as_count_and_base():
 def test_study_cross_checks():
     with pytest.raises(ValidationError, match=r"variant names must be unique, repeated: \['a'\]"):
         StudyConfig(variants=[{"name": "a"}, {"name": "a"}])
-    with pytest.raises(ValidationError, match="must name a variant, got 'bse' \\(did you mean 'base'\\?\\)"):
+    with pytest.raises(ValidationError, match="no variant is named 'bse'; variants: base; the closest is 'base'"):
         StudyConfig(variants=[{"name": "base"}], reference="bse")
     with pytest.raises(ValidationError, match="variant name must be non-empty"):
         StudyConfig(variants=[{"name": "a b"}])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["check_positive", "check_positive_int", "did_you_mean"]
+__all__ = ["check_positive", "check_positive_int", "closest", "did_you_mean"]
 
 
 def check_positive(value: float, name: str) -> float:
@@ -24,11 +24,17 @@ def check_positive_int(value: int, name: str) -> int:
     return value
 
 
-def did_you_mean(word: str, options: Iterable[str]) -> str:
-    """A ``" (did you mean 'x'?)"`` suffix for the closest option, or ``""``; case aside (``"Relu"``: ``'relu'``,
-    not ``'elu'``)."""
+def closest(word: str, options: Iterable[str]) -> str | None:
+    """The option closest to ``word`` (difflib ratio >= 0.6), case aside (``"Relu"``: ``'relu'``, not ``'elu'``),
+    or ``None``."""
     lowered: dict[str, str] = {}
     for option in options:
         lowered.setdefault(option.lower(), option)
     close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+    return lowered[close[0]] if close else None
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """A ``" (did you mean 'x'?)"`` suffix for the closest option (:func:`closest`), or ``""``."""
+    close = closest(word, options)
+    return f" (did you mean {close!r}?)" if close is not None else ""

@@ -37,7 +37,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from . import names
-from ._checks import did_you_mean
+from ._checks import closest, did_you_mean
 from ._config_errors import _show, config_error, describe_errors, format_validation_error
 from .exceptions import ConfigError
 from .family_params import FamilyParams, Granularity, _Frozen
@@ -564,11 +564,24 @@ def check_variant_names(names: Sequence[str]) -> str | None:
     return None
 
 
-def check_reference(reference: str, names: Sequence[str]) -> str | None:
-    """The problem with a study's reference variant (not one of ``names``), or ``None``."""
+def check_reference(reference: str, names: Sequence[str], variants_have_problems: bool = False) -> str | None:
+    """The problem with a study's reference variant (not one of ``names``), or ``None``.
+
+    A close name is shown as the closest, not as the fix: the misspelled name may be the variant's
+    (``baseline_tanhh``, from an activation typo ``tanhh``) as well as the reference's. With
+    ``variants_have_problems`` the names may still change as those problems are fixed, and the message says so.
+    """
     if reference in names:
         return None
-    return f"must name a variant, got {reference!r}{did_you_mean(reference, names)}; variants: {', '.join(names)}"
+    listed = ", ".join(names)
+    if variants_have_problems:
+        return (f"no variant is named {reference!r}; variants as the file names them now: {listed}; fix the "
+                "variants' problems first, they may change these names")
+    close = closest(reference, names)
+    if close is not None:
+        return (f"no variant is named {reference!r}; variants: {listed}; the closest is {close!r}: correct "
+                "whichever of the two names is misspelled")
+    return f"no variant is named {reference!r}; variants: {listed}; set reference to one of them"
 
 
 class StudyConfig(_Frozen):

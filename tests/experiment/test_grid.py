@@ -195,7 +195,9 @@ GOOD = {"seeds": [1], "variants": [{"name": "v", "temperature": 1.0}]}
         ({"seeds": {"count": 0}}, "seeds: as a table must be {count = N, base = B}"),
         ({"seeds": [1, 1]}, "seeds: must not repeat, got [1, 1]"),
         ({"seeds": "1"}, "seeds: expected a list, got '1' (str)"),
-        ({"reference": "vv"}, "reference: must name a variant, got 'vv' (did you mean 'v'?)"),
+        ({"reference": "vv"}, "reference: no variant is named 'vv'; variants: v; the closest is 'v': correct whichever "
+                              "of the two names is misspelled"),
+        ({"reference": "zz"}, "reference: no variant is named 'zz'; variants: v; set reference to one of them"),
         ({"variants": [{"name": "a"}, {"name": "a"}]}, "variants: variant names must be unique, repeated: ['a']"),
         ({"variants": []}, "variants: a study needs at least one variant, got []"),
         ({"variants": {"name": "a"}}, "variants: expected a list of tables"),
@@ -226,7 +228,7 @@ def test_all_problems_are_reported_at_once_in_file_order():
     }
     text = _error(raw)
     expected = [
-        "reference: must name a variant, got 'nope'",
+        "reference: no variant is named 'nope'; variants as the file names them now: b_relu, b_tahn,",
         "data.dataset: unknown dataset 'irsi'",
         "data.test_size: must be in (0, 1), got 1.5",
         "backbone.hidden: every width must be >= 1, got [0]",
@@ -244,6 +246,19 @@ def test_all_problems_are_reported_at_once_in_file_order():
     # a problem in a field shared by a sweep's variants is reported once
     assert _error({"seeds": [1], "variants": [{"name": "v{temperature}", "temperature": [1.0, 2.0],
                                                "patience": 0}]}).count("patience") == 1
+
+
+def test_a_reference_that_names_no_variant_suggests_no_misspelled_name():
+    base = {"seeds": [1], "reference": "baseline_tanh"}
+    # the variant's name is the misspelled one: the message must not tell the user to copy it into the reference
+    text = _error({**base, "variants": [{"name": "baseline_{activation}", "kind": "fixed",
+                                         "activation": ["relu", "tanhh"]}]})
+    assert "did you mean 'baseline_tanhh'" not in text
+    assert ("reference: no variant is named 'baseline_tanh'; variants as the file names them now: baseline_relu, "
+            "baseline_tanhh; fix the variants' problems first") in text
+    text = _error({**base, "variants": [{"name": "baseline_tanhh", "kind": "fixed", "activation": "tanh"}]})
+    assert text == ("invalid config: reference: no variant is named 'baseline_tanh'; variants: baseline_tanhh; the "
+                    "closest is 'baseline_tanhh': correct whichever of the two names is misspelled")
 
 
 def test_load_errors_for_files(tmp_path):

@@ -264,12 +264,6 @@ def study_from_dict(raw: Any) -> StudyConfig:
         problem = check_variant_names(names)
         if problem:
             problems.append(f"variants: {problem}")
-    reference = raw.get("reference")
-    if complete and names and isinstance(reference, str):
-        problem = check_reference(reference, names)
-        if problem:
-            problems.append(f"reference: {problem}")
-
     def path(loc: tuple[Any, ...]) -> str:
         if len(loc) >= 2 and loc[0] == "variants" and isinstance(loc[1], int) and loc[1] < len(origins):
             table_index, sweep_pos = origins[loc[1]]
@@ -298,6 +292,14 @@ def study_from_dict(raw: Any) -> StudyConfig:
             if loc and loc[0] == "data" and "datasets" in raw:
                 continue  # a suite's data is its first entry, reported as data.datasets[0]
             problems.append(f"{path(loc)}: {msg}")
+    reference = raw.get("reference")
+    if complete and names and isinstance(reference, str):
+        # after the variants are checked: a typo in a swept value (`tanhh`) is in a generated name too, and then
+        # the reference's problem follows from it
+        variant_problems = any(p.startswith("variants") for p in problems)
+        problem = check_reference(reference, names, variant_problems)
+        if problem:
+            problems = [p for p in problems if not p.startswith("reference:")] + [f"reference: {problem}"]
     if study is not None:
         problems.extend(_dataset_problems(study))
     unique = sorted(dict.fromkeys(problems), key=_section_rank)
