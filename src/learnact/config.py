@@ -38,7 +38,7 @@ from pydantic.fields import FieldInfo
 
 from . import names
 from ._checks import closest, did_you_mean
-from ._config_errors import _show, config_error, describe_errors, format_validation_error
+from ._config_errors import _got, _show, config_error, describe_errors, format_validation_error
 from .exceptions import ConfigError
 from .family_params import FamilyParams, Granularity, _Frozen
 
@@ -629,6 +629,9 @@ class StudyConfig(_Frozen):
             if problem:
                 raise ValueError(problem)
             return list(range(base, base + count))
+        if v is None or isinstance(v, (str, bytes, int, float)):  # `seeds = 3`: name both forms, not only the list
+            raise ValueError(f"expected a list of seeds ([1, 7, 21]) or a table {{count = N, base = B}} "
+                             f"(N seeds B, B+1, ...), {_got(v)}")
         return v
 
     @field_validator("seeds")

@@ -194,7 +194,10 @@ GOOD = {"seeds": [1], "variants": [{"name": "v", "temperature": 1.0}]}
         ({"data": {"dataset": "no/such/file.csv"}}, "data.dataset: CSV file 'no/such/file.csv' does not exist"),
         ({"seeds": {"count": 0}}, "seeds: as a table must be {count = N, base = B}"),
         ({"seeds": [1, 1]}, "seeds: must not repeat, got [1, 1]"),
-        ({"seeds": "1"}, "seeds: expected a list, got '1' (str)"),
+        ({"seeds": "1"}, "seeds: expected a list of seeds ([1, 7, 21]) or a table {count = N, base = B} "
+                         "(N seeds B, B+1, ...), got '1' (str)"),
+        ({"seeds": 3}, "seeds: expected a list of seeds ([1, 7, 21]) or a table {count = N, base = B} "
+                       "(N seeds B, B+1, ...), got 3 (int)"),
         ({"reference": "vv"}, "reference: no variant is named 'vv'; variants: v; the closest is 'v': correct whichever "
                               "of the two names is misspelled"),
         ({"reference": "zz"}, "reference: no variant is named 'zz'; variants: v; set reference to one of them"),
