@@ -201,3 +201,26 @@ def test_a_key_given_twice_in_a_yaml_or_json_study_is_one_line(tmp_path, name, c
     assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), [
+    ("study.yaml", b"", "config 'study.yaml' is empty (no settings); a study needs at least its variants (a list "
+                        "under `variants:`); `learnact init study.yaml` writes a commented example"),
+    ("study.yaml", b"# name: x\n", "config 'study.yaml' is empty (no settings)"),
+    ("study.toml", b"\n", "config 'study.toml' is empty (no settings); a study needs at least its variants "
+                          "([[variants]] tables); `learnact init study.toml` writes"),
+    ("study.json", b"{}", "config 'study.json' is empty (no settings)"),
+    ("study.toml", 'name = "café"\n[[variants]]\nname = "v"\n'.encode("latin-1"),
+     "config 'study.toml' is not UTF-8 text (invalid continuation byte on line 1); save it as UTF-8"),
+    ("study.json", b'{"name": "x",\n "seeds": [1,]}',
+     "config 'study.json' is not valid JSON: Expecting value: line 2 column 14 (char 27); fix the syntax at that "
+     "line"),
+], ids=["yaml-empty", "yaml-comments", "toml-empty", "json-empty", "latin-1", "json-syntax"])
+def test_an_empty_or_unreadable_study_file_says_what_to_do(tmp_path, name, content, expected):
+    from console import run_learnact
+
+    (tmp_path / name).write_bytes(content)
+    proc = run_learnact("run", name, "--out", "d", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()

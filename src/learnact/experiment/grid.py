@@ -541,7 +541,7 @@ def _parse_syntax(text: str, suffix: str, label: str) -> Any:
         try:
             parsed = json.loads(text, object_pairs_hook=_json_pairs)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"config {label!r} is not valid JSON: {exc}") from None
+            raise ConfigError(f"config {label!r} is not valid JSON: {exc}; fix the syntax at that line") from None
         duplicate = _json_duplicate(parsed)
         if duplicate is not None:
             raise _DuplicateKey(duplicate)
@@ -583,7 +583,23 @@ def load_study(source: str | Path) -> StudyConfig:
         if suffix not in STUDY_SUFFIXES:
             raise ConfigError(f"config {label!r}: unknown file type {suffix!r}; use one of {', '.join(STUDY_SUFFIXES)}")
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            data = path.read_bytes()
+        except OSError as exc:
             raise ConfigError(f"config {label!r} cannot be read: {exc}") from None
-    return study_from_dict(_parse(text, suffix, label))
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:  # a Latin-1 or UTF-16 export: say how to fix it, as read_table does
+            line = data[:exc.start].count(b"\n") + 1
+            raise ConfigError(f"config {label!r} is not UTF-8 text ({exc.reason} on line {line}); save it as "
+                              "UTF-8") from None
+    raw = _parse(text, suffix, label) if text.strip() else None
+    if raw is None or raw == {}:  # an empty file, or one of comments only: YAML reads it as null, TOML as {}
+        example = f"study{_INIT_SUFFIX.get(suffix, suffix)}"
+        raise ConfigError(f"config {label!r} is empty (no settings); a study needs at least its variants "
+                          f"({_VARIANTS_HINT[suffix]}); `learnact init {example}` writes a commented example")
+    return study_from_dict(raw)
+
+
+_VARIANTS_HINT = {".toml": "[[variants]] tables", ".yaml": "a list under `variants:`", ".yml": "a list under "
+                  "`variants:`", ".json": 'a list under "variants"'}
+_INIT_SUFFIX = {".json": ".toml"}  # `learnact init` writes TOML and YAML, which keep its comments
