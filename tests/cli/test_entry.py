@@ -124,6 +124,17 @@ def test_usage_errors_are_one_line_naming_the_help_and_exit_2(tmp_path, args, me
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("args, line", [
+    # Click's guess counts the shared "--": `--bogus` got "(Possible options: --out)"; only a close name is offered
+    (["run", "--bogus"], "learnact: error: No such option: --bogus; see 'learnact run --help'"),
+    (["run", "--forc"], "learnact: error: No such option: --forc (did you mean '--force'?); see 'learnact run --help'"),
+    (["predict", "--outt", "x"],
+     "learnact: error: No such option: --outt (did you mean '--out'?); see 'learnact predict --help'"),
+])
+def test_an_unknown_option_suggests_only_a_close_one(tmp_path, args, line):
+    assert _one_line(_learnact(*args, cwd=tmp_path)) == line
+
+
 def test_run_help_shows_the_optional_study_argument_in_brackets_once(tmp_path):
     # Typer 0.29 brackets an optional argument itself: the bracketed name the older releases needed read
     # "[[STUDY]]" there

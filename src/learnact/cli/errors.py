@@ -40,6 +40,7 @@ from typing import Any, NoReturn
 
 from typer.core import TyperCommand, TyperGroup
 
+from .._checks import closest
 from ..exceptions import LearnactError
 
 __all__ = ["DEBUG_ENV", "Interrupted", "LearnactCommand", "LearnactGroup", "Terminated", "install_signal_handlers",
@@ -127,9 +128,25 @@ def _usage_exit(exc: Any, ctx: Any) -> NoReturn:
     """
     context = getattr(exc, "ctx", None) or ctx
     command = getattr(context, "command_path", "") or "learnact"
-    message = _one_line(str(exc.format_message())).rstrip(".") or "invalid usage"
+    message = _one_line(_usage_text(exc)).rstrip(".") or "invalid usage"
     _say(f"error: {message}; see '{command} --help'")
     raise SystemExit(2) from None
+
+
+def _usage_text(exc: Any) -> str:
+    """The text of a usage error; for an unknown option, a suggestion only where it is close.
+
+    Click offers options whose ratio counts the shared ``--``, so ``--bogus`` got ``(Possible options:
+    --out)``; here the names without dashes are compared, as :func:`~learnact._checks.did_you_mean` does.
+    """
+    possibilities = getattr(exc, "possibilities", None)
+    option = getattr(exc, "option_name", None)
+    if type(exc).__name__ != "NoSuchOption" or not isinstance(option, str) or not isinstance(
+            getattr(exc, "message", None), str):
+        return str(exc.format_message())
+    bare = {str(p).lstrip("-"): str(p) for p in possibilities or ()}
+    close = closest(option.lstrip("-"), bare)
+    return str(exc.message).rstrip(".") + (f" (did you mean {bare[close]!r}?)" if close is not None else "")
 
 
 @contextmanager
