@@ -190,3 +190,26 @@ def test_split_sizes_match_the_split():
     for test_size, val_size in [(0.25, 0.2), (0.1, 0.5), (0.33, 0.01)]:
         split = split_dataset(ds, 3, test_size, val_size)
         assert split_sizes(len(ds.y), test_size, val_size) == (len(split.y_train), len(split.y_val), len(split.y_test))
+
+
+def test_a_continuous_target_under_the_default_task_names_the_regression_option(tmp_path):
+    from console import run_learnact
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    frame["y"] = (frame["a"] * 3.7 + rng.normal(size=300)).round(3)
+    frame.to_csv(tmp_path / "reg.csv", index=False)
+    n = frame["y"].nunique()
+    proc = run_learnact("run", "--data", "reg.csv", "--target", "y", "--out", "out", cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (f"learnact: error: target 'y' of data set 'reg.csv' has {n} distinct numeric values, too "
+                           "many to be classes; for a regression task pass --task regression (data.task = "
+                           '"regression" in a study file)\n')
+    assert not (tmp_path / "out").exists()
+    # 150 numeric classes of 12 rows each split for every seed: numeric labels are not refused as such
+    numeric = _toy([12] * 150)
+    numeric = Dataset("toy", numeric.X, numeric.y, numeric.feature_names, tuple(f"{i / 10}" for i in range(150)), "y")
+    check_splits(numeric, 0.25, 0.2)
+    text = _toy([1] * 200)  # 200 text classes of one row each: the split's own message
+    with pytest.raises(DataError, match="for the test part, which needs at least one row per class"):
+        check_splits(text, 0.25, 0.2)

@@ -219,7 +219,7 @@ def check_splits(ds: Dataset, test_size: float, val_size: float, seed: int = 0,
     ``data.val_size``) and the class. Finally ``seed``'s split is made, so
     anything these rules miss is reported here too, in the same terms.
     """
-    n, k = len(ds.y), ds.n_classes
+    n = len(ds.y)
     n_train, n_val, n_test = split_sizes(n, test_size, val_size)
     if ds.task == "regression":
         small = [(part, rows) for part, rows in (("training", n_train), ("validation", n_val), ("test", n_test))
@@ -230,6 +230,30 @@ def check_splits(ds: Dataset, test_size: float, val_size: float, seed: int = 0,
                             f"data.test_size = {test_size:g} and data.val_size = {val_size:g}; each part needs at "
                             f"least 2 rows: change the sizes or collect more rows")
         return
+    try:
+        _check_class_splits(ds, test_size, val_size, seed, options)
+    except DataError:
+        values = _numeric_classes(ds)
+        if ds.target and values >= 20 and (values > 100 or values > n / 2):  # a continuous target read as classes
+            raise DataError(f"target {ds.target!r} of data set {ds.name!r} has {values} distinct numeric values, too "
+                            f"many to be classes; for a regression task pass --task regression (data.task = "
+                            f'"regression" in a study file)') from None
+        raise
+
+
+def _numeric_classes(ds: Dataset) -> int:
+    """The number of classes if every class name is a finite number (a target that may be continuous), else 0."""
+    try:
+        return ds.n_classes if all(math.isfinite(float(c)) for c in ds.class_names) else 0
+    except ValueError:
+        return 0
+
+
+def _check_class_splits(ds: Dataset, test_size: float, val_size: float, seed: int,
+                        options: Preprocessing | None) -> None:
+    """:func:`check_splits` for a classification task."""
+    n, k = len(ds.y), ds.n_classes
+    n_train, n_val, n_test = split_sizes(n, test_size, val_size)
     n_rest = n_train + n_val
     what = f"data set {ds.name!r} ({n} rows, {k} classes)"
     if n_rest < k or n_test < k:
