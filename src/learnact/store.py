@@ -84,6 +84,7 @@ if TYPE_CHECKING:  # the run store reads and writes files; torch loads only to s
     import torch
 
 __all__ = [
+    "METRIC_RANGES",
     "RunArtifacts",
     "RUNS_DIR",
     "SUPERSEDED_DIR",
@@ -157,8 +158,9 @@ _TEMP_PATTERN = re.compile(r"\.(?P<kind>tmp|old)-(?P<rid>.+)-(?P<pid>\d+)")
 _STUDY_TEMP_PATTERN = re.compile(r"\.tmp-(study\.json|results\.csv|leaderboard\.csv)-\d+|\.results\.csv\.tmp-\d+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
-# Ranges of the metrics in metrics.json (NaN is always allowed: a diverged or degenerate run).
-_METRIC_RANGES: dict[str, tuple[float, float]] = {
+#: Ranges of the metrics in metrics.json (NaN is always allowed: a diverged or degenerate run); a CSV of a user's
+#: runs (``learnact compare RESULTS.csv``) is held to them too.
+METRIC_RANGES: dict[str, tuple[float, float]] = {
     "accuracy": (0.0, 1.0),
     "f1": (0.0, 1.0),
     "roc_auc": (0.0, 1.0),
@@ -650,7 +652,7 @@ def read_metrics(folder: Path) -> dict[str, Any]:
     metrics = _read_json(folder, "metrics.json")
     if not isinstance(metrics, dict):
         raise _corrupt(folder, path, "not a JSON object")
-    for name, (low, high) in _METRIC_RANGES.items():
+    for name, (low, high) in METRIC_RANGES.items():
         if name not in metrics:
             continue
         try:

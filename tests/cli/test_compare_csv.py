@@ -123,6 +123,14 @@ def test_csv_route_equals_the_study_route(tmp_path):
     (lambda f: f.assign(seed=f["seed"] + 0.5), "column 'seed' holds whole numbers, got 0.5"),
     (lambda f: f[["variant", "seed"]], "has no metric column"),
     (lambda f: f.assign(n_train=100), "without 'n_test'"),
+    (lambda f: f.assign(accuracy=f["accuracy"].where(f.index != 5, 1.9)),
+     "column 'accuracy' holds 1.9 at data row 6 (line 7 of the file); accuracy must lie in [0, 1]: fix that value"),
+    (lambda f: f.assign(accuracy=f["accuracy"].where(f.index != 2, -0.8)),
+     "column 'accuracy' holds -0.8 at data row 3 (line 4 of the file); accuracy must lie in [0, 1]: fix that value"),
+    (lambda f: f.assign(accuracy=f["accuracy"] * 100),
+     "accuracy must lie in [0, 1]: fix that value, or divide the column by 100 if it holds percentages"),
+    (lambda f: f.assign(log_loss=-f["loss"]), "column 'log_loss' holds -0.3 at data row 1 (line 2 of the file); "
+                                               "log_loss must be >= 0: fix that value"),
 ])
 def test_bad_csv_is_one_line_with_exit_2(tmp_path, edit, expected):
     path = tmp_path / "bad.csv"

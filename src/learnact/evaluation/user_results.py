@@ -16,6 +16,7 @@ the comparisons (and listed), so no verdict depends on a guessed direction.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ import pandas as pd
 
 from ..data.sources import check_feature_frame, read_table
 from ..exceptions import DataError
+from ..store import METRIC_RANGES
 from .quantities import describe_quantity
 from .status import FINISHED
 
@@ -142,6 +144,20 @@ def read_runs_csv(path: Path | str, higher_is_better: Sequence[str] = (),
     sizes = [c for c in RUN_SIZE_COLUMNS if c in frame.columns]
     check_feature_frame(frame[["seed", *sizes]], where, label=frame["variant"], kind="seed or split-size")
     check_feature_frame(frame[list(metrics)], where, kind="metric")
+    for name in metrics:  # a known metric's range (accuracy in [0, 1]): 1.9 is a typo, not a result to rank
+        if name not in METRIC_RANGES:
+            continue
+        low, high = METRIC_RANGES[name]
+        values = frame[name].to_numpy(np.float64)
+        bad = (values < low) | (values > high)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            valid = (f"lie in [{low:g}, {high:g}]" if math.isfinite(low) and math.isfinite(high)
+                     else f"be >= {low:g}" if math.isfinite(low) else f"be <= {high:g}")
+            percent = (low, high) == (0.0, 1.0) and bool(((values >= 0) & (values <= 100)).all())
+            fix = "fix that value, or divide the column by 100 if it holds percentages" if percent else "fix that value"
+            raise DataError(f"{where}: column {name!r} holds {frame[name].iloc[i]} at {_row_of(i)}; {name} must "
+                            f"{valid}: {fix}")
     for column in ("seed", *sizes):
         values = frame[column].to_numpy(np.float64)
         bad = values != np.round(values)
