@@ -146,6 +146,15 @@ def test_run_help_shows_the_optional_study_argument_in_brackets_once(tmp_path):
                                  else "[STUDY]"], usage  # as Typer writes the other commands' arguments
 
 
+@pytest.mark.parametrize("command", ["run", "report", "compare", "predict", "list", "init"])
+def test_help_shows_no_docstring_markup(tmp_path, command):
+    # the commands' docstrings are their help: reST's ``literal`` showed as doubled backticks (compare --dataset)
+    proc = _learnact(command, "--help", cwd=tmp_path, env=_env(COLUMNS="200"))
+    assert proc.returncode == 0, proc.stderr
+    for markup in ("``", ":func:", ":class:", ":mod:"):
+        assert markup not in proc.stdout, (markup, proc.stdout)
+
+
 def test_bare_learnact_prints_help_and_exits_0(tmp_path):
     proc = _learnact(cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -89,7 +89,7 @@ def compare(
 
     For a suite (a study over several data sets) the unit is the data set: average ranks, Friedman's test and
     each variant against the reference (Bayesian signed-rank, Wilcoxon-Holm, Nemenyi, IQM), as in the report's
-    suite section; ``--dataset NAME`` compares on one data set's seeds instead.
+    suite section; `--dataset NAME` compares on one data set's seeds instead.
     """
     from rich.table import Table
 
