@@ -116,6 +116,7 @@ __all__ = [
     "write_text_atomic",
     "atomic_write",
     "write_error",
+    "StoreWriteError",
     "protected_folder",
     "check_output_path",
     "foreign_outputs",
@@ -234,8 +235,17 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_error(path: Path, exc: OSError) -> RunStoreError:
-    """A one-line :class:`RunStoreError` for an OS error while writing ``path`` (full disk, read-only, ...).
+class StoreWriteError(RunStoreError):
+    """An OS error while writing (:func:`write_error`); where its fix is to rerun, the message ends in ``rerun the
+    same command`` and :func:`~learnact.experiment.runner.run_study` adds ``to resume (finished runs are kept)``:
+    only a study resumes (``predict --out``, a report, ``compare --csv`` write one file)."""
+
+    #: The end of a message whose fix is to rerun.
+    RERUN = "rerun the same command"
+
+
+def write_error(path: Path, exc: OSError) -> StoreWriteError:
+    """A one-line :class:`StoreWriteError` for an OS error while writing ``path`` (full disk, read-only, ...).
 
     The caller has already removed its temporary files; the message names the
     path, the reason and the fix.
@@ -243,14 +253,14 @@ def write_error(path: Path, exc: OSError) -> RunStoreError:
     code = _errno.errorcode.get(exc.errno or 0, "")
     reason = exc.strerror or str(exc) or type(exc).__name__
     if exc.errno == _errno.ENOSPC or exc.errno == getattr(_errno, "EDQUOT", -1):
-        fix = "free some space, then rerun the same command to resume (finished runs are kept)"
+        fix = f"free some space, then {StoreWriteError.RERUN}"
     elif exc.errno in (_errno.EROFS, _errno.EACCES, _errno.EPERM):
         fix = "make the folder writable or choose another output folder"
     elif exc.errno == _errno.ENAMETOOLONG:
         fix = "use a shorter folder, study or variant name"
     else:
-        fix = "fix the problem, then rerun the same command to resume"
-    return RunStoreError(f"cannot write {str(path)!r}: {reason}{f' ({code})' if code else ''}; nothing half-written "
+        fix = f"fix the problem, then {StoreWriteError.RERUN}"
+    return StoreWriteError(f"cannot write {str(path)!r}: {reason}{f' ({code})' if code else ''}; nothing half-written "
                          f"was left behind; {fix}")
 
 

@@ -520,7 +520,7 @@ def test_an_os_error_without_a_file_name_names_the_folder_written(tmp_path, monk
     assert run_cli(app, ["init", str(tmp_path / "x.toml")]) == 2
     assert capsys.readouterr().err == (f"learnact: error: No space left on device (writing to "
                                        f"'{tmp_path / 'x.toml'}'); free space on that disk or choose another "
-                                       f"folder; finished runs are kept, rerun to resume\n")
+                                       f"folder\n")  # init has no runs to keep or resume: only `run` says so
 
 
 def test_a_full_disk_behind_another_error_is_reported_as_the_full_disk(tmp_path, monkeypatch, capsys):

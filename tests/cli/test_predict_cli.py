@@ -185,6 +185,17 @@ def test_renamed_and_swapped_feature_columns_are_refused_by_name(tiny_study, cap
     assert out == same
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no file can be created")
+def test_an_unwritable_out_file_says_rerun_not_resume(tiny_study, tmp_path):
+    # the fix of a failed write said "rerun the same command to resume", which fits a study, not one CSV file
+    from console import run_learnact
+
+    proc = run_learnact("predict", tiny_study, "breast_cancer", "--out", "/proc/x.csv", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == ("learnact: error: cannot write '/proc/x.csv': No such file or directory (ENOENT); nothing "
+                           "half-written was left behind; fix the problem, then rerun the same command\n")
+
+
 def test_predict_out_never_writes_into_the_run_store(tiny_study, tmp_path, capsys):
     weights = tiny_study / "weights.safetensors"
     before = weights.read_bytes()

@@ -53,9 +53,8 @@ _USER_ERRORS = (LearnactError, ValueError, TypeError)
 
 #: OS errors a user can fix, and how (the errno's text and the path are printed before it).
 _OS_FIXES = {
-    errno.ENOSPC: "free space on that disk or choose another folder; finished runs are kept, rerun to resume",
-    errno.EDQUOT: "free space within your disk quota or choose another folder; finished runs are kept, rerun to "
-                  "resume",
+    errno.ENOSPC: "free space on that disk or choose another folder",
+    errno.EDQUOT: "free space within your disk quota or choose another folder",
     errno.EROFS: "that file system is read-only; choose a writable folder (e.g. --out DIR)",
     errno.ENAMETOOLONG: "a file name is too long for the file system; use a shorter --out path or shorter study "
                         "and variant names",
@@ -79,6 +78,9 @@ class _State:
     log_file: Path | None = None
     #: What Ctrl-C and SIGTERM print (``learnact run``: finished runs are kept).
     interrupted: str = "interrupted"
+    #: Said after the fix of a full disk (``learnact run``: finished runs are kept, rerun to resume); a command
+    #: that writes one file (``predict --out``) has nothing to resume.
+    after_full_disk: str = ""
     #: SIGTERM arrived (Typer may have turned it into an exit code already).
     terminated: bool = False
 
@@ -86,6 +88,7 @@ class _State:
         self.debug = os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
         self.writes_to = self.log_file = None
         self.interrupted = "interrupted"
+        self.after_full_disk = ""
         self.terminated = False
 
 
@@ -285,6 +288,8 @@ def _os_message(exc: OSError) -> str | None:
     fix = _OS_FIXES.get(exc.errno) if exc.errno is not None else None
     if fix is None:
         return None
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) and state.after_full_disk:
+        fix = f"{fix}; {state.after_full_disk}"
     what = exc.strerror or os.strerror(exc.errno)  # type: ignore[arg-type]
     names = " -> ".join(repr(str(name)) for name in (exc.filename, exc.filename2) if name is not None)
     if names:

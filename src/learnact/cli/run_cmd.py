@@ -313,6 +313,7 @@ def run(
         state.writes_to = folder
         state.log_file = folder / LOG_FILE  # an internal error's traceback goes there (once the study has one)
         state.interrupted = "interrupted; finished runs are kept, rerun to resume"
+        state.after_full_disk = "finished runs are kept, rerun to resume"
         with open_executor(executor, workers=workers, scheduler=scheduler,
                            connect_timeout_s=connect_timeout) as pool:
             note = (f"study {study.name!r} from {described}; folder {folder} (log: {folder / 'study.log'}); "

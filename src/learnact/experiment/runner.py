@@ -291,16 +291,21 @@ def run_study(
         raise ConfigError(f"output folder {str(folder)!r} is a file; give a folder (new, or a study to resume)")
     check_inputs(study)  # every problem the config and the data reveal, before anything is written
     try:
-        folder.mkdir(exist_ok=True)
-    except OSError as exc:
-        raise store.write_error(folder, exc) from exc
-    with study_lock(folder):
-        log = _study_logger(folder)
         try:
-            return _run_locked(study, folder, runs, engine, pool, group_size, threads, force, progress, log,
-                               device)
-        finally:
-            _close(log)
+            folder.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise store.write_error(folder, exc) from exc
+        with study_lock(folder):
+            log = _study_logger(folder)
+            try:
+                return _run_locked(study, folder, runs, engine, pool, group_size, threads, force, progress, log,
+                                   device)
+            finally:
+                _close(log)
+    except store.StoreWriteError as exc:
+        if not str(exc).endswith(store.StoreWriteError.RERUN):
+            raise
+        raise store.StoreWriteError(f"{exc} to resume (finished runs are kept)") from exc
 
 
 def _run_locked(study: StudyConfig, folder: Path, runs: list[RunConfig], engine: str, pool: ExecutorPool,
