@@ -190,3 +190,13 @@ def test_a_missing_data_package_gives_an_install_hint(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(DataError, match=r"pip install 'learnact\[suites\]'"):
         load_dataset("mnist1d")
+
+
+def test_an_error_names_the_line_of_the_file_across_blank_lines(tmp_path):
+    # pandas skips blank lines: "data row 7 (line 8 of the file)" pointed two lines above the bad value
+    rows = _ROWS.splitlines()
+    rows[6] = "6,oops,0"
+    text = "a,b,label\n\n" + "\n".join(rows[:3]) + "\n\n" + "\n".join(rows[3:]) + "\n"
+    with pytest.raises(DataError, match=r"column 'b', data row 7 \(line 10 of the file\): 'oops'"):
+        load_dataset(_csv(tmp_path, text))
+    assert text.splitlines()[9] == "6,oops,0"

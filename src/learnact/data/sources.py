@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -240,12 +240,19 @@ DATASETS: dict[str, DatasetSpec] = {
 BUILTIN_DATASETS: dict[str, Callable[[], Dataset]] = {name: spec.load for name, spec in DATASETS.items()}
 
 
-def _row(position: int) -> str:
+def _row(position: int, lines: Sequence[int] | None = None) -> str:
     """Where row ``position`` (0-based, of the data) is: ``data row 4 (line 5 of the file)``.
 
-    The header is line 1 of the file.
+    The header is line 1 of the file; ``lines``: each data row's line where they do not follow one another
+    (blank lines between them, :data:`DATA_LINES`).
     """
-    return f"data row {position + 1} (line {position + 2} of the file)"
+    line = lines[position] if lines is not None and position < len(lines) else position + 2
+    return f"data row {position + 1} (line {line} of the file)"
+
+
+DATA_LINES = "data_lines"
+"""The key of ``DataFrame.attrs`` where :func:`read_table` puts each data row's line in a CSV with blank lines
+(pandas skips them, so row 3 need not be line 4)."""
 
 
 def _first_bad(column: pd.Series, bad: np.ndarray) -> str:
@@ -255,7 +262,7 @@ def _first_bad(column: pd.Series, bad: np.ndarray) -> str:
     shown = repr(value) if isinstance(value, str) else str(value)
     if len(shown) > 40:
         shown = shown[:37] + "..."
-    return f"column {str(column.name)!r}, {_row(i)}: {shown}"
+    return f"column {str(column.name)!r}, {_row(i, column.attrs.get(DATA_LINES))}: {shown}"
 
 
 def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | None = None, *,
@@ -377,7 +384,24 @@ def read_table(path: Path) -> pd.DataFrame:
     dup = next((c for i, c in enumerate(header) if c in header[:i]), None)
     if dup is not None:
         raise DataError(f"{where} has two columns named {dup!r}; rename one")
+    if not parquet:
+        lines = _data_lines(path, len(frame))
+        if lines is not None:
+            frame.attrs[DATA_LINES] = lines
     return frame
+
+
+def _data_lines(path: Path, n_rows: int) -> list[int] | None:
+    """Each data row's line in the CSV ``path`` (1-based, the header is line 1) where blank lines lie between
+    them, or ``None`` where the rows follow one another (or the lines cannot be told apart from rows: a quoted
+    field across lines)."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        text = f.read()
+    physical = text.splitlines()
+    if all(line.strip() for line in physical[1:]):
+        return None
+    lines = [i + 1 for i, line in enumerate(physical) if i > 0 and line.strip()]
+    return lines if len(lines) == n_rows else None
 
 
 def _renamed_duplicates(frame: pd.DataFrame) -> bool:
@@ -412,8 +436,9 @@ def _from_table(name: str, frame: pd.DataFrame, target: str | None, where: str,
         values = pd.to_numeric(frame[target], errors="coerce").to_numpy(np.float64)
         if not np.isfinite(values).all():
             i = int(np.flatnonzero(~np.isfinite(values))[0])
+            at = _row(i, frame.attrs.get(DATA_LINES))
             raise DataError(f"target column {target!r} of {where} must hold finite numbers for a regression task "
-                            f"(first: {_row(i)}: {frame[target].iloc[i]!r}); fix the value or drop the row")
+                            f"(first: {at}: {frame[target].iloc[i]!r}); fix the value or drop the row")
         if np.ptp(values) == 0:
             raise DataError(f"target column {target!r} of {where} is constant; nothing to regress")
         raw = features.reset_index(drop=True) if prep.active else None
