@@ -128,6 +128,16 @@ def test_the_report_draws_predicted_against_true_and_skips_probability_figures(s
     assert set(means.columns) >= {"diabetes", "formula_exp_sin"}  # the suite ranks by R2 per data set
 
 
+def test_the_loss_curves_of_a_regression_study_are_labelled_mean_squared_error(study: Path):
+    # the axis read "Cross-entropy (nats)" for every study
+    from learnact.reporting import drawing
+    from learnact.reporting.study_view import load_study_view
+
+    fig, _ = drawing.loss_curves_figure(load_study_view(study / "study", dataset="diabetes"))
+    labels = {ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()}
+    assert labels == {"Mean squared error (standardised targets, log scale)"}
+
+
 def test_predict_gives_values_on_the_targets_scale(study: Path, tmp_path: Path):
     run = next((study / "study" / "runs").glob("tanh__diabetes__s2__*"))
     saved = pd.read_csv(run / "predictions.csv")

@@ -116,7 +116,6 @@ def test_the_suite_report_has_the_cd_diagram_the_poi_matrix_and_a_section_per_da
     for d in ("iris", "xor", "wine"):
         sub = (report / d / "index.md").read_text()
         assert f"tiny-suite ({d})" in sub and "(figures/leaderboard.png)" in sub.replace('"', "(").replace(">", ")")
-        assert f"{d}/index.html" in index
         sub_board = pd.read_csv(report / d / "tables" / "leaderboard.csv")
         assert len(sub_board) == 3  # that data set's variants only
     means = pd.read_csv(report / "tables" / "suite_means.csv").set_index("variant")
@@ -129,6 +128,12 @@ def test_the_suite_report_has_the_cd_diagram_the_poi_matrix_and_a_section_per_da
     assert means["average_rank"].to_dict() == pytest.approx(ranks.to_dict())
     html = (report / "index.html").read_text()
     assert html.count("data:image/png;base64,") == 4
+    # each data set's report is linked (the table held its path as text, and the text said the reports
+    # "follow the suite section", where nothing followed), in Markdown to its index.md, in HTML to its index.html
+    for d in ("iris", "xor", "wine"):
+        assert f"[{d}/]({d}/index.md)" in index and f'<a href="{d}/index.html">{d}/</a>' in html
+        assert (report / d / "index.md").is_file() and (report / d / "index.html").is_file()
+    assert "follows the suite section" not in index
 
 
 def test_resuming_a_suite_trains_nothing(suite: Path):

@@ -111,3 +111,11 @@ def test_a_real_browser_shows_the_page_without_console_errors(tiny_report, tmp_p
     assert ink > 0.03 and np.std(pixels) > 0.05, (ink, float(np.std(pixels)))
     # the contents bar is drawn: its own background (#f3f5f8) below the links
     np.testing.assert_allclose(pixels[1550, 100], np.array([243, 245, 248]) / 255, atol=2 / 255)
+
+
+def test_captions_show_math_as_characters_not_tex(page):
+    # only "$\\pm$" was converted: "\\pm 1", "\\lambda H(g)" and "\\varphi(x) = \\sum_k" reached the page
+    text, _ = page
+    for command in ("\\pm", "\\lambda", "\\varphi", "\\sum", "$"):
+        assert command not in text.split("<body>")[1], command
+    assert "\u00b1 1 standard deviation" in text and "\u03c6(x) = \u2211<sub>k</sub> g<sub>k</sub>" in text

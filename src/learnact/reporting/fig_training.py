@@ -65,7 +65,8 @@ def loss_curves_figure(view: StudyView) -> tuple[Figure, str]:
         ax.set_title(wrap_name(v, 30))
         ax.set_xlabel("Epoch")
         if j == 0:
-            ax.set_ylabel("Cross-entropy (nats, log scale)")
+            ax.set_ylabel("Cross-entropy (nats, log scale)" if view.task != "regression"
+                          else "Mean squared error (standardised targets, log scale)")
     handles = [Line2D([], [], color="0.4", ls="-", lw=1.6, label=f"training (seed {seed})"),
                Line2D([], [], color="0.15", ls="--", lw=1.6, label=f"validation (seed {seed})"),
                Line2D([], [], color="0.4", ls="-", lw=0.8, alpha=0.35, label="other seeds"),

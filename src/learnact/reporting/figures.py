@@ -180,7 +180,9 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
     """
     from .parallel import map_in_processes
 
-    wanted = [spec for spec in specs if not (spec.task is not None and view.variants and spec.task != view.task)]
+    # the study's task, even where every run diverged (their rows name its metrics): a classification study never
+    # lists the regression figure as not drawn
+    wanted = [spec for spec in specs if not (spec.task is not None and spec.task != view.task)]
     if not view.variants:
         if meanwhile is not None:
             meanwhile()

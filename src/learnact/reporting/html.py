@@ -10,6 +10,7 @@ contents bar on the left links to each table and figure.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
@@ -44,6 +45,9 @@ figcaption, p.caption, p.notes { font-size: 13px; color: #3d444d; }
 
 def _cell(cell: Cell, align: str) -> str:
     text = escape(cell.text)
+    if cell.link is not None and text:
+        text = f'<a href="{escape(cell.link)}.html">{text}</a>'
+
     cls = {"r": ' class="r"', "c": ' class="c"'}.get(align, "")
     return f"<td{cls}>{f'<b>{text}</b>' if cell.bold and text else text}</td>"
 
@@ -61,9 +65,24 @@ def table_html(table: Table) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+_MATH = {"\\pm": "\u00b1", "\\lambda": "\u03bb", "\\varphi": "\u03c6", "\\sum": "\u2211", "\\times": "\u00d7",
+         "\\le": "\u2264", "\\ge": "\u2265", "\\to": "\u2192", "\\mu": "\u03bc", "\\sigma": "\u03c3",
+         "\\tau": "\u03c4", "\\alpha": "\u03b1", "\\beta": "\u03b2", "\\cdot": "\u00b7"}
+"""The TeX commands the captions use, as the characters a browser shows (the PDF typesets them)."""
+
+
+def _math_text(math: str) -> str:
+    """A caption's ``$...$`` math as plain text: commands as their characters, ``_k`` / ``_{ab}`` as subscripts."""
+    out = re.sub(r"\\[A-Za-z]+", lambda m: _MATH.get(m.group(0), m.group(0)[1:]), math)
+    return re.sub(r"_\{([^}]*)\}|_([A-Za-z0-9])", lambda m: f"<sub>{escape(m.group(1) or m.group(2))}</sub>",
+                  escape(out))
+
+
 def _plain(text: str) -> str:
-    """Caption text for HTML: the ``$...$`` math markers dropped, the rest escaped."""
-    return escape(text.replace("$\\pm$", "\u00b1").replace("$", ""))
+    """Caption text for HTML: text escaped, ``$...$`` math written with the characters it stands for
+    (``$\\pm 1$``: ``\u00b1 1``, ``$\\varphi_k(x)$``: ``\u03c6<sub>k</sub>(x)``), never as raw TeX."""
+    parts = text.split("$")
+    return "".join(_math_text(p) if i % 2 else escape(p) for i, p in enumerate(parts))
 
 
 def _anchor(kind: str, name: str) -> str:

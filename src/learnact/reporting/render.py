@@ -99,10 +99,13 @@ def latex_escape(text: str) -> str:
 
 @dataclass(frozen=True)
 class Cell:
-    """One display cell: its text and whether it is set in bold (best of its column)."""
+    """One display cell: its text, whether it is set in bold (best of its column), and the page of the pack
+    it links to, if any (``link``: a path relative to the report folder without its suffix, such as
+    ``"iris/index"``; Markdown links ``<link>.md``, HTML ``<link>.html``, LaTeX shows the text alone)."""
 
     text: str
     bold: bool = False
+    link: str | None = None
 
 
 @dataclass
@@ -142,6 +145,8 @@ class Table:
 
 def _md_cell(cell: Cell) -> str:
     text = cell.text.replace("|", "\\|")
+    if cell.link is not None and text:
+        text = f"[{text}]({cell.link}.md)"
     return f"**{text}**" if cell.bold and text else text
 
 

@@ -57,11 +57,15 @@ def caption_suffix(view: StudyView) -> str:
 
 
 def _kinds(view: StudyView) -> str:
-    parts = [f"{len(view.fixed)} fixed baseline{'s' if len(view.fixed) != 1 else ''}"]
-    if view.gated:
-        parts.append(f"{len(view.gated)} gated mixture{'s' if len(view.gated) != 1 else ''}")
-    if view.families:
-        parts.append(f"{len(view.families)} learnable famil{'ies' if len(view.families) != 1 else 'y'}")
+    """How many of the study's variants are of each kind: every variant with a run, those whose runs all
+    diverged too (the sentence counts :attr:`~.study_view.StudyView.all_variants`)."""
+    kinds = [view.kind(v) for v in view.all_variants]
+    fixed, gated, families = kinds.count("fixed"), kinds.count("gated"), kinds.count("family")
+    parts = [f"{fixed} fixed baseline{'s' if fixed != 1 else ''}"]
+    if gated:
+        parts.append(f"{gated} gated mixture{'s' if gated != 1 else ''}")
+    if families:
+        parts.append(f"{families} learnable famil{'ies' if families != 1 else 'y'}")
     return ", ".join(parts)
 
 

@@ -65,7 +65,7 @@ def suite_tables(a: SuiteAnalysis, reports: dict[str, str]) -> list[Table]:
 
     Args:
         a: The analysis across data sets.
-        reports: ``{data set: path of its report, relative to the suite report}``.
+        reports: ``{data set: its report folder, relative to the suite report}`` (the data sets with a report).
     """
     variants = list(a.ranks.index)
     datasets = list(a.means.index)
@@ -127,10 +127,14 @@ def suite_tables(a: SuiteAnalysis, reports: dict[str, str]) -> list[Table]:
                f"p = {f.iman_davenport_p:.3g}). Probabilities above 0.95 in bold."))
     rows = [[Cell(d), Cell(str(a.means.loc[d].idxmax() if a.higher_is_better else a.means.loc[d].idxmin())
                            if d in a.means.index else "-"),  # a left-out data set has no complete means
-             Cell(reports.get(d, "-"))] for d in [*datasets, *a.dropped, *a.without_metric]]
-    listing = Table("suite_datasets", "Each data set's own report (leaderboard, comparisons, figures).",
-                    ["data set", f"best mean {a.metric}", "report"], rows, "lll",
-                    pd.DataFrame({"dataset": [r[0].text for r in rows], "report": [r[2].text for r in rows]}),
+             Cell(f"{reports[d]}/", link=f"{reports[d]}/index") if d in reports else Cell("-")]
+            for d in [*datasets, *a.dropped, *a.without_metric]]
+    listing = Table("suite_datasets", "Each data set's own report (leaderboard, comparisons, figures), in the "
+                    "folder of its name.",
+                    ["data set", f"best variant (mean {a.metric})", "report"], rows, "lll",
+                    pd.DataFrame({"dataset": [r[0].text for r in rows],
+                                  "report": [f"{reports[r[0].text]}/index.html" if r[0].text in reports else "-"
+                                             for r in rows]}),
                     title="Suite: data sets")
     return [means, tests, listing]
 
@@ -156,7 +160,8 @@ def _protocol(name: str, a: SuiteAnalysis, tidy: pd.DataFrame) -> list[str]:
     return [
         f"Suite \u201c{name}\u201d: {tidy['variant'].nunique()} variants on {len(datasets)} data sets "
         f"({', '.join(datasets)}) with {len(seeds)} seeds each ({', '.join(map(str, seeds))}). Every data set is "
-        "split, preprocessed and trained as in a single study; its own report follows the suite section.",
+        "split, preprocessed and trained as in a single study, and has its own report in the folder of its name "
+        "(linked in the table of data sets below).",
         f"Across data sets the unit is the data set: each variant's mean test {a.metric} over seeds on each. "
         "Average ranks, Friedman's test and Nemenyi's critical difference follow Demšar (2006); pairwise "
         "Wilcoxon signed-rank tests with Holm's correction and the Bayesian signed-rank test with a region of "
@@ -202,7 +207,7 @@ def build_suite_report(folder: Path, tidy: pd.DataFrame, name: str, out: Path, *
     done = map_in_processes(functools.partial(_one, build_one, out), parts, workers=workers,
                             on_done=None if progress is None else
                             lambda i, _r: progress(f"report of {parts[i][0]} built"))
-    reports = {label: f"{label}/index.html" for (label, _), built in zip(parts, done, strict=True) if built}
+    reports = {label: label for (label, _), built in zip(parts, done, strict=True) if built}
     analysis = suite_analysis(tidy, None, tidy.attrs.get("reference"))
     tables = suite_tables(analysis, reports)
     for t in tables:
