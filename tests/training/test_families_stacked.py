@@ -517,3 +517,22 @@ def test_small_terms_are_zeroed_exactly_below_the_floor_and_nowhere_else():
     finite = ~expected.isnan()
     assert torch.equal(got[finite].view(torch.int32), expected[finite].view(torch.int32))
     assert got.view(-1)[0] > 0 and got.view(-1)[1] == 0 and got.view(-1)[2] > 0
+
+
+def test_family_parameters_that_overflow_diverge_in_the_stacked_engine_as_in_the_reference():
+    # a slope of 1e300 is inf in float32 and the probe's outputs NaN: NaN != NaN rejected every strategy, and
+    # `learnact run` stopped with an internal error where the sequential engine recorded a diverged run
+    runs = study_from_dict({
+        "name": "overflow", "seeds": [1], "data": {"dataset": "moons"}, "backbone": {"hidden": [4]},
+        "train": {"max_epochs": 2, "patience": 1},
+        "variants": [{"name": "steep", "kind": "prelu", "params": {"init_slope": 1e300}},
+                     {"name": "high_degree", "kind": "rational", "params": {"num_degree": 60}}],
+    }).runs()
+    splits = prepare_splits(runs)
+    seq = _by_id(ENGINES["sequential"](runs, splits))
+    vec = _by_id(vectorized_engine(runs, splits, workers=1))
+    for run_id, t in seq.items():
+        assert (vec[run_id].fit.diverged_epoch, vec[run_id].fit.diverged_reason) == (
+            t.fit.diverged_epoch, t.fit.diverged_reason), run_id
+    assert {t.run.variant: t.fit.diverged_epoch is not None for t in seq.values()} == {"steep": True,
+                                                                                         "high_degree": False}
