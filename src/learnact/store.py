@@ -641,7 +641,12 @@ def read_run_config(folder: Path) -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise _corrupt(folder, Path(folder) / "config.json", exc.errors()[0]["msg"]) from None
+        message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        if message.startswith("cannot import "):  # the run needs a plugin this process cannot import
+            raise RunStoreError(f"{str(Path(folder) / 'config.json')}: {message.rstrip('.')}; the run folder is "
+                                f"fine: this process needs the plugin or module its study used (learnact run "
+                                f"--plugin), so make it importable here and rerun") from None
+        raise _corrupt(folder, Path(folder) / "config.json", message) from None
 
 
 def _number(value: Any) -> float | None:

@@ -116,6 +116,13 @@ def test_the_plugins_are_recorded_and_a_fresh_process_reads_the_study_back(plugi
     proc = _learnact("predict", str(run), "rows.csv", "--out", "p2.csv", cwd=tmp_path)  # plugin not importable
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert f"no module named {name!r}" in proc.stderr and "PYTHONPATH" in proc.stderr
+    # a healthy run needing a plugin is not "corrupt" (the fix offered was to move it out and retrain it)
+    for command in (["predict", str(run), "rows.csv", "--out", "p3.csv"], ["compare", str(local)],
+                    ["report", str(local), "--out", "rep"]):
+        proc = _learnact(*command, cwd=tmp_path)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "the run folder is fine" in proc.stderr and "corrupt" not in proc.stderr, proc.stderr
+        assert "Value error" not in proc.stderr
 
 
 def test_plugins_do_not_change_run_ids_or_the_files_of_other_studies():
