@@ -48,7 +48,7 @@ def test_family_params_reach_the_model_and_bad_ones_name_the_argument():
                              max_epochs=2).fit(X, y)
     assert [tuple(a.slope.shape) for a in clf.model_.activations] == [(6,), (4,)]
     assert clf.activation_params == {"granularity": "unit"}  # not modified by fit
-    with pytest.raises(ValueError, match=r"activation_params\.grid_size: must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"activation_params\.grid_size: must be in \[1, 1024\], got 0"):
         GatedMLPClassifier(activation="spline", activation_params={"grid_size": 0}).fit(X, y)
     with pytest.raises(ValueError, match=r"activation_params only apply to the learnable families"):
         GatedMLPClassifier(activation="gated", activation_params={"grid_size": 4}).fit(X, y)

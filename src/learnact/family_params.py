@@ -52,6 +52,22 @@ class FamilyParams(_Frozen):
         "layer", description="'layer': one parameter set shared by the layer's units; 'unit': one per unit")
 
 
+MAX_RANGE = 1e6
+"""The largest ``|lo|`` and ``|hi|`` of a family's range: its points are float32, and a range of ±1e300 overflowed
+(an internal error instead of a config error)."""
+
+MIN_SPAN = 1e-6
+"""The narrowest ``hi - lo``: the points of a narrower range round to the same float32 values (1e-300 wide: a
+division by zero)."""
+
+MAX_SIZE = 1024
+"""The most segments, dictionary points, pieces, hidden units or grid intervals a family unit takes."""
+
+MAX_DEGREE = 25
+"""The highest degree of a rational family's polynomials: x**1000 overflows float32 for any |x| > 1, and the least
+squares fit of its initial shape did not converge (an internal error)."""
+
+
 class _RangeParams(FamilyParams):
     lo: float = Field(-3.0, description="left end of the range the shape is defined on")
     hi: float = Field(3.0, description="right end of that range (> lo)")
@@ -60,6 +76,12 @@ class _RangeParams(FamilyParams):
     def _range(self) -> _RangeParams:
         if not self.lo < self.hi:
             raise ValueError(f"lo must be < hi, got lo={self.lo:g}, hi={self.hi:g}")
+        if max(abs(self.lo), abs(self.hi)) > MAX_RANGE:
+            raise ValueError(f"lo and hi must lie within ±{MAX_RANGE:g} (the range's points are float32), got "
+                             f"lo={self.lo:g}, hi={self.hi:g}")
+        if self.hi - self.lo < MIN_SPAN:
+            raise ValueError(f"hi - lo must be at least {MIN_SPAN:g} (closer points round to the same float32), "
+                             f"got lo={self.lo:g}, hi={self.hi:g}")
         return self
 
 
@@ -78,32 +100,32 @@ class SwishParams(FamilyParams):
 class RationalParams(FamilyParams):
     """``rational``: degrees of numerator and denominator."""
 
-    num_degree: int = Field(5, ge=1, description="degree m of the numerator P")
-    den_degree: int = Field(4, ge=0, description="degree n of the denominator Q (0: a polynomial)")
+    num_degree: int = Field(5, ge=1, le=MAX_DEGREE, description="degree m of the numerator P")
+    den_degree: int = Field(4, ge=0, le=MAX_DEGREE, description="degree n of the denominator Q (0: a polynomial)")
 
 
 class PiecewiseLinearParams(_RangeParams):
     """``pwl``: number of segments and the knots' range."""
 
-    segments: int = Field(8, ge=1, description="linear segments between lo and hi (segments + 1 knots)")
+    segments: int = Field(8, ge=1, le=MAX_SIZE, description="linear segments between lo and hi (segments + 1 knots)")
 
 
 class MaxoutParams(FamilyParams):
     """``maxout``: number of affine pieces."""
 
-    pieces: int = Field(3, ge=2, description="affine pieces the maximum is taken over")
+    pieces: int = Field(3, ge=2, le=MAX_SIZE, description="affine pieces the maximum is taken over")
 
 
 class KernelParams(_RangeParams):
     """``kernel``: dictionary size and range."""
 
-    size: int = Field(20, ge=2, description="dictionary points, equally spaced on [lo, hi]")
+    size: int = Field(20, ge=2, le=MAX_SIZE, description="dictionary points, equally spaced on [lo, hi]")
 
 
 class NeuralParams(FamilyParams):
     """``neural``: hidden width of the scalar network."""
 
-    hidden: int = Field(8, ge=1, description="hidden width of the scalar network")
+    hidden: int = Field(8, ge=1, le=MAX_SIZE, description="hidden width of the scalar network")
 
 
 class SplineParams(_RangeParams):
@@ -111,8 +133,8 @@ class SplineParams(_RangeParams):
 
     granularity: Granularity = Field(
         "unit", description="'unit' (KAN-style, default): one spline per unit; 'layer': one shared")
-    order: int = Field(3, ge=1, description="B-spline order k (3: cubic)")
-    grid_size: int = Field(5, ge=1, description="grid intervals G on [lo, hi]; G + k coefficients per set")
+    order: int = Field(3, ge=1, le=MAX_DEGREE, description="B-spline order k (3: cubic)")
+    grid_size: int = Field(5, ge=1, le=MAX_SIZE, description="grid intervals G on [lo, hi]; G + k coefficients per set")
     init: str = Field("silu", description="candidate the unit starts near (least squares on [lo, hi])")
     base: str = Field("silu", description="candidate carrying the base term w_b * base(x)")
 

@@ -168,7 +168,7 @@ def test_a_per_unit_family_needs_its_width_and_checks_the_input():
     m = get_family("prelu")(width=3, granularity="unit")
     with pytest.raises(ValueError, match=r"prelu activation .*has 3 units on axis dim=-1, but the input has 5 there"):
         m(torch.zeros(2, 5))
-    with pytest.raises(ValueError, match=r"invalid pwl parameters: segments: must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"invalid pwl parameters: segments: must be in \[1, 1024\], got 0"):
         get_family("pwl")(segments=0)
     with pytest.raises(ValueError, match=r"invalid maxout parameters: grid_size: unknown key"):
         get_family("maxout")(grid_size=3)

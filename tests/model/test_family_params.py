@@ -37,9 +37,9 @@ def _error(*variants) -> str:
 def test_bad_family_params_are_reported_with_their_path():
     text = _error({"name": "a", "kind": "fixed"}, {"name": "b"}, {"name": "c", "kind": "prelu"},
                   {"name": "d", "kind": "spline", "params": {"grid_size": 0}})
-    assert text == "invalid config: variants[3].params.grid_size: must be >= 1, got 0"
+    assert text == "invalid config: variants[3].params.grid_size: must be in [1, 1024], got 0"
     # the same check on the config object names the field in the object's terms
-    with pytest.raises(ValueError, match=r"params\.grid_size\n.*must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"params\.grid_size\n.*must be in \[1, 1024\], got 0"):
         ActivationConfig(kind="spline", params={"grid_size": 0})
 
 
@@ -55,11 +55,21 @@ def test_bad_family_params_are_reported_with_their_path():
     ({"kind": "spline", "params": {"order": 2.5}}, "variants[0].params.order: expected an integer, got 2.5 (float)"),
     ({"kind": "neural", "params": {"granularity": "neuron"}},
      "variants[0].params.granularity: must be one of 'layer', 'unit', got 'neuron'"),
-    ({"kind": "kernel", "params": {"size": 1}}, "variants[0].params.size: must be >= 2, got 1"),
+    ({"kind": "kernel", "params": {"size": 1}}, "variants[0].params.size: must be in [2, 1024], got 1"),
     ({"kind": "gated", "params": {"grid_size": 8}}, "variants[0].params: only the learnable families (kernel, "
                                                     "maxout, neural, prelu, pwl, rational, spline, swish) take params"),
     ({"kind": "spline", "params": [{"grid_size": 4}, {"grid_size": -1}]},
-     "variants[0].params[1].grid_size: must be >= 1, got -1"),
+     "variants[0].params[1].grid_size: must be in [1, 1024], got -1"),
+    # values that passed and then stopped the run with an internal error (overflow, a least squares fit that did
+    # not converge, a division by zero), or allocated without bound
+    ({"kind": "rational", "params": {"num_degree": 1000}}, "variants[0].params.num_degree: must be in [1, 25], got "
+                                                           "1000"),
+    ({"kind": "pwl", "params": {"lo": -1e300, "hi": 1e300}},
+     "variants[0].params: lo and hi must lie within ±1e+06 (the range's points are float32)"),
+    ({"kind": "kernel", "params": {"size": 2, "lo": -1e-300, "hi": 1e-300}},
+     "variants[0].params: hi - lo must be at least 1e-06"),
+    ({"kind": "spline", "params": {"grid_size": 100_000}}, "variants[0].params.grid_size: must be in [1, 1024]"),
+    ({"kind": "maxout", "params": {"pieces": 5000}}, "variants[0].params.pieces: must be in [2, 1024], got 5000"),
 ])
 def test_each_kind_of_params_problem_names_the_field_and_the_fix(variant, expected):
     assert expected in _error({"name": "v_{params}", **variant})
@@ -188,7 +198,7 @@ def test_the_cli_rejects_bad_params_in_one_line_with_exit_code_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "learnact", "run", "--config", str(path), "--out",
                            str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2
-    assert "variants[0].params.grid_size: must be >= 1, got 0" in proc.stderr
+    assert "variants[0].params.grid_size: must be in [1, 1024], got 0" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
