@@ -158,6 +158,11 @@ def test_the_command_line_plugin_option(plugin, tmp_path):
      "candidate 'json:' is not a valid import path; write it as 'package.module:function'"),
     ({"variants": [{"name": "v", "kind": "gated", "candidates": ["relu", "json:__version__"]}]},
      "not a function"),
+    # functions that are no activation: accepted, then every run failed with an internal error
+    ({"variants": [{"name": "v", "kind": "fixed", "activation": "os:getcwd"}]},
+     "candidate 'os:getcwd' is not an activation: calling it on a (2, 3) tensor raised TypeError"),
+    ({"variants": [{"name": "v", "kind": "gated", "candidates": ["relu", "torch:sum"]}]},
+     "candidate 'torch:sum' is not an activation: on a (2, 3) tensor it returned shape ()"),
 ])
 def test_bad_plugins_and_import_paths_are_one_line_errors(tmp_path, change, problem):
     raw = {"name": "s", "seeds": [1], "train": {"max_epochs": 1},

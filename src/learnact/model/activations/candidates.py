@@ -89,11 +89,29 @@ def get_candidate(name: str) -> Candidate:
             if not callable(fn):
                 raise ValueError(f"candidate {name!r} names a {type(fn).__name__}, not a function; point it at a "
                                  f"function Tensor -> Tensor") from None
+            _check_elementwise(name, fn)
             return register_candidate(name, fn) if name not in _REGISTRY else _REGISTRY[name]
         valid = ", ".join(sorted(_REGISTRY))
         raise ValueError(
             f"unknown activation {name!r}{did_you_mean(str(name), _REGISTRY)}; valid: {valid}"
         ) from None
+
+
+def _check_elementwise(name: str, fn: Candidate) -> None:
+    """Raise ``ValueError`` unless ``fn`` maps a small float32 tensor to a tensor of its shape: a function named by
+    import path is tried once when it is resolved (``os:getcwd`` was accepted, and every run then failed with an
+    internal error)."""
+    probe = torch.linspace(-2.0, 2.0, 6).reshape(2, 3)
+    try:
+        out = fn(probe)
+    except Exception as exc:  # noqa: BLE001 - the user's function: any failure is reported as such
+        raise ValueError(f"candidate {name!r} is not an activation: calling it on a (2, 3) tensor raised "
+                         f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}; point it at a function Tensor "
+                         f"-> Tensor of the same shape") from None
+    if not isinstance(out, torch.Tensor) or out.shape != probe.shape:
+        got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"candidate {name!r} is not an activation: on a (2, 3) tensor it returned {got}; point it "
+                         f"at a function Tensor -> Tensor of the same shape")
 
 
 def list_candidates() -> list[str]:
