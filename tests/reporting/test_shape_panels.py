@@ -93,3 +93,17 @@ def test_build_figures_evaluates_the_shapes_in_a_caller_with_torch_so_its_worker
         print(json.dumps([r.detail for r in results]))
     """)
     assert json.loads(out) == ["torch loaded: False"] * 2
+
+
+def test_a_spread_band_is_drawn_over_units_only(tiny_study, tmp_path):
+    # a per-layer family has one curve per seed: pooled over seeds, they drew a band the legend calls the
+    # "spread over samples / units"
+    from learnact.experiment import run_study, study_from_dict
+
+    study = study_from_dict({"name": "layer_family", "seeds": [1, 2, 3], "backbone": {"hidden": [4]},
+                             "train": {"max_epochs": 2},
+                             "variants": [{"name": "prelu_layer", "kind": "prelu"}]})
+    run_study(study, tmp_path / "s")
+    layer_panels = shape_panels(load_study_view(tmp_path / "s"))
+    assert layer_panels["prelu_layer", 1].band is None and len(layer_panels["prelu_layer", 1].lines) == 3
+    assert shape_panels(load_study_view(tiny_study))["prelu_unit", 1].band is not None  # per unit: a spread

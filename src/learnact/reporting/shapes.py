@@ -105,8 +105,10 @@ def _family_panel(view: StudyView, v: str, layer: int, x: np.ndarray) -> ShapePa
     if start is not None:
         with torch.no_grad():
             initial = start.function(torch.as_tensor(x)).numpy()
+    # the spread over units, for a per-unit family only: a per-layer family has one curve per seed, and pooling
+    # those drew the spread over seeds under the legend's "spread over samples / units"
     pooled = np.concatenate(per_seed)
-    band = tuple(np.percentile(pooled, (10, 90), axis=0)) if pooled.shape[0] > 1 else None
+    band = tuple(np.percentile(pooled, (10, 90), axis=0)) if any(c.shape[0] > 1 for c in per_seed) else None
     return ShapePanel(tuple(np.median(c, axis=0) for c in per_seed), band, initial=initial)
 
 
