@@ -255,3 +255,20 @@ def test_panel_grids_keep_few_tick_labels(tiny_study, name):
         for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
             shown = [t for t in axis.get_major_locator()() if min(lo, hi) - 1e-9 <= t <= max(lo, hi) + 1e-9]
             assert 2 <= len(shown) <= 4, (ax.get_title(), shown)
+
+
+def test_a_gate_over_one_candidate_draws_its_figures_without_warnings(tmp_path):
+    # its entropy is always 0: the entropy axis got the limits (0, 0) and matplotlib warned to the user
+    import warnings
+
+    from learnact.experiment import run_study, study_from_dict
+    from learnact.reporting import build_report
+
+    study = study_from_dict({"name": "one", "seeds": [1, 2], "backbone": {"hidden": [4]}, "train": {"max_epochs": 2},
+                             "variants": [{"name": "solo", "kind": "gated", "candidates": ["relu"]},
+                                          {"name": "fx", "kind": "fixed", "activation": "tanh"}]})
+    run_study(study, tmp_path / "s")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = build_report(tmp_path / "s", workers=1)
+    assert (report / "figures" / "gate_selectivity.png").is_file()

@@ -84,7 +84,8 @@ def gate_selectivity_figure(view: StudyView) -> tuple[Figure, str]:
         ax.grid(axis="x", visible=True)
     axes[0].axvline(np.log(n_cand), color="0.4", ls="--", lw=0.9)
     axes[0].set_xlabel("Gate entropy H(g) (nats)")
-    axes[0].set_xlim(left=-0.03 * np.log(n_cand), right=np.log(n_cand) * 1.04)
+    top = np.log(n_cand) if n_cand > 1 else 1.0  # one candidate: H(g) = 0 always, and (0, 0) is no range
+    axes[0].set_xlim(left=-0.03 * top, right=top * 1.04)
     axes[1].axvline(1 / n_cand, color="0.4", ls="--", lw=0.9)
     axes[1].set_xlabel("Maximum gate weight max_k g_k")
     axes[1].set_xlim(1 / n_cand - 0.03, 1.02)

@@ -104,7 +104,7 @@ def sweep_figure(view: StudyView, field: str) -> tuple[Figure, str]:
     axes[-1].set_ylabel("Gate entropy H(g) (nats)")
     n_cand = max(len(g["candidates"]) for s in sweeps for v in s.variants for g in view.gated_layers(v))
     axes[-1].axhline(np.log(n_cand), color="0.45", ls="--", lw=0.9)
-    axes[-1].set_ylim(bottom=0, top=np.log(n_cand) * 1.08)
+    axes[-1].set_ylim(bottom=0, top=(np.log(n_cand) if n_cand > 1 else 1.0) * 1.08)  # one candidate: H = 0
     xlabels = [_x_axis(ax, field, all_values) for ax in axes]
     axes[len(axes) // 2].set_xlabel(xlabels[0])
     handles, labels = axes[0].get_legend_handles_labels()
