@@ -160,3 +160,17 @@ def test_compare_and_report_of_an_unfinished_study_say_what_is_missing(study, tm
         assert note in proc.stderr.splitlines(), proc.stderr
     proc = _learnact("compare", str(study), cwd=tmp_path)
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+
+
+def test_runs_moved_back_from_superseded_are_announced_as_those_moved_there(tmp_path):
+    # the move out was one line; the move back, after the study file was restored, said nothing
+    (tmp_path / "tiny.toml").write_text(TINY)
+    assert _learnact("run", "tiny.toml", "--out", "s", "--no-report", "-q", cwd=tmp_path).returncode == 0
+    (tmp_path / "tiny.toml").write_text(TINY.split("[[variants]]\nname = \"tanh\"")[0])
+    proc = _learnact("run", "tiny.toml", "--out", "s", "--no-report", cwd=tmp_path)
+    assert proc.returncode == 0 and "2 finished runs of an earlier study in this folder are not part of this one" \
+        in proc.stderr, proc.stderr
+    (tmp_path / "tiny.toml").write_text(TINY)
+    proc = _learnact("run", "tiny.toml", "--out", "s", "--no-report", cwd=tmp_path)
+    assert proc.returncode == 0 and "(0 trained, 4 already done)" in proc.stdout, proc.stderr
+    assert "2 finished runs this study plans again were moved back from" in proc.stderr, proc.stderr

@@ -327,6 +327,9 @@ def run(
     if result.superseded:
         _note(quiet, f"{len(result.superseded)} finished runs of an earlier study in this folder are not part of "
                      f"this one; moved to {folder / 'superseded'}")
+    if result.restored:
+        _note(quiet, f"{len(result.restored)} finished runs this study plans again were moved back from "
+                     f"{folder / 'superseded'} (not retrained)")
     if result.foreign:
         _note(quiet, f"left alone {len(result.foreign)} entries under {folder / 'runs'} that learnact did not "
                      f"write: {', '.join(result.foreign)}")
