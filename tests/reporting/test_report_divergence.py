@@ -34,6 +34,9 @@ def test_every_run_diverged(tmp_path):
     assert index.count("every run of the study diverged") == len(wanted)
     # the variants are counted by kind, those whose runs all diverged too ("0 fixed baselines" before)
     assert "2 variants (1 fixed baseline, 1 gated mixture)" in index
+    # the figures' heading says why it is empty, in both pages
+    assert "## Figures\n\nNo figure was drawn for this study; each one's reason is listed below." in index
+    assert "No figure was drawn for this study" in (report / "index.html").read_text()
     board = pd.read_csv(report / "tables" / "leaderboard.csv").set_index("variant")
     assert board["n_seeds"].tolist() == [0, 0] and board["n_diverged"].tolist() == [2, 2]
     comparisons = pd.read_csv(report / "tables" / "comparisons.csv")

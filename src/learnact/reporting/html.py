@@ -113,6 +113,8 @@ def index_html(title: str, protocol: Sequence[str], tables: Sequence[Table], fig
                  f'<p class="notes">{escape(t.notes)}</p>' if t.notes else "", "</section>"]
     body += [f"<p>Table <i>{escape(name)}</i> not built: {escape(reason)}.</p>" for name, reason in skipped_tables]
     body.append("<h2>Figures</h2>")
+    if not drawn:  # a heading with nothing under it read as a page cut short
+        body.append("<p>No figure was drawn for this study; each one's reason is listed below.</p>")
     for f in drawn:
         png = next(p for p in f.paths if Path(p).suffix == ".png")
         data = base64.b64encode(Path(png).read_bytes()).decode("ascii")

@@ -42,6 +42,8 @@ def index_markdown(title: str, protocol: Sequence[str], tables: Sequence[Table],
     for name, reason in skipped_tables:
         lines += [f"- Table *{name}* not built: {reason}.", ""]
     lines += ["## Figures", ""]
+    if all(f.skipped is not None for f in figures):  # a heading with nothing under it read as a page cut short
+        lines += ["No figure was drawn for this study; each one's reason is listed below.", ""]
     for f in figures:
         if f.skipped is not None:
             continue

@@ -51,9 +51,10 @@ def _span(values: Sequence[float]) -> str:
 
 
 def caption_suffix(view: StudyView) -> str:
-    """Sentence appended to figure captions: data set and seeds."""
+    """Sentence appended to figure captions: data set and seeds (each caption says which part of each seed's
+    split it shows: test, validation or training rows; the figures are not all of the test sets)."""
     seeds = ", ".join(map(str, view.seeds))
-    return f"Data: {view.dataset_label} test sets; {len(view.seeds)} seeds ({seeds})."
+    return f"Data: {view.dataset_label}, split anew for each of {len(view.seeds)} seeds ({seeds})."
 
 
 def _kinds(view: StudyView) -> str:
