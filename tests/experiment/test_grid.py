@@ -296,3 +296,27 @@ def test_a_key_given_twice_is_refused_in_yaml_and_json_at_any_depth(tmp_path):
     study = load_study(_write(tmp_path, "name: d\nseeds: [1]\nvariants:\n  - &v {name: v, kind: fixed, patience: 1}\n"
                                          "  - {<<: *v, name: w}\n", "m.yaml"))
     assert [(v.name, v.train.patience) for v in study.variants] == [("v", 1), ("w", 1)]
+
+
+@pytest.mark.parametrize(("variant", "expected"), [
+    ({"name": "v", "kind": "fixed", "activation": "tanh", "temperature": 0.5},
+     "variants[0].temperature: a fixed variant does not use temperature (only gated variants do)"),
+    ({"name": "v", "kind": "fixed", "candidates": ["relu", "tanh"]},
+     "variants[0].candidates: a fixed variant does not use candidates"),
+    ({"name": "v", "kind": "prelu", "temperature_schedule": "linear", "temperature_end": 0.5},
+     "variants[0].temperature_schedule: a prelu variant does not use temperature_schedule"),
+    ({"name": "v", "activation": "tanh"}, "variants[0].activation: a gated variant does not use activation "
+                                          "(only fixed variants do)"),
+])
+def test_a_field_the_variants_kind_does_not_use_is_refused(variant, expected):
+    # accepted before, and ignored: a fixed variant's temperature changed nothing, not even its run id
+    with pytest.raises(ConfigError) as caught:
+        study_from_dict({"name": "s", "seeds": [1], "variants": [variant]})
+    assert expected in str(caught.value)
+
+
+def test_a_swept_kind_takes_each_kinds_fields():
+    study = study_from_dict({"name": "s", "seeds": [1], "variants": [
+        {"name": "{kind}", "kind": ["fixed", "prelu"]},
+        {"name": "g", "kind": "gated", "temperature": 0.5, "candidates": ["relu", "tanh"]}]})
+    assert [v.name for v in study.variants] == ["fixed", "prelu", "g"]

@@ -207,6 +207,25 @@ def _loc_text(loc: tuple[Any, ...]) -> str:
     return out
 
 
+GATED_ONLY = ("candidates", "gate", "gate_source", "gate_hidden", "temperature", "temperature_schedule",
+              "temperature_end")
+"""Variant fields that only a gated variant reads (``activation`` only a fixed one)."""
+
+
+def _ignored_fields(table: dict[str, Any], where: str) -> list[str]:
+    """The fields of a variant ``table`` its kind does not read, each as a problem: a fixed variant's
+    ``temperature`` or ``candidates`` was accepted and did nothing (its run id ignores them too)."""
+    kind = table.get("kind", "gated")
+    if not isinstance(kind, str):  # a swept kind: each expanded variant takes what its kind reads
+        return []
+    ignored = [k for k in GATED_ONLY if k in table] if kind != "gated" else []
+    if kind != "fixed" and "activation" in table:
+        ignored.append("activation")
+    return [f"{where}.{k}: a {kind} variant does not use {k} (only "
+            f"{'gated' if k != 'activation' else 'fixed'} variants do); drop it, or set the variant's kind"
+            for k in ignored]
+
+
 def study_from_dict(raw: Any) -> StudyConfig:
     """Build a validated :class:`StudyConfig` from a parsed study file.
 
@@ -253,6 +272,7 @@ def study_from_dict(raw: Any) -> StudyConfig:
             problems.append(f"{where}: expected a table of variant settings, got {table!r}")
             complete = False
             continue
+        problems.extend(_ignored_fields(table, where))
         expanded, found = _expand(table, where)
         problems.extend(found)
         complete = complete and bool(expanded)
