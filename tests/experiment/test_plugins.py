@@ -173,3 +173,17 @@ def test_bad_plugins_and_import_paths_are_one_line_errors(tmp_path, change, prob
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and problem in lines[0], proc.stderr
     assert not (tmp_path / "study" / "runs").exists() or not any((tmp_path / "study" / "runs").iterdir())
+
+
+def test_every_bad_import_path_is_named_with_its_variants_in_one_line(tmp_path):
+    # the first failing path alone was reported, without the variant that names it
+    raw = {"name": "s", "seeds": [1], "train": {"max_epochs": 1},
+           "variants": [{"name": "a", "kind": "fixed", "activation": "json:nope"},
+                        {"name": "b", "kind": "gated", "candidates": ["relu", "os:getcwd"]},
+                        {"name": "c", "kind": "fixed", "activation": "json:nope"}]}
+    (tmp_path / "study.json").write_text(json.dumps(raw))
+    proc = _learnact("run", "study.json", "--out", "study", "--no-report", "-q", cwd=tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "variants 'a', 'c': cannot import candidate 'json:nope'" in lines[0]
+    assert "variant 'b': candidate 'os:getcwd' is not an activation" in lines[0]

@@ -79,12 +79,25 @@ def _import_paths(value: object) -> list[str]:
 def _check_import_paths(study: StudyConfig) -> None:
     """Resolve every candidate the study names by import path (``mypkg.acts:fn``) now, in this process: a typo
     is a one-line error before any run starts, not a failed run in a worker."""
-    paths = dict.fromkeys(p for v in study.variants for p in _import_paths(v.activation.canonical()))
-    if paths:
-        from ..model.activations import get_candidate
+    users: dict[str, list[str]] = {}
+    for v in study.variants:
+        for p in _import_paths(v.activation.canonical()):
+            users.setdefault(p, []).append(v.name)
+    if not users:
+        return
+    from ..exceptions import ConfigError
+    from ..model.activations import get_candidate
 
-        for path in paths:
+    problems = []
+    for path, names in users.items():  # every one that fails, each with the variants that name it
+        try:
             get_candidate(path)
+        except ValueError as exc:  # ConfigError too
+            shown = ", ".join(repr(n) for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            which = f"variant{'s' if len(names) > 1 else ''} {shown}"
+            problems.append(f"{which}: {str(exc).removeprefix('invalid config: ')}")
+    if problems:
+        raise ConfigError("invalid config: " + "; ".join(problems))
 
 
 def _check_out(folder: Path) -> None:
