@@ -130,6 +130,9 @@ def test_report_never_rebuilds_a_folder_it_did_not_write(study):
         proc = _learnact("report", "tiny", "--out", "pack", cwd=where)
         assert proc.returncode == 0, proc.stderr
     assert (where / "pack" / "index.html").is_file() and (where / "pack" / ".learnact-report").is_file()
+    (where / "pack" / ".learnact-report").unlink()  # a pack an earlier learnact built, before the marker
+    proc = _learnact("report", "tiny", "--out", "pack", cwd=where)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_predict_out_never_replaces_a_study_file(study):

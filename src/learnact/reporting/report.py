@@ -180,6 +180,17 @@ REPORT_MARKER = ".learnact-report"
 """The file that marks a folder as a report pack learnact wrote (:func:`claim_report_folder`)."""
 
 
+def _built_before_markers(folder: Path) -> bool:
+    """Whether ``folder`` holds a report pack learnact built before it marked them: its ``index.md`` opens with
+    the title learnact writes."""
+    try:
+        with open(folder / "index.md", encoding="utf-8") as f:
+            first = f.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return first.startswith(("# learnact report: ", "# learnact suite report: "))
+
+
 def claim_report_folder(folder: Path, study: Path) -> None:
     """Make ``folder`` the report folder of the study in ``study``, refusing one that holds what learnact did
     not write.
@@ -199,7 +210,7 @@ def claim_report_folder(folder: Path, study: Path) -> None:
     here = folder.resolve()
     default = (Path(study) / REPORT_DIR).resolve()
     ours = (here == default or default in here.parents
-            or any((p / REPORT_MARKER).is_file() for p in (here, *here.parents)))
+            or any((p / REPORT_MARKER).is_file() for p in (here, *here.parents)) or _built_before_markers(folder))
     if not ours and folder.is_dir() and any(folder.iterdir()):
         raise ReportError(f"report folder {str(folder)!r} holds files that learnact did not write (it has no "
                           f"{REPORT_MARKER}); a report rebuilds its folder, so give a new or empty folder")
