@@ -136,19 +136,27 @@ def activation_bytes(model: MLP, x: Tensor, target: Tensor, entropy_weight: floa
     counts once (a ReLU output that the next layer also saves is one tensor),
     and the parameters' own storages are left out (they exist anyway).
     """
+    import weakref
+
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: dict[int, int] = {}
+    packed: list[tuple[weakref.ref[Tensor], int, int]] = []
 
     def pack(t: Tensor) -> Tensor:
         storage = t.untyped_storage()
-        ptr = storage.data_ptr()
-        if ptr not in params and ptr != 0:
-            seen[ptr] = storage.nbytes()
+        packed.append((weakref.ref(t), storage.data_ptr(), storage.nbytes()))
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        batch_objective(model, x, target, entropy_weight)
-    return sum(seen.values())
+        loss = batch_objective(model, x, target, entropy_weight)
+    # what the graph still holds once the forward is done, each storage once: a tensor saved by a part of the
+    # graph that was dropped during the forward is gone, and the allocator may have given its address to a later
+    # one (keyed by address alone, the later one's size replaced it, by chance: the spline's count varied)
+    kept: dict[int, int] = {}
+    for ref, ptr, nbytes in packed:
+        if ref() is not None and ptr not in params and ptr != 0:
+            kept[ptr] = nbytes
+    del loss
+    return sum(kept.values())
 
 
 class FunctionalAdam:
