@@ -128,3 +128,12 @@ def test_targets_too_large_to_standardise_are_named():
     X = rng.normal(size=(40, 3))
     with pytest.raises(ValueError, match=r"y is too large to standardise .*largest \|y\| .*e\+160.*rescale y"):
         GatedMLPRegressor(max_epochs=1).fit(X, rng.normal(size=40) * 1e160)
+
+
+def test_features_too_large_to_standardise_are_named():
+    # the scaler's variance overflowed and the fit "diverged ... lower lr"
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    X[5, 2] = 1e160
+    with pytest.raises(ValueError, match=r"X column 2 holds values too large to standardise \(row 5: 1e\+160"):
+        GatedMLPRegressor(max_epochs=1).fit(X, rng.normal(size=40))

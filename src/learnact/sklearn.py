@@ -63,6 +63,19 @@ def _widths(hidden: Any) -> tuple[Any, ...]:
     return tuple(_plain(h) for h in hidden)
 
 
+def _check_scalable(X: np.ndarray) -> None:
+    """Raise ``ValueError`` naming the first column of ``X`` (``(n_samples, n_features)``) whose values are too
+    large to standardise: its variance would overflow float64 (the bound of
+    :func:`~learnact.data.sources.check_scalable`), and training then "diverged" for no reason it named."""
+    limit = float(np.sqrt(np.finfo(np.float64).max / (4 * max(len(X), 1))))
+    big = np.abs(X) > limit
+    if big.any():
+        j = int(np.flatnonzero(big.any(axis=0))[0])
+        i = int(np.flatnonzero(big[:, j])[0])
+        raise ValueError(f"X column {j} holds values too large to standardise (row {i}: {X[i, j]:.3g}; the limit "
+                         f"for {len(X)} rows is {limit:.3g}); rescale it, e.g. divide it by a power of ten")
+
+
 class _GatedMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, activation, seeds, warm start and training."""
 
@@ -190,6 +203,7 @@ class _GatedMLP(BaseEstimator):
         share: object = _plain(self.val_size)
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
             raise ValueError(f"val_size must be a share in (0, 1) of the training rows, got val_size={share!r}")
+        _check_scalable(X)
         i_tr, i_va = self._validation_split(len(targets), float(share), split_seed, stratify)
         idx = np.arange(len(targets))
         if not warm:
