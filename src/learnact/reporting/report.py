@@ -121,7 +121,9 @@ def protocol_paragraphs(view: StudyView) -> list[str]:
         f"Study \u201c{view.name}\u201d: {len(view.all_variants)} variants ({_kinds(view)}) and "
         f"{len(view.seeds)} seeds ({', '.join(map(str, view.seeds))}), {n_runs} finished runs"
         + (f" and {n_diverged} diverged {'run' if n_diverged == 1 else 'runs'}" if n_diverged else "")
-        + ". Everything below is computed from the saved run folders, without retraining.",
+        + ". Everything below is computed from the saved run folders, without retraining."
+        + (" This data set is one of a suite's: the comparison across its data sets is the suite report, one "
+           "folder up (../index.html)." if view.dataset is not None else ""),
         f"Data: {view.dataset_label}. For each seed, a {split_kind} train/test split (test share "
         f"{format_number(first.data.test_size)}), {_preprocessing_phrase(first.data)}, and a {split_kind} "
         f"train/validation split of the training part (validation share {format_number(first.data.val_size)}); "
