@@ -123,6 +123,7 @@ __all__ = [
     "RESULTS_FILE",
     "LEADERBOARD_FILE",
     "REPORT_DIR",
+    "REPORT_MARKER",
     "STUDY_OUTPUTS",
     "STUDY_FILE",
     "LOG_FILE",
@@ -962,13 +963,22 @@ def check_output_path(path: Path, option: str) -> None:
                          f"never written there but by learnact run: choose a path outside it")
 
 
+REPORT_MARKER = ".learnact-report"
+"""The file that marks a folder as a report pack learnact wrote (``reporting.report.claim_report_folder``)."""
+
+
 def foreign_outputs(folder: Path) -> list[str]:
     """The names of :data:`STUDY_OUTPUTS` that exist in ``folder`` when it is not a study folder (it has no
-    ``study.json``): files and folders that ``learnact run`` would write over, but did not write."""
+    ``study.json``): files and folders that ``learnact run`` would write over, but did not write.
+
+    Not ``runs/`` (learnact leaves what it did not write there alone), not ``study.log`` (appended to, never
+    replaced; a run interrupted before it wrote ``study.json`` leaves one) and not a ``report/`` learnact marked.
+    """
     folder = Path(folder)
     if not folder.is_dir() or (folder / STUDY_FILE).exists():
         return []
-    return [name for name in STUDY_OUTPUTS if name != RUNS_DIR and (folder / name).exists()]
+    ours = {RUNS_DIR, LOG_FILE} | ({REPORT_DIR} if (folder / REPORT_DIR / REPORT_MARKER).is_file() else set())
+    return [name for name in STUDY_OUTPUTS if name not in ours and (folder / name).exists()]
 
 
 def protected_folder(path: Path) -> Path | None:

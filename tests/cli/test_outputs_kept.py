@@ -98,6 +98,12 @@ def test_run_into_a_folder_holding_its_output_names_is_refused(study):
              "--out 'mine' is not a study folder (it has no study.json) but holds results.csv")
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "results.csv"]
     assert (mine / "results.csv").read_text() == "my results\n"
+    # learnact's own: the study.log of a run interrupted before it wrote study.json, and a report it marked
+    (where / "cut").mkdir()
+    (where / "cut" / "study.log").write_text("")
+    assert _learnact("report", "tiny", "--out", "cut/report", cwd=where).returncode == 0
+    proc = _learnact("run", "tiny.toml", "--out", "cut", "-q", "--no-report", cwd=where)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_run_given_a_study_folder_resumes_it_there(study):
@@ -123,9 +129,15 @@ def test_report_never_rebuilds_a_folder_it_did_not_write(study):
     mine.mkdir()
     (mine / "index.html").write_text("<p>my site</p>")
     _refused(_learnact("report", "tiny", "--out", "site", cwd=where),
-             "report folder 'site' holds files that learnact did not write")
+             "report folder 'site' holds index.html, which learnact did not write")
     assert sorted(p.name for p in mine.iterdir()) == ["index.html"]
     assert (mine / "index.html").read_text() == "<p>my site</p>"
+    notes = where / "notes"  # a user's folder without a report's names: the report goes in beside them
+    notes.mkdir()
+    (notes / "README.md").write_text("mine\n")
+    proc = _learnact("report", "tiny", "--out", "notes", cwd=where)
+    assert proc.returncode == 0, proc.stderr
+    assert (notes / "README.md").read_text() == "mine\n" and (notes / "index.html").is_file()
     for _ in range(2):  # a new folder, then that folder again: learnact's own (its marker)
         proc = _learnact("report", "tiny", "--out", "pack", cwd=where)
         assert proc.returncode == 0, proc.stderr

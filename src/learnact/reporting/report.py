@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ..store import REPORT_DIR, not_a_study_folder, write_text_atomic
+from ..store import REPORT_DIR, REPORT_MARKER, not_a_study_folder, write_text_atomic
 from .figures import FIGURES, build_figures
 from .html import index_html
 from .index import index_markdown
 from .latex import TEX_INSTALL_HINT, ReportError, compile_pdf, latexmk_available, report_tex
-from .render import Table, remove_earlier_build, write_table
+from .render import PAGES, Table, remove_earlier_build, write_table
 from .study_view import NothingToShow, StudyView, load_study_view
 from .style import format_number
 from .tables import comparison_table, diagnostics_summary_table, leaderboard_table
@@ -178,8 +178,6 @@ def _schedules_sentence(view: StudyView, gated: list[str]) -> str:
             + "; ".join(clauses) + ".")
 
 
-REPORT_MARKER = ".learnact-report"
-"""The file that marks a folder as a report pack learnact wrote (:func:`claim_report_folder`)."""
 
 
 def _built_before_markers(folder: Path) -> bool:
@@ -200,11 +198,12 @@ def claim_report_folder(folder: Path, study: Path) -> None:
     A report rebuilds its folder in place, removing the earlier build's pages, figures and tables
     (:func:`remove_earlier_build`). That is safe in a folder learnact made: the study's own ``report/`` (and
     anything in it, such as a suite's data-set reports), or a folder marked with :data:`REPORT_MARKER` by an
-    earlier build (or inside one). Any other folder must be new or empty: a user's ``index.html`` or
-    ``report.tex`` there is never replaced. The marker is written here.
+    earlier build (or inside one). Any other folder must not hold what a report writes (its pages, ``figures/``,
+    ``tables/``): a user's ``index.html`` or ``report.tex`` there is never replaced, and their other files (a
+    ``README.md``, ``.git``) are left alone. The marker is written here.
 
     Raises:
-        ReportError: ``folder`` is a file, or a folder with other files in it; the message says what to do.
+        ReportError: ``folder`` is a file, or holds a report's names that learnact did not write.
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -213,9 +212,11 @@ def claim_report_folder(folder: Path, study: Path) -> None:
     default = (Path(study) / REPORT_DIR).resolve()
     ours = (here == default or default in here.parents
             or any((p / REPORT_MARKER).is_file() for p in (here, *here.parents)) or _built_before_markers(folder))
-    if not ours and folder.is_dir() and any(folder.iterdir()):
-        raise ReportError(f"report folder {str(folder)!r} holds files that learnact did not write (it has no "
-                          f"{REPORT_MARKER}); a report rebuilds its folder, so give a new or empty folder")
+    clash = [name for name in (*PAGES, "figures", "tables") if (folder / name).exists()] if not ours else []
+    if clash:
+        raise ReportError(f"report folder {str(folder)!r} holds {', '.join(clash)}, which learnact did not write "
+                          f"(the folder has no {REPORT_MARKER}) and a report would write over; give a new or empty "
+                          f"folder, or move those out of it")
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / REPORT_MARKER
     if not marker.is_file():
