@@ -357,3 +357,37 @@ def test_an_input_gate_under_vmap_keeps_no_weights_that_escape_it():
         entropy_penalty(nn.Sequential(gate))
     gate(x)
     assert entropy_penalty(nn.Sequential(gate)).item() > 0
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_sample_input_reads_a_transformers_activation_width_from_the_layer_that_ran_before_it(batch_first):
+    # linear2 (8 units) is registered before the activation and linear1 (16) runs before it: the pass took the
+    # sequence or the batch axis as the units (5 on dim 1), silently where it was the batch
+    layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, activation=nn.GELU(),
+                                       batch_first=batch_first)
+    stack = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
+    x = torch.randn(3, 5, 8) if batch_first else torch.randn(5, 3, 8)
+    converted, replaced = convert(stack, "spline", sample_input=x)
+    assert [(r.width, r.dim) for r in replaced] == [(16, -1)]
+    longer = torch.randn(3, 7, 8) if batch_first else torch.randn(7, 3, 8)
+    assert converted(longer).shape == longer.shape
+
+
+def test_a_module_called_at_two_widths_is_refused_only_where_the_width_matters():
+    # a torchvision-style bottleneck calls one self.relu after 4, 4 and 16 channels
+    class Bottleneck(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2, self.conv3 = nn.Conv2d(16, 4, 1), nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 16, 1)
+            self.relu = nn.ReLU(inplace=True)
+
+        def forward(self, x):
+            return self.relu(self.conv3(self.relu(self.conv2(self.relu(self.conv1(x))))) + x)
+
+    x = torch.randn(2, 16, 5, 5)
+    for activation in ("tanh", "prelu", ActivationConfig(gate="layer")):
+        converted, replaced = convert(Bottleneck(), activation, sample_input=x)
+        assert [r.path for r in replaced] == ["relu"] and converted(x).shape == x.shape
+    with pytest.raises(ValueError, match=r"module 'relu' is called on inputs with different sizes on axis 1 "
+                                         r"\(\[4, 16\]\); give each call its own module"):
+        convert(Bottleneck(), ActivationConfig(gate="neuron"), sample_input=x)

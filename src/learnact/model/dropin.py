@@ -118,28 +118,50 @@ class _Probe(nn.Module):
     """Stands in for one place of a module during :func:`_widths_from_forward`: records the shape of each input
     it gets there, then calls the module."""
 
-    def __init__(self, inner: nn.Module) -> None:
+    def __init__(self, inner: nn.Module, events: list) -> None:
         super().__init__()
         self.inner = inner
         self.shapes: list[torch.Size] = []
+        self.events = events  # shared with the layers' hooks: the order things ran in
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if args and isinstance(args[0], Tensor):
             self.shapes.append(args[0].shape)
+            self.events.append(self)
         return self.inner(*args, **kwargs)
 
 
+def _layer_units(m: nn.Module) -> tuple[int, int] | None:
+    """``(width, axis)`` of the units a layer's output has (``Linear``: last axis; conv, batch/group norm: 1)."""
+    if isinstance(m, nn.Linear):
+        return m.out_features, -1
+    if isinstance(m, _ConvNd):
+        return m.out_channels, 1
+    if isinstance(m, _BatchNorm):
+        return m.num_features, 1
+    if isinstance(m, nn.GroupNorm):
+        return m.num_channels, 1
+    return None
+
+
 def _widths_from_forward(model: nn.Module, targets: dict[str, nn.Module], sample_input: Any,
-                         dim: int | None, layers: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+                         dim: int | None, layers: dict[str, tuple[int, int]],
+                         needs_width: bool = True) -> dict[str, tuple[int, int]]:
     """``path -> (width, dim)`` read from each target's input in one forward pass (no grad, eval mode).
 
     Each place stands in for itself (a :class:`_Probe` there for the pass), so a module used at several places
     (one ``nn.ReLU()`` after layers of different widths) gets each place's width, as :func:`convert` gives each
-    place its own module. The unit axis is ``dim`` when given; else the axis of the preceding layer's units
-    (``layers``, :func:`_widths_from_layers`) where the input has that many there (a ``Linear`` on an
-    ``(N, T, F)`` sequence: the last axis); else ``1`` for inputs of more than two dimensions, ``-1`` otherwise.
+    place its own module. The unit axis is ``dim`` when given; else the axis of the units of the layer that ran
+    last before it in this pass (a ``Linear``, conv or norm layer; a transformer's ``linear1``, though ``linear2``
+    is registered before its activation), or of the one before it in registration order (``layers``,
+    :func:`_widths_from_layers`), where the input has that many units there (a ``Linear`` on an ``(N, T, F)``
+    sequence: the last axis); else ``1`` for inputs of more than two dimensions, ``-1`` otherwise. A place
+    called at two widths is refused only where the new module needs its width (``needs_width``).
     """
-    probes = {path: _Probe(m) for path, m in targets.items()}
+    events: list = []
+    probes = {path: _Probe(m, events) for path, m in targets.items()}
+    hooks = [m.register_forward_hook(lambda mod, _i, _o, units=units: events.append(units))
+             for m in model.modules() if not isinstance(m, _Probe) and (units := _layer_units(m)) is not None]
     modes = {m: m.training for m in model.modules()}
     # a transformer layer's fused inference path would not call its activation, nor so the probe
     fused = {m: m.activation_relu_or_gelu for m in model.modules() if isinstance(m, nn.TransformerEncoderLayer)}
@@ -157,6 +179,8 @@ def _widths_from_forward(model: nn.Module, targets: dict[str, nn.Module], sample
         with torch.no_grad():
             model(*sample_input) if isinstance(sample_input, tuple) else model(sample_input)
     finally:
+        for h in hooks:
+            h.remove()
         for path, m in targets.items():
             put(path, m)
         for layer, flag in fused.items():
@@ -169,12 +193,17 @@ def _widths_from_forward(model: nn.Module, targets: dict[str, nn.Module], sample
             continue
         shape = probe.shapes[0]
         axis = dim if dim is not None else (1 if len(shape) > 2 else -1)
-        if dim is None and path in layers:
-            width, layer_axis = layers[path]
-            if -len(shape) <= layer_axis < len(shape) and shape[layer_axis] == width:
-                axis = layer_axis
+        if dim is None:
+            first = events.index(probe)
+            ran = next((e for e in reversed(events[:first]) if isinstance(e, tuple)), None)
+            for width, layer_axis in (c for c in (ran, layers.get(path)) if c is not None):
+                if -len(shape) <= layer_axis < len(shape) and shape[layer_axis] == width:
+                    axis = layer_axis
+                    break
         widths = {s[axis] for s in probe.shapes}
         if len(widths) > 1:
+            if not needs_width:  # a per-layer activation: its width does not matter
+                continue
             raise ValueError(f"module {path!r} is called on inputs with different sizes on axis {axis} "
                              f"({sorted(widths)}); give each call its own module before converting")
         found[path] = (widths.pop(), axis)
@@ -278,7 +307,7 @@ def convert(
     paths = _targets(target, kinds)
     inferred = _widths_from_layers(target, set(paths))
     if sample_input is not None:
-        inferred.update(_widths_from_forward(target, paths, sample_input, dim, inferred))
+        inferred.update(_widths_from_forward(target, paths, sample_input, dim, inferred, needs_width))
     first = next(target.parameters(), None)
     replaced: list[Replacement] = []
     for path, old in paths.items():
