@@ -160,9 +160,13 @@ def test_the_command_line_plugin_option(plugin, tmp_path):
      "not a function"),
     # functions that are no activation: accepted, then every run failed with an internal error
     ({"variants": [{"name": "v", "kind": "fixed", "activation": "os:getcwd"}]},
-     "candidate 'os:getcwd' is not an activation: calling it on a (2, 3) tensor raised TypeError"),
+     "candidate 'os:getcwd' is not an activation: calling it on a 2x3 tensor raised TypeError"),
     ({"variants": [{"name": "v", "kind": "gated", "candidates": ["relu", "torch:sum"]}]},
-     "candidate 'torch:sum' is not an activation: on a (2, 3) tensor it returned shape ()"),
+     "candidate 'torch:sum' is not an activation: on a 2x3 float32 tensor it returned shape (), dtype float32"),
+    # a new dtype, and a function of 2-D input only (the stacked engine passes 3-D): internal errors in every run
+    ({"variants": [{"name": "v", "kind": "fixed", "activation": "torch:signbit"}]},
+     "candidate 'torch:signbit' is not an activation: on a 2x3 float32 tensor it returned shape (2, 3), dtype bool"),
+
 ])
 def test_bad_plugins_and_import_paths_are_one_line_errors(tmp_path, change, problem):
     raw = {"name": "s", "seeds": [1], "train": {"max_epochs": 1},
@@ -187,3 +191,17 @@ def test_every_bad_import_path_is_named_with_its_variants_in_one_line(tmp_path):
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "variants 'a', 'c': cannot import candidate 'json:nope'" in lines[0]
     assert "variant 'b': candidate 'os:getcwd' is not an activation" in lines[0]
+
+
+def test_a_candidate_of_two_dimensional_input_only_is_refused_before_any_run(tmp_path):
+    # it trained with the sequential engine, and the stacked engine (members, batch, width) failed with an
+    # internal error in every run
+    (tmp_path / "flat_acts.py").write_text("import torch\n\ndef flat(x):\n    assert x.dim() == 2\n"
+                                           "    return torch.tanh(x)\n")
+    raw = {"name": "s", "seeds": [1], "train": {"max_epochs": 1},
+           "variants": [{"name": "v", "kind": "fixed", "activation": "flat_acts:flat"}]}
+    (tmp_path / "study.json").write_text(json.dumps(raw))
+    proc = _learnact("run", "study.json", "--out", "study", "--no-report", "-q", cwd=tmp_path, paths=[tmp_path])
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "candidate 'flat_acts:flat' is not an activation: calling it on a 2x2x3 tensor raised AssertionError" \
+        in proc.stderr and not (tmp_path / "study").exists()

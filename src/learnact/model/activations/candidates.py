@@ -101,17 +101,22 @@ def _check_elementwise(name: str, fn: Candidate) -> None:
     """Raise ``ValueError`` unless ``fn`` maps a small float32 tensor to a tensor of its shape: a function named by
     import path is tried once when it is resolved (``os:getcwd`` was accepted, and every run then failed with an
     internal error)."""
-    probe = torch.linspace(-2.0, 2.0, 6).reshape(2, 3)
-    try:
-        out = fn(probe)
-    except Exception as exc:  # noqa: BLE001 - the user's function: any failure is reported as such
-        raise ValueError(f"candidate {name!r} is not an activation: calling it on a (2, 3) tensor raised "
-                         f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}; point it at a function Tensor "
-                         f"-> Tensor of the same shape") from None
-    if not isinstance(out, torch.Tensor) or out.shape != probe.shape:
-        got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"candidate {name!r} is not an activation: on a (2, 3) tensor it returned {got}; point it "
-                         f"at a function Tensor -> Tensor of the same shape")
+    # a layer's (batch, width) and a stack's (members, batch, width): the vectorised engine passes the latter
+    for probe in (torch.linspace(-2.0, 2.0, 6).reshape(2, 3), torch.linspace(-2.0, 2.0, 12).reshape(2, 2, 3)):
+        shape = "x".join(map(str, probe.shape))
+        try:
+            out = fn(probe)
+        except Exception as exc:  # noqa: BLE001 - the user's function: any failure is reported as such
+            raise ValueError(f"candidate {name!r} is not an activation: calling it on a {shape} tensor raised "
+                             f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}; point it at an elementwise "
+                             f"function Tensor -> Tensor of the same shape and dtype (any number of dimensions)"
+                             ) from None
+        if not isinstance(out, torch.Tensor) or out.shape != probe.shape or out.dtype != probe.dtype:
+            got = (f"shape {tuple(out.shape)}, dtype {str(out.dtype).removeprefix('torch.')}"
+                   if isinstance(out, torch.Tensor) else type(out).__name__)
+            raise ValueError(f"candidate {name!r} is not an activation: on a {shape} float32 tensor it returned "
+                             f"{got}; point it at an elementwise function Tensor -> Tensor of the same shape and "
+                             f"dtype")
 
 
 def list_candidates() -> list[str]:
