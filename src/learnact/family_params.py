@@ -57,8 +57,8 @@ MAX_RANGE = 1e6
 (an internal error instead of a config error)."""
 
 MIN_SPAN = 1e-6
-"""The narrowest ``hi - lo``: the points of a narrower range round to the same float32 values (1e-300 wide: a
-division by zero)."""
+"""The narrowest ``hi - lo``, relative to the larger of 1, ``|lo|`` and ``|hi|``: the points of a narrower range
+round to the same float32 values (1e-300 wide: a division by zero; 1e-3 wide at 1e6: a flat function)."""
 
 MAX_SIZE = 1024
 """The most segments, dictionary points, pieces, hidden units or grid intervals a family unit takes."""
@@ -79,9 +79,10 @@ class _RangeParams(FamilyParams):
         if max(abs(self.lo), abs(self.hi)) > MAX_RANGE:
             raise ValueError(f"lo and hi must lie within ±{MAX_RANGE:g} (the range's points are float32), got "
                              f"lo={self.lo:g}, hi={self.hi:g}")
-        if self.hi - self.lo < MIN_SPAN:
-            raise ValueError(f"hi - lo must be at least {MIN_SPAN:g} (closer points round to the same float32), "
-                             f"got lo={self.lo:g}, hi={self.hi:g}")
+        least = MIN_SPAN * max(1.0, abs(self.lo), abs(self.hi))  # float32 resolves 1e-6 of the values' size
+        if self.hi - self.lo < least:
+            raise ValueError(f"hi - lo must be at least {least:g} here ({MIN_SPAN:g} times the larger of 1, |lo| and "
+                             f"|hi|: closer points round to the same float32), got lo={self.lo:.9g}, hi={self.hi:.9g}")
         return self
 
 

@@ -71,17 +71,19 @@ def test_compare_csv_never_replaces_a_study_file_or_part_of_a_study(study):
     where = study.parent
     before, toml = _snapshot(study), (where / "tiny.toml").read_bytes()
     metrics = next((study / "runs").iterdir()) / "metrics.json"
-    for target, message in [(metrics, "does not end in .csv"),
-                            (where / "tiny.toml", "does not end in .csv"),
+    for target, message in [(metrics, "is an existing file that does not end in .csv"),
+                            (where / "tiny.toml", "is an existing file that does not end in .csv"),
                             (study / "results.csv", "is the study's own results.csv"),
                             (study / "leaderboard.csv", "is the study's own leaderboard.csv"),
                             (study / "runs" / "x.csv", "part of a study's run store"),
                             (where / "no_such" / "c.csv", "does not exist; create it first")]:
         _refused(_learnact("compare", "tiny", "--csv", str(target), cwd=where), message)
     assert _snapshot(study) == before and (where / "tiny.toml").read_bytes() == toml
-    proc = _learnact("compare", "tiny", "--csv", "comparison.csv", cwd=where)
-    assert proc.returncode == 0, proc.stderr
-    assert (where / "comparison.csv").read_text().startswith("metric,variant,reference,")
+    for name, times in (("comparison.csv", 2), ("comparison.txt", 1)):  # a .csv written over; a new file of any name
+        for _ in range(times):
+            proc = _learnact("compare", "tiny", "--csv", name, cwd=where)
+            assert proc.returncode == 0, proc.stderr
+        assert (where / name).read_text().startswith("metric,variant,reference,")
 
 
 def test_compare_given_a_study_file_names_the_folder_it_needs(study):

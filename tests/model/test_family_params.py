@@ -67,7 +67,9 @@ def test_bad_family_params_are_reported_with_their_path():
     ({"kind": "pwl", "params": {"lo": -1e300, "hi": 1e300}},
      "variants[0].params: lo and hi must lie within ±1e+06 (the range's points are float32)"),
     ({"kind": "kernel", "params": {"size": 2, "lo": -1e-300, "hi": 1e-300}},
-     "variants[0].params: hi - lo must be at least 1e-06"),
+     "variants[0].params: hi - lo must be at least 1e-06 here"),
+    ({"kind": "pwl", "params": {"lo": 999_999.999, "hi": 1e6}},
+     "variants[0].params: hi - lo must be at least 1 here (1e-06 times the larger of 1, |lo| and |hi|"),
     ({"kind": "spline", "params": {"grid_size": 100_000}}, "variants[0].params.grid_size: must be in [1, 1024]"),
     ({"kind": "maxout", "params": {"pieces": 5000}}, "variants[0].params.pieces: must be in [2, 1024], got 5000"),
 ])

@@ -213,9 +213,9 @@ def _check_csv(csv: Path) -> None:
     if csv.is_dir():
         raise IsADirectoryError(f"--csv {str(csv)!r} is a folder; give a file name, e.g. "
                                 f"{str(csv / 'comparison.csv')!r}")
-    if csv.suffix.lower() != ".csv":
-        raise ValueError(f"--csv {str(csv)!r} does not end in .csv; give a .csv file name (an existing file of "
-                         f"another kind, a study file say, is never replaced)")
+    if csv.suffix.lower() != ".csv" and csv.is_file():
+        raise ValueError(f"--csv {str(csv)!r} is an existing file that does not end in .csv (a study file, say), "
+                         f"which is never replaced; give a new name or a .csv file")
     check_output_path(csv, "--csv")
     if not csv.parent.is_dir():
         raise FileNotFoundError(f"folder of --csv {str(csv)!r} does not exist; create it first")
