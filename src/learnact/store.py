@@ -119,6 +119,7 @@ __all__ = [
     "StoreWriteError",
     "protected_folder",
     "check_output_path",
+    "output_file",
     "foreign_outputs",
     "RESULTS_FILE",
     "LEADERBOARD_FILE",
@@ -289,6 +290,29 @@ def atomic_write(path: Path) -> Iterator[Path]:
         if isinstance(exc, OSError):
             raise write_error(path, exc) from exc
         raise
+
+
+@contextmanager
+def output_file(path: Path) -> Iterator[Path]:
+    """Where to write a user-named output file (``predict --out``, ``compare --csv``): :func:`atomic_write`'s
+    temporary file, or ``path`` itself where ``path`` is a symbolic link or exists and is no regular file.
+
+    A rename replaces whatever has the name: ``--csv /dev/stdout`` replaced the ``/dev/stdout`` link with a
+    regular file (every later write to it went to that file), and a link to the user's own file with a copy.
+    Writing through the name instead goes where the link or the device leads.
+
+    Raises:
+        RunStoreError: An OS error while writing.
+    """
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        try:
+            yield path
+        except OSError as exc:
+            raise write_error(path, exc) from exc
+        return
+    with atomic_write(path) as tmp:
+        yield tmp
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:

@@ -191,3 +191,26 @@ def test_runs_moved_back_from_superseded_are_announced_as_those_moved_there(tmp_
     proc = _learnact("run", "tiny.toml", "--out", "s", "--no-report", cwd=tmp_path)
     assert proc.returncode == 0 and "(0 trained, 4 already done)" in proc.stdout, proc.stderr
     assert "2 finished runs this study plans again were moved back from" in proc.stderr, proc.stderr
+
+
+def test_an_output_named_by_a_link_is_written_where_the_link_leads(study, tmp_path):
+    # the file went through a temporary one and a rename, which replaced the link itself: `--csv /dev/stdout`
+    # turned /dev/stdout into a regular file
+    real = tmp_path / "real.csv"
+    real.write_text("old\n")
+    (tmp_path / "link.csv").symlink_to(real)
+    (tmp_path / "out").symlink_to("/proc/self/fd/1")  # what /dev/stdout is
+    proc = _learnact("compare", str(study), "--csv", "link.csv", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "link.csv").is_symlink() and real.read_text().startswith("metric,variant,reference,")
+    proc = _learnact("compare", str(study), "--csv", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out").is_symlink() and proc.stdout.startswith("metric,variant,reference,")
+    run = next((study / "runs").iterdir())
+    rows = tmp_path / "rows.csv"
+    from sklearn.datasets import load_breast_cancer
+
+    load_breast_cancer(as_frame=True).frame.drop(columns="target").head(12).to_csv(rows, index=False)
+    proc = _learnact("predict", str(run), "rows.csv", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out").is_symlink() and proc.stdout.startswith("prob_")

@@ -198,10 +198,10 @@ def compare(
 def _write_csv(table: pd.DataFrame, csv: Path | None) -> None:
     if csv is None:
         return
-    from ..store import atomic_write
+    from ..store import output_file
 
     _check_csv(csv)
-    with atomic_write(csv) as tmp:
+    with output_file(csv) as tmp:
         table.to_csv(tmp, index=False)
 
 

@@ -38,7 +38,7 @@ def predict(
     from ..data.sources import read_table
     from ..exceptions import DataError
     from ..experiment.loading import load_run, predict_table
-    from ..store import atomic_write
+    from ..store import output_file
     from .errors import state
 
     state.writes_to = out
@@ -58,7 +58,7 @@ def predict(
             raise DataError(f"input {data!r} has a header but no data rows; add one row per sample to predict")
     table = predict_table(run, frame)
     if out is not None:
-        with atomic_write(out) as tmp:
+        with output_file(out) as tmp:
             table.to_csv(tmp, index=False)
         print(f"wrote {len(table)} predictions to {out}")
     else:
