@@ -305,8 +305,8 @@ def test_a_key_given_twice_is_refused_in_yaml_and_json_at_any_depth(tmp_path):
      "variants[0].candidates: a fixed variant does not use candidates"),
     ({"name": "v", "kind": "prelu", "temperature_schedule": "linear", "temperature_end": 0.5},
      "variants[0].temperature_schedule: a prelu variant does not use temperature_schedule"),
-    ({"name": "v", "activation": "tanh"}, "variants[0].activation: a gated variant does not use activation "
-                                          "(only fixed variants do)"),
+    ({"name": "{kind}_T{temperature}", "kind": ["fixed", "gated"], "temperature": [0.5, 2.0]},
+     "variants[0].temperature: a fixed variant (the sweep over kind gives it one) does not use temperature"),
 ])
 def test_a_field_the_variants_kind_does_not_use_is_refused(variant, expected):
     # accepted before, and ignored: a fixed variant's temperature changed nothing, not even its run id
@@ -320,3 +320,19 @@ def test_a_swept_kind_takes_each_kinds_fields():
         {"name": "{kind}", "kind": ["fixed", "prelu"]},
         {"name": "g", "kind": "gated", "temperature": 0.5, "candidates": ["relu", "tanh"]}]})
     assert [v.name for v in study.variants] == ["fixed", "prelu", "g"]
+
+
+def test_a_yaml_anchor_of_a_fixed_variant_merges_into_a_gated_one(tmp_path):
+    # a merge key cannot drop the anchor's activation, and nowhere else can hold an anchor
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent("""
+        name: s
+        seeds: [1]
+        variants:
+          - &base {name: fixed_relu, kind: fixed, activation: relu, lr: 0.01}
+          - <<: *base
+            name: gated
+            kind: gated
+    """))
+    study = load_study(path)
+    assert [(v.name, v.activation.kind) for v in study.variants] == [("fixed_relu", "fixed"), ("gated", "gated")]

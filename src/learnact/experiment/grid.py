@@ -212,18 +212,17 @@ GATED_ONLY = ("candidates", "gate", "gate_source", "gate_hidden", "temperature",
 """Variant fields that only a gated variant reads (``activation`` only a fixed one)."""
 
 
-def _ignored_fields(table: dict[str, Any], where: str) -> list[str]:
-    """The fields of a variant ``table`` its kind does not read, each as a problem: a fixed variant's
-    ``temperature`` or ``candidates`` was accepted and did nothing (its run id ignores them too)."""
-    kind = table.get("kind", "gated")
-    if not isinstance(kind, str):  # a swept kind: each expanded variant takes what its kind reads
+def _ignored_fields(values: dict[str, Any], where: str, swept: bool = False) -> list[str]:
+    """The gated-only fields a non-gated variant (``values``: one expanded variant) sets, each as a problem: a
+    fixed variant's ``temperature`` or ``candidates`` was accepted and did nothing (its run id ignores them too,
+    so a sweep over the kind and the temperature made identical fixed runs). A gated variant's ``activation`` is
+    let be: a YAML anchor of a fixed variant merged into a gated one brings it, and a merge cannot drop a key."""
+    kind = values.get("kind", "gated")
+    if not isinstance(kind, str) or kind == "gated":
         return []
-    ignored = [k for k in GATED_ONLY if k in table] if kind != "gated" else []
-    if kind != "fixed" and "activation" in table:
-        ignored.append("activation")
-    return [f"{where}.{k}: a {kind} variant does not use {k} (only "
-            f"{'gated' if k != 'activation' else 'fixed'} variants do); drop it, or set the variant's kind"
-            for k in ignored]
+    how = " (the sweep over kind gives it one)" if swept else ""
+    return [f"{where}.{k}: a {kind} variant{how} does not use {k} (only gated variants do); drop it, or set the "
+            f"variant's kind" for k in GATED_ONLY if k in values]
 
 
 def study_from_dict(raw: Any) -> StudyConfig:
@@ -272,9 +271,10 @@ def study_from_dict(raw: Any) -> StudyConfig:
             problems.append(f"{where}: expected a table of variant settings, got {table!r}")
             complete = False
             continue
-        problems.extend(_ignored_fields(table, where))
         expanded, found = _expand(table, where)
         problems.extend(found)
+        for values, _ in expanded:
+            problems.extend(_ignored_fields(values, where, swept=isinstance(table.get("kind"), list)))
         complete = complete and bool(expanded)
         for values, sweep_pos in expanded:
             variants.append(_structured(values))
