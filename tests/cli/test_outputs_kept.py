@@ -7,17 +7,13 @@ study then failed its manifest check) or the user's study file, `run --out` a fo
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-import learnact
-
-SRC = Path(learnact.__file__).resolve().parent.parent
+from console import run_learnact as _learnact
 
 TINY = textwrap.dedent("""
     name = "tiny"
@@ -36,15 +32,6 @@ TINY = textwrap.dedent("""
     kind = "fixed"
     activation = "tanh"
 """)
-
-
-def _learnact(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    script = Path(sys.executable).with_name("learnact")
-    command = [str(script)] if script.is_file() else [sys.executable, "-m", "learnact"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)}
-    env.pop("LEARNACT_DEBUG", None)
-    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300,
-                          stdin=subprocess.DEVNULL)
 
 
 def _refused(proc: subprocess.CompletedProcess[str], message: str) -> None:
