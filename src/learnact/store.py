@@ -969,14 +969,24 @@ def restore_runs(study_dir: Path, wanted: set[str]) -> list[str]:
     return restored
 
 
-def check_output_path(path: Path, option: str) -> None:
-    """Refuse a user-named output file (``predict --out``, ``compare --csv``) that would replace part of a study.
+def check_output_path(path: Path, option: str, example: str) -> None:
+    """Refuse a user-named output file (``predict --out``, ``compare --csv``) that cannot or must not be written.
+
+    Args:
+        path: The file named.
+        option: How the message names it (``"--out"``).
+        example: A file name to suggest where ``path`` is a folder (``"predictions.csv"``).
 
     Raises:
+        IsADirectoryError: ``path`` is a folder.
         ValueError: ``path`` is one of a study folder's own files (``study.json``, ``results.csv``, ...), or
             lies in a run folder or a study's ``runs/`` or ``superseded/`` (:func:`protected_folder`); the
             message names the option and what to do.
+        FileNotFoundError: The folder ``path`` would be written in does not exist.
     """
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{option} {str(path)!r} is a folder; give a file name, e.g. "
+                                f"{str(Path(path) / example)!r}")
     p = Path(path).resolve()
     if p.name in STUDY_OUTPUTS and (p.parent / STUDY_FILE).is_file():
         raise ValueError(f"{option} {str(path)!r} is the study's own {p.name}, which learnact reads back; write "
@@ -985,6 +995,9 @@ def check_output_path(path: Path, option: str) -> None:
     if inside is not None:
         raise ValueError(f"{option} {str(path)!r} lies in {str(inside)!r}, part of a study's run store; files are "
                          f"never written there but by learnact run: choose a path outside it")
+    if not Path(path).parent.is_dir():
+        raise FileNotFoundError(f"the folder of {option} {str(path)!r}, {str(Path(path).parent)!r}, does not "
+                                f"exist; create it first")
 
 
 REPORT_MARKER = ".learnact-report"

@@ -200,8 +200,7 @@ def _write_csv(table: pd.DataFrame, csv: Path | None) -> None:
         return
     from ..store import output_file
 
-    _check_csv(csv)
-    with output_file(csv) as tmp:
+    with output_file(csv) as tmp:  # checked before any work (_check_csv)
         table.to_csv(tmp, index=False)
 
 
@@ -210,15 +209,10 @@ def _check_csv(csv: Path) -> None:
     folder that does not exist (before any work)."""
     from ..store import check_output_path
 
-    if csv.is_dir():
-        raise IsADirectoryError(f"--csv {str(csv)!r} is a folder; give a file name, e.g. "
-                                f"{str(csv / 'comparison.csv')!r}")
     if csv.suffix.lower() != ".csv" and csv.is_file():
         raise ValueError(f"--csv {str(csv)!r} is an existing file that does not end in .csv (a study file, say), "
                          f"which is never replaced; give a new name or a .csv file")
-    check_output_path(csv, "--csv")
-    if not csv.parent.is_dir():
-        raise FileNotFoundError(f"folder of --csv {str(csv)!r} does not exist; create it first")
+    check_output_path(csv, "--csv", "comparison.csv")
 
 
 def _compare_suite(study: Path, tidy: pd.DataFrame, reference: str | None, metrics: list[str] | None,

@@ -12,18 +12,6 @@ from .app import app
 __all__ = ["predict"]
 
 
-def _check_out(out: Path) -> None:
-    """Refuse an ``--out`` that is a folder, lies in a run folder or a study's runs/, or has no parent folder."""
-    from ..store import check_output_path
-
-    if out.is_dir():
-        example = str(out / "predictions.csv")
-        raise IsADirectoryError(f"--out {str(out)!r} is a folder; give a file name, e.g. {example!r}")
-    check_output_path(out, "--out")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"output folder {str(out.parent)!r} does not exist; create it first")
-
-
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="A run folder (STUDY/runs/<run_id>)."),
@@ -43,8 +31,10 @@ def predict(
 
     state.writes_to = out
 
-    if out is not None:
-        _check_out(out)
+    if out is not None:  # a folder, part of a study, or in a folder that does not exist: refused before any work
+        from ..store import check_output_path
+
+        check_output_path(out, "--out", "predictions.csv")
     run = load_run(run_dir)
     if data in BUILTIN_DATASETS:
         ds = load_dataset(data, preprocessing=Preprocessing.of(run.config.data))
