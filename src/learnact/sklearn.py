@@ -65,9 +65,11 @@ def _widths(hidden: Any) -> tuple[Any, ...]:
 
 def _check_scalable(X: np.ndarray) -> None:
     """Raise ``ValueError`` naming the first column of ``X`` (``(n_samples, n_features)``) whose values are too
-    large to standardise: its variance would overflow float64 (the bound of
-    :func:`~learnact.data.sources.check_scalable`), and training then "diverged" for no reason it named."""
-    limit = float(np.sqrt(np.finfo(np.float64).max / (4 * max(len(X), 1))))
+    large to standardise: its variance would overflow float64 (:func:`~learnact.data.sources.scale_limit`, the
+    bound a CSV is checked against), and training then "diverged" for no reason it named."""
+    from .data.sources import scale_limit
+
+    limit = scale_limit(len(X))
     big = np.abs(X) > limit
     if big.any():
         j = int(np.flatnonzero(big.any(axis=0))[0])

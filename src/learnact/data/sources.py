@@ -15,8 +15,8 @@ from .preprocess import Preprocessing
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Dataset", "DatasetSpec", "load_dataset", "check_feature_frame", "check_scalable", "BUILTIN_DATASETS",
-           "DATASETS"]
+__all__ = ["Dataset", "DatasetSpec", "load_dataset", "check_feature_frame", "check_scalable", "scale_limit",
+           "BUILTIN_DATASETS", "DATASETS"]
 
 
 @dataclass(frozen=True)
@@ -319,6 +319,12 @@ def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | N
                         f"or drop those rows")
 
 
+def scale_limit(n_rows: int) -> float:
+    """The largest ``|x|`` a column of ``n_rows`` values can hold and still be standardised in float64: its mean
+    and variance (of any subset of its rows) stay finite while ``|x| <= sqrt(max_float64 / (4 n))``."""
+    return float(np.sqrt(np.finfo(np.float64).max / (4 * max(n_rows, 1))))
+
+
 def check_scalable(features: pd.DataFrame, where: str) -> None:
     """Raise :class:`DataError` if a column's values are so large that standardising it overflows float64.
 
@@ -330,7 +336,7 @@ def check_scalable(features: pd.DataFrame, where: str) -> None:
     values = features.to_numpy(np.float64)
     if values.size == 0:
         return
-    limit = float(np.sqrt(np.finfo(np.float64).max / (4 * max(len(values), 1))))
+    limit = scale_limit(len(values))
     big = np.abs(values) > limit
     if big.any():
         j = int(np.flatnonzero(big.any(axis=0))[0])
