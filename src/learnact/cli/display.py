@@ -38,10 +38,13 @@ def print_whole(table: Any, min_width: int) -> None:
     if not console.is_terminal:
         with console.capture() as capture:
             console.print(table)
-        rows = [line for line in capture.get().splitlines() if line.startswith("│")]
-        if len(rows) > table.row_count or any("…" in line or not line.rstrip().endswith("│") for line in rows):
-            needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
-            console = plain_console(max(needed, console.width))
+        text = capture.get()
+        rows = [line for line in text.splitlines() if line.startswith("│")]
+        if len(rows) <= table.row_count and all("…" not in line and line.rstrip().endswith("│") for line in rows):
+            console.file.write(text)  # it fits: the rendering just made, not a second one
+            return
+        needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        console = plain_console(max(needed, console.width))
     console.print(table)
 
 
