@@ -119,6 +119,7 @@ __all__ = [
     "StoreWriteError",
     "protected_folder",
     "check_output_path",
+    "is_study_folder",
     "output_file",
     "foreign_outputs",
     "RESULTS_FILE",
@@ -967,6 +968,11 @@ def restore_runs(study_dir: Path, wanted: set[str]) -> list[str]:
             os.replace(folder, target)
             restored.append(rid)
     return restored
+
+
+def is_study_folder(path: Path) -> bool:
+    """Whether ``path`` is a study folder: a folder holding ``study.json``."""
+    return Path(path).is_dir() and (Path(path) / STUDY_FILE).is_file()
 
 
 def check_output_path(path: Path, option: str, example: str) -> None:

@@ -53,17 +53,11 @@ def _study_source(preset: str | None, config: Path | None, out: Path | None,
         return config, f"config {config}"
     if preset is not None:
         return preset, f"preset {preset}"
-    from ..store import STUDY_FILE
+    from ..store import STUDY_FILE, is_study_folder
 
-    if out is not None and (out / STUDY_FILE).is_file():
+    if out is not None and is_study_folder(out):
         return out / STUDY_FILE, f"the study already in {out}"
     return "paper", "preset paper"
-
-
-def _is_study_folder(path: Path) -> bool:
-    from ..store import STUDY_FILE
-
-    return path.is_dir() and (path / STUDY_FILE).is_file()
 
 
 def _import_paths(value: object) -> list[str]:
@@ -274,7 +268,9 @@ def run(
 
     # a wrong study file, engine or number is reported before torch and the training code load (about 3 s)
     source, described = _study_source(preset, config, out, study_arg)
-    if out is None and isinstance(source, (str, Path)) and _is_study_folder(Path(source)):
+    from ..store import is_study_folder
+
+    if out is None and isinstance(source, (str, Path)) and is_study_folder(Path(source)):
         out = Path(source)  # a study folder given as the study: resume it there, not in a new folder
     if plugin:  # before the study: its variants may name the plugins' candidates
         from ..plugins import import_plugins

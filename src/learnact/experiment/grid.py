@@ -590,8 +590,10 @@ def load_study(source: str | Path) -> StudyConfig:
         text = resources.files("learnact.presets").joinpath(f"{label}.toml").read_text()
         suffix = ".toml"
     else:
-        if path.is_dir() and (path / "study.json").is_file():
-            path = path / "study.json"
+        from ..store import STUDY_FILE, is_study_folder
+
+        if is_study_folder(path):
+            path = path / STUDY_FILE
         elif path.is_dir():
             raise ConfigError(f"config {label!r} is a folder without study.json, so not a study folder; give a "
                               f"study file, a preset ({', '.join(presets)}) or a folder `learnact run` wrote")
