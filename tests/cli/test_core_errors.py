@@ -194,9 +194,14 @@ train:
 ], ids=["yaml-top", "yaml-variant", "json-top", "json-train"])
 def test_a_key_given_twice_in_a_yaml_or_json_study_is_one_line(tmp_path, name, content, expected):
     # YAML and JSON parsers keep the later value silently (a whole [train] block was dropped); TOML refuses
+    _study_file_refused(tmp_path, name, content.encode(), expected)
+
+
+def _study_file_refused(tmp_path, name: str, content: bytes, expected: str) -> None:
+    """`learnact run NAME --out d` with ``content`` in NAME: exit 2, one line holding ``expected``, no ``d``."""
     from console import run_learnact
 
-    (tmp_path / name).write_text(content)
+    (tmp_path / name).write_bytes(content)
     proc = run_learnact("run", name, "--out", "d", cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
@@ -217,10 +222,4 @@ def test_a_key_given_twice_in_a_yaml_or_json_study_is_one_line(tmp_path, name, c
      "line"),
 ], ids=["yaml-empty", "yaml-comments", "toml-empty", "json-empty", "latin-1", "json-syntax"])
 def test_an_empty_or_unreadable_study_file_says_what_to_do(tmp_path, name, content, expected):
-    from console import run_learnact
-
-    (tmp_path / name).write_bytes(content)
-    proc = run_learnact("run", name, "--out", "d", cwd=tmp_path, timeout=120)
-    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "d").exists()
+    _study_file_refused(tmp_path, name, content, expected)
