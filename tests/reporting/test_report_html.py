@@ -119,3 +119,19 @@ def test_captions_show_math_as_characters_not_tex(page):
     for command in ("\\pm", "\\lambda", "\\varphi", "\\sum", "$"):
         assert command not in text.split("<body>")[1], command
     assert "\u00b1 1 standard deviation" in text and "\u03c6(x) = \u2211<sub>k</sub> g<sub>k</sub>" in text
+
+
+def test_html_math_reads_back_what_latex_escape_writes():
+    # one table for both directions: a character latex_escape writes as a math command is that command's text
+    import re as _re
+
+    from learnact.reporting.render import _GREEK_MACROS, _UNICODE_MATH, latex_escape, math_command_char
+
+    written = {m.group(1): char for char, tex in _UNICODE_MATH.items()
+               if (m := _re.fullmatch(r"\\ensuremath\{\\([A-Za-z]+)\}", tex))}
+    assert written and all(math_command_char(command) == char for command, char in written.items())
+    for name in _GREEK_MACROS:  # each letter's character, written by latex_escape, reads back as itself
+        char = math_command_char(name)
+        back = _re.fullmatch(r"\\ensuremath\{\\([A-Za-z]+)\}", latex_escape(char))
+        assert char is not None and back is not None and math_command_char(back.group(1)) == char, name
+    assert math_command_char("sum") == "\u2211" and math_command_char("nosuch") is None

@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 
 from .figures import FigureResult
-from .render import Cell, Table
+from .render import Cell, Table, math_command_char
 
 __all__ = ["index_html", "table_html"]
 
@@ -65,15 +65,9 @@ def table_html(table: Table) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-_MATH = {"\\pm": "\u00b1", "\\lambda": "\u03bb", "\\varphi": "\u03c6", "\\sum": "\u2211", "\\times": "\u00d7",
-         "\\le": "\u2264", "\\ge": "\u2265", "\\to": "\u2192", "\\mu": "\u03bc", "\\sigma": "\u03c3",
-         "\\tau": "\u03c4", "\\alpha": "\u03b1", "\\beta": "\u03b2", "\\cdot": "\u00b7"}
-"""The TeX commands the captions use, as the characters a browser shows (the PDF typesets them)."""
-
-
 def _math_text(math: str) -> str:
     """A caption's ``$...$`` math as plain text: commands as their characters, ``_k`` / ``_{ab}`` as subscripts."""
-    out = re.sub(r"\\[A-Za-z]+", lambda m: _MATH.get(m.group(0), m.group(0)[1:]), math)
+    out = re.sub(r"\\([A-Za-z]+)", lambda m: math_command_char(m.group(1)) or m.group(1), math)
     return re.sub(r"_\{([^}]*)\}|_([A-Za-z0-9])", lambda m: f"<sub>{escape(m.group(1) or m.group(2))}</sub>",
                   escape(out))
 

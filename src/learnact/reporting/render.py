@@ -18,8 +18,8 @@ import pandas as pd
 
 from ..store import atomic_write, write_text_atomic
 
-__all__ = ["Cell", "PAGES", "TABLE_FORMATS", "Table", "latex_escape", "remove_earlier_build", "to_markdown", "to_latex",
-           "write_table"]
+__all__ = ["Cell", "PAGES", "TABLE_FORMATS", "Table", "latex_escape", "math_command_char", "remove_earlier_build",
+           "to_markdown", "to_latex", "write_table"]
 
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
@@ -59,6 +59,24 @@ _GREEK_MACROS = frozenset({"Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sig
 """The Greek letters plain LaTeX has a math macro for (``\\alpha``, ``\\Gamma``)."""
 _GREEK_AS_LATIN = {"Alpha": "A", "Beta": "B", "Epsilon": "E", "Zeta": "Z", "Eta": "H", "Iota": "I", "Kappa": "K",
                    "Mu": "M", "Nu": "N", "Omicron": "O", "Rho": "P", "Tau": "T", "Chi": "X", "omicron": "o"}
+
+
+_COMMAND_CHARS = {**{m.group(1): char for char, tex in _UNICODE_MATH.items()
+                     if (m := re.fullmatch(r"\\ensuremath\{\\([A-Za-z]+)\}", tex))}, "sum": "\u2211"}
+"""TeX math commands and the characters they stand for: the inverse of :data:`_UNICODE_MATH` (``pm``: ±), and
+the summation sign the captions use."""
+
+
+def math_command_char(command: str) -> str | None:
+    """The character the TeX math command ``command`` (without its backslash: ``"pm"``, ``"varphi"``,
+    ``"Gamma"``) stands for, read from the tables :func:`latex_escape` writes characters with (a Greek letter
+    by its Unicode name); ``None`` for a command it does not know."""
+    if command in _COMMAND_CHARS:
+        return _COMMAND_CHARS[command]
+    if command in _GREEK_MACROS:
+        case = "CAPITAL" if command[0].isupper() else "SMALL"
+        return unicodedata.lookup(f"GREEK {case} LETTER {command.upper().replace('LAMBDA', 'LAMDA')}")
+    return None
 
 
 def _unicode_latex(char: str) -> str:
