@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -240,19 +240,20 @@ DATASETS: dict[str, DatasetSpec] = {
 BUILTIN_DATASETS: dict[str, Callable[[], Dataset]] = {name: spec.load for name, spec in DATASETS.items()}
 
 
-def _row(position: int, lines: Sequence[int] | None = None) -> str:
+def _row(position: int, source: object = None, n_rows: int = 0) -> str:
     """Where row ``position`` (0-based, of the data) is: ``data row 4 (line 5 of the file)``.
 
-    The header is line 1 of the file; ``lines``: each data row's line where they do not follow one another
-    (blank lines between them, :data:`DATA_LINES`).
+    The header is line 1 of the file. ``source``: the CSV the ``n_rows`` data rows were read from
+    (:data:`DATA_SOURCE`), read again here, for a message only, where blank lines may lie between its rows.
     """
+    lines = _data_lines(Path(source), n_rows) if isinstance(source, str) else None
     line = lines[position] if lines is not None and position < len(lines) else position + 2
     return f"data row {position + 1} (line {line} of the file)"
 
 
-DATA_LINES = "data_lines"
-"""The key of ``DataFrame.attrs`` where :func:`read_table` puts each data row's line in a CSV with blank lines
-(pandas skips them, so row 3 need not be line 4)."""
+DATA_SOURCE = "csv_source"
+"""The key of ``DataFrame.attrs`` where :func:`read_table` puts the CSV's path: pandas skips blank lines, so data
+row 3 need not be line 4, and a message naming a row finds its line there (:func:`_data_lines`)."""
 
 
 def _first_bad(column: pd.Series, bad: np.ndarray) -> str:
@@ -262,7 +263,7 @@ def _first_bad(column: pd.Series, bad: np.ndarray) -> str:
     shown = repr(value) if isinstance(value, str) else str(value)
     if len(shown) > 40:
         shown = shown[:37] + "..."
-    return f"column {str(column.name)!r}, {_row(i, column.attrs.get(DATA_LINES))}: {shown}"
+    return f"column {str(column.name)!r}, {_row(i, column.attrs.get(DATA_SOURCE), len(column))}: {shown}"
 
 
 def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | None = None, *,
@@ -391,9 +392,7 @@ def read_table(path: Path) -> pd.DataFrame:
     if dup is not None:
         raise DataError(f"{where} has two columns named {dup!r}; rename one")
     if not parquet:
-        lines = _data_lines(path, len(frame))
-        if lines is not None:
-            frame.attrs[DATA_LINES] = lines
+        frame.attrs[DATA_SOURCE] = str(path)
     return frame
 
 
@@ -401,8 +400,11 @@ def _data_lines(path: Path, n_rows: int) -> list[int] | None:
     """Each data row's line in the CSV ``path`` (1-based, the header is line 1) where blank lines lie between
     them, or ``None`` where the rows follow one another (or the lines cannot be told apart from rows: a quoted
     field across lines)."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        text = f.read()
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):  # moved or changed since it was read: the message keeps row + 2
+        return None
     physical = text.splitlines()
     if all(line.strip() for line in physical[1:]):
         return None
@@ -442,7 +444,7 @@ def _from_table(name: str, frame: pd.DataFrame, target: str | None, where: str,
         values = pd.to_numeric(frame[target], errors="coerce").to_numpy(np.float64)
         if not np.isfinite(values).all():
             i = int(np.flatnonzero(~np.isfinite(values))[0])
-            at = _row(i, frame.attrs.get(DATA_LINES))
+            at = _row(i, frame.attrs.get(DATA_SOURCE), len(frame))
             raise DataError(f"target column {target!r} of {where} must hold finite numbers for a regression task "
                             f"(first: {at}: {frame[target].iloc[i]!r}); fix the value or drop the row")
         if np.ptp(values) == 0:
