@@ -114,7 +114,9 @@ def compare(
     ratio_given: float | None = None
     skipped: tuple[str, ...] = ()
     directions = None
-    if study.is_file() and study.suffix.lower() in (".toml", ".yaml", ".yml", ".json"):
+    from ..experiment.grid import STUDY_SUFFIXES
+
+    if study.is_file() and study.suffix.lower() in STUDY_SUFFIXES:
         raise ValueError(f"{str(study)!r} is a study file; compare reads the study folder `learnact run` wrote "
                          f"from it (learnact run {study} --out DIR, then learnact compare DIR) or a CSV file of runs")
     if study.is_file() or study.suffix.lower() == ".csv":
