@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from console import run_learnact
-from learnact.evaluation import COMPARISON_COLUMNS, tidy_results
+from learnact.evaluation import COMPARISON_COLUMNS, tidy_results, write_results
 
 
 def _learnact(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -159,3 +159,62 @@ def test_a_metric_column_given_twice_is_compared_once(runs_csv, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert list(pd.read_csv(out)["metric"]) == ["accuracy", "accuracy"]  # gated and swish, once each
     assert sum(line.startswith("│ accuracy") for line in proc.stdout.splitlines()) == 2, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def study_with_diverged(tmp_path_factory):
+    from learnact.experiment import run_study, study_from_dict
+
+    config = {**TINY, "variants": [*TINY["variants"],
+                                    {"name": "blown", "kind": "fixed", "activation": "relu", "lr": 1e30}]}
+    study = tmp_path_factory.mktemp("tidy") / "study"
+    run_study(study_from_dict(config), study)
+    write_results(study)  # what `learnact run` writes after training
+    return study
+
+
+def test_a_copied_results_csv_compares_as_its_study_does(study_with_diverged, tmp_path):
+    """results.csv is one row per run and quantity, not per run: copied out of its study (sent to a colleague,
+    the study deleted), it is read as the study's own table, diverged runs included, and gives the same
+    comparison. It had been read as a CSV of runs and refused for blanks in its descriptive columns."""
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes((study_with_diverged / "results.csv").read_bytes())
+    from_study, from_copy = tmp_path / "study_cmp.csv", tmp_path / "copy_cmp.csv"
+    a = _learnact("compare", study_with_diverged, "-r", "baseline_tanh", "--csv", from_study, cwd=tmp_path)
+    b = _learnact("compare", copy, "-r", "baseline_tanh", "--csv", from_copy, cwd=tmp_path)
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    x, y = pd.read_csv(from_study), pd.read_csv(from_copy)
+    assert "blown" in set(x["variant"]) and x.equals(y)
+    assert "1 diverged run" in " ".join(b.stdout.split()) or "diverged" in b.stdout
+    assert "(best fixed baseline by ROC-AUC)" in _learnact("compare", copy, cwd=tmp_path).stdout
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda t: t.assign(status=t["status"].where(t.index != 4, "done")), "status 'done' at data row 5"),
+    (lambda t: t.assign(value=t["value"].where(~((t["status"] == "finished") & (t["metric"] == "accuracy")),
+                                               np.nan)), "has accuracy = nan at data row"),
+    (lambda t: pd.concat([t, t.iloc[[0]]], ignore_index=True), "twice"),
+    (lambda t: t.assign(seed=t["seed"].where(t.index != 0, t["seed"].iloc[0] + 1)),
+     "disagree on 'seed'"),
+    (lambda t: t.assign(value=t["value"].astype(object).where(t.index != 2, "0.9O")),
+     "column 'value' holds '0.9O' at data row 3 (line 4 of the file), not a number"),
+    (lambda t: t.drop(columns="status"), "lacks columns ['status']"),
+])
+def test_a_tampered_results_csv_is_refused_naming_the_row(study_with_diverged, tmp_path, edit, expected):
+    from learnact.evaluation.results import read_results_csv
+    from learnact.exceptions import DataError
+
+    table = pd.read_csv(study_with_diverged / "results.csv", keep_default_na=False, na_values=["", "nan"])
+    path = tmp_path / "tampered.csv"
+    edit(table).to_csv(path, index=False)
+    with pytest.raises(DataError, match="tampered.csv") as caught:
+        read_results_csv(path)
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_tampered_results_csv_is_one_line_at_the_console(study_with_diverged, tmp_path):
+    table = pd.read_csv(study_with_diverged / "results.csv", keep_default_na=False, na_values=["", "nan"])
+    path = tmp_path / "tampered.csv"
+    table.assign(status=table["status"].where(table.index != 4, "done")).to_csv(path, index=False)
+    line = _one_line(_learnact("compare", path, "-r", "baseline_tanh", cwd=tmp_path))
+    assert line.startswith("learnact: error: ") and "status 'done' at data row 5" in line, line

@@ -65,7 +65,8 @@ def _fmt(metric: str) -> str:
 def compare(
     study: Path = typer.Argument(
         ..., help="Study folder (made by `learnact run`), or a CSV file of your own runs: one row per run with "
-                  "columns variant, seed, metric columns, and optionally n_train and n_test."),
+                  "columns variant, seed, metric columns, and optionally n_train and n_test; or a study's results.csv, "
+                  "copied anywhere."),
     reference: str | None = typer.Option(
         None, "--reference", "-r",
         help="Reference variant (default: the study's reference, else the best fixed baseline by ROC-AUC; "
@@ -119,7 +120,11 @@ def compare(
     if study.is_file() and study.suffix.lower() in STUDY_SUFFIXES:
         raise ValueError(f"{str(study)!r} is a study file; compare reads the study folder `learnact run` wrote "
                          f"from it (learnact run {study} --out DIR, then learnact compare DIR) or a CSV file of runs")
-    if study.is_file() or study.suffix.lower() == ".csv":
+    from ..evaluation.results import is_results_csv, read_results_csv
+
+    # a CSV of runs (one row per run); a results table (results.csv, one row per run and quantity, copied out of
+    # its study) takes the study's path below
+    if (study.is_file() or study.suffix.lower() == ".csv") and not (study.is_file() and is_results_csv(study)):
         from ..evaluation.user_results import read_runs_csv
 
         runs = read_runs_csv(study, higher_is_better or (), lower_is_better or ())
@@ -144,10 +149,13 @@ def compare(
     else:
         if declared:
             raise ValueError("--higher-is-better and --lower-is-better are for a CSV file of runs; a study's "
-                             "metrics have known directions, drop them")
-        tidy = tidy_results(study)  # a file or a missing folder: the store's RunStoreError says which
-        if tidy.empty:
-            raise RunStoreError(f"study folder {str(study)!r} has no finished runs; run `learnact run` first")
+                             "metrics (and those of its results.csv) have known directions, drop them")
+        if study.is_file():
+            tidy = read_results_csv(study)
+        else:
+            tidy = tidy_results(study)  # a missing folder: the store's RunStoreError says so
+            if tidy.empty:
+                raise RunStoreError(f"study folder {str(study)!r} has no finished runs; run `learnact run` first")
         from ..evaluation.suite import is_suite, per_dataset
 
         if dataset is not None:

@@ -20,6 +20,7 @@ Columns (:data:`RESULTS_COLUMNS`, stable for the report builder):
 
 from __future__ import annotations
 
+import csv
 import warnings
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ __all__ = [
     "tidy_results",
     "write_results",
     "load_results",
+    "is_results_csv",
+    "read_results_csv",
     "variant_fields",
     "per_run",
 ]
@@ -201,17 +204,104 @@ def load_results(study_dir: Path) -> pd.DataFrame:
     if not path.is_file():
         raise RunStoreError(f"no {RESULTS_FILE} in {str(folder)!r}; build it with "
                             "learnact.evaluation.write_results(study_dir)")
+    table = _read_table(path, "rebuild it with write_results", RunStoreError)
+    table.attrs["reference"] = study_reference(folder)
+    return table
+
+
+def _read_table(path: Path, fix: str, error: type[Exception]) -> pd.DataFrame:
+    """``path`` read as a results table (columns :data:`RESULTS_COLUMNS`, in that order, and their dtypes)."""
     try:
         table = pd.read_csv(path, dtype={c: str for c in _STRING_COLUMNS}, keep_default_na=False,
                             na_values={c: ["", "nan", "NaN"] for c in RESULTS_COLUMNS if c not in _STRING_COLUMNS})
     except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise RunStoreError(f"corrupt {str(path)!r} ({exc}); rebuild it with write_results") from None
+        raise error(f"corrupt {str(path)!r} ({' '.join(str(exc).split())}); {fix}") from None
     missing = [c for c in RESULTS_COLUMNS if c not in table.columns]
     if missing:
-        raise RunStoreError(f"{str(path)!r} lacks columns {missing}; rebuild it with write_results")
+        raise error(f"{str(path)!r} lacks columns {missing}; {fix}")
     table = table[list(RESULTS_COLUMNS)]
+    for column in RESULTS_COLUMNS:
+        if column in _STRING_COLUMNS or pd.api.types.is_numeric_dtype(table[column]):
+            continue
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        i = int(np.flatnonzero((numbers.isna() & table[column].notna()).to_numpy())[0])
+        raise error(f"{str(path)!r}: column {column!r} holds {table[column].iloc[i]!r} at data row {i + 1} "
+                    f"(line {i + 2} of the file), not a number; {fix}")
+    seeds = table["seed"].to_numpy(np.float64)
+    if not np.array_equal(seeds, np.round(seeds)):  # NaN included
+        i = int(np.flatnonzero(~(seeds == np.round(seeds)))[0])
+        raise error(f"{str(path)!r}: column 'seed' holds {table['seed'].iloc[i]!r} at data row {i + 1} "
+                    f"(line {i + 2} of the file), not a whole number; {fix}")
     table["seed"] = table["seed"].astype(np.int64)
-    table.attrs["reference"] = study_reference(folder)
+    return table
+
+
+def is_results_csv(path: Path) -> bool:
+    """Whether the CSV file ``path`` is a results table, as :func:`write_results` writes ``results.csv``
+    (its header holds :data:`RESULTS_COLUMNS`), rather than a CSV of runs (one row per run)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as file:
+            header = next(csv.reader(file), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False  # the CSV reader's own checks say what is wrong with it
+    return set(RESULTS_COLUMNS) <= {c.strip() for c in header}
+
+
+def read_results_csv(path: Path | str) -> pd.DataFrame:
+    """A results table saved as a CSV file, anywhere (a copy of a study's ``results.csv``, or several
+    concatenated), checked as :func:`tidy_results` would have built it.
+
+    Unlike :func:`load_results`, the file is not trusted to come from a
+    study: every ``status`` must be ``finished`` or ``diverged``, a run's
+    rows must agree on its variant, seed, status and split sizes, a quantity
+    may appear once per run, and a finished run's performance metrics must be
+    finite (a diverged run's are NaN). ``attrs["reference"]`` is ``None``.
+
+    Raises:
+        DataError: A check above fails; the message names the file, the row and the fix.
+    """
+    from ..exceptions import DataError
+    from .quantities import describe_quantity
+    from .status import DIVERGED
+
+    path = Path(path)
+    fix = "fix that row, or compare the study folder the file came from"
+    table = _read_table(path, fix, DataError)
+    if table.empty:
+        raise DataError(f"{str(path)!r} has no rows; {fix}")
+
+    def row(i: int) -> str:
+        return f"data row {i + 1} (line {i + 2} of the file)"
+
+    status = table["status"].to_numpy(dtype=object)
+    bad = ~np.isin(status, [FINISHED, DIVERGED])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{str(path)!r}: status {status[i]!r} at {row(i)} is neither {FINISHED!r} nor "
+                        f"{DIVERGED!r}; {fix}")
+    dup = table.duplicated(["run_id", "metric"], keep="first").to_numpy()
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        raise DataError(f"{str(path)!r}: run {table['run_id'].iloc[i]!r} has {table['metric'].iloc[i]!r} twice "
+                        f"(again at {row(i)}); keep one row per run and quantity")
+    for column in ("variant", "seed", "status", *SPLIT_COLUMNS):
+        spread = table.groupby("run_id", sort=False)[column].nunique(dropna=False)
+        if (spread > 1).any():
+            run = str(spread.index[np.flatnonzero((spread > 1).to_numpy())[0]])
+            raise DataError(f"{str(path)!r}: the rows of run {run!r} disagree on {column!r}; {fix}")
+    performance = (table["group"] == "performance").to_numpy()
+    value = table["value"].to_numpy(np.float64)
+    bad = performance & (table["status"] == FINISHED).to_numpy() & ~np.isfinite(value)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{str(path)!r}: finished run {table['run_id'].iloc[i]!r} has {table['metric'].iloc[i]} = "
+                        f"{value[i]} at {row(i)}; a finished run's metrics are finite: {fix}")
+    for name in dict.fromkeys(table["metric"][performance]):
+        try:
+            describe_quantity(str(name))
+        except ValueError as exc:
+            raise DataError(f"{str(path)!r}: {exc}; {fix}") from None
+    table.attrs["reference"] = None
     return table
 
 
