@@ -73,6 +73,16 @@ def test_bad_suites_are_refused_with_the_field(data, problem):
         study_from_dict({"name": "s", "data": data, "variants": [{"name": "t", "kind": "fixed"}]})
 
 
+def test_a_top_level_datasets_key_is_sent_under_data():
+    """The study model's own field name, written at the top level of a file, had been validated as the suite's
+    entries and reported as `data.datasets[0]: expected a table, got 'iris'`, a key the user never wrote."""
+    from learnact.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape("datasets: a suite lists its data sets under [data]")) as caught:
+        study_from_dict({"name": "s", "datasets": ["iris", "wine"], "variants": [{"name": "t", "kind": "fixed"}]})
+    assert "data.datasets" not in str(caught.value).split("under [data]")[0]
+
+
 def test_single_data_set_run_ids_are_unchanged():
     study = study_from_dict({"name": "s", "seeds": [1], "variants": [{"name": "t", "kind": "fixed",
                                                                       "activation": "tanh"}]})

@@ -246,6 +246,10 @@ def study_from_dict(raw: Any) -> StudyConfig:
             import_plugins(raw["plugins"])
         except ValueError as exc:  # ConfigError too
             raise config_error([f"plugins: {str(exc).removeprefix('invalid config: ')}"]) from None
+    if "datasets" in raw:  # StudyConfig's own field, which the file spells under [data]
+        problems.append("datasets: a suite lists its data sets under [data] (`datasets = [...]` in the [data] "
+                        "table, `data: {datasets: [...]}` in YAML/JSON); move it there")
+        raw.pop("datasets")
     raw = _suite_datasets(raw, problems)
     tables = raw.pop("variants", None)
     if tables is None:
