@@ -71,6 +71,24 @@ def test_config_names_the_bad_schedule_field():
     assert "variants[2].temperature_end: must be > 0, got 0" in text
 
 
+def test_a_study_file_refuses_temperature_end_that_nothing_anneals_towards():
+    """`temperature_end` without a schedule had trained at `temperature` throughout, with no word; a sweep over
+    the schedule (constant against annealed, one shared end) is left as it is."""
+    with pytest.raises(ConfigError) as err:
+        study_from_dict({"name": "s", "variants": [
+            {"name": "a", "temperature": 2.0, "temperature_end": 0.2},
+            {"name": "b", "temperature_schedule": "constant", "temperature_end": 0.2},
+        ]})
+    text = str(err.value)
+    for i in (0, 1):
+        assert (f"variants[{i}].temperature_end: the constant temperature schedule does not use temperature_end; "
+                "set temperature_schedule (linear, exponential, cosine) to anneal towards it, or drop it") in text
+    swept = study_from_dict({"name": "s", "variants": [
+        {"name": "a_{temperature_schedule}", "temperature_end": 0.2,
+         "temperature_schedule": ["constant", "linear"]}]})
+    assert [v.name for v in swept.variants] == ["a_constant", "a_linear"]
+
+
 def test_a_constant_schedule_keeps_the_run_id_and_a_schedule_changes_it():
     base = RunConfig(variant="v", seed=1)
     same = RunConfig(variant="v", seed=1, activation=ActivationConfig(temperature_schedule="constant",

@@ -37,6 +37,7 @@ from ..config import (
     ACTIVATION_FIELDS,
     MAX_CONFIG_DEPTH,
     MAX_CONFIG_VALUES,
+    TEMPERATURE_SCHEDULES,
     TRAIN_FIELDS,
     StudyConfig,
     check_reference,
@@ -212,13 +213,25 @@ GATED_ONLY = ("candidates", "gate", "gate_source", "gate_hidden", "temperature",
 """Variant fields that only a gated variant reads (``activation`` only a fixed one)."""
 
 
-def _ignored_fields(values: dict[str, Any], where: str, swept: bool = False) -> list[str]:
+def _ignored_fields(values: dict[str, Any], where: str, swept: bool = False,
+                   schedule_swept: bool = False) -> list[str]:
     """The gated-only fields a non-gated variant (``values``: one expanded variant) sets, each as a problem: a
     fixed variant's ``temperature`` or ``candidates`` was accepted and did nothing (its run id ignores them too,
     so a sweep over the kind and the temperature made identical fixed runs). A gated variant's ``activation`` is
-    let be: a YAML anchor of a fixed variant merged into a gated one brings it, and a merge cannot drop a key."""
+    let be: a YAML anchor of a fixed variant merged into a gated one brings it, and a merge cannot drop a key.
+    A gated variant's ``temperature_end`` under the constant schedule is one too, unless the table sweeps the
+    schedule (constant against the annealed ones share it)."""
     kind = values.get("kind", "gated")
-    if not isinstance(kind, str) or kind == "gated":
+    if kind == "gated":
+        schedule = values.get("temperature_schedule", "constant")
+        if "temperature_end" in values and schedule == "constant" and not schedule_swept:
+            # it would have trained at `temperature` throughout, silently: the schedule is what anneals (a sweep
+            # over the schedule, constant against the annealed ones, shares its temperature_end on purpose)
+            return [f"{where}.temperature_end: the constant temperature schedule does not use temperature_end; "
+                    f"set temperature_schedule ({', '.join(s for s in TEMPERATURE_SCHEDULES if s != 'constant')}) "
+                    "to anneal towards it, or drop it"]
+        return []
+    if not isinstance(kind, str):
         return []
     how = " (the sweep over kind gives it one)" if swept else ""
     return [f"{where}.{k}: a {kind} variant{how} does not use {k} (only gated variants do); drop it, or set the "
@@ -278,7 +291,8 @@ def study_from_dict(raw: Any) -> StudyConfig:
         expanded, found = _expand(table, where)
         problems.extend(found)
         for values, _ in expanded:
-            problems.extend(_ignored_fields(values, where, swept=isinstance(table.get("kind"), list)))
+            problems.extend(_ignored_fields(values, where, swept=isinstance(table.get("kind"), list),
+                                            schedule_swept=isinstance(table.get("temperature_schedule"), list)))
         complete = complete and bool(expanded)
         for values, sweep_pos in expanded:
             variants.append(_structured(values))
