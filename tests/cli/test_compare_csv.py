@@ -191,8 +191,13 @@ def test_a_copied_results_csv_compares_as_its_study_does(study_with_diverged, tm
 
 @pytest.mark.parametrize(("edit", "expected"), [
     (lambda t: t.assign(status=t["status"].where(t.index != 4, "done")), "status 'done' at data row 5"),
+    (lambda t: t.assign(value=t["value"].where(~((t["status"] == "finished") & (t["metric"] == "train_time_s")),
+                                               np.inf)), "has train_time_s = inf at data row"),
     (lambda t: t.assign(value=t["value"].where(~((t["status"] == "finished") & (t["metric"] == "accuracy")),
-                                               np.nan)), "has accuracy = nan at data row"),
+                                               97.2)), "has accuracy = 97.2 at data row"),
+    (lambda t: t.assign(value=t["value"].where(t["metric"] != "n_params", -5)), "n_params lies in [0, inf]"),
+    (lambda t: pd.concat([t, t[t["variant"] == "baseline_relu"].assign(run_id=lambda f: f["run_id"] + "_b")],
+                         ignore_index=True), "has 2 runs of variant 'baseline_relu', seed 1"),
     (lambda t: pd.concat([t, t.iloc[[0]]], ignore_index=True), "twice"),
     (lambda t: t.assign(seed=t["seed"].where(t.index != 0, t["seed"].iloc[0] + 1)),
      "disagree on 'seed'"),
@@ -218,3 +223,11 @@ def test_a_tampered_results_csv_is_one_line_at_the_console(study_with_diverged, 
     table.assign(status=table["status"].where(table.index != 4, "done")).to_csv(path, index=False)
     line = _one_line(_learnact("compare", path, "-r", "baseline_tanh", cwd=tmp_path))
     assert line.startswith("learnact: error: ") and "status 'done' at data row 5" in line, line
+
+
+def test_csv_output_onto_the_file_compared_is_refused_and_the_file_kept(runs_csv, tmp_path):
+    """`compare runs.csv --csv runs.csv` had replaced the user's runs with the comparison table, exit 0."""
+    before = runs_csv.read_bytes()
+    line = _one_line(_learnact("compare", runs_csv, "-r", "relu", "--csv", f"./{runs_csv.name}", cwd=tmp_path))
+    assert "is the file being compared, which is never replaced" in line
+    assert runs_csv.read_bytes() == before

@@ -108,7 +108,7 @@ def compare(
 
     state.writes_to = csv
     if csv is not None:
-        _check_csv(csv)
+        _check_csv(csv, study)
 
     declared = [*(higher_is_better or ()), *(lower_is_better or ())]
     metric = list(dict.fromkeys(metric)) if metric else None  # -m x -m x compares x once, in the order given
@@ -214,11 +214,18 @@ def _write_csv(table: pd.DataFrame, csv: Path | None) -> None:
         table.to_csv(tmp, index=False)
 
 
-def _check_csv(csv: Path) -> None:
-    """Refuse a ``--csv`` that is no ``.csv`` file name (a study file, say), a folder, part of a study, or in a
-    folder that does not exist (before any work)."""
+def _check_csv(csv: Path, study: Path) -> None:
+    """Refuse a ``--csv`` that is no ``.csv`` file name (a study file, say), the CSV file compared (``study``),
+    a folder, part of a study, or in a folder that does not exist (before any work)."""
     from ..store import check_output_path
 
+    try:
+        same = csv.exists() and study.is_file() and csv.samefile(study)
+    except OSError:
+        same = False
+    if same:
+        raise ValueError(f"--csv {str(csv)!r} is the file being compared, which is never replaced; give the "
+                         "comparison a new name")
     if csv.suffix.lower() != ".csv" and csv.is_file():
         raise ValueError(f"--csv {str(csv)!r} is an existing file that does not end in .csv (a study file, say), "
                          f"which is never replaced; give a new name or a .csv file")

@@ -32,7 +32,7 @@ from .. import store
 from .._processes import available_cores, fork_map
 from ..config import RunConfig
 from ..exceptions import RunStoreError
-from ..store import RESULTS_FILE, study_reference, study_runs  # moved to the store; re-exported for older imports
+from ..store import METRIC_RANGES, RESULTS_FILE, study_reference, study_runs  # re-exported for older imports
 from ..store import check_study_dir as _check_study_dir
 from .diagnostics import DEFAULT_COLLAPSE_THRESHOLD, gate_diagnostics
 from .metrics import task_metrics
@@ -254,8 +254,10 @@ def read_results_csv(path: Path | str) -> pd.DataFrame:
     Unlike :func:`load_results`, the file is not trusted to come from a
     study: every ``status`` must be ``finished`` or ``diverged``, a run's
     rows must agree on its variant, seed, status and split sizes, a quantity
-    may appear once per run, and a finished run's performance metrics must be
-    finite (a diverged run's are NaN). ``attrs["reference"]`` is ``None``.
+    may appear once per run, one run per variant, seed and data set, no
+    finished run's value may be infinite, and each metric must lie in its
+    range (:data:`~learnact.store.METRIC_RANGES`, what the store checks in
+    every ``metrics.json``). ``attrs["reference"]`` is ``None``.
 
     Raises:
         DataError: A check above fails; the message names the file, the row and the fix.
@@ -284,18 +286,35 @@ def read_results_csv(path: Path | str) -> pd.DataFrame:
         i = int(np.flatnonzero(dup)[0])
         raise DataError(f"{str(path)!r}: run {table['run_id'].iloc[i]!r} has {table['metric'].iloc[i]!r} twice "
                         f"(again at {row(i)}); keep one row per run and quantity")
-    for column in ("variant", "seed", "status", *SPLIT_COLUMNS):
+    for column in ("variant", "seed", "status", "dataset", *SPLIT_COLUMNS):
         spread = table.groupby("run_id", sort=False)[column].nunique(dropna=False)
         if (spread > 1).any():
             run = str(spread.index[np.flatnonzero((spread > 1).to_numpy())[0]])
             raise DataError(f"{str(path)!r}: the rows of run {run!r} disagree on {column!r}; {fix}")
-    performance = (table["group"] == "performance").to_numpy()
+    runs = table.drop_duplicates("run_id")
+    twice = runs.duplicated(["variant", "seed", "dataset"], keep=False).to_numpy()
+    if twice.any():
+        first = runs[twice].iloc[0]
+        ids = runs[twice & (runs["variant"] == first["variant"]).to_numpy()
+                   & (runs["seed"] == first["seed"]).to_numpy()]["run_id"]
+        on = f", data set {first['dataset']!r}" if first["dataset"] else ""
+        raise DataError(f"{str(path)!r} has {len(ids)} runs of variant {first['variant']!r}, seed {first['seed']}"
+                        f"{on} ({', '.join(ids)}); "
+                        "keep one run per variant and seed (a comparison pairs runs by seed)")
     value = table["value"].to_numpy(np.float64)
-    bad = performance & (table["status"] == FINISHED).to_numpy() & ~np.isfinite(value)
+    finished = (table["status"] == FINISHED).to_numpy()
+    bad = finished & np.isinf(value)  # NaN is what a run folder may hold too (a metric undefined on its test rows)
+    metric = table["metric"].to_numpy(dtype=object)
+    for name, (low, high) in METRIC_RANGES.items():  # the ranges the store checks in every metrics.json
+        bad |= (metric == name) & ((value < low) | (value > high))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{str(path)!r}: finished run {table['run_id'].iloc[i]!r} has {table['metric'].iloc[i]} = "
-                        f"{value[i]} at {row(i)}; a finished run's metrics are finite: {fix}")
+        name = str(metric[i])
+        valid = (f"; {name} lies in [{METRIC_RANGES[name][0]:g}, {METRIC_RANGES[name][1]:g}]"
+                 if name in METRIC_RANGES and not np.isinf(value[i]) else "")
+        raise DataError(f"{str(path)!r}: run {table['run_id'].iloc[i]!r} has {name} = {value[i]:g} at {row(i)}"
+                        f"{valid}; {fix}")
+    performance = (table["group"] == "performance").to_numpy()
     for name in dict.fromkeys(table["metric"][performance]):
         try:
             describe_quantity(str(name))
