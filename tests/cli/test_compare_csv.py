@@ -231,3 +231,16 @@ def test_csv_output_onto_the_file_compared_is_refused_and_the_file_kept(runs_csv
     line = _one_line(_learnact("compare", runs_csv, "-r", "relu", "--csv", f"./{runs_csv.name}", cwd=tmp_path))
     assert "is the file being compared, which is never replaced" in line
     assert runs_csv.read_bytes() == before
+
+
+def test_variants_named_like_missing_values_are_names(tmp_path):
+    """pandas reads None, NA, null and nan as missing: a variant of that name had been refused as a blank."""
+    from learnact.evaluation.user_results import read_runs_csv
+    from learnact.exceptions import DataError
+
+    csv_path = tmp_path / "runs.csv"
+    csv_path.write_text("variant,seed,accuracy\nNone,1,0.9\nNA,1,0.8\nnull,1,0.7\nnan,1,0.6\nrelu,1,0.85\n")
+    assert list(dict.fromkeys(read_runs_csv(csv_path).tidy["variant"])) == ["None", "NA", "null", "nan", "relu"]
+    csv_path.write_text("variant,seed,accuracy\n,1,0.9\nrelu,1,0.85\n")
+    with pytest.raises(DataError, match=r"missing values in columns \['variant'\]"):
+        read_runs_csv(csv_path)

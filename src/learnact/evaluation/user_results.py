@@ -130,6 +130,15 @@ def read_runs_csv(path: Path | str, higher_is_better: Sequence[str] = (),
         raise DataError(f"{where} does not exist; give a study folder or a CSV file ({_FORMAT})")
     frame = read_table(path)  # its errors name the fix (empty, not UTF-8, ragged rows, repeated names)
     frame.columns = [str(c).strip() for c in frame.columns]
+    if "variant" in frame.columns and path.suffix.lower() != ".parquet":
+        # the names as written: pandas reads a variant called None, NA, null or nan as a missing value
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            names = pd.read_csv(path, usecols=[list(frame.columns).index("variant")], dtype=str,
+                                keep_default_na=False, na_values=[""], index_col=False).iloc[:, 0]
+        frame["variant"] = names.to_numpy()
     for key in RUN_KEY_COLUMNS:
         if key not in frame.columns:
             raise DataError(f"{where} has no {key!r} column (columns: {', '.join(frame.columns)}); write {_FORMAT}")
