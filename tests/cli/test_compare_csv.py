@@ -244,3 +244,19 @@ def test_variants_named_like_missing_values_are_names(tmp_path):
     csv_path.write_text("variant,seed,accuracy\n,1,0.9\nrelu,1,0.85\n")
     with pytest.raises(DataError, match=r"missing values in columns \['variant'\]"):
         read_runs_csv(csv_path)
+
+
+def test_a_quantity_with_no_better_direction_has_no_wins_unless_declared(tmp_path):
+    """best_epoch is a registry quantity with no better direction: declaring one had been refused with a message
+    naming the other flag, and without one the table counted a later stop as a win."""
+    path = tmp_path / "be.csv"
+    path.write_text("variant,seed,best_epoch\nref,1,5\nref,2,6\na,1,7\na,2,9\n")
+    undirected = _learnact("compare", path, "-r", "ref", cwd=tmp_path)
+    assert undirected.returncode == 0, undirected.stderr
+    row = next(line for line in undirected.stdout.splitlines() if "best_epoch" in line and "│ a " in line)
+    assert row.split("│")[-3].strip() == "-" and "+2.5" in row
+    assert "'-' for a quantity with no better direction" in " ".join(undirected.stdout.split())
+    declared = _learnact("compare", path, "-r", "ref", "--lower-is-better", "best_epoch", cwd=tmp_path)
+    assert declared.returncode == 0, declared.stderr
+    row = next(line for line in declared.stdout.splitlines() if "best_epoch" in line and "│ a " in line)
+    assert row.split("│")[-3].strip() == "0/0/2"  # later on both seeds: two losses where lower is better

@@ -46,7 +46,9 @@ def format_comparisons(table: pd.DataFrame) -> list[dict[str, str]]:
             "diff": _signed(r["mean_diff"], fmt),
             "ci": f"[{_signed(r['ci_low'], fmt)}, {_signed(r['ci_high'], fmt)}]",
             "t": f"{r['t_stat']:+.2f}", "p": _p(r["p_value"]), "p_holm": _p(r["p_holm"]),
-            "wilcoxon_p": _p(r["wilcoxon_p"]), "wtl": f"{r['wins']}/{r['ties']}/{r['losses']}",
+            "wilcoxon_p": _p(r["wilcoxon_p"]),
+            # a quantity with no better direction (best_epoch, a gate's entropy) has no wins: the diff says which way
+            "wtl": "-" if r["higher_is_better"] is None else f"{r['wins']}/{r['ties']}/{r['losses']}",
             "status": str(r["status"]),
         })
     return out
@@ -193,7 +195,8 @@ def compare(
             "--lower-is-better NAME.")
     t = Table(title=title, caption=(
         "diff = variant - reference, paired on shared seeds (seeds both finished); " + test +
-        "p_holm: Holm over the variants of one metric; W/T/L: seeds where the variant is better/equal/worse."
+        "p_holm: Holm over the variants of one metric; W/T/L: seeds where the variant is better/equal/worse"
+        + (" ('-' for a quantity with no better direction)." if table["higher_is_better"].isna().any() else ".")
         + (f" {note}" if note else "")))
     for col, justify in (("metric", "left"), ("variant", "left"), ("n", "right"), ("mean (var vs ref)", "right"),
                          ("diff", "right"), ("95% CI", "right"), ("t", "right"), ("p", "right"),

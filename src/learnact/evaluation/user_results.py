@@ -88,11 +88,11 @@ def _directions(metrics: Sequence[str], higher: Sequence[str], lower: Sequence[s
                 undirected.append(name)
             continue
         declared = True if name in higher else False if name in lower else known
-        if declared != known:
+        if known is not None and declared != known:
             word = "higher" if known else "lower"
             raise DataError(f"metric {name!r} is a known quantity where {word} is better; drop the "
                             f"{'--lower-is-better' if known else '--higher-is-better'} {name} option")
-        directions[name] = known
+        directions[name] = declared  # a registry quantity with no better direction (best_epoch) takes the user's
     return directions, tuple(undirected)
 
 
