@@ -231,13 +231,22 @@ def test_compare_on_a_suite_prints_the_report_tables_across_data_sets(suite: Pat
     proc = _learnact("compare", "study", "--csv", "tests.csv", cwd=suite)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "variants vs tanh across 3 data sets" in out and "Friedman test over 3 data sets" in out
+    assert "variants vs tanh (the study's reference) across 3 data sets" in out, out
+    assert "Friedman test over 3 data sets" in out
     assert "per data set: learnact compare study --dataset NAME" in out
     report = suite / "study" / "report" / "tables"
-    written = pd.read_csv(suite / "tests.csv").drop(columns="metric").set_index("variant")
+    # the CSV: one row per variant, the means table's columns and the tests table's, and the Friedman test
+    written = pd.read_csv(suite / "tests.csv").set_index("variant")
     in_report = pd.read_csv(report / "suite_tests.csv").set_index("variant")
-    pd.testing.assert_frame_equal(written, in_report, check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(written.loc[in_report.index, in_report.columns], in_report, check_exact=False,
+                                  rtol=1e-12)
     means = pd.read_csv(report / "suite_means.csv").set_index("variant")
+    pd.testing.assert_frame_equal(written.loc[means.index, [f"mean_{d}" for d in ("iris", "xor", "wine")]]
+                                  .set_axis(["iris", "xor", "wine"], axis=1), means[["iris", "xor", "wine"]],
+                                  check_exact=False, rtol=1e-12)
+    assert written["average_rank"].tolist() == pytest.approx(means["average_rank"].tolist())
+    friedman = re.search(r"chi2 = ([\d.]+), p = ([\d.e-]+)", " ".join(out.split()))
+    assert friedman and written["friedman_chi2"].iloc[0] == pytest.approx(float(friedman.group(1)), abs=0.005)
     for line in out.splitlines():  # the means table: variant, one mean per data set, avg rank, W/T/L
         parts = line.split()
         if parts and parts[0] in means.index and len(parts) == 1 + 3 + 2:
@@ -326,7 +335,7 @@ def test_compare_by_a_metric_of_one_task_ranks_the_data_sets_of_that_task(mixed:
     proc = _learnact("compare", "mixed", "-m", metric, "--csv", f"{metric}.csv", cwd=mixed)
     assert proc.returncode == 0, proc.stderr
     out = " ".join(proc.stdout.split())
-    assert f"variants vs relu across 2 data sets ({metric})" in out and left_out in out, out
+    assert f"variants vs relu (the study's reference) across 2 data sets ({metric})" in out and left_out in out, out
     header = next(line.split() for line in proc.stdout.splitlines() if line.startswith("variant "))
     assert header == ["variant", *compared, "avg", "rank", "W/T/L"]
     tidy = tidy_results(mixed / "mixed")
@@ -381,13 +390,104 @@ def test_compare_by_a_cost_every_variant_ties_on_is_a_comparison_without_warning
     proc = _learnact("compare", "mixed", "-m", "epochs_run", cwd=mixed)
     assert proc.returncode == 0 and "warning" not in proc.stderr.lower(), proc.stderr
     out = " ".join(proc.stdout.split())
-    assert "variants vs relu across 4 data sets (epochs_run)" in out
+    assert "variants vs relu (the study's reference) across 4 data sets (epochs_run)" in out
     assert "chi2 = 0.00, p = 1 (Iman-Davenport F = 0.00, p = 1)" in out and "nan" not in out, out
 
 
 def test_a_metric_given_twice_to_a_suite_compare_is_compared_once(mixed: Path):
     proc = _learnact("compare", "mixed", "-m", "r2", "-m", "r2", "--csv", "twice.csv", cwd=mixed)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("variants vs relu across 2 data sets (r2)") == 1, proc.stdout
+    assert proc.stdout.count("variants vs relu (the study's reference) across 2 data sets (r2)") == 1, proc.stdout
     written = pd.read_csv(mixed / "twice.csv")
-    assert sorted(written["variant"]) == ["gated", "tanh"] and set(written["metric"]) == {"r2"}
+    assert sorted(written["variant"]) == ["gated", "relu", "tanh"] and set(written["metric"]) == {"r2"}
+
+
+def _suite_tidy(means: dict[str, dict[str, list[float]]], kinds: dict[str, str],
+                diverged: tuple[tuple[str, str, int], ...] = ()) -> pd.DataFrame:
+    """A suite's tidy table: accuracy per (variant, data set) and seed; ``diverged`` runs (variant, data set,
+    seed) with NaN accuracy."""
+    rows = []
+    for variant, per_dataset in means.items():
+        for dataset, values in per_dataset.items():
+            for seed, value in enumerate(values, 1):
+                bad = (variant, dataset, seed) in diverged
+                rows.append({"run_id": f"{variant}__{dataset}__s{seed}", "dataset": dataset, "variant": variant,
+                             "seed": seed, "kind": kinds[variant], "status": "diverged" if bad else "finished",
+                             "metric": "accuracy", "group": "performance", "value": np.nan if bad else value})
+    return pd.DataFrame(rows)
+
+
+def test_a_suite_without_a_reference_compares_with_its_best_ranked_fixed_baseline():
+    """The suite's default reference had been its first variant (a learned one, here), while each data set's
+    comparison took the best fixed baseline: two references for one study, neither named."""
+    values = {"gated": {"a": [0.9, 0.9], "b": [0.8, 0.8], "c": [0.7, 0.7]},
+              "relu": {"a": [0.6, 0.6], "b": [0.5, 0.5], "c": [0.4, 0.4]},
+              "tanh": {"a": [0.7, 0.7], "b": [0.6, 0.6], "c": [0.5, 0.5]}}
+    kinds = {"gated": "gated", "relu": "fixed", "tanh": "fixed"}
+    a = suite_analysis(_suite_tidy(values, kinds), reps=10)
+    assert (a.reference, a.reference_how) == ("tanh", "best fixed baseline by average rank")
+    a = suite_analysis(_suite_tidy(values, dict.fromkeys(kinds, "gated")), reps=10)
+    assert (a.reference, a.reference_how) == ("gated", "best variant by average rank")
+    tidy = _suite_tidy(values, kinds)
+    tidy.attrs["reference"] = "relu"
+    assert suite_analysis(tidy, reps=10).reference == "relu"
+    assert suite_analysis(tidy, reference="gated", reps=10).reference == "gated"
+
+
+def test_a_suite_says_which_runs_diverged_on_which_data_sets():
+    """A variant's mean on a data set can rest on one surviving seed: the suite's tables had said nothing of the
+    runs left out, and `learnact run` named seeds without their data sets ("seeds 2, 3, 3")."""
+    from learnact.cli.display import diverged_lines
+    from learnact.reporting.suite_report import suite_tables
+
+    values = {"blow": {"a": [0.9, 0.1, 0.2], "b": [0.8, 0.1, 0.3], "c": [0.7, 0.7, 0.7]},
+              "relu": {"a": [0.6] * 3, "b": [0.5] * 3, "c": [0.4] * 3},
+              "tanh": {"a": [0.7] * 3, "b": [0.6] * 3, "c": [0.5] * 3}}
+    kinds = {"blow": "fixed", "relu": "fixed", "tanh": "fixed"}
+    tidy = _suite_tidy(values, kinds, diverged=(("blow", "a", 2), ("blow", "a", 3), ("blow", "b", 3)))
+    a = suite_analysis(tidy, reps=10)
+    assert a.excluded.startswith("3 diverged runs excluded from the means (blow: 3 (a 2, b 1))")
+    means, _, _ = suite_tables(a, {})
+    assert a.excluded in means.notes
+    assert a.means.loc["a", "blow"] == pytest.approx(0.9)  # one seed left on a: the note is why it is best there
+
+    import learnact.store as store
+
+    def read_metrics(folder):
+        return {"diverged_epoch": 1, "diverged_reason": "non-finite training loss"}
+
+    original = store.read_metrics
+    store.read_metrics = read_metrics
+    try:
+        lines = diverged_lines(tidy, Path("."))
+    finally:
+        store.read_metrics = original
+    assert lines == ["blow: seeds 2, 3 on a; 3 on b diverged (epoch 1: non-finite training loss)"]
+
+
+def test_a_wide_suite_table_keeps_every_column_off_a_terminal():
+    """At 120 columns rich had dropped the average rank and W/T/L columns of a 9-data-set suite, and cut digits
+    (0.0729 shown as 0.07), with no sign of it."""
+    datasets = [f"data_set_{i}" for i in range(12)]
+    values = {v: {d: [0.5 + 0.01 * i + 0.001 * j, 0.5 + 0.01 * i + 0.001 * j] for j, d in enumerate(datasets)}
+              for i, v in enumerate(["adaptive_entropy_T0.7_lam0.01", "baseline_relu", "baseline_tanh"])}
+    tidy = _suite_tidy(values, {"adaptive_entropy_T0.7_lam0.01": "gated", "baseline_relu": "fixed",
+                                "baseline_tanh": "fixed"})
+    code = ("import pandas as pd, sys; from learnact.evaluation.suite import suite_analysis; "
+            "from learnact.reporting.suite_report import suite_tables; "
+            "from learnact.cli.display import print_report_table; "
+            "tidy = pd.read_pickle(sys.argv[1]); means, tests, _ = suite_tables(suite_analysis(tidy, reps=10), {}); "
+            "print_report_table(means, 'means')")
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "tidy.pkl"
+        tidy.to_pickle(path)
+        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
+                             env={**__import__("os").environ, "COLUMNS": "120"}).stdout
+    header = next(line for line in out.splitlines() if line.startswith("variant"))
+    assert header.split()[-3:] == ["avg", "rank", "W/T/L"] and all(d in header for d in datasets)
+    row = next(line for line in out.splitlines() if line.startswith("baseline_relu")).split()
+    assert row[1:13] == [f"{0.51 + 0.001 * j:.4f}" for j in range(12)]  # every value in full

@@ -120,6 +120,24 @@ def test_default_reference_choice(table):
     assert paired_comparisons(table, metrics=["roc_auc"])["reference"].iloc[0] == "b"
 
 
+def test_the_reference_choice_says_how_it_was_made_with_the_metric_it_used(table):
+    """Titles had said "best fixed baseline by ROC-AUC" for a regression study (chosen by R²) and for a study
+    with no fixed variant (the best one overall)."""
+    from learnact.evaluation.comparison import reference_choice
+
+    two_fixed = _table({"f1x": {1: 0.90, 7: 0.91}, "f2x": {1: 0.95, 7: 0.94}, "g": {1: 0.99, 7: 0.99}},
+                       kinds={"f1x": "fixed", "f2x": "fixed"})
+    assert reference_choice(two_fixed) == ("f2x", "best fixed baseline by ROC-AUC")
+    regression = pd.concat([_table({"f1x": {1: 0.30, 7: 0.31}, "f2x": {1: 0.25, 7: 0.24}}, metric=m,
+                                   kinds={"f1x": "fixed", "f2x": "fixed"}) for m in ("r2", "rmse")])
+    assert reference_choice(regression) == ("f1x", "best fixed baseline by R²")
+    gated = _table({"g1": {1: 0.90, 7: 0.91}, "g2": {1: 0.95, 7: 0.94}})
+    assert reference_choice(gated) == ("g2", "best variant by ROC-AUC")
+    assert reference_choice(gated, "g1") == ("g1", "given")
+    gated.attrs["reference"] = "g1"
+    assert reference_choice(gated) == ("g1", "the study's reference")
+
+
 def test_unknown_names_suggest_the_closest(table):
     with pytest.raises(ValueError, match=r"unknown reference 'rf' \(did you mean 'ref'\?\)"):
         paired_comparisons(table, "rf")

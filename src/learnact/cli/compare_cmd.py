@@ -71,8 +71,8 @@ def compare(
                   "copied anywhere."),
     reference: str | None = typer.Option(
         None, "--reference", "-r",
-        help="Reference variant (default: the study's reference, else the best fixed baseline by ROC-AUC; "
-             "required with a CSV file)."),
+        help="Reference variant (default: the study's reference, else the best fixed baseline by the primary "
+             "metric, ROC-AUC or R2 (a suite: by average rank); required with a CSV file of runs)."),
     metric: list[str] | None = typer.Option(
         None, "--metric", "-m",
         help="Metric to compare; repeat for several (default: roc_auc, accuracy, f1; for regression r2, rmse, "
@@ -100,9 +100,9 @@ def compare(
         diverged_counts,
         excluded_note,
         paired_comparisons,
-        resolve_reference,
         tidy_results,
     )
+    from ..evaluation.comparison import reference_choice
     from ..evaluation.metrics import HEADLINE_METRICS, table_task
     from ..exceptions import RunStoreError
     from .display import print_whole
@@ -135,8 +135,7 @@ def compare(
         if reference is None:
             raise ValueError(f"a CSV file of runs has no reference variant; pass --reference VARIANT, one of: "
                              f"{', '.join(names)}")
-        ref = resolve_reference(tidy, reference)
-        how = "given"
+        ref, how = reference_choice(tidy, reference)
         for name in metric or ():
             if name in runs.undirected:
                 raise ValueError(f"metric {name!r} is not a known quantity, so its direction is unknown; pass "
@@ -172,9 +171,7 @@ def compare(
         elif is_suite(tidy):
             _compare_suite(study, tidy, reference, metric, csv)
             return
-        ref = resolve_reference(tidy, reference)
-        how = ("given" if reference is not None else
-               "the study's reference" if tidy.attrs.get("reference") == ref else "best fixed baseline by ROC-AUC")
+        ref, how = reference_choice(tidy, reference)
         chosen = tuple(metric) if metric else HEADLINE_METRICS[table_task(tidy)]
     table = paired_comparisons(tidy, ref, chosen, directions=directions, test_train_ratio=ratio_given)
     _write_csv(table, csv)
@@ -244,15 +241,27 @@ def _compare_suite(study: Path, tidy: pd.DataFrame, reference: str | None, metri
     from ..reporting.suite_report import suite_tables
     from .display import print_report_table
 
-    ref = reference if reference is not None else tidy.attrs.get("reference")
     frames = []
     chosen: list[str | None] = list(metrics) if metrics else [None]
     for m in chosen:
-        analysis = suite_analysis(tidy, m, ref)
+        analysis = suite_analysis(tidy, m, reference)  # else the study's reference, else the best baseline
         means, tests, _ = suite_tables(analysis, {})
         print_report_table(means, f"{study.name}: mean test {analysis.metric} per data set")
-        print_report_table(tests, f"{study.name}: variants vs {analysis.reference} across "
-                                  f"{len(analysis.means)} data sets ({analysis.metric})")
-        frames.append(tests.data.assign(metric=analysis.metric))
+        print_report_table(tests, f"{study.name}: variants vs {analysis.reference} ({analysis.reference_how}) "
+                                  f"across {len(analysis.means)} data sets ({analysis.metric})")
+        # one row per variant: its means per data set, average rank and W/T/L (the first table), its tests against
+        # the reference (the second; empty for the reference itself) and the suite's Friedman test
+        both = means.data.rename(columns={d: f"mean_{d}" for d in analysis.means.index}).merge(
+            tests.data, on="variant", how="left")
+        for column in ("wins", "ties", "losses"):  # the reference's are empty: whole numbers, not floats
+            if column in both.columns:
+                both[column] = both[column].astype("Int64")
+        f, nem = analysis.friedman, analysis.nemenyi
+        nan = float("nan")
+        frames.append(both.assign(
+            reference=analysis.reference, reference_how=analysis.reference_how, rope=analysis.rope,
+            friedman_chi2=f.statistic if f else nan, friedman_p=f.p_value if f else nan,
+            iman_davenport_f=f.iman_davenport if f else nan, iman_davenport_p=f.iman_davenport_p if f else nan,
+            critical_difference=nem.critical_difference if nem else nan, metric=analysis.metric))
     print(f"per data set: learnact compare {study} --dataset NAME", flush=True)
     _write_csv(pd.concat(frames, ignore_index=True), csv)

@@ -48,6 +48,17 @@ def print_whole(table: Any, min_width: int) -> None:
     console.print(table)
 
 
+def print_unclipped(table: Any, min_width: int) -> None:
+    """Print a rich ``table`` at least ``min_width`` columns wide, and wider where its columns need it, on a
+    terminal too (the terminal wraps the lines): a suite's table of many data sets had lost whole columns (the
+    average ranks, W/T/L) and digits at 120 columns, with no sign of it."""
+    from rich.measure import Measurement
+
+    console = plain_console(min_width)
+    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    (plain_console(needed) if needed > console.width else console).print(table)
+
+
 def _pm(mean: float, std: float, fmt: str) -> str:
     """``mean ± std``; the mean alone with one finished seed; ``-`` with none."""
     if not math.isfinite(mean):
@@ -195,7 +206,7 @@ def print_suite(tidy: pd.DataFrame, title: str, metric: str | None = None) -> No
     for cells in rows:
         t.add_row(*cells)
     console.print(title, highlight=False, soft_wrap=True)  # a title above a narrow table would wrap
-    console.print(t)
+    print_unclipped(t, 120)
 
 
 def diverged_lines(tidy: pd.DataFrame, study_dir: Path) -> list[str]:
@@ -207,17 +218,26 @@ def diverged_lines(tidy: pd.DataFrame, study_dir: Path) -> list[str]:
         study_dir: The study folder: each diverged run's ``metrics.json`` says
             at which epoch and why.
 
-    Example: ``"fixed_nan: seeds 1, 2 diverged (epoch 1: non-finite training loss)"``.
+    Example: ``"fixed_nan: seeds 1, 2 diverged (epoch 1: non-finite training loss)"``; in a suite, each data
+    set's seeds: ``"blow: seeds 2, 3 on wine; 3 on iris diverged (...)"``.
     """
     from .. import store
     from ..evaluation import DIVERGED
 
     if tidy.empty or "status" not in tidy.columns:
         return []
-    bad = tidy.loc[tidy["status"] == DIVERGED, ["run_id", "variant", "seed"]].drop_duplicates("run_id")
+    from ..config import dataset_label
+
+    columns = ["run_id", "variant", "seed", *(["dataset"] if "dataset" in tidy.columns else [])]
+    bad = tidy.loc[tidy["status"] == DIVERGED, columns].drop_duplicates("run_id")
+    suite = "dataset" in tidy.columns and tidy["dataset"].nunique() > 1
     lines = []
     for variant, group in bad.groupby("variant", sort=False):
-        seeds = ", ".join(str(int(s)) for s in sorted(group["seed"]))
+        if suite:  # "seeds 2, 3 on wine; 3 on iris": a seed number alone names one run per data set
+            seeds = "; ".join(f"{', '.join(str(int(s)) for s in sorted(g['seed']))} on {dataset_label(str(d))}"
+                              for d, g in group.groupby("dataset", sort=False))
+        else:
+            seeds = ", ".join(str(int(s)) for s in sorted(group["seed"]))
         causes = []
         for run_id in group.sort_values("seed")["run_id"]:
             metrics = store.read_metrics(store.run_dir(study_dir, str(run_id)))
@@ -232,18 +252,19 @@ def diverged_lines(tidy: pd.DataFrame, study_dir: Path) -> list[str]:
 
 def print_report_table(table: Table, title: str) -> None:
     """Print one of the report's tables (:class:`~learnact.reporting.render.Table`) on the terminal: the same
-    cells, bold where the report sets them in bold, its notes under it."""
-    from rich.console import Console
-    from rich.markup import escape
+    cells, bold where the report sets them in bold, its caption and notes under it."""
     from rich.table import Table as RichTable
+    from rich.text import Text
 
-    console = Console(width=max(120, Console().width))  # markup on: bold cells; every text escaped
-    t = RichTable(caption=escape(table.notes) if table.notes else None, box=None, padding=(0, 1), pad_edge=False,
+    t = RichTable(box=None, padding=(0, 1), pad_edge=False,
                   header_style="bold underline")
     for i, (col, align) in enumerate(zip(table.header, table.align, strict=True)):  # cells never fold, headers may
-        t.add_column(escape(col), justify="left" if align == "l" else "right", overflow="fold",
+        t.add_column(col, justify="left" if align == "l" else "right", overflow="fold",
                      min_width=max((len(r[i].text) for r in table.rows), default=4))
-    for row in table.rows:
-        t.add_row(*(f"[bold]{escape(c.text)}[/bold]" if c.bold else escape(c.text) for c in row))
-    console.print(escape(title), highlight=False, soft_wrap=True)
-    console.print(t)
+    for row in table.rows:  # styled text, not markup: names are printed as they are
+        t.add_row(*(Text(c.text, style="bold" if c.bold else "") for c in row))
+    plain_console(120).print(title, highlight=False, soft_wrap=True)
+    print_unclipped(t, 120)
+    caption = " ".join(filter(None, (table.caption, table.notes)))
+    if caption:  # a paragraph at the console's width, not a column as narrow as the table
+        plain_console(120).print(caption, highlight=False)

@@ -22,7 +22,8 @@ from .quantities import describe_quantity
 from .statistics import corrected_resampled_ttest, holm_adjust, wilcoxon_signed_rank, win_tie_loss
 from .status import finished_mask
 
-__all__ = ["DEFAULT_COMPARISON_METRICS", "COMPARISON_COLUMNS", "resolve_reference", "paired_comparisons"]
+__all__ = ["DEFAULT_COMPARISON_METRICS", "COMPARISON_COLUMNS", "reference_choice", "resolve_reference",
+           "paired_comparisons"]
 
 DEFAULT_COMPARISON_METRICS = HEADLINE_METRICS["classification"]
 """The paper's headline metrics (a regression study's default is ``HEADLINE_METRICS["regression"]``)."""
@@ -41,14 +42,22 @@ def _variants(tidy: pd.DataFrame) -> list[str]:
 
 
 def resolve_reference(tidy: pd.DataFrame, reference: str | None = None, by: str | None = None) -> str:
-    """The variant the others are compared with.
+    """The variant the others are compared with: :func:`reference_choice` without its reason."""
+    return reference_choice(tidy, reference, by)[0]
 
-    In order: ``reference`` if given; else the study's ``reference`` field
-    (``tidy.attrs["reference"]``, set from ``study.json`` by
-    :func:`~learnact.evaluation.results.tidy_results`); else the fixed
-    activation variant with the best mean ``by`` over its finished seeds;
-    else, with no fixed variant that has one, the best variant overall;
-    else (no finished run anywhere) the first variant.
+
+def reference_choice(tidy: pd.DataFrame, reference: str | None = None, by: str | None = None) -> tuple[str, str]:
+    """The variant the others are compared with, and how it was chosen (for a table's title).
+
+    In order: ``reference`` if given (``"given"``); else the study's
+    ``reference`` field (``tidy.attrs["reference"]``, set from ``study.json``
+    by :func:`~learnact.evaluation.results.tidy_results`; ``"the study's
+    reference"``); else the fixed activation variant with the best mean
+    ``by`` (default: the task's primary metric) over its finished seeds
+    (``"best fixed baseline by ROC-AUC"``, ``"... by R2"``); else, with no
+    fixed variant that has one, the best variant overall (``"best variant by
+    ..."``); else (no finished run anywhere) the first variant (``"first
+    variant: no finished run"``).
 
     Raises:
         ValueError: ``reference`` (or the study's reference) is not a variant
@@ -63,12 +72,12 @@ def resolve_reference(tidy: pd.DataFrame, reference: str | None = None, by: str 
             if study_ref not in names:
                 raise ValueError(f"the study's reference {study_ref!r} has no finished runs; "
                                  f"pass a reference, one of: {', '.join(names)}")
-            return str(study_ref)
+            return str(study_ref), "the study's reference"
     elif reference not in names:
         raise ValueError(f"unknown reference {reference!r}{did_you_mean(reference, names)}; "
                          f"variants: {', '.join(names)}")
     else:
-        return reference
+        return reference, "given"
     by = by or HEADLINE_METRICS[table_task(tidy)][0]
     q = describe_quantity(by)
     if not (tidy["metric"] == by).any():
@@ -77,10 +86,10 @@ def resolve_reference(tidy: pd.DataFrame, reference: str | None = None, by: str 
     fixed = rows[rows["kind"] == "fixed"] if "kind" in rows.columns else rows.iloc[0:0]
     pool = fixed if not fixed.empty else rows
     if pool.empty:
-        return names[0]
+        return names[0], "first variant: no finished run"
     means = pool.groupby("variant", sort=False)["value"].mean()
     best = means.idxmin() if q.higher_is_better is False else means.idxmax()
-    return str(best)
+    return str(best), f"best {'fixed baseline' if not fixed.empty else 'variant'} by {q.label}"
 
 
 def _per_seed(tidy: pd.DataFrame, metric: str, column: str = "value") -> pd.DataFrame:

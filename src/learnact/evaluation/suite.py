@@ -23,7 +23,7 @@ from .._checks import did_you_mean
 from ..config import dataset_label
 from .metrics import PRIMARY_METRIC, table_task
 from .quantities import describe_quantity
-from .status import finished_mask
+from .status import diverged_counts, excluded_note, finished_mask
 from .suite_statistics import (
     FriedmanResult,
     NemenyiResult,
@@ -122,6 +122,10 @@ class SuiteAnalysis:
         profiles: Per variant, ``P(normalised score > tau)`` at :attr:`taus`.
         taus: Thresholds of the performance profiles.
         confidence: Level of every interval.
+        excluded: The sentence on diverged runs left out of the means (per variant, with the data sets they
+            diverged on), ``""`` when none diverged (:func:`~learnact.evaluation.status.excluded_note`).
+        reference_how: How :attr:`reference` was chosen (``"given"``, ``"the study's reference"``, ``"best
+            fixed baseline by average rank"``, ``"best variant by average rank"``).
     """
 
     metric: str
@@ -144,6 +148,8 @@ class SuiteAnalysis:
     taus: np.ndarray = field(default_factory=lambda: np.linspace(0, 1, 101))
     confidence: float = 0.95
     without_metric: dict[str, str] = field(default_factory=dict)
+    reference_how: str = "given"
+    excluded: str = ""
 
 
 def suite_analysis(tidy: pd.DataFrame, metric: str | None = None, reference: str | None = None, *,
@@ -154,7 +160,8 @@ def suite_analysis(tidy: pd.DataFrame, metric: str | None = None, reference: str
         tidy: A suite's tidy table (several data sets).
         metric: A performance metric (its direction comes from the metric registry); default: each data
             set's primary metric (:func:`suite_scores`).
-        reference: The variant to compare against (default: the study's reference, else the first variant).
+        reference: The variant to compare against (default: the study's reference, else the fixed baseline
+            with the best average rank, else the best-ranked variant).
         rope: Region of practical equivalence for the Bayesian test and ties, in ``metric`` units.
         alpha: Level of the Nemenyi critical difference and the cliques.
         reps: Bootstrap replicates of the IQM and probability-of-improvement intervals.
@@ -183,10 +190,8 @@ def suite_analysis(tidy: pd.DataFrame, metric: str | None = None, reference: str
         raise ValueError(f"a suite comparison needs at least 2 data sets where every variant finished"
                          f"{f' with a finite {metric}' if metric else ''}; got {len(complete)} "
                          f"({', '.join(map(str, complete.index)) or 'none'}): {_why_left_out(tidy, means, metric)}")
-    ref = reference or tidy.attrs.get("reference") or variants[0]
-    if ref not in variants:
-        raise ValueError(f"unknown reference {ref!r}; variants: {', '.join(variants)}")
     ranks = average_ranks(complete, higher_is_better=higher)
+    ref, how = _suite_reference(tidy, variants, ranks, reference)
     friedman = nemenyi = None
     cliques: list[list[str]] = []
     if len(variants) >= 3:
@@ -229,11 +234,51 @@ def suite_analysis(tidy: pd.DataFrame, metric: str | None = None, reference: str
     profiles = pd.DataFrame({v: performance_profile(kept.loc[kept["variant"] == v, "score"], taus)
                              for v in variants}, index=taus)
     return SuiteAnalysis(
-        metric=metric or _primary_label(tidy), higher_is_better=higher, reference=ref, means=complete,
+        metric=metric or _primary_label(tidy), higher_is_better=higher, reference=ref, reference_how=how,
+        excluded=_excluded(tidy), means=complete,
         dropped=dropped, ranks=ranks,
         friedman=friedman, nemenyi=nemenyi, wilcoxon=wilcoxon_holm(complete), cliques=cliques,
         bayes=pd.DataFrame(bayes_rows), rope=rope, wtl=pd.DataFrame(wtl_rows), iqm=pd.DataFrame(iqm_rows),
         poi=poi, poi_ci=poi_ci, profiles=profiles, taus=taus, without_metric=without)
+
+
+def _excluded(tidy: pd.DataFrame) -> str:
+    """:func:`~learnact.evaluation.status.excluded_note` of a suite, each variant's count followed by the data
+    sets its runs diverged on: a variant's mean on a data set may rest on the seeds that remained."""
+    counts = diverged_counts(tidy)
+    note = excluded_note(counts)
+    if not note:
+        return ""
+    runs = tidy[~finished_mask(tidy)].drop_duplicates("run_id")
+    where = {str(v): ", ".join(f"{dataset_label(str(d))} {n}" for d, n in
+                               g["dataset"].value_counts(sort=False).items())
+             for v, g in runs.groupby("variant", sort=False)}
+    total = sum(counts.values())
+    detail = "; ".join(f"{v}: {n} ({where[v]})" for v, n in counts.items() if n)
+    return (f"{total} diverged run{'s' if total != 1 else ''} excluded from the means ({detail}); a variant's "
+            "mean on a data set is over its finished seeds there.")
+
+
+def _suite_reference(tidy: pd.DataFrame, variants: list[str], ranks: pd.Series,
+                     reference: str | None) -> tuple[str, str]:
+    """The suite's reference and how it was chosen: ``reference``; else the study's; else the fixed baseline of
+    the best average rank (``ranks``, best first), else the best-ranked variant (no fixed one): the rule a single
+    study's :func:`~learnact.evaluation.comparison.reference_choice` follows, with ranks across data sets for the
+    mean of one data set's seeds."""
+    from .._checks import did_you_mean
+
+    if reference is not None or tidy.attrs.get("reference") is not None:
+        ref = str(reference if reference is not None else tidy.attrs.get("reference"))
+        if ref not in variants:
+            raise ValueError(f"unknown reference {ref!r}{did_you_mean(ref, variants)}; variants: "
+                             f"{', '.join(variants)}")
+        return ref, "given" if reference is not None else "the study's reference"
+    fixed = set(tidy.loc[tidy["kind"] == "fixed", "variant"].astype(str)) if "kind" in tidy.columns else set()
+    ranked = [str(v) for v in ranks.index if str(v) in variants]
+    pool = [v for v in ranked if v in fixed]
+    if pool:
+        return pool[0], "best fixed baseline by average rank"
+    return ranked[0], "best variant by average rank"
 
 
 def _why_left_out(tidy: pd.DataFrame, means: pd.DataFrame, metric: str | None) -> str:

@@ -81,7 +81,7 @@ def suite_tables(a: SuiteAnalysis, reports: dict[str, str]) -> list[Table]:
         rows.append(cells)
         data.append({"variant": v, **{d: a.means.loc[d, v] for d in datasets}, "average_rank": a.ranks[v],
                      **({c: int(wtl.loc[v, c]) for c in ("wins", "ties", "losses")} if v in wtl.index else {})})
-    notes = []
+    notes = [a.excluded] if a.excluded else []
     if a.dropped:
         notes.append(f"Left out (a variant had no finished run there): {', '.join(a.dropped)}.")
     for task in dict.fromkeys(a.without_metric.values()):
@@ -89,7 +89,8 @@ def suite_tables(a: SuiteAnalysis, reports: dict[str, str]) -> list[Table]:
         notes.append(f"Left out (no {a.metric}: {task} data sets): {', '.join(names)}.")
     means = Table(
         "suite_means", f"Mean test {a.metric} over seeds on each data set, best in bold; average rank over the data "
-        f"sets (1 = best); data sets won, tied (within {a.rope:g}) and lost against {a.reference}.",
+        f"sets (1 = best); data sets won, tied (within {a.rope:g}) and lost against {a.reference} "
+        f"({a.reference_how}).",
         ["variant", *datasets, "avg rank", "W/T/L"], rows, "l" + "r" * len(datasets) + "rr", pd.DataFrame(data),
         title="Suite: mean per data set", notes=" ".join(notes))
     nem = a.nemenyi.p_values if a.nemenyi is not None else None
@@ -115,7 +116,8 @@ def suite_tables(a: SuiteAnalysis, reports: dict[str, str]) -> list[Table]:
                      "iqm_high": iqm.loc[v, "ci_high"]})
     f = a.friedman
     tests = Table(
-        "suite_tests", f"Each variant against {a.reference} across the data sets: the Bayesian signed-rank test "
+        "suite_tests", f"Each variant against {a.reference} ({a.reference_how}) across the data sets: the "
+        "Bayesian signed-rank test "
         f"(Benavoli et al. 2017) with a region of practical equivalence of {a.rope:g} in {a.metric}, giving "
         f"P(variant better), P(equivalent) and P({a.reference} better); the Wilcoxon signed-rank test over the "
         f"data sets, Holm-adjusted over all pairs; Nemenyi's test; and the IQM of the normalised scores with its "
@@ -125,13 +127,13 @@ def suite_tables(a: SuiteAnalysis, reports: dict[str, str]) -> list[Table]:
         notes=("" if f is None else f"Friedman test over {f.n_datasets} data sets and {f.n_variants} variants: "
                f"chi2 = {f.statistic:.2f}, p = {f.p_value:.3g} (Iman-Davenport F = {f.iman_davenport:.2f}, "
                f"p = {f.iman_davenport_p:.3g}). Probabilities above 0.95 in bold."))
-    rows = [[Cell(d), Cell(str(a.means.loc[d].idxmax() if a.higher_is_better else a.means.loc[d].idxmin())
-                           if d in a.means.index else "-"),  # a left-out data set has no complete means
+    rows = [[Cell(d), Cell(", ".join(str(v) for v in a.means.columns if a.means.loc[d, v] == best[d])
+                           if d in a.means.index else "-"),  # every variant tied best; a left-out data set: none
              Cell(f"{reports[d]}/", link=f"{reports[d]}/index") if d in reports else Cell("-")]
             for d in [*datasets, *a.dropped, *a.without_metric]]
     listing = Table("suite_datasets", "Each data set's own report (leaderboard, comparisons, figures), in the "
                     "folder of its name.",
-                    ["data set", f"best variant (mean {a.metric})", "report"], rows, "lll",
+                    ["data set", f"best variant (mean {a.metric}; all tied best)", "report"], rows, "lll",
                     pd.DataFrame({"dataset": [r[0].text for r in rows],
                                   "report": [f"{reports[r[0].text]}/index.html" if r[0].text in reports else "-"
                                              for r in rows]}),
@@ -208,7 +210,7 @@ def build_suite_report(folder: Path, tidy: pd.DataFrame, name: str, out: Path, *
                             on_done=None if progress is None else
                             lambda i, _r: progress(f"report of {parts[i][0]} built"))
     reports = {label: label for (label, _), built in zip(parts, done, strict=True) if built}
-    analysis = suite_analysis(tidy, None, tidy.attrs.get("reference"))
+    analysis = suite_analysis(tidy)  # the study's reference, else the best-ranked fixed baseline
     tables = suite_tables(analysis, reports)
     for t in tables:
         write_table(t, out / "tables")
