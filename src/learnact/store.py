@@ -7,7 +7,9 @@ Layout of a study folder::
     .lock                   held (flock) by the process running the study
     runs/<run_id>/          .learnact-run (written first), config.json,
                             history.jsonl, metrics.json, predictions.csv,
-                            gates.json, weights.safetensors, preprocessing.json,
+                            gates.json, weights.safetensors, preprocessing.json
+                            (with ``data_file``: size and SHA-256 of a CSV /
+                            Parquet data set, checked on resume by the runner),
                             MANIFEST.json, DONE (written last)
     superseded/<run_id>/    finished runs the current study no longer plans
                             (moved back if a later study plans them again;
@@ -112,6 +114,7 @@ __all__ = [
     "foreign_entries",
     "retire_runs",
     "restore_runs",
+    "kept_runs",
     "write_json_atomic",
     "write_text_atomic",
     "atomic_write",
@@ -949,25 +952,48 @@ def retire_runs(study_dir: Path, keep: set[str]) -> list[str]:
     return moved
 
 
+def _restorable(study_dir: Path, wanted: set[str]) -> dict[str, Path]:
+    """The finished runs in ``superseded/`` that :func:`restore_runs` moves back: ``{run_id: folder}``.
+
+    ``superseded/<run_id>~<n>`` folders count as copies of ``<run_id>``; the first one found (by name) is
+    chosen, and none where ``runs/<run_id>`` exists.
+    """
+    root = Path(study_dir) / SUPERSEDED_DIR
+    if not root.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for folder in sorted(root.iterdir()):
+        rid = re.sub(r"~\d+$", "", folder.name)
+        target = Path(study_dir) / RUNS_DIR / rid
+        if (rid in wanted and rid not in found and is_run_id(rid) and folder.is_dir() and not folder.is_symlink()
+                and (folder / DONE).is_file() and not (target.exists() or target.is_symlink())):
+            found[rid] = folder
+    return found
+
+
 def restore_runs(study_dir: Path, wanted: set[str]) -> list[str]:
     """Move finished runs in ``superseded/`` whose id is in ``wanted`` back to ``runs/``; returns their ids.
 
     ``superseded/<run_id>~<n>`` folders count as copies of ``<run_id>``; the
     first one found is moved back, the others stay.
     """
-    root = Path(study_dir) / SUPERSEDED_DIR
-    if not root.is_dir():
-        return []
     restored = []
-    for folder in sorted(root.iterdir()):
-        rid = re.sub(r"~\d+$", "", folder.name)
+    for rid, folder in _restorable(study_dir, wanted).items():
         target = Path(study_dir) / RUNS_DIR / rid
-        if (rid in wanted and is_run_id(rid) and folder.is_dir() and not folder.is_symlink()
-                and (folder / DONE).is_file() and not (target.exists() or target.is_symlink())):
-            target.parent.mkdir(exist_ok=True)
-            os.replace(folder, target)
-            restored.append(rid)
+        target.parent.mkdir(exist_ok=True)
+        os.replace(folder, target)
+        restored.append(rid)
     return restored
+
+
+def kept_runs(study_dir: Path, wanted: set[str]) -> dict[str, Path]:
+    """The finished run folders a study planning ``wanted`` (run ids) keeps instead of training: ``{run_id:
+    folder}``, those under ``runs/`` and those :func:`restore_runs` would move back from ``superseded/``.
+
+    Nothing is moved; the folders are not verified (:func:`verify_run`).
+    """
+    kept = {p.name: p for p in finished_runs(study_dir) if p.name in wanted}
+    return {**kept, **_restorable(study_dir, wanted)}
 
 
 def is_study_folder(path: Path) -> bool:

@@ -22,17 +22,24 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
+import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._processes import ForkedCall, available_cores, can_fork
 from ..config import DataConfig, RunConfig, StudyConfig
 from ..data.preprocess import Preprocessing
+from ..names import BUILTIN_DATASETS
 
 if TYPE_CHECKING:
     from ..data import Split
 
-__all__ = ["check_inputs", "prefetch_inputs", "prepare_splits", "split_key"]
+__all__ = ["DATA_FILE_KEY", "check_inputs", "data_file_fingerprint", "data_fingerprints", "prefetch_inputs",
+           "prepare_splits", "split_key"]
+
+DATA_FILE_KEY = "data_file"
+"""Key of a run's ``preprocessing.json`` holding the fingerprint of the CSV / Parquet file it was trained on."""
 
 
 def split_key(run: RunConfig) -> tuple:
@@ -178,3 +185,37 @@ def prepare_splits(runs: Sequence[RunConfig]) -> dict[tuple, Split]:
     if missing:
         splits.update(_build(missing))
     return splits
+
+
+def data_file_fingerprint(path: str) -> dict[str, object]:
+    """What identifies the content of a data file: ``{"path": absolute path, "size": bytes, "sha256": hex}``.
+
+    A run id holds a CSV's path as written (``data.csv``), not its content; this is recorded with each run
+    (:data:`DATA_FILE_KEY`), so a resumed study can tell that the file changed (or that a relative path names
+    another file from another working folder). The file is read in chunks, never whole in memory.
+
+    Raises:
+        DataError: The file cannot be read.
+    """
+    from ..exceptions import DataError
+
+    try:
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256")
+            size = f.tell()
+    except OSError as exc:
+        raise DataError(f"data file {path!r} cannot be read: {exc.strerror or exc}") from None
+    return {"path": os.path.abspath(path), "size": size, "sha256": digest.hexdigest()}
+
+
+def data_fingerprints(study: StudyConfig) -> dict[str, dict[str, object]]:
+    """:func:`data_file_fingerprint` of each CSV / Parquet data set of ``study``, by its ``data.dataset``.
+
+    Built-in data sets (:data:`~learnact.names.BUILTIN_DATASETS`) are code, not files, and get none. Each file
+    is hashed once per call, however many runs use it.
+    """
+    out: dict[str, dict[str, object]] = {}
+    for data in study.datasets or (study.data,):
+        if data.dataset not in BUILTIN_DATASETS and data.dataset not in out:
+            out[data.dataset] = data_file_fingerprint(data.dataset)
+    return out

@@ -22,17 +22,17 @@ from pathlib import Path
 
 from .. import store
 from ..config import RunConfig, StudyConfig
-from ..exceptions import ConfigError, LearnactError, RunStoreError
+from ..exceptions import ConfigError, DataError, LearnactError, RunStoreError
 from ..names import DEFAULT_ENGINE
 from ..store import LOG_FILE, STUDY_FILE  # the study folder's files; re-exported for older imports
 from .engines import ENGINES, engine_device
 from .executors import ExecutorPool, InProcessExecutor, run_group
 from .grid import study_to_dict
 from .lock import study_lock
-from .run_splits import check_inputs
+from .run_splits import DATA_FILE_KEY, check_inputs, data_fingerprints
 
 __all__ = ["DEFAULT_ENGINE", "LOG_FILE", "STUDY_FILE", "RunFailedError", "StudyResult", "append_to_log",
-           "check_inputs", "plan_groups", "run_study"]
+           "check_data_unchanged", "check_inputs", "plan_groups", "run_study"]
 
 
 Progress = Callable[[int, int, str], None]
@@ -133,6 +133,8 @@ class _Session:
     progress: Progress | None
     log: logging.Logger
     trained: list[str] = field(default_factory=list)
+    data_files: dict[str, dict[str, object]] = field(default_factory=dict)
+    """The fingerprint of each CSV / Parquet data set, by path (:func:`~.run_splits.data_fingerprints`)."""
 
     def write(self, group: Sequence[RunConfig], artifacts: Sequence[store.RunArtifacts]) -> None:
         expected = sorted(r.run_id for r in group)
@@ -140,6 +142,9 @@ class _Session:
         if got != expected:
             raise RunStoreError(f"the engine returned runs {got} for a task of runs {expected}; "
                                 f"this is a bug in the engine, please report it")
+        for art in artifacts:  # the file's content, which the run id (its path) does not hold
+            if art.run.data.dataset in self.data_files:
+                art.preprocessing[DATA_FILE_KEY] = self.data_files[art.run.data.dataset]
         for art, _folder in zip(artifacts, store.write_runs(self.folder, artifacts), strict=True):
             self.done += 1
             self.trained.append(art.run.run_id)
@@ -269,6 +274,8 @@ def run_study(
         ConfigError: Unknown engine, bad option, or the folder's parent missing.
         ValueError: A bad ``device``, or CUDA where there is none.
         StudyInUseError: Another process is running a study in ``folder``.
+        DataError: A CSV / Parquet data set is not the file the study's finished runs were trained on
+            (:func:`check_data_unchanged`); nothing is written.
     """
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
@@ -290,6 +297,7 @@ def run_study(
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"output folder {str(folder)!r} is a file; give a folder (new, or a study to resume)")
     check_inputs(study)  # every problem the config and the data reveal, before anything is written
+    data_files = data_fingerprints(study)  # each file hashed once per session, recorded with every run
     try:
         try:
             folder.mkdir(exist_ok=True)
@@ -299,7 +307,7 @@ def run_study(
             log = _study_logger(folder)
             try:
                 return _run_locked(study, folder, runs, engine, pool, group_size, threads, force, progress, log,
-                                   device)
+                                   device, data_files)
             finally:
                 _close(log)
     except store.StoreWriteError as exc:
@@ -310,8 +318,12 @@ def run_study(
 
 def _run_locked(study: StudyConfig, folder: Path, runs: list[RunConfig], engine: str, pool: ExecutorPool,
                 group_size: int | None, threads: int, force: bool, progress: Progress | None,
-                log: logging.Logger, device: str = "cpu") -> StudyResult:
+                log: logging.Logger, device: str = "cpu",
+                data_files: dict[str, dict[str, object]] | None = None) -> StudyResult:
     start = time.perf_counter()
+    data_files = data_files or {}
+    if not force:  # before anything is written: a refused study is left as it was
+        check_data_unchanged(folder, runs, data_files)
     store.write_json_atomic(folder / STUDY_FILE, study_to_dict(study))
     n_cleaned = store.clean_partial(folder)
     foreign = store.foreign_entries(folder)
@@ -333,7 +345,7 @@ def _run_locked(study: StudyConfig, folder: Path, runs: list[RunConfig], engine:
                  store.SUPERSEDED_DIR, ", ".join(superseded))
     if restored:
         log.info("moved %d runs back from %s/: %s", len(restored), store.SUPERSEDED_DIR, ", ".join(restored))
-    session = _Session(folder, len(runs), len(runs) - len(todo), progress, log)
+    session = _Session(folder, len(runs), len(runs) - len(todo), progress, log, data_files=data_files)
     if progress:
         progress(session.done, len(runs), "")
     _pump(session, pool, groups, engine, threads, device)
@@ -348,3 +360,54 @@ def _finished(folder: Path, run: RunConfig) -> bool:
         return False
     store.verify_run(store.run_dir(folder, run))
     return True
+
+
+def check_data_unchanged(folder: Path, runs: Sequence[RunConfig], data_files: dict[str, dict[str, object]]) -> None:
+    """Refuse to resume a study whose CSV / Parquet data set is not the file its finished runs were trained on.
+
+    A run id holds the data set's path as written, so an edited file (or a relative path that names another file
+    from another working folder) gave runs of the same ids trained on other data, and the tables paired and
+    averaged them as one data set. Each finished run the study keeps (under ``runs/``, or in ``superseded/`` to
+    be moved back) records the file's fingerprint (:data:`~.run_splits.DATA_FILE_KEY` in its
+    ``preprocessing.json``); a run recorded before learnact kept it has none and is not checked.
+
+    Args:
+        folder: The study folder.
+        runs: The runs the study plans.
+        data_files: The current fingerprint of each data file, by path (:func:`~.run_splits.data_fingerprints`).
+
+    Raises:
+        DataError: One line naming the first changed file, how many finished runs used other content, and the
+            fixes.
+        RunStoreError: A kept run's ``preprocessing.json`` is corrupt.
+    """
+    if not data_files:
+        return
+    by_id = {r.run_id: r for r in runs if r.data.dataset in data_files}
+    changed: dict[str, list[dict[str, object]]] = {}
+    for rid, run_folder in store.kept_runs(folder, set(by_id)).items():
+        dataset = by_id[rid].data.dataset
+        recorded = store.read_preprocessing(run_folder).get(DATA_FILE_KEY)
+        if not isinstance(recorded, dict):
+            continue  # recorded before fingerprints were kept: cannot be checked
+        now = data_files[dataset]
+        if (recorded.get("size"), recorded.get("sha256")) != (now["size"], now["sha256"]):
+            changed.setdefault(dataset, []).append(recorded)
+    if not changed:
+        return
+    dataset, olds = next(iter(changed.items()))
+    now, old, n = data_files[dataset], olds[0], len(olds)
+    runs_text = f"{n} finished run{'s' if n != 1 else ''} of study folder {str(folder)!r}"
+    was = f"{old.get('size')} bytes, sha256 {str(old.get('sha256'))[:12]}"
+    is_now = f"{now['size']} bytes, sha256 {str(now['sha256'])[:12]}"
+    more = f" (and {len(changed) - 1} more data file{'s' if len(changed) > 2 else ''})" if len(changed) > 1 else ""
+    if old.get("path") in (None, now["path"]):
+        problem = (f"data file {dataset!r} ({str(now['path'])!r}) changed since {runs_text} were trained on it "
+                   f"({was} then, {is_now} now){more}")
+        fix = "restore the file those runs used"
+    else:
+        problem = (f"data file {dataset!r} names {str(now['path'])!r} ({is_now}) from this working folder, not "
+                   f"the {str(old['path'])!r} ({was}) that {runs_text} were trained on{more}")
+        fix = "run from the folder those runs ran in (or restore that file)"
+    raise DataError(f"{problem}; nothing was trained, as the study would mix two data sets: {fix}, or run into a "
+                    f"new folder (--out NEW_FOLDER)")
