@@ -464,6 +464,19 @@ def test_a_suite_says_which_runs_diverged_on_which_data_sets():
         store.read_metrics = original
     assert lines == ["blow: seeds 2, 3 on a; 3 on b diverged (epoch 1: non-finite training loss)"]
 
+    def two_causes(folder):  # each seed's own reason: three seeds and two reasons had shared one list
+        late = folder.name.endswith("s3")
+        return {"diverged_epoch": 2 if late else 1,
+                "diverged_reason": "non-finite validation loss" if late else "non-finite training loss"}
+
+    store.read_metrics = two_causes
+    try:
+        lines = diverged_lines(tidy[tidy["dataset"] == "a"], Path("."))
+    finally:
+        store.read_metrics = original
+    assert lines == ["blow: seed 2 diverged (epoch 1: non-finite training loss); seed 3 (epoch 2: non-finite "
+                     "validation loss)"]
+
 
 def test_a_wide_suite_table_keeps_every_column_off_a_terminal():
     """At 120 columns rich had dropped the average rank and W/T/L columns of a 9-data-set suite, and cut digits

@@ -218,8 +218,9 @@ def diverged_lines(tidy: pd.DataFrame, study_dir: Path) -> list[str]:
         study_dir: The study folder: each diverged run's ``metrics.json`` says
             at which epoch and why.
 
-    Example: ``"fixed_nan: seeds 1, 2 diverged (epoch 1: non-finite training loss)"``; in a suite, each data
-    set's seeds: ``"blow: seeds 2, 3 on wine; 3 on iris diverged (...)"``.
+    Example: ``"fixed_nan: seeds 1, 2 diverged (epoch 1: non-finite training loss)"``; seeds of another cause
+    follow with theirs (``"...; seed 3 (epoch 2: non-finite validation loss)"``); in a suite, each data set's
+    seeds: ``"blow: seeds 2, 3 on wine; 3 on iris diverged (...)"``.
     """
     from .. import store
     from ..evaluation import DIVERGED
@@ -233,20 +234,24 @@ def diverged_lines(tidy: pd.DataFrame, study_dir: Path) -> list[str]:
     suite = "dataset" in tidy.columns and tidy["dataset"].nunique() > 1
     lines = []
     for variant, group in bad.groupby("variant", sort=False):
-        if suite:  # "seeds 2, 3 on wine; 3 on iris": a seed number alone names one run per data set
-            seeds = "; ".join(f"{', '.join(str(int(s)) for s in sorted(g['seed']))} on {dataset_label(str(d))}"
-                              for d, g in group.groupby("dataset", sort=False))
-        else:
-            seeds = ", ".join(str(int(s)) for s in sorted(group["seed"]))
-        causes = []
-        for run_id in group.sort_values("seed")["run_id"]:
-            metrics = store.read_metrics(store.run_dir(study_dir, str(run_id)))
+        by_cause: dict[str, list[tuple[str, int]]] = {}  # cause -> (data set, seed) of its runs, in seed order
+        for _, run in group.sort_values("seed").iterrows():
+            metrics = store.read_metrics(store.run_dir(study_dir, str(run["run_id"])))
             epoch = metrics.get("diverged_epoch")
             when = f"epoch {int(epoch)}" if isinstance(epoch, int | float) and epoch == epoch else "epoch ?"
             cause = f"{when}: {metrics.get('diverged_reason') or 'non-finite values'}"
-            if cause not in causes:
-                causes.append(cause)
-        lines.append(f"{variant}: seed{'s' if len(group) > 1 else ''} {seeds} diverged ({'; '.join(causes)})")
+            by_cause.setdefault(cause, []).append((str(run["dataset"]) if suite else "", int(run["seed"])))
+        parts = []
+        for cause, runs in by_cause.items():  # each cause with its own seeds: two causes had shared one list
+            if suite:  # "seeds 2, 3 on wine; 3 on iris": a seed number alone names one run per data set
+                datasets = list(dict.fromkeys(d for d, _ in runs))
+                seeds = "; ".join(f"{', '.join(str(s) for e, s in runs if e == d)} on {dataset_label(d)}"
+                                  for d in datasets)
+            else:
+                seeds = ", ".join(str(s) for _, s in runs)
+            verb = "" if parts else " diverged"
+            parts.append(f"seed{'s' if len(runs) > 1 else ''} {seeds}{verb} ({cause})")
+        lines.append(f"{variant}: {'; '.join(parts)}")
     return lines
 
 
