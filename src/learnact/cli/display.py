@@ -241,7 +241,7 @@ def diverged_lines(tidy: pd.DataFrame, study_dir: Path) -> list[str]:
             when = f"epoch {int(epoch)}" if isinstance(epoch, int | float) and epoch == epoch else "epoch ?"
             cause = f"{when}: {metrics.get('diverged_reason') or 'non-finite values'}"
             by_cause.setdefault(cause, []).append((str(run["dataset"]) if suite else "", int(run["seed"])))
-        parts = []
+        parts: list[str] = []
         for cause, runs in by_cause.items():  # each cause with its own seeds: two causes had shared one list
             if suite:  # "seeds 2, 3 on wine; 3 on iris": a seed number alone names one run per data set
                 datasets = list(dict.fromkeys(d for d, _ in runs))
