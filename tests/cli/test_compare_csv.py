@@ -260,3 +260,34 @@ def test_a_quantity_with_no_better_direction_has_no_wins_unless_declared(tmp_pat
     assert declared.returncode == 0, declared.stderr
     row = next(line for line in declared.stdout.splitlines() if "best_epoch" in line and "│ a " in line)
     assert row.split("│")[-3].strip() == "0/0/2"  # later on both seeds: two losses where lower is better
+
+
+def test_ties_are_relative_to_the_values_and_small_differences_keep_their_digits(tmp_path):
+    """An absolute tie tolerance of 1e-12 had tied every seed of an error of order 1e-13 that the variant halves
+    on every seed (W/T/L 0/5/0, Wilcoxon p 1, beside a t-test p of 0.0006); and a fixed two-decimal format had
+    shown a difference of 0.004 as 0.00."""
+    path = tmp_path / "tiny.csv"
+    ref = [5e-13, 6e-13, 7e-13, 8e-13, 9e-13]
+    rows = [("ref", s, v) for s, v in enumerate(ref, 1)] + [("a", s, v / 2) for s, v in enumerate(ref, 1)]
+    pd.DataFrame(rows, columns=["variant", "seed", "err"]).to_csv(path, index=False)
+    out = tmp_path / "cmp.csv"
+    proc = _learnact("compare", path, "-r", "ref", "--lower-is-better", "err", "--csv", out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    row = pd.read_csv(out).iloc[0]
+    assert (row["wins"], row["ties"], row["losses"]) == (5, 0, 0)
+    assert row["wilcoxon_p"] == pytest.approx(stats.wilcoxon(np.array(ref) / 2 - np.array(ref)).pvalue)
+    times = tmp_path / "times.csv"
+    pd.DataFrame({"variant": ["ref"] * 3 + ["a"] * 3, "seed": [1, 2, 3] * 2,
+                  "train_time_s": [0.010, 0.011, 0.012, 0.014, 0.015, 0.016]}).to_csv(times, index=False)
+    proc = _learnact("compare", times, "-r", "ref", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if "train_time_s" in line and "│ a " in line)
+    assert "+0.004" in line and "0.00 " not in line and "-0.00" not in line, line
+
+
+def test_one_variant_is_one_line(tmp_path):
+    """A file (or study) with one variant had printed an empty table, exit 0."""
+    path = tmp_path / "one.csv"
+    path.write_text("variant,seed,accuracy\nref,1,0.9\nref,2,0.8\n")
+    line = _one_line(_learnact("compare", path, "-r", "ref", cwd=tmp_path))
+    assert "has one variant (ref); compare needs a second variant" in line

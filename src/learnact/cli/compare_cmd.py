@@ -34,7 +34,7 @@ def format_comparisons(table: pd.DataFrame) -> list[dict[str, str]]:
     """
     out = []
     for _, r in table.iterrows():
-        fmt = _fmt(str(r["metric"]))
+        fmt = _row_fmt(_fmt(str(r["metric"])), r)
         if not r["comparable"]:
             out.append({"metric": str(r["metric"]), "variant": str(r["variant"]), "n": str(int(r["n_shared"])),
                         "mean": "-", "diff": "-", "ci": "-", "t": "-", "p": "-", "p_holm": "-",
@@ -45,13 +45,29 @@ def format_comparisons(table: pd.DataFrame) -> list[dict[str, str]]:
             "mean": f"{r['mean_variant']:{fmt}} vs {r['mean_reference']:{fmt}}",
             "diff": _signed(r["mean_diff"], fmt),
             "ci": f"[{_signed(r['ci_low'], fmt)}, {_signed(r['ci_high'], fmt)}]",
-            "t": f"{r['t_stat']:+.2f}", "p": _p(r["p_value"]), "p_holm": _p(r["p_holm"]),
+            "t": _signed(r["t_stat"], ".2f"), "p": _p(r["p_value"]), "p_holm": _p(r["p_holm"]),
             "wilcoxon_p": _p(r["wilcoxon_p"]),
             # a quantity with no better direction (best_epoch, a gate's entropy) has no wins: the diff says which way
             "wtl": "-" if r["higher_is_better"] is None else f"{r['wins']}/{r['ties']}/{r['losses']}",
             "status": str(r["status"]),
         })
     return out
+
+
+def _row_fmt(fmt: str, row: pd.Series) -> str:
+    """``fmt``, or three significant digits where its fixed decimals show the row's means with less than two
+    (training times of 0.01 s at two decimals: ``diff 0.00, [0.00, 0.00]`` beside t = 0.57). Rounding noise in
+    the difference of equal means (1e-17 beside accuracies of 0.97) keeps the metric's format."""
+    import re
+
+    fixed = re.fullmatch(r",?\.(\d+)f", fmt)
+    if fixed is None:
+        return fmt
+    smallest = 0.5 * 10.0 ** -int(fixed.group(1))
+    means = [abs(float(row[c])) for c in ("mean_variant", "mean_reference")]
+    if all(math.isfinite(m) for m in means) and 0 < max(means) < 100 * smallest:
+        return ".3g"
+    return fmt
 
 
 def _fmt(metric: str) -> str:
@@ -174,6 +190,9 @@ def compare(
         ref, how = reference_choice(tidy, reference)
         chosen = tuple(metric) if metric else HEADLINE_METRICS[table_task(tidy)]
     table = paired_comparisons(tidy, ref, chosen, directions=directions, test_train_ratio=ratio_given)
+    if table.empty:  # one variant: the table had printed as headers alone, exit 0
+        raise ValueError(f"{str(study)!r} has one variant ({ref}){f' on {dataset}' if dataset else ''}; compare "
+                         "needs a second variant to compare it with (add one to the study, or to the file)")
     _write_csv(table, csv)
     ratio = table["test_train_ratio"].dropna()
     title = f"{study.name}{f' ({dataset})' if dataset else ''}: variants vs {ref} ({how})"

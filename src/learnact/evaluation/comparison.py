@@ -144,7 +144,8 @@ def paired_comparisons(
             where it first appears); default: the task's headline metrics
             (:data:`~learnact.evaluation.metrics.HEADLINE_METRICS`).
         confidence: Coverage of the interval of the mean difference.
-        tie_tol: Differences with ``|d| <= tie_tol`` count as ties (W/T/L) and as zero differences (Wilcoxon).
+        tie_tol: Differences with ``|d| <= tie_tol * max(|variant|, |reference|)`` (relative to the seed's
+            values) count as ties (W/T/L) and as zero differences (Wilcoxon).
         directions: Whether higher is better, per metric name, for metrics
             outside the quantity registry (a user's own results,
             :func:`~learnact.evaluation.user_results.read_runs_csv`); other
@@ -215,8 +216,12 @@ def paired_comparisons(
                 raise ValueError(f"split sizes missing for variant {variant!r} or {ref!r}; "
                                  "rebuild the table from run folders with preprocessing.json")
             test = corrected_resampled_ttest(d, ratio, confidence)
-            w_stat, w_p = wilcoxon_signed_rank(d, tie_tol)
-            wins, ties, losses = win_tie_loss(d, higher, tie_tol)
+            # a tie is relative to the values compared: an absolute 1e-12 had tied every seed of a metric of order
+            # 1e-13 (halved on every seed: W/T/L 0/5/0, Wilcoxon p 1)
+            scale = np.maximum(np.abs(pair[variant].to_numpy(dtype=float)), np.abs(pair[ref].to_numpy(dtype=float)))
+            tied = np.where(np.abs(d) <= tie_tol * scale, 0.0, d)
+            w_stat, w_p = wilcoxon_signed_rank(tied, 0.0)
+            wins, ties, losses = win_tie_loss(tied, higher, 0.0)
             block.append({
                 **base, "comparable": True, "status": "ok", "n_shared": n, "seeds": ",".join(map(str, seeds)),
                 "mean_variant": float(pair[variant].mean()), "mean_reference": float(pair[ref].mean()),
