@@ -504,3 +504,24 @@ def test_a_wide_suite_table_keeps_every_column_off_a_terminal():
     assert header.split()[-3:] == ["avg", "rank", "W/T/L"] and all(d in header for d in datasets)
     row = next(line for line in out.splitlines() if line.startswith("baseline_relu")).split()
     assert row[1:13] == [f"{0.51 + 0.001 * j:.4f}" for j in range(12)]  # every value in full
+
+
+def test_the_cd_diagram_sets_each_label_beyond_its_line():
+    """The x axis runs right to left, and labels aligned towards it had lain over their own connector lines."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from learnact.reporting.fig_suite import cd_diagram_figure
+
+    values = {v: {d: [0.5 + 0.1 * i + 0.01 * j] * 2 for j, d in enumerate("abcd")}
+              for i, v in enumerate(["w", "x", "y", "z", "zz"])}
+    fig, _ = cd_diagram_figure(suite_analysis(_suite_tidy(values, dict.fromkeys(values, "fixed")), reps=10))
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax = fig.axes[0]
+    labels = [t for t in ax.texts if "(" in t.get_text()]
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) == 3]  # rank -> down -> out to the side
+    assert len(labels) == len(lines) == 5
+    for text, line in zip(labels, lines, strict=True):
+        box = text.get_window_extent(renderer)
+        (x0, _), (x1, _) = ax.transData.transform([(line.get_xdata()[1], 0), (line.get_xdata()[2], 0)])
+        low, high = min(x0, x1), max(x0, x1)
+        assert box.x1 <= low + 1 or box.x0 >= high - 1, (text.get_text(), box, low, high)

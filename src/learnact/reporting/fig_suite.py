@@ -42,7 +42,9 @@ def cd_diagram_figure(a: SuiteAnalysis) -> tuple[Figure, str]:
         depth = -(i + 1) if right else -(k - i)
         end = 0.8 if right else k + 0.2
         ax.plot([rank, rank, end], [0, depth * 0.8, depth * 0.8], color="0.3", lw=0.8)
-        ax.text(end - 0.05 if right else end + 0.05, depth * 0.8, f"{v} ({rank:.2f})", ha="right" if right else "left",
+        # beyond the end of its line, away from the axis (the x axis runs right to left: a label aligned towards
+        # the axis had lain over its own line)
+        ax.text(end - 0.05 if right else end + 0.05, depth * 0.8, f"{v} ({rank:.2f})", ha="left" if right else "right",
                 va="center", fontsize=8)
     for j, clique in enumerate(a.cliques):
         lo, hi = float(ranks[clique].min()), float(ranks[clique].max())
