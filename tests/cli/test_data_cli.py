@@ -149,3 +149,21 @@ def test_data_from_a_parquet_file_overrides_the_study_file(tmp_path: Path):
                     "one_hot": True, "impute": "most_frequent"}
     run = next((tmp_path / "study" / "runs").glob("tanh__s1__*"))
     assert json.loads((run / "preprocessing.json").read_text())["class_names"] == ["Adelie", "Chinstrap", "Gentoo"]
+
+
+TINY_STUDY = 'name = "t"\nseeds = [1]\n[train]\nmax_epochs = 3\n[[variants]]\nname = "relu"\nkind = "fixed"\n' \
+             'activation = "relu"\n'
+
+
+def test_a_regression_target_too_large_to_standardise_is_refused_before_the_study_folder(tmp_path: Path):
+    # it had trained, saved target scale inf in a "finished" run, and then every command called the study corrupt
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    pd.DataFrame(X, columns=list("abc")).assign(y=(X[:, 0] + rng.normal(size=60)) * 1e200).to_csv(
+        tmp_path / "big.csv", index=False)
+    (tmp_path / "t.toml").write_text(TINY_STUDY)
+    err = _one_line_error(_learnact("run", "--config", "t.toml", "--data", "big.csv", "--task", "regression",
+                                    "--out", "big", "-q", "--no-report", cwd=tmp_path))
+    assert err.startswith("learnact: error: CSV 'big.csv' has values too large to standardise in column 'y'")
+    assert "rescale the column" in err and "Warning" not in err
+    assert not (tmp_path / "big").exists()

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["Dataset", "DatasetSpec", "load_dataset", "check_feature_frame", "check_scalable", "scale_limit",
-           "BUILTIN_DATASETS", "DATASETS"]
+           "target_scaling", "BUILTIN_DATASETS", "DATASETS"]
 
 
 @dataclass(frozen=True)
@@ -346,6 +346,27 @@ def check_scalable(features: pd.DataFrame, where: str) -> None:
                         f"is {limit:.3g}); rescale the column (e.g. divide it by a power of 10) or take its log")
 
 
+def target_scaling(y: np.ndarray, where: str) -> tuple[float, float]:
+    """The mean and standard deviation that standardise regression targets ``y``: ``(y - mean) / scale``.
+
+    Args:
+        y: Targets, ``(n,)`` float64, finite.
+        where: How the message names them (``"target of data set 'd.csv' (training part of seed 1)"``).
+
+    Raises:
+        DataError: The mean or the standard deviation is not finite: values
+            beyond :func:`scale_limit` (a loaded table is checked against it
+            by row; this catches targets given otherwise).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, scale = float(np.mean(y)), float(np.std(y))
+    if not (np.isfinite(mean) and np.isfinite(scale)):
+        raise DataError(f"{where} is too large to standardise (its mean or standard deviation overflows float64; "
+                        f"largest |y| {float(np.max(np.abs(y))):.3g}, the limit for {len(y)} rows is "
+                        f"{scale_limit(len(y)):.3g}); rescale it, e.g. divide it by a power of 10")
+    return mean, scale or 1.0
+
+
 TABLE_SUFFIXES = (".csv", ".parquet")
 """File types a data set can be read from (Parquet needs pyarrow)."""
 
@@ -449,6 +470,9 @@ def _from_table(name: str, frame: pd.DataFrame, target: str | None, where: str,
                             f"(first: {at}: {frame[target].iloc[i]!r}); fix the value or drop the row")
         if np.ptp(values) == 0:
             raise DataError(f"target column {target!r} of {where} is constant; nothing to regress")
+        column = pd.DataFrame({target: values})
+        column.attrs = dict(frame.attrs)  # the CSV the message finds the row's line in
+        check_scalable(column, where)  # the limit of the features: any training part's mean and variance are finite
         raw = features.reset_index(drop=True) if prep.active else None
         X = np.empty((len(frame), 0)) if prep.active else features.to_numpy(np.float64)
         return Dataset(name, X, values, tuple(map(str, features.columns)), (), target, raw=raw, task="regression")

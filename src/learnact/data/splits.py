@@ -12,7 +12,7 @@ import numpy as np
 
 from ..exceptions import CheckpointError, DataError
 from .preprocess import Encoder, Preprocessing
-from .sources import Dataset
+from .sources import Dataset, target_scaling
 
 __all__ = ["Standardizer", "Split", "split_dataset", "check_splits", "split_sizes"]
 
@@ -172,8 +172,7 @@ def split_dataset(ds: Dataset, seed: int, test_size: float = 0.25, val_size: flo
     X_tr = scaler.transform(X_tr)
     X_te = scaler.transform(X_te)
     if ds.task == "regression":  # targets standardised on the same training part as the features
-        mean = float(np.mean(y_tr))
-        scale = float(np.std(y_tr)) or 1.0
+        mean, scale = target_scaling(y_tr, f"the target of data set {ds.name!r} (training part of seed {seed})")
         y_tr, y_te = (y_tr - mean) / scale, (y_te - mean) / scale
     X_tr, X_va, y_tr, y_va, i_tr, i_va = train_test_split(
         X_tr, y_tr, i_tr, test_size=val_size, random_state=seed,
