@@ -155,15 +155,22 @@ TINY_STUDY = 'name = "t"\nseeds = [1]\n[train]\nmax_epochs = 3\n[[variants]]\nna
              'activation = "relu"\n'
 
 
-def test_a_regression_target_too_large_to_standardise_is_refused_before_the_study_folder(tmp_path: Path):
+@pytest.mark.parametrize("factor, problem", [
     # it had trained, saved target scale inf in a "finished" run, and then every command called the study corrupt
+    (1e200, "CSV 'd.csv' has values too large to standardise in column 'y' (first: column 'y', data row 1 (line 2 "
+            "of the file)"),
+    # its scale had fallen back to 1 (np.std underflowed to 0): trained in wrong units, R² reported 0.0
+    (1e-300, "target column 'y' of CSV 'd.csv' is too small to standardise (standard deviation {sd:.3g}; the "
+             "smallest is 6.72e-139"),
+], ids=["too-large", "too-small"])
+def test_a_regression_target_that_cannot_be_standardised_is_refused_before_the_study_folder(tmp_path: Path, factor,
+                                                                                            problem):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 3))
-    pd.DataFrame(X, columns=list("abc")).assign(y=(X[:, 0] + rng.normal(size=60)) * 1e200).to_csv(
-        tmp_path / "big.csv", index=False)
+    y = X[:, 0] + rng.normal(size=60)
+    pd.DataFrame(X, columns=list("abc")).assign(y=y * factor).to_csv(tmp_path / "d.csv", index=False)
     (tmp_path / "t.toml").write_text(TINY_STUDY)
-    err = _one_line_error(_learnact("run", "--config", "t.toml", "--data", "big.csv", "--task", "regression",
-                                    "--out", "big", "-q", "--no-report", cwd=tmp_path))
-    assert err.startswith("learnact: error: CSV 'big.csv' has values too large to standardise in column 'y'")
-    assert "rescale the column" in err and "Warning" not in err
-    assert not (tmp_path / "big").exists()
+    err = _one_line_error(_learnact("run", "--config", "t.toml", "--data", "d.csv", "--task", "regression",
+                                    "--out", "study", "-q", "--no-report", cwd=tmp_path))
+    assert err.startswith(f"learnact: error: {problem.format(sd=np.std(y) * factor)}") and "power of 10" in err and "Warning" not in err, err
+    assert not (tmp_path / "study").exists()

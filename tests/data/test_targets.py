@@ -47,3 +47,56 @@ def test_targets_given_without_a_table_are_checked_when_split(tmp_path):
         split_dataset(ds, 1)
     with pytest.raises(DataError, match="too large to standardise"):
         target_scaling(np.array([1e308, -1e308]), "y")
+
+
+@pytest.mark.parametrize("factor", [1e-300, 1e-160])
+def test_a_regression_target_too_small_to_standardise_is_refused(tmp_path, factor):
+    # np.std underflowed to 0 (or lost its digits), the scale fell back to 1: trained in wrong units, R² 0.0
+    y = np.random.default_rng(1).normal(size=60) * factor
+    with pytest.raises(DataError) as caught:
+        load_dataset(_regression_csv(tmp_path, y), task="regression")
+    assert str(caught.value).startswith(f"target column 'y' of CSV '{tmp_path / 'd.csv'}' is too small to "
+                                        f"standardise (standard deviation {np.std(y / factor) * factor:.3g}; the "
+                                        f"smallest is 6.72e-139")
+    assert str(caught.value).endswith("rescale it, e.g. multiply it by a power of 10")
+
+
+def test_a_small_target_above_the_limit_is_scaled_as_numpy_scales_it(tmp_path):
+    y = np.random.default_rng(1).normal(size=60) * 1e-130
+    ds = load_dataset(_regression_csv(tmp_path, y), task="regression")
+    split = split_dataset(ds, 2)
+    y_tr = ds.y[np.concatenate([split.idx_train, split.idx_val])]
+    assert split.target_scale == pytest.approx(np.std(y_tr), rel=1e-14)
+    assert split.target_mean == pytest.approx(np.mean(y_tr), rel=1e-14)
+    assert split.target_scale == pytest.approx(np.std(y_tr * 1e130) * 1e-130, rel=1e-12)  # no digits lost
+    np.testing.assert_allclose(split.targets(split.y_test), ds.y[split.idx_test], rtol=1e-12)
+
+
+def test_a_target_that_varies_only_in_rounding_is_effectively_constant(tmp_path):
+    y = 1.0 + np.tile([0.0, np.finfo(np.float64).eps], 30)  # two neighbouring float64 numbers
+    assert np.ptp(y) > 0
+    with pytest.raises(DataError, match=r"target column 'y' of CSV .* is effectively constant \(standard deviation "
+                                        r"\S+e-16 around mean 1: float64 rounding\); nothing to regress"):
+        load_dataset(_regression_csv(tmp_path, y), task="regression")
+
+
+def test_a_constant_training_part_scales_by_one_and_a_spread_one_by_its_sd():
+    assert target_scaling(np.full(5, 3.0), "y") == (3.0, 1.0)
+    y = np.array([1.0, 2.0, 4.0, 7.0])
+    assert target_scaling(y, "y") == (np.mean(y), np.std(y))
+
+
+def test_a_training_part_too_small_to_standardise_is_refused_before_training():
+    # the whole column has a spread, the training part of seed 1 does not (its one large value lies in the test part)
+    from sklearn.model_selection import train_test_split
+
+    from learnact.data import check_splits
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=40) * 1e-200
+    test_row = int(train_test_split(np.arange(40), test_size=0.25, random_state=1)[1][0])
+    y[test_row] = 1.0
+    ds = Dataset("mine", rng.normal(size=(40, 2)), y, ("a", "b"), (), task="regression")
+    with pytest.raises(DataError, match=r"^the target of data set 'mine' \(training part of seed 1\) is too small "
+                                        r"to standardise"):
+        check_splits(ds, 0.25, 0.2, seed=1)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["Dataset", "DatasetSpec", "load_dataset", "check_feature_frame", "check_scalable", "scale_limit",
-           "target_scaling", "BUILTIN_DATASETS", "DATASETS"]
+           "target_scaling", "TARGET_SCALE_MIN", "BUILTIN_DATASETS", "DATASETS"]
 
 
 @dataclass(frozen=True)
@@ -346,17 +346,27 @@ def check_scalable(features: pd.DataFrame, where: str) -> None:
                         f"is {limit:.3g}); rescale the column (e.g. divide it by a power of 10) or take its log")
 
 
+TARGET_SCALE_MIN = float(np.sqrt(np.finfo(np.float64).tiny) / np.finfo(np.float64).eps)
+"""The smallest standard deviation (``6.7e-139``) regression targets can have and be standardised in float64: from
+it up, their squared deviations, and the squared errors of predictions as close as float64 resolves (``eps``
+standard deviations), are normal floats; below it they underflow, and the scale and R² come out wrong."""
+
+
 def target_scaling(y: np.ndarray, where: str) -> tuple[float, float]:
     """The mean and standard deviation that standardise regression targets ``y``: ``(y - mean) / scale``.
+
+    Targets that are all equal get scale 1 (as scikit-learn's ``StandardScaler`` does).
 
     Args:
         y: Targets, ``(n,)`` float64, finite.
         where: How the message names them (``"target of data set 'd.csv' (training part of seed 1)"``).
 
     Raises:
-        DataError: The mean or the standard deviation is not finite: values
-            beyond :func:`scale_limit` (a loaded table is checked against it
-            by row; this catches targets given otherwise).
+        DataError: The mean or the standard deviation is not finite (values
+            beyond :func:`scale_limit`; a loaded table is checked against it
+            by row); the standard deviation is below :data:`TARGET_SCALE_MIN`;
+            or it is float64 rounding of the mean (scikit-learn's test for a
+            constant feature: ``sd <= n * eps * |mean|``).
     """
     with np.errstate(over="ignore", invalid="ignore"):
         mean, scale = float(np.mean(y)), float(np.std(y))
@@ -364,7 +374,20 @@ def target_scaling(y: np.ndarray, where: str) -> tuple[float, float]:
         raise DataError(f"{where} is too large to standardise (its mean or standard deviation overflows float64; "
                         f"largest |y| {float(np.max(np.abs(y))):.3g}, the limit for {len(y)} rows is "
                         f"{scale_limit(len(y)):.3g}); rescale it, e.g. divide it by a power of 10")
-    return mean, scale or 1.0
+    deviations = np.asarray(y, dtype=np.float64) - mean
+    spread = float(np.max(np.abs(deviations))) if len(y) else 0.0
+    if spread == 0:
+        return mean, 1.0
+    sd = spread * float(np.sqrt(np.mean((deviations / spread) ** 2)))  # no square of a tiny number: no underflow
+    if sd < TARGET_SCALE_MIN:
+        raise DataError(f"{where} is too small to standardise (standard deviation {sd:.3g}; the smallest is "
+                        f"{TARGET_SCALE_MIN:.3g}, below which float64 squares of its errors underflow); rescale it, "
+                        f"e.g. multiply it by a power of 10")
+    if sd <= len(y) * np.finfo(np.float64).eps * abs(mean):
+        raise DataError(f"{where} is effectively constant (standard deviation {sd:.3g} around mean {mean:.3g}: "
+                        f"float64 rounding); nothing to regress: choose another target, or subtract the part its "
+                        f"values share in the file")
+    return mean, scale
 
 
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -473,6 +496,7 @@ def _from_table(name: str, frame: pd.DataFrame, target: str | None, where: str,
         column = pd.DataFrame({target: values})
         column.attrs = dict(frame.attrs)  # the CSV the message finds the row's line in
         check_scalable(column, where)  # the limit of the features: any training part's mean and variance are finite
+        target_scaling(values, f"target column {target!r} of {where}")  # each training part is scaled so again
         raw = features.reset_index(drop=True) if prep.active else None
         X = np.empty((len(frame), 0)) if prep.active else features.to_numpy(np.float64)
         return Dataset(name, X, values, tuple(map(str, features.columns)), (), target, raw=raw, task="regression")

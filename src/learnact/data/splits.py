@@ -228,6 +228,7 @@ def check_splits(ds: Dataset, test_size: float, val_size: float, seed: int = 0,
             raise DataError(f"data set {ds.name!r} ({n} rows) leaves {_rows(rows)} for the {part} part with "
                             f"data.test_size = {test_size:g} and data.val_size = {val_size:g}; each part needs at "
                             f"least 2 rows: change the sizes or collect more rows")
+        split_dataset(ds, seed, test_size, val_size, options)  # a training part's targets too small to scale
         return
     try:
         _check_class_splits(ds, test_size, val_size, seed, options)
