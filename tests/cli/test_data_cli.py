@@ -174,3 +174,37 @@ def test_a_regression_target_that_cannot_be_standardised_is_refused_before_the_s
                                     "--out", "study", "-q", "--no-report", cwd=tmp_path))
     assert err.startswith(f"learnact: error: {problem.format(sd=np.std(y) * factor)}") and "power of 10" in err and "Warning" not in err, err
     assert not (tmp_path / "study").exists()
+
+
+def test_whitespace_around_a_label_is_not_a_class_in_training_or_predict(tmp_path: Path):
+    # "cat " beside "cat" had become a class of its own, with its own probability column in predict
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    labels = np.where(X[:, 0] > 0, "cat", "dog").astype(object)
+    labels[[1, 4, 9]] = [f"{v} " for v in labels[[1, 4, 9]]]
+    frame = pd.DataFrame(X, columns=["a", "b"]).assign(label=labels)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "t.toml").write_text(TINY_STUDY)
+    proc = _learnact("run", "--config", "t.toml", "--data", "d.csv", "--out", "study", "-q", "--no-report",
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = next((tmp_path / "study" / "runs").iterdir())
+    assert json.loads((run / "preprocessing.json").read_text())["class_names"] == ["cat", "dog"]
+    proc = _learnact("predict", str(run), "d.csv", "--out", "pred.csv", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    pred = pd.read_csv(tmp_path / "pred.csv")
+    assert [c for c in pred.columns if c.startswith("prob_")] == ["prob_cat", "prob_dog"]
+    assert set(pred["predicted"]) <= {"cat", "dog"}
+
+
+def test_an_infinite_class_label_is_a_one_line_error(tmp_path: Path):
+    labels = np.tile([0.0, 1.0], 30)
+    labels[[5, 6]] = np.inf
+    pd.DataFrame(np.random.default_rng(0).normal(size=(60, 2)), columns=["a", "b"]).assign(label=labels).to_csv(
+        tmp_path / "d.csv", index=False)
+    (tmp_path / "t.toml").write_text(TINY_STUDY)
+    err = _one_line_error(_learnact("run", "--config", "t.toml", "--data", "d.csv", "--out", "study", "-q",
+                                    cwd=tmp_path))
+    assert err.startswith("learnact: error: target column 'label' of CSV 'd.csv' has infinite values (first: data "
+                          "row 6 (line 7 of the file): inf)")
+    assert not (tmp_path / "study").exists()

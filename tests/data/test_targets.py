@@ -100,3 +100,41 @@ def test_a_training_part_too_small_to_standardise_is_refused_before_training():
     with pytest.raises(DataError, match=r"^the target of data set 'mine' \(training part of seed 1\) is too small "
                                         r"to standardise"):
         check_splits(ds, 0.25, 0.2, seed=1)
+
+
+def _labelled_csv(tmp_path: Path, labels) -> str:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(len(labels), 2)), columns=["a", "b"]).assign(label=labels)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    return str(tmp_path / "d.csv")
+
+
+def test_an_infinite_class_label_is_refused_by_row(tmp_path):
+    # 0/1 labels with inf in 6 rows had trained with classes ['0.0', '1.0', 'inf']
+    labels = np.tile([0.0, 1.0], 20)
+    labels[[3, 8, 9, 20, 30, 31]] = np.inf
+    labels[8] = -np.inf
+    with pytest.raises(DataError) as caught:
+        load_dataset(_labelled_csv(tmp_path, labels))
+    assert str(caught.value) == (f"target column 'label' of CSV '{tmp_path / 'd.csv'}' has infinite values (first: "
+                                 f"data row 4 (line 5 of the file): inf); a class label must be finite: replace them "
+                                 f"or drop those rows")
+
+
+def test_class_labels_differing_only_in_surrounding_whitespace_are_one_class(tmp_path):
+    labels = np.array(["cat", "dog"] * 20, dtype=object)
+    labels[[2, 4]] = "cat "
+    labels[7] = " dog"
+    labels[9] = "\tdog  "
+    ds = load_dataset(_labelled_csv(tmp_path, labels))
+    assert ds.class_names == ("cat", "dog")
+    np.testing.assert_array_equal(ds.y, np.tile([0, 1], 20))
+    labels[11] = "  "
+    with pytest.raises(DataError, match=r"target column 'label' of CSV .* has labels that are only whitespace "
+                                        r"\(first: data row 12 \(line 13 of the file\): '  '\); fill them"):
+        load_dataset(_labelled_csv(tmp_path, labels))
+
+
+def test_numeric_class_labels_keep_their_names(tmp_path):
+    ds = load_dataset(_labelled_csv(tmp_path, np.tile([1, 2, 10], 10)))
+    assert ds.class_names == ("1", "10", "2") and ds.y.tolist()[:3] == [0, 2, 1]

@@ -500,7 +500,7 @@ def _from_table(name: str, frame: pd.DataFrame, target: str | None, where: str,
         raw = features.reset_index(drop=True) if prep.active else None
         X = np.empty((len(frame), 0)) if prep.active else features.to_numpy(np.float64)
         return Dataset(name, X, values, tuple(map(str, features.columns)), (), target, raw=raw, task="regression")
-    classes, y = np.unique(frame[target].astype(str).to_numpy(), return_inverse=True)
+    classes, y = np.unique(_class_labels(frame[target], f"target column {target!r} of {where}"), return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"target column {target!r} has a single class; need at least 2")
     if prep.active:
@@ -508,6 +508,33 @@ def _from_table(name: str, frame: pd.DataFrame, target: str | None, where: str,
                        tuple(map(str, classes)), target, raw=features.reset_index(drop=True))
     return Dataset(name, features.to_numpy(np.float64), y.astype(np.int64),
                    tuple(map(str, features.columns)), tuple(map(str, classes)), target)
+
+
+def _class_labels(labels: pd.Series, where: str) -> np.ndarray:
+    """The class of each row, as text, ``(n,)``: numbers as pandas writes them (``1``, ``0.5``), text without
+    surrounding whitespace (``"cat "`` is class ``"cat"``, not a class of its own).
+
+    Raises:
+        DataError: An infinite number (it had become a class named ``inf``) or a
+            label that is only whitespace; the message names the row.
+    """
+    import pandas as pd
+
+    source = labels.attrs.get(DATA_SOURCE)
+    if pd.api.types.is_numeric_dtype(labels):
+        infinite = np.isinf(labels.to_numpy(np.float64))
+        if infinite.any():
+            i = int(np.flatnonzero(infinite)[0])
+            raise DataError(f"{where} has infinite values (first: {_row(i, source, len(labels))}: "
+                            f"{labels.iloc[i]}); a class label must be finite: replace them or drop those rows")
+        return labels.astype(str).to_numpy()
+    text = labels.astype(str).str.strip()
+    blank = (text == "").to_numpy()
+    if blank.any():
+        i = int(np.flatnonzero(blank)[0])
+        raise DataError(f"{where} has labels that are only whitespace (first: {_row(i, source, len(labels))}: "
+                        f"{labels.iloc[i]!r}); fill them or drop those rows")
+    return text.to_numpy()
 
 
 def _penguins(preprocessing: Preprocessing | None) -> Dataset:
