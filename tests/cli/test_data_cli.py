@@ -208,3 +208,21 @@ def test_an_infinite_class_label_is_a_one_line_error(tmp_path: Path):
     assert err.startswith("learnact: error: target column 'label' of CSV 'd.csv' has infinite values (first: data "
                           "row 6 (line 7 of the file): inf)")
     assert not (tmp_path / "study").exists()
+
+
+def test_following_the_advice_for_placeholders_trains(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60, 2)).round(3), columns=["a", "b"]).astype(object)
+    frame.loc[[4, 30], "a"] = "?"
+    frame["label"] = ["x", "y"] * 30
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "t.toml").write_text(TINY_STUDY)
+    err = _one_line_error(_learnact("run", "--config", "t.toml", "--data", "d.csv", "--out", "study", "-q",
+                                    cwd=tmp_path))
+    assert "column 'a' is numeric except '?' in 2 rows" in err and "one-hot" not in err
+    frame.replace("?", np.nan).to_csv(tmp_path / "d.csv", index=False)  # those fields empty, as it says
+    proc = _learnact("run", "--config", "t.toml", "--data", "d.csv", "--impute", "median", "--out", "study", "-q",
+                     "--no-report", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = next((tmp_path / "study" / "runs").iterdir())
+    assert json.loads((run / "preprocessing.json").read_text())["scaler"]["feature_names"] == ["a", "b"]

@@ -1,8 +1,10 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from learnact import names as _names
 from learnact.data import Standardizer, load_dataset, split_dataset
+from learnact.data.preprocess import Preprocessing
 from learnact.data.sources import DATASETS
 from learnact.exceptions import DataError
 
@@ -200,3 +202,54 @@ def test_an_error_names_the_line_of_the_file_across_blank_lines(tmp_path):
     with pytest.raises(DataError, match=r"column 'b', data row 7 \(line 10 of the file\): 'oops'"):
         load_dataset(_csv(tmp_path, text))
     assert text.splitlines()[9] == "6,oops,0"
+
+
+def _placeholder_csv(tmp_path, tokens: dict[int, str], column: str = "a") -> str:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(30, 2)).round(3), columns=["a", "b"]).astype(object)
+    for row, token in tokens.items():
+        frame.loc[row, column] = token
+    frame["label"] = [0, 1] * 15
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    return str(tmp_path / "d.csv")
+
+
+def test_a_numeric_column_with_placeholders_is_named_so_and_not_sent_to_one_hot(tmp_path):
+    # UCI-style '?' for missing values: the message had said "non-numeric feature columns ['a'] ...; or one-hot encode
+    # them", and following it one-hot encoded every distinct number
+    with pytest.raises(DataError) as caught:
+        load_dataset(_placeholder_csv(tmp_path, {4: "?", 9: "?"}))
+    assert str(caught.value) == (
+        f"CSV '{tmp_path / 'd.csv'}' has non-numeric feature columns ['a'] (first: column 'a', data row 5 (line 6 of "
+        f"the file): '?'); column 'a' is numeric except '?' in 2 rows: if '?' marks missing values, make those fields "
+        f"empty and impute them (data.impute = \"median\" in the study file, or --impute median), else correct them")
+    with pytest.raises(DataError, match=r"column 'b' is numeric except '\?', '-' in 3 rows: if '\?' or '-' mark "
+                                        r"missing values, make those fields empty \(the study imputes them\), else "
+                                        r"correct them$"):
+        load_dataset(_placeholder_csv(tmp_path, {1: "?", 2: "-", 20: "?"}, "b"),
+                     preprocessing=Preprocessing(impute="median"))
+
+
+def test_placeholders_in_two_columns_beside_a_text_column(tmp_path):
+    path = _placeholder_csv(tmp_path, {3: "?"})
+    frame = pd.read_csv(path).assign(colour=["red", "blue"] * 15)
+    frame["b"] = frame["b"].astype(object)
+    frame.loc[7, "b"] = "?"
+    frame = frame[["colour", "a", "b", "label"]]
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError) as caught:
+        load_dataset(path)
+    assert str(caught.value) == (
+        f"CSV '{path}' has non-numeric feature columns ['colour', 'a', 'b'] (first: column 'a', data row 4 (line 5 of "
+        f"the file): '?'); column 'a' is numeric except '?' in 1 row (columns ['b'] hold numbers with placeholders "
+        f"too): if '?' marks missing values, make those fields empty and impute them (data.impute = \"median\" in "
+        f"the study file, or --impute median), else correct them; encode ['colour'] as numbers (or one-hot encode "
+        f"them: data.one_hot = true in the study file, or --one-hot)")
+
+
+def test_a_column_of_text_still_names_one_hot_encoding(tmp_path):
+    words = {i: w for i, w in enumerate(["red", "green", "blue"] * 8)}  # 24 of 30 rows are words
+    with pytest.raises(DataError, match=r"non-numeric feature columns \['a'\] .*--one-hot\)$"):
+        load_dataset(_placeholder_csv(tmp_path, words))
+    with pytest.raises(DataError, match=r"non-numeric feature columns \['a'\]"):  # four distinct tokens: not a number
+        load_dataset(_placeholder_csv(tmp_path, {1: "?", 2: "-", 3: "unk", 4: "x"}))

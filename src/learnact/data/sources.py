@@ -301,14 +301,31 @@ def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | N
         features = features.drop(columns=text)
         text = []
     if text:
-        column = features[text[0]]
+        # UCI-style '?' in a column of numbers: one-hot encoding (the advice for text) would make each number a category
+        found = {c: _numeric_except(features[c]) for c in text} if kind == "feature" else {}
+        placeholders = {c: v for c, v in found.items() if v is not None}
+        column = features[next(iter(placeholders), text[0])]
         as_numbers = pd.to_numeric(column, errors="coerce")
         first = ""
         if as_numbers.isna().any():
             first = f" (first: {_first_bad(column, as_numbers.isna().to_numpy())})"
+        one_hot_hint = "(or one-hot encode them: data.one_hot = true in the study file, or --one-hot)"
+        if placeholders:
+            tokens, bad = placeholders[column.name]
+            n_bad, shown = int(bad.sum()), ", ".join(map(repr, tokens))
+            fill = ("make those fields empty (the study imputes them)" if impute else
+                    "make those fields empty and impute them (data.impute = \"median\" in the study file, or "
+                    "--impute median)")
+            names = [str(c) for c in placeholders]
+            others = [str(c) for c in text if c not in placeholders]
+            raise DataError(f"{where} has non-numeric feature columns {text}{first}; "
+                            f"column {names[0]!r} is numeric except {shown} in {n_bad} row{'s' * (n_bad > 1)}"
+                            f"{f' (columns {names[1:]} hold numbers with placeholders too)' if names[1:] else ''}: "
+                            f"if {' or '.join(map(repr, tokens))} {'marks' if len(tokens) == 1 else 'mark'} missing "
+                            f"values, {fill}, else correct them"
+                            + (f"; encode {others} as numbers {one_hot_hint}" if others else ""))
         raise DataError(f"{where} has non-numeric {kind} columns {text}{first}; encode them as numbers first "
-                        f"(or one-hot encode them: data.one_hot = true in the study file, or --one-hot)"
-                        if kind == "feature" else
+                        f"{one_hot_hint}" if kind == "feature" else
                         f"{where} has non-numeric {kind} columns {text}{first}; encode them as numbers first")
     values = features.to_numpy(np.float64)  # NaN (allowed when imputing) is not infinite
     infinite = np.isinf(values)
@@ -318,6 +335,24 @@ def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | N
         raise DataError(f"{where} has infinite values in columns {columns} (first: "
                         f"{_first_bad(features.iloc[:, j], infinite[:, j])}); replace them with finite numbers "
                         f"or drop those rows")
+
+
+PLACEHOLDER_TOKENS = 3
+"""A text column whose values are numbers apart from at most this many distinct tokens (``?``, ``n/a``, ``-``),
+in fewer rows than the numbers, is read as numeric with placeholders (:func:`_numeric_except`)."""
+
+
+def _numeric_except(column: pd.Series) -> tuple[list[str], np.ndarray] | None:
+    """The tokens (in order of first appearance) and the rows ``(n,)`` that keep a column of numbers from being
+    numeric, or ``None`` when it is not such a column (see :data:`PLACEHOLDER_TOKENS`)."""
+    import pandas as pd
+
+    present = column.notna().to_numpy()
+    bad = present & pd.to_numeric(column, errors="coerce").isna().to_numpy()
+    tokens = list(dict.fromkeys(str(v) for v in column[bad]))
+    if not bad.any() or len(tokens) > PLACEHOLDER_TOKENS or bad.sum() >= present.sum() - bad.sum():
+        return None
+    return tokens, bad
 
 
 def scale_limit(n_rows: int) -> float:
