@@ -226,3 +226,29 @@ def test_following_the_advice_for_placeholders_trains(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     run = next((tmp_path / "study" / "runs").iterdir())
     assert json.loads((run / "preprocessing.json").read_text())["scaler"]["feature_names"] == ["a", "b"]
+
+
+def test_list_datasets_shows_no_class_count_for_regression_sets(tmp_path: Path):
+    from learnact.data.sources import DATASETS
+
+    proc = _learnact("list", "datasets", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r[0]: r for r in (line.split() for line in proc.stdout.splitlines()[2:]) if r}
+    assert list(rows) == list(DATASETS)
+    for name, spec in DATASETS.items():
+        assert rows[name][1:5] == [str(spec.rows), str(spec.features),
+                                   str(spec.classes) if spec.task == "classification" else "-", spec.task], name
+    assert rows["diabetes"][3] == "-" and rows["wine"][3] == "3"
+
+
+@pytest.mark.parametrize("source", ["penguins", "birds.parquet"])
+def test_rows_of_a_source_without_file_lines_are_named_by_data_row_only(tmp_path: Path, source):
+    # "data row 4 (line 5 of the file)" for the built-in penguins and for a Parquet file, which have no such line
+    pytest.importorskip("pyarrow")
+    penguins.load_penguins().to_parquet(tmp_path / "birds.parquet")
+    (tmp_path / "t.toml").write_text(TINY_STUDY)
+    err = _one_line_error(_learnact("run", "--config", "t.toml", "--data", source, "--target", "species", "--out",
+                                    "study", "-q", cwd=tmp_path) if source != "penguins" else
+                          _learnact("run", "--config", "t.toml", "--data", source, "--out", "study", "-q",
+                                    cwd=tmp_path))
+    assert "(first: column 'bill_length_mm', data row 4: nan)" in err and "of the file" not in err

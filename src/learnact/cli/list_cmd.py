@@ -84,7 +84,8 @@ def section_lines(section: str) -> list[str]:
         lines = ["data sets (data.dataset = NAME, or the path of a .csv or .parquet file with data.target = COLUMN):",
                  f"  {'name':<{width}}  {'rows':>5}  {'features':>8}  {'classes':>7}  {'task':<14}  source"]
         for name, data in DATASETS.items():
-            lines.append(f"  {name:<{width}}  {data.rows:>5}  {data.features:>8}  {data.classes:>7}  "
+            classes = data.classes if data.task == "classification" else "-"  # a regression set has none
+            lines.append(f"  {name:<{width}}  {data.rows:>5}  {data.features:>8}  {classes:>7}  "
                          f"{data.task:<14}  {data.source}")
         return lines
     raise ValueError(f"unknown section {section!r}")

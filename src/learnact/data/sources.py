@@ -241,12 +241,15 @@ BUILTIN_DATASETS: dict[str, Callable[[], Dataset]] = {name: spec.load for name, 
 
 
 def _row(position: int, source: object = None, n_rows: int = 0) -> str:
-    """Where row ``position`` (0-based, of the data) is: ``data row 4 (line 5 of the file)``.
+    """Where row ``position`` (0-based, of the data) is: ``data row 4 (line 5 of the file)``; ``data row 4`` where
+    the rows have no lines (a built-in data set, a Parquet file).
 
     The header is line 1 of the file. ``source``: the CSV the ``n_rows`` data rows were read from
     (:data:`DATA_SOURCE`), read again here, for a message only, where blank lines may lie between its rows.
     """
-    lines = _data_lines(Path(source), n_rows) if isinstance(source, str) else None
+    if not isinstance(source, str):
+        return f"data row {position + 1}"
+    lines = _data_lines(Path(source), n_rows)
     line = lines[position] if lines is not None and position < len(lines) else position + 2
     return f"data row {position + 1} (line {line} of the file)"
 
@@ -285,6 +288,7 @@ def check_feature_frame(features: pd.DataFrame, where: str, label: pd.Series | N
     import pandas as pd
 
     frame = features if label is None else pd.concat([features, label], axis=1)
+    frame.attrs = dict(features.attrs)  # the CSV (concat keeps no attrs): messages name the line of the file
     isna = frame.isna()
     missing = frame.columns[isna.any()].tolist()
     if impute:
