@@ -126,8 +126,19 @@ def test_targets_too_large_to_standardise_are_named():
     # their standard deviation overflowed, the scale fell back to 1.0 and training "diverged ... lower lr"
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3))
-    with pytest.raises(ValueError, match=r"y is too large to standardise .*largest \|y\| .*e\+160.*rescale y"):
+    with pytest.raises(ValueError, match=r"y is too large to standardise .*largest \|y\| .*e\+160.*rescale it"):
         GatedMLPRegressor(max_epochs=1).fit(X, rng.normal(size=40) * 1e160)
+
+
+def test_targets_too_small_to_standardise_are_named():
+    # a y of about 1e-300 had its standard deviation underflow to 0, trained at scale 1 (in the wrong units) and
+    # scored R² 0.0
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    with pytest.raises(ValueError, match=r"y is too small to standardise .*multiply it by a power of 10"):
+        GatedMLPRegressor(max_epochs=1).fit(X, rng.normal(size=40) * 1e-300)
+    constant = GatedMLPRegressor(max_epochs=1).fit(X, np.full(40, 3.0))  # all equal: scale 1, as before
+    assert constant._target_scale_ == 1.0
 
 
 def test_features_too_large_to_standardise_are_named():

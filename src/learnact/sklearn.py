@@ -211,13 +211,11 @@ class _GatedMLP(BaseEstimator):
         if not warm:
             self.scaler_ = Standardizer.fit(X[i_tr])
             if task == "regression":  # targets standardised on the training rows, as in a regression study
-                with np.errstate(over="ignore"):
-                    mean, scale = float(targets[i_tr].mean()), float(targets[i_tr].std())
-                if not (np.isfinite(mean) and np.isfinite(scale)):
-                    raise ValueError(f"y is too large to standardise (its mean or standard deviation overflows "
-                                     f"float64; largest |y| {float(np.abs(targets).max()):.3g}); rescale y, e.g. "
-                                     f"divide it by a power of ten")
-                self._target_mean_, self._target_scale_ = mean, scale if np.isfinite(scale) and scale > 0 else 1.0
+                from .data.sources import target_scaling
+
+                # the study's rule (a DataError is a ValueError): too large or too small a spread is refused; a y of
+                # about 1e-300 had trained at scale 1, in the wrong units
+                self._target_mean_, self._target_scale_ = target_scaling(targets[i_tr], "y")
         if weights is not None:
             for part, rows in (("training", i_tr), ("validation", i_va)):
                 if not weights[rows].sum() > 0:
