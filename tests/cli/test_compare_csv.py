@@ -291,3 +291,18 @@ def test_one_variant_is_one_line(tmp_path):
     path.write_text("variant,seed,accuracy\nref,1,0.9\nref,2,0.8\n")
     line = _one_line(_learnact("compare", path, "-r", "ref", cwd=tmp_path))
     assert "has one variant (ref); compare needs a second variant" in line
+
+
+def test_a_dataset_column_is_named_for_what_it_is(tmp_path):
+    """A `dataset` column had been taken for a metric column of text ("encode them as numbers first"), and
+    following that advice led to "keep one row per run"."""
+    from learnact.evaluation.user_results import read_runs_csv
+    from learnact.exceptions import DataError
+
+    path = tmp_path / "runs.csv"
+    RUNS.assign(dataset="iris").to_csv(path, index=False)
+    assert "dataset" not in read_runs_csv(path).metrics  # one data set: a label, not a metric
+    RUNS.assign(dataset=["iris", "wine"] * 6).to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"has a 'dataset' column with 2 data sets \(iris, wine\); a CSV of runs is "
+                                        r"compared on one data set"):
+        read_runs_csv(path)

@@ -142,6 +142,14 @@ def read_runs_csv(path: Path | str, higher_is_better: Sequence[str] = (),
     for key in RUN_KEY_COLUMNS:
         if key not in frame.columns:
             raise DataError(f"{where} has no {key!r} column (columns: {', '.join(frame.columns)}); write {_FORMAT}")
+    if "dataset" in frame.columns:  # it had been taken for a metric column of text ("encode them as numbers")
+        names = list(dict.fromkeys(frame["dataset"].astype(str)))
+        if len(names) > 1:
+            raise DataError(f"{where} has a 'dataset' column with {len(names)} data sets ({', '.join(names[:5])}"
+                            f"{', ...' if len(names) > 5 else ''}); a CSV of runs is compared on one data set: "
+                            "write one file per data set (or keep one data set's rows), or run the study as a suite "
+                            "(learnact compare SUITE_FOLDER ranks variants across data sets)")
+        frame = frame.drop(columns="dataset")
     if frame.columns.duplicated().any():
         dup = str(frame.columns[frame.columns.duplicated()][0])
         raise DataError(f"{where} has two columns named {dup!r}; rename one")
