@@ -262,6 +262,37 @@ def test_a_signal_during_a_run_prints_the_resume_message(tmp_path, signum, code)
     assert f"WARNING interrupted; {finished} runs finished, rerun to resume" in (folder / "study.log").read_text()
 
 
+def test_a_signal_during_a_run_without_out_names_the_folder_to_resume(tmp_path):
+    """Without --out the same command starts a new folder: the message says to rerun with --out FOLDER, and that
+    resumes the interrupted study (its finished runs are not trained again)."""
+    (tmp_path / "long.json").write_text(json.dumps(LONG))
+    total = len(study_from_dict(LONG).runs())
+    proc = subprocess.Popen([*_script(), "run", "long.json", "--engine", "sequential", "-q", "--no-report"],
+                            cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
+    try:
+        deadline = time.monotonic() + 240
+        while not [f for f in tmp_path.glob("learnact-study-long-*") if store.finished_runs(f)]:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "no run finished"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    (folder,) = tmp_path.glob("learnact-study-long-*")
+    assert err.strip() == (f"learnact: interrupted; finished runs are kept, rerun with --out {folder.name} to "
+                           f"resume")
+    finished = len(store.finished_runs(folder))
+    assert 1 <= finished < total, "the signal must come in the middle of the study"
+    again = _learnact("run", "long.json", "--out", folder.name, "--engine", "sequential", "--no-report", "-q",
+                      cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"({total - finished} trained, {finished} already done)" in again.stdout
+    assert list(tmp_path.glob("learnact-study-long-*")) == [folder]
+
+
 # -- internal errors and --debug ------------------------------------------------------------------------
 
 INJECT = textwrap.dedent("""

@@ -535,3 +535,17 @@ def test_off_a_terminal_long_variant_names_are_printed_whole_one_line_a_variant(
     assert len(rows) == len(names), "\n".join(lines)
     for name, row in zip(names, rows, strict=True):
         assert row.split("│")[1].strip() == name and "…" not in row
+
+
+def test_a_write_error_without_out_says_to_rerun_with_out_naming_the_folder():
+    """`learnact run` without --out made a new folder: "rerun the same command" would start another one."""
+    from learnact.cli.run_cmd import _resume_hint
+    from learnact.store import StoreWriteError
+
+    text = f"cannot write 'x': No space left on device; free some space, then {StoreWriteError.RERUN} to resume"
+    with pytest.raises(StoreWriteError) as caught, _resume_hint(True, Path("learnact-study-s-20261206-231157")):
+        raise StoreWriteError(text)
+    assert str(caught.value).endswith("then rerun with --out learnact-study-s-20261206-231157 to resume")
+    with pytest.raises(StoreWriteError) as caught, _resume_hint(False, Path("mine")):  # --out given: as it was
+        raise StoreWriteError(text)
+    assert str(caught.value) == text

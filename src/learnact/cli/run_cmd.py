@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,6 +111,21 @@ def _check_out(folder: Path) -> None:
         raise ValueError(f"--out {str(folder)!r} is not a study folder (it has no study.json) but holds "
                          f"{', '.join(clash)}, which learnact run would write over; give a new or empty folder, or "
                          f"move those out of it")
+
+
+@contextlib.contextmanager
+def _resume_hint(new_folder: bool, folder: Path) -> Iterator[None]:
+    """Where a write error says to rerun the same command, and that command made a new folder (no ``--out``),
+    say to rerun with ``--out FOLDER``: the same command would start again in another new folder."""
+    from ..store import StoreWriteError
+
+    try:
+        yield
+    except StoreWriteError as exc:
+        text = str(exc)
+        if not new_folder or StoreWriteError.RERUN not in text:
+            raise
+        raise StoreWriteError(text.replace(StoreWriteError.RERUN, f"rerun with --out {folder}")) from exc
 
 
 def _announced(progress: Progress | None, note: str) -> Progress | None:
@@ -321,15 +336,17 @@ def run(
 
         state.writes_to = folder
         state.log_file = folder / LOG_FILE  # an internal error's traceback goes there (once the study has one)
-        state.interrupted = "interrupted; finished runs are kept, rerun to resume"
-        state.after_full_disk = "finished runs are kept, rerun to resume"
+        # without --out the same command makes a new folder: the way back into this one names it
+        rerun = "rerun" if out is not None else f"rerun with --out {folder}"
+        state.interrupted = f"interrupted; finished runs are kept, {rerun} to resume"
+        state.after_full_disk = f"finished runs are kept, {rerun} to resume"
         with open_executor(executor, workers=workers, scheduler=scheduler,
                            connect_timeout_s=connect_timeout) as pool:
             note = (f"study {study.name!r} from {described}; folder {folder} (log: {folder / 'study.log'}); "
                     f"executor {pool.description}")
             with study_progress(quiet) as progress:
                 warm = _WarmUp(report, len(study.runs()), bool(study.datasets))
-                with when_trained(warm.start):
+                with when_trained(warm.start), _resume_hint(out is None, folder):
                     result = run_study(study, folder, engine=engine, executor=pool, group_size=group_size,
                                        threads=threads, force=force, progress=warm.on_written(
                                            _announced(progress, note)), device=device)
