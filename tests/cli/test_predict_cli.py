@@ -228,3 +228,12 @@ def test_predict_out_never_writes_into_the_run_store(tiny_study, tmp_path, capsy
     rc, out, err = _predict(capsys, tiny_study, "breast_cancer", "--out", ok)
     assert rc == 0 and ok.is_file(), err
     ok.unlink()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["predict", "--help"]])
+def test_the_help_says_predict_gives_values_for_a_regression_run(capsys, args):
+    """A regression run's predictions are values (a `predicted` column), not class probabilities."""
+    assert run_cli(app, args) == 0
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())  # the help boxes wrap lines
+    assert "Predict class probabilities" not in text
+    assert "class probabilities, or values for a regression run" in text

@@ -19,7 +19,7 @@ def predict(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Write predictions to this CSV file (default: stdout); never inside a run folder."),
 ) -> None:
-    """Predict class probabilities with a saved run (weights + preprocessing)."""
+    """Predict with a saved run (weights + preprocessing): class probabilities, or values for a regression run."""
     import pandas as pd
 
     from ..data import BUILTIN_DATASETS, Preprocessing, load_dataset
