@@ -549,3 +549,12 @@ def test_a_write_error_without_out_says_to_rerun_with_out_naming_the_folder():
     with pytest.raises(StoreWriteError) as caught, _resume_hint(False, Path("mine")):  # --out given: as it was
         raise StoreWriteError(text)
     assert str(caught.value) == text
+
+
+def test_pdf_with_no_report_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    """--pdf compiles the report that --no-report leaves out: refused (exit 2), as --workers without processes."""
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(app, ["run", "--preset", "headline", "--out", "s", "--no-report", "--pdf", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err == "learnact: error: --pdf compiles the report, and --no-report builds none; drop one of them\n"
+    assert not (tmp_path / "s").exists()

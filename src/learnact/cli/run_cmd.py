@@ -281,6 +281,8 @@ def run(
     from ..experiment import load_study
     from ..names import ENGINES
 
+    if pdf and not report:  # as --workers without --executor processes: an option that would do nothing
+        raise ValueError("--pdf compiles the report, and --no-report builds none; drop one of them")
     # a wrong study file, engine or number is reported before torch and the training code load (about 3 s)
     source, described = _study_source(preset, config, out, study_arg)
     from ..store import is_study_folder
