@@ -335,6 +335,78 @@ def test_no_study_given_means_the_paper_preset(tmp_path):
     assert _study_source(None, None, tmp_path)[0] == tmp_path / "study.json"
 
 
+@pytest.fixture()
+def planned(monkeypatch):
+    """`learnact run` up to training: the study it would train ({name, n_runs}); nothing is trained or split."""
+    import contextlib
+
+    from learnact.experiment import run_splits, runner
+
+    seen: dict[str, object] = {}
+
+    def stop(study, folder, **kwargs):
+        seen.update(name=study.name, n_runs=len(study.runs()), folder=folder)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_study", stop)
+    monkeypatch.setattr(run_splits, "prefetch_inputs", lambda study: contextlib.nullcontext())
+    return seen
+
+
+@pytest.mark.parametrize("args, name, n_runs", [
+    ([], "paper", 75),  # the README's headline command
+    (["--preset", "paper", "--out", "p1"], "paper", 75),
+    (["--preset", "suite", "--out", "y"], "suite", 405),
+])
+def test_a_preset_is_the_shipped_one_whatever_the_current_folder_holds(tmp_path, monkeypatch, planned, args,
+                                                                       name, n_runs):
+    """A folder `paper` (a LaTeX paper) and an earlier study folder `suite` beside the command: `learnact run`
+    and `--preset NAME` still train the shipped preset (had been: the folder, refused or silently trained)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "paper").mkdir()
+    (tmp_path / "paper" / "main.tex").write_text("\\documentclass{article}\n")
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    store.write_json_atomic(suite / "study.json", {"name": "mine", "seeds": [1], "variants": [
+        {"name": "relu", "kind": "fixed", "activation": "relu"}]})
+    assert run_cli(app, ["run", "-q", "--no-report", *args]) == 130
+    assert (planned["name"], planned["n_runs"]) == (name, n_runs)
+    assert str(planned["folder"]) != "suite"
+
+
+@pytest.mark.parametrize("what", ["folder", "file"])
+def test_a_study_argument_naming_a_preset_and_a_path_is_refused_naming_both_fixes(tmp_path, monkeypatch, capsys,
+                                                                                  planned, what):
+    monkeypatch.chdir(tmp_path)
+    if what == "folder":
+        (tmp_path / "headline").mkdir()
+    else:
+        (tmp_path / "headline").write_text("")
+    assert run_cli(app, ["run", "headline", "-q", "--no-report"]) == 2
+    assert capsys.readouterr().err == (
+        f"learnact: error: study 'headline' names both the built-in preset and the {what} 'headline' in this "
+        f"folder; give --preset headline for the preset, or ./headline for the {what}\n")
+    assert not planned
+
+
+def test_a_study_folder_given_as_a_path_still_resumes_there(tmp_path, monkeypatch, planned):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "headline").mkdir()
+    store.write_json_atomic(tmp_path / "headline" / "study.json", {"name": "mine", "seeds": [1], "variants": [
+        {"name": "relu", "kind": "fixed", "activation": "relu"}]})
+    assert run_cli(app, ["run", "./headline", "-q", "--no-report"]) == 130
+    assert (planned["name"], planned["n_runs"], str(planned["folder"])) == ("mine", 1, "headline")
+
+
+def test_an_unknown_preset_is_one_line_naming_the_presets(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "study.toml").write_text("")
+    assert run_cli(app, ["run", "--preset", "study.toml", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("learnact: error: --preset 'study.toml' is not a built-in preset") and err.count("\n") == 1
+    assert "presets: families, headline, paper, suite" in err
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

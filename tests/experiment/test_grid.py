@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -336,3 +337,14 @@ def test_a_yaml_anchor_of_a_fixed_variant_merges_into_a_gated_one(tmp_path):
     """))
     study = load_study(path)
     assert [(v.name, v.activation.kind) for v in study.variants] == [("fixed_relu", "fixed"), ("gated", "gated")]
+
+
+def test_a_preset_name_loads_the_preset_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    """`load_study("paper")` is the shipped preset; `Path("paper")` (or "./paper") is the folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "paper").mkdir()
+    assert load_study("paper").name == "paper" and len(load_study("paper").runs()) == 75
+    with pytest.raises(ConfigError, match="is a folder without study.json"):
+        load_study(Path("paper"))
+    with pytest.raises(ConfigError, match="is a folder without study.json"):
+        load_study("./paper")

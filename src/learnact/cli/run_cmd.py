@@ -44,14 +44,25 @@ def _study_source(preset: str | None, config: Path | None, out: Path | None,
                          f"(got {study} and {other})")
     if preset is not None and config is not None:
         raise ValueError(f"give --preset or --config, not both (got --preset {preset} --config {config})")
-    if study is not None:
-        from ..experiment import list_presets
+    from ..names import list_presets
 
-        is_preset = study in list_presets() and not Path(study).exists()
-        return study, f"{'preset' if is_preset else 'config'} {study}"
+    presets = list_presets()
+    if study is not None:  # a preset's name, or a path (a str preset name is the preset for load_study)
+        if study not in presets:
+            return Path(study), f"config {study}"
+        if Path(study).exists():
+            what = "folder" if Path(study).is_dir() else "file"
+            raise ValueError(f"study {study!r} names both the built-in preset and the {what} {study!r} in this "
+                             f"folder; give --preset {study} for the preset, or ./{study} for the {what}")
+        return study, f"preset {study}"
     if config is not None:
         return config, f"config {config}"
-    if preset is not None:
+    if preset is not None:  # the shipped preset, never a file or folder of that name here
+        if preset not in presets:
+            from .._checks import did_you_mean
+
+            raise ValueError(f"--preset {preset!r} is not a built-in preset{did_you_mean(preset, presets)}; "
+                             f"presets: {', '.join(presets)}; give a study file or folder as STUDY or --config")
         return preset, f"preset {preset}"
     from ..store import STUDY_FILE, is_study_folder
 
@@ -229,10 +240,12 @@ _STUDY_METAVAR = "study" if hasattr(TyperArgument, "_usage_display_name") else "
 def run(
     study_arg: str | None = typer.Argument(
         None, metavar=_STUDY_METAVAR, show_default=False,
-        help="Study file (.toml/.yaml/.json), preset name or study folder (resumed there); same as --config."),
+        help="Study file (.toml/.yaml/.json), preset name or study folder (resumed there); same as --config. A "
+             "name that is both a preset and a path here is refused: give --preset NAME or ./NAME."),
     preset: str | None = typer.Option(
         None, "--preset", "-p", help="Built-in study (learnact list presets): paper, headline, families or "
-                                     "suite. Default: paper, or the study already in --out."),
+                                     "suite (never a file or folder of that name). Default: paper, or the study "
+                                     "already in --out."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Study file (.toml/.yaml/.json)."),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Study folder; rerunning into it resumes (default: a new folder, printed)."),
@@ -287,8 +300,8 @@ def run(
     source, described = _study_source(preset, config, out, study_arg)
     from ..store import is_study_folder
 
-    if out is None and isinstance(source, (str, Path)) and is_study_folder(Path(source)):
-        out = Path(source)  # a study folder given as the study: resume it there, not in a new folder
+    if out is None and isinstance(source, Path) and is_study_folder(source):
+        out = source  # a study folder given as the study: resume it there, not in a new folder
     if plugin:  # before the study: its variants may name the plugins' candidates
         from ..plugins import import_plugins
 

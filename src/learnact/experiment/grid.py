@@ -593,10 +593,14 @@ def _parse_syntax(text: str, suffix: str, label: str) -> Any:
 
 
 def load_study(source: str | Path) -> StudyConfig:
-    """Load a study from a preset name (``"paper"``) or a ``.toml`` / ``.yaml`` / ``.json`` file.
+    """Load a study from a preset name (``"paper"``), a ``.toml`` / ``.yaml`` / ``.json`` file or a study folder.
 
-    Nothing but the file is read: data sets are only checked by name (a CSV
-    path must exist).
+    A ``str`` that names a preset (:func:`list_presets`) is always the shipped
+    preset, whatever the current folder holds (a folder ``paper/`` of a
+    LaTeX paper, an earlier study written to ``--out suite``); any other
+    ``str`` and every :class:`~pathlib.Path` is a path: ``Path("paper")`` or
+    ``"./paper"`` loads a file or study folder of that name. Nothing but the
+    file is read: data sets are only checked by name (a CSV path must exist).
 
     Raises:
         ConfigError: Missing file, parse error, or any invalid field (all listed).
@@ -604,7 +608,7 @@ def load_study(source: str | Path) -> StudyConfig:
     label = str(source)
     path = Path(label)
     presets = list_presets()
-    if label in presets and not path.exists():
+    if isinstance(source, str) and label in presets:
         text = resources.files("learnact.presets").joinpath(f"{label}.toml").read_text()
         suffix = ".toml"
     else:
