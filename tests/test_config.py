@@ -167,3 +167,32 @@ def test_run_ids_are_stable_and_change_only_for_affected_runs():
 def test_run_id_format():
     run = RunConfig(variant="v", seed=7)
     assert run.run_id.startswith("v__s7__") and len(run.run_id.split("__")[2]) == 10
+
+
+@pytest.mark.parametrize("model, kwargs, expected", [
+    (ActivationConfig, {"temperature": 1e39}, "temperature: must be <= 3.40282e+38 (float32), got 1e+39"),
+    (ActivationConfig, {"temperature_schedule": "linear", "temperature_end": 1e39},
+     "temperature_end: must be <= 3.40282e+38 (float32), got 1e+39"),
+    (TrainConfig, {"lr": 1e39}, "lr: must be <= 3.40282e+38 (float32), got 1e+39"),
+    (TrainConfig, {"weight_decay": 1e39}, "weight_decay: must be <= 3.40282e+38 (float32), got 1e+39"),
+    (TrainConfig, {"entropy_weight": -1e39}, "entropy_weight: must be >= -3.40282e+38 (float32), got -1e+39"),
+    (ActivationConfig, {"kind": "prelu", "params": {"init_slope": 1e39}},
+     "params.init_slope: must be <= 3.40282e+38 (float32), got 1e+39"),
+    (ActivationConfig, {"kind": "swish", "params": {"init_beta": -1e39}},
+     "params.init_beta: must be >= -3.40282e+38 (float32), got -1e+39"),
+])
+def test_a_value_beyond_float32_is_refused_naming_the_limit(model, kwargs, expected):
+    """These settings go into float32 tensors, where 1e39 became inf: a temperature of 1e39 gave a run that
+    "finished" with its gates stuck at 1/3 and `Infinity` in gates.json and history.jsonl."""
+    assert expected in _message(model, **kwargs)
+
+
+def test_the_largest_float32_itself_is_accepted():
+    import numpy as np
+
+    top = float(np.finfo(np.float32).max)
+    assert np.isfinite(np.float32(top))
+    assert ActivationConfig(temperature=top).temperature == top
+    assert TrainConfig(lr=top, weight_decay=top, entropy_weight=-top).lr == top
+    with pytest.raises(ValidationError):
+        ActivationConfig(temperature=float(np.nextafter(np.float64(top), np.inf)) * (1 + 1e-7))

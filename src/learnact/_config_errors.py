@@ -71,6 +71,13 @@ def _range_text(info: FieldInfo | None, kind: str = "") -> str | None:
             bound = bounds[0]
             sign, value = ("<=", bound.le) if isinstance(bound, annotated_types.Le) else ("<", bound.lt)
             return f"must be {sign} {_num(value)} ({cap})"
+        lows = [m for m in info.metadata if isinstance(m, (annotated_types.Ge, annotated_types.Gt))]
+        if kind in ("greater_than", "greater_than_equal") and bounds and lows:  # a limit on both sides (float32)
+            low, high = lows[0], bounds[0]
+            least: Any = low.ge if isinstance(low, annotated_types.Ge) else low.gt
+            most: Any = high.le if isinstance(high, annotated_types.Le) else high.lt
+            if least == -most:
+                return f"must be {'>=' if isinstance(low, annotated_types.Ge) else '>'} {_num(least)} ({cap})"
         info = FieldInfo.merge_field_infos(info)
         info.metadata = [m for m in info.metadata if not isinstance(m, (annotated_types.Le, annotated_types.Lt))]
     lo: tuple[str, Any] | None = None

@@ -40,7 +40,7 @@ from . import names
 from ._checks import closest, did_you_mean
 from ._config_errors import _got, _show, config_error, describe_errors, format_validation_error
 from .exceptions import ConfigError
-from .family_params import FamilyParams, Granularity, _Frozen
+from .family_params import FLOAT32, MAX_FLOAT32, FamilyParams, Granularity, _Frozen
 
 # Run settings the CLI shows; they live in the name registry now (experiment/ and cli/ both read them), and are
 # re-exported here for imports written before the move.
@@ -318,9 +318,9 @@ class ActivationConfig(_Frozen):
     gate: Literal["layer", "neuron", "input"] = "layer"
     gate_source: Literal["network", "layer"] = "network"
     gate_hidden: int = Field(16, ge=1, le=MAX_WIDTH, json_schema_extra={"cap": "MAX_WIDTH"})
-    temperature: float = Field(1.0, gt=0)
+    temperature: float = Field(1.0, gt=0, le=MAX_FLOAT32, json_schema_extra=FLOAT32)
     temperature_schedule: ScheduleKind = "constant"
-    temperature_end: float | None = Field(None, gt=0)
+    temperature_end: float | None = Field(None, gt=0, le=MAX_FLOAT32, json_schema_extra=FLOAT32)
     params: dict[str, Any] = Field(default_factory=dict)
 
     def __hash__(self) -> int:  # ``params`` is a dict; hash the (immutable) dumped config instead
@@ -416,13 +416,13 @@ class TrainConfig(_Frozen):
     the paper does.
     """
 
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
+    lr: float = Field(1e-3, gt=0, le=MAX_FLOAT32, json_schema_extra=FLOAT32)
+    weight_decay: float = Field(1e-4, ge=0, le=MAX_FLOAT32, json_schema_extra=FLOAT32)
     batch_size: int = Field(64, ge=1)
     max_epochs: int = Field(300, ge=1, le=MAX_EPOCHS, json_schema_extra={"cap": "MAX_EPOCHS"})
     patience: int = Field(35, ge=1, le=MAX_EPOCHS, json_schema_extra={"cap": "MAX_EPOCHS"})
     min_delta: float = Field(1e-6, ge=0)
-    entropy_weight: float = 0.0
+    entropy_weight: float = Field(0.0, ge=-MAX_FLOAT32, le=MAX_FLOAT32, json_schema_extra=FLOAT32)
     weight_decay_activations: bool = True
 
 

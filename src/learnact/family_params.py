@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 
 from . import names
 from .names import check_candidate
@@ -52,6 +53,13 @@ class FamilyParams(_Frozen):
         "layer", description="'layer': one parameter set shared by the layer's units; 'unit': one per unit")
 
 
+MAX_FLOAT32 = 3.4028234663852886e38
+"""The largest float32: a setting that goes into a float32 tensor (a temperature, a learning rate, an initial
+slope) must not exceed it in size; 1e39 became inf there (a run that "finished" with its gates stuck uniform)."""
+
+FLOAT32: JsonDict = {"cap": "float32"}
+"""``json_schema_extra`` of a float field bounded by :data:`MAX_FLOAT32`: its message names float32."""
+
 MAX_RANGE = 1e6
 """The largest ``|lo|`` and ``|hi|`` of a family's range: its points are float32, and a range of ±1e300 overflowed
 (an internal error instead of a config error)."""
@@ -89,13 +97,15 @@ class _RangeParams(FamilyParams):
 class PReLUParams(FamilyParams):
     """``prelu``: the initial negative slope."""
 
-    init_slope: float = Field(0.25, description="initial slope a for x < 0")
+    init_slope: float = Field(0.25, ge=-MAX_FLOAT32, le=MAX_FLOAT32, json_schema_extra=FLOAT32,
+                              description="initial slope a for x < 0")
 
 
 class SwishParams(FamilyParams):
     """``swish``: the initial ``beta``."""
 
-    init_beta: float = Field(1.0, description="initial beta (1: SiLU)")
+    init_beta: float = Field(1.0, ge=-MAX_FLOAT32, le=MAX_FLOAT32, json_schema_extra=FLOAT32,
+                             description="initial beta (1: SiLU)")
 
 
 class RationalParams(FamilyParams):
