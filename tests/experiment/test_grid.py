@@ -348,3 +348,34 @@ def test_a_preset_name_loads_the_preset_even_beside_a_folder_of_that_name(tmp_pa
         load_study(Path("paper"))
     with pytest.raises(ConfigError, match="is a folder without study.json"):
         load_study("./paper")
+
+
+@pytest.mark.parametrize("name, name_problem", [
+    ("g", "variants[0].name: template 'g' gives repeated names; include every swept field ({temperature}) in it"),
+    ("g{tmp}", "variants[0].name: template 'g{tmp}' cannot be filled (KeyError('tmp'))"),
+    (3, "variants[0].name: expected a string, got 3 (int)"),
+])
+def test_a_bad_name_template_hides_none_of_the_variants_other_problems(name, name_problem):
+    """Every problem at once: the variant's fields are checked beside its name template's problem (they had
+    appeared only once the name was fixed)."""
+    text = _error({"seeds": [1], "train": {"patiense": 3, "batch_size": 0}, "variants": [
+        {"name": name, "kind": "gated", "temperature": [0.5, 0], "temperature_schedule": "cosine",
+         "gate": "neurons"}]})
+    problems = [
+        "train.batch_size: must be >= 1, got 0",
+        "train.patiense: unknown key (did you mean 'patience'?)",
+        name_problem,
+        "variants[0].gate: must be one of 'layer', 'neuron', 'input', got 'neurons' (did you mean 'neuron'?)",
+        "variants[0].temperature_end: temperature_schedule 'cosine' needs temperature_end",
+        "variants[0].temperature[1]: must be > 0, got 0",
+    ]
+    assert "invalid config, 6 problems: " in text, text
+    for problem in problems:
+        assert problem in text, text
+    assert "~" not in text  # the stand-in names of unnamed variants are never shown
+
+
+def test_a_bad_name_template_with_valid_fields_reports_only_the_name():
+    text = _error({"seeds": [1], "reference": "g", "variants": [{"name": "g", "temperature": [0.5, 1.0]}]})
+    assert text == ("invalid config: variants[0].name: template 'g' gives repeated names; include every swept "
+                    "field ({temperature}) in it")

@@ -88,10 +88,14 @@ def _is_sweep(key: str, value: Any) -> bool:
     return True
 
 
-def _expand(table: dict[str, Any], where: str) -> tuple[list[tuple[dict[str, Any], dict[str, int]]], list[str]]:
-    """Expand one variant table; returns ``(values, sweep positions)`` per variant and the problems found.
+def _expand(table: dict[str, Any],
+            where: str) -> tuple[list[tuple[dict[str, Any], dict[str, int]]], list[str], bool]:
+    """Expand one variant table; returns ``(values, sweep positions)`` per variant, the problems found, and
+    whether the variants are named (their ``name`` template works).
 
-    Unknown keys are reported and left out, so the rest of the table is still checked.
+    Unknown keys are reported and left out, so the rest of the table is still checked. A name template that
+    cannot be filled or repeats names is reported and the variants are still expanded, each named
+    ``<where>~<k>`` for now, so their fields are checked (and reported) with it.
     """
     problems = []
     known = {}
@@ -112,27 +116,31 @@ def _expand(table: dict[str, Any], where: str) -> tuple[list[tuple[dict[str, Any
                             + [f"{_NAME_PREFIX.get(k, k)}{{{k}}}" for k in swept])
     elif not isinstance(template, str):
         problems.append(f"{where}.name: expected a string, got {template!r} ({type(template).__name__})")
-        return [], problems
+        template = None
     if any(not known[k] for k in swept):
-        return [], problems
+        return [], problems, False
     out = []
+    named = template is not None
     for combo in itertools.product(*(range(len(known[k])) for k in swept)):
         values = dict(known)
         values.update({k: known[k][j] for k, j in zip(swept, combo, strict=True)})
-        try:
-            name = template.format(**{k: format_value(v) for k, v in values.items()})
-        except (KeyError, IndexError, ValueError, AttributeError) as exc:
-            problems.append(f"{where}.name: template {template!r} cannot be filled ({exc!r}); use "
-                            f"{{field}} with fields of this variant, e.g. {{temperature}}")
-            return [], problems
-        values["name"] = name
+        if named and template is not None:
+            try:
+                values["name"] = template.format(**{k: format_value(v) for k, v in values.items()})
+            except (KeyError, IndexError, ValueError, AttributeError) as exc:
+                problems.append(f"{where}.name: template {template!r} cannot be filled ({exc!r}); use "
+                                f"{{field}} with fields of this variant, e.g. {{temperature}}")
+                named = False
         out.append((values, dict(zip(swept, combo, strict=True))))
-    names = [v["name"] for v, _ in out]
-    if len(set(names)) != len(names):
+    names = [v.get("name") for v, _ in out]
+    if named and len(set(names)) != len(names):
         problems.append(f"{where}.name: template {template!r} gives repeated names; include every swept field "
                         f"({', '.join('{' + k + '}' for k in swept)}) in it")
-        return [], problems
-    return out, problems
+        named = False
+    if not named:  # the fields are still checked: every problem at once, not the rest after the name is fixed
+        for i, (values, _) in enumerate(out):
+            values["name"] = f"{where}~{i}"
+    return out, problems, named
 
 
 def grid_size(table: dict[str, Any]) -> int:
@@ -188,7 +196,7 @@ def expand_variant(table: dict[str, Any], where: str = "variants[0]") -> list[di
         ConfigError: Unknown keys (with a suggestion), an empty sweep, or a
             name template that cannot be filled or does not make names unique.
     """
-    out, problems = _expand(table, where)
+    out, problems, _ = _expand(table, where)
     if problems:
         raise config_error(problems)
     return [values for values, _ in out]
@@ -281,19 +289,19 @@ def study_from_dict(raw: Any) -> StudyConfig:
         raise config_error([problem])
     variants: list[dict[str, Any]] = []
     origins: list[tuple[int, dict[str, int]]] = []
-    complete = True
+    complete = True  # every table expanded and named: the variants' names are known
     for i, table in enumerate(tables):
         where = f"variants[{i}]"
         if not isinstance(table, dict):
             problems.append(f"{where}: expected a table of variant settings, got {table!r}")
             complete = False
             continue
-        expanded, found = _expand(table, where)
+        expanded, found, named = _expand(table, where)
         problems.extend(found)
         for values, _ in expanded:
             problems.extend(_ignored_fields(values, where, swept=isinstance(table.get("kind"), list),
                                             schedule_swept=isinstance(table.get("temperature_schedule"), list)))
-        complete = complete and bool(expanded)
+        complete = complete and bool(expanded) and named
         for values, sweep_pos in expanded:
             variants.append(_structured(values))
             origins.append((i, sweep_pos))
@@ -329,6 +337,8 @@ def study_from_dict(raw: Any) -> StudyConfig:
                 continue  # already reported above
             if loc and loc[0] == "data" and "datasets" in raw:
                 continue  # a suite's data is its first entry, reported as data.datasets[0]
+            if loc == ("reference",) and not complete and msg.startswith("no variant is named"):
+                continue  # the names are not known yet (a variant's name template has a problem, reported)
             problems.append(f"{path(loc)}: {msg}")
     reference = raw.get("reference")
     if complete and names and isinstance(reference, str):
