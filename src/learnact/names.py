@@ -32,6 +32,7 @@ __all__ = [
     "METRICS",
     "ENGINES",
     "DEFAULT_ENGINE",
+    "FAST_ENGINES",
     "EXECUTORS",
     "DEFAULT_CONNECT_TIMEOUT_S",
     "add_candidate",
@@ -59,6 +60,10 @@ ENGINES = ("sequential", "vectorized", "vectorized-fast")
 """Training engines (:data:`learnact.experiment.engines.ENGINES`)."""
 DEFAULT_ENGINE = "vectorized"
 """Engine used when none is named (``learnact run --engine``)."""
+FAST_ENGINES = ("vectorized-fast",)
+"""Engines that draw their own random stream (mini-batch orders from a hash of seed and epoch): their runs are not
+bit-comparable with the other engines' runs of the same id, so a study folder holds runs of one kind only (each
+fast run says so in its ``metrics.json``: :data:`learnact.experiment.engines.STREAM_KEY`)."""
 EXECUTORS = ("local", "processes", "dask")
 """Where groups of runs can train (``learnact run --executor``)."""
 DEFAULT_CONNECT_TIMEOUT_S = 5.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -630,3 +631,21 @@ def test_pdf_with_no_report_is_refused_in_one_line(tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert err == "learnact: error: --pdf compiles the report, and --no-report builds none; drop one of them\n"
     assert not (tmp_path / "s").exists()
+
+
+def test_resuming_a_fast_engine_study_with_the_default_engine_is_one_line(tmp_path, capsys, monkeypatch):
+    """The tester's case: a vectorized-fast study resumed with the default engine had trained the missing runs
+    exactly and mixed them with the fast ones ("1 trained, 1 already done"); now exit 2, nothing trained."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lat.toml").write_text('name="lat"\nseeds=[1]\n[backbone]\nhidden=[8]\n[train]\nmax_epochs=3\n'
+                                       '[[variants]]\nname="b_{activation}"\nkind="fixed"\n'
+                                       'activation=["relu","tanh"]\n')
+    assert run_cli(app, ["run", "lat.toml", "--out", "vf", "--engine", "vectorized-fast", "-q", "--no-report"]) == 0
+    for folder in (tmp_path / "vf" / "runs").glob("b_tanh*"):
+        shutil.rmtree(folder)
+    capsys.readouterr()
+    assert run_cli(app, ["run", "lat.toml", "--out", "vf", "-q", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("learnact: error: 1 finished run of study folder 'vf' was trained by a fast engine "
+                          "(vectorized-fast)") and err.count("\n") == 1, err
+    assert [f.name.split("__")[0] for f in store.finished_runs(tmp_path / "vf")] == ["b_relu"]

@@ -25,6 +25,7 @@ from ..evaluation.status import FINISHED
 from ..exceptions import ConfigError
 from ..model import MLP, init_parameters_
 from ..model.device import resolve_device
+from ..names import FAST_ENGINES
 from ..store import RunArtifacts
 from ..training import fit, native, run_generator
 from ..training.schedules import temperature_schedule
@@ -38,6 +39,7 @@ from .run_splits import prepare_splits, split_key
 __all__ = [
     "Engine",
     "ENGINES",
+    "STREAM_KEY",
     "build_model",
     "train_one",
     "sequential_engine",
@@ -234,6 +236,13 @@ def split_shadows(runs: Sequence[RunConfig]) -> tuple[list[RunConfig], list[tupl
     return [runs[i] for i in trained], [(runs[i], position[h]) for i, h in sorted(host_of.items())]
 
 
+STREAM_KEY = "random_stream"
+"""Key of a run's ``metrics.json`` that an engine of :data:`~learnact.names.FAST_ENGINES` sets to ``"fast"``.
+
+A run id hashes the run's settings, not the engine, and the exact engines' runs are bit-identical; a fast run is
+not, so it records this (the exact engines' runs have no such key: their files are as before), and resuming a
+study with the other kind of engine is refused (:func:`~learnact.experiment.runner.check_engine_unchanged`)."""
+
 ENGINES: dict[str, Engine] = {
     "sequential": sequential_engine,
     "vectorized": vectorized_engine,
@@ -306,6 +315,9 @@ def train_group(engine: str, runs: Sequence[RunConfig], threads: int = 1,
         callback(len(runs))
     # What each variant costs alone, timed once no run trains any more, the variants interleaved.
     add_costs(built, {key: t for key, (t, _) in chosen.items()})
+    if engine in FAST_ENGINES:  # not bit-comparable with the exact engines' runs of the same ids
+        for _, art in built:
+            art.metrics[STREAM_KEY] = "fast"
     return [art for _, art in built]
 
 

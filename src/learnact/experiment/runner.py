@@ -23,16 +23,16 @@ from pathlib import Path
 from .. import store
 from ..config import RunConfig, StudyConfig
 from ..exceptions import ConfigError, DataError, LearnactError, RunStoreError
-from ..names import DEFAULT_ENGINE
+from ..names import DEFAULT_ENGINE, FAST_ENGINES
 from ..store import LOG_FILE, STUDY_FILE  # the study folder's files; re-exported for older imports
-from .engines import ENGINES, engine_device
+from .engines import ENGINES, STREAM_KEY, engine_device
 from .executors import ExecutorPool, InProcessExecutor, run_group
 from .grid import study_to_dict
 from .lock import study_lock
 from .run_splits import DATA_FILE_KEY, check_inputs, data_fingerprints
 
 __all__ = ["DEFAULT_ENGINE", "LOG_FILE", "STUDY_FILE", "RunFailedError", "StudyResult", "append_to_log",
-           "check_data_unchanged", "check_inputs", "plan_groups", "run_study"]
+           "check_data_unchanged", "check_engine_unchanged", "check_inputs", "plan_groups", "run_study"]
 
 
 Progress = Callable[[int, int, str], None]
@@ -276,6 +276,8 @@ def run_study(
         StudyInUseError: Another process is running a study in ``folder``.
         DataError: A CSV / Parquet data set is not the file the study's finished runs were trained on
             (:func:`check_data_unchanged`); nothing is written.
+        ConfigError: The study's finished runs were trained by the other kind of engine, exact or fast
+            (:func:`check_engine_unchanged`); nothing is written.
     """
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
@@ -324,6 +326,7 @@ def _run_locked(study: StudyConfig, folder: Path, runs: list[RunConfig], engine:
     data_files = data_files or {}
     if not force:  # before anything is written: a refused study is left as it was
         check_data_unchanged(folder, runs, data_files)
+        check_engine_unchanged(folder, runs, engine)
     store.write_json_atomic(folder / STUDY_FILE, study_to_dict(study))
     n_cleaned = store.clean_partial(folder)
     foreign = store.foreign_entries(folder)
@@ -411,3 +414,33 @@ def check_data_unchanged(folder: Path, runs: Sequence[RunConfig], data_files: di
         fix = "run from the folder those runs ran in (or restore that file)"
     raise DataError(f"{problem}; nothing was trained, as the study would mix two data sets: {fix}, or run into a "
                     f"new folder (--out NEW_FOLDER)")
+
+
+def check_engine_unchanged(folder: Path, runs: Sequence[RunConfig], engine: str) -> None:
+    """Refuse to resume a study whose finished runs were trained by the other kind of engine, exact or fast.
+
+    A run id hashes the run's settings, not the engine: the exact engines (``sequential``, ``vectorized``) give
+    bit-identical runs, but a fast one (:data:`~learnact.names.FAST_ENGINES`) draws another random stream, so
+    resuming with the other kind silently mixed the two in one study. Each fast run records
+    :data:`~.engines.STREAM_KEY` in its ``metrics.json``; the runs the study keeps (under ``runs/``, or in
+    ``superseded/`` to be moved back) are compared with ``engine``. Fast runs written before learnact recorded
+    this look exact.
+
+    Raises:
+        ConfigError: One line naming the folder, how many finished runs are of the other kind, and the fixes.
+        RunStoreError: A kept run's ``metrics.json`` is corrupt.
+    """
+    fast = engine in FAST_ENGINES
+    other = sum((store.read_metrics(run_folder).get(STREAM_KEY) == "fast") != fast
+                for run_folder in store.kept_runs(folder, {r.run_id for r in runs}).values())
+    if not other:
+        return
+    exact = [e for e in ENGINES if e not in FAST_ENGINES]
+    kinds = (f"a fast engine ({', '.join(FAST_ENGINES)})", f"the exact engines ({', '.join(exact)})")
+    theirs, asked = kinds if not fast else kinds[::-1]
+    use = FAST_ENGINES[0] if not fast else DEFAULT_ENGINE
+    raise ConfigError(f"{other} finished run{'s' if other != 1 else ''} of study folder {str(folder)!r} "
+                      f"{'were' if other != 1 else 'was'} trained by {theirs}, not bit-comparable with runs of "
+                      f"{asked} such as --engine {engine}; nothing was trained, as the study would mix the two: "
+                      f"rerun with --engine {use}, run into a new folder (--out NEW_FOLDER), or add --force to "
+                      f"retrain every run")
