@@ -160,3 +160,16 @@ def test_on_a_real_study(tiny_study):
     gate = out[out["metric"] == "gate1_entropy_mean"].set_index("variant")
     assert not gate["comparable"].any() and (gate["n_shared"] == 0).all()
     assert np.allclose(out.loc[out["comparable"], "test_train_ratio"].to_numpy(dtype=float), 143 / 340)
+
+
+def test_the_leaderboard_sorts_a_regression_study_by_r2_and_refuses_an_unknown_metric():
+    """A regression study's leaderboard had fallen back to its first metric, RMSE, while the report and suites rank
+    by R² (a variant first by RMSE and second by R² stood first); a misspelled sort_by sorted by ROC-AUC quietly."""
+    from learnact.evaluation import leaderboard
+
+    r2 = _table({"a": {1: 0.30, 7: 0.31}, "b": {1: 0.33, 7: 0.32}}, metric="r2")
+    rmse = _table({"a": {1: 59.0, 7: 59.5}, "b": {1: 60.0, 7: 60.5}}, metric="rmse")
+    board = leaderboard(pd.concat([r2, rmse], ignore_index=True))
+    assert board["variant"].tolist() == ["b", "a"]  # best R², though worse RMSE
+    with pytest.raises(ValueError, match=r"sort_by: unknown metric 'log_los' \(did you mean 'log_loss'\?\)"):
+        leaderboard(_table({"a": {1: 0.9}}), sort_by="log_los")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import dataset_label
-from .metrics import METRICS, task_metrics
+from .metrics import HEADLINE_METRICS, METRICS, table_task, task_metrics
 from .quantities import describe_quantity
 from .results import VARIANT_COLUMNS, variant_fields
 from .statistics import summarize_seeds
@@ -59,7 +59,8 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc", *,
             hands the same to the report), else computed here.
 
     Columns: ``variant, n_seeds, n_diverged``, then ``<metric>_mean, <metric>_std`` for each metric of
-    the study's task (classification or regression; ``sort_by`` falls back to the task's first metric),
+    the study's task (classification or regression; a ``sort_by`` of the other task falls back to the task's
+    headline metric, R² for regression),
     ``time_mean, time_std, params_mean``, then the cost of the variant trained
     alone (:mod:`learnact.training.cost`; NaN for runs saved without it):
     ``flops_per_sample_mean``, ``step_latency_ms_mean``, ``step_latency_ms_std``,
@@ -103,8 +104,13 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc", *,
                 row[f"{name}_std"] = std
         out.append(row)
     board = pd.DataFrame(out)
-    if sort_by not in scored:  # e.g. the default roc_auc of a regression study: its first metric instead
-        sort_by = scored[0]
+    if sort_by not in METRICS:  # a typo had sorted by ROC-AUC without a word
+        from .._checks import did_you_mean
+
+        raise ValueError(f"sort_by: unknown metric {sort_by!r}{did_you_mean(sort_by, list(METRICS))}; metrics: "
+                         f"{', '.join(METRICS)}")
+    if sort_by not in scored:  # the default roc_auc of a regression study: its headline metric, R², instead (the
+        sort_by = next((m for m in HEADLINE_METRICS[table_task(tidy)] if m in scored), scored[0])  # report's)
     asc = not METRICS[sort_by].higher_is_better if sort_by in METRICS else False
     board = board.sort_values(f"{sort_by}_mean", ascending=asc, kind="stable", na_position="last")
     board = board.reset_index(drop=True)
