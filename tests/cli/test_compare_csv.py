@@ -306,3 +306,18 @@ def test_a_dataset_column_is_named_for_what_it_is(tmp_path):
     with pytest.raises(DataError, match=r"has a 'dataset' column with 2 data sets \(iris, wine\); a CSV of runs is "
                                         r"compared on one data set"):
         read_runs_csv(path)
+
+
+def test_the_same_difference_on_every_seed_has_no_t_test(tmp_path):
+    """Two or three seeds that each gain the same 0.01 had given t = inf, p = 0 and a zero-width interval, bold as
+    Holm-significant: certainty from a spread the test never saw."""
+    path = tmp_path / "zs.csv"
+    path.write_text("variant,seed,accuracy\nref,1,0.90\nref,2,0.80\nref,3,0.85\na,1,0.91\na,2,0.81\na,3,0.86\n")
+    out = tmp_path / "cmp.csv"
+    proc = _learnact("compare", path, "-r", "ref", "--csv", out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    row = pd.read_csv(out).iloc[0]
+    assert np.isnan(row["p_value"]) and np.isnan(row["p_holm"]) and np.isnan(row["ci_low"])
+    assert row["status"] == "no spread over seeds: no t-test" and row["wilcoxon_p"] == pytest.approx(0.25)
+    line = next(line for line in proc.stdout.splitlines() if "│ a " in line)
+    assert "+0.0100 │      - │" in line and "nan" not in line, line

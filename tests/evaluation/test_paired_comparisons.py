@@ -70,11 +70,14 @@ def test_corrected_ttest_and_interval(table):
 def test_holm_runs_over_the_comparable_variants(table):
     out = paired_comparisons(table, "ref", ["roc_auc"]).set_index("variant")
     raw = out.loc[["a", "b"], "p_value"].to_numpy()
-    assert out.loc[["a", "b"], "p_holm"].to_numpy() == pytest.approx(holm_adjust(raw))
+    assert out.loc[["a", "b"], "p_holm"].to_numpy() == pytest.approx(holm_adjust(raw), nan_ok=True)
     assert out.loc[["a", "b"], "wilcoxon_p_holm"].to_numpy() == pytest.approx(
         holm_adjust(out.loc[["a", "b"], "wilcoxon_p"].to_numpy()))
-    # b loses by a constant 0.004 on every seed: zero variance, t = -inf, p = 0; 0/0/5.
-    assert out.loc["b", "t_stat"] == -math.inf and out.loc["b", "p_value"] == 0.0
+    # b loses by a constant 0.004 on every seed: zero variance, t = -inf and no p-value (it had been p = 0, read
+    # as certainty); the Wilcoxon test and 0/0/5 still speak
+    assert out.loc["b", "t_stat"] == -math.inf and math.isnan(out.loc["b", "p_value"])
+    assert out.loc["b", "status"] == "no spread over seeds: no t-test" and out.loc["b", "wilcoxon_p"] == 0.0625
+    assert out.loc["a", "p_holm"] == out.loc["a", "p_value"]  # Holm over the one variant with a p-value
     assert (out.loc["b", "wins"], out.loc["b", "ties"], out.loc["b", "losses"]) == (0, 0, 5)
 
 

@@ -107,14 +107,15 @@ def test_corrected_ttest_edge_cases():
     assert one.n == 1 and math.isnan(one.t) and math.isnan(one.p_value)
     same = corrected_resampled_ttest([0.0, 0.0, 0.0], 0.4)
     assert same.t == 0.0 and same.p_value == 1.0
-    shift = corrected_resampled_ttest([0.01, 0.01, 0.01], 0.4)
-    assert shift.t == math.inf and shift.p_value == 0.0
+    shift = corrected_resampled_ttest([0.01, 0.01, 0.01], 0.4)  # no spread: no p-value, no interval (they had been
+    assert shift.t == math.inf and math.isnan(shift.p_value)      # p = 0 and [0.01, 0.01]: certainty from 2 seeds)
+    assert math.isnan(shift.ci_low) and math.isnan(shift.ci_high)
     # equal differences but for rounding (6/45 on two seeds, from different accuracies): as if exactly equal
     rounded = [0.8666666666666667 - 0.7333333333333333, 0.6888888888888889 - 0.5555555555555556]
     assert rounded[0] != rounded[1] and np.std(rounded, ddof=1) > 0
     noisy = corrected_resampled_ttest(rounded, 0.4)
-    assert noisy.t == math.inf and noisy.p_value == 0.0 and noisy.std_diff == 0.0
-    assert noisy.ci_low == noisy.ci_high == pytest.approx(6 / 45, rel=1e-14)
+    assert noisy.t == math.inf and math.isnan(noisy.p_value) and noisy.std_diff == 0.0
+    assert noisy.mean_diff == pytest.approx(6 / 45, rel=1e-14)
     # a real spread, however small against the mean, is kept
     small = corrected_resampled_ttest([0.1, 0.1 + 1e-9], 0.4)
     assert 0 < small.std_diff and math.isfinite(small.t) and small.t > 1e6

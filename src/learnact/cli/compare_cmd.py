@@ -44,7 +44,8 @@ def format_comparisons(table: pd.DataFrame) -> list[dict[str, str]]:
             "metric": str(r["metric"]), "variant": str(r["variant"]), "n": str(int(r["n_shared"])),
             "mean": f"{r['mean_variant']:{fmt}} vs {r['mean_reference']:{fmt}}",
             "diff": _signed(r["mean_diff"], fmt),
-            "ci": f"[{_signed(r['ci_low'], fmt)}, {_signed(r['ci_high'], fmt)}]",
+            "ci": (f"[{_signed(r['ci_low'], fmt)}, {_signed(r['ci_high'], fmt)}]"
+                   if math.isfinite(r["ci_low"]) and math.isfinite(r["ci_high"]) else "-"),
             "t": _signed(r["t_stat"], ".2f"), "p": _p(r["p_value"]), "p_holm": _p(r["p_holm"]),
             "wilcoxon_p": _p(r["wilcoxon_p"]),
             # a quantity with no better direction (best_epoch, a gate's entropy) has no wins: the diff says which way

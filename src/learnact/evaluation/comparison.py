@@ -41,6 +41,11 @@ def _variants(tidy: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(tidy["variant"].astype(str)))
 
 
+NO_SPREAD = "no spread over seeds: no t-test"
+"""A comparison's status where every shared seed's difference is the same, and not 0: the t-test has no spread
+to measure (no p-value, no interval); the Wilcoxon test and W/T/L still speak."""
+
+
 def resolve_reference(tidy: pd.DataFrame, reference: str | None = None, by: str | None = None) -> str:
     """The variant the others are compared with: :func:`reference_choice` without its reason."""
     return reference_choice(tidy, reference, by)[0]
@@ -223,7 +228,10 @@ def paired_comparisons(
             w_stat, w_p = wilcoxon_signed_rank(tied, 0.0)
             wins, ties, losses = win_tie_loss(tied, higher, 0.0)
             block.append({
-                **base, "comparable": True, "status": "ok", "n_shared": n, "seeds": ",".join(map(str, seeds)),
+                **base, "comparable": True, "n_shared": n,
+                # every seed's difference the same (and not 0): the t-test has no spread to measure
+                "status": NO_SPREAD if test.se == 0 and test.mean_diff != 0 else "ok",
+                "seeds": ",".join(map(str, seeds)),
                 "mean_variant": float(pair[variant].mean()), "mean_reference": float(pair[ref].mean()),
                 "mean_diff": test.mean_diff, "std_diff": test.std_diff, "ci_low": test.ci_low,
                 "ci_high": test.ci_high,

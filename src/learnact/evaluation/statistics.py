@@ -188,8 +188,11 @@ def corrected_resampled_ttest(
 
     Returns:
         The test; every field NaN when fewer than two differences remain. With
-        zero variance, ``t`` is 0 (p = 1) when the mean is 0, else ``+-inf`` (p = 0); a spread of at
-        most :data:`ZERO_SPREAD` times the mean's size (rounding) counts as zero.
+        zero variance, ``t`` is 0 (p = 1) when the mean is 0, else ``+-inf``
+        with the p-value and the interval NaN (the test cannot measure a
+        spread it does not see: every seed's difference is the same); a spread
+        of at most :data:`ZERO_SPREAD` times the mean's size (rounding) counts
+        as zero.
 
     Shape:
         - diffs: ``(k,)``
@@ -214,6 +217,9 @@ def corrected_resampled_ttest(
         t = 0.0 if mean == 0 else float(np.sign(mean) * np.inf)
     from scipy import special  # stats.t.sf(|t|, df) is special.stdtr(df, -|t|); scipy.stats costs 0.3-0.6 s to import
 
+    if se == 0 and mean != 0:  # no spread to measure: neither a p-value nor an interval (p = 0 and a zero-width
+        # interval had read as certainty, from two seeds that each lost one test row)
+        return PairedTest(n, mean, sd, se, float(t), n - 1, nan, nan, nan)
     p = float(2 * special.stdtr(n - 1, -abs(t)))
     half = float(t_quantile((1 + confidence) / 2, n - 1) * se)
     return PairedTest(n, mean, sd, se, float(t), n - 1, p, mean - half, mean + half)

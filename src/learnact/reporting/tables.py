@@ -169,10 +169,15 @@ def comparison_table(view: StudyView, metrics: Sequence[str] | None = None,
             if not bool(r["comparable"]):
                 rows.append([Cell(v), Cell(str(r["status"]))] + [Cell("")] * 5)
                 continue
-            diff = f"{_signed(r['mean_diff'])} [{_signed(r['ci_low'])}, {_signed(r['ci_high'])}]"
+            interval = (f"[{_signed(r['ci_low'])}, {_signed(r['ci_high'])}]"
+                        if np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"])
+                        else "(same on every seed)")  # no spread: the t-test gives no interval, nor a p-value
+            diff = f"{_signed(r['mean_diff'])} {interval}"
+            record = ("-" if r["higher_is_better"] is None  # no better direction, no wins
+                      else f"{r['wins']}/{r['ties']}/{r['losses']}")
             rows.append([Cell(v), Cell(diff), Cell(_fmt(r["effect_size"], "+.2f")),
                          Cell(format_pvalue(r["p_value"])), Cell(format_pvalue(r["p_holm"]), r["p_holm"] < alpha),
-                         Cell(format_pvalue(r["wilcoxon_p"])), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}")])
+                         Cell(format_pvalue(r["wilcoxon_p"])), Cell(record)])
     header = ["Variant", "\u0394 mean [95% CI]", "d", "p (corr. t)", "p (Holm)", "p (Wilcoxon)", "W/T/L"]
     caption = (f"Paired comparisons with the reference {ref} on shared seeds (seeds both finished): mean "
                "difference (variant minus "
