@@ -550,8 +550,18 @@ def _stat_signature(key: str) -> tuple[int, ...] | None:
     return (d.st_ino, d.st_size, d.st_mtime_ns, m.st_ino, m.st_size, m.st_mtime_ns)
 
 
+def _folder_run_id(folder: Path) -> str | None:
+    """The run id a run folder's name claims (``superseded/<run_id>~2`` claims ``<run_id>``), or ``None`` for a
+    folder not named by a run id (a run folder copied elsewhere under a name of the user's)."""
+    name = Path(folder).name
+    if Path(folder).parent.name == SUPERSEDED_DIR:
+        name = re.sub(r"~\d+$", "", name)
+    return name if is_run_id(name) else None
+
+
 def _load_manifest(folder: Path) -> _Manifest:
-    """The run's verified manifest (cached per process until DONE or MANIFEST.json change)."""
+    """The run's verified manifest (cached per process until DONE or MANIFEST.json change); a folder named by a
+    run id must hold that run (its manifest names it)."""
     key = os.path.abspath(folder)
     sig = _stat_signature(key)
     if sig is not None:
@@ -594,6 +604,13 @@ def _load_manifest(folder: Path) -> _Manifest:
             raise ValueError("entries")
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise _tampered(folder, man_path, f"is not a {RUN_FORMAT} manifest (corrupt)") from None
+    named = _folder_run_id(folder)
+    if named is not None and run_id != named:
+        where = f" out of {str(folder.parent)!r}" if folder.parent.name in (RUNS_DIR, SUPERSEDED_DIR) else ""
+        study = str(folder.parent.parent) if folder.parent.name == RUNS_DIR else "STUDY"
+        raise RunStoreError(f"{str(man_path)} names run {run_id!r}, not {named!r}: the run folder is corrupt (it "
+                            f"holds another run's files, copied or linked over it); move it{where} and rerun "
+                            f"`learnact run --out {study}` to retrain {named!r}")
     manifest = _Manifest(run_id, files)
     for name, (size, _) in files.items():
         path = folder / name
@@ -634,9 +651,10 @@ def verify_run(folder: Path) -> None:
     """Check every file of a finished run folder against its manifest (sizes and SHA-256).
 
     Raises:
-        RunStoreError: No DONE, a format-1 folder (no manifest), or a file
-            missing, edited or corrupt; the message names the file and how
-            to retrain the run.
+        RunStoreError: No DONE, a format-1 folder (no manifest), a file
+            missing, edited or corrupt, or a folder named by a run id holding
+            another run's files (its manifest names that run); the message
+            names the file and how to retrain the run.
     """
     folder = Path(folder)
     manifest = _load_manifest(folder)

@@ -168,3 +168,27 @@ def test_out_naming_a_file_and_a_users_done_folder(study, tmp_path, capsys):
     rc, out, err = _in_process(capsys, "compare", str(folder))
     assert rc == 0 and "gated" in out, err
     assert store.foreign_entries(folder) == ["my-analysis"]
+
+
+@pytest.mark.parametrize("how", ["copied", "linked"])
+def test_a_run_folder_holding_another_runs_files_is_corrupt_to_run_report_and_compare(study, tmp_path, capsys, how):
+    folder = tmp_path / "s"
+    shutil.copytree(study, folder)
+    runs = {(cfg.variant, cfg.seed): path for path, cfg in store.study_runs(folder)}
+    victim, other = runs[("gated", 1)], runs[("gated", 2)]
+    shutil.rmtree(victim)
+    if how == "copied":
+        shutil.copytree(other, victim)
+    else:
+        victim.symlink_to(other.name)
+    before = _files(folder / "runs")
+    for args in (["run", "--out", str(folder), "--no-report", "-q"], ["report", str(folder)],
+                 ["compare", str(folder)]):
+        rc, out, err = _in_process(capsys, *args)
+        assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err, (args, out, err)
+        assert f"{victim / 'MANIFEST.json'} names run {other.name!r}, not {victim.name!r}" in err, err
+        assert "the run folder is corrupt" in err and f"retrain {victim.name!r}" in err
+    assert _files(folder / "runs") == before and not (folder / "report").exists()
+    with pytest.raises(store.RunStoreError, match="names run"):
+        store.verify_run(victim)
+    store.verify_run(other)
