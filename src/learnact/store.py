@@ -123,6 +123,7 @@ __all__ = [
     "protected_folder",
     "check_output_path",
     "is_study_folder",
+    "is_learnact_study",
     "output_file",
     "foreign_outputs",
     "RESULTS_FILE",
@@ -1014,9 +1015,48 @@ def kept_runs(study_dir: Path, wanted: set[str]) -> dict[str, Path]:
     return {**kept, **_restorable(study_dir, wanted)}
 
 
+#: The top-level keys of the ``study.json`` learnact writes (``experiment.grid.study_to_dict``) ...
+_STUDY_KEYS = frozenset({"name", "seeds", "reference", "data", "backbone", "train", "variants", "plugins"})
+#: ... those every version wrote ...
+_STUDY_REQUIRED = frozenset({"name", "seeds", "data", "backbone", "train", "variants"})
+#: ... and the training settings every version spelled out (a study file written by hand rarely names them all).
+_STUDY_TRAIN = frozenset({"lr", "weight_decay", "batch_size", "max_epochs", "patience", "min_delta", "entropy_weight"})
+
+
+def is_learnact_study(raw: Any) -> bool:
+    """Whether ``raw`` (a parsed ``study.json``) is a resolved study as ``learnact run`` writes it: a JSON object
+    of learnact's keys only, seeds a list of integers, every variant a named object with its ``kind``, and every
+    training setting spelled out (``experiment.grid.study_to_dict``, unchanged in this shape since learnact 0.1).
+
+    A user's own ``study.json`` (notes, or a study file with ``seeds = {count = 2}``) is not: ``learnact run``
+    never writes over it.
+    """
+    if not isinstance(raw, dict) or not _STUDY_REQUIRED <= raw.keys() <= _STUDY_KEYS:
+        return False
+    seeds, variants, train = raw["seeds"], raw["variants"], raw["train"]
+    return (isinstance(raw["name"], str) and isinstance(raw["data"], dict) and isinstance(raw["backbone"], dict)
+            and isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+            and isinstance(variants, list) and bool(variants)
+            and all(isinstance(v, dict) and isinstance(v.get("name"), str) and isinstance(v.get("kind"), str)
+                    for v in variants)
+            and isinstance(train, dict) and _STUDY_TRAIN <= train.keys())
+
+
+def _parsed_study_file(folder: Path) -> Any:
+    """The parsed ``study.json`` of ``folder``; ``None`` when it is missing, unreadable or not JSON."""
+    path = Path(folder) / STUDY_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
 def is_study_folder(path: Path) -> bool:
-    """Whether ``path`` is a study folder: a folder holding ``study.json``."""
-    return Path(path).is_dir() and (Path(path) / STUDY_FILE).is_file()
+    """Whether ``path`` is a study folder: a folder holding the ``study.json`` that ``learnact run`` wrote
+    (:func:`is_learnact_study`), not a user's file of that name."""
+    return Path(path).is_dir() and is_learnact_study(_parsed_study_file(Path(path)))
 
 
 def check_output_path(path: Path, option: str, example: str) -> None:
@@ -1056,13 +1096,14 @@ REPORT_MARKER = ".learnact-report"
 
 def foreign_outputs(folder: Path) -> list[str]:
     """The names of :data:`STUDY_OUTPUTS` that exist in ``folder`` when it is not a study folder (it has no
-    ``study.json``): files and folders that ``learnact run`` would write over, but did not write.
+    ``study.json`` that learnact wrote: :func:`is_study_folder`): files and folders that ``learnact run`` would
+    write over, but did not write (a user's own ``study.json`` among them).
 
     Not ``runs/`` (learnact leaves what it did not write there alone), not ``study.log`` (appended to, never
     replaced; a run interrupted before it wrote ``study.json`` leaves one) and not a ``report/`` learnact marked.
     """
     folder = Path(folder)
-    if not folder.is_dir() or (folder / STUDY_FILE).exists():
+    if not folder.is_dir() or is_study_folder(folder):
         return []
     ours = {RUNS_DIR, LOG_FILE} | ({REPORT_DIR} if (folder / REPORT_DIR / REPORT_MARKER).is_file() else set())
     return [name for name in STUDY_OUTPUTS if name not in ours and (folder / name).exists()]

@@ -119,7 +119,8 @@ def _check_out(folder: Path) -> None:
 
     clash = foreign_outputs(folder)
     if clash:
-        raise ValueError(f"--out {str(folder)!r} is not a study folder (it has no study.json) but holds "
+        why = "its study.json is not one learnact run wrote" if "study.json" in clash else "it has no study.json"
+        raise ValueError(f"--out {str(folder)!r} is not a study folder ({why}) but holds "
                          f"{', '.join(clash)}, which learnact run would write over; give a new or empty folder, or "
                          f"move those out of it")
 

@@ -627,7 +627,9 @@ def load_study(source: str | Path) -> StudyConfig:
         if is_study_folder(path):
             path = path / STUDY_FILE
         elif path.is_dir():
-            raise ConfigError(f"config {label!r} is a folder without study.json, so not a study folder; give a "
+            which = "whose study.json learnact run did not write" if (path / STUDY_FILE).exists() else \
+                "without study.json"
+            raise ConfigError(f"config {label!r} is a folder {which}, so not a study folder; give a "
                               f"study file, a preset ({', '.join(presets)}) or a folder `learnact run` wrote")
         elif not path.is_file():
             raise ConfigError(
