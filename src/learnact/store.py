@@ -100,6 +100,9 @@ __all__ = [
     "is_done",
     "write_run",
     "write_runs",
+    "RUN_FILES",
+    "user_files",
+    "check_replaceable",
     "verify_run",
     "read_run_config",
     "read_metrics",
@@ -434,6 +437,53 @@ def _is_own_run(folder: Path) -> bool:
         return False
 
 
+RUN_FILES = frozenset({MARKER, "config.json", "history.jsonl", "metrics.json", "predictions.csv", "gates.json",
+                       "preprocessing.json", "weights.safetensors", MANIFEST, DONE})
+"""Every name learnact writes in a run folder (formats 1 and 2)."""
+
+
+def user_files(folder: Path) -> list[str]:
+    """Names of the entries of a run folder that learnact did not write (not in :data:`RUN_FILES` nor listed in
+    its manifest), sorted: a user's notes kept beside a run's files."""
+    folder = Path(folder)
+    try:
+        names = [p.name for p in folder.iterdir()]
+    except OSError:
+        return []
+    listed: set[str] = set()
+    try:
+        files = json.loads((folder / MANIFEST).read_bytes()).get("files")
+        listed = {str(n) for n in files} if isinstance(files, dict) else set()
+    except (OSError, ValueError, AttributeError, RecursionError):
+        pass
+    return sorted(n for n in names if n not in RUN_FILES and n not in listed)
+
+
+def check_replaceable(folder: Path, why: str = "retraining it") -> None:
+    """Refuse to replace the run folder ``folder`` (``--force``, or a half-written run redone) when it holds what
+    learnact did not write: a user's files in it (:func:`user_files`), or a folder or link not marked as that run.
+
+    Args:
+        folder: ``runs/<run_id>`` (nothing is checked when it does not exist).
+        why: What would replace it, for the message (``"--force"``).
+
+    Raises:
+        RunStoreError: One line naming the folder, what is in it and what to do; it is left alone.
+    """
+    folder = Path(folder)
+    if not (folder.exists() or folder.is_symlink()):
+        return
+    if not _is_own_run(folder):
+        raise RunStoreError(f"{str(folder)!r} exists but is not a run folder learnact wrote (no {MARKER} naming "
+                            f"{folder.name}); it was left alone: move it out of {str(folder.parent)!r} and rerun")
+    mine = user_files(folder)
+    if mine:
+        shown = ", ".join(mine[:5]) + (f" and {len(mine) - 5} more" if len(mine) > 5 else "")
+        raise RunStoreError(f"run folder {str(folder)!r} holds {shown}, which learnact did not write, and "
+                            f"{why} would replace the folder; move {'it' if len(mine) == 1 else 'them'} out of the "
+                            f"run folder (beside {RUNS_DIR}/, say) and rerun; nothing was written")
+
+
 def write_run(study_dir: Path, art: RunArtifacts) -> Path:
     """Write all artefacts of a run atomically, sealed by a manifest; returns the final folder.
 
@@ -444,7 +494,8 @@ def write_run(study_dir: Path, art: RunArtifacts) -> Path:
     Raises:
         RunStoreError: An OS error while writing (the temporary folder is
             removed first), or ``runs/<run_id>`` exists but is not a run
-            folder learnact wrote (it is left alone).
+            folder learnact wrote, or holds a user's files
+            (:func:`check_replaceable`; it is left alone).
     """
     final = run_dir(study_dir, art.run)
     rid = art.run.run_id
@@ -454,9 +505,7 @@ def write_run(study_dir: Path, art: RunArtifacts) -> Path:
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise write_error(final.parent, exc) from exc
-    if (final.exists() or final.is_symlink()) and not _is_own_run(final):
-        raise RunStoreError(f"{str(final)!r} exists but is not a run folder learnact wrote (no {MARKER} naming "
-                            f"{rid}); it was left alone: move it out of {str(final.parent)!r} and rerun")
+    check_replaceable(final)
     tmp = final.parent / f".tmp-{rid}-{os.getpid()}"
     try:
         if tmp.exists():  # our own pid's leftover
@@ -904,7 +953,8 @@ def clean_partial(study_dir: Path) -> int:
     Removed: ``runs/.tmp-<run_id>-<pid>`` folders, ``runs/.old-<run_id>-<pid>``
     folders whose replacement is in place (one whose replacement never
     arrived holds the only finished copy and is moved back instead), run
-    folders named by a run id with their own marker but no DONE, and the
+    folders named by a run id with their own marker but no DONE (unless
+    they hold a user's files: :func:`user_files`), and the
     study folder's own temporary files. Nothing else is touched: see
     :func:`foreign_entries`.
 
@@ -930,7 +980,7 @@ def clean_partial(study_dir: Path) -> int:
             else:
                 _remove_tree(p)
             n += 1
-        elif kind in ("temp", "partial"):
+        elif kind == "temp" or (kind == "partial" and not user_files(p)):
             _remove_tree(p)
             n += 1
     return n

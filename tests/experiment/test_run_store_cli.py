@@ -192,3 +192,25 @@ def test_a_run_folder_holding_another_runs_files_is_corrupt_to_run_report_and_co
     with pytest.raises(store.RunStoreError, match="names run"):
         store.verify_run(victim)
     store.verify_run(other)
+
+
+def test_force_and_a_redone_run_never_remove_a_users_files_kept_in_a_run_folder(study, tmp_path, capsys):
+    folder = tmp_path / "s"
+    shutil.copytree(study, folder)
+    first, second = store.finished_runs(folder)[:2]
+    (first / "notes.txt").write_text("seed 1 looked odd\n")
+    before = _files(folder / "runs"), (folder / "study.json").read_bytes()
+    rc, _, err = _in_process(capsys, "run", "--out", str(folder), "--force", "--no-report", "-q")
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"run folder {str(first)!r} holds notes.txt, which learnact did not write, and --force" in err
+    assert (_files(folder / "runs"), (folder / "study.json").read_bytes()) == before  # nothing retrained or removed
+    (first / "notes.txt").rename(folder / "notes.txt")  # the advice
+    rc, out, err = _in_process(capsys, "run", "--out", str(folder), "--force", "--no-report", "-q")
+    assert rc == 0 and "(4 trained, 0 already done)" in out, err
+    # a half-written run (killed before DONE) is redone, but not over the user's file in it
+    (second / "DONE").unlink()
+    (second / "plot.png").write_bytes(b"\x89PNG")
+    rc, _, err = _in_process(capsys, "run", "--out", str(folder), "--no-report", "-q")
+    assert rc == 2 and f"run folder {str(second)!r} holds plot.png" in err, err
+    assert (second / "plot.png").read_bytes() == b"\x89PNG" and (second / "config.json").is_file()
+    assert store.clean_partial(folder) == 0 and second.is_dir()

@@ -278,6 +278,9 @@ def run_study(
             (:func:`check_data_unchanged`); nothing is written.
         ConfigError: The study's finished runs were trained by the other kind of engine, exact or fast
             (:func:`check_engine_unchanged`); nothing is written.
+        RunStoreError: A run folder to be replaced (``force``, or half-written) holds files learnact did not
+            write, or is not a run folder learnact wrote (:func:`~learnact.store.check_replaceable`); nothing
+            is written.
     """
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
@@ -327,6 +330,9 @@ def _run_locked(study: StudyConfig, folder: Path, runs: list[RunConfig], engine:
     if not force:  # before anything is written: a refused study is left as it was
         check_data_unchanged(folder, runs, data_files)
         check_engine_unchanged(folder, runs, engine)
+    for run in runs:  # a run folder to be replaced must hold only what learnact wrote (a user's notes stay)
+        if force or not store.is_done(folder, run):
+            store.check_replaceable(store.run_dir(folder, run), "--force" if force else "retraining it")
     store.write_json_atomic(folder / STUDY_FILE, study_to_dict(study))
     n_cleaned = store.clean_partial(folder)
     foreign = store.foreign_entries(folder)
