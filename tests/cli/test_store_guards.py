@@ -119,3 +119,17 @@ def test_a_study_folder_resumes_and_its_edited_study_json_is_still_its_own(study
     (study / "study.json").write_text(json.dumps(raw))
     rc, out, err = _cli(capsys, "run", "--out", study, "--no-report", "-q")
     assert rc == 0 and "(4 trained, 0 already done)" in out, err
+
+
+def test_run_and_report_out_inside_a_run_store_are_refused(study, capsys):
+    toml = study.parent / "tiny.toml"
+    run = store.finished_runs(study)[0]
+    before = _snapshot(study)
+    for out, inside in ((study / "runs", study / "runs"), (run, run), (study / "superseded", study / "superseded"),
+                        (study / "runs" / "new", study / "runs")):
+        _refused(_cli(capsys, "run", toml, "--out", out, "--no-report", "-q"),
+                 f"--out {str(out)!r} lies in {str(inside.resolve())!r}, part of a study's run store")
+        _refused(_cli(capsys, "report", study, "--out", out / "report"),
+                 f"report folder {str(out / 'report')!r} lies in {str(inside.resolve())!r}, part of a study's run "
+                 f"store")
+    assert _snapshot(study) == before and not (study / "superseded").exists()

@@ -115,8 +115,12 @@ def _check_out(folder: Path) -> None:
             raise ValueError(f"output folder's parent {str(folder.parent)!r} is a file, not a folder; give --out "
                              f"inside an existing folder")
         raise FileNotFoundError(f"output folder's parent {str(folder.parent)!r} does not exist; create it first")
-    from ..store import foreign_outputs
+    from ..store import foreign_outputs, protected_folder
 
+    inside = protected_folder(folder)
+    if inside is not None:
+        raise ValueError(f"--out {str(folder)!r} lies in {str(inside)!r}, part of a study's run store, where "
+                         f"learnact removes and moves folders; choose a folder outside it")
     clash = foreign_outputs(folder)
     if clash:
         why = "its study.json is not one learnact run wrote" if "study.json" in clash else "it has no study.json"

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ..store import REPORT_DIR, REPORT_MARKER, not_a_study_folder, write_text_atomic
+from ..store import REPORT_DIR, REPORT_MARKER, not_a_study_folder, protected_folder, write_text_atomic
 from .figures import FIGURES, build_figures
 from .html import index_html
 from .index import index_markdown
@@ -203,11 +203,17 @@ def claim_report_folder(folder: Path, study: Path) -> None:
     ``README.md``, ``.git``) are left alone. The marker is written here.
 
     Raises:
-        ReportError: ``folder`` is a file, or holds a report's names that learnact did not write.
+        ReportError: ``folder`` is a file, lies in a study's run store (``runs/``, a run folder,
+            ``superseded/``: :func:`~learnact.store.protected_folder`), or holds a report's names that learnact
+            did not write.
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ReportError(f"report folder {str(folder)!r} is a file; give a folder (new, or an earlier report's)")
+    inside = protected_folder(folder)
+    if inside is not None:
+        raise ReportError(f"report folder {str(folder)!r} lies in {str(inside)!r}, part of a study's run store, "
+                          f"where learnact run removes and moves folders; choose a folder outside it")
     here = folder.resolve()
     default = (Path(study) / REPORT_DIR).resolve()
     ours = (here == default or default in here.parents
