@@ -129,6 +129,7 @@ __all__ = [
     "is_learnact_study",
     "output_file",
     "foreign_outputs",
+    "holds_runs",
     "RESULTS_FILE",
     "LEADERBOARD_FILE",
     "REPORT_DIR",
@@ -1144,16 +1145,27 @@ REPORT_MARKER = ".learnact-report"
 """The file that marks a folder as a report pack learnact wrote (``reporting.report.claim_report_folder``)."""
 
 
+def holds_runs(folder: Path) -> bool:
+    """Whether ``folder`` has a ``runs/`` holding a run folder learnact wrote (named by a run id and marked with
+    it): a study folder, even where its ``study.json`` is missing or corrupt."""
+    root = Path(folder) / RUNS_DIR
+    try:
+        return root.is_dir() and any(_is_own_run(p) for p in root.iterdir())
+    except OSError:
+        return False
+
+
 def foreign_outputs(folder: Path) -> list[str]:
     """The names of :data:`STUDY_OUTPUTS` that exist in ``folder`` when it is not a study folder (it has no
-    ``study.json`` that learnact wrote: :func:`is_study_folder`): files and folders that ``learnact run`` would
-    write over, but did not write (a user's own ``study.json`` among them).
+    ``study.json`` that learnact wrote: :func:`is_study_folder`, and no run learnact wrote: :func:`holds_runs`):
+    files and folders that ``learnact run`` would write over, but did not write (a user's own ``study.json``
+    among them).
 
     Not ``runs/`` (learnact leaves what it did not write there alone), not ``study.log`` (appended to, never
     replaced; a run interrupted before it wrote ``study.json`` leaves one) and not a ``report/`` learnact marked.
     """
     folder = Path(folder)
-    if not folder.is_dir() or is_study_folder(folder):
+    if not folder.is_dir() or is_study_folder(folder) or holds_runs(folder):
         return []
     ours = {RUNS_DIR, LOG_FILE} | ({REPORT_DIR} if (folder / REPORT_DIR / REPORT_MARKER).is_file() else set())
     return [name for name in STUDY_OUTPUTS if name not in ours and (folder / name).exists()]
@@ -1194,14 +1206,27 @@ def not_a_study_folder(path: Path) -> str:
 
 
 def _study_file(folder: Path) -> dict[str, Any]:
+    """The study's ``study.json`` as a dict, ``{}`` when there is none (run folders copied without it).
+
+    Raises:
+        RunStoreError: ``study.json`` is not a readable JSON object (corrupt, or a folder of that name): the
+            tables would otherwise take another reference and order without a word.
+    """
     path = folder / STUDY_FILE
+    if not (path.exists() or path.is_symlink()):
+        return {}
+    fix = f"rewrite it with `learnact run STUDY_FILE --out {folder}` (finished runs are kept)"
     if not path.is_file():
-        return {}
+        raise RunStoreError(f"{str(path)!r} is not a file, so not the study's study.json; move it out of "
+                            f"{str(folder)!r}, then {fix}")
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return raw if isinstance(raw, dict) else {}
+        raw = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise RunStoreError(f"corrupt file {str(path)!r} ({reason}); {fix}") from None
+    if not isinstance(raw, dict):
+        raise RunStoreError(f"corrupt file {str(path)!r} (not a JSON object); {fix}")
+    return raw
 
 
 def _variant_order(folder: Path) -> dict[str, int]:

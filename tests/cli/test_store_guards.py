@@ -133,3 +133,24 @@ def test_run_and_report_out_inside_a_run_store_are_refused(study, capsys):
                  f"report folder {str(out / 'report')!r} lies in {str(inside.resolve())!r}, part of a study's run "
                  f"store")
     assert _snapshot(study) == before and not (study / "superseded").exists()
+
+
+def test_compare_and_report_refuse_a_corrupt_study_json_and_run_rewrites_it(study, capsys):
+    path = study / "study.json"
+    for corrupt in ("{", "[1, 2]", "folder"):
+        path.unlink() if path.is_file() else path.rmdir()
+        if corrupt == "folder":
+            path.mkdir()
+            message = f"{str(path)!r} is not a file, so not the study's study.json; move it out of"
+        else:
+            path.write_text(corrupt)
+            message = f"corrupt file {str(path)!r} ("
+        for command in ("compare", "report"):  # compare had used another reference (the best fixed baseline)
+            _refused(_cli(capsys, command, study), message)
+            assert not (study / "report").exists()
+    path.rmdir()
+    path.write_text("{")
+    rc, out, err = _cli(capsys, "run", study.parent / "tiny.toml", "--out", study, "--no-report", "-q")
+    assert rc == 0 and "(0 trained, 4 already done)" in out, err
+    rc, out, err = _cli(capsys, "compare", study)
+    assert rc == 0 and "vs relu (the study's reference)" in " ".join(out.split()), out
