@@ -137,6 +137,10 @@ __all__ = [
     "STUDY_OUTPUTS",
     "STUDY_FILE",
     "LOG_FILE",
+    "LOCK_FILE",
+    "LOCK_TEXT",
+    "is_own_lock",
+    "check_study_entries",
     "check_study_dir",
     "not_a_study_folder",
     "study_runs",
@@ -155,8 +159,17 @@ LEADERBOARD_FILE = "leaderboard.csv"
 """The study's leaderboard in a study folder (written by ``learnact run``)."""
 REPORT_DIR = "report"
 """The report folder inside a study folder (``learnact report``'s default)."""
-STUDY_OUTPUTS = (STUDY_FILE, LOG_FILE, RESULTS_FILE, LEADERBOARD_FILE, RUNS_DIR, SUPERSEDED_DIR, REPORT_DIR)
+LOCK_FILE = ".lock"
+"""The study folder's lock file (:func:`learnact.experiment.lock.study_lock`)."""
+LOCK_TEXT = re.compile(r"(pid \d+ on [^\n]*, since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d)?")
+"""What :func:`~learnact.experiment.lock.study_lock` writes in the lock file (nothing before it first writes)."""
+STUDY_OUTPUTS = (STUDY_FILE, LOG_FILE, LOCK_FILE, RESULTS_FILE, LEADERBOARD_FILE, RUNS_DIR, SUPERSEDED_DIR,
+                 REPORT_DIR)
 """Every name ``learnact run`` writes in a study folder."""
+_STUDY_FOLDERS = {RUNS_DIR: "keeps the study's run folders", SUPERSEDED_DIR: "keeps the runs a study no longer plans"}
+_STUDY_FILES = {STUDY_FILE: "writes the resolved study", LOG_FILE: "appends the study's log",
+                LOCK_FILE: "writes the study's lock file", RESULTS_FILE: "writes the study's results table",
+                LEADERBOARD_FILE: "writes the study's leaderboard"}
 DONE = "DONE"
 MANIFEST = "MANIFEST.json"
 MARKER = ".learnact-run"
@@ -1145,6 +1158,45 @@ REPORT_MARKER = ".learnact-report"
 """The file that marks a folder as a report pack learnact wrote (``reporting.report.claim_report_folder``)."""
 
 
+def is_own_lock(path: Path) -> bool:
+    """Whether the lock file ``path`` is one learnact wrote: a regular file (not a link) holding nothing or
+    :data:`LOCK_TEXT`. A user's ``.lock`` is never written through."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as f:
+            text = f.read(1000)
+    except OSError:
+        return False
+    return LOCK_TEXT.fullmatch(text.decode("utf-8", "replace")) is not None
+
+
+def check_study_entries(folder: Path) -> None:
+    """Refuse a study folder where a name learnact writes is taken by the wrong kind of entry: a folder (or a
+    link, for the lock) where it writes a file, a file where it keeps a folder (``runs``, ``superseded``).
+
+    Called before anything is written, so the refusal leaves the folder as it was.
+
+    Raises:
+        RunStoreError: One line naming the entry, what learnact keeps there and what to do.
+    """
+    folder = Path(folder)
+    fix = f"move it out of {str(folder)!r} (or give another --out folder); nothing was written"
+    for name, what in _STUDY_FILES.items():
+        p = folder / name
+        if name == LOCK_FILE and p.is_symlink():
+            raise RunStoreError(f"{str(p)!r} is a link, where learnact {what} (never written through a link); "
+                                f"{fix}")
+        if p.exists() and not p.is_file():
+            kind = "a folder" if p.is_dir() else "not a regular file"
+            raise RunStoreError(f"{str(p)!r} is {kind}, in the way where learnact {what}; {fix}")
+    for name, what in _STUDY_FOLDERS.items():
+        p = folder / name
+        if (p.exists() or p.is_symlink()) and not p.is_dir():
+            raise RunStoreError(f"{str(p)!r} is a file, in the way where learnact {what} (a folder); {fix}")
+
+
 def holds_runs(folder: Path) -> bool:
     """Whether ``folder`` has a ``runs/`` holding a run folder learnact wrote (named by a run id and marked with
     it): a study folder, even where its ``study.json`` is missing or corrupt."""
@@ -1162,13 +1214,16 @@ def foreign_outputs(folder: Path) -> list[str]:
     among them).
 
     Not ``runs/`` (learnact leaves what it did not write there alone), not ``study.log`` (appended to, never
-    replaced; a run interrupted before it wrote ``study.json`` leaves one) and not a ``report/`` learnact marked.
+    replaced; a run interrupted before it wrote ``study.json`` leaves one), not a ``.lock`` learnact wrote
+    (:func:`is_own_lock`) and not a ``report/`` learnact marked.
     """
     folder = Path(folder)
     if not folder.is_dir() or is_study_folder(folder) or holds_runs(folder):
         return []
-    ours = {RUNS_DIR, LOG_FILE} | ({REPORT_DIR} if (folder / REPORT_DIR / REPORT_MARKER).is_file() else set())
-    return [name for name in STUDY_OUTPUTS if name not in ours and (folder / name).exists()]
+    ours = ({RUNS_DIR, LOG_FILE} | ({REPORT_DIR} if (folder / REPORT_DIR / REPORT_MARKER).is_file() else set())
+            | ({LOCK_FILE} if is_own_lock(folder / LOCK_FILE) else set()))
+    return [name for name in STUDY_OUTPUTS
+            if name not in ours and ((folder / name).exists() or (folder / name).is_symlink())]
 
 
 def protected_folder(path: Path) -> Path | None:

@@ -154,3 +154,34 @@ def test_compare_and_report_refuse_a_corrupt_study_json_and_run_rewrites_it(stud
     assert rc == 0 and "(0 trained, 4 already done)" in out, err
     rc, out, err = _cli(capsys, "compare", study)
     assert rc == 0 and "vs relu (the study's reference)" in " ".join(out.split()), out
+
+
+def test_a_lock_log_or_runs_of_the_wrong_kind_is_named_and_nothing_is_written(study, tmp_path, capsys):
+    toml = study.parent / "tiny.toml"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / ".lock").write_text("my notes\n")
+    _refused(_cli(capsys, "run", toml, "--out", mine, "--no-report", "-q"),
+             "(it has no study.json) but holds .lock, which learnact run would write over")
+    assert [p.name for p in mine.iterdir()] == [".lock"] and (mine / ".lock").read_text() == "my notes\n"
+    (study / ".lock").unlink()
+    (study / ".lock").write_text("my notes\n")
+    _refused(_cli(capsys, "run", "--out", study, "--no-report", "-q"), ".lock' holds what learnact did not write")
+    assert (study / ".lock").read_text() == "my notes\n"
+    (study / ".lock").unlink()
+    before = _snapshot(study)
+    for name, kind, what in ((".lock", "a folder", "writes the study's lock file"),
+                             ("study.log", "a folder", "appends the study's log")):
+        (study / name).rename(study / f"{name}.moved") if (study / name).exists() else None
+        (study / name).mkdir()
+        _refused(_cli(capsys, "run", "--out", study, "--no-report", "-q"),
+                 f"{str(study / name)!r} is {kind}, in the way where learnact {what}; move it out of")
+        (study / name).rmdir()
+    (study / "study.log.moved").rename(study / "study.log")
+    assert _snapshot(study) == before
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "runs").write_text("my runs\n")
+    _refused(_cli(capsys, "run", toml, "--out", users, "--no-report", "-q"),
+             f"{str(users / 'runs')!r} is a file, in the way where learnact keeps the study's run folders")
+    assert [p.name for p in users.iterdir()] == ["runs"]  # no study.json, no study.log

@@ -48,3 +48,31 @@ def test_a_killed_holder_releases_the_lock(tmp_path):
         proc.wait(timeout=30)
     with study_lock(tmp_path):  # the stale lock file blocks nothing
         pass
+
+
+def test_a_lock_file_learnact_did_not_write_is_never_written_through(tmp_path):
+    from learnact.exceptions import RunStoreError
+
+    lock = tmp_path / LOCK_FILE
+    lock.write_text("my notes\n")
+    with pytest.raises(RunStoreError, match=r"\.lock' holds what learnact did not write .*it was left alone"):
+        with study_lock(tmp_path):
+            pass
+    assert lock.read_text() == "my notes\n"
+    lock.unlink()
+    target = tmp_path / "target.txt"
+    target.write_text("mine\n")
+    lock.symlink_to(target)
+    with pytest.raises(RunStoreError, match=r"\.lock' is a link or not a regular file"):
+        with study_lock(tmp_path):
+            pass
+    assert target.read_text() == "mine\n" and lock.is_symlink()
+    lock.unlink()
+    lock.mkdir()
+    with pytest.raises(RunStoreError, match=r"\.lock' is a folder, in the way where learnact writes"):
+        with study_lock(tmp_path):
+            pass
+    lock.rmdir()
+    lock.write_text("pid 12 on host-1.example, since 2026-01-02 03:04:05")  # an earlier holder's: taken
+    with study_lock(tmp_path):
+        assert lock.read_text().startswith(f"pid {os.getpid()} on ")

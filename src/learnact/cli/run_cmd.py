@@ -115,8 +115,9 @@ def _check_out(folder: Path) -> None:
             raise ValueError(f"output folder's parent {str(folder.parent)!r} is a file, not a folder; give --out "
                              f"inside an existing folder")
         raise FileNotFoundError(f"output folder's parent {str(folder.parent)!r} does not exist; create it first")
-    from ..store import foreign_outputs, protected_folder
+    from ..store import check_study_entries, foreign_outputs, protected_folder
 
+    check_study_entries(folder)
     inside = protected_folder(folder)
     if inside is not None:
         raise ValueError(f"--out {str(folder)!r} lies in {str(inside)!r}, part of a study's run store, where "

@@ -15,18 +15,19 @@ otherwise keep the study locked and refuse a rerun.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..exceptions import StudyInUseError
+from ..exceptions import RunStoreError, StudyInUseError
+from ..store import LOCK_FILE, LOCK_TEXT
 
 __all__ = ["LOCK_FILE", "study_lock"]
-
-LOCK_FILE = ".lock"
 
 #: File descriptors of the locks this process holds (closed in forked children).
 _HELD: set[int] = set()
@@ -77,17 +78,35 @@ def study_lock(folder: Path) -> Iterator[Path]:
 
     Raises:
         StudyInUseError: Another process holds the lock; the message names it.
+        RunStoreError: ``.lock`` is not a lock file learnact wrote (a user's file, a link, a folder): it is
+            never written through, and left as it was.
     """
     path = Path(folder) / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    mine = f"; it was left alone: move it out of {str(folder)!r} (or give another --out folder)"
+    try:  # never through a link: O_NOFOLLOW refuses one
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EMLINK):
+            kind = "a folder" if path.is_dir() and not path.is_symlink() else "a link or not a regular file"
+            raise RunStoreError(f"{str(path)!r} is {kind}, in the way where learnact writes the study's lock "
+                                f"file{mine}") from None
+        raise
     _HELD.add(fd)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RunStoreError(f"{str(path)!r} is not a regular file, in the way where learnact writes the "
+                                f"study's lock file{mine}")
         if not _try_lock(fd):
             holder = os.read(fd, 200).decode(errors="replace").strip()
             who = f" ({holder})" if holder else ""
             raise StudyInUseError(
                 f"study folder {str(folder)!r} is in use by another learnact process{who}; wait for it to "
                 f"finish, or pass another --out folder")
+        text = os.read(fd, 1000).decode("utf-8", "replace")
+        if LOCK_TEXT.fullmatch(text) is None:
+            raise RunStoreError(f"{str(path)!r} holds what learnact did not write (its lock file holds \"pid N on "
+                                f"HOST, since TIME\"){mine}")
+        os.lseek(fd, 0, os.SEEK_SET)
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"

@@ -274,6 +274,8 @@ def run_study(
         ConfigError: Unknown engine, bad option, or the folder's parent missing.
         ValueError: A bad ``device``, or CUDA where there is none.
         StudyInUseError: Another process is running a study in ``folder``.
+        RunStoreError: A name the study folder needs is in the way (a folder named ``.lock``, a file named
+            ``runs``: :func:`~learnact.store.check_study_entries`), or its ``.lock`` is not one learnact wrote.
         DataError: A CSV / Parquet data set is not the file the study's finished runs were trained on
             (:func:`check_data_unchanged`); nothing is written.
         ConfigError: The study's finished runs were trained by the other kind of engine, exact or fast
@@ -303,6 +305,7 @@ def run_study(
         raise ConfigError(f"output folder {str(folder)!r} is a file; give a folder (new, or a study to resume)")
     check_inputs(study)  # every problem the config and the data reveal, before anything is written
     data_files = data_fingerprints(study)  # each file hashed once per session, recorded with every run
+    store.check_study_entries(folder)  # a folder named .lock or study.log, a file named runs: nothing written
     try:
         try:
             folder.mkdir(exist_ok=True)
