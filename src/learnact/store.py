@@ -924,22 +924,38 @@ def load_state(folder: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- housekeeping
 
 
-def finished_runs(study_dir: Path) -> list[Path]:
-    """Run folders (named by a run id) with a DONE marker, sorted by name; their files are verified when read.
+def _is_finished_run(folder: Path, rid: str | None = None) -> bool:
+    """Whether ``folder`` is a finished run of learnact's: named by a run id (``rid``: the id its name claims,
+    default the name), a DONE file, and learnact's marker or manifest (a format-1 run: an empty DONE beside its
+    config.json). Its files are verified when read: a marker or manifest naming another run makes it a corrupt
+    run, not a user's folder."""
+    if not (is_run_id(folder.name if rid is None else rid) and folder.is_dir() and (folder / DONE).is_file()):
+        return False
+    if (folder / MARKER).is_file() or (folder / MANIFEST).is_file():
+        return True
+    try:
+        return not (folder / DONE).read_bytes().strip() and (folder / "config.json").is_file()
+    except OSError:
+        return False
 
-    Other entries under ``runs/`` (a user's folders, even with a file named
-    DONE) are not runs: see :func:`foreign_entries`.
+
+def finished_runs(study_dir: Path) -> list[Path]:
+    """Run folders (named by a run id) with a DONE marker and learnact's marker or manifest, sorted by name;
+    their files are verified when read.
+
+    Other entries under ``runs/`` (a user's folders, even with a run id's name and a file named DONE) are not
+    runs: see :func:`foreign_entries`.
     """
     root = Path(study_dir) / RUNS_DIR
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if is_run_id(p.name) and p.is_dir() and (p / DONE).is_file())
+    return sorted(p for p in root.iterdir() if _is_finished_run(p))
 
 
 def _classify(entry: Path) -> str:
     """What an entry of ``runs/`` is: ``temp``, ``old``, ``partial`` (ours, unfinished), ``run`` or ``foreign``."""
     if entry.is_symlink():  # never removed; a link to a finished run is read like one
-        return "run" if is_run_id(entry.name) and (entry / DONE).is_file() else "foreign"
+        return "run" if _is_finished_run(entry) else "foreign"
     m = _TEMP_PATTERN.fullmatch(entry.name)
     if m is not None:
         if not entry.is_dir() or not is_run_id(m["rid"]):
@@ -950,7 +966,7 @@ def _classify(entry: Path) -> str:
         return "old" if m["kind"] == "old" else "temp"
     if not is_run_id(entry.name) or not entry.is_dir():
         return "foreign"
-    if (entry / DONE).is_file():
+    if _is_finished_run(entry):
         return "run"
     if _marker_id(entry) == entry.name:
         return "partial"
@@ -1048,8 +1064,8 @@ def _restorable(study_dir: Path, wanted: set[str]) -> dict[str, Path]:
     for folder in sorted(root.iterdir()):
         rid = re.sub(r"~\d+$", "", folder.name)
         target = Path(study_dir) / RUNS_DIR / rid
-        if (rid in wanted and rid not in found and is_run_id(rid) and folder.is_dir() and not folder.is_symlink()
-                and (folder / DONE).is_file() and not (target.exists() or target.is_symlink())):
+        if (rid in wanted and rid not in found and not folder.is_symlink() and _is_finished_run(folder, rid)
+                and not (target.exists() or target.is_symlink())):
             found[rid] = folder
     return found
 

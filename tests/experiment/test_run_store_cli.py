@@ -214,3 +214,18 @@ def test_force_and_a_redone_run_never_remove_a_users_files_kept_in_a_run_folder(
     assert rc == 2 and f"run folder {str(second)!r} holds plot.png" in err, err
     assert (second / "plot.png").read_bytes() == b"\x89PNG" and (second / "config.json").is_file()
     assert store.clean_partial(folder) == 0 and second.is_dir()
+
+
+def test_a_users_folder_named_like_a_run_with_a_done_file_is_left_in_place(study, tmp_path, capsys):
+    folder = tmp_path / "s"
+    shutil.copytree(study, folder)
+    mine = folder / "runs" / "zz__s0__0123456789"
+    mine.mkdir()
+    (mine / "DONE").write_text("mine\n")
+    rc, out, err = _in_process(capsys, "run", "--out", str(folder), "--no-report")
+    assert rc == 0 and "(0 trained, 4 already done)" in out, err
+    assert (mine / "DONE").read_text() == "mine\n" and not (folder / "superseded").exists()
+    assert "finished runs of an earlier study" not in err and "zz__s0__0123456789" in err  # listed as the user's
+    assert store.foreign_entries(folder) == ["zz__s0__0123456789"] and mine not in store.finished_runs(folder)
+    rc, out, err = _in_process(capsys, "compare", str(folder))
+    assert rc == 0 and "gated" in out, err
