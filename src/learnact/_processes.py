@@ -144,6 +144,17 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+PROCESSES_PER_CORE = 4
+"""The most worker processes learnact starts per core this process may use (``--threads`` of the local
+vectorised engine, ``--workers`` of the processes executor): each holds a Python and torch, and 100,000 of them
+ran out of memory."""
+
+
+def most_processes() -> int:
+    """The most worker processes learnact starts on this machine: :data:`PROCESSES_PER_CORE` per available core."""
+    return PROCESSES_PER_CORE * available_cores()
+
+
 def can_fork(require_single_thread: bool = True) -> bool:
     """Whether forking workers is possible here (and, with ``require_single_thread``, safe).
 

@@ -132,3 +132,25 @@ def test_missing_dask_says_how_to_install_it(monkeypatch):
                                           r"`pip install 'learnact\[cluster\]'`"):
         with open_executor("dask", scheduler="tcp://127.0.0.1:8786"):
             pass
+
+
+def test_workers_past_four_per_core_and_an_infinite_timeout_are_refused(capsys, tmp_path):
+    from learnact._processes import available_cores
+
+    most = 4 * available_cores()  # the rule --threads has: 4 per core this process may use
+    for workers in (most + 1, 3_000_000_000):  # the second had been an OverflowError (an internal error)
+        with pytest.raises(ConfigError, match=rf"--workers {workers} is more than learnact takes \(at most {most}, 4 "
+                                              rf"per core of the {most // 4}"):
+            with open_executor("processes", workers=workers):
+                pass
+    with open_executor("processes", workers=most) as pool:
+        assert pool.n_slots == most
+    for timeout in (float("inf"), float("nan"), 0.0):
+        with pytest.raises(ConfigError, match="--connect-timeout must be > 0 seconds and finite"):
+            with open_executor("dask", scheduler="tcp://127.0.0.1:1", connect_timeout_s=timeout):
+                pass
+    rc = run_cli(app, ["run", "--preset", "headline", "--out", str(tmp_path / "s"), "--executor", "processes",
+                       "--workers", "3000000000", "-q", "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--workers 3000000000 is more than learnact takes" in err, err
+    assert not (tmp_path / "s").exists()

@@ -216,9 +216,9 @@ def _most_threads(executor: str) -> int:
     """The most ``--threads``: 4 per core this process may use where the runs train here (the vectorised
     engine forks a worker per thread: 100,000 of them ran out of memory), else :data:`MAX_TASK_THREADS`."""
     if executor == "local":
-        from .._processes import available_cores
+        from .._processes import most_processes
 
-        return 4 * available_cores()
+        return most_processes()
     return MAX_TASK_THREADS
 
 

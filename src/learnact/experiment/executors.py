@@ -13,6 +13,7 @@ randomness from its own seed.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .._processes import become_worker
+from .._processes import PROCESSES_PER_CORE, become_worker, most_processes
 from ..config import RunConfig
 from ..exceptions import ConfigError
 from ..names import DEFAULT_CONNECT_TIMEOUT_S, EXECUTORS
@@ -193,13 +194,16 @@ def open_executor(kind: str = "local", *, workers: int | None = None, scheduler:
     Args:
         kind: ``"local"`` (this process), ``"processes"`` (a pool of worker
             processes on this machine) or ``"dask"`` (a Dask distributed cluster).
-        workers: Worker processes for ``"processes"`` (default: the CPU count).
+        workers: Worker processes for ``"processes"`` (default: the CPU count; at most
+            :func:`~learnact._processes.most_processes`, 4 per core this process may use).
         scheduler: Scheduler address for ``"dask"`` (``tcp://HOST:8786``).
         connect_timeout_s: How long to try reaching the scheduler.
 
     Raises:
-        ConfigError: Unknown kind, an option that does not fit it, Dask not
-            installed, or the scheduler not reachable in time.
+        ConfigError: Unknown kind, an option that does not fit it (more
+            workers than :func:`~learnact._processes.most_processes`, a timeout
+            that is not a finite number > 0), Dask not installed, or the
+            scheduler not reachable in time.
     """
     if kind not in EXECUTORS:
         raise ConfigError(f"unknown executor {kind!r}; valid: {', '.join(EXECUTORS)}")
@@ -213,8 +217,14 @@ def open_executor(kind: str = "local", *, workers: int | None = None, scheduler:
                           "`dask scheduler`)")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"--workers must be an integer >= 1, got {workers!r}")
-    if not connect_timeout_s > 0:
-        raise ConfigError(f"--connect-timeout must be > 0 seconds, got {connect_timeout_s!r}")
+    most = most_processes()
+    if workers is not None and workers > most:
+        raise ConfigError(f"--workers {workers} is more than learnact takes (at most {most}, {PROCESSES_PER_CORE} "
+                          f"per core of the {most // PROCESSES_PER_CORE} this process may use); give fewer, or "
+                          f"leave it out for the default")
+    if not (isinstance(connect_timeout_s, (int, float)) and math.isfinite(connect_timeout_s)
+            and connect_timeout_s > 0):
+        raise ConfigError(f"--connect-timeout must be > 0 seconds and finite, got {connect_timeout_s!r}")
     if kind == "local":
         executor = InProcessExecutor()
         yield ExecutorPool(executor, 1, "local: this process")
