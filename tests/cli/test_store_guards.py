@@ -185,3 +185,20 @@ def test_a_lock_log_or_runs_of_the_wrong_kind_is_named_and_nothing_is_written(st
     _refused(_cli(capsys, "run", toml, "--out", users, "--no-report", "-q"),
              f"{str(users / 'runs')!r} is a file, in the way where learnact keeps the study's run folders")
     assert [p.name for p in users.iterdir()] == ["runs"]  # no study.json, no study.log
+
+
+def test_runs_without_their_study_json_need_the_study_named(study, capsys):
+    for name in ("study.json", "results.csv", "leaderboard.csv"):
+        (study / name).unlink()
+    before = _snapshot(study)
+    for study_json, what in ((None, "no study.json"), ("{", "a study.json learnact cannot read")):
+        if study_json is not None:
+            (study / "study.json").write_text(study_json)
+        _refused(_cli(capsys, "run", "--out", study, "--no-report", "-q"),  # had trained the paper preset
+                 f"--out {str(study)!r} holds runs learnact wrote but {what}, so their study is unknown; give the "
+                 f"study they belong to: `learnact run STUDY_FILE --out {study}`")
+        assert not (study / "superseded").exists()
+    (study / "study.json").unlink()
+    assert _snapshot(study) == before
+    rc, out, err = _cli(capsys, "run", study.parent / "tiny.toml", "--out", study, "--no-report", "-q")
+    assert rc == 0 and "(0 trained, 4 already done)" in out, err

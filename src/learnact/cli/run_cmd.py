@@ -64,10 +64,15 @@ def _study_source(preset: str | None, config: Path | None, out: Path | None,
             raise ValueError(f"--preset {preset!r} is not a built-in preset{did_you_mean(preset, presets)}; "
                              f"presets: {', '.join(presets)}; give a study file or folder as STUDY or --config")
         return preset, f"preset {preset}"
-    from ..store import STUDY_FILE, is_study_folder
+    from ..store import STUDY_FILE, holds_runs, is_study_folder
 
     if out is not None and is_study_folder(out):
         return out / STUDY_FILE, f"the study already in {out}"
+    if out is not None and holds_runs(out):  # not the paper preset, which would move every run to superseded/
+        what = "no study.json" if not (out / STUDY_FILE).exists() else "a study.json learnact cannot read"
+        raise ValueError(f"--out {str(out)!r} holds runs learnact wrote but {what}, so their study is unknown; "
+                         f"give the study they belong to: `learnact run STUDY_FILE --out {out}` (or --config / "
+                         f"--preset)")
     return "paper", "preset paper"
 
 
