@@ -2,9 +2,12 @@
 
 Layout of a study folder::
 
-    study.json              resolved study config (a study file: `learnact run -c` reads it)
+    study.json              resolved study config (a study file: `learnact run -c` reads it); a folder is a
+                            study folder only when its study.json has this shape (:func:`is_learnact_study`)
+                            or its runs/ holds runs learnact wrote (:func:`holds_runs`)
     study.log               one line per event of every session on this folder
-    .lock                   held (flock) by the process running the study
+    .lock                   held (flock) by the process running the study; holds its pid, host and start
+                            time (:data:`LOCK_TEXT`); never written through a link or over a user's file
     runs/<run_id>/          .learnact-run (written first), config.json,
                             history.jsonl, metrics.json, predictions.csv,
                             gates.json, weights.safetensors, preprocessing.json
@@ -26,6 +29,13 @@ Run folder format 2 (this version):
   "sha256": hex}}}``.
 - ``DONE`` holds the SHA-256 (hex) of ``MANIFEST.json`` and a newline; it is
   written last.
+- A finished run is a folder named by a run id with ``DONE`` and the marker or
+  the manifest (a user's folder with only a file named ``DONE`` is not one),
+  and its manifest must name the run its folder is named after (a copy of, or
+  link to, another run's folder is corrupt).
+- Files a user keeps inside a run folder (not in :data:`RUN_FILES` nor its
+  manifest) are never removed: replacing such a folder (``--force``, a
+  half-written run redone) is refused, naming them (:func:`check_replaceable`).
 
 Every reader here verifies what it reads: the manifest against ``DONE``, every
 listed file's presence and size (once per process and manifest), and the
