@@ -332,7 +332,12 @@ def test_no_study_given_means_the_paper_preset(tmp_path):
     assert _study_source(None, None, None) == ("paper", "preset paper")
     assert _study_source(None, None, tmp_path) == ("paper", "preset paper")
     assert _study_source("headline", None, None) == ("headline", "preset headline")
-    (tmp_path / "study.json").write_text("{}")
+    (tmp_path / "study.json").write_text("{}")  # not one learnact wrote: --out is then refused as not a study
+    assert _study_source(None, None, tmp_path) == ("paper", "preset paper")
+    from learnact.experiment import load_study
+    from learnact.experiment.grid import study_to_dict
+
+    (tmp_path / "study.json").write_text(json.dumps(study_to_dict(load_study("headline"))))
     assert _study_source(None, None, tmp_path)[0] == tmp_path / "study.json"
 
 
