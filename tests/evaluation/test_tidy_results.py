@@ -179,13 +179,19 @@ def test_per_run_is_the_tidy_table_one_row_per_run(tiny_study, tidy):
 
 
 def test_duplicate_variant_seed_keeps_the_newer_run(tiny_study, tmp_path):
+    import hashlib
     import os
 
     folder = tmp_path / "dup"
     shutil.copytree(tiny_study / "runs", folder / "runs")  # no study.json: every finished run counts
     src = next(f for f in store.finished_runs(folder) if f.name.startswith("baseline_tanh__s1__"))
     copy = src.parent / (src.name.rsplit("__", 1)[0] + "__ffffffffff")
-    shutil.copytree(src, copy)
+    shutil.copytree(src, copy)  # a run of its own (another id): its marker and manifest name it
+    (copy / store.MARKER).write_text(copy.name + "\n")
+    files = {p.name: p.read_bytes() for p in copy.iterdir() if p.name not in (store.MANIFEST, store.DONE)}
+    manifest = store._manifest_bytes(copy.name, files)
+    (copy / store.MANIFEST).write_bytes(manifest)
+    (copy / store.DONE).write_text(hashlib.sha256(manifest).hexdigest() + "\n")
     os.utime(src / "DONE", (1, 1))  # the original finished long ago
     with pytest.warns(UserWarning, match="two finished runs for variant 'baseline_tanh' seed 1"):
         table = tidy_results(folder)
