@@ -2,8 +2,9 @@
 
 The same loss :func:`~.objective.task_loss` gives one model (mean BCE on
 ``sigmoid(logits)``, or cross-entropy), per member; the binary gradient is
-derived by hand in the order autograd derives it for one model, so reference
-mode stays bit-identical. A member with a non-finite logit (a diverged run)
+derived by hand in the order autograd derives it for one model, and the
+multi-class loss is the reference's own ``cross_entropy`` call on each member's
+rows, so reference mode stays bit-identical. A member with a non-finite logit (a diverged run)
 gets a NaN loss and NaN gradients, as the reference trainer's does.
 """
 
@@ -69,8 +70,10 @@ def member_task_loss(logits: Tensor, target: Tensor) -> Tensor:
         prob, bad = _binary_probabilities(logits)
         task = F.binary_cross_entropy(prob, target, reduction="none").mean(dim=(1, 2))
         return task if bad is None else task.masked_fill(bad, math.nan)
-    K, b, c = logits.shape
-    return F.cross_entropy(logits.reshape(K * b, c), target.reshape(K * b), reduction="none").view(K, b).mean(1)
+    # One call per member: the mean reduction of ``cross_entropy`` (``nll_loss``'s cascade sum) adds in
+    # another order than a mean over the rows of ``reduction="none"``, so only the reference's own call on
+    # each member's ``(b, n_classes)`` slice gives its loss bit for bit (the gradient is the same either way).
+    return torch.stack([F.cross_entropy(z, y) for z, y in zip(logits.unbind(0), target.unbind(0), strict=True)])
 
 
 def task_and_gradient(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
