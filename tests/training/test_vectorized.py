@@ -453,3 +453,32 @@ def test_multiclass_losses_are_bit_identical_to_the_sequential_engine():
     vec = _by_id(vectorized_engine(runs, splits, workers=1))
     for run_id, t in seq.items():
         _assert_identical(t, vec[run_id])
+
+
+def test_multiclass_gated_mixtures_with_gelu_are_bit_identical_to_the_sequential_engine():
+    """A gelu-containing mixture on a multi-class task (weights and predictions had differed)."""
+    runs, splits = _multiclass_runs([{"name": "g2_lam{entropy_weight}", "kind": "gated",
+                                      "candidates": ["relu", "gelu"], "entropy_weight": [0.0, 0.02]}],
+                                    hidden=[16, 8])
+    seq = _by_id(ENGINES["sequential"](runs, splits))
+    vec = _by_id(vectorized_engine(runs, splits, workers=1))
+    for run_id, t in seq.items():
+        _assert_identical(t, vec[run_id])
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_binary_gelu_stacks_of_ragged_widths_are_bit_identical_to_the_sequential_engine(native, monkeypatch):
+    """At widths where a member's values are not a whole number of vector chunks, gelu reads the contiguous
+    stack (the padded rows that most kernels need gave gelu other values), in the native step and the Python one."""
+    from learnact.training import native as native_module
+    if native == "0":
+        monkeypatch.setattr(native_module, "_STATE", {"ok": False})  # the Python step
+    elif not native_module.load():
+        pytest.skip("no native step here")
+    runs, splits = _multiclass_runs([{"name": "fixed", "kind": "fixed", "activation": "gelu"},
+                                     {"name": "g2", "kind": "gated", "candidates": ["relu", "gelu"]}],
+                                    dataset="breast_cancer", hidden=[12, 6])
+    seq = _by_id(ENGINES["sequential"](runs, splits))
+    vec = _by_id(vectorized_engine(runs, splits, workers=1))
+    for run_id, t in seq.items():
+        _assert_identical(t, vec[run_id])

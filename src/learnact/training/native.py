@@ -38,7 +38,7 @@ from torch import Tensor
 from ..model.activations.candidates import Candidate, candidate_derivative, get_candidate
 from ._products import product_choice, use_member_loop
 from .segments import parameter_names
-from .stacked import StackedMLP
+from .stacked import StackedMLP, reads_stack
 
 __all__ = ["SPEC_VERSION", "NativeStack", "SegmentDescription", "StackDescription", "UnitDescription", "available",
            "candidate_code", "describe", "feature", "library_path", "load", "set_fused", "supports"]
@@ -50,7 +50,7 @@ _CFLAGS = ("-O3", "-march=native", "-ffp-contract=off")
 
 #: The layout of the stack description (:meth:`StackDescription.encode`) the C++ reads; it checks the number
 #: each description starts with, and :func:`load` checks the library's (``layout()``) against this one.
-SPEC_VERSION = 3
+SPEC_VERSION = 4
 
 _KINDS = {"fixed": 0, "layer": 1, "neuron": 2, "input": 3}
 _FAMILY_KIND = 4
@@ -291,7 +291,12 @@ class StackDescription:
                 if any(c is None for c in codes):
                     raise ValueError(f"the native step has no code for candidates {list(unit.candidates)}; "
                                      "check supports() first")
-                spec += [_KINDS[unit.kind], _SOURCES[unit.source], len(codes), *(int(c or 0) for c in codes)]
+                # a candidate that reads the contiguous stack (stacked.reads_stack): its code plus the number of codes
+                n_codes = int(torch.ops.learnact_native.layout()[1])
+                fns = [get_candidate(n) for n in unit.candidates]
+                spec += [_KINDS[unit.kind], _SOURCES[unit.source], len(codes),
+                         *(int(c or 0) + n_codes * reads_stack(f, candidate_derivative(f)) for c, f in zip(codes, fns,
+                                                                                                              strict=True))]
         return spec
 
 

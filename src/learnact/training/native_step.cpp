@@ -26,7 +26,8 @@
 //   spec:    kSpecVersion, n_hidden, n_segments, then per segment: size,
 //            lam_mode, then per hidden layer: kind (0 fixed, 1 layer,
 //            2 neuron, 3 input, 4 family), source (0 network, 1 layer),
-//            n_candidates, candidate codes..., and for a family: its code
+//            n_candidates, candidate codes... (plus kCandidates for a
+//            candidate that reads the contiguous stack: Unit::stack), and for a family: its code
 //            (Family below), n_params, n_extra, n_ints, ints...
 //   choices: (kind, b, i, o, choice) quintuples: the product formulation
 //            _products.py chose for each shape (kind 0 forward, 1 weight
@@ -68,7 +69,7 @@ enum Family : int64_t { kKernelFamily = 0, kSplineFamily = 1, kRationalFamily = 
                         kSwishFamily = 5, kMaxoutFamily = 6, kNeuralFamily = 7, kFamilies = 8 };
 
 // The layout of the stack description (spec) this source reads; native.py's SPEC_VERSION must match.
-constexpr int64_t kSpecVersion = 3;
+constexpr int64_t kSpecVersion = 4;
 
 // Candidate codes: 0 .. kCandidates - 1 (candidate() and candidate_backward()).
 constexpr int64_t kCandidates = 8;
@@ -199,6 +200,9 @@ struct Unit {
   int64_t kind = kFixed;
   int64_t source = 0;
   std::vector<int64_t> codes;
+  // per candidate: it reads the members' values as one contiguous stack, not member_rows's padded rows
+  // (stacked.reads_stack)
+  std::vector<char> stack;
   at::Tensor temperature;
   std::vector<at::Tensor> params, grads;
   // a learnable family's (kFamily): its code, float64 hyper-parameters, integer ones and extra tensors
@@ -207,6 +211,11 @@ struct Unit {
   std::vector<int64_t> ints;
   std::vector<at::Tensor> extra;
 };
+
+// stacked.candidate_input: candidate k's input, z (from member_rows) or a contiguous copy of it
+at::Tensor candidate_input(const Unit& u, size_t k, const at::Tensor& z) {
+  return u.stack[k] ? z.contiguous() : z;
+}
 
 struct Segment {
   int64_t size = 0;
@@ -258,8 +267,10 @@ struct Stack {
         u.source = spec[p++];
         const int64_t n_c = spec[p++];
         for (int64_t c = 0; c < n_c; ++c) {
-          TORCH_CHECK(spec[p] >= 0 && spec[p] < kCandidates, "learnact native step: unknown candidate code ", spec[p]);
-          u.codes.push_back(spec[p++]);
+          TORCH_CHECK(spec[p] >= 0 && spec[p] < 2 * kCandidates, "learnact native step: unknown candidate code ",
+                      spec[p]);
+          u.codes.push_back(spec[p] % kCandidates);
+          u.stack.push_back(spec[p++] >= kCandidates);
         }
         if (u.kind == kFamily) {
           u.family = spec[p++];
@@ -924,16 +935,17 @@ std::pair<at::Tensor, at::Tensor> activate(const Stack& st, const Unit& u, at::T
     return {out, at::Tensor()};
   }
   if (u.kind == kFixed) {
+    const at::Tensor zin = candidate_input(u, 0, z);
     if (!out.defined()) {
-      out = candidate(u.codes[0], z);
+      out = candidate(u.codes[0], zin);
     } else if (u.codes[0] == 0) {
-      at::clamp_min_out(out, z, 0);  // at::relu is clamp_min(z, 0)
+      at::clamp_min_out(out, zin, 0);  // at::relu is clamp_min(z, 0)
     } else if (u.codes[0] == 1) {
-      at::tanh_out(out, z);
+      at::tanh_out(out, zin);
     } else if (u.codes[0] == 2) {
-      at::sigmoid_out(out, z);
+      at::sigmoid_out(out, zin);
     } else {
-      out.copy_(candidate(u.codes[0], z));
+      out.copy_(candidate(u.codes[0], zin));
     }
     if (records != nullptr) records->push_back({z, {out}, {}, {}, {}, {}});
     return {out, at::Tensor()};
@@ -942,7 +954,7 @@ std::pair<at::Tensor, at::Tensor> activate(const Stack& st, const Unit& u, at::T
   at::Tensor g = gate_weights(st, u, u.source == 0 ? x : h, records != nullptr ? &rec : nullptr);
   at::Tensor w = broadcast_weights(g, u.kind);
   std::vector<at::Tensor> outs;
-  for (int64_t code : u.codes) outs.push_back(candidate(code, z));
+  for (size_t k = 0; k < u.codes.size(); ++k) outs.push_back(candidate(u.codes[k], candidate_input(u, k, z)));
   if (fusable(u, outs)) {
     out = fused_mix(g, u.kind, outs, out);
   } else if (out.defined()) {
@@ -1061,9 +1073,10 @@ std::pair<at::Tensor, at::Tensor> gated_backward(const Stack& st, const Unit& u,
   } else {
     at::Tensor target = gz;
     int64_t k = n - 1;
-    gz = candidate_backward(u.codes[k], at::mul(grad, r.w.select(-1, k)), r.z, r.outs[k]);
+    gz = candidate_backward(u.codes[k], at::mul(grad, r.w.select(-1, k)), candidate_input(u, k, r.z), r.outs[k]);
     for (k = n - 2; k >= 0; --k) {
-      gz.add_(candidate_backward(u.codes[k], at::mul(grad, r.w.select(-1, k)), r.z, r.outs[k]));
+      gz.add_(candidate_backward(u.codes[k], at::mul(grad, r.w.select(-1, k)), candidate_input(u, k, r.z),
+                                 r.outs[k]));
     }
     if (target.defined()) {
       target.copy_(gz);
@@ -1109,7 +1122,7 @@ void backward_(const Stack& st, const Tape& tape, const at::Tensor& grad_logits)
       if (u.kind == kFixed) {
         const int64_t code = u.codes[0];
         if (!rows[i].defined() || code > 2) {
-          part = candidate_backward(code, parts[i], r.z, r.outs[0]);
+          part = candidate_backward(code, parts[i], candidate_input(u, 0, r.z), r.outs[0]);
           if (rows[i].defined()) rows[i].copy_(part);
         } else if (code == 0) {
           at::threshold_backward_out(rows[i], parts[i], r.outs[0], 0);

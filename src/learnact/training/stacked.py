@@ -29,12 +29,12 @@ import torch
 from torch import Tensor
 
 from ..model import MLP
-from ..model.activations import mix_candidates, softmax_gate
+from ..model.activations import Candidate, Derivative, mix_candidates, softmax_gate
 from ._layout import FlatLayout
 from ._products import linear
 from .segments import Unit, compact_segments, parameter_names, segment_models
 
-__all__ = ["StackedMLP", "Tape", "member_rows"]
+__all__ = ["StackedMLP", "Tape", "candidate_input", "member_rows", "reads_stack"]
 
 #: Element-wise CPU kernels process chunks of this many float32 values, then
 #: finish with a scalar loop; some functions (sigmoid, gelu, ...) differ in the
@@ -78,6 +78,50 @@ def member_rows(t: Tensor) -> Tensor:
     if per % _CHUNK == 0 and t.is_contiguous():
         return t
     return torch.nn.functional.pad(t.reshape(K, per), (0, 1))[:, :per].view(t.shape)
+
+
+_READS_STACK: dict[tuple[Candidate, Derivative | None], bool] = {}
+
+
+def reads_stack(fn: Candidate, derivative: Derivative | None) -> bool:
+    """Whether candidate ``fn`` (and its registered derivative) must read the members' values as one
+    contiguous stack instead of :func:`member_rows`'s padded rows.
+
+    The padded rows give each member the chunking of a lone tensor, which is
+    what most kernels need. Some kernels (``gelu`` and its backward on this
+    PyTorch) instead compute a tensor whose rows are apart (a two-dimensional
+    iteration) otherwise than a contiguous one, whatever the chunking: on
+    those the contiguous stack reproduces a lone member and the padded rows
+    do not. Decided by a probe, once per function: ``True`` only where the
+    padded rows differ from lone members and the contiguous stack does not.
+    """
+    key = (fn, derivative)
+    cached = _READS_STACK.get(key)
+    if cached is not None:
+        return cached
+    gen = torch.Generator().manual_seed(0)
+    rows_exact = stack_exact = True
+    with torch.no_grad():
+        for b, d in ((25, 8), (7, 6), (21, 16), (1, 3), (33, 5)):
+            z = torch.randn(3, b, d, generator=gen) * 4
+            g = torch.randn(3, b, d, generator=gen)
+            lone = [fn(z[k].clone()) for k in range(3)]
+            want = torch.stack(lone)
+            want_grad = (torch.stack([derivative(g[k].clone(), z[k].clone(), lone[k]) for k in range(3)])
+                         if derivative is not None else want)
+            for layout, zl in (("rows", member_rows(z)), ("stack", z)):
+                y = fn(zl)
+                ok = torch.equal(y, want) and (derivative is None or torch.equal(derivative(g, zl, y), want_grad))
+                if layout == "rows":
+                    rows_exact = rows_exact and ok
+                else:
+                    stack_exact = stack_exact and ok
+    return _READS_STACK.setdefault(key, not rows_exact and stack_exact)
+
+
+def candidate_input(fn: Candidate, derivative: Derivative | None, z: Tensor) -> Tensor:
+    """``z`` (from :func:`member_rows`) as candidate ``fn`` reads it: contiguous where :func:`reads_stack`."""
+    return z.contiguous() if reads_stack(fn, derivative) else z
 
 
 class StackedMLP:
@@ -204,7 +248,7 @@ class StackedMLP:
                 records.append((z, saved))
             return out, None
         if unit.kind == "fixed":
-            out = fns[0](z)
+            out = fns[0](candidate_input(fns[0], unit.derivatives[0], z))
             if records is not None:
                 records.append((z, (out,), None, None, None, None))
             return out, None
@@ -212,8 +256,10 @@ class StackedMLP:
         g = self.gate_weights(unit, x if unit.source == "network" else h, extra)
         w = _broadcast_weights(g, unit.kind)
         if records is None:
-            return mix_candidates(z, w, fns), g
-        outs = tuple(fn(z) for fn in fns)
+            reading = [fn if not reads_stack(fn, d) else (lambda v, f=fn: f(v.contiguous()))
+                       for fn, d in zip(fns, unit.derivatives, strict=True)]
+            return mix_candidates(z, w, reading), g
+        outs = tuple(fn(candidate_input(fn, d, z)) for fn, d in zip(fns, unit.derivatives, strict=True))
         records.append((z, outs, w, g, *(extra or (None, None))))
         return mix_candidates(z, w, [lambda _, v=v: v for v in outs]), g  # type: ignore[misc]  # constant functions
 

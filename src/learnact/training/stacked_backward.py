@@ -26,7 +26,7 @@ from ..model.activations import Candidate, Derivative
 from ._products import input_grad, weight_grad_
 from ._torch_private import softmax_backward, vjp
 from .segments import Unit
-from .stacked import StackedMLP, Tape
+from .stacked import StackedMLP, Tape, candidate_input
 
 __all__ = ["backward_", "candidate_backward"]
 
@@ -42,6 +42,7 @@ def candidate_backward(fn: Candidate, derivative: Derivative | None, z: Tensor, 
     Shape:
         - z, output, grad: ``(K, *)``; returned: like ``z``
     """
+    z = candidate_input(fn, derivative, z)
     if derivative is not None:
         return derivative(grad, z, output)
     with torch.enable_grad():
