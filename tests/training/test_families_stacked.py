@@ -116,6 +116,8 @@ def test_families_with_a_hand_derived_pass_use_it_at_both_granularities(granular
     for kind in sorted(set(_DERIVED) & set(list_families())):
         if kind in ("neural", "pwl") and granularity == "unit":
             continue  # their derived passes are for the per-layer forms (module docstring); per unit they broadcast
+        if kind == "kernel" and granularity == "unit":
+            continue  # its coefficients' gradient differs at batches of 1 and 7 (the probe's): it broadcasts
         for width in (64, 32):
             module = build_activation(ActivationConfig(kind=kind, params={"granularity": granularity}), width, 30)
             choice = choose(module, width)
@@ -424,7 +426,10 @@ def test_every_native_pass_is_its_python_pass_bit_for_bit(family, granularity):
     _assert_native_is_python(module, per_unit, len(family), [-3.0, 3.0])
     for w in (64, 32):
         at_width = build_activation(ActivationConfig(kind=family, params={"granularity": granularity}), w, 30)
-        assert choose(at_width, w).strategy == "native", (family, granularity, w)
+        choice = choose(at_width, w)
+        # per unit at width 64, the kernel pass is inexact at the probe's batches of 1 and 7 (as its derived pass),
+        # and another exact strategy is taken
+        assert choice.exact and (choice.strategy == "native" or granularity == "unit"), (family, w, choice)
 
 
 @pytest.mark.parametrize("granularity", ["layer", "unit"])
@@ -442,7 +447,8 @@ def test_the_native_kernel_pass_is_the_python_pass_bit_for_bit(granularity, size
                               width, 30)
     per_unit = (granularity == "unit", granularity == "unit")
     _assert_native_is_python(module, per_unit, size, [float(module.dictionary[0]), float(module.dictionary[-1])])
-    assert choose(module, width) == Choice("native", per_unit, True)
+    # the probe takes the native pass where it is exact at every probe batch, else another exact strategy
+    assert choose(module, width).exact
 
 
 @pytest.mark.parametrize("granularity", ["layer", "unit"])
@@ -462,7 +468,9 @@ def test_the_native_rational_pass_is_the_python_pass_bit_for_bit(granularity, de
                                                                         "num_degree": m, "den_degree": n}), width, 30)
     per_unit = (granularity == "unit", granularity == "unit")
     _assert_native_is_python(module, per_unit, m * 10 + n, [-1.0, 1.0])
-    assert choose(module, width) == Choice("native", per_unit, True)
+    # the probe takes the native pass where it is exact at every probe batch (at this width's ragged batches, not
+    # for every degree), else another exact strategy
+    assert choose(module, width).exact
 
 
 @pytest.mark.parametrize("granularity", ["layer", "unit"])
@@ -536,3 +544,20 @@ def test_family_parameters_that_overflow_diverge_in_the_stacked_engine_as_in_the
             t.fit.diverged_epoch, t.fit.diverged_reason), run_id
     assert {t.run.variant: t.fit.diverged_epoch is not None for t in seq.values()} == {"steep": True,
                                                                                          "high_degree": False}
+
+
+@pytest.mark.parametrize(("kind", "hidden"), [("spline", [20, 10]), ("spline", [9]), ("swish", [12, 6])])
+def test_family_stacks_of_ragged_widths_are_bit_identical_to_the_sequential_engine(kind, hidden):
+    """At widths where a batch's values are not a whole number of vector chunks per member (the last partial
+    batch, the validation set), the strategy a stack uses is exact on those shapes too: the native spline pass,
+    probed on batches of 32 alone, had changed the weights at 1e-7, and swish's sigmoid had read chunks that
+    crossed members."""
+    study = study_from_dict({"name": "ragged", "seeds": [1, 7], "backbone": {"hidden": hidden},
+                             "train": {"max_epochs": 8, "patience": 8},
+                             "variants": [{"name": f"family_{kind}", "kind": kind}]})
+    runs = study.runs()
+    splits = prepare_splits(runs)
+    seq = _by_id(ENGINES["sequential"](runs, splits))
+    vec = _by_id(vectorized_engine(runs, splits, workers=1))
+    for run_id, t in seq.items():
+        _assert_equivalent(t, vec[run_id], bit=True)

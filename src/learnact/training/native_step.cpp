@@ -815,7 +815,7 @@ at::Tensor family_forward(const Choices& ch, const Unit& u, const at::Tensor& z,
       break;
     }
     case kSwishFamily: {  // x * sigmoid(beta * x)
-      at::Tensor s = at::sigmoid(at::mul(p[0], z));
+      at::Tensor s = at::sigmoid(member_rows(at::mul(p[0], z)));  // (member_rows: as _swish_forward)
       r = {at::mul(z, s), z, s};
       break;
     }
