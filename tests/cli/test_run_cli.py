@@ -398,8 +398,11 @@ def test_a_study_argument_naming_a_preset_and_a_path_is_refused_naming_both_fixe
 def test_a_study_folder_given_as_a_path_still_resumes_there(tmp_path, monkeypatch, planned):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "headline").mkdir()
-    store.write_json_atomic(tmp_path / "headline" / "study.json", {"name": "mine", "seeds": [1], "variants": [
+    from learnact.experiment.grid import study_from_dict, study_to_dict
+
+    mine = study_from_dict({"name": "mine", "seeds": [1], "variants": [
         {"name": "relu", "kind": "fixed", "activation": "relu"}]})
+    store.write_json_atomic(tmp_path / "headline" / "study.json", study_to_dict(mine))  # as learnact run writes it
     assert run_cli(app, ["run", "./headline", "-q", "--no-report"]) == 130
     assert (planned["name"], planned["n_runs"], str(planned["folder"])) == ("mine", 1, "headline")
 

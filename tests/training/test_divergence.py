@@ -2,7 +2,7 @@
 
 The study holds the settings the issue reported as fatal (a learning rate of
 1e30 for a fixed and a gated run, a temperature of 5e-324, an entropy weight
-of -1e308) next to runs that train normally. The sequential reference loop,
+of -3.4e38, where -1e308 is now refused as beyond float32) next to runs that train normally. The sequential reference loop,
 the vectorised engine (native step where it builds) and the Python stacked
 step must record the same status, epoch and reason in ``metrics.json``.
 """
@@ -34,7 +34,7 @@ def study():
             {"name": "gated_ok", "gate": "layer"},
             {"name": "gated_lr", "gate": "layer", "lr": 1e30},
             {"name": "gated_cold", "gate": "layer", "temperature": 5e-324},
-            {"name": "gated_neglam", "gate": "layer", "entropy_weight": -1e308},
+            {"name": "gated_neglam", "gate": "layer", "entropy_weight": -3.4e38},
             {"name": "input_ok", "gate": "input", "gate_source": "network"},
         ],
     })
