@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..evaluation.suite import SuiteAnalysis, per_dataset, suite_analysis
+from ..evaluation.quantities import describe_quantity
+from ..evaluation.suite import SuiteAnalysis, _primary_label, per_dataset, suite_analysis, suite_scores
 from ..store import write_text_atomic
 from .fig_suite import cd_diagram_figure, iqm_figure, poi_figure, profiles_figure
 from .figures import FigureResult, FigureSpec
@@ -31,7 +32,7 @@ from .saving import save_figure
 from .study_view import NothingToShow
 from .style import figure_style
 
-__all__ = ["SUITE_FIGURES", "SUITE_TABLES", "build_suite_report", "suite_tables"]
+__all__ = ["SUITE_FIGURES", "SUITE_TABLES", "build_suite_report", "metric_label", "suite_tables"]
 
 SuiteBuilder = Callable[[SuiteAnalysis], tuple[Figure, str]]
 
@@ -60,13 +61,62 @@ def _fmt(x: float) -> str:
     return f"{x:.4f}"
 
 
-def suite_tables(a: SuiteAnalysis, reports: dict[str, str]) -> list[Table]:
+def metric_label(metric: str) -> str:
+    """A suite's score as its report names it: the metric registry's label (``R²`` for ``r2``), in lower case
+    where it is a plain word (``accuracy``); a suite of both tasks: ``score (accuracy; R² for regression)``."""
+    try:
+        label = describe_quantity(metric).label
+    except ValueError:  # the primary score of a suite of both tasks, spelled with raw names
+        return metric.replace("R2", describe_quantity("r2").label)
+    return label.lower() if label[:1].isupper() and label[1:].islower() else label
+
+
+def _best(row: pd.Series, higher: bool) -> list[str]:
+    """The variants of the best mean in ``row`` (one data set's means; NaN: no finished run), all tied best."""
+    row = row.dropna()
+    if row.empty:
+        return []
+    top = row.max() if higher else row.min()
+    return [str(v) for v in row.index if row[v] == top]
+
+
+def _listing(means: pd.DataFrame, ranked: list[str], label: str, higher: bool, reports: dict[str, str],
+             others: list[str]) -> Table:
+    """The table of data sets: each one's best variant(s) among those that finished there and its report.
+
+    Args:
+        means: ``(data sets x variants)`` mean scores over seeds, NaN where a variant finished no run.
+        ranked: The data sets in the ranking across data sets.
+        label: The score's name (:func:`metric_label`).
+        higher: Whether a higher score is better.
+        reports: ``{data set: its report folder}``.
+        others: Data sets without a score (listed with ``-``).
+    """
+    rows, data = [], []
+    for d in [*means.index, *(o for o in others if o not in means.index)]:
+        best = _best(means.loc[d], higher) if d in means.index else []
+        rows.append([Cell(d), Cell(", ".join(best) or "-"),
+                     Cell(f"{reports[d]}/", link=f"{reports[d]}/index") if d in reports else Cell("-")])
+        data.append({"dataset": d, "best_variant": ", ".join(best) or "-", "in_ranking": d in ranked,
+                     "report": f"{reports[d]}/index.html" if d in reports else "-"})
+    out = [str(d) for d in means.index if d not in ranked and not means.loc[d].isna().all()]
+    notes = (f"Left out of the ranking across data sets (a variant finished no run there): {', '.join(out)}; "
+             "the best variant there is the best of those that finished." if out else "")
+    return Table("suite_datasets", "Each data set's own report (leaderboard, comparisons, figures), in the "
+                 "folder of its name.", ["data set", f"best variant (mean {label}; all tied best)", "report"], rows,
+                 "lll", pd.DataFrame(data), title="Suite: data sets", notes=notes)
+
+
+def suite_tables(a: SuiteAnalysis, reports: dict[str, str], all_means: pd.DataFrame | None = None) -> list[Table]:
     """The suite section's tables.
 
     Args:
         a: The analysis across data sets.
         reports: ``{data set: its report folder, relative to the suite report}`` (the data sets with a report).
+        all_means: ``(data sets x variants)`` means of every data set and variant (:func:`suite_scores`), for each
+            data set's best variant; default: the analysis's (a data set left out of it shows none).
     """
+    label = metric_label(a.metric)
     variants = list(a.ranks.index)
     datasets = list(a.means.index)
     wtl = a.wtl.set_index("variant") if not a.wtl.empty else pd.DataFrame()
@@ -88,7 +138,7 @@ def suite_tables(a: SuiteAnalysis, reports: dict[str, str]) -> list[Table]:
         names = [d for d, t in a.without_metric.items() if t == task]
         notes.append(f"Left out (no {a.metric}: {task} data sets): {', '.join(names)}.")
     means = Table(
-        "suite_means", f"Mean test {a.metric} over seeds on each data set, best in bold; average rank over the data "
+        "suite_means", f"Mean test {label} over seeds on each data set, best in bold; average rank over the data "
         f"sets (1 = best); data sets won, tied (within {a.rope:g}) and lost against {a.reference} "
         f"({a.reference_how}).",
         ["variant", *datasets, "avg rank", "W/T/L"], rows, "l" + "r" * len(datasets) + "rr", pd.DataFrame(data),
@@ -118,7 +168,7 @@ def suite_tables(a: SuiteAnalysis, reports: dict[str, str]) -> list[Table]:
     tests = Table(
         "suite_tests", f"Each variant against {a.reference} ({a.reference_how}) across the data sets: the "
         "Bayesian signed-rank test "
-        f"(Benavoli et al. 2017) with a region of practical equivalence of {a.rope:g} in {a.metric}, giving "
+        f"(Benavoli et al. 2017) with a region of practical equivalence of {a.rope:g} in {label}, giving "
         f"P(variant better), P(equivalent) and P({a.reference} better); the Wilcoxon signed-rank test over the "
         f"data sets, Holm-adjusted over all pairs; Nemenyi's test; and the IQM of the normalised scores with its "
         f"{int(a.confidence * 100)}% stratified bootstrap interval.",
@@ -127,17 +177,8 @@ def suite_tables(a: SuiteAnalysis, reports: dict[str, str]) -> list[Table]:
         notes=("" if f is None else f"Friedman test over {f.n_datasets} data sets and {f.n_variants} variants: "
                f"chi2 = {f.statistic:.2f}, p = {f.p_value:.3g} (Iman-Davenport F = {f.iman_davenport:.2f}, "
                f"p = {f.iman_davenport_p:.3g}). Probabilities above 0.95 in bold."))
-    rows = [[Cell(d), Cell(", ".join(str(v) for v in a.means.columns if a.means.loc[d, v] == best[d])
-                           if d in a.means.index else "-"),  # every variant tied best; a left-out data set: none
-             Cell(f"{reports[d]}/", link=f"{reports[d]}/index") if d in reports else Cell("-")]
-            for d in [*datasets, *a.dropped, *a.without_metric]]
-    listing = Table("suite_datasets", "Each data set's own report (leaderboard, comparisons, figures), in the "
-                    "folder of its name.",
-                    ["data set", f"best variant (mean {a.metric}; all tied best)", "report"], rows, "lll",
-                    pd.DataFrame({"dataset": [r[0].text for r in rows],
-                                  "report": [f"{reports[r[0].text]}/index.html" if r[0].text in reports else "-"
-                                             for r in rows]}),
-                    title="Suite: data sets")
+    listing = _listing(a.means.reindex([*a.means.index, *a.dropped]) if all_means is None else all_means,
+                       list(a.means.index), label, a.higher_is_better, reports, list(a.without_metric))
     return [means, tests, listing]
 
 
@@ -156,22 +197,65 @@ def _suite_figures(a: SuiteAnalysis, folder: Path) -> list[FigureResult]:
     return results
 
 
-def _protocol(name: str, a: SuiteAnalysis, tidy: pd.DataFrame) -> list[str]:
+def _protocol(name: str, a: SuiteAnalysis | None, tidy: pd.DataFrame, left_out: str) -> list[str]:
     seeds = sorted({int(s) for s in tidy["seed"]})
     datasets = list(per_dataset(tidy))
-    return [
-        f"Suite \u201c{name}\u201d: {tidy['variant'].nunique()} variants on {len(datasets)} data sets "
-        f"({', '.join(datasets)}) with {len(seeds)} seeds each ({', '.join(map(str, seeds))}). Every data set is "
-        "split, preprocessed and trained as in a single study, and has its own report in the folder of its name "
-        "(linked in the table of data sets below).",
-        f"Across data sets the unit is the data set: each variant's mean test {a.metric} over seeds on each. "
-        "Average ranks, Friedman's test and Nemenyi's critical difference follow Demšar (2006); pairwise "
-        "Wilcoxon signed-rank tests with Holm's correction and the Bayesian signed-rank test with a region of "
-        "practical equivalence follow Benavoli et al. (2016, 2017). The interquartile mean, the probability of "
-        "improvement and the performance profiles follow Agarwal et al. (2021), on every run's score normalised "
-        "per data set (0 = its worst run, 1 = its best), with stratified bootstrap intervals (runs resampled "
-        "within each data set).",
-    ]
+    first = (f"Suite \u201c{name}\u201d: {tidy['variant'].nunique()} variants on {len(datasets)} data sets "
+             f"({', '.join(datasets)}) with {len(seeds)} seeds each ({', '.join(map(str, seeds))}). Every data set is "
+             "split, preprocessed and trained as in a single study, and has its own report in the folder of its "
+             "name (linked in the table of data sets below).")
+    if a is None:
+        return [first, left_out]
+    return [first, *([left_out] if left_out else []),
+            f"Across data sets the unit is the data set: each variant's mean test {metric_label(a.metric)} over "
+            "seeds on each. "
+            "Average ranks, Friedman's test and Nemenyi's critical difference follow Demšar (2006); pairwise "
+            "Wilcoxon signed-rank tests with Holm's correction and the Bayesian signed-rank test with a region of "
+            "practical equivalence follow Benavoli et al. (2016, 2017). The interquartile mean, the probability of "
+            "improvement and the performance profiles follow Agarwal et al. (2021), on every run's score normalised "
+            "per data set (0 = its worst run, 1 = its best), with stratified bootstrap intervals (runs resampled "
+            "within each data set).",
+            ]
+
+
+def _ranked_analysis(tidy: pd.DataFrame, means: pd.DataFrame) -> tuple[SuiteAnalysis | None, str]:
+    """The analysis across data sets, and a sentence on what it leaves out (``""``: nothing).
+
+    When fewer than 2 data sets have a finished run of every variant, the variants with no finished run (or
+    no finite score) on some data set are left out of the ranking, as a single study leaves out a variant
+    whose every run diverged; with fewer than 2 variants or data sets left there is no ranking (``None``, and
+    the sentence says why).
+
+    Args:
+        tidy: The suite's tidy table.
+        means: Its ``(data sets x variants)`` means (:func:`suite_scores`; NaN: no finished run).
+    """
+    try:
+        return suite_analysis(tidy), ""  # the study's reference, else the best-ranked fixed baseline
+    except ValueError as why:
+        first = str(why)
+    missing = {str(v): [str(d) for d in means.index if pd.isna(means.loc[d, v])] for v in means.columns
+               if means[v].isna().any()}
+    kept = tidy[~tidy["variant"].astype(str).isin(missing)]
+    kept.attrs = dict(tidy.attrs)
+    note = ("Left out of the ranking across data sets: " + "; ".join(
+        f"{v} (no finished run with a finite score on {', '.join(ds)})"
+        for v, ds in missing.items()) + ", so that the ranking compares every variant on the same data sets."
+        if missing else "")
+    ref = tidy.attrs.get("reference")
+    if ref is not None and str(ref) in missing:
+        kept.attrs["reference"] = None
+        note += f" The study's reference {ref} is among them; the variants are compared with another."
+    left = list(dict.fromkeys(kept["variant"].astype(str)))
+    if missing and len(left) >= 2:
+        try:
+            return suite_analysis(kept), note
+        except ValueError as why:
+            first = str(why)
+    else:
+        first = (f"a suite comparison needs at least 2 variants with a finished run on every data set; got "
+                 f"{len(left)} ({', '.join(left) or 'none'})" if missing else first)
+    return None, (f"{note} " if note else "") + f"No ranking across data sets: {first}."
 
 
 def _one(build_one: Callable[[str, pd.DataFrame, Path], Path], out: Path, part: tuple[str, pd.DataFrame]) -> bool:
@@ -210,13 +294,20 @@ def build_suite_report(folder: Path, tidy: pd.DataFrame, name: str, out: Path, *
                             on_done=None if progress is None else
                             lambda i, _r: progress(f"report of {parts[i][0]} built"))
     reports = {label: label for (label, _), built in zip(parts, done, strict=True) if built}
-    analysis = suite_analysis(tidy)  # the study's reference, else the best-ranked fixed baseline
-    tables = suite_tables(analysis, reports)
+    _, means = suite_scores(tidy)
+    analysis, left_out = _ranked_analysis(tidy, means)
+    if analysis is not None:
+        tables = suite_tables(analysis, reports, means)
+        figures = _suite_figures(analysis, out / "figures")
+    else:  # the data sets' table and reports, without the ranking (the protocol says why)
+        tables = [_listing(means, [], metric_label(_primary_label(tidy)), True, reports, [])]
+        figures = [FigureResult(FigureSpec(stem, title, caption, build),  # type: ignore[arg-type]
+                                skipped="no ranking across data sets (see the protocol above)")
+                   for stem, title, caption, build in SUITE_FIGURES]
     for t in tables:
         write_table(t, out / "tables")
-    figures = _suite_figures(analysis, out / "figures")
     title = f"learnact suite report: {name}"
-    protocol = _protocol(name, analysis, tidy)
+    protocol = _protocol(name, analysis, tidy, left_out)
     tex = out / "report.tex"
     write_text_atomic(tex, report_tex(title, protocol, tables, figures, f"Suite {name}."))
     will_compile = pdf and latexmk_available()
