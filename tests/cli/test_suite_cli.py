@@ -144,8 +144,9 @@ def test_the_suite_report_has_the_cd_diagram_the_poi_matrix_and_a_section_per_da
         assert f"[{d}/]({d}/index.md)" in index and f'<a href="{d}/index.html">{d}/</a>' in html
         assert (report / d / "index.md").is_file() and (report / d / "index.html").is_file()
     assert "follows the suite section" not in index
-    for d in ("iris", "xor", "wine"):  # and each data set's report points back to the suite's
-        assert "the suite report, one folder up (../index.html)" in (report / d / "index.md").read_text()
+    for d in ("iris", "xor", "wine"):  # and each data set's report links back to the suite's (it was plain text)
+        assert "[the suite report, one folder up](../index.md)" in (report / d / "index.md").read_text()
+        assert '<a href="../index.html">the suite report, one folder up</a>' in (report / d / "index.html").read_text()
 
 
 def test_resuming_a_suite_trains_nothing(suite: Path):

@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 
 from .figures import FigureResult
+from .index import SUITE_REPORT_PHRASE
 from .render import Cell, Table, math_command_char
 
 __all__ = ["index_html", "table_html"]
@@ -99,7 +100,9 @@ def index_html(title: str, protocol: Sequence[str], tables: Sequence[Table], fig
                 for t in tables]
     contents += [f'<li><a href="#{_anchor("figure", f.spec.name)}">Figure: {escape(f.spec.title)}</a></li>'
                  for f in drawn]
-    body = [f"<h1>{escape(title)}</h1>"] + [f"<p>{escape(p)}</p>" for p in protocol]
+    link = f'<a href="../index.html">{escape(SUITE_REPORT_PHRASE)}</a>'
+    body = [f"<h1>{escape(title)}</h1>"] + [f"<p>{escape(p).replace(escape(SUITE_REPORT_PHRASE), link)}</p>"
+                                            for p in protocol]
     body.append("<h2>Tables</h2>")
     for t in tables:
         body += [f'<section id="{_anchor("table", t.name)}"><h3>{escape(t.title or t.name)}</h3>',

@@ -7,10 +7,14 @@ from collections.abc import Sequence
 from .figures import FigureResult
 from .render import Table, to_markdown
 
-__all__ = ["THUMBNAIL_WIDTH", "index_markdown"]
+__all__ = ["SUITE_REPORT_PHRASE", "THUMBNAIL_WIDTH", "index_markdown"]
 
 THUMBNAIL_WIDTH = 420
 """Width of figure thumbnails in pixels."""
+
+SUITE_REPORT_PHRASE = "the suite report, one folder up"
+"""How a data set's report of a suite names the suite's report in its protocol; ``index.md`` and ``index.html``
+link it (``../index.md``, ``../index.html``)."""
 
 
 def index_markdown(title: str, protocol: Sequence[str], tables: Sequence[Table], figures: Sequence[FigureResult],
@@ -26,7 +30,7 @@ def index_markdown(title: str, protocol: Sequence[str], tables: Sequence[Table],
         pdf: Whether ``report.pdf`` was built.
     """
     lines = [f"# {title}", ""]
-    lines += [p + "\n" for p in protocol]
+    lines += [p.replace(SUITE_REPORT_PHRASE, f"[{SUITE_REPORT_PHRASE}](../index.md)") + "\n" for p in protocol]
     doc = "[report.tex](report.tex)" + (" and [report.pdf](report.pdf)" if pdf else
                                         " (compile it with `learnact report STUDY --pdf`)")
     lines += [f"The LaTeX report: {doc}.", "", "## Contents", ""]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 from ..store import REPORT_DIR, REPORT_MARKER, not_a_study_folder, protected_folder, write_text_atomic
 from .figures import FIGURES, build_figures
 from .html import index_html
-from .index import index_markdown
+from .index import SUITE_REPORT_PHRASE, index_markdown
 from .latex import TEX_INSTALL_HINT, ReportError, compile_pdf, latexmk_available, report_tex
 from .render import PAGES, Table, remove_earlier_build, write_table
 from .study_view import NothingToShow, StudyView, load_study_view
@@ -122,8 +122,8 @@ def protocol_paragraphs(view: StudyView) -> list[str]:
         f"{len(view.seeds)} seeds ({', '.join(map(str, view.seeds))}), {n_runs} finished runs"
         + (f" and {n_diverged} diverged {'run' if n_diverged == 1 else 'runs'}" if n_diverged else "")
         + ". Everything below is computed from the saved run folders, without retraining."
-        + (" This data set is one of a suite's: the comparison across its data sets is the suite report, one "
-           "folder up (../index.html)." if view.dataset is not None else ""),
+        + (" This data set is one of a suite's: the comparison across its data sets is "
+           f"{SUITE_REPORT_PHRASE}." if view.dataset is not None else ""),
         f"Data: {view.dataset_label}. For each seed, a {split_kind} train/test split (test share "
         f"{format_number(first.data.test_size)}), {_preprocessing_phrase(first.data)}, and a {split_kind} "
         f"train/validation split of the training part (validation share {format_number(first.data.val_size)}); "
