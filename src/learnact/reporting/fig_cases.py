@@ -61,6 +61,8 @@ def case_studies_figure(view: StudyView) -> tuple[Figure, str]:
     view.require_classification("misclassified and least certain samples")
     inputs = [v for v in view.gated if variant_family(view.config(v)) == "input"]
     if not inputs:
+        if not view.gated:
+            raise NothingToShow(view.none_finished("gated"))
         raise NothingToShow("no input-dependent gate: static gates give every sample the same weights")
     variant = next((v for v in pick_showcase(view, limit=10) if v in inputs), inputs[0])
     run = _pick_run(view, variant)

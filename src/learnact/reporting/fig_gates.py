@@ -39,7 +39,7 @@ _HORIZONTAL = ({"orientation": "horizontal"} if tuple(map(int, matplotlib.__vers
 
 def _require_gated(view: StudyView) -> list[str]:
     if not view.gated:
-        raise NothingToShow("the study has no gated variant")
+        raise NothingToShow(view.none_finished("gated"))
     return view.gated
 
 

@@ -152,14 +152,14 @@ def shape_panels(view: StudyView) -> dict[tuple[str, int], ShapePanel | None]:
     after training).
 
     Raises:
-        NothingToShow: The study has no gated variant and no learnable family.
+        NothingToShow: The study has no gated variant and no learnable family with a finished run.
     """
     cached = view.__dict__.get(_PANELS)
     if cached is not None:
         return cached
     variants = view.gated + view.families
     if not variants:
-        raise NothingToShow("the study has no gated variant and no learnable family")
+        raise NothingToShow(view.none_finished("gated", "family"))
     x = x_grid()
     layers = shape_layers(view)
     panels: dict[tuple[str, int], ShapePanel | None] = {}

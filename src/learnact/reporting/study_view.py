@@ -226,6 +226,16 @@ class StudyView:
         """Fixed-activation variants, in study order."""
         return [v for v in self.variants if self.is_fixed(v)]
 
+    def none_finished(self, *kinds: str) -> str:
+        """Why the study has no finished variant of ``kinds`` (``"gated"``, ``"family"``), for a figure or
+        table it cannot draw: ``"every run of the gated variant g diverged"`` where such variants exist but
+        every run of theirs diverged, else ``"the study has no gated variant and no learnable family"``."""
+        dead = {k: [v for v in self.all_variants if v not in self.runs and self.kind(v) == k] for k in kinds}
+        if not any(dead.values()):
+            return "the study has no " + " and no ".join(_KIND_NAMES[k][0] for k in kinds)
+        named = [f"the {_KIND_NAMES[k][len(vs) > 1]} {', '.join(vs)}" for k, vs in dead.items() if vs]
+        return f"every run of {' and '.join(named)} diverged"
+
     def all_runs(self) -> list[RunView]:
         """Every finished run, variant-major (diverged runs are in :attr:`diverged`)."""
         return [r for v in self.variants for r in self.runs[v]]
@@ -326,6 +336,10 @@ class StudyView:
         """Readable data set name (``"Breast Cancer"`` or a CSV file's name)."""
         ds = self.config(self.all_variants[0]).data.dataset
         return Path(ds).name if ("/" in ds or ds.endswith(".csv")) else ds.replace("_", " ").title()
+
+
+_KIND_NAMES = {"gated": ("gated variant", "gated variants"), "family": ("learnable family", "learnable families")}
+"""How :meth:`StudyView.none_finished` names each kind of variant (one, several)."""
 
 
 def _study_settings(folder: Path) -> dict[str, Any]:

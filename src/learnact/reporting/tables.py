@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..evaluation import describe_quantity, diagnostics_table, paired_comparisons
+from ..evaluation.diagnostics import DEFAULT_COLLAPSE_THRESHOLD
 from ._plot import grouped_rows
 from .render import Cell, Table
 from .study_view import NothingToShow, StudyView
@@ -197,13 +198,14 @@ def diagnostics_summary_table(view: StudyView) -> Table:
     gated variant whose every run diverged gets one row saying so.
 
     Raises:
-        NothingToShow: The study has no gated variant.
+        NothingToShow: The study has no gated variant (learnable families have no gate).
     """
-    gated = [v for v in view.all_variants if not view.is_fixed(v)]
+    gated = [v for v in view.all_variants if view.kind(v) == "gated"]  # with or without a finished run
     if not gated:
         raise NothingToShow("the study has no gated variant")
     diag = diagnostics_table(view.folder)
-    diag = diag[diag["variant"].isin(view.gated)]
+    runs = {r.folder.name for v in view.gated for r in view.runs[v]}  # a suite's data set: its runs only
+    diag = diag[diag["run_id"].isin(runs)]
     records: list[dict[str, Any]] = []
     rows: list[list[Cell]] = []
     rules: list[int] = []
@@ -238,7 +240,7 @@ def diagnostics_summary_table(view: StudyView) -> Table:
             rows.append(row)
     header = ["Variant", "Layer", "Gate", "Entropy (nats)", "Max weight", "Effective cand.", "Mean weights",
               "Dominant", "Collapsed"]
-    threshold = float(diag["collapse_threshold"].iloc[0]) if len(diag) else float("nan")
+    threshold = float(diag["collapse_threshold"].iloc[0]) if len(diag) else DEFAULT_COLLAPSE_THRESHOLD
     caption = ("Gate diagnostics on the test sets, mean \u00b1 sample standard deviation over seeds: entropy "
                "of the mixture weights, largest weight and effective number of candidates exp(H) (averaged over "
                "test samples for input gates and over units for per-neuron gates), mean weight per candidate, "
