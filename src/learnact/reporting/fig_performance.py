@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..evaluation import METRICS, confusion_matrix, describe_quantity, predicted_labels, roc_curve
+from ..store import METRIC_RANGES
 from ._plot import SeedDots, apply_rows, grid_shape, grouped_rows, pick_showcase, seed_offsets, wrap_name
 from .study_view import NothingToShow, RunView, StudyView
 from .style import new_figure, variant_colors
@@ -32,10 +33,13 @@ def _interval(view: StudyView, variant: str, quantity: str, spread: str = "ci") 
 
 
 def _row_chart(fig: Figure, view: StudyView, quantities: list[str | None], *, sort_by: str | None,
-               xlabels: list[str], spread: str = "ci") -> list:
+               xlabels: list[str], spread: str = "ci", clipped: set[str] | None = None) -> list:
     """One panel per quantity; a row per variant with seed dots, mean and its spread.
 
     A ``None`` quantity leaves its panel empty (rows only) for the caller to fill.
+    With ``clipped`` (a set), intervals of a bounded metric (:data:`~learnact.store.METRIC_RANGES`) are cut
+    at its range (a t interval over 2 seeds can reach accuracies of -1.5 and 3) and the metrics cut are added
+    to the set.
     Returns the axes and the variant -> y mapping.
     """
     colors = variant_colors(view)
@@ -56,6 +60,9 @@ def _row_chart(fig: Figure, view: StudyView, quantities: list[str | None], *, so
         for v, y in ys.items():
             vals = view.run_quantity(v, q)
             mean, lo, hi = _interval(view, v, q, spread)
+            if clipped is not None and q in METRIC_RANGES and (lo < METRIC_RANGES[q][0] or hi > METRIC_RANGES[q][1]):
+                clipped.add(q)
+                lo, hi = max(lo, METRIC_RANGES[q][0]), min(hi, METRIC_RANGES[q][1])
             if len(vals) > 1:
                 seeds.add_dots(vals, y + seed_offsets(len(vals)), colors[v])
             if np.isfinite(lo):
@@ -72,14 +79,24 @@ def _reference_note(view: StudyView) -> str:
     return f"Dotted line: the reference {view.baseline}." if view.baseline is not None else ""
 
 
+def _range_text(low: float, high: float) -> str:
+    """``[0, 1]``, ``at most 1`` (no lower bound) or ``at least 0`` (no upper bound)."""
+    if np.isinf(low):
+        return f"at most {high:g}"
+    return f"at least {low:g}" if np.isinf(high) else f"[{low:g}, {high:g}]"
+
+
 def leaderboard_figure(view: StudyView) -> tuple[Figure, str]:
     """Figure 1: accuracy, F1 and ROC-AUC per variant (seed dots, mean, 95% CI)."""
     n_rows = len(grouped_rows(view))
     fig = new_figure(8.0, 0.8 + 0.26 * n_rows)
     metrics = LEADERBOARD_METRICS[view.task]
     labels = [f"{METRICS[m].label} (test set)" for m in metrics]
-    _row_chart(fig, view, list(metrics), sort_by=view.headline[0], xlabels=labels)
-    return fig, _reference_note(view)
+    clipped: set[str] = set()
+    _row_chart(fig, view, list(metrics), sort_by=view.headline[0], xlabels=labels, clipped=clipped)
+    cut = [f"{METRICS[m].label} to {_range_text(*METRIC_RANGES[m])}" for m in metrics if m in clipped]
+    note = f"Intervals clipped to each metric's range ({', '.join(cut)})." if cut else ""
+    return fig, " ".join(n for n in (note, _reference_note(view)) if n)
 
 
 COST_PANELS = ("flops_per_sample", "step_latency_ms", "activation_bytes_per_sample", "epochs_run")
