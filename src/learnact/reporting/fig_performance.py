@@ -10,7 +10,7 @@ from matplotlib.ticker import MaxNLocator
 from ..evaluation import METRICS, confusion_matrix, describe_quantity, predicted_labels, roc_curve
 from ..store import METRIC_RANGES
 from ._plot import SeedDots, apply_rows, grid_shape, grouped_rows, pick_showcase, seed_offsets, wrap_name
-from .study_view import NothingToShow, RunView, StudyView
+from .study_view import MULTICLASS_METRICS, NothingToShow, RunView, StudyView
 from .style import new_figure, variant_colors
 
 __all__ = ["LEADERBOARD_METRICS", "COST_PANELS", "leaderboard_figure", "roc_figure", "cost_figure",
@@ -96,7 +96,8 @@ def leaderboard_figure(view: StudyView) -> tuple[Figure, str]:
     _row_chart(fig, view, list(metrics), sort_by=view.headline[0], xlabels=labels, clipped=clipped)
     cut = [f"{METRICS[m].label} to {_range_text(*METRIC_RANGES[m])}" for m in metrics if m in clipped]
     note = f"Intervals clipped to each metric's range ({', '.join(cut)})." if cut else ""
-    return fig, " ".join(n for n in (note, _reference_note(view)) if n)
+    multi = MULTICLASS_METRICS if view.multiclass else ""
+    return fig, " ".join(n for n in (multi, note, _reference_note(view)) if n)
 
 
 COST_PANELS = ("flops_per_sample", "step_latency_ms", "activation_bytes_per_sample", "epochs_run")

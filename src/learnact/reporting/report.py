@@ -25,7 +25,7 @@ from .html import index_html
 from .index import SUITE_REPORT_PHRASE, index_markdown
 from .latex import TEX_INSTALL_HINT, ReportError, compile_pdf, latexmk_available, report_tex
 from .render import PAGES, Table, remove_earlier_build, write_table
-from .study_view import NothingToShow, StudyView, load_study_view
+from .study_view import MULTICLASS_METRICS, NothingToShow, StudyView, load_study_view
 from .style import format_number
 from .tables import comparison_table, diagnostics_summary_table, leaderboard_table
 
@@ -149,6 +149,8 @@ def protocol_paragraphs(view: StudyView) -> list[str]:
             + _schedules_sentence(view, gated))
     if view.families:
         paras.append(_families_paragraph(view))
+    if view.multiclass:
+        paras.append(MULTICLASS_METRICS)
     ref = view.baseline
     stats = ("Statistics: mean and sample standard deviation over seeds, with 95% Student-t intervals of the mean.")
     if n_diverged:

@@ -30,7 +30,8 @@ from ..evaluation.metrics import HEADLINE_METRICS, table_task
 from ..evaluation.status import FINISHED
 from ..exceptions import RunStoreError
 
-__all__ = ["RunView", "StudyView", "load_study_view", "NothingToShow", "variant_kind", "VARIANT_KINDS"]
+__all__ = ["MULTICLASS_METRICS", "RunView", "StudyView", "load_study_view", "NothingToShow", "variant_kind",
+           "VARIANT_KINDS"]
 
 VARIANT_KINDS = ("fixed", "gated", "family")
 """The three kinds of variant, in report order."""
@@ -272,6 +273,20 @@ class StudyView:
         return table_task(self.tidy)
 
     @cached_property
+    def multiclass(self) -> bool:
+        """Whether a classification study has more than 2 classes: its predictions hold one probability column
+        per class (``prob_<k>``; binary: ``prob``). Read from the header of one run's ``predictions.csv``."""
+        if self.task != "classification":
+            return False
+        runs = [r for rs in (*self.runs.values(), *self.diverged.values()) for r in rs]
+        try:
+            with open(runs[0].folder / "predictions.csv", encoding="utf-8") as f:
+                header = f.readline()
+        except (IndexError, OSError, UnicodeDecodeError):
+            return False
+        return "prob_" in header
+
+    @cached_property
     def headline(self) -> tuple[str, ...]:
         """The task's headline metrics, first the one variants are sorted by."""
         return HEADLINE_METRICS[self.task]
@@ -337,6 +352,10 @@ class StudyView:
         ds = self.config(self.all_variants[0]).data.dataset
         return Path(ds).name if ("/" in ds or ds.endswith(".csv")) else ds.replace("_", " ").title()
 
+
+MULTICLASS_METRICS = ("With more than 2 classes, F1 is the macro average of each class's F1 (every class weighs "
+                      "the same) and ROC-AUC the macro average of the one-vs-rest AUCs of the classes.")
+"""How a multi-class study's report says F1 and ROC-AUC are averaged (protocol and leaderboard caption)."""
 
 _KIND_NAMES = {"gated": ("gated variant", "gated variants"), "family": ("learnable family", "learnable families")}
 """How :meth:`StudyView.none_finished` names each kind of variant (one, several)."""
