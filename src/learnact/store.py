@@ -767,6 +767,16 @@ def read_run_config(folder: Path) -> RunConfig:
             raise RunStoreError(f"{str(Path(folder) / 'config.json')}: {message.rstrip('.')}; the run folder is "
                                 f"fine: this process needs the plugin or module its study used (learnact run "
                                 f"--plugin), so make it importable here and rerun") from None
+        field = exc.errors()[0]["loc"][-1] if exc.errors()[0]["loc"] else ""
+        if message.startswith("unknown activation ") or (field == "kind" and message.startswith("must be one of")):
+            # the manifest vouches for the file: the name was registered where the run trained (a script's
+            # register_candidate / register_family), not here; retraining would not help
+            raise RunStoreError(f"{str(Path(folder) / 'config.json')}: {message.split(';')[0]}: the run folder "
+                                "is fine, but the name was registered only in the Python session that trained it "
+                                "(register_candidate / register_family in a script); register it again before "
+                                "reading the study (in Python: register it, then call learnact.reporting."
+                                "build_report), or, for the CLI, move the registration into a plugin module named "
+                                "in the study's plugins and run the study again") from None
         raise _corrupt(folder, Path(folder) / "config.json", message) from None
 
 
