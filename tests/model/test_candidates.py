@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -70,3 +72,21 @@ def test_derivative_must_be_callable():
     with pytest.raises(TypeError, match="derivative of candidate 'x2' must be callable"):
         register_candidate("x2", lambda t: t * 2, derivative=3)  # type: ignore[arg-type]
     assert "x2" not in list_candidates()
+
+
+@pytest.mark.parametrize(("fn", "expected"), [
+    (lambda x: x.sum(-1, keepdim=True), "returned shape (2, 1), dtype float32"),
+    (lambda x: torch.tanh(x).double(), "returned shape (2, 3), dtype float64"),
+    (lambda x: x - x.mean(-1, keepdim=True), "its value at one element depends on the others"),
+])
+def test_register_candidate_refuses_what_is_not_elementwise(fn, expected):
+    """Such a candidate had been registered, passed the study's checks, and failed every run as an internal error
+    ('Sizes of tensors must match', 'Input dtypes must be the same')."""
+    from learnact.model.activations.candidates import register_candidate
+
+    with pytest.raises(ValueError, match=re.escape(expected)) as caught:
+        register_candidate("not_elementwise", fn)
+    assert "register an elementwise function" in str(caught.value)
+    from learnact import list_candidates
+
+    assert "not_elementwise" not in list_candidates()

@@ -61,6 +61,9 @@ def register_candidate(name: str, fn: Candidate, derivative: Derivative | None =
         raise TypeError(f"candidate {name!r} must be callable, got {type(fn).__name__}")
     if derivative is not None and not callable(derivative):
         raise TypeError(f"derivative of candidate {name!r} must be callable, got {type(derivative).__name__}")
+    # tried now, as a candidate named by import path is: one that sums over an axis or changes the dtype had been
+    # registered, and every run of it failed as an internal error
+    _check_elementwise(name, fn, "register an elementwise function")
     _REGISTRY[name] = fn
     names.add_candidate(name)  # config validation reads the name registry, not this module
     if derivative is not None:
@@ -97,26 +100,33 @@ def get_candidate(name: str) -> Candidate:
         ) from None
 
 
-def _check_elementwise(name: str, fn: Candidate) -> None:
-    """Raise ``ValueError`` unless ``fn`` maps a small float32 tensor to a tensor of its shape: a function named by
-    import path is tried once when it is resolved (``os:getcwd`` was accepted, and every run then failed with an
-    internal error)."""
+def _check_elementwise(name: str, fn: Candidate, fix: str = "point it at an elementwise function") -> None:
+    """Raise ``ValueError`` unless ``fn`` maps a small float32 tensor to a tensor of its shape and dtype, value by
+    value (permuting the input permutes the output): a candidate is tried once when it is registered or its import
+    path resolved (``os:getcwd`` was accepted, and every run then failed with an internal error). ``fix``: the
+    message's advice, for the way the candidate was given."""
     # a layer's (batch, width) and a stack's (members, batch, width): the vectorised engine passes the latter
     for probe in (torch.linspace(-2.0, 2.0, 6).reshape(2, 3), torch.linspace(-2.0, 2.0, 12).reshape(2, 2, 3)):
         shape = "x".join(map(str, probe.shape))
         try:
-            out = fn(probe)
+            with torch.no_grad():
+                out = fn(probe)
+                order = torch.roll(torch.arange(probe.numel()), 1)  # every value to a new place, rows mixed
+                moved = fn(probe.flatten()[order].reshape(probe.shape))
         except Exception as exc:  # noqa: BLE001 - the user's function: any failure is reported as such
             raise ValueError(f"candidate {name!r} is not an activation: calling it on a {shape} tensor raised "
-                             f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}; point it at an elementwise "
-                             f"function Tensor -> Tensor of the same shape and dtype (any number of dimensions)"
-                             ) from None
+                             f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}; {fix} Tensor -> Tensor "
+                             f"of the same shape and dtype (any number of dimensions)") from None
         if not isinstance(out, torch.Tensor) or out.shape != probe.shape or out.dtype != probe.dtype:
             got = (f"shape {tuple(out.shape)}, dtype {str(out.dtype).removeprefix('torch.')}"
                    if isinstance(out, torch.Tensor) else type(out).__name__)
             raise ValueError(f"candidate {name!r} is not an activation: on a {shape} float32 tensor it returned "
-                             f"{got}; point it at an elementwise function Tensor -> Tensor of the same shape and "
-                             f"dtype")
+                             f"{got}; {fix} Tensor -> Tensor of the same shape and dtype")
+        if not (isinstance(moved, torch.Tensor) and moved.shape == probe.shape
+                and torch.allclose(moved.flatten(), out.flatten()[order], rtol=1e-5, atol=1e-6, equal_nan=True)):
+            raise ValueError(f"candidate {name!r} is not an activation: its value at one element depends on the "
+                             f"others (on a {shape} tensor, reordering the input did not reorder the output); "
+                             f"{fix}, each value computed from its own input alone")
 
 
 def list_candidates() -> list[str]:
