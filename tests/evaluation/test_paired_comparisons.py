@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -176,3 +177,23 @@ def test_the_leaderboard_sorts_a_regression_study_by_r2_and_refuses_an_unknown_m
     assert board["variant"].tolist() == ["b", "a"]  # best R², though worse RMSE
     with pytest.raises(ValueError, match=r"sort_by: unknown metric 'log_los' \(did you mean 'log_loss'\?\)"):
         leaderboard(_table({"a": {1: 0.9}}), sort_by="log_los")
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), [
+    ({"test_train_ratio": float("nan")}, "test_train_ratio must be a finite number >= 0 (or None"),
+    ({"test_train_ratio": -0.1}, "test_train_ratio must be a finite number >= 0"),
+    ({"tie_tol": -1}, "tie_tol must be a relative tolerance in [0, 1)"),
+])
+def test_bad_statistics_arguments_name_themselves(table, kwargs, expected):
+    """A NaN ratio had been taken for "not given" and reported as missing split sizes; a negative tie_tol was
+    accepted, and exact zero differences stopped counting as ties."""
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        paired_comparisons(table, "ref", ["roc_auc"], **kwargs)
+
+
+@pytest.mark.parametrize("threshold", [2, float("nan"), True])
+def test_a_bad_collapse_threshold_is_the_callers_not_a_run_folders(tiny_study, threshold):
+    """tidy_results(collapse_threshold=2) had blamed the first gated run folder and advised rerunning the study."""
+    with pytest.raises(ValueError, match=r"collapse_threshold must be in \(0, 1\)") as caught:
+        tidy_results(tiny_study, collapse_threshold=threshold)
+    assert "rerun" not in str(caught.value)

@@ -10,6 +10,7 @@ across the variants compared on that metric.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -176,6 +177,14 @@ def paired_comparisons(
         ValueError: Unknown reference or metric (with a suggestion), or an
             empty table.
     """
+    if not isinstance(tie_tol, (int, float)) or isinstance(tie_tol, bool) or not 0 <= tie_tol < 1:
+        raise ValueError(f"tie_tol must be a relative tolerance in [0, 1), got tie_tol={tie_tol!r}")
+    if test_train_ratio is not None and (isinstance(test_train_ratio, bool)
+                                         or not isinstance(test_train_ratio, (int, float))
+                                         or not 0 <= test_train_ratio < math.inf):
+        # NaN had been taken for "not given" and reported as missing split sizes
+        raise ValueError(f"test_train_ratio must be a finite number >= 0 (or None: from the split sizes), got "
+                         f"test_train_ratio={test_train_ratio!r}")
     if isinstance(metrics, str):
         metrics = (metrics,)
     metrics = tuple(dict.fromkeys(metrics)) if metrics is not None else HEADLINE_METRICS[table_task(tidy)]

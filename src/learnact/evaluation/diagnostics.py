@@ -22,6 +22,7 @@ from ..exceptions import RunStoreError
 
 __all__ = [
     "DEFAULT_COLLAPSE_THRESHOLD",
+    "check_collapse_threshold",
     "DIAGNOSTIC_COLUMNS",
     "effective_candidates",
     "entropy_nats",
@@ -99,6 +100,13 @@ def effective_candidates(weights: np.ndarray) -> float:
     return float(np.exp(entropy_nats(weights).mean()))
 
 
+def check_collapse_threshold(collapse_threshold: object) -> None:
+    """Raise ``ValueError`` unless ``collapse_threshold`` is a number in (0, 1) (NaN is not)."""
+    if isinstance(collapse_threshold, bool) or not isinstance(collapse_threshold, (int, float)) \
+            or not 0 < collapse_threshold < 1:
+        raise ValueError(f"collapse_threshold must be in (0, 1), got collapse_threshold={collapse_threshold!r}")
+
+
 def gate_statistics(
     weights: np.ndarray, candidates: list[str] | tuple[str, ...],
     collapse_threshold: float = DEFAULT_COLLAPSE_THRESHOLD,
@@ -124,8 +132,7 @@ def gate_statistics(
     Shape:
         - weights: ``(c,)`` or ``(n, c)``
     """
-    if not isinstance(collapse_threshold, (int, float)) or not 0 < collapse_threshold < 1:
-        raise ValueError(f"collapse_threshold must be in (0, 1), got collapse_threshold={collapse_threshold!r}")
+    check_collapse_threshold(collapse_threshold)
     w = _check_weights(weights)
     names = list(candidates)
     if len(names) != w.shape[1]:
@@ -188,6 +195,7 @@ def gate_diagnostics(
     Raises:
         RunStoreError: Missing or malformed ``gates.json`` / ``predictions.csv``.
     """
+    check_collapse_threshold(collapse_threshold)  # the caller's value, before any run folder is blamed for it
     folder = Path(run_folder)
     layers = store.read_gates(folder)
     if not isinstance(layers, list):

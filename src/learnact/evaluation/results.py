@@ -155,6 +155,9 @@ def tidy_results(study_dir: Path, collapse_threshold: float = DEFAULT_COLLAPSE_T
     Raises:
         RunStoreError: The folder does not exist or a run folder is corrupt.
     """
+    from .diagnostics import check_collapse_threshold
+
+    check_collapse_threshold(collapse_threshold)  # a bad value had been reported as an unusable run folder
     rows: list[dict[str, Any]] = []
     found = list(study_runs(study_dir))
     note = store.unfinished_note(Path(study_dir), (cfg for _, cfg in found))
