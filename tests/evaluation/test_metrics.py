@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 from learnact.evaluation import METRICS, compute_metrics, expected_calibration_error, predicted_labels
+from learnact.evaluation.metrics import confusion_matrix, roc_curve
 
 
 @pytest.fixture()
@@ -188,3 +190,30 @@ def test_confusion_matrix_equals_sklearns(drawn):
     y = np.array([a for a, _ in pairs])
     pred = np.array([b for _, b in pairs])
     np.testing.assert_array_equal(confusion_matrix(y, pred, k), skm.confusion_matrix(y, pred, labels=np.arange(k)))
+
+
+@pytest.mark.parametrize(("call", "expected"), [
+    (lambda: compute_metrics(np.array([0, 1, 1]), np.array([0.2, 0.8, 0.6]), task="regresion"),
+     "unknown task 'regresion' (did you mean 'regression'?)"),
+    (lambda: compute_metrics(np.array([0, 1, 1]), np.array([0.2, 1.7, -0.4])), "prob holds probabilities, in [0, 1]"),
+    (lambda: compute_metrics(np.array([0, 1, 1]), np.array([0.2, 0.8])), "y_true has 3, prob has 2"),
+    (lambda: roc_curve(np.array([1, 0, 1, 0, 1], bool), np.array([0.9, 0.1])), "positive has 5, score has 2"),
+    (lambda: expected_calibration_error(np.array([0, 1]), np.array([0.2, 0.8]), n_bins=0), "n_bins must be"),
+    (lambda: confusion_matrix(np.array([0, 1]), np.array([0]), 2), "y_true has 2, y_pred has 1"),
+])
+def test_metric_helpers_refuse_what_would_give_a_wrong_answer(call, expected):
+    """Each had returned quietly: no metrics for a misspelled task, metrics of 'probabilities' outside [0, 1], a
+    curve of labels cut to the scores' length, an ECE of 0.0 from no bins."""
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        call()
+
+
+def test_load_dataset_refuses_an_unknown_task(tmp_path):
+    from learnact.data import load_dataset
+    from learnact.exceptions import DataError
+
+    path = tmp_path / "ok.csv"
+    path.write_text("a,b,y\n1,2,0.5\n2,3,1.5\n3,4,2.5\n4,5,3.5\n")
+    with pytest.raises(DataError, match=re.escape("task must be 'classification' or 'regression', got "
+                                                  "task='regresion'")):
+        load_dataset(str(path), task="regresion")

@@ -607,6 +607,8 @@ def load_dataset(name: str, target: str | None = None, preprocessing: Preprocess
         DataError: Unknown name, unreadable file, text or missing values
             that no option handles; the message names the column and the fix.
     """
+    if task is not None and task not in ("classification", "regression"):  # a typo had read the file as classes
+        raise DataError(f"task must be 'classification' or 'regression', got task={task!r}")
     if name == "penguins":
         return _penguins(preprocessing)
     if name in BUILTIN_DATASETS:

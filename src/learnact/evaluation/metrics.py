@@ -161,6 +161,7 @@ def roc_curve(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.n
     """
     positive = np.asarray(positive, dtype=bool)
     score = np.asarray(score, dtype=np.float64)
+    _same_length(positive=positive, score=score)
     if positive.all() or not positive.any():
         raise ValueError(f"an ROC curve needs positive and negative samples; got {int(positive.sum())} positive "
                          f"of {positive.size}")
@@ -186,6 +187,9 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
         - y_true, y_pred: ``(n,)`` integer labels; output: ``(n_classes, n_classes)``, int64
     """
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    _same_length(y_true=y_true, y_pred=y_pred)
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
+        raise ValueError(f"n_classes must be a whole number >= 1, got n_classes={n_classes!r}")
     inside = (y_true >= 0) & (y_true < n_classes) & (y_pred >= 0) & (y_pred < n_classes)
     cells = y_true[inside] * n_classes + y_pred[inside]
     return np.bincount(cells, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
@@ -196,7 +200,10 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -
 
     Confidence is the probability of the predicted class (top-label calibration).
     """
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a whole number >= 1, got n_bins={n_bins!r}")  # 0 bins had given 0.0
     P = class_probabilities(p)
+    _same_length(y=np.asarray(y), p=P)
     conf = P.max(axis=1)
     correct = (P.argmax(axis=1) == np.asarray(y)).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -244,9 +251,29 @@ def table_task(table: object) -> str:
     return "regression" if "rmse_mean" in table.columns or "rmse" in table.columns else "classification"
 
 
+TASKS = ("classification", "regression")
+"""The tasks a study or a metric is for."""
+
+
 def task_metrics(task: str = "classification") -> list[str]:
-    """Names of the metrics of :data:`METRICS` that score ``task``'s runs, in order."""
+    """Names of the metrics of :data:`METRICS` that score ``task``'s runs, in order.
+
+    Raises:
+        ValueError: ``task`` is not one of :data:`TASKS` (a typo had given no metrics at all).
+    """
+    if task not in TASKS:
+        from .._checks import did_you_mean
+
+        raise ValueError(f"unknown task {task!r}{did_you_mean(str(task), list(TASKS))}; tasks: {', '.join(TASKS)}")
     return [name for name, m in METRICS.items() if m.task == task]
+
+
+def _same_length(**arrays: np.ndarray) -> None:
+    """Raise ``ValueError`` naming the arrays unless they all have the same length (first axis)."""
+    lengths = {name: len(a) if np.ndim(a) else 1 for name, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{name} has {n}" for name, n in lengths.items())
+        raise ValueError(f"one value per sample in each array: {shown}")
 
 
 def compute_metrics(y_true: np.ndarray, prob: np.ndarray, task: str = "classification") -> dict[str, float]:
@@ -263,7 +290,11 @@ def compute_metrics(y_true: np.ndarray, prob: np.ndarray, task: str = "classific
         prediction is not finite (a diverged run).
     """
     names = task_metrics(task)
+    _same_length(y_true=np.asarray(y_true), prob=np.asarray(prob))
     if not np.all(np.isfinite(prob)):
         return {name: float("nan") for name in names}
+    if task == "classification" and (np.min(prob) < 0 or np.max(prob) > 1):
+        raise ValueError(f"prob holds probabilities, in [0, 1]; got values from {float(np.min(prob)):g} to "
+                         f"{float(np.max(prob)):g} (pass probabilities, not logits or scores)")
     y = np.asarray(y_true, dtype=np.float64) if task == "regression" else np.asarray(y_true).astype(np.int64)
     return {name: METRICS[name].fn(y, prob) for name in names}
