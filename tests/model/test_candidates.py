@@ -90,3 +90,17 @@ def test_register_candidate_refuses_what_is_not_elementwise(fn, expected):
     from learnact import list_candidates
 
     assert "not_elementwise" not in list_candidates()
+
+
+def test_the_mlp_takes_names_of_candidates_and_families_and_names_a_bad_one():
+    """A typo had raised pydantic's four-line error, a family's name ('spline', which convert takes) was refused,
+    hidden=8 was a TypeError, and a wrong input width surfaced as torch's 'mat1 and mat2 shapes'."""
+    import learnact
+
+    with pytest.raises(ValueError, match=r"^activation 'rleu': unknown activation 'rleu' \(did you mean 'relu'\?\)"):
+        learnact.MLP(5, [8], 1, "rleu")
+    spline = learnact.MLP(5, [8], 1, "spline")
+    assert type(spline.activations[0]).__name__ == "Spline" and spline.activations[0].width == 8
+    assert learnact.MLP(5, 8, 1, "relu").hidden == (8,)
+    with pytest.raises(ValueError, match=re.escape("the MLP takes a tensor of shape (batch, 5), got shape (2, 4)")):
+        learnact.MLP(5, [8], 1, "relu")(torch.randn(2, 4))

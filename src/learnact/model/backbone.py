@@ -23,7 +23,18 @@ def _as_config(spec: ActivationSpec) -> ActivationConfig:
     if isinstance(spec, ActivationConfig):
         return spec
     if isinstance(spec, str):
-        return ActivationConfig(kind="fixed", activation=spec)
+        from .. import names
+
+        if spec in names.list_families():  # a learnable family by its name, as convert() takes it
+            return ActivationConfig(kind=spec)
+        from pydantic import ValidationError
+
+        try:
+            return ActivationConfig(kind="fixed", activation=spec)
+        except ValidationError as exc:  # one line naming the value (pydantic's own text ran to four)
+            message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise ValueError(f"activation {spec!r}: {message}; or a learnable family: "
+                             f"{', '.join(names.list_families())}") from None
     raise TypeError(f"activation must be an ActivationConfig or a name, got {type(spec).__name__}")
 
 
@@ -65,9 +76,11 @@ class MLP(nn.Module):
 
     Args:
         in_features: Input width ``d``.
-        hidden: Hidden widths, e.g. ``(64, 32)``.
+        hidden: Hidden widths, e.g. ``(64, 32)``, or one width (``64``).
         out_features: 1 for binary tasks (a logit), else the number of classes.
-        activation: One spec shared by all hidden layers, or one per layer.
+        activation: One spec shared by all hidden layers, or one per layer: a candidate's name (a fixed
+            activation), a learnable family's name (``"spline"``, at its defaults) or an
+            :class:`~learnact.config.ActivationConfig`.
 
     Modules are created layer by layer (Linear, then its activation, then the
     next layer), so seeding torch before construction fixes every initial value.
@@ -85,6 +98,8 @@ class MLP(nn.Module):
         activation: ActivationSpec | Sequence[ActivationSpec] = "relu",
     ) -> None:
         super().__init__()
+        if isinstance(hidden, int) and not isinstance(hidden, bool):
+            hidden = (hidden,)  # one hidden layer, as the scikit-learn estimators take hidden=64
         widths = list(hidden)
         if not widths:
             raise ValueError("hidden must list at least one layer width, got hidden=[]")
@@ -112,6 +127,9 @@ class MLP(nn.Module):
 
     def forward_with_gates(self, x: Tensor) -> tuple[Tensor, list[Tensor | None]]:
         """Logits and, per hidden layer, the gate weights used (``None`` if fixed)."""
+        if not isinstance(x, Tensor) or x.dim() < 1 or x.shape[-1] != self.in_features:
+            got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"the MLP takes a tensor of shape (batch, {self.in_features}), got {got}")
         h = x
         gates: list[Tensor | None] = []
         for block, source in zip(self.blocks, self.gate_sources, strict=True):
