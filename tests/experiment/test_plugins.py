@@ -205,3 +205,13 @@ def test_a_candidate_of_two_dimensional_input_only_is_refused_before_any_run(tmp
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "candidate 'flat_acts:flat' is not an activation: calling it on a 2x2x3 tensor raised AssertionError" \
         in proc.stderr and not (tmp_path / "study").exists()
+
+
+def test_list_with_a_plugin_lists_what_it_registers(plugin, tmp_path):
+    """A plugin's candidates worked in run, report and predict but `learnact list` had no --plugin to show them."""
+    folder, name = plugin
+    proc = _learnact("list", "candidates", "--plugin", name, cwd=tmp_path, paths=[folder])
+    assert proc.returncode == 0, proc.stderr
+    assert f"softsign2_{name[-8:]}" in proc.stdout
+    missing = _learnact("list", "candidates", "--plugin", "no_such_plugin_module", cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "--plugin" in missing.stderr

@@ -93,12 +93,22 @@ def section_lines(section: str) -> list[str]:
 
 @app.command("list")
 def list_cmd(what: str = typer.Argument(
-        "all", help="all | candidates | gates | schedules | families | presets | datasets | activations")) -> None:
+        "all", help="all | candidates | gates | schedules | families | presets | datasets | activations"),
+        plugin: list[str] | None = typer.Option(
+            None, "--plugin", help="Import this module first (as `learnact run --plugin` does), so the candidates "
+                                   "and families it registers are listed too; repeat for several.")) -> None:
     """List candidates, gate kinds, temperature schedules, learnable families with their parameters, presets and
     data sets."""
     sections = _ALIASES.get(what, (what,) if what in SECTIONS else None)
     if sections is None:
         valid = ", ".join(["all", *SECTIONS, "activations"])
         raise ValueError(f"unknown list {what!r}; use one of: {valid}")
+    if plugin:  # a plugin's registrations appear only once it is imported (it imports torch itself, most likely)
+        from ..plugins import import_plugins
+
+        try:
+            import_plugins(plugin)
+        except ValueError as exc:
+            raise ValueError(f"--plugin: {exc}") from None
     blocks = ["\n".join(section_lines(s)) for s in sections]
     print("\n\n".join(blocks))
