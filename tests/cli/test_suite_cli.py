@@ -526,3 +526,12 @@ def test_the_cd_diagram_sets_each_label_beyond_its_line():
         (x0, _), (x1, _) = ax.transData.transform([(line.get_xdata()[1], 0), (line.get_xdata()[2], 0)])
         low, high = min(x0, x1), max(x0, x1)
         assert box.x1 <= low + 1 or box.x0 >= high - 1, (text.get_text(), box, low, high)
+
+
+def test_a_report_of_a_data_set_the_suite_lacks_names_the_data_sets(suite: Path):
+    """build_report(dataset='irsi') had said the study has no finished runs and should be run first."""
+    from learnact.reporting import build_report
+
+    with pytest.raises(ValueError, match=re.escape("dataset 'irsi' is not a data set of") + r".*did you mean "
+                                         r"'iris'\?\); data sets: iris, xor, wine"):
+        build_report(suite / "study", dataset="irsi")

@@ -383,12 +383,20 @@ def load_study_view(study_dir: Path | str, dataset: str | None = None) -> StudyV
     Raises:
         FileNotFoundError: ``study_dir`` does not exist or is not a folder.
         RunStoreError: It holds no finished run, or a run file is corrupt.
+        ValueError: ``dataset`` is not one of the suite's data sets (or the study is no suite).
     """
     folder = Path(study_dir)
     if not folder.is_dir():
         raise FileNotFoundError(store.not_a_study_folder(folder))
     done = list(store.study_runs(folder))
     if dataset is not None:
+        labels = list(dict.fromkeys(cfg.suite_dataset for _, cfg in done if cfg.suite_dataset is not None))
+        if done and dataset not in labels:  # had read as "no finished runs ... run the study first"
+            from .._checks import did_you_mean
+
+            raise ValueError(f"dataset {dataset!r} is not a data set of {str(folder)!r}"
+                             f"{did_you_mean(dataset, labels)}; data sets: "
+                             f"{', '.join(labels) or '(none: not a suite)'}")
         done = [(path, cfg) for path, cfg in done if cfg.suite_dataset == dataset]
     if not done:
         raise RunStoreError(
