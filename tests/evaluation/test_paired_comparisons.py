@@ -197,3 +197,17 @@ def test_a_bad_collapse_threshold_is_the_callers_not_a_run_folders(tiny_study, t
     with pytest.raises(ValueError, match=r"collapse_threshold must be in \(0, 1\)") as caught:
         tidy_results(tiny_study, collapse_threshold=threshold)
     assert "rerun" not in str(caught.value)
+
+
+def test_a_study_folder_where_a_table_belongs_is_named(tiny_study):
+    """A path (or a dict for run_study) had failed deep inside: "'PosixPath' object has no attribute 'empty'",
+    "string indices must be integers", "'dict' object has no attribute 'runs'"."""
+    from learnact.evaluation import leaderboard
+    from learnact.experiment import run_study
+
+    with pytest.raises(TypeError, match=r"leaderboard takes the tidy results table .*got PosixPath"):
+        leaderboard(tiny_study)
+    with pytest.raises(TypeError, match=r"paired_comparisons takes the tidy results table .*got str"):
+        paired_comparisons(str(tiny_study))
+    with pytest.raises(TypeError, match=r"run_study takes a StudyConfig .*got dict"):
+        run_study({"name": "x"}, tiny_study / "nope")

@@ -36,6 +36,13 @@ def _by_dataset(tidy: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return out
 
 
+def _check_tidy(table: object, caller: str) -> None:
+    """Raise ``TypeError`` unless ``table`` is a data frame (a study folder's path had failed on ``.empty``)."""
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{caller} takes the tidy results table (tidy_results(STUDY_FOLDER) or "
+                        f"load_results(STUDY_FOLDER)), got {type(table).__name__}")
+
+
 def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc", *,
                 aggregates: pd.DataFrame | None = None) -> pd.DataFrame:
     """Mean and sample std over the finished seeds per variant, sorted by ``sort_by`` (best first).
@@ -67,6 +74,7 @@ def leaderboard(table: pd.DataFrame, sort_by: str = "roc_auc", *,
     ``activation_bytes_per_sample_mean``; ``attrs["excluded"]`` holds the
     :func:`~learnact.evaluation.status.excluded_note` sentence.
     """
+    _check_tidy(table, "leaderboard")
     if table.empty:
         return pd.DataFrame()
     if "metric" not in table.columns:

@@ -177,6 +177,9 @@ def paired_comparisons(
         ValueError: Unknown reference or metric (with a suggestion), or an
             empty table.
     """
+    if not isinstance(tidy, pd.DataFrame):  # a study folder's path had failed with "string indices must be..."
+        raise TypeError(f"paired_comparisons takes the tidy results table (tidy_results(STUDY_FOLDER)), got "
+                        f"{type(tidy).__name__}")
     if not isinstance(tie_tol, (int, float)) or isinstance(tie_tol, bool) or not 0 <= tie_tol < 1:
         raise ValueError(f"tie_tol must be a relative tolerance in [0, 1), got tie_tol={tie_tol!r}")
     if test_train_ratio is not None and (isinstance(test_train_ratio, bool)

@@ -284,6 +284,9 @@ def run_study(
             write, or is not a run folder learnact wrote (:func:`~learnact.store.check_replaceable`); nothing
             is written.
     """
+    if not isinstance(study, StudyConfig):  # a dict had failed deep inside with "'dict' object has no attribute"
+        raise TypeError(f"run_study takes a StudyConfig (study_from_dict(DICT) or load_study(PATH)), got "
+                        f"{type(study).__name__}")
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
