@@ -1170,8 +1170,8 @@ def check_output_path(path: Path, option: str, example: str) -> None:
     Raises:
         IsADirectoryError: ``path`` is a folder.
         ValueError: ``path`` is one of a study folder's own files (``study.json``, ``results.csv``, ...), or
-            lies in a run folder or a study's ``runs/`` or ``superseded/`` (:func:`protected_folder`); the
-            message names the option and what to do.
+            lies in a run folder or a study's ``runs/`` or ``superseded/`` (:func:`protected_folder`), or in a
+            report pack (a folder marked :data:`REPORT_MARKER`); the message names the option and what to do.
         FileNotFoundError: The folder ``path`` would be written in does not exist.
     """
     if Path(path).is_dir():
@@ -1185,6 +1185,10 @@ def check_output_path(path: Path, option: str, example: str) -> None:
     if inside is not None:
         raise ValueError(f"{option} {str(path)!r} lies in {str(inside)!r}, part of a study's run store; files are "
                          f"never written there but by learnact run: choose a path outside it")
+    report = next((f for f in p.parents if (f / REPORT_MARKER).is_file()), None)
+    if report is not None:  # compare --csv report/tables/comparisons.csv had replaced the report's own table
+        raise ValueError(f"{option} {str(path)!r} lies in {str(report)!r}, a report pack learnact report writes "
+                         f"and rebuilds; choose a path outside it")
     if not Path(path).parent.is_dir():
         raise FileNotFoundError(f"the folder of {option} {str(path)!r}, {str(Path(path).parent)!r}, does not "
                                 f"exist; create it first")

@@ -201,3 +201,15 @@ def test_an_output_named_by_a_link_is_written_where_the_link_leads(study, tmp_pa
     proc = _learnact("predict", str(run), "rows.csv", "--out", "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out").is_symlink() and proc.stdout.startswith("prob_")
+
+
+def test_compare_csv_and_predict_out_never_write_into_a_report_pack(study, tmp_path):
+    """compare --csv STUDY/report/tables/comparisons.csv had replaced the report's own table, exit 0."""
+    pack = tmp_path / "pack"
+    proc = _learnact("report", str(study), "--out", str(pack), cwd=study.parent)
+    assert proc.returncode == 0, proc.stderr
+    table = pack / "tables" / "comparisons.csv"
+    before = table.read_bytes()
+    _refused(_learnact("compare", "tiny", "--csv", str(table), cwd=study.parent),
+             "a report pack learnact report writes and rebuilds")
+    assert table.read_bytes() == before
