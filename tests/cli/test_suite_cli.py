@@ -535,3 +535,23 @@ def test_a_report_of_a_data_set_the_suite_lacks_names_the_data_sets(suite: Path)
     with pytest.raises(ValueError, match=re.escape("dataset 'irsi' is not a data set of") + r".*did you mean "
                                          r"'iris'\?\); data sets: iris, xor, wine"):
         build_report(suite / "study", dataset="irsi")
+
+
+def test_compare_leaves_a_variant_that_never_finished_out_of_the_ranking_as_the_report_does(capsys):
+    """compare had refused the whole suite ("needs at least 2 data sets where every variant finished; got 0")
+    where the report leaves the variant out with a note."""
+    from learnact.cli.compare_cmd import _compare_suite
+
+    nan = float("nan")
+    values = {"tanh": {"a": [0.8, 0.9], "b": [0.6, 0.7], "c": [0.5, 0.5]},
+              "relu": {"a": [0.7, 0.7], "b": [0.9, 0.8], "c": [0.6, 0.6]},
+              "sig": {"a": [0.6, 0.6], "b": [0.5, 0.5], "c": [0.4, 0.4]},
+              "boom": {"a": [nan, nan], "b": [nan, nan], "c": [0.3, nan]}}
+    tidy = _suite_tidy(values, dict.fromkeys(values, "fixed"), diverged=(
+        ("boom", "a", 1), ("boom", "a", 2), ("boom", "b", 1), ("boom", "b", 2), ("boom", "c", 2)))
+    _compare_suite(Path("s"), tidy, None, None, None)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Left out of the ranking across data sets: boom (no finished run with a finite score on a, b)" in out
+    assert "variants vs relu (best fixed baseline by average rank) across 3 data sets" in out
+    with pytest.raises(ValueError, match="No ranking across data sets against boom"):  # the CLI: one line, exit 2
+        _compare_suite(Path("s"), tidy, "boom", None, None)

@@ -257,18 +257,35 @@ def _compare_suite(study: Path, tidy: pd.DataFrame, reference: str | None, metri
     """Print a suite's comparison across data sets: the report's suite tables, from the same analysis."""
     import pandas as pd
 
-    from ..evaluation.suite import suite_analysis
-    from ..reporting.suite_report import suite_tables
-    from .display import print_report_table
+    from ..evaluation.suite import suite_analysis, suite_scores
+    from ..reporting.suite_report import ranked_analysis, suite_tables
+    from .display import plain_console, print_report_table
 
     frames = []
     chosen: list[str | None] = list(metrics) if metrics else [None]
     for m in chosen:
-        analysis = suite_analysis(tidy, m, reference)  # else the study's reference, else the best baseline
+        left_out = ""
+        try:
+            analysis = suite_analysis(tidy, m, reference)  # else the study's reference, else the best baseline
+        except ValueError:
+            # a variant with no finished run on some data set: left out of the ranking, as the report leaves it
+            # (compare had refused the whole suite); any other problem is the analysis' own message
+            ranked = tidy if m is None else tidy[tidy["dataset"].isin(
+                tidy.loc[tidy["metric"] == m, "dataset"].unique())]
+            ranked.attrs = dict(tidy.attrs)
+            scores = suite_scores(ranked, m)[1] if ranked["dataset"].nunique() >= 2 else None
+            if scores is None or not scores.isna().any().any():
+                raise
+            found, left_out = ranked_analysis(ranked, scores, m, reference)
+            if found is None:
+                raise ValueError(left_out.removesuffix(".")) from None
+            analysis = found
         means, tests, _ = suite_tables(analysis, {})
         print_report_table(means, f"{study.name}: mean test {analysis.metric} per data set")
         print_report_table(tests, f"{study.name}: variants vs {analysis.reference} ({analysis.reference_how}) "
                                   f"across {len(analysis.means)} data sets ({analysis.metric})")
+        if left_out:
+            plain_console(120).print(left_out, highlight=False)
         # one row per variant: its means per data set, average rank and W/T/L (the first table), its tests against
         # the reference (the second; empty for the reference itself) and the suite's Friedman test
         both = means.data.rename(columns={d: f"mean_{d}" for d in analysis.means.index}).merge(

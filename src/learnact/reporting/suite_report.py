@@ -218,8 +218,11 @@ def _protocol(name: str, a: SuiteAnalysis | None, tidy: pd.DataFrame, left_out: 
             ]
 
 
-def _ranked_analysis(tidy: pd.DataFrame, means: pd.DataFrame) -> tuple[SuiteAnalysis | None, str]:
-    """The analysis across data sets, and a sentence on what it leaves out (``""``: nothing).
+def ranked_analysis(tidy: pd.DataFrame, means: pd.DataFrame, metric: str | None = None,
+                    reference: str | None = None) -> tuple[SuiteAnalysis | None, str]:
+    """The analysis across data sets (:func:`~learnact.evaluation.suite.suite_analysis` of ``metric`` against
+    ``reference``), and a sentence on what it leaves out (``""``: nothing). The report's suite section and
+    ``learnact compare SUITE`` use it alike.
 
     When fewer than 2 data sets have a finished run of every variant, the variants with no finished run (or
     no finite score) on some data set are left out of the ranking, as a single study leaves out a variant
@@ -231,7 +234,7 @@ def _ranked_analysis(tidy: pd.DataFrame, means: pd.DataFrame) -> tuple[SuiteAnal
         means: Its ``(data sets x variants)`` means (:func:`suite_scores`; NaN: no finished run).
     """
     try:
-        return suite_analysis(tidy), ""  # the study's reference, else the best-ranked fixed baseline
+        return suite_analysis(tidy, metric, reference), ""  # the study's reference, else the best-ranked baseline
     except ValueError as why:
         first = str(why)
     missing = {str(v): [str(d) for d in means.index if pd.isna(means.loc[d, v])] for v in means.columns
@@ -242,6 +245,9 @@ def _ranked_analysis(tidy: pd.DataFrame, means: pd.DataFrame) -> tuple[SuiteAnal
         f"{v} (no finished run with a finite score on {', '.join(ds)})"
         for v, ds in missing.items()) + ", so that the ranking compares every variant on the same data sets."
         if missing else "")
+    if reference is not None and reference in missing:  # a reference named by the user is not replaced
+        return None, (f"{note} " if note else "") + f"No ranking across data sets against {reference}: it has no " \
+            f"finished run with a finite score on {', '.join(missing[reference])}."
     ref = tidy.attrs.get("reference")
     if ref is not None and str(ref) in missing:
         kept.attrs["reference"] = None
@@ -249,7 +255,7 @@ def _ranked_analysis(tidy: pd.DataFrame, means: pd.DataFrame) -> tuple[SuiteAnal
     left = list(dict.fromkeys(kept["variant"].astype(str)))
     if missing and len(left) >= 2:
         try:
-            return suite_analysis(kept), note
+            return suite_analysis(kept, metric, reference), note
         except ValueError as why:
             first = str(why)
     else:
@@ -295,7 +301,7 @@ def build_suite_report(folder: Path, tidy: pd.DataFrame, name: str, out: Path, *
                             lambda i, _r: progress(f"report of {parts[i][0]} built"))
     reports = {label: label for (label, _), built in zip(parts, done, strict=True) if built}
     _, means = suite_scores(tidy)
-    analysis, left_out = _ranked_analysis(tidy, means)
+    analysis, left_out = ranked_analysis(tidy, means)
     if analysis is not None:
         tables = suite_tables(analysis, reports, means)
         figures = _suite_figures(analysis, out / "figures")
