@@ -555,3 +555,18 @@ def test_compare_leaves_a_variant_that_never_finished_out_of_the_ranking_as_the_
     assert "variants vs relu (best fixed baseline by average rank) across 3 data sets" in out
     with pytest.raises(ValueError, match="No ranking across data sets against boom"):  # the CLI: one line, exit 2
         _compare_suite(Path("s"), tidy, "boom", None, None)
+
+
+def test_the_run_summary_ranks_the_variants_that_finished_everywhere(capsys):
+    """One variant with no finished run on a data set had left every average rank '-'."""
+    from learnact.cli.display import print_suite
+
+    nan = float("nan")
+    values = {"tanh": {"a": [0.8, 0.9], "b": [0.6, 0.7]}, "relu": {"a": [0.7, 0.7], "b": [0.9, 0.8]},
+              "boom": {"a": [nan, nan], "b": [nan, nan]}}
+    tidy = _suite_tidy(values, dict.fromkeys(values, "fixed"), diverged=(
+        ("boom", "a", 1), ("boom", "a", 2), ("boom", "b", 1), ("boom", "b", 2)))
+    print_suite(tidy, "s")
+    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()
+            if line.split() and line.split()[0] in values}
+    assert rows == {"tanh": "1.50", "relu": "1.50", "boom": "-"}

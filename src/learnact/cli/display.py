@@ -153,6 +153,8 @@ def _suite_numbers(tidy: pd.DataFrame, metric: str | None) -> tuple[pd.DataFrame
     higher = metric is None or describe_quantity(metric).higher_is_better is not False
     _, means = suite_scores(tidy, metric)
     complete = means.dropna()
+    if len(complete) < 2:  # a variant with no finished run on some data set: ranked without it, as the report does
+        complete = means.dropna(axis=1)
     ranks = average_ranks(complete, higher) if len(complete) >= 2 and complete.shape[1] >= 2 else None
     return means, ranks, higher
 
@@ -164,14 +166,15 @@ def _suite_rows(means: pd.DataFrame, ranks: pd.Series | None, higher: bool, metr
     from ..evaluation import describe_quantity
 
     fmt = f".{digits}f" if metric is None else describe_quantity(metric).fmt
-    order = list(ranks.index) if ranks is not None else list(means.columns)
+    order = ([*ranks.index, *(v for v in means.columns if v not in ranks.index)] if ranks is not None
+             else list(means.columns))  # variants left out of the ranking last
     best = means.max(axis=1) if higher else means.min(axis=1)
     rows = []
     for v in order:
         cells = [("-" if pd.isna(means.loc[d, v]) else
                   f"{means.loc[d, v]:{fmt}}" + ("*" if means.loc[d, v] == best[d] else ""))
                  for d in means.index]
-        rows.append([v, "-" if ranks is None else f"{ranks[v]:.2f}", *cells])
+        rows.append([v, "-" if ranks is None or v not in ranks.index else f"{ranks[v]:.2f}", *cells])
     return ["variant", "avg rank", *map(str, means.index)], rows
 
 
@@ -193,7 +196,8 @@ def print_suite(tidy: pd.DataFrame, title: str, metric: str | None = None) -> No
         header, rows = _suite_rows(*numbers, metric, 3)
     shown = metric or "accuracy (R² for regression)"
     t = Table(caption=f"mean test {shown} over finished seeds, * best on the data set; average rank "
-                                   f"(1 = best) over data sets where every variant finished",
+                      "(1 = best) over data sets where every ranked variant finished (\"-\": left out, no "
+                      "finished run on some data set)",
               box=None, padding=(0, 1), pad_edge=False, header_style="bold underline")
     for col in header:
         if col == "variant":
