@@ -64,8 +64,13 @@ def register_candidate(name: str, fn: Candidate, derivative: Derivative | None =
     # tried now, as a candidate named by import path is: one that sums over an axis or changes the dtype had been
     # registered, and every run of it failed as an internal error
     _check_elementwise(name, fn, "register an elementwise function")
+    return _add(name, fn, derivative)
+
+
+def _add(name: str, fn: Candidate, derivative: Derivative | None = None) -> Candidate:
+    """Put a checked candidate in the registries (this module's and the name registry config validation reads)."""
     _REGISTRY[name] = fn
-    names.add_candidate(name)  # config validation reads the name registry, not this module
+    names.add_candidate(name)
     if derivative is not None:
         _DERIVATIVES[fn] = derivative
     return fn
@@ -92,8 +97,8 @@ def get_candidate(name: str) -> Candidate:
             if not callable(fn):
                 raise ValueError(f"candidate {name!r} names a {type(fn).__name__}, not a function; point it at a "
                                  f"function Tensor -> Tensor") from None
-            _check_elementwise(name, fn)
-            return register_candidate(name, fn) if name not in _REGISTRY else _REGISTRY[name]
+            _check_elementwise(name, fn)  # once, with the advice for an import path
+            return _add(name, fn)
         valid = ", ".join(sorted(_REGISTRY))
         raise ValueError(
             f"unknown activation {name!r}{did_you_mean(str(name), _REGISTRY)}; valid: {valid}"
