@@ -257,7 +257,7 @@ def _compare_suite(study: Path, tidy: pd.DataFrame, reference: str | None, metri
     """Print a suite's comparison across data sets: the report's suite tables, from the same analysis."""
     import pandas as pd
 
-    from ..evaluation.suite import suite_analysis, suite_scores
+    from ..evaluation.suite import datasets_with, suite_analysis, suite_scores
     from ..reporting.suite_report import ranked_analysis, suite_tables
     from .display import plain_console, print_report_table
 
@@ -270,11 +270,9 @@ def _compare_suite(study: Path, tidy: pd.DataFrame, reference: str | None, metri
         except ValueError:
             # a variant with no finished run on some data set: left out of the ranking, as the report leaves it
             # (compare had refused the whole suite); any other problem is the analysis' own message
-            ranked = tidy if m is None else tidy[tidy["dataset"].isin(
-                tidy.loc[tidy["metric"] == m, "dataset"].unique())]
-            ranked.attrs = dict(tidy.attrs)
-            scores = suite_scores(ranked, m)[1] if ranked["dataset"].nunique() >= 2 else None
-            if scores is None or not scores.isna().any().any():
+            ranked = tidy if m is None else datasets_with(tidy, m)[0]  # its errors are the analysis' own
+            scores = suite_scores(ranked, m)[1]
+            if not scores.isna().any().any():
                 raise
             found, left_out = ranked_analysis(ranked, scores, m, reference)
             if found is None:

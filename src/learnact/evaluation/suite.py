@@ -23,7 +23,7 @@ from .._checks import did_you_mean
 from ..config import dataset_label
 from .metrics import PRIMARY_METRIC, table_task
 from .quantities import describe_quantity
-from .status import diverged_counts, excluded_note, finished_mask
+from .status import diverged_counts, finished_mask
 from .suite_statistics import (
     FriedmanResult,
     NemenyiResult,
@@ -40,7 +40,8 @@ from .suite_statistics import (
     wilcoxon_holm,
 )
 
-__all__ = ["SuiteAnalysis", "dataset_names", "is_suite", "per_dataset", "suite_analysis", "suite_scores"]
+__all__ = ["SuiteAnalysis", "dataset_names", "datasets_with", "is_suite", "per_dataset", "suite_analysis",
+           "suite_scores"]
 
 
 def dataset_names(tidy: pd.DataFrame) -> list[str]:
@@ -178,7 +179,7 @@ def suite_analysis(tidy: pd.DataFrame, metric: str | None = None, reference: str
     higher = metric is None or describe_quantity(metric).higher_is_better is not False
     without: dict[str, str] = {}
     if metric is not None:
-        tidy, without = _datasets_with(tidy, metric)
+        tidy, without = datasets_with(tidy, metric)
     runs, means = suite_scores(tidy, metric)
     complete = means.dropna(axis=0, how="any")
     dropped = [d for d in means.index if d not in complete.index]
@@ -246,8 +247,7 @@ def _excluded(tidy: pd.DataFrame) -> str:
     """:func:`~learnact.evaluation.status.excluded_note` of a suite, each variant's count followed by the data
     sets its runs diverged on: a variant's mean on a data set may rest on the seeds that remained."""
     counts = diverged_counts(tidy)
-    note = excluded_note(counts)
-    if not note:
+    if not any(counts.values()):
         return ""
     runs = tidy[~finished_mask(tidy)].drop_duplicates("run_id")
     where = {str(v): ", ".join(f"{dataset_label(str(d))} {n}" for d, n in
@@ -297,7 +297,7 @@ def _why_left_out(tidy: pd.DataFrame, means: pd.DataFrame, metric: str | None) -
     return "; ".join(parts)
 
 
-def _datasets_with(tidy: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dict[str, str]]:
+def datasets_with(tidy: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dict[str, str]]:
     """The rows of the data sets that record ``metric``, and ``{data set label: task}`` of those that do not.
 
     Raises:
