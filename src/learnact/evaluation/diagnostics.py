@@ -11,6 +11,7 @@ training objective uses.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +227,8 @@ def _flatten(diag: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def diagnostics_table(study_dir: Path, collapse_threshold: float = DEFAULT_COLLAPSE_THRESHOLD) -> pd.DataFrame:
+def diagnostics_table(study_dir: Path, collapse_threshold: float = DEFAULT_COLLAPSE_THRESHOLD, *,
+                      run_ids: Collection[str] | None = None) -> pd.DataFrame:
     """Gate diagnostics of every finished run of a study: one row per run and gated layer.
 
     Diverged runs (:func:`~learnact.evaluation.status.run_status`) are left
@@ -235,6 +237,7 @@ def diagnostics_table(study_dir: Path, collapse_threshold: float = DEFAULT_COLLA
     Args:
         study_dir: The study folder.
         collapse_threshold: See :func:`gate_statistics`.
+        run_ids: Only these runs (default: all); the others' folders are not read (one data set of a suite).
 
     Returns:
         Columns :data:`DIAGNOSTIC_COLUMNS`, then ``weight_mean_<c>``,
@@ -246,6 +249,8 @@ def diagnostics_table(study_dir: Path, collapse_threshold: float = DEFAULT_COLLA
 
     rows = []
     for folder, cfg in store.study_runs(study_dir):
+        if run_ids is not None and folder.name not in run_ids:
+            continue
         if run_status(store.read_metrics(folder), str(folder / "metrics.json")) != FINISHED:
             continue
         for diag in gate_diagnostics(folder, collapse_threshold):

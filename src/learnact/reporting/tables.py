@@ -203,9 +203,8 @@ def diagnostics_summary_table(view: StudyView) -> Table:
     gated = [v for v in view.all_variants if view.kind(v) == "gated"]  # with or without a finished run
     if not gated:
         raise NothingToShow("the study has no gated variant")
-    diag = diagnostics_table(view.folder)
-    runs = {r.folder.name for v in view.gated for r in view.runs[v]}  # a suite's data set: its runs only
-    diag = diag[diag["run_id"].isin(runs)]
+    # the gated variants' runs only (a suite's data set: its own), not every run folder of the study
+    diag = diagnostics_table(view.folder, run_ids={r.folder.name for v in view.gated for r in view.runs[v]})
     records: list[dict[str, Any]] = []
     rows: list[list[Cell]] = []
     rules: list[int] = []
