@@ -104,3 +104,50 @@ def test_learnact_run_starts_it_before_the_cost_pass_and_any_run_folder(warmups,
     result = CliRunner().invoke(app, ["run", "--config", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert seen[:2] == [("warm", 0), ("costs", 0)]
+
+
+def test_learnact_run_imports_what_follows_training_while_the_stacks_train(monkeypatch, tmp_path):
+    """Through the command itself: while the forked workers train (no run folder written, no step cost timed), the
+    command imports what the leaderboard and the report need after training, once."""
+    from typer.testing import CliRunner
+
+    from learnact.cli.app import app
+    from learnact.experiment import artifacts
+
+    out = tmp_path / "study"
+    seen: list[str] = []
+    monkeypatch.setattr(run_cmd._WarmUp, "preload", lambda self: seen.append(
+        f"preload: {len(list((out / 'runs').glob('*'))) if (out / 'runs').is_dir() else 0} runs written"))
+    real = artifacts.measure_step_costs
+    monkeypatch.setattr(artifacts, "measure_step_costs", lambda cases, **kw: seen.append("costs") or real(
+        cases, **kw))
+    monkeypatch.setattr(artifacts, "_COSTS", {})
+    config = tmp_path / "study.yaml"
+    config.write_text("name: early\nseeds: [1, 2, 3, 4]\nbackbone: {hidden: [4]}\ntrain: {max_epochs: 2, patience: 2}\n"
+                      "variants:\n  - {name: tanh, kind: fixed, activation: tanh}\n"
+                      "  - {name: gated, kind: gated, candidates: [tanh, relu], gate: layer}\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(config), "--out", str(out), "--no-report",
+                                      "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    assert seen == ["preload: 0 runs written", "costs"]
+
+
+_PRELOAD = """
+import sys
+from learnact.cli import run_cmd
+names = ("scipy.special", "rich.table", "learnact.reporting.report")
+before = [n in sys.modules for n in names]
+run_cmd._WarmUp(sys.argv[1] == "report", 75, suite=False).preload()
+print(before, [n in sys.modules for n in names], "matplotlib" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("report", ["report", "no-report"])
+def test_the_preload_imports_the_leaderboards_and_the_reports_code_never_matplotlib(report):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _PRELOAD, report], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with_report = report == "report"
+    assert done.stdout.split("\n")[0] == f"[False, False, False] [True, True, {with_report}] False"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -166,20 +167,25 @@ def _announced(progress: Progress | None, note: str) -> Progress | None:
 
 
 class _WarmUp:
-    """Starts the report workers' fork server once, as early as the report can use it without slowing training.
+    """Starts the report workers' helper once, as early as the report can use it without slowing training.
 
     That is when this process has trained the study's runs
     (:func:`~learnact.experiment.engines.when_trained`: the last stack is
     done; timing each variant's step cost, building and writing the run
     folders and printing the leaderboard keep one core busy), or, where the
     runs train in other processes, when the first run folder is written. The
-    fork server imports the reporting code on the idle core, so the report's
-    workers start as soon as the leaderboard is out. Not PyTorch: this
-    process has it and evaluates the activation shapes before the workers
-    start (:attr:`~learnact.reporting.figures.FigureSpec.prepare`), except in
-    a suite, whose workers build whole data-set reports (their tables' t
-    intervals too: scipy's special functions). Only where the
-    report will use workers (:func:`~learnact.reporting.parallel.auto_workers`).
+    helper (a fork of this process, or else the fork server:
+    :func:`~learnact.reporting.parallel.warm_up`) imports the drawing code on
+    the idle core, so the report's workers start as soon as the leaderboard is
+    out. A fork server does not import PyTorch: this process has it and
+    evaluates the activation shapes before the workers start
+    (:attr:`~learnact.reporting.figures.FigureSpec.prepare`), except in a
+    suite, whose workers build whole data-set reports (their tables' t
+    intervals too: scipy's special functions). Only where the report will use
+    workers (:func:`~learnact.reporting.parallel.auto_workers`).
+
+    :meth:`preload` imports, while the stacks train, what this process needs
+    once they are done.
     """
 
     def __init__(self, report: bool, n_runs: int, suite: bool) -> None:
@@ -187,9 +193,11 @@ class _WarmUp:
 
         self._wanted = report and auto_workers(n_runs, per_figure=not suite) >= 2
         self._suite = suite
+        self._report = report
+        self._preloaded = False
 
     def start(self, *_: object) -> None:
-        """Start the fork server, unless it is not wanted or started already."""
+        """Start the report's helper, unless it is not wanted or started already."""
         if self._wanted:
             self._wanted = False
             from ..reporting.parallel import warm_up
@@ -198,6 +206,28 @@ class _WarmUp:
                 warm_up(("torch", "learnact.model", "scipy.special") if self._suite else ())
             except OSError:  # no server now (too many open files, say): the report starts its workers itself
                 pass
+
+    def preload(self) -> None:
+        """Import what this process needs once training is over, while its forked workers train (once).
+
+        Called by :func:`~learnact.training.scheduling.while_stacks_train`:
+        scipy's special functions (the leaderboard's t intervals: 0.15-0.3 s
+        of CPU), rich's tables and, with a report, the report's code. Each
+        had been imported on the path from the last stack to the leaderboard
+        and the report's workers, with one core idle beside it.
+        """
+        if self._preloaded:
+            return
+        self._preloaded = True
+        names = ["scipy.special", "rich.table", "safetensors.torch"]
+        if self._report:
+            names += ["learnact.reporting.report", "multiprocessing.connection"]
+        with loading():
+            for name in names:
+                try:
+                    importlib.import_module(name)
+                except Exception:  # noqa: BLE001 - only a head start: whoever needs it imports it and says why not
+                    pass
 
     def on_written(self, progress: Progress | None) -> Progress | None:
         """``progress`` that also calls :meth:`start` when the first run folder is written."""
@@ -356,6 +386,7 @@ def run(
             from ..experiment.executors import open_executor
             from ..experiment.runner import LOG_FILE, run_study
             from ..store import LEADERBOARD_FILE, atomic_write
+            from ..training.scheduling import while_stacks_train
             from .display import diverged_lines, print_leaderboard, print_suite
             from .errors import state
             from .progress import study_progress
@@ -372,7 +403,7 @@ def run(
                     f"executor {pool.description}")
             with study_progress(quiet) as progress:
                 warm = _WarmUp(report, len(study.runs()), bool(study.datasets))
-                with when_trained(warm.start), _resume_hint(out is None, folder):
+                with when_trained(warm.start), while_stacks_train(warm.preload), _resume_hint(out is None, folder):
                     result = run_study(study, folder, engine=engine, executor=pool, group_size=group_size,
                                        threads=threads, force=force, progress=warm.on_written(
                                            _announced(progress, note)), device=device)

@@ -47,7 +47,8 @@ from . import worksharing
 from .segments import activation_signature, segment_key
 from .vectorized import stack_key
 
-__all__ = ["Executor", "member_cost", "plan_stacks", "run_stacks", "default_workers", "single_thread"]
+__all__ = ["Executor", "member_cost", "plan_stacks", "run_stacks", "default_workers", "single_thread",
+           "while_stacks_train"]
 
 T = TypeVar("T")
 
@@ -231,6 +232,31 @@ def _run_job(index: int) -> tuple[int, Any]:
         return index, _JOBS[index]()
 
 
+_WHILE_TRAINING: list[Callable[[], None]] = []
+"""Callbacks :func:`run_stacks` calls here while its forked workers train (see :func:`while_stacks_train`)."""
+
+
+@contextlib.contextmanager
+def while_stacks_train(callback: Callable[[], None]) -> Iterator[None]:
+    """Within the block, call ``callback()`` in this process each time :func:`run_stacks` has handed its stacks
+    to forked workers, while they train.
+
+    This process only waits for their results then: ``learnact run`` imports
+    there what it needs once training is over (scipy's special functions for
+    the leaderboard's t intervals, the report's code), which had been on its
+    path from the last stack to the leaderboard and the report's workers. The
+    imports take their share of the cores from the training workers (about
+    half their time on 2 cores) instead of all of it after them. Nothing is
+    called where stacks train in this process (one worker, threads, inline).
+    An exception ``callback`` raises propagates and stops the training.
+    """
+    _WHILE_TRAINING.append(callback)
+    try:
+        yield
+    finally:
+        _WHILE_TRAINING.remove(callback)
+
+
 def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers: int,
                executor: Executor = "auto") -> Iterator[tuple[int, T]]:
     """Run ``jobs`` (one per stack) on ``workers`` workers; yield ``(index, result)`` as each ends.
@@ -271,7 +297,10 @@ def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers:
         try:
             with multiprocessing.get_context("fork").Pool(min(workers, len(jobs)), initializer=_init_worker,
                                                      initargs=(os.getpid(),)) as pool:
-                yield from pool.imap_unordered(_run_job, order, chunksize=1)
+                results = pool.imap_unordered(_run_job, order, chunksize=1)  # handed out at once, by the pool's thread
+                for callback in tuple(_WHILE_TRAINING):
+                    callback()
+                yield from results
         finally:
             worksharing.install(None)
             _JOBS = ()
