@@ -53,6 +53,10 @@ __all__ = ["ProcessCPU", "cpu_by_process", "main", "timed_command", "timed_on_te
 
 LEARNACT = [str(Path(sys.executable).with_name("learnact"))]
 
+REPORT_PROCESS = "learnact-report"
+"""The name (``/proc/PID/comm``) a report helper forked from the command gives itself and its workers
+(``learnact.reporting.parallel.PROCESS_NAME``; a test holds the two equal)."""
+
 
 def timed_command(args: list[str], cwd: Path, mark: str | None = None) -> dict:
     """Run ``learnact ARGS`` in ``cwd``; wall time, time until a stdout line starts with ``mark``, peak RSS (MiB).
@@ -132,6 +136,14 @@ def _cpu_ticks(pid: int) -> int | None:
     return int(fields[11]) + int(fields[12])
 
 
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -170,7 +182,8 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
     multiprocessing starts its fork server) is that program's. Returned, in
     CPU-seconds: ``"command"`` (the process started), ``"forked"`` (its forks
     running the same program: the data helper, the training workers),
-    ``"report"`` (the report's fork server and the workers it forks), ``"other"``
+    ``"report"`` (the report's helper, a fork named :data:`REPORT_PROCESS`, or
+    its fork server, and the workers either forks), ``"other"``
     (multiprocessing's resource tracker and the like), ``"total"`` and
     ``"wall_s"``; and ``"processes"``, the schedule: a :class:`ProcessCPU` per
     process, in the order they were first seen, each with the span of its CPU
@@ -186,6 +199,7 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
                             env=env)
     ticks: dict[int, int] = {}
     lines: dict[int, str] = {}
+    names: dict[int, str] = {}  # /proc/PID/comm
     span: dict[int, list[float]] = {}  # first seen, last grown (seconds from the start)
     while True:
         done = proc.poll() is not None
@@ -205,6 +219,8 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
                     lines[pid] = line
             elif pid not in tree and _cmdline(pid) != lines[pid]:
                 continue  # its number taken by another program since
+            if names.get(pid) != REPORT_PROCESS:  # a report helper names itself once it has started
+                names[pid] = _comm(pid)
             at = time.perf_counter() - start
             if pid not in span:
                 span[pid] = [at, at]
@@ -220,7 +236,8 @@ def cpu_by_process(args: list[str], cwd: Path, every_s: float = 0.01) -> dict[st
     out: dict[str, Any] = {"command": 0.0, "forked": 0.0, "report": 0.0, "other": 0.0}
     processes = []
     for pid, n in ticks.items():
-        role = ("command" if pid == proc.pid else "forked" if lines[pid] == lines[proc.pid]
+        role = ("command" if pid == proc.pid else "report" if names.get(pid) == REPORT_PROCESS
+                else "forked" if lines[pid] == lines[proc.pid]
                 else "report" if "multiprocessing.forkserver" in lines[pid] else "other")
         out[role] += n / hz
         processes.append(ProcessCPU(pid, role, span[pid][0], span[pid][1], n / hz))

@@ -78,6 +78,24 @@ def test_a_fork_that_execs_counts_as_the_program_it_runs(bench, tmp_path, monkey
     assert sampled["forked"] == 0 and sampled["other"] == 0
 
 
+def test_a_fork_named_as_a_report_helper_counts_as_the_report(bench, tmp_path, monkeypatch):
+    # the report's helper is a fork of the command (same command line) that names itself, and its workers inherit
+    # the name: their CPU is the report's, not the training forks'
+    from learnact.reporting.parallel import PROCESS_NAME
+
+    assert bench.REPORT_PROCESS == PROCESS_NAME
+    script = (BURN + "from learnact._processes import name_process\n"
+              "pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    name_process(sys.argv[1])\n"
+              "    burn(0.3); time.sleep(0.3); os._exit(0)\n"
+              "burn(0.1); os.waitpid(pid, 0); time.sleep(0.1)\n")
+    monkeypatch.setattr(bench, "LEARNACT", [sys.executable, "-c", script, PROCESS_NAME])
+    sampled = bench.cpu_by_process([], tmp_path, every_s=0.005)
+    assert sampled["report"] == pytest.approx(0.3, abs=0.08)
+    assert sampled["forked"] == 0 and sampled["other"] == 0  # the command: its burn and the import of learnact
+
+
 def test_an_ended_fork_not_yet_waited_for_keeps_its_role(bench, tmp_path, monkeypatch):
     # a fork that ends about 0.5 s before the command waits for it: sampled as a zombie (whose command line
     # reads empty) all that while, it is still the command's fork

@@ -39,7 +39,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 __all__ = ["DISPLAY_THREAD", "POLL_S", "WATCH_THREAD", "MIN_PER_WORKER", "ForkedCall", "available_cores",
-           "become_worker", "can_fork", "fork_map", "read_all", "set_parent_death_signal", "write_all"]
+           "become_worker", "can_fork", "fork_map", "name_process", "read_all", "set_parent_death_signal",
+           "write_all"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -77,6 +78,24 @@ def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
         if _LIBC is None:
             _LIBC = ctypes.CDLL(None, use_errno=True)
         return _LIBC.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0  # type: ignore[attr-defined]
+    except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+        return False
+
+
+_PR_SET_NAME = 15  # from <linux/prctl.h>
+
+
+def name_process(name: str) -> bool:
+    """Name this process ``name`` in the kernel's task list (``/proc/PID/comm``, what ``top`` shows; at most 15
+    bytes), where a fork would otherwise carry its parent's name; ``False`` where unsupported. Linux only; the
+    process's own forks inherit it."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0) == 0
     except (OSError, AttributeError):  # pragma: no cover - no libc prctl
         return False
 

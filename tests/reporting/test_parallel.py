@@ -1,4 +1,9 @@
-"""Report work in worker processes: results in input order, errors raised as they were, no fork of the caller."""
+"""Report work in worker processes: results in input order, errors raised as they were, no fork of a threaded caller.
+
+Workers start from a fork of the caller (``parallel._Helper``) where the caller may fork (Linux, no other thread:
+a pytest-xdist worker, the ``learnact`` command), else from the fork server. Tests of the fork server's own
+properties take that path (``_no_helper``); the rest run on whichever path this process gets, and
+``test_the_fork_server_path_*`` / ``test_a_helper_*`` pin each."""
 
 from __future__ import annotations
 
@@ -9,10 +14,18 @@ import pytest
 from learnact.reporting.parallel import WORKER_GC_THRESHOLD, WORKERS_ENV, default_workers, map_in_processes
 
 
-def _pid_and_square(x: int) -> tuple[int, int, str]:
+def _pid_and_square(x: int) -> tuple[int, int, str, int]:
     import multiprocessing
 
-    return os.getpid(), x * x, multiprocessing.get_start_method()
+    return os.getpid(), x * x, multiprocessing.get_start_method(), os.getppid()
+
+
+@pytest.fixture
+def _no_helper(monkeypatch):
+    """The fork server's path, as where this process may not fork (another thread, another OS)."""
+    from learnact.reporting import parallel
+
+    monkeypatch.setattr(parallel, "_forks_helper", lambda: False)
 
 
 def _fails_on_three(x: int) -> int:
@@ -26,8 +39,25 @@ def test_results_come_back_in_order_from_other_processes():
     out = map_in_processes(_pid_and_square, range(6), workers=2, on_done=lambda i, r: done.append(i))
     assert [r[1] for r in out] == [x * x for x in range(6)]
     assert os.getpid() not in {r[0] for r in out}
-    assert {r[2] for r in out} <= {"forkserver", "spawn"}  # never a fork of this (threaded) process
+    for _pid, _square, method, parent in out:  # never a fork of this process itself: a fork server's, or a helper's
+        assert method in ("forkserver", "spawn") or parent != os.getpid()
     assert sorted(done) == list(range(6))
+
+
+def test_the_fork_server_path_where_another_thread_runs():
+    # a fork copies whatever lock another thread holds: with one running, no helper is forked from this process
+    import threading
+
+    stop = threading.Event()
+    busy = threading.Thread(target=stop.wait, name="some-library-thread")
+    busy.start()
+    try:
+        out = map_in_processes(_pid_and_square, range(4), workers=2)
+    finally:
+        stop.set()
+        busy.join()
+    assert [r[1] for r in out] == [0, 1, 4, 9]
+    assert {r[2] for r in out} <= {"forkserver", "spawn"}
 
 
 class _Remembers:
@@ -65,7 +95,7 @@ class _Heavy(_Remembers):
         self.payload = bytes(1_000_000)
 
 
-def test_the_function_goes_to_each_worker_once_and_the_tasks_carry_items(monkeypatch):
+def test_the_function_goes_to_each_worker_once_and_the_tasks_carry_items(monkeypatch, _no_helper):
     # the pool pickles each task into a pipe: with the function in every task, 12 figures sent the paper study's
     # view 12 times
     import pickle
@@ -198,15 +228,21 @@ def test_warm_up_starts_workers_with_the_reporting_code_and_extra_modules_loaded
 
 _DRAW = """
 import json, sys
+from learnact.reporting import parallel
+if sys.argv[-1] == "server":  # the fork server's path, as where the caller may not fork
+    parallel._forks_helper = lambda: False
 from _draw_probe import draw_and_list_imports
 from learnact.reporting.parallel import map_in_processes
-names = sys.argv[3:]
+names = sys.argv[3:-1]
 jobs = [(sys.argv[1], sys.argv[2], name) for name in names]
 print(json.dumps(dict(zip(names, map_in_processes(draw_and_list_imports, jobs, workers=2)))))
 """
 
 _DRAW_VIEW = """
 import functools, json, sys
+from learnact.reporting import parallel
+if sys.argv[-1] == "server":  # the fork server's path, as where the caller may not fork
+    parallel._forks_helper = lambda: False
 from _draw_probe import draw_from_view
 from learnact.reporting.figures import FIGURES
 from learnact.reporting.parallel import map_in_processes
@@ -221,8 +257,12 @@ print(json.dumps(dict(zip(names, map_in_processes(functools.partial(draw_from_vi
 
 @pytest.mark.skipif("forkserver" not in __import__("multiprocessing").get_all_start_methods(),
                     reason="the preload list is a fork server's; this platform spawns report workers instead")
-def test_figure_workers_start_with_what_drawing_imports(tiny_study, tmp_path):
-    """The fork server imports fontTools' subsetter (every PDF figure's fonts) once, before it forks the workers:
+@pytest.mark.parametrize("path", ["server", "helper"])
+def test_figure_workers_start_with_what_drawing_imports(tiny_study, tmp_path, path):
+    """A helper (a fork of the caller) imports what drawing needs before it forks the workers, and they inherit the
+    caller's modules as well: no worker imports the font subsetter while drawing, and nothing the caller had.
+
+    The fork server imports fontTools' subsetter (every PDF figure's fonts) once, before it forks the workers:
     no worker imports it again. No figure needs scipy's special functions there: the figures' t intervals come
     with the study view, whose seed statistics build_figures computes before it hands the figures out (as the
     probe does); the server, whose imports were the report's critical path, no longer loads them. Every figure of
@@ -240,24 +280,29 @@ def test_figure_workers_start_with_what_drawing_imports(tiny_study, tmp_path):
     from learnact.reporting.figures import FIGURES
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", _DRAW, str(tiny_study), str(tmp_path), "leaderboard", "roc"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", _DRAW, str(tiny_study), str(tmp_path), "leaderboard", "roc", path],
+                          env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     imported = json.loads(done.stdout.strip().splitlines()[-1])
     # fontTools' subsetter came with the fork server (scipy's special functions only with a view without its
     # seed statistics, which drawing then computes: never what build_figures hands out, checked next)
     assert set(imported) == {"leaderboard", "roc"} and not any("fontTools.subset" in m for m in imported.values())
-    done = subprocess.run([sys.executable, "-c", _DRAW_VIEW, str(tiny_study), str(tmp_path)], env=env,
+    done = subprocess.run([sys.executable, "-c", _DRAW_VIEW, str(tiny_study), str(tmp_path), path], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(loaded) == {spec.name for spec in FIGURES}
-    assert all(mods == ["fontTools.subset"] for mods in loaded.values()), loaded  # and never scipy's special functions
+    # the server: never scipy's special functions; a helper's workers have them from the caller, which computed
+    # the seed statistics (as build_figures does), at no cost
+    wanted = ["fontTools.subset"] if path == "server" else ["fontTools.subset", "scipy.special"]
+    assert all(mods == wanted for mods in loaded.values()), loaded
 
 
 _SERVE_AND_EXIT = """
 import sys
 from learnact.reporting import parallel
+if sys.argv[1] != "helper":  # the fork server's path, as where the caller may not fork
+    parallel._forks_helper = lambda: False
 if sys.argv[1] == "without":
     parallel.PRELOAD = tuple(m for m in parallel.PRELOAD if m != "learnact.reporting._fork_server")
 assert parallel.warm_up(("_teardown_marker",))
@@ -265,11 +310,12 @@ print(parallel.map_in_processes(abs, [-1, -2], workers=2))
 """
 
 
-@pytest.mark.parametrize("preload", ["with", "without"])
+@pytest.mark.parametrize("preload", ["with", "without", "helper"])
 def test_the_fork_server_ends_without_its_teardown(tmp_path, preload):
     """The server holds the command's output open until it ends; it ends without freeing its modules one by one
     (0.3-0.8 s with torch loaded). Its module objects are never finalised; without _fork_server in the preload
-    list, they are (the check can tell the two apart)."""
+    list, they are (the check can tell the two apart). A helper (a fork of the caller, where it may fork) ends with
+    ``os._exit`` after its call: never finalised either."""
     import subprocess
     import sys
     from pathlib import Path
@@ -308,7 +354,11 @@ def test_a_worker_importing_the_exit_module_late_does_not_install_it():
 
 
 _BLAS_IN_WORKERS = """
-import json, os
+import json, os, sys
+from learnact.reporting import parallel
+if sys.argv[-1] == "server":  # the fork server's path, as where the caller may not fork
+    parallel._forks_helper = lambda: False
+import numpy  # the caller's OpenBLAS starts with a thread per core (no variable set)
 from _blas_probe import probe
 from learnact.reporting.parallel import map_in_processes
 print(json.dumps([os.getpid(), map_in_processes(probe, [0, 1], workers=2)]))
@@ -318,11 +368,15 @@ print(json.dumps([os.getpid(), map_in_processes(probe, [0, 1], workers=2)]))
 @pytest.mark.skipif("forkserver" not in __import__("multiprocessing").get_all_start_methods()
                     or (os.cpu_count() or 1) < 2,
                     reason="the preload list is a fork server's; one core runs one OpenBLAS thread anyway")
-def test_report_workers_run_one_openblas_thread_and_keep_their_start_out_of_the_collector():
+@pytest.mark.parametrize("path", ["server", "helper"])
+def test_report_workers_run_one_openblas_thread_and_keep_their_start_out_of_the_collector(path):
     """learnact._blas: the fork server sets OPENBLAS_NUM_THREADS=1 before it loads numpy (first in its preload), so
     no OpenBLAS pool spins in it or its workers beside the other worker's drawing. Each worker then freezes what it
     starts with (the preloaded modules): the collections drawing sets off walk only what was made since, and fewer of
     them start (a higher threshold for the youngest generation).
+
+    A helper (a fork of a caller whose numpy is loaded) sets the variable and tells the loaded libraries before it
+    forks the workers.
 
     In a fresh interpreter (whose fork server this test starts), without the variable in the environment."""
     import json
@@ -332,7 +386,7 @@ def test_report_workers_run_one_openblas_thread_and_keep_their_start_out_of_the_
 
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
-    done = subprocess.run([sys.executable, "-c", _BLAS_IN_WORKERS], capture_output=True, text=True, env=env,
+    done = subprocess.run([sys.executable, "-c", _BLAS_IN_WORKERS, path], capture_output=True, text=True, env=env,
                           timeout=300)
     assert done.returncode == 0, done.stderr
     caller, out = json.loads(done.stdout.strip().splitlines()[-1])
@@ -362,3 +416,104 @@ def test_the_seed_aggregates_are_computed_before_any_figure_and_travel_with_the_
     assert "aggregates" not in view.__dict__
     figures.build_figures(view, tmp_path, figures.FIGURES[:2], workers=1)
     assert seen == [True, True]
+
+
+def _family_of_a_worker(_: int) -> tuple[int, int, int]:
+    """This worker's pid, its parent's, and its parent's parent (from /proc)."""
+    parent = os.getppid()
+    with open(f"/proc/{parent}/stat") as stat:
+        grandparent = int(stat.read().rsplit(")", 1)[1].split()[1])
+    return os.getpid(), parent, grandparent
+
+
+_helper_only = pytest.mark.skipif(not __import__("sys").platform.startswith("linux"),
+                                  reason="a helper is forked on Linux only; elsewhere the fork server serves")
+
+
+@_helper_only
+def test_a_helper_forks_the_workers_and_needs_no_pickling():
+    # Where this process may fork, the workers are forks of one helper, itself a fork of this process: they have
+    # the function as it was here, never pickled (a lambda closing over a local works), one copy each.
+    from learnact.reporting import parallel
+
+    assert parallel._forks_helper()  # a pytest(-xdist) worker runs no other thread
+    offset = 10
+    out = map_in_processes(lambda x: (x + offset, _family_of_a_worker(x)), range(6), workers=2)
+    assert [value for value, _ in out] == list(range(10, 16))
+    helpers = {parent for _, (_pid, parent, _gp) in out}
+    assert len(helpers) == 1 and os.getpid() not in helpers
+    assert {gp for _, (_pid, _parent, gp) in out} == {os.getpid()}
+
+
+class _CountsPickling(_Remembers):
+    """A function that appends a line to a file each time it is pickled."""
+
+    def __init__(self, log: str) -> None:
+        super().__init__()
+        self.log = log
+
+    def __getstate__(self) -> dict:
+        with open(self.log, "a") as out:
+            out.write("pickled\n")
+        return dict(self.__dict__)
+
+
+@_helper_only
+def test_a_helper_started_ahead_gets_the_function_pickled_once_and_ends_after_the_call(tmp_path):
+    from learnact.reporting import parallel
+
+    log = tmp_path / "pickled.log"
+    assert parallel.warm_up()
+    helper = parallel._HELPER
+    assert helper is not None and helper._pid is not None
+    pid = helper._pid
+    out = map_in_processes(_CountsPickling(str(log)), range(6), workers=2)
+    assert [seen[-1] for _, seen in out] == list(range(6))
+    assert log.read_text().splitlines() == ["pickled"]  # once, for the helper; its workers inherit it
+    assert parallel._HELPER is None and helper._pid is None  # it served one call and was reaped
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def _ends_the_helper(x: int) -> int:
+    import signal
+
+    if x == 2:
+        os.kill(os.getppid(), signal.SIGKILL)  # the helper this worker was forked from (the OOM killer, say)
+        import time
+
+        time.sleep(60)  # killed with it (it ends with its helper)
+    return x
+
+
+@_helper_only
+def test_a_helper_killed_mid_call_is_an_error_not_a_hang():
+    from concurrent.futures.process import BrokenProcessPool
+
+    with pytest.raises(BrokenProcessPool, match="ended abruptly"):
+        map_in_processes(_ends_the_helper, range(4), workers=2)
+    assert map_in_processes(abs, [-3, -4], workers=2) == [3, 4]  # the next call gets a new helper
+
+
+@_helper_only
+def test_an_error_here_while_a_helper_works_ends_it(monkeypatch):
+    from learnact.reporting import parallel
+
+    started: list[int | None] = []
+    original = parallel._Helper.__init__
+
+    def recording(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        started.append(self._pid)
+
+    monkeypatch.setattr(parallel._Helper, "__init__", recording)
+
+    def fails() -> None:
+        raise OSError("disk full while writing the tables")
+
+    with pytest.raises(OSError, match="disk full"):
+        map_in_processes(_waits_for_flag, ["/nonexistent/flag"] * 2, workers=2, meanwhile=fails)
+    assert len(started) == 1 and started[0] is not None
+    with pytest.raises(ProcessLookupError):  # killed and reaped at once, not left waiting 60 s for the flag
+        os.kill(started[0], 0)
+    assert map_in_processes(abs, [-1, -2], workers=2) == [1, 2]

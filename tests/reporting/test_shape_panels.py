@@ -83,6 +83,8 @@ def test_build_figures_evaluates_the_shapes_in_a_caller_with_torch_so_its_worker
         import json, sys
         from pathlib import Path
         import torch
+        from learnact.reporting import parallel
+        parallel._forks_helper = lambda: False  # the fork server's workers: a helper's inherit torch (at no cost)
         from learnact.reporting.shapes import shape_panels
         from learnact.reporting.figures import FigureSpec, build_figures
         from learnact.reporting.study_view import load_study_view

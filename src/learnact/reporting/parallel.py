@@ -1,36 +1,52 @@
-"""Report work spread over worker processes started by a fork server (or spawned), never forked from the caller.
+"""Report work spread over worker processes: forks of a helper forked from the caller, else a fork server's.
 
-``learnact run`` builds the report in the process that just trained: torch's
-and rich's threads are live there, and a plain ``fork`` of such a process can
-hang on a lock one of them held. Workers therefore start from a fork server
-(a fresh interpreter that imported :mod:`learnact.reporting` once) or, where
-there is none, are spawned. Each runs :func:`learnact._processes.become_worker`
-first, so it ends with the process it works for and leaves Ctrl-C to it.
+Where the calling process may fork (Linux, no thread but the ones
+:func:`learnact._processes.can_fork` knows to be safe: ``learnact run`` and
+``learnact report``), the workers start from a helper (:class:`_Helper`): a
+fork of the caller that imports what drawing needs (matplotlib, the figure
+modules, fontTools' subsetter: about 0.45 s of CPU) and forks the workers from
+itself, so they have the caller's modules (numpy, pandas, the study code,
+torch in ``learnact run``) and the function they apply without importing or
+unpickling anything. ``learnact report`` of the paper study took 4.1 s
+against 4.6 s from a fork server (medians of six interleaved pairs, 2 cores;
+0.5 s of CPU less).
+
+Elsewhere (another OS, or a caller running other threads, such as a notebook
+kernel: a fork copies whatever lock another thread holds, and the child can
+hang on it) they start from a fork server (a fresh interpreter that imported
+:data:`PRELOAD` once) or are spawned. Each worker runs
+:func:`learnact._processes.become_worker` first, so it ends with the process
+it works for and leaves Ctrl-C to it; a helper ends with its caller, and its
+workers with it.
 
 Results come back in the order of the inputs; a worker's exception is raised
 in the caller as it was raised in the worker.
 
-Starting the fork server (a Python process importing the reporting code:
-pandas, matplotlib) takes about 1.5 s on 2 cores. :func:`warm_up` starts it
-ahead of time, in the background, where the caller has other work to do on
-one core first (``learnact run`` writing run folders and printing the
-leaderboard after training); it can also import PyTorch there (about 2 s), for
-workers that evaluate activations themselves: a suite's data-set reports. One
-study's figures get the activation shapes from a caller that has torch loaded
+:func:`warm_up` starts the helper (or the fork server) ahead of time, where the
+caller has other work to do on one core first (``learnact run`` timing step
+costs, writing run folders and printing the leaderboard after training); a
+fork server can also import PyTorch there (about 2 s), for workers that
+evaluate activations themselves: a suite's data-set reports (a helper forked
+from ``learnact run`` has it already). One study's figures get the activation
+shapes from a caller that has torch loaded
 (:attr:`~learnact.reporting.figures.FigureSpec.prepare`).
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
 import multiprocessing
 import os
 import pickle
+import signal
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
-from .._processes import available_cores, become_worker
+from .._processes import available_cores, become_worker, can_fork, name_process
 
 __all__ = ["MAX_RUNS_PER_FIGURE", "MIN_RUNS", "PRELOAD", "WORKERS_ENV", "auto_workers", "default_workers",
            "map_in_processes", "warm_up"]
@@ -102,20 +118,29 @@ def _start_method() -> str:
 
 
 def warm_up(extra: tuple[str, ...] = ()) -> bool:
-    """Start the report workers' fork server now; it imports :data:`PRELOAD` and ``extra`` in the background.
+    """Start the report workers' helper now; it imports :data:`DRAWING` and ``extra`` in the background.
 
-    Returns at once. The workers :func:`map_in_processes` starts later fork from
-    this server with those modules loaded (a server already running is kept
-    as it is). Call it where this process has work for one core first, so the
-    imports use the other.
+    Returns at once. Where this process may fork (:func:`_forks_helper`), the
+    helper is a fork of it (:class:`_Helper`): it has every module this
+    process has loaded (numpy, pandas, the study code) and imports only what
+    drawing needs. Elsewhere it is the fork server, a fresh interpreter that
+    imports :data:`PRELOAD` and ``extra``. The next :func:`map_in_processes`
+    call starts its workers from it (a helper already started is kept as it is).
+    Call it where this process has work for one core first, so the imports use
+    the other.
 
     Args:
-        extra: More modules to import there, such as ``"torch"`` (about 2 s):
-            worth it only where the caller's own work hides the wait.
+        extra: More modules to import there, such as ``"torch"`` (about 2 s in the fork server; nothing where
+            this process has loaded it): worth it only where the caller's own work hides the wait.
 
     Returns:
-        Whether a fork server runs now (``False`` where there is none: workers are then spawned).
+        Whether a helper or fork server runs now (``False`` where there is none: workers are then spawned).
     """
+    global _HELPER
+    if _forks_helper():
+        if _HELPER is None:
+            _HELPER = _Helper(extra)
+        return True
     if _start_method() != "forkserver":
         return False
     from multiprocessing import forkserver
@@ -125,11 +150,13 @@ def warm_up(extra: tuple[str, ...] = ()) -> bool:
     return True
 
 
-def _init(parent_pid: int, fn: bytes) -> None:
-    """A report worker's start: end with ``parent_pid``; keep the pickled function ``fn`` of the call it serves."""
+def _init(parent_pid: int, fn: bytes | None) -> None:
+    """A report worker's start: end with ``parent_pid``; keep the pickled function ``fn`` of the call it serves
+    (``None`` in a worker forked from a :class:`_Helper`, which inherits the function unpickled)."""
     global _PICKLED
     become_worker(parent_pid)
-    _PICKLED = fn
+    if fn is not None:
+        _PICKLED = fn
     os.environ[WORKERS_ENV] = "1"  # a worker's own report work (a data set's figures) stays in it
     import matplotlib
 
@@ -151,7 +178,8 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
     """``[fn(item) for item in items]``, over up to ``workers`` processes.
 
     Args:
-        fn: A module-level function (or a ``functools.partial`` of one): it is pickled to the workers.
+        fn: A module-level function (or a ``functools.partial`` of one): it is pickled to the workers (to a
+            fork server's, or a helper started ahead by :func:`warm_up`).
         items: Its arguments, each picklable.
         workers: Most processes (default :func:`default_workers`); with 1, or a single item, everything
             runs in this process.
@@ -180,6 +208,12 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
             if on_done is not None:
                 on_done(i, out[-1])
         return out
+    global _HELPER
+    helper, _HELPER = _HELPER, None  # a helper serves one call
+    if helper is None and _forks_helper():
+        helper = _Helper((), (fn, todo, n))  # forked now: it has fn and the items as they are here
+    if helper is not None:
+        return helper.map(fn, todo, n, on_done, meanwhile)
     method = _start_method()
     context = multiprocessing.get_context(method)
     if method == "forkserver":
@@ -231,3 +265,170 @@ def _in_completion_order(futures: list[Future[Any]]) -> Iterator[tuple[int, Any]
     index = {id(f): i for i, f in enumerate(futures)}
     for f in as_completed(futures):
         yield index[id(f)], f.result()
+
+
+DRAWING = ("learnact.reporting.figures", "learnact.reporting.drawing", "learnact.reporting.report", "fontTools.subset")
+"""What a :class:`_Helper` imports before it forks the workers: what drawing a figure loads (matplotlib, the
+figure modules, the figure saver and PDFium, fontTools' subsetter). The rest (numpy, pandas, the study code) it
+has from the process it was forked from."""
+
+PROCESS_NAME = "learnact-report"
+"""A :class:`_Helper`'s name in the task list (``/proc/PID/comm``), and its workers': a fork carries its parent's
+command line, so the name tells them from the command and its training workers (``top``, the benchmark)."""
+
+_HELPER: _Helper | None = None
+"""This process's helper started by :func:`warm_up` and not yet used by :func:`map_in_processes`."""
+
+
+def _forks_helper() -> bool:
+    """Whether the report's workers start from a fork of this process: on Linux, where no other thread runs
+    (:func:`learnact._processes.can_fork`; a fork copies whatever lock another thread holds)."""
+    return sys.platform.startswith("linux") and can_fork(True)
+
+
+class _Helper:
+    """A fork of this process that imports the drawing code and forks the workers of one :func:`map_in_processes`
+    call from itself.
+
+    A fresh fork server imported numpy, pandas and the study code again
+    (about 0.8 s of CPU before the first worker; 0.45 s for what drawing
+    adds), and each of its workers unpickled the function (the study view)
+    again. The helper has all of this process's modules, unpickles the
+    function once, and its workers inherit it (one copy each, as before).
+    It sends each result back as its item finishes and ends after the call;
+    it ends with this process, and its workers with it
+    (:func:`learnact._processes.become_worker`).
+
+    Args:
+        extra: More modules to import in the helper (see :func:`warm_up`).
+        request: ``(fn, items, workers)`` of the call, where the helper is forked for it (they reach it through
+            the fork); ``None`` for a helper started ahead (:func:`warm_up`): :meth:`map` sends the call.
+    """
+
+    def __init__(self, extra: tuple[str, ...], request: tuple[Callable[[Any], Any], list[Any], int] | None = None):
+        from multiprocessing.connection import Pipe
+
+        parent = os.getpid()
+        ours, theirs = Pipe()
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered here is written again by a worker's exit
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the helper (coverage does not follow a fork ending in os._exit)
+            code = 1
+            try:
+                ours.close()
+                _serve(theirs, parent, extra, request)
+                code = 0
+            finally:
+                os._exit(code)
+        theirs.close()
+        self._pid: int | None = pid
+        self._conn = ours
+        self._sent = request is not None
+
+    def map(self, fn: Callable[[T], R], todo: list[T], n: int, on_done: Callable[[int, R], None] | None,
+            meanwhile: Callable[[], object] | None) -> list[R]:
+        """:func:`map_in_processes` of ``fn`` over ``todo`` on ``n`` workers forked from the helper."""
+        try:
+            if not self._sent:  # the helper's reader takes it while it imports; fn as it is before meanwhile
+                self._conn.send((pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL), todo, n))
+            if meanwhile is not None:
+                meanwhile()
+            out: list[Any] = [None] * len(todo)
+            for _ in todo:
+                try:
+                    kind, i, value = self._conn.recv()
+                except (EOFError, OSError):
+                    from concurrent.futures.process import BrokenProcessPool
+
+                    raise BrokenProcessPool("a report worker process ended abruptly (killed, or out of memory?); "
+                                            "rerun `learnact report STUDY`") from None
+                if kind == "raise":
+                    raise value
+                out[i] = value
+                if on_done is not None:
+                    on_done(i, value)
+            self._end(wait=True)
+            return out
+        except BaseException:
+            self._end(wait=False)
+            raise
+
+    def _end(self, wait: bool) -> None:
+        """Close the connection and reap the helper (``wait=False``: kill it first; its workers end with it)."""
+        self._conn.close()
+        pid, self._pid = self._pid, None
+        if pid is None:
+            return
+        if not wait:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os.waitpid(pid, 0)
+
+
+def _one_blas_thread() -> None:
+    """One OpenBLAS thread in a helper and its workers where the caller's environment does not say how many
+    (:mod:`learnact._blas`: the ``learnact`` command sets one; a script calling the report may not). The caller's
+    numpy is loaded already, so the running libraries are told (threadpoolctl, which scikit-learn brings)."""
+    from .._blas import VARIABLE
+
+    if VARIABLE in os.environ:
+        return
+    os.environ[VARIABLE] = "1"  # and for whatever the workers start
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+        threadpool_limits(1, user_api="blas")
+    except Exception:  # noqa: BLE001 - no threadpoolctl, or a library it cannot handle: only a little CPU lost
+        pass
+
+
+def _receive(conn: Any, box: dict[str, Any]) -> None:
+    """In a helper, on a thread: the call :meth:`_Helper.map` sends (``None`` when the caller closed first)."""
+    try:
+        pickled, items, n = conn.recv()
+        box["request"] = (pickle.loads(pickled), items, n)
+    except (EOFError, OSError):
+        box["request"] = None
+
+
+def _serve(conn: Any, parent: int, extra: tuple[str, ...],
+           request: tuple[Callable[[Any], Any], list[Any], int] | None) -> None:
+    """A :class:`_Helper`'s work: import, take the call, fork its workers, send each result as it comes."""
+    global _UNPICKLED
+    become_worker(parent)
+    name_process(PROCESS_NAME)
+    _one_blas_thread()
+    box: dict[str, Any] = {"request": request}
+    reader = None
+    if request is None:  # read while importing: the caller's send of the study view never waits for the imports
+        reader = threading.Thread(target=_receive, args=(conn, box), name="learnact-report-reader", daemon=True)
+        reader.start()
+    for name in (*DRAWING, *extra):
+        importlib.import_module(name)
+    gc.freeze()  # the modules, this process's copy of its caller: out of the workers' collections
+    if reader is not None:
+        reader.join()  # before the workers fork: no other thread then
+    if box["request"] is None:
+        return
+    fn, items, n = box["request"]
+    _UNPICKLED = fn  # the workers inherit it: one copy each, never pickled again
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("fork"), initializer=_init,
+                               initargs=(os.getpid(), None))
+    futures: list[Future[Any]] = []
+    try:
+        futures = [pool.submit(_call_pickled, item) for item in items]
+        for i, result in _in_completion_order(futures):
+            conn.send(("done", i, result))
+    except BaseException as exc:  # a worker's exception (or a broken pool): raised in the caller as it was
+        try:
+            conn.send(("raise", None, exc))
+        except Exception:  # it cannot be pickled: its type and message
+            conn.send(("raise", None, RuntimeError(f"{type(exc).__name__}: {exc}")))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
