@@ -106,30 +106,43 @@ def test_learnact_run_starts_it_before_the_cost_pass_and_any_run_folder(warmups,
     assert seen[:2] == [("warm", 0), ("costs", 0)]
 
 
-def test_learnact_run_imports_what_follows_training_while_the_stacks_train(monkeypatch, tmp_path):
+_STACKS_TRAIN = """
+import sys
+from pathlib import Path
+from typer.testing import CliRunner
+from learnact.cli import run_cmd
+from learnact.cli.app import app
+from learnact.experiment import artifacts
+
+tmp = Path(sys.argv[1])
+out = tmp / "study"
+seen = []
+run_cmd._WarmUp.preload = lambda self: seen.append(
+    f"preload: {len(list((out / 'runs').glob('*'))) if (out / 'runs').is_dir() else 0} runs written")
+real = artifacts.measure_step_costs
+artifacts.measure_step_costs = lambda cases, **kw: seen.append("costs") or real(cases, **kw)
+config = tmp / "study.yaml"
+config.write_text("name: early\\nseeds: [1, 2, 3, 4]\\nbackbone: {hidden: [4]}\\n"
+                  "train: {max_epochs: 2, patience: 2}\\nvariants:\\n"
+                  "  - {name: tanh, kind: fixed, activation: tanh}\\n"
+                  "  - {name: gated, kind: gated, candidates: [tanh, relu], gate: layer}\\n")
+result = CliRunner().invoke(app, ["run", "--config", str(config), "--out", str(out), "--no-report", "--threads", "2"])
+assert result.exit_code == 0, result.output
+print(seen)
+"""
+
+
+def test_learnact_run_imports_what_follows_training_while_the_stacks_train(tmp_path):
     """Through the command itself: while the forked workers train (no run folder written, no step cost timed), the
-    command imports what the leaderboard and the report need after training, once."""
-    from typer.testing import CliRunner
+    command imports what the leaderboard and the report need after training, once. In a fresh interpreter: the
+    stacks train in forked workers only where no other thread runs, and an earlier test here may have left one."""
+    import subprocess
+    import sys
 
-    from learnact.cli.app import app
-    from learnact.experiment import artifacts
-
-    out = tmp_path / "study"
-    seen: list[str] = []
-    monkeypatch.setattr(run_cmd._WarmUp, "preload", lambda self: seen.append(
-        f"preload: {len(list((out / 'runs').glob('*'))) if (out / 'runs').is_dir() else 0} runs written"))
-    real = artifacts.measure_step_costs
-    monkeypatch.setattr(artifacts, "measure_step_costs", lambda cases, **kw: seen.append("costs") or real(
-        cases, **kw))
-    monkeypatch.setattr(artifacts, "_COSTS", {})
-    config = tmp_path / "study.yaml"
-    config.write_text("name: early\nseeds: [1, 2, 3, 4]\nbackbone: {hidden: [4]}\ntrain: {max_epochs: 2, patience: 2}\n"
-                      "variants:\n  - {name: tanh, kind: fixed, activation: tanh}\n"
-                      "  - {name: gated, kind: gated, candidates: [tanh, relu], gate: layer}\n")
-    result = CliRunner().invoke(app, ["run", "--config", str(config), "--out", str(out), "--no-report",
-                                      "--threads", "2"])
-    assert result.exit_code == 0, result.output
-    assert seen == ["preload: 0 runs written", "costs"]
+    done = subprocess.run([sys.executable, "-c", _STACKS_TRAIN, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "['preload: 0 runs written', 'costs']"
 
 
 _PRELOAD = """

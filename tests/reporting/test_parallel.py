@@ -8,6 +8,8 @@ properties take that path (``_no_helper``); the rest run on whichever path this 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -430,8 +432,7 @@ _helper_only = pytest.mark.skipif(not __import__("sys").platform.startswith("lin
                                   reason="a helper is forked on Linux only; elsewhere the fork server serves")
 
 
-@_helper_only
-def test_a_helper_forks_the_workers_and_needs_no_pickling():
+def _case_a_helper_forks_the_workers_and_needs_no_pickling(tmp_path):
     # Where this process may fork, the workers are forks of one helper, itself a fork of this process: they have
     # the function as it was here, never pickled (a lambda closing over a local works), one copy each.
     from learnact.reporting import parallel
@@ -458,11 +459,10 @@ class _CountsPickling(_Remembers):
         return dict(self.__dict__)
 
 
-@_helper_only
-def test_a_helper_started_ahead_gets_the_function_pickled_once_and_ends_after_the_call(tmp_path):
+def _case_a_helper_started_ahead_gets_the_function_pickled_once_and_ends_after_the_call(tmp_path):
     from learnact.reporting import parallel
 
-    log = tmp_path / "pickled.log"
+    log = Path(tmp_path) / "pickled.log"
     assert parallel.warm_up()
     helper = parallel._HELPER
     assert helper is not None and helper._pid is not None
@@ -486,8 +486,7 @@ def _ends_the_helper(x: int) -> int:
     return x
 
 
-@_helper_only
-def test_a_helper_killed_mid_call_is_an_error_not_a_hang():
+def _case_a_helper_killed_mid_call_is_an_error_not_a_hang(tmp_path):
     from concurrent.futures.process import BrokenProcessPool
 
     with pytest.raises(BrokenProcessPool, match="ended abruptly"):
@@ -495,8 +494,7 @@ def test_a_helper_killed_mid_call_is_an_error_not_a_hang():
     assert map_in_processes(abs, [-3, -4], workers=2) == [3, 4]  # the next call gets a new helper
 
 
-@_helper_only
-def test_an_error_here_while_a_helper_works_ends_it(monkeypatch):
+def _case_an_error_here_while_a_helper_works_ends_it(tmp_path):
     from learnact.reporting import parallel
 
     started: list[int | None] = []
@@ -506,7 +504,7 @@ def test_an_error_here_while_a_helper_works_ends_it(monkeypatch):
         original(self, *args, **kwargs)
         started.append(self._pid)
 
-    monkeypatch.setattr(parallel._Helper, "__init__", recording)
+    parallel._Helper.__init__ = recording
 
     def fails() -> None:
         raise OSError("disk full while writing the tables")
@@ -517,3 +515,24 @@ def test_an_error_here_while_a_helper_works_ends_it(monkeypatch):
     with pytest.raises(ProcessLookupError):  # killed and reaped at once, not left waiting 60 s for the flag
         os.kill(started[0], 0)
     assert map_in_processes(abs, [-1, -2], workers=2) == [1, 2]
+
+
+_CASE = """
+import sys
+import test_parallel
+getattr(test_parallel, sys.argv[1])(sys.argv[2])
+print("case passed")
+"""
+
+
+@_helper_only
+@pytest.mark.parametrize("case", [name for name in dir(sys.modules[__name__]) if name.startswith("_case_")])
+def test_the_helper_path(case, tmp_path):
+    """Each ``_case_*`` in a fresh interpreter: this one may run threads an earlier test left (a helper is forked
+    only where none runs), and the cases count this process's children."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", _CASE, case, str(tmp_path)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("case passed"), done.stdout + done.stderr
