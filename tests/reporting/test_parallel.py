@@ -536,3 +536,65 @@ def test_the_helper_path(case, tmp_path):
     done = subprocess.run([sys.executable, "-c", _CASE, case, str(tmp_path)], env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0 and done.stdout.strip().endswith("case passed"), done.stdout + done.stderr
+
+
+_DRAW_AFTER = """
+import sys
+from pathlib import Path
+from learnact.reporting.drawing import warm_up_drawing
+from learnact.reporting.figures import FIGURES, _render
+from learnact.reporting.study_view import load_study_view
+view = load_study_view(Path(sys.argv[1]))
+loaded = "matplotlib.backends.backend_pdf" in sys.modules
+if sys.argv[3] == "warm":
+    warm_up_drawing()
+warmed = "matplotlib.backends.backend_pdf" in sys.modules
+for spec in FIGURES:
+    _render(view, Path(sys.argv[2]), "", spec)
+print(loaded, warmed)
+"""
+
+
+def test_a_warmed_up_process_draws_the_same_files(tiny_study, tmp_path):
+    """warm_up_drawing (what a helper started ahead does before it forks the workers) sets up what a first figure
+    does, and every figure of the registry, drawn after it, is the same file byte for byte (PDF and PNG)."""
+    import subprocess
+
+    files = {}
+    for mode in ("cold", "warm"):
+        out = tmp_path / mode
+        out.mkdir()
+        done = subprocess.run([sys.executable, "-c", _DRAW_AFTER, str(tiny_study), str(out), mode],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["False", str(mode == "warm")]
+        files[mode] = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if not p.name.startswith("cost.")}
+    assert len(files["cold"]) >= 2 * 10 and files["cold"].keys() == files["warm"].keys()
+    assert [name for name in files["cold"] if files["cold"][name] != files["warm"][name]] == []
+
+
+_WARMED_WORKERS = """
+import sys
+from learnact.reporting import parallel
+import probe
+if sys.argv[1] == "ahead":
+    assert parallel.warm_up()
+print(parallel.map_in_processes(probe.loaded, ["matplotlib.backends.backend_pdf"] * 2, workers=2))
+"""
+
+
+@_helper_only
+def test_a_helper_started_ahead_sets_up_drawing_before_it_forks_the_workers(tmp_path):
+    # waiting for the call anyway, a helper started ahead draws one small figure first: its workers start with the
+    # PDF backend (and the rest of a first figure's set-up) done; one forked for the call goes straight to work
+    import subprocess
+
+    (tmp_path / "probe.py").write_text(_PROBE, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    got = {}
+    for mode in ("ahead", "for-the-call"):
+        done = subprocess.run([sys.executable, "-c", _WARMED_WORKERS, mode], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=120)
+        assert done.returncode == 0, done.stderr
+        got[mode] = done.stdout.strip().splitlines()[-1]
+    assert got == {"ahead": "[True, True]", "for-the-call": "[False, False]"}

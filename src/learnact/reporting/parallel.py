@@ -411,6 +411,13 @@ def _serve(conn: Any, parent: int, extra: tuple[str, ...],
         reader.start()
     for name in (*DRAWING, *extra):
         importlib.import_module(name)
+    if reader is not None:  # started ahead, so most likely waiting for the call: a first figure's set-up, done once
+        try:  # here instead of in each worker (about 0.1 s of CPU each)
+            from .drawing import warm_up_drawing
+
+            warm_up_drawing()
+        except Exception:  # noqa: BLE001 - only a head start: the workers' first figures do it and report errors
+            pass
     gc.freeze()  # the modules, this process's copy of its caller: out of the workers' collections
     if reader is not None:
         reader.join()  # before the workers fork: no other thread then
