@@ -517,27 +517,6 @@ def _case_an_error_here_while_a_helper_works_ends_it(tmp_path):
     assert map_in_processes(abs, [-1, -2], workers=2) == [1, 2]
 
 
-_CASE = """
-import sys
-import test_parallel
-getattr(test_parallel, sys.argv[1])(sys.argv[2])
-print("case passed")
-"""
-
-
-@_helper_only
-@pytest.mark.parametrize("case", [name for name in dir(sys.modules[__name__]) if name.startswith("_case_")])
-def test_the_helper_path(case, tmp_path):
-    """Each ``_case_*`` in a fresh interpreter: this one may run threads an earlier test left (a helper is forked
-    only where none runs), and the cases count this process's children."""
-    import subprocess
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", _CASE, case, str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0 and done.stdout.strip().endswith("case passed"), done.stdout + done.stderr
-
-
 _DRAW_AFTER = """
 import sys
 from pathlib import Path
@@ -598,3 +577,57 @@ def test_a_helper_started_ahead_sets_up_drawing_before_it_forks_the_workers(tmp_
         assert done.returncode == 0, done.stderr
         got[mode] = done.stdout.strip().splitlines()[-1]
     assert got == {"ahead": "[True, True]", "for-the-call": "[False, False]"}
+
+
+def _refuse_to_load() -> None:
+    raise LookupError("this function cannot be rebuilt in another process")
+
+
+class _Unloadable:
+    """A callable that pickles, but whose unpickling raises (a plugin's figure whose module is gone, say)."""
+
+    def __call__(self, x: int) -> int:
+        return x
+
+    def __reduce__(self):
+        return (_refuse_to_load, ())
+
+
+def _case_a_function_the_helper_cannot_load_raises_its_error_here(tmp_path):
+    from learnact.reporting import parallel
+
+    assert parallel.warm_up()
+    with pytest.raises(LookupError, match="cannot be rebuilt"):
+        map_in_processes(_Unloadable(), range(3), workers=2)
+    assert map_in_processes(abs, [-5, -6], workers=2) == [5, 6]
+
+
+def _case_a_helper_that_cannot_import_the_drawing_code_says_so(tmp_path):
+    # matplotlib missing, say: its ImportError, raised here, not a "worker ended abruptly"
+    from learnact.reporting import parallel
+
+    parallel.DRAWING = (*parallel.DRAWING, "learnact_no_such_module")
+    assert parallel.warm_up(("another_missing_module",))  # an extra module that fails is only a lost head start
+    with pytest.raises(ModuleNotFoundError, match="learnact_no_such_module"):
+        map_in_processes(abs, [-1, -2], workers=2)
+
+
+_CASE = """
+import sys
+import test_parallel
+getattr(test_parallel, sys.argv[1])(sys.argv[2])
+print("case passed")
+"""
+
+
+@_helper_only
+@pytest.mark.parametrize("case", [name for name in dir(sys.modules[__name__]) if name.startswith("_case_")])
+def test_the_helper_path(case, tmp_path):
+    """Each ``_case_*`` in a fresh interpreter: this one may run threads an earlier test left (a helper is forked
+    only where none runs), and the cases count this process's children."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", _CASE, case, str(tmp_path)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("case passed"), done.stdout + done.stderr

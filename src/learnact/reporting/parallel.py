@@ -388,13 +388,24 @@ def _one_blas_thread() -> None:
         pass
 
 
+def _send_failure(conn: Any, exc: BaseException) -> None:
+    """Send ``exc`` for :meth:`_Helper.map` to raise; one that cannot be pickled goes as its type and message."""
+    try:
+        conn.send(("raise", None, exc))
+    except Exception:  # noqa: BLE001
+        conn.send(("raise", None, RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
 def _receive(conn: Any, box: dict[str, Any]) -> None:
-    """In a helper, on a thread: the call :meth:`_Helper.map` sends (``None`` when the caller closed first)."""
+    """In a helper, on a thread: the call :meth:`_Helper.map` sends (``None`` when the caller closed first; the
+    exception where its function cannot be unpickled here)."""
     try:
         pickled, items, n = conn.recv()
         box["request"] = (pickle.loads(pickled), items, n)
     except (EOFError, OSError):
         box["request"] = None
+    except Exception as exc:  # noqa: BLE001 - raised in the caller, as a fork server's worker would have
+        box["request"] = exc
 
 
 def _serve(conn: Any, parent: int, extra: tuple[str, ...],
@@ -404,15 +415,24 @@ def _serve(conn: Any, parent: int, extra: tuple[str, ...],
     become_worker(parent)
     name_process(PROCESS_NAME)
     _one_blas_thread()
-    box: dict[str, Any] = {"request": request}
+    box: dict[str, Any] = {"request": request}  # the call; None (the caller closed), or why it cannot be read
     reader = None
     if request is None:  # read while importing: the caller's send of the study view never waits for the imports
         reader = threading.Thread(target=_receive, args=(conn, box), name="learnact-report-reader", daemon=True)
         reader.start()
-    for name in (*DRAWING, *extra):
-        importlib.import_module(name)
-    if reader is not None:  # started ahead, so most likely waiting for the call: a first figure's set-up, done once
-        try:  # here instead of in each worker (about 0.1 s of CPU each)
+    failed: BaseException | None = None
+    try:
+        for name in DRAWING:
+            importlib.import_module(name)
+    except Exception as exc:  # noqa: BLE001 - raised in the caller (matplotlib missing, say), not a broken pipe
+        failed = exc
+    for name in extra:  # a head start only, as in the fork server's preload: what fails is imported where needed
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    if reader is not None and failed is None:  # started ahead, so most likely waiting for the call: a first
+        try:  # figure's set-up, done once here instead of in each worker (about 0.1 s of CPU each)
             from .drawing import warm_up_drawing
 
             warm_up_drawing()
@@ -421,9 +441,15 @@ def _serve(conn: Any, parent: int, extra: tuple[str, ...],
     gc.freeze()  # the modules, this process's copy of its caller: out of the workers' collections
     if reader is not None:
         reader.join()  # before the workers fork: no other thread then
-    if box["request"] is None:
+    request = box["request"]
+    if request is None:
         return
-    fn, items, n = box["request"]
+    if failed is None and isinstance(request, BaseException):
+        failed = request
+    if failed is not None:
+        _send_failure(conn, failed)
+        return
+    fn, items, n = request
     _UNPICKLED = fn  # the workers inherit it: one copy each, never pickled again
     pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("fork"), initializer=_init,
                                initargs=(os.getpid(), None))
@@ -433,9 +459,6 @@ def _serve(conn: Any, parent: int, extra: tuple[str, ...],
         for i, result in _in_completion_order(futures):
             conn.send(("done", i, result))
     except BaseException as exc:  # a worker's exception (or a broken pool): raised in the caller as it was
-        try:
-            conn.send(("raise", None, exc))
-        except Exception:  # it cannot be pickled: its type and message
-            conn.send(("raise", None, RuntimeError(f"{type(exc).__name__}: {exc}")))
+        _send_failure(conn, exc)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
