@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from learnact.reporting.fig_shapes import activation_shapes_figure
 from learnact.reporting.saving import save_figure
@@ -96,36 +95,6 @@ def test_build_figures_evaluates_the_shapes_in_a_caller_with_torch_so_its_worker
         print(json.dumps([r.detail for r in results]))
     """)
     assert json.loads(out) == ["torch loaded: False"] * 2
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers fork from a helper on Linux only")
-def test_where_the_workers_are_forks_with_torch_the_worker_evaluates_the_shapes(tiny_study, tmp_path):
-    # on the path from the last stack to the report's workers, this process does not evaluate the shapes first:
-    # the workers (forks of a fork of it) have torch too, and the one drawing the figure evaluates them
-    out = _fresh(f"""
-        import json, sys
-        from pathlib import Path
-        import torch
-        from learnact.reporting import parallel
-        from learnact.reporting.shapes import _PANELS, shape_panels
-        from learnact.reporting.figures import FigureSpec, build_figures
-        from learnact.reporting.study_view import load_study_view
-        from _draw_probe import shapes_noting_torch
-        assert parallel.workers_have("torch") and not parallel.workers_have("learnact_no_such_module")
-        view = load_study_view(Path({str(tiny_study)!r}))
-        specs = tuple(FigureSpec(f"shapes{{i}}", "t", "c", shapes_noting_torch, prepare=shape_panels) for i in (1, 2))
-        results = build_figures(view, Path({str(tmp_path)!r}), specs, workers=2)
-        print(json.dumps([_PANELS in view.__dict__, [r.detail for r in results]]))
-    """)
-    assert json.loads(out) == [False, ["torch loaded: True"] * 2]
-    here = tmp_path / "here"
-    view = load_study_view(tiny_study)
-    shape_panels(view)  # evaluated in this process, as build_figures does where the workers lack torch
-    from learnact.reporting.figures import FIGURES, build_figures
-
-    build_figures(view, here, tuple(s for s in FIGURES if s.name == "activation_shapes"), workers=1)
-    for suffix in ("pdf", "png"):  # the same figure wherever the shapes were evaluated
-        assert (here / f"activation_shapes.{suffix}").read_bytes() == (tmp_path / f"shapes1.{suffix}").read_bytes()
 
 
 def test_a_spread_band_is_drawn_over_units_only(tiny_study, tmp_path):

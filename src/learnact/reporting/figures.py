@@ -166,11 +166,7 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
     drawing its figures from one copy of ``view`` (what one figure reads
     of the runs serves the next); the files are the same as drawn one by one.
     Where this process has imported torch already, each figure's
-    :attr:`FigureSpec.prepare` runs here first, so no worker imports it,
-    unless the workers are forks of this process with torch loaded
-    (:func:`~learnact.reporting.parallel.workers_have`): then the worker that
-    draws the figure runs it, beside the others, instead of this process
-    before any worker starts.
+    :attr:`FigureSpec.prepare` runs here first, so no worker imports it.
 
     Args:
         view: The study.
@@ -195,14 +191,8 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
             if progress is not None:
                 progress(f"figure {k}/{len(skipped)}: {result.spec.name} (not drawn: {result.skipped})")
         return skipped
-    from .parallel import default_workers, workers_have
-
     note = view.excluded_note()
-    picklable = all(_picklable(spec) for spec in wanted)
-    n_workers = min(len(wanted), (workers if workers is not None else default_workers()) if picklable else 1)
-    # the caller trained (or evaluates models): torch's work here, not in a worker that would import it; where the
-    # workers are forks of this process (with torch), the worker that draws the figure does it, beside the others
-    if "torch" in sys.modules and not (n_workers > 1 and workers_have("torch")):
+    if "torch" in sys.modules:  # the caller trained (or evaluates models): torch's work here, not in a worker
         for spec in wanted:
             if spec.prepare is not None:
                 try:
@@ -212,6 +202,7 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
     # the seed aggregates most figures (and the report's tables) read: computed once, here, and copied to the
     # workers with the view, instead of once in each worker
     view.aggregates  # noqa: B018
+    picklable = all(_picklable(spec) for spec in wanted)
     done = [0]
 
     def tick(i: int, result: FigureResult) -> None:
@@ -224,7 +215,7 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
     order = sorted(range(len(wanted)), key=lambda i: -RENDER_SECONDS.get(wanted[i].name, UNLISTED_SECONDS))
     render = functools.partial(_render, view, folder, note)
     queued = [wanted[i] for i in order]
-    done_in_order = map_in_processes(render, queued, workers=n_workers,
+    done_in_order = map_in_processes(render, queued, workers=workers if picklable else 1,
                                      on_done=lambda k, r: tick(order[k], r), meanwhile=meanwhile)
     results: list[FigureResult | None] = [None] * len(wanted)
     for k, result in zip(order, done_in_order, strict=True):

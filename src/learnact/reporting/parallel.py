@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 from .._processes import available_cores, become_worker, can_fork, name_process
 
 __all__ = ["MAX_RUNS_PER_FIGURE", "MIN_RUNS", "PRELOAD", "WORKERS_ENV", "auto_workers", "default_workers",
-           "map_in_processes", "warm_up", "workers_have"]
+           "map_in_processes", "warm_up"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -280,16 +280,6 @@ _HELPER: _Helper | None = None
 """This process's helper started by :func:`warm_up` and not yet used by :func:`map_in_processes`."""
 
 
-def workers_have(*modules: str) -> bool:
-    """Whether :func:`map_in_processes`' next workers start with ``modules`` loaded, as forks of a helper that has
-    them (a helper started ahead: if this process had them then; one forked for the call: if it has them now).
-    Work that needs them (PyTorch) can then go to a worker instead of being done here first
-    (:func:`~learnact.reporting.figures.build_figures`' ``prepare`` steps)."""
-    if _HELPER is not None:
-        return all(m in _HELPER.modules for m in modules)
-    return _forks_helper() and all(m in sys.modules for m in modules)
-
-
 def _forks_helper() -> bool:
     """Whether the report's workers start from a fork of this process: on Linux, where no other thread runs
     (:func:`learnact._processes.can_fork`; a fork copies whatever lock another thread holds)."""
@@ -319,8 +309,6 @@ class _Helper:
         from multiprocessing.connection import Pipe
 
         parent = os.getpid()
-        self.modules = frozenset(sys.modules)
-        """The modules the helper (and so its workers) has from this process."""
         ours, theirs = Pipe()
         for stream in (sys.stdout, sys.stderr):  # nothing buffered here is written again by a worker's exit
             try:

@@ -148,9 +148,8 @@ def shape_panels(view: StudyView) -> dict[tuple[str, int], ShapePanel | None]:
     kept on it: a view pickled after this call carries the panels, so a report
     worker draws the figure without importing torch (about 2 s).
     :func:`~learnact.reporting.figures.build_figures` calls it in the calling
-    process when that process has torch loaded already and its workers would
-    not have it (they start from a fork server); where they are forks of it,
-    the worker drawing the figure calls it.
+    process when that process has torch loaded already (``learnact run``,
+    after training).
 
     Raises:
         NothingToShow: The study has no gated variant and no learnable family with a finished run.
