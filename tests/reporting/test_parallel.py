@@ -612,6 +612,26 @@ def _case_a_helper_that_cannot_import_the_drawing_code_says_so(tmp_path):
         map_in_processes(abs, [-1, -2], workers=2)
 
 
+def _torch_sum(i: int) -> float:
+    import torch
+
+    y = torch.ones(600, 600, dtype=torch.float64)
+    return float((y @ y).sum() / 600**3 + torch.ones(4_000_000, dtype=torch.float64).exp().sum() * 0) + i
+
+
+def _case_a_helpers_workers_use_torch_after_the_caller_ran_it_on_several_threads(tmp_path):
+    # learnact run's own torch work (the shapes, the step costs) may run on several threads: its OpenMP pool is not
+    # copied by a fork, and a fork's first multi-threaded operation then hangs. A suite's data-set reports evaluate
+    # activations in the workers.
+    import torch
+
+    torch.set_num_threads(2)
+    x = torch.ones(600, 600, dtype=torch.float64)
+    assert float((x @ x).sum()) == 600**3
+    torch.ones(4_000_000, dtype=torch.float64).exp().sum()
+    assert map_in_processes(_torch_sum, range(4), workers=2) == [1.0, 2.0, 3.0, 4.0]
+
+
 _CASE = """
 import sys
 import test_parallel
@@ -629,5 +649,5 @@ def test_the_helper_path(case, tmp_path):
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", _CASE, case, str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=120)
     assert done.returncode == 0 and done.stdout.strip().endswith("case passed"), done.stdout + done.stderr

@@ -388,6 +388,22 @@ def _one_blas_thread() -> None:
         pass
 
 
+def _one_torch_thread() -> None:
+    """One intra-op thread for PyTorch in a helper and its workers, where the caller has it loaded.
+
+    A fork of a process whose PyTorch ran an operation on several threads
+    (OpenMP's pool) hangs in its own first such operation: the pool's threads
+    are not copied by the fork, and the child waits for them. With one thread
+    PyTorch runs every operation in the calling thread, as the training
+    workers do (:mod:`learnact.training.scheduling`). A suite's data-set
+    reports evaluate activations in the workers; one study's figures get them
+    evaluated in the caller (:attr:`~learnact.reporting.figures.FigureSpec.prepare`).
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
 def _send_failure(conn: Any, exc: BaseException) -> None:
     """Send ``exc`` for :meth:`_Helper.map` to raise; one that cannot be pickled goes as its type and message."""
     try:
@@ -415,6 +431,7 @@ def _serve(conn: Any, parent: int, extra: tuple[str, ...],
     become_worker(parent)
     name_process(PROCESS_NAME)
     _one_blas_thread()
+    _one_torch_thread()
     box: dict[str, Any] = {"request": request}  # the call; None (the caller closed), or why it cannot be read
     reader = None
     if request is None:  # read while importing: the caller's send of the study view never waits for the imports
