@@ -632,6 +632,22 @@ def _case_a_helpers_workers_use_torch_after_the_caller_ran_it_on_several_threads
     assert map_in_processes(_torch_sum, range(4), workers=2) == [1.0, 2.0, 3.0, 4.0]
 
 
+def _case_a_helper_killed_before_the_call_is_an_error_not_a_hang(tmp_path):
+    import signal
+    import time
+    from concurrent.futures.process import BrokenProcessPool
+
+    from learnact.reporting import parallel
+
+    assert parallel.warm_up()
+    assert parallel._HELPER is not None and parallel._HELPER._pid is not None
+    os.kill(parallel._HELPER._pid, signal.SIGKILL)
+    time.sleep(0.2)
+    with pytest.raises(BrokenProcessPool, match="ended abruptly"):
+        map_in_processes(abs, [-1, -2], workers=2)
+    assert map_in_processes(abs, [-3, -4], workers=2) == [3, 4]
+
+
 _CASE = """
 import sys
 import test_parallel

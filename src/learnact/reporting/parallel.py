@@ -332,9 +332,17 @@ class _Helper:
     def map(self, fn: Callable[[T], R], todo: list[T], n: int, on_done: Callable[[int, R], None] | None,
             meanwhile: Callable[[], object] | None) -> list[R]:
         """:func:`map_in_processes` of ``fn`` over ``todo`` on ``n`` workers forked from the helper."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        broken = ("a report worker process ended abruptly (killed, or out of memory?); rerun `learnact report "
+                  "STUDY`")
         try:
             if not self._sent:  # the helper's reader takes it while it imports; fn as it is before meanwhile
-                self._conn.send((pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL), todo, n))
+                pickled = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+                try:
+                    self._conn.send((pickled, todo, n))
+                except OSError:  # the helper is gone (killed since it was started)
+                    raise BrokenProcessPool(broken) from None
             if meanwhile is not None:
                 meanwhile()
             out: list[Any] = [None] * len(todo)
@@ -342,10 +350,7 @@ class _Helper:
                 try:
                     kind, i, value = self._conn.recv()
                 except (EOFError, OSError):
-                    from concurrent.futures.process import BrokenProcessPool
-
-                    raise BrokenProcessPool("a report worker process ended abruptly (killed, or out of memory?); "
-                                            "rerun `learnact report STUDY`") from None
+                    raise BrokenProcessPool(broken) from None
                 if kind == "raise":
                     raise value
                 out[i] = value
@@ -368,7 +373,10 @@ class _Helper:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        os.waitpid(pid, 0)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:  # reaped elsewhere already (a caller's own child handling)
+            pass
 
 
 def _one_blas_thread() -> None:
