@@ -60,15 +60,12 @@ thread holds no lock (it waits for that one, or sleeps), and forking stays safe 
 _FORK_SAFE_THREADS = frozenset({WATCH_THREAD, DISPLAY_THREAD})
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_PR_SET_NAME = 15
 _LIBC: object | None = None
 
 
-def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
-    """Ask the kernel to send ``sig`` to this process when its parent (thread) exits; ``False`` where unsupported.
-
-    Linux only (``prctl(PR_SET_PDEATHSIG)``); the setting is not inherited by
-    this process's own children, so each generation sets it.
-    """
+def _prctl(option: int, arg: object) -> bool:
+    """``prctl(option, arg, 0, 0, 0)`` through the C library; ``False`` where unsupported (Linux only)."""
     global _LIBC
     if not sys.platform.startswith("linux"):
         return False
@@ -77,27 +74,25 @@ def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
 
         if _LIBC is None:
             _LIBC = ctypes.CDLL(None, use_errno=True)
-        return _LIBC.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0  # type: ignore[attr-defined]
+        return _LIBC.prctl(option, arg, 0, 0, 0) == 0  # type: ignore[attr-defined]
     except (OSError, AttributeError):  # pragma: no cover - no libc prctl
         return False
 
 
-_PR_SET_NAME = 15  # from <linux/prctl.h>
+def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
+    """Ask the kernel to send ``sig`` to this process when its parent (thread) exits; ``False`` where unsupported.
+
+    Linux only (``prctl(PR_SET_PDEATHSIG)``); the setting is not inherited by
+    this process's own children, so each generation sets it.
+    """
+    return _prctl(_PR_SET_PDEATHSIG, int(sig))
 
 
 def name_process(name: str) -> bool:
     """Name this process ``name`` in the kernel's task list (``/proc/PID/comm``, what ``top`` shows; at most 15
     bytes), where a fork would otherwise carry its parent's name; ``False`` where unsupported. Linux only; the
     process's own forks inherit it."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0) == 0
-    except (OSError, AttributeError):  # pragma: no cover - no libc prctl
-        return False
+    return _prctl(_PR_SET_NAME, name.encode()[:15])
 
 
 def _exit_now() -> None:
