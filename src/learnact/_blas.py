@@ -15,7 +15,8 @@ one report worker beside the other (2-3% of a report's CPU time).
 processes it starts, unless the user set the variable. The ``learnact``
 command calls it first thing; the report's fork server calls it in its
 preload (:mod:`learnact.reporting._server_blas`), so a report built from
-Python gets it too. A library user's own process is left alone.
+Python gets it too. A report helper, a fork of a process whose numpy is
+loaded, calls :func:`one_thread_loaded`, which tells the running libraries. A library user's own process is left alone.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["VARIABLE", "one_thread"]
+__all__ = ["VARIABLE", "one_thread", "one_thread_loaded"]
 
 VARIABLE = "OPENBLAS_NUM_THREADS"
 """The environment variable OpenBLAS reads for its thread count when it loads."""
@@ -38,4 +39,24 @@ def one_thread() -> bool:
     if "numpy" in sys.modules or VARIABLE in os.environ:
         return False
     os.environ[VARIABLE] = "1"
+    return True
+
+
+def one_thread_loaded() -> bool:
+    """:func:`one_thread` for a process whose numpy is loaded already (a fork of a script's process: the report's
+    helper): set :data:`VARIABLE` to 1 for the processes it starts and tell the running OpenBLAS libraries
+    (threadpoolctl, which scikit-learn brings), unless the user set the variable.
+
+    Returns:
+        Whether it was set here.
+    """
+    if VARIABLE in os.environ:
+        return False
+    os.environ[VARIABLE] = "1"
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+        threadpool_limits(1, user_api="blas")
+    except Exception:  # noqa: BLE001 - no threadpoolctl, or a library it cannot handle: only a little CPU lost
+        pass
     return True

@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
+from .._blas import one_thread_loaded
 from .._processes import available_cores, become_worker, can_fork, name_process
 
 __all__ = ["MAX_RUNS_PER_FIGURE", "MIN_RUNS", "PRELOAD", "WORKERS_ENV", "auto_workers", "default_workers",
@@ -379,23 +380,6 @@ class _Helper:
             pass
 
 
-def _one_blas_thread() -> None:
-    """One OpenBLAS thread in a helper and its workers where the caller's environment does not say how many
-    (:mod:`learnact._blas`: the ``learnact`` command sets one; a script calling the report may not). The caller's
-    numpy is loaded already, so the running libraries are told (threadpoolctl, which scikit-learn brings)."""
-    from .._blas import VARIABLE
-
-    if VARIABLE in os.environ:
-        return
-    os.environ[VARIABLE] = "1"  # and for whatever the workers start
-    try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
-        threadpool_limits(1, user_api="blas")
-    except Exception:  # noqa: BLE001 - no threadpoolctl, or a library it cannot handle: only a little CPU lost
-        pass
-
-
 def _one_torch_thread() -> None:
     """One intra-op thread for PyTorch in a helper and its workers, where the caller has it loaded.
 
@@ -438,7 +422,7 @@ def _serve(conn: Any, parent: int, extra: tuple[str, ...],
     global _UNPICKLED
     become_worker(parent)
     name_process(PROCESS_NAME)
-    _one_blas_thread()
+    one_thread_loaded()  # the caller's numpy is loaded: learnact._blas tells its OpenBLAS
     _one_torch_thread()
     box: dict[str, Any] = {"request": request}  # the call; None (the caller closed), or why it cannot be read
     reader = None
