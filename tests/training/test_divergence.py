@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from learnact.experiment import ENGINES, build_artifacts, build_model, prepare_splits, study_from_dict
 from learnact.experiment.engines import split_key, vectorized_engine
 from learnact.model import init_parameters_
 from learnact.training import EpochRecord, divergence_reason, fit, native, run_generator
+from learnact.training.loop import all_finite
 from learnact.training.vectorized import fit_stacked
 
 DIVERGING = ("fixed_lr", "gated_lr", "gated_cold", "gated_neglam")
@@ -144,3 +149,24 @@ def test_an_epoch_record_dict_is_dataclasses_asdict_with_every_field():
     d = rec.to_dict()
     assert d == asdict(rec) and list(d) == [f.name for f in fields(EpochRecord)]
     assert d["gate_weights"][0] is not rec.gate_weights[0] and d["gate_entropy"] is not rec.gate_entropy
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float32, st.integers(1, 300), elements=st.one_of(
+    st.floats(width=32), st.sampled_from([np.float32(3.4e38), np.float32(-3.4e38), np.float32(0.0)]))))
+def test_all_finite_is_the_elementwise_check(values):
+    """The sum-first check answers as ``torch.isfinite(t).all()`` does, overflowing finite sums included."""
+    t = torch.from_numpy(values)
+    assert all_finite(t) == bool(torch.isfinite(t).all())
+
+
+def test_all_finite_sees_finite_weights_whose_sum_overflows():
+    """Finite values whose float32 sum is infinite are finite; a NaN or an infinity among finite ones is not."""
+    big = torch.full((8,), 3.0e38)
+    assert not math.isfinite(float(big.sum())) and all_finite(big)
+    for bad in (math.nan, math.inf, -math.inf):
+        t = torch.zeros(1000)
+        t[517] = bad
+        assert not all_finite(t)
+    mixed = torch.tensor([math.inf, -math.inf, 1.0])  # sums to NaN, not to a finite value
+    assert not all_finite(mixed)

@@ -42,7 +42,7 @@ from ..data import Split
 from ..model import MLP
 from . import native as native_step
 from . import worksharing
-from .loop import FitResult, is_activation_parameter
+from .loop import FitResult, all_finite, is_activation_parameter
 from .schedules import TemperatureSchedule, set_temperature_
 from .stacked import StackedMLP, Tape
 from .stacked_backward import backward_
@@ -653,11 +653,11 @@ class _Rows:
 def _nonfinite_rows(stack: StackedMLP) -> np.ndarray:
     """Per stack row, whether any of the member's weights is not finite (``(K,)`` bool).
 
-    One check of the whole buffer per epoch; only a buffer holding a
-    non-finite value is looked at member by member. Alignment gaps and the
+    One check of the whole buffer per epoch (:func:`~.loop.all_finite`); only
+    a buffer holding a non-finite value is looked at member by member. Alignment gaps and the
     zero gate rows of members without that gate are finite.
     """
-    if bool(torch.isfinite(stack.flat).all()):
+    if all_finite(stack.flat):
         return np.zeros(stack.n_members, dtype=bool)
     bad = torch.zeros(stack.n_members, dtype=torch.bool)
     for block in stack.layout.blocks(stack.flat):
