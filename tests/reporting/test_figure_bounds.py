@@ -375,6 +375,101 @@ def test_kept_text_layouts_give_the_same_suite_figures(entry, tmp_path, monkeypa
     assert 0 < layouts[0] < layouts[1]
 
 
+def _with_and_without_kept_ticks(make_figure, name: str, tmp_path, monkeypatch) -> tuple[list[bytes], list[int]]:
+    """The PDF save_figure writes of ``make_figure()`` with and without kept tick updates, and how many tick
+    updates matplotlib made for each."""
+    from matplotlib.axis import Axis
+
+    from learnact.reporting import saving
+
+    original = Axis._update_ticks
+    documents, updates = [], []
+    for kept in (True, False):
+        calls = []
+
+        def counted(self, calls=calls):
+            calls.append(1)
+            return original(self)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Axis, "_update_ticks", counted)
+            if not kept:
+                patch.setattr(saving, "_ticks_kept", contextlib.nullcontext)
+            with figure_style():
+                save_figure(make_figure(), tmp_path / str(kept), name)
+        documents.append((tmp_path / str(kept) / f"{name}.pdf").read_bytes())
+        updates.append(len(calls))
+    return documents, updates
+
+
+@pytest.mark.parametrize("spec", FIGURES, ids=lambda s: s.name)
+def test_kept_tick_updates_give_the_same_files_with_fewer_updates(spec, request, tmp_path, monkeypatch):
+    # save_figure updates an axis' ticks again only when its view, size, locators or tick lists changed
+    # (saving._ticks_kept): the PDF is the same byte for byte, and matplotlib updated ticks fewer times
+    view = load_study_view(request.getfixturevalue("tiny_regression_study" if spec.task == "regression"
+                                                   else "tiny_study"))
+
+    def make():
+        built = spec.build(view)
+        return built[0] if isinstance(built, tuple) else built
+
+    documents, updates = _with_and_without_kept_ticks(make, spec.name, tmp_path, monkeypatch)
+    assert documents[0] == documents[1]
+    assert 0 < updates[0] < updates[1]
+
+
+@pytest.mark.parametrize("entry", SUITE_FIGURES, ids=lambda e: e[0])
+def test_kept_tick_updates_give_the_same_suite_figures(entry, tmp_path, monkeypatch):
+    name, _title, _caption, build = entry
+    analysis = suite_analysis(_suite_tidy(), "accuracy", reps=50)
+    documents, updates = _with_and_without_kept_ticks(lambda: build(analysis)[0], name, tmp_path, monkeypatch)
+    assert documents[0] == documents[1]
+    assert 0 < updates[0] < updates[1] or updates == [0, 0]  # the critical-difference diagram draws no axis
+
+
+@pytest.mark.parametrize("change", ["view", "size", "locator"])
+def test_a_kept_tick_update_follows_what_the_ticks_depend_on(change, tmp_path):
+    # a change of the view, the axes' size or the locator within a save updates the ticks again, as matplotlib
+    # would: the ticks drawn are those of the axis as it is then
+    from matplotlib import ticker
+
+    from learnact.reporting import saving
+
+    with figure_style():
+        fig = Figure(figsize=(4, 3))
+        ax = fig.add_subplot()
+        ax.plot([0.0, 10.0], [0.0, 1.0])
+        before = [t.get_loc() for t in ax.xaxis._update_ticks()]
+        with saving._ticks_kept():
+            assert [t.get_loc() for t in ax.xaxis._update_ticks()] == before
+            if change == "view":
+                ax.set_xlim(0.0, 100.0)
+            elif change == "size":
+                fig.set_size_inches(0.8, 3)
+            else:
+                ax.xaxis.set_major_locator(ticker.FixedLocator([2.5, 7.5]))
+            kept = [t.get_loc() for t in ax.xaxis._update_ticks()]
+        fresh = [t.get_loc() for t in ax.xaxis._update_ticks()]
+    assert kept == fresh != before
+
+
+def test_matplotlib_updates_ticks_as_before_outside_a_save(tmp_path):
+    from matplotlib.axis import Axis
+
+    from learnact.reporting import saving
+
+    before = Axis.__dict__["_update_ticks"]
+    with figure_style():
+        fig = Figure()
+        fig.add_subplot().plot([0, 1])
+        save_figure(fig, tmp_path, "one")
+    assert Axis.__dict__["_update_ticks"] is before
+    with pytest.raises(RuntimeError), saving._ticks_kept():
+        assert Axis.__dict__["_update_ticks"] is not before
+        raise RuntimeError("a failed save")
+    assert Axis.__dict__["_update_ticks"] is before
+
+
 def test_matplotlib_lays_text_out_as_before_outside_a_save(tmp_path):
     from matplotlib.text import Text
 
