@@ -322,37 +322,46 @@ def test_titles_stay_put_unless_an_offset_text_could_push_them(offset, tmp_path,
         assert ax.title.get_window_extent(renderer).y0 >= ax.yaxis.offsetText.get_window_extent(renderer).y1 - 1
 
 
-def _with_and_without_kept_layouts(make_figure, name: str, tmp_path, monkeypatch) -> tuple[list[bytes], list[int]]:
-    """The PDF save_figure writes of ``make_figure()`` with and without kept text layouts, and how many layouts
-    matplotlib computed for each."""
-    from matplotlib.text import Text
+KEPT = {"text layouts": ("matplotlib.text", "Text", "_get_layout", "_layouts_kept"),
+        "tick updates": ("matplotlib.axis", "Axis", "_update_ticks", "_ticks_kept")}
+"""What save_figure keeps while it runs: the matplotlib method it wraps, and the saving module's context."""
+
+
+def _with_and_without_kept(kind: str, make_figure, name: str, tmp_path, monkeypatch) -> tuple[list[bytes], list[int]]:
+    """The PDF save_figure writes of ``make_figure()`` with and without ``kind`` kept (:data:`KEPT`), and how
+    many times matplotlib's wrapped method ran for each."""
+    import importlib
 
     from learnact.reporting import saving
 
-    original = Text._get_layout
-    documents, layouts = [], []
+    module, owner_name, method, context = KEPT[kind]
+    owner = getattr(importlib.import_module(module), owner_name)
+    original = getattr(owner, method)
+    documents, calls_made = [], []
     for kept in (True, False):
         calls = []
 
-        def counted(self, renderer, calls=calls):
+        def counted(self, *args, calls=calls):
             calls.append(1)
-            return original(self, renderer)
+            return original(self, *args)
 
         with monkeypatch.context() as patch:
-            patch.setattr(Text, "_get_layout", counted)
+            patch.setattr(owner, method, counted)
             if not kept:
-                patch.setattr(saving, "_layouts_kept", contextlib.nullcontext)
+                patch.setattr(saving, context, contextlib.nullcontext)
             with figure_style():
                 save_figure(make_figure(), tmp_path / str(kept), name)
         documents.append((tmp_path / str(kept) / f"{name}.pdf").read_bytes())
-        layouts.append(len(calls))
-    return documents, layouts
+        calls_made.append(len(calls))
+    return documents, calls_made
 
 
+@pytest.mark.parametrize("kind", KEPT)
 @pytest.mark.parametrize("spec", FIGURES, ids=lambda s: s.name)
-def test_kept_text_layouts_give_the_same_files_with_fewer_layouts(spec, request, tmp_path, monkeypatch):
-    # save_figure lays each text out once per renderer and state (saving._layouts_kept), not in every
-    # measurement: the PDF is the same byte for byte, and matplotlib computed fewer layouts
+def test_kept_work_gives_the_same_files_with_fewer_calls(kind, spec, request, tmp_path, monkeypatch):
+    # save_figure lays each text out once per renderer and state (saving._layouts_kept) and updates an axis' ticks
+    # again only when its view, size, locators or tick lists changed (saving._ticks_kept): the PDF is the same
+    # byte for byte, and matplotlib did that work fewer times
     view = load_study_view(request.getfixturevalue("tiny_regression_study" if spec.task == "regression"
                                                    else "tiny_study"))
 
@@ -360,71 +369,21 @@ def test_kept_text_layouts_give_the_same_files_with_fewer_layouts(spec, request,
         built = spec.build(view)
         return built[0] if isinstance(built, tuple) else built
 
-    documents, layouts = _with_and_without_kept_layouts(make, spec.name, tmp_path, monkeypatch)
+    documents, calls = _with_and_without_kept(kind, make, spec.name, tmp_path, monkeypatch)
     assert documents[0] == documents[1]
-    assert 0 < layouts[0] < layouts[1]
+    assert 0 < calls[0] < calls[1]
 
 
+@pytest.mark.parametrize("kind", KEPT)
 @pytest.mark.parametrize("entry", SUITE_FIGURES, ids=lambda e: e[0])
-def test_kept_text_layouts_give_the_same_suite_figures(entry, tmp_path, monkeypatch):
+def test_kept_work_gives_the_same_suite_figures(kind, entry, tmp_path, monkeypatch):
     # the suite's figures too, the IQM one drawn a second time, cropped (at matplotlib 3.11)
     name, _title, _caption, build = entry
     analysis = suite_analysis(_suite_tidy(), "accuracy", reps=50)
-    documents, layouts = _with_and_without_kept_layouts(lambda: build(analysis)[0], name, tmp_path, monkeypatch)
+    documents, calls = _with_and_without_kept(kind, lambda: build(analysis)[0], name, tmp_path, monkeypatch)
     assert documents[0] == documents[1]
-    assert 0 < layouts[0] < layouts[1]
-
-
-def _with_and_without_kept_ticks(make_figure, name: str, tmp_path, monkeypatch) -> tuple[list[bytes], list[int]]:
-    """The PDF save_figure writes of ``make_figure()`` with and without kept tick updates, and how many tick
-    updates matplotlib made for each."""
-    from matplotlib.axis import Axis
-
-    from learnact.reporting import saving
-
-    original = Axis._update_ticks
-    documents, updates = [], []
-    for kept in (True, False):
-        calls = []
-
-        def counted(self, calls=calls):
-            calls.append(1)
-            return original(self)
-
-        with monkeypatch.context() as patch:
-            patch.setattr(Axis, "_update_ticks", counted)
-            if not kept:
-                patch.setattr(saving, "_ticks_kept", contextlib.nullcontext)
-            with figure_style():
-                save_figure(make_figure(), tmp_path / str(kept), name)
-        documents.append((tmp_path / str(kept) / f"{name}.pdf").read_bytes())
-        updates.append(len(calls))
-    return documents, updates
-
-
-@pytest.mark.parametrize("spec", FIGURES, ids=lambda s: s.name)
-def test_kept_tick_updates_give_the_same_files_with_fewer_updates(spec, request, tmp_path, monkeypatch):
-    # save_figure updates an axis' ticks again only when its view, size, locators or tick lists changed
-    # (saving._ticks_kept): the PDF is the same byte for byte, and matplotlib updated ticks fewer times
-    view = load_study_view(request.getfixturevalue("tiny_regression_study" if spec.task == "regression"
-                                                   else "tiny_study"))
-
-    def make():
-        built = spec.build(view)
-        return built[0] if isinstance(built, tuple) else built
-
-    documents, updates = _with_and_without_kept_ticks(make, spec.name, tmp_path, monkeypatch)
-    assert documents[0] == documents[1]
-    assert 0 < updates[0] < updates[1]
-
-
-@pytest.mark.parametrize("entry", SUITE_FIGURES, ids=lambda e: e[0])
-def test_kept_tick_updates_give_the_same_suite_figures(entry, tmp_path, monkeypatch):
-    name, _title, _caption, build = entry
-    analysis = suite_analysis(_suite_tidy(), "accuracy", reps=50)
-    documents, updates = _with_and_without_kept_ticks(lambda: build(analysis)[0], name, tmp_path, monkeypatch)
-    assert documents[0] == documents[1]
-    assert 0 < updates[0] < updates[1] or updates == [0, 0]  # the critical-difference diagram draws no axis
+    # the critical-difference diagram draws no axis: no ticks to update
+    assert 0 < calls[0] < calls[1] or (kind == "tick updates" and name == "cd_diagram" and calls == [0, 0])
 
 
 @pytest.mark.parametrize("change", ["view", "size", "locator"])
@@ -453,35 +412,24 @@ def test_a_kept_tick_update_follows_what_the_ticks_depend_on(change, tmp_path):
     assert kept == fresh != before
 
 
-def test_matplotlib_updates_ticks_as_before_outside_a_save(tmp_path):
-    from matplotlib.axis import Axis
+@pytest.mark.parametrize("kind", KEPT)
+def test_matplotlib_works_as_before_outside_a_save(kind, tmp_path):
+    # the wrapped method is matplotlib's own again after a save, and after a save that failed
+    import importlib
 
     from learnact.reporting import saving
 
-    before = Axis.__dict__["_update_ticks"]
+    module, owner_name, method, context = KEPT[kind]
+    owner = getattr(importlib.import_module(module), owner_name)
+    before = owner.__dict__[method]
     with figure_style():
         fig = Figure()
-        fig.add_subplot().plot([0, 1])
+        ax = fig.add_subplot()
+        ax.plot([0, 1])
+        ax.set_title("t")
         save_figure(fig, tmp_path, "one")
-    assert Axis.__dict__["_update_ticks"] is before
-    with pytest.raises(RuntimeError), saving._ticks_kept():
-        assert Axis.__dict__["_update_ticks"] is not before
+    assert owner.__dict__[method] is before
+    with pytest.raises(RuntimeError), getattr(saving, context)():
+        assert owner.__dict__[method] is not before
         raise RuntimeError("a failed save")
-    assert Axis.__dict__["_update_ticks"] is before
-
-
-def test_matplotlib_lays_text_out_as_before_outside_a_save(tmp_path):
-    from matplotlib.text import Text
-
-    from learnact.reporting import saving
-
-    before = Text.__dict__["_get_layout"]
-    with figure_style():
-        fig = Figure()
-        fig.add_subplot().set_title("t")
-        save_figure(fig, tmp_path, "one")
-    assert Text.__dict__["_get_layout"] is before
-    with pytest.raises(RuntimeError), saving._layouts_kept():
-        assert Text.__dict__["_get_layout"] is not before
-        raise RuntimeError("a failed save")
-    assert Text.__dict__["_get_layout"] is before
+    assert owner.__dict__[method] is before

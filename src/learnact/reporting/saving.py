@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -197,26 +197,22 @@ def _layouts_kept() -> Iterator[None]:
     figure's PDF with and without). A matplotlib without ``Text._get_layout``
     (a private method) lays out as before.
     """
-    original = Text.__dict__.get("_get_layout")
-    if original is None:  # pragma: no cover - a matplotlib that lays text out otherwise
-        yield
-        return
     kept: dict[tuple, Any] = {}
 
-    def get_layout(self: Text, renderer: Any) -> Any:
-        key = _layout_key(self, renderer)
-        if key is None:
-            return original(self, renderer)
-        layout = kept.get(key)
-        if layout is None:
-            layout = kept[key] = original(self, renderer)
-        return layout
+    def keeping(original: Callable[[Text, Any], Any]) -> Callable[[Text, Any], Any]:
+        def get_layout(self: Text, renderer: Any) -> Any:
+            key = _layout_key(self, renderer)
+            if key is None:
+                return original(self, renderer)
+            layout = kept.get(key)
+            if layout is None:
+                layout = kept[key] = original(self, renderer)
+            return layout
 
-    Text._get_layout = get_layout  # type: ignore[attr-defined]
-    try:
+        return get_layout
+
+    with _wrapped(Text, "_get_layout", keeping):
         yield
-    finally:
-        Text._get_layout = original  # type: ignore[attr-defined]
 
 
 def _ticks_key(axis: Axis) -> tuple:
@@ -247,26 +243,38 @@ def _ticks_kept() -> Iterator[None]:
     matplotlib without ``Axis._update_ticks`` (a private method) updates as
     before.
     """
-    original = Axis.__dict__.get("_update_ticks")
-    if original is None:  # pragma: no cover - a matplotlib that updates ticks otherwise
-        yield
-        return
     kept: dict[int, tuple[Axis, tuple, list]] = {}
 
-    def update_ticks(self: Axis) -> list:
-        key = _ticks_key(self)
-        last = kept.get(id(self))
-        if last is not None and last[0] is self and last[1] == key:
-            return list(last[2])
-        ticks = original(self)
-        kept[id(self)] = (self, key, list(ticks))
-        return ticks
+    def keeping(original: Callable[[Axis], list]) -> Callable[[Axis], list]:
+        def update_ticks(self: Axis) -> list:
+            key = _ticks_key(self)
+            last = kept.get(id(self))
+            if last is not None and last[0] is self and last[1] == key:
+                return list(last[2])
+            ticks = original(self)
+            kept[id(self)] = (self, key, list(ticks))
+            return ticks
 
-    Axis._update_ticks = update_ticks  # type: ignore[attr-defined]
+        return update_ticks
+
+    with _wrapped(Axis, "_update_ticks", keeping):
+        yield
+
+
+@contextmanager
+def _wrapped(owner: type, name: str, wrap: Callable[[Any], Any]) -> Iterator[None]:
+    """Within the block, the method ``name`` of the class ``owner`` is ``wrap(original)``; the original is put
+    back when the block ends, even by an error. Where ``owner`` defines no such method (a matplotlib whose private
+    API differs), it is left as it is."""
+    original = owner.__dict__.get(name)
+    if original is None:  # pragma: no cover - a matplotlib that does this work otherwise
+        yield
+        return
+    setattr(owner, name, wrap(original))
     try:
         yield
     finally:
-        Axis._update_ticks = original  # type: ignore[attr-defined]
+        setattr(owner, name, original)
 
 
 @contextmanager
