@@ -469,7 +469,16 @@ def _child_writes_to(expected_stderr) -> int:
     return 0 if sys.stderr is expected_stderr else 3
 
 
-def test_the_terminal_bar_leaves_training_its_forked_workers(monkeypatch):
+def test_the_terminal_bar_leaves_training_its_forked_workers():
+    """:func:`_terminal_bar_case` in a fresh interpreter: in the full suite an earlier test can leave a thread in
+    this one, and forking is then (rightly) refused."""
+    done = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import test_run_cli; "
+                           "test_run_cli._terminal_bar_case(); print('case passed')", str(Path(__file__).parent)],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0 and done.stdout.strip().endswith("case passed"), done.stdout + done.stderr
+
+
+def _terminal_bar_case() -> None:
     # rich's own refresh thread made can_fork() False on a terminal, so `learnact run` trained in one process there
     # (the paper study's stacks took twice as long as with its output in a file). The bar's redraw thread holds
     # a lock that every fork waits for, so forking stays allowed, and safe, while it runs.
@@ -479,8 +488,8 @@ def test_the_terminal_bar_leaves_training_its_forked_workers(monkeypatch):
     from learnact.cli import progress
     from learnact.training.scheduling import run_stacks
 
-    assert _processes.can_fork(True)  # the test's own process runs no other thread
-    monkeypatch.setattr(progress, "REDRAW_S", 0.0005)  # the bar redraws all the time
+    assert _processes.can_fork(True)  # this fresh process runs no other thread
+    progress.REDRAW_S = 0.0005  # the bar redraws all the time
     original_stderr = sys.stderr
     with study_progress(False, _Terminal()) as update:
         update(0, 4, "")
