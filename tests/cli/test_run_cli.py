@@ -25,6 +25,7 @@ from learnact.evaluation import per_run, tidy_results
 from learnact.evaluation.quantities import MACHINE_QUANTITIES
 from learnact.experiment.grid import study_from_dict
 from learnact.experiment.runner import run_study
+from subprocesses import run_case
 
 CLI = [sys.executable, "-m", "learnact"]
 
@@ -472,10 +473,7 @@ def _child_writes_to(expected_stderr) -> int:
 def test_the_terminal_bar_leaves_training_its_forked_workers():
     """:func:`_terminal_bar_case` in a fresh interpreter: in the full suite an earlier test can leave a thread in
     this one, and forking is then (rightly) refused."""
-    done = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import test_run_cli; "
-                           "test_run_cli._terminal_bar_case(); print('case passed')", str(Path(__file__).parent)],
-                          capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0 and done.stdout.strip().endswith("case passed"), done.stdout + done.stderr
+    run_case(__file__, "_terminal_bar_case", timeout=180)
 
 
 def _terminal_bar_case() -> None:

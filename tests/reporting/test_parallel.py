@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from learnact.reporting.parallel import WORKER_GC_THRESHOLD, WORKERS_ENV, default_workers, map_in_processes
+from subprocesses import run_case, waits_for
 
 
 def _pid_and_square(x: int) -> tuple[int, int, str, int]:
@@ -121,23 +122,12 @@ def test_one_worker_runs_in_this_process():
     assert [r[:2] for r in out] == [(os.getpid(), 4), (os.getpid(), 9)]
 
 
-def _waits_for_flag(path: str) -> bool:
-    import time
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if os.path.exists(path):
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_meanwhile_runs_here_while_the_workers_work(tmp_path):
     # The workers wait for a file only the caller's meanwhile work creates: had it run after them, they would
     # have given up (the report builds its tables so while the figures draw).
     flag = tmp_path / "tables-built"
     order = []
-    out = map_in_processes(_waits_for_flag, [str(flag)] * 2, workers=2, meanwhile=lambda: flag.touch())
+    out = map_in_processes(waits_for, [str(flag)] * 2, workers=2, meanwhile=lambda: flag.touch())
     assert out == [True, True]
     # in one process, meanwhile comes first
     map_in_processes(order.append, ["item"], workers=1, meanwhile=lambda: order.append("meanwhile"))
@@ -510,7 +500,7 @@ def _case_an_error_here_while_a_helper_works_ends_it(tmp_path):
         raise OSError("disk full while writing the tables")
 
     with pytest.raises(OSError, match="disk full"):
-        map_in_processes(_waits_for_flag, ["/nonexistent/flag"] * 2, workers=2, meanwhile=fails)
+        map_in_processes(waits_for, ["/nonexistent/flag"] * 2, workers=2, meanwhile=fails)
     assert len(started) == 1 and started[0] is not None
     with pytest.raises(ProcessLookupError):  # killed and reaped at once, not left waiting 60 s for the flag
         os.kill(started[0], 0)
@@ -648,22 +638,9 @@ def _case_a_helper_killed_before_the_call_is_an_error_not_a_hang(tmp_path):
     assert map_in_processes(abs, [-3, -4], workers=2) == [3, 4]
 
 
-_CASE = """
-import sys
-import test_parallel
-getattr(test_parallel, sys.argv[1])(sys.argv[2])
-print("case passed")
-"""
-
-
 @_helper_only
 @pytest.mark.parametrize("case", [name for name in dir(sys.modules[__name__]) if name.startswith("_case_")])
 def test_the_helper_path(case, tmp_path):
     """Each ``_case_*`` in a fresh interpreter: this one may run threads an earlier test left (a helper is forked
     only where none runs), and the cases count this process's children."""
-    import subprocess
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", _CASE, case, str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0 and done.stdout.strip().endswith("case passed"), done.stdout + done.stderr
+    run_case(__file__, case, str(tmp_path), timeout=120)

@@ -7,21 +7,13 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-
-def _waits_for(path: str) -> bool:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if os.path.exists(path):
-            return True
-        time.sleep(0.01)
-    return False
+from subprocesses import run_case, waits_for
 
 
 def _case_the_callback_runs_here_while_the_forked_workers_train(tmp: str) -> None:
@@ -39,7 +31,7 @@ def _case_the_callback_runs_here_while_the_forked_workers_train(tmp: str) -> Non
         flag.touch()
 
     with while_stacks_train(callback):
-        out = list(run_stacks([functools.partial(_waits_for, str(flag))] * 2, [1.0, 2.0], workers=2,
+        out = list(run_stacks([functools.partial(waits_for, str(flag))] * 2, [1.0, 2.0], workers=2,
                               executor="processes"))
     assert sorted(i for i, _ in out) == [0, 1] and all(ok for _, ok in out)
     assert calls == [os.getpid()]
@@ -61,18 +53,7 @@ def _case_an_error_in_the_callback_stops_the_training(tmp: str) -> None:
         list(run_stacks([functools.partial(time.sleep, 0.05)] * 2, [1.0, 1.0], workers=2, executor="processes"))
 
 
-_CASE = """
-import sys
-import test_while_training
-getattr(test_while_training, sys.argv[1])(sys.argv[2])
-print("case passed")
-"""
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="stacks train in forked workers only where there is fork")
 @pytest.mark.parametrize("case", [name for name in dir(sys.modules[__name__]) if name.startswith("_case_")])
 def test_while_stacks_train(case, tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", _CASE, case, str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0 and done.stdout.strip().endswith("case passed"), done.stdout + done.stderr
+    run_case(__file__, case, str(tmp_path))
