@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import torch
 
 from .._gc import paused
+from .._hooks import Hooks
 from ..config import RunConfig
 from ..data import Split
 from ..evaluation.status import FINISHED
@@ -250,26 +251,21 @@ ENGINES: dict[str, Engine] = {
 }
 
 
-_WHEN_TRAINED: list[Callable[[int], None]] = []
+_WHEN_TRAINED = Hooks()
 """Callbacks :func:`train_group` calls in this process once a group's training is over (see :func:`when_trained`)."""
 
 
-@contextlib.contextmanager
-def when_trained(callback: Callable[[int], None]) -> Iterator[None]:
+def when_trained(callback: Callable[[int], None]) -> contextlib.AbstractContextManager[None]:
     """Within the block, call ``callback(n_runs)`` each time :func:`train_group` finishes training a group here.
 
     It is called in the process that trains, as the last stack ends and
     before the runs' step costs are timed and their folders written (about
-    0.3 s and more on 2 cores): ``learnact run`` starts the report workers'
-    fork server then, so its imports use the core those steps leave idle. A
-    group trained elsewhere (a process pool, Dask) calls nothing here. An
+    0.3 s and more on 2 cores): ``learnact run`` starts the report's helper
+    then, so its imports use the core those steps leave idle. A group
+    trained elsewhere (a process pool, Dask) calls nothing here. An
     exception ``callback`` raises propagates and fails the group.
     """
-    _WHEN_TRAINED.append(callback)
-    try:
-        yield
-    finally:
-        _WHEN_TRAINED.remove(callback)
+    return _WHEN_TRAINED.during(callback)
 
 
 def train_group(engine: str, runs: Sequence[RunConfig], threads: int = 1,
@@ -311,8 +307,7 @@ def train_group(engine: str, runs: Sequence[RunConfig], threads: int = 1,
             if key not in chosen or (finished and not chosen[key][1]):
                 chosen[key] = (t, finished)
             built.append((key, art))
-    for callback in tuple(_WHEN_TRAINED):
-        callback(len(runs))
+    _WHEN_TRAINED.call(len(runs))
     # What each variant costs alone, timed once no run trains any more, the variants interleaved.
     add_costs(built, {key: t for key, (t, _) in chosen.items()})
     if engine in FAST_ENGINES:  # not bit-comparable with the exact engines' runs of the same ids

@@ -39,6 +39,7 @@ from typing import Any, Literal, TypeVar
 
 import torch
 
+from .._hooks import Hooks
 from .._processes import available_cores, become_worker, can_fork
 from ..config import TrainConfig
 from ..data import Split
@@ -232,12 +233,11 @@ def _run_job(index: int) -> tuple[int, Any]:
         return index, _JOBS[index]()
 
 
-_WHILE_TRAINING: list[Callable[[], None]] = []
+_WHILE_TRAINING = Hooks()
 """Callbacks :func:`run_stacks` calls here while its forked workers train (see :func:`while_stacks_train`)."""
 
 
-@contextlib.contextmanager
-def while_stacks_train(callback: Callable[[], None]) -> Iterator[None]:
+def while_stacks_train(callback: Callable[[], None]) -> contextlib.AbstractContextManager[None]:
     """Within the block, call ``callback()`` in this process each time :func:`run_stacks` has handed its stacks
     to forked workers, while they train.
 
@@ -250,11 +250,7 @@ def while_stacks_train(callback: Callable[[], None]) -> Iterator[None]:
     called where stacks train in this process (one worker, threads, inline).
     An exception ``callback`` raises propagates and stops the training.
     """
-    _WHILE_TRAINING.append(callback)
-    try:
-        yield
-    finally:
-        _WHILE_TRAINING.remove(callback)
+    return _WHILE_TRAINING.during(callback)
 
 
 def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers: int,
@@ -298,8 +294,7 @@ def run_stacks(jobs: Sequence[Callable[[], T]], costs: Sequence[float], workers:
             with multiprocessing.get_context("fork").Pool(min(workers, len(jobs)), initializer=_init_worker,
                                                      initargs=(os.getpid(),)) as pool:
                 results = pool.imap_unordered(_run_job, order, chunksize=1)  # handed out at once, by the pool's thread
-                for callback in tuple(_WHILE_TRAINING):
-                    callback()
+                _WHILE_TRAINING.call()
                 yield from results
         finally:
             worksharing.install(None)
