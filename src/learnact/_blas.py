@@ -16,7 +16,8 @@ processes it starts, unless the user set the variable. The ``learnact``
 command calls it first thing; the report's fork server calls it in its
 preload (:mod:`learnact.reporting._server_blas`), so a report built from
 Python gets it too. A report helper, a fork of a process whose numpy is
-loaded, calls :func:`one_thread_loaded`, which tells the running libraries. A library user's own process is left alone.
+loaded, calls :func:`one_thread_loaded`, which tells the running libraries.
+A library user's own process is left alone.
 """
 
 from __future__ import annotations

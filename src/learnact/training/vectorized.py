@@ -654,8 +654,9 @@ def _nonfinite_rows(stack: StackedMLP) -> np.ndarray:
     """Per stack row, whether any of the member's weights is not finite (``(K,)`` bool).
 
     One check of the whole buffer per epoch (:func:`~.loop.all_finite`); only
-    a buffer holding a non-finite value is looked at member by member. Alignment gaps and the
-    zero gate rows of members without that gate are finite.
+    a buffer holding a non-finite value is looked at member by member.
+    Alignment gaps and the zero gate rows of members without that gate are
+    finite.
     """
     if all_finite(stack.flat):
         return np.zeros(stack.n_members, dtype=bool)
