@@ -23,10 +23,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "learnact"
 # (stage, module prefixes, why it sits here), in order: a module may import only its own stage and earlier ones.
 STAGES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("leaves", ("learnact.exceptions", "learnact._checks", "learnact._processes", "learnact.plugins", "learnact._lazy",
-                "learnact._blas", "learnact._gc", "learnact._hooks"),
+                "learnact._blas", "learnact._gc", "learnact._hooks", "learnact._torch_import"),
      "exception types, name suggestions, process helpers, importing user plugins, lazy package exports, the "
-     "OpenBLAS thread setting, the collector around big imports, callbacks at points of the work: import only each "
-     "other"),
+     "OpenBLAS thread setting, the collector around big imports, callbacks at points of the work, PyTorch's import "
+     "for the command: import only each other"),
     ("names", ("learnact.names",),
      "the registry of names configs refer to (candidates, families, data sets, ...); no torch"),
     ("schema", ("learnact.family_params", "learnact._config_errors", "learnact.config"),
