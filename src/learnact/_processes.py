@@ -282,6 +282,23 @@ def read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
+def _read_message(fd: int) -> Any:
+    """In a :class:`ForkedCall` helper: the one pickled object :meth:`ForkedCall.send` writes to ``fd``
+    (length-prefixed: any other process holding the pipe's write end cannot delay it); ends the helper quietly
+    when the pipe closes first (its caller no longer wants the call)."""
+    def exactly(n: int) -> bytes:
+        chunks = []
+        while n:
+            chunk = os.read(fd, n)
+            if not chunk:
+                os._exit(1)
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    return pickle.loads(exactly(int.from_bytes(exactly(8), "little")))
+
+
 class ForkedCall:
     """``fn()`` computed in a forked helper process while the caller goes on; :meth:`result` collects it.
 
@@ -290,28 +307,63 @@ class ForkedCall:
     caller's exit handlers run in it, no buffered output is written twice).
     Fork only where :func:`can_fork` allows it.
 
+    A helper can start before its argument is known: with ``takes_input``
+    it runs ``before()`` (imports, say) at once, then waits for the argument
+    that :meth:`send` gives it and computes ``fn(argument)``.
+
     Args:
         fn: Runs in the helper; reaches it through the fork (it may be a closure), only its result is pickled.
+        takes_input: ``fn`` takes one argument, sent later with :meth:`send` (pickled).
+        before: Runs first in the helper, before it waits for the argument; what it raises is ignored (``fn``
+            meets the same problem and fails the call, or not).
     """
 
-    def __init__(self, fn: Callable[[], Any]) -> None:
+    def __init__(self, fn: Callable[..., Any], *, takes_input: bool = False,
+                 before: Callable[[], object] | None = None) -> None:
         parent = os.getpid()
         read_end, write_end = os.pipe()
+        in_read, in_write = os.pipe() if takes_input else (-1, -1)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the helper (coverage does not follow a fork ending in os._exit)
             code = 1
             try:
                 os.close(read_end)
                 become_worker(parent)
-                write_all(write_end, pickle.dumps(fn(), protocol=pickle.HIGHEST_PROTOCOL))
+                if takes_input:
+                    os.close(in_write)
+                if before is not None:
+                    try:
+                        before()
+                    except Exception:  # noqa: BLE001 - only a head start
+                        pass
+                args = (_read_message(in_read),) if takes_input else ()
+                write_all(write_end, pickle.dumps(fn(*args), protocol=pickle.HIGHEST_PROTOCOL))
                 code = 0
             finally:
                 os._exit(code)
         os.close(write_end)
+        if takes_input:
+            os.close(in_read)
         self._pid: int | None = pid
         self._read = read_end
+        self._input = in_write
         self._done = False
         self._value: Any = None
+
+    def send(self, argument: Any) -> None:
+        """Give a helper started with ``takes_input`` its argument (once).
+
+        Raises:
+            OSError: The helper is gone (killed since it started): no result will come.
+        """
+        if self._input < 0:
+            raise ValueError("this helper takes no argument, or has had it")
+        fd, self._input = self._input, -1
+        try:
+            data = pickle.dumps(argument, protocol=pickle.HIGHEST_PROTOCOL)
+            write_all(fd, len(data).to_bytes(8, "little") + data)
+        finally:
+            os.close(fd)
 
     def result(self, default: Any = None) -> Any:
         """Wait for the helper and return ``fn()``'s value, or ``default`` if it failed (an exception,
@@ -334,6 +386,9 @@ class ForkedCall:
         self._reap(stop=True)
 
     def _reap(self, stop: bool) -> int | None:
+        if self._input >= 0:  # never sent: the helper ends on the closed pipe, or is killed below
+            os.close(self._input)
+            self._input = -1
         if self._pid is None:
             return None
         pid, self._pid = self._pid, None

@@ -201,3 +201,109 @@ def test_the_helper_imports_scikit_learn_and_splits_without_a_collection():
                           text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, 2]
+
+
+# -- a helper started before its argument is known (learnact run starts the data helper before it reads the study)
+
+
+def test_a_forked_call_can_start_before_its_argument_and_prepare_meanwhile():
+    ready: list[str] = []
+    call = ForkedCall(lambda x: (x * 2, list(ready), os.getpid()), takes_input=True,
+                      before=lambda: ready.append("imported"))
+    call.send(21)
+    doubled, seen, pid = call.result()
+    assert doubled == 42 and pid != os.getpid()
+    assert seen == ["imported"]  # before() ran in the helper, ahead of fn
+    assert ready == []  # and not here
+    with pytest.raises(ValueError, match="no argument"):
+        call.send(1)  # once
+
+
+def test_a_forked_call_never_given_its_argument_ends_when_closed():
+    call = ForkedCall(lambda x: x, takes_input=True)
+    pid = call._pid
+    start = time.perf_counter()
+    call.close()
+    assert time.perf_counter() - start < 10
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_forked_call_whose_before_fails_still_computes():
+    def broken() -> None:
+        raise ImportError("no such module")
+
+    call = ForkedCall(lambda x: x + 1, takes_input=True, before=broken)
+    call.send(1)
+    assert call.result(default="failed") == 2
+
+
+@needs_two_cores
+def test_the_early_helper_takes_the_study_and_makes_the_same_splits(tmp_path):
+    out = _fresh(f"""
+        import json, os
+        import numpy as np
+        from learnact.experiment import run_splits
+        from learnact.experiment.grid import study_from_dict
+        from learnact.experiment.run_splits import (check_inputs, discard_early, prefetch_inputs, prepare_splits,
+                                                    start_early)
+        study = study_from_dict({STUDY!r})
+        runs = study.runs()
+        started = start_early()
+        early = run_splits._EARLY
+        here = prepare_splits(runs)  # meanwhile, in this process
+        with prefetch_inputs(study) as prefetching:
+            taken = run_splits._ACTIVE is early
+            check_inputs(study)
+            helper = run_splits._ACTIVE.result()
+            prefetched = prepare_splits(runs)
+        names = ("X_train", "X_val", "X_test", "y_train", "y_val", "y_test")
+        # one started and never given a study ends when discarded
+        start_early()
+        pid = run_splits._EARLY._pid
+        discard_early()
+        try:
+            os.kill(pid, 0)
+            ended = False
+        except ProcessLookupError:
+            ended = True
+        print(json.dumps({{
+            "started": started, "prefetching": prefetching, "taken": taken, "released": run_splits._ACTIVE is None,
+            "from_helper": all(prefetched[k] is helper["splits"][k] for k in here),
+            "equal": all(np.array_equal(getattr(prefetched[k], n), getattr(here[k], n)) for k in here for n in names),
+            "discarded": ended and run_splits._EARLY is None,
+        }}))
+    """, tmp_path)
+    assert out == {"started": True, "prefetching": True, "taken": True, "released": True, "from_helper": True,
+                   "equal": True, "discarded": True}
+
+
+_EARLY_SCRIPT = textwrap.dedent("""
+    import atexit, sys
+    from learnact.experiment import run_splits
+    calls = []
+    real = run_splits.start_early
+    def spy():
+        calls.append(real())
+    run_splits.start_early = spy
+    atexit.register(lambda: print("early helper started:", calls, "left:", run_splits._EARLY is not None))
+    sys.argv = ["learnact", "run", *sys.argv[1:], "--no-report", "--quiet"]
+    from learnact.cli import console
+    console()
+""")
+
+
+@needs_two_cores
+@pytest.mark.parametrize("case", ["runs", "refused"])
+def test_learnact_run_starts_the_data_helper_before_reading_the_study(tmp_path, case):
+    config = tmp_path / "study.json"
+    config.write_text(json.dumps(STUDY if case == "runs" else {**STUDY, "seeds": "one"}))
+    proc = subprocess.run([sys.executable, "-c", _EARLY_SCRIPT, "--config", str(config), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert "early helper started: [True] left: False" in proc.stdout, proc.stdout + proc.stderr
+    if case == "runs":
+        assert proc.returncode == 0, proc.stderr
+        assert len(list((tmp_path / "out" / "runs").iterdir())) == 4
+    else:  # a refused study: its one-line error, and the helper ended with it
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -337,47 +337,63 @@ def run(
 
     if pdf and not report:  # as --workers without --executor processes: an option that would do nothing
         raise ValueError("--pdf compiles the report, and --no-report builds none; drop one of them")
-    # a wrong study file, engine or number is reported before torch and the training code load (about 3 s)
-    source, described = _study_source(preset, config, out, study_arg)
-    from ..store import is_study_folder
+    # the data helper starts now, importing scikit-learn while this process reads the study; it gets the study
+    # once it is checked (below), or ends unused
+    overlap = executor == "local" and "torch" not in sys.modules
+    if overlap and not plugin:  # a plugin's data sets are known once it is imported (below)
+        from ..experiment.run_splits import start_early
 
-    if out is None and isinstance(source, Path) and is_study_folder(source):
-        out = source  # a study folder given as the study: resume it there, not in a new folder
-    if plugin:  # before the study: its variants may name the plugins' candidates
-        from ..plugins import import_plugins
+        start_early()
+    try:
+        # a wrong study file, engine or number is reported before torch and the training code load (about 3 s)
+        source, described = _study_source(preset, config, out, study_arg)
+        from ..store import is_study_folder
 
-        try:
-            import_plugins(plugin)
-        except ValueError as exc:
-            raise ValueError(f"--plugin: {exc}") from None
-    study = load_study(source)
-    if plugin:
-        study = study.model_copy(update={"plugins": tuple(dict.fromkeys((*study.plugins, *plugin)))})
-    if data is not None or target is not None or one_hot or impute is not None or task is not None:
-        from ..experiment.grid import with_data
+        if out is None and isinstance(source, Path) and is_study_folder(source):
+            out = source  # a study folder given as the study: resume it there, not in a new folder
+        if plugin:  # before the study: its variants may name the plugins' candidates
+            from ..plugins import import_plugins
 
-        study = with_data(study, data, target, one_hot=one_hot or None, impute=impute, task=task)
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
-    _check_import_paths(study)
-    if threads is None:
-        threads = _default_threads(engine, executor)
-    if threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {threads}")
-    most = _most_threads(executor)
-    if threads > most:
-        why = f"4 per core of the {most // 4} this process may use" if executor == "local" else "per task"
-        raise ValueError(f"--threads {threads} is more than learnact takes (at most {most}, {why}); give fewer, or "
-                         f"leave it out for the default")
-    if group_size is not None and group_size < 1:
-        raise ValueError(f"--group-size must be >= 1, got {group_size}")
-    folder = out if out is not None else default_out(study.name)
-    _check_out(folder)
-    from ..experiment.run_splits import prefetch_inputs
+            try:
+                import_plugins(plugin)
+            except ValueError as exc:
+                raise ValueError(f"--plugin: {exc}") from None
+        study = load_study(source)
+        if plugin:
+            study = study.model_copy(update={"plugins": tuple(dict.fromkeys((*study.plugins, *plugin)))})
+        if data is not None or target is not None or one_hot or impute is not None or task is not None:
+            from ..experiment.grid import with_data
+
+            study = with_data(study, data, target, one_hot=one_hot or None, impute=impute, task=task)
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(sorted(ENGINES))}")
+        _check_import_paths(study)
+        if threads is None:
+            threads = _default_threads(engine, executor)
+        if threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {threads}")
+        most = _most_threads(executor)
+        if threads > most:
+            why = f"4 per core of the {most // 4} this process may use" if executor == "local" else "per task"
+            raise ValueError(f"--threads {threads} is more than learnact takes (at most {most}, {why}); give fewer, or "
+                             f"leave it out for the default")
+        if group_size is not None and group_size < 1:
+            raise ValueError(f"--group-size must be >= 1, got {group_size}")
+        folder = out if out is not None else default_out(study.name)
+        _check_out(folder)
+    except BaseException:
+        if overlap:  # the early data helper ends with the refused command's one-line error
+            from ..experiment.run_splits import discard_early
+
+            discard_early()
+        raise
+    from ..experiment.run_splits import discard_early, prefetch_inputs
 
     # The study's data is checked and split in a helper process while this one imports torch and the training
     # code (about 1 s sooner on 2 cores: this process never imports scikit-learn). Only where the runs train here.
-    overlap = executor == "local" and "torch" not in sys.modules
+    if overlap and "torch" in sys.modules:  # a plugin or an import-path candidate loaded it: the work is here
+        overlap = False
+        discard_early()
     with prefetch_inputs(study) if overlap else contextlib.nullcontext():
         with loading():  # torch and the training code, with no collection walking them as they load
             if not study.plugins:  # a plugin's code may use anything of torch's: it gets torch whole
