@@ -187,6 +187,8 @@ def test_learnact_run_trains_without_them_and_to_the_same_results(tmp_path):
     deferred = _run(tmp_path, "a")
     whole = _run(tmp_path, "b", **{ENV: "1"})
     with_plugin = _run(tmp_path, "c", "--plugin", "myplugin")
+    # a GPU where there is one (the sequential engine trains there): not checked without them
+    device_auto = _run(tmp_path, "d", "--device", "auto", "--engine", "sequential")
     assert deferred[0] == "meta kernels loaded: False"
-    assert whole[0] == with_plugin[0] == "meta kernels loaded: True"
+    assert whole[0] == with_plugin[0] == device_auto[0] == "meta kernels loaded: True"
     assert deferred[1] == whole[1] == with_plugin[1]  # every metric, to the last digit written

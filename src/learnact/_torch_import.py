@@ -19,8 +19,9 @@ imports what eager code needs of that module's imports (on PyTorch 2.13,
 that a generator can be made; where anything fails, or the PyTorch release is
 not one this was checked on (:data:`CHECKED_RELEASES`), or
 ``LEARNACT_TORCH_META=1`` is set, PyTorch is imported whole. Only the
-command's own ``learnact run`` process calls it, before a study's plugins
-could import torch; a library user's process is left alone.
+command's own ``learnact run`` process calls it (on the CPU, without
+plugins: their code may use anything of torch's); a library user's process
+is left alone.
 """
 
 from __future__ import annotations

@@ -396,7 +396,8 @@ def run(
         discard_early()
     with prefetch_inputs(study) if overlap else contextlib.nullcontext():
         with loading():  # torch and the training code, with no collection walking them as they load
-            if not study.plugins:  # a plugin's code may use anything of torch's: it gets torch whole
+            if not study.plugins and device == "cpu":  # a plugin's code may use anything of torch's (and a GPU
+                # run was not checked without them): those get torch whole
                 from .._torch_import import import_torch
 
                 import_torch()  # without its meta-tensor kernels, loaded on first use (0.15-0.5 s sooner)
