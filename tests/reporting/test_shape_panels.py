@@ -97,6 +97,37 @@ def test_build_figures_evaluates_the_shapes_in_a_caller_with_torch_so_its_worker
     assert json.loads(out) == ["torch loaded: False"] * 2
 
 
+def test_workers_forked_from_a_caller_with_torch_evaluate_the_shapes_themselves(tiny_study, tmp_path):
+    # learnact run: the report's workers are forks of the process that trained (through its helper), torch loaded;
+    # the worker that draws the figure evaluates the shapes, not the caller before any worker starts
+    out = _fresh(f"""
+        import json
+        from pathlib import Path
+        import numpy as np
+        import torch
+        from PIL import Image
+        from learnact.reporting import parallel
+        from learnact.reporting.shapes import shape_panels
+        from learnact.reporting.figures import FigureSpec, build_figures
+        from learnact.reporting.study_view import load_study_view
+        from _draw_probe import shapes_noting_torch
+        spec = FigureSpec("shapes", "t", "c", shapes_noting_torch, prepare=shape_panels)
+        other = FigureSpec("other", "t", "c", shapes_noting_torch)  # two figures: two workers
+        seen = {{}}
+        for workers in (2, 1):
+            view = load_study_view(Path({str(tiny_study)!r}))
+            folder = Path({str(tmp_path)!r}) / str(workers)
+            forks = parallel.workers_have_this_process(workers, 2)
+            results = build_figures(view, folder, (spec, other), workers=workers)
+            seen[workers] = {{"forks": forks, "caller_prepared": "_activation_shape_panels" in view.__dict__,
+                             "detail": results[0].detail,
+                             "pixels": np.asarray(Image.open(folder / "shapes.png")).tolist()}}
+        print(json.dumps([seen[2]["forks"], seen[2]["caller_prepared"], seen[2]["detail"], seen[1]["forks"],
+                          seen[1]["caller_prepared"], seen[2]["pixels"] == seen[1]["pixels"]]))
+    """)
+    assert json.loads(out) == [True, False, "torch loaded: True", False, True, True]
+
+
 def test_a_spread_band_is_drawn_over_units_only(tiny_study, tmp_path):
     # a per-layer family has one curve per seed: pooled over seeds, they drew a band the legend calls the
     # "spread over samples / units"

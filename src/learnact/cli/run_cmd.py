@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import sys
 import time
@@ -195,6 +196,19 @@ class _WarmUp:
         self._suite = suite
         self._report = report
         self._preloaded = False
+
+    def trained(self, *_: object) -> None:
+        """Training is over in this process: freeze what it holds, then :meth:`start` the report's helper.
+
+        The trained runs' artefacts (histories, predictions, models), built
+        with the collector paused, would otherwise be walked by the
+        collections that the bookkeeping after training sets off here, and by
+        those of the helper's imports, which then copied their pages from
+        this process. This process ends after the study, so what is frozen
+        here is never a leak that outlives it.
+        """
+        gc.freeze()
+        self.start()
 
     def start(self, *_: object) -> None:
         """Start the report's helper, unless it is not wanted or started already."""
@@ -424,7 +438,7 @@ def run(
                     f"executor {pool.description}")
             with study_progress(quiet) as progress:
                 warm = _WarmUp(report, len(study.runs()), bool(study.datasets))
-                with when_trained(warm.start), while_stacks_train(warm.preload), _resume_hint(out is None, folder):
+                with when_trained(warm.trained), while_stacks_train(warm.preload), _resume_hint(out is None, folder):
                     result = run_study(study, folder, engine=engine, executor=pool, group_size=group_size,
                                        threads=threads, force=force, progress=warm.on_written(
                                            _announced(progress, note)), device=device)

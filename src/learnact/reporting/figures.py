@@ -166,7 +166,9 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
     drawing its figures from one copy of ``view`` (what one figure reads
     of the runs serves the next); the files are the same as drawn one by one.
     Where this process has imported torch already, each figure's
-    :attr:`FigureSpec.prepare` runs here first, so no worker imports it.
+    :attr:`FigureSpec.prepare` runs here first, so no worker imports it,
+    unless the workers are forks of this process (they have torch): then the
+    worker that draws the figure prepares it.
 
     Args:
         view: The study.
@@ -178,7 +180,7 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
         meanwhile: Work for this process while worker processes draw (the report's tables), called once
             whatever is drawn; it may read ``view``, which the workers receive as a copy made before it starts.
     """
-    from .parallel import map_in_processes
+    from .parallel import map_in_processes, workers_have_this_process
 
     # the study's task, even where every run diverged (their rows name its metrics): a classification study never
     # lists the regression figure as not drawn
@@ -192,7 +194,13 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
                 progress(f"figure {k}/{len(skipped)}: {result.spec.name} (not drawn: {result.skipped})")
         return skipped
     note = view.excluded_note()
-    if "torch" in sys.modules:  # the caller trained (or evaluates models): torch's work here, not in a worker
+    picklable = all(_picklable(spec) for spec in wanted)
+    n_workers = workers if picklable else 1
+    # The caller trained (or evaluates models): torch's work here, not in a worker that would import it; unless
+    # the workers are forks of this process, which have torch too: then the worker that draws the figure does it,
+    # beside the others, instead of this process before any starts (learnact run: 0.08-0.1 s before the first
+    # figure)
+    if "torch" in sys.modules and not workers_have_this_process(n_workers, len(wanted)):
         for spec in wanted:
             if spec.prepare is not None:
                 try:
@@ -202,7 +210,6 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
     # the seed aggregates most figures (and the report's tables) read: computed once, here, and copied to the
     # workers with the view, instead of once in each worker
     view.aggregates  # noqa: B018
-    picklable = all(_picklable(spec) for spec in wanted)
     done = [0]
 
     def tick(i: int, result: FigureResult) -> None:
@@ -215,7 +222,7 @@ def build_figures(view: StudyView, folder: Path, specs: tuple[FigureSpec, ...] =
     order = sorted(range(len(wanted)), key=lambda i: -RENDER_SECONDS.get(wanted[i].name, UNLISTED_SECONDS))
     render = functools.partial(_render, view, folder, note)
     queued = [wanted[i] for i in order]
-    done_in_order = map_in_processes(render, queued, workers=workers if picklable else 1,
+    done_in_order = map_in_processes(render, queued, workers=n_workers,
                                      on_done=lambda k, r: tick(order[k], r), meanwhile=meanwhile)
     results: list[FigureResult | None] = [None] * len(wanted)
     for k, result in zip(order, done_in_order, strict=True):
