@@ -45,6 +45,21 @@ def test_training_over_starts_it_and_the_first_written_run_does_not_again(warmup
     assert warmups == [()]
 
 
+@pytest.mark.parametrize("console", [True, False])
+def test_training_over_freezes_what_the_console_script_holds_and_starts_it(warmups, monkeypatch, console):
+    # the console script ends after the study: its artefacts need no collection (nor the report helper's pages
+    # copied by one); a Python session calling cli.main gets the trained models' cycles back as before
+    import gc
+    import sys
+
+    monkeypatch.setattr(sys.modules["learnact.cli.app"], "_CONSOLE", console)  # the module (cli.app is the Typer app)
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    run_cmd._WarmUp(True, parallel.MIN_RUNS, suite=False).trained(parallel.MIN_RUNS)
+    assert frozen == ([True] if console else [])
+    assert warmups == [()]
+
+
 def test_a_fork_server_that_cannot_start_does_not_fail_the_training(warmups, monkeypatch):
     def refuse(extra=()):
         raise OSError(24, "Too many open files")

@@ -11,7 +11,7 @@ import typer
 from .._blas import one_thread
 from .errors import LearnactCommand, LearnactGroup, install_signal_handlers, run_cli, state
 
-__all__ = ["app", "main"]
+__all__ = ["app", "ends_after_command", "main"]
 
 
 class _App(typer.Typer):
@@ -102,6 +102,16 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run_cli(app, argv))
 
 
+_CONSOLE = False
+"""Whether this process is the ``learnact`` console script, which ends after its one command."""
+
+
+def ends_after_command() -> bool:
+    """Whether this process ends once its command is done (the console script, not :func:`main` called from
+    Python): what the command holds need not be freed before then."""
+    return _CONSOLE
+
+
 def console() -> None:
     """The ``learnact`` console script (and ``python -m learnact``): :func:`main`, then a quick exit.
 
@@ -113,6 +123,8 @@ def console() -> None:
     teardown, with :func:`main`'s exit code. First, before anything loads numpy,
     one OpenBLAS thread for this process and its helpers (:mod:`learnact._blas`).
     """
+    global _CONSOLE
+    _CONSOLE = True
     one_thread()
     try:
         main()

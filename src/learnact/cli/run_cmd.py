@@ -204,10 +204,14 @@ class _WarmUp:
         with the collector paused, would otherwise be walked by the
         collections that the bookkeeping after training sets off here, and by
         those of the helper's imports, which then copied their pages from
-        this process. This process ends after the study, so what is frozen
-        here is never a leak that outlives it.
+        this process. Only in the console script, which ends after the study:
+        the trained models hold reference cycles, which a frozen collector
+        would keep for the life of a Python session calling :func:`~.app.main`.
         """
-        gc.freeze()
+        from .app import ends_after_command
+
+        if ends_after_command():
+            gc.freeze()
         self.start()
 
     def start(self, *_: object) -> None:
