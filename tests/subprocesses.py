@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -43,3 +44,19 @@ def waits_for(path: str, timeout_s: float = 60) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def wait_until(predicate: Callable[[], bool], what: str, proc: subprocess.Popen | None = None,
+               limit_s: float = 300.0) -> None:
+    """Poll ``predicate`` until it holds; fail (not hang) if ``proc`` exits first (with the end of its stderr,
+    where it was piped) or after ``limit_s`` seconds, naming ``what`` was awaited."""
+    import pytest
+
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            err = proc.communicate()[1] if proc.stderr is not None else ""
+            pytest.fail(f"process exited ({proc.returncode}) before {what}: {(err or '')[-2000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.005)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from learnact._torch_import import DEFERRED, ENV
+from learnact.evaluation.quantities import MACHINE_QUANTITIES
 from subprocesses import run_case
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -177,8 +178,9 @@ def _run(tmp_path: Path, out: str, *args: str, **env: str) -> tuple[str, list[di
     return next(line for line in done.stdout.splitlines() if line.startswith("meta kernels")), rows
 
 
-_CLOCKS = ("time_", "step_latency_ms_")
-"""Leaderboard columns measured with a clock (training time, step latency): they differ between any two runs."""
+_CLOCKS = ("time_", *MACHINE_QUANTITIES)
+"""Leaderboard columns that measure the machine (training time, step latency, memory): they differ between any
+two runs."""
 
 
 def test_learnact_run_trains_without_them_and_to_the_same_results(tmp_path):

@@ -25,7 +25,7 @@ from learnact.evaluation import per_run, tidy_results
 from learnact.evaluation.quantities import MACHINE_QUANTITIES
 from learnact.experiment.grid import study_from_dict
 from learnact.experiment.runner import run_study
-from subprocesses import run_case
+from subprocesses import run_case, wait_until
 
 CLI = [sys.executable, "-m", "learnact"]
 
@@ -62,17 +62,6 @@ KILL_STUDY = {
 }
 
 
-def _wait_for(predicate, what: str, proc: subprocess.Popen | None = None, limit_s: float = 180.0) -> None:
-    """Poll ``predicate``; fail (not hang) if ``proc`` exits first or nothing happens for minutes."""
-    deadline = time.monotonic() + limit_s
-    while not predicate():
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"process exited ({proc.returncode}) before {what}: {err[-2000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.005)
-
 
 def test_kill_9_then_rerun_resumes_without_retraining_finished_runs(tmp_path):
     config = tmp_path / "kill.json"
@@ -82,7 +71,7 @@ def test_kill_9_then_rerun_resumes_without_retraining_finished_runs(tmp_path):
     command = [*CLI, "run", "--config", str(config), "--out", str(folder), "--quiet", "--no-report"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: len(store.finished_runs(folder)) >= 3, "3 runs finished", proc)
+        wait_until(lambda: len(store.finished_runs(folder)) >= 3, "3 runs finished", proc, limit_s=180)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
@@ -137,7 +126,7 @@ def test_a_second_process_on_the_same_folder_stops_and_the_first_finishes_intact
     first = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), str(config), str(started), str(gate)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(started.exists, "the first process holds the study", first)
+        wait_until(started.exists, "the first process holds the study", first, limit_s=180)
         before = _snapshot(folder)
         second = subprocess.run([*CLI, "run", "--config", str(config), "--out", str(folder)],
                                 capture_output=True, text=True, timeout=300)

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +22,7 @@ import pytest
 
 import learnact
 from learnact.experiment.lock import study_lock
+from subprocesses import wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; signals are POSIX")
 
@@ -83,16 +83,6 @@ def _descendants(root: int) -> set[int]:
     return found
 
 
-def _wait_for(predicate, what: str, proc: subprocess.Popen | None = None, limit_s: float = 300.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not predicate():
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"learnact exited ({proc.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.005)
-
-
 def _numbers(folder: Path) -> pd.DataFrame:
     """leaderboard.csv without the columns that measure this machine (times, latency, memory)."""
     from learnact.evaluation.quantities import MACHINE_QUANTITIES
@@ -129,9 +119,9 @@ def test_a_rerun_right_after_the_kill_is_not_refused_and_matches_an_uninterrupte
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=ENV, start_new_session=True,
                                 preexec_fn=_default_sigint)
     try:
-        _wait_for(lambda: _n_done(folder) >= GROUP, "the first task's runs were written", proc)
+        wait_until(lambda: _n_done(folder) >= GROUP, "the first task's runs were written", proc)
         # the long task has started: the parent forked its workers
-        _wait_for(lambda: len(_descendants(proc.pid)) >= 1, "workers were forked", proc)
+        wait_until(lambda: len(_descendants(proc.pid)) >= 1, "workers were forked", proc)
         workers = _descendants(proc.pid)
         assert _n_done(folder) < len(STUDY["seeds"]) * len(STUDY["variants"])
     finally:
@@ -148,7 +138,7 @@ def test_a_rerun_right_after_the_kill_is_not_refused_and_matches_an_uninterrupte
     assert "in use" not in rerun.stderr and "Traceback" not in rerun.stderr
     pd.testing.assert_frame_equal(_numbers(folder), uninterrupted)
     # the killed run's workers ended with it (they write their output to its stderr, read below)
-    _wait_for(lambda: not any(_stat(pid) for pid in workers), "the killed run's workers to end", limit_s=120)
+    wait_until(lambda: not any(_stat(pid) for pid in workers), "the killed run's workers to end", limit_s=120)
     # before: a BrokenPipeError (kill -9, SIGTERM) or KeyboardInterrupt (Ctrl-C) traceback from each worker
     assert "Traceback" not in stderr_path.read_text()
     expected = {signal.SIGKILL: (-signal.SIGKILL,), signal.SIGTERM: (143, -signal.SIGTERM), signal.SIGINT: (130,)}
@@ -219,7 +209,7 @@ def test_a_worker_ends_when_the_process_it_works_for_is_killed(mode):
         assert (parent == proc.pid) == (mode == "direct")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
-        _wait_for(lambda: _stat(worker) is None, "the worker to end", limit_s=60)
+        wait_until(lambda: _stat(worker) is None, "the worker to end", limit_s=60)
     finally:
         for pid in [worker, *others]:
             try:
@@ -263,12 +253,12 @@ def test_process_pool_workers_end_with_the_process_that_owns_the_pool():
     """Their parent is a fork server, which outlived a killed owner while its workers held it open: all leaked."""
     proc = subprocess.Popen([sys.executable, "-c", POOL_OWNER], stdout=subprocess.PIPE, text=True, env=ENV)
     assert proc.stdout.readline().strip() == "started"
-    _wait_for(lambda: len(_descendants(proc.pid)) >= 3, "the fork server and 2 workers", proc, limit_s=120)
+    wait_until(lambda: len(_descendants(proc.pid)) >= 3, "the fork server and 2 workers", proc, limit_s=120)
     started = _descendants(proc.pid)
     try:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
-        _wait_for(lambda: not any(_stat(pid) for pid in started), "the pool's processes to end", limit_s=60)
+        wait_until(lambda: not any(_stat(pid) for pid in started), "the pool's processes to end", limit_s=60)
     finally:
         for pid in started:
             try:
