@@ -6,9 +6,10 @@ with them PyTorch's decompositions and reference implementations
 (``torch._decomp``, ``torch._refs``). Tracing and compiling use them
 (``torch.compile``, fake tensors, ``torch.export``); eager computation on the
 CPU or a GPU never does, because those kernels are registered for the
-``Meta`` key only. They were about 0.15-0.5 s of the command's 0.9-2 s
-import of PyTorch on the 2-core machine, on the critical path of ``learnact
-run`` (nothing else can start training before torch is loaded).
+``Meta`` key only. They were about 13% of the command's import of PyTorch
+on the 2-core machine (1.65 against 1.43 CPU-s, medians of eight imports),
+on the critical path of ``learnact run`` (training starts once torch is
+loaded and the data helper is done).
 
 :func:`import_torch` imports PyTorch with that one module left out, then
 takes its placeholder away again: the first ``import torch._decomp`` or

