@@ -12,9 +12,9 @@ on the critical path of ``learnact run`` (training starts once torch is
 loaded and the data helper is done).
 
 :func:`import_torch` imports PyTorch with that one module left out, then
-takes its placeholder away again: the first ``import torch._decomp`` or
-``import torch._meta_registrations`` afterwards (``torch.compile``, fake
-tensors) loads the real module, which registers every kernel then. It first
+takes its placeholder away again: the first import of ``torch._decomp``,
+``torch._refs`` or ``torch._meta_registrations`` afterwards (``torch.compile``,
+fake tensors) loads the real module, which registers every kernel then. It first
 imports what eager code needs of that module's imports (on PyTorch 2.13,
 ``torch._prims.rng_prims`` binds ``torch.Generator``'s metaclass) and checks
 that a generator can be made; where anything fails, or the PyTorch release is
@@ -146,8 +146,9 @@ def import_torch() -> bool:
             del sys.modules[DEFERRED]
     if finder.module is None:  # this PyTorch did not import it: nothing was left out
         return False
-    if getattr(torch, DEFERRED.rpartition(".")[2], None) is finder.module:
-        delattr(torch, DEFERRED.rpartition(".")[2])
+    attribute = DEFERRED.rpartition(".")[2]  # the import system set the submodule on its package too
+    if getattr(torch, attribute, None) is finder.module:
+        delattr(torch, attribute)
     try:
         for name in _EAGER_NEEDS:
             importlib.import_module(name)

@@ -357,10 +357,10 @@ def run(
         raise ValueError("--pdf compiles the report, and --no-report builds none; drop one of them")
     # the data helper starts now, importing scikit-learn while this process reads the study; it gets the study
     # once it is checked (below), or ends unused
+    from ..experiment.run_splits import discard_early, prefetch_inputs, start_early
+
     overlap = executor == "local" and "torch" not in sys.modules
     if overlap and not plugin:  # a plugin's data sets are known once it is imported (below)
-        from ..experiment.run_splits import start_early
-
         start_early()
     try:
         # a wrong study file, engine or number is reported before torch and the training code load (about 3 s)
@@ -400,13 +400,8 @@ def run(
         folder = out if out is not None else default_out(study.name)
         _check_out(folder)
     except BaseException:
-        if overlap:  # the early data helper ends with the refused command's one-line error
-            from ..experiment.run_splits import discard_early
-
-            discard_early()
+        discard_early()  # the early data helper, if any, ends with the refused command's one-line error
         raise
-    from ..experiment.run_splits import discard_early, prefetch_inputs
-
     # The study's data is checked and split in a helper process while this one imports torch and the training
     # code (about 1 s sooner on 2 cores: this process never imports scikit-learn). Only where the runs train here.
     if overlap and "torch" in sys.modules:  # a plugin or an import-path candidate loaded it: the work is here

@@ -199,7 +199,7 @@ def map_in_processes(fn: Callable[[T], R], items: Iterable[T], workers: int | No
         The results, in the order of ``items``.
     """
     todo = list(items)
-    n = min(len(todo), workers if workers is not None else default_workers())
+    n = _processes_for(workers, len(todo))
     if n <= 1:
         if meanwhile is not None:
             meanwhile()
@@ -285,9 +285,12 @@ def workers_have_this_process(workers: int | None, items: int) -> bool:
     """Whether :func:`map_in_processes` with ``workers`` over ``items`` items runs them in forks of this process
     (through its helper), which have every module it has loaded (torch in ``learnact run``); ``False`` where it
     runs them here, or in a fork server's or spawned workers."""
-    if min(items, workers if workers is not None else default_workers()) <= 1:
-        return False
-    return _HELPER is not None or _forks_helper()
+    return _processes_for(workers, items) > 1 and (_HELPER is not None or _forks_helper())
+
+
+def _processes_for(workers: int | None, items: int) -> int:
+    """The processes :func:`map_in_processes` uses for ``items`` items (1: everything in this process)."""
+    return min(items, workers if workers is not None else default_workers())
 
 
 def _forks_helper() -> bool:
