@@ -433,3 +433,106 @@ def test_matplotlib_works_as_before_outside_a_save(kind, tmp_path):
         assert owner.__dict__[method] is not before
         raise RuntimeError("a failed save")
     assert owner.__dict__[method] is before
+
+
+@pytest.mark.parametrize("case", ["bottom labels hidden", "top tick labels", "top ticks"])
+def test_titles_stay_put_over_a_panel_without_bottom_labels(case, tmp_path, caplog, monkeypatch):
+    # matplotlib measures an x axis whose ticks are "unknown" (bottom tick labels hidden: the upper panels of a
+    # grid) to place the title above it. With nothing of the axis on the top side, save_figure leaves the titles
+    # put: the PDF is the one matplotlib's own placement gives. Top tick labels or top tick marks could reach the
+    # title: matplotlib places it then
+    import logging
+
+    from learnact.reporting import saving
+
+    def make():
+        fig = Figure(figsize=(3, 3), layout="constrained")
+        upper, lower = fig.subplots(2, 1)
+        for ax in (upper, lower):
+            ax.plot([0.0, 1.0], [0.0, 3.0])
+            ax.set_title("a title over the panel")
+        upper.tick_params(labelbottom=False)
+        if case == "top tick labels":
+            upper.tick_params(labeltop=True)
+        elif case == "top ticks":
+            upper.tick_params(top=True)
+        return fig
+
+    documents = []
+    for short_cut in (True, False):
+        with monkeypatch.context() as patch:
+            if not short_cut:
+                patch.setattr(saving, "_titles_at_the_top", lambda fig: None)
+            caplog.clear()
+            with figure_style(), caplog.at_level(logging.DEBUG, logger="matplotlib.axes._base"):
+                save_figure(make(), tmp_path / str(short_cut), "titles")
+            if short_cut:
+                left_put = "title position was updated manually" in caplog.text
+        documents.append((tmp_path / str(short_cut) / "titles.pdf").read_bytes())
+    assert left_put is (case == "bottom labels hidden")
+    assert documents[0] == documents[1]
+
+
+def test_agg_unhinted_at_72_dpi_measures_text_as_the_pdf_backend():
+    # the constrained layout measures with Agg at 72 dpi and the PDF backend measures again as it draws: with the
+    # report's style (no hinting), both give the same numbers to the last bit, so save_figure lays a text out
+    # once for both (saving._measured_by); math text and other dpi are not shared
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.backends.backend_pdf import PdfFile, RendererPdf
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.text import Text
+
+    from learnact.reporting import saving
+
+    strings = ["adaptive_entropy_T0.7_lam0.001", "\u03c6(x)", "\u22120.5", "Gate weight", "WAVE Tj", "lp", "1e-3"]
+    with figure_style():
+        agg, agg150 = RendererAgg(100, 100, 72.0), RendererAgg(100, 100, 150.0)
+        pdf = RendererPdf(PdfFile(io.BytesIO()), 72.0, 100, 100)
+        for size in (6.5, 7.5, 9.0, 11.0):
+            for weight in ("normal", "bold"):
+                prop = FontProperties(size=size, weight=weight)
+                for s in strings:
+                    assert agg.get_text_width_height_descent(s, prop, False) == \
+                        pdf.get_text_width_height_descent(s, prop, False), (s, size, weight)
+        fig = Figure()
+        plain, math = Text(text="Gate weight"), Text(text="$\\alpha$")
+        for t in (plain, math):
+            t.set_figure(fig)
+        assert saving._measured_by(plain, agg) == saving._measured_by(plain, pdf) == ("pdf-metrics",)
+        assert saving._measured_by(math, agg) != saving._measured_by(math, pdf)
+        assert saving._measured_by(plain, agg150) != saving._measured_by(plain, pdf)
+    with matplotlib.rc_context({"text.hinting": "auto"}):  # hinted, Agg measures otherwise: not shared
+        assert saving._measured_by(plain, agg) != ("pdf-metrics",)
+
+
+def test_a_save_lays_each_plain_text_out_once_for_both_renderers(tiny_study, tmp_path, monkeypatch):
+    # the layouts the constrained layout made with Agg serve the PDF's draw: the PDF renderer lays out only what
+    # Agg did not (math text), and the PDF is the same byte for byte as with a layout per renderer
+    from matplotlib.text import Text
+
+    from learnact.reporting import saving
+
+    view = load_study_view(tiny_study)
+    spec = next(s for s in FIGURES if s.name == "gate_evolution")
+    original = Text._get_layout
+    documents, by_renderer = [], []
+    for shared in (True, False):
+        made: dict[str, int] = {}
+
+        def counted(self, renderer, made=made):
+            name = type(renderer).__name__
+            made[name] = made.get(name, 0) + 1
+            return original(self, renderer)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Text, "_get_layout", counted)
+            if not shared:
+                patch.setattr(saving, "_measured_by", lambda text, renderer: (id(renderer), type(renderer)))
+            with figure_style():
+                fig, _ = spec.build(view)
+                save_figure(fig, tmp_path / str(shared), spec.name)
+        documents.append((tmp_path / str(shared) / f"{spec.name}.pdf").read_bytes())
+        by_renderer.append(made)
+    assert documents[0] == documents[1]
+    assert by_renderer[0].get("MixedModeRenderer", 0) == 0 < by_renderer[1]["MixedModeRenderer"]
+    assert by_renderer[0]["RendererAgg"] == by_renderer[1]["RendererAgg"]

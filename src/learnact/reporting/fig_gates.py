@@ -17,6 +17,7 @@ from ._plot import (
     draw_lines,
     grid_shape,
     grouped_rows,
+    label_bottom_panels,
     next_layer_panel,
     seed_offsets,
     stacked_bar,
@@ -276,6 +277,7 @@ def gate_evolution_figure(view: StudyView) -> tuple[Figure, str]:
             ax.set_xlabel("Epoch", fontsize=7.5)
             first = next_layer_panel(ax, first, "Gate weight", ylabel_size=7.5)  # every panel on the same 0-1 scale
             scheduled |= _draw_temperature(ax, view, v, layer)
+    label_bottom_panels(fig.axes)  # "Epoch" once per column; each panel keeps its own epoch ticks
     handles: list = [Patch(color=candidate_color(c), label=c) for c in names_seen]
     if scheduled:
         handles.append(Line2D([], [], color="0.1", lw=1.0, ls="--", label="temperature T (right axis)"))

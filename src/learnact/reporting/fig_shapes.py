@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ._plot import draw_lines, next_layer_panel, wrap_name
+from ._plot import draw_lines, label_bottom_panels, next_layer_panel, wrap_name
 from .fig_gates import layer_panels
 from .shapes import ShapePanel, shape_layers, shape_panels, x_grid
 from .study_view import StudyView
@@ -75,6 +75,7 @@ def activation_shapes_figure(view: StudyView) -> tuple[Figure, str]:
             ax.tick_params(labelsize=7)
             ax.set_xlabel("Pre-activation x", fontsize=7.5)
             first = next_layer_panel(ax, first, "\u03c6(x)", ylabel_size=8, share_y=True)  # one y scale per variant
+    label_bottom_panels(fig.axes)  # every panel spans the same x grid: its ticks and label once per column
     handles = [Line2D([], [], color="0.3", lw=1.1, label="learned \u03c6 (one line per seed)"),
                Patch(color="0.3", alpha=0.25, label="spread over samples / units")]
     if initial:

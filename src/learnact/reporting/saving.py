@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,9 +22,9 @@ import matplotlib
 import numpy as np
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
-from matplotlib import ticker
-from matplotlib.axis import Axis
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib import ft2font, ticker
+from matplotlib.axis import Axis, XAxis
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
@@ -156,7 +157,7 @@ def _titles_at_the_top(fig: Figure) -> None:
     places them as before).
     """
     for ax in fig.axes:
-        if ax.xaxis.get_ticks_position() in ("top", "unknown") or ax.xaxis.get_label_position() == "top":
+        if _x_axis_reaches_up(ax.xaxis):
             return
         formatter = ax.yaxis.get_major_formatter()
         formatter.set_locs(list(ax.yaxis.get_majorticklocs()))
@@ -167,13 +168,64 @@ def _titles_at_the_top(fig: Figure) -> None:
             ax._autotitlepos = False
 
 
+def _x_axis_reaches_up(axis: XAxis) -> bool:
+    """Whether matplotlib measures the x ``axis`` to place its axes' title, and anything of it may lie above the
+    axes: its label or offset text at the top, or ticks that are neither bottom-only nor the default.
+
+    matplotlib measures the axis where its ticks are at the top or "unknown"
+    (``get_ticks_position``): the latter also where the bottom tick labels
+    are hidden (the inner panels of a grid with one x label per column).
+    Where no tick mark or label of the top side is visible either, the
+    axis lies below its axes' top edge, and the title, above that edge,
+    stays where it is.
+    """
+    if axis.get_label_position() == "top" or getattr(axis, "offset_text_position", "bottom") != "bottom":
+        return True
+    position = axis.get_ticks_position()
+    if position == "top":
+        return True
+    if position == "unknown":
+        return any(tick.tick2line.get_visible() or tick.label2.get_visible()
+                   for tick in (axis.majorTicks[0], axis.minorTicks[0]))
+    return False
+
+
+def _measured_by(text: Text, renderer: Any) -> tuple:
+    """Who measures ``text`` for ``renderer``: ``("pdf-metrics",)`` where the measures are the PDF backend's,
+    else the renderer itself.
+
+    The constrained layout measures the texts with an Agg renderer at 72
+    dpi, and the PDF backend measures them again as it draws. Both read the
+    same FreeType font at 72 dpi (``get_text_width_height_descent``); where
+    Agg loads its glyphs without hinting, as the PDF backend always does
+    (the report's style sets ``text.hinting`` to ``"none"``), the two give the
+    same numbers, so a text laid out for the one is laid out for the other.
+    Not so for math text (each renderer has its own math parser), nor where
+    the PDF uses the 14 core fonts' metrics (``pdf.use14corefonts``).
+    """
+    plain = not (text.get_parse_math() and "$" in text.get_text())
+    if plain and not matplotlib.rcParams["pdf.use14corefonts"]:
+        pdf = sys.modules.get("matplotlib.backends.backend_pdf")  # loaded by the first PDF saved, not before
+        measure = getattr(renderer, "get_text_width_height_descent", None)  # a PDF's mixed-mode renderer too
+        if pdf is not None and isinstance(getattr(measure, "__self__", None), pdf.RendererPdf) \
+                and getattr(measure, "__func__", None) is pdf.RendererPdf.get_text_width_height_descent:
+            return ("pdf-metrics",)
+        if isinstance(renderer, RendererAgg) and renderer.dpi == 72.0 and get_hinting_flag() == _NO_HINTING:
+            return ("pdf-metrics",)
+    return (id(renderer), type(renderer), getattr(renderer, "dpi", None))
+
+
+_NO_HINTING = ft2font.LoadFlags.NO_HINTING if hasattr(ft2font, "LoadFlags") else ft2font.LOAD_NO_HINTING  # type: ignore[attr-defined]
+"""FreeType's flag for glyphs loaded without hinting (``LoadFlags`` from matplotlib 3.10, a plain int before)."""
+
+
 def _layout_key(text: Text, renderer: Any) -> tuple | None:
     """Everything matplotlib's layout of ``text`` (``Text._get_layout``) reads, or ``None`` where the text is not
     kept (wrapped text depends on where it stands, TeX on the TeX installation)."""
     if text.get_wrap() or text.get_usetex():
         return None
     font = text.get_fontproperties()
-    return (id(renderer), type(renderer), getattr(renderer, "dpi", None), text.get_figure().dpi,  # type: ignore[union-attr]
+    return (_measured_by(text, renderer), text.get_figure().dpi,  # type: ignore[union-attr]
             text.get_text(), tuple(font.get_family()), font.get_style(), font.get_variant(), font.get_weight(),
             font.get_stretch(), font.get_size_in_points(), font.get_file(), font.get_math_fontfamily(),
             text.get_parse_math(), getattr(text, "_linespacing", None), getattr(text, "_multialignment", None),

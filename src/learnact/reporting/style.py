@@ -59,6 +59,10 @@ RC: dict[str, Any] = {
     # 255 (the minus sign, λ, φ) goes into a second embedded copy of the font, one more fontTools subset per figure
     "ps.fonttype": 42,
     "figure.constrained_layout.use": True,
+    # the layout measures text with Agg at 72 dpi; unhinted, as the PDF backend draws it, Agg's measures are the
+    # PDF's to the last bit, and a text is laid out once for both (saving._measured_by). Agg draws no report
+    # figure: the PNGs are the PDFs rasterised
+    "text.hinting": "none",
 }
 """Matplotlib settings of every report figure."""
 
