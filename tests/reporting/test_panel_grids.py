@@ -82,3 +82,67 @@ def test_label_bottom_panels_leaves_twins_and_switched_off_panels_alone():
     assert not grid[0].get_xlabel() and grid[1].get_xlabel() == "x" and grid[2].get_xlabel() == "x"
     assert any(t.get_visible() for t in grid[0].get_xticklabels())  # another x range than the middle panel's
     assert twin.get_xlabel() == ""
+
+
+def test_row_panels_beside_the_labelled_one_make_no_y_ticks(tiny_study):
+    # a row chart's panels right of the one naming the rows sit on the same rows (the same y limits) and make no
+    # y ticks: a tick per row (made, laid out and drawn, label hidden) was a fifth of such a chart's CPU time
+    from learnact.reporting.figures import NothingToShow
+
+    checked = 0
+    view = load_study_view(tiny_study)
+    for spec in FIGURES:
+        if spec.task == "regression":  # no row chart among the regression study's own figures
+            continue
+        with figure_style():
+            try:
+                built = spec.build(view)
+            except NothingToShow:
+                continue
+            fig = built[0] if isinstance(built, tuple) else built
+            fig.canvas.draw()
+        names = set(view.variants)
+        labelled = [ax for ax in fig.axes if names & {t.get_text() for t in ax.get_yticklabels() if t.get_visible()}]
+        for first in labelled:
+            beside = [ax for ax in fig.axes if ax is not first and ax.get_visible() and ax.axison
+                      and ax.get_ylim() == first.get_ylim() and not ax.get_ylabel()
+                      and ax.get_position().y0 == pytest.approx(first.get_position().y0)]
+            for ax in beside:
+                assert len(ax.yaxis.get_majorticklocs()) == 0, (spec.name, ax.get_xlabel())
+                checked += 1
+    assert checked >= 5  # leaderboard, cost, gate selectivity and weights, case studies
+
+
+def test_apply_rows_keeps_the_row_ticks_of_a_shared_y_axis():
+    # a panel sharing the labelled panel's y axis keeps the rows' ticks (the locator is theirs together) and hides
+    # only its labels
+    from matplotlib.figure import Figure
+
+    from learnact.reporting._plot import apply_rows
+
+    rows = [("heading", "Fixed baselines"), ("variant", "a"), ("variant", "b")]
+    with figure_style():
+        fig = Figure()
+        left, right = fig.subplots(1, 2, sharey=True)
+        apply_rows(left, rows)
+        apply_rows(right, rows, labels=False)
+        fig.canvas.draw()
+    assert list(left.yaxis.get_majorticklocs()) == list(right.yaxis.get_majorticklocs()) == [0, 1, 2]
+    assert [t.get_text() for t in left.get_yticklabels()] == ["Fixed baselines", "a", "b"]
+    assert not any(t.get_visible() for t in right.get_yticklabels())
+
+
+def test_the_loss_axis_has_minor_ticks_at_two_and_five_per_decade(tiny_study):
+    # over several decades, minor ticks at 2 and 5 times each power of ten (matplotlib's locator switches to linear
+    # minor ticks itself where the view spans less than a decade, as the tiny study's does)
+    import numpy as np
+
+    spec = next(s for s in FIGURES if s.name == "loss_curves")
+    with figure_style():
+        fig, _ = spec.build(load_study_view(tiny_study))
+    logs = [ax for ax in fig.axes if ax.get_yscale() == "log"]
+    assert logs
+    for ax in logs:
+        minor = np.asarray(ax.yaxis.get_minor_locator().tick_values(2e-3, 0.7))
+        mantissa = minor / 10.0 ** np.floor(np.log10(minor) + 1e-9)
+        assert len(minor) >= 4 and set(np.round(mantissa, 6)) == {2.0, 5.0}

@@ -84,7 +84,7 @@ def case_studies_figure(view: StudyView) -> tuple[Figure, str]:
             rows.append(("variant", label))
             positions[label] = i
     fig = new_figure(3.0 * len(layers) + 2.6, 0.9 + 0.27 * len(rows))
-    axes = fig.subplots(1, len(layers), sharey=True, squeeze=False)[0]
+    axes = fig.subplots(1, len(layers), squeeze=False)[0]
     names: list[str] = []
     for j, (ax, info) in enumerate(zip(axes, layers, strict=True)):
         cands = list(info["candidates"])

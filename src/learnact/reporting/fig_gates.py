@@ -60,7 +60,7 @@ def gate_selectivity_figure(view: StudyView) -> tuple[Figure, str]:
     rows = grouped_rows(view, variants)
     colors = variant_colors(view)
     fig = new_figure(7.6, 1.0 + 0.3 * len(rows) * max(1, len(layers)) ** 0.5)
-    axes = fig.subplots(1, 2, sharey=True)
+    axes = fig.subplots(1, 2)
     n_cand = max(len(g["candidates"]) for v in variants for g in view.gated_layers(v))
     span = 0.5 / max(1, len(layers))
     for j, (ax, stat) in enumerate(zip(axes, ("entropy_mean", "max_weight_mean"), strict=True)):
@@ -98,7 +98,7 @@ def gate_selectivity_figure(view: StudyView) -> tuple[Figure, str]:
 
 
 def _static_panels(fig: Figure, view: StudyView, variants: list[str], layers: list[int]) -> set[str]:
-    axes = fig.subplots(1, len(layers), sharey=True, squeeze=False)[0]
+    axes = fig.subplots(1, len(layers), squeeze=False)[0]
     rows = [("variant", v) for v in variants]
     seen: set[str] = set()
     for j, (ax, layer) in enumerate(zip(axes, layers, strict=True)):
@@ -122,7 +122,7 @@ def _static_panels(fig: Figure, view: StudyView, variants: list[str], layers: li
 
 
 def _input_panels(fig: Figure, view: StudyView, variants: list[str], layers: list[int]) -> set[str]:
-    axes = fig.subplots(1, len(layers), sharey=True, squeeze=False)[0]
+    axes = fig.subplots(1, len(layers), squeeze=False)[0]
     rows = [("variant", v) for v in variants]
     seen: set[str] = set()
     for j, (ax, layer) in enumerate(zip(axes, layers, strict=True)):

@@ -48,7 +48,7 @@ def _row_chart(fig: Figure, view: StudyView, quantities: list[str | None], *, so
         sign = -1.0 if describe_quantity(sort_by).higher_is_better is not False else 1.0
         key = lambda v: sign * np.nan_to_num(view.mean_metric(v, sort_by), nan=-np.inf)  # noqa: E731
     rows = grouped_rows(view, sort_key=key)
-    axes = fig.subplots(1, len(quantities), sharey=True, squeeze=False)[0]
+    axes = fig.subplots(1, len(quantities), squeeze=False)[0]
     ref = view.baseline
     for j, (ax, q) in enumerate(zip(axes, quantities, strict=True)):
         ys = apply_rows(ax, rows, labels=j == 0)
