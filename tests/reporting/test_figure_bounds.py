@@ -30,7 +30,8 @@ from learnact.reporting.suite_report import SUITE_FIGURES
 
 
 def _save_counting_saves(fig, folder, name: str, monkeypatch) -> int:
-    """save_figure, and how many times matplotlib saved (laid out and drew) the figure, in any format."""
+    """save_figure, and how many times matplotlib saved (laid out and drew) the figure, in any format; PDFium must
+    have read each of those PDFs once."""
     saves = []
     original = Figure.savefig
 
@@ -38,9 +39,21 @@ def _save_counting_saves(fig, folder, name: str, monkeypatch) -> int:
         saves.append(kwargs.get("format"))
         return original(self, fname, **kwargs)
 
+    from learnact.reporting import saving
+
+    opened = []
+    original_document = saving.pdfium.PdfDocument
+
+    def opening(*args, **kwargs):
+        opened.append(1)
+        return original_document(*args, **kwargs)
+
     with monkeypatch.context() as patch:
         patch.setattr(Figure, "savefig", counted)
+        patch.setattr(saving.pdfium, "PdfDocument", opening)
         save_figure(fig, folder, name)
+    # PDFium reads each PDF drawn once: the page it checks for texts off the page is the one it renders as the PNG
+    assert len(opened) == len(saves), (name, len(opened), saves)
     return len(saves)
 
 

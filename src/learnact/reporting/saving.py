@@ -73,16 +73,21 @@ def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
         # Only when a text sticks out of the page (labels too long for the layout to fit), as PDFium reads the
         # PDF's text, is the figure drawn again, cropped to matplotlib's tight box, as bbox_inches="tight" with
         # pad_inches=0.05 would crop it. (Asking matplotlib for the tight box of every figure cost a tenth of the
-        # report's figures.)
-        if not _texts_on_page(document):
+        # report's figures.) The page PDFium reads for the check is the one it renders as the PNG.
+        dpi = float(matplotlib.rcParams["savefig.dpi"])
+        with _first_page(document) as page:
+            png = _png(page, dpi) if _texts_on_page(page) else None
+        if png is None:
             with _at_72_dpi(fig):
                 box = fig.get_tightbbox(canvas.get_renderer())
             document = _pdf(fig, box.padded(0.05))
+            with _first_page(document) as page:
+                png = _png(page, dpi)
     # each file through a temporary one and a rename: a full disk leaves no half-written figure behind
     with atomic_write(paths[1]) as tmp:
         tmp.write_bytes(document)
     with atomic_write(paths[0]) as tmp:
-        _rasterise(document, tmp, float(matplotlib.rcParams["savefig.dpi"]))
+        tmp.write_bytes(png)
     return paths
 
 
@@ -340,22 +345,21 @@ def _at_72_dpi(fig: Figure) -> Iterator[None]:
         fig.dpi = dpi
 
 
-def _texts_on_page(document: bytes) -> bool:
-    """Whether every text of the PDF ``document``'s first page lies on the page (within :data:`_SLACK`).
+def _texts_on_page(page: Any) -> bool:
+    """Whether every text of a PDF's ``page`` (``pypdfium2.PdfPage``) lies on the page (within :data:`_SLACK`).
 
     PDFium's bounds of each text object, in points. Lines and markers are
     left out: matplotlib clips them to their axes, which the layout keeps on
     the canvas, and PDFium's bounds of a clipped path are those of the whole
     path (a zoomed panel's curves reach far past it).
     """
-    with _first_page(document) as page:
-        width, height = page.get_size()
-        slack = _SLACK * 72.0
-        for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_TEXT]):
-            # pypdfium2 >= 5 names it get_bounds, 4.x get_pos
-            left, bottom, right, top = obj.get_bounds() if hasattr(obj, "get_bounds") else obj.get_pos()
-            if left < -slack or bottom < -slack or right > width + slack or top > height + slack:
-                return False
+    width, height = page.get_size()
+    slack = _SLACK * 72.0
+    for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_TEXT]):
+        # pypdfium2 >= 5 names it get_bounds, 4.x get_pos
+        left, bottom, right, top = obj.get_bounds() if hasattr(obj, "get_bounds") else obj.get_pos()
+        if left < -slack or bottom < -slack or right > width + slack or top > height + slack:
+            return False
     return True
 
 
@@ -398,18 +402,17 @@ def _pdf(fig: Figure, crop: Bbox | None) -> bytes:
     return buffer.getvalue()
 
 
-def _rasterise(document: bytes, path: Path, dpi: float) -> None:
-    """Render the first page of the PDF ``document`` at ``dpi`` (on white) and save it as the PNG ``path``."""
-    with _first_page(document) as page:
-        # PDFium rounds the pixel size up (a page of 864 pt at 150 dpi comes out 1801 px, not 1800); the canvas
-        # is cut to whole pixels, as matplotlib sizes a PNG of the same figure
-        width, height = (int(page.get_width() * dpi / 72.0 + 0.01), int(page.get_height() * dpi / 72.0 + 0.01))
-        bitmap = page.render(scale=dpi / 72.0, rev_byteorder=True)  # RGB, not PDFium's own BGR
-        try:
-            rgb = np.array(bitmap.to_numpy()[:height, :width, :3])
-        finally:
-            bitmap.close()
-    path.write_bytes(png_bytes(rgb, dpi))
+def _png(page: Any, dpi: float) -> bytes:
+    """A PDF's ``page`` (``pypdfium2.PdfPage``) rendered at ``dpi`` (on white), as the bytes of a PNG file."""
+    # PDFium rounds the pixel size up (a page of 864 pt at 150 dpi comes out 1801 px, not 1800); the canvas is cut
+    # to whole pixels, as matplotlib sizes a PNG of the same figure
+    width, height = (int(page.get_width() * dpi / 72.0 + 0.01), int(page.get_height() * dpi / 72.0 + 0.01))
+    bitmap = page.render(scale=dpi / 72.0, rev_byteorder=True)  # RGB, not PDFium's own BGR
+    try:
+        rgb = np.array(bitmap.to_numpy()[:height, :width, :3])
+    finally:
+        bitmap.close()
+    return png_bytes(rgb, dpi)
 
 
 def png_bytes(rgb: np.ndarray, dpi: float) -> bytes:
