@@ -146,3 +146,22 @@ def test_the_loss_axis_has_minor_ticks_at_two_and_five_per_decade(tiny_study):
         minor = np.asarray(ax.yaxis.get_minor_locator().tick_values(2e-3, 0.7))
         mantissa = minor / 10.0 ** np.floor(np.log10(minor) + 1e-9)
         assert len(minor) >= 4 and set(np.round(mantissa, 6)) == {2.0, 5.0}
+
+
+def test_confusion_panels_name_the_classes_along_the_grids_edges(tiny_study):
+    # every panel has the classes in the same order: the predicted classes are named under each column's lowest
+    # panel, the true classes left of each row's first; the panels inside the grid name none
+    spec = next(s for s in FIGURES if s.name == "confusion")
+    view = load_study_view(tiny_study)
+    with figure_style():
+        fig = spec.build(view)
+        fig.canvas.draw()
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_images()]
+    assert len(panels) == len(view.variants) > 4
+    n_cols = max(ax.get_subplotspec().colspan.start for ax in panels) + 1
+    for i, ax in enumerate(panels):
+        bottom, left = i + n_cols >= len(panels), i % n_cols == 0
+        names_x = [t.get_text() for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+        names_y = [t.get_text() for t in ax.get_yticklabels() if t.get_visible() and t.get_text()]
+        assert bool(names_x) is bottom and bool(ax.get_xlabel()) is bottom, i
+        assert bool(names_y) is left and bool(ax.get_ylabel()) is left, i

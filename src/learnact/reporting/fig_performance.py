@@ -235,9 +235,12 @@ def confusion_figure(view: StudyView) -> Figure:
                         color="white" if mean[i, j] > 60 else "0.1")
         ax.set_xticks(range(k), [str(c) for c in range(k)])
         ax.set_yticks(range(k), [str(c) for c in range(k)])
-        if idx + n_cols >= len(variants):
+        # every panel has the classes in the same order: they are named along the grid's bottom and left edges
+        bottom, left = idx + n_cols >= len(variants), idx % n_cols == 0
+        ax.tick_params(labelbottom=bottom, labelleft=left)
+        if bottom:
             ax.set_xlabel("Predicted class")
-        if idx % n_cols == 0:
+        if left:
             ax.set_ylabel("True class")
         ax.set_title(wrap_name(v, 26), fontsize=8)
         ax.grid(False)
