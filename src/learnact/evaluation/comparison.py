@@ -104,6 +104,12 @@ def _per_seed(tidy: pd.DataFrame, metric: str, column: str = "value") -> pd.Data
                             dropna=False)
 
 
+def _mean_of_present(values: np.ndarray) -> float:
+    """The mean of the values that are not NaN (NaN where none is), as pandas' ``Series.mean`` takes it."""
+    present = values[~np.isnan(values)]
+    return float(present.mean()) if len(present) else float("nan")
+
+
 def _diverged_seeds(tidy: pd.DataFrame) -> dict[str, set[int]]:
     """Per variant, the seeds whose run diverged."""
     bad = tidy[~finished_mask(tidy)]
@@ -204,16 +210,22 @@ def paired_comparisons(
         higher = (directions[metric] if directions is not None and metric in directions
                   else describe_quantity(metric).higher_is_better)
         values = _per_seed(finished, metric)
-        n_train = _per_seed(finished, metric, "n_train")
-        n_test = _per_seed(finished, metric, "n_test")
+        # seeds x variants as plain arrays: a pandas selection per variant and quantity had cost most of the
+        # comparison's time (0.1 s for the paper study, beside the report's figures)
+        frame = values.to_numpy(dtype=float)
+        sizes = {c: _per_seed(finished, metric, c).reindex(index=values.index, columns=values.columns)
+                 .to_numpy(dtype=float) for c in ("n_train", "n_test")}
+        seed_ids = [int(s) for s in values.index]
+        column = {v: j for j, v in enumerate(values.columns)}
         block: list[dict[str, Any]] = []
         for variant in others:
             lost = len(diverged.get(variant, set()) | diverged.get(ref, set()))
             base = {"metric": metric, "variant": variant, "reference": ref, "higher_is_better": higher,
                     "n_diverged": lost}
-            has_both = variant in values.columns and ref in values.columns
-            pair = values[[variant, ref]].dropna() if has_both else pd.DataFrame(columns=[variant, ref])
-            seeds = [int(s) for s in pair.index]
+            pair = [column[variant], column[ref]] if variant in column and ref in column else None
+            shared = (~np.isnan(frame[:, pair]).any(axis=1) if pair is not None
+                      else np.zeros(len(seed_ids), dtype=bool))  # the seeds where both have a value
+            seeds = [s for s, keep in zip(seed_ids, shared, strict=True) if keep]
             n = len(seeds)
             if n < 2:
                 why = f"; {lost} diverged" if lost else ""
@@ -221,10 +233,10 @@ def paired_comparisons(
                               "status": f"not comparable ({n} shared seed{'s' if n != 1 else ''}{why}; "
                                         "need 2)"})
                 continue
-            d = (pair[variant] - pair[ref]).to_numpy(dtype=float)
-            sizes_train = pd.concat([n_train.loc[seeds, variant], n_train.loc[seeds, ref]])
-            sizes_test = pd.concat([n_test.loc[seeds, variant], n_test.loc[seeds, ref]])
-            tr, te = float(sizes_train.mean()), float(sizes_test.mean())
+            assert pair is not None  # n >= 2
+            x, y = frame[shared, pair[0]], frame[shared, pair[1]]
+            d = x - y
+            tr, te = (_mean_of_present(sizes[c][shared][:, pair].T.ravel()) for c in ("n_train", "n_test"))
             if test_train_ratio is not None:
                 ratio = float(test_train_ratio)
             else:
@@ -235,7 +247,7 @@ def paired_comparisons(
             test = corrected_resampled_ttest(d, ratio, confidence)
             # a tie is relative to the values compared: an absolute 1e-12 had tied every seed of a metric of order
             # 1e-13 (halved on every seed: W/T/L 0/5/0, Wilcoxon p 1)
-            scale = np.maximum(np.abs(pair[variant].to_numpy(dtype=float)), np.abs(pair[ref].to_numpy(dtype=float)))
+            scale = np.maximum(np.abs(x), np.abs(y))
             tied = np.where(np.abs(d) <= tie_tol * scale, 0.0, d)
             w_stat, w_p = wilcoxon_signed_rank(tied, 0.0)
             wins, ties, losses = win_tie_loss(tied, higher, 0.0)
@@ -244,7 +256,7 @@ def paired_comparisons(
                 # every seed's difference the same (and not 0): the t-test has no spread to measure
                 "status": NO_SPREAD if test.se == 0 and test.mean_diff != 0 else "ok",
                 "seeds": ",".join(map(str, seeds)),
-                "mean_variant": float(pair[variant].mean()), "mean_reference": float(pair[ref].mean()),
+                "mean_variant": float(x.mean()), "mean_reference": float(y.mean()),
                 "mean_diff": test.mean_diff, "std_diff": test.std_diff, "ci_low": test.ci_low,
                 "ci_high": test.ci_high,
                 "effect_size": test.mean_diff / test.std_diff if test.std_diff > 0 else float("nan"),
