@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from scipy import stats
 
 from learnact.evaluation import (
@@ -286,3 +287,31 @@ def test_wilcoxon_ties_differences_equal_but_for_rounding_and_drops_the_tied_zer
     # a difference within the tie tolerance is a zero, as win_tie_loss counts it a tie
     assert wilcoxon_signed_rank([1e-13, 0.1, 0.2, -0.05], zero_tol=1e-12) == wilcoxon_signed_rank([0.1, 0.2, -0.05])
     assert win_tie_loss([1e-13, 0.1, 0.2, -0.05]) == (2, 1, 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 9).flatmap(lambda k: arrays(np.float64, st.tuples(st.integers(1, 6), st.just(k)),
+                                                  elements=st.floats(-1e6, 1e6, allow_nan=False))))
+def test_summarize_seed_rows_gives_each_row_what_summarize_seeds_gives_it(matrix):
+    # the leaderboard summarises the groups with as many seeds as each other at once: every number is the one
+    # the row gets alone, to the last bit
+    import dataclasses
+
+    from learnact.evaluation.statistics import summarize_seed_rows
+
+    together = summarize_seed_rows(matrix)
+    assert len(together) == len(matrix)
+    for row, summary in zip(matrix, together, strict=True):
+        alone = dataclasses.astuple(summarize_seeds(row))
+        assert all(a == b or (a != a and b != b) for a, b in zip(dataclasses.astuple(summary), alone, strict=True))
+
+
+def test_summarize_seed_rows_refuses_ragged_or_non_finite_input():
+    from learnact.evaluation.statistics import summarize_seed_rows
+
+    with pytest.raises(ValueError, match="finite values of shape"):
+        summarize_seed_rows(np.array([[1.0, np.nan]]))
+    with pytest.raises(ValueError, match="finite values of shape"):
+        summarize_seed_rows(np.zeros((2, 0)))
+    with pytest.raises(ValueError, match="confidence"):
+        summarize_seed_rows(np.ones((1, 3)), confidence=1.5)

@@ -9,7 +9,7 @@ from ..config import dataset_label
 from .metrics import HEADLINE_METRICS, METRICS, table_task, task_metrics
 from .quantities import describe_quantity
 from .results import VARIANT_COLUMNS, variant_fields
-from .statistics import summarize_seeds
+from .statistics import SeedSummary, summarize_seed_rows, summarize_seeds
 from .status import diverged_counts, excluded_note, finished_mask, finished_rows
 
 __all__ = ["leaderboard", "seed_aggregates", "COST_COLUMNS", "AGGREGATE_COLUMNS"]
@@ -166,13 +166,25 @@ def seed_aggregates(tidy: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     kept = np.flatnonzero(group.notna().to_numpy())  # as the groupby, rows without both names are left out
     codes = group.to_numpy()[kept]
     order = np.argsort(codes, kind="stable")
+    groups = [rows for rows in np.split(kept[order], np.flatnonzero(np.diff(codes[order])) + 1) if len(rows)]
+    seeds = [values[rows[finished[rows]]] for rows in groups]
+    seeds = [v[np.isfinite(v)] for v in seeds]
+    # the groups with as many finite values as each other are summarised together (summarize_seed_rows: the same
+    # numbers as one by one, without numpy's overhead per call for each of hundreds of groups)
+    summaries: list[SeedSummary | None] = [None] * len(groups)
+    by_count: dict[int, list[int]] = {}
+    for g, v in enumerate(seeds):
+        by_count.setdefault(len(v), []).append(g)
+    for count, members in by_count.items():
+        found = ([summarize_seeds(seeds[g], confidence) for g in members] if count == 0
+                 else summarize_seed_rows(np.stack([seeds[g] for g in members]), confidence))
+        for g, summary in zip(members, found, strict=True):
+            summaries[g] = summary
     out = []
-    for rows in np.split(kept[order], np.flatnonzero(np.diff(codes[order])) + 1):
-        if len(rows) == 0:  # an empty table
-            continue
+    for rows, s in zip(groups, summaries, strict=True):
+        assert s is not None  # every group is in one count's members
         variant, metric = variants[rows[0]], metrics[rows[0]]
         q = describe_quantity(str(metric))
-        s = summarize_seeds(values[rows[finished[rows]]], confidence)
         out.append({"variant": variant, "metric": metric, "group": q.group, "label": q.label,
                     "higher_is_better": q.higher_is_better, "n_diverged": counts[str(variant)], **vars(s)})
     table = pd.DataFrame(out, columns=list(AGGREGATE_COLUMNS))

@@ -19,6 +19,7 @@ __all__ = [
     "SeedSummary",
     "PairedTest",
     "summarize_seeds",
+    "summarize_seed_rows",
     "t_interval",
     "t_quantile",
     "corrected_resampled_ttest",
@@ -115,18 +116,47 @@ def summarize_seeds(values: np.ndarray | list[float], confidence: float = 0.95) 
         - values: ``(k,)``
     """
     x = _finite(values)
-    nan = float("nan")
     if len(x) == 0:
         _check_confidence(confidence)
+        nan = float("nan")
         return SeedSummary(0, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan)
-    std = float(x.std(ddof=1)) if len(x) > 1 else nan
-    low, high = t_interval(x, confidence)
-    q1, med, q3 = (float(v) for v in np.percentile(x, [25, 50, 75]))
-    return SeedSummary(
-        n=len(x), mean=float(x.mean()), std=std, sem=std / np.sqrt(len(x)) if len(x) > 1 else nan,
-        ci_low=low, ci_high=high, median=med, q1=q1, q3=q3, iqr=q3 - q1,
-        min=float(x.min()), max=float(x.max()),
-    )
+    return summarize_seed_rows(x[None, :], confidence)[0]
+
+
+def summarize_seed_rows(values: np.ndarray, confidence: float = 0.95) -> list[SeedSummary]:
+    """:func:`summarize_seeds` of each row of ``values``, computed for all rows at once.
+
+    Each row's numbers are those :func:`summarize_seeds` gives it to the last
+    bit (numpy reduces each row as it reduces one array); a leaderboard of
+    hundreds of (variant, quantity) groups summarised one by one spent most
+    of its time in numpy's per-call overhead.
+
+    Args:
+        values: One row per group, one finite value per seed (every row the same number of seeds, at least one).
+        confidence: Coverage of the intervals.
+
+    Shape:
+        - values: ``(groups, k)``, ``k >= 1``
+    """
+    _check_confidence(confidence)
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] < 1 or not np.isfinite(x).all():
+        raise ValueError(f"need finite values of shape (groups, seeds >= 1), got shape {x.shape}")
+    n = x.shape[1]
+    mean = x.mean(axis=1)
+    q1, med, q3 = np.percentile(x, [25, 50, 75], axis=1)
+    low, high, lo, hi = x.min(axis=1), x.max(axis=1), mean, mean
+    nan = np.full(len(x), np.nan)
+    std = sem = nan
+    if n > 1:
+        std = x.std(axis=1, ddof=1)
+        half = t_quantile((1 + confidence) / 2, n - 1) * std / np.sqrt(n)
+        lo, hi, sem = mean - half, mean + half, std / np.sqrt(n)
+    else:
+        lo = hi = nan
+    return [SeedSummary(n=n, mean=float(mean[g]), std=float(std[g]), sem=float(sem[g]), ci_low=float(lo[g]),
+                        ci_high=float(hi[g]), median=float(med[g]), q1=float(q1[g]), q3=float(q3[g]),
+                        iqr=float(q3[g] - q1[g]), min=float(low[g]), max=float(high[g])) for g in range(len(x))]
 
 
 @dataclass(frozen=True)
