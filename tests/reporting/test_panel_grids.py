@@ -150,7 +150,7 @@ def test_the_loss_axis_has_minor_ticks_at_two_and_five_per_decade(tiny_study):
 
 def test_confusion_panels_name_the_classes_along_the_grids_edges(tiny_study):
     # every panel has the classes in the same order: the predicted classes are named under each column's lowest
-    # panel, the true classes left of each row's first; the panels inside the grid name none
+    # panel, the true classes left of each row's first; the panels inside the grid name none and make no ticks
     spec = next(s for s in FIGURES if s.name == "confusion")
     view = load_study_view(tiny_study)
     with figure_style():
@@ -165,3 +165,5 @@ def test_confusion_panels_name_the_classes_along_the_grids_edges(tiny_study):
         names_y = [t.get_text() for t in ax.get_yticklabels() if t.get_visible() and t.get_text()]
         assert bool(names_x) is bottom and bool(ax.get_xlabel()) is bottom, i
         assert bool(names_y) is left and bool(ax.get_ylabel()) is left, i
+        # a panel inside the grid makes no ticks at all on an axis it does not name
+        assert (len(ax.xaxis.get_majorticklocs()) > 0) is bottom and (len(ax.yaxis.get_majorticklocs()) > 0) is left

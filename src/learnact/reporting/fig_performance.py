@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 from ..evaluation import METRICS, confusion_matrix, describe_quantity, predicted_labels, roc_curve
 from ..store import METRIC_RANGES
@@ -233,11 +233,14 @@ def confusion_figure(view: StudyView) -> Figure:
             for j in range(k):
                 ax.text(j, i, f"{mean[i, j]:.1f}%\n\u00b1{std[i, j]:.1f}", ha="center", va="center", fontsize=7,
                         color="white" if mean[i, j] > 60 else "0.1")
-        ax.set_xticks(range(k), [str(c) for c in range(k)])
-        ax.set_yticks(range(k), [str(c) for c in range(k)])
-        # every panel has the classes in the same order: they are named along the grid's bottom and left edges
+        # every panel has the classes in the same order: they are named (and ticked) along the grid's bottom and
+        # left edges only; a panel inside the grid makes no ticks at all
         bottom, left = idx + n_cols >= len(variants), idx % n_cols == 0
-        ax.tick_params(labelbottom=bottom, labelleft=left)
+        for axis, named in ((ax.xaxis, bottom), (ax.yaxis, left)):
+            if named:
+                axis.set_ticks(range(k), [str(c) for c in range(k)])
+            else:
+                axis.set_major_locator(NullLocator())
         if bottom:
             ax.set_xlabel("Predicted class")
         if left:
