@@ -17,13 +17,20 @@ def _panels(fig, title_start: str):
     return sorted(found, key=lambda ax: ax.get_position().x0)
 
 
+def _drawn(study, name: str):
+    """The registered figure ``name`` built on ``study`` and drawn (its layout done), with the study's view."""
+    spec = next(s for s in FIGURES if s.name == name)
+    view = load_study_view(study)
+    with figure_style():
+        built = spec.build(view)
+        fig = built[0] if isinstance(built, tuple) else built
+        fig.canvas.draw()
+    return fig, view
+
+
 @pytest.mark.parametrize("name", GRIDS)
 def test_a_variants_later_layer_panels_drop_the_repeated_y_labels(tiny_study, name):
-    spec = next(s for s in FIGURES if s.name == name)
-    view = load_study_view(tiny_study)
-    with figure_style():
-        fig, _ = spec.build(view)
-        fig.canvas.draw()
+    fig, _ = _drawn(tiny_study, name)
     variants = ["static_cold", "annealed"] + (["prelu_unit", "spline_fam"] if name == "activation_shapes" else [])
     for variant in variants:
         first, *later = _panels(fig, variant + "\n")
@@ -40,11 +47,7 @@ def test_a_variants_later_layer_panels_drop_the_repeated_y_labels(tiny_study, na
 def test_the_x_label_is_left_to_each_columns_lowest_panel(tiny_study, name):
     # the panels above a column's lowest drawn one drop the x label, and the x tick labels where their x range is
     # the lowest one's (the activation shapes: every panel spans the same x grid): nothing is lost
-    spec = next(s for s in FIGURES if s.name == name)
-    view = load_study_view(tiny_study)
-    with figure_style():
-        fig, _ = spec.build(view)
-        fig.canvas.draw()
+    fig, _ = _drawn(tiny_study, name)
     columns: dict[int, list] = {}
     for ax in fig.axes:
         if ax.axison and ax.get_visible() and ax.xaxis.get_visible():
@@ -151,11 +154,7 @@ def test_the_loss_axis_has_minor_ticks_at_two_and_five_per_decade(tiny_study):
 def test_confusion_panels_name_the_classes_along_the_grids_edges(tiny_study):
     # every panel has the classes in the same order: the predicted classes are named under each column's lowest
     # panel, the true classes left of each row's first; the panels inside the grid name none and make no ticks
-    spec = next(s for s in FIGURES if s.name == "confusion")
-    view = load_study_view(tiny_study)
-    with figure_style():
-        fig = spec.build(view)
-        fig.canvas.draw()
+    fig, view = _drawn(tiny_study, "confusion")
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_images()]
     assert len(panels) == len(view.variants) > 4
     n_cols = max(ax.get_subplotspec().colspan.start for ax in panels) + 1

@@ -120,10 +120,10 @@ def label_bottom_panels(panels: Sequence[Axes]) -> None:
     The panels above it drop their x label, and their x tick labels too where
     their x range is the lowest panel's (the same ticks: nothing is lost).
     Call it once the panels are drawn (their ranges set). Panels switched off
-    (no data) or hidden, and twins (their x axis hidden), are left alone, and a column with one drawn panel
-    keeps its labels. For the paper study's two panel grids (two dozen
-    panels each), laying out and drawing the repeated labels took about 7% of
-    those figures' CPU time.
+    (no data) or hidden, and twins (their x axis hidden), are left alone,
+    and a column with one drawn panel keeps its labels. For the paper
+    study's two panel grids (two dozen panels each), laying out and drawing
+    the repeated labels took about 7% of those figures' CPU time.
     """
     columns: dict[int, list[tuple[int, Axes]]] = {}
     for ax in panels:
