@@ -98,10 +98,15 @@ def reference_choice(tidy: pd.DataFrame, reference: str | None = None, by: str |
     return str(best), f"best {'fixed baseline' if not fixed.empty else 'variant'} by {q.label}"
 
 
-def _per_seed(tidy: pd.DataFrame, metric: str, column: str = "value") -> pd.DataFrame:
+def _per_seed(tidy: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
+    """Seeds x variants tables of ``metric``'s rows (selected once): its ``value`` and the runs' split sizes
+    ``n_train`` and ``n_test``, the latter two on the seeds and variants of the first."""
     rows = tidy[tidy["metric"] == metric]
-    return rows.pivot_table(index="seed", columns="variant", values=column, aggfunc="mean", sort=True,
-                            dropna=False)
+    values = rows.pivot_table(index="seed", columns="variant", values="value", aggfunc="mean", sort=True,
+                              dropna=False)
+    return {"value": values, **{c: rows.pivot_table(index="seed", columns="variant", values=c, aggfunc="mean",
+                                                    sort=True, dropna=False)
+                                .reindex(index=values.index, columns=values.columns) for c in ("n_train", "n_test")}}
 
 
 def _mean_of_present(values: np.ndarray) -> float:
@@ -209,12 +214,12 @@ def paired_comparisons(
     for metric in metrics:
         higher = (directions[metric] if directions is not None and metric in directions
                   else describe_quantity(metric).higher_is_better)
-        values = _per_seed(finished, metric)
+        tables = _per_seed(finished, metric)
+        values = tables["value"]
         # seeds x variants as plain arrays: a pandas selection per variant and quantity had cost most of the
         # comparison's time (0.1 s for the paper study, beside the report's figures)
         frame = values.to_numpy(dtype=float)
-        sizes = {c: _per_seed(finished, metric, c).reindex(index=values.index, columns=values.columns)
-                 .to_numpy(dtype=float) for c in ("n_train", "n_test")}
+        sizes = {c: tables[c].to_numpy(dtype=float) for c in ("n_train", "n_test")}
         seed_ids = [int(s) for s in values.index]
         column = {v: j for j, v in enumerate(values.columns)}
         block: list[dict[str, Any]] = []
